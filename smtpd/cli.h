@@ -1,0 +1,36 @@
+/*
+ * cli - the subcommands of the mxfwd binary.
+ *
+ * main() parses the command line into cli_args_t and calls one of these;
+ * each returns the process exit status: 0 success, 1 a failure its output
+ * explains, 2 bad usage.  Output for people goes to stdout, problems to
+ * stderr.
+ */
+#ifndef MXFWD_CLI_H
+#define MXFWD_CLI_H
+
+#include <stdbool.h>
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+typedef struct {
+    const char *config_path;
+    bool verbose; /* -v: debug lines */
+    bool json;    /* --json: machine-readable output */
+    int argc;     /* words after the command */
+    char **argv;
+} cli_args_t;
+
+int cli_serve(const cli_args_t *args);
+int cli_check_config(const cli_args_t *args);
+int cli_resolve(const cli_args_t *args);
+int cli_srs_forward(const cli_args_t *args);
+int cli_srs_reverse(const cli_args_t *args);
+int cli_queue(const cli_args_t *args);
+int cli_flush(const cli_args_t *args);
+int cli_delete(const cli_args_t *args);
+int cli_stats(const cli_args_t *args);
+
+#endif

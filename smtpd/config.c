@@ -1,0 +1,689 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "default.h"
+#include "parse.h"
+#include "str.h"
+#include "xalloc.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+typedef struct config_parser config_parser_t;
+typedef struct config_key config_key_t;
+typedef int (*config_set_fn)(config_parser_t *p, const config_key_t *key, char *value);
+
+struct config_key {
+    const char *name;
+    config_set_fn set;
+    size_t offset; /* of the field in config_t */
+    bool repeatable;
+    uint64_t min, max; /* for numbers */
+};
+
+struct config_parser {
+    const char *path;
+    unsigned line;
+    config_t *cfg;
+    config_error_fn on_error;
+    void *ctx;
+    int errors;
+    unsigned *seen; /* line where each key was first set, 0 if not yet */
+};
+
+static void config_error(config_parser_t *p, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void config_error(config_parser_t *p, unsigned line, const char *fmt, ...)
+{
+    char msg[1024];
+    char text[900];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        snprintf(msg, sizeof(msg), "%s:%u: %s", p->path, line, text);
+    else
+        snprintf(msg, sizeof(msg), "%s: %s", p->path, text);
+    p->errors++;
+    if (p->on_error != NULL)
+        p->on_error(p->ctx, msg);
+}
+
+#define FIELD(p, key, type) ((type *)((char *)(p)->cfg + (key)->offset))
+
+static char *config_abspath(const char *path)
+{
+    char cwd[PATH_MAX];
+    size_t n;
+    char *abs;
+
+    if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+        return xstrdup(path);
+    n = strlen(cwd) + 1 + strlen(path) + 1;
+    abs = xmalloc(n);
+    snprintf(abs, n, "%s/%s", cwd, path);
+    return abs;
+}
+
+static int config_set_string(config_parser_t *p, const config_key_t *key, char *value)
+{
+    char **dst = FIELD(p, key, char *);
+
+    free(*dst);
+    *dst = xstrdup(value);
+    return 0;
+}
+
+static int config_set_path(config_parser_t *p, const config_key_t *key, char *value)
+{
+    char **dst = FIELD(p, key, char *);
+
+    free(*dst);
+    *dst = config_abspath(value);
+    return 0;
+}
+
+static int config_set_domain(config_parser_t *p, const config_key_t *key, char *value)
+{
+    if (value[0] == '[' || addr_domain_check(value, strlen(value)) < 0) {
+        config_error(p, p->line, "%s: '%s' is not a domain name", key->name, value);
+        return -1;
+    }
+    str_lower(value);
+    return config_set_string(p, key, value);
+}
+
+static int config_set_duration(config_parser_t *p, const config_key_t *key, char *value)
+{
+    uint64_t v;
+
+    if (parse_duration(value, &v) < 0) {
+        config_error(p, p->line, "%s: '%s' is not a duration like 30s, 5m, 2h or 21d", key->name,
+                     value);
+        return -1;
+    }
+    if (v < key->min || v > key->max) {
+        config_error(p, p->line, "%s: '%s' is out of range (%llus to %llus)", key->name, value,
+                     (unsigned long long)key->min, (unsigned long long)key->max);
+        return -1;
+    }
+    *FIELD(p, key, uint64_t) = v;
+    return 0;
+}
+
+static int config_set_size(config_parser_t *p, const config_key_t *key, char *value)
+{
+    uint64_t v;
+
+    if (parse_size(value, &v) < 0 || v < key->min || v > key->max) {
+        config_error(p, p->line, "%s: '%s' is not a size between %llu and %llu bytes (25M, 64K)",
+                     key->name, value, (unsigned long long)key->min,
+                     (unsigned long long)key->max);
+        return -1;
+    }
+    *FIELD(p, key, uint64_t) = v;
+    return 0;
+}
+
+static int config_set_uint(config_parser_t *p, const config_key_t *key, char *value)
+{
+    uint64_t v;
+
+    if (parse_uint(value, key->min, key->max, &v) < 0) {
+        config_error(p, p->line, "%s: '%s' is not a number from %llu to %llu", key->name, value,
+                     (unsigned long long)key->min, (unsigned long long)key->max);
+        return -1;
+    }
+    *FIELD(p, key, unsigned) = (unsigned)v;
+    return 0;
+}
+
+static int config_set_port(config_parser_t *p, const config_key_t *key, char *value)
+{
+    uint64_t v;
+
+    if (parse_uint(value, 1, 65535, &v) < 0) {
+        config_error(p, p->line, "%s: '%s' is not a port number (1-65535)", key->name, value);
+        return -1;
+    }
+    *FIELD(p, key, uint16_t) = (uint16_t)v;
+    return 0;
+}
+
+/* An "IP:port" to bind. */
+static int config_parse_bind(config_parser_t *p, const char *name, const char *value,
+                             config_listen_t *out)
+{
+    parse_hostport_t hp;
+
+    if (parse_hostport(value, false, &hp) < 0 || !hp.is_ip) {
+        config_error(p, p->line,
+                     "%s: '%s' is not an IP address and port (127.0.0.1:2525, [::1]:25)", name,
+                     value);
+        return -1;
+    }
+    out->text = xstrdup(value);
+    parse_sockaddr(hp.host, hp.port, &out->sa);
+    return 0;
+}
+
+static int config_set_listen(config_parser_t *p, const config_key_t *key, char *value)
+{
+    config_t *cfg = p->cfg;
+    config_listen_t l;
+    char *tok, *cursor = value;
+    int rc = 0;
+
+    /* Several addresses may share a line, as in Postfix's inet_interfaces. */
+    while ((tok = str_token(&cursor, " \t,")) != NULL) {
+        if (config_parse_bind(p, key->name, tok, &l) < 0) {
+            rc = -1;
+            continue;
+        }
+        for (size_t i = 0; i < cfg->nlisten; i++) {
+            if (strcmp(cfg->listen[i].text, l.text) == 0) {
+                config_error(p, p->line, "listen: %s is listed twice", tok);
+                free(l.text);
+                l.text = NULL;
+                rc = -1;
+                break;
+            }
+        }
+        if (l.text == NULL)
+            continue;
+        cfg->listen = xrealloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*cfg->listen));
+        cfg->listen[cfg->nlisten++] = l;
+    }
+    return rc;
+}
+
+static int config_set_metrics(config_parser_t *p, const config_key_t *key, char *value)
+{
+    if (config_parse_bind(p, key->name, value, &p->cfg->metrics_listen) < 0)
+        return -1;
+    p->cfg->has_metrics = true;
+    return 0;
+}
+
+static int config_set_route(config_parser_t *p, const config_key_t *key, char *value)
+{
+    config_t *cfg = p->cfg;
+    char *cursor = value;
+    char *domain = str_token(&cursor, " \t");
+    char *hop = str_token(&cursor, " \t");
+    parse_hostport_t hp;
+    config_route_t *r;
+
+    (void)key;
+    if (domain == NULL || hop == NULL || str_token(&cursor, " \t") != NULL) {
+        config_error(p, p->line, "route: expected 'DOMAIN HOST[:PORT]', got '%s'", value);
+        return -1;
+    }
+    if (strcmp(domain, "*") != 0 &&
+        (domain[0] == '[' || addr_domain_check(domain, strlen(domain)) < 0)) {
+        config_error(p, p->line, "route: '%s' is not a domain name or '*'", domain);
+        return -1;
+    }
+    if (parse_hostport(hop, true, &hp) < 0) {
+        config_error(p, p->line, "route: '%s' is not a host name or IP address with an optional port",
+                     hop);
+        return -1;
+    }
+    str_lower(domain);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (strcmp(cfg->routes[i].domain, domain) == 0) {
+            config_error(p, p->line, "route: %s already has a route", domain);
+            return -1;
+        }
+    }
+    cfg->routes = xrealloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*cfg->routes));
+    r = &cfg->routes[cfg->nroutes++];
+    r->domain = xstrdup(domain);
+    r->host = xstrdup(hp.host);
+    r->port = hp.port;
+    return 0;
+}
+
+static int config_set_dns_servers(config_parser_t *p, const config_key_t *key, char *value)
+{
+    config_t *cfg = p->cfg;
+    char *tok, *cursor = value;
+    parse_hostport_t hp;
+    int rc = 0;
+
+    while ((tok = str_token(&cursor, " \t,")) != NULL) {
+        if (parse_hostport(tok, true, &hp) < 0 || !hp.is_ip) {
+            config_error(p, p->line, "%s: '%s' is not an IP address with an optional port",
+                         key->name, tok);
+            rc = -1;
+            continue;
+        }
+        cfg->dns_servers =
+            xrealloc(cfg->dns_servers, (cfg->ndns_servers + 1) * sizeof(*cfg->dns_servers));
+        cfg->dns_servers[cfg->ndns_servers++] = xstrdup(tok);
+    }
+    return rc;
+}
+
+static int config_set_retry(config_parser_t *p, const config_key_t *key, char *value)
+{
+    config_t *cfg = p->cfg;
+    char *tok, *cursor = value;
+    uint64_t *list = NULL, v;
+    size_t n = 0;
+
+    while ((tok = str_token(&cursor, " \t,")) != NULL) {
+        if (parse_duration(tok, &v) < 0 || v == 0) {
+            config_error(p, p->line, "%s: '%s' is not a duration like 30s, 5m or 2h", key->name,
+                         tok);
+            free(list);
+            return -1;
+        }
+        list = xrealloc(list, (n + 1) * sizeof(*list));
+        list[n++] = v;
+    }
+    free(cfg->retry_schedule);
+    cfg->retry_schedule = list;
+    cfg->nretry_schedule = n;
+    return 0;
+}
+
+typedef struct {
+    const char *word;
+    int value;
+} config_word_t;
+
+static int config_set_enum(config_parser_t *p, const config_key_t *key, const config_word_t *words,
+                           const char *value)
+{
+    char choices[128];
+    size_t used = 0;
+
+    for (const config_word_t *w = words; w->word != NULL; w++) {
+        if (strcmp(w->word, value) == 0) {
+            *FIELD(p, key, int) = w->value;
+            return 0;
+        }
+    }
+    choices[0] = '\0';
+    for (const config_word_t *w = words; w->word != NULL; w++) {
+        const char *sep = w == words ? "" : w[1].word != NULL ? ", " : " or ";
+        int n = snprintf(choices + used, sizeof(choices) - used, "%s%s", sep, w->word);
+        if (n < 0 || (size_t)n >= sizeof(choices) - used)
+            break;
+        used += (size_t)n;
+    }
+    config_error(p, p->line, "%s: '%s' is not one of %s", key->name, value, choices);
+    return -1;
+}
+
+static int config_set_tls(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {{"opportunistic", CONFIG_TLS_OPPORTUNISTIC},
+                                          {"required", CONFIG_TLS_REQUIRED},
+                                          {"off", CONFIG_TLS_OFF},
+                                          {NULL, 0}};
+    return config_set_enum(p, key, words, value);
+}
+
+static int config_set_spf_action(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {{"reject", CONFIG_ACTION_REJECT},
+                                          {"tag", CONFIG_ACTION_TAG},
+                                          {"off", CONFIG_ACTION_OFF},
+                                          {NULL, 0}};
+    return config_set_enum(p, key, words, value);
+}
+
+static int config_set_dmarc_action(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {{"enforce", CONFIG_ACTION_REJECT},
+                                          {"tag", CONFIG_ACTION_TAG},
+                                          {"off", CONFIG_ACTION_OFF},
+                                          {NULL, 0}};
+    return config_set_enum(p, key, words, value);
+}
+
+static int config_set_log(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {
+        {"stderr", CONFIG_LOG_STDERR}, {"syslog", CONFIG_LOG_SYSLOG}, {NULL, 0}};
+    return config_set_enum(p, key, words, value);
+}
+
+static int config_set_user(config_parser_t *p, const config_key_t *key, char *value)
+{
+    if (getpwnam(value) == NULL) {
+        config_error(p, p->line, "%s: no such user '%s'", key->name, value);
+        return -1;
+    }
+    return config_set_string(p, key, value);
+}
+
+#define OFF(field) offsetof(config_t, field)
+#define DAY 86400ULL
+
+static const config_key_t config_keys[] = {
+    {"hostname", config_set_domain, OFF(hostname), false, 0, 0},
+    {"listen", config_set_listen, 0, true, 0, 0},
+    {"srs_domain", config_set_domain, OFF(srs_domain), false, 0, 0},
+    {"srs_secrets", config_set_path, OFF(srs_secrets), false, 0, 0},
+    {"srs_max_age", config_set_duration, OFF(srs_max_age), false, DAY, 1023 * DAY},
+    {"forward_table", config_set_path, OFF(forward_table), false, 0, 0},
+    {"spool_dir", config_set_path, OFF(spool_dir), false, 0, 0},
+    {"control_socket", config_set_path, OFF(control_socket), false, 0, 0},
+    {"dns_servers", config_set_dns_servers, 0, false, 0, 0},
+    {"route", config_set_route, 0, true, 0, 0},
+    {"outbound_port", config_set_port, OFF(outbound_port), false, 0, 0},
+    {"outbound_tls", config_set_tls, OFF(outbound_tls), false, 0, 0},
+    {"max_deliveries", config_set_uint, OFF(max_deliveries), false, 1, 10000},
+    {"max_deliveries_per_domain", config_set_uint, OFF(max_deliveries_per_domain), false, 1,
+     10000},
+    {"tls_cert", config_set_path, OFF(tls_cert), false, 0, 0},
+    {"tls_key", config_set_path, OFF(tls_key), false, 0, 0},
+    {"spf_action", config_set_spf_action, OFF(spf_action), false, 0, 0},
+    {"dmarc_action", config_set_dmarc_action, OFF(dmarc_action), false, 0, 0},
+    {"max_message_size", config_set_size, OFF(max_message_size), false, 1024,
+     4ULL * 1024 * 1024 * 1024},
+    {"max_recipients", config_set_uint, OFF(max_recipients), false, 1, 100000},
+    {"max_connections", config_set_uint, OFF(max_connections), false, 1, 1000000},
+    {"max_connections_per_ip", config_set_uint, OFF(max_connections_per_ip), false, 1, 1000000},
+    {"timeout", config_set_duration, OFF(timeout), false, 1, DAY},
+    {"max_line_length", config_set_uint, OFF(max_line_length), false, DEFAULT_LINE_MAX, 65536},
+    {"max_errors", config_set_uint, OFF(max_errors), false, 1, 1000},
+    {"max_hops", config_set_uint, OFF(max_hops), false, 1, 1000},
+    {"shutdown_grace", config_set_duration, OFF(shutdown_grace), false, 0, 3600},
+    {"retry_schedule", config_set_retry, 0, false, 0, 0},
+    {"max_queue_lifetime", config_set_duration, OFF(max_queue_lifetime), false, 60, 365 * DAY},
+    {"user", config_set_user, OFF(user), false, 0, 0},
+    {"log", config_set_log, OFF(log), false, 0, 0},
+    {"metrics_listen", config_set_metrics, 0, false, 0, 0},
+};
+
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static config_t *config_defaults(const char *path)
+{
+    config_t *cfg = xcalloc(1, sizeof(*cfg));
+    char *schedule = xstrdup(DEFAULT_RETRY_SCHEDULE), *cursor = schedule, *tok;
+
+    cfg->path = xstrdup(path);
+    cfg->srs_secrets = config_abspath(DEFAULT_SRS_SECRETS);
+    cfg->srs_max_age = DEFAULT_SRS_MAX_AGE;
+    cfg->forward_table = config_abspath(DEFAULT_FORWARD_TABLE);
+    cfg->spool_dir = config_abspath(DEFAULT_SPOOL_DIR);
+    cfg->control_socket = config_abspath(DEFAULT_CONTROL_SOCKET);
+    cfg->outbound_port = DEFAULT_OUTBOUND_PORT;
+    cfg->outbound_tls = CONFIG_TLS_OPPORTUNISTIC;
+    cfg->max_deliveries = DEFAULT_MAX_DELIVERIES;
+    cfg->max_deliveries_per_domain = DEFAULT_MAX_DELIVERIES_PER_DOMAIN;
+    cfg->spf_action = CONFIG_ACTION_REJECT;
+    cfg->dmarc_action = CONFIG_ACTION_REJECT;
+    cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+    cfg->max_recipients = DEFAULT_MAX_RECIPIENTS;
+    cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
+    cfg->max_connections_per_ip = DEFAULT_MAX_CONNECTIONS_PER_IP;
+    cfg->timeout = DEFAULT_TIMEOUT;
+    cfg->max_line_length = DEFAULT_LINE_MAX;
+    cfg->max_errors = DEFAULT_MAX_ERRORS;
+    cfg->max_hops = DEFAULT_MAX_HOPS;
+    cfg->shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
+    cfg->max_queue_lifetime = DEFAULT_MAX_QUEUE_LIFETIME;
+    cfg->log = CONFIG_LOG_STDERR;
+    while ((tok = str_token(&cursor, " ")) != NULL) {
+        uint64_t v = 0;
+        parse_duration(tok, &v);
+        cfg->retry_schedule =
+            xrealloc(cfg->retry_schedule, (cfg->nretry_schedule + 1) * sizeof(uint64_t));
+        cfg->retry_schedule[cfg->nretry_schedule++] = v;
+    }
+    free(schedule);
+    return cfg;
+}
+
+static void config_parse_line(config_parser_t *p, char *line)
+{
+    char *hash, *eq, *key, *value;
+    const config_key_t *k = NULL;
+    size_t i;
+
+    /* '#' starts a comment at the start of a line or after white space. */
+    for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++) {
+        if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+            *hash = '\0';
+            break;
+        }
+    }
+    line = str_trim(line);
+    if (*line == '\0')
+        return;
+    if (str_has_ctl(line, strlen(line))) {
+        config_error(p, p->line, "control character in line");
+        return;
+    }
+    eq = strchr(line, '=');
+    if (eq == NULL) {
+        config_error(p, p->line, "expected 'key = value', got '%s'", line);
+        return;
+    }
+    *eq = '\0';
+    key = str_trim(line);
+    value = str_trim(eq + 1);
+    for (i = 0; i < CONFIG_NKEYS; i++) {
+        if (strcmp(config_keys[i].name, key) == 0) {
+            k = &config_keys[i];
+            break;
+        }
+    }
+    if (k == NULL) {
+        config_error(p, p->line, "unknown key '%s'", key);
+        return;
+    }
+    if (*value == '\0') {
+        config_error(p, p->line, "%s: missing value", key);
+        return;
+    }
+    if (p->seen[i] != 0 && !k->repeatable) {
+        config_error(p, p->line, "%s: already set on line %u", key, p->seen[i]);
+        return;
+    }
+    if (p->seen[i] == 0)
+        p->seen[i] = p->line;
+    k->set(p, k, value);
+}
+
+static unsigned config_line_of(const config_parser_t *p, const char *name)
+{
+    for (size_t i = 0; i < CONFIG_NKEYS; i++)
+        if (strcmp(config_keys[i].name, name) == 0)
+            return p->seen[i];
+    return 0;
+}
+
+/* Checks that involve several keys, and defaults that depend on others. */
+static void config_finish(config_parser_t *p)
+{
+    config_t *cfg = p->cfg;
+    char host[256];
+
+    if (cfg->hostname == NULL) {
+        if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+            str_lcpy(host, "localhost", sizeof(host));
+        host[sizeof(host) - 1] = '\0';
+        cfg->hostname = str_lower(xstrdup(host));
+    }
+    if (cfg->srs_domain == NULL)
+        cfg->srs_domain = xstrdup(cfg->hostname);
+    if (cfg->nlisten == 0) {
+        cfg->listen = xcalloc(1, sizeof(*cfg->listen));
+        cfg->listen[0].text = xstrdup(DEFAULT_LISTEN);
+        parse_sockaddr("127.0.0.1", 2525, &cfg->listen[0].sa);
+        cfg->nlisten = 1;
+    }
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        const char *set = cfg->tls_cert != NULL ? "tls_cert" : "tls_key";
+        config_error(p, config_line_of(p, set), "%s is set but %s is not: STARTTLS needs both",
+                     set, cfg->tls_cert != NULL ? "tls_key" : "tls_cert");
+    }
+    if (cfg->max_connections_per_ip > cfg->max_connections) {
+        config_error(p, config_line_of(p, "max_connections_per_ip"),
+                     "max_connections_per_ip (%u) is larger than max_connections (%u)",
+                     cfg->max_connections_per_ip, cfg->max_connections);
+    }
+    if (cfg->max_deliveries_per_domain > cfg->max_deliveries) {
+        config_error(p, config_line_of(p, "max_deliveries_per_domain"),
+                     "max_deliveries_per_domain (%u) is larger than max_deliveries (%u)",
+                     cfg->max_deliveries_per_domain, cfg->max_deliveries);
+    }
+}
+
+int config_parse(const char *path, const char *text, size_t len, config_error_fn on_error,
+                 void *ctx, config_t **out)
+{
+    config_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
+    unsigned seen[CONFIG_NKEYS] = {0};
+    char *copy = xmalloc(len + 1), *cursor, *nl;
+
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    p.cfg = config_defaults(path);
+    p.seen = seen;
+    cursor = copy;
+    for (p.line = 1; cursor < copy + len; p.line++) {
+        size_t n, advance;
+        nl = memchr(cursor, '\n', (size_t)(copy + len - cursor));
+        n = nl != NULL ? (size_t)(nl - cursor) : (size_t)(copy + len - cursor);
+        advance = n + 1;
+        cursor[n] = '\0';
+        if (n > 0 && cursor[n - 1] == '\r')
+            cursor[--n] = '\0';
+        if (memchr(cursor, '\0', n) != NULL)
+            config_error(&p, p.line, "NUL byte in line");
+        else
+            config_parse_line(&p, cursor);
+        cursor += advance;
+    }
+    p.line = 0;
+    config_finish(&p);
+    free(copy);
+    if (p.errors > 0) {
+        config_free(p.cfg);
+        *out = NULL;
+        return p.errors;
+    }
+    *out = p.cfg;
+    return 0;
+}
+
+int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out)
+{
+    config_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
+    char *text = NULL;
+    size_t len = 0;
+    ssize_t n;
+    int fd, rc;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        config_error(&p, 0, "cannot open: %s", strerror(errno));
+        return p.errors;
+    }
+    text = xmalloc(CONFIG_FILE_MAX + 1);
+    while ((n = read(fd, text + len, CONFIG_FILE_MAX + 1 - len)) > 0) {
+        len += (size_t)n;
+        if (len > CONFIG_FILE_MAX)
+            break;
+    }
+    if (n < 0)
+        config_error(&p, 0, "cannot read: %s", strerror(errno));
+    else if (len > CONFIG_FILE_MAX)
+        config_error(&p, 0, "larger than %d bytes", CONFIG_FILE_MAX);
+    close(fd);
+    if (p.errors > 0) {
+        free(text);
+        return p.errors;
+    }
+    rc = config_parse(path, text, len, on_error, ctx, out);
+    free(text);
+    return rc;
+}
+
+void config_free(config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->path);
+    free(cfg->hostname);
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        free(cfg->listen[i].text);
+    free(cfg->listen);
+    free(cfg->srs_domain);
+    free(cfg->srs_secrets);
+    free(cfg->forward_table);
+    free(cfg->spool_dir);
+    free(cfg->control_socket);
+    for (size_t i = 0; i < cfg->ndns_servers; i++)
+        free(cfg->dns_servers[i]);
+    free(cfg->dns_servers);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        free(cfg->routes[i].domain);
+        free(cfg->routes[i].host);
+    }
+    free(cfg->routes);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->retry_schedule);
+    free(cfg->user);
+    free(cfg->metrics_listen.text);
+    free(cfg);
+}
+
+const config_route_t *config_route_for(const config_t *cfg, const char *domain)
+{
+    const config_route_t *star = NULL;
+
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (str_eq_ci(cfg->routes[i].domain, domain))
+            return &cfg->routes[i];
+        if (strcmp(cfg->routes[i].domain, "*") == 0)
+            star = &cfg->routes[i];
+    }
+    return star;
+}
+
+bool config_is_own_address(const config_t *cfg, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const struct sockaddr *l = (const struct sockaddr *)&cfg->listen[i].sa;
+        if (l->sa_family != sa->sa_family)
+            continue;
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *a = (const void *)l, *b = (const void *)sa;
+            if (a->sin_port == b->sin_port &&
+                (a->sin_addr.s_addr == b->sin_addr.s_addr || a->sin_addr.s_addr == INADDR_ANY))
+                return true;
+        } else if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const void *)l, *b = (const void *)sa;
+            if (a->sin6_port == b->sin6_port &&
+                (memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0 ||
+                 memcmp(&a->sin6_addr, &in6addr_any, sizeof(a->sin6_addr)) == 0))
+                return true;
+        }
+    }
+    return false;
+}

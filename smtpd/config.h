@@ -1,0 +1,113 @@
+/*
+ * config - the mxfwd.conf file.
+ *
+ * config_load() parses a file into an immutable snapshot: every key of the
+ * configuration table (SPEC.md) with its default, the repeatable keys
+ * (listen, route) as arrays.  Every problem found is reported through the
+ * caller's error callback as "FILE:LINE: problem", all of them, not only the
+ * first; the load fails when there was at least one.
+ *
+ * Relative paths in the file (and in the defaults) are made absolute
+ * against the working directory at load time, so a later chdir or privilege
+ * drop does not change what they name.
+ *
+ * The snapshot is owned by the caller and released with config_free().
+ * Sessions keep the snapshot they started with; a reload builds a new one.
+ */
+#ifndef MXFWD_CONFIG_H
+#define MXFWD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef enum { CONFIG_TLS_OPPORTUNISTIC, CONFIG_TLS_REQUIRED, CONFIG_TLS_OFF } config_tls_t;
+typedef enum { CONFIG_ACTION_REJECT, CONFIG_ACTION_TAG, CONFIG_ACTION_OFF } config_action_t;
+typedef enum { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG } config_log_t;
+
+typedef struct {
+    char *text;                 /* as written, "127.0.0.1:2525" or "[::1]:25" */
+    struct sockaddr_storage sa; /* the address to bind */
+} config_listen_t;
+
+typedef struct {
+    char *domain;   /* lowercased; "*" for the smarthost */
+    char *host;     /* host name or IP literal, without brackets */
+    uint16_t port;  /* 0: outbound_port */
+} config_route_t;
+
+typedef struct {
+    char *path; /* the file this came from, as given */
+
+    char *hostname;
+    config_listen_t *listen;
+    size_t nlisten;
+
+    char *srs_domain;
+    char *srs_secrets;
+    uint64_t srs_max_age;
+
+    char *forward_table;
+    char *spool_dir;
+    char *control_socket;
+
+    char **dns_servers; /* "ip" or "ip:port" / "[ip6]:port", c-ares CSV syntax */
+    size_t ndns_servers;
+    config_route_t *routes;
+    size_t nroutes;
+    uint16_t outbound_port;
+    config_tls_t outbound_tls;
+    unsigned max_deliveries;
+    unsigned max_deliveries_per_domain;
+
+    char *tls_cert;
+    char *tls_key;
+
+    config_action_t spf_action;
+    config_action_t dmarc_action; /* CONFIG_ACTION_REJECT is "enforce" */
+
+    uint64_t max_message_size;
+    unsigned max_recipients;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    uint64_t timeout;
+    unsigned max_line_length;
+    unsigned max_errors;
+    unsigned max_hops;
+    uint64_t shutdown_grace;
+
+    uint64_t *retry_schedule; /* seconds; the last repeats */
+    size_t nretry_schedule;
+    uint64_t max_queue_lifetime;
+
+    char *user;
+    config_log_t log;
+    bool has_metrics;
+    config_listen_t metrics_listen;
+} config_t;
+
+/* Receives one "FILE:LINE: problem" (or "FILE: problem") line, without a
+ * newline. */
+typedef void (*config_error_fn)(void *ctx, const char *message);
+
+/*
+ * Load path.  On success returns 0 and *out is the new snapshot.  On
+ * failure returns the number of errors reported (> 0) and *out is NULL.
+ */
+int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out);
+
+/* Parse text as if it were the contents of the file named path (tests). */
+int config_parse(const char *path, const char *text, size_t len, config_error_fn on_error,
+                 void *ctx, config_t **out);
+
+void config_free(config_t *cfg);
+
+/* The route for a domain: an exact entry, else "*", else NULL. */
+const config_route_t *config_route_for(const config_t *cfg, const char *domain);
+
+/* Whether the address (IP and port) is one of the listen addresses: a
+ * next hop there is a mail loop. */
+bool config_is_own_address(const config_t *cfg, const struct sockaddr *sa);
+
+#endif

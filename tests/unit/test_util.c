@@ -1,0 +1,441 @@
+/* Unit tests for util/: buffers, strings, parsing, addresses, hash table, log. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "htab.h"
+#include "log.h"
+#include "parse.h"
+#include "str.h"
+
+/* ---- buf ---- */
+
+Test(buf, lines_report_their_terminator)
+{
+    static const char input[] = "HELO a\r\nMAIL b\nRCPT c\rDATA\r\npartial";
+    static const struct {
+        const char *text;
+        buf_eol_t eol;
+    } want[] = {
+        {"HELO a", BUF_EOL_CRLF},
+        {"MAIL b", BUF_EOL_LF},
+        {"RCPT c", BUF_EOL_CR},
+        {"DATA", BUF_EOL_CRLF},
+    };
+    buf_t b;
+    const char *line;
+    size_t len;
+
+    buf_init(&b, 512);
+    cr_assert_eq(buf_append(&b, input, sizeof(input) - 1), 0);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        cr_assert_eq(buf_getline(&b, &line, &len), want[i].eol, "line %zu", i);
+        cr_assert_eq(len, strlen(want[i].text));
+        cr_assert(memcmp(line, want[i].text, len) == 0);
+    }
+    cr_assert_eq(buf_getline(&b, &line, &len), BUF_EOL_NONE);
+    cr_assert_eq(buf_used(&b), strlen("partial"));
+    buf_free(&b);
+}
+
+Test(buf, cr_at_end_waits_for_more)
+{
+    buf_t b;
+    const char *line;
+    size_t len;
+
+    buf_init(&b, 64);
+    buf_append(&b, "NOOP\r", 5);
+    cr_assert_eq(buf_getline(&b, &line, &len), BUF_EOL_NONE);
+    buf_append(&b, "\n", 1);
+    cr_assert_eq(buf_getline(&b, &line, &len), BUF_EOL_CRLF);
+    cr_assert_eq(len, 4);
+    buf_free(&b);
+}
+
+Test(buf, cap_is_enforced_and_nothing_partial_is_appended)
+{
+    buf_t b;
+    char big[100];
+
+    memset(big, 'x', sizeof(big));
+    buf_init(&b, 64);
+    cr_assert_eq(buf_append(&b, big, 60), 0);
+    cr_assert_eq(buf_append(&b, big, 5), BUF_EFULL);
+    cr_assert_eq(buf_used(&b), 60);
+    cr_assert_eq(buf_append(&b, big, 4), 0);
+    cr_assert_eq(buf_room(&b), 0);
+    buf_consume(&b, 10);
+    cr_assert_eq(buf_append(&b, big, 10), 0);
+    cr_assert_eq(buf_used(&b), 64);
+    cr_assert_eq(buf_printf(&b, "%d", 1), BUF_EFULL);
+    buf_free(&b);
+}
+
+Test(buf, printf_and_consume)
+{
+    buf_t b;
+
+    buf_init(&b, 1024);
+    cr_assert_eq(buf_printf(&b, "250-%s\r\n", "mx.example"), 0);
+    cr_assert_eq(buf_printf(&b, "250 %d\r\n", 8), 0);
+    cr_assert_eq(buf_used(&b), strlen("250-mx.example\r\n250 8\r\n"));
+    cr_assert(memcmp(buf_ptr(&b), "250-mx.example\r\n250 8\r\n", buf_used(&b)) == 0);
+    buf_consume(&b, 16);
+    cr_assert(memcmp(buf_ptr(&b), "250 8\r\n", 7) == 0);
+    buf_consume(&b, 100);
+    cr_assert_eq(buf_used(&b), 0);
+    buf_free(&b);
+}
+
+Test(buf, many_lines_through_a_small_buffer)
+{
+    buf_t b;
+    const char *line;
+    size_t len;
+    int got = 0;
+
+    buf_init(&b, 32);
+    for (int i = 0; i < 1000; i++) {
+        char l[16];
+        int n = snprintf(l, sizeof(l), "L%d\r\n", i);
+        cr_assert_eq(buf_append(&b, l, (size_t)n), 0);
+        while (buf_getline(&b, &line, &len) == BUF_EOL_CRLF) {
+            char want[16];
+            snprintf(want, sizeof(want), "L%d", got++);
+            cr_assert_eq(len, strlen(want));
+            cr_assert(memcmp(line, want, len) == 0);
+        }
+    }
+    cr_assert_eq(got, 1000);
+    buf_free(&b);
+}
+
+/* ---- str ---- */
+
+Test(str, lcpy_and_fmt_report_truncation)
+{
+    char small[6];
+
+    cr_assert_eq(str_lcpy(small, "hello", sizeof(small)), 0);
+    cr_assert_str_eq(small, "hello");
+    cr_assert_eq(str_lcpy(small, "hello!", sizeof(small)), -1);
+    cr_assert_str_eq(small, "hello");
+    cr_assert_eq(str_fmt(small, sizeof(small), "%d", 12345), 0);
+    cr_assert_eq(str_fmt(small, sizeof(small), "%d", 123456), -1);
+}
+
+Test(str, case_helpers_are_ascii)
+{
+    char s[] = "MiXeD\xc3\x89";
+
+    cr_assert_str_eq(str_lower(s), "mixed\xc3\x89");
+    cr_assert(str_eq_ci("MAIL", "mail"));
+    cr_assert(!str_eq_ci("MAIL", "mai"));
+    cr_assert(str_prefix_ci("MAIL FROM:<>", "mail from:"));
+    cr_assert(str_eq_ci_n("EHLOX", 4, "ehlo"));
+    cr_assert(!str_eq_ci_n("EHL", 3, "ehlo"));
+    cr_assert_lt(str_casecmp("a", "B"), 0);
+}
+
+Test(str, trim_and_token)
+{
+    char s[] = "  a, b\t,,c  ";
+    char *cursor = str_trim(s), *tok;
+    const char *want[] = {"a", "b", "c"};
+    int i = 0;
+
+    cr_assert_str_eq(cursor, "a, b\t,,c");
+    while ((tok = str_token(&cursor, " \t,")) != NULL)
+        cr_assert_str_eq(tok, want[i++]);
+    cr_assert_eq(i, 3);
+    cr_assert(str_has_ctl("a\rb", 3));
+    cr_assert(str_has_ctl("a\0b", 3));
+    cr_assert(!str_has_ctl("a\tb", 3));
+}
+
+/* ---- parse ---- */
+
+Test(parse, durations)
+{
+    static const struct {
+        const char *in;
+        uint64_t secs;
+    } good[] = {{"30s", 30}, {"5m", 300}, {"2h", 7200}, {"21d", 21 * 86400},
+                {"1w", 604800}, {"45", 45}, {"0", 0}};
+    static const char *bad[] = {"", "s", "5x", "5mm", "-1", "1.5h", " 5m", "99999999999999d"};
+    uint64_t v;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cr_assert_eq(parse_duration(good[i].in, &v), 0, "%s", good[i].in);
+        cr_assert_eq(v, good[i].secs, "%s", good[i].in);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(parse_duration(bad[i], &v), -1, "'%s'", bad[i]);
+}
+
+Test(parse, sizes)
+{
+    uint64_t v;
+
+    cr_assert_eq(parse_size("25M", &v), 0);
+    cr_assert_eq(v, 26214400);
+    cr_assert_eq(parse_size("64k", &v), 0);
+    cr_assert_eq(v, 65536);
+    cr_assert_eq(parse_size("1G", &v), 0);
+    cr_assert_eq(v, 1073741824);
+    cr_assert_eq(parse_size("1000", &v), 0);
+    cr_assert_eq(v, 1000);
+    cr_assert_eq(parse_size("25MB", &v), -1);
+    cr_assert_eq(parse_size("M", &v), -1);
+    cr_assert_eq(parse_size("99999999999999999999", &v), -1);
+}
+
+Test(parse, uint_bounds)
+{
+    uint64_t v;
+
+    cr_assert_eq(parse_uint("10", 1, 10, &v), 0);
+    cr_assert_eq(parse_uint("11", 1, 10, &v), -1);
+    cr_assert_eq(parse_uint("0", 1, 10, &v), -1);
+    cr_assert_eq(parse_uint("1k", 1, 10000, &v), -1);
+}
+
+Test(parse, hostports)
+{
+    parse_hostport_t hp;
+
+    cr_assert_eq(parse_hostport("127.0.0.1:2525", false, &hp), 0);
+    cr_assert_str_eq(hp.host, "127.0.0.1");
+    cr_assert_eq(hp.port, 2525);
+    cr_assert(hp.is_ip);
+    cr_assert_eq(parse_hostport("[::1]:25", false, &hp), 0);
+    cr_assert_str_eq(hp.host, "::1");
+    cr_assert_eq(hp.port, 25);
+    cr_assert_eq(parse_hostport("::1", true, &hp), 0);
+    cr_assert_eq(hp.port, 0);
+    cr_assert_eq(parse_hostport("smtp.example.com:587", false, &hp), 0);
+    cr_assert(!hp.is_ip);
+    cr_assert_eq(parse_hostport("[relay.example]:25", false, &hp), 0);
+    cr_assert_str_eq(hp.host, "relay.example");
+    cr_assert_eq(parse_hostport("relay.example", true, &hp), 0);
+
+    cr_assert_eq(parse_hostport("127.0.0.1", false, &hp), -1);
+    cr_assert_eq(parse_hostport("127.0.0.1:0", false, &hp), -1);
+    cr_assert_eq(parse_hostport("127.0.0.1:65536", false, &hp), -1);
+    cr_assert_eq(parse_hostport("[::1]25", false, &hp), -1);
+    cr_assert_eq(parse_hostport("bad_host:25", false, &hp), -1);
+    cr_assert_eq(parse_hostport(":25", false, &hp), -1);
+    cr_assert_eq(parse_hostport("[::1", true, &hp), -1);
+}
+
+Test(parse, sockaddr_round_trip)
+{
+    struct sockaddr_storage ss;
+    char text[64];
+
+    cr_assert_eq(parse_sockaddr("::1", 25, &ss), 0);
+    parse_format_sockaddr((struct sockaddr *)&ss, text, sizeof(text));
+    cr_assert_str_eq(text, "[::1]:25");
+    cr_assert_eq(parse_sockaddr("192.0.2.1", 2525, &ss), 0);
+    parse_format_sockaddr((struct sockaddr *)&ss, text, sizeof(text));
+    cr_assert_str_eq(text, "192.0.2.1:2525");
+    cr_assert_eq(parse_sockaddr("host.example", 25, &ss), -1);
+}
+
+/* ---- addr ---- */
+
+static int parse_str(const char *s, addr_t *a)
+{
+    return addr_parse(s, strlen(s), a);
+}
+
+Test(addr, good_addresses)
+{
+    static const char *good[] = {
+        "a@b",
+        "alice@example.com",
+        "Alice.Smith+tag@Example.COM",
+        "\"john doe\"@example.com",
+        "\"a@b\"@example.com",
+        "user@[192.0.2.1]",
+        "user@[IPv6:2001:db8::1]",
+        "j\xc3\xb6rg@b\xc3\xbc\x63her.example",
+        "!#$%&'*+-/=?^_`{|}~@example.com",
+    };
+    addr_t a;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        cr_assert_eq(parse_str(good[i], &a), 0, "%s: %s", good[i], addr_strerror(parse_str(good[i], &a)));
+    cr_assert_eq(parse_str("alice@example.com", &a), 0);
+    cr_assert_eq(a.local_len, 5);
+    cr_assert(memcmp(a.domain, "example.com", a.domain_len) == 0);
+    cr_assert_eq(parse_str("\"a@b\"@example.com", &a), 0);
+    cr_assert(a.quoted);
+    cr_assert_eq(a.domain_len, strlen("example.com"));
+}
+
+Test(addr, bad_addresses_have_distinct_errors)
+{
+    static const struct {
+        const char *s;
+        int err;
+    } bad[] = {
+        {"", ADDR_EEMPTY},
+        {"alice", ADDR_ENOAT},
+        {"alice@", ADDR_ENOAT},
+        {"@example.com", ADDR_ELOCAL},
+        {".a@example.com", ADDR_ELOCAL},
+        {"a..b@example.com", ADDR_ELOCAL},
+        {"a b@example.com", ADDR_ELOCAL},
+        {"a@-example.com", ADDR_EDOMAIN},
+        {"a@example..com", ADDR_EDOMAIN},
+        {"a@exa_mple.com", ADDR_EDOMAIN},
+        {"a@[300.1.1.1]", ADDR_EDOMAIN},
+        {"\"unterminated@example.com", ADDR_ENOAT},
+        {"a@b\xc3", ADDR_EUTF8},
+        {"\xc0\x80@example.com", ADDR_EUTF8},
+    };
+    addr_t a;
+    char longlocal[100];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(parse_str(bad[i].s, &a), bad[i].err, "'%s' gave %d", bad[i].s,
+                     parse_str(bad[i].s, &a));
+    memset(longlocal, 'x', 65);
+    snprintf(longlocal + 65, sizeof(longlocal) - 65, "@example.com");
+    cr_assert_eq(parse_str(longlocal, &a), ADDR_ELOCALLEN);
+}
+
+Test(addr, relay_tricks)
+{
+    static const char *tricks[] = {"user%other.example@alias.test", "host!user@alias.test",
+                                   "\"user@other\"@alias.test"};
+    addr_t a;
+
+    for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
+        cr_assert_eq(parse_str(tricks[i], &a), 0, "%s", tricks[i]);
+        cr_assert(addr_is_relay_trick(&a), "%s", tricks[i]);
+    }
+    cr_assert_eq(parse_str("plain+tag@alias.test", &a), 0);
+    cr_assert(!addr_is_relay_trick(&a));
+}
+
+Test(addr, lengths)
+{
+    char buf[400];
+    addr_t a;
+
+    /* 64-octet local part is the maximum. */
+    memset(buf, 'l', 64);
+    snprintf(buf + 64, sizeof(buf) - 64, "@example.com");
+    cr_assert_eq(parse_str(buf, &a), 0);
+    /* 254 octets in all is the maximum. */
+    memset(buf, 'a', 64);
+    buf[64] = '@';
+    for (size_t i = 65; i < 254; i++)
+        buf[i] = (i % 10 == 0) ? '.' : 'd';
+    buf[254] = '\0';
+    cr_assert_eq(parse_str(buf, &a), 0, "%s", addr_strerror(parse_str(buf, &a)));
+    buf[254] = 'd';
+    buf[255] = '\0';
+    cr_assert_eq(parse_str(buf, &a), ADDR_ELEN);
+}
+
+/* ---- htab ---- */
+
+Test(htab, insert_lookup_remove_many)
+{
+    htab_t *h = htab_new(0);
+    char key[32];
+
+    for (long i = 0; i < 20000; i++) {
+        int n = snprintf(key, sizeof(key), "key-%ld", i);
+        cr_assert_null(htab_put(h, key, (size_t)n, (void *)(i + 1)));
+    }
+    cr_assert_eq(htab_count(h), 20000);
+    /* Remove every third and check the rest are still found: exercises
+     * backward-shift deletion across probe runs. */
+    for (long i = 0; i < 20000; i += 3) {
+        int n = snprintf(key, sizeof(key), "key-%ld", i);
+        cr_assert_eq((long)htab_remove(h, key, (size_t)n), i + 1);
+    }
+    for (long i = 0; i < 20000; i++) {
+        int n = snprintf(key, sizeof(key), "key-%ld", i);
+        void *v = htab_get(h, key, (size_t)n);
+        if (i % 3 == 0)
+            cr_assert_null(v, "%s", key);
+        else
+            cr_assert_eq((long)v, i + 1, "%s", key);
+    }
+    cr_assert_null(htab_remove(h, "absent", 6));
+    htab_free(h, NULL);
+}
+
+Test(htab, replace_and_iterate)
+{
+    htab_t *h = htab_new(4);
+    size_t pos = 0, n = 0, len;
+    const char *k;
+    void *v;
+
+    cr_assert_null(htab_put(h, "a", 1, "1"));
+    cr_assert_str_eq(htab_put(h, "a", 1, "2"), "1");
+    htab_put(h, "b\0c", 3, "3");
+    cr_assert_str_eq(htab_get(h, "b\0c", 3), "3");
+    cr_assert_null(htab_get(h, "b", 1));
+    while (htab_next(h, &pos, &k, &len, &v))
+        n++;
+    cr_assert_eq(n, 2);
+    htab_free(h, NULL);
+}
+
+static int freed;
+static void count_free(void *p)
+{
+    free(p);
+    freed++;
+}
+
+Test(htab, free_releases_values)
+{
+    htab_t *h = htab_new(0);
+
+    htab_put(h, "x", 1, malloc(4));
+    htab_put(h, "y", 1, malloc(4));
+    freed = 0;
+    htab_free(h, count_free);
+    cr_assert_eq(freed, 2);
+}
+
+/* ---- log ---- */
+
+Test(log, lines_are_whole_prefixed_and_sanitized)
+{
+    int fds[2];
+    char out[512];
+    ssize_t n;
+
+    cr_assert_eq(pipe(fds), 0);
+    log_init("mxfwd", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+    log_set_fd(fds[1]);
+    log_debug("hidden");
+    log_info("1A2B3C: from=<%s> size=%d", "a@x", 1234);
+    log_warning("client sent \r\nforged line");
+    log_set_fd(2);
+    close(fds[1]);
+    n = read(fds[0], out, sizeof(out) - 1);
+    cr_assert_gt(n, 0);
+    out[n] = '\0';
+    close(fds[0]);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "mxfwd[%ld]: 1A2B3C: from=<a@x> size=1234\n"
+             "mxfwd[%ld]: warning: client sent ??forged line\n",
+             (long)getpid(), (long)getpid());
+    cr_assert_str_eq(out, want);
+}

@@ -1,0 +1,213 @@
+#include "addr.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+static bool addr_atext(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+bool addr_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t n;
+        unsigned cp;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static int addr_local_check(const char *s, size_t len, bool *quoted)
+{
+    *quoted = false;
+    if (len == 0)
+        return ADDR_ELOCAL;
+    if (s[0] == '"') {
+        if (len < 2 || s[len - 1] != '"')
+            return ADDR_ELOCAL;
+        for (size_t i = 1; i < len - 1; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '\\') {
+                if (i + 1 >= len - 1)
+                    return ADDR_ELOCAL;
+                c = (unsigned char)s[++i];
+                if (c < 32 || c > 126)
+                    return ADDR_ELOCAL;
+            } else if (c == '"' || (c < 32) || c == 127) {
+                return ADDR_ELOCAL;
+            }
+        }
+        *quoted = true;
+        return 0;
+    }
+    if (s[0] == '.' || s[len - 1] == '.')
+        return ADDR_ELOCAL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.') {
+            if (s[i + 1] == '.')
+                return ADDR_ELOCAL;
+        } else if (!addr_atext(c)) {
+            return ADDR_ELOCAL;
+        }
+    }
+    return 0;
+}
+
+static int addr_literal_check(const char *d, size_t len)
+{
+    char ip[64];
+    unsigned char bin[16];
+    size_t n = len - 2;
+
+    if (n == 0 || n >= sizeof(ip))
+        return ADDR_EDOMAIN;
+    memcpy(ip, d + 1, n);
+    ip[n] = '\0';
+    if (strncmp(ip, "IPv6:", 5) == 0)
+        return inet_pton(AF_INET6, ip + 5, bin) == 1 ? 0 : ADDR_EDOMAIN;
+    return inet_pton(AF_INET, ip, bin) == 1 ? 0 : ADDR_EDOMAIN;
+}
+
+int addr_domain_check(const char *d, size_t len)
+{
+    size_t label = 0;
+
+    if (len == 0)
+        return ADDR_EDOMAIN;
+    if (len > ADDR_DOMAIN_MAX)
+        return ADDR_EDOMAINLEN;
+    if (d[0] == '[')
+        return d[len - 1] == ']' ? addr_literal_check(d, len) : ADDR_EDOMAIN;
+    if (!addr_utf8_valid(d, len))
+        return ADDR_EUTF8;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = i < len ? (unsigned char)d[i] : '.';
+        if (c == '.') {
+            /* Empty labels, and labels starting or ending with '-'. */
+            if (label == 0 || label > 63 || d[i - label] == '-' || d[i - 1] == '-')
+                return ADDR_EDOMAIN;
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c >= 0x80))
+            return ADDR_EDOMAIN;
+        label++;
+    }
+    return 0;
+}
+
+int addr_parse(const char *s, size_t len, addr_t *out)
+{
+    const char *at = NULL;
+    bool in_quote = false;
+    int err;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0)
+        return ADDR_EEMPTY;
+    /* The domain starts after the last '@' outside a quoted string. */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' && in_quote) {
+            i++;
+            continue;
+        }
+        if (s[i] == '"')
+            in_quote = !in_quote;
+        else if (s[i] == '@' && !in_quote)
+            at = s + i;
+    }
+    if (at == NULL || at == s)
+        return at == NULL ? ADDR_ENOAT : ADDR_ELOCAL;
+    out->local = s;
+    out->local_len = (size_t)(at - s);
+    out->domain = at + 1;
+    out->domain_len = len - out->local_len - 1;
+    if (out->domain_len == 0)
+        return ADDR_ENOAT;
+    if (out->local_len > ADDR_LOCAL_MAX)
+        return ADDR_ELOCALLEN;
+    if ((err = addr_local_check(out->local, out->local_len, &out->quoted)) < 0)
+        return err;
+    if (!addr_utf8_valid(out->local, out->local_len))
+        return ADDR_EUTF8;
+    if ((err = addr_domain_check(out->domain, out->domain_len)) < 0)
+        return err;
+    if (len > ADDR_MAX)
+        return ADDR_ELEN;
+    out->literal = out->domain[0] == '[';
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            out->utf8 = true;
+    return 0;
+}
+
+bool addr_is_relay_trick(const addr_t *a)
+{
+    for (size_t i = 0; i < a->local_len; i++) {
+        char c = a->local[i];
+        if (c == '%' || c == '!' || (a->quoted && c == '@'))
+            return true;
+    }
+    return false;
+}
+
+const char *addr_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "valid";
+    case ADDR_EEMPTY:
+        return "empty address";
+    case ADDR_ENOAT:
+        return "address has no @domain";
+    case ADDR_ELOCAL:
+        return "bad local part";
+    case ADDR_EDOMAIN:
+        return "bad domain";
+    case ADDR_ELOCALLEN:
+        return "local part longer than 64 octets";
+    case ADDR_EDOMAINLEN:
+        return "domain longer than 255 octets";
+    case ADDR_ELEN:
+        return "address longer than 254 octets";
+    case ADDR_EUTF8:
+        return "invalid UTF-8";
+    }
+    return "bad address";
+}

@@ -1,0 +1,56 @@
+/*
+ * addr - mailbox syntax (RFC 5321 4.1.2, RFC 6531 for UTF-8).
+ *
+ * addr_parse() checks "local@domain" without angle brackets or parameters
+ * and reports where the parts are; it allocates nothing and the parts point
+ * into the caller's string.  Path syntax ("<...>", source routes, ESMTP
+ * parameters) is the SMTP layer's business; this module knows mailboxes.
+ */
+#ifndef MXFWD_ADDR_H
+#define MXFWD_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* RFC 5321 4.5.3.1 */
+#define ADDR_LOCAL_MAX 64
+#define ADDR_DOMAIN_MAX 255
+#define ADDR_MAX 254
+
+#define ADDR_EEMPTY (-1)     /* empty address */
+#define ADDR_ENOAT (-2)      /* no "@domain" */
+#define ADDR_ELOCAL (-3)     /* local part is not a dot-atom or quoted string */
+#define ADDR_EDOMAIN (-4)    /* domain is not a host name or address literal */
+#define ADDR_ELOCALLEN (-5)  /* local part over 64 octets */
+#define ADDR_EDOMAINLEN (-6) /* domain over 255 octets */
+#define ADDR_ELEN (-7)       /* address over 254 octets */
+#define ADDR_EUTF8 (-8)      /* invalid UTF-8 */
+
+typedef struct {
+    const char *local;
+    size_t local_len;
+    const char *domain;
+    size_t domain_len;
+    bool quoted;  /* local part is a quoted string */
+    bool utf8;    /* some byte is outside ASCII (needs SMTPUTF8) */
+    bool literal; /* domain is an address literal, "[...]" */
+} addr_t;
+
+/* Parse s[0..len).  0 and *out filled, or an ADDR_E* code. */
+int addr_parse(const char *s, size_t len, addr_t *out);
+const char *addr_strerror(int err);
+
+/* Check a domain on its own (host name or address literal). */
+int addr_domain_check(const char *d, size_t len);
+
+/*
+ * Whether the local part hides another address, the relay tricks of old:
+ * "%" hacks (user%other@us), bang paths (host!user@us) and quoted local
+ * parts holding "@".  A forwarder refuses them like any foreign domain.
+ */
+bool addr_is_relay_trick(const addr_t *a);
+
+/* Whether s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
+bool addr_utf8_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * default - every limit and default of mxfwd in one place.
+ *
+ * Each value here is what applies when the configuration does not say
+ * otherwise; the config keys that override them are named alongside.
+ * Sizes in bytes, durations in seconds.
+ */
+#ifndef MXFWD_DEFAULT_H
+#define MXFWD_DEFAULT_H
+
+/* Files and sockets, relative to the working directory in a source tree. */
+#define DEFAULT_CONFIG_FILE "etc/mxfwd.conf"
+#define DEFAULT_SRS_SECRETS "etc/srs.secrets"           /* srs_secrets */
+#define DEFAULT_FORWARD_TABLE "etc/forwards"            /* forward_table */
+#define DEFAULT_SPOOL_DIR "var/spool"                   /* spool_dir */
+#define DEFAULT_CONTROL_SOCKET "var/run/mxfwd.sock"     /* control_socket */
+#define DEFAULT_LISTEN "127.0.0.1:2525"                 /* listen */
+
+/* SRS */
+#define DEFAULT_SRS_MAX_AGE (21 * 86400)  /* srs_max_age */
+#define DEFAULT_SRS_SECRET_MIN 16         /* shortest secret accepted */
+
+/* SMTP, inbound */
+#define DEFAULT_MAX_MESSAGE_SIZE 26214400 /* max_message_size */
+#define DEFAULT_MAX_RECIPIENTS 100        /* max_recipients */
+#define DEFAULT_MAX_CONNECTIONS 1000      /* max_connections */
+#define DEFAULT_MAX_CONNECTIONS_PER_IP 20 /* max_connections_per_ip */
+#define DEFAULT_TIMEOUT 300               /* timeout: idle time per command */
+#define DEFAULT_LINE_MAX 512              /* max_line_length: RFC 5321 4.5.3.1.4-5 */
+#define DEFAULT_MAX_ERRORS 10             /* max_errors: per session, then 421 */
+#define DEFAULT_MAX_HOPS 50               /* max_hops: Received: headers, then 554 5.4.6 */
+#define DEFAULT_SHUTDOWN_GRACE 30         /* shutdown_grace: transactions finish on SIGTERM */
+
+/* Delivery */
+#define DEFAULT_OUTBOUND_PORT 25               /* outbound_port */
+#define DEFAULT_RETRY_SCHEDULE "1m 5m 15m 30m 1h 2h 4h" /* retry_schedule */
+#define DEFAULT_MAX_QUEUE_LIFETIME (5 * 86400) /* max_queue_lifetime */
+#define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
+#define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
+
+/* Forward table */
+#define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */
+#define DEFAULT_RELOAD_INTERVAL 2   /* seconds between change checks */
+
+#endif

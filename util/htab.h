@@ -1,0 +1,35 @@
+/*
+ * htab - a hash table from byte-string keys to pointers.
+ *
+ * Open addressing with linear probing; lookups are O(1) on average and
+ * deletion shifts entries back instead of leaving tombstones.  The table
+ * copies and owns its keys; values belong to the caller (htab_free() can
+ * release them through a callback).  Keys are compared byte for byte:
+ * callers that want case-insensitive keys fold them first.
+ */
+#ifndef MXFWD_HTAB_H
+#define MXFWD_HTAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct htab htab_t;
+
+htab_t *htab_new(size_t expected);
+void htab_free(htab_t *h, void (*free_value)(void *));
+size_t htab_count(const htab_t *h);
+
+void *htab_get(const htab_t *h, const char *key, size_t len);
+/* Insert or replace.  Returns the value replaced, or NULL. */
+void *htab_put(htab_t *h, const char *key, size_t len, void *value);
+/* Remove.  Returns the value removed, or NULL. */
+void *htab_remove(htab_t *h, const char *key, size_t len);
+
+/* Visit every entry: start with *pos = 0; returns false at the end.  The
+ * table must not change during the walk. */
+bool htab_next(const htab_t *h, size_t *pos, const char **key, size_t *len, void **value);
+
+uint64_t htab_hash(const char *key, size_t len);
+
+#endif

@@ -1,0 +1,193 @@
+#include "parse.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "str.h"
+
+#define PARSE_DURATION_MAX (10ULL * 366 * 86400)
+
+/* Digits followed by an optional one-letter unit; *unit gets the letter or
+ * '\0'. */
+static int parse_number_unit(const char *s, uint64_t *value, char *unit)
+{
+    uint64_t v = 0;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *unit = *p;
+    if (*p != '\0' && p[1] != '\0')
+        return -1;
+    *value = v;
+    return 0;
+}
+
+int parse_duration(const char *s, uint64_t *secs)
+{
+    uint64_t v, mult;
+    char unit;
+
+    if (parse_number_unit(s, &v, &unit) < 0)
+        return -1;
+    switch (unit) {
+    case '\0':
+    case 's':
+        mult = 1;
+        break;
+    case 'm':
+        mult = 60;
+        break;
+    case 'h':
+        mult = 3600;
+        break;
+    case 'd':
+        mult = 86400;
+        break;
+    case 'w':
+        mult = 7 * 86400;
+        break;
+    default:
+        return -1;
+    }
+    if (v > PARSE_DURATION_MAX / mult)
+        return -1;
+    *secs = v * mult;
+    return 0;
+}
+
+int parse_size(const char *s, uint64_t *bytes)
+{
+    uint64_t v, mult;
+    char unit;
+
+    if (parse_number_unit(s, &v, &unit) < 0)
+        return -1;
+    switch (str_lower_c(unit)) {
+    case '\0':
+        mult = 1;
+        break;
+    case 'k':
+        mult = 1024;
+        break;
+    case 'm':
+        mult = 1024 * 1024;
+        break;
+    case 'g':
+        mult = 1024 * 1024 * 1024;
+        break;
+    default:
+        return -1;
+    }
+    if (v > UINT64_MAX / mult)
+        return -1;
+    *bytes = v * mult;
+    return 0;
+}
+
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v;
+    char unit;
+
+    if (parse_number_unit(s, &v, &unit) < 0 || unit != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_hostport(const char *s, bool port_optional, parse_hostport_t *out)
+{
+    const char *host = s, *host_end, *port = NULL;
+    unsigned char bin[16];
+    uint64_t p;
+    size_t n;
+
+    memset(out, 0, sizeof(*out));
+    if (s[0] == '[') {
+        host = s + 1;
+        host_end = strchr(host, ']');
+        if (host_end == NULL)
+            return -1;
+        if (host_end[1] == ':')
+            port = host_end + 2;
+        else if (host_end[1] != '\0')
+            return -1;
+    } else {
+        const char *colon = strchr(s, ':');
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            /* Several colons: a bare IPv6 address, without a port. */
+            host_end = s + strlen(s);
+        } else if (colon != NULL) {
+            host_end = colon;
+            port = colon + 1;
+        } else {
+            host_end = s + strlen(s);
+        }
+    }
+    n = (size_t)(host_end - host);
+    if (n == 0 || n >= sizeof(out->host))
+        return -1;
+    memcpy(out->host, host, n);
+    out->host[n] = '\0';
+
+    if (port != NULL) {
+        if (parse_uint(port, 1, 65535, &p) < 0)
+            return -1;
+        out->port = (uint16_t)p;
+    } else if (!port_optional) {
+        return -1;
+    }
+
+    if (inet_pton(AF_INET, out->host, bin) == 1 || inet_pton(AF_INET6, out->host, bin) == 1) {
+        out->is_ip = true;
+        return 0;
+    }
+    return addr_domain_check(out->host, n) == 0 ? 0 : -1;
+}
+
+int parse_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        return 0;
+    }
+    return -1;
+}
+
+void parse_format_sockaddr(const struct sockaddr *sa, char *dst, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        snprintf(dst, size, "%s:%u", ip, ntohs(sin->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+        snprintf(dst, size, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+    } else {
+        snprintf(dst, size, "unknown");
+    }
+}

@@ -1,0 +1,126 @@
+#include "str.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int str_lcpy(char *dst, const char *src, size_t size)
+{
+    size_t len = strlen(src);
+
+    if (size == 0)
+        return -1;
+    if (len >= size) {
+        memcpy(dst, src, size - 1);
+        dst[size - 1] = '\0';
+        return -1;
+    }
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+int str_fmt(char *dst, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+    return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
+
+char *str_lower(char *s)
+{
+    for (char *p = s; *p; p++)
+        *p = str_lower_c(*p);
+    return s;
+}
+
+void str_lower_n(char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s[i] = str_lower_c(s[i]);
+}
+
+int str_casecmp(const char *a, const char *b)
+{
+    unsigned char ca, cb;
+
+    do {
+        ca = (unsigned char)str_lower_c(*a++);
+        cb = (unsigned char)str_lower_c(*b++);
+    } while (ca && ca == cb);
+    return ca - cb;
+}
+
+int str_ncasecmp(const char *a, const char *b, size_t n)
+{
+    unsigned char ca = 0, cb = 0;
+
+    while (n--) {
+        ca = (unsigned char)str_lower_c(*a++);
+        cb = (unsigned char)str_lower_c(*b++);
+        if (!ca || ca != cb)
+            break;
+    }
+    return ca - cb;
+}
+
+bool str_eq_ci(const char *a, const char *b)
+{
+    return str_casecmp(a, b) == 0;
+}
+
+bool str_prefix_ci(const char *s, const char *prefix)
+{
+    return str_ncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool str_eq_ci_n(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && str_ncasecmp(s, word, n) == 0;
+}
+
+char *str_trim(char *s)
+{
+    char *end;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+char *str_token(char **cursor, const char *seps)
+{
+    char *p = *cursor;
+    char *tok;
+
+    if (p == NULL)
+        return NULL;
+    p += strspn(p, seps);
+    if (*p == '\0') {
+        *cursor = p;
+        return NULL;
+    }
+    tok = p;
+    p += strcspn(p, seps);
+    if (*p != '\0')
+        *p++ = '\0';
+    *cursor = p;
+    return tok;
+}
+
+bool str_has_ctl(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return true;
+    }
+    return false;
+}

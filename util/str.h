@@ -1,0 +1,55 @@
+/*
+ * str - checked string helpers.  ASCII-only case handling: mail protocol
+ * keywords and domain names are compared without regard to the locale.
+ *
+ * Functions that write into a caller's array take its size and report
+ * truncation instead of overflowing; the result is always NUL-terminated
+ * when size > 0.
+ */
+#ifndef MXFWD_STR_H
+#define MXFWD_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Copy src into dst[size].  0, or -1 when src did not fit (dst then holds
+ * the truncated prefix). */
+int str_lcpy(char *dst, const char *src, size_t size);
+/* snprintf that reports truncation: 0, or -1 when the result did not fit. */
+int str_fmt(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static inline char str_lower_c(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+static inline char str_upper_c(char c)
+{
+    return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+}
+/* Lowercase in place; returns s. */
+char *str_lower(char *s);
+void str_lower_n(char *s, size_t n);
+
+int str_casecmp(const char *a, const char *b);
+int str_ncasecmp(const char *a, const char *b, size_t n);
+bool str_eq_ci(const char *a, const char *b);
+/* Whether s begins with prefix, ignoring ASCII case. */
+bool str_prefix_ci(const char *s, const char *prefix);
+/* Whether s[0..n) equals the NUL-terminated word, ignoring ASCII case. */
+bool str_eq_ci_n(const char *s, size_t n, const char *word);
+
+/* Strip leading and trailing spaces and tabs in place; returns the start. */
+char *str_trim(char *s);
+
+/*
+ * Split off the next token of *cursor, tokens being separated by any run of
+ * the characters in seps.  Returns the token (NUL-terminated in place) and
+ * advances *cursor, or NULL when no token is left.  Like strsep(3), but
+ * empty tokens are skipped.
+ */
+char *str_token(char **cursor, const char *seps);
+
+/* Whether the n bytes contain a NUL or a control character other than tab. */
+bool str_has_ctl(const char *s, size_t n);
+
+#endif
