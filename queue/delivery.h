@@ -1,0 +1,86 @@
+/*
+ * delivery - the seam between the queue manager and whatever moves a
+ * message to its next hop.
+ *
+ * The queue groups due recipients of one message by destination domain and
+ * hands each group to a delivery implementation as a delivery_job_t.  The
+ * outbound SMTP client (smtpd/client.c) is the real implementation; tests
+ * plug in a scripted one, so every queue path is tested without a network.
+ *
+ * Ownership: the queue owns the job and everything it points to until the
+ * implementation calls done(); the implementation must not touch the job
+ * after that call.  deliver() returning non-zero means the job was not
+ * started and done() will not be called (libuv's rule for async calls).
+ * Callbacks run on the loop thread.
+ */
+#ifndef MXFWD_DELIVERY_H
+#define MXFWD_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    DELIVERY_PENDING,   /* not tried yet (the queue sets this) */
+    DELIVERY_OK,        /* 2xx: done */
+    DELIVERY_TEMPFAIL,  /* 4xx, no connection, timeout: retry later */
+    DELIVERY_PERMFAIL,  /* 5xx, null MX, mail loop: bounce */
+} delivery_status_t;
+
+#define DELIVERY_REPLY_MAX 512
+#define DELIVERY_RELAY_MAX 300
+
+typedef struct {
+    const char *addr;      /* destination address */
+    const char *orig_addr; /* the alias it was sent to (Original-Recipient) */
+    /* Filled by the implementation before done(): */
+    delivery_status_t status;
+    /* The remote reply, multiline joined with " ", e.g. "250 2.0.0 Ok:
+     * queued as X"; or mxfwd's own reason when there was no remote reply
+     * ("connection refused", "Host or domain name not found").  Also tells
+     * whether the reply came from the remote (for DSN Diagnostic-Code). */
+    char reply[DELIVERY_REPLY_MAX];
+    bool remote_reply;
+    /* "mx.example.com[192.0.2.1]:25", or "none" when no host was reached. */
+    char relay[DELIVERY_RELAY_MAX];
+} delivery_rcpt_t;
+
+typedef struct delivery_job {
+    const char *queue_id;
+    const char *sender; /* envelope sender to use (SRS-rewritten); "" is <> */
+    const char *domain; /* destination domain, lowercased; every rcpt is in it */
+    delivery_rcpt_t *rcpts;
+    size_t nrcpts;
+
+    /* The message: prepend[0..prepend_len) (headers mxfwd adds), then
+     * length bytes of the file at path from offset.  Lines end in CRLF;
+     * the bytes are not dot-stuffed.  size = prepend_len + length. */
+    const char *prepend;
+    size_t prepend_len;
+    const char *path;
+    uint64_t offset;
+    uint64_t length;
+    uint64_t size;
+    bool body_8bitmime; /* MAIL FROM had BODY=8BITMIME */
+    bool smtputf8;      /* MAIL FROM had SMTPUTF8 */
+} delivery_job_t;
+
+typedef void (*delivery_done_fn)(delivery_job_t *job, void *arg);
+
+typedef struct delivery_ops {
+    /* Start delivering job.  0: done(job, arg) will be called exactly once,
+     * on the loop thread, with every recipient's status set to OK,
+     * TEMPFAIL or PERMFAIL.  Non-zero: not started, no callback. */
+    int (*deliver)(void *impl, delivery_job_t *job, delivery_done_fn done, void *arg);
+    /* Finish or abandon jobs in flight (each still gets done(), with
+     * TEMPFAIL for recipients not finished) and release the implementation.
+     * closed(arg) runs once nothing of it is left on the loop. */
+    void (*shutdown)(void *impl, void (*closed)(void *arg), void *arg);
+} delivery_ops_t;
+
+typedef struct {
+    const delivery_ops_t *ops;
+    void *impl;
+} delivery_t;
+
+#endif
