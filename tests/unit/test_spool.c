@@ -29,7 +29,7 @@
 /* ---- Fixture: a temporary spool directory and a loop ---- */
 
 static char root[256];   /* removed after each test */
-static char sdir[300];   /* the spool directory, root/spool */
+static char sdir[300];   /* the spool directory, root/var/spool: created by the spool */
 static uv_loop_t loop;
 
 static void setup(void)
@@ -38,7 +38,7 @@ static void setup(void)
 
     snprintf(root, sizeof(root), "%s/mxfwd-spool-XXXXXX", tmp ? tmp : "/tmp");
     cr_assert_not_null(mkdtemp(root));
-    snprintf(sdir, sizeof(sdir), "%s/spool", root);
+    snprintf(sdir, sizeof(sdir), "%s/var/spool", root);
     cr_assert_eq(uv_loop_init(&loop), 0);
 }
 
@@ -283,6 +283,8 @@ Test(spool, commit_is_byte_exact_and_survives_restart)
     cr_assert_str_eq(listing(), m->id, "only the committed file, no temporary");
     cr_assert_eq(stat(m->path, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0600);
+    cr_assert_eq(stat(sdir, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "the spool directory was created private");
     assert_envelope(m, &env);
     cr_assert_eq(m->body_length, len);
     cr_assert_eq(spool_msg_size(m), len + sizeof(prepend) - 1);
@@ -527,9 +529,38 @@ static int read_full(int fd, void *p, size_t n, int timeout_ms)
     return 0;
 }
 
+/* Fork a child running fn(fd, arg), fd the write end of a pipe whose read
+ * end goes to *rfd. */
+static pid_t spawn(void (*fn)(int fd, int arg), int arg, int *rfd)
+{
+    int p[2];
+    pid_t pid;
+
+    cr_assert_eq(pipe(p), 0);
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        fn(p[1], arg); /* exits */
+    }
+    close(p[1]);
+    *rfd = p[0];
+    return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+    int status;
+
+    kill(pid, SIGKILL);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the child ended by itself: status %d", status);
+}
+
 /* In a child: commit one message, report its id, then stream a second one
  * forever (reporting once it is well under way) until killed. */
-static void child_commit_then_stream(int fd)
+static void child_commit_then_stream(int fd, int arg)
 {
     uv_loop_t cl;
     spool_options_t opt;
@@ -540,6 +571,7 @@ static void child_commit_then_stream(int fd)
     char *text = message_text(20000, 3);
     char note[SPOOL_ID_SIZE + 1];
 
+    (void)arg;
     if (uv_loop_init(&cl) != 0)
         _exit(2);
     opt = (spool_options_t){.exec = spool_uv_executor(&cl)};
@@ -571,24 +603,14 @@ Test(spool, sigkill_mid_write_keeps_the_committed_message_and_drops_the_partial_
     char *text = message_text(20000, 3);
     char ida[SPOOL_ID_SIZE] = "", idb[SPOOL_ID_SIZE] = "", tmpname[64], *back;
     scan_result_t sr;
-    int p[2], status;
-    pid_t pid;
+    int rfd;
+    pid_t pid = spawn(child_commit_then_stream, 0, &rfd);
     spool_t *s;
 
-    cr_assert_eq(pipe(p), 0);
-    pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        child_commit_then_stream(p[1]);
-    }
-    close(p[1]);
-    cr_assert_eq(read_full(p[0], ida, SPOOL_ID_LEN, 10000), 0, "child committed");
-    cr_assert_eq(read_full(p[0], idb, SPOOL_ID_LEN, 10000), 0, "child is writing");
-    kill(pid, SIGKILL);
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    close(p[0]);
+    cr_assert_eq(read_full(rfd, ida, SPOOL_ID_LEN, 10000), 0, "child committed");
+    cr_assert_eq(read_full(rfd, idb, SPOOL_ID_LEN, 10000), 0, "child is writing");
+    kill_child(pid);
+    close(rfd);
 
     snprintf(tmpname, sizeof(tmpname), "%s.tmp", idb);
     s = restart(&sr);
@@ -689,33 +711,22 @@ Test(spool, sigkill_during_a_stream_of_commits_loses_no_acknowledged_message)
     int nacked = 0;
 
     for (int round = 0; round < 3; round++) {
-        int p[2], status;
-        uint64_t wait_ms = 60 + (uint64_t)round * 70;
+        uint64_t wait_ms = 60 + (uint64_t)round * 70, start = uv_hrtime();
         scan_result_t sr;
-        pid_t pid;
+        int rfd;
+        pid_t pid = spawn(child_stream, round * 100000, &rfd);
         spool_t *s;
 
-        cr_assert_eq(pipe(p), 0);
-        pid = fork();
-        cr_assert(pid >= 0);
-        if (pid == 0) {
-            close(p[0]);
-            child_stream(p[1], round * 100000);
-        }
-        close(p[1]);
         /* Collect acknowledgements for a while, then kill mid-stream. */
-        uint64_t start = uv_hrtime();
         while ((uv_hrtime() - start) / 1000000 < wait_ms && nacked < 4096) {
-            if (read_full(p[0], acked[nacked], SPOOL_ID_LEN, 1000) == 0)
+            if (read_full(rfd, acked[nacked], SPOOL_ID_LEN, 1000) == 0)
                 acked[nacked++][SPOOL_ID_LEN] = '\0';
         }
-        kill(pid, SIGKILL);
-        cr_assert_eq(waitpid(pid, &status, 0), pid);
-        cr_assert(WIFSIGNALED(status), "child exited by itself: %d", WEXITSTATUS(status));
+        kill_child(pid);
         /* Acknowledgements already in the pipe count too. */
-        while (nacked < 4096 && read_full(p[0], acked[nacked], SPOOL_ID_LEN, 0) == 0)
+        while (nacked < 4096 && read_full(rfd, acked[nacked], SPOOL_ID_LEN, 0) == 0)
             acked[nacked++][SPOOL_ID_LEN] = '\0';
-        close(p[0]);
+        close(rfd);
 
         s = open_spool();
         memset(&sr, 0, sizeof(sr));
