@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -33,6 +35,16 @@
 static size_t msg_size = 4096;
 static double phase_seconds = 2.0;
 static char *payload;
+
+/* CPU time of the whole process (all threads), in seconds. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -152,7 +164,7 @@ static void writer_start(bench_t *b)
         die("spool_writer_commit", err);
 }
 
-static double bench_spool(unsigned writers, double *per_pass)
+static double bench_spool(unsigned writers, double *per_pass, double *cpu_us)
 {
     char *dir = phase_dir();
     uv_loop_t loop;
@@ -166,11 +178,13 @@ static double bench_spool(unsigned writers, double *per_pass)
     opt = (spool_options_t){.exec = spool_uv_executor(&loop)};
     if ((err = spool_open(dir, &opt, &b.s)) != 0)
         die("spool_open", err);
+    double cpu = cpu_seconds();
     start = uv_hrtime();
     b.stop = start + (uint64_t)(phase_seconds * 1e9);
     for (unsigned i = 0; i < writers; i++)
         writer_start(&b);
     uv_run(&loop, UV_RUN_DEFAULT);
+    *cpu_us = (cpu_seconds() - cpu) / b.commits * 1e6;
     spool_get_stats(b.s, &st);
     *per_pass = st.passes ? (double)st.commits / st.passes : 0;
     if ((err = spool_close(b.s)) != 0)
@@ -199,7 +213,7 @@ int main(int argc, char **argv)
     const char *base = ".";
     unsigned writers = 64;
     int runs = 3, c;
-    double raw[RUNS_MAX], one[RUNS_MAX], many[RUNS_MAX], pass1, passn;
+    double raw[RUNS_MAX], one[RUNS_MAX], many[RUNS_MAX], pass1, passn, cpu1, cpun;
 
     while ((c = getopt(argc, argv, "d:t:r:s:w:")) != -1) {
         switch (c) {
@@ -230,11 +244,11 @@ int main(int argc, char **argv)
     printf("%zu-byte messages, %.1f s per phase, directory %s\n", msg_size, phase_seconds, base);
     for (int r = 0; r < runs; r++) {
         raw[r] = bench_raw();
-        one[r] = bench_spool(1, &pass1);
-        many[r] = bench_spool(writers, &passn);
-        printf("run %d: raw %.0f/s  1 writer %.0f/s (%.1f per pass)  %u writers %.0f/s "
-               "(%.1f per pass)\n",
-               r + 1, raw[r], one[r], pass1, writers, many[r], passn);
+        one[r] = bench_spool(1, &pass1, &cpu1);
+        many[r] = bench_spool(writers, &passn, &cpun);
+        printf("run %d: raw %.0f/s  1 writer %.0f/s (%.1f per pass, %.0f us CPU each)  "
+               "%u writers %.0f/s (%.1f per pass, %.0f us CPU each)\n",
+               r + 1, raw[r], one[r], pass1, cpu1, writers, many[r], passn, cpun);
         fflush(stdout);
     }
     double mraw = median(raw, runs), mone = median(one, runs), mmany = median(many, runs);

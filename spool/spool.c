@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,8 +276,10 @@ static void spool_append(spool_t *s, spool_item_t *it)
  * The pass, on an executor thread.  Order matters: a file's bytes are
  * durable (fsync) before its final name exists (rename), and the names
  * are durable (directory fsync) before anyone is told.  Starting the
- * writeback of every file first lets the file system put all of them in
- * one journal commit, so the fsyncs after the first find little to do.
+ * writeback of every file first sends all their data to the disk at once
+ * and, on a journalling file system, puts every allocation in the same
+ * transaction: the first fsync commits it and the others find their
+ * inode already committed.
  */
 static void spool_pass_work(void *ctx)
 {

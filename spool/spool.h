@@ -251,12 +251,13 @@ typedef struct {
 typedef void (*spool_done_cb)(void *arg, int status);
 
 /*
- * Record recipient state changes: applied to msg at once (the caller's
- * view), made durable as one record appended to the file by the next
- * pass; cb (may be NULL) runs once it is durable or failed.  The n
- * changes land together or not at all.  msg may be freed once this
- * returns.  A failed append leaves the file as it was, so a restart
- * sees the old state (at worst a recipient is tried again).
+ * Record recipient state changes (1 to msg->nrcpts of them): applied to
+ * msg at once (the caller's view), made durable as one record appended to
+ * the file by the next pass; cb (may be NULL) runs once it is durable or
+ * failed.  The n changes land together or not at all.  msg may be freed
+ * once this returns.  A failed append leaves the file as it was, so a
+ * restart sees the old state (at worst a recipient is tried again).
+ * SPOOL_EINVAL for a bad index or state or a string over SPOOL_STR_MAX.
  */
 int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n,
                  spool_done_cb cb, void *arg);
