@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "htab.h"
 #include "spool_int.h"
 #include "str.h"
 #include "xalloc.h"
@@ -171,6 +172,9 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s->clock_us = opt->clock_us ? opt->clock_us : spool_sys_clock;
     s->clock_arg = opt->clock_arg;
     s->max_batch = opt->max_batch ? opt->max_batch : SPOOL_MAX_BATCH;
+    s->sync_jobs = opt->sync_jobs ? opt->sync_jobs : SPOOL_SYNC_JOBS;
+    if (s->sync_jobs > SPOOL_SYNC_JOBS_MAX)
+        s->sync_jobs = SPOOL_SYNC_JOBS_MAX;
     s->pending_tail = &s->pending;
     /* New ids start above every id on disk, whatever the clock says. */
     for (size_t i = 0; i < n; i++) {
@@ -237,21 +241,45 @@ const char *spool_strerror(int err)
 
 /* ---- Group commit ---- */
 
+/*
+ * A pass runs in two stages.  First up to sync_jobs jobs in parallel, each
+ * for the items whose id hashes to it (so every append to one file is in
+ * one job, in order): append update records, start writeback, fsync.
+ * Parallel fsyncs matter: the block layer merges the cache flushes of
+ * concurrent fsyncs and a journalling file system commits them together,
+ * while one thread would wait for each flush in turn.  Then one job names
+ * the files: unlinks, renames, the directory fsync.  A pass of one job
+ * does both stages in it.
+ */
+struct spool_pass {
+    spool_t *s;
+    spool_item_t *items;
+    unsigned njobs;
+    unsigned jobs_left; /* loop thread: sync jobs not yet completed */
+    spool_job_t jobs[SPOOL_SYNC_JOBS_MAX];
+};
+
 static void spool_item_free(spool_item_t *it)
 {
     free(it->rec);
     free(it);
 }
 
-static int spool_fsync(spool_t *s, int fd)
+static int spool_fsync(spool_job_t *job, int fd)
 {
-    s->pass_fsyncs++;
-    return s->io.fsync(fd) == 0 ? 0 : (errno ? -errno : -EIO);
+    job->fsyncs++;
+    return job->pass->s->io.fsync(fd) == 0 ? 0 : (errno ? -errno : -EIO);
 }
 
 static void spool_tmp_name(const char *id, char *name, size_t size)
 {
     str_fmt(name, size, "%s%s", id, SPOOL__TMP_SUFFIX);
+}
+
+static bool spool_job_owns(const spool_job_t *job, const spool_item_t *it)
+{
+    return job->pass->njobs == 1 ||
+           htab_hash(it->id, SPOOL_ID_LEN) % job->pass->njobs == job->index;
 }
 
 /* Update item: append its record to the message file. */
@@ -273,32 +301,46 @@ static void spool_append(spool_t *s, spool_item_t *it)
 }
 
 /*
- * The pass, on an executor thread.  Order matters: a file's bytes are
- * durable (fsync) before its final name exists (rename), and the names
- * are durable (directory fsync) before anyone is told.  Starting the
- * writeback of every file first sends all their data to the disk at once
- * and, on a journalling file system, puts every allocation in the same
- * transaction: the first fsync commits it and the others find their
- * inode already committed.
+ * Stage one, on an executor thread: make the bytes of this job's files
+ * durable.  Starting the writeback of every file before the first fsync
+ * sends their data to the disk together and, on a journalling file system,
+ * puts every allocation in one transaction that the first fsync commits.
  */
-static void spool_pass_work(void *ctx)
+static void spool_sync_work(void *ctx)
 {
-    spool_t *s = ctx;
+    spool_job_t *job = ctx;
+    spool_t *s = job->pass->s;
+    int err;
+
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
+            spool_append(s, it);
+    /* Other jobs write their items' fd and status meanwhile: look at an
+     * item's only once it is known to be this job's. */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0)
+            sync_file_range(it->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0 &&
+            (err = spool_fsync(job, it->fd)) != 0)
+            it->status = err;
+}
+
+/*
+ * Stage two: a file's final name exists only once its bytes are durable
+ * (stage one), and the names are durable (directory fsync) before anyone
+ * is told.
+ */
+static void spool_name_work(void *ctx)
+{
+    spool_job_t *job = ctx;
+    spool_t *s = job->pass->s;
+    spool_item_t *items = job->pass->items;
     char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
     bool dir_changed = false;
     int err;
 
-    for (spool_item_t *it = s->pass; it != NULL; it = it->next)
-        if (it->kind == SPOOL_ITEM_UPDATE)
-            spool_append(s, it);
-    for (spool_item_t *it = s->pass; it != NULL; it = it->next)
-        if (it->fd >= 0 && it->status == 0)
-            sync_file_range(it->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    for (spool_item_t *it = s->pass; it != NULL; it = it->next)
-        if (it->fd >= 0 && it->status == 0 && (err = spool_fsync(s, it->fd)) != 0)
-            it->status = err;
-
-    for (spool_item_t *it = s->pass; it != NULL; it = it->next) {
+    for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_REMOVE) {
             if (unlinkat(s->dirfd, it->id, 0) == 0)
                 dir_changed = true;
@@ -306,17 +348,16 @@ static void spool_pass_work(void *ctx)
                 it->status = -errno;
         } else if (it->kind == SPOOL_ITEM_COMMIT && it->status == 0) {
             spool_tmp_name(it->id, tmp, sizeof(tmp));
-            if (renameat(s->dirfd, tmp, s->dirfd, it->id) == 0) {
+            if (renameat(s->dirfd, tmp, s->dirfd, it->id) == 0)
                 it->renamed = dir_changed = true;
-            } else {
+            else
                 it->status = -errno;
-            }
         }
     }
-    if (dir_changed && (err = spool_fsync(s, s->dirfd)) != 0) {
+    if (dir_changed && (err = spool_fsync(job, s->dirfd)) != 0) {
         /* Nothing in this pass is known to be durable: no commit may be
          * acknowledged, so none may stay behind to be delivered. */
-        for (spool_item_t *it = s->pass; it != NULL; it = it->next) {
+        for (spool_item_t *it = items; it != NULL; it = it->next) {
             if (it->kind == SPOOL_ITEM_UPDATE || it->status != 0)
                 continue;
             if (it->renamed)
@@ -326,7 +367,7 @@ static void spool_pass_work(void *ctx)
         }
     }
 
-    for (spool_item_t *it = s->pass; it != NULL; it = it->next) {
+    for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_COMMIT && !it->renamed) {
             spool_tmp_name(it->id, tmp, sizeof(tmp));
             unlinkat(s->dirfd, tmp, 0);
@@ -337,18 +378,26 @@ static void spool_pass_work(void *ctx)
     }
 }
 
+static void spool_whole_work(void *ctx)
+{
+    spool_sync_work(ctx);
+    spool_name_work(ctx);
+}
+
 static void spool_kick(spool_t *s);
 
-/* The pass's completion, on the loop thread. */
+/* The pass is over, on the loop thread: tell everyone. */
 static void spool_pass_done(void *ctx)
 {
-    spool_t *s = ctx;
-    spool_item_t *it = s->pass, *next;
+    spool_job_t *job = ctx;
+    spool_pass_t *pass = job->pass;
+    spool_t *s = pass->s;
+    spool_item_t *it = pass->items, *next;
 
-    s->pass = NULL;
     s->stats.passes++;
-    s->stats.fsyncs += s->pass_fsyncs;
-    s->pass_fsyncs = 0;
+    for (unsigned i = 0; i < pass->njobs; i++)
+        s->stats.fsyncs += pass->jobs[i].fsyncs;
+    free(pass);
     /* in_flight stays set through the callbacks: work they queue is
      * gathered into the next pass, and spool_close() waits. */
     for (; it != NULL; it = next) {
@@ -380,22 +429,50 @@ static void spool_pass_done(void *ctx)
     spool_kick(s);
 }
 
+/* A stage-one job completed; the last one starts stage two. */
+static void spool_sync_done(void *ctx)
+{
+    spool_job_t *job = ctx;
+    spool_pass_t *pass = job->pass;
+
+    if (--pass->jobs_left == 0)
+        pass->s->exec.submit(pass->s->exec.impl, spool_name_work, spool_pass_done,
+                             &pass->jobs[0]);
+}
+
 /* Start a pass with what is waiting, unless one is running. */
 static void spool_kick(spool_t *s)
 {
     spool_item_t **link = &s->pending;
+    spool_pass_t *pass;
+    unsigned n = 0;
 
     if (s->in_flight || s->pending == NULL)
         return;
-    for (unsigned n = 0; *link != NULL && n < s->max_batch; n++)
+    while (*link != NULL && n < s->max_batch) {
         link = &(*link)->next;
-    s->pass = s->pending;
+        n++;
+    }
+    pass = xcalloc(1, sizeof(*pass));
+    pass->s = s;
+    pass->items = s->pending;
     s->pending = *link;
     *link = NULL;
     if (s->pending == NULL)
         s->pending_tail = &s->pending;
+    pass->njobs = n < s->sync_jobs ? n : s->sync_jobs;
+    pass->jobs_left = pass->njobs;
+    for (unsigned i = 0; i < pass->njobs; i++) {
+        pass->jobs[i].pass = pass;
+        pass->jobs[i].index = i;
+    }
     s->in_flight = true;
-    s->exec.submit(s->exec.impl, spool_pass_work, spool_pass_done, s);
+    if (pass->njobs == 1) {
+        s->exec.submit(s->exec.impl, spool_whole_work, spool_pass_done, &pass->jobs[0]);
+        return;
+    }
+    for (unsigned i = 0; i < pass->njobs; i++)
+        s->exec.submit(s->exec.impl, spool_sync_work, spool_sync_done, &pass->jobs[i]);
 }
 
 static void spool_enqueue(spool_t *s, spool_item_t *it)

@@ -85,7 +85,9 @@ typedef struct spool_writer spool_writer_t;
  * on some other thread and then done(ctx) on the loop thread, exactly once
  * each, never inside submit() itself, and cannot fail.  With libuv:
  * uv_queue_work(), work in the work callback, done in the after-work
- * callback.  The spool has at most one submission outstanding.
+ * callback.  The spool has at most sync_jobs submissions outstanding, and
+ * they only wait for the disk; a pool that also runs work that can block
+ * for long (DNS lookups) needs threads enough for both.
  */
 typedef struct {
     void (*submit)(void *impl, void (*work)(void *ctx), void (*done)(void *ctx), void *ctx);
@@ -111,9 +113,11 @@ typedef struct {
     int64_t (*clock_us)(void *arg); /* NULL: the real time of day */
     void *clock_arg;
     unsigned max_batch;             /* most items per pass; 0: SPOOL_MAX_BATCH */
+    unsigned sync_jobs;             /* parallel fsync jobs per pass; 0: SPOOL_SYNC_JOBS */
 } spool_options_t;
 
 #define SPOOL_MAX_BATCH 512
+#define SPOOL_SYNC_JOBS 4 /* libuv's default pool size; at most 16 */
 
 /*
  * Open (creating it and missing parents, mode 0700) and lock the spool

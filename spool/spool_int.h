@@ -47,6 +47,16 @@ enum {
 };
 
 typedef struct spool_item spool_item_t;
+typedef struct spool_pass spool_pass_t;
+
+/* One executor job of a pass (see spool.c). */
+typedef struct {
+    spool_pass_t *pass;
+    unsigned index;
+    unsigned fsyncs; /* counted by the job's thread, read on completion */
+} spool_job_t;
+
+#define SPOOL_SYNC_JOBS_MAX 16
 
 struct spool {
     /* Fixed at open; read by the executor's threads too. */
@@ -59,6 +69,7 @@ struct spool {
     int64_t (*clock_us)(void *arg);
     void *clock_arg;
     unsigned max_batch;
+    unsigned sync_jobs;
     uint64_t last_id;
     bool scanned;
     bool used;                 /* a writer was opened: too late to scan */
@@ -68,11 +79,6 @@ struct spool {
     size_t npending;
     bool in_flight;            /* a pass is submitted and its callbacks not done */
     spool_stats_t stats;
-
-    /* The pass in flight: the loop thread hands these to the executor and
-     * reads them back only in the completion. */
-    spool_item_t *pass;
-    unsigned pass_fsyncs;
 };
 
 #define SPOOL__TMP_SUFFIX ".tmp"

@@ -1204,3 +1204,57 @@ Test(spool, concurrent_commits_share_fsync_passes_and_each_waits_for_its_own)
         spool_msg_free(collected[i]);
     close_spool(s);
 }
+
+Test(spool, updates_queued_together_land_in_order_across_parallel_jobs)
+{
+    /* Ten messages, each with three updates queued back to back (one pass,
+     * four fsync jobs): appends to one file stay whole and in order. */
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_spool();
+    commit_result_t r[10];
+    scan_result_t sr;
+    done_result_t d[30] = {{0}};
+    char reply[10][3][32], ids[10][SPOOL_ID_SIZE];
+
+    for (int i = 0; i < 10; i++)
+        r[i] = commit_text(s, "x\r\n", 3, 3, &env);
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 10; i++) {
+            /* Each also rewrites recipient 0: the last queued must win. */
+            spool_update_t u[2] = {
+                {(size_t)k, SPOOL_RCPT_DEFERRED, (uint32_t)k + 1, 1795000000 + k, reply[i][k], "",
+                 true},
+                {0, SPOOL_RCPT_DEFERRED, (uint32_t)k + 1, 1795000000 + k, reply[i][k], "", true},
+            };
+
+            snprintf(reply[i][k], sizeof(reply[i][k]), "451 message %d update %d", i, k);
+            cr_assert_eq(spool_update(s, r[i].msg, u, k == 0 ? 1 : 2, on_done, &d[i * 3 + k]),
+                         0);
+        }
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 30; i++)
+        cr_assert_eq(d[i].status, 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%s", r[i].msg->id);
+        spool_msg_free(r[i].msg);
+    }
+    close_spool(s);
+
+    s = restart(&sr);
+    cr_assert_eq(sr.nmsgs, 10);
+    for (int j = 0; j < 10; j++) {
+        int i = 0;
+
+        while (i < 10 && strcmp(ids[i], sr.msgs[j]->id) != 0)
+            i++;
+        cr_assert_lt(i, 10);
+        for (int k = 1; k < 3; k++)
+            assert_rcpt(&sr.msgs[j]->rcpts[k], SPOOL_RCPT_DEFERRED, (uint32_t)k + 1,
+                        1795000000 + k, reply[i][k], "", true);
+        assert_rcpt(&sr.msgs[j]->rcpts[0], SPOOL_RCPT_DEFERRED, 3, 1795000002, reply[i][2], "",
+                    true);
+    }
+    scan_free(&sr);
+    close_spool(s);
+}
