@@ -334,7 +334,6 @@ void dmarc_evaluate(const dmarc_input_t *in, dmarc_result_t *out)
     const dmarc_record_t *rec = in->rec;
     dmarc_align_t aspf = rec ? rec->aspf : DMARC_ALIGN_RELAXED;
     dmarc_align_t adkim = rec ? rec->adkim : DMARC_ALIGN_RELAXED;
-    bool unknown = false; /* an aligned identifier could not be checked */
 
     memset(out, 0, sizeof(*out));
     str_lcpy(out->domain, in->from_domain, sizeof(out->domain));
@@ -343,13 +342,13 @@ void dmarc_evaluate(const dmarc_input_t *in, dmarc_result_t *out)
      * it, and an aligned DKIM pass spares an SPF fail (authres). */
     if (in->spf.domain && dmarc_aligned(in->spf.domain, in->from_domain, aspf)) {
         out->spf_aligned = in->spf.status == DMARC_ID_PASS;
-        unknown = unknown || in->spf.status == DMARC_ID_TEMPERROR;
+        out->spf_unknown = in->spf.status == DMARC_ID_TEMPERROR;
     }
     for (size_t i = 0; i < in->ndkim; i++) {
         if (!in->dkim[i].domain || !dmarc_aligned(in->dkim[i].domain, in->from_domain, adkim))
             continue;
         out->dkim_aligned = out->dkim_aligned || in->dkim[i].status == DMARC_ID_PASS;
-        unknown = unknown || in->dkim[i].status == DMARC_ID_TEMPERROR;
+        out->dkim_unknown = out->dkim_unknown || in->dkim[i].status == DMARC_ID_TEMPERROR;
     }
 
     switch (in->lookup) {
@@ -378,7 +377,7 @@ void dmarc_evaluate(const dmarc_input_t *in, dmarc_result_t *out)
         out->status = DMARC_PASS;
         return;
     }
-    if (unknown) {
+    if (out->spf_unknown || out->dkim_unknown) {
         out->status = DMARC_TEMPERROR;
         out->reason = "an aligned identifier could not be checked";
         return;

@@ -119,6 +119,8 @@ typedef struct {
     dmarc_policy_t applied; /* after pct sampling; what a fail asks for */
     bool spf_aligned;       /* an aligned SPF pass */
     bool dkim_aligned;      /* an aligned DKIM pass */
+    bool spf_unknown;       /* the aligned SPF identifier had a temperror */
+    bool dkim_unknown;      /* an aligned DKIM signature had a temperror */
 } dmarc_result_t;
 
 void dmarc_evaluate(const dmarc_input_t *in, dmarc_result_t *out);
