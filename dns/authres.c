@@ -95,7 +95,7 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
 
     /* 1. DMARC asks for rejection. */
     if (enforce && r->from_missing) {
-        set(d, AUTHRES_REJECT, "dmarc", "550 5.7.1 %s; refused (RFC 7489 6.6.1)",
+        set(d, AUTHRES_REJECT, "dmarc", "550 5.7.1 Refused under DMARC: %s",
             r->dmarc[0].reason ? r->dmarc[0].reason : "no usable From header field");
         return;
     }

@@ -73,13 +73,17 @@ int dmarc_record_parse(const char *s, size_t len, dmarc_record_t *rec, const cha
     tagval_list_t l;
     const tagval_tag_t *t;
     bool p_ok, sp_ok = true;
+    size_t lead = 0;
 
+    while (lead < len && (s[lead] == ' ' || s[lead] == '\t'))
+        lead++;
     memset(rec, 0, sizeof(*rec));
     rec->pct = 100;
     *why = NULL;
     /* Lenient: bad tag-specs are dropped (RFC 7489 6.3), but the record
      * must still begin with v=DMARC1, exactly so written. */
-    if (tagval_parse(s, len, true, &l) < 0 || l.n == 0 || l.tag[0].name_len != 1 ||
+    if (tagval_parse(s, len, true, &l) < 0 || l.n == 0 || l.tag[0].name != s + lead ||
+        l.tag[0].name_len != 1 ||
         l.tag[0].name[0] != 'v' || !tagval_is(&l.tag[0], "DMARC1"))
         return DMARC_REC_NOT;
     /* tagval keeps the first of a repeated tag; a v= that is not the first
