@@ -538,8 +538,13 @@ Test(dkim, real_signatures_verify_with_chunk_boundaries_everywhere, .timeout = 1
         key.name = fields[1];
         key.rec = fields[2];
         msg = slurp(fields[4], &len);
-        /* Every two-piece split, then three pieces at a few odd places. */
-        for (size_t cut = 0; cut <= len; cut++) {
+        /* Every two-piece split for one case of each kind (each cut is a
+         * full verification); three pieces at odd places for all. */
+        bool every = strncmp(fields[0], "cli-", 4) == 0 || strcmp(fields[0], "rsa-length") == 0 ||
+                     strcmp(fields[0], "r2048-relaxed-relaxed") == 0 ||
+                     strcmp(fields[0], "ed-simple-simple") == 0;
+
+        for (size_t cut = 0; cut <= len; cut += every ? 1 : 13) {
             dkim_t *d = verify(msg, len, &cut, 1, &key, 1, time(NULL), &seen);
 
             cr_assert_eq(dkim_count(d), 1, "%s", fields[0]);
@@ -547,8 +552,8 @@ Test(dkim, real_signatures_verify_with_chunk_boundaries_everywhere, .timeout = 1
                          fields[0], cut, dkim_result(d, 0)->reason);
             dkim_free(d);
         }
-        for (size_t a = 1; a + 7 < len; a += 97) {
-            size_t cuts[2] = {a, a + 7};
+        for (size_t a = 1; a + 6 < len; a += 31) {
+            size_t cuts[2] = {a, a + 1 + a % 5};
             dkim_t *d = verify(msg, len, cuts, 2, &key, 1, time(NULL), &seen);
 
             cr_assert_eq(dkim_result(d, 0)->status, want_status(fields[3]), "%s", fields[0]);
