@@ -7,7 +7,8 @@ static bool addr_atext(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return true;
-    return c >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+    /* strchr() finds the terminator too: a NUL byte is not atext. */
+    return c >= 0x80 || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 bool addr_utf8_valid(const char *s, size_t len)
