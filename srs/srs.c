@@ -234,8 +234,9 @@ static int srs_verify(const srs_t *srs, srs_field_t h, const srs_field_t *fields
  * one of the separators Mail::SRS and libsrs2 allow after it. */
 static bool srs_tagged(const char *local, size_t len, const char *tag)
 {
-    return len > 4 && str_ncasecmp(local, tag, 4) == 0 && strchr("=+-", local[4]) != NULL &&
-           local[4] != '\0';
+    /* strchr() would find the terminator for a NUL byte: exclude it. */
+    return len > 4 && str_ncasecmp(local, tag, 4) == 0 && local[4] != '\0' &&
+           strchr("=+-", local[4]) != NULL;
 }
 
 /* Split the next '='-terminated field off *rest; false when there is no
@@ -253,11 +254,17 @@ static bool srs_next_field(srs_field_t *rest, srs_field_t *field)
     return true;
 }
 
+/* The day number of now, modulo the wrap: what a stamp holds. */
+static unsigned srs_day(time_t now)
+{
+    return (unsigned)((now > 0 ? (uint64_t)now / SRS_DAY : 0) % SRS_STAMP_SLOTS);
+}
+
 static void srs_stamp(time_t now, char stamp[3])
 {
-    uint64_t day = now > 0 ? (uint64_t)now / SRS_DAY : 0;
+    unsigned day = srs_day(now);
 
-    stamp[0] = srs_base32[(day >> 5) & 31];
+    stamp[0] = srs_base32[day >> 5];
     stamp[1] = srs_base32[day & 31];
     stamp[2] = '\0';
 }
@@ -367,7 +374,6 @@ static int srs_reverse_srs0(const srs_t *srs, srs_field_t rest, time_t now, srs_
                             unsigned *age)
 {
     srs_field_t h, st, host, fields[3];
-    char today[3];
     int then, rc;
     unsigned days;
 
@@ -383,9 +389,7 @@ static int srs_reverse_srs0(const srs_t *srs, srs_field_t rest, time_t now, srs_
         return rc;
     /* Mail::SRS's rule: the age is today minus the stamp, modulo the
      * 1024-day wrap, so a stamp from the future is about 1023 days old. */
-    srs_stamp(now, today);
-    days = ((unsigned)srs_stamp_day((srs_field_t){today, 2}) + SRS_STAMP_SLOTS - (unsigned)then) %
-           SRS_STAMP_SLOTS;
+    days = (srs_day(now) + SRS_STAMP_SLOTS - (unsigned)then) % SRS_STAMP_SLOTS;
     if (days > srs->max_age_days) {
         if (age != NULL)
             *age = days;
