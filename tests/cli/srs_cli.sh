@@ -16,7 +16,11 @@ expect() {
     shift 4
     out=$("$@" 2>&1)
     rc=$?
-    if [ "$rc" -eq "$status" ] && [[ $out =~ $regex ]]; then
+    # A sanitizer build's report fails the check even when the rest matches.
+    if [[ $out =~ (Address|Leak)Sanitizer|runtime\ error: ]]; then
+        failed=$((failed + 1))
+        echo "FAIL: $what: sanitizer report: $out"
+    elif [ "$rc" -eq "$status" ] && [[ $out =~ $regex ]]; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
