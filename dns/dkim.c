@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
@@ -145,6 +146,8 @@ static void salvage(sigstate_t *s, const char *value, size_t len)
     }
 }
 
+/* A DKIM-Signature field is complete; field is its index in the store, or
+ * SIZE_MAX when it could not be kept. */
 static void add_signature(dkim_t *d, size_t field, const char *raw, size_t len, size_t name_len)
 {
     const char *value = raw + name_len + 1;
@@ -158,6 +161,13 @@ static void add_signature(dkim_t *d, size_t field, const char *raw, size_t len, 
     d->sigs[d->nsigs] = s;
     s->field = field;
     s->res.status = DKIM_PENDING;
+    if (field == SIZE_MAX) { /* not kept: the header section is too large */
+        s->res.status = DKIM_PERMERROR;
+        s->res.reason = "header section too large";
+        salvage(s, value, vlen);
+        d->nsigs++;
+        return;
+    }
     if (dkimsig_parse(value, vlen, &s->sig, &why) < 0) {
         s->res.status = DKIM_PERMERROR;
         s->res.reason = why;
@@ -185,12 +195,13 @@ static void add_signature(dkim_t *d, size_t field, const char *raw, size_t len, 
 /* The field in d->cur is complete. */
 static void finish_field(dkim_t *d)
 {
-    const char *raw = buf_ptr(&d->cur), *colon;
+    const char *raw, *colon;
     size_t len = buf_used(&d->cur), name_len;
     size_t index = d->nfields;
 
-    if (len == 0)
+    if (len == 0) /* and buf_ptr() may be NULL */
         return;
+    raw = buf_ptr(&d->cur);
     colon = memchr(raw, ':', len);
     if (colon == NULL) /* not a header field; nothing can select it */
         goto done;
@@ -209,8 +220,8 @@ static void finish_field(dkim_t *d)
             d->nfields++;
         }
     }
-    if (!d->overflow && str_eq_ci_n(raw, name_len, "DKIM-Signature"))
-        add_signature(d, index, raw, len, (size_t)(colon - raw));
+    if (str_eq_ci_n(raw, name_len, "DKIM-Signature"))
+        add_signature(d, d->overflow ? SIZE_MAX : index, raw, len, (size_t)(colon - raw));
     if (d->opt.on_field)
         d->opt.on_field(d->opt.arg, raw, len, name_len);
 done:
@@ -262,8 +273,8 @@ static void start_body(dkim_t *d)
 /* A whole line of the header section is in d->line. */
 static void header_line(dkim_t *d)
 {
-    const char *line = buf_ptr(&d->line);
     size_t len = buf_used(&d->line);
+    const char *line = len ? buf_ptr(&d->line) : "";
 
     if (d->line_len == 0) {
         finish_field(d);

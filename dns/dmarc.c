@@ -184,6 +184,8 @@ static bool clean_domain(const char *s, size_t n, char *dst)
         }
         dst[i] = str_lower_c(c);
     }
+    if (label == 0) /* "a.." lost one dot above; the other is an empty label */
+        return false;
     dst[n] = '\0';
     return true;
 }

@@ -519,7 +519,8 @@ int spf_pool_new(const spf_options_t *opt, spf_pool_t **out)
                 free(pool);
                 return SPF_EINVAL;
             }
-        pool->servers_csv = xstrndup(buf_ptr(&csv), buf_used(&csv));
+        if (buf_used(&csv) > 0) /* an empty buffer has no data pointer */
+            pool->servers_csv = xstrndup(buf_ptr(&csv), buf_used(&csv));
         buf_free(&csv);
     }
     pthread_mutex_init(&pool->lock, NULL);

@@ -580,3 +580,31 @@ Test(dkim, real_signatures_verify_with_chunk_boundaries_everywhere, .timeout = 1
     remove_dir(dir);
     cr_assert_geq(ncases, 14);
 }
+
+Test(dkim, an_oversized_header_section_is_a_permerror_not_silence)
+{
+    size_t pad = 70000;
+    size_t len = pad + sizeof(rfc8463_msg) + 16;
+    char *msg = xmalloc(len);
+    size_t n;
+    seen_t seen;
+    dkim_t *d;
+
+    /* One huge field first, over the verifier's 65536-byte store. */
+    memcpy(msg, "X-Big: ", 7);
+    memset(msg + 7, 'x', pad);
+    n = 7 + pad;
+    memcpy(msg + n, "\r\n", 2);
+    n += 2;
+    memcpy(msg + n, rfc8463_msg, sizeof(rfc8463_msg) - 1);
+    n += sizeof(rfc8463_msg) - 1;
+    d = verify(msg, n, NULL, 0, rfc_keys, 2, 0, &seen);
+    cr_assert_eq(dkim_count(d), 2);
+    cr_assert_eq(seen.nsig, 0, "no key lookups for signatures that cannot verify");
+    cr_assert_eq(seen.nfrom, 1, "From is still seen, for DMARC");
+    cr_assert_eq(dkim_result(d, 0)->status, DKIM_PERMERROR);
+    cr_assert_str_eq(dkim_result(d, 0)->reason, "header section too large");
+    cr_assert_str_eq(dkim_result(d, 1)->domain, "football.example.com");
+    dkim_free(d);
+    free(msg);
+}

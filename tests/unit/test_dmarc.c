@@ -187,7 +187,7 @@ Test(dmarc_from, unusable_from_fields)
 {
     static const char *bad[] = {
         "", " ", " undisclosed-recipients:;", " joe", " joe@", " a@[192.0.2.1]",
-        " a@bad..test", " <>", " \"a@b.test\"", " (a@b.test)",
+        " a@bad..test", " <>", " \"a@b.test\"", " (a@b.test)", " a@example.com..", " a@.",
     };
     int rc;
     size_t n;
