@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "addr.h"
 #include "str.h"
 #include "tagval.h"
 
@@ -57,36 +58,6 @@ long dkimsig_b64_decode(const char *s, size_t len, unsigned char *dst, size_t si
         (bits == 0 && pad != 0))
         return -1;
     return (long)n;
-}
-
-/* A domain name in LDH syntax (underscores tolerated, as DNS allows), at
- * most 253 octets, no empty label.  Copied lowercased into dst. */
-static bool copy_domain(const char *s, size_t len, char *dst, size_t size)
-{
-    size_t label = 0;
-
-    if (len == 0 || len > 253 || len >= size)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-
-        if (c == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   c == '-' || c == '_') {
-            if (++label > 63)
-                return false;
-        } else {
-            return false;
-        }
-        dst[i] = str_lower_c(c);
-    }
-    if (label == 0)
-        return false;
-    dst[len] = '\0';
-    return true;
 }
 
 /* Digits only, at most max_digits of them; the value saturates. */
@@ -193,15 +164,17 @@ static const char *parse_i(const tagval_tag_t *t, dkimsig_t *sig)
     const char *at = NULL;
     char dom[DKIMSIG_DOMAIN_MAX];
     size_t dlen, slen = strlen(sig->domain);
+    int n;
 
     for (size_t k = 0; k < t->value_len; k++)
         if (t->value[k] == '@')
             at = t->value + k;
     if (at == NULL || t->value_len >= sizeof(sig->auid))
         return "bad i=";
-    dlen = t->value_len - (size_t)(at + 1 - t->value);
-    if (!copy_domain(at + 1, dlen, dom, sizeof(dom)))
+    n = addr_dns_name(at + 1, t->value_len - (size_t)(at + 1 - t->value), dom, sizeof(dom));
+    if (n < 0)
         return "bad i= domain";
+    dlen = (size_t)n;
     /* i='s domain is d= or a subdomain of it (RFC 6376 3.5). */
     if (!(dlen == slen && strcmp(dom, sig->domain) == 0) &&
         !(dlen > slen && dom[dlen - slen - 1] == '.' && strcmp(dom + dlen - slen, sig->domain) == 0))
@@ -257,7 +230,7 @@ static const char *parse_sig(const char *value, size_t len, dkimsig_t *sig)
 
     if ((t = tagval_get(&l, "d")) == NULL)
         return "missing d=";
-    if (!copy_domain(t->value, t->value_len, sig->domain, sizeof(sig->domain)))
+    if (addr_dns_name(t->value, t->value_len, sig->domain, sizeof(sig->domain)) < 0)
         return "bad d=";
 
     if ((t = tagval_get(&l, "h")) == NULL)
@@ -283,7 +256,7 @@ static const char *parse_sig(const char *value, size_t len, dkimsig_t *sig)
 
     if ((t = tagval_get(&l, "s")) == NULL)
         return "missing s=";
-    if (!copy_domain(t->value, t->value_len, sig->selector, sizeof(sig->selector)))
+    if (addr_dns_name(t->value, t->value_len, sig->selector, sizeof(sig->selector)) < 0)
         return "bad s=";
 
     if ((t = tagval_get(&l, "t")) != NULL) {

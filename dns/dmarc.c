@@ -3,6 +3,7 @@
 #include <libpsl.h>
 #include <string.h>
 
+#include "addr.h"
 #include "str.h"
 #include "tagval.h"
 
@@ -158,38 +159,6 @@ dmarc_lookup_t dmarc_select(txt_status_t status, const txt_record_t *records, si
 
 /* ---- the From domain ---- */
 
-/* Accept a domain for DMARC: LDH labels (underscore tolerated), no empty
- * label, a trailing dot dropped.  Lowercased into dst. */
-static bool clean_domain(const char *s, size_t n, char *dst)
-{
-    size_t label = 0;
-
-    if (n > 0 && s[n - 1] == '.')
-        n--;
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-
-        if (c == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   c == '-' || c == '_') {
-            if (++label > 63)
-                return false;
-        } else {
-            return false;
-        }
-        dst[i] = str_lower_c(c);
-    }
-    if (label == 0) /* "a.." lost one dot above; the other is an empty label */
-        return false;
-    dst[n] = '\0';
-    return true;
-}
-
 typedef struct {
     char dom[DMARC_DOMAIN_MAX]; /* text after the last '@' of the address */
     size_t dom_len;
@@ -220,7 +189,7 @@ static int element_end(element_t *e, char domains[][DMARC_DOMAIN_MAX], size_t *n
     char d[DMARC_DOMAIN_MAX];
     int rc = 0;
 
-    if (e->at && !e->overlong && clean_domain(e->dom, e->dom_len, d)) {
+    if (e->at && !e->overlong && addr_dns_name(e->dom, e->dom_len, d, sizeof(d)) >= 0) {
         bool dup = false;
 
         for (size_t i = 0; i < *n && !dup; i++)

@@ -15,6 +15,7 @@
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "str.h"
 #include "xalloc.h"
@@ -565,29 +566,11 @@ static void sanitize_into(char *dst, size_t size, const char *src)
         dst[n] = '\0';
 }
 
-/* A domain check_host() can start from (RFC 7208 4.3): multi-label, LDH. */
-static bool usable_domain(const char *d)
+/* A domain check_host() can start from (RFC 7208 4.3): a multi-label DNS
+ * name, lowercased into dst. */
+static bool usable_domain(const char *d, char *dst, size_t size)
 {
-    size_t label = 0, labels = 0, len = strlen(d);
-
-    if (len == 0 || len > 253)
-        return false;
-    for (const char *p = d; *p; p++) {
-        if (*p == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                   (*p >= '0' && *p <= '9') || *p == '-' || *p == '_') {
-            if (label++ == 0)
-                labels++;
-            if (label > 63)
-                return false;
-        } else {
-            return false;
-        }
-    }
-    return labels >= 2 && label > 0;
+    return addr_dns_name(d, strlen(d), dst, size) >= 0 && strchr(dst, '.') != NULL;
 }
 
 static int set_client(SPF_request_t *req, const struct sockaddr *sa)
@@ -744,15 +727,14 @@ int spf_check(spf_pool_t *pool, const struct sockaddr *client, const char *helo,
     spf_worker_t *w = NULL;
     SPF_request_t *req = NULL;
     const char *at = sender ? strrchr(sender, '@') : NULL;
-    char from[600];
+    char from[600], raw[256];
     int rc;
 
     memset(out, 0, sizeof(*out));
     out->helo = sender == NULL || *sender == '\0';
-    str_lcpy(out->domain, out->helo ? (helo ? helo : "") : (at ? at + 1 : sender),
-             sizeof(out->domain));
-    str_lower(out->domain);
-    if (!usable_domain(out->domain)) {
+    str_lcpy(raw, out->helo ? (helo ? helo : "") : (at ? at + 1 : sender), sizeof(raw));
+    if (!usable_domain(raw, out->domain, sizeof(out->domain))) {
+        str_lcpy(out->domain, raw, sizeof(out->domain)); /* as given, for the header */
         out->status = SPF_NONE;
         str_lcpy(out->problem, out->helo ? "HELO name is not a domain" : "sender domain is invalid",
                  sizeof(out->problem));
