@@ -306,8 +306,7 @@ static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abu
     if (rc == 0 || rc == DNS_ENXDOMAIN || rc == DNS_ENODATA) {
         uint32_t max = rc == 0 ? r->max_ttl : r->max_neg_ttl;
         if (r->cache != NULL && !r->closing)
-            dns_cache_put(r->cache, q->type, q->name, rc, res, ttl < max ? ttl : max,
-                          dns_now(r));
+            dns_cache_put(r->cache, q->type, q->name, rc, res, ttl < max ? ttl : max, dns_now(r));
     } else if (rc != DNS_ECANCELED) {
         r->stats.failures++;
     }
@@ -362,11 +361,10 @@ static int dns_channel_new(dns_resolver_t *r, const dns_options_t *opts, int fla
     ao.sock_state_cb = dns_sock_state_cb;
     ao.sock_state_cb_data = r;
     if (ares_init_options(out, &ao,
-                          ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-                              ARES_OPT_EDNSPSZ | ARES_OPT_SOCK_STATE_CB) != ARES_SUCCESS)
+                          ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_EDNSPSZ |
+                              ARES_OPT_SOCK_STATE_CB) != ARES_SUCCESS)
         return DNS_EFAIL;
-    if (opts->nservers > 0 &&
-        (rc = dns_set_servers(*out, opts->servers, opts->nservers)) < 0) {
+    if (opts->nservers > 0 && (rc = dns_set_servers(*out, opts->servers, opts->nservers)) < 0) {
         ares_destroy(*out);
         return rc;
     }
@@ -413,8 +411,8 @@ int dns_resolver_new(uv_loop_t *loop, const dns_options_t *opts, dns_resolver_t 
         goto fail;
     if (dns_channel_nservers(r->channel) == 1) {
         ares_destroy(r->channel);
-        if ((rc = dns_channel_new(r, opts, ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP,
-                                  &r->channel)) < 0)
+        if ((rc = dns_channel_new(r, opts, ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP, &r->channel)) <
+            0)
             goto fail;
     }
 
@@ -424,9 +422,9 @@ int dns_resolver_new(uv_loop_t *loop, const dns_options_t *opts, dns_resolver_t 
     r->handles = 2;
     r->inflight = htab_new(64);
     if (!opts->no_cache)
-        r->cache = dns_cache_new(opts->cache_entries ? opts->cache_entries
-                                                     : DEFAULT_DNS_CACHE_ENTRIES,
-                                 opts->cache_bytes ? opts->cache_bytes : DEFAULT_DNS_CACHE_BYTES);
+        r->cache =
+            dns_cache_new(opts->cache_entries ? opts->cache_entries : DEFAULT_DNS_CACHE_ENTRIES,
+                          opts->cache_bytes ? opts->cache_bytes : DEFAULT_DNS_CACHE_BYTES);
     *out = r;
     return 0;
 

@@ -44,8 +44,7 @@
 #define DNS_ESERVFAIL (-4)    /* temporary: the server failed (SERVFAIL) */
 #define DNS_EREFUSED (-5)     /* temporary: the server refused (REFUSED) */
 #define DNS_ETIMEOUT (-6)     /* temporary: no answer in time */
-#define DNS_ECONNREFUSED (-7) /* temporary: no server reachable (or, with several
-                               * servers, none gave a usable answer) */
+#define DNS_ECONNREFUSED (-7) /* temporary: no server reachable (or willing) */
 #define DNS_EBADRESP (-8)     /* temporary: malformed or unusable answer */
 #define DNS_EFAIL (-9)        /* temporary: other resolver failure */
 #define DNS_ECANCELED (-10)   /* temporary: the resolver was closed */
@@ -104,14 +103,14 @@ typedef struct {
      * None: those of /etc/resolv.conf. */
     const char *const *servers;
     size_t nservers;
-    unsigned timeout_ms;   /* first try; c-ares doubles it each round.  0: default */
-    unsigned tries;        /* 0: default */
-    bool no_cache;         /* every lookup asks the servers */
-    size_t cache_entries;  /* 0: default */
-    size_t cache_bytes;    /* 0: default */
-    uint32_t max_ttl;      /* positive answers are kept at most this long (s); 0: default */
-    uint32_t max_neg_ttl;  /* NXDOMAIN/NODATA likewise (RFC 2308); 0: default */
-    dns_clock_fn clock;    /* NULL: the loop's clock */
+    unsigned timeout_ms;  /* first try; c-ares doubles it each round.  0: default */
+    unsigned tries;       /* 0: default */
+    bool no_cache;        /* every lookup asks the servers */
+    size_t cache_entries; /* 0: default */
+    size_t cache_bytes;   /* 0: default */
+    uint32_t max_ttl;     /* positive answers are kept at most this long (s); 0: default */
+    uint32_t max_neg_ttl; /* NXDOMAIN/NODATA likewise (RFC 2308); 0: default */
+    dns_clock_fn clock;   /* NULL: the loop's clock */
     void *clock_arg;
 } dns_options_t;
 

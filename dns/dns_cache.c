@@ -86,8 +86,8 @@ void dns_cache_free(dns_cache_t *c)
     free(c);
 }
 
-bool dns_cache_get(dns_cache_t *c, dns_type_t type, const char *name, uint64_t now_ms,
-                   int *status, dns_result_t **res)
+bool dns_cache_get(dns_cache_t *c, dns_type_t type, const char *name, uint64_t now_ms, int *status,
+                   dns_result_t **res)
 {
     char key[DNS_CACHE_KEY_MAX];
     size_t len = dns_cache_key(key, type, name);
@@ -108,8 +108,8 @@ bool dns_cache_get(dns_cache_t *c, dns_type_t type, const char *name, uint64_t n
     return true;
 }
 
-void dns_cache_put(dns_cache_t *c, dns_type_t type, const char *name, int status,
-                   dns_result_t *res, uint32_t ttl, uint64_t now_ms)
+void dns_cache_put(dns_cache_t *c, dns_type_t type, const char *name, int status, dns_result_t *res,
+                   uint32_t ttl, uint64_t now_ms)
 {
     dns_cache_entry_t *e = xcalloc(1, sizeof(*e)), *old;
 

@@ -35,8 +35,8 @@ size_t dns_cache_key(char *key, dns_type_t type, const char *name);
  * *res a new reference, or *status its DNS_E* code and *res NULL.  false:
  * none (or it had expired and is gone).
  */
-bool dns_cache_get(dns_cache_t *c, dns_type_t type, const char *name, uint64_t now_ms,
-                   int *status, dns_result_t **res);
+bool dns_cache_get(dns_cache_t *c, dns_type_t type, const char *name, uint64_t now_ms, int *status,
+                   dns_result_t **res);
 
 /*
  * Keep status (0 with res, or a negative DNS_E* code with res NULL) for
@@ -44,8 +44,8 @@ bool dns_cache_get(dns_cache_t *c, dns_type_t type, const char *name, uint64_t n
  * cache takes its own reference on res.  A ttl of 0, or an entry larger
  * than the whole byte bound, is not kept.
  */
-void dns_cache_put(dns_cache_t *c, dns_type_t type, const char *name, int status,
-                   dns_result_t *res, uint32_t ttl, uint64_t now_ms);
+void dns_cache_put(dns_cache_t *c, dns_type_t type, const char *name, int status, dns_result_t *res,
+                   uint32_t ttl, uint64_t now_ms);
 
 size_t dns_cache_count(const dns_cache_t *c);
 size_t dns_cache_bytes(const dns_cache_t *c);

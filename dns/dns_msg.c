@@ -224,10 +224,9 @@ static uint32_t msg_negative_ttl(msg_t *m, uint16_t nscount)
         if (rr.type == MSG_RR_SOA && rr.class == MSG_CLASS_IN) {
             msg_t soa = {m->buf, m->len, rr.rdata, rr.rdata + rr.rdlen};
             uint32_t serial, refresh, retry, expire, minimum;
-            if (msg_skip_name(&soa) < 0 || msg_skip_name(&soa) < 0 ||
-                msg_u32(&soa, &serial) < 0 || msg_u32(&soa, &refresh) < 0 ||
-                msg_u32(&soa, &retry) < 0 || msg_u32(&soa, &expire) < 0 ||
-                msg_u32(&soa, &minimum) < 0)
+            if (msg_skip_name(&soa) < 0 || msg_skip_name(&soa) < 0 || msg_u32(&soa, &serial) < 0 ||
+                msg_u32(&soa, &refresh) < 0 || msg_u32(&soa, &retry) < 0 ||
+                msg_u32(&soa, &expire) < 0 || msg_u32(&soa, &minimum) < 0)
                 return 0;
             if (minimum > INT32_MAX)
                 minimum = 0;
@@ -381,9 +380,8 @@ int dns_msg_ptr_name(const struct sockaddr *sa, char *out, size_t size)
     } else {
         return DNS_EINVAL;
     }
-    return str_fmt(out, size, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]) < 0
-               ? DNS_EINVAL
-               : 0;
+    return str_fmt(out, size, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]) < 0 ? DNS_EINVAL
+                                                                                      : 0;
 }
 
 dns_result_t *dns_msg_result_new(dns_type_t type, size_t n)

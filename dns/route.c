@@ -46,11 +46,11 @@ struct route_req {
 
 /* ---- the pure decision ---- */
 
-static void route_fail(route_result_t *out, route_status_t status, const char *dsn,
-                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void route_fail(route_result_t *out, route_status_t status, const char *dsn, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
 
-static void route_fail(route_result_t *out, route_status_t status, const char *dsn,
-                       const char *fmt, ...)
+static void route_fail(route_result_t *out, route_status_t status, const char *dsn, const char *fmt,
+                       ...)
 {
     va_list ap;
 
@@ -70,7 +70,7 @@ static void route_dns_fail(route_result_t *out, route_via_t via, const char *dom
                            const char *name, dns_type_t type, int err)
 {
     bool perm = dns_is_permanent(err);
-    const char *dsn = !perm ? ROUTE_DSN_DNS_TEMP
+    const char *dsn = !perm                    ? ROUTE_DSN_DNS_TEMP
                       : via == ROUTE_VIA_ROUTE ? ROUTE_DSN_ROUTE_TEMP
                       : err == DNS_EBADNAME    ? ROUTE_DSN_BAD_DOMAIN
                                                : ROUTE_DSN_NOT_FOUND;
@@ -247,8 +247,7 @@ void route_plan(const route_config_t *cfg, const char *domain, route_via_t via, 
         for (int f = ROUTE_V6; f <= ROUTE_V4; f++)
             for (size_t k = 0; k < hosts[i].naddr[f]; k++) {
                 route_sockaddr(&hosts[i].addr[f][k], port, &ss);
-                if (route_is_own(cfg, (struct sockaddr *)&ss) &&
-                    (self < 0 || hosts[i].pref < self))
+                if (route_is_own(cfg, (struct sockaddr *)&ss) && (self < 0 || hosts[i].pref < self))
                     self = hosts[i].pref;
             }
 
@@ -287,8 +286,7 @@ void route_plan(const route_config_t *cfg, const char *domain, route_via_t via, 
         }
     }
     if (why == NULL && self >= 0)
-        route_fail(out, ROUTE_PERMFAIL, ROUTE_DSN_LOOP, "mail for %s loops back to myself",
-                   domain);
+        route_fail(out, ROUTE_PERMFAIL, ROUTE_DSN_LOOP, "mail for %s loops back to myself", domain);
     else if (why == NULL || why->status[why_fam] == 0)
         route_fail(out, ROUTE_PERMFAIL, ROUTE_DSN_NOT_FOUND, "No next hop for %s", domain);
     else
@@ -313,12 +311,12 @@ void route_own_addresses(const struct sockaddr_storage *listen, size_t nlisten,
 
     for (size_t i = 0; i < nlisten; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&listen[i];
-        bool any4 = sa->sa_family == AF_INET &&
-                    ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr ==
-                        htonl(INADDR_ANY);
-        bool any6 = sa->sa_family == AF_INET6 &&
-                    IN6_IS_ADDR_UNSPECIFIED(
-                        &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+        bool any4 =
+            sa->sa_family == AF_INET &&
+            ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+        bool any6 =
+            sa->sa_family == AF_INET6 &&
+            IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
         uint16_t port = sa->sa_family == AF_INET
                             ? ((const struct sockaddr_in *)(const void *)sa)->sin_port
                             : ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port;

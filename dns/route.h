@@ -62,9 +62,9 @@ typedef struct {
      * route_own_addresses().  A next hop at one of them is a loop. */
     const struct sockaddr_storage *own;
     size_t nown;
-    uint16_t port;    /* outbound_port: MX hosts and routes without a port; 0: 25 */
-    size_t max_hosts; /* 0: DEFAULT_MX_HOST_LIMIT */
-    size_t max_addrs; /* 0: DEFAULT_MX_ADDRESS_LIMIT */
+    uint16_t port;      /* outbound_port: MX hosts and routes without a port; 0: 25 */
+    size_t max_hosts;   /* 0: DEFAULT_MX_HOST_LIMIT */
+    size_t max_addrs;   /* 0: DEFAULT_MX_ADDRESS_LIMIT */
     route_rand_fn rand; /* orders equal preferences; NULL: getrandom(2) */
     void *rand_arg;
 } route_config_t;
@@ -72,15 +72,15 @@ typedef struct {
 typedef enum { ROUTE_OK, ROUTE_TEMPFAIL, ROUTE_PERMFAIL } route_status_t;
 
 typedef struct {
-    char host[DNS_NAME_MAX + 1]; /* MX host, route host or the domain; the
-                                  * address itself for a literal */
+    char host[DNS_NAME_MAX + 1];  /* MX host, route host or the domain; the
+                                   * address itself for a literal */
     struct sockaddr_storage addr; /* address and port to connect to */
     uint16_t pref;                /* MX preference; 0 for the others */
 } route_hop_t;
 
 typedef struct {
     route_status_t status;
-    const char *dsn; /* RFC 3463 status, "4.4.3", "5.1.10", ...; "" when OK */
+    const char *dsn;               /* RFC 3463 status, "4.4.3", "5.1.10", ...; "" when OK */
     char reason[ROUTE_REASON_MAX]; /* for the DSN and the log; "" when OK */
     route_hop_t *hops;             /* in the order to try */
     size_t nhops;
@@ -118,7 +118,7 @@ void route_own_addresses(const struct sockaddr_storage *listen, size_t nlisten,
 typedef struct {
     char *name;
     uint16_t pref;
-    int status[2];      /* 0 or the DNS_E* code of the AAAA / A lookup */
+    int status[2]; /* 0 or the DNS_E* code of the AAAA / A lookup */
     dns_addr_t *addr[2];
     size_t naddr[2];
 } route_host_t;

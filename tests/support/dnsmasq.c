@@ -20,8 +20,8 @@
 #define DNSMASQ_STOP_MS 2000
 
 static const char *const dnsmasq_base[] = {
-    "--no-daemon",   "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-    "--no-hosts",    "--conf-file=/dev/null",      "--pid-file=",
+    "--no-daemon", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+    "--no-hosts",  "--conf-file=/dev/null",      "--pid-file=",
 };
 
 static uint64_t dnsmasq_now_ms(void)
@@ -93,8 +93,8 @@ static int dnsmasq_answers(uint16_t port, int ms)
 {
     /* ID 0x6d78, RD, one question: "ready.invalid" A IN. */
     static const unsigned char query[] = {
-        0x6d, 0x78, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 5,   'r', 'e', 'a', 'd', 'y',
-        7,    'i',  'n',  'v',  'a', 'l', 'i', 'd', 0, 0, 1, 0, 1,
+        0x6d, 0x78, 0x01, 0x00, 0,   1,   0,   0,   0,   0,   0, 0, 5, 'r', 'e', 'a',
+        'd',  'y',  7,    'i',  'n', 'v', 'a', 'l', 'i', 'd', 0, 0, 1, 0,   1,
     };
     struct sockaddr_in sin;
     unsigned char reply[512];

@@ -81,8 +81,7 @@ Test(dns_msg, txt_strings_of_a_record_are_joined)
     dnspkt_string(&p, "second record");
     dnspkt_end_rr(&p);
 
-    cr_assert_eq(dns_msg_parse(p.b, p.n, "sel._domainkey.example.com", DNS_T_TXT, &res, &ttl),
-                 0);
+    cr_assert_eq(dns_msg_parse(p.b, p.n, "sel._domainkey.example.com", DNS_T_TXT, &res, &ttl), 0);
     cr_assert_eq(res->n, 2);
     cr_assert_str_eq(res->u.txt[0].text, "v=DKIM1; k=rsa; p=MIIBIjAN");
     cr_assert_eq(res->u.txt[0].len, strlen("v=DKIM1; k=rsa; p=MIIBIjAN"));
@@ -155,13 +154,11 @@ Test(dns_msg, negative_answers_take_their_ttl_from_the_soa)
 
     dnspkt_start(&p, 0, "www.example.com", DNS_T_AAAA, 0, 1);
     soa(&p, 60, 300);
-    cr_assert_eq(dns_msg_parse(p.b, p.n, "www.example.com", DNS_T_AAAA, &res, &ttl),
-                 DNS_ENODATA);
+    cr_assert_eq(dns_msg_parse(p.b, p.n, "www.example.com", DNS_T_AAAA, &res, &ttl), DNS_ENODATA);
     cr_assert_eq(ttl, 60, "the SOA's own TTL when smaller");
 
     dnspkt_start(&p, 0, "www.example.com", DNS_T_AAAA, 0, 0);
-    cr_assert_eq(dns_msg_parse(p.b, p.n, "www.example.com", DNS_T_AAAA, &res, &ttl),
-                 DNS_ENODATA);
+    cr_assert_eq(dns_msg_parse(p.b, p.n, "www.example.com", DNS_T_AAAA, &res, &ttl), DNS_ENODATA);
     cr_assert_eq(ttl, 0, "without an SOA a negative answer is not cached (RFC 2308 5)");
 }
 
@@ -221,8 +218,7 @@ Test(dns_msg, malformed_answers_are_refused_never_overread)
     dnspkt_u16(&bad, 10);
     dnspkt_u16(&bad, 0xc000 | (unsigned)bad.n);
     dnspkt_end_rr(&bad);
-    cr_assert_eq(dns_msg_parse(bad.b, bad.n, "example.com", DNS_T_MX, &res, &ttl),
-                 DNS_EBADRESP);
+    cr_assert_eq(dns_msg_parse(bad.b, bad.n, "example.com", DNS_T_MX, &res, &ttl), DNS_EBADRESP);
 
     /* An A record of five octets. */
     dnspkt_start(&bad, 0, "example.com", DNS_T_A, 1, 0);
@@ -238,8 +234,7 @@ Test(dns_msg, malformed_answers_are_refused_never_overread)
     dnspkt_u8(&bad, 10);
     dnspkt_bytes(&bad, "abc", 3);
     dnspkt_end_rr(&bad);
-    cr_assert_eq(dns_msg_parse(bad.b, bad.n, "example.com", DNS_T_TXT, &res, &ttl),
-                 DNS_EBADRESP);
+    cr_assert_eq(dns_msg_parse(bad.b, bad.n, "example.com", DNS_T_TXT, &res, &ttl), DNS_EBADRESP);
 }
 
 Test(dns_msg, names_are_normalised_or_refused)
@@ -335,6 +330,39 @@ Test(dns, errors_are_classified_and_worded)
     cr_assert_str_eq(dns_strerror(DNS_ENODATA), "Host found but no data record of requested type");
     cr_assert_str_eq(dns_strerror(DNS_ESERVFAIL), "Host not found, try again (server failure)");
     cr_assert_str_eq(dns_type_name(DNS_T_AAAA), "AAAA");
+}
+
+Test(dns, servers_are_written_as_in_the_config)
+{
+    const char *good[] = {"192.0.2.53", "127.0.0.1:5353", "[::1]:5354", "2001:db8::53"};
+    const char *bad[][1] = {{"ns.example.com"}, {"127.0.0.1:0"}, {"[::1"}, {"1.2.3.4:99999"}};
+    struct ares_addr_port_node *list = NULL, *s;
+    ares_channel channel;
+    char ip[INET6_ADDRSTRLEN];
+    char got[256] = "";
+    uv_loop_t loop;
+    dns_resolver_t *r;
+    dns_options_t opts = {.servers = bad[0], .nservers = 1};
+
+    cr_assert_eq(ares_init(&channel), ARES_SUCCESS);
+    cr_assert_eq(dns_set_servers(channel, good, 4), 0);
+    cr_assert_eq(ares_get_servers_ports(channel, &list), ARES_SUCCESS);
+    for (s = list; s != NULL; s = s->next) {
+        inet_ntop(s->family, &s->addr, ip, sizeof(ip));
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s/%d ", ip, s->udp_port);
+    }
+    ares_free_data(list);
+    cr_assert_str_eq(got, "192.0.2.53/0 127.0.0.1/5353 ::1/5354 2001:db8::53/0 ",
+                     "port 0 is c-ares' default, 53");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(dns_set_servers(channel, bad[i], 1), DNS_EINVAL, "%s", bad[i][0]);
+    ares_destroy(channel);
+
+    /* A resolver with a bad server is not created, and leaves nothing. */
+    uv_loop_init(&loop);
+    cr_assert_eq(dns_resolver_new(&loop, &opts, &r), DNS_EINVAL);
+    cr_assert_null(r);
+    cr_assert_eq(uv_loop_close(&loop), 0);
 }
 
 /* ---- the cache ---- */
@@ -639,8 +667,8 @@ typedef struct {
     const char *a6, *a4, *b4;
 } host_spec_t;
 
-static void plan(const route_config_t *cfg, route_via_t via, uint16_t port,
-                 const host_spec_t *spec, size_t n, route_result_t *out)
+static void plan(const route_config_t *cfg, route_via_t via, uint16_t port, const host_spec_t *spec,
+                 size_t n, route_result_t *out)
 {
     route_host_t hosts[8];
     dns_addr_t addrs[8][2][2];

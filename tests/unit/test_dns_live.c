@@ -18,7 +18,7 @@
 #define CHUNK 250 /* TXT character-strings of at most 255 octets */
 #define BIG_CHUNKS 6
 
-static test_dnsmasq_t dm, upstream;
+static test_dnsmasq_t dm, upstream, front;
 static int silent_fd = -1;
 static uv_loop_t loop;
 static dns_resolver_t *r;
@@ -136,6 +136,7 @@ static void teardown(void)
 {
     test_dnsmasq_stop(&dm);
     test_dnsmasq_stop(&upstream);
+    test_dnsmasq_stop(&front);
     if (silent_fd >= 0)
         close(silent_fd);
 }
@@ -297,10 +298,10 @@ Test(dns_live, servfail_is_temporary)
     const char *validating[] = {
         forward,
         "--dnssec",
-        "--trust-anchor=.,12345,8,2,0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "--trust-anchor=.,12345,8,2,"
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         NULL,
     };
-    test_dnsmasq_t front;
 
     cr_assert_eq(test_dnsmasq_start(&upstream, plain), 0);
     snprintf(forward, sizeof(forward), "--server=127.0.0.1#%u", upstream.port);
@@ -456,8 +457,8 @@ static uint64_t seed = 7;
 static route_config_t config(uint16_t port)
 {
     struct sockaddr_in *sin = (struct sockaddr_in *)&own_addr;
-    route_config_t cfg = {.own = &own_addr, .nown = 1, .port = port, .rand = fixed_rand,
-                          .rand_arg = &seed};
+    route_config_t cfg = {
+        .own = &own_addr, .nown = 1, .port = port, .rand = fixed_rand, .rand_arg = &seed};
 
     memset(&own_addr, 0, sizeof(own_addr));
     sin->sin_family = AF_INET;
@@ -519,8 +520,7 @@ Test(dns_live, routes_by_mx_preference)
     cr_assert(strcmp(first, "mx1.mx.test[::11]:2526\nmx1.mx.test[127.0.0.11]:2526\n"
                             "mx3.mx.test[127.0.0.13]:2526\nmx2.mx.test[127.0.0.12]:2526") == 0 ||
                   strcmp(first, "mx3.mx.test[127.0.0.13]:2526\nmx1.mx.test[::11]:2526\n"
-                                "mx1.mx.test[127.0.0.11]:2526\nmx2.mx.test[127.0.0.12]:2526") ==
-                      0,
+                                "mx1.mx.test[127.0.0.11]:2526\nmx2.mx.test[127.0.0.12]:2526") == 0,
               "got:\n%s", first);
     route(&cfg, "mx.test", again, sizeof(again));
     cr_assert_str_eq(first, again, "the same seed, the same order");
@@ -537,7 +537,8 @@ Test(dns_live, routes_fail_as_postfix_words_it)
 {
     route_config_t cfg = config(25);
 
-    expect_route(&cfg, "nullmx.test", "PERM 5.1.10 Domain nullmx.test does not accept mail (nullMX)");
+    expect_route(&cfg, "nullmx.test",
+                 "PERM 5.1.10 Domain nullmx.test does not accept mail (nullMX)");
     expect_route(&cfg, "nx.test",
                  "PERM 5.4.4 Host or domain name not found. Name service error for name=nx.test "
                  "type=MX: Host not found");
