@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -119,18 +120,19 @@ static int dnsmasq_answers(uint16_t port, int ms)
     return ok;
 }
 
-static void dnsmasq_print_log(const test_dnsmasq_t *d)
+void test_dnsmasq_print_log(const test_dnsmasq_t *d)
 {
     char buf[4096];
-    FILE *f = fopen(d->log, "r");
-    size_t n;
+    off_t off = 0;
+    ssize_t n;
 
-    if (f == NULL)
+    if (d->log_fd < 0)
         return;
-    fprintf(stderr, "dnsmasq log (%s):\n", d->log);
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        fwrite(buf, 1, n, stderr);
-    fclose(f);
+    fprintf(stderr, "dnsmasq log (port %u):\n", d->port);
+    while ((n = pread(d->log_fd, buf, sizeof(buf), off)) > 0) {
+        fwrite(buf, 1, (size_t)n, stderr);
+        off += n;
+    }
 }
 
 /* Wait for pid to exit, at most ms; 1 when it did (and was reaped). */
@@ -185,18 +187,21 @@ int test_dnsmasq_start(test_dnsmasq_t *d, const char *const *args)
 {
     memset(d, 0, sizeof(*d));
     d->pid = -1;
+    d->log_fd = -1;
     for (int attempt = 0; attempt < DNSMASQ_START_ATTEMPTS; attempt++) {
         uint64_t deadline = dnsmasq_now_ms() + DNSMASQ_READY_MS;
-        int logfd;
+        char log[] = "/tmp/mxfwd-dnsmasq-XXXXXX";
 
         if ((d->port = dnsmasq_free_port()) == 0)
             continue;
         snprintf(d->server, sizeof(d->server), "127.0.0.1:%u", d->port);
-        snprintf(d->log, sizeof(d->log), "/tmp/mxfwd-dnsmasq-XXXXXX");
-        if ((logfd = mkstemp(d->log)) < 0)
+        if (d->log_fd >= 0)
+            close(d->log_fd);
+        /* Unlinked at once: nothing is left behind, even by a crash. */
+        if ((d->log_fd = mkostemp(log, O_CLOEXEC)) < 0)
             break;
-        d->pid = dnsmasq_spawn(d, args, logfd);
-        close(logfd);
+        unlink(log);
+        d->pid = dnsmasq_spawn(d, args, d->log_fd);
         if (d->pid < 0)
             break;
         while (dnsmasq_now_ms() < deadline) {
@@ -209,15 +214,12 @@ int test_dnsmasq_start(test_dnsmasq_t *d, const char *const *args)
         }
         if (d->pid > 0) {
             fprintf(stderr, "dnsmasq on port %u does not answer\n", d->port);
-            dnsmasq_print_log(d);
-            test_dnsmasq_stop(d);
-            return -1;
+            break;
         }
-        if (attempt == DNSMASQ_START_ATTEMPTS - 1)
-            dnsmasq_print_log(d);
-        unlink(d->log);
     }
     fprintf(stderr, "cannot start dnsmasq\n");
+    test_dnsmasq_print_log(d);
+    test_dnsmasq_stop(d);
     return -1;
 }
 
@@ -231,8 +233,8 @@ void test_dnsmasq_stop(test_dnsmasq_t *d)
         }
         d->pid = -1;
     }
-    if (d->log[0] != '\0') {
-        unlink(d->log);
-        d->log[0] = '\0';
+    if (d->log_fd >= 0) {
+        close(d->log_fd);
+        d->log_fd = -1;
     }
 }

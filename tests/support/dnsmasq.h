@@ -10,8 +10,8 @@
  * crashes; test_dnsmasq_stop() ends it by its PID and reaps it.
  *
  * The binary is $DNSMASQ, else /usr/sbin/dnsmasq.  Its log (with
- * --log-queries, if a test adds it) goes to a temporary file that is
- * printed when the start fails.
+ * --log-queries, if a test adds it) goes to an unlinked temporary file,
+ * printed when the start fails or by test_dnsmasq_print_log().
  */
 #ifndef MXFWD_TEST_DNSMASQ_H
 #define MXFWD_TEST_DNSMASQ_H
@@ -23,8 +23,14 @@ typedef struct {
     pid_t pid;
     uint16_t port;
     char server[32]; /* "127.0.0.1:PORT", as dns_servers takes it */
-    char log[64];    /* its log file */
+    int log_fd;      /* its log, an unlinked file; -1 when none */
 } test_dnsmasq_t;
+
+/* For a test_dnsmasq_t not started yet, so that stopping it is harmless. */
+#define TEST_DNSMASQ_INIT                                                                          \
+    {                                                                                              \
+        .pid = -1, .log_fd = -1                                                                    \
+    }
 
 /* args: the test's own options, NULL-terminated.  0, or -1 with the
  * reason on stderr. */
@@ -32,6 +38,9 @@ int test_dnsmasq_start(test_dnsmasq_t *d, const char *const *args);
 /* Stop it (SIGTERM, then SIGKILL after 2 s) and reap it.  Safe to call
  * twice. */
 void test_dnsmasq_stop(test_dnsmasq_t *d);
+
+/* Copy its log to stderr (to see why a test failed). */
+void test_dnsmasq_print_log(const test_dnsmasq_t *d);
 
 /* A UDP port on 127.0.0.1 nobody listens on: a query there is refused
  * (ICMP port unreachable). */

@@ -18,7 +18,8 @@
 #define CHUNK 250 /* TXT character-strings of at most 255 octets */
 #define BIG_CHUNKS 6
 
-static test_dnsmasq_t dm, upstream, front;
+static test_dnsmasq_t dm = TEST_DNSMASQ_INIT, upstream = TEST_DNSMASQ_INIT,
+                      front = TEST_DNSMASQ_INIT;
 static int silent_fd = -1;
 static uv_loop_t loop;
 static dns_resolver_t *r;
