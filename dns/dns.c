@@ -240,12 +240,12 @@ static void dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int wr
         s = xcalloc(1, sizeof(*s));
         s->fd = fd;
         s->r = r;
-        s->poll.data = s;
         /* Not watched means the query times out through the timer. */
         if (uv_poll_init_socket(r->loop, &s->poll, fd) != 0) {
             free(s);
             return;
         }
+        s->poll.data = s;
         /* The timer keeps the loop alive while queries are pending; an
          * idle socket c-ares keeps open must not. */
         uv_unref((uv_handle_t *)&s->poll);
