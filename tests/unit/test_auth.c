@@ -311,21 +311,23 @@ static const char rfc8463_msg[] =
 #define ED_KEY "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 #define DMARC_NAME "_dmarc.football.example.com"
 
-static dnsmasq_t dns = {.pid = -1};
+static test_dnsmasq_t dns = TEST_DNSMASQ_INIT;
 
 static void start_dns(void)
 {
     static const char *records[] = {
+        "--local=/#/", /* every other name: NXDOMAIN */
         "--txt-record=football.example.com,v=spf1 ip4:192.0.2.10 -all",
         "--txt-record=esp.test,v=spf1 ip4:192.0.2.20 -all",
+        NULL,
     };
 
-    cr_assert_eq(dnsmasq_start(&dns, records, 2), 0, "dnsmasq did not start");
+    cr_assert_eq(test_dnsmasq_start(&dns, records), 0, "dnsmasq did not start");
 }
 
 static void stop_dns(void)
 {
-    dnsmasq_stop(&dns);
+    test_dnsmasq_stop(&dns);
 }
 
 TestSuite(auth, .init = start_dns, .fini = stop_dns, .timeout = 60);

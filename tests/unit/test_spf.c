@@ -3,16 +3,18 @@
  * the RFC defines, the lookup limits, HELO for <>, explanations. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dnsmasq.h"
 #include "spf.h"
 
-static dnsmasq_t dns = {.pid = -1};
+static test_dnsmasq_t dns = TEST_DNSMASQ_INIT;
 static spf_pool_t *pool;
 static char dead[64];
 
 static const char *records[] = {
+    "--local=/#/", /* every other name: NXDOMAIN */
     "--txt-record=pass.test,v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all",
     "--txt-record=fail.test,v=spf1 -all",
     "--txt-record=soft.test,v=spf1 ~all",
@@ -43,6 +45,7 @@ static const char *records[] = {
     "--txt-record=why.expfail.test,%{i} is not welcome here",
     "--txt-record=tempinc.test,v=spf1 include:x.dead.test -all",
     NULL, /* --server=/dead.test/... */
+    NULL,
 };
 
 static void start(void)
@@ -53,9 +56,9 @@ static void start(void)
     size_t n = sizeof(records) / sizeof(records[0]);
 
     /* A zone forwarded to a port nobody listens on: SERVFAIL. */
-    snprintf(dead, sizeof(dead), "--server=/dead.test/127.0.0.1#%d", dnsmasq_free_port());
-    records[n - 1] = dead;
-    cr_assert_eq(dnsmasq_start(&dns, records, n), 0, "dnsmasq did not start");
+    snprintf(dead, sizeof(dead), "--server=/dead.test/127.0.0.1#%u", test_dead_udp_port());
+    records[n - 2] = dead;
+    cr_assert_eq(test_dnsmasq_start(&dns, records), 0, "dnsmasq did not start");
     servers[0] = dns.server;
     opt.dns_servers = servers;
     cr_assert_eq(spf_pool_new(&opt, &pool), 0);
@@ -65,7 +68,7 @@ static void stop(void)
 {
     spf_pool_free(pool);
     pool = NULL;
-    dnsmasq_stop(&dns);
+    test_dnsmasq_stop(&dns);
 }
 
 TestSuite(spf, .init = start, .fini = stop, .timeout = 60);
