@@ -291,6 +291,13 @@ static void start_lookup(auth_msg_t *m, lookup_kind_t kind, size_t index, const 
     lk->kind = kind;
     lk->index = index;
     m->pending++;
+    /* "_dmarc." or "._domainkey." on a long domain can exceed what DNS
+     * carries: no such record can exist, and no server need be asked.
+     * (Never inside auth_msg_end(): m->ended is not set yet.) */
+    if (strlen(name) > DNS_NAME_MAX) {
+        lookup_done(lk, TXT_NONE, NULL, 0);
+        return;
+    }
     if (txt->ops->lookup(txt->impl, name, lookup_done, lk) != 0) {
         /* Refused at once: as good as a temporary DNS failure, reported
          * through the same path so the bookkeeping stays in one place. */
@@ -517,4 +524,52 @@ void auth_msg_cancel(auth_msg_t *m)
 void auth_msg_free(auth_msg_t *m)
 {
     auth_msg_cancel(m);
+}
+
+/* ---- TXT lookups through the loop's resolver ---- */
+
+typedef struct {
+    txt_done_fn done;
+    void *arg;
+} txt_req_t;
+
+static void txt_answer(void *arg, int status, const dns_result_t *res)
+{
+    txt_req_t *q = arg;
+    txt_record_t recs[16];
+    size_t n = 0;
+
+    if (status == 0) {
+        /* More than 16 TXT records at a _dmarc or _domainkey name: only a
+         * broken zone has them, and the first 16 decide as well. */
+        for (; n < res->n && n < sizeof(recs) / sizeof(recs[0]); n++) {
+            recs[n].data = res->u.txt[n].text;
+            recs[n].len = res->u.txt[n].len;
+        }
+        q->done(q->arg, n > 0 ? TXT_OK : TXT_NONE, recs, n);
+    } else {
+        q->done(q->arg, dns_is_permanent(status) ? TXT_NONE : TXT_TEMPFAIL, NULL, 0);
+    }
+    free(q);
+}
+
+static int txt_lookup(void *impl, const char *name, txt_done_fn done, void *arg)
+{
+    txt_req_t *q = xmalloc(sizeof(*q));
+    int rc;
+
+    q->done = done;
+    q->arg = arg;
+    rc = dns_lookup(impl, DNS_T_TXT, name, txt_answer, q, NULL);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+static const txt_ops_t txt_ops = {.lookup = txt_lookup};
+
+void auth_txt_resolver(dns_resolver_t *r, txt_resolver_t *out)
+{
+    out->ops = &txt_ops;
+    out->impl = r;
 }

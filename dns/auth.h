@@ -45,6 +45,7 @@
 #include <uv.h>
 
 #include "authres.h"
+#include "dns.h"
 #include "txt.h"
 
 #define AUTH_EINVAL (-1) /* bad configuration, or a call out of order */
@@ -93,5 +94,14 @@ void auth_msg_cancel(auth_msg_t *m);
 void auth_msg_free(auth_msg_t *m);
 
 const char *auth_strerror(int err);
+
+/*
+ * The TXT lookups of the checks answered by the loop's resolver (dns.h):
+ * fills *out so that cfg.txt can be it.  NXDOMAIN, NODATA and a name DNS
+ * cannot carry are TXT_NONE; every other error is TXT_TEMPFAIL.  The
+ * resolver must outlive the contexts using it; closing it ends lookups in
+ * flight with a temporary error, as txt.h requires.
+ */
+void auth_txt_resolver(dns_resolver_t *r, txt_resolver_t *out);
 
 #endif

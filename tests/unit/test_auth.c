@@ -655,3 +655,86 @@ Test(auth, bad_configuration)
     cr_assert_null(ctx);
     cr_assert_eq(uv_loop_close(&loop), 0);
 }
+
+/* ---- the same, with every answer from DNS: the loop's resolver ---- */
+
+static void resolver_closed(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+Test(auth, through_the_real_resolver)
+{
+    static const char *records[] = {
+        "--local=/#/",
+        "--txt-record=mail.test,v=spf1 ip4:192.0.2.30 -all",
+        "--txt-record=football.example.com,v=spf1 ip4:192.0.2.10 -all",
+        "--txt-record=" KEY_NAME "," ED_KEY,
+        "--txt-record=" DMARC_NAME ",v=DMARC1; p=reject",
+        NULL,
+    };
+    test_dnsmasq_t real = TEST_DNSMASQ_INIT;
+    const char *servers[1];
+    dns_options_t dopt = {.nservers = 1, .timeout_ms = 500, .tries = 1};
+    dns_resolver_t *res = NULL;
+    auth_config_t cfg = {.hostname = "mx.alias.test", .ndns_servers = 1,
+                         .spf_action = AUTH_ACTION_REJECT, .dmarc_action = AUTH_ACTION_REJECT,
+                         .dns_timeout_ms = 500, .dns_tries = 1, .sample = sample_zero};
+    char *msg = tampered();
+    rig_t r;
+    outcome_t o;
+    int closed = 0;
+
+    cr_assert_eq(test_dnsmasq_start(&real, records), 0, "dnsmasq did not start");
+    servers[0] = real.server;
+    dopt.servers = servers;
+    memset(&r, 0, sizeof(r));
+    cr_assert_eq(uv_loop_init(&r.loop), 0);
+    cr_assert_eq(dns_resolver_new(&r.loop, &dopt, &res), 0);
+    cfg.loop = &r.loop;
+    cfg.dns_servers = servers;
+    auth_txt_resolver(res, &cfg.txt);
+    cr_assert_eq(auth_ctx_new(&cfg, &r.ctx), 0);
+
+    /* SPF fails (a forwarder in between), the signature vouches: accepted. */
+    o = run(&r, "192.0.2.99", "joe@football.example.com", rfc8463_msg, 512);
+    cr_assert_str_eq(o.log, "spf=fail dkim=pass dmarc=pass");
+    cr_assert_eq(o.res.decision.verdict, AUTHRES_ACCEPT);
+    /* Changed on the way: DMARC p=reject is enforced. */
+    o = run(&r, "192.0.2.30", "joe@mail.test", msg, 512);
+    cr_assert_str_eq(o.log, "spf=pass dkim=fail dmarc=fail");
+    cr_assert(strncmp(o.res.decision.reply, "550 5.7.1 football.example.com publishes", 40) == 0,
+              "%s", o.res.decision.reply);
+
+    auth_ctx_release(r.ctx);
+    dns_resolver_close(res, resolver_closed, &closed);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    cr_assert(closed);
+    cr_assert_eq(uv_loop_close(&r.loop), 0);
+    test_dnsmasq_stop(&real);
+    free(msg);
+}
+
+Test(auth, names_too_long_for_dns_are_not_asked)
+{
+    char domain[260], msg[400], dmarc[280];
+    size_t n = 0;
+    rig_t r;
+    outcome_t o;
+
+    /* A 250-octet From domain: valid, but "_dmarc." makes it 257. */
+    while (n < 240) {
+        memset(domain + n, 'a', 59);
+        n += 59;
+        domain[n++] = '.';
+    }
+    memcpy(domain + n, "example.com", 12);
+    snprintf(msg, sizeof(msg), "From: x@%s\r\n\r\nbody\r\n", domain);
+    snprintf(dmarc, sizeof(dmarc), "_dmarc.%s", domain);
+    rig_init(&r, NULL, 0, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
+    o = run(&r, "192.0.2.20", "bounce@esp.test", msg, 64);
+    cr_assert(!asked(&r.txt, dmarc));
+    cr_assert(asked(&r.txt, "_dmarc.example.com"), "the organizational domain still is");
+    cr_assert_eq(o.res.dmarc[0].status, DMARC_NONE);
+    rig_close(&r);
+}
