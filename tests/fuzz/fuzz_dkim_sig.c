@@ -12,10 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "dkim.h"
 #include "dkimsig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const unsigned char *data_of(const char *s)
+{
+    return (const unsigned char *)s;
+}
 
 static void check_signature(const char *s, size_t n)
 {
@@ -44,36 +51,50 @@ static void check_key(const char *s, size_t n)
         abort();
 }
 
-/* The input is both the signature value and the key record: whatever the
- * verifier makes of it, it must not be a pass (nobody can forge a
- * signature over this message by chance). */
+/*
+ * A whole message with two signatures fed in two chunks cut where the
+ * input says: a well-formed rsa-sha256 one whose key's p= is the input as
+ * DER (so hostile key bytes reach OpenSSL's decoders and our SPKI walker),
+ * and the input itself as a signature whose key record is the input again.
+ * Whatever the verifier makes of them, it is never a pass: nobody forges a
+ * signature over this message by chance.
+ */
 static void check_stream(const char *s, size_t n)
 {
-    static const char head[] = "DKIM-Signature:";
+    static const char head[] =
+        "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s; h=from;"
+        " bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n"
+        "DKIM-Signature:";
     static const char tail[] = "\r\nFrom: a@example.com\r\nSubject: fuzz\r\n\r\nbody\r\n \r\n";
+    static const char kpre[] = "v=DKIM1; k=rsa; p=";
     size_t len = sizeof(head) - 1 + n + sizeof(tail) - 1, cut;
-    char *msg = malloc(len);
+    char *msg = malloc(len), *key = malloc(sizeof(kpre) + 4 * (n / 3 + 1) + 1);
     dkim_options_t opt = {.header_max = 65536, .max_signatures = 4, .now = 1700000000};
     dkim_t *d;
-    txt_record_t rec = {s, n};
+    txt_record_t self = {s, n}, der;
 
-    if (msg == NULL)
+    if (msg == NULL || key == NULL)
         abort();
     memcpy(msg, head, sizeof(head) - 1);
     memcpy(msg + sizeof(head) - 1, s, n);
     memcpy(msg + sizeof(head) - 1 + n, tail, sizeof(tail) - 1);
+    memcpy(key, kpre, sizeof(kpre) - 1);
+    der.data = key;
+    der.len = sizeof(kpre) - 1 +
+              (size_t)EVP_EncodeBlock((unsigned char *)key + sizeof(kpre) - 1, data_of(s), (int)n);
     cut = n ? (unsigned char)s[0] * len / 256 : 0;
     d = dkim_new(&opt);
     dkim_feed(d, msg, cut);
     dkim_feed(d, msg + cut, len - cut);
     dkim_end(d);
     for (size_t i = 0; i < dkim_count(d); i++)
-        dkim_set_key(d, i, TXT_OK, &rec, 1);
+        dkim_set_key(d, i, TXT_OK, i == 0 ? &der : &self, 1);
     dkim_finish(d);
     for (size_t i = 0; i < dkim_count(d); i++)
         if (dkim_result(d, i)->status == DKIM_PASS || dkim_result(d, i)->status == DKIM_PENDING)
             abort();
     dkim_free(d);
+    free(key);
     free(msg);
 }
 
