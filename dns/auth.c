@@ -13,6 +13,11 @@ struct auth_ctx {
     char *hostname;
     spf_pool_t *spf;  /* NULL when no check needs SPF */
     unsigned refs;
+    /* SPF evaluations hold a pool thread each for as long as DNS takes;
+     * beyond max_spf_jobs at once they wait here, so slow DNS cannot take
+     * every thread from the spool's fsyncs. */
+    unsigned spf_running;
+    auth_msg_t *spf_head, *spf_tail;
 };
 
 typedef struct {
@@ -51,6 +56,8 @@ struct auth_msg {
     void *done_arg;
 
     bool spf_started, spf_inflight, spf_finished;
+    bool spf_queued;       /* waiting in ctx's SPF queue */
+    auth_msg_t *spf_next;  /* in that queue */
     uv_work_t spf_work;
     spf_result_t spf;
 
@@ -107,6 +114,8 @@ int auth_ctx_new(const auth_config_t *cfg, auth_ctx_t **out)
         ctx->cfg.spf_timeout_ms = DEFAULT_SPF_TIMEOUT * 1000;
     if (!ctx->cfg.check_timeout_ms)
         ctx->cfg.check_timeout_ms = DEFAULT_AUTH_TIMEOUT * 1000;
+    if (!ctx->cfg.max_spf_jobs)
+        ctx->cfg.max_spf_jobs = DEFAULT_SPF_JOBS;
     if (wants_spf(cfg)) {
         spf_options_t o = {.dns_servers = cfg->dns_servers,
                            .ndns_servers = cfg->ndns_servers,
@@ -229,6 +238,29 @@ static void finish_dmarc(auth_msg_t *m)
     }
 }
 
+/* Take m out of the SPF queue, if it waits there. */
+static void spf_unqueue(auth_msg_t *m)
+{
+    auth_ctx_t *ctx = m->ctx;
+
+    if (!m->spf_queued)
+        return;
+    for (auth_msg_t **pp = &ctx->spf_head; *pp; pp = &(*pp)->spf_next) {
+        if (*pp != m)
+            continue;
+        *pp = m->spf_next;
+        if (ctx->spf_tail == m) {
+            ctx->spf_tail = NULL;
+            for (auth_msg_t *q = ctx->spf_head; q; q = q->spf_next)
+                ctx->spf_tail = q;
+        }
+        break;
+    }
+    m->spf_queued = false;
+    m->spf_next = NULL;
+    m->pending--;
+}
+
 static void complete(auth_msg_t *m)
 {
     const auth_config_t *cfg = &m->ctx->cfg;
@@ -237,6 +269,7 @@ static void complete(auth_msg_t *m)
     m->completed = true;
     if (m->timer_on)
         uv_timer_stop(&m->timer);
+    spf_unqueue(m); /* out of time before its turn came */
     if (m->spf_started) {
         r->spf_done = true;
         if (m->spf_finished) {
@@ -448,30 +481,75 @@ static void spf_work(uv_work_t *w)
     }
 }
 
+static void spf_after(uv_work_t *w, int status);
+
+static int spf_run(auth_msg_t *m)
+{
+    m->spf_work.data = m;
+    if (uv_queue_work(m->ctx->cfg.loop, &m->spf_work, spf_work, spf_after) != 0)
+        return AUTH_EQUEUE;
+    m->spf_inflight = true;
+    m->ctx->spf_running++;
+    return 0;
+}
+
+/* Start queued evaluations while there is room. */
+static void spf_next(auth_ctx_t *ctx)
+{
+    while (ctx->spf_running < ctx->cfg.max_spf_jobs && ctx->spf_head != NULL) {
+        auth_msg_t *m = ctx->spf_head;
+
+        ctx->spf_head = m->spf_next;
+        if (ctx->spf_head == NULL)
+            ctx->spf_tail = NULL;
+        m->spf_queued = false;
+        m->spf_next = NULL;
+        if (spf_run(m) < 0) { /* no result will come: the verdict says temperror */
+            m->pending--;
+            progress(m);
+            maybe_destroy(m);
+        }
+    }
+}
+
 static void spf_after(uv_work_t *w, int status)
 {
     auth_msg_t *m = w->data;
+    auth_ctx_t *ctx = m->ctx;
 
+    ctx->refs++; /* m, and with it the last reference, may go below */
+    ctx->spf_running--;
     m->pending--;
     m->spf_inflight = false;
     m->spf_finished = status == 0;
     progress(m);
     maybe_destroy(m);
+    spf_next(ctx);
+    ctx_unref(ctx);
 }
 
 int auth_msg_mail_from(auth_msg_t *m, const char *sender)
 {
+    auth_ctx_t *ctx = m->ctx;
+
     if (m->spf_started || m->ended || m->released)
         return AUTH_EINVAL;
     free(m->sender);
     m->sender = xstrdup(sender ? sender : "");
-    if (m->ctx->spf == NULL)
+    if (ctx->spf == NULL)
         return 0;
-    m->spf_work.data = m;
-    if (uv_queue_work(m->ctx->cfg.loop, &m->spf_work, spf_work, spf_after) != 0)
-        return AUTH_EQUEUE;
+    if (ctx->spf_running < ctx->cfg.max_spf_jobs) {
+        if (spf_run(m) < 0)
+            return AUTH_EQUEUE;
+    } else {
+        m->spf_queued = true;
+        if (ctx->spf_tail)
+            ctx->spf_tail->spf_next = m;
+        else
+            ctx->spf_head = m;
+        ctx->spf_tail = m;
+    }
     m->spf_started = true;
-    m->spf_inflight = true;
     m->pending++;
     return 0;
 }
@@ -515,6 +593,7 @@ void auth_msg_cancel(auth_msg_t *m)
     m->completed = true;
     if (m->timer_on)
         uv_timer_stop(&m->timer);
+    spf_unqueue(m);
     /* Not started yet: the pool drops it and spf_after() sees ECANCELED. */
     if (m->spf_inflight)
         uv_cancel((uv_req_t *)&m->spf_work);

@@ -67,6 +67,10 @@ typedef struct {
     unsigned dns_timeout_ms, dns_tries; /* per SPF query; 0: defaults */
     unsigned spf_timeout_ms;         /* whole SPF evaluation; 0: default */
     unsigned check_timeout_ms;       /* end of data to result, at most; 0: default */
+    /* SPF evaluations running at once in libuv's pool; more wait their
+     * turn.  Keep it below UV_THREADPOOL_SIZE so spool fsyncs always find
+     * a thread.  0: default. */
+    unsigned max_spf_jobs;
     /* Test hooks; NULL for the real clock and randomness. */
     time_t (*now)(void *arg);        /* for DKIM x= */
     unsigned (*sample)(void *arg);   /* 0..99, for DMARC pct */

@@ -56,6 +56,7 @@
 #define DEFAULT_SPF_TRIES 2                   /* tries per SPF DNS query */
 #define DEFAULT_SPF_TIMEOUT 20                /* one whole SPF evaluation (RFC 7208 4.6.4) */
 #define DEFAULT_AUTH_TIMEOUT 30               /* end of data to a verdict, at most */
+#define DEFAULT_SPF_JOBS 16                   /* SPF evaluations at once in libuv's pool */
 
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */

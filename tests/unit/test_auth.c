@@ -361,6 +361,9 @@ typedef struct {
     auth_ctx_t *ctx;
 } rig_t;
 
+/* SPF evaluations at once in the rigs below; 0 is the default. */
+static unsigned rig_spf_jobs;
+
 static unsigned sample_zero(void *arg)
 {
     (void)arg;
@@ -381,6 +384,7 @@ static void rig_init(rig_t *r, const answer_t *answers, size_t n, auth_action_t 
         .dns_tries = 1,
         .spf_timeout_ms = 5000,
         .check_timeout_ms = check_timeout_ms,
+        .max_spf_jobs = rig_spf_jobs,
         .sample = sample_zero,
     };
 
@@ -624,6 +628,7 @@ Test(auth, cancel_with_work_in_flight)
     struct sockaddr_storage ss = ip("192.0.2.10");
     rig_t r;
 
+    rig_spf_jobs = 1; /* most evaluations wait in the queue when cancelled */
     rig_init(&r, answers, 2, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
     for (int i = 0; i < 20; i++) {
         auth_msg_t *m;
@@ -736,5 +741,37 @@ Test(auth, names_too_long_for_dns_are_not_asked)
     cr_assert(!asked(&r.txt, dmarc));
     cr_assert(asked(&r.txt, "_dmarc.example.com"), "the organizational domain still is");
     cr_assert_eq(o.res.dmarc[0].status, DMARC_NONE);
+    rig_close(&r);
+}
+
+Test(auth, many_messages_share_a_few_spf_threads)
+{
+    static const answer_t answers[] = {
+        {KEY_NAME, TXT_OK, {ED_KEY}},
+        {DMARC_NAME, TXT_OK, {"v=DMARC1; p=reject"}},
+    };
+    struct sockaddr_storage pass = ip("192.0.2.10"), fail = ip("192.0.2.99");
+    outcome_t o[12];
+    rig_t r;
+
+    rig_spf_jobs = 2;
+    rig_init(&r, answers, 2, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < 12; i++) {
+        auth_msg_t *m;
+
+        cr_assert_eq(auth_msg_new(r.ctx, (struct sockaddr *)(i % 2 ? &fail : &pass),
+                                  "client.test", &m),
+                     0);
+        cr_assert_eq(auth_msg_mail_from(m, "joe@football.example.com"), 0);
+        auth_msg_feed(m, rfc8463_msg, strlen(rfc8463_msg));
+        cr_assert_eq(auth_msg_end(m, on_done, &o[i]), 0);
+    }
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(o[i].calls, 1, "message %d", i);
+        cr_assert_eq(o[i].res.spf.status, i % 2 ? SPF_FAIL : SPF_PASS, "message %d", i);
+        cr_assert_eq(o[i].res.decision.verdict, AUTHRES_ACCEPT, "message %d", i);
+    }
     rig_close(&r);
 }
