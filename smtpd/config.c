@@ -1,19 +1,16 @@
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "default.h"
+#include "file.h"
 #include "parse.h"
 #include "str.h"
 #include "xalloc.h"
@@ -592,30 +589,14 @@ int config_parse(const char *path, const char *text, size_t len, config_error_fn
 int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out)
 {
     config_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
-    char *text = NULL;
-    size_t len = 0;
-    ssize_t n;
-    int fd, rc;
+    char *text;
+    size_t len;
+    int rc;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        config_error(&p, 0, "cannot open: %s", strerror(errno));
-        return p.errors;
-    }
-    text = xmalloc(CONFIG_FILE_MAX + 1);
-    while ((n = read(fd, text + len, CONFIG_FILE_MAX + 1 - len)) > 0) {
-        len += (size_t)n;
-        if (len > CONFIG_FILE_MAX)
-            break;
-    }
-    if (n < 0)
-        config_error(&p, 0, "cannot read: %s", strerror(errno));
-    else if (len > CONFIG_FILE_MAX)
-        config_error(&p, 0, "larger than %d bytes", CONFIG_FILE_MAX);
-    close(fd);
-    if (p.errors > 0) {
-        free(text);
+    rc = file_read(path, CONFIG_FILE_MAX, &text, &len, NULL);
+    if (rc < 0) {
+        config_error(&p, 0, "%s", file_strerror(rc));
         return p.errors;
     }
     rc = config_parse(path, text, len, on_error, ctx, out);
@@ -664,26 +645,4 @@ const config_route_t *config_route_for(const config_t *cfg, const char *domain)
             star = &cfg->routes[i];
     }
     return star;
-}
-
-bool config_is_own_address(const config_t *cfg, const struct sockaddr *sa)
-{
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        const struct sockaddr *l = (const struct sockaddr *)&cfg->listen[i].sa;
-        if (l->sa_family != sa->sa_family)
-            continue;
-        if (sa->sa_family == AF_INET) {
-            const struct sockaddr_in *a = (const void *)l, *b = (const void *)sa;
-            if (a->sin_port == b->sin_port &&
-                (a->sin_addr.s_addr == b->sin_addr.s_addr || a->sin_addr.s_addr == INADDR_ANY))
-                return true;
-        } else if (sa->sa_family == AF_INET6) {
-            const struct sockaddr_in6 *a = (const void *)l, *b = (const void *)sa;
-            if (a->sin6_port == b->sin6_port &&
-                (memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0 ||
-                 memcmp(&a->sin6_addr, &in6addr_any, sizeof(a->sin6_addr)) == 0))
-                return true;
-        }
-    }
-    return false;
 }

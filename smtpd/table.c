@@ -1,16 +1,13 @@
 #include "table.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "addr.h"
+#include "file.h"
 #include "htab.h"
 #include "str.h"
 #include "xalloc.h"
@@ -26,7 +23,6 @@ typedef enum {
 } table_state_t;
 
 typedef struct table_entry {
-    char *key; /* lowercased "local@domain", or "@domain" for a catch-all */
     unsigned line;
     char **raw; /* destinations as written */
     size_t nraw;
@@ -35,6 +31,9 @@ typedef struct table_entry {
     table_state_t state;
     bool bad_dest;  /* a destination was reported as bad */
     unsigned depth; /* levels of aliases below and including this one */
+    /* Lowercased "local@domain", or "@domain" for a catch-all.  Inline, and
+     * the aliases hash borrows it: a lookup touches one allocation. */
+    char key[];
 } table_entry_t;
 
 struct table {
@@ -162,7 +161,6 @@ static void table_entry_free(table_entry_t *e)
     for (size_t i = 0; i < e->nraw; i++)
         free(e->raw[i]);
     free(e->raw);
-    free(e->key);
     free(e);
 }
 
@@ -188,7 +186,7 @@ static table_entry_t *table_add_entry(table_parser_t *p, const char *alias, unsi
 {
     table_t *t = p->t;
     size_t len = strlen(alias);
-    char *key = str_lower(xstrdup(alias));
+    char key[ADDR_MAX + 2];
     table_entry_t *e, *old;
     addr_t a;
     int err;
@@ -204,24 +202,23 @@ static table_entry_t *table_add_entry(table_parser_t *p, const char *alias, unsi
     }
     if (err < 0) {
         table_error(p, line, "bad alias '%s': %s", alias, addr_strerror(err));
-        free(key);
         return NULL;
     }
     if (alias[0] != '@' && addr_is_relay_trick(&a)) {
         table_error(p, line, "bad alias '%s': '%%', '!' and quoted '@' hide another address",
                     alias);
-        free(key);
         return NULL;
     }
+    memcpy(key, alias, len + 1);
+    str_lower(key);
     if ((old = htab_get(t->aliases, key, len)) != NULL) {
         table_error(p, line, "duplicate alias %s (first on line %u)", alias, old->line);
-        free(key);
         return NULL;
     }
-    e = xcalloc(1, sizeof(*e));
-    e->key = key;
+    e = xcalloc(1, sizeof(*e) + len + 1);
+    memcpy(e->key, key, len + 1);
     e->line = line;
-    htab_put(t->aliases, key, len, e);
+    htab_put(t->aliases, e->key, len, e);
     htab_put(t->domains, strchr(key, '@') + 1, strlen(strchr(key, '@') + 1), e);
     t->entries = xgrow(t->entries, &p->cap_entries, t->nentries + 1, sizeof(*t->entries));
     t->entries[t->nentries++] = e;
@@ -429,7 +426,7 @@ int table_parse(const char *path, const char *text, size_t len, table_error_fn o
         lines += text[i] == '\n';
     p.t = xcalloc(1, sizeof(*p.t));
     p.t->refs = 1;
-    p.t->aliases = htab_new(lines);
+    p.t->aliases = htab_new_borrowed(lines);
     p.t->domains = htab_new(16);
 
     while (cursor < copy + len) {
@@ -468,32 +465,14 @@ int table_parse(const char *path, const char *text, size_t len, table_error_fn o
 int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **out)
 {
     table_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
-    struct stat st;
-    char *text = NULL;
-    size_t len = 0;
-    ssize_t n = 0;
-    int fd, rc;
+    char *text;
+    size_t len;
+    int rc;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        table_error(&p, 0, "cannot open: %s", strerror(errno));
-        return p.errors;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > TABLE_FILE_MAX) {
-        table_error(&p, 0, "not a regular file of at most %u bytes", TABLE_FILE_MAX);
-        close(fd);
-        return p.errors;
-    }
-    text = xmalloc((size_t)st.st_size + 1);
-    while (len < (size_t)st.st_size &&
-           (n = read(fd, text + len, (size_t)st.st_size - len)) > 0)
-        len += (size_t)n;
-    if (n < 0)
-        table_error(&p, 0, "cannot read: %s", strerror(errno));
-    close(fd);
-    if (p.errors > 0) {
-        free(text);
+    rc = file_read(path, TABLE_FILE_MAX, &text, &len, NULL);
+    if (rc < 0) {
+        table_error(&p, 0, "%s", file_strerror(rc));
         return p.errors;
     }
     rc = table_parse(path, text, len, on_error, ctx, out);

@@ -3,12 +3,26 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-static bool addr_atext(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
-}
+/* Character classes, so the checks below cost one load per byte. */
+#define ADDR_C_ATEXT 0x01 /* RFC 5322 atext, plus UTF-8 bytes (RFC 6531) */
+#define ADDR_C_LDH 0x02   /* letter, digit, hyphen, plus UTF-8 bytes (U-labels) */
+#define ADDR_C_HIGH 0x04  /* outside ASCII */
+
+#define ADDR_C_WORD (ADDR_C_ATEXT | ADDR_C_LDH)
+
+/* Range designators are a GNU C extension that GCC and Clang both take. */
+static const unsigned char addr_class[256] = {
+    ['a' ... 'z'] = ADDR_C_WORD,
+    ['A' ... 'Z'] = ADDR_C_WORD,
+    ['0' ... '9'] = ADDR_C_WORD,
+    ['-'] = ADDR_C_WORD,
+    ['!'] = ADDR_C_ATEXT, ['#'] = ADDR_C_ATEXT, ['$'] = ADDR_C_ATEXT, ['%'] = ADDR_C_ATEXT,
+    ['&'] = ADDR_C_ATEXT, ['\''] = ADDR_C_ATEXT, ['*'] = ADDR_C_ATEXT, ['+'] = ADDR_C_ATEXT,
+    ['/'] = ADDR_C_ATEXT, ['='] = ADDR_C_ATEXT, ['?'] = ADDR_C_ATEXT, ['^'] = ADDR_C_ATEXT,
+    ['_'] = ADDR_C_ATEXT, ['`'] = ADDR_C_ATEXT, ['{'] = ADDR_C_ATEXT, ['|'] = ADDR_C_ATEXT,
+    ['}'] = ADDR_C_ATEXT, ['~'] = ADDR_C_ATEXT,
+    [0x80 ... 0xff] = ADDR_C_WORD | ADDR_C_HIGH,
+};
 
 bool addr_utf8_valid(const char *s, size_t len)
 {
@@ -51,7 +65,7 @@ bool addr_utf8_valid(const char *s, size_t len)
     return true;
 }
 
-static int addr_local_check(const char *s, size_t len, bool *quoted)
+static int addr_local_check(const char *s, size_t len, bool *quoted, bool *high)
 {
     *quoted = false;
     if (len == 0)
@@ -70,6 +84,8 @@ static int addr_local_check(const char *s, size_t len, bool *quoted)
             } else if (c == '"' || (c < 32) || c == 127) {
                 return ADDR_ELOCAL;
             }
+            if (c >= 0x80)
+                *high = true;
         }
         *quoted = true;
         return 0;
@@ -81,8 +97,10 @@ static int addr_local_check(const char *s, size_t len, bool *quoted)
         if (c == '.') {
             if (s[i + 1] == '.')
                 return ADDR_ELOCAL;
-        } else if (!addr_atext(c)) {
+        } else if (!(addr_class[c] & ADDR_C_ATEXT)) {
             return ADDR_ELOCAL;
+        } else if (addr_class[c] & ADDR_C_HIGH) {
+            *high = true;
         }
     }
     return 0;
@@ -103,7 +121,7 @@ static int addr_literal_check(const char *d, size_t len)
     return inet_pton(AF_INET, ip, bin) == 1 ? 0 : ADDR_EDOMAIN;
 }
 
-int addr_domain_check(const char *d, size_t len)
+static int addr_domain_check_high(const char *d, size_t len, bool *high)
 {
     size_t label = 0;
 
@@ -113,8 +131,6 @@ int addr_domain_check(const char *d, size_t len)
         return ADDR_EDOMAINLEN;
     if (d[0] == '[')
         return d[len - 1] == ']' ? addr_literal_check(d, len) : ADDR_EDOMAIN;
-    if (!addr_utf8_valid(d, len))
-        return ADDR_EUTF8;
     for (size_t i = 0; i <= len; i++) {
         unsigned char c = i < len ? (unsigned char)d[i] : '.';
         if (c == '.') {
@@ -124,18 +140,28 @@ int addr_domain_check(const char *d, size_t len)
             label = 0;
             continue;
         }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c >= 0x80))
+        if (!(addr_class[c] & ADDR_C_LDH))
             return ADDR_EDOMAIN;
+        if (c >= 0x80)
+            *high = true;
         label++;
     }
+    if (*high && !addr_utf8_valid(d, len))
+        return ADDR_EUTF8;
     return 0;
+}
+
+int addr_domain_check(const char *d, size_t len)
+{
+    bool high = false;
+
+    return addr_domain_check_high(d, len, &high);
 }
 
 int addr_parse(const char *s, size_t len, addr_t *out)
 {
     const char *at = NULL;
-    bool in_quote = false;
+    bool in_quote = false, local_high = false, domain_high = false;
     int err;
 
     memset(out, 0, sizeof(*out));
@@ -162,18 +188,16 @@ int addr_parse(const char *s, size_t len, addr_t *out)
         return ADDR_ENOAT;
     if (out->local_len > ADDR_LOCAL_MAX)
         return ADDR_ELOCALLEN;
-    if ((err = addr_local_check(out->local, out->local_len, &out->quoted)) < 0)
+    if ((err = addr_local_check(out->local, out->local_len, &out->quoted, &local_high)) < 0)
         return err;
-    if (!addr_utf8_valid(out->local, out->local_len))
+    if (local_high && !addr_utf8_valid(out->local, out->local_len))
         return ADDR_EUTF8;
-    if ((err = addr_domain_check(out->domain, out->domain_len)) < 0)
+    if ((err = addr_domain_check_high(out->domain, out->domain_len, &domain_high)) < 0)
         return err;
     if (len > ADDR_MAX)
         return ADDR_ELEN;
     out->literal = out->domain[0] == '[';
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] >= 0x80)
-            out->utf8 = true;
+    out->utf8 = local_high || domain_high;
     return 0;
 }
 
@@ -210,4 +234,33 @@ const char *addr_strerror(int err)
         return "invalid UTF-8";
     }
     return "bad address";
+}
+
+int addr_dns_name(const char *s, size_t len, char *dst, size_t size)
+{
+    size_t label = 0;
+
+    if (len > 0 && s[len - 1] == '.')
+        len--;
+    if (len == 0 || len > 253 || len >= size)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '.') {
+            if (label == 0)
+                return -1;
+            label = 0;
+        } else if ((c < 0x80 && (addr_class[c] & ADDR_C_LDH)) || c == '_') {
+            if (++label > 63)
+                return -1;
+        } else {
+            return -1;
+        }
+        dst[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    if (label == 0)
+        return -1;
+    dst[len] = '\0';
+    return (int)len;
 }

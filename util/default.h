@@ -19,6 +19,7 @@
 /* SRS */
 #define DEFAULT_SRS_MAX_AGE (21 * 86400)  /* srs_max_age */
 #define DEFAULT_SRS_SECRET_MIN 16         /* shortest secret accepted */
+#define DEFAULT_SRS_SECRET_MAX 1000       /* longest secret accepted */
 
 /* SMTP, inbound */
 #define DEFAULT_MAX_MESSAGE_SIZE 26214400 /* max_message_size */
@@ -37,6 +38,25 @@
 #define DEFAULT_MAX_QUEUE_LIFETIME (5 * 86400) /* max_queue_lifetime */
 #define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
 #define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
+
+/* DNS (dns/): resolver, cache and MX routing */
+#define DEFAULT_DNS_TIMEOUT_MS 2000           /* first try; c-ares doubles it each round */
+#define DEFAULT_DNS_TRIES 3                   /* rounds over the servers */
+#define DEFAULT_DNS_CACHE_ENTRIES 4096        /* answers kept, negative ones included */
+#define DEFAULT_DNS_CACHE_BYTES (4 << 20)     /* memory those answers may hold */
+#define DEFAULT_DNS_MAX_TTL 3600              /* longest a positive answer is kept (s) */
+#define DEFAULT_DNS_MAX_NEG_TTL 900           /* longest NXDOMAIN/NODATA is kept (RFC 2308) */
+#define DEFAULT_MX_HOST_LIMIT 10              /* MX hosts resolved per domain, best first */
+#define DEFAULT_MX_ADDRESS_LIMIT 20           /* next-hop addresses per domain */
+
+/* Sender checks (dns/auth.c) */
+#define DEFAULT_AUTH_HEADER_MAX (256 * 1024) /* header bytes kept for DKIM; beyond: permerror */
+#define DEFAULT_DKIM_MAX_SIGNATURES 10        /* DKIM signatures evaluated per message */
+#define DEFAULT_SPF_QUERY_TIMEOUT_MS 3000     /* one SPF DNS query, per try */
+#define DEFAULT_SPF_TRIES 2                   /* tries per SPF DNS query */
+#define DEFAULT_SPF_TIMEOUT 20                /* one whole SPF evaluation (RFC 7208 4.6.4) */
+#define DEFAULT_AUTH_TIMEOUT 30               /* end of data to a verdict, at most */
+#define DEFAULT_SPF_JOBS 16                   /* SPF evaluations at once in libuv's pool */
 
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */

@@ -16,6 +16,7 @@ struct htab {
     htab_slot_t *slots;
     size_t mask; /* capacity - 1, capacity a power of two */
     size_t count;
+    bool borrowed; /* keys belong to the caller */
 };
 
 uint64_t htab_hash(const char *key, size_t len)
@@ -44,6 +45,15 @@ htab_t *htab_new(size_t expected)
     h->slots = xcalloc(cap, sizeof(*h->slots));
     h->mask = cap - 1;
     h->count = 0;
+    h->borrowed = false;
+    return h;
+}
+
+htab_t *htab_new_borrowed(size_t expected)
+{
+    htab_t *h = htab_new(expected);
+
+    h->borrowed = true;
     return h;
 }
 
@@ -54,7 +64,8 @@ void htab_free(htab_t *h, void (*free_value)(void *))
     for (size_t i = 0; i <= h->mask; i++) {
         if (h->slots[i].key == NULL)
             continue;
-        free(h->slots[i].key);
+        if (!h->borrowed)
+            free(h->slots[i].key);
         if (free_value != NULL)
             free_value(h->slots[i].value);
     }
@@ -123,9 +134,13 @@ void *htab_put(htab_t *h, const char *key, size_t len, void *value)
         htab_resize(h);
         s = &h->slots[htab_find(h, key, len, hash)];
     }
-    s->key = xmalloc(len + 1);
-    memcpy(s->key, key, len);
-    s->key[len] = '\0';
+    if (h->borrowed) {
+        s->key = (char *)key;
+    } else {
+        s->key = xmalloc(len + 1);
+        memcpy(s->key, key, len);
+        s->key[len] = '\0';
+    }
     s->len = len;
     s->hash = hash;
     s->value = value;
@@ -142,7 +157,8 @@ void *htab_remove(htab_t *h, const char *key, size_t len)
     if (h->slots[i].key == NULL)
         return NULL;
     value = h->slots[i].value;
-    free(h->slots[i].key);
+    if (!h->borrowed)
+        free(h->slots[i].key);
     h->slots[i].key = NULL;
     h->count--;
     /* Backward-shift: move later entries of the probe run into the hole

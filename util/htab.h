@@ -2,8 +2,11 @@
  * htab - a hash table from byte-string keys to pointers.
  *
  * Open addressing with linear probing; lookups are O(1) on average and
- * deletion shifts entries back instead of leaving tombstones.  The table
- * copies and owns its keys; values belong to the caller (htab_free() can
+ * deletion shifts entries back instead of leaving tombstones.  By default
+ * the table copies and owns its keys; a table made with htab_new_borrowed()
+ * keeps the caller's key pointers instead, which must then live as long as
+ * their entries (a caller that stores the key inside the value saves a
+ * cache miss per lookup).  Values belong to the caller (htab_free() can
  * release them through a callback).  Keys are compared byte for byte:
  * callers that want case-insensitive keys fold them first.
  */
@@ -17,6 +20,7 @@
 typedef struct htab htab_t;
 
 htab_t *htab_new(size_t expected);
+htab_t *htab_new_borrowed(size_t expected);
 void htab_free(htab_t *h, void (*free_value)(void *));
 size_t htab_count(const htab_t *h);
 

@@ -1,0 +1,623 @@
+"""mxtest - the harness of mxfwd's end-to-end tests.
+
+End-to-end tests run the real mxfwd binary on loopback against real peers:
+dnsmasq as the DNS server, a byte-exact SMTP client, and an SMTP sink that
+records exactly what arrives.  Everything binds 127.0.0.1 on ports chosen
+at run time; every process a test starts is stopped by its PID, also when
+the test fails.
+
+A test file defines functions decorated with @test and ends with
+`mxtest.main()`, which runs them (or those named on the command line),
+prints one line per test and a last line "RESULT: passed=N failed=M".
+
+Environment: MXFWD is the path of the mxfwd binary (meson passes it).
+"""
+
+import os
+import re
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+MXFWD = os.environ.get("MXFWD", os.path.join(os.path.dirname(__file__), "../../build/mxfwd"))
+DNSMASQ = "/usr/sbin/dnsmasq"
+TIMEOUT = 10.0
+
+_tests = []
+_cleanups = []
+
+
+def test(fn):
+    """Register a test function."""
+    _tests.append(fn)
+    return fn
+
+
+def on_cleanup(fn):
+    """Run fn when the current test ends, pass or fail (last in, first out)."""
+    _cleanups.append(fn)
+
+
+SANITIZER_REPORT = re.compile(r"ERROR: (?:Address|Leak|Thread|Memory)Sanitizer|runtime error: ")
+
+
+def check_sanitizers(text, what):
+    """Fail when a sanitizer build of mxfwd reported a problem in text."""
+    m = SANITIZER_REPORT.search(text or "")
+    if m:
+        start = max(0, m.start() - 200)
+        raise AssertionError(f"{what}: sanitizer report:\n{text[start:start + 4000]}")
+
+
+def run(argv, **kwargs):
+    """subprocess.run with captured text output, bounded in time, and a
+    check that a sanitizer build reported nothing."""
+    kwargs.setdefault("timeout", TIMEOUT)
+    r = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    check_sanitizers(r.stderr, " ".join(argv))
+    return r
+
+
+def wait_until(predicate, timeout=TIMEOUT, what="condition"):
+    """Poll predicate until it is true; AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port free on 127.0.0.1 for TCP (and, for DNS, UDP) right now."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if kind == socket.SOCK_DGRAM:
+            return port
+        # dnsmasq wants the TCP port too: check both.
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def tempdir():
+    """A temporary directory removed when the test ends."""
+    d = tempfile.TemporaryDirectory(prefix="mxfwd-e2e-")
+    on_cleanup(d.cleanup)
+    return d.name
+
+
+class Process:
+    """A child process stopped by its PID when the test ends."""
+
+    def __init__(self, argv, log_path=None, env=None):
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env)
+        on_cleanup(self.stop)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def send_signal(self, sig):
+        if self.running():
+            os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout=TIMEOUT):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=TIMEOUT):
+        """Stop the process; returns its exit status."""
+        if self.running():
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=timeout)
+        if self._log is not subprocess.DEVNULL and not self._log.closed:
+            self._log.close()
+            check_sanitizers(self.log(), os.path.basename(self.argv[0]))
+        return self.proc.returncode
+
+    def log(self):
+        if not self.log_path:
+            return ""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+# ---- DNS -------------------------------------------------------------------
+
+def _dns_query(port, name, qtype=1, timeout=0.2):
+    """Send one query to 127.0.0.1:port; the rcode, or None without answer."""
+    qid = os.getpid() & 0xFFFF
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        packet += bytes([len(label)]) + label.encode()
+    packet += b"\0" + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(packet, ("127.0.0.1", port))
+        try:
+            data, _ = s.recvfrom(4096)
+        except socket.timeout:
+            return None
+    return data[3] & 0x0F
+
+
+class Dnsmasq:
+    """An authoritative test DNS server on a loopback port.
+
+    records are dnsmasq options, e.g. "--mx-host=alias.test,mx.test,10",
+    "--host-record=mx.test,127.0.0.1", '--txt-record=x.test,"v=spf1 -all"'.
+    Every other name is NXDOMAIN (--local=/#/).
+    """
+
+    def __init__(self, records=(), port=None):
+        self.port = port or free_port()
+        self.dir = tempdir()
+        argv = [DNSMASQ, "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1",
+                "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                "--pid-file=", "--local=/#/", "--log-facility=-"]
+        self.proc = Process(argv + list(records), log_path=os.path.join(self.dir, "dnsmasq.log"))
+        wait_until(lambda: not self.proc.running() or _dns_query(self.port, "ready.invalid") is not None,
+                   what="dnsmasq to answer")
+        if not self.proc.running():
+            raise RuntimeError("dnsmasq exited: " + self.proc.log())
+
+    @property
+    def server(self):
+        """The dns_servers value for mxfwd.conf."""
+        return f"127.0.0.1:{self.port}"
+
+
+# ---- SMTP client -------------------------------------------------------------
+
+class Reply:
+    def __init__(self, code, lines, raw):
+        self.code = code
+        self.lines = lines  # text after "NNN-" / "NNN "
+        self.raw = raw      # the bytes as received
+
+    @property
+    def text(self):
+        return " ".join(self.lines)
+
+    def __repr__(self):
+        return f"Reply({self.code}, {self.lines!r})"
+
+
+class SmtpClient:
+    """A byte-exact SMTP client: sends what it is given, reads whole replies."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=TIMEOUT, family=socket.AF_INET):
+        self.sock = socket.create_connection((host, port), timeout=timeout) \
+            if family == socket.AF_INET else self._connect6(host, port, timeout)
+        self.buf = b""
+        on_cleanup(self.close)
+
+    @staticmethod
+    def _connect6(host, port, timeout):
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return s
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by server")
+        self.buf += chunk
+
+    def reply(self):
+        """Read one reply, multiline or not."""
+        raw = b""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill()
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            raw += line + b"\r\n"
+            m = re.match(rb"^(\d{3})([ -])(.*)$", line)
+            if not m:
+                raise AssertionError(f"malformed reply line {line!r}")
+            lines.append(m.group(3).decode("utf-8", "replace"))
+            if m.group(2) == b" ":
+                return Reply(int(m.group(1)), lines, raw)
+
+    def cmd(self, line, expect=None):
+        """Send a command line (CRLF added) and return its reply."""
+        self.send(line + "\r\n")
+        r = self.reply()
+        if expect is not None:
+            assert r.code == expect, f"{line!r}: expected {expect}, got {r}"
+        return r
+
+    def closed(self, timeout=TIMEOUT):
+        """Whether the server closes the connection (reads until EOF)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def starttls(self, server_hostname=None, context=None):
+        if context is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        return self.sock
+
+    def greeting(self, expect=220):
+        r = self.reply()
+        assert r.code == expect, f"greeting: expected {expect}, got {r}"
+        return r
+
+    def transaction(self, sender, rcpts, data, ehlo="client.test"):
+        """EHLO, MAIL, RCPT..., DATA with data (bytes, dot-stuffed by the
+        caller, without the final dot).  Returns the reply to the final dot."""
+        self.cmd(f"EHLO {ehlo}", expect=250)
+        self.cmd(f"MAIL FROM:<{sender}>", expect=250)
+        for r in rcpts:
+            self.cmd(f"RCPT TO:<{r}>", expect=250)
+        self.cmd("DATA", expect=354)
+        self.send(data + b".\r\n")
+        return self.reply()
+
+
+def tls_certificate(directory, name="mx.test"):
+    """A self-signed certificate and key made now: (cert path, key path)."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+# ---- mxfwd -------------------------------------------------------------------
+
+class Mxfwd:
+    """mxfwd serve with a configuration of the test's own.
+
+    config: extra "key = value" settings (a dict; list values repeat the key).
+    forwards: the forward table text.  Secrets get one fixed test secret
+    unless given.
+    """
+
+    SECRET = "e2e-test-secret-0123456789abcdef"
+
+    def __init__(self, forwards="", config=None, secrets=None, start=True, args=()):
+        self.dir = tempdir()
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "mxfwd.conf")
+        settings = {
+            "hostname": "mx.fwd.test",
+            "listen": f"127.0.0.1:{self.port}",
+            "srs_domain": "fwd.test",
+            "srs_secrets": os.path.join(self.dir, "srs.secrets"),
+            "forward_table": os.path.join(self.dir, "forwards"),
+            "spool_dir": os.path.join(self.dir, "spool"),
+            "control_socket": os.path.join(self.dir, "run", "mxfwd.sock"),
+        }
+        settings.update(config or {})
+        self.settings = settings
+        self.write_file("srs.secrets", (secrets or self.SECRET) + "\n", mode=0o600)
+        self.write_file("forwards", forwards)
+        with open(self.conf, "w") as f:
+            for key, value in settings.items():
+                for v in value if isinstance(value, list) else [value]:
+                    f.write(f"{key} = {v}\n")
+        self.proc = None
+        if start:
+            self.start(args)
+
+    def write_file(self, name, text, mode=0o644):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def start(self, args=()):
+        self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
+                            log_path=os.path.join(self.dir, "mxfwd.log"))
+        wait_until(lambda: not self.proc.running() or _port_open(self.port),
+                   what="mxfwd to listen")
+        if not self.proc.running():
+            raise AssertionError(f"mxfwd exited with {self.proc.proc.returncode}:\n{self.log()}")
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        return self.proc.stop(sig) if self.proc else None
+
+    def log(self):
+        return self.proc.log() if self.proc else ""
+
+    def wait_log(self, pattern, timeout=TIMEOUT):
+        """Wait for a log line matching the regular expression; the match."""
+        rx = re.compile(pattern, re.M)
+        return wait_until(lambda: rx.search(self.log()), timeout, what=f"log line /{pattern}/")
+
+    def client(self, greet=True):
+        c = SmtpClient(self.port)
+        if greet:
+            c.greeting()
+        return c
+
+    def run(self, *args, timeout=TIMEOUT):
+        """Run an mxfwd subcommand with this configuration."""
+        return run([MXFWD, *args, "-c", self.conf], timeout=timeout)
+
+
+def _port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# ---- SMTP sink -------------------------------------------------------------
+
+class Transaction:
+    def __init__(self, helo, tls):
+        self.helo = helo
+        self.tls = tls
+        self.mail_from = None
+        self.mail_params = ""
+        self.rcpts = []        # accepted recipients
+        self.refused = []      # recipients answered with 4xx/5xx
+        self.raw = b""         # DATA bytes as sent on the wire, before the final dot
+        self.data = b""        # the same, dot-unstuffed: the message
+
+    def __repr__(self):
+        return f"Transaction(from={self.mail_from!r}, rcpts={self.rcpts!r}, {len(self.data)} bytes)"
+
+
+class Sink:
+    """An SMTP server that records every transaction byte for byte.
+
+    replies: {recipient address (lowercase): "450 4.2.0 try later"} answers
+    RCPT for chosen recipients; data_reply answers the final dot;
+    tls: (cert, key) to offer STARTTLS; ehlo_extensions to advertise.
+    """
+
+    def __init__(self, replies=None, data_reply="250 2.0.0 Ok: queued", tls=None,
+                 extensions=("PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES",
+                             "SMTPUTF8"), port=None, hostname="sink.test"):
+        self.replies = {k.lower(): v for k, v in (replies or {}).items()}
+        self.data_reply = data_reply
+        self.extensions = list(extensions)
+        self.hostname = hostname
+        self.tls_context = None
+        if tls:
+            self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_context.load_cert_chain(*tls)
+        self.transactions = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(128)
+        self._stop = False
+        self._threads = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+        on_cleanup(self.close)
+
+    def close(self):
+        self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._acceptor.join(timeout=TIMEOUT)
+
+    def wait(self, count, timeout=TIMEOUT):
+        """Wait until count transactions have completed; returns them."""
+        wait_until(lambda: len(self.transactions) >= count, timeout,
+                   what=f"{count} transactions at the sink (have {len(self.transactions)})")
+        return self.transactions
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            t = threading.Thread(target=self._session, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _session(self, conn):
+        conn.settimeout(30)
+        f = _SinkStream(conn)
+        try:
+            self._converse(f)
+        except (OSError, EOFError, ssl.SSLError):
+            pass
+        finally:
+            f.close()
+
+    def _converse(self, f):
+        f.write(f"220 {self.hostname} ESMTP sink\r\n")
+        helo, tls, tx = None, False, None
+        while True:
+            line = f.readline()
+            verb = line.split(b" ", 1)[0].upper().decode("ascii", "replace")
+            arg = line[len(verb) + 1:].decode("utf-8", "replace")
+            if verb in ("EHLO", "HELO"):
+                helo = arg
+                tx = None
+                if verb == "HELO":
+                    f.write(f"250 {self.hostname}\r\n")
+                    continue
+                exts = list(self.extensions)
+                if self.tls_context and not tls:
+                    exts.append("STARTTLS")
+                lines = [self.hostname] + exts
+                f.write("".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
+                                for i, l in enumerate(lines)))
+            elif verb == "STARTTLS" and self.tls_context and not tls:
+                f.write("220 2.0.0 Ready to start TLS\r\n")
+                f.starttls(self.tls_context)
+                tls, helo, tx = True, None, None
+            elif verb == "MAIL":
+                m = re.match(r"(?i)FROM:<([^>]*)>(.*)", arg)
+                tx = Transaction(helo, tls)
+                tx.mail_from, tx.mail_params = m.group(1), m.group(2).strip()
+                f.write("250 2.1.0 Ok\r\n")
+            elif verb == "RCPT":
+                m = re.match(r"(?i)TO:<([^>]*)>", arg)
+                addr = m.group(1)
+                reply = self.replies.get(addr.lower())
+                if reply and reply[0] in "45":
+                    tx.refused.append(addr)
+                    f.write(reply + "\r\n")
+                else:
+                    tx.rcpts.append(addr)
+                    f.write("250 2.1.5 Ok\r\n")
+            elif verb == "DATA":
+                if not tx or not tx.rcpts:
+                    f.write("554 5.5.1 No valid recipients\r\n")
+                    continue
+                f.write("354 End data with <CR><LF>.<CR><LF>\r\n")
+                raw = f.read_data()
+                tx.raw = raw
+                tx.data = _unstuff(raw)
+                f.write(self.data_reply + "\r\n")
+                if self.data_reply.startswith("2"):
+                    with self.lock:
+                        self.transactions.append(tx)
+                tx = None
+            elif verb == "RSET":
+                tx = None
+                f.write("250 2.0.0 Ok\r\n")
+            elif verb == "NOOP":
+                f.write("250 2.0.0 Ok\r\n")
+            elif verb == "QUIT":
+                f.write("221 2.0.0 Bye\r\n")
+                return
+            else:
+                f.write("502 5.5.2 Command not recognized\r\n")
+
+
+def _unstuff(raw):
+    """Remove the dot-stuffing of DATA bytes (RFC 5321 4.5.2)."""
+    out = []
+    for line in raw.split(b"\r\n"):
+        out.append(line[1:] if line.startswith(b".") else line)
+    return b"\r\n".join(out)
+
+
+class _SinkStream:
+    def __init__(self, conn):
+        self.conn = conn
+        self.buf = b""
+
+    def starttls(self, context):
+        self.conn = context.wrap_socket(self.conn, server_side=True)
+
+    def write(self, text):
+        self.conn.sendall(text.encode() if isinstance(text, str) else text)
+
+    def _fill(self):
+        chunk = self.conn.recv(65536)
+        if not chunk:
+            raise EOFError()
+        self.buf += chunk
+
+    def readline(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read_data(self):
+        """DATA bytes up to CRLF.CRLF, without the final dot line."""
+        if self.buf.startswith(b".\r\n"):
+            self.buf = self.buf[3:]
+            return b""
+        while b"\r\n.\r\n" not in self.buf:
+            self._fill()
+        data, self.buf = self.buf.split(b"\r\n.\r\n", 1)
+        return data + b"\r\n"
+
+    def close(self):
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+# ---- runner -----------------------------------------------------------------
+
+def main():
+    selected = sys.argv[1:]
+    passed = failed = 0
+    for fn in _tests:
+        if selected and fn.__name__ not in selected:
+            continue
+        start = time.monotonic()
+        ok = True
+        try:
+            fn()
+        except Exception:
+            ok = False
+            traceback.print_exc()
+        # Cleanups stop processes; a sanitizer report found then fails the test.
+        while _cleanups:
+            try:
+                _cleanups.pop()()
+            except Exception:
+                ok = False
+                traceback.print_exc()
+        status = "ok" if ok else "FAIL"
+        passed += ok
+        failed += not ok
+        print(f"{status} {fn.__name__} ({time.monotonic() - start:.2f}s)", flush=True)
+    print(f"RESULT: passed={passed} failed={failed}")
+    sys.exit(1 if failed else 0)

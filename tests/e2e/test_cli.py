@@ -1,0 +1,121 @@
+"""The mxfwd command line: check-config, resolve, help, usage errors."""
+
+import os
+import shutil
+
+import mxtest
+from mxtest import MXFWD, test
+
+SRC = os.environ.get("MXFWD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
+
+
+def mxfwd(*args, cwd=None):
+    return mxtest.run([MXFWD, *args], cwd=cwd)
+
+
+def sample_tree():
+    """A copy of the sample etc/ in a temporary directory, used as the cwd."""
+    d = mxtest.tempdir()
+    shutil.copytree(os.path.join(SRC, "etc"), os.path.join(d, "etc"))
+    os.chmod(os.path.join(d, "etc", "srs.secrets"), 0o600)
+    return d
+
+
+@test
+def check_config_accepts_the_sample():
+    d = sample_tree()
+    r = mxfwd("check-config", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr == "" or "warning" in r.stderr, r.stderr
+
+
+@test
+def check_config_reports_every_broken_line():
+    d = sample_tree()
+    conf = os.path.join(d, "etc", "mxfwd.conf")
+    with open(conf) as f:
+        lines = f.read().splitlines()
+    lines[3] = "listen = 127.0.0.1"            # line 4: no port
+    lines.append("colour = blue")               # unknown key
+    lines.append("timeout = soon")              # bad duration
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = mxfwd("check-config", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 1
+    errors = [l for l in r.stderr.splitlines() if l.startswith("etc/mxfwd.conf:")]
+    assert len(errors) == 3, r.stderr
+    assert errors[0].startswith("etc/mxfwd.conf:4: listen"), errors
+    assert errors[1].startswith(f"etc/mxfwd.conf:{len(lines) - 1}: unknown key 'colour'"), errors
+    assert errors[2].startswith(f"etc/mxfwd.conf:{len(lines)}: timeout"), errors
+
+
+@test
+def check_config_reports_forward_table_errors():
+    d = sample_tree()
+    path = os.path.join(d, "etc", "forwards")
+    with open(path) as f:
+        n = len(f.read().splitlines())
+    with open(path, "a") as f:
+        f.write("broken@alias.test\nbad@alias.test nobody@\n")
+    r = mxfwd("check-config", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"{path}:{n + 1}: alias broken@alias.test has no destinations",
+        f"{path}:{n + 2}: bad destination 'nobody@' for bad@alias.test: address has no @domain",
+    ], r.stderr
+
+
+@test
+def resolve_prints_destinations_or_the_reply():
+    d = sample_tree()
+    r = mxfwd("resolve", "team@alias.test", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["alice@example.com", "bob@example.org", "carol@example.net"]
+    r = mxfwd("-c", "etc/mxfwd.conf", "resolve", "<Alice+news@ALIAS.test>", cwd=d)
+    assert r.stdout == "alice@example.com\n", r.stdout
+    r = mxfwd("resolve", "someone@alias.test", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.stdout == "postmaster@example.com\n"
+    r = mxfwd("resolve", "someone@elsewhere.test", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 1
+    assert r.stdout.startswith("554 5.7.1 <someone@elsewhere.test>: Relay access denied"), r.stdout
+    r = mxfwd("resolve", "a%b@alias.test", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 1 and r.stdout.startswith("554 5.7.1"), r.stdout
+
+
+@test
+def help_version_and_usage():
+    r = mxfwd("--version")
+    assert r.returncode == 0 and r.stdout.startswith("mxfwd "), r.stdout
+    r = mxfwd("--help")
+    assert r.returncode == 0 and "check-config" in r.stdout
+    for words in (["serve"], ["check-config"], ["resolve"], ["srs", "forward"], ["srs", "reverse"],
+                  ["queue"], ["flush"], ["delete"], ["stats"]):
+        r = mxfwd(*words, "--help")
+        assert r.returncode == 0, words
+        assert r.stdout.startswith("usage: mxfwd " + " ".join(words)), r.stdout
+    assert mxfwd().returncode == 2
+    assert mxfwd("frobnicate").returncode == 2
+    assert mxfwd("resolve").returncode == 2
+    assert mxfwd("resolve", "a@b", "c@d").returncode == 2
+    assert mxfwd("--bogus", "check-config").returncode == 2
+    r = mxfwd("check-config", "-c", "/nonexistent/mxfwd.conf")
+    assert r.returncode == 1 and "/nonexistent/mxfwd.conf: cannot open" in r.stderr
+
+
+@test
+def harness_peers_work():
+    """The test peers themselves: dnsmasq answers, the sink records bytes."""
+    dns = mxtest.Dnsmasq(["--mx-host=alias.test,mx.alias.test,10"])
+    assert mxtest._dns_query(dns.port, "alias.test", qtype=15) == 0
+    assert mxtest._dns_query(dns.port, "nothing.test") == 3
+    sink = mxtest.Sink()
+    c = mxtest.SmtpClient(sink.port)
+    c.greeting()
+    body = b"Subject: x\r\n\r\n..dot\r\nline\r\n"
+    assert c.transaction("a@b.test", ["c@d.test"], body).code == 250
+    tx = sink.wait(1)[0]
+    assert tx.raw == body and tx.data == b"Subject: x\r\n\r\n.dot\r\nline\r\n"
+
+
+if __name__ == "__main__":
+    mxtest.main()
