@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 int str_lcpy(char *dst, const char *src, size_t size)
 {
@@ -123,4 +124,21 @@ bool str_has_ctl(const char *s, size_t n)
             return true;
     }
     return false;
+}
+
+void str_date(int64_t t, char *dst, size_t size)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    /* Names from tables, not strftime: the locale must not leak into mail. */
+    if (gmtime_r(&tt, &tm) == NULL) {
+        str_lcpy(dst, "Thu, 1 Jan 1970 00:00:00 +0000", size);
+        return;
+    }
+    snprintf(dst, size, "%s, %d %s %d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

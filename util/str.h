@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Copy src into dst[size].  0, or -1 when src did not fit (dst then holds
  * the truncated prefix). */
@@ -51,5 +52,10 @@ char *str_token(char **cursor, const char *seps);
 
 /* Whether the n bytes contain a NUL or a control character other than tab. */
 bool str_has_ctl(const char *s, size_t n);
+
+/* Unix time t as an RFC 5322 date in UTC, "Sat, 28 Nov 2026 17:37:34 +0000",
+ * with English names whatever the locale; needs 32 bytes. */
+#define STR_DATE_SIZE 32
+void str_date(int64_t t, char *dst, size_t size);
 
 #endif

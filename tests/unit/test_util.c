@@ -1,4 +1,5 @@
-/* Unit tests for util/: buffers, strings, parsing, addresses, hash table, log. */
+/* Unit tests for util/: buffers, strings, parsing, addresses, hash table, log,
+ * heap, stats registry, JSON. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,9 +11,12 @@
 #include "addr.h"
 #include "buf.h"
 #include "file.h"
+#include "heap.h"
 #include "htab.h"
+#include "json.h"
 #include "log.h"
 #include "parse.h"
+#include "stats.h"
 #include "str.h"
 
 /* ---- buf ---- */
@@ -524,4 +528,192 @@ Test(file, reads_whole_files_within_the_cap)
     free(text);
     unlink(path);
     rmdir(dir);
+}
+
+/* ---- heap ---- */
+
+Test(heap, pops_in_key_order_ties_first_come_first_served)
+{
+    enum { N = 200 };
+    heap_node_t nodes[N] = {0};
+    heap_t h;
+    int64_t last_key = INT64_MIN;
+    uint64_t last_seq = 0;
+
+    heap_init(&h);
+    /* Keys with many repeats, inserted out of order. */
+    for (int i = 0; i < N; i++)
+        heap_set(&h, &nodes[i], (i * 37) % 11);
+    cr_assert_eq(heap_count(&h), N);
+    for (int i = 0; i < N; i++) {
+        heap_node_t *m = heap_min(&h);
+        cr_assert(m->key > last_key || (m->key == last_key && m->seq > last_seq));
+        last_key = m->key, last_seq = m->seq;
+        heap_remove(&h, m);
+        cr_assert(!heap_contains(m));
+    }
+    cr_assert_null(heap_min(&h));
+    heap_free(&h);
+}
+
+Test(heap, moving_and_removing_from_the_middle)
+{
+    heap_node_t a = {0}, b = {0}, c = {0}, d = {0};
+    heap_t h;
+
+    heap_init(&h);
+    heap_set(&h, &a, 40);
+    heap_set(&h, &b, 10);
+    heap_set(&h, &c, 30);
+    heap_set(&h, &d, 20);
+    cr_assert_eq(heap_min(&h), &b);
+    heap_set(&h, &a, 5); /* earlier */
+    cr_assert_eq(heap_min(&h), &a);
+    heap_set(&h, &a, 50); /* later */
+    cr_assert_eq(heap_min(&h), &b);
+    heap_remove(&h, &d);
+    heap_remove(&h, &d); /* not in: nothing */
+    cr_assert_eq(heap_count(&h), 3);
+    heap_remove(&h, &b);
+    cr_assert_eq(heap_min(&h), &c);
+    heap_set(&h, &d, 30); /* ties with c, set later: after it */
+    heap_remove(&h, &c);
+    cr_assert_eq(heap_min(&h), &d);
+    heap_free(&h);
+    cr_assert(!heap_contains(&a) && !heap_contains(&d));
+}
+
+/* ---- stats ---- */
+
+Test(stats, counters_are_registered_once_and_kept_in_order)
+{
+    stats_t *s = stats_new();
+    uint64_t *conn = stats_register(s, STATS_COUNTER, "connections", NULL, NULL, "connections");
+    uint64_t *relay = stats_register(s, STATS_COUNTER, "rejected", "reason", "relay_denied", "x");
+    uint64_t *spf = stats_register(s, STATS_COUNTER, "rejected", "reason", "spf", "x");
+    uint64_t *size = stats_register(s, STATS_GAUGE, "queue_messages", NULL, NULL, "queued");
+
+    (*conn) += 3;
+    (*relay)++;
+    *size = 7;
+    /* A part registered again (after a reload) gets the same counter. */
+    cr_assert_eq(stats_register(s, STATS_COUNTER, "rejected", "reason", "relay_denied", "x"),
+                 relay);
+    cr_assert_neq(relay, spf);
+    cr_assert_eq(stats_count(s), 4);
+    cr_assert_str_eq(stats_at(s, 1)->name, "rejected");
+    cr_assert_str_eq(stats_at(s, 2)->label_value, "spf");
+    cr_assert_eq(stats_at(s, 3)->kind, STATS_GAUGE);
+    cr_assert_null(stats_at(s, 4));
+    cr_assert_eq(stats_get(s, "connections", NULL), 3);
+    cr_assert_eq(stats_get(s, "rejected", "relay_denied"), 1);
+    cr_assert_eq(stats_get(s, "rejected", "spf"), 0);
+    cr_assert_eq(stats_get(s, "queue_messages", NULL), 7);
+    cr_assert_eq(stats_get(s, "nothing", NULL), 0);
+    stats_free(s);
+}
+
+/* ---- json ---- */
+
+Test(json, strings_are_escaped_and_always_valid)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"plain", 5, "\"plain\""},
+        {"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
+        {"line\r\n\t", 7, "\"line\\r\\n\\t\""},
+        {"\x01x", 2, "\"\\u0001x\""},
+        {"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""},
+        {"bad\xff\xc3", 5, "\"bad\\ufffd\\ufffd\""},
+        {"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""}, /* a surrogate in UTF-8 */
+        {"nul\0x", 5, "\"nul\\u0000x\""},
+    };
+    buf_t b;
+
+    buf_init(&b, 1024);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_reset(&b);
+        cr_assert_eq(json_strn(&b, cases[i].in, cases[i].len), 0);
+        cr_assert_eq(buf_used(&b), strlen(cases[i].out), "case %zu: %.*s", i, (int)buf_used(&b),
+                     buf_ptr(&b));
+        cr_assert(memcmp(buf_ptr(&b), cases[i].out, buf_used(&b)) == 0, "case %zu", i);
+    }
+    buf_free(&b);
+}
+
+Test(json, written_strings_read_back)
+{
+    static const char in[] = "a\"\\\n\x02 caf\xc3\xa9 \xf0\x9f\x93\xa7";
+    json_t *v;
+    buf_t b;
+
+    buf_init(&b, 1024);
+    json_strn(&b, in, sizeof(in) - 1);
+    cr_assert_eq(json_parse(buf_ptr(&b), buf_used(&b), &v), 0);
+    cr_assert_eq(v->type, JSON_STRING);
+    cr_assert_eq(v->len, sizeof(in) - 1);
+    cr_assert(memcmp(v->string, in, v->len) == 0);
+    json_free(v);
+    buf_free(&b);
+}
+
+Test(json, documents_parse_into_trees_in_document_order)
+{
+    static const char doc[] =
+        " {\"ok\": true, \"n\": -12.5e1, \"list\": [1, \"two\", null, false, {}],\n"
+        "  \"z\": \"\\u00e9\\ud83d\\udce7\", \"a\": []} ";
+    json_t *v;
+    const json_t *list;
+
+    cr_assert_eq(json_parse(doc, sizeof(doc) - 1, &v), 0);
+    cr_assert_eq(v->type, JSON_OBJECT);
+    cr_assert_eq(v->n, 5);
+    cr_assert_str_eq(v->keys[0], "ok");
+    cr_assert_str_eq(v->keys[3], "z"); /* not sorted */
+    cr_assert(json_get(v, "ok")->boolean);
+    cr_assert_float_eq(json_get_num(v, "n", 0), -125.0, 1e-9);
+    cr_assert_str_eq(json_get_str(v, "z", ""), "\xc3\xa9\xf0\x9f\x93\xa7");
+    cr_assert_str_eq(json_get_str(v, "missing", "dflt"), "dflt");
+    cr_assert_str_eq(json_get_str(v, "n", "not a string"), "not a string");
+    list = json_get(v, "list");
+    cr_assert_eq(list->type, JSON_ARRAY);
+    cr_assert_eq(list->n, 5);
+    cr_assert_eq(list->items[2]->type, JSON_NULL);
+    cr_assert_eq(list->items[3]->type, JSON_BOOL);
+    cr_assert_eq(list->items[4]->type, JSON_OBJECT);
+    cr_assert_null(json_get(list, "x"));
+    json_free(v);
+}
+
+Test(json, bad_documents_are_refused)
+{
+    static const char *const bad[] = {
+        "", "{", "[1,]", "{\"a\" 1}", "{\"a\":1,}", "01", "1.", "-", "1e", "tru", "\"open",
+        "\"\\x\"", "\"\\u12g4\"", "\"tab\tin string\"", "[1] [2]", "{1:2}", "nul",
+    };
+    char deep[200];
+    json_t *v;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(json_parse(bad[i], strlen(bad[i]), &v), JSON_ESYNTAX, "%s", bad[i]);
+        cr_assert_null(v);
+    }
+    memset(deep, '[', sizeof(deep));
+    cr_assert_eq(json_parse(deep, sizeof(deep), &v), JSON_EDEPTH);
+    cr_assert_null(v);
+}
+
+/* ---- str_date ---- */
+
+Test(str, dates_are_rfc5322_in_utc)
+{
+    char d[STR_DATE_SIZE];
+
+    str_date(0, d, sizeof(d));
+    cr_assert_str_eq(d, "Thu, 1 Jan 1970 00:00:00 +0000");
+    str_date(1795800000, d, sizeof(d));
+    cr_assert_str_eq(d, "Fri, 27 Nov 2026 17:20:00 +0000");
 }
