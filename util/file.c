@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "str.h"
 #include "xalloc.h"
 
 int file_read(const char *path, size_t max, char **text, size_t *len, struct stat *st)
@@ -97,4 +99,23 @@ const char *file_strerror(int err)
         return "file too large";
     }
     return "cannot read the file";
+}
+
+int file_mkdirs(const char *dir, mode_t mode)
+{
+    char path[PATH_MAX];
+    size_t len;
+
+    if (str_lcpy(path, dir, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    len = strlen(path);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, mode) < 0 && errno != EEXIST)
+            return -errno;
+        path[i] = i < len ? '/' : '\0';
+    }
+    return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * file - reading small whole files (configuration, tables, secrets).
+ * file - reading small whole files (configuration, tables, secrets), and
+ * creating directories.
  *
  * file_read() reads a regular file of bounded size into memory in one go,
  * so loaders parse from a string and their tests feed them strings.  It
@@ -22,6 +23,10 @@
  * FILE_E* code and *text NULL.
  */
 int file_read(const char *path, size_t max, char **text, size_t *len, struct stat *st);
+
+/* mkdir -p: create dir and its missing parents with mode (0700 for
+ * mxfwd's state).  0 or -errno. */
+int file_mkdirs(const char *dir, mode_t mode);
 
 /* A phrase for err: "cannot open: No such file or directory", "not a
  * regular file".  For FILE_EOPEN and FILE_EREAD it uses errno, so call

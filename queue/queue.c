@@ -1,0 +1,571 @@
+/*
+ * queue.c - the index of queued messages, the schedule of next attempts,
+ * delivery jobs, and the admin's commands (list, flush, delete).
+ * Results, state records and DSNs are in queue_result.c.
+ */
+#include "queue_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "str.h"
+#include "xalloc.h"
+
+#define US_PER_S INT64_C(1000000)
+
+static int64_t queue_sys_clock(void *arg)
+{
+    struct timespec ts;
+
+    (void)arg;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / 1000;
+}
+
+static uint32_t queue_sys_random(void *arg)
+{
+    (void)arg;
+    return arc4random();
+}
+
+bool queue_idle(const queue_t *q)
+{
+    const heap_node_t *first = heap_min(&q->due);
+
+    return q->jobs == 0 && q->io == 0 &&
+           (q->closing || first == NULL || first->key > queue_now(q));
+}
+
+int64_t queue_now(const queue_t *q)
+{
+    return q->clock_us(q->clock_arg);
+}
+
+static void queue_on_timer(uv_timer_t *t)
+{
+    queue_tick(t->data);
+}
+
+int queue_new(const queue_options_t *opt, queue_t **out)
+{
+    queue_t *q;
+
+    *out = NULL;
+    if (opt->loop == NULL || opt->spool == NULL || opt->delivery.ops == NULL ||
+        opt->stats == NULL || opt->hostname == NULL || opt->nretry_schedule == 0)
+        return QUEUE_EINVAL;
+    q = xcalloc(1, sizeof(*q));
+    q->loop = opt->loop;
+    q->spool = opt->spool;
+    q->delivery = opt->delivery;
+    q->hostname = xstrdup(opt->hostname);
+    q->nretry = opt->nretry_schedule;
+    q->retry = xcalloc(q->nretry, sizeof(*q->retry));
+    for (size_t i = 0; i < q->nretry; i++)
+        /* A zero delay would retry a destination that fails at once in a
+         * tight loop. */
+        q->retry[i] = opt->retry_schedule[i] > 0 ? opt->retry_schedule[i] : 1;
+    q->lifetime = opt->max_queue_lifetime;
+    q->clock_us = opt->clock_us != NULL ? opt->clock_us : queue_sys_clock;
+    q->clock_arg = opt->clock_arg;
+    q->random = opt->random != NULL ? opt->random : queue_sys_random;
+    q->random_arg = opt->random_arg;
+    q->index = htab_new_borrowed(256);
+    heap_init(&q->due);
+    uv_timer_init(q->loop, &q->timer);
+    q->timer.data = q;
+    q->timer_at = INT64_MAX;
+
+    q->n_delivered = stats_register(opt->stats, STATS_COUNTER, "delivered", NULL, NULL,
+                                    "recipients delivered to the next hop");
+    q->n_deferred = stats_register(opt->stats, STATS_COUNTER, "deferred", NULL, NULL,
+                                   "delivery attempts deferred, per recipient");
+    q->n_bounced = stats_register(opt->stats, STATS_COUNTER, "bounced", NULL, NULL,
+                                  "recipients bounced (refused for good, or expired)");
+    q->n_dsn = stats_register(opt->stats, STATS_COUNTER, "dsn", NULL, NULL,
+                              "non-delivery notifications created");
+    q->g_messages = stats_register(opt->stats, STATS_GAUGE, "queue_messages", NULL, NULL,
+                                   "messages in the queue");
+    q->g_recipients = stats_register(opt->stats, STATS_GAUGE, "queue_recipients", NULL, NULL,
+                                     "recipients in the queue not yet delivered or bounced");
+    *q->g_messages = 0;
+    *q->g_recipients = 0;
+    *out = q;
+    return 0;
+}
+
+/* ---- The index ---- */
+
+static void queue_free_msg(void *value)
+{
+    queue__msg_t *qm = value;
+
+    for (size_t i = 0; i < qm->m->nrcpts; i++)
+        queue__free_bounce(&qm->r[i]);
+    spool_msg_free(qm->m);
+    free(qm->r);
+    free(qm);
+}
+
+
+void queue_add(queue_t *q, spool_msg_t *m)
+{
+    queue__msg_t *qm;
+
+    if (htab_get(q->index, m->id, strlen(m->id)) != NULL) {
+        /* The spool's ids are unique: this is a caller's bug, and queueing
+         * the message twice would deliver it twice. */
+        log_error("%s: queued twice; the second copy is ignored", m->id);
+        spool_msg_free(m);
+        return;
+    }
+    qm = xcalloc(1, sizeof(*qm));
+    qm->q = q;
+    qm->m = m;
+    qm->r = xcalloc(m->nrcpts, sizeof(*qm->r));
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        qm->r[i].due = m->rcpts[i].next_attempt * US_PER_S;
+        if (!spool_rcpt_final(m->rcpts[i].state))
+            (*q->g_recipients)++;
+    }
+    htab_put(q->index, m->id, strlen(m->id), qm);
+    (*q->g_messages)++;
+    queue__settle(qm);
+}
+
+typedef struct {
+    spool_msg_t **m;
+    size_t n, cap;
+} queue_scan_t;
+
+static void queue_scan_message(void *arg, spool_msg_t *msg)
+{
+    queue_scan_t *s = arg;
+
+    s->m = xgrow(s->m, &s->cap, s->n + 1, sizeof(*s->m));
+    s->m[s->n++] = msg;
+}
+
+static void queue_scan_problem(void *arg, const char *name, int err)
+{
+    (void)arg;
+    if (err == SPOOL_ECORRUPT)
+        log_warning("spool: %s: %s; kept as %s.corrupt", name, spool_strerror(err), name);
+    else
+        log_warning("spool: %s: %s; removed", name, spool_strerror(err));
+}
+
+int queue_load(queue_t *q, size_t *nmsgs, int *err)
+{
+    spool_scan_ops_t ops = {queue_scan_message, queue_scan_problem};
+    queue_scan_t s = {NULL, 0, 0};
+    int rc = spool_scan(q->spool, &ops, &s);
+
+    if (err != NULL)
+        *err = rc;
+    /* Indexed only once the scan is over: a finished message is removed
+     * at once, and the scan must not meet its own removals. */
+    for (size_t i = 0; i < s.n; i++)
+        queue_add(q, s.m[i]);
+    free(s.m);
+    if (nmsgs != NULL)
+        *nmsgs = s.n;
+    return rc < 0 ? QUEUE_ESPOOL : 0;
+}
+
+typedef struct {
+    queue_t *q;
+    char id[SPOOL_ID_SIZE];
+} queue_removal_t;
+
+static void queue_removed(void *arg, int status)
+{
+    queue_removal_t *r = arg;
+    queue_t *q = r->q;
+
+    if (status < 0)
+        log_error("%s: cannot remove from the spool: %s", r->id, spool_strerror(status));
+    free(r);
+    q->io--;
+    queue__maybe_closed(q);
+}
+
+void queue__remove(queue__msg_t *qm)
+{
+    queue_t *q = qm->q;
+    spool_msg_t *m = qm->m;
+    queue_removal_t *r = xcalloc(1, sizeof(*r));
+    int rc;
+
+    heap_remove(&q->due, &qm->node);
+    htab_remove(q->index, m->id, strlen(m->id));
+    (*q->g_messages)--;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (!spool_rcpt_final(m->rcpts[i].state))
+            (*q->g_recipients)--;
+    r->q = q;
+    str_lcpy(r->id, m->id, sizeof(r->id));
+    if ((rc = spool_remove(q->spool, m, queue_removed, r)) < 0) {
+        log_error("%s: cannot remove from the spool: %s", m->id, spool_strerror(rc));
+        free(r);
+    } else {
+        q->io++;
+        log_info("%s: removed", m->id);
+    }
+    queue_free_msg(qm);
+}
+
+/* ---- The schedule ---- */
+
+static void queue_arm(queue_t *q)
+{
+    heap_node_t *first = heap_min(&q->due);
+    int64_t wait_ms;
+
+    if (q->closing || first == NULL) {
+        uv_timer_stop(&q->timer);
+        q->timer_at = INT64_MAX;
+        return;
+    }
+    if (first->key == q->timer_at)
+        return;
+    wait_ms = (first->key - queue_now(q) + 999) / 1000;
+    if (wait_ms < 0)
+        wait_ms = 0;
+    if (wait_ms > QUEUE_MAX_SLEEP_MS)
+        wait_ms = QUEUE_MAX_SLEEP_MS;
+    q->timer_at = first->key;
+    uv_timer_start(&q->timer, queue_on_timer, (uint64_t)wait_ms, 0);
+}
+
+void queue__schedule(queue__msg_t *qm)
+{
+    queue_t *q = qm->q;
+    int64_t due = INT64_MAX;
+
+    /* While a change of the message is on its way to disk, the message
+     * waits: the queue acts only on recorded state. */
+    if (!qm->deleted && qm->io == 0 && !q->closing)
+        for (size_t i = 0; i < qm->m->nrcpts; i++)
+            if (qm->r[i].st == QUEUE__IDLE && !spool_rcpt_final(qm->m->rcpts[i].state) &&
+                qm->r[i].due < due)
+                due = qm->r[i].due;
+    if (due == INT64_MAX)
+        heap_remove(&q->due, &qm->node);
+    else
+        heap_set(&q->due, &qm->node, due);
+    queue_arm(q);
+}
+
+int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempts, int64_t now)
+{
+    size_t step = attempts > 0 ? attempts - 1 : 0;
+    int64_t delay, jitter, next, expiry;
+
+    if (step >= q->nretry)
+        step = q->nretry - 1;
+    delay = (int64_t)q->retry[step] * US_PER_S;
+    /* Uniform in [-JITTER%, +JITTER%] of the delay, in steps of 1/1000 of
+     * that. */
+    jitter = delay / 100 * QUEUE_JITTER_PERCENT *
+             ((int64_t)(q->random(q->random_arg) % 2001) - 1000) / 1000;
+    next = now + delay + jitter;
+    /* The last attempt is made when the lifetime ends, not up to a whole
+     * retry step after it. */
+    expiry = qm->m->arrival_us + (int64_t)q->lifetime * US_PER_S;
+    return next < expiry ? next : expiry;
+}
+
+/* ---- Jobs ---- */
+
+static const char *queue_domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+
+    return at != NULL ? at + 1 : "";
+}
+
+void queue__job_free(queue__job_t *j)
+{
+    free(j->job.rcpts);
+    free(j->index);
+    free(j->domain);
+    free(j);
+}
+
+/* One job for the due recipients in idx[0..n) of qm, all in domain. */
+static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *idx, size_t n,
+                            int64_t now)
+{
+    queue_t *q = qm->q;
+    spool_msg_t *m = qm->m;
+    queue__job_t *j = xcalloc(1, sizeof(*j));
+    int rc;
+
+    j->qm = qm;
+    j->index = xmemdup(idx, n * sizeof(*idx));
+    j->domain = str_lower(xstrdup(domain));
+    j->job = (delivery_job_t){
+        .queue_id = m->id,
+        .sender = m->srs_sender,
+        .domain = j->domain,
+        .rcpts = xcalloc(n, sizeof(delivery_rcpt_t)),
+        .nrcpts = n,
+        .prepend = m->prepend,
+        .prepend_len = m->prepend_len,
+        .path = m->path,
+        .offset = m->body_offset,
+        .length = m->body_length,
+        .size = spool_msg_size(m),
+        .body_8bitmime = (m->flags & SPOOL_F_8BITMIME) != 0,
+        .smtputf8 = (m->flags & SPOOL_F_SMTPUTF8) != 0,
+    };
+    for (size_t i = 0; i < n; i++) {
+        j->job.rcpts[i].addr = m->rcpts[idx[i]].addr;
+        j->job.rcpts[i].orig_addr = m->rcpts[idx[i]].orig;
+        j->job.rcpts[i].status = DELIVERY_PENDING;
+        qm->r[idx[i]].st = QUEUE__ACTIVE;
+    }
+    qm->jobs++;
+    q->jobs++;
+    rc = q->delivery.ops->deliver(q->delivery.impl, &j->job, queue__job_done, j);
+    if (rc == 0)
+        return;
+    /* Not started (the implementation is stopping): no attempt was made,
+     * so none is counted; the recipients wait for the first retry step. */
+    log_warning("%s: delivery to %s not started (%d); retried later", m->id, j->domain, rc);
+    for (size_t i = 0; i < n; i++) {
+        qm->r[idx[i]].st = QUEUE__IDLE;
+        qm->r[idx[i]].due = now + (int64_t)q->retry[0] * US_PER_S;
+    }
+    qm->jobs--;
+    q->jobs--;
+    queue__job_free(j);
+}
+
+/* Start a job for each destination domain with due recipients. */
+static void queue_start(queue__msg_t *qm, int64_t now)
+{
+    spool_msg_t *m = qm->m;
+    size_t *idx = xcalloc(m->nrcpts, sizeof(*idx));
+    bool *taken = xcalloc(m->nrcpts, sizeof(*taken));
+
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        const char *domain;
+        size_t n = 0;
+
+        if (taken[i] || qm->r[i].st != QUEUE__IDLE || spool_rcpt_final(m->rcpts[i].state) ||
+            qm->r[i].due > now)
+            continue;
+        /* Recipients of a message are few (max_recipients): a quadratic
+         * grouping is simpler than a table and as fast. */
+        domain = queue_domain_of(m->rcpts[i].addr);
+        for (size_t k = i; k < m->nrcpts; k++) {
+            if (taken[k] || qm->r[k].st != QUEUE__IDLE || spool_rcpt_final(m->rcpts[k].state) ||
+                qm->r[k].due > now || !str_eq_ci(queue_domain_of(m->rcpts[k].addr), domain))
+                continue;
+            taken[k] = true;
+            idx[n++] = k;
+        }
+        queue_job_start(qm, domain, idx, n, now);
+    }
+    free(taken);
+    free(idx);
+}
+
+void queue_tick(queue_t *q)
+{
+    int64_t now = queue_now(q);
+    heap_node_t *first;
+
+    q->timer_at = INT64_MAX;
+    while (!q->closing && (first = heap_min(&q->due)) != NULL && first->key <= now) {
+        queue__msg_t *qm = queue__msg_of(first);
+
+        heap_remove(&q->due, first);
+        queue_start(qm, now);
+        /* Back in the heap for recipients not due yet; the started ones
+         * come back through their results. */
+        queue__schedule(qm);
+    }
+    queue_arm(q);
+}
+
+/* ---- Admin commands ---- */
+
+size_t queue_flush(queue_t *q)
+{
+    size_t pos = 0, n = 0, klen;
+    const char *key;
+    void *value;
+
+    while (htab_next(q->index, &pos, &key, &klen, &value)) {
+        queue__msg_t *qm = value;
+
+        if (qm->deleted)
+            continue;
+        for (size_t i = 0; i < qm->m->nrcpts; i++) {
+            if (qm->r[i].st == QUEUE__IDLE && !spool_rcpt_final(qm->m->rcpts[i].state)) {
+                qm->r[i].due = 0;
+                n++;
+            }
+        }
+        /* Only the heap changes, not the table being walked. */
+        queue__schedule(qm);
+    }
+    return n;
+}
+
+int queue_delete(queue_t *q, const char *id, unsigned *running)
+{
+    queue__msg_t *qm = htab_get(q->index, id, strlen(id));
+
+    if (qm == NULL || qm->deleted)
+        return QUEUE_ENOENT;
+    qm->deleted = true;
+    if (running != NULL)
+        *running = qm->jobs;
+    log_info("%s: deleted by the administrator%s", id,
+             qm->jobs > 0 ? "; deliveries in progress finish first" : "");
+    queue__settle(qm);
+    return 0;
+}
+
+static int queue_cmp_id(const void *a, const void *b)
+{
+    const queue__msg_t *x = *(queue__msg_t *const *)a, *y = *(queue__msg_t *const *)b;
+
+    return strcmp(x->m->id, y->m->id);
+}
+
+static const char *queue_state_name(const queue__msg_t *qm, size_t i)
+{
+    switch (qm->r[i].st) {
+    case QUEUE__ACTIVE:
+        return "active";
+    case QUEUE__BOUNCING:
+    case QUEUE__IN_DSN:
+        return "bouncing";
+    case QUEUE__IDLE:
+        break;
+    }
+    switch (qm->m->rcpts[i].state) {
+    case SPOOL_RCPT_PENDING:
+        return "pending";
+    case SPOOL_RCPT_DEFERRED:
+        return "deferred";
+    case SPOOL_RCPT_SENT:
+        return "sent";
+    case SPOOL_RCPT_BOUNCED:
+        return "bounced";
+    }
+    return "unknown";
+}
+
+void queue_list(queue_t *q, queue_list_fn fn, void *arg)
+{
+    size_t n = htab_count(q->index), k = 0, pos = 0, klen, most = 0;
+    queue__msg_t **all = xcalloc(n > 0 ? n : 1, sizeof(*all));
+    queue_rcpt_info_t *info = NULL;
+    const char *key;
+    void *value;
+
+    while (htab_next(q->index, &pos, &key, &klen, &value))
+        if (!((queue__msg_t *)value)->deleted)
+            all[k++] = value;
+    qsort(all, k, sizeof(*all), queue_cmp_id);
+    for (size_t i = 0; i < k; i++) {
+        queue__msg_t *qm = all[i];
+
+        if (qm->m->nrcpts > most) {
+            most = qm->m->nrcpts;
+            info = xrealloc(info, most * sizeof(*info));
+        }
+        for (size_t r = 0; r < qm->m->nrcpts; r++) {
+            bool waiting = qm->r[r].st == QUEUE__IDLE && !spool_rcpt_final(qm->m->rcpts[r].state);
+            info[r] = (queue_rcpt_info_t){
+                .rcpt = &qm->m->rcpts[r],
+                .state = queue_state_name(qm, r),
+                .next_attempt_us = waiting ? qm->r[r].due : 0,
+            };
+        }
+        fn(arg, qm->m, info);
+    }
+    free(info);
+    free(all);
+}
+
+/* ---- Shutdown ---- */
+
+static void queue_timer_closed(uv_handle_t *h)
+{
+    queue_t *q = h->data;
+    void (*closed)(void *) = q->closed;
+    void *arg = q->closed_arg;
+
+    free(q->retry);
+    free(q->hostname);
+    free(q);
+    if (closed != NULL)
+        closed(arg);
+}
+
+void queue__maybe_closed(queue_t *q)
+{
+    size_t pos = 0, klen, n = 0;
+    queue__msg_t **all;
+    const char *key;
+    void *value;
+
+    if (!q->closing || !q->delivery_closed || q->jobs > 0 || q->io > 0 ||
+        uv_is_closing((uv_handle_t *)&q->timer))
+        return;
+    /* The messages stay in the spool for the next start.  Their ids are
+     * the table's keys, so the table goes first. */
+    all = xcalloc(htab_count(q->index) + 1, sizeof(*all));
+    while (htab_next(q->index, &pos, &key, &klen, &value))
+        all[n++] = value;
+    htab_free(q->index, NULL);
+    q->index = NULL;
+    heap_free(&q->due);
+    for (size_t i = 0; i < n; i++)
+        queue_free_msg(all[i]);
+    free(all);
+    uv_close((uv_handle_t *)&q->timer, queue_timer_closed);
+}
+
+static void queue_delivery_closed(void *arg)
+{
+    queue_t *q = arg;
+
+    q->delivery_closed = true;
+    queue__maybe_closed(q);
+}
+
+void queue_shutdown(queue_t *q, void (*closed)(void *arg), void *arg)
+{
+    q->closing = true;
+    q->closed = closed;
+    q->closed_arg = arg;
+    uv_timer_stop(&q->timer);
+    q->timer_at = INT64_MAX;
+    q->delivery.ops->shutdown(q->delivery.impl, queue_delivery_closed, q);
+}
+
+const char *queue_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "no error";
+    case QUEUE_EINVAL:
+        return "invalid queue options";
+    case QUEUE_ENOENT:
+        return "no such message in the queue";
+    case QUEUE_ESPOOL:
+        return "the spool cannot be read";
+    default:
+        return "unknown queue error";
+    }
+}

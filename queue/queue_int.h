@@ -1,0 +1,108 @@
+/*
+ * queue_int.h - the queue manager's state, shared by queue.c (index,
+ * schedule, jobs, admin commands) and queue_result.c (results, state
+ * records, DSNs, removal).  Not for other modules.
+ */
+#ifndef MXFWD_QUEUE_INT_H
+#define MXFWD_QUEUE_INT_H
+
+#include "heap.h"
+#include "htab.h"
+#include "queue.h"
+
+/* Where a recipient stands in the queue, beyond its recorded state. */
+typedef enum {
+    QUEUE__IDLE,     /* waiting for its due time (or final) */
+    QUEUE__ACTIVE,   /* in a job at the delivery interface */
+    QUEUE__BOUNCING, /* failed for good; waits for the message's other jobs */
+    QUEUE__IN_DSN,   /* its DSN is being committed */
+} queue__rstate_t;
+
+/* What a bouncing recipient's DSN and state record will say. */
+typedef struct {
+    char status[DELIVERY_DSN_MAX];
+    char *reply;
+    char *relay;
+    bool remote_reply;
+    bool expired;
+    int64_t when; /* the attempt, unix microseconds */
+} queue__bounce_t;
+
+typedef struct {
+    int64_t due; /* unix microseconds from when it may be tried; 0: at once */
+    queue__rstate_t st;
+    queue__bounce_t *bounce; /* BOUNCING and IN_DSN only */
+} queue__rcpt_t;
+
+typedef struct queue__msg {
+    queue_t *q;
+    spool_msg_t *m;
+    queue__rcpt_t *r; /* m->nrcpts of them */
+    heap_node_t node; /* in q->due while some idle recipient waits */
+    unsigned jobs;    /* at the delivery interface */
+    unsigned io;      /* state records or a DSN commit not yet confirmed */
+    bool deleted;     /* by the admin: removed once jobs and io are done */
+} queue__msg_t;
+
+/* A job at the delivery interface: one message, the recipients of one
+ * domain. */
+typedef struct {
+    delivery_job_t job;
+    queue__msg_t *qm;
+    size_t *index; /* job recipient i is message recipient index[i] */
+    char *domain;
+} queue__job_t;
+
+struct queue {
+    uv_loop_t *loop;
+    spool_t *spool;
+    delivery_t delivery;
+    char *hostname;
+    uint64_t *retry; /* seconds, each at least 1 */
+    size_t nretry;
+    uint64_t lifetime;
+    int64_t (*clock_us)(void *arg);
+    void *clock_arg;
+    uint32_t (*random)(void *arg);
+    void *random_arg;
+
+    htab_t *index; /* queue id -> queue__msg_t (keys borrowed from the messages) */
+    heap_t due;    /* messages by their earliest idle recipient's due time */
+    uv_timer_t timer;
+    int64_t timer_at; /* the due time the timer is set for; INT64_MAX: stopped */
+
+    unsigned jobs; /* at the delivery interface, all messages */
+    unsigned io;   /* spool callbacks to come, removals included */
+    bool closing;
+    bool delivery_closed;
+    void (*closed)(void *arg);
+    void *closed_arg;
+
+    /* Counters in the stats registry. */
+    uint64_t *n_delivered;
+    uint64_t *n_deferred;
+    uint64_t *n_bounced;
+    uint64_t *n_dsn;
+    uint64_t *g_messages;
+    uint64_t *g_recipients; /* not yet final */
+};
+
+static inline queue__msg_t *queue__msg_of(heap_node_t *node)
+{
+    return (queue__msg_t *)((char *)node - offsetof(queue__msg_t, node));
+}
+
+/* queue.c */
+void queue__schedule(queue__msg_t *qm);
+void queue__remove(queue__msg_t *qm);
+int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempts, int64_t now);
+void queue__maybe_closed(queue_t *q);
+void queue__job_free(queue__job_t *j);
+
+/* queue_result.c */
+void queue__job_done(delivery_job_t *job, void *arg);
+/* After a job or a spool callback: DSN, removal or the next schedule. */
+void queue__settle(queue__msg_t *qm);
+void queue__free_bounce(queue__rcpt_t *r);
+
+#endif

@@ -1,0 +1,390 @@
+/*
+ * queue_result.c - what the queue does with a delivery's results: the log
+ * lines, the state records in the spool, DSNs for bounces, and removing a
+ * message whose recipients are all final.
+ */
+#include "queue_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dsn.h"
+#include "log.h"
+#include "str.h"
+#include "xalloc.h"
+
+#define US_PER_S INT64_C(1000000)
+
+/* Delay as Postfix writes it: two significant digits or so. */
+static void queue_fmt_delay(int64_t us, char *dst, size_t size)
+{
+    double s = us > 0 ? (double)us / US_PER_S : 0;
+
+    if (s < 0.1)
+        snprintf(dst, size, "%.2f", s);
+    else if (s < 10)
+        snprintf(dst, size, "%.1f", s);
+    else
+        snprintf(dst, size, "%.0f", s);
+}
+
+/* "ID: to=<b@y> orig_to=<alice@alias.test> relay=mx.y[5.6.7.8]:25 delay=0.4
+ * status=sent (250 2.0.0 Ok)" */
+static void queue_log_result(const queue__msg_t *qm, size_t idx, const char *relay,
+                             const char *status, const char *reply, int64_t now)
+{
+    const spool_rcpt_t *r = &qm->m->rcpts[idx];
+    char delay[32];
+
+    queue_fmt_delay(now - qm->m->arrival_us, delay, sizeof(delay));
+    log_info("%s: to=<%s>%s%s%s relay=%s delay=%s status=%s (%s)", qm->m->id, r->addr,
+             r->orig[0] != '\0' ? " orig_to=<" : "", r->orig, r->orig[0] != '\0' ? ">" : "",
+             relay[0] != '\0' ? relay : "none", delay, status, reply);
+}
+
+void queue__free_bounce(queue__rcpt_t *r)
+{
+    if (r->bounce == NULL)
+        return;
+    free(r->bounce->reply);
+    free(r->bounce->relay);
+    free(r->bounce);
+    r->bounce = NULL;
+}
+
+/* ---- State records ---- */
+
+static void queue_recorded(void *arg, int status)
+{
+    queue__msg_t *qm = arg;
+    queue_t *q = qm->q;
+
+    if (status < 0)
+        log_error("%s: cannot record delivery state: %s; after a restart its recipients may be "
+                  "tried again",
+                  qm->m->id, spool_strerror(status));
+    qm->io--;
+    q->io--;
+    queue__settle(qm);
+    queue__maybe_closed(q);
+}
+
+static void queue_record(queue__msg_t *qm, const spool_update_t *u, size_t n)
+{
+    queue_t *q = qm->q;
+    int rc;
+
+    for (size_t i = 0; i < n; i++)
+        if (spool_rcpt_final(u[i].state) && !spool_rcpt_final(qm->m->rcpts[u[i].index].state))
+            (*q->g_recipients)--;
+    /* Applied to qm->m at once; durable when queue_recorded() runs. */
+    rc = spool_update(q->spool, qm->m, u, n, queue_recorded, qm);
+    if (rc < 0) {
+        log_error("%s: cannot record delivery state: %s", qm->m->id, spool_strerror(rc));
+        return;
+    }
+    qm->io++;
+    q->io++;
+}
+
+/* ---- Bounces and DSNs ---- */
+
+/* Record the recipients in state `from` as bounced. */
+static void queue_record_bounces(queue__msg_t *qm, queue__rstate_t from)
+{
+    spool_msg_t *m = qm->m;
+    spool_update_t *u = xcalloc(m->nrcpts, sizeof(*u));
+    size_t n = 0;
+
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        queue__bounce_t *b = qm->r[i].bounce;
+
+        if (qm->r[i].st != from)
+            continue;
+        u[n++] = (spool_update_t){
+            .index = i,
+            .state = SPOOL_RCPT_BOUNCED,
+            .attempts = m->rcpts[i].attempts + 1,
+            .reply = b->reply,
+            .relay = b->relay,
+            .remote_reply = b->remote_reply,
+        };
+    }
+    /* A deleted message's file is going: nothing to record. */
+    if (n > 0 && !qm->deleted) {
+        queue_record(qm, u, n);
+        *qm->q->n_bounced += n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        qm->r[u[i].index].st = QUEUE__IDLE;
+        queue__free_bounce(&qm->r[u[i].index]);
+    }
+    free(u);
+}
+
+/* The original's header section: the prepended headers, then its own,
+ * read from the spool file.  The read is small and the file recent, so it
+ * is done here on the loop thread, like the spool's own writes. */
+static char *queue_dsn_headers(const spool_msg_t *m, size_t *len)
+{
+    size_t want = m->body_length < DSN_HEADERS_MAX ? (size_t)m->body_length : DSN_HEADERS_MAX;
+    char *h = xmalloc(m->prepend_len + want + 1);
+    ssize_t got = 0;
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+
+    memcpy(h, m->prepend, m->prepend_len);
+    if (fd >= 0) {
+        while ((got = pread(fd, h + m->prepend_len, want, (off_t)m->body_offset)) < 0 &&
+               errno == EINTR)
+            ;
+        close(fd);
+    }
+    /* Unreadable: the DSN still goes, with the headers mxfwd added. */
+    if (got < 0)
+        got = 0;
+    *len = m->prepend_len + dsn_header_section(h + m->prepend_len, (size_t)got);
+    return h;
+}
+
+static void queue_unbounce(queue__msg_t *qm, int64_t now)
+{
+    for (size_t i = 0; i < qm->m->nrcpts; i++) {
+        if (qm->r[i].st != QUEUE__IN_DSN)
+            continue;
+        qm->r[i].st = QUEUE__IDLE;
+        qm->r[i].due = now + (int64_t)qm->q->retry[0] * US_PER_S;
+        queue__free_bounce(&qm->r[i]);
+    }
+}
+
+static void queue_dsn_committed(void *arg, int status, spool_msg_t *dsn)
+{
+    queue__msg_t *qm = arg;
+    queue_t *q = qm->q;
+
+    qm->io--;
+    q->io--;
+    if (status < 0) {
+        /* Nothing was recorded: the recipients are tried again later,
+         * and bounce again, and the DSN is tried again. */
+        log_error("%s: cannot queue a non-delivery notification: %s; its recipients are tried "
+                  "again later",
+                  qm->m->id, spool_strerror(status));
+        queue_unbounce(qm, queue_now(q));
+    } else {
+        log_info("%s: sender non-delivery notification: %s", qm->m->id, dsn->id);
+        (*q->n_dsn)++;
+        queue_record_bounces(qm, QUEUE__IN_DSN);
+        queue_add(q, dsn);
+    }
+    queue__settle(qm);
+    queue__maybe_closed(q);
+}
+
+/* One DSN for every bouncing recipient of qm, committed before they are
+ * recorded as bounced. */
+static void queue_bounce(queue__msg_t *qm)
+{
+    queue_t *q = qm->q;
+    spool_msg_t *m = qm->m;
+    dsn_rcpt_t *rcpts = xcalloc(m->nrcpts, sizeof(*rcpts));
+    int64_t now = queue_now(q);
+    dsn_report_t report = {
+        .hostname = q->hostname,
+        .queue_id = m->id,
+        .sender = m->sender,
+        .arrival = m->arrival_us / US_PER_S,
+        .now = now / US_PER_S,
+        .lifetime = q->lifetime,
+        .rcpts = rcpts,
+    };
+    spool_env_rcpt_t to = {m->sender, NULL};
+    spool_envelope_t env = {
+        .arrival_us = now,
+        .sender = "",
+        .srs_sender = "",
+        .rcpts = &to,
+        .nrcpts = 1,
+    };
+    char *headers;
+    dsn_needs_t needs;
+    buf_t text;
+    int rc;
+
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        queue__bounce_t *b = qm->r[i].bounce;
+
+        if (qm->r[i].st != QUEUE__BOUNCING)
+            continue;
+        qm->r[i].st = QUEUE__IN_DSN;
+        rcpts[report.nrcpts++] = (dsn_rcpt_t){
+            .addr = m->rcpts[i].addr,
+            .orig = m->rcpts[i].orig,
+            .status = b->status,
+            .reply = b->reply,
+            .remote_reply = b->remote_reply,
+            .relay = b->relay,
+            .last_attempt = b->when / US_PER_S,
+            .expired = b->expired,
+        };
+    }
+    headers = queue_dsn_headers(m, &report.headers_len);
+    report.headers = headers;
+    buf_init(&text, SIZE_MAX);
+    dsn_build(&report, &text, &needs);
+    env.flags = (needs.body_8bit ? SPOOL_F_8BITMIME : 0) | (needs.smtputf8 ? SPOOL_F_SMTPUTF8 : 0);
+    rc = spool_submit(q->spool, &env, buf_ptr(&text), buf_used(&text), queue_dsn_committed, qm,
+                      NULL);
+    buf_free(&text);
+    free(headers);
+    free(rcpts);
+    if (rc < 0) {
+        log_error("%s: cannot queue a non-delivery notification: %s; its recipients are tried "
+                  "again later",
+                  m->id, spool_strerror(rc));
+        queue_unbounce(qm, now);
+        return;
+    }
+    qm->io++;
+    q->io++;
+}
+
+void queue__settle(queue__msg_t *qm)
+{
+    bool bouncing = false;
+
+    if (qm->jobs > 0 || qm->io > 0) {
+        queue__schedule(qm);
+        return;
+    }
+    for (size_t i = 0; i < qm->m->nrcpts; i++)
+        bouncing |= qm->r[i].st == QUEUE__BOUNCING;
+    if (bouncing && !qm->deleted) {
+        /* Every job of this attempt is back: one DSN for all of them. */
+        if (qm->m->sender[0] == '\0') {
+            /* Never a DSN about a message from <> (RFC 3464 2.2, and
+             * the loops it prevents). */
+            queue_record_bounces(qm, QUEUE__BOUNCING);
+        } else {
+            queue_bounce(qm);
+        }
+        if (qm->io > 0) {
+            queue__schedule(qm);
+            return;
+        }
+    }
+    if (qm->deleted || spool_msg_done(qm->m))
+        queue__remove(qm);
+    else
+        queue__schedule(qm);
+}
+
+/* ---- Results ---- */
+
+static void queue_set_bounce(queue__rcpt_t *r, const delivery_rcpt_t *d, bool expired,
+                             int64_t now)
+{
+    queue__free_bounce(r);
+    r->bounce = xcalloc(1, sizeof(*r->bounce));
+    str_lcpy(r->bounce->status, d->dsn, sizeof(r->bounce->status));
+    r->bounce->reply = xstrdup(d->reply);
+    r->bounce->relay = xstrdup(d->relay);
+    r->bounce->remote_reply = d->remote_reply;
+    r->bounce->expired = expired;
+    r->bounce->when = now;
+    r->st = QUEUE__BOUNCING;
+}
+
+/* "5d", "36h", "90m", "45s": the largest unit that divides it. */
+static void queue_fmt_duration(uint64_t secs, char *dst, size_t size)
+{
+    static const struct {
+        uint64_t secs;
+        char unit;
+    } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (secs >= units[i].secs && secs % units[i].secs == 0) {
+            snprintf(dst, size, "%" PRIu64 "%c", secs / units[i].secs, units[i].unit);
+            return;
+        }
+    }
+    snprintf(dst, size, "%" PRIu64 "s", secs);
+}
+
+void queue__job_done(delivery_job_t *job, void *arg)
+{
+    queue__job_t *j = arg;
+    queue__msg_t *qm = j->qm;
+    queue_t *q = qm->q;
+    spool_msg_t *m = qm->m;
+    spool_update_t *u = xcalloc(job->nrcpts, sizeof(*u));
+    int64_t now = queue_now(q);
+    int64_t expiry = m->arrival_us + (int64_t)q->lifetime * US_PER_S;
+    size_t n = 0;
+
+    qm->jobs--;
+    q->jobs--;
+    for (size_t i = 0; i < job->nrcpts; i++) {
+        delivery_rcpt_t *d = &job->rcpts[i];
+        size_t idx = j->index[i];
+        queue__rcpt_t *r = &qm->r[idx];
+        uint32_t attempts = m->rcpts[idx].attempts + 1;
+        char text[DELIVERY_REPLY_MAX + 128], lifetime[32];
+
+        r->st = QUEUE__IDLE;
+        if (d->status != DELIVERY_OK && d->status != DELIVERY_PERMFAIL &&
+            d->status != DELIVERY_TEMPFAIL) {
+            /* The implementation's bug: retrying is the safe reading. */
+            d->status = DELIVERY_TEMPFAIL;
+            str_lcpy(d->reply, "the delivery agent reported no result", sizeof(d->reply));
+            d->remote_reply = false;
+        }
+        if (d->status == DELIVERY_OK) {
+            queue_log_result(qm, idx, d->relay, "sent", d->reply, now);
+            (*q->n_delivered)++;
+            u[n++] = (spool_update_t){.index = idx,
+                                      .state = SPOOL_RCPT_SENT,
+                                      .attempts = attempts,
+                                      .reply = d->reply,
+                                      .relay = d->relay,
+                                      .remote_reply = d->remote_reply};
+        } else if (d->status == DELIVERY_TEMPFAIL && q->closing) {
+            /* Cut short by the shutdown, most likely: not recorded, so
+             * the next start tries at once. */
+            queue_log_result(qm, idx, d->relay, "deferred", d->reply, now);
+        } else if (d->status == DELIVERY_TEMPFAIL && now < expiry) {
+            r->due = queue__next_attempt(q, qm, attempts, now);
+            queue_log_result(qm, idx, d->relay, "deferred", d->reply, now);
+            (*q->n_deferred)++;
+            u[n++] = (spool_update_t){.index = idx,
+                                      .state = SPOOL_RCPT_DEFERRED,
+                                      .attempts = attempts,
+                                      .next_attempt = (r->due + US_PER_S - 1) / US_PER_S,
+                                      .reply = d->reply,
+                                      .relay = d->relay,
+                                      .remote_reply = d->remote_reply};
+        } else if (d->status == DELIVERY_TEMPFAIL) {
+            queue_fmt_duration(q->lifetime, lifetime, sizeof(lifetime));
+            snprintf(text, sizeof(text), "expired after %s in the queue; the last attempt: %s",
+                     lifetime, d->reply);
+            queue_set_bounce(r, d, true, now);
+            queue_log_result(qm, idx, d->relay, "bounced", text, now);
+        } else {
+            queue_set_bounce(r, d, false, now);
+            queue_log_result(qm, idx, d->relay, "bounced", d->reply, now);
+        }
+    }
+    /* A deleted message's file is going; its results are only logged. */
+    if (n > 0 && !qm->deleted)
+        queue_record(qm, u, n);
+    free(u);
+    queue__job_free(j);
+    queue__settle(qm);
+    queue__maybe_closed(q);
+}

@@ -1,0 +1,2 @@
+#include <criterion/criterion.h>
+Test(control, placeholder_removed_below) {}

@@ -1,0 +1,885 @@
+/*
+ * Unit tests for the queue manager: a real spool in a temporary directory
+ * on a real libuv loop, a scripted delivery implementation (no network),
+ * and an injected clock and random source, so retries and expiry run
+ * without waiting.  What is checked is what an admin would see: the jobs
+ * handed to delivery, the DSNs that come out, the log lines, the files in
+ * the spool, and what a restart over the same spool does.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "fake_delivery.h"
+#include "log.h"
+#include "queue.h"
+#include "spool.h"
+#include "spool_uv.h"
+#include "stats.h"
+#include "xalloc.h"
+
+#define S INT64_C(1000000)
+#define T0 (INT64_C(1795800000) * S) /* Fri, 27 Nov 2026 17:20:00 +0000 */
+
+/* ---- Fixture ---- */
+
+static char root[256];
+static char sdir[300];
+static char logpath[300];
+static uv_loop_t loop;
+static int64_t now_us;
+static uint32_t rnd;
+static fake_t fake;
+static stats_t *stats;
+static spool_t *spool;
+static queue_t *q;
+static int logfd = -1;
+
+static uint64_t schedule[] = {60, 300};
+static size_t nschedule = 2;
+static uint64_t lifetime = 86400;
+
+/* Injected failures for the spool's writes. */
+static atomic_bool fail_writes;
+
+static ssize_t io_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+    if (atomic_load(&fail_writes)) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return pwrite(fd, p, n, off);
+}
+
+static const spool_io_t failing_io = {io_pwrite, NULL};
+
+static int64_t test_clock(void *arg)
+{
+    (void)arg;
+    return now_us;
+}
+
+static uint32_t test_random(void *arg)
+{
+    (void)arg;
+    return rnd;
+}
+
+static void open_all(void)
+{
+    spool_options_t so = {.exec = spool_uv_executor(&loop), .io = &failing_io,
+                          .clock_us = test_clock};
+    queue_options_t qo = {
+        .loop = &loop,
+        .hostname = "fwd.test",
+        .retry_schedule = schedule,
+        .nretry_schedule = nschedule,
+        .max_queue_lifetime = lifetime,
+        .clock_us = test_clock,
+        .random = test_random,
+    };
+    size_t n;
+    int err;
+
+    cr_assert_eq(spool_open(sdir, &so, &spool), 0);
+    if (fake.loop == NULL)
+        fake_init(&fake, &loop);
+    else
+        fake_reopen(&fake);
+    qo.spool = spool;
+    qo.delivery = fake_delivery(&fake);
+    qo.stats = stats;
+    cr_assert_eq(queue_new(&qo, &q), 0);
+    cr_assert_eq(queue_load(q, &n, &err), 0, "%s", spool_strerror(err));
+}
+
+static void setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(root, sizeof(root), "%s/mxfwd-queue-XXXXXX", tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(root));
+    snprintf(sdir, sizeof(sdir), "%s/spool", root);
+    snprintf(logpath, sizeof(logpath), "%s/log", root);
+    logfd = open(logpath, O_CREAT | O_WRONLY | O_APPEND, 0600);
+    cr_assert(logfd >= 0);
+    log_set_fd(logfd);
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    now_us = T0;
+    rnd = 1000; /* no jitter */
+    schedule[0] = 60, schedule[1] = 300, nschedule = 2;
+    lifetime = 86400;
+    atomic_store(&fail_writes, false);
+    stats = stats_new();
+    open_all();
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static bool closed;
+
+static void on_closed(void *arg)
+{
+    (void)arg;
+    closed = true;
+}
+
+/* Shut the queue down, wait for the spool, close it. */
+static void close_all(void)
+{
+    closed = false;
+    queue_shutdown(q, on_closed, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert(closed);
+    cr_assert_eq(spool_close(spool), 0);
+    q = NULL;
+    spool = NULL;
+}
+
+static void teardown(void)
+{
+    if (q != NULL)
+        close_all();
+    fake_free(&fake);
+    fake.loop = NULL;
+    stats_free(stats);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+    log_set_fd(2);
+    close(logfd);
+    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(queue, .init = setup, .fini = teardown, .timeout = 30);
+
+/* ---- Helpers ---- */
+
+static uv_timer_t waiter;
+static bool (*wait_pred)(void);
+
+static void on_wait(uv_timer_t *t)
+{
+    if (wait_pred())
+        uv_stop(t->loop);
+}
+
+/* Run the loop until pred() holds (checked every millisecond), at most 5 s
+ * of real time. */
+static void run_until(bool (*pred)(void))
+{
+    uint64_t start = uv_now(&loop);
+
+    wait_pred = pred;
+    uv_timer_init(&loop, &waiter);
+    uv_timer_start(&waiter, on_wait, 0, 1);
+    while (!pred() && uv_now(&loop) - start < 5000)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&waiter, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_assert(pred(), "the loop did not settle");
+}
+
+static bool settled(void)
+{
+    return queue_idle(q) && fake_pending(&fake) == 0;
+}
+
+/* Let everything due now run to its end. */
+static void settle(void)
+{
+    run_until(settled);
+}
+
+/* Move the clock and let the queue act on it. */
+static void advance(int64_t secs)
+{
+    now_us += secs * S;
+    queue_tick(q);
+    settle();
+}
+
+static char last_id[SPOOL_ID_SIZE];
+
+static size_t jobs_before;
+
+static bool committed(void)
+{
+    return last_id[0] != '\0';
+}
+
+static bool handed_over(void)
+{
+    return fake.nrec > jobs_before;
+}
+
+static void on_commit(void *arg, int status, spool_msg_t *msg)
+{
+    (void)arg;
+    cr_assert_eq(status, 0, "commit: %s", spool_strerror(status));
+    snprintf(last_id, sizeof(last_id), "%s", msg->id);
+    queue_add(q, msg);
+}
+
+static const char body[] = "From: Someone <someone@origin.test>\r\n"
+                           "To: alice@alias.test\r\n"
+                           "Subject: hello\r\n"
+                           "Message-ID: <m1@origin.test>\r\n"
+                           "\r\n"
+                           "Body line one.\r\n"
+                           ".leading dot stays as is in the spool\r\n";
+static const char prepend[] = "Received: from mx.origin.test (mx.origin.test [192.0.2.7])\r\n"
+                              "\tby fwd.test (mxfwd) with ESMTP id 0\r\n";
+
+/* Commit a message to rcpts (pairs: address, alias or NULL) from sender,
+ * as the SMTP session would, and hand it to the queue. */
+static const char *submit(const char *sender, const spool_env_rcpt_t *rcpts, size_t n)
+{
+    char srs[300];
+    spool_envelope_t env = {
+        .arrival_us = now_us,
+        .client = "mx.origin.test[192.0.2.7]",
+        .helo = "mx.origin.test",
+        .sender = sender,
+        .srs_sender = srs,
+        .prepend = prepend,
+        .prepend_len = sizeof(prepend) - 1,
+        .rcpts = rcpts,
+        .nrcpts = n,
+    };
+
+    if (sender[0] != '\0')
+        snprintf(srs, sizeof(srs), "SRS0=HhHh=TT=%s@fwd.test", sender);
+    else
+        srs[0] = '\0';
+    last_id[0] = '\0';
+    cr_assert_eq(spool_submit(spool, &env, body, sizeof(body) - 1, on_commit, NULL, NULL), 0);
+    jobs_before = fake.nrec;
+    run_until(committed);
+    /* Held jobs do not finish: wait for them to be handed over. */
+    if (fake.hold)
+        run_until(handed_over);
+    else
+        settle();
+    return last_id;
+}
+
+/* The spool directory's file names, sorted, joined by spaces. */
+static const char *listing(void)
+{
+    static char out[4096];
+    struct dirent **ents;
+    int n = scandir(sdir, &ents, NULL, alphasort);
+
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (ents[i]->d_name[0] != '.') {
+            if (out[0] != '\0')
+                strncat(out, " ", sizeof(out) - strlen(out) - 1);
+            strncat(out, ents[i]->d_name, sizeof(out) - strlen(out) - 1);
+        }
+        free(ents[i]);
+    }
+    if (n >= 0)
+        free(ents);
+    return out;
+}
+
+/* The log so far. */
+static char *log_text(void)
+{
+    static char text[65536];
+    int fd = open(logpath, O_RDONLY);
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    return text;
+}
+
+/* Jobs whose first recipient is addr. */
+static size_t jobs_to(const char *addr)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < fake.nrec; i++)
+        for (size_t k = 0; k < fake.rec[i].nrcpts; k++)
+            n += strcmp(fake.rec[i].rcpt[k], addr) == 0;
+    return n;
+}
+
+static const fake_record_t *last_job_to(const char *addr)
+{
+    for (size_t i = fake.nrec; i-- > 0;)
+        for (size_t k = 0; k < fake.rec[i].nrcpts; k++)
+            if (strcmp(fake.rec[i].rcpt[k], addr) == 0)
+                return &fake.rec[i];
+    return NULL;
+}
+
+/* What queue_list() says about recipient addr. */
+typedef struct {
+    const char *addr;
+    char state[16];
+    int64_t next;
+    uint32_t attempts;
+    char reply[512];
+    bool found;
+} rcpt_view_t;
+
+static void view_fn(void *arg, const spool_msg_t *m, const queue_rcpt_info_t *ri)
+{
+    rcpt_view_t *v = arg;
+
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (strcmp(ri[i].rcpt->addr, v->addr) != 0)
+            continue;
+        v->found = true;
+        snprintf(v->state, sizeof(v->state), "%s", ri[i].state);
+        v->next = ri[i].next_attempt_us;
+        v->attempts = ri[i].rcpt->attempts;
+        snprintf(v->reply, sizeof(v->reply), "%s", ri[i].rcpt->reply);
+    }
+}
+
+static rcpt_view_t view(const char *addr)
+{
+    rcpt_view_t v = {.addr = addr};
+
+    queue_list(q, view_fn, &v);
+    return v;
+}
+
+static void restart(void)
+{
+    close_all();
+    open_all();
+    settle();
+}
+
+/* ---- Delivery, grouping, removal ---- */
+
+Test(queue, delivers_each_domain_with_the_srs_sender_and_removes_the_message)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"alice@example.com", "alice@alias.test"},
+        {"bob@example.org", "team@alias.test"},
+    };
+    const char *id = submit("someone@origin.test", r, 2);
+    char idc[SPOOL_ID_SIZE], line[512];
+    const char *log;
+
+    snprintf(idc, sizeof(idc), "%s", id);
+    cr_assert_eq(fake.nrec, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const fake_record_t *rec = &fake.rec[i];
+        cr_assert_str_eq(rec->queue_id, idc);
+        cr_assert_str_eq(rec->sender, "SRS0=HhHh=TT=someone@origin.test@fwd.test");
+        cr_assert_eq(rec->nrcpts, 1);
+        /* The bytes: mxfwd's headers, then the message as received. */
+        cr_assert_eq(rec->len, sizeof(prepend) - 1 + sizeof(body) - 1);
+        cr_assert(memcmp(rec->bytes, prepend, sizeof(prepend) - 1) == 0);
+        cr_assert_str_eq(rec->bytes + sizeof(prepend) - 1, body);
+    }
+    cr_assert_str_eq(fake.rec[0].domain, "example.com");
+    cr_assert_str_eq(fake.rec[0].orig[0], "alice@alias.test");
+    cr_assert_str_eq(fake.rec[1].domain, "example.org");
+    /* Every recipient final: the file is gone. */
+    cr_assert_str_eq(listing(), "");
+    log = log_text();
+    snprintf(line, sizeof(line),
+             "%s: to=<alice@example.com> orig_to=<alice@alias.test> relay=mx.fake.test[192.0.2.25]:25 "
+             "delay=0.00 status=sent (250 2.0.0 Ok: queued as FAKE)",
+             idc);
+    cr_assert(strstr(log, line) != NULL, "%s", log);
+    snprintf(line, sizeof(line), "%s: removed", idc);
+    cr_assert(strstr(log, line) != NULL, "%s", log);
+    cr_assert_eq(stats_get(stats, "delivered", NULL), 2);
+    cr_assert_eq(stats_get(stats, "queue_messages", NULL), 0);
+    cr_assert_eq(stats_get(stats, "queue_recipients", NULL), 0);
+}
+
+Test(queue, groups_recipients_by_domain_whatever_its_case)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"a@x.test", NULL},
+        {"c@y.test", NULL},
+        {"B@X.Test", NULL},
+        {"d@y.test", NULL},
+        {"e@z.test", NULL},
+    };
+
+    submit("someone@origin.test", r, 5);
+    cr_assert_eq(fake.nrec, 3, "one job per domain");
+    cr_assert_str_eq(fake.rec[0].domain, "x.test");
+    cr_assert_eq(fake.rec[0].nrcpts, 2);
+    cr_assert_str_eq(fake.rec[0].rcpt[0], "a@x.test");
+    cr_assert_str_eq(fake.rec[0].rcpt[1], "B@X.Test");
+    cr_assert_str_eq(fake.rec[1].domain, "y.test");
+    cr_assert_eq(fake.rec[1].nrcpts, 2);
+    cr_assert_str_eq(fake.rec[2].domain, "z.test");
+    cr_assert_eq(fake.rec[2].nrcpts, 1);
+    cr_assert_str_eq(listing(), "");
+}
+
+/* ---- Retries ---- */
+
+Test(queue, deferred_recipients_follow_the_retry_schedule)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", "alice@alias.test"}};
+    char idc[SPOOL_ID_SIZE];
+    rcpt_view_t v;
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 try again later", "4.3.0");
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 1));
+    cr_assert_eq(jobs_to("b@slow.test"), 1);
+    v = view("b@slow.test");
+    cr_assert_str_eq(v.state, "deferred");
+    cr_assert_eq(v.attempts, 1);
+    cr_assert_eq(v.next, T0 + 60 * S, "first step: 60 s");
+    cr_assert_str_eq(v.reply, "451 4.3.0 try again later");
+    cr_assert(strstr(log_text(), "status=deferred (451 4.3.0 try again later)") != NULL);
+
+    advance(59);
+    cr_assert_eq(jobs_to("b@slow.test"), 1, "not before its time");
+    advance(1);
+    cr_assert_eq(jobs_to("b@slow.test"), 2);
+    cr_assert_eq(view("b@slow.test").next, T0 + 60 * S + 300 * S, "second step: 300 s");
+    advance(299);
+    cr_assert_eq(jobs_to("b@slow.test"), 2);
+    advance(1);
+    cr_assert_eq(jobs_to("b@slow.test"), 3);
+    /* The last step repeats. */
+    cr_assert_eq(view("b@slow.test").next, T0 + 660 * S);
+    cr_assert_eq(view("b@slow.test").attempts, 3);
+    /* Then it gets through. */
+    fake_clear_rules(&fake);
+    advance(300);
+    cr_assert_eq(jobs_to("b@slow.test"), 4);
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(stats_get(stats, "deferred", NULL), 3);
+    cr_assert_eq(stats_get(stats, "delivered", NULL), 1);
+}
+
+Test(queue, retry_delays_have_jitter)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "421 4.4.2 busy", NULL);
+    rnd = 2000; /* the top of the range: +10% */
+    submit("someone@origin.test", r, 1);
+    cr_assert_eq(view("b@slow.test").next, T0 + 66 * S);
+    rnd = 0; /* the bottom: -10% */
+    now_us = T0 + 66 * S;
+    queue_tick(q);
+    settle();
+    cr_assert_eq(view("b@slow.test").next, T0 + 66 * S + 270 * S);
+}
+
+Test(queue, a_message_past_its_lifetime_bounces_with_a_dsn)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", "alice@alias.test"}};
+    const fake_record_t *dsn;
+
+    close_all();
+    lifetime = 100;
+    open_all();
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.2.0 mailbox busy", "4.2.0");
+    submit("someone@origin.test", r, 1);
+    advance(60);
+    cr_assert_eq(jobs_to("b@slow.test"), 2);
+    /* The next step (300 s) would pass the lifetime: the last attempt is
+     * made when it ends. */
+    cr_assert_eq(view("b@slow.test").next, T0 + 100 * S);
+    advance(39);
+    cr_assert_eq(jobs_to("b@slow.test"), 2);
+    advance(1);
+    cr_assert_eq(jobs_to("b@slow.test"), 3);
+    cr_assert(strstr(log_text(), "status=bounced (expired after 100s in the queue; the last "
+                                 "attempt: 451 4.2.0 mailbox busy)") != NULL,
+              "%s", log_text());
+    dsn = last_job_to("someone@origin.test");
+    cr_assert_not_null(dsn, "a DSN to the original sender");
+    cr_assert_str_eq(dsn->sender, "");
+    cr_assert(strstr(dsn->bytes, "Status: 4.2.0\r\n") != NULL);
+    cr_assert(strstr(dsn->bytes, "not delivered within 100 seconds") != NULL);
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(stats_get(stats, "bounced", NULL), 1);
+}
+
+/* ---- DSNs ---- */
+
+/* A parsed DSN: top-level headers and the three parts. */
+typedef struct {
+    char *text;
+    char *headers;      /* top-level header section */
+    char *part[3];      /* each part: its headers, a blank line, its body */
+    size_t nparts;
+} mime_t;
+
+static char *dupn(const char *p, size_t n)
+{
+    char *s = xmalloc(n + 1);
+
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static mime_t parse_dsn(const char *bytes)
+{
+    mime_t m = {0};
+    const char *sep = strstr(bytes, "\r\n\r\n"), *b, *end;
+    char boundary[200], delim[210];
+    size_t blen;
+
+    cr_assert_not_null(sep);
+    m.headers = dupn(bytes, (size_t)(sep - bytes) + 2);
+    b = strstr(m.headers, "boundary=\"");
+    cr_assert_not_null(b, "%s", m.headers);
+    b += strlen("boundary=\"");
+    blen = (size_t)(strchr(b, '"') - b);
+    snprintf(boundary, sizeof(boundary), "%.*s", (int)blen, b);
+    snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
+    b = strstr(sep, delim);
+    while (b != NULL && m.nparts < 3) {
+        const char *start = b + strlen(delim);
+        if (strncmp(start, "--", 2) == 0)
+            break;
+        start += 2; /* CRLF after the delimiter */
+        end = strstr(start, delim);
+        cr_assert_not_null(end);
+        m.part[m.nparts++] = dupn(start, (size_t)(end - start));
+        b = end;
+    }
+    cr_assert_not_null(b);
+    cr_assert(strncmp(b + strlen(delim), "--\r\n", 4) == 0, "the closing delimiter");
+    return m;
+}
+
+static void mime_free(mime_t *m)
+{
+    free(m->headers);
+    for (size_t i = 0; i < m->nparts; i++)
+        free(m->part[i]);
+}
+
+/* The value of field name in a block of header-like lines, or NULL. */
+static char *field(const char *block, const char *name)
+{
+    static char value[1024];
+    char key[128];
+    const char *p;
+
+    snprintf(key, sizeof(key), "\n%s: ", name);
+    p = strstr(block, key);
+    if (p == NULL) {
+        snprintf(key, sizeof(key), "%s: ", name);
+        if (strncmp(block, key, strlen(key)) != 0)
+            return NULL;
+        p = block;
+    }
+    p += strlen(key);
+    snprintf(value, sizeof(value), "%.*s", (int)strcspn(p, "\r\n"), p);
+    return value;
+}
+
+Test(queue, a_bounce_sends_one_rfc3464_dsn_to_the_original_sender)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@y.test", "alice@alias.test"},
+        {"c@y.test", "team@alias.test"},
+        {"d@z.test", "team@alias.test"},
+    };
+    const fake_record_t *dsn;
+    char idc[SPOOL_ID_SIZE], want[256];
+    const char *status, *rcpt1, *rcpt2;
+    mime_t m;
+
+    fake_rule(&fake, "b@y.test", DELIVERY_PERMFAIL, "550 5.1.1 <b@y.test>: no such user", "5.1.1");
+    fake_rule(&fake, "d@z.test", DELIVERY_PERMFAIL, "Host or domain name not found", "5.4.4");
+    fake.rules[1].remote = false;
+    fake.rules[1].relay = "none";
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 3));
+
+    /* Two domains, two jobs; one DSN for both bounces. */
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "exactly one DSN");
+    dsn = last_job_to("someone@origin.test");
+    cr_assert_str_eq(dsn->sender, "", "from <>");
+    cr_assert_eq(dsn->nrcpts, 1);
+    cr_assert_str_eq(dsn->orig[0], "", "no alias for the DSN's recipient");
+    snprintf(want, sizeof(want), "%s: sender non-delivery notification: %s", idc, dsn->queue_id);
+    cr_assert(strstr(log_text(), want) != NULL, "%s", log_text());
+
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.headers, "From"), "Mail Delivery System <MAILER-DAEMON@fwd.test>");
+    cr_assert_str_eq(field(m.headers, "To"), "<someone@origin.test>");
+    cr_assert_str_eq(field(m.headers, "Auto-Submitted"), "auto-replied");
+    cr_assert_str_eq(field(m.headers, "MIME-Version"), "1.0");
+    cr_assert_str_eq(field(m.headers, "Date"), "Fri, 27 Nov 2026 17:20:00 +0000");
+    cr_assert(strstr(m.headers, "Content-Type: multipart/report; report-type=delivery-status;") !=
+              NULL);
+    cr_assert_eq(m.nparts, 3);
+
+    /* 1: for people. */
+    cr_assert_str_eq(field(m.part[0], "Content-Type"), "text/plain; charset=us-ascii");
+    cr_assert(strstr(m.part[0], "<b@y.test> (forwarded for <alice@alias.test>):\r\n"
+                                "    host mx.fake.test[192.0.2.25]:25 said: 550 5.1.1 <b@y.test>: "
+                                "no such user\r\n") != NULL,
+              "%s", m.part[0]);
+    cr_assert(strstr(m.part[0], "c@y.test") == NULL, "only the failed recipients");
+
+    /* 2: the delivery report, field by field. */
+    cr_assert_str_eq(field(m.part[1], "Content-Type"), "message/delivery-status");
+    status = strstr(m.part[1], "\r\n\r\n") + 4;
+    cr_assert_str_eq(field(status, "Reporting-MTA"), "dns; fwd.test");
+    cr_assert_str_eq(field(status, "X-mxfwd-Queue-ID"), idc);
+    cr_assert_str_eq(field(status, "Arrival-Date"), "Fri, 27 Nov 2026 17:20:00 +0000");
+    rcpt1 = strstr(status, "\r\n\r\nFinal-Recipient: rfc822; b@y.test\r\n");
+    cr_assert_not_null(rcpt1, "%s", status);
+    rcpt1 += 4;
+    rcpt2 = strstr(rcpt1, "\r\n\r\n");
+    cr_assert_not_null(rcpt2);
+    rcpt2 += 4;
+    cr_assert_str_eq(field(rcpt1, "Original-Recipient"), "rfc822;alice@alias.test");
+    cr_assert_str_eq(field(rcpt1, "Action"), "failed");
+    cr_assert_str_eq(field(rcpt1, "Status"), "5.1.1");
+    cr_assert_str_eq(field(rcpt1, "Remote-MTA"), "dns; mx.fake.test");
+    cr_assert_str_eq(field(rcpt1, "Diagnostic-Code"), "smtp; 550 5.1.1 <b@y.test>: no such user");
+    cr_assert_str_eq(field(rcpt1, "Last-Attempt-Date"), "Fri, 27 Nov 2026 17:20:00 +0000");
+    /* The second block: mxfwd's own reason, no remote host. */
+    cr_assert_str_eq(field(rcpt2, "Final-Recipient"), "rfc822; d@z.test");
+    cr_assert_str_eq(field(rcpt2, "Original-Recipient"), "rfc822;team@alias.test");
+    cr_assert_str_eq(field(rcpt2, "Status"), "5.4.4");
+    cr_assert_null(field(rcpt2, "Remote-MTA"));
+    cr_assert_str_eq(field(rcpt2, "Diagnostic-Code"), "X-mxfwd; Host or domain name not found");
+    cr_assert_null(strstr(status, "c@y.test"));
+
+    /* 3: the original headers, not the body. */
+    cr_assert_str_eq(field(m.part[2], "Content-Type"), "text/rfc822-headers");
+    cr_assert(strstr(m.part[2], prepend) != NULL);
+    cr_assert(strstr(m.part[2], "Subject: hello\r\nMessage-ID: <m1@origin.test>\r\n") != NULL);
+    cr_assert_null(strstr(m.part[2], "Body line one"));
+    mime_free(&m);
+
+    /* The DSN went out and everything is final. */
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(stats_get(stats, "bounced", NULL), 2);
+    cr_assert_eq(stats_get(stats, "dsn", NULL), 1);
+}
+
+Test(queue, no_dsn_for_a_message_from_the_null_sender)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", "SRS0=x=y=origin.test=u@fwd.test"}};
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    submit("", r, 1);
+    cr_assert_eq(fake.nrec, 1, "the message, and no DSN");
+    cr_assert_str_eq(fake.rec[0].sender, "");
+    cr_assert(strstr(log_text(), "status=bounced (550 5.1.1 no such user)") != NULL);
+    cr_assert_null(strstr(log_text(), "non-delivery notification"));
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(stats_get(stats, "dsn", NULL), 0);
+}
+
+Test(queue, a_dsn_that_bounces_gets_no_dsn)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", NULL}};
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    fake_rule(&fake, "@origin.test", DELIVERY_PERMFAIL, "550 5.7.1 no thanks", "5.7.1");
+    submit("someone@origin.test", r, 1);
+    cr_assert_eq(fake.nrec, 2, "the message and its DSN, nothing about the DSN");
+    cr_assert_eq(stats_get(stats, "dsn", NULL), 1);
+    cr_assert_str_eq(listing(), "");
+}
+
+Test(queue, partial_results_are_each_recorded_and_survive_a_restart)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"ok@a.test", "alice@alias.test"},
+        {"later@b.test", "team@alias.test"},
+        {"never@c.test", "team@alias.test"},
+    };
+    char idc[SPOOL_ID_SIZE];
+
+    fake_rule(&fake, "@b.test", DELIVERY_TEMPFAIL, "450 4.2.1 later", "4.2.1");
+    fake_rule(&fake, "@c.test", DELIVERY_PERMFAIL, "554 5.7.1 refused", "5.7.1");
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 3));
+    cr_assert_eq(jobs_to("someone@origin.test"), 1);
+    cr_assert_str_eq(view("ok@a.test").state, "sent");
+    cr_assert_str_eq(view("later@b.test").state, "deferred");
+    cr_assert_str_eq(view("never@c.test").state, "bounced");
+    /* The message stays for its deferred recipient. */
+    cr_assert(strstr(listing(), idc) != NULL);
+
+    /* A new process over the same spool sees the same states, and tries
+     * only the deferred recipient, at its time. */
+    restart();
+    cr_assert_eq(fake.nrec, 0, "nothing is due at once");
+    cr_assert_str_eq(view("ok@a.test").state, "sent");
+    cr_assert_str_eq(view("never@c.test").state, "bounced");
+    cr_assert_str_eq(view("later@b.test").state, "deferred");
+    cr_assert_eq(view("later@b.test").next, T0 + 60 * S);
+    cr_assert_str_eq(view("later@b.test").reply, "450 4.2.1 later");
+    fake_clear_rules(&fake);
+    advance(60);
+    cr_assert_eq(fake.nrec, 1);
+    cr_assert_eq(fake.rec[0].nrcpts, 1);
+    cr_assert_str_eq(fake.rec[0].rcpt[0], "later@b.test");
+    cr_assert_str_eq(listing(), "");
+}
+
+Test(queue, a_restart_does_not_resend_to_recipients_already_sent)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"one@a.test", NULL},
+        {"two@a.test", NULL},
+    };
+
+    fake_rule(&fake, "two@a.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    submit("someone@origin.test", r, 2);
+    cr_assert_eq(fake.nrec, 1);
+    cr_assert_eq(fake.rec[0].nrcpts, 2, "one transaction for the domain");
+    restart();
+    fake_clear_rules(&fake);
+    advance(60);
+    cr_assert_eq(fake.nrec, 1);
+    cr_assert_eq(fake.rec[0].nrcpts, 1);
+    cr_assert_str_eq(fake.rec[0].rcpt[0], "two@a.test");
+}
+
+Test(queue, pending_messages_are_delivered_after_a_restart)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", NULL}};
+
+    /* Committed, then the process stops before any delivery. */
+    fake.hold = true;
+    submit("someone@origin.test", r, 1);
+    cr_assert_eq(fake.nrec, 1);
+    close_all(); /* the held job ends with a temporary failure, not recorded */
+    cr_assert_neq(listing()[0], '\0');
+    open_all();
+    settle();
+    cr_assert_eq(fake.nrec, 1, "tried at once on start");
+    cr_assert_str_eq(listing(), "");
+}
+
+Test(queue, a_dsn_is_committed_before_the_bounce_is_recorded)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", NULL}};
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    /* The disk is full when the DSN is written. */
+    fake.hold = true;
+    submit("someone@origin.test", r, 1);
+    atomic_store(&fail_writes, true);
+    fake_release(&fake);
+    settle();
+    cr_assert(strstr(log_text(), "cannot queue a non-delivery notification") != NULL);
+    cr_assert_eq(jobs_to("someone@origin.test"), 0);
+    /* Not bounced: it waits for the next attempt. */
+    cr_assert_str_eq(view("b@y.test").state, "pending");
+    cr_assert_eq(view("b@y.test").next, T0 + 60 * S);
+    /* Nothing was recorded either: a restart tries it again at once. */
+    atomic_store(&fail_writes, false);
+    restart();
+    cr_assert_eq(fake.nrec, 2, "tried again on start, and its DSN");
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "and this time the DSN goes");
+    cr_assert_str_eq(listing(), "");
+}
+
+/* ---- Admin commands ---- */
+
+Test(queue, flush_retries_deferred_recipients_now)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    submit("someone@origin.test", r, 1);
+    cr_assert_eq(fake.nrec, 1);
+    fake_clear_rules(&fake);
+    cr_assert_eq(queue_flush(q), 1);
+    settle();
+    cr_assert_eq(fake.nrec, 2, "tried without waiting for the schedule");
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(queue_flush(q), 0);
+}
+
+Test(queue, delete_drops_a_message_without_a_dsn)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+    char idc[SPOOL_ID_SIZE], want[128];
+    unsigned running = 99;
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 1));
+    cr_assert_eq(queue_delete(q, "18C3F2A9B47D1", NULL), QUEUE_ENOENT);
+    cr_assert_eq(queue_delete(q, idc, &running), 0);
+    cr_assert_eq(running, 0);
+    settle();
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(queue_delete(q, idc, NULL), QUEUE_ENOENT);
+    snprintf(want, sizeof(want), "%s: deleted by the administrator", idc);
+    cr_assert(strstr(log_text(), want) != NULL);
+    advance(3600);
+    cr_assert_eq(fake.nrec, 1, "no further attempt");
+    cr_assert_eq(stats_get(stats, "queue_messages", NULL), 0);
+}
+
+Test(queue, delete_during_a_delivery_waits_for_it_and_sends_no_dsn)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", NULL}};
+    char idc[SPOOL_ID_SIZE];
+    unsigned running = 0;
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    fake.hold = true;
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 1));
+    cr_assert_eq(queue_delete(q, idc, &running), 0);
+    cr_assert_eq(running, 1);
+    /* The file stays while the delivery may still read it. */
+    cr_assert_str_eq(listing(), idc);
+    fake_release(&fake);
+    settle();
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(fake.nrec, 1, "no DSN for a deleted message");
+}
+
+/* ---- Concurrency ---- */
+
+Test(queue, jobs_over_the_delivery_limit_wait_there_and_nothing_is_handed_twice)
+{
+    spool_env_rcpt_t r[2] = {{"x@a.test", NULL}, {"y@b.test", NULL}};
+
+    fake.limit = 3;
+    fake.hold = true;
+    for (int i = 0; i < 10; i++)
+        submit("someone@origin.test", r, 2);
+    /* The queue keeps no limit of its own: every job is handed over, and
+     * the implementation runs them at its pace. */
+    cr_assert_eq(fake.nrec, 20);
+    cr_assert_eq(fake_pending(&fake), 20);
+    /* A flush while they are out must not start any recipient again. */
+    cr_assert_eq(queue_flush(q), 0);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_assert_eq(fake.nrec, 20);
+    cr_assert_str_eq(view("x@a.test").state, "active");
+    fake_release(&fake);
+    settle();
+    cr_assert_eq(fake.max_running, 3);
+    cr_assert_eq(fake.nrec, 20);
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(stats_get(stats, "delivered", NULL), 20);
+}
