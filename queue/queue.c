@@ -397,6 +397,7 @@ void queue_tick(queue_t *q)
 
 size_t queue_flush(queue_t *q)
 {
+    int64_t now = queue_now(q);
     size_t pos = 0, n = 0, klen;
     const char *key;
     void *value;
@@ -408,8 +409,8 @@ size_t queue_flush(queue_t *q)
             continue;
         for (size_t i = 0; i < qm->m->nrcpts; i++) {
             if (qm->r[i].st == QUEUE__IDLE && !spool_rcpt_final(qm->m->rcpts[i].state)) {
+                n += qm->r[i].due > now;
                 qm->r[i].due = 0;
-                n++;
             }
         }
         /* Only the heap changes, not the table being walked. */

@@ -101,7 +101,7 @@ void queue_add(queue_t *q, spool_msg_t *msg);
 void queue_tick(queue_t *q);
 
 /* Every waiting recipient is due now (`mxfwd flush`).  Returns how many
- * recipients that makes. */
+ * were not due yet. */
 size_t queue_flush(queue_t *q);
 
 /*

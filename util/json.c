@@ -216,7 +216,9 @@ static int json_string(json_parser_t *ps, char **out, size_t *len)
         goto fail;
     ps->p++;
     *len = buf_used(&b);
-    *out = xmemdup(buf_ptr(&b), *len + 1);
+    *out = xmalloc(*len + 1);
+    if (*len > 0)
+        memcpy(*out, buf_ptr(&b), *len);
     (*out)[*len] = '\0';
     buf_free(&b);
     return 0;

@@ -664,7 +664,7 @@ Test(json, documents_parse_into_trees_in_document_order)
 {
     static const char doc[] =
         " {\"ok\": true, \"n\": -12.5e1, \"list\": [1, \"two\", null, false, {}],\n"
-        "  \"z\": \"\\u00e9\\ud83d\\udce7\", \"a\": []} ";
+        "  \"z\": \"\\u00e9\\ud83d\\udce7\", \"a\": [\"\"]} ";
     json_t *v;
     const json_t *list;
 
@@ -685,6 +685,7 @@ Test(json, documents_parse_into_trees_in_document_order)
     cr_assert_eq(list->items[3]->type, JSON_BOOL);
     cr_assert_eq(list->items[4]->type, JSON_OBJECT);
     cr_assert_null(json_get(list, "x"));
+    cr_assert_str_eq(json_get(v, "a")->items[0]->string, "", "an empty string");
     json_free(v);
 }
 
