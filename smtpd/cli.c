@@ -247,27 +247,3 @@ int cli_srs_reverse(const cli_args_t *args)
 {
     return cli_srs_run(args, false);
 }
-
-int cli_queue(const cli_args_t *args)
-{
-    (void)args;
-    return cli_not_built("queue", "the queue manager and its control socket");
-}
-
-int cli_flush(const cli_args_t *args)
-{
-    (void)args;
-    return cli_not_built("flush", "the queue manager and its control socket");
-}
-
-int cli_delete(const cli_args_t *args)
-{
-    (void)args;
-    return cli_not_built("delete", "the queue manager and its control socket");
-}
-
-int cli_stats(const cli_args_t *args)
-{
-    (void)args;
-    return cli_not_built("stats", "the queue manager and its control socket");
-}
