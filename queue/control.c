@@ -322,18 +322,20 @@ static void control_client_run(control_client_t *cl)
     if (cl->writing || cl->closing)
         return;
     eol = buf_getline(&cl->in, &line, &len);
+    if ((eol == BUF_EOL_NONE && buf_room(&cl->in) == 0) ||
+        (eol != BUF_EOL_NONE && len > CONTROL_LINE_MAX)) {
+        w = control_reply_new();
+        control_error(&w->out, "request longer than %d octets", CONTROL_LINE_MAX);
+        buf_puts(&w->out, "\n");
+        cl->hangup = true;
+        control_send(cl, w);
+        return;
+    }
     if (eol == BUF_EOL_NONE) {
-        if (buf_room(&cl->in) == 0) {
-            w = control_reply_new();
-            control_error(&w->out, "request longer than %d octets", CONTROL_LINE_MAX);
-            buf_puts(&w->out, "\n");
-            cl->hangup = true;
-            control_send(cl, w);
-        } else if (cl->eof) {
+        if (cl->eof)
             control_client_close(cl);
-        } else {
+        else
             uv_read_start((uv_stream_t *)&cl->pipe, control_alloc, control_on_read);
-        }
         return;
     }
     memcpy(text, line, len);

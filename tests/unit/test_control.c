@@ -389,6 +389,13 @@ Test(control, an_overlong_request_is_refused_and_the_connection_closed)
     reply = raw_read(fd, 100);
     cr_assert_str_eq(reply, "{\"ok\":false,\"error\":\"request longer than 512 octets\"}\n");
     close(fd);
+    /* One octet over, with its newline. */
+    fd = raw_connect();
+    big[513] = '\n';
+    cr_assert_eq(write(fd, big, 514), 514);
+    reply = raw_read(fd, 100);
+    cr_assert_str_eq(reply, "{\"ok\":false,\"error\":\"request longer than 512 octets\"}\n");
+    close(fd);
 }
 
 Test(control, requests_sent_together_are_answered_in_order)
