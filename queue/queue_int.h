@@ -42,6 +42,7 @@ typedef struct queue__msg {
     unsigned jobs;    /* at the delivery interface */
     unsigned io;      /* state records or a DSN commit not yet confirmed */
     bool deleted;     /* by the admin: removed once jobs and io are done */
+    bool finished;    /* every recipient final, the last results not recorded */
 } queue__msg_t;
 
 /* A job at the delivery interface: one message, the recipients of one

@@ -74,10 +74,41 @@ static void queue_recorded(void *arg, int status)
     queue__maybe_closed(q);
 }
 
+/*
+ * Whether the changes u[0..n) leave every recipient of qm final with
+ * nothing else of it under way.  Then they are not recorded: the removal
+ * that follows is the record.  A crash before it is durable brings the
+ * message back as it was, just as a crash before the record would, and
+ * the message is spared an append and an fsync.
+ */
+static bool queue_finishes(const queue__msg_t *qm, const spool_update_t *u, size_t n)
+{
+    const spool_msg_t *m = qm->m;
+    size_t final = 0;
+
+    if (qm->jobs > 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!spool_rcpt_final(u[i].state))
+            return false;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (qm->r[i].st == QUEUE__ACTIVE || qm->r[i].st == QUEUE__BOUNCING)
+            return false;
+        final += spool_rcpt_final(m->rcpts[i].state);
+    }
+    /* The updates name recipients not final yet, each once. */
+    return final + n == m->nrcpts;
+}
+
 static void queue_record(queue__msg_t *qm, const spool_update_t *u, size_t n)
 {
     queue_t *q = qm->q;
     int rc;
+
+    if (queue_finishes(qm, u, n)) {
+        qm->finished = true;
+        return;
+    }
 
     for (size_t i = 0; i < n; i++)
         if (spool_rcpt_final(u[i].state) && !spool_rcpt_final(qm->m->rcpts[u[i].index].state))
@@ -114,16 +145,16 @@ static void queue_record_bounces(queue__msg_t *qm, queue__rstate_t from)
             .relay = b->relay,
             .remote_reply = b->remote_reply,
         };
+        qm->r[i].st = QUEUE__IDLE;
     }
     /* A deleted message's file is going: nothing to record. */
     if (n > 0 && !qm->deleted) {
         queue_record(qm, u, n);
         *qm->q->n_bounced += n;
     }
-    for (size_t i = 0; i < n; i++) {
-        qm->r[u[i].index].st = QUEUE__IDLE;
+    /* The texts are copied into the record: free only now. */
+    for (size_t i = 0; i < n; i++)
         queue__free_bounce(&qm->r[u[i].index]);
-    }
     free(u);
 }
 
@@ -278,7 +309,7 @@ void queue__settle(queue__msg_t *qm)
             return;
         }
     }
-    if (qm->deleted || spool_msg_done(qm->m))
+    if (qm->deleted || qm->finished || spool_msg_done(qm->m))
         queue__remove(qm);
     else
         queue__schedule(qm);

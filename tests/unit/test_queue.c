@@ -411,6 +411,19 @@ Test(queue, delivers_each_domain_with_the_srs_sender_and_removes_the_message)
     cr_assert_eq(stats_get(stats, "queue_recipients", NULL), 0);
 }
 
+Test(queue, a_message_done_at_once_costs_no_state_record)
+{
+    static const spool_env_rcpt_t r[] = {{"a@x.test", NULL}, {"b@x.test", NULL}};
+    spool_stats_t st;
+
+    submit("someone@origin.test", r, 2);
+    cr_assert_str_eq(listing(), "");
+    spool_get_stats(spool, &st);
+    /* Its removal is the record: nothing is appended before it. */
+    cr_assert_eq(st.updates, 0);
+    cr_assert_eq(st.removes, 1);
+}
+
 Test(queue, groups_recipients_by_domain_whatever_its_case)
 {
     static const spool_env_rcpt_t r[] = {
