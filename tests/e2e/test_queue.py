@@ -1,0 +1,265 @@
+"""End-to-end tests of forwarding: the real mxfwd accepts a message, queues
+it and delivers it to the test sink (through `route`), retries, bounces
+with a DSN to the original sender, survives a restart, and answers the
+queue, flush, delete and stats commands over its control socket.
+
+DNS is a dnsmasq on loopback that knows no name (so SPF finds no record);
+every next hop is the sink on 127.0.0.1."""
+
+import email
+import email.policy
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import time
+
+import mxtest
+from mxtest import test
+
+FORWARDS = """\
+alice@alias.test      user@dest.test
+team@alias.test       user@dest.test, other@dest.test
+bad@alias.test        nobody@dest.test
+"""
+
+BODY = (b"From: Sender <sender@origin.test>\r\nTo: alice@alias.test\r\nSubject: forwarded\r\n"
+        b"Message-ID: <e2e-1@origin.test>\r\n\r\nHello,\r\n..a line with a leading dot\r\n"
+        b"and the end.\r\n")
+
+
+def forwarder(sink_port, config=None, start=True):
+    """mxfwd routing dest.test and origin.test (DSNs) to the sink's port."""
+    dns = mxtest.Dnsmasq([])
+    settings = {
+        "dns_servers": dns.server,
+        "route": [f"dest.test 127.0.0.1:{sink_port}", f"origin.test 127.0.0.1:{sink_port}"],
+        "outbound_tls": "off",
+        "retry_schedule": "1s",
+    }
+    settings.update(config or {})
+    return mxtest.Mxfwd(forwards=FORWARDS, config=settings, start=start)
+
+
+def send(m, sender, rcpts, body=BODY):
+    """One message through SMTP; the queue id from the 250."""
+    c = m.client()
+    r = c.transaction(sender, rcpts, body)
+    match = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{13})$", r.text)
+    assert r.code == 250 and match, r
+    c.cmd("QUIT")
+    return match.group(1)
+
+
+def spool(m):
+    return mxtest.spool_files(m.settings["spool_dir"])
+
+
+def unstuffed(body):
+    return body.replace(b"\r\n..", b"\r\n.")
+
+
+@test
+def a_message_arrives_with_the_srs_sender_and_its_bytes_unchanged():
+    sink = mxtest.Sink()
+    m = forwarder(sink.port)
+    qid = send(m, "sender@origin.test", ["alice@alias.test"])
+    tx = sink.wait(1)[0]
+    assert tx.mail_from == mxtest.srs0("sender", "origin.test"), tx.mail_from
+    assert tx.rcpts == ["user@dest.test"]
+    # mxfwd's headers first, then the message exactly as the client sent it.
+    message = unstuffed(BODY)
+    assert tx.data.endswith(message), tx.data
+    prepended = tx.data[:len(tx.data) - len(message)].decode()
+    assert prepended.startswith(f"Received: from client.test (unknown [127.0.0.1])\r\n"
+                                f"\tby mx.fwd.test (mxfwd) with ESMTP id {qid}\r\n"), prepended
+    fields = re.findall(r"^([A-Za-z-]+):", prepended, re.M)
+    assert set(fields) <= {"Received", "Authentication-Results"}, fields
+    m.wait_log(rf"{qid}: to=<user@dest\.test> orig_to=<alice@alias\.test> "
+               rf"relay=127\.0\.0\.1\[127\.0\.0\.1\]:{sink.port} delay=[0-9.]+ "
+               r"status=sent \(250 2\.0\.0 Ok: queued\)$")
+    m.wait_log(rf"{qid}: removed$")
+    mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
+
+
+@test
+def one_transaction_per_domain_with_every_recipient():
+    sink = mxtest.Sink()
+    m = forwarder(sink.port)
+    send(m, "sender@origin.test", ["team@alias.test"])
+    tx = sink.wait(1)[0]
+    assert sorted(tx.rcpts) == ["other@dest.test", "user@dest.test"], tx.rcpts
+    time.sleep(0.3)
+    assert len(sink.transactions) == 1
+
+
+@test
+def a_temporary_failure_is_retried_on_schedule():
+    sink = mxtest.Sink(replies={"user@dest.test": ["451 4.3.0 try again later"]})
+    m = forwarder(sink.port)
+    qid = send(m, "sender@origin.test", ["alice@alias.test"])
+    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=deferred \(451 4\.3\.0 try again later\)")
+    first = time.monotonic()
+    tx = sink.wait(1, timeout=15)[0]
+    # retry_schedule = 1s, within 10%, rounded up to whole seconds.
+    assert time.monotonic() - first >= 0.8
+    assert tx.rcpts == ["user@dest.test"]
+    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=sent ")
+    assert len(sink.attempts) == 2
+    mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
+
+
+@test
+def a_permanent_failure_sends_a_dsn_to_the_original_sender():
+    sink = mxtest.Sink(replies={"nobody@dest.test": "550 5.1.1 <nobody@dest.test>: no such user"})
+    m = forwarder(sink.port)
+    qid = send(m, "sender@origin.test", ["bad@alias.test"])
+    m.wait_log(rf"{qid}: to=<nobody@dest\.test> orig_to=<bad@alias\.test> .* "
+               r"status=bounced \(550 5\.1\.1 <nobody@dest\.test>: no such user\)")
+    dsn_id = m.wait_log(rf"{qid}: sender non-delivery notification: ([0-9A-F]{{13}})$").group(1)
+    tx = sink.wait(1)[0]
+    # From <> to the original sender, not to its SRS address.
+    assert tx.mail_from == "" and tx.rcpts == ["sender@origin.test"], tx
+    msg = email.message_from_bytes(tx.data, policy=email.policy.compat32)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    assert msg["To"] == "<sender@origin.test>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    text, report, headers = msg.get_payload()
+    assert text.get_content_type() == "text/plain"
+    assert "<nobody@dest.test> (forwarded for <bad@alias.test>)" in text.get_payload()
+    assert report.get_content_type() == "message/delivery-status"
+    per_message, per_rcpt = report.get_payload()
+    assert per_message["Reporting-MTA"] == "dns; mx.fwd.test"
+    assert per_message["X-mxfwd-Queue-ID"] == qid
+    assert per_rcpt["Final-Recipient"] == "rfc822; nobody@dest.test"
+    assert per_rcpt["Original-Recipient"] == "rfc822;bad@alias.test"
+    assert per_rcpt["Action"] == "failed"
+    assert per_rcpt["Status"] == "5.1.1"
+    assert per_rcpt["Remote-MTA"] == "dns; 127.0.0.1"
+    assert per_rcpt["Diagnostic-Code"] == "smtp; 550 5.1.1 <nobody@dest.test>: no such user"
+    assert per_rcpt["Last-Attempt-Date"]
+    assert headers.get_content_type() == "text/rfc822-headers"
+    attached = headers.get_payload()
+    assert "Subject: forwarded" in attached and "Hello," not in attached
+    m.wait_log(rf"{dsn_id}: to=<sender@origin\.test> .* status=sent ")
+    mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
+
+
+@test
+def no_dsn_for_a_message_from_the_null_sender():
+    sink = mxtest.Sink(replies={"nobody@dest.test": "550 5.1.1 no such user"})
+    m = forwarder(sink.port)
+    qid = send(m, "", ["bad@alias.test"])
+    m.wait_log(rf"{qid}: to=<nobody@dest\.test> .* status=bounced")
+    m.wait_log(rf"{qid}: removed$")
+    time.sleep(0.5)
+    assert "non-delivery notification" not in m.log()
+    assert sink.transactions == [] and len(sink.attempts) == 1
+
+
+@test
+def mail_queued_before_a_restart_is_delivered_after_it():
+    port = mxtest.free_port()  # nothing listens there yet: connection refused
+    m = forwarder(port, {"retry_schedule": "2s"})
+    qid = send(m, "sender@origin.test", ["alice@alias.test"])
+    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=deferred \(connect to ")
+    assert m.stop() == 0
+    assert spool(m) == [qid]
+    sink = mxtest.Sink(port=port)
+    m.start()
+    tx = sink.wait(1, timeout=15)[0]
+    assert tx.data.endswith(unstuffed(BODY))
+    m.wait_log(rf"{qid}: removed$")
+    time.sleep(0.5)
+    assert len(sink.transactions) == 1
+
+
+def mxfwd_json(m, *args):
+    r = m.run(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@test
+def the_admin_commands_talk_to_the_running_daemon():
+    sink = mxtest.Sink(replies={"user@dest.test": "451 4.3.0 not now"})
+    m = forwarder(sink.port, {"retry_schedule": "1h"})
+    sock = m.settings["control_socket"]
+    qid = send(m, "sender@origin.test", ["alice@alias.test"])
+    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=deferred")
+    mode = os.lstat(sock).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, oct(mode)
+    assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700
+
+    # queue: the table for people, and JSON.
+    r = m.run("queue")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["Queue", "ID", "Age"], lines
+    assert lines[1].startswith(qid) and lines[1].rstrip().endswith("sender@origin.test"), lines
+    assert re.match(r"\s+user@dest\.test\s+deferred\s+\d+m\s+451 4\.3\.0 not now$", lines[2]), lines
+    assert lines[-1] == "-- 1 message, " + lines[-1].split(", ")[1] + ", 1 recipient waiting", lines
+    listing = mxfwd_json(m, "queue")
+    assert listing["ok"] and len(listing["messages"]) == 1
+    msg = listing["messages"][0]
+    assert msg["id"] == qid and msg["sender"] == "sender@origin.test"
+    assert msg["srs_sender"] == mxtest.srs0("sender", "origin.test")
+    rcpt = msg["recipients"][0]
+    assert rcpt["address"] == "user@dest.test" and rcpt["alias"] == "alice@alias.test"
+    assert rcpt["state"] == "deferred" and rcpt["attempts"] == 1
+    assert rcpt["last_reply"] == "451 4.3.0 not now"
+    assert 3000 < rcpt["next_attempt"] - listing["now"] <= 3960
+
+    # stats: counters from the SMTP server and the queue.
+    stats = mxfwd_json(m, "stats")["stats"]
+    assert stats["connections"] >= 1 and stats["accepted"] == 1, stats
+    assert stats["deferred"] == 1 and stats["delivered"] == 0, stats
+    assert stats["queue_messages"] == 1 and stats["queue_recipients"] == 1, stats
+    r = m.run("stats")
+    assert re.search(r"^accepted\s+1$", r.stdout, re.M), r.stdout
+
+    # flush: tried again at once, not in an hour.
+    r = m.run("flush")
+    assert r.returncode == 0 and r.stdout == "1 recipient due now\n", r.stdout
+    mxtest.wait_until(lambda: len(sink.attempts) == 2, what="a second attempt")
+
+    # delete: gone, logged, and no DSN.
+    r = m.run("delete", qid)
+    assert r.returncode == 0 and r.stdout == f"{qid}: deleted\n", (r.stdout, r.stderr)
+    m.wait_log(rf"{qid}: deleted by the administrator")
+    mxtest.wait_until(lambda: spool(m) == [], what="the file to go")
+    r = m.run("delete", qid)
+    assert r.returncode == 1 and r.stderr == f"mxfwd delete: {qid}: no such message in the queue\n"
+    r = m.run("queue")
+    assert r.stdout == "Mail queue is empty\n", r.stdout
+    time.sleep(0.3)
+    assert sink.transactions == [] and "non-delivery" not in m.log()
+
+    # Without the daemon: one line, exit 1.
+    assert m.stop() == 0
+    assert not os.path.exists(sock)
+    for words in (["queue"], ["flush"], ["stats"], ["delete", qid]):
+        r = m.run(*words)
+        assert r.returncode == 1 and r.stdout == "", (words, r.stdout)
+        assert len(r.stderr.splitlines()) == 1 and "cannot reach the daemon" in r.stderr, r.stderr
+
+
+@test
+def a_stale_control_socket_is_replaced():
+    sink = mxtest.Sink()
+    m = forwarder(sink.port, start=False)
+    sock = m.settings["control_socket"]
+    os.makedirs(os.path.dirname(sock), mode=0o700)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sock)  # bound, never listened on, left behind: as after a crash
+    s.close()
+    m.start()
+    r = m.run("stats")
+    assert r.returncode == 0, r.stderr
+
+
+if __name__ == "__main__":
+    mxtest.main()
