@@ -2,9 +2,13 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "reply.h"
+#include "srs.h"
+#include "srs_secrets.h"
+#include "str.h"
 #include "table.h"
 
 static void cli_print_error(void *ctx, const char *message)
@@ -31,15 +35,20 @@ int cli_check_config(const cli_args_t *args)
 {
     config_t *cfg = NULL;
     table_t *table = NULL;
+    srs_secrets_t secrets = {NULL, 0};
     int errors;
 
     errors = config_load(args->config_path, cli_print_error, NULL, &cfg);
     if (errors > 0)
         return CLI_FAIL;
     errors = table_load(cfg->forward_table, cli_print_error, NULL, &table);
+    /* Warnings (a secrets file others can read) are printed, not counted. */
+    errors += srs_secrets_load(cfg->srs_secrets, cli_print_error, cli_print_error, NULL, &secrets);
     if (errors == 0)
-        printf("%s: ok; %s: %zu aliases\n", args->config_path, cfg->forward_table,
-               table_count(table));
+        printf("%s: ok; %s: %zu aliases; %s: %zu SRS secret%s\n", args->config_path,
+               cfg->forward_table, table_count(table), cfg->srs_secrets, secrets.n,
+               secrets.n == 1 ? "" : "s");
+    srs_secrets_free(&secrets);
     table_unref(table);
     config_free(cfg);
     return errors > 0 ? CLI_FAIL : CLI_OK;
@@ -55,14 +64,71 @@ static void cli_strip_brackets(const char **addr, size_t *len)
     }
 }
 
+/* The SRS rewriter of the configuration: its secrets file loaded (warnings
+ * and errors on stderr).  CLI_OK and *srs, or CLI_FAIL. */
+static int cli_srs_open(const config_t *cfg, srs_t **srs)
+{
+    srs_secrets_t secrets;
+    int rc;
+
+    *srs = NULL;
+    if (srs_secrets_load(cfg->srs_secrets, cli_print_error, cli_print_error, NULL, &secrets) > 0)
+        return CLI_FAIL;
+    rc = srs_new(cfg->srs_domain, cfg->srs_max_age, (const char *const *)secrets.secret,
+                 secrets.n, srs);
+    srs_secrets_free(&secrets);
+    if (rc < 0) {
+        fprintf(stderr, "mxfwd: %s\n", srs_strerror(rc));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* An address as shown in messages: at most 256 octets of it. */
+static const char *cli_shown(const char *addr, size_t len, char *dst, size_t size)
+{
+    snprintf(dst, size, "%.*s", (int)(len < 256 ? len : 256), addr);
+    return dst;
+}
+
+/*
+ * resolve for an address in srs_domain: the original address, or the
+ * refusal as the SMTP reply words it.  *handled is false for a local part
+ * that is not SRS, which the forward table may still know (postmaster@).
+ */
+static int cli_resolve_srs(const config_t *cfg, const char *addr, size_t len, bool *handled)
+{
+    char out[SRS_ADDR_SIZE], reply[600], shown[300];
+    srs_t *srs;
+    int rc;
+
+    *handled = true;
+    if (cli_srs_open(cfg, &srs) != CLI_OK)
+        return CLI_FAIL;
+    rc = srs_reverse(srs, addr, len, time(NULL), out, sizeof(out), NULL);
+    srs_free(srs);
+    if (rc == SRS_ENOTSRS) {
+        *handled = false;
+        return CLI_FAIL;
+    }
+    if (rc == 0) {
+        printf("%s\n", out);
+        return CLI_OK;
+    }
+    printf("%s\n", reply_for_srs_reverse(rc, cli_shown(addr, len, shown, sizeof(shown)), reply,
+                                         sizeof(reply)));
+    return CLI_FAIL;
+}
+
 int cli_resolve(const cli_args_t *args)
 {
     config_t *cfg = NULL;
     table_t *table = NULL;
     table_dests_t dests;
     table_result_t result;
-    const char *addr = args->argv[0];
+    const char *addr = args->argv[0], *at;
     char reply[600], shown[300];
+    bool in_srs_domain;
     size_t len;
     int rc = CLI_FAIL;
 
@@ -71,14 +137,25 @@ int cli_resolve(const cli_args_t *args)
     if (table_load(cfg->forward_table, cli_print_error, NULL, &table) > 0)
         goto done;
     cli_strip_brackets(&addr, &len);
+    at = memrchr(addr, '@', len);
+    in_srs_domain = at != NULL && str_eq_ci_n(at + 1, len - (size_t)(at + 1 - addr), cfg->srs_domain);
+    if (in_srs_domain) {
+        bool handled;
+        rc = cli_resolve_srs(cfg, addr, len, &handled);
+        if (handled)
+            goto done;
+    }
     result = table_lookup(table, addr, len, &dests);
+    /* srs_domain is ours even when the table does not list it. */
+    if (result == TABLE_RELAY_DENIED && in_srs_domain)
+        result = TABLE_UNKNOWN_USER;
     if (result == TABLE_FOUND) {
         for (size_t i = 0; i < dests.n; i++)
             printf("%s\n", dests.addr[i]);
         rc = CLI_OK;
     } else {
-        snprintf(shown, sizeof(shown), "%.*s", (int)(len < 256 ? len : 256), addr);
-        printf("%s\n", reply_for_lookup(result, shown, reply, sizeof(reply)));
+        printf("%s\n", reply_for_lookup(result, cli_shown(addr, len, shown, sizeof(shown)), reply,
+                                         sizeof(reply)));
     }
 done:
     table_unref(table);
@@ -86,16 +163,89 @@ done:
     return rc;
 }
 
+/* Print "NAME: sentence" for an SRS refusal, with the figures that make
+ * it concrete where there are some. */
+static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward, int rc,
+                            const char *shown, unsigned age)
+{
+    unsigned max = srs_max_age_days(srs);
+
+    switch (rc) {
+    case SRS_EEXPIRED:
+        if (age >= 512)
+            printf("expired: the SRS address is dated %u days in the future (or %u days ago); "
+                   "addresses older than %u days are refused\n",
+                   1024 - age, age, max);
+        else
+            printf("expired: the SRS address is %u days old; addresses older than %u days are "
+                   "refused\n",
+                   age, max);
+        break;
+    case SRS_EBADHASH:
+        printf("bad-hash: the hash of <%s> matches none of the secrets in %s: the address was not "
+               "made with them, or was altered\n",
+               shown, cfg->srs_secrets);
+        break;
+    case SRS_ETOOLONG:
+        printf("too-long: <%s> would become an SRS address with a local part over %d octets, "
+               "which RFC 5321 does not allow\n",
+               shown, ADDR_LOCAL_MAX);
+        break;
+    case SRS_EMALFORMED:
+        if (forward) {
+            printf("malformed: <%s> is not an address SRS can carry (it needs local@domain, "
+                   "with no quoted local part or address literal)\n",
+                   shown);
+            break;
+        }
+        /* fall through */
+    default:
+        printf("%s: <%s>: %s\n", srs_errname(rc), shown, srs_strerror(rc));
+        break;
+    }
+}
+
+/* srs forward and srs reverse: the address, or the refusal and exit 1. */
+static int cli_srs_run(const cli_args_t *args, bool forward)
+{
+    config_t *cfg = NULL;
+    srs_t *srs = NULL;
+    const char *addr = args->argv[0];
+    char out[SRS_ADDR_SIZE], shown[300];
+    unsigned age = 0;
+    size_t len;
+    int rc = CLI_FAIL, err;
+
+    if (config_load(args->config_path, cli_print_error, NULL, &cfg) > 0)
+        return CLI_FAIL;
+    if (cli_srs_open(cfg, &srs) != CLI_OK)
+        goto done;
+    cli_strip_brackets(&addr, &len);
+    if (forward)
+        err = srs_forward(srs, addr, len, time(NULL), out, sizeof(out));
+    else
+        err = srs_reverse(srs, addr, len, time(NULL), out, sizeof(out), &age);
+    if (err == 0) {
+        /* The null sender stays the null sender. */
+        printf("%s\n", out[0] != '\0' ? out : "<>");
+        rc = CLI_OK;
+    } else {
+        cli_srs_refusal(srs, cfg, forward, err, cli_shown(addr, len, shown, sizeof(shown)), age);
+    }
+done:
+    srs_free(srs);
+    config_free(cfg);
+    return rc;
+}
+
 int cli_srs_forward(const cli_args_t *args)
 {
-    (void)args;
-    return cli_not_built("srs forward", "the SRS module");
+    return cli_srs_run(args, true);
 }
 
 int cli_srs_reverse(const cli_args_t *args)
 {
-    (void)args;
-    return cli_not_built("srs reverse", "the SRS module");
+    return cli_srs_run(args, false);
 }
 
 int cli_queue(const cli_args_t *args)

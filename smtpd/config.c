@@ -1,7 +1,5 @@
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -9,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "default.h"
+#include "file.h"
 #include "parse.h"
 #include "str.h"
 #include "xalloc.h"
@@ -592,30 +590,14 @@ int config_parse(const char *path, const char *text, size_t len, config_error_fn
 int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out)
 {
     config_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
-    char *text = NULL;
-    size_t len = 0;
-    ssize_t n;
-    int fd, rc;
+    char *text;
+    size_t len;
+    int rc;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        config_error(&p, 0, "cannot open: %s", strerror(errno));
-        return p.errors;
-    }
-    text = xmalloc(CONFIG_FILE_MAX + 1);
-    while ((n = read(fd, text + len, CONFIG_FILE_MAX + 1 - len)) > 0) {
-        len += (size_t)n;
-        if (len > CONFIG_FILE_MAX)
-            break;
-    }
-    if (n < 0)
-        config_error(&p, 0, "cannot read: %s", strerror(errno));
-    else if (len > CONFIG_FILE_MAX)
-        config_error(&p, 0, "larger than %d bytes", CONFIG_FILE_MAX);
-    close(fd);
-    if (p.errors > 0) {
-        free(text);
+    rc = file_read(path, CONFIG_FILE_MAX, &text, &len, NULL);
+    if (rc < 0) {
+        config_error(&p, 0, "%s", file_strerror(rc));
         return p.errors;
     }
     rc = config_parse(path, text, len, on_error, ctx, out);

@@ -35,7 +35,7 @@ static const main_command_t main_commands[] = {
      "SMTP reply that refuses it (exit 1).\n"},
     {"srs forward", 1, "SENDER", cli_srs_forward,
      "Print the SRS address that SENDER is rewritten to, using the configured\n"
-     "secrets and srs_domain.\n"},
+     "secrets and srs_domain, or why it cannot be: too-long or malformed (exit 1).\n"},
     {"srs reverse", 1, "ADDRESS", cli_srs_reverse,
      "Print the original address behind an SRS ADDRESS, or why it is refused:\n"
      "bad-hash, expired, not-srs or malformed (exit 1).\n"},

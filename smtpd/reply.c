@@ -2,26 +2,34 @@
 
 #include <stdio.h>
 
+#include "srs.h"
+
 static const reply_t reply_table[REPLY_NREPLIES] = {
     [REPLY_RCPT_OK] = {250, "2.1.5", "Ok"},
     [REPLY_UNKNOWN_USER] = {550, "5.1.1", "Recipient address rejected: User unknown"},
     [REPLY_RELAY_DENIED] = {554, "5.7.1", "Relay access denied"},
     [REPLY_BAD_RCPT] = {501, "5.5.4", "Bad recipient address syntax"},
     [REPLY_SRS_NOT_BOUNCE] = {550, "5.7.1",
-                              "Recipient address rejected: SRS addresses accept only bounces"},
-    [REPLY_SRS_INVALID] = {550, "5.7.1", "Recipient address rejected: invalid SRS address"},
+                              "Recipient address rejected: SRS addresses accept only bounces "
+                              "(null sender)"},
+    [REPLY_SRS_BAD_HASH] = {550, "5.7.1", "Recipient address rejected: invalid SRS signature"},
+    [REPLY_SRS_EXPIRED] = {550, "5.7.1", "Recipient address rejected: SRS address expired"},
+    [REPLY_SRS_MALFORMED] = {550, "5.7.1", "Recipient address rejected: malformed SRS address"},
+    [REPLY_SRS_TEMP] = {451, "4.3.0", "Temporary local problem checking the SRS address"},
     [REPLY_TOO_MANY_RCPTS] = {452, "4.5.3", "Too many recipients"},
     [REPLY_NEED_SMTPUTF8] = {553, "5.6.7", "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"},
     [REPLY_MAIL_OK] = {250, "2.1.0", "Ok"},
     [REPLY_BAD_SENDER] = {501, "5.5.4", "Bad sender address syntax"},
     [REPLY_SENDER_TOO_LONG] = {550, "5.1.7",
-                               "Sender address rejected: too long to rewrite with SRS"},
+                               "Sender address rejected: too long to rewrite with SRS "
+                               "(local part over 64 octets)"},
+    [REPLY_SENDER_NO_SRS] = {550, "5.1.7", "Sender address rejected: cannot be rewritten with SRS"},
+    [REPLY_SENDER_SRS_TEMP] = {451, "4.3.0", "Temporary local problem rewriting the sender"},
     [REPLY_SIZE_DECLARED] = {552, "5.3.4", "Message size exceeds fixed limit"},
     [REPLY_DATA_GO] = {354, NULL, "End data with <CR><LF>.<CR><LF>"},
     [REPLY_TOO_BIG] = {552, "5.3.4", "Message size exceeds fixed limit"},
     [REPLY_HOPS] = {554, "5.4.6", "Too many hops: mail forwarding loop"},
-    [REPLY_BARE_EOL] = {554, "5.5.2",
-                        "Message refused: bare CR or LF in message (RFC 5321 2.3.8)"},
+    [REPLY_BARE_EOL] = {554, "5.5.2", "Message refused: bare CR or LF in message (RFC 5321 2.3.8)"},
     [REPLY_SPOOL_FAILED] = {451, "4.3.0", "Temporary failure: cannot queue the message"},
     [REPLY_NO_RCPTS] = {554, "5.5.1", "No valid recipients"},
     [REPLY_UNKNOWN_COMMAND] = {500, "5.5.2", "Command unrecognized"},
@@ -64,10 +72,56 @@ reply_id_t reply_for_table(table_result_t result)
     return REPLY_BAD_RCPT;
 }
 
-char *reply_for_lookup(table_result_t result, const char *addr, char *dst, size_t size)
+reply_id_t reply_for_srs_reverse_err(int err)
 {
-    const reply_t *r = reply_get(reply_for_table(result));
+    switch (err) {
+    case SRS_ENOTSRS:
+        return REPLY_UNKNOWN_USER;
+    case SRS_EBADHASH:
+        return REPLY_SRS_BAD_HASH;
+    case SRS_EEXPIRED:
+        return REPLY_SRS_EXPIRED;
+    case SRS_EMALFORMED:
+        return REPLY_SRS_MALFORMED;
+    }
+    return REPLY_SRS_TEMP;
+}
+
+reply_id_t reply_for_srs_forward_err(int err)
+{
+    switch (err) {
+    case SRS_ETOOLONG:
+        return REPLY_SENDER_TOO_LONG;
+    case SRS_EMALFORMED:
+        return REPLY_SENDER_NO_SRS;
+    }
+    return REPLY_SENDER_SRS_TEMP;
+}
+
+char *reply_format(reply_id_t id, const char *addr, char *dst, size_t size)
+{
+    const reply_t *r = reply_get(id);
 
     snprintf(dst, size, "%d %s <%s>: %s", r->code, r->esc, addr, r->text);
     return dst;
+}
+
+char *reply_for_lookup(table_result_t result, const char *addr, char *dst, size_t size)
+{
+    return reply_format(reply_for_table(result), addr, dst, size);
+}
+
+char *reply_for_srs_reverse(int err, const char *addr, char *dst, size_t size)
+{
+    return reply_format(reply_for_srs_reverse_err(err), addr, dst, size);
+}
+
+char *reply_for_srs_sender(const char *addr, char *dst, size_t size)
+{
+    return reply_format(REPLY_SRS_NOT_BOUNCE, addr, dst, size);
+}
+
+char *reply_for_srs_forward(int err, const char *addr, char *dst, size_t size)
+{
+    return reply_format(reply_for_srs_forward_err(err), addr, dst, size);
 }

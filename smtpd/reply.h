@@ -20,13 +20,18 @@ typedef enum {
     REPLY_RELAY_DENIED,
     REPLY_BAD_RCPT,
     REPLY_SRS_NOT_BOUNCE,
-    REPLY_SRS_INVALID,
+    REPLY_SRS_BAD_HASH,
+    REPLY_SRS_EXPIRED,
+    REPLY_SRS_MALFORMED,
+    REPLY_SRS_TEMP,
     REPLY_TOO_MANY_RCPTS,
     REPLY_NEED_SMTPUTF8,
     /* MAIL */
     REPLY_MAIL_OK,
     REPLY_BAD_SENDER,
     REPLY_SENDER_TOO_LONG,
+    REPLY_SENDER_NO_SRS,
+    REPLY_SENDER_SRS_TEMP,
     REPLY_SIZE_DECLARED,
     /* DATA */
     REPLY_DATA_GO,
@@ -70,9 +75,40 @@ const reply_t *reply_get(reply_id_t id);
  * REPLY_UNKNOWN_USER, REPLY_RELAY_DENIED or REPLY_BAD_RCPT. */
 reply_id_t reply_for_table(table_result_t result);
 
+/* The reply to RCPT for an address in srs_domain that srs_reverse()
+ * refused with err (SRS_E*): 550 5.7.1 for a bad hash, an expired or
+ * malformed address; not-srs is an unknown user. */
+reply_id_t reply_for_srs_reverse_err(int err);
+/* The reply to MAIL FROM for a sender srs_forward() refused with err:
+ * 550 5.1.7 for one too long or impossible to rewrite. */
+reply_id_t reply_for_srs_forward_err(int err);
+
+/* "CODE ESC <addr>: text", without CRLF, into dst.  Returns dst. */
+char *reply_format(reply_id_t id, const char *addr, char *dst, size_t size);
+
 /* Format the reply to RCPT for a forward-table result other than
  * TABLE_FOUND, without CRLF: "554 5.7.1 <x@y>: Relay access denied".
  * Returns dst. */
 char *reply_for_lookup(table_result_t result, const char *addr, char *dst, size_t size);
+
+/* The same, formatted, for the SRS refusals above; and the reply to RCPT
+ * for an SRS address from a sender other than <>: only bounces may use
+ * one, so a leaked SRS address is no open relay. */
+char *reply_for_srs_reverse(int err, const char *addr, char *dst, size_t size);
+char *reply_for_srs_sender(const char *addr, char *dst, size_t size);
+char *reply_for_srs_forward(int err, const char *addr, char *dst, size_t size);
+
+/* The reply to RCPT for an address in srs_domain that srs_reverse()
+ * refused with err (SRS_E*): "550 5.7.1 <addr>: ..." for a bad hash, an
+ * expired or malformed address; not-srs is an unknown user.  Returns dst. */
+char *reply_for_srs_reverse(int err, const char *addr, char *dst, size_t size);
+
+/* The reply to RCPT for an SRS address from a sender other than <>: only
+ * bounces may use one, so a leaked SRS address is no open relay. */
+char *reply_for_srs_sender(const char *addr, char *dst, size_t size);
+
+/* The reply to MAIL FROM for a sender srs_forward() refused with err:
+ * "550 5.1.7 <addr>: ..." for one too long or impossible to rewrite. */
+char *reply_for_srs_forward(int err, const char *addr, char *dst, size_t size);
 
 #endif

@@ -1,16 +1,13 @@
 #include "table.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "addr.h"
+#include "file.h"
 #include "htab.h"
 #include "str.h"
 #include "xalloc.h"
@@ -468,32 +465,14 @@ int table_parse(const char *path, const char *text, size_t len, table_error_fn o
 int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **out)
 {
     table_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
-    struct stat st;
-    char *text = NULL;
-    size_t len = 0;
-    ssize_t n = 0;
-    int fd, rc;
+    char *text;
+    size_t len;
+    int rc;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        table_error(&p, 0, "cannot open: %s", strerror(errno));
-        return p.errors;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > TABLE_FILE_MAX) {
-        table_error(&p, 0, "not a regular file of at most %u bytes", TABLE_FILE_MAX);
-        close(fd);
-        return p.errors;
-    }
-    text = xmalloc((size_t)st.st_size + 1);
-    while (len < (size_t)st.st_size &&
-           (n = read(fd, text + len, (size_t)st.st_size - len)) > 0)
-        len += (size_t)n;
-    if (n < 0)
-        table_error(&p, 0, "cannot read: %s", strerror(errno));
-    close(fd);
-    if (p.errors > 0) {
-        free(text);
+    rc = file_read(path, TABLE_FILE_MAX, &text, &len, NULL);
+    if (rc < 0) {
+        table_error(&p, 0, "%s", file_strerror(rc));
         return p.errors;
     }
     rc = table_parse(path, text, len, on_error, ctx, out);

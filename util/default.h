@@ -19,6 +19,7 @@
 /* SRS */
 #define DEFAULT_SRS_MAX_AGE (21 * 86400)  /* srs_max_age */
 #define DEFAULT_SRS_SECRET_MIN 16         /* shortest secret accepted */
+#define DEFAULT_SRS_SECRET_MAX 1000       /* longest secret accepted */
 
 /* SMTP, inbound */
 #define DEFAULT_MAX_MESSAGE_SIZE 26214400 /* max_message_size */

@@ -1,5 +1,7 @@
 /* Unit tests for util/: buffers, strings, parsing, addresses, hash table, log. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "file.h"
 #include "htab.h"
 #include "log.h"
 #include "parse.h"
@@ -311,6 +314,16 @@ Test(addr, bad_addresses_have_distinct_errors)
     cr_assert_eq(parse_str(longlocal, &a), ADDR_ELOCALLEN);
 }
 
+Test(addr, nul_bytes_are_not_address_characters)
+{
+    static const char local[] = "us\0er@example.com";
+    static const char domain[] = "user@exa\0mple.com";
+    addr_t a;
+
+    cr_assert_eq(addr_parse(local, sizeof(local) - 1, &a), ADDR_ELOCAL);
+    cr_assert_eq(addr_parse(domain, sizeof(domain) - 1, &a), ADDR_EDOMAIN);
+}
+
 Test(addr, relay_tricks)
 {
     static const char *tricks[] = {"user%other.example@alias.test", "host!user@alias.test",
@@ -438,4 +451,47 @@ Test(log, lines_are_whole_prefixed_and_sanitized)
              "mxfwd[%ld]: warning: client sent ??forged line\n",
              (long)getpid(), (long)getpid());
     cr_assert_str_eq(out, want);
+}
+
+/* ---- file ---- */
+
+Test(file, reads_whole_files_within_the_cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[256], path[300], *text = (char *)1;
+    struct stat st;
+    size_t len = 99;
+    int fd;
+
+    snprintf(dir, sizeof(dir), "%s/mxfwd-file-XXXXXX", tmp != NULL ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/f", dir);
+
+    cr_assert_eq(file_read(path, 100, &text, &len, NULL), FILE_EOPEN);
+    cr_assert_null(text);
+    cr_assert_eq(errno, ENOENT);
+    cr_assert(strstr(file_strerror(FILE_EOPEN), "cannot open: No such file") != NULL);
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "ab\0cd\n", 6), 6);
+    close(fd);
+    cr_assert_eq(file_read(path, 6, &text, &len, &st), 0);
+    cr_assert_eq(len, 6);
+    cr_assert(memcmp(text, "ab\0cd\n", 7) == 0, "NUL kept and terminated");
+    cr_assert_eq(st.st_mode & 0777, 0640);
+    free(text);
+    cr_assert_eq(file_read(path, 5, &text, &len, NULL), FILE_ETOOBIG);
+    cr_assert_null(text);
+    cr_assert_eq(file_read(dir, 100, &text, &len, NULL), FILE_ENOTREG);
+    cr_assert_str_eq(file_strerror(FILE_ENOTREG), "not a regular file");
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    close(fd);
+    cr_assert_eq(file_read(path, 100, &text, &len, NULL), 0);
+    cr_assert_eq(len, 0);
+    cr_assert_str_eq(text, "");
+    free(text);
+    unlink(path);
+    rmdir(dir);
 }

@@ -1,0 +1,100 @@
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xalloc.h"
+
+int file_read(const char *path, size_t max, char **text, size_t *len, struct stat *st)
+{
+    struct stat sb;
+    size_t used = 0, cap;
+    ssize_t n;
+    char *buf = NULL;
+    int fd, rc, saved;
+
+    *text = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FILE_EOPEN;
+    if (fstat(fd, &sb) < 0) {
+        rc = FILE_EREAD;
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = FILE_ENOTREG;
+        goto fail;
+    }
+    if ((unsigned long long)sb.st_size > max) {
+        rc = FILE_ETOOBIG;
+        goto fail;
+    }
+    /* The size is a hint: the file may change while it is read, so read
+     * to the end, growing the buffer, and never hold more than max. */
+    cap = (size_t)sb.st_size + 1;
+    buf = xmalloc(cap + 1);
+    for (;;) {
+        if (used == cap) {
+            if (used > max) {
+                rc = FILE_ETOOBIG;
+                goto fail;
+            }
+            cap = cap > max / 2 ? max + 1 : cap * 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        n = read(fd, buf + used, cap - used);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = FILE_EREAD;
+            goto fail;
+        }
+        used += (size_t)n;
+    }
+    if (used > max) {
+        rc = FILE_ETOOBIG;
+        goto fail;
+    }
+    close(fd);
+    buf[used] = '\0';
+    *text = buf;
+    *len = used;
+    if (st != NULL)
+        *st = sb;
+    return 0;
+
+fail:
+    saved = errno; /* for file_strerror(): close() and free() may change it */
+    free(buf);
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+const char *file_strerror(int err)
+{
+    static _Thread_local char msg[160];
+
+    switch (err) {
+    case 0:
+        return "ok";
+    case FILE_EOPEN:
+        snprintf(msg, sizeof(msg), "cannot open: %s", strerror(errno));
+        return msg;
+    case FILE_EREAD:
+        snprintf(msg, sizeof(msg), "cannot read: %s", strerror(errno));
+        return msg;
+    case FILE_ENOTREG:
+        return "not a regular file";
+    case FILE_ETOOBIG:
+        return "file too large";
+    }
+    return "cannot read the file";
+}

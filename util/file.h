@@ -1,0 +1,31 @@
+/*
+ * file - reading small whole files (configuration, tables, secrets).
+ *
+ * file_read() reads a regular file of bounded size into memory in one go,
+ * so loaders parse from a string and their tests feed them strings.  It
+ * allocates the text, which the caller frees; it never logs.
+ */
+#ifndef MXFWD_FILE_H
+#define MXFWD_FILE_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+#define FILE_EOPEN (-1)   /* open(2) failed: errno says why */
+#define FILE_EREAD (-2)   /* fstat(2) or read(2) failed: errno says why */
+#define FILE_ENOTREG (-3) /* not a regular file */
+#define FILE_ETOOBIG (-4) /* larger than the caller's limit */
+
+/*
+ * Read path, at most max bytes.  0 and *text (NUL-terminated, also holding
+ * any NUL bytes of the file), *len, and *st when st is not NULL; or a
+ * FILE_E* code and *text NULL.
+ */
+int file_read(const char *path, size_t max, char **text, size_t *len, struct stat *st);
+
+/* A phrase for err: "cannot open: No such file or directory", "not a
+ * regular file".  For FILE_EOPEN and FILE_EREAD it uses errno, so call
+ * it before anything else can change errno. */
+const char *file_strerror(int err);
+
+#endif
