@@ -31,6 +31,7 @@
 #include "config.h"
 #include "htab.h"
 #include "reply.h"
+#include "srs.h"
 #include "table.h"
 
 /* Bytes read from a socket at once; one buffer serves every session,
@@ -51,6 +52,7 @@ typedef struct server {
     uv_loop_t *loop;
     config_t *cfg;
     table_t *table;   /* the current forward table */
+    srs_t *srs;       /* the current SRS secrets (used synchronously only) */
     SSL_CTX *tls_ctx; /* NULL without tls_cert */
 
     uv_tcp_t *listeners;
@@ -61,7 +63,9 @@ typedef struct server {
 
     session_t *sessions; /* every open session, for shutdown */
     unsigned nsessions;
-    htab_t *per_ip; /* client IP text -> (uintptr_t) sessions from it */
+    unsigned nadmitted; /* sessions counted against max_connections */
+    htab_t *per_ip;     /* client IP text -> (uintptr_t) sessions from it */
+    uint64_t last_accept_warning; /* uv_now() of the last accept error logged */
 
     bool stopping; /* SIGTERM seen: no new sessions or transactions */
     bool forcing;  /* grace over: sessions end now */
@@ -76,10 +80,14 @@ int server_main(const char *config_path, bool verbose);
  * or the reply that refuses it. */
 reply_id_t server_admit(server_t *srv, const char *ip);
 
-/* The session has closed: forget it and its connection. */
-void server_session_closed(server_t *srv, session_t *s, const char *ip);
+/* A session has closed and left the list: forget its connection (ip is
+ * NULL for one that server_admit() refused). */
+void server_session_closed(server_t *srv, const char *ip);
 
-/* Replace the TLS context (certificate reload); NULL keeps none. */
+/* Replace the current forward table, SRS rewriter or TLS context
+ * (reload); the server owns what it is given and drops the old one. */
+void server_set_table(server_t *srv, table_t *table);
+void server_set_srs(server_t *srv, srs_t *srs);
 void server_set_tls(server_t *srv, SSL_CTX *ctx);
 
 #endif

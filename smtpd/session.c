@@ -80,24 +80,27 @@ void session__reply_addr(session_t *s, reply_id_t id, const char *addr, size_t l
     session__replyf(s, r->code, r->esc, "<%.*s>: %s", (int)len, addr, r->text);
 }
 
-void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *rcpt,
-                         size_t rcpt_len)
+void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *addr,
+                         size_t addr_len)
 {
     const reply_t *r = reply_get(id);
-    int n = (int)(rcpt_len > ADDR_MAX ? ADDR_MAX : rcpt_len);
+    bool mail = strcmp(what, "MAIL") == 0;
+    int n = (int)(addr_len > ADDR_MAX ? ADDR_MAX : addr_len);
+    char shown[ADDR_MAX + 8] = "", to[ADDR_MAX + 8] = "", from[ADDR_MAX + 1] = "";
 
     if (id < sizeof(s->srv->stats.rejected) / sizeof(s->srv->stats.rejected[0]))
         s->srv->stats.rejected[id]++;
+    if (addr != NULL)
+        snprintf(shown, sizeof(shown), "<%.*s>: ", n, addr);
+    if (addr != NULL && !mail)
+        snprintf(to, sizeof(to), " to=<%.*s>", n, addr);
+    if (mail && addr != NULL)
+        snprintf(from, sizeof(from), "%.*s", n, addr);
+    else if (s->txn != NULL)
+        str_lcpy(from, txn_sender(s->txn), sizeof(from));
     /* Postfix's wording, so that log tools read it. */
-    if (rcpt != NULL)
-        log_info("NOQUEUE: reject: %s from %s: %d %s <%.*s>: %s; from=<%s> to=<%.*s> helo=<%s>",
-                 what, s->client, r->code, r->esc, n, rcpt, r->text,
-                 s->txn != NULL ? txn_sender(s->txn) : "", n, rcpt,
-                 s->helo != NULL ? s->helo : "");
-    else
-        log_info("NOQUEUE: reject: %s from %s: %d %s %s; from=<%s> helo=<%s>", what, s->client,
-                 r->code, r->esc, r->text, s->txn != NULL ? txn_sender(s->txn) : "",
-                 s->helo != NULL ? s->helo : "");
+    log_info("NOQUEUE: reject: %s from %s: %d %s %s%s; from=<%s>%s helo=<%s>", what, s->client,
+             r->code, r->esc, shown, r->text, from, to, s->helo != NULL ? s->helo : "");
 }
 
 void session__error(session_t *s)
@@ -198,7 +201,13 @@ static void session_close_cb(uv_handle_t *h)
     session__end_txn(s);
     log_info("disconnect from %s commands=%u errors=%u messages=%u", s->client, s->commands,
              s->errors, s->messages);
-    server_session_closed(s->srv, s, s->counted ? s->ip : NULL);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        s->srv->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    server_session_closed(s->srv, s->counted ? s->ip : NULL);
     table_unref(s->table);
     tls_free(s->tls);
     buf_free(&s->in);

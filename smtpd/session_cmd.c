@@ -7,8 +7,10 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "srs.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -155,7 +157,7 @@ static int session_check_mail(session_t *s, session_cmd_t *c)
         return session_refuse(s, REPLY_NEED_SMTPUTF8);
     if (m->has_size && m->size > s->srv->cfg->max_message_size) {
         session__reply(s, REPLY_SIZE_DECLARED);
-        session__log_reject(s, "MAIL", REPLY_SIZE_DECLARED, NULL, 0);
+        session__log_reject(s, "MAIL", REPLY_SIZE_DECLARED, m->path.addr, m->path.addr_len);
         return -1;
     }
     return 0;
@@ -164,8 +166,24 @@ static int session_check_mail(session_t *s, session_cmd_t *c)
 static void session_proceed_mail(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *path = &c->u.mail.path;
+    char srs[SRS_ADDR_SIZE] = "";
+    int rc;
 
+    /* The sender is rewritten once, here, for every copy of the message;
+     * one that cannot be is refused now, never forwarded unrewritten. */
+    if (path->addr_len > 0) {
+        rc = srs_forward(s->srv->srs, path->addr, path->addr_len, time(NULL), srs, sizeof(srs));
+        if (rc < 0) {
+            reply_id_t id = reply_for_srs_forward_err(rc);
+            session__reply_addr(s, id, path->addr, path->addr_len);
+            session__log_reject(s, "MAIL", id, path->addr, path->addr_len);
+            if (reply_get(id)->code >= 500)
+                session__error(s);
+            return;
+        }
+    }
     s->txn = txn_new(path->addr, path->addr_len, &c->u.mail);
+    txn_set_forward_sender(s->txn, srs);
     s->state = SESSION_MAIL;
     session__reply(s, REPLY_MAIL_OK);
 }
@@ -206,16 +224,34 @@ static void session_refuse_rcpt(session_t *s, reply_id_t id, const char *addr, s
         session__error(s);
 }
 
-/* Whether the recipient is an SRS address of ours: a bounce to a
- * rewritten sender. */
-static bool session_is_srs(session_t *s, const proto_path_t *p)
+/*
+ * A recipient in srs_domain: a bounce to a sender we rewrote.  Returns
+ * false when the local part is not SRS at all (the forward table may still
+ * know it, postmaster@ say); otherwise it has been answered.
+ */
+static bool session_rcpt_srs(session_t *s, const proto_path_t *p)
 {
-    const char *srs_domain = s->srv->cfg->srs_domain;
+    char orig[SRS_ADDR_SIZE];
+    const char *dest = orig;
+    int rc;
 
-    return p->addr_len > 0 && !p->postmaster && p->parsed.local_len > 5 &&
-           (str_ncasecmp(p->parsed.local, "SRS0=", 5) == 0 ||
-            str_ncasecmp(p->parsed.local, "SRS1=", 5) == 0) &&
-           str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, srs_domain);
+    rc = srs_reverse(s->srv->srs, p->addr, p->addr_len, time(NULL), orig, sizeof(orig), NULL);
+    if (rc == SRS_ENOTSRS)
+        return false;
+    /* Only bounces may use an SRS address, so that a leaked one is no open
+     * relay; and nobody else learns whether its signature holds. */
+    if (txn_sender(s->txn)[0] != '\0') {
+        session_refuse_rcpt(s, REPLY_SRS_NOT_BOUNCE, p->addr, p->addr_len);
+        return true;
+    }
+    if (rc < 0) {
+        session_refuse_rcpt(s, reply_for_srs_reverse_err(rc), p->addr, p->addr_len);
+        return true;
+    }
+    txn_add_rcpt(s->txn, p->addr, p->addr_len, &dest, 1);
+    s->state = SESSION_RCPT;
+    session__reply(s, REPLY_RCPT_OK);
+    return true;
 }
 
 static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
@@ -227,6 +263,7 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
     size_t len = p->addr_len;
     table_dests_t dests;
     table_result_t result;
+    bool in_srs_domain;
 
     txn_note_rcpt_tried(s->txn);
     if (txn_nrcpts(s->txn) >= cfg->max_recipients) {
@@ -238,14 +275,10 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
         session_refuse_rcpt(s, REPLY_RELAY_DENIED, addr, len);
         return;
     }
-    if (session_is_srs(s, p)) {
-        /* Only bounces may use an SRS address, so that a leaked one is no
-         * open relay (SPEC: envelope rewriting). */
-        if (txn_sender(s->txn)[0] != '\0') {
-            session_refuse_rcpt(s, REPLY_SRS_NOT_BOUNCE, addr, len);
-            return;
-        }
-    }
+    in_srs_domain = !p->postmaster &&
+                    str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, cfg->srs_domain);
+    if (in_srs_domain && session_rcpt_srs(s, p))
+        return;
     /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
      * postmaster of this host, as the forward table says. */
     if (p->postmaster) {
@@ -254,6 +287,9 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
         len = strlen(postmaster);
     }
     result = table_lookup(s->table, addr, len, &dests);
+    /* srs_domain is ours even when the table does not list it. */
+    if (result == TABLE_RELAY_DENIED && in_srs_domain)
+        result = TABLE_UNKNOWN_USER;
     if (result != TABLE_FOUND) {
         session_refuse_rcpt(s, reply_for_table(result), p->addr, p->addr_len);
         return;
@@ -273,26 +309,27 @@ static void session_proceed_data(session_t *s, session_cmd_t *c)
 
 static int session_check_bdat(session_t *s, session_cmd_t *c)
 {
-    const char *a = c->cmd.arg, *end = a + c->cmd.arg_len;
+    const char *a = c->cmd.arg;
+    size_t n = c->cmd.arg_len, i = 0;
     uint64_t size = 0;
 
-    if (a == end)
-        goto syntax;
-    for (; a < end && *a >= '0' && *a <= '9'; a++) {
+    for (; i < n && a[i] >= '0' && a[i] <= '9'; i++) {
         if (size > (UINT64_MAX - 9) / 10)
             goto syntax;
-        size = size * 10 + (uint64_t)(*a - '0');
+        size = size * 10 + (uint64_t)(a[i] - '0');
     }
+    if (i == 0)
+        goto syntax;
     c->u.bdat.size = size;
     c->u.bdat.last = false;
-    while (a < end && *a == ' ')
-        a++;
-    if (a < end) {
-        if (!str_eq_ci_n(a, (size_t)(end - a), "LAST"))
+    if (i < n) {
+        if (a[i] != ' ')
+            goto syntax;
+        while (i < n && a[i] == ' ')
+            i++;
+        if (!str_eq_ci_n(a + i, n - i, "LAST"))
             goto syntax;
         c->u.bdat.last = true;
-    } else if (a != end || a == c->cmd.arg) {
-        goto syntax;
     }
     return 0;
 syntax:
@@ -305,25 +342,24 @@ syntax:
 
 static void session_proceed_bdat(session_t *s, session_cmd_t *c)
 {
-    bool ok_state = s->state == SESSION_RCPT || s->state == SESSION_CHUNKING;
-
     s->bdat_left = c->u.bdat.size;
     s->bdat_last = c->u.bdat.last;
-    s->bdat_discard = !ok_state || !s->esmtp;
-    if (s->bdat_discard) {
-        /* The chunk follows the command whatever the reply (RFC 3030 2):
-         * read it, drop it, stay in step. */
-        if (!s->esmtp)
-            session_refuse(s, REPLY_BAD_SEQUENCE);
-        else
-            session_bad_sequence(s, PROTO_BDAT);
-        if (s->state == SESSION_CLOSING)
-            return;
+    s->bdat_discard = true;
+    if (!s->esmtp) {
+        session__replyf(s, 503, "5.5.1", "Error: BDAT needs EHLO");
+        session__error(s);
+    } else if (s->state == SESSION_CHUNKING) {
+        s->bdat_discard = false;
     } else if (s->state == SESSION_RCPT) {
-        session__data_begin(s, DATA_RAW);
-        if (s->state != SESSION_CHUNKING)
-            return; /* refused at the start */
+        s->bdat_discard = session__data_begin(s, DATA_RAW) < 0;
+    } else {
+        session_bad_sequence(s, PROTO_BDAT);
     }
+    if (s->state == SESSION_CLOSING)
+        return;
+    /* The chunk follows the command whatever the reply (RFC 3030 2): a
+     * refused one is read and dropped, so the session stays in step. */
+    s->bdat_return = s->state;
     s->state = SESSION_BDAT;
     if (s->bdat_left == 0)
         session__data_input(s, NULL, 0);
@@ -449,17 +485,12 @@ void session__command(session_t *s, const char *line, size_t len)
         session_refuse(s, REPLY_UNKNOWN_COMMAND);
         return;
     }
-    if (!(e->flags & CMD_ANY_STATE) && !(e->states & SESSION_S(s->state)) &&
-        c.cmd.verb != PROTO_BDAT) {
+    if (!(e->flags & CMD_ANY_STATE) && !(e->states & SESSION_S(s->state))) {
         session_bad_sequence(s, c.cmd.verb);
         return;
     }
     if (((e->flags & CMD_ARG_NONE) && c.cmd.arg_len > 0) ||
         ((e->flags & CMD_ARG_NEEDED) && c.cmd.arg_len == 0)) {
-        if (c.cmd.verb == PROTO_BDAT) {
-            session_check_bdat(s, &c);
-            return;
-        }
         session__replyf(s, 501, "5.5.4", "Syntax: %s%s", proto_verb_name(c.cmd.verb),
                         (e->flags & CMD_ARG_NEEDED) ? " argument" : "");
         session__error(s);

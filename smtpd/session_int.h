@@ -48,7 +48,8 @@ struct session {
     tls_t *tls; /* after STARTTLS */
     txn_t *txn; /* from MAIL to the end of data */
     data_reader_t data;
-    uint64_t bdat_left; /* bytes of the current BDAT chunk still to read */
+    uint64_t bdat_left;           /* bytes of the current BDAT chunk still to read */
+    session_state_t bdat_return;  /* where a refused chunk leads back to */
 
     buf_t in;  /* input not yet handled (plaintext) */
     buf_t out; /* replies not yet written (plaintext) */
@@ -101,8 +102,9 @@ void session__command(session_t *s, const char *line, size_t len);
 void session__end_txn(session_t *s);
 
 /* session_data.c */
-/* DATA or BDAT accepted: start a message. */
-void session__data_begin(session_t *s, data_mode_t mode);
+/* DATA or the first BDAT accepted: start a message.  0, or -1 when it
+ * could not be started (replied, transaction ended). */
+int session__data_begin(session_t *s, data_mode_t mode);
 /* Message bytes p[0..n) (in DATA or BDAT state); returns bytes consumed. */
 size_t session__data_input(session_t *s, char *p, size_t n);
 /* Drop the message being received, if any. */
