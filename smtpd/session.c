@@ -256,9 +256,11 @@ void session__close(session_t *s)
         return;
     session__data_abort(s);
     s->state = SESSION_CLOSING;
-    if (s->tls != NULL)
-        tls_close(s->tls);
     session__flush(s);
+    if (s->tls != NULL && tls_established(s->tls)) {
+        tls_close(s->tls); /* close_notify, after the last reply */
+        session__flush(s);
+    }
     uv_timer_start(&s->timer, session_linger_cb, SESSION_LINGER_MS, 0);
     s->shutdown.data = s;
     if (uv_shutdown(&s->shutdown, (uv_stream_t *)&s->tcp, session_shutdown_cb) < 0) {

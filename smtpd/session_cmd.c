@@ -194,6 +194,7 @@ static int session_check_rcpt(session_t *s, session_cmd_t *c)
 {
     proto_path_t *p = &c->u.rcpt;
 
+    txn_note_rcpt_tried(s->txn);
     switch (proto_parse_rcpt(c->cmd.arg, c->cmd.arg_len, p)) {
     case 0:
         break;
@@ -265,7 +266,6 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
     table_result_t result;
     bool in_srs_domain;
 
-    txn_note_rcpt_tried(s->txn);
     if (txn_nrcpts(s->txn) >= cfg->max_recipients) {
         session_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, addr, len);
         return;
