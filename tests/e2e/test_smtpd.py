@@ -420,6 +420,40 @@ def ipv6_listener():
 
 
 @test
+def swaks_pipelined_and_refused():
+    m = server()
+    base = ["swaks", "--server", "127.0.0.1", "--port", str(m.port), "--helo", "swaks.test",
+            "--from", "sender@origin.test"]
+    r = mxtest.run(base + ["--to", "alice@alias.test", "--pipeline", "--quit-after", "RCPT"],
+                   timeout=20)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "<-  250 2.1.5 Ok" in r.stdout, r.stdout
+    r = mxtest.run(base + ["--to", "someone@elsewhere.test"], timeout=20)
+    assert r.returncode != 0
+    assert "<** 554 5.7.1 <someone@elsewhere.test>: Relay access denied" in r.stdout, r.stdout
+
+
+@test
+def privileges_dropped_after_binding():
+    if os.geteuid() != 0:
+        print("skipped: not root")
+        return
+    m = server({"user": "nobody"}, start=False)
+    os.chmod(m.dir, 0o755)
+    m.start()
+    m.wait_log(r"running as user nobody")
+    with open(f"/proc/{m.proc.pid}/status") as f:
+        uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+    nobody = __import__("pwd").getpwnam("nobody").pw_uid
+    assert uids == [str(nobody)] * 4, uids
+    assert os.stat(os.path.join(m.dir, "spool")).st_uid == nobody
+    assert os.stat(os.path.join(m.dir, "run")).st_uid == nobody
+    c = greeted(m)
+    expect(c, "MAIL FROM:<a@origin.test>", 250)
+    expect(c, "RCPT TO:<alice@alias.test>", 250)
+
+
+@test
 def bad_configuration_is_fatal_at_start():
     m = server(forwards="alice@alias.test\n", start=False)
     r = mxtest.run([mxtest.MXFWD, "serve", "-c", m.conf])
