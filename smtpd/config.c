@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <limits.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -646,26 +645,4 @@ const config_route_t *config_route_for(const config_t *cfg, const char *domain)
             star = &cfg->routes[i];
     }
     return star;
-}
-
-bool config_is_own_address(const config_t *cfg, const struct sockaddr *sa)
-{
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        const struct sockaddr *l = (const struct sockaddr *)&cfg->listen[i].sa;
-        if (l->sa_family != sa->sa_family)
-            continue;
-        if (sa->sa_family == AF_INET) {
-            const struct sockaddr_in *a = (const void *)l, *b = (const void *)sa;
-            if (a->sin_port == b->sin_port &&
-                (a->sin_addr.s_addr == b->sin_addr.s_addr || a->sin_addr.s_addr == INADDR_ANY))
-                return true;
-        } else if (sa->sa_family == AF_INET6) {
-            const struct sockaddr_in6 *a = (const void *)l, *b = (const void *)sa;
-            if (a->sin6_port == b->sin6_port &&
-                (memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0 ||
-                 memcmp(&a->sin6_addr, &in6addr_any, sizeof(a->sin6_addr)) == 0))
-                return true;
-        }
-    }
-    return false;
 }

@@ -106,8 +106,4 @@ void config_free(config_t *cfg);
 /* The route for a domain: an exact entry, else "*", else NULL. */
 const config_route_t *config_route_for(const config_t *cfg, const char *domain);
 
-/* Whether the address (IP and port) is one of the listen addresses: a
- * next hop there is a mail loop. */
-bool config_is_own_address(const config_t *cfg, const struct sockaddr *sa);
-
 #endif

@@ -39,6 +39,16 @@
 #define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
 #define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
 
+/* DNS (dns/): resolver, cache and MX routing */
+#define DEFAULT_DNS_TIMEOUT_MS 2000           /* first try; c-ares doubles it each round */
+#define DEFAULT_DNS_TRIES 3                   /* rounds over the servers */
+#define DEFAULT_DNS_CACHE_ENTRIES 4096        /* answers kept, negative ones included */
+#define DEFAULT_DNS_CACHE_BYTES (4 << 20)     /* memory those answers may hold */
+#define DEFAULT_DNS_MAX_TTL 3600              /* longest a positive answer is kept (s) */
+#define DEFAULT_DNS_MAX_NEG_TTL 900           /* longest NXDOMAIN/NODATA is kept (RFC 2308) */
+#define DEFAULT_MX_HOST_LIMIT 10              /* MX hosts resolved per domain, best first */
+#define DEFAULT_MX_ADDRESS_LIMIT 20           /* next-hop addresses per domain */
+
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */
 #define DEFAULT_RELOAD_INTERVAL 2   /* seconds between change checks */

@@ -258,18 +258,3 @@ Test(config, missing_file)
     cr_assert_eq(config_load("/nonexistent/mxfwd.conf", diag_collect, &d, &cfg), 1);
     cr_assert(diag_has(&d, "/nonexistent/mxfwd.conf: ", "No such file"));
 }
-
-Test(config, own_address_is_a_loop)
-{
-    config_t *cfg = parse_ok("listen = 127.0.0.1:2525\nlisten = [::1]:2525\n");
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(2525)};
-    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(2525)};
-
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    cr_assert(config_is_own_address(cfg, (struct sockaddr *)&sin));
-    sin.sin_port = htons(2526);
-    cr_assert(!config_is_own_address(cfg, (struct sockaddr *)&sin));
-    sin6.sin6_addr = in6addr_loopback;
-    cr_assert(config_is_own_address(cfg, (struct sockaddr *)&sin6));
-    config_free(cfg);
-}
