@@ -301,8 +301,10 @@ static void server_signals(server_t *srv)
     uv_signal_t *handles[] = {&srv->sig_term, &srv->sig_int, &srv->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
 
-    /* A write to a closed connection is an error return, not a death. */
+    /* A write to a closed connection, or past a file size limit, is an
+     * error return (EPIPE, EFBIG: a 451 for that message), not a death. */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     for (size_t i = 0; i < 3; i++) {
         uv_signal_init(srv->loop, handles[i]);
         handles[i]->data = srv;
