@@ -277,9 +277,11 @@ def accept_rate(args, tmp):
                 # leaves it, and a directory of many thousand files is not
                 # what a forwarder's spool looks like.
                 mx, port, spool = start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}")
-            cpu0, busy0 = cpu_ticks(mx.pid), machine_busy_ticks()
+            cpu0 = cpu_ticks(mx.pid) if name == "mxfwd" else 0
+            busy0 = machine_busy_ticks()
             took, ok = source(port, args, log)
-            cpu1, busy1 = cpu_ticks(mx.pid), machine_busy_ticks()
+            cpu1 = cpu_ticks(mx.pid) if name == "mxfwd" else 0
+            busy1 = machine_busy_ticks()
             row[name] = args.messages / took if ok else float("nan")
             row[name + "_machine"] = (busy1 - busy0) / HZ * 1000 / args.messages
             if name == "mxfwd":
