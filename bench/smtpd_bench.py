@@ -21,11 +21,20 @@ Prints figures; asserts nothing (it is not a test).
    by their number.
 
 Everything listens on 127.0.0.1, on ports chosen at run time; every file is
-in a temporary directory, removed at the end (Postfix gets a config and
+in a temporary directory (at the top of the root file system when it may
+be, see below), removed at the end (Postfix gets a config and
 queue directory of its own there; nothing under /etc is changed, port 25
 is never touched).  Postfix's services run without chroot, which would need
 a copy of /etc in the temporary queue directory; PostSRSd 1.10 is the
 Debian package (installed with apt-get when missing and running as root).
+
+On ext4, creating a file costs far more where many files were deleted in
+the last minutes: the inode allocator skips each recently deleted inode
+(recently_deleted() in fs/ext4/ialloc.c), and on a shared machine other
+tests delete thousands under /tmp.  A top-level directory gets an inode
+group of its own, so both servers are measured on a file system in a
+steady state rather than after someone else's cleanup.  Runs of this
+script closer than a few minutes apart still see the last one's cleanup.
 """
 
 import argparse
@@ -358,7 +367,12 @@ def main():
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit(f"{tool} missing: apt-get install postfix (see FACTS.md)")
     os.environ["PATH"] += ":/usr/sbin"
-    tmp = tempfile.mkdtemp(prefix="mxfwd-bench-")
+    # At the top of the root file system when allowed: ext4 then gives the
+    # directory an inode group of its own.  Creating files where many were
+    # deleted in the last minutes (other tests' temporary directories) costs
+    # ext4's allocator most of the time it takes (it skips recently deleted
+    # inodes one by one), whoever creates them.
+    tmp = tempfile.mkdtemp(prefix="mxfwd-bench-", dir="/" if os.access("/", os.W_OK) else None)
     os.chmod(tmp, 0o755)  # Postfix's unprivileged daemons work below it
     try:
         if args.only != "idle":
