@@ -60,15 +60,15 @@ size_t data_feed(data_reader_t *d, char *p, size_t len, size_t *out_len, bool *d
     size_t r = 0, w = 0;
 
 #define DATA_BARE() (d->bare = true)
-#define DATA_EMIT(ch)                                                                        \
-    do {                                                                                     \
-        if (data_ok(d)) {                                                                    \
-            p[w++] = (ch);                                                                   \
-            if (d->in_headers)                                                               \
-                data_header_byte(d, (ch));                                                   \
-            if (++d->size > d->max_size)                                                     \
-                d->too_big = true;                                                           \
-        }                                                                                    \
+#define DATA_EMIT(ch)                                                                              \
+    do {                                                                                           \
+        if (data_ok(d)) {                                                                          \
+            p[w++] = (ch);                                                                         \
+            if (d->in_headers)                                                                     \
+                data_header_byte(d, (ch));                                                         \
+            if (++d->size > d->max_size)                                                           \
+                d->too_big = true;                                                                 \
+        }                                                                                          \
     } while (0)
 
     *done = false;

@@ -53,8 +53,8 @@ static const char *const proto_verbs[PROTO_NVERBS] = {
 };
 
 /* Requests a web client sends first: a browser or proxy probe, not mail. */
-static const char *const proto_http_methods[] = {"GET", "POST", "HEAD", "PUT", "CONNECT",
-                                                 "OPTIONS"};
+static const char *const proto_http_methods[] = {"GET", "POST",    "HEAD",
+                                                 "PUT", "CONNECT", "OPTIONS"};
 
 const char *proto_verb_name(proto_verb_t verb)
 {
@@ -98,8 +98,7 @@ static int proto_source_route(const char *s, size_t len)
     for (size_t i = 0; i <= len; i++) {
         if (i < len && s[i] != ',')
             continue;
-        if (i - start < 2 || s[start] != '@' ||
-            addr_domain_check(s + start + 1, i - start - 1) < 0)
+        if (i - start < 2 || s[start] != '@' || addr_domain_check(s + start + 1, i - start - 1) < 0)
             return PROTO_EADDR;
         start = i + 1;
     }
@@ -414,8 +413,8 @@ int proto_received(buf_t *out, const proto_received_t *r)
         rc = buf_printf(out, "\t(using %s with cipher %s (%d/%d bits))\r\n", r->tls_version,
                         r->tls_cipher, r->tls_bits, r->tls_bits);
     if (rc == 0)
-        rc = buf_printf(out, "\tby %s (mxfwd) with %s id %s", r->hostname, r->protocol,
-                        r->queue_id);
+        rc =
+            buf_printf(out, "\tby %s (mxfwd) with %s id %s", r->hostname, r->protocol, r->queue_id);
     /* "for" only with one recipient: more would disclose the others. */
     if (rc == 0 && r->rcpt != NULL)
         rc = buf_printf(out, "\r\n\tfor <%s>", r->rcpt);

@@ -90,8 +90,8 @@ static void reload_load(reload_t *r, reload_kind_t kind)
             r->failed |= 1u << kind;
         break;
     case RELOAD_SECRETS:
-        if (srs_secrets_load(cfg->srs_secrets, reload_log_error, reload_log_error, NULL,
-                             &secrets) > 0) {
+        if (srs_secrets_load(cfg->srs_secrets, reload_log_error, reload_log_error, NULL, &secrets) >
+            0) {
             r->failed |= 1u << kind;
             break;
         }

@@ -211,8 +211,7 @@ static void server_drop_privileges(const struct passwd *pw)
 {
     if (pw == NULL)
         return;
-    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-        setuid(pw->pw_uid) < 0)
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
         log_fatal("cannot change to user %s: %s", pw->pw_name, strerror(errno));
     /* The drop must be for good. */
     if (pw->pw_uid != 0 && setuid(0) == 0)

@@ -63,8 +63,8 @@ typedef struct server {
 
     session_t *sessions; /* every open session, for shutdown */
     unsigned nsessions;
-    unsigned nadmitted; /* sessions counted against max_connections */
-    htab_t *per_ip;     /* client IP text -> (uintptr_t) sessions from it */
+    unsigned nadmitted;           /* sessions counted against max_connections */
+    htab_t *per_ip;               /* client IP text -> (uintptr_t) sessions from it */
     uint64_t last_accept_warning; /* uv_now() of the last accept error logged */
 
     bool stopping; /* SIGTERM seen: no new sessions or transactions */

@@ -462,7 +462,8 @@ static void session_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
         /* The common case: handle the bytes where they were read, keep
          * only what is left over. */
         used = session_consume(s, b->base, n);
-        if (used < n && s->state != SESSION_CLOSING && buf_append(&s->in, b->base + used, n - used) < 0)
+        if (used < n && s->state != SESSION_CLOSING &&
+            buf_append(&s->in, b->base + used, n - used) < 0)
             goto overflow;
     } else {
         if (buf_append(&s->in, b->base, n) < 0)

@@ -275,8 +275,8 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
         session_refuse_rcpt(s, REPLY_RELAY_DENIED, addr, len);
         return;
     }
-    in_srs_domain = !p->postmaster &&
-                    str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, cfg->srs_domain);
+    in_srs_domain =
+        !p->postmaster && str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, cfg->srs_domain);
     if (in_srs_domain && session_rcpt_srs(s, p))
         return;
     /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
@@ -436,8 +436,7 @@ static void session_proceed_http(session_t *s, session_cmd_t *c)
 static const session_command_t session_commands[] = {
     {PROTO_EHLO, S_TALK, CMD_ARG_NEEDED, session_check_helo, session_proceed_helo},
     {PROTO_HELO, S_TALK, CMD_ARG_NEEDED, session_check_helo, session_proceed_helo},
-    {PROTO_MAIL, SESSION_S(SESSION_HELO), CMD_ARG_NEEDED, session_check_mail,
-     session_proceed_mail},
+    {PROTO_MAIL, SESSION_S(SESSION_HELO), CMD_ARG_NEEDED, session_check_mail, session_proceed_mail},
     {PROTO_RCPT, SESSION_S(SESSION_MAIL) | SESSION_S(SESSION_RCPT), CMD_ARG_NEEDED,
      session_check_rcpt, session_proceed_rcpt},
     {PROTO_DATA, SESSION_S(SESSION_RCPT), CMD_ARG_NONE, NULL, session_proceed_data},

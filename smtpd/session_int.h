@@ -48,8 +48,8 @@ struct session {
     tls_t *tls; /* after STARTTLS */
     txn_t *txn; /* from MAIL to the end of data */
     data_reader_t data;
-    uint64_t bdat_left;           /* bytes of the current BDAT chunk still to read */
-    session_state_t bdat_return;  /* where a refused chunk leads back to */
+    uint64_t bdat_left;          /* bytes of the current BDAT chunk still to read */
+    session_state_t bdat_return; /* where a refused chunk leads back to */
 
     buf_t in;  /* input not yet handled (plaintext) */
     buf_t out; /* replies not yet written (plaintext) */
@@ -60,9 +60,9 @@ struct session {
     unsigned errors;   /* counted toward max_errors */
     unsigned commands; /* for the disconnect line */
     unsigned messages;
-    unsigned handles;     /* open libuv handles; freed when 0 */
-    unsigned writes;      /* uv_write requests in flight */
-    proto_verb_t last;    /* the last command, for "lost connection after" */
+    unsigned handles;  /* open libuv handles; freed when 0 */
+    unsigned writes;   /* uv_write requests in flight */
+    proto_verb_t last; /* the last command, for "lost connection after" */
 
     bool esmtp;        /* EHLO, not HELO */
     bool reading;      /* uv_read_start in effect */

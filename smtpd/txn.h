@@ -29,7 +29,7 @@ typedef struct txn txn_t;
 txn_t *txn_new(const char *sender, size_t len, const proto_mail_t *mail);
 void txn_free(txn_t *t);
 
-const char *txn_sender(const txn_t *t);    /* "" for <> */
+const char *txn_sender(const txn_t *t); /* "" for <> */
 bool txn_smtputf8(const txn_t *t);
 bool txn_8bitmime(const txn_t *t);
 

@@ -22,10 +22,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond)                                                                     \
-    do {                                                                                     \
-        if (!(cond))                                                                         \
-            abort();                                                                         \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
     } while (0)
 
 typedef struct {
@@ -44,7 +44,8 @@ static void fuzz_model(const char *in, size_t len, fuzz_model_t *m)
 
     memset(m, 0, sizeof(*m));
     for (i = 0; i + 3 <= len; i++) {
-        if (memcmp(in + i, ".\r\n", 3) == 0 && (i == 0 || (i >= 2 && memcmp(in + i - 2, "\r\n", 2) == 0))) {
+        if (memcmp(in + i, ".\r\n", 3) == 0 &&
+            (i == 0 || (i >= 2 && memcmp(in + i - 2, "\r\n", 2) == 0))) {
             m->done = true;
             m->end = i + 3;
             data_len = i;

@@ -70,9 +70,10 @@ Test(data, empty_message)
 static void smuggle(const char *vector)
 {
     char in[512];
-    int n = snprintf(in, sizeof(in),
-                     "Subject: a\r\n\r\nfirst%sMAIL FROM:<evil@x.test>\r\nDATA\r\nspoof\r\n.\r\nNOOP\r\n",
-                     vector);
+    int n = snprintf(
+        in, sizeof(in),
+        "Subject: a\r\n\r\nfirst%sMAIL FROM:<evil@x.test>\r\nDATA\r\nspoof\r\n.\r\nNOOP\r\n",
+        vector);
 
     for (size_t step = 0; step < 4; step++) {
         result_t r = run(in, (size_t)n, step, DATA_DOT, 1 << 20);
@@ -124,8 +125,9 @@ Test(data, size_limit)
 
 Test(data, hop_count)
 {
-    static const char in[] = "Received: a\r\nreceived: b\r\nRECEIVED:c\r\nX-Received: no\r\n"
-                             " Received: folded, no\r\nSubject: s\r\n\r\nReceived: body, no\r\n.\r\n";
+    static const char in[] =
+        "Received: a\r\nreceived: b\r\nRECEIVED:c\r\nX-Received: no\r\n"
+        " Received: folded, no\r\nSubject: s\r\n\r\nReceived: body, no\r\n.\r\n";
 
     for (size_t step = 0; step < 5; step++) {
         result_t r = RUN(in, step);

@@ -112,7 +112,8 @@ Test(proto_mail, paths)
     cr_assert_eq(memcmp(m.path.addr, "a@b.test", 8), 0);
     cr_assert_eq(proto_parse_mail(S("from:<>"), &m), 0);
     cr_assert_eq(m.path.addr_len, 0);
-    cr_assert_eq(proto_parse_mail(S("FROM: <a@b.test>"), &m), 0, "a space after the colon is tolerated");
+    cr_assert_eq(proto_parse_mail(S("FROM: <a@b.test>"), &m), 0,
+                 "a space after the colon is tolerated");
     cr_assert_eq(proto_parse_mail(S("FROM:<\"x>y\"@b.test>"), &m), 0);
     cr_assert_eq(m.path.addr_len, 12);
     cr_assert_eq(proto_parse_mail(S("FROM:<@r1.test,@r2.test:a@b.test>"), &m), 0);
@@ -217,7 +218,10 @@ Test(proto_reply, no_injection_and_bounded)
 
     /* A control character cannot end the reply early; an LF starts a new
      * line of the same reply, never a reply of its own. */
-    cr_assert_str_eq(reply_text(550, "5.1.1", "<a\r\x01" "b>"), "550 5.1.1 <a??b>\r\n");
+    cr_assert_str_eq(reply_text(550, "5.1.1",
+                                "<a\r\x01"
+                                "b>"),
+                     "550 5.1.1 <a??b>\r\n");
     cr_assert_str_eq(reply_text(550, "5.1.1", "<a\r\n250 ok>"),
                      "550-5.1.1 <a?\r\n550 5.1.1 250 ok>\r\n");
     memset(text, 'x', sizeof(text) - 1);
@@ -230,11 +234,17 @@ Test(proto_reply, no_injection_and_bounded)
 Test(proto_received, header)
 {
     proto_received_t rc = {
-        .helo = "client.test", .client_ptr = "unknown", .client_ip = "192.0.2.1",
-        .hostname = "mx.fwd.test", .protocol = proto_with(true, true, false),
-        .queue_id = "18C3F2A9B47D1", .tls_version = "TLSv1.3",
-        .tls_cipher = "TLS_AES_256_GCM_SHA384", .tls_bits = 256,
-        .rcpt = "alice@alias.test", .now = 1795867200,
+        .helo = "client.test",
+        .client_ptr = "unknown",
+        .client_ip = "192.0.2.1",
+        .hostname = "mx.fwd.test",
+        .protocol = proto_with(true, true, false),
+        .queue_id = "18C3F2A9B47D1",
+        .tls_version = "TLSv1.3",
+        .tls_cipher = "TLS_AES_256_GCM_SHA384",
+        .tls_bits = 256,
+        .rcpt = "alice@alias.test",
+        .now = 1795867200,
     };
     char out[1024];
     buf_t b;
