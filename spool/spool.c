@@ -1,0 +1,719 @@
+/*
+ * The spool: opening and locking the directory, queue ids, writers, and
+ * the group commit that makes commits, state updates and removals durable
+ * together.  The file format lives in spool_file.c.
+ */
+#include "spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "htab.h"
+#include "spool_int.h"
+#include "str.h"
+#include "xalloc.h"
+
+/*
+ * Writers buffer this much before a write(2): a 4 KiB message then costs
+ * one system call at commit, and memory per session in DATA stays bounded
+ * whatever the message size.
+ */
+#define SPOOL_WRITE_BUF (16 * 1024)
+
+typedef enum {
+    SPOOL_ITEM_COMMIT, /* fsync the writer's file, rename it, fsync the directory */
+    SPOOL_ITEM_UPDATE, /* append a state record to a message file, fsync it */
+    SPOOL_ITEM_REMOVE, /* unlink a message file, fsync the directory */
+} spool_item_kind_t;
+
+/*
+ * One piece of work for a pass.  Between the hand-over to the executor and
+ * the completion, only the pass's thread touches it.
+ */
+struct spool_item {
+    spool_item_t *next;
+    spool_item_kind_t kind;
+    char id[SPOOL_ID_SIZE];
+    int fd;            /* commit: the written file; update: opened by the pass */
+    int status;        /* 0 or the first error */
+    bool renamed;      /* commit: the final name exists */
+    unsigned char *rec; /* update: the record to append */
+    size_t rec_len;
+    spool_msg_t *msg;  /* commit: handed to the callback */
+    spool_commit_cb commit_cb;
+    spool_done_cb done_cb;
+    void *arg;
+};
+
+struct spool_writer {
+    spool_t *s;
+    char id[SPOOL_ID_SIZE];
+    int fd;
+    int err;           /* first write error, sticky */
+    uint64_t flushed;  /* file offset where buf starts */
+    uint64_t size;     /* message bytes offered */
+    unsigned char *buf;
+    size_t used;
+};
+
+/* ---- System calls through the test hook ---- */
+
+static ssize_t spool_sys_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    return pwrite(fd, buf, n, off);
+}
+
+static int spool_sys_fsync(int fd)
+{
+    return fsync(fd);
+}
+
+static int64_t spool_sys_clock(void *arg)
+{
+    struct timespec ts;
+
+    (void)arg;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- Open, close ---- */
+
+/* fsync a directory by path (after creating an entry in it). */
+static int spool_sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int err = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        err = -errno;
+    close(fd);
+    return err;
+}
+
+/* mkdir -p with mode 0700, making each new entry durable in its parent. */
+static int spool_mkdirs(const char *dir)
+{
+    char *p = xstrdup(dir);
+    size_t len = strlen(p);
+    int err = 0;
+
+    while (len > 1 && p[len - 1] == '/')
+        p[--len] = '\0';
+    for (size_t i = 1; i <= len && err == 0; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        p[i] = '\0';
+        if (mkdir(p, 0700) == 0) {
+            char *slash = strrchr(p, '/');
+
+            if (slash == NULL) {
+                err = spool_sync_dir(".");
+            } else if (slash == p) {
+                err = spool_sync_dir("/");
+            } else {
+                *slash = '\0';
+                err = spool_sync_dir(p);
+                *slash = '/';
+            }
+        } else if (errno != EEXIST) {
+            err = -errno;
+        }
+        if (i < len)
+            p[i] = '/';
+    }
+    free(p);
+    return err;
+}
+
+int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
+{
+    spool_t *s = NULL;
+    char *abs = NULL, **names = NULL;
+    size_t n = 0;
+    int dirfd = -1, err;
+
+    *out = NULL;
+    if (dir == NULL || dir[0] == '\0' || opt == NULL || opt->exec.submit == NULL)
+        return SPOOL_EINVAL;
+    if ((err = spool_mkdirs(dir)) != 0)
+        goto fail;
+    if ((abs = realpath(dir, NULL)) == NULL) {
+        err = -errno;
+        goto fail;
+    }
+    dirfd = open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        err = -errno;
+        goto fail;
+    }
+    if (flock(dirfd, LOCK_EX | LOCK_NB) != 0) {
+        err = errno == EWOULDBLOCK ? SPOOL_ELOCKED : -errno;
+        goto fail;
+    }
+    if ((err = spool__list(dirfd, &names, &n)) != 0)
+        goto fail;
+
+    s = xcalloc(1, sizeof(*s));
+    s->dir = abs;
+    s->dirfd = dirfd;
+    s->io.pwrite = opt->io && opt->io->pwrite ? opt->io->pwrite : spool_sys_pwrite;
+    s->io.fsync = opt->io && opt->io->fsync ? opt->io->fsync : spool_sys_fsync;
+    s->exec = opt->exec;
+    s->clock_us = opt->clock_us ? opt->clock_us : spool_sys_clock;
+    s->clock_arg = opt->clock_arg;
+    s->max_batch = opt->max_batch ? opt->max_batch : SPOOL_MAX_BATCH;
+    s->sync_jobs = opt->sync_jobs ? opt->sync_jobs : SPOOL_SYNC_JOBS;
+    if (s->sync_jobs > SPOOL_SYNC_JOBS_MAX)
+        s->sync_jobs = SPOOL_SYNC_JOBS_MAX;
+    s->pending_tail = &s->pending;
+    /* New ids start above every id on disk, whatever the clock says. */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id;
+
+        if (spool__classify(names[i], &id) != SPOOL__NAME_OTHER && id > s->last_id)
+            s->last_id = id;
+        free(names[i]);
+    }
+    free(names);
+    *out = s;
+    return 0;
+fail:
+    if (dirfd >= 0)
+        close(dirfd);
+    free(abs);
+    return err;
+}
+
+int spool_close(spool_t *s)
+{
+    if (s == NULL)
+        return 0;
+    if (s->writers > 0 || s->in_flight || s->pending != NULL)
+        return SPOOL_EBUSY;
+    close(s->dirfd); /* releases the flock */
+    free(s->dir);
+    free(s);
+    return 0;
+}
+
+const char *spool_dir(const spool_t *s)
+{
+    return s->dir;
+}
+
+void spool_get_stats(const spool_t *s, spool_stats_t *st)
+{
+    *st = s->stats;
+    st->writers = s->writers;
+}
+
+const char *spool_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+    case SPOOL_ELOCKED:
+        return "spool is in use by another process";
+    case SPOOL_EPARTIAL:
+        return "partial message file";
+    case SPOOL_ECORRUPT:
+        return "corrupt message file";
+    case SPOOL_EINVAL:
+        return "invalid argument";
+    case SPOOL_EBUSY:
+        return "spool busy";
+    default:
+        if (err < 0 && err > -4096)
+            return strerror(-err);
+        return "unknown spool error";
+    }
+}
+
+/* ---- Group commit ---- */
+
+/*
+ * A pass runs in two stages.  First up to sync_jobs jobs in parallel, each
+ * for the items whose id hashes to it (so every append to one file is in
+ * one job, in order): append update records, start writeback, fsync.
+ * Parallel fsyncs matter: the block layer merges the cache flushes of
+ * concurrent fsyncs and a journalling file system commits them together,
+ * while one thread would wait for each flush in turn.  Then one job names
+ * the files: unlinks, renames, the directory fsync.  A pass of one job
+ * does both stages in it.
+ */
+struct spool_pass {
+    spool_t *s;
+    spool_item_t *items;
+    unsigned njobs;
+    unsigned jobs_left; /* loop thread: sync jobs not yet completed */
+    spool_job_t jobs[SPOOL_SYNC_JOBS_MAX];
+};
+
+static void spool_item_free(spool_item_t *it)
+{
+    free(it->rec);
+    free(it);
+}
+
+static int spool_fsync(spool_job_t *job, int fd)
+{
+    job->fsyncs++;
+    return job->pass->s->io.fsync(fd) == 0 ? 0 : (errno ? -errno : -EIO);
+}
+
+static void spool_tmp_name(const char *id, char *name, size_t size)
+{
+    str_fmt(name, size, "%s%s", id, SPOOL__TMP_SUFFIX);
+}
+
+static bool spool_job_owns(const spool_job_t *job, const spool_item_t *it)
+{
+    return job->pass->njobs == 1 ||
+           htab_hash(it->id, SPOOL_ID_LEN) % job->pass->njobs == job->index;
+}
+
+/* Update item: append its record to the message file. */
+static void spool_append(spool_t *s, spool_item_t *it)
+{
+    struct stat st;
+
+    it->fd = openat(s->dirfd, it->id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (it->fd < 0 || fstat(it->fd, &st) != 0) {
+        it->status = -errno;
+        return;
+    }
+    it->status = spool__pwrite_all(&s->io, it->fd, it->rec, it->rec_len, (uint64_t)st.st_size);
+    /* Take a partial append back, so the file keeps ending in whole
+     * records; a crash here is handled by the loader instead. */
+    if (it->status != 0 && ftruncate(it->fd, st.st_size) != 0) {
+        /* Nothing more to do: the next scan cuts the torn record. */
+    }
+}
+
+/*
+ * Stage one, on an executor thread: make the bytes of this job's files
+ * durable.  Starting the writeback of every file before the first fsync
+ * sends their data to the disk together and, on a journalling file system,
+ * puts every allocation in one transaction that the first fsync commits.
+ */
+static void spool_sync_work(void *ctx)
+{
+    spool_job_t *job = ctx;
+    spool_t *s = job->pass->s;
+    int err;
+
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
+            spool_append(s, it);
+    /* Other jobs write their items' fd and status meanwhile: look at an
+     * item's only once it is known to be this job's. */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0)
+            sync_file_range(it->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0 &&
+            (err = spool_fsync(job, it->fd)) != 0)
+            it->status = err;
+}
+
+/*
+ * Stage two: a file's final name exists only once its bytes are durable
+ * (stage one), and the names are durable (directory fsync) before anyone
+ * is told.
+ */
+static void spool_name_work(void *ctx)
+{
+    spool_job_t *job = ctx;
+    spool_t *s = job->pass->s;
+    spool_item_t *items = job->pass->items;
+    char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
+    bool dir_changed = false;
+    int err;
+
+    for (spool_item_t *it = items; it != NULL; it = it->next) {
+        if (it->kind == SPOOL_ITEM_REMOVE) {
+            if (unlinkat(s->dirfd, it->id, 0) == 0)
+                dir_changed = true;
+            else if (errno != ENOENT)
+                it->status = -errno;
+        } else if (it->kind == SPOOL_ITEM_COMMIT && it->status == 0) {
+            spool_tmp_name(it->id, tmp, sizeof(tmp));
+            if (renameat(s->dirfd, tmp, s->dirfd, it->id) == 0)
+                it->renamed = dir_changed = true;
+            else
+                it->status = -errno;
+        }
+    }
+    if (dir_changed && (err = spool_fsync(job, s->dirfd)) != 0) {
+        /* Nothing in this pass is known to be durable: no commit may be
+         * acknowledged, so none may stay behind to be delivered. */
+        for (spool_item_t *it = items; it != NULL; it = it->next) {
+            if (it->kind == SPOOL_ITEM_UPDATE || it->status != 0)
+                continue;
+            if (it->renamed)
+                unlinkat(s->dirfd, it->id, 0);
+            it->renamed = false;
+            it->status = err;
+        }
+    }
+
+    for (spool_item_t *it = items; it != NULL; it = it->next) {
+        if (it->kind == SPOOL_ITEM_COMMIT && !it->renamed) {
+            spool_tmp_name(it->id, tmp, sizeof(tmp));
+            unlinkat(s->dirfd, tmp, 0);
+        }
+        if (it->fd >= 0)
+            close(it->fd);
+        it->fd = -1;
+    }
+}
+
+static void spool_whole_work(void *ctx)
+{
+    spool_sync_work(ctx);
+    spool_name_work(ctx);
+}
+
+static void spool_kick(spool_t *s);
+
+/* The pass is over, on the loop thread: tell everyone. */
+static void spool_pass_done(void *ctx)
+{
+    spool_job_t *job = ctx;
+    spool_pass_t *pass = job->pass;
+    spool_t *s = pass->s;
+    spool_item_t *it = pass->items, *next;
+
+    s->stats.passes++;
+    for (unsigned i = 0; i < pass->njobs; i++)
+        s->stats.fsyncs += pass->jobs[i].fsyncs;
+    free(pass);
+    /* in_flight stays set through the callbacks: work they queue is
+     * gathered into the next pass, and spool_close() waits. */
+    for (; it != NULL; it = next) {
+        next = it->next;
+        switch (it->kind) {
+        case SPOOL_ITEM_COMMIT:
+            if (it->status == 0) {
+                s->stats.commits++;
+                it->commit_cb(it->arg, 0, it->msg);
+            } else {
+                s->stats.commit_errors++;
+                spool_msg_free(it->msg);
+                it->commit_cb(it->arg, it->status, NULL);
+            }
+            break;
+        case SPOOL_ITEM_UPDATE:
+        case SPOOL_ITEM_REMOVE:
+            if (it->status == 0 && it->kind == SPOOL_ITEM_UPDATE)
+                s->stats.updates++;
+            else if (it->status == 0)
+                s->stats.removes++;
+            if (it->done_cb != NULL)
+                it->done_cb(it->arg, it->status);
+            break;
+        }
+        spool_item_free(it);
+    }
+    s->in_flight = false;
+    spool_kick(s);
+}
+
+/* A stage-one job completed; the last one starts stage two. */
+static void spool_sync_done(void *ctx)
+{
+    spool_job_t *job = ctx;
+    spool_pass_t *pass = job->pass;
+
+    if (--pass->jobs_left == 0)
+        pass->s->exec.submit(pass->s->exec.impl, spool_name_work, spool_pass_done,
+                             &pass->jobs[0]);
+}
+
+/* Start a pass with what is waiting, unless one is running. */
+static void spool_kick(spool_t *s)
+{
+    spool_item_t **link = &s->pending;
+    spool_pass_t *pass;
+    unsigned n = 0;
+
+    if (s->in_flight || s->pending == NULL)
+        return;
+    while (*link != NULL && n < s->max_batch) {
+        link = &(*link)->next;
+        n++;
+    }
+    pass = xcalloc(1, sizeof(*pass));
+    pass->s = s;
+    pass->items = s->pending;
+    s->pending = *link;
+    *link = NULL;
+    if (s->pending == NULL)
+        s->pending_tail = &s->pending;
+    pass->njobs = n < s->sync_jobs ? n : s->sync_jobs;
+    pass->jobs_left = pass->njobs;
+    for (unsigned i = 0; i < pass->njobs; i++) {
+        pass->jobs[i].pass = pass;
+        pass->jobs[i].index = i;
+    }
+    s->in_flight = true;
+    if (pass->njobs == 1) {
+        s->exec.submit(s->exec.impl, spool_whole_work, spool_pass_done, &pass->jobs[0]);
+        return;
+    }
+    for (unsigned i = 0; i < pass->njobs; i++)
+        s->exec.submit(s->exec.impl, spool_sync_work, spool_sync_done, &pass->jobs[i]);
+}
+
+static void spool_enqueue(spool_t *s, spool_item_t *it)
+{
+    *s->pending_tail = it;
+    s->pending_tail = &it->next;
+    spool_kick(s);
+}
+
+static spool_item_t *spool_item_new(spool_item_kind_t kind, const char *id)
+{
+    spool_item_t *it = xcalloc(1, sizeof(*it));
+
+    it->kind = kind;
+    it->fd = -1;
+    str_lcpy(it->id, id, sizeof(it->id));
+    return it;
+}
+
+/* ---- Writers ---- */
+
+static void spool_next_id(spool_t *s, char id[SPOOL_ID_SIZE])
+{
+    int64_t now = s->clock_us(s->clock_arg);
+    uint64_t v = now > 0 && (uint64_t)now > s->last_id ? (uint64_t)now : s->last_id + 1;
+
+    s->last_id = v;
+    spool__format_id(v, id);
+}
+
+/* Write out the buffer, then n bytes of p (either may be empty). */
+static int spool_writer_flush(spool_writer_t *w, const void *p, size_t n)
+{
+    const spool_io_t *io = &w->s->io;
+    int err = 0;
+
+    if (w->err != 0)
+        return w->err;
+    if (w->used > 0 && (err = spool__pwrite_all(io, w->fd, w->buf, w->used, w->flushed)) == 0) {
+        w->flushed += w->used;
+        w->used = 0;
+    }
+    if (err == 0 && n > 0 && (err = spool__pwrite_all(io, w->fd, p, n, w->flushed)) == 0)
+        w->flushed += n;
+    w->err = err;
+    return err;
+}
+
+static int spool_writer_put(spool_writer_t *w, const void *p, size_t n)
+{
+    if (w->err != 0)
+        return w->err;
+    if (n <= SPOOL_WRITE_BUF - w->used) {
+        memcpy(w->buf + w->used, p, n);
+        w->used += n;
+        return 0;
+    }
+    if (n >= SPOOL_WRITE_BUF)
+        return spool_writer_flush(w, p, n);
+    if (spool_writer_flush(w, NULL, 0) != 0)
+        return w->err;
+    memcpy(w->buf, p, n);
+    w->used = n;
+    return 0;
+}
+
+static void spool_writer_free(spool_writer_t *w, bool unlink_file)
+{
+    char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
+
+    if (unlink_file) {
+        spool_tmp_name(w->id, tmp, sizeof(tmp));
+        unlinkat(w->s->dirfd, tmp, 0);
+    }
+    if (w->fd >= 0)
+        close(w->fd);
+    w->s->writers--;
+    free(w->buf);
+    free(w);
+}
+
+int spool_writer_open(spool_t *s, spool_writer_t **out)
+{
+    char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
+    spool_writer_t *w;
+    buf_t head;
+    int fd = -1;
+
+    *out = NULL;
+    w = xcalloc(1, sizeof(*w));
+    /* Ids are above everything on disk, so a clash means someone else
+     * writes here; a few tries are plenty. */
+    for (int tries = 0; fd < 0 && tries < 8; tries++) {
+        spool_next_id(s, w->id);
+        spool_tmp_name(w->id, tmp, sizeof(tmp));
+        fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        int err = -errno;
+
+        free(w);
+        return err;
+    }
+    s->used = true;
+    s->writers++;
+    w->s = s;
+    w->fd = fd;
+    w->buf = xmalloc(SPOOL_WRITE_BUF);
+    buf_init(&head, SIZE_MAX);
+    spool__put_header(&head, 0);
+    memcpy(w->buf, buf_ptr(&head), buf_used(&head));
+    w->used = buf_used(&head);
+    buf_free(&head);
+    *out = w;
+    return 0;
+}
+
+const char *spool_writer_id(const spool_writer_t *w)
+{
+    return w->id;
+}
+
+int spool_writer_write(spool_writer_t *w, const void *data, size_t len)
+{
+    w->size += len;
+    return spool_writer_put(w, data, len);
+}
+
+uint64_t spool_writer_size(const spool_writer_t *w)
+{
+    return w->size;
+}
+
+void spool_writer_abort(spool_writer_t *w)
+{
+    if (w != NULL)
+        spool_writer_free(w, true);
+}
+
+/* Put the body length into the header, in the buffer if it is still there. */
+static int spool_writer_patch_length(spool_writer_t *w)
+{
+    unsigned char len[8];
+    const size_t at = SPOOL__MAGIC_LEN + 1;
+
+    spool__put_be64(len, w->size);
+    if (w->flushed == 0) {
+        memcpy(w->buf + at, len, sizeof(len));
+        return 0;
+    }
+    w->err = spool__pwrite_all(&w->s->io, w->fd, len, sizeof(len), at);
+    return w->err;
+}
+
+int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_commit_cb cb,
+                        void *arg)
+{
+    spool_t *s = w->s;
+    spool_item_t *it;
+    buf_t trailer;
+    int64_t arrival = env->arrival_us ? env->arrival_us : s->clock_us(s->clock_arg);
+    int err = w->err;
+
+    buf_init(&trailer, SIZE_MAX);
+    if (err == 0 && cb == NULL)
+        err = SPOOL_EINVAL;
+    if (err == 0)
+        err = spool__encode_trailer(&trailer, w->id, arrival, env);
+    if (err == 0)
+        err = spool_writer_patch_length(w);
+    if (err == 0)
+        err = spool_writer_put(w, buf_ptr(&trailer), buf_used(&trailer));
+    if (err == 0)
+        err = spool_writer_flush(w, NULL, 0);
+    buf_free(&trailer);
+    if (err != 0) {
+        spool_writer_free(w, true);
+        return err;
+    }
+
+    it = spool_item_new(SPOOL_ITEM_COMMIT, w->id);
+    it->fd = w->fd;
+    it->msg = spool__msg_new(s->dir, w->id, arrival, w->size, env);
+    it->commit_cb = cb;
+    it->arg = arg;
+    w->fd = -1; /* the pass closes it */
+    spool_writer_free(w, false);
+    spool_enqueue(s, it);
+    return 0;
+}
+
+int spool_submit(spool_t *s, const spool_envelope_t *env, const void *data, size_t len,
+                 spool_commit_cb cb, void *arg, char id[SPOOL_ID_SIZE])
+{
+    spool_writer_t *w;
+    char wid[SPOOL_ID_SIZE];
+    int err;
+
+    if ((err = spool_writer_open(s, &w)) != 0)
+        return err;
+    str_lcpy(wid, w->id, sizeof(wid));
+    spool_writer_write(w, data, len);
+    if ((err = spool_writer_commit(w, env, cb, arg)) != 0)
+        return err;
+    if (id != NULL)
+        str_lcpy(id, wid, SPOOL_ID_SIZE);
+    return 0;
+}
+
+/* ---- State updates, removal ---- */
+
+int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n,
+                 spool_done_cb cb, void *arg)
+{
+    spool_item_t *it;
+    buf_t rec;
+    int err;
+
+    if ((err = spool__check_updates(msg, u, n)) != 0)
+        return err;
+    buf_init(&rec, SIZE_MAX);
+    spool__encode_update(&rec, u, n);
+    spool__apply(msg, u, n);
+    it = spool_item_new(SPOOL_ITEM_UPDATE, msg->id);
+    it->rec_len = buf_used(&rec);
+    it->rec = xmemdup(buf_ptr(&rec), it->rec_len);
+    it->done_cb = cb;
+    it->arg = arg;
+    buf_free(&rec);
+    spool_enqueue(s, it);
+    return 0;
+}
+
+int spool_remove(spool_t *s, const spool_msg_t *msg, spool_done_cb cb, void *arg)
+{
+    spool_item_t *it = spool_item_new(SPOOL_ITEM_REMOVE, msg->id);
+
+    it->done_cb = cb;
+    it->arg = arg;
+    spool_enqueue(s, it);
+    return 0;
+}

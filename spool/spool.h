@@ -1,0 +1,311 @@
+/*
+ * spool - the durable on-disk message store.
+ *
+ * The spool owns one directory.  Each queued message is one file in it,
+ * named by its queue id, holding the message bytes, the envelope and the
+ * recipients' delivery state as typed, length-prefixed records ending in
+ * END; later state changes are appended after END (docs/spool.md has the
+ * format and the exact crash guarantees).  One process owns a spool at a
+ * time (an exclusive flock on the directory).
+ *
+ * Writing a message (the SMTP session, and the queue for DSNs):
+ *
+ *     spool_writer_open()    at DATA: a temporary file and the queue id
+ *     spool_writer_write()   message bytes as they arrive: CRLF lines,
+ *                            already un-dot-stuffed; buffered, never whole
+ *     spool_writer_commit()  at the end of data, with the envelope and the
+ *                            headers mxfwd prepends; the callback runs once
+ *                            the file and its directory entry are durable
+ *     spool_writer_abort()   at any time before commit: the file is removed
+ *
+ * Commits are grouped: every commit, recipient update and removal that is
+ * waiting when a pass starts shares that pass's fsyncs and its one
+ * directory fsync, so N concurrent commits cost far fewer than N fsync
+ * passes.  Each callback still fires only once its own bytes and directory
+ * entry are durable.
+ *
+ * Threads: every function here is for the loop thread only.  Blocking work
+ * (fsync, rename, unlink) runs through the executor the caller supplies,
+ * normally libuv's thread pool, and completes on the loop thread, where
+ * every callback runs.  The spool keeps no locks: the loop thread only
+ * touches a pass's files before submitting it and after it completes.
+ * spool_scan() blocks and is meant for start-up.
+ *
+ * Ownership: a writer belongs to the caller until spool_writer_commit() or
+ * spool_writer_abort(), and to the spool after (it is freed by the spool).
+ * A spool_msg_t handed out (commit callback, scan) belongs to the receiver,
+ * who releases it with spool_msg_free(); the spool keeps no pointer to it.
+ * Strings passed in are copied.
+ *
+ * Errors: functions return 0 or a negative code: -errno for system errors
+ * (-ENOSPC, -EDQUOT, -EIO, ...) or a SPOOL_E* code; spool_strerror() names
+ * both.  A call that returns an error never calls its callback.  Nothing
+ * here logs.
+ */
+#ifndef MXFWD_SPOOL_H
+#define MXFWD_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Queue ids: the arrival time in microseconds since the epoch as 13
+ * upper-case hex digits ("18C3F2A9B47D1"), made strictly increasing within
+ * the process and started above every id already in the spool, so they are
+ * unique while the clock does not step back past ids no longer on disk,
+ * sort by arrival as strings, and are safe as file names.  (13 digits last
+ * until the year 2112.)
+ */
+#define SPOOL_ID_LEN 13
+#define SPOOL_ID_SIZE (SPOOL_ID_LEN + 1)
+
+#define SPOOL_ELOCKED (-1001)  /* another process has the spool open */
+#define SPOOL_EPARTIAL (-1002) /* a file that is not a whole message (removed at scan) */
+#define SPOOL_ECORRUPT (-1003) /* a message file that does not parse (kept as ID.corrupt) */
+#define SPOOL_EINVAL (-1004)   /* bad argument: envelope, recipient index, too long */
+#define SPOOL_EBUSY (-1005)    /* writers or passes still outstanding */
+
+/* Envelope flags, from MAIL FROM. */
+#define SPOOL_F_8BITMIME 0x1u /* BODY=8BITMIME */
+#define SPOOL_F_SMTPUTF8 0x2u /* SMTPUTF8 */
+
+/* Longest string field (address, HELO, reply) and prepended header block. */
+#define SPOOL_STR_MAX 4096
+#define SPOOL_PREPEND_MAX (1024 * 1024)
+
+typedef struct spool spool_t;
+typedef struct spool_writer spool_writer_t;
+
+/* ---- Wiring ---- */
+
+/*
+ * How blocking work leaves the loop thread.  submit() must run work(ctx)
+ * on some other thread and then done(ctx) on the loop thread, exactly once
+ * each, never inside submit() itself, and cannot fail.  With libuv:
+ * uv_queue_work(), work in the work callback, done in the after-work
+ * callback.  The spool has at most sync_jobs submissions outstanding, and
+ * they only wait for the disk; a pool that also runs work that can block
+ * for long (DNS lookups) needs threads enough for both.
+ */
+typedef struct {
+    void (*submit)(void *impl, void (*work)(void *ctx), void (*done)(void *ctx), void *ctx);
+    void *impl;
+} spool_executor_t;
+
+/*
+ * The file-level system calls the spool's data goes through: every byte of
+ * every file is written with pwrite and made durable with fsync.  Tests
+ * replace them to inject ENOSPC, EDQUOT or EIO and to count fsyncs; NULL
+ * members (or a NULL table) mean the real system calls.  They run on the
+ * loop thread (writes while a message streams in) and on the executor's
+ * threads (appends and fsyncs), so a replacement must be thread-safe.
+ */
+typedef struct {
+    ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
+    int (*fsync)(int fd);
+} spool_io_t;
+
+typedef struct {
+    spool_executor_t exec;
+    const spool_io_t *io;           /* NULL: pwrite(2), fsync(2) */
+    int64_t (*clock_us)(void *arg); /* NULL: the real time of day */
+    void *clock_arg;
+    unsigned max_batch;             /* most items per pass; 0: SPOOL_MAX_BATCH */
+    unsigned sync_jobs;             /* parallel fsync jobs per pass; 0: SPOOL_SYNC_JOBS */
+} spool_options_t;
+
+#define SPOOL_MAX_BATCH 512
+#define SPOOL_SYNC_JOBS 4 /* libuv's default pool size; at most 16 */
+
+/*
+ * Open (creating it and missing parents, mode 0700) and lock the spool
+ * directory.  Nothing in it is changed until spool_scan().
+ */
+int spool_open(const char *dir, const spool_options_t *opt, spool_t **out);
+/* Release the spool: SPOOL_EBUSY while a writer is open or work is
+ * outstanding (run the loop until the callbacks came). */
+int spool_close(spool_t *s);
+/* The directory as an absolute path. */
+const char *spool_dir(const spool_t *s);
+
+/* ---- Messages ---- */
+
+typedef enum {
+    SPOOL_RCPT_PENDING,  /* not tried yet */
+    SPOOL_RCPT_DEFERRED, /* temporary failure; retry at next_attempt */
+    SPOOL_RCPT_SENT,     /* final: accepted by the next hop */
+    SPOOL_RCPT_BOUNCED,  /* final: permanent failure or expired */
+} spool_rcpt_state_t;
+
+static inline bool spool_rcpt_final(spool_rcpt_state_t st)
+{
+    return st == SPOOL_RCPT_SENT || st == SPOOL_RCPT_BOUNCED;
+}
+
+typedef struct {
+    char *addr;             /* destination address */
+    char *orig;             /* the alias it came from; "" when none */
+    spool_rcpt_state_t state;
+    uint32_t attempts;      /* delivery attempts made */
+    int64_t next_attempt;   /* unix seconds; 0: as soon as possible */
+    char *reply;            /* last reply or reason; "" when none */
+    char *relay;            /* host that gave it, "mx.example[192.0.2.1]:25"; "" */
+    bool remote_reply;      /* reply came from the remote host, not from mxfwd */
+} spool_rcpt_t;
+
+/*
+ * A committed message.  The message bytes are prepend[0..prepend_len)
+ * followed by body_length bytes of the file at path from body_offset:
+ * exactly queue/delivery.h's job layout.  Fields are read-only for the
+ * holder; recipient state changes go through spool_update().
+ */
+typedef struct spool_msg {
+    char id[SPOOL_ID_SIZE];
+    int64_t arrival_us;  /* microseconds since the epoch */
+    char *client;        /* "host[192.0.2.1]" or as the session wrote it; "" */
+    char *helo;          /* "" when none (a DSN) */
+    char *sender;        /* original envelope sender; "" is <> */
+    char *srs_sender;    /* MAIL FROM for delivery (SRS-rewritten); "" is <> */
+    unsigned flags;      /* SPOOL_F_* */
+    char *prepend;       /* headers mxfwd prepends, CRLF lines */
+    size_t prepend_len;
+    char *path;          /* absolute path of the file */
+    uint64_t body_offset;
+    uint64_t body_length;
+    spool_rcpt_t *rcpts;
+    size_t nrcpts;
+} spool_msg_t;
+
+void spool_msg_free(spool_msg_t *msg);
+/* prepend_len + body_length: the size delivered and listed. */
+uint64_t spool_msg_size(const spool_msg_t *msg);
+/* Whether every recipient is final (the message may be removed). */
+bool spool_msg_done(const spool_msg_t *msg);
+
+/* ---- Writing ---- */
+
+typedef struct {
+    const char *addr; /* destination */
+    const char *orig; /* the alias it came from; NULL or "" when none */
+} spool_env_rcpt_t;
+
+typedef struct {
+    int64_t arrival_us;        /* 0: now */
+    const char *client;        /* NULL: "" */
+    const char *helo;          /* NULL: "" */
+    const char *sender;        /* "" for <> */
+    const char *srs_sender;    /* "" for <> */
+    unsigned flags;            /* SPOOL_F_* */
+    const char *prepend;       /* Received:, Authentication-Results:, ... */
+    size_t prepend_len;
+    const spool_env_rcpt_t *rcpts;
+    size_t nrcpts;             /* at least one */
+} spool_envelope_t;
+
+/* Called on the loop thread.  status 0: msg is durable and now the
+ * callee's; otherwise msg is NULL and nothing of the message is left. */
+typedef void (*spool_commit_cb)(void *arg, int status, spool_msg_t *msg);
+
+/* Create the writer's temporary file; its queue id is known at once. */
+int spool_writer_open(spool_t *s, spool_writer_t **out);
+const char *spool_writer_id(const spool_writer_t *w);
+/*
+ * Append message bytes.  The first write error sticks: it is returned by
+ * this call and every later one, and by commit, and later bytes are only
+ * counted; the session keeps reading to the end of data and replies 451.
+ */
+int spool_writer_write(spool_writer_t *w, const void *data, size_t len);
+/* Message bytes passed to write so far (for the size limit). */
+uint64_t spool_writer_size(const spool_writer_t *w);
+/*
+ * Finish the file with env (copied) and queue it for the next group
+ * commit.  The writer is the spool's from here on, success or not.
+ * 0: cb(arg, status, msg) will be called once, on the loop thread; a
+ * failure then (fsync, rename, directory fsync) removes the file.
+ * Negative (a sticky write error, ENOSPC writing the envelope, a bad
+ * envelope): the file is already removed and cb is not called.
+ */
+int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_commit_cb cb,
+                        void *arg);
+/* Drop the writer and remove its file.  Not after commit. */
+void spool_writer_abort(spool_writer_t *w);
+
+/*
+ * A message from bytes already in memory (a DSN): open, write, commit.
+ * id (may be NULL) receives the queue id when 0 is returned.
+ */
+int spool_submit(spool_t *s, const spool_envelope_t *env, const void *data, size_t len,
+                 spool_commit_cb cb, void *arg, char id[SPOOL_ID_SIZE]);
+
+/* ---- Recipient state, removal (the queue manager) ---- */
+
+typedef struct {
+    size_t index;               /* into msg->rcpts */
+    spool_rcpt_state_t state;
+    uint32_t attempts;
+    int64_t next_attempt;
+    const char *reply;          /* NULL: "" */
+    const char *relay;          /* NULL: "" */
+    bool remote_reply;
+} spool_update_t;
+
+/* Called on the loop thread; status 0 or a negative code. */
+typedef void (*spool_done_cb)(void *arg, int status);
+
+/*
+ * Record recipient state changes (1 to msg->nrcpts of them): applied to
+ * msg at once (the caller's view), made durable as one record appended to
+ * the file by the next pass; cb (may be NULL) runs once it is durable or
+ * failed.  The n changes land together or not at all.  msg may be freed
+ * once this returns.  A failed append leaves the file as it was, so a
+ * restart sees the old state (at worst a recipient is tried again).
+ * SPOOL_EINVAL for a bad index or state or a string over SPOOL_STR_MAX.
+ */
+int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n,
+                 spool_done_cb cb, void *arg);
+
+/*
+ * Remove msg's file (every recipient final, or the admin deleted it); the
+ * removal is durable (directory fsync) when cb (may be NULL) runs with 0.
+ * msg may be freed once this returns.
+ */
+int spool_remove(spool_t *s, const spool_msg_t *msg, spool_done_cb cb, void *arg);
+
+/* ---- Start-up ---- */
+
+typedef struct {
+    /* A committed message, in queue id (arrival) order; msg is the callee's. */
+    void (*message)(void *arg, spool_msg_t *msg);
+    /* A file that was not a usable message: name, and SPOOL_EPARTIAL
+     * (a temporary file or a file without END: removed) or SPOOL_ECORRUPT
+     * (renamed to NAME.corrupt for the admin).  May be NULL. */
+    void (*problem)(void *arg, const char *name, int err);
+} spool_scan_ops_t;
+
+/*
+ * Recover and read the whole spool: remove partial files, cut torn state
+ * records off the end of messages, and hand over every committed message
+ * with its recipients' last recorded state.  Blocks; call it once, after
+ * spool_open() and before the first writer (SPOOL_EBUSY otherwise).
+ */
+int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg);
+
+/* ---- Observability ---- */
+
+typedef struct {
+    uint64_t commits;       /* messages made durable */
+    uint64_t commit_errors; /* commits that failed after being queued */
+    uint64_t updates;       /* state records made durable */
+    uint64_t removes;
+    uint64_t passes;        /* group commits run (each: fsyncs + one directory fsync) */
+    uint64_t fsyncs;        /* fsync calls on files and the directory */
+    unsigned writers;       /* writers open now */
+} spool_stats_t;
+
+void spool_get_stats(const spool_t *s, spool_stats_t *st);
+
+const char *spool_strerror(int err);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * spool_int - what spool.c (writers, group commit) and spool_file.c (the
+ * record format, loading, scanning) share.  Not for other modules.
+ *
+ * File layout (docs/spool.md has the full description):
+ *
+ *     "MXFSPL01"                 magic and format version
+ *     B <len> <message bytes>    the body record, first, so its bytes are
+ *                                one contiguous range at SPOOL__BODY_OFFSET
+ *     I T C H S W F P R...       envelope records, written at commit
+ *     E                          END: the message is whole
+ *     U...                       recipient state updates, appended later
+ *
+ * A record is a type byte, an 8-byte big-endian payload length, then the
+ * payload.  Integers in payloads are big-endian; strings inside a payload
+ * carry a 4-byte length.
+ */
+#ifndef MXFWD_SPOOL_INT_H
+#define MXFWD_SPOOL_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "spool.h"
+
+#define SPOOL__MAGIC "MXFSPL01"
+#define SPOOL__MAGIC_LEN 8
+#define SPOOL__REC_HDR 9
+#define SPOOL__BODY_OFFSET (SPOOL__MAGIC_LEN + SPOOL__REC_HDR)
+/* Bytes after the body that a loader accepts (envelope and updates). */
+#define SPOOL__TRAILER_MAX (64u * 1024 * 1024)
+
+enum {
+    SPOOL__REC_BODY = 'B',
+    SPOOL__REC_ID = 'I',
+    SPOOL__REC_TIME = 'T',
+    SPOOL__REC_CLIENT = 'C',
+    SPOOL__REC_HELO = 'H',
+    SPOOL__REC_SENDER = 'S',
+    SPOOL__REC_SRS = 'W',
+    SPOOL__REC_FLAGS = 'F',
+    SPOOL__REC_PREPEND = 'P',
+    SPOOL__REC_RCPT = 'R',
+    SPOOL__REC_END = 'E',
+    SPOOL__REC_UPDATE = 'U',
+};
+
+typedef struct spool_item spool_item_t;
+typedef struct spool_pass spool_pass_t;
+
+/* One executor job of a pass (see spool.c). */
+typedef struct {
+    spool_pass_t *pass;
+    unsigned index;
+    unsigned fsyncs; /* counted by the job's thread, read on completion */
+} spool_job_t;
+
+#define SPOOL_SYNC_JOBS_MAX 16
+
+struct spool {
+    /* Fixed at open; read by the executor's threads too. */
+    char *dir;       /* absolute */
+    int dirfd;       /* open, flock()ed */
+    spool_io_t io;   /* members never NULL */
+
+    /* Loop thread only. */
+    spool_executor_t exec;
+    int64_t (*clock_us)(void *arg);
+    void *clock_arg;
+    unsigned max_batch;
+    unsigned sync_jobs;
+    uint64_t last_id;
+    bool scanned;
+    bool used;                 /* a writer was opened: too late to scan */
+    unsigned writers;
+    spool_item_t *pending;     /* waiting for the next pass, FIFO */
+    spool_item_t **pending_tail;
+    size_t npending;
+    bool in_flight;            /* a pass is submitted and its callbacks not done */
+    spool_stats_t stats;
+};
+
+#define SPOOL__TMP_SUFFIX ".tmp"
+#define SPOOL__CORRUPT_SUFFIX ".corrupt"
+
+/* What a directory entry's name says it is. */
+typedef enum {
+    SPOOL__NAME_OTHER,   /* not ours: left alone */
+    SPOOL__NAME_MSG,     /* ID */
+    SPOOL__NAME_TMP,     /* ID.tmp: a writer's file, partial after a crash */
+    SPOOL__NAME_CORRUPT, /* ID.corrupt: quarantined */
+} spool__name_t;
+
+spool__name_t spool__classify(const char *name, uint64_t *id);
+void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE]);
+
+/* Every entry name of the directory, sorted; the caller frees names[i]
+ * and names.  0 or -errno. */
+int spool__list(int dirfd, char ***names, size_t *n);
+
+/* The body record's header, with the length still to be patched. */
+void spool__put_header(buf_t *b, uint64_t body_len);
+/* Big-endian u64 into 8 bytes (for patching the body length). */
+void spool__put_be64(unsigned char *p, uint64_t v);
+/* Envelope records and END.  SPOOL_EINVAL for a bad envelope. */
+int spool__encode_trailer(buf_t *b, const char *id, int64_t arrival_us,
+                          const spool_envelope_t *env);
+int spool__check_updates(const spool_msg_t *msg, const spool_update_t *u, size_t n);
+void spool__encode_update(buf_t *b, const spool_update_t *u, size_t n);
+/* Apply checked updates to the in-memory message. */
+void spool__apply(spool_msg_t *msg, const spool_update_t *u, size_t n);
+/* The message an envelope describes, as spool_msg_t (all pending). */
+spool_msg_t *spool__msg_new(const char *dir, const char *id, int64_t arrival_us,
+                            uint64_t body_len, const spool_envelope_t *env);
+
+/* Load one committed file: 0 and *out, SPOOL_EPARTIAL, SPOOL_ECORRUPT or
+ * -errno.  A torn update record at the end is cut off the file. */
+int spool__load(int dirfd, const char *dir, const char *name, const spool_io_t *io,
+                spool_msg_t **out);
+
+/* pwrite all of p, retrying short writes.  0 or -errno. */
+int spool__pwrite_all(const spool_io_t *io, int fd, const void *p, size_t n, uint64_t off);
+
+#endif
