@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "default.h"
 #include "log.h"
 #include "reload.h"
 #include "session.h"
@@ -311,6 +312,72 @@ static void server_signals(server_t *srv)
     }
 }
 
+/* ---- the spool ------------------------------------------------------------------ */
+
+/* The spool's blocking work on libuv's thread pool. */
+typedef struct {
+    uv_work_t req; /* first: the request is the job */
+    void (*work)(void *ctx);
+    void (*done)(void *ctx);
+    void *ctx;
+} server_job_t;
+
+static void server_job_work(uv_work_t *req)
+{
+    server_job_t *job = (server_job_t *)req;
+
+    job->work(job->ctx);
+}
+
+static void server_job_done(uv_work_t *req, int status)
+{
+    server_job_t *job = (server_job_t *)req;
+
+    (void)status; /* jobs are never cancelled */
+    job->done(job->ctx);
+    free(job);
+}
+
+static void server_job_submit(void *impl, void (*work)(void *), void (*done)(void *), void *ctx)
+{
+    server_job_t *job = xcalloc(1, sizeof(*job));
+
+    job->work = work;
+    job->done = done;
+    job->ctx = ctx;
+    uv_queue_work(impl, &job->req, server_job_work, server_job_done);
+}
+
+static void server_scan_message(void *arg, spool_msg_t *msg)
+{
+    /* Delivering them is the queue manager's; they stay on disk. */
+    (*(size_t *)arg)++;
+    spool_msg_free(msg);
+}
+
+static void server_scan_problem(void *arg, const char *name, int err)
+{
+    (void)arg;
+    log_warning("spool: %s: %s", name, spool_strerror(err));
+}
+
+/* Open and recover the spool: after the privilege drop, so that its files
+ * belong to the user that runs. */
+static void server_open_spool(server_t *srv)
+{
+    spool_options_t opts = {.exec = {server_job_submit, srv->loop}};
+    spool_scan_ops_t ops = {server_scan_message, server_scan_problem};
+    size_t queued = 0;
+    int rc;
+
+    if ((rc = spool_open(srv->cfg->spool_dir, &opts, &srv->spool)) < 0)
+        log_fatal("%s: cannot open the spool: %s", srv->cfg->spool_dir, spool_strerror(rc));
+    if ((rc = spool_scan(srv->spool, &ops, &queued)) < 0)
+        log_fatal("%s: cannot read the spool: %s", srv->cfg->spool_dir, spool_strerror(rc));
+    if (queued > 0)
+        log_info("spool %s: %zu messages queued", spool_dir(srv->spool), queued);
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 static void server_load(server_t *srv, const char *config_path)
@@ -338,6 +405,12 @@ int server_main(const char *config_path, bool verbose)
     int rc;
 
     log_init("mxfwd", LOG_TARGET_STDERR, level);
+    /* Before the loop's first use of the pool, which sizes it. */
+    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", DEFAULT_THREADPOOL_SIZE);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
     if ((rc = uv_loop_init(&loop)) < 0)
         log_fatal("cannot start the event loop: %s", uv_strerror(rc));
     srv->loop = &loop;
@@ -352,6 +425,7 @@ int server_main(const char *config_path, bool verbose)
     srv->per_ip = htab_new(64);
     server_listen(srv);
     server_drop_privileges(pw);
+    server_open_spool(srv);
     server_signals(srv);
     uv_timer_init(&loop, &srv->grace);
     srv->grace.data = srv;
@@ -369,6 +443,8 @@ int server_main(const char *config_path, bool verbose)
     rc = uv_loop_close(&loop);
     if (rc < 0)
         log_error("event loop not empty at exit: %s", uv_strerror(rc));
+    if (spool_close(srv->spool) < 0)
+        log_error("spool still busy at exit");
     log_info("mxfwd stopped");
     htab_free(srv->per_ip, NULL);
     table_unref(srv->table);

@@ -4,8 +4,8 @@
  * server_main() loads the configuration, forward table, SRS secrets and
  * TLS certificate (any failure there is fatal, reported before anything
  * listens), creates the spool and control-socket directories, binds every
- * `listen` address, drops privileges to `user`, and runs one libuv loop
- * until SIGTERM or SIGINT:
+ * `listen` address, drops privileges to `user`, opens and recovers the
+ * spool, and runs one libuv loop until SIGTERM or SIGINT:
  *
  *   - each accepted connection becomes a session (session.h), unless it
  *     would exceed max_connections or max_connections_per_ip (421 4.7.0);
@@ -31,6 +31,7 @@
 #include "config.h"
 #include "htab.h"
 #include "reply.h"
+#include "spool.h"
 #include "srs.h"
 #include "table.h"
 
@@ -54,6 +55,7 @@ typedef struct server {
     table_t *table;   /* the current forward table */
     srs_t *srs;       /* the current SRS secrets (used synchronously only) */
     SSL_CTX *tls_ctx; /* NULL without tls_cert */
+    spool_t *spool;
 
     uv_tcp_t *listeners;
     size_t nlisteners;

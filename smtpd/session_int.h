@@ -17,6 +17,7 @@
 #include "reply.h"
 #include "server.h"
 #include "session.h"
+#include "spool.h"
 #include "table.h"
 #include "tls.h"
 #include "txn.h"
@@ -45,8 +46,9 @@ struct session {
     table_t *table;         /* the forward table at connect */
 
     session_state_t state;
-    tls_t *tls; /* after STARTTLS */
-    txn_t *txn; /* from MAIL to the end of data */
+    tls_t *tls;             /* after STARTTLS */
+    txn_t *txn;             /* from MAIL to the end of data */
+    spool_writer_t *writer; /* from DATA (or the first BDAT) to the commit */
     data_reader_t data;
     uint64_t bdat_left;          /* bytes of the current BDAT chunk still to read */
     session_state_t bdat_return; /* where a refused chunk leads back to */

@@ -58,6 +58,11 @@
 #define DEFAULT_AUTH_TIMEOUT 30               /* end of data to a verdict, at most */
 #define DEFAULT_SPF_JOBS 16                   /* SPF evaluations at once in libuv's pool */
 
+/* libuv's thread pool (UV_THREADPOOL_SIZE, unless the environment sets
+ * it): spool fsyncs, SPF evaluations (DEFAULT_SPF_JOBS) and reloads share
+ * it, so it has room for all of them at once. */
+#define DEFAULT_THREADPOOL_SIZE 24
+
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */
 #define DEFAULT_RELOAD_INTERVAL 2   /* seconds between change checks */

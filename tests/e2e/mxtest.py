@@ -327,6 +327,59 @@ def srs0(user, domain, day=None, secret=None, srs_domain="fwd.test"):
     return f"SRS0={h}={tt}={domain}={user}@{srs_domain}"
 
 
+# ---- the spool -------------------------------------------------------------
+
+class SpoolMessage:
+    """A message file of the spool, read as docs/spool.md describes it."""
+
+    def __init__(self, path):
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data[:8] == b"MXFSPL01", f"{path}: not a spool file"
+        self.rcpts = []   # (destination, alias)
+        self.updates = 0
+        self.complete = False
+        pos = 8
+        while pos < len(data):
+            kind = chr(data[pos])
+            n = struct.unpack(">Q", data[pos + 1:pos + 9])[0]
+            payload = data[pos + 9:pos + 9 + n]
+            pos += 9 + n
+            if kind == "B":
+                self.body = payload
+            elif kind in "ICHSW":
+                setattr(self, {"I": "id", "C": "client", "H": "helo", "S": "sender",
+                               "W": "srs_sender"}[kind], payload.decode("utf-8"))
+            elif kind == "T":
+                self.arrival_us = struct.unpack(">Q", payload)[0]
+            elif kind == "F":
+                self.flags = struct.unpack(">I", payload)[0]
+            elif kind == "P":
+                self.prepend = payload
+            elif kind == "R":
+                a = struct.unpack(">I", payload[:4])[0]
+                addr = payload[4:4 + a].decode("utf-8")
+                b = struct.unpack(">I", payload[4 + a:8 + a])[0]
+                self.rcpts.append((addr, payload[8 + a:8 + a + b].decode("utf-8")))
+            elif kind == "E":
+                self.complete = True
+            elif kind == "U":
+                self.updates += 1
+
+    @property
+    def message(self):
+        """The bytes that will be delivered: prepended headers, then the body."""
+        return self.prepend + self.body
+
+
+def spool_files(directory):
+    """Names in a spool directory, sorted (queue ids sort by arrival)."""
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+
+
 # ---- mxfwd -------------------------------------------------------------------
 
 class Mxfwd:
@@ -356,13 +409,18 @@ class Mxfwd:
         self.settings = settings
         self.write_file("srs.secrets", (secrets or self.SECRET) + "\n", mode=0o600)
         self.write_file("forwards", forwards)
-        with open(self.conf, "w") as f:
-            for key, value in settings.items():
-                for v in value if isinstance(value, list) else [value]:
-                    f.write(f"{key} = {v}\n")
+        self.write_config()
         self.proc = None
         if start:
             self.start(args)
+
+    def write_config(self):
+        """Write mxfwd.conf from self.settings (change them, then call this
+        before start())."""
+        with open(self.conf, "w") as f:
+            for key, value in self.settings.items():
+                for v in value if isinstance(value, list) else [value]:
+                    f.write(f"{key} = {v}\n")
 
     def write_file(self, name, text, mode=0o644):
         path = os.path.join(self.dir, name)

@@ -231,6 +231,7 @@ def smuggling_vectors_refused_in_step():
         # The smuggled commands were data: a new transaction starts clean.
         expect(c, "RCPT TO:<bob@alias.test>", 503)
         expect(c, "QUIT", 221)
+        assert mxtest.spool_files(m.settings["spool_dir"]) == [], "nothing queued"
     m.wait_log(r"NOQUEUE: reject: DATA from unknown\[127\.0\.0\.1\]: 554 5\.5\.2 ")
     assert "evil@origin.test" not in m.log()
 
@@ -304,8 +305,8 @@ def pipelined_transaction_in_one_write():
     c.send(b"Subject: pipelined\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
     c.buf = b""
     replies = [c.reply() for _ in range(3)]
-    assert [r.code for r in replies[1:]] == [250, 221], replies
-    assert replies[0].code in (250, 451), replies
+    assert [r.code for r in replies] == [250, 250, 221], replies
+    assert replies[0].text.startswith("2.0.0 Ok: queued as "), replies
 
 
 @test
@@ -377,7 +378,7 @@ def sigterm_closes_idle_sessions_and_exits_zero():
     assert m.proc.running()
     busy.send(b"body\r\n.\r\n")
     r = busy.reply()
-    assert r.code in (250, 451), r
+    assert r.code == 250, r
     r = busy.reply()
     assert r.code == 421, r
     assert m.proc.wait() == 0
