@@ -31,9 +31,12 @@ Debian package (installed with apt-get when missing and running as root).
 On ext4, creating a file costs far more where many files were deleted in
 the last minutes: the inode allocator skips each recently deleted inode
 (recently_deleted() in fs/ext4/ialloc.c), and on a shared machine other
-tests delete thousands under /tmp.  A top-level directory gets an inode
-group of its own, so both servers are measured on a file system in a
-steady state rather than after someone else's cleanup.  Runs of this
+tests delete thousands under /tmp, and Postfix deletes each message it
+delivered.  A top-level directory gets an inode group of its own, so each
+server gets one, and is measured on its own deletions only rather than
+after someone else's cleanup.  (mxfwd deletes nothing yet: until the queue
+manager delivers, its spool only grows; its figure will include the cost
+of its own deletions once it does.)  Runs of this
 script closer than a few minutes apart still see the last one's cleanup.
 """
 
@@ -255,14 +258,14 @@ def stop(p):
     procs.remove(p)
 
 
-def accept_rate(args, tmp):
+def accept_rate(args, tmp, tmp_postfix):
     sink_port = free_port()
     start(["smtp-sink", "-u", "nobody", "-4", "-c", "-m", "1024", f"127.0.0.1:{sink_port}",
            "1024"], os.path.join(tmp, "sink.log"))
     wait_port(sink_port, None, "smtp-sink")
     pf = None
     if not args.no_postfix and ensure_postsrsd():
-        pf, pf_port, pf_cfg, pf_queue = start_postfix(tmp, sink_port)
+        pf, pf_port, pf_cfg, pf_queue = start_postfix(tmp_postfix, sink_port)
 
     log = os.path.join(tmp, "smtp-source.log")
     rows = []
@@ -369,21 +372,26 @@ def main():
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit(f"{tool} missing: apt-get install postfix (see FACTS.md)")
     os.environ["PATH"] += ":/usr/sbin"
-    # At the top of the root file system when allowed: ext4 then gives the
-    # directory an inode group of its own.  Creating files where many were
-    # deleted in the last minutes (other tests' temporary directories) costs
-    # ext4's allocator most of the time it takes (it skips recently deleted
-    # inodes one by one), whoever creates them.
-    tmp = tempfile.mkdtemp(prefix="mxfwd-bench-", dir="/" if os.access("/", os.W_OK) else None)
-    os.chmod(tmp, 0o755)  # Postfix's unprivileged daemons work below it
+    # At the top of the root file system when allowed, one directory for
+    # each server: ext4 then gives each an inode group of its own.  Creating
+    # files where many were deleted in the last minutes (other tests'
+    # temporary directories, or the other server's delivered messages)
+    # costs ext4's allocator most of the time it takes (it skips recently
+    # deleted inodes one by one), whoever creates them.
+    top = "/" if os.access("/", os.W_OK) else None
+    tmp = tempfile.mkdtemp(prefix="mxfwd-bench-", dir=top)
+    tmp_postfix = tempfile.mkdtemp(prefix="mxfwd-bench-postfix-", dir=top)
+    for d in (tmp, tmp_postfix):
+        os.chmod(d, 0o755)  # Postfix's unprivileged daemons work below it
     try:
         if args.only != "idle":
-            accept_rate(args, tmp)
+            accept_rate(args, tmp, tmp_postfix)
         if args.only != "accept":
             idle_memory(args, tmp)
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp_postfix, ignore_errors=True)
 
 
 if __name__ == "__main__":
