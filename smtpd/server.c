@@ -423,12 +423,15 @@ int server_main(const char *config_path, bool verbose)
     server_make_dir(dir, pw);
     server_raise_fd_limit(srv->cfg);
     srv->per_ip = htab_new(64);
+    /* Signals are handled from the moment a client can connect (a SIGHUP
+     * would otherwise end the daemon); they are acted on once the loop
+     * runs, with everything in place. */
+    uv_timer_init(&loop, &srv->grace);
+    srv->grace.data = srv;
+    server_signals(srv);
     server_listen(srv);
     server_drop_privileges(pw);
     server_open_spool(srv);
-    server_signals(srv);
-    uv_timer_init(&loop, &srv->grace);
-    srv->grace.data = srv;
     reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)
         log_info("listening on %s", srv->cfg->listen[i].text);
