@@ -1,0 +1,1179 @@
+/*
+ * client_conn.c - one outbound SMTP connection: the socket, STARTTLS over
+ * the memory-BIO TLS layer, the protocol state machine, and the message
+ * streamed from the spool file.
+ *
+ * Every entry point is a libuv callback (connect, read, write, timer, file
+ * read) or client__conn_attach().  A connection that ends is closed at
+ * once but freed only in its handles' close callbacks (and after a file
+ * read in flight), so code that just ended it may still look at its
+ * fields; it checks `closing` and returns.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "default.h"
+#include "log.h"
+#include "str.h"
+#include "xalloc.h"
+
+static void conn_process(client_conn_t *conn);
+static void conn_close(client_conn_t *conn);
+static void conn_txn_begin(client_conn_t *conn);
+static void conn_body_pump(client_conn_t *conn);
+static bool conn_flush(client_conn_t *conn);
+
+/* ---- small helpers ---- */
+
+size_t client__endpoint_key(const struct sockaddr_storage *ss, char key[CLIENT_KEY_MAX])
+{
+    size_t n = 0;
+
+    memset(key, 0, CLIENT_KEY_MAX);
+    key[n++] = (char)ss->ss_family;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        memcpy(key + n, &s6->sin6_port, 2);
+        memcpy(key + n + 2, &s6->sin6_addr, 16);
+        n += 18;
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        memcpy(key + n, &s4->sin_port, 2);
+        memcpy(key + n + 2, &s4->sin_addr, 4);
+        n += 6;
+    }
+    return n;
+}
+
+static uint16_t conn_port(const client_conn_t *conn)
+{
+    if (conn->addr.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&conn->addr)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&conn->addr)->sin_port);
+}
+
+/* The reply's class as a result: 2 delivered, 4 temporary, 5 permanent.
+ * Anything else where a 2xx, 4xx or 5xx belongs is a protocol error,
+ * permanent as Postfix has it. */
+static int conn_class(int code)
+{
+    int cls = code / 100;
+
+    return cls == 2 || cls == 4 ? cls : 5;
+}
+
+/* What the connection was doing, for "timed out while ..." reasons. */
+static const char *conn_doing(const client_conn_t *conn)
+{
+    switch (conn->state) {
+    case CONN_GREETING:
+        return "receiving the initial server greeting";
+    case CONN_EHLO:
+        return "performing the EHLO handshake";
+    case CONN_HELO:
+        return "performing the HELO handshake";
+    case CONN_STARTTLS:
+    case CONN_TLS:
+        return "performing the STARTTLS handshake";
+    case CONN_TXN:
+        if (conn->replied < conn->ncmds) {
+            switch (conn->cmds[conn->replied].kind) {
+            case CLIENT_CMD_RSET:
+                return "sending RSET";
+            case CLIENT_CMD_MAIL:
+                return "sending MAIL FROM";
+            case CLIENT_CMD_RCPT:
+                return "sending RCPT TO";
+            case CLIENT_CMD_DATA:
+                return "sending DATA command";
+            }
+        }
+        return "sending MAIL FROM";
+    case CONN_BODY:
+        return "sending message body";
+    case CONN_DOT:
+        return "sending end of data -- message may be sent more than once";
+    default:
+        return "talking";
+    }
+}
+
+static void conn_timer_cb(uv_timer_t *timer);
+
+static void conn_timer(client_conn_t *conn, uint64_t ms)
+{
+    uv_timer_start(&conn->timer, conn_timer_cb, ms, 0);
+}
+
+/* ---- output ---- */
+
+/* Where to format plaintext: straight into the output, or staged for TLS. */
+static buf_t *conn_stage(client_conn_t *conn)
+{
+    return conn->tls != NULL ? &conn->plain : &conn->out;
+}
+
+/* Move staged plaintext into the output, encrypted.  false: TLS failed. */
+static bool conn_commit(client_conn_t *conn)
+{
+    if (conn->tls == NULL)
+        return true;
+    if (buf_used(&conn->plain) > 0 &&
+        tls_write(conn->tls, buf_ptr(&conn->plain), buf_used(&conn->plain)) != TLS_OK)
+        return false;
+    buf_reset(&conn->plain);
+    return tls_drain(conn->tls, &conn->out) >= 0;
+}
+
+static void conn_write_cb(uv_write_t *req, int status);
+
+static void conn_io_error(client_conn_t *conn, int err);
+
+/* Write what is in the output, unless a write is in flight (its callback
+ * writes the rest).  false when the connection failed. */
+static bool conn_flush(client_conn_t *conn)
+{
+    buf_t tmp;
+    uv_buf_t b;
+    int rc;
+
+    if (conn->writing || conn->closing || buf_used(&conn->out) == 0)
+        return !conn->closing;
+    tmp = conn->wire;
+    conn->wire = conn->out;
+    conn->out = tmp;
+    b = uv_buf_init((char *)buf_ptr(&conn->wire), (unsigned)buf_used(&conn->wire));
+    rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &b, 1, conn_write_cb);
+    if (rc < 0) {
+        buf_reset(&conn->wire);
+        conn_io_error(conn, rc);
+        return false;
+    }
+    conn->writing = true;
+    if (conn->state == CONN_BODY)
+        conn_timer(conn, conn->c->t.block);
+    return true;
+}
+
+/* Send one command line formatted into the stage. */
+static bool conn_send(client_conn_t *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool conn_send(client_conn_t *conn, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = buf_vprintf(conn_stage(conn), fmt, ap);
+    va_end(ap);
+    if (rc != 0 || !conn_commit(conn)) {
+        conn_io_error(conn, UV_ENOBUFS);
+        return false;
+    }
+    return conn_flush(conn);
+}
+
+/* ---- ending ---- */
+
+static void conn_free(client_conn_t *conn)
+{
+    client_t *c = conn->c;
+
+    if (conn->handles > 0 || conn->file_reading)
+        return;
+    if (conn->prev != NULL)
+        conn->prev->next = conn->next;
+    else
+        c->conns = conn->next;
+    if (conn->next != NULL)
+        conn->next->prev = conn->prev;
+    c->stats.open--;
+    tls_free(conn->tls);
+    buf_free(&conn->in);
+    buf_free(&conn->out);
+    buf_free(&conn->wire);
+    buf_free(&conn->plain);
+    free(conn->cmds);
+    free(conn->fbuf);
+    free(conn);
+    client__unbusy(c);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    client_conn_t *conn = h->data;
+
+    conn->handles--;
+    conn_free(conn);
+}
+
+/* Close the socket now.  The caller has taken it out of the cache. */
+static void conn_close(client_conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    conn->state = CONN_CLOSED;
+    log_debug("client: closing connection to %s", conn->relay);
+    uv_close((uv_handle_t *)&conn->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&conn->timer, conn_handle_closed);
+}
+
+/* Hand the job back and go on with it (the connection is done with it). */
+static void conn_release(client_conn_t *conn, bool same_hop)
+{
+    client_job_t *j = conn->job;
+
+    if (j == NULL)
+        return;
+    conn->job = NULL;
+    client__job_continue(j, same_hop);
+}
+
+void client__conn_abort(client_conn_t *conn)
+{
+    if (conn->job != NULL)
+        conn->job->conn = NULL;
+    conn->job = NULL;
+    conn_close(conn);
+}
+
+void client__conn_quit(client_conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    if (conn->job != NULL)
+        conn->job->conn = NULL;
+    conn->job = NULL;
+    if (conn->state == CONN_CONNECT || conn->tls_failed) {
+        conn_close(conn);
+        return;
+    }
+    conn->state = CONN_QUIT;
+    client_reply_init(&conn->reply, false);
+    if (conn_send(conn, "QUIT\r\n"))
+        conn_timer(conn, conn->c->t.quit);
+}
+
+/* The session failed for every recipient still open (cls 4 or 5); then
+ * QUIT (quit) or drop the connection, and try the next hop. */
+static void conn_session_fail(client_conn_t *conn, bool quit, int cls, const char *dsn,
+                              const char *text, bool remote)
+{
+    client_job_t *j = conn->job;
+
+    if (j != NULL)
+        client__fail_pending(j, cls, dsn, text, remote, conn->relay);
+    conn->job = NULL;
+    if (quit)
+        client__conn_quit(conn);
+    else
+        conn_close(conn);
+    if (j != NULL)
+        client__job_continue(j, false);
+}
+
+/* A reused connection that was dead: a fresh one to the same place, and
+ * this session does not count. */
+static bool conn_retry_if_reused(client_conn_t *conn)
+{
+    client_job_t *j = conn->job;
+
+    if (j == NULL || conn->state != CONN_TXN || conn->replied >= conn->ncmds ||
+        conn->cmds[conn->replied].kind != CLIENT_CMD_RSET)
+        return false;
+    log_debug("client: cached connection to %s is gone; reconnecting", conn->relay);
+    for (size_t i = 0; i < j->job->nrcpts; i++)
+        j->rflags[i] &= (uint8_t) ~(CLIENT_R_TXN | CLIENT_R_ACCEPTED);
+    j->sessions--;
+    conn->job = NULL;
+    conn_close(conn);
+    client__job_continue(j, true);
+    return true;
+}
+
+/* The connection broke (err < 0, UV_EOF when the server closed it). */
+static void conn_io_error(client_conn_t *conn, int err)
+{
+    char text[DELIVERY_REPLY_MAX];
+
+    if (conn->closing)
+        return;
+    switch (conn->state) {
+    case CONN_IDLE:
+        client__cache_remove(conn);
+        conn_close(conn);
+        return;
+    case CONN_QUIT:
+    case CONN_CONNECT:
+    case CONN_CLOSED:
+        conn_close(conn);
+        return;
+    default:
+        break;
+    }
+    if (conn_retry_if_reused(conn))
+        return;
+    if (err == UV_EOF)
+        snprintf(text, sizeof(text), "lost connection with %s while %s", conn->namaddr,
+                 conn_doing(conn));
+    else
+        snprintf(text, sizeof(text), "lost connection with %s while %s: %s", conn->namaddr,
+                 conn_doing(conn), uv_strerror(err));
+    conn_session_fail(conn, false, 4, "4.4.2", text, false);
+}
+
+static void conn_timer_cb(uv_timer_t *timer)
+{
+    client_conn_t *conn = timer->data;
+    client_job_t *j = conn->job;
+    char text[DELIVERY_REPLY_MAX];
+
+    switch (conn->state) {
+    case CONN_CONNECT:
+        conn->c->stats.connect_failures++;
+        client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(ETIMEDOUT));
+        conn->job = NULL;
+        conn_close(conn);
+        client__job_continue(j, false);
+        return;
+    case CONN_IDLE:
+        client__cache_remove(conn);
+        client__conn_quit(conn);
+        return;
+    case CONN_QUIT:
+    case CONN_CLOSED:
+        conn_close(conn);
+        return;
+    default:
+        break;
+    }
+    if (conn_retry_if_reused(conn))
+        return;
+    snprintf(text, sizeof(text), "conversation with %s timed out while %s", conn->namaddr,
+             conn_doing(conn));
+    conn_session_fail(conn, false, 4, "4.4.2", text, false);
+}
+
+/* ---- connecting ---- */
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    client_conn_t *conn = h->data;
+
+    (void)suggested;
+    *b = uv_buf_init(conn->rbuf, sizeof(conn->rbuf));
+}
+
+static void conn_tls_ready(client_conn_t *conn);
+static void conn_tls_failed(client_conn_t *conn);
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    client_conn_t *conn = s->data;
+
+    if (nread == 0 || conn->closing)
+        return;
+    if (nread < 0) {
+        conn_io_error(conn, (int)nread);
+        return;
+    }
+    if (conn->state == CONN_IDLE) {
+        /* Unasked for: a server closing an idle session says 421. */
+        log_debug("client: cached connection to %s spoke up; closing it", conn->relay);
+        client__cache_remove(conn);
+        conn_close(conn);
+        return;
+    }
+    if (conn->tls == NULL) {
+        if (buf_append(&conn->in, b->base, (size_t)nread) != 0)
+            goto too_long;
+    } else {
+        bool handshaking = conn->state == CONN_TLS;
+        int rc;
+        tls_feed(conn->tls, b->base, (size_t)nread);
+        for (;;) {
+            if (buf_room(&conn->in) == 0)
+                goto too_long;
+            rc = tls_read(conn->tls, &conn->in);
+            if (rc != TLS_OK)
+                break;
+        }
+        if (tls_drain(conn->tls, &conn->out) < 0)
+            rc = TLS_EFAIL;
+        if (rc == TLS_EFAIL && handshaking) {
+            conn_tls_failed(conn);
+            return;
+        }
+        if (rc == TLS_EFAIL || rc == TLS_ECLOSED) {
+            conn_io_error(conn, rc == TLS_ECLOSED ? UV_EOF : UV_EPROTO);
+            return;
+        }
+        if (!conn_flush(conn))
+            return;
+        if (handshaking && tls_established(conn->tls)) {
+            conn_tls_ready(conn);
+            if (conn->closing)
+                return;
+        }
+    }
+    conn_process(conn);
+    return;
+
+too_long:
+    conn_session_fail(conn, false, 4, "4.5.0", "server reply too long", false);
+}
+
+static void conn_connect_cb(uv_connect_t *req, int status)
+{
+    client_conn_t *conn = req->data;
+    client_job_t *j = conn->job;
+
+    if (conn->closing)
+        return;
+    if (status < 0) {
+        conn->c->stats.connect_failures++;
+        client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-status));
+        conn->job = NULL;
+        conn_close(conn);
+        client__job_continue(j, false);
+        return;
+    }
+    conn->c->stats.connections++;
+    conn->born = uv_now(conn->c->loop);
+    if (j != NULL)
+        j->sessions++;
+    log_debug("client: connected to %s", conn->relay);
+    conn->state = CONN_GREETING;
+    client_reply_init(&conn->reply, false);
+    conn_timer(conn, conn->c->t.greeting);
+    uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb, conn_read_cb);
+}
+
+client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t *hop,
+                                 bool no_tls)
+{
+    client_conn_t *conn = xcalloc(1, sizeof(*conn));
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const void *a;
+    int rc;
+
+    conn->c = c;
+    str_lcpy(conn->host, hop->host, sizeof(conn->host));
+    conn->addr = hop->addr;
+    conn->pref = hop->pref;
+    conn->no_tls = no_tls || c->tls_mode == CONFIG_TLS_OFF;
+    conn->reusable = true;
+    a = hop->addr.ss_family == AF_INET6
+            ? (const void *)&((const struct sockaddr_in6 *)&hop->addr)->sin6_addr
+            : (const void *)&((const struct sockaddr_in *)&hop->addr)->sin_addr;
+    inet_ntop(hop->addr.ss_family, a, ip, sizeof(ip));
+    snprintf(conn->namaddr, sizeof(conn->namaddr), "%s[%s]", conn->host, ip);
+    snprintf(conn->relay, sizeof(conn->relay), "%s:%u", conn->namaddr, conn_port(conn));
+    conn->keylen = client__endpoint_key(&conn->addr, conn->key);
+    buf_init(&conn->in, CLIENT_IN_MAX);
+    buf_init(&conn->out, CLIENT_OUT_MAX);
+    buf_init(&conn->wire, CLIENT_OUT_MAX);
+    buf_init(&conn->plain, CLIENT_OUT_MAX);
+
+    uv_tcp_init(c->loop, &conn->tcp);
+    uv_timer_init(c->loop, &conn->timer);
+    conn->handles = 2;
+    conn->tcp.data = conn->timer.data = conn;
+    conn->connect_req.data = conn->write_req.data = conn->read_req.data = conn;
+    conn->next = c->conns;
+    if (c->conns != NULL)
+        c->conns->prev = conn;
+    c->conns = conn;
+    c->stats.open++;
+    client__busy(c);
+
+    conn->job = j;
+    j->conn = conn;
+    conn->state = CONN_CONNECT;
+    rc = uv_tcp_connect(&conn->connect_req, &conn->tcp, (const struct sockaddr *)&conn->addr,
+                        conn_connect_cb);
+    if (rc < 0) {
+        c->stats.connect_failures++;
+        client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-rc));
+        j->conn = NULL;
+        conn->job = NULL;
+        conn_close(conn);
+        return NULL;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    conn_timer(conn, c->t.connect);
+    return conn;
+}
+
+/* ---- the session: greeting, EHLO/HELO, STARTTLS ---- */
+
+static void conn_send_ehlo(client_conn_t *conn)
+{
+    conn->state = CONN_EHLO;
+    client_reply_init(&conn->reply, true);
+    if (conn_send(conn, "EHLO %s\r\n", conn->c->hostname))
+        conn_timer(conn, conn->c->t.helo);
+}
+
+/* The session is open: run the job's transaction. */
+static void conn_ready(client_conn_t *conn)
+{
+    conn->state = CONN_READY;
+    uv_timer_stop(&conn->timer);
+    if (conn->job != NULL)
+        conn_txn_begin(conn);
+    else
+        client__conn_quit(conn);
+}
+
+/* Whether the server greeted us with our own name: a loop (Postfix's
+ * check).  Permanent at the best MX, else temporary. */
+static bool conn_loops(client_conn_t *conn)
+{
+    client_job_t *j = conn->job;
+    char host[DNS_NAME_MAX + 1], text[DELIVERY_REPLY_MAX];
+    bool best;
+
+    client_reply_host(&conn->reply, host, sizeof(host));
+    if (j == NULL || !str_eq_ci(host, conn->c->hostname))
+        return false;
+    best = j->route == NULL || j->route->nhops == 0 || conn->pref <= j->route->hops[0].pref;
+    snprintf(text, sizeof(text), "mail for %s loops back to myself", j->job->domain);
+    conn_session_fail(conn, true, best ? 5 : 4, best ? "5.4.6" : "4.4.6", text, false);
+    return true;
+}
+
+static void conn_on_greeting(client_conn_t *conn)
+{
+    client_reply_t *r = &conn->reply;
+    char dsn[CLIENT_DSN_MAX];
+
+    if (r->code == 220) {
+        conn_send_ehlo(conn);
+        return;
+    }
+    /* A server that will not talk to us is skipped, even with a 5xx: the
+     * next MX may take the mail (Postfix's smtp_skip_5xx_greeting). */
+    str_lcpy(dsn, client_reply_dsn(r), sizeof(dsn));
+    dsn[0] = '4';
+    conn_session_fail(conn, r->code != 421, 4, dsn, r->text, true);
+}
+
+static void conn_on_ehlo(client_conn_t *conn)
+{
+    client_reply_t *r = &conn->reply;
+    client_t *c = conn->c;
+    char text[DELIVERY_REPLY_MAX];
+
+    if (r->code / 100 != 2) {
+        if (r->code == 421) {
+            conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
+            return;
+        }
+        conn->state = CONN_HELO;
+        client_reply_init(&conn->reply, false);
+        if (conn_send(conn, "HELO %s\r\n", c->hostname))
+            conn_timer(conn, c->t.helo);
+        return;
+    }
+    if (conn_loops(conn))
+        return;
+    conn->ext = r->ext;
+    conn->size_limit = r->size_limit;
+    if (conn->tls == NULL && !conn->no_tls && (conn->ext & CLIENT_EXT_STARTTLS)) {
+        conn->state = CONN_STARTTLS;
+        client_reply_init(&conn->reply, false);
+        if (conn_send(conn, "STARTTLS\r\n"))
+            conn_timer(conn, c->t.helo);
+        return;
+    }
+    if (conn->tls == NULL && c->tls_mode == CONFIG_TLS_REQUIRED) {
+        snprintf(text, sizeof(text), "TLS is required, but was not offered by host %s",
+                 conn->namaddr);
+        conn_session_fail(conn, true, 4, "4.7.4", text, false);
+        return;
+    }
+    conn_ready(conn);
+}
+
+static void conn_on_helo(client_conn_t *conn)
+{
+    client_reply_t *r = &conn->reply;
+    char text[DELIVERY_REPLY_MAX];
+
+    if (r->code / 100 != 2) {
+        /* As Postfix: the server refused to talk to us, for good with 5xx. */
+        conn_session_fail(conn, r->code != 421, conn_class(r->code), client_reply_dsn(r),
+                          r->text, true);
+        return;
+    }
+    if (conn_loops(conn))
+        return;
+    conn->ext = 0;
+    conn->size_limit = 0;
+    if (conn->tls == NULL && conn->c->tls_mode == CONFIG_TLS_REQUIRED) {
+        snprintf(text, sizeof(text), "TLS is required, but was not offered by host %s",
+                 conn->namaddr);
+        conn_session_fail(conn, true, 4, "4.7.4", text, false);
+        return;
+    }
+    conn_ready(conn);
+}
+
+static void conn_on_starttls(client_conn_t *conn)
+{
+    client_reply_t *r = &conn->reply;
+    client_t *c = conn->c;
+    char text[DELIVERY_REPLY_MAX];
+    bool literal;
+    unsigned char bin[16];
+
+    if (r->code != 220) {
+        if (r->code == 421) {
+            conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
+            return;
+        }
+        if (c->tls_mode == CONFIG_TLS_REQUIRED) {
+            snprintf(text, sizeof(text), "TLS is required, but host %s refused to start TLS: %s",
+                     conn->namaddr, r->text);
+            conn_session_fail(conn, true, 4, "4.7.4", text, false);
+            return;
+        }
+        /* Opportunistic: go on in plaintext on this connection. */
+        conn_ready(conn);
+        return;
+    }
+    /* Nothing the server sent before the handshake may be read as if it
+     * came through TLS (the STARTTLS injection of CVE-2011-0411). */
+    buf_reset(&conn->in);
+    literal = inet_pton(AF_INET, conn->host, bin) == 1 || inet_pton(AF_INET6, conn->host, bin) == 1;
+    conn->tls = tls_new(c->tls_ctx, false, literal ? NULL : conn->host);
+    if (conn->tls == NULL) {
+        conn_tls_failed(conn);
+        return;
+    }
+    conn->state = CONN_TLS;
+    conn_timer(conn, c->t.tls);
+    if (tls_connect(conn->tls) != TLS_OK || tls_drain(conn->tls, &conn->out) < 0) {
+        conn_tls_failed(conn);
+        return;
+    }
+    conn_flush(conn);
+}
+
+static void conn_tls_ready(client_conn_t *conn)
+{
+    conn->c->stats.tls++;
+    log_debug("client: TLS with %s: %s %s", conn->relay, tls_version(conn->tls),
+              tls_cipher(conn->tls));
+    /* RFC 3207 4.2: forget what the server said before TLS, ask again. */
+    conn->ext = 0;
+    conn->size_limit = 0;
+    conn_send_ehlo(conn);
+}
+
+/* The handshake failed.  Opportunistic: this host again, in plaintext, on
+ * a new connection (Postfix does the same); required: the next hop. */
+static void conn_tls_failed(client_conn_t *conn)
+{
+    client_job_t *j = conn->job;
+    char text[DELIVERY_REPLY_MAX];
+
+    snprintf(text, sizeof(text), "TLS handshake with %s failed: %s", conn->namaddr,
+             conn->tls != NULL ? tls_strerror(conn->tls) : "no TLS session");
+    log_debug("client: %s", text);
+    conn->tls_failed = true;
+    if (conn->c->tls_mode == CONFIG_TLS_REQUIRED || j == NULL) {
+        conn_session_fail(conn, false, 4, "4.7.5", text, false);
+        return;
+    }
+    client__job_error(j, "4.7.5", "%s", text);
+    j->plaintext = true;
+    j->sessions--;
+    conn->job = NULL;
+    conn_close(conn);
+    client__job_continue(j, true);
+}
+
+/* ---- the transaction ---- */
+
+static void conn_cmd_push(client_conn_t *conn, client_cmd_kind_t kind, size_t rcpt)
+{
+    if (conn->ncmds == conn->cmds_cap)
+        conn->cmds = xgrow(conn->cmds, &conn->cmds_cap, conn->ncmds + 1, sizeof(*conn->cmds));
+    conn->cmds[conn->ncmds].kind = kind;
+    conn->cmds[conn->ncmds].rcpt = rcpt;
+    conn->ncmds++;
+}
+
+static uint64_t conn_cmd_timeout(const client_conn_t *conn, client_cmd_kind_t kind)
+{
+    const client_timeouts_t *t = &conn->c->t;
+
+    switch (kind) {
+    case CLIENT_CMD_RSET:
+        return t->rset;
+    case CLIENT_CMD_MAIL:
+        return t->mail;
+    case CLIENT_CMD_RCPT:
+        return t->rcpt;
+    case CLIENT_CMD_DATA:
+    default:
+        return t->data;
+    }
+}
+
+/* Format command i into the stage. */
+static int conn_cmd_format(client_conn_t *conn, size_t i, const client_mail_params_t *mp)
+{
+    const delivery_job_t *dj = conn->job->job;
+    buf_t *b = conn_stage(conn);
+
+    switch (conn->cmds[i].kind) {
+    case CLIENT_CMD_RSET:
+        return buf_puts(b, "RSET\r\n");
+    case CLIENT_CMD_MAIL:
+        return client_mail_cmd(b, dj->sender, mp);
+    case CLIENT_CMD_RCPT:
+        return client_rcpt_cmd(b, dj->rcpts[conn->cmds[i].rcpt].addr);
+    case CLIENT_CMD_DATA:
+    default:
+        return buf_puts(b, "DATA\r\n");
+    }
+}
+
+static client_mail_params_t conn_mail_params(const client_conn_t *conn)
+{
+    const delivery_job_t *dj = conn->job->job;
+    client_mail_params_t mp = {0};
+
+    if (conn->ext & CLIENT_EXT_SIZE)
+        mp.size = dj->size;
+    mp.body_8bitmime = dj->body_8bitmime && (conn->ext & CLIENT_EXT_8BITMIME);
+    mp.smtputf8 = dj->smtputf8 && (conn->ext & CLIENT_EXT_SMTPUTF8);
+    return mp;
+}
+
+/* Send the commands not sent yet: all of them with PIPELINING (one write),
+ * else the next one. */
+static void conn_txn_send(client_conn_t *conn)
+{
+    client_mail_params_t mp = conn_mail_params(conn);
+    size_t last = conn->ext & CLIENT_EXT_PIPELINING ? conn->ncmds : conn->sent + 1;
+
+    for (; conn->sent < last; conn->sent++) {
+        if (conn_cmd_format(conn, conn->sent, &mp) != 0) {
+            conn_io_error(conn, UV_ENOBUFS);
+            return;
+        }
+    }
+    if (!conn_commit(conn)) {
+        conn_io_error(conn, UV_EPROTO);
+        return;
+    }
+    if (conn_flush(conn))
+        conn_timer(conn, conn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
+}
+
+/* Checks on the whole message against what the server offers, before any
+ * command: size, SMTPUTF8, address syntax.  They finish recipients that
+ * cannot go through this server. */
+static void conn_txn_checks(client_conn_t *conn)
+{
+    client_job_t *j = conn->job;
+    const delivery_job_t *dj = j->job;
+    char text[DELIVERY_REPLY_MAX];
+
+    if ((conn->ext & CLIENT_EXT_SIZE) && conn->size_limit > 0 && dj->size > conn->size_limit) {
+        snprintf(text, sizeof(text), "message size %llu exceeds size limit %llu of server %s",
+                 (unsigned long long)dj->size, (unsigned long long)conn->size_limit,
+                 conn->namaddr);
+        client__fail_pending(j, 5, "5.3.4", text, false, conn->relay);
+        return;
+    }
+    if (!client_addr_ok(dj->sender, true)) {
+        snprintf(text, sizeof(text), "bad sender address syntax: <%s>", dj->sender);
+        client__fail_pending(j, 5, "5.1.7", text, false, conn->relay);
+        return;
+    }
+    /* RFC 6531 3.4: a message that needs SMTPUTF8 cannot go to a server
+     * without it.  Only the addresses make it need it; UTF-8 in headers
+     * goes as 8-bit data, as Postfix does. */
+    if (dj->smtputf8 && !(conn->ext & CLIENT_EXT_SMTPUTF8)) {
+        snprintf(text, sizeof(text), "SMTPUTF8 is required, but was not offered by host %s",
+                 conn->namaddr);
+        for (size_t i = 0; i < dj->nrcpts; i++)
+            if (client_is_utf8(dj->sender) || client_is_utf8(dj->rcpts[i].addr))
+                client__rcpt_result(j, i, 5, "5.6.7", text, false, conn->relay);
+    }
+    for (size_t i = 0; i < dj->nrcpts; i++) {
+        if (!(j->rflags[i] & CLIENT_R_DONE) && !client_addr_ok(dj->rcpts[i].addr, false)) {
+            snprintf(text, sizeof(text), "bad recipient address syntax: <%s>",
+                     dj->rcpts[i].addr);
+            client__rcpt_result(j, i, 5, "5.1.3", text, false, conn->relay);
+        }
+    }
+}
+
+static void conn_txn_end(client_conn_t *conn);
+
+static void conn_txn_begin(client_conn_t *conn)
+{
+    client_job_t *j = conn->job;
+    size_t nrcpt = 0;
+
+    conn_txn_checks(conn);
+    conn->ncmds = conn->sent = conn->replied = 0;
+    conn->mail_ok = false;
+    conn->naccepted = 0;
+    for (size_t i = 0; i < j->job->nrcpts; i++) {
+        j->rflags[i] &= (uint8_t) ~(CLIENT_R_TXN | CLIENT_R_ACCEPTED);
+        if (j->rflags[i] & CLIENT_R_DONE)
+            continue;
+        if (nrcpt++ == 0) {
+            if (conn->need_rset)
+                conn_cmd_push(conn, CLIENT_CMD_RSET, 0);
+            conn_cmd_push(conn, CLIENT_CMD_MAIL, 0);
+        }
+        j->rflags[i] |= CLIENT_R_TXN;
+        conn_cmd_push(conn, CLIENT_CMD_RCPT, i);
+    }
+    if (nrcpt == 0) {
+        conn_txn_end(conn);
+        return;
+    }
+    conn_cmd_push(conn, CLIENT_CMD_DATA, 0);
+    conn->state = CONN_TXN;
+    conn->uses++;
+    conn->c->stats.transactions++;
+    if (conn->need_rset)
+        conn->c->stats.reused++;
+    client_reply_init(&conn->reply, false);
+    conn_txn_send(conn);
+}
+
+/* The transaction is over: the connection goes back to the cache or
+ * away, and the job goes on (the next hop, if recipients are left). */
+static void conn_txn_end(client_conn_t *conn)
+{
+    client_t *c = conn->c;
+    client_job_t *j = conn->job;
+    uint64_t age = uv_now(c->loop) - conn->born;
+
+    conn->need_rset = true;
+    conn->job = NULL;
+    if (j != NULL)
+        for (size_t i = 0; i < j->job->nrcpts; i++)
+            j->rflags[i] &= (uint8_t) ~(CLIENT_R_TXN | CLIENT_R_ACCEPTED);
+    if (!conn->reusable) {
+        conn_close(conn);
+    } else if (c->closing || conn->uses >= DEFAULT_SMTP_REUSE_COUNT ||
+               age >= (uint64_t)DEFAULT_SMTP_REUSE_TIME * 1000) {
+        client__conn_quit(conn);
+    } else {
+        conn->state = CONN_IDLE;
+        conn_timer(conn, (uint64_t)DEFAULT_SMTP_CACHE_IDLE * 1000);
+        client__cache_put(conn);
+    }
+    if (j != NULL)
+        client__job_continue(j, false);
+}
+
+/* Every recipient in the transaction not finished gets reply r. */
+static void conn_txn_fail(client_conn_t *conn, const client_reply_t *r, bool accepted_only)
+{
+    client_job_t *j = conn->job;
+    uint8_t want = accepted_only ? CLIENT_R_ACCEPTED : CLIENT_R_TXN;
+
+    for (size_t i = 0; i < j->job->nrcpts; i++)
+        if (j->rflags[i] & want)
+            client__rcpt_result(j, i, conn_class(r->code), client_reply_dsn(r), r->text, true,
+                                conn->relay);
+}
+
+static void conn_body_start(client_conn_t *conn);
+
+static void conn_on_txn_reply(client_conn_t *conn)
+{
+    client_reply_t *r = &conn->reply;
+    client_job_t *j = conn->job;
+    client_cmd_t cmd = conn->cmds[conn->replied++];
+    int cls = r->code / 100;
+
+    switch (cmd.kind) {
+    case CLIENT_CMD_RSET:
+        if (cls != 2) {
+            conn->replied--; /* still "at RSET", so the retry applies */
+            conn_retry_if_reused(conn);
+            return;
+        }
+        break;
+    case CLIENT_CMD_MAIL:
+        if (cls == 2)
+            conn->mail_ok = true;
+        else
+            conn_txn_fail(conn, r, false);
+        break;
+    case CLIENT_CMD_RCPT:
+        if (!conn->mail_ok)
+            break;
+        if (cls == 2) {
+            j->rflags[cmd.rcpt] |= CLIENT_R_ACCEPTED;
+            conn->naccepted++;
+        } else {
+            client__rcpt_result(j, cmd.rcpt, conn_class(r->code), client_reply_dsn(r), r->text,
+                                true, conn->relay);
+        }
+        break;
+    case CLIENT_CMD_DATA:
+        if (r->code == 354) {
+            if (conn->mail_ok && conn->naccepted > 0) {
+                conn_body_start(conn);
+                return;
+            }
+            /* Go-ahead with no recipient: a broken server; do not send
+             * an empty message, drop the session. */
+            conn->reusable = false;
+        } else if (conn->mail_ok && conn->naccepted > 0) {
+            client__fail_pending(j, cls == 4 ? 4 : 5, client_reply_dsn(r), r->text, true,
+                                 conn->relay);
+        }
+        break;
+    }
+    if (r->code == 421) {
+        /* The server is going away: whoever is left waits for next time. */
+        client__fail_pending(j, 4, client_reply_dsn(r), r->text, true, conn->relay);
+        conn->reusable = false;
+        conn_txn_end(conn);
+        return;
+    }
+    client_reply_init(&conn->reply, false);
+    if (conn->replied == conn->ncmds) {
+        conn_txn_end(conn);
+        return;
+    }
+    if (conn->sent > conn->replied) {
+        conn_timer(conn, conn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
+        return;
+    }
+    /* One command at a time: stop early when the rest is pointless. */
+    if (!conn->mail_ok ||
+        (conn->cmds[conn->sent].kind == CLIENT_CMD_DATA && conn->naccepted == 0)) {
+        conn_txn_end(conn);
+        return;
+    }
+    conn_txn_send(conn);
+}
+
+/* ---- the message ---- */
+
+static void conn_body_start(client_conn_t *conn)
+{
+    const delivery_job_t *dj = conn->job->job;
+
+    conn->state = CONN_BODY;
+    client_reply_init(&conn->reply, false);
+    client_stuff_init(&conn->stuff);
+    conn->file_pos = dj->offset;
+    conn->file_left = dj->length;
+    if (client_stuff(&conn->stuff, dj->prepend, dj->prepend_len, conn_stage(conn)) != 0 ||
+        !conn_commit(conn)) {
+        conn_io_error(conn, UV_ENOBUFS);
+        return;
+    }
+    if (!conn_flush(conn))
+        return;
+    conn_body_pump(conn);
+}
+
+/* The spool file could not be read: nothing more can be sent, and the
+ * message must not end with a dot now. */
+static void conn_local_error(client_conn_t *conn, const char *what)
+{
+    char text[DELIVERY_REPLY_MAX];
+
+    snprintf(text, sizeof(text), "local data error while talking to %s: %s", conn->namaddr, what);
+    if (conn->job != NULL)
+        conn->job->final = true; /* another server would fare no better */
+    conn_session_fail(conn, false, 4, "4.3.0", text, false);
+}
+
+static void conn_file_read_cb(uv_fs_t *req)
+{
+    client_conn_t *conn = req->data;
+    client_job_t *rj = conn->read_job;
+    ssize_t n = req->result;
+    char what[128];
+
+    uv_fs_req_cleanup(req);
+    conn->file_reading = false;
+    conn->read_job = NULL;
+    client__job_read_done(rj);
+    if (conn->closing) {
+        conn_free(conn);
+        return;
+    }
+    if (n <= 0) {
+        snprintf(what, sizeof(what), "%s", n < 0 ? uv_strerror((int)n) : "queue file too short");
+        conn_local_error(conn, what);
+        return;
+    }
+    if ((uint64_t)n > conn->file_left)
+        n = (ssize_t)conn->file_left;
+    conn->file_pos += (uint64_t)n;
+    conn->file_left -= (uint64_t)n;
+    if (client_stuff(&conn->stuff, conn->fbuf, (size_t)n, conn_stage(conn)) != 0 ||
+        !conn_commit(conn)) {
+        conn_io_error(conn, UV_ENOBUFS);
+        return;
+    }
+    if (!conn_flush(conn))
+        return;
+    conn_body_pump(conn);
+}
+
+/* Keep one file read and one socket write in flight until the message is
+ * out, then the final dot. */
+static void conn_body_pump(client_conn_t *conn)
+{
+    client_job_t *j = conn->job;
+    uv_buf_t b;
+    size_t n;
+    int rc;
+
+    if (conn->state != CONN_BODY || conn->file_reading || buf_used(&conn->out) > 0)
+        return;
+    if (conn->file_left == 0) {
+        if (client_stuff_end(&conn->stuff, conn_stage(conn)) != 0 || !conn_commit(conn)) {
+            conn_io_error(conn, UV_ENOBUFS);
+            return;
+        }
+        conn->state = CONN_DOT;
+        if (conn_flush(conn))
+            conn_timer(conn, conn->c->t.dot);
+        conn_process(conn); /* a reply may have come early */
+        return;
+    }
+    if (conn->fbuf == NULL)
+        conn->fbuf = xmalloc(CLIENT_CHUNK);
+    n = conn->file_left < CLIENT_CHUNK ? (size_t)conn->file_left : CLIENT_CHUNK;
+    b = uv_buf_init(conn->fbuf, (unsigned)n);
+    rc = uv_fs_read(conn->c->loop, &conn->read_req, j->fd, &b, 1, (int64_t)conn->file_pos,
+                    conn_file_read_cb);
+    if (rc < 0) {
+        conn_local_error(conn, uv_strerror(rc));
+        return;
+    }
+    conn->file_reading = true;
+    conn->read_job = j;
+    j->reads++;
+}
+
+static void conn_on_dot(client_conn_t *conn)
+{
+    client_reply_t *r = &conn->reply;
+
+    conn_txn_fail(conn, r, true);
+    if (r->code == 421)
+        conn->reusable = false;
+    client_reply_init(&conn->reply, false);
+    conn_txn_end(conn);
+}
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+    client_conn_t *conn = req->data;
+
+    conn->writing = false;
+    buf_reset(&conn->wire);
+    if (conn->closing)
+        return;
+    if (status < 0) {
+        conn_io_error(conn, status);
+        return;
+    }
+    if (!conn_flush(conn))
+        return;
+    if (conn->state == CONN_BODY)
+        conn_body_pump(conn);
+}
+
+/* ---- replies ---- */
+
+static bool conn_expects_reply(const client_conn_t *conn)
+{
+    switch (conn->state) {
+    case CONN_GREETING:
+    case CONN_EHLO:
+    case CONN_HELO:
+    case CONN_STARTTLS:
+    case CONN_DOT:
+    case CONN_QUIT:
+        return true;
+    case CONN_TXN:
+        return conn->replied < conn->sent;
+    default:
+        return false;
+    }
+}
+
+/* Parse and act on every complete reply that is expected now. */
+static void conn_process(client_conn_t *conn)
+{
+    while (!conn->closing && conn_expects_reply(conn)) {
+        size_t used;
+        int rc = client_reply_parse(&conn->reply, buf_ptr(&conn->in), buf_used(&conn->in), &used);
+        char text[DELIVERY_REPLY_MAX];
+
+        buf_consume(&conn->in, used);
+        if (rc == CLIENT_REPLY_MORE)
+            return;
+        if (rc < 0) {
+            snprintf(text, sizeof(text), "malformed reply from %s while %s: %s", conn->namaddr,
+                     conn_doing(conn), conn->reply.text);
+            conn->reusable = false;
+            conn_session_fail(conn, false, 4, "4.5.0", text, false);
+            return;
+        }
+        switch (conn->state) {
+        case CONN_GREETING:
+            conn_on_greeting(conn);
+            break;
+        case CONN_EHLO:
+            conn_on_ehlo(conn);
+            break;
+        case CONN_HELO:
+            conn_on_helo(conn);
+            break;
+        case CONN_STARTTLS:
+            conn_on_starttls(conn);
+            break;
+        case CONN_TXN:
+            conn_on_txn_reply(conn);
+            break;
+        case CONN_DOT:
+            conn_on_dot(conn);
+            break;
+        case CONN_QUIT:
+        default:
+            conn_close(conn);
+            return;
+        }
+    }
+}
+
+void client__conn_attach(client_conn_t *conn, client_job_t *j)
+{
+    log_debug("client: reusing connection to %s", conn->relay);
+    uv_timer_stop(&conn->timer);
+    conn->job = j;
+    j->conn = conn;
+    conn->state = CONN_READY;
+    conn_txn_begin(conn);
+}
