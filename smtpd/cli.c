@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "reply.h"
+#include "server.h"
 #include "srs.h"
 #include "srs_secrets.h"
 #include "str.h"
@@ -27,8 +28,7 @@ static int cli_not_built(const char *command, const char *waiting_for)
 
 int cli_serve(const cli_args_t *args)
 {
-    (void)args;
-    return cli_not_built("serve", "the inbound SMTP server");
+    return server_main(args->config_path, args->verbose);
 }
 
 int cli_check_config(const cli_args_t *args)

@@ -13,6 +13,9 @@ prints one line per test and a last line "RESULT: passed=N failed=M".
 Environment: MXFWD is the path of the mxfwd binary (meson passes it).
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import re
 import signal
@@ -310,6 +313,18 @@ def tls_certificate(directory, name="mx.test"):
                     "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
                     "-keyout", key, "-out", cert], check=True, capture_output=True)
     return cert, key
+
+
+def srs0(user, domain, day=None, secret=None, srs_domain="fwd.test"):
+    """The SRS0 address SPEC.md's scheme makes of user@domain on a given
+    day number (default today), with the test secret unless given."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    day = int(time.time()) // 86400 if day is None else day
+    secret = Mxfwd.SECRET if secret is None else secret
+    tt = alphabet[(day >> 5) & 31] + alphabet[day & 31]
+    mac = hmac.new(secret.encode(), (tt + domain + user).lower().encode(), hashlib.sha1).digest()
+    h = base64.b64encode(mac).decode()[:4].replace("+", "-").replace("/", "_")
+    return f"SRS0={h}={tt}={domain}={user}@{srs_domain}"
 
 
 # ---- mxfwd -------------------------------------------------------------------
