@@ -92,8 +92,8 @@ static void client_free(client_t *c)
     free(c);
 }
 
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out,
-               char *err, size_t errsize)
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out, char *err,
+               size_t errsize)
 {
     client_t *c = xcalloc(1, sizeof(*c));
 
@@ -232,8 +232,8 @@ void client__rcpt_result(client_job_t *j, size_t i, int cls, const char *dsn, co
     j->rflags[i] |= CLIENT_R_DONE;
 }
 
-void client__fail_pending(client_job_t *j, int cls, const char *dsn, const char *text,
-                          bool remote, const char *relay)
+void client__fail_pending(client_job_t *j, int cls, const char *dsn, const char *text, bool remote,
+                          const char *relay)
 {
     for (size_t i = 0; i < j->job->nrcpts; i++)
         client__rcpt_result(j, i, cls, dsn, text, remote, relay);
@@ -323,7 +323,7 @@ static void client_job_open_cb(uv_fs_t *req)
         j->fd = (int)rc;
     else
         client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path,
-                          uv_strerror((int)rc));
+                          strerror((int)-rc));
     if (j->finished) { /* shut down meanwhile */
         client_job_release(j);
         return;
@@ -363,12 +363,11 @@ static void client_job_start(client_job_t *j)
     rc = uv_fs_open(c->loop, &j->fs, j->job->path, O_RDONLY | O_CLOEXEC, 0, client_job_open_cb);
     if (rc < 0) {
         j->fs_busy = false;
-        client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path,
-                          uv_strerror(rc));
+        client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path, strerror(-rc));
         j->starting--;
     }
-    rc = route_lookup(c->resolver, &c->route, j->job->domain, client_job_route_cb, j,
-                      &j->route_req);
+    rc =
+        route_lookup(c->resolver, &c->route, j->job->domain, client_job_route_cb, j, &j->route_req);
     if (rc < 0) {
         j->route = xcalloc(1, sizeof(*j->route));
         j->route->status = dns_is_permanent(rc) ? ROUTE_PERMFAIL : ROUTE_TEMPFAIL;
@@ -538,6 +537,7 @@ static void client_idle_cb(uv_idle_t *idle)
     client_t *c = idle->data;
     client_job_t *j;
 
+    c->busy++; /* a done() may shut the client down: it stays until we return */
     while ((j = c->done_head) != NULL) {
         c->done_head = j->next;
         if (c->done_head == NULL)
@@ -548,7 +548,7 @@ static void client_idle_cb(uv_idle_t *idle)
         client_job_release(j);
     }
     uv_idle_stop(&c->idle);
-    client_maybe_closed(c);
+    client__unbusy(c);
 }
 
 static void client_job_close_cb(uv_fs_t *req)

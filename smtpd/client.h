@@ -53,8 +53,8 @@
 typedef struct client client_t;
 
 typedef struct {
-    uint64_t jobs;         /* jobs accepted by deliver() */
-    uint64_t connections;  /* TCP connections made (attempts that connected) */
+    uint64_t jobs;        /* jobs accepted by deliver() */
+    uint64_t connections; /* TCP connections made (attempts that connected) */
     uint64_t connect_failures;
     uint64_t reused;       /* transactions on a cached connection */
     uint64_t transactions; /* MAIL FROM commands sent */
@@ -70,8 +70,8 @@ typedef struct {
  * it) and resolver r.  0 and *out, or CLIENT_ETLS with OpenSSL's reason
  * in err when outbound_tls is not off and no TLS context could be made.
  */
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out,
-               char *err, size_t errsize);
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out, char *err,
+               size_t errsize);
 
 /* The delivery interface over c: ops are client_deliver/client_shutdown. */
 delivery_t client_delivery(client_t *c);

@@ -1,7 +1,8 @@
 /*
- * client_conn.c - one outbound SMTP connection: the socket, STARTTLS over
- * the memory-BIO TLS layer, the protocol state machine, and the message
- * streamed from the spool file.
+ * client_conn.c - one outbound SMTP connection: connecting, the socket's
+ * reads and writes, STARTTLS over the memory-BIO TLS layer, the session
+ * (greeting, EHLO or HELO, TLS), timeouts and the ways a session ends.
+ * The transaction on it is client_txn.c's.
  *
  * Every entry point is a libuv callback (connect, read, write, timer, file
  * read) or client__conn_attach().  A connection that ends is closed at
@@ -21,12 +22,6 @@
 #include "log.h"
 #include "str.h"
 #include "xalloc.h"
-
-static void conn_process(client_conn_t *conn);
-static void conn_close(client_conn_t *conn);
-static void conn_txn_begin(client_conn_t *conn);
-static void conn_body_pump(client_conn_t *conn);
-static bool conn_flush(client_conn_t *conn);
 
 /* ---- small helpers ---- */
 
@@ -55,16 +50,6 @@ static uint16_t conn_port(const client_conn_t *conn)
     if (conn->addr.ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)&conn->addr)->sin6_port);
     return ntohs(((const struct sockaddr_in *)&conn->addr)->sin_port);
-}
-
-/* The reply's class as a result: 2 delivered, 4 temporary, 5 permanent.
- * Anything else where a 2xx, 4xx or 5xx belongs is a protocol error,
- * permanent as Postfix has it. */
-static int conn_class(int code)
-{
-    int cls = code / 100;
-
-    return cls == 2 || cls == 4 ? cls : 5;
 }
 
 /* What the connection was doing, for "timed out while ..." reasons. */
@@ -105,7 +90,7 @@ static const char *conn_doing(const client_conn_t *conn)
 
 static void conn_timer_cb(uv_timer_t *timer);
 
-static void conn_timer(client_conn_t *conn, uint64_t ms)
+void client__conn_timer(client_conn_t *conn, uint64_t ms)
 {
     uv_timer_start(&conn->timer, conn_timer_cb, ms, 0);
 }
@@ -113,13 +98,13 @@ static void conn_timer(client_conn_t *conn, uint64_t ms)
 /* ---- output ---- */
 
 /* Where to format plaintext: straight into the output, or staged for TLS. */
-static buf_t *conn_stage(client_conn_t *conn)
+buf_t *client__conn_stage(client_conn_t *conn)
 {
     return conn->tls != NULL ? &conn->plain : &conn->out;
 }
 
 /* Move staged plaintext into the output, encrypted.  false: TLS failed. */
-static bool conn_commit(client_conn_t *conn)
+bool client__conn_commit(client_conn_t *conn)
 {
     if (conn->tls == NULL)
         return true;
@@ -132,11 +117,9 @@ static bool conn_commit(client_conn_t *conn)
 
 static void conn_write_cb(uv_write_t *req, int status);
 
-static void conn_io_error(client_conn_t *conn, int err);
-
 /* Write what is in the output, unless a write is in flight (its callback
  * writes the rest).  false when the connection failed. */
-static bool conn_flush(client_conn_t *conn)
+bool client__conn_flush(client_conn_t *conn)
 {
     buf_t tmp;
     uv_buf_t b;
@@ -151,17 +134,18 @@ static bool conn_flush(client_conn_t *conn)
     rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &b, 1, conn_write_cb);
     if (rc < 0) {
         buf_reset(&conn->wire);
-        conn_io_error(conn, rc);
+        client__conn_io_error(conn, rc);
         return false;
     }
     conn->writing = true;
     if (conn->state == CONN_BODY)
-        conn_timer(conn, conn->c->t.block);
+        client__conn_timer(conn, conn->c->t.block);
     return true;
 }
 
 /* Send one command line formatted into the stage. */
-static bool conn_send(client_conn_t *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool conn_send(client_conn_t *conn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static bool conn_send(client_conn_t *conn, const char *fmt, ...)
 {
@@ -169,18 +153,18 @@ static bool conn_send(client_conn_t *conn, const char *fmt, ...)
     int rc;
 
     va_start(ap, fmt);
-    rc = buf_vprintf(conn_stage(conn), fmt, ap);
+    rc = buf_vprintf(client__conn_stage(conn), fmt, ap);
     va_end(ap);
-    if (rc != 0 || !conn_commit(conn)) {
-        conn_io_error(conn, UV_ENOBUFS);
+    if (rc != 0 || !client__conn_commit(conn)) {
+        client__conn_io_error(conn, UV_ENOBUFS);
         return false;
     }
-    return conn_flush(conn);
+    return client__conn_flush(conn);
 }
 
 /* ---- ending ---- */
 
-static void conn_free(client_conn_t *conn)
+void client__conn_free(client_conn_t *conn)
 {
     client_t *c = conn->c;
 
@@ -209,11 +193,11 @@ static void conn_handle_closed(uv_handle_t *h)
     client_conn_t *conn = h->data;
 
     conn->handles--;
-    conn_free(conn);
+    client__conn_free(conn);
 }
 
 /* Close the socket now.  The caller has taken it out of the cache. */
-static void conn_close(client_conn_t *conn)
+void client__conn_close(client_conn_t *conn)
 {
     if (conn->closing)
         return;
@@ -224,23 +208,12 @@ static void conn_close(client_conn_t *conn)
     uv_close((uv_handle_t *)&conn->timer, conn_handle_closed);
 }
 
-/* Hand the job back and go on with it (the connection is done with it). */
-static void conn_release(client_conn_t *conn, bool same_hop)
-{
-    client_job_t *j = conn->job;
-
-    if (j == NULL)
-        return;
-    conn->job = NULL;
-    client__job_continue(j, same_hop);
-}
-
 void client__conn_abort(client_conn_t *conn)
 {
     if (conn->job != NULL)
         conn->job->conn = NULL;
     conn->job = NULL;
-    conn_close(conn);
+    client__conn_close(conn);
 }
 
 void client__conn_quit(client_conn_t *conn)
@@ -250,20 +223,36 @@ void client__conn_quit(client_conn_t *conn)
     if (conn->job != NULL)
         conn->job->conn = NULL;
     conn->job = NULL;
-    if (conn->state == CONN_CONNECT || conn->tls_failed) {
-        conn_close(conn);
+    /* QUIT only where a command may go: not inside a TLS handshake, a
+     * message, or ahead of replies still due. */
+    switch (conn->state) {
+    case CONN_CONNECT:
+    case CONN_TLS:
+    case CONN_BODY:
+    case CONN_DOT:
+    case CONN_QUIT:
+    case CONN_CLOSED:
+        client__conn_close(conn);
         return;
+    case CONN_TXN:
+        if (conn->replied < conn->sent) {
+            client__conn_close(conn);
+            return;
+        }
+        break;
+    default:
+        break;
     }
     conn->state = CONN_QUIT;
     client_reply_init(&conn->reply, false);
     if (conn_send(conn, "QUIT\r\n"))
-        conn_timer(conn, conn->c->t.quit);
+        client__conn_timer(conn, conn->c->t.quit);
 }
 
 /* The session failed for every recipient still open (cls 4 or 5); then
  * QUIT (quit) or drop the connection, and try the next hop. */
-static void conn_session_fail(client_conn_t *conn, bool quit, int cls, const char *dsn,
-                              const char *text, bool remote)
+void client__conn_session_fail(client_conn_t *conn, bool quit, int cls, const char *dsn,
+                               const char *text, bool remote)
 {
     client_job_t *j = conn->job;
 
@@ -273,14 +262,14 @@ static void conn_session_fail(client_conn_t *conn, bool quit, int cls, const cha
     if (quit)
         client__conn_quit(conn);
     else
-        conn_close(conn);
+        client__conn_close(conn);
     if (j != NULL)
         client__job_continue(j, false);
 }
 
 /* A reused connection that was dead: a fresh one to the same place, and
  * this session does not count. */
-static bool conn_retry_if_reused(client_conn_t *conn)
+bool client__conn_retry_if_reused(client_conn_t *conn)
 {
     client_job_t *j = conn->job;
 
@@ -292,13 +281,13 @@ static bool conn_retry_if_reused(client_conn_t *conn)
         j->rflags[i] &= (uint8_t) ~(CLIENT_R_TXN | CLIENT_R_ACCEPTED);
     j->sessions--;
     conn->job = NULL;
-    conn_close(conn);
+    client__conn_close(conn);
     client__job_continue(j, true);
     return true;
 }
 
 /* The connection broke (err < 0, UV_EOF when the server closed it). */
-static void conn_io_error(client_conn_t *conn, int err)
+void client__conn_io_error(client_conn_t *conn, int err)
 {
     char text[DELIVERY_REPLY_MAX];
 
@@ -307,25 +296,25 @@ static void conn_io_error(client_conn_t *conn, int err)
     switch (conn->state) {
     case CONN_IDLE:
         client__cache_remove(conn);
-        conn_close(conn);
+        client__conn_close(conn);
         return;
     case CONN_QUIT:
     case CONN_CONNECT:
     case CONN_CLOSED:
-        conn_close(conn);
+        client__conn_close(conn);
         return;
     default:
         break;
     }
-    if (conn_retry_if_reused(conn))
+    if (client__conn_retry_if_reused(conn))
         return;
     if (err == UV_EOF)
-        snprintf(text, sizeof(text), "lost connection with %s while %s", conn->namaddr,
-                 conn_doing(conn));
+        str_fmt(text, sizeof(text), "lost connection with %s while %s", conn->namaddr,
+                conn_doing(conn));
     else
-        snprintf(text, sizeof(text), "lost connection with %s while %s: %s", conn->namaddr,
-                 conn_doing(conn), uv_strerror(err));
-    conn_session_fail(conn, false, 4, "4.4.2", text, false);
+        str_fmt(text, sizeof(text), "lost connection with %s while %s: %s", conn->namaddr,
+                conn_doing(conn), strerror(-err));
+    client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
 }
 
 static void conn_timer_cb(uv_timer_t *timer)
@@ -339,7 +328,7 @@ static void conn_timer_cb(uv_timer_t *timer)
         conn->c->stats.connect_failures++;
         client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(ETIMEDOUT));
         conn->job = NULL;
-        conn_close(conn);
+        client__conn_close(conn);
         client__job_continue(j, false);
         return;
     case CONN_IDLE:
@@ -348,16 +337,16 @@ static void conn_timer_cb(uv_timer_t *timer)
         return;
     case CONN_QUIT:
     case CONN_CLOSED:
-        conn_close(conn);
+        client__conn_close(conn);
         return;
     default:
         break;
     }
-    if (conn_retry_if_reused(conn))
+    if (client__conn_retry_if_reused(conn))
         return;
-    snprintf(text, sizeof(text), "conversation with %s timed out while %s", conn->namaddr,
-             conn_doing(conn));
-    conn_session_fail(conn, false, 4, "4.4.2", text, false);
+    str_fmt(text, sizeof(text), "conversation with %s timed out while %s", conn->namaddr,
+            conn_doing(conn));
+    client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
 }
 
 /* ---- connecting ---- */
@@ -380,14 +369,14 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0 || conn->closing)
         return;
     if (nread < 0) {
-        conn_io_error(conn, (int)nread);
+        client__conn_io_error(conn, (int)nread);
         return;
     }
     if (conn->state == CONN_IDLE) {
         /* Unasked for: a server closing an idle session says 421. */
         log_debug("client: cached connection to %s spoke up; closing it", conn->relay);
         client__cache_remove(conn);
-        conn_close(conn);
+        client__conn_close(conn);
         return;
     }
     if (conn->tls == NULL) {
@@ -395,7 +384,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             goto too_long;
     } else {
         bool handshaking = conn->state == CONN_TLS;
-        int rc;
+        int rc = TLS_EWANT;
         tls_feed(conn->tls, b->base, (size_t)nread);
         for (;;) {
             if (buf_room(&conn->in) == 0)
@@ -411,10 +400,10 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             return;
         }
         if (rc == TLS_EFAIL || rc == TLS_ECLOSED) {
-            conn_io_error(conn, rc == TLS_ECLOSED ? UV_EOF : UV_EPROTO);
+            client__conn_io_error(conn, rc == TLS_ECLOSED ? UV_EOF : UV_EPROTO);
             return;
         }
-        if (!conn_flush(conn))
+        if (!client__conn_flush(conn))
             return;
         if (handshaking && tls_established(conn->tls)) {
             conn_tls_ready(conn);
@@ -422,11 +411,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
                 return;
         }
     }
-    conn_process(conn);
+    client__conn_process(conn);
     return;
 
 too_long:
-    conn_session_fail(conn, false, 4, "4.5.0", "server reply too long", false);
+    client__conn_session_fail(conn, false, 4, "4.5.0", "server reply too long", false);
 }
 
 static void conn_connect_cb(uv_connect_t *req, int status)
@@ -440,7 +429,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         conn->c->stats.connect_failures++;
         client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-status));
         conn->job = NULL;
-        conn_close(conn);
+        client__conn_close(conn);
         client__job_continue(j, false);
         return;
     }
@@ -451,12 +440,11 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     log_debug("client: connected to %s", conn->relay);
     conn->state = CONN_GREETING;
     client_reply_init(&conn->reply, false);
-    conn_timer(conn, conn->c->t.greeting);
+    client__conn_timer(conn, conn->c->t.greeting);
     uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb, conn_read_cb);
 }
 
-client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t *hop,
-                                 bool no_tls)
+client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t *hop, bool no_tls)
 {
     client_conn_t *conn = xcalloc(1, sizeof(*conn));
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -473,8 +461,8 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
             ? (const void *)&((const struct sockaddr_in6 *)&hop->addr)->sin6_addr
             : (const void *)&((const struct sockaddr_in *)&hop->addr)->sin_addr;
     inet_ntop(hop->addr.ss_family, a, ip, sizeof(ip));
-    snprintf(conn->namaddr, sizeof(conn->namaddr), "%s[%s]", conn->host, ip);
-    snprintf(conn->relay, sizeof(conn->relay), "%s:%u", conn->namaddr, conn_port(conn));
+    str_fmt(conn->namaddr, sizeof(conn->namaddr), "%s[%s]", conn->host, ip);
+    str_fmt(conn->relay, sizeof(conn->relay), "%s:%u", conn->namaddr, conn_port(conn));
     conn->keylen = client__endpoint_key(&conn->addr, conn->key);
     buf_init(&conn->in, CLIENT_IN_MAX);
     buf_init(&conn->out, CLIENT_OUT_MAX);
@@ -503,11 +491,11 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
         client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-rc));
         j->conn = NULL;
         conn->job = NULL;
-        conn_close(conn);
+        client__conn_close(conn);
         return NULL;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
-    conn_timer(conn, c->t.connect);
+    client__conn_timer(conn, c->t.connect);
     return conn;
 }
 
@@ -518,7 +506,7 @@ static void conn_send_ehlo(client_conn_t *conn)
     conn->state = CONN_EHLO;
     client_reply_init(&conn->reply, true);
     if (conn_send(conn, "EHLO %s\r\n", conn->c->hostname))
-        conn_timer(conn, conn->c->t.helo);
+        client__conn_timer(conn, conn->c->t.helo);
 }
 
 /* The session is open: run the job's transaction. */
@@ -527,7 +515,7 @@ static void conn_ready(client_conn_t *conn)
     conn->state = CONN_READY;
     uv_timer_stop(&conn->timer);
     if (conn->job != NULL)
-        conn_txn_begin(conn);
+        client__txn_begin(conn);
     else
         client__conn_quit(conn);
 }
@@ -544,8 +532,8 @@ static bool conn_loops(client_conn_t *conn)
     if (j == NULL || !str_eq_ci(host, conn->c->hostname))
         return false;
     best = j->route == NULL || j->route->nhops == 0 || conn->pref <= j->route->hops[0].pref;
-    snprintf(text, sizeof(text), "mail for %s loops back to myself", j->job->domain);
-    conn_session_fail(conn, true, best ? 5 : 4, best ? "5.4.6" : "4.4.6", text, false);
+    str_fmt(text, sizeof(text), "mail for %s loops back to myself", j->job->domain);
+    client__conn_session_fail(conn, true, best ? 5 : 4, best ? "5.4.6" : "4.4.6", text, false);
     return true;
 }
 
@@ -562,7 +550,7 @@ static void conn_on_greeting(client_conn_t *conn)
      * next MX may take the mail (Postfix's smtp_skip_5xx_greeting). */
     str_lcpy(dsn, client_reply_dsn(r), sizeof(dsn));
     dsn[0] = '4';
-    conn_session_fail(conn, r->code != 421, 4, dsn, r->text, true);
+    client__conn_session_fail(conn, r->code != 421, 4, dsn, r->text, true);
 }
 
 static void conn_on_ehlo(client_conn_t *conn)
@@ -573,13 +561,13 @@ static void conn_on_ehlo(client_conn_t *conn)
 
     if (r->code / 100 != 2) {
         if (r->code == 421) {
-            conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
+            client__conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
             return;
         }
         conn->state = CONN_HELO;
         client_reply_init(&conn->reply, false);
         if (conn_send(conn, "HELO %s\r\n", c->hostname))
-            conn_timer(conn, c->t.helo);
+            client__conn_timer(conn, c->t.helo);
         return;
     }
     if (conn_loops(conn))
@@ -590,13 +578,13 @@ static void conn_on_ehlo(client_conn_t *conn)
         conn->state = CONN_STARTTLS;
         client_reply_init(&conn->reply, false);
         if (conn_send(conn, "STARTTLS\r\n"))
-            conn_timer(conn, c->t.helo);
+            client__conn_timer(conn, c->t.helo);
         return;
     }
     if (conn->tls == NULL && c->tls_mode == CONFIG_TLS_REQUIRED) {
-        snprintf(text, sizeof(text), "TLS is required, but was not offered by host %s",
-                 conn->namaddr);
-        conn_session_fail(conn, true, 4, "4.7.4", text, false);
+        str_fmt(text, sizeof(text), "TLS is required, but was not offered by host %s",
+                conn->namaddr);
+        client__conn_session_fail(conn, true, 4, "4.7.4", text, false);
         return;
     }
     conn_ready(conn);
@@ -609,8 +597,8 @@ static void conn_on_helo(client_conn_t *conn)
 
     if (r->code / 100 != 2) {
         /* As Postfix: the server refused to talk to us, for good with 5xx. */
-        conn_session_fail(conn, r->code != 421, conn_class(r->code), client_reply_dsn(r),
-                          r->text, true);
+        client__conn_session_fail(conn, r->code != 421, client__reply_class(r->code),
+                                  client_reply_dsn(r), r->text, true);
         return;
     }
     if (conn_loops(conn))
@@ -618,9 +606,9 @@ static void conn_on_helo(client_conn_t *conn)
     conn->ext = 0;
     conn->size_limit = 0;
     if (conn->tls == NULL && conn->c->tls_mode == CONFIG_TLS_REQUIRED) {
-        snprintf(text, sizeof(text), "TLS is required, but was not offered by host %s",
-                 conn->namaddr);
-        conn_session_fail(conn, true, 4, "4.7.4", text, false);
+        str_fmt(text, sizeof(text), "TLS is required, but was not offered by host %s",
+                conn->namaddr);
+        client__conn_session_fail(conn, true, 4, "4.7.4", text, false);
         return;
     }
     conn_ready(conn);
@@ -636,13 +624,13 @@ static void conn_on_starttls(client_conn_t *conn)
 
     if (r->code != 220) {
         if (r->code == 421) {
-            conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
+            client__conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
             return;
         }
         if (c->tls_mode == CONFIG_TLS_REQUIRED) {
-            snprintf(text, sizeof(text), "TLS is required, but host %s refused to start TLS: %s",
-                     conn->namaddr, r->text);
-            conn_session_fail(conn, true, 4, "4.7.4", text, false);
+            str_fmt(text, sizeof(text), "TLS is required, but host %s refused to start TLS: %s",
+                    conn->namaddr, r->text);
+            client__conn_session_fail(conn, true, 4, "4.7.4", text, false);
             return;
         }
         /* Opportunistic: go on in plaintext on this connection. */
@@ -659,12 +647,12 @@ static void conn_on_starttls(client_conn_t *conn)
         return;
     }
     conn->state = CONN_TLS;
-    conn_timer(conn, c->t.tls);
+    client__conn_timer(conn, c->t.tls);
     if (tls_connect(conn->tls) != TLS_OK || tls_drain(conn->tls, &conn->out) < 0) {
         conn_tls_failed(conn);
         return;
     }
-    conn_flush(conn);
+    client__conn_flush(conn);
 }
 
 static void conn_tls_ready(client_conn_t *conn)
@@ -685,405 +673,19 @@ static void conn_tls_failed(client_conn_t *conn)
     client_job_t *j = conn->job;
     char text[DELIVERY_REPLY_MAX];
 
-    snprintf(text, sizeof(text), "TLS handshake with %s failed: %s", conn->namaddr,
-             conn->tls != NULL ? tls_strerror(conn->tls) : "no TLS session");
+    str_fmt(text, sizeof(text), "TLS handshake with %s failed: %s", conn->namaddr,
+            conn->tls != NULL ? tls_strerror(conn->tls) : "no TLS session");
     log_debug("client: %s", text);
-    conn->tls_failed = true;
     if (conn->c->tls_mode == CONFIG_TLS_REQUIRED || j == NULL) {
-        conn_session_fail(conn, false, 4, "4.7.5", text, false);
+        client__conn_session_fail(conn, false, 4, "4.7.5", text, false);
         return;
     }
     client__job_error(j, "4.7.5", "%s", text);
     j->plaintext = true;
     j->sessions--;
     conn->job = NULL;
-    conn_close(conn);
+    client__conn_close(conn);
     client__job_continue(j, true);
-}
-
-/* ---- the transaction ---- */
-
-static void conn_cmd_push(client_conn_t *conn, client_cmd_kind_t kind, size_t rcpt)
-{
-    if (conn->ncmds == conn->cmds_cap)
-        conn->cmds = xgrow(conn->cmds, &conn->cmds_cap, conn->ncmds + 1, sizeof(*conn->cmds));
-    conn->cmds[conn->ncmds].kind = kind;
-    conn->cmds[conn->ncmds].rcpt = rcpt;
-    conn->ncmds++;
-}
-
-static uint64_t conn_cmd_timeout(const client_conn_t *conn, client_cmd_kind_t kind)
-{
-    const client_timeouts_t *t = &conn->c->t;
-
-    switch (kind) {
-    case CLIENT_CMD_RSET:
-        return t->rset;
-    case CLIENT_CMD_MAIL:
-        return t->mail;
-    case CLIENT_CMD_RCPT:
-        return t->rcpt;
-    case CLIENT_CMD_DATA:
-    default:
-        return t->data;
-    }
-}
-
-/* Format command i into the stage. */
-static int conn_cmd_format(client_conn_t *conn, size_t i, const client_mail_params_t *mp)
-{
-    const delivery_job_t *dj = conn->job->job;
-    buf_t *b = conn_stage(conn);
-
-    switch (conn->cmds[i].kind) {
-    case CLIENT_CMD_RSET:
-        return buf_puts(b, "RSET\r\n");
-    case CLIENT_CMD_MAIL:
-        return client_mail_cmd(b, dj->sender, mp);
-    case CLIENT_CMD_RCPT:
-        return client_rcpt_cmd(b, dj->rcpts[conn->cmds[i].rcpt].addr);
-    case CLIENT_CMD_DATA:
-    default:
-        return buf_puts(b, "DATA\r\n");
-    }
-}
-
-static client_mail_params_t conn_mail_params(const client_conn_t *conn)
-{
-    const delivery_job_t *dj = conn->job->job;
-    client_mail_params_t mp = {0};
-
-    if (conn->ext & CLIENT_EXT_SIZE)
-        mp.size = dj->size;
-    mp.body_8bitmime = dj->body_8bitmime && (conn->ext & CLIENT_EXT_8BITMIME);
-    mp.smtputf8 = dj->smtputf8 && (conn->ext & CLIENT_EXT_SMTPUTF8);
-    return mp;
-}
-
-/* Send the commands not sent yet: all of them with PIPELINING (one write),
- * else the next one. */
-static void conn_txn_send(client_conn_t *conn)
-{
-    client_mail_params_t mp = conn_mail_params(conn);
-    size_t last = conn->ext & CLIENT_EXT_PIPELINING ? conn->ncmds : conn->sent + 1;
-
-    for (; conn->sent < last; conn->sent++) {
-        if (conn_cmd_format(conn, conn->sent, &mp) != 0) {
-            conn_io_error(conn, UV_ENOBUFS);
-            return;
-        }
-    }
-    if (!conn_commit(conn)) {
-        conn_io_error(conn, UV_EPROTO);
-        return;
-    }
-    if (conn_flush(conn))
-        conn_timer(conn, conn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
-}
-
-/* Checks on the whole message against what the server offers, before any
- * command: size, SMTPUTF8, address syntax.  They finish recipients that
- * cannot go through this server. */
-static void conn_txn_checks(client_conn_t *conn)
-{
-    client_job_t *j = conn->job;
-    const delivery_job_t *dj = j->job;
-    char text[DELIVERY_REPLY_MAX];
-
-    if ((conn->ext & CLIENT_EXT_SIZE) && conn->size_limit > 0 && dj->size > conn->size_limit) {
-        snprintf(text, sizeof(text), "message size %llu exceeds size limit %llu of server %s",
-                 (unsigned long long)dj->size, (unsigned long long)conn->size_limit,
-                 conn->namaddr);
-        client__fail_pending(j, 5, "5.3.4", text, false, conn->relay);
-        return;
-    }
-    if (!client_addr_ok(dj->sender, true)) {
-        snprintf(text, sizeof(text), "bad sender address syntax: <%s>", dj->sender);
-        client__fail_pending(j, 5, "5.1.7", text, false, conn->relay);
-        return;
-    }
-    /* RFC 6531 3.4: a message that needs SMTPUTF8 cannot go to a server
-     * without it.  Only the addresses make it need it; UTF-8 in headers
-     * goes as 8-bit data, as Postfix does. */
-    if (dj->smtputf8 && !(conn->ext & CLIENT_EXT_SMTPUTF8)) {
-        snprintf(text, sizeof(text), "SMTPUTF8 is required, but was not offered by host %s",
-                 conn->namaddr);
-        for (size_t i = 0; i < dj->nrcpts; i++)
-            if (client_is_utf8(dj->sender) || client_is_utf8(dj->rcpts[i].addr))
-                client__rcpt_result(j, i, 5, "5.6.7", text, false, conn->relay);
-    }
-    for (size_t i = 0; i < dj->nrcpts; i++) {
-        if (!(j->rflags[i] & CLIENT_R_DONE) && !client_addr_ok(dj->rcpts[i].addr, false)) {
-            snprintf(text, sizeof(text), "bad recipient address syntax: <%s>",
-                     dj->rcpts[i].addr);
-            client__rcpt_result(j, i, 5, "5.1.3", text, false, conn->relay);
-        }
-    }
-}
-
-static void conn_txn_end(client_conn_t *conn);
-
-static void conn_txn_begin(client_conn_t *conn)
-{
-    client_job_t *j = conn->job;
-    size_t nrcpt = 0;
-
-    conn_txn_checks(conn);
-    conn->ncmds = conn->sent = conn->replied = 0;
-    conn->mail_ok = false;
-    conn->naccepted = 0;
-    for (size_t i = 0; i < j->job->nrcpts; i++) {
-        j->rflags[i] &= (uint8_t) ~(CLIENT_R_TXN | CLIENT_R_ACCEPTED);
-        if (j->rflags[i] & CLIENT_R_DONE)
-            continue;
-        if (nrcpt++ == 0) {
-            if (conn->need_rset)
-                conn_cmd_push(conn, CLIENT_CMD_RSET, 0);
-            conn_cmd_push(conn, CLIENT_CMD_MAIL, 0);
-        }
-        j->rflags[i] |= CLIENT_R_TXN;
-        conn_cmd_push(conn, CLIENT_CMD_RCPT, i);
-    }
-    if (nrcpt == 0) {
-        conn_txn_end(conn);
-        return;
-    }
-    conn_cmd_push(conn, CLIENT_CMD_DATA, 0);
-    conn->state = CONN_TXN;
-    conn->uses++;
-    conn->c->stats.transactions++;
-    if (conn->need_rset)
-        conn->c->stats.reused++;
-    client_reply_init(&conn->reply, false);
-    conn_txn_send(conn);
-}
-
-/* The transaction is over: the connection goes back to the cache or
- * away, and the job goes on (the next hop, if recipients are left). */
-static void conn_txn_end(client_conn_t *conn)
-{
-    client_t *c = conn->c;
-    client_job_t *j = conn->job;
-    uint64_t age = uv_now(c->loop) - conn->born;
-
-    conn->need_rset = true;
-    conn->job = NULL;
-    if (j != NULL)
-        for (size_t i = 0; i < j->job->nrcpts; i++)
-            j->rflags[i] &= (uint8_t) ~(CLIENT_R_TXN | CLIENT_R_ACCEPTED);
-    if (!conn->reusable) {
-        conn_close(conn);
-    } else if (c->closing || conn->uses >= DEFAULT_SMTP_REUSE_COUNT ||
-               age >= (uint64_t)DEFAULT_SMTP_REUSE_TIME * 1000) {
-        client__conn_quit(conn);
-    } else {
-        conn->state = CONN_IDLE;
-        conn_timer(conn, (uint64_t)DEFAULT_SMTP_CACHE_IDLE * 1000);
-        client__cache_put(conn);
-    }
-    if (j != NULL)
-        client__job_continue(j, false);
-}
-
-/* Every recipient in the transaction not finished gets reply r. */
-static void conn_txn_fail(client_conn_t *conn, const client_reply_t *r, bool accepted_only)
-{
-    client_job_t *j = conn->job;
-    uint8_t want = accepted_only ? CLIENT_R_ACCEPTED : CLIENT_R_TXN;
-
-    for (size_t i = 0; i < j->job->nrcpts; i++)
-        if (j->rflags[i] & want)
-            client__rcpt_result(j, i, conn_class(r->code), client_reply_dsn(r), r->text, true,
-                                conn->relay);
-}
-
-static void conn_body_start(client_conn_t *conn);
-
-static void conn_on_txn_reply(client_conn_t *conn)
-{
-    client_reply_t *r = &conn->reply;
-    client_job_t *j = conn->job;
-    client_cmd_t cmd = conn->cmds[conn->replied++];
-    int cls = r->code / 100;
-
-    switch (cmd.kind) {
-    case CLIENT_CMD_RSET:
-        if (cls != 2) {
-            conn->replied--; /* still "at RSET", so the retry applies */
-            conn_retry_if_reused(conn);
-            return;
-        }
-        break;
-    case CLIENT_CMD_MAIL:
-        if (cls == 2)
-            conn->mail_ok = true;
-        else
-            conn_txn_fail(conn, r, false);
-        break;
-    case CLIENT_CMD_RCPT:
-        if (!conn->mail_ok)
-            break;
-        if (cls == 2) {
-            j->rflags[cmd.rcpt] |= CLIENT_R_ACCEPTED;
-            conn->naccepted++;
-        } else {
-            client__rcpt_result(j, cmd.rcpt, conn_class(r->code), client_reply_dsn(r), r->text,
-                                true, conn->relay);
-        }
-        break;
-    case CLIENT_CMD_DATA:
-        if (r->code == 354) {
-            if (conn->mail_ok && conn->naccepted > 0) {
-                conn_body_start(conn);
-                return;
-            }
-            /* Go-ahead with no recipient: a broken server; do not send
-             * an empty message, drop the session. */
-            conn->reusable = false;
-        } else if (conn->mail_ok && conn->naccepted > 0) {
-            client__fail_pending(j, cls == 4 ? 4 : 5, client_reply_dsn(r), r->text, true,
-                                 conn->relay);
-        }
-        break;
-    }
-    if (r->code == 421) {
-        /* The server is going away: whoever is left waits for next time. */
-        client__fail_pending(j, 4, client_reply_dsn(r), r->text, true, conn->relay);
-        conn->reusable = false;
-        conn_txn_end(conn);
-        return;
-    }
-    client_reply_init(&conn->reply, false);
-    if (conn->replied == conn->ncmds) {
-        conn_txn_end(conn);
-        return;
-    }
-    if (conn->sent > conn->replied) {
-        conn_timer(conn, conn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
-        return;
-    }
-    /* One command at a time: stop early when the rest is pointless. */
-    if (!conn->mail_ok ||
-        (conn->cmds[conn->sent].kind == CLIENT_CMD_DATA && conn->naccepted == 0)) {
-        conn_txn_end(conn);
-        return;
-    }
-    conn_txn_send(conn);
-}
-
-/* ---- the message ---- */
-
-static void conn_body_start(client_conn_t *conn)
-{
-    const delivery_job_t *dj = conn->job->job;
-
-    conn->state = CONN_BODY;
-    client_reply_init(&conn->reply, false);
-    client_stuff_init(&conn->stuff);
-    conn->file_pos = dj->offset;
-    conn->file_left = dj->length;
-    if (client_stuff(&conn->stuff, dj->prepend, dj->prepend_len, conn_stage(conn)) != 0 ||
-        !conn_commit(conn)) {
-        conn_io_error(conn, UV_ENOBUFS);
-        return;
-    }
-    if (!conn_flush(conn))
-        return;
-    conn_body_pump(conn);
-}
-
-/* The spool file could not be read: nothing more can be sent, and the
- * message must not end with a dot now. */
-static void conn_local_error(client_conn_t *conn, const char *what)
-{
-    char text[DELIVERY_REPLY_MAX];
-
-    snprintf(text, sizeof(text), "local data error while talking to %s: %s", conn->namaddr, what);
-    if (conn->job != NULL)
-        conn->job->final = true; /* another server would fare no better */
-    conn_session_fail(conn, false, 4, "4.3.0", text, false);
-}
-
-static void conn_file_read_cb(uv_fs_t *req)
-{
-    client_conn_t *conn = req->data;
-    client_job_t *rj = conn->read_job;
-    ssize_t n = req->result;
-    char what[128];
-
-    uv_fs_req_cleanup(req);
-    conn->file_reading = false;
-    conn->read_job = NULL;
-    client__job_read_done(rj);
-    if (conn->closing) {
-        conn_free(conn);
-        return;
-    }
-    if (n <= 0) {
-        snprintf(what, sizeof(what), "%s", n < 0 ? uv_strerror((int)n) : "queue file too short");
-        conn_local_error(conn, what);
-        return;
-    }
-    if ((uint64_t)n > conn->file_left)
-        n = (ssize_t)conn->file_left;
-    conn->file_pos += (uint64_t)n;
-    conn->file_left -= (uint64_t)n;
-    if (client_stuff(&conn->stuff, conn->fbuf, (size_t)n, conn_stage(conn)) != 0 ||
-        !conn_commit(conn)) {
-        conn_io_error(conn, UV_ENOBUFS);
-        return;
-    }
-    if (!conn_flush(conn))
-        return;
-    conn_body_pump(conn);
-}
-
-/* Keep one file read and one socket write in flight until the message is
- * out, then the final dot. */
-static void conn_body_pump(client_conn_t *conn)
-{
-    client_job_t *j = conn->job;
-    uv_buf_t b;
-    size_t n;
-    int rc;
-
-    if (conn->state != CONN_BODY || conn->file_reading || buf_used(&conn->out) > 0)
-        return;
-    if (conn->file_left == 0) {
-        if (client_stuff_end(&conn->stuff, conn_stage(conn)) != 0 || !conn_commit(conn)) {
-            conn_io_error(conn, UV_ENOBUFS);
-            return;
-        }
-        conn->state = CONN_DOT;
-        if (conn_flush(conn))
-            conn_timer(conn, conn->c->t.dot);
-        conn_process(conn); /* a reply may have come early */
-        return;
-    }
-    if (conn->fbuf == NULL)
-        conn->fbuf = xmalloc(CLIENT_CHUNK);
-    n = conn->file_left < CLIENT_CHUNK ? (size_t)conn->file_left : CLIENT_CHUNK;
-    b = uv_buf_init(conn->fbuf, (unsigned)n);
-    rc = uv_fs_read(conn->c->loop, &conn->read_req, j->fd, &b, 1, (int64_t)conn->file_pos,
-                    conn_file_read_cb);
-    if (rc < 0) {
-        conn_local_error(conn, uv_strerror(rc));
-        return;
-    }
-    conn->file_reading = true;
-    conn->read_job = j;
-    j->reads++;
-}
-
-static void conn_on_dot(client_conn_t *conn)
-{
-    client_reply_t *r = &conn->reply;
-
-    conn_txn_fail(conn, r, true);
-    if (r->code == 421)
-        conn->reusable = false;
-    client_reply_init(&conn->reply, false);
-    conn_txn_end(conn);
 }
 
 static void conn_write_cb(uv_write_t *req, int status)
@@ -1095,13 +697,13 @@ static void conn_write_cb(uv_write_t *req, int status)
     if (conn->closing)
         return;
     if (status < 0) {
-        conn_io_error(conn, status);
+        client__conn_io_error(conn, status);
         return;
     }
-    if (!conn_flush(conn))
+    if (!client__conn_flush(conn))
         return;
     if (conn->state == CONN_BODY)
-        conn_body_pump(conn);
+        client__body_pump(conn);
 }
 
 /* ---- replies ---- */
@@ -1124,7 +726,7 @@ static bool conn_expects_reply(const client_conn_t *conn)
 }
 
 /* Parse and act on every complete reply that is expected now. */
-static void conn_process(client_conn_t *conn)
+void client__conn_process(client_conn_t *conn)
 {
     while (!conn->closing && conn_expects_reply(conn)) {
         size_t used;
@@ -1135,10 +737,10 @@ static void conn_process(client_conn_t *conn)
         if (rc == CLIENT_REPLY_MORE)
             return;
         if (rc < 0) {
-            snprintf(text, sizeof(text), "malformed reply from %s while %s: %s", conn->namaddr,
-                     conn_doing(conn), conn->reply.text);
+            str_fmt(text, sizeof(text), "malformed reply from %s while %s: %s", conn->namaddr,
+                    conn_doing(conn), conn->reply.text);
             conn->reusable = false;
-            conn_session_fail(conn, false, 4, "4.5.0", text, false);
+            client__conn_session_fail(conn, false, 4, "4.5.0", text, false);
             return;
         }
         switch (conn->state) {
@@ -1155,14 +757,14 @@ static void conn_process(client_conn_t *conn)
             conn_on_starttls(conn);
             break;
         case CONN_TXN:
-            conn_on_txn_reply(conn);
+            client__txn_reply(conn);
             break;
         case CONN_DOT:
-            conn_on_dot(conn);
+            client__txn_dot(conn);
             break;
         case CONN_QUIT:
         default:
-            conn_close(conn);
+            client__conn_close(conn);
             return;
         }
     }
@@ -1175,5 +777,5 @@ void client__conn_attach(client_conn_t *conn, client_job_t *j)
     conn->job = j;
     j->conn = conn;
     conn->state = CONN_READY;
-    conn_txn_begin(conn);
+    client__txn_begin(conn);
 }

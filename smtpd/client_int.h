@@ -1,8 +1,9 @@
 /*
  * client_int - what the outbound client's files share: client.c (jobs,
- * scheduling, hops, results, the connection cache, shutdown) and
- * client_conn.c (one SMTP connection: socket, TLS, the protocol state
- * machine, the message stream).  Not for other modules.
+ * scheduling, hops, results, the connection cache, shutdown),
+ * client_conn.c (one SMTP connection: socket, TLS, the session) and
+ * client_txn.c (a transaction on it and the message stream).  Not for
+ * other modules.
  *
  * Lifetimes: a job lives from deliver() until its done() has run and no
  * connection still reads its spool file; a connection from its connect
@@ -47,7 +48,7 @@ struct client {
     uv_loop_t *loop;
     dns_resolver_t *resolver;
     char *hostname;
-    route_config_t route;          /* entries and own addresses owned here */
+    route_config_t route; /* entries and own addresses owned here */
     route_entry_t *routes;
     struct sockaddr_storage *own;
     config_tls_t tls_mode;
@@ -55,23 +56,23 @@ struct client {
     unsigned max_active, max_per_dest;
     client_timeouts_t t;
 
-    htab_t *dests;                 /* destination key -> client_dest_t */
+    htab_t *dests;                          /* destination key -> client_dest_t */
     client_dest_t *ready_head, *ready_tail; /* with a waiting job and a free slot */
     unsigned active, waiting;
 
-    client_job_t *running;         /* jobs started and not finished */
+    client_job_t *running;               /* jobs started and not finished */
     client_job_t *done_head, *done_tail; /* finished, done() not yet called */
     bool pumping;
-    uv_idle_t idle;                /* calls done() */
+    uv_idle_t idle; /* calls done() */
 
-    htab_t *cache;                 /* endpoint key -> newest idle client_conn_t */
+    htab_t *cache;                        /* endpoint key -> newest idle client_conn_t */
     client_conn_t *idle_head, *idle_tail; /* idle connections, newest first */
     unsigned nidle;
-    client_conn_t *conns;          /* every connection */
+    client_conn_t *conns; /* every connection */
 
     client_stats_t stats;
     bool closing;
-    unsigned busy;                 /* handles and requests not yet closed */
+    unsigned busy; /* handles and requests not yet closed */
     void (*closed)(void *arg);
     void *closed_arg;
 };
@@ -97,23 +98,23 @@ struct client_job {
     delivery_done_fn done;
     void *done_arg;
     client_dest_t *dest;
-    client_job_t *next; /* in the destination's waiting list or the done list */
+    client_job_t *next;          /* in the destination's waiting list or the done list */
     client_job_t *rprev, *rnext; /* running jobs */
     route_req_t *route_req;
     route_result_t *route;
-    size_t hop;         /* index of the hop being tried */
-    unsigned sessions;  /* SMTP sessions begun */
-    bool final;         /* the current session is the last chance */
-    bool plaintext;     /* the current hop again, without STARTTLS */
-    bool running;       /* counted in active */
-    bool finished;      /* done() queued or called */
-    bool told;          /* done() called */
+    size_t hop;        /* index of the hop being tried */
+    unsigned sessions; /* SMTP sessions begun */
+    bool final;        /* the current session is the last chance */
+    bool plaintext;    /* the current hop again, without STARTTLS */
+    bool running;      /* counted in active */
+    bool finished;     /* done() queued or called */
+    bool told;         /* done() called */
     client_conn_t *conn;
-    int fd;             /* the spool file, -1 until open */
-    uv_fs_t fs;         /* open, then close */
+    int fd;     /* the spool file, -1 until open */
+    uv_fs_t fs; /* open, then close */
     bool fs_busy;
-    unsigned starting;  /* the open and the route lookup outstanding */
-    unsigned reads;     /* reads of fd in flight */
+    unsigned starting;              /* the open and the route lookup outstanding */
+    unsigned reads;                 /* reads of fd in flight */
     char error[DELIVERY_REPLY_MAX]; /* the last error with no recipient's reply */
     char error_dsn[CLIENT_DSN_MAX];
     uint8_t rflags[];
@@ -158,45 +159,45 @@ struct client_conn {
     uv_write_t write_req;
     uv_fs_t read_req;
     client_conn_state_t state;
-    unsigned handles;       /* libuv handles open */
+    unsigned handles; /* libuv handles open */
     bool writing;
     bool file_reading;
     bool closing;
-    bool no_tls;            /* do not use STARTTLS on this connection */
-    bool reusable;          /* may go back to the cache */
-    bool need_rset;         /* reused: RSET before the next MAIL */
+    bool no_tls;    /* do not use STARTTLS on this connection */
+    bool reusable;  /* may go back to the cache */
+    bool need_rset; /* reused: RSET before the next MAIL */
     client_job_t *job;
     client_job_t *read_job; /* whose file the read in flight is from */
 
     char host[DNS_NAME_MAX + 1];
     struct sockaddr_storage addr;
     uint16_t pref;
-    char namaddr[CLIENT_NAMADDR_MAX];  /* "host[ip]" */
-    char relay[DELIVERY_RELAY_MAX];    /* "host[ip]:port" */
+    char namaddr[CLIENT_NAMADDR_MAX]; /* "host[ip]" */
+    char relay[DELIVERY_RELAY_MAX];   /* "host[ip]:port" */
     char key[CLIENT_KEY_MAX];
     size_t keylen;
 
     tls_t *tls;
-    unsigned ext;           /* CLIENT_EXT_* of the last EHLO */
+    unsigned ext; /* CLIENT_EXT_* of the last EHLO */
     uint64_t size_limit;
-    unsigned uses;          /* transactions begun */
-    uint64_t born;          /* uv_now() when connected */
+    unsigned uses; /* transactions begun */
+    uint64_t born; /* uv_now() when connected */
 
     client_reply_t reply;
-    buf_t in;               /* plaintext from the server */
-    buf_t out;              /* bytes to write (ciphertext under TLS) */
-    buf_t wire;             /* bytes being written */
-    buf_t plain;            /* plaintext staged for TLS */
+    buf_t in;    /* plaintext from the server */
+    buf_t out;   /* bytes to write (ciphertext under TLS) */
+    buf_t wire;  /* bytes being written */
+    buf_t plain; /* plaintext staged for TLS */
 
-    client_cmd_t *cmds;     /* commands whose replies are awaited, in order */
+    client_cmd_t *cmds; /* commands whose replies are awaited, in order */
     size_t ncmds, cmds_cap, sent, replied;
     bool mail_ok;
     size_t naccepted;
 
-    client_stuff_t stuff;   /* the message being sent */
+    client_stuff_t stuff; /* the message being sent */
     uint64_t file_pos, file_left;
-    char *fbuf;             /* CLIENT_CHUNK bytes, on first use */
-    char rbuf[16384];       /* socket reads */
+    char *fbuf;       /* CLIENT_CHUNK bytes, on first use */
+    char rbuf[16384]; /* socket reads */
 };
 
 /* ---- client.c, for the connections ---- */
@@ -207,8 +208,8 @@ struct client_conn {
 void client__rcpt_result(client_job_t *j, size_t i, int cls, const char *dsn, const char *text,
                          bool remote, const char *relay);
 /* The same for every recipient not finished yet. */
-void client__fail_pending(client_job_t *j, int cls, const char *dsn, const char *text,
-                          bool remote, const char *relay);
+void client__fail_pending(client_job_t *j, int cls, const char *dsn, const char *text, bool remote,
+                          const char *relay);
 /* A connection-level error without a reply for anyone (connect failed):
  * the reason for recipients that end with no other. */
 void client__job_error(client_job_t *j, const char *dsn, const char *fmt, ...)
@@ -229,10 +230,19 @@ void client__unbusy(client_t *c);
 
 /* ---- client_conn.c ---- */
 
+/* The reply's class as a result: 2 delivered, 4 temporary, 5 permanent.
+ * Anything else where a 2xx, 4xx or 5xx belongs is a protocol error,
+ * permanent as Postfix has it. */
+static inline int client__reply_class(int code)
+{
+    int cls = code / 100;
+
+    return cls == 2 || cls == 4 ? cls : 5;
+}
+
 /* Connect to hop for j (the connection is attached to it).  NULL when the
  * connect could not even start; the reason is noted in j. */
-client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t *hop,
-                                 bool no_tls);
+client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t *hop, bool no_tls);
 /* Give a cached connection a job: RSET, then the transaction. */
 void client__conn_attach(client_conn_t *conn, client_job_t *j);
 /* Close now, without QUIT; the job (if any) is detached without a word. */
@@ -241,5 +251,38 @@ void client__conn_abort(client_conn_t *conn);
 void client__conn_quit(client_conn_t *conn);
 /* The cache key of an endpoint. */
 size_t client__endpoint_key(const struct sockaddr_storage *ss, char key[CLIENT_KEY_MAX]);
+
+/* For client_txn.c: output (format into the stage, commit it through TLS,
+ * flush it to the socket; false when the connection failed meanwhile),
+ * the timer, and the ways a session ends. */
+buf_t *client__conn_stage(client_conn_t *conn);
+bool client__conn_commit(client_conn_t *conn);
+bool client__conn_flush(client_conn_t *conn);
+void client__conn_timer(client_conn_t *conn, uint64_t ms);
+/* The connection broke (err < 0; UV_EOF: closed by the server). */
+void client__conn_io_error(client_conn_t *conn, int err);
+/* The session failed for every recipient still open (cls 4 or 5); then
+ * QUIT (quit) or drop the connection, and the job tries the next hop. */
+void client__conn_session_fail(client_conn_t *conn, bool quit, int cls, const char *dsn,
+                               const char *text, bool remote);
+/* A reused connection found dead at its RSET: the job tries the same hop
+ * on a fresh connection, and this session does not count.  false when
+ * that is not the case. */
+bool client__conn_retry_if_reused(client_conn_t *conn);
+void client__conn_close(client_conn_t *conn);
+/* Free a closed connection once nothing of it is in flight. */
+void client__conn_free(client_conn_t *conn);
+/* Act on the replies that are complete in the input. */
+void client__conn_process(client_conn_t *conn);
+
+/* ---- client_txn.c ---- */
+
+/* Run the job's transaction on a ready session. */
+void client__txn_begin(client_conn_t *conn);
+/* A reply to RSET, MAIL, RCPT or DATA; to the final dot. */
+void client__txn_reply(client_conn_t *conn);
+void client__txn_dot(client_conn_t *conn);
+/* Go on sending the message (after a write or a file read). */
+void client__body_pump(client_conn_t *conn);
 
 #endif

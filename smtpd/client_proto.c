@@ -102,8 +102,7 @@ static int proto_reply_line(client_reply_t *r, const char *line, size_t len)
     size_t tlen, dlen;
     bool last;
 
-    if (len < 3 || line[0] < '2' || line[0] > '5' || !proto_digit(line[1]) ||
-        !proto_digit(line[2]))
+    if (len < 3 || line[0] < '2' || line[0] > '5' || !proto_digit(line[1]) || !proto_digit(line[2]))
         return CLIENT_REPLY_EBAD;
     if (len == 3 || line[3] == ' ')
         last = true;

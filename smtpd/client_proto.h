@@ -38,8 +38,8 @@
 /* Lines in one reply, then it is a protocol error (an endless "250-"). */
 #define CLIENT_REPLY_LINES_MAX 1000
 
-#define CLIENT_REPLY_MORE 0  /* the reply goes on: feed more bytes */
-#define CLIENT_REPLY_DONE 1  /* a whole reply was parsed */
+#define CLIENT_REPLY_MORE 0     /* the reply goes on: feed more bytes */
+#define CLIENT_REPLY_DONE 1     /* a whole reply was parsed */
 #define CLIENT_REPLY_EBAD (-1)  /* a line that is not a reply line */
 #define CLIENT_REPLY_ELONG (-2) /* more than CLIENT_REPLY_LINES_MAX lines */
 
@@ -52,14 +52,14 @@
 #define CLIENT_EXT_ENHANCEDSTATUSCODES 0x20u
 
 typedef struct {
-    int code;                  /* 200..599 once done; 0 before */
-    char dsn[CLIENT_DSN_MAX];  /* "5.1.1", or "" when the server gave none */
+    int code;                 /* 200..599 once done; 0 before */
+    char dsn[CLIENT_DSN_MAX]; /* "5.1.1", or "" when the server gave none */
     char text[DELIVERY_REPLY_MAX];
-    size_t len;                /* strlen(text) */
+    size_t len; /* strlen(text) */
     unsigned nlines;
-    bool ehlo;                 /* set before parsing an EHLO reply: */
-    unsigned ext;              /* CLIENT_EXT_* seen on lines after the first */
-    uint64_t size_limit;       /* SIZE's argument; 0: none given */
+    bool ehlo;           /* set before parsing an EHLO reply: */
+    unsigned ext;        /* CLIENT_EXT_* seen on lines after the first */
+    uint64_t size_limit; /* SIZE's argument; 0: none given */
 } client_reply_t;
 
 /* Start a new reply; ehlo: parse the lines after the first as keywords. */
@@ -88,7 +88,7 @@ unsigned client_ehlo_keyword(const char *line, size_t len, uint64_t *size_limit)
 
 /* MAIL FROM parameters (RFC 1870, 6152, 6531). */
 typedef struct {
-    uint64_t size;     /* SIZE=; 0: none */
+    uint64_t size; /* SIZE=; 0: none */
     bool body_8bitmime;
     bool smtputf8;
 } client_mail_params_t;
