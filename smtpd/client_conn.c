@@ -23,6 +23,8 @@
 #include "str.h"
 #include "xalloc.h"
 
+static void conn_tls_failed(client_conn_t *conn, const char *why);
+
 /* ---- small helpers ---- */
 
 size_t client__endpoint_key(const struct sockaddr_storage *ss, char key[CLIENT_KEY_MAX])
@@ -308,6 +310,10 @@ void client__conn_io_error(client_conn_t *conn, int err)
     }
     if (client__conn_retry_if_reused(conn))
         return;
+    if (conn->state == CONN_TLS) {
+        conn_tls_failed(conn, err == UV_EOF ? "lost connection" : strerror(-err));
+        return;
+    }
     if (err == UV_EOF)
         str_fmt(text, sizeof(text), "lost connection with %s while %s", conn->namaddr,
                 conn_doing(conn));
@@ -344,6 +350,10 @@ static void conn_timer_cb(uv_timer_t *timer)
     }
     if (client__conn_retry_if_reused(conn))
         return;
+    if (conn->state == CONN_TLS) {
+        conn_tls_failed(conn, "timed out");
+        return;
+    }
     str_fmt(text, sizeof(text), "conversation with %s timed out while %s", conn->namaddr,
             conn_doing(conn));
     client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
@@ -360,11 +370,10 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void conn_tls_ready(client_conn_t *conn);
-static void conn_tls_failed(client_conn_t *conn);
-
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     client_conn_t *conn = s->data;
+    char text[DELIVERY_REPLY_MAX];
 
     if (nread == 0 || conn->closing)
         return;
@@ -395,8 +404,8 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         }
         if (tls_drain(conn->tls, &conn->out) < 0)
             rc = TLS_EFAIL;
-        if (rc == TLS_EFAIL && handshaking) {
-            conn_tls_failed(conn);
+        if ((rc == TLS_EFAIL || rc == TLS_ECLOSED) && handshaking) {
+            conn_tls_failed(conn, NULL);
             return;
         }
         if (rc == TLS_EFAIL || rc == TLS_ECLOSED) {
@@ -415,7 +424,8 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     return;
 
 too_long:
-    client__conn_session_fail(conn, false, 4, "4.5.0", "server reply too long", false);
+    str_fmt(text, sizeof(text), "reply from %s too long while %s", conn->namaddr, conn_doing(conn));
+    client__conn_session_fail(conn, false, 4, "4.5.0", text, false);
 }
 
 static void conn_connect_cb(uv_connect_t *req, int status)
@@ -643,13 +653,13 @@ static void conn_on_starttls(client_conn_t *conn)
     literal = inet_pton(AF_INET, conn->host, bin) == 1 || inet_pton(AF_INET6, conn->host, bin) == 1;
     conn->tls = tls_new(c->tls_ctx, false, literal ? NULL : conn->host);
     if (conn->tls == NULL) {
-        conn_tls_failed(conn);
+        conn_tls_failed(conn, "cannot make a TLS session");
         return;
     }
     conn->state = CONN_TLS;
     client__conn_timer(conn, c->t.tls);
     if (tls_connect(conn->tls) != TLS_OK || tls_drain(conn->tls, &conn->out) < 0) {
-        conn_tls_failed(conn);
+        conn_tls_failed(conn, NULL);
         return;
     }
     client__conn_flush(conn);
@@ -666,15 +676,16 @@ static void conn_tls_ready(client_conn_t *conn)
     conn_send_ehlo(conn);
 }
 
-/* The handshake failed.  Opportunistic: this host again, in plaintext, on
- * a new connection (Postfix does the same); required: the next hop. */
-static void conn_tls_failed(client_conn_t *conn)
+/* The handshake failed (why, or OpenSSL's reason when NULL).
+ * Opportunistic: this host again, in plaintext, on a new connection
+ * (Postfix does the same); required: the next hop. */
+static void conn_tls_failed(client_conn_t *conn, const char *why)
 {
     client_job_t *j = conn->job;
     char text[DELIVERY_REPLY_MAX];
 
     str_fmt(text, sizeof(text), "TLS handshake with %s failed: %s", conn->namaddr,
-            conn->tls != NULL ? tls_strerror(conn->tls) : "no TLS session");
+            why != NULL ? why : tls_strerror(conn->tls));
     log_debug("client: %s", text);
     if (conn->c->tls_mode == CONFIG_TLS_REQUIRED || j == NULL) {
         client__conn_session_fail(conn, false, 4, "4.7.5", text, false);

@@ -37,6 +37,8 @@ typedef struct {
 /* Bytes of the spool file read at once, and of the output buffer. */
 #define CLIENT_CHUNK (128 * 1024)
 #define CLIENT_OUT_MAX (4 * CLIENT_CHUNK + 65536)
+/* Output buffers larger than this are released while idle. */
+#define CLIENT_IDLE_BUF 16384
 /* Input: replies waiting to be parsed (one line may be long). */
 #define CLIENT_IN_MAX 65536
 /* "host[address]" of a connection, for reasons. */
@@ -196,7 +198,8 @@ struct client_conn {
 
     client_stuff_t stuff; /* the message being sent */
     uint64_t file_pos, file_left;
-    char *fbuf;       /* CLIENT_CHUNK bytes, on first use */
+    char *fbuf; /* file reads, up to CLIENT_CHUNK bytes */
+    size_t fbuf_cap;
     char rbuf[16384]; /* socket reads */
 };
 

@@ -167,6 +167,25 @@ void client__txn_begin(client_conn_t *conn)
     txn_send(conn);
 }
 
+/* An idle connection keeps no message-sized buffers: a cache full of
+ * connections that each sent a large message would hold megabytes. */
+static void txn_trim(client_conn_t *conn)
+{
+    if (!conn->writing) {
+        if (conn->wire.cap > CLIENT_IDLE_BUF)
+            buf_free(&conn->wire);
+        if (conn->out.cap > CLIENT_IDLE_BUF && buf_used(&conn->out) == 0)
+            buf_free(&conn->out);
+    }
+    if (conn->plain.cap > CLIENT_IDLE_BUF && buf_used(&conn->plain) == 0)
+        buf_free(&conn->plain);
+    if (!conn->file_reading && conn->fbuf_cap > CLIENT_IDLE_BUF) {
+        free(conn->fbuf);
+        conn->fbuf = NULL;
+        conn->fbuf_cap = 0;
+    }
+}
+
 /* The transaction is over: the connection goes back to the cache or
  * away, and the job goes on (the next hop, if recipients are left). */
 static void txn_end(client_conn_t *conn)
@@ -187,6 +206,7 @@ static void txn_end(client_conn_t *conn)
         client__conn_quit(conn);
     } else {
         conn->state = CONN_IDLE;
+        txn_trim(conn);
         client__conn_timer(conn, (uint64_t)DEFAULT_SMTP_CACHE_IDLE * 1000);
         client__cache_put(conn);
     }
@@ -273,7 +293,7 @@ void client__txn_reply(client_conn_t *conn)
         return;
     }
     /* One command at a time: stop early when the rest is pointless. */
-    if (!conn->mail_ok ||
+    if ((cmd.kind == CLIENT_CMD_MAIL && !conn->mail_ok) ||
         (conn->cmds[conn->sent].kind == CLIENT_CMD_DATA && conn->naccepted == 0)) {
         txn_end(conn);
         return;
@@ -371,9 +391,13 @@ void client__body_pump(client_conn_t *conn)
         client__conn_process(conn); /* a reply may have come early */
         return;
     }
-    if (conn->fbuf == NULL)
-        conn->fbuf = xmalloc(CLIENT_CHUNK);
     n = conn->file_left < CLIENT_CHUNK ? (size_t)conn->file_left : CLIENT_CHUNK;
+    if (conn->fbuf_cap < n) {
+        /* Small messages keep a small buffer, reused with the connection. */
+        free(conn->fbuf);
+        conn->fbuf = xmalloc(n);
+        conn->fbuf_cap = n;
+    }
     b = uv_buf_init(conn->fbuf, (unsigned)n);
     rc = uv_fs_read(conn->c->loop, &conn->read_req, j->fd, &b, 1, (int64_t)conn->file_pos,
                     txn_file_read_cb);

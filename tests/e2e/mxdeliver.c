@@ -101,8 +101,8 @@ static void stop(void)
         return;
     stopping = true;
     client_stats(client, &st);
-    printf("stats connections=%" PRIu64 " reused=%" PRIu64 " transactions=%" PRIu64
-           " tls=%" PRIu64 " connect_failures=%" PRIu64 "\n",
+    printf("stats connections=%" PRIu64 " reused=%" PRIu64 " transactions=%" PRIu64 " tls=%" PRIu64
+           " connect_failures=%" PRIu64 "\n",
            st.connections, st.reused, st.transactions, st.tls, st.connect_failures);
     fflush(stdout);
     client_shutdown(client, client_closed, NULL);

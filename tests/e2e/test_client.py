@@ -405,6 +405,19 @@ def connection_reused_for_the_next_job():
 
 
 @test
+def connection_reused_without_pipelining():
+    d, sink, config, msg = setup(dest_records(), extensions=("SIZE 52428800", "8BITMIME"))
+    r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test"]),
+                 "wait",
+                 job("K", msg, "b@origin.test", "dest.test", ["y@dest.test", "z@dest.test"])],
+                config)
+    assert all(v.status == "OK" for v in r.results.values()), r.results
+    assert sink.connections == 1 and sink.rsets == 1
+    assert [t.rcpts for t in sink.transactions] == [["x@dest.test"], ["y@dest.test", "z@dest.test"]]
+    assert len(sink.transactions[1].reads) == 4
+
+
+@test
 def waiting_jobs_reuse_the_connection():
     """max_deliveries_per_domain = 1: the second job waits for the first,
     then takes over its connection."""

@@ -107,8 +107,9 @@ Test(reply, lenient_forms)
 Test(reply, malformed)
 {
     static const char *bad[] = {
-        "\r\n", "25\r\n", "abc def\r\n", "650 x\r\n", "150 x\r\n", "250x\r\n", "2500 x\r\n",
-        "25a x\r\n", " 250 x\r\n", "250-a\r\nbogus\r\n", "250\t2.0.0\r\n",
+        "\r\n",           "25\r\n",     "abc def\r\n", "650 x\r\n",  "150 x\r\n",
+        "250x\r\n",       "2500 x\r\n", "25a x\r\n",   " 250 x\r\n", "250-a\r\nbogus\r\n",
+        "250\t2.0.0\r\n",
     };
     client_reply_t r;
 
@@ -164,7 +165,9 @@ Test(reply, text_is_printable)
     cr_assert_str_eq(r.text, "550 a?b?c?d");
     /* UTF-8 is kept; invalid sequences are not. */
     cr_assert_eq(parse(&r, "550 M\xc3\xbcller \xff\xc3(\xe2\x82\r\n", false, 0), CLIENT_REPLY_DONE);
-    cr_assert_str_eq(r.text, "550 M\xc3\xbcller ?" "?(?" "?");
+    cr_assert_str_eq(r.text, "550 M\xc3\xbcller ?"
+                             "?(?"
+                             "?");
     /* An embedded CR is no line end. */
     cr_assert_eq(parse(&r, "550 a\rb\r\n", false, 0), CLIENT_REPLY_DONE);
     cr_assert_str_eq(r.text, "550 a?b");
