@@ -716,12 +716,15 @@ void client_shutdown(void *impl, void (*closed)(void *arg), void *arg)
         client__fail_pending(j, 4, "4.3.2", reason, false, "none");
         client_job_finish(j);
     }
-    /* Idle connections: QUIT. */
+    /* Idle connections: QUIT, without waiting for the reply. */
     while (c->idle_head != NULL) {
         client_conn_t *conn = c->idle_head;
         client__cache_remove(conn);
         client__conn_quit(conn);
     }
+    for (client_conn_t *conn = c->conns; conn != NULL; conn = conn->next)
+        if (conn->state == CONN_QUIT && !conn->writing)
+            client__conn_close(conn);
     /* Destinations left hold no jobs now. */
     pos = 0;
     while (htab_next(c->dests, &pos, &key, &keylen, &value)) {

@@ -715,6 +715,8 @@ static void conn_write_cb(uv_write_t *req, int status)
         return;
     if (conn->state == CONN_BODY)
         client__body_pump(conn);
+    else if (conn->state == CONN_QUIT && !conn->writing && conn->c->closing)
+        client__conn_close(conn); /* shutting down: QUIT said, no need to wait */
 }
 
 /* ---- replies ---- */
