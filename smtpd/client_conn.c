@@ -563,28 +563,18 @@ static void conn_on_greeting(client_conn_t *conn)
     client__conn_session_fail(conn, r->code != 421, 4, dsn, r->text, true);
 }
 
-static void conn_on_ehlo(client_conn_t *conn)
+/* EHLO or HELO succeeded (a HELO offers no extensions): STARTTLS as the
+ * policy says, or the transaction. */
+static void conn_hello_done(client_conn_t *conn, unsigned ext, uint64_t size_limit)
 {
-    client_reply_t *r = &conn->reply;
     client_t *c = conn->c;
     char text[DELIVERY_REPLY_MAX];
 
-    if (r->code / 100 != 2) {
-        if (r->code == 421) {
-            client__conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
-            return;
-        }
-        conn->state = CONN_HELO;
-        client_reply_init(&conn->reply, false);
-        if (conn_send(conn, "HELO %s\r\n", c->hostname))
-            client__conn_timer(conn, c->t.helo);
-        return;
-    }
     if (conn_loops(conn))
         return;
-    conn->ext = r->ext;
-    conn->size_limit = r->size_limit;
-    if (conn->tls == NULL && !conn->no_tls && (conn->ext & CLIENT_EXT_STARTTLS)) {
+    conn->ext = ext;
+    conn->size_limit = size_limit;
+    if (conn->tls == NULL && !conn->no_tls && (ext & CLIENT_EXT_STARTTLS)) {
         conn->state = CONN_STARTTLS;
         client_reply_init(&conn->reply, false);
         if (conn_send(conn, "STARTTLS\r\n"))
@@ -600,28 +590,35 @@ static void conn_on_ehlo(client_conn_t *conn)
     conn_ready(conn);
 }
 
+static void conn_on_ehlo(client_conn_t *conn)
+{
+    client_reply_t *r = &conn->reply;
+
+    if (r->code / 100 == 2) {
+        conn_hello_done(conn, r->ext, r->size_limit);
+        return;
+    }
+    if (r->code == 421) {
+        client__conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
+        return;
+    }
+    conn->state = CONN_HELO;
+    client_reply_init(&conn->reply, false);
+    if (conn_send(conn, "HELO %s\r\n", conn->c->hostname))
+        client__conn_timer(conn, conn->c->t.helo);
+}
+
 static void conn_on_helo(client_conn_t *conn)
 {
     client_reply_t *r = &conn->reply;
-    char text[DELIVERY_REPLY_MAX];
 
-    if (r->code / 100 != 2) {
-        /* As Postfix: the server refused to talk to us, for good with 5xx. */
-        client__conn_session_fail(conn, r->code != 421, client__reply_class(r->code),
-                                  client_reply_dsn(r), r->text, true);
+    if (r->code / 100 == 2) {
+        conn_hello_done(conn, 0, 0);
         return;
     }
-    if (conn_loops(conn))
-        return;
-    conn->ext = 0;
-    conn->size_limit = 0;
-    if (conn->tls == NULL && conn->c->tls_mode == CONFIG_TLS_REQUIRED) {
-        str_fmt(text, sizeof(text), "TLS is required, but was not offered by host %s",
-                conn->namaddr);
-        client__conn_session_fail(conn, true, 4, "4.7.4", text, false);
-        return;
-    }
-    conn_ready(conn);
+    /* As Postfix: the server refused to talk to us, for good with 5xx. */
+    client__conn_session_fail(conn, r->code != 421, client__reply_class(r->code),
+                              client_reply_dsn(r), r->text, true);
 }
 
 static void conn_on_starttls(client_conn_t *conn)

@@ -303,6 +303,18 @@ void client__txn_reply(client_conn_t *conn)
 
 /* ---- the message ---- */
 
+/* Send message bytes, stuffed, and go on. */
+static void txn_body_send(client_conn_t *conn, const char *p, size_t n)
+{
+    if (client_stuff(&conn->stuff, p, n, client__conn_stage(conn)) != 0 ||
+        !client__conn_commit(conn)) {
+        client__conn_io_error(conn, UV_ENOBUFS);
+        return;
+    }
+    if (client__conn_flush(conn))
+        client__body_pump(conn);
+}
+
 static void txn_body_start(client_conn_t *conn)
 {
     const delivery_job_t *dj = conn->job->job;
@@ -312,14 +324,7 @@ static void txn_body_start(client_conn_t *conn)
     client_stuff_init(&conn->stuff);
     conn->file_pos = dj->offset;
     conn->file_left = dj->length;
-    if (client_stuff(&conn->stuff, dj->prepend, dj->prepend_len, client__conn_stage(conn)) != 0 ||
-        !client__conn_commit(conn)) {
-        client__conn_io_error(conn, UV_ENOBUFS);
-        return;
-    }
-    if (!client__conn_flush(conn))
-        return;
-    client__body_pump(conn);
+    txn_body_send(conn, dj->prepend, dj->prepend_len);
 }
 
 /* The spool file could not be read: nothing more can be sent, and the
@@ -358,14 +363,7 @@ static void txn_file_read_cb(uv_fs_t *req)
         n = (ssize_t)conn->file_left;
     conn->file_pos += (uint64_t)n;
     conn->file_left -= (uint64_t)n;
-    if (client_stuff(&conn->stuff, conn->fbuf, (size_t)n, client__conn_stage(conn)) != 0 ||
-        !client__conn_commit(conn)) {
-        client__conn_io_error(conn, UV_ENOBUFS);
-        return;
-    }
-    if (!client__conn_flush(conn))
-        return;
-    client__body_pump(conn);
+    txn_body_send(conn, conn->fbuf, (size_t)n);
 }
 
 /* Keep one file read and one socket write in flight until the message is

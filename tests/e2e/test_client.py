@@ -28,6 +28,15 @@ def dest_records(domain="dest.test", host="mx.dest.test", ip="127.0.0.1"):
     return [f"--mx-host={domain},{host},10", f"--host-record={host},{ip}"]
 
 
+def two_mx(ip1, ip2, extra=()):
+    """dnsmasq with dest.test's MX mx1 (preference 10, at ip1) and mx2 (20,
+    at ip2)."""
+    return mxtest.Dnsmasq(["--mx-host=dest.test,mx1.dest.test,10",
+                           "--mx-host=dest.test,mx2.dest.test,20",
+                           f"--host-record=mx1.dest.test,{ip1}",
+                           f"--host-record=mx2.dest.test,{ip2}", *extra])
+
+
 def sink_pair(**options):
     """Two sinks on the same port, at 127.0.0.1 and 127.0.0.2."""
     for _ in range(20):
@@ -46,10 +55,7 @@ def sink_pair(**options):
 def mx_preference_and_equal_hosts():
     """The best MX gets the mail; the worse one sees nothing."""
     best, worse = sink_pair()
-    dns = mxtest.Dnsmasq(["--mx-host=dest.test,mx1.dest.test,10",
-                          "--mx-host=dest.test,mx2.dest.test,20",
-                          "--host-record=mx1.dest.test,127.0.0.1",
-                          "--host-record=mx2.dest.test,127.0.0.2"])
+    dns = two_mx("127.0.0.1", "127.0.0.2")
     d = mxtest.tempdir()
     msg = write_bytes(d, "msg", MESSAGE)
     r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test"])],
@@ -66,10 +72,7 @@ def fallback_to_second_mx_when_first_refuses():
     """The first MX refuses connections (nothing listens at 127.0.0.2): the
     second takes the mail, and the refusal is no failure."""
     sink = mxtest.Sink()
-    dns = mxtest.Dnsmasq(["--mx-host=dest.test,mx1.dest.test,10",
-                          "--mx-host=dest.test,mx2.dest.test,20",
-                          "--host-record=mx1.dest.test,127.0.0.2",
-                          "--host-record=mx2.dest.test,127.0.0.1"])
+    dns = two_mx("127.0.0.2", "127.0.0.1")
     d = mxtest.tempdir()
     msg = write_bytes(d, "msg", MESSAGE)
     r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test"])],
@@ -83,10 +86,7 @@ def fallback_to_second_mx_when_first_refuses():
 @test
 def every_mx_refuses_defers_with_the_reason():
     port = mxtest.free_port()  # nothing listens there
-    dns = mxtest.Dnsmasq(["--mx-host=dest.test,mx1.dest.test,10",
-                          "--mx-host=dest.test,mx2.dest.test,20",
-                          "--host-record=mx1.dest.test,127.0.0.2",
-                          "--host-record=mx2.dest.test,127.0.0.3"])
+    dns = two_mx("127.0.0.2", "127.0.0.3")
     msg = write_bytes(mxtest.tempdir(), "msg", MESSAGE)
     r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test", "y@dest.test"])],
                 {"dns_servers": dns.server, "outbound_port": port, "outbound_tls": "off"})
@@ -250,11 +250,7 @@ def greeting_refusal_tries_the_next_mx():
     the mail; with no other MX the mail is deferred, not bounced."""
     bad, good = sink_pair()
     bad.greeting = "554 5.7.1 No SMTP service here"
-    dns = mxtest.Dnsmasq(["--mx-host=dest.test,mx1.dest.test,10",
-                          "--mx-host=dest.test,mx2.dest.test,20",
-                          "--host-record=mx1.dest.test,127.0.0.1",
-                          "--host-record=mx2.dest.test,127.0.0.2",
-                          "--mx-host=lone.test,mx1.dest.test,10"])
+    dns = two_mx("127.0.0.1", "127.0.0.2", ["--mx-host=lone.test,mx1.dest.test,10"])
     msg = write_bytes(mxtest.tempdir(), "msg", MESSAGE)
     config = {"dns_servers": dns.server, "outbound_port": bad.port, "outbound_tls": "off"}
     r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test"]),
@@ -273,10 +269,7 @@ def temporary_refusal_at_first_mx_goes_to_the_second():
     may take it (Postfix's rule)."""
     first, second = sink_pair()
     first.replies = {"x@dest.test": "450 4.2.0 greylisted"}
-    dns = mxtest.Dnsmasq(["--mx-host=dest.test,mx1.dest.test,10",
-                          "--mx-host=dest.test,mx2.dest.test,20",
-                          "--host-record=mx1.dest.test,127.0.0.1",
-                          "--host-record=mx2.dest.test,127.0.0.2"])
+    dns = two_mx("127.0.0.1", "127.0.0.2")
     msg = write_bytes(mxtest.tempdir(), "msg", MESSAGE)
     r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test", "y@dest.test"])],
                 {"dns_servers": dns.server, "outbound_port": first.port, "outbound_tls": "off"})
