@@ -288,6 +288,34 @@ bool client__conn_retry_if_reused(client_conn_t *conn)
     return true;
 }
 
+/* The session broke (a lost connection, a timeout): a reused connection
+ * is replaced, a TLS handshake failed (tls_why), or the recipients not
+ * finished fail temporarily with text. */
+static void conn_broken(client_conn_t *conn, const char *tls_why, const char *text)
+{
+    if (client__conn_retry_if_reused(conn))
+        return;
+    if (conn->state == CONN_TLS) {
+        conn_tls_failed(conn, tls_why);
+        return;
+    }
+    client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
+}
+
+/* The connect failed (err < 0): the next hop; go_on: the job tries it now. */
+static void conn_connect_failed(client_conn_t *conn, int err, bool go_on)
+{
+    client_job_t *j = conn->job;
+
+    conn->c->stats.connect_failures++;
+    client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-err));
+    j->conn = NULL;
+    conn->job = NULL;
+    client__conn_close(conn);
+    if (go_on)
+        client__job_continue(j, false);
+}
+
 /* The connection broke (err < 0, UV_EOF when the server closed it). */
 void client__conn_io_error(client_conn_t *conn, int err)
 {
@@ -308,34 +336,23 @@ void client__conn_io_error(client_conn_t *conn, int err)
     default:
         break;
     }
-    if (client__conn_retry_if_reused(conn))
-        return;
-    if (conn->state == CONN_TLS) {
-        conn_tls_failed(conn, err == UV_EOF ? "lost connection" : strerror(-err));
-        return;
-    }
     if (err == UV_EOF)
         str_fmt(text, sizeof(text), "lost connection with %s while %s", conn->namaddr,
                 conn_doing(conn));
     else
         str_fmt(text, sizeof(text), "lost connection with %s while %s: %s", conn->namaddr,
                 conn_doing(conn), strerror(-err));
-    client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
+    conn_broken(conn, err == UV_EOF ? "lost connection" : strerror(-err), text);
 }
 
 static void conn_timer_cb(uv_timer_t *timer)
 {
     client_conn_t *conn = timer->data;
-    client_job_t *j = conn->job;
     char text[DELIVERY_REPLY_MAX];
 
     switch (conn->state) {
     case CONN_CONNECT:
-        conn->c->stats.connect_failures++;
-        client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(ETIMEDOUT));
-        conn->job = NULL;
-        client__conn_close(conn);
-        client__job_continue(j, false);
+        conn_connect_failed(conn, -ETIMEDOUT, true);
         return;
     case CONN_IDLE:
         client__cache_remove(conn);
@@ -348,15 +365,9 @@ static void conn_timer_cb(uv_timer_t *timer)
     default:
         break;
     }
-    if (client__conn_retry_if_reused(conn))
-        return;
-    if (conn->state == CONN_TLS) {
-        conn_tls_failed(conn, "timed out");
-        return;
-    }
     str_fmt(text, sizeof(text), "conversation with %s timed out while %s", conn->namaddr,
             conn_doing(conn));
-    client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
+    conn_broken(conn, "timed out", text);
 }
 
 /* ---- connecting ---- */
@@ -436,11 +447,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     if (conn->closing)
         return;
     if (status < 0) {
-        conn->c->stats.connect_failures++;
-        client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-status));
-        conn->job = NULL;
-        client__conn_close(conn);
-        client__job_continue(j, false);
+        conn_connect_failed(conn, status, true);
         return;
     }
     conn->c->stats.connections++;
@@ -497,11 +504,7 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
     rc = uv_tcp_connect(&conn->connect_req, &conn->tcp, (const struct sockaddr *)&conn->addr,
                         conn_connect_cb);
     if (rc < 0) {
-        c->stats.connect_failures++;
-        client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-rc));
-        j->conn = NULL;
-        conn->job = NULL;
-        client__conn_close(conn);
+        conn_connect_failed(conn, rc, false);
         return NULL;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
