@@ -10,9 +10,11 @@
  *   job id=J1 file=PATH [offset=N] [length=N] [prepend=PATH] sender=ADDR
  *       domain=DOMAIN rcpt=ADDR [rcpt=ADDR...] [smtputf8] [8bitmime]
  *   wait
+ *   sleep MS
  *
- * Jobs up to a "wait" line (or the end) are handed to the client at once;
- * the next ones once those are done.  length defaults to the rest of the
+ * Jobs up to a "wait" or "sleep" line (or the end) are handed to the
+ * client at once; the next ones once those are done (and MS milliseconds
+ * more after "sleep").  length defaults to the rest of the
  * file; sender "<>" is the null sender.  For each recipient of a finished
  * job one line is printed:
  *
@@ -46,6 +48,7 @@ typedef struct {
     delivery_job_t job;
     char *prepend;
     int batch;
+    unsigned pause_ms; /* before this job's batch */
 } tool_job_t;
 
 static uv_loop_t loop;
@@ -56,7 +59,7 @@ static delivery_t delivery;
 static tool_job_t *jobs;
 static size_t njobs, next_job, running;
 static int cur_batch, status;
-static uv_timer_t deadline, stopper;
+static uv_timer_t deadline, stopper, pauser;
 static bool stopping;
 
 static const char *status_name(delivery_status_t s)
@@ -91,6 +94,7 @@ static void client_closed(void *arg)
     dns_resolver_close(resolver, resolver_closed, NULL);
     uv_close((uv_handle_t *)&deadline, NULL);
     uv_close((uv_handle_t *)&stopper, NULL);
+    uv_close((uv_handle_t *)&pauser, NULL);
 }
 
 static void stop(void)
@@ -110,6 +114,22 @@ static void stop(void)
 
 static void submit_batch(void);
 
+static void pause_cb(uv_timer_t *t)
+{
+    (void)t;
+    if (!stopping)
+        submit_batch();
+}
+
+/* The next batch, after its pause. */
+static void next_batch(void)
+{
+    if (next_job < njobs && jobs[next_job].pause_ms > 0)
+        uv_timer_start(&pauser, pause_cb, jobs[next_job].pause_ms, 0);
+    else
+        submit_batch();
+}
+
 static void job_done(delivery_job_t *job, void *arg)
 {
     tool_job_t *t = arg;
@@ -124,7 +144,7 @@ static void job_done(delivery_job_t *job, void *arg)
     running--;
     if (running == 0 && !stopping) {
         if (next_job < njobs)
-            submit_batch();
+            next_batch();
         else
             stop();
     }
@@ -191,7 +211,7 @@ static char *read_stdin(void)
 }
 
 /* One "job ..." line into jobs[]. */
-static void parse_job(char *line, int batch)
+static void parse_job(char *line, int batch, unsigned pause_ms)
 {
     tool_job_t *t;
     delivery_job_t *j;
@@ -204,6 +224,7 @@ static void parse_job(char *line, int batch)
     t = &jobs[njobs++];
     memset(t, 0, sizeof(*t));
     t->batch = batch;
+    t->pause_ms = pause_ms;
     t->id = xstrdup("job");
     t->prepend = xstrdup("");
     j = &t->job;
@@ -263,13 +284,19 @@ static void parse_job(char *line, int batch)
 static void parse_jobs(char *text)
 {
     char *line, *cursor = text;
+    unsigned pause_ms = 0;
     int batch = 0;
 
     while ((line = strsep(&cursor, "\n")) != NULL) {
-        if (strncmp(line, "job", 3) == 0)
-            parse_job(line, batch);
-        else if (strcmp(line, "wait") == 0)
+        if (strncmp(line, "job", 3) == 0) {
+            parse_job(line, batch, pause_ms);
+            pause_ms = 0;
+        } else if (strcmp(line, "wait") == 0) {
             batch++;
+        } else if (strncmp(line, "sleep ", 6) == 0) {
+            batch++;
+            pause_ms = (unsigned)atoi(line + 6);
+        }
     }
 }
 
@@ -347,6 +374,7 @@ int main(int argc, char **argv)
     uv_timer_init(&loop, &deadline);
     uv_timer_start(&deadline, deadline_cb, (uint64_t)seconds * 1000, 0);
     uv_timer_init(&loop, &stopper);
+    uv_timer_init(&loop, &pauser);
     if (stop_ms > 0)
         uv_timer_start(&stopper, stopper_cb, stop_ms, 0);
     submit_batch();

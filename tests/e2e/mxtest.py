@@ -525,7 +525,8 @@ class Sink:
     (then the recipient is accepted); data_reply too.  Any 421 reply is
     followed by closing the connection.  greeting, ehlo_reply (refuses
     EHLO), starttls_reply (refuses STARTTLS) and rset_reply replace those
-    replies; tls_break answers STARTTLS with 220 and then garbage instead
+    replies, mail_reply refuses MAIL (a string or a list, like replies);
+    tls_break answers STARTTLS with 220 and then garbage instead
     of a handshake; stall ("greeting", "ehlo", "mail", "rcpt", "data",
     "body", "dot") stops answering (or, for "body", reading) at that point; host binds another loopback
     address.  Counters: connections, max_active (sessions at once), rsets,
@@ -537,7 +538,7 @@ class Sink:
                  extensions=("PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES",
                              "SMTPUTF8"), port=None, hostname="sink.test", host="127.0.0.1",
                  greeting=None, ehlo_reply=None, starttls_reply=None, rset_reply=None,
-                 tls_break=False, stall=None):
+                 tls_break=False, stall=None, mail_reply=None):
         self.replies = {k.lower(): (list(v) if isinstance(v, (list, tuple)) else v)
                         for k, v in (replies or {}).items()}
         self.data_reply = list(data_reply) if isinstance(data_reply, (list, tuple)) else data_reply
@@ -548,6 +549,7 @@ class Sink:
         self.ehlo_reply = ehlo_reply
         self.starttls_reply = starttls_reply
         self.rset_reply = rset_reply
+        self.mail_reply = list(mail_reply) if isinstance(mail_reply, (list, tuple)) else mail_reply
         self.tls_break = tls_break
         self.stall = stall
         self.tls_context = None
@@ -562,7 +564,8 @@ class Sink:
         self.rsets = 0
         self.quits = 0
         self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port or 0))
         self.port = self.sock.getsockname()[1]
@@ -602,6 +605,9 @@ class Sink:
 
     def _session(self, conn):
         conn.settimeout(30)
+        # Replies to a pipelined batch go out one write each: without this,
+        # Nagle holds each back for the client's delayed ACK (40 ms).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         f = _SinkStream(conn)
         with self.lock:
             f.number = self.connections
@@ -677,12 +683,19 @@ class Sink:
                 with self.lock:
                     self.attempts.append(tx)
                 self._stall(f, "mail")
+                reply = self._next_reply(self.mail_reply)
+                if reply and reply[0] in "45":
+                    tx = None
+                    self._answer(f, reply)
+                    continue
                 f.write("250 2.1.0 Ok\r\n")
             elif verb == "RCPT":
                 m = re.match(r"(?i)TO:<([^>]*)>", arg)
                 addr = m.group(1)
-                if tx:
-                    tx.reads.add(f.line_read)
+                if not tx:
+                    f.write("503 5.5.1 Error: need MAIL command\r\n")
+                    continue
+                tx.reads.add(f.line_read)
                 self._stall(f, "rcpt")
                 reply = self._next_reply(self.replies.get(addr.lower()))
                 if reply and reply[0] in "45":

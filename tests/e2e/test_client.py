@@ -216,6 +216,21 @@ def data_refused():
 
 
 @test
+def sender_refused():
+    """MAIL refused: every recipient gets that reply; the RCPTs and DATA
+    that went with it in the pipelined batch change nothing."""
+    for reply, status in (("550 5.7.1 <a@origin.test>: Sender address rejected", "PERMFAIL"),
+                          ("451 4.3.2 Sender check unavailable", "TEMPFAIL")):
+        d, sink, config, msg = setup(dest_records(), mail_reply=reply)
+        r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test", "y@dest.test"])],
+                    config)
+        for rcpt in ("x@dest.test", "y@dest.test"):
+            res = r["J", rcpt]
+            assert res.status == status and res.reply == reply and res.remote, res
+        assert sink.transactions == []
+
+
+@test
 def multiline_reply_kept_whole():
     reply = "550-5.1.1 The email account that you tried to reach does not exist.\r\n" \
             "550 5.1.1 Please check the address."
@@ -441,6 +456,41 @@ def concurrency_limits():
                  for i in range(2) for dom in ("dest.test", "other.test")], config)
     assert sink.max_active == 3, sink.max_active
     assert len(r.results) == 4
+
+
+@test
+def reuse_count_limit():
+    """A connection carries at most 100 transactions."""
+    d, sink, config, msg = setup(dest_records())
+    config["max_deliveries_per_domain"] = 1
+    r = deliver([job(f"J{i}", msg, "a@origin.test", "dest.test", [f"u{i}@dest.test"])
+                 for i in range(101)], config)
+    assert all(v.status == "OK" for v in r.results.values())
+    assert len(sink.transactions) == 101 and sink.connections == 2, sink.connections
+    assert r.stats["reused"] == 99
+
+
+@test
+def idle_connection_expires():
+    """An idle connection is kept 2 s, then closed with QUIT."""
+    d, sink, config, msg = setup(dest_records())
+    r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test"]),
+                 "sleep 2300",
+                 job("K", msg, "a@origin.test", "dest.test", ["y@dest.test"])], config)
+    assert r["K", "y@dest.test"].status == "OK"
+    assert sink.connections == 2 and sink.quits >= 1 and r.stats["reused"] == 0
+
+
+@test
+def ipv6_next_hop():
+    sink = mxtest.Sink(host="::1")
+    msg = write_bytes(mxtest.tempdir(), "msg", MESSAGE)
+    r = deliver([job("J", msg, "a@origin.test", "v6.test", ["x@v6.test"])],
+                {"dns_servers": "127.0.0.1:1", "route": f"v6.test [::1]:{sink.port}",
+                 "outbound_tls": "off"})
+    res = r["J", "x@v6.test"]
+    assert res.status == "OK" and res.relay == f"::1[::1]:{sink.port}", res
+    assert sink.transactions[0].data == MESSAGE
 
 
 @test
