@@ -439,10 +439,10 @@ def waiting_jobs_reuse_the_connection():
 
 @test
 def concurrency_limits():
-    """A sink that stalls at MAIL holds every session open until the MAIL
+    """A sink that stalls at DATA holds every session open until the DATA
     timeout: the most sessions it sees at once are the limits."""
     # Per destination: 4 jobs to one domain, at most 2 at once.
-    d, sink, config, msg = setup(dest_records(), stall="mail")
+    d, sink, config, msg = setup(dest_records(), stall="data")
     config.update({"max_deliveries_per_domain": 2, "max_deliveries": 3, "timeout": "1s"})
     r = deliver([job(f"J{i}", msg, "a@origin.test", "dest.test", [f"u{i}@dest.test"])
                  for i in range(4)], config)
@@ -450,7 +450,7 @@ def concurrency_limits():
     assert all(v.status == "TEMPFAIL" for v in r.results.values())
     # In all: 2 domains with 2 jobs each, at most 3 at once.
     d, sink, config, msg = setup(dest_records() + dest_records("other.test", "mx.other.test"),
-                                 stall="mail")
+                                 stall="data")
     config.update({"max_deliveries_per_domain": 2, "max_deliveries": 3, "timeout": "1s"})
     r = deliver([job(f"J{i}{dom}", msg, "a@origin.test", dom, [f"u{i}@{dom}"])
                  for i in range(2) for dom in ("dest.test", "other.test")], config)

@@ -2,15 +2,29 @@
 opportunistic, required, off) against the test sink with a certificate
 made for the test."""
 
+import tempfile
+
 import mxtest
 from mxtest import test, job, deliver, write_bytes
 
 MESSAGE = b"From: a@origin.test\r\nSubject: tls\r\n\r\n.dot line\r\nHello.\r\n"
 
 
+_cert_dir = tempfile.TemporaryDirectory(prefix="mxfwd-e2e-cert-")
+_cert = []
+
+
+def certificate():
+    """One certificate for every test of this file (making one takes a
+    while)."""
+    if not _cert:
+        _cert.append(mxtest.tls_certificate(_cert_dir.name, "mx.dest.test"))
+    return _cert[0]
+
+
 def setup(tls_mode, offer=True, **sink_options):
     d = mxtest.tempdir()
-    cert = mxtest.tls_certificate(d, "mx.dest.test") if offer else None
+    cert = certificate() if offer else None
     sink = mxtest.Sink(tls=cert, **sink_options)
     dns = mxtest.Dnsmasq(["--mx-host=dest.test,mx.dest.test,10",
                           "--host-record=mx.dest.test,127.0.0.1"])
@@ -113,8 +127,7 @@ def tls_connection_reused():
 @test
 def large_message_over_tls():
     d = mxtest.tempdir()
-    cert = mxtest.tls_certificate(d, "mx.dest.test")
-    sink = mxtest.Sink(tls=cert)
+    sink = mxtest.Sink(tls=certificate())
     dns = mxtest.Dnsmasq(["--mx-host=dest.test,mx.dest.test,10",
                           "--host-record=mx.dest.test,127.0.0.1"])
     body = b"Subject: big\r\n\r\n" + b"".join(
