@@ -1,7 +1,10 @@
 #include "reload.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "default.h"
 #include "log.h"
@@ -9,26 +12,43 @@
 #include "tls.h"
 #include "xalloc.h"
 
-/* How long a changed file must stay unchanged before it is read. */
+/* How long a changed file must keep the same status before it is read. */
 #define RELOAD_SETTLE_MS 300
 
-typedef enum { RELOAD_TABLE, RELOAD_SECRETS, RELOAD_TLS } reload_kind_t;
+/* What gets loaded; the certificate and key go together. */
+typedef enum { RELOAD_TABLE, RELOAD_SECRETS, RELOAD_TLS, RELOAD_NKINDS } reload_kind_t;
 
 typedef struct {
-    uv_fs_poll_t poll;
-    reload_t *owner;
-    reload_kind_t kind;
     const char *path; /* the config's */
-    int last_status;  /* of the last poll, to log a vanished file once */
+    reload_kind_t kind;
+    struct stat loaded; /* status just before the version in use was read */
+    struct stat seen;   /* a different status, waiting to settle */
+    bool changed;       /* seen is set */
+    int stat_errno;     /* of the last check; logged when it changes */
+    int logged_errno;
 } reload_watch_t;
 
 struct reload {
     server_t *srv;
-    uv_timer_t settle;
+    uv_timer_t tick;   /* every DEFAULT_RELOAD_INTERVAL */
+    uv_timer_t settle; /* a changed file is looked at again */
+    uv_work_t work;
+    unsigned handles;
+    bool busy;        /* work in the pool: the fields below are its */
+    bool hup_pending; /* SIGHUP while busy */
+    bool stopping;
+
     reload_watch_t watch[4];
     size_t nwatch;
-    unsigned pending; /* 1 << reload_kind_t */
-    unsigned handles; /* open; freed at 0 */
+
+    /* The job: kinds to load whatever their status (SIGHUP), and what the
+     * pool made of it for the loop thread. */
+    unsigned force;
+    unsigned tried;  /* kinds loaded (or attempted) by the job */
+    unsigned failed; /* kinds that did not load */
+    table_t *table;
+    srs_t *srs;
+    SSL_CTX *tls;
 };
 
 static void reload_log_error(void *ctx, const char *message)
@@ -37,148 +57,207 @@ static void reload_log_error(void *ctx, const char *message)
     log_error("%s", message);
 }
 
-int reload_load_table(const config_t *cfg, reload_report_fn report, void *ctx, table_t **out)
+static bool reload_same(const struct stat *a, const struct stat *b)
 {
-    return table_load(cfg->forward_table, report, ctx, out);
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-int reload_load_srs(const config_t *cfg, reload_report_fn report, void *ctx, srs_t **out)
+/* ---- loading (any thread) ---------------------------------------------------- */
+
+/* Load one kind into r's result fields, recording the status its files had
+ * just before they were read: a change during the read is seen next time. */
+static void reload_load(reload_t *r, reload_kind_t kind)
 {
+    const config_t *cfg = r->srv->cfg;
     srs_secrets_t secrets;
-    char msg[1024];
-    int errors, rc;
-
-    *out = NULL;
-    errors = srs_secrets_load(cfg->srs_secrets, report, report, ctx, &secrets);
-    if (errors > 0)
-        return errors;
-    rc = srs_new(cfg->srs_domain, cfg->srs_max_age, (const char *const *)secrets.secret,
-                 secrets.n, out);
-    srs_secrets_free(&secrets);
-    if (rc < 0) {
-        snprintf(msg, sizeof(msg), "%s: %s", cfg->srs_secrets, srs_strerror(rc));
-        report(ctx, msg);
-        return 1;
-    }
-    return 0;
-}
-
-int reload_load_tls(const config_t *cfg, reload_report_fn report, void *ctx, SSL_CTX **out)
-{
     char err[512];
+    int rc;
 
-    *out = NULL;
-    if (cfg->tls_cert == NULL)
-        return 0;
-    *out = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
-    if (*out == NULL) {
-        report(ctx, err);
-        return 1;
+    for (size_t i = 0; i < r->nwatch; i++) {
+        reload_watch_t *w = &r->watch[i];
+        if (w->kind != kind)
+            continue;
+        if (stat(w->path, &w->loaded) < 0)
+            memset(&w->loaded, 0, sizeof(w->loaded));
+        w->changed = false;
     }
-    return 0;
+    r->tried |= 1u << kind;
+    switch (kind) {
+    case RELOAD_TABLE:
+        if (table_load(cfg->forward_table, reload_log_error, NULL, &r->table) > 0)
+            r->failed |= 1u << kind;
+        break;
+    case RELOAD_SECRETS:
+        if (srs_secrets_load(cfg->srs_secrets, reload_log_error, reload_log_error, NULL,
+                             &secrets) > 0) {
+            r->failed |= 1u << kind;
+            break;
+        }
+        rc = srs_new(cfg->srs_domain, cfg->srs_max_age, (const char *const *)secrets.secret,
+                     secrets.n, &r->srs);
+        srs_secrets_free(&secrets);
+        if (rc < 0) {
+            log_error("%s: %s", cfg->srs_secrets, srs_strerror(rc));
+            r->failed |= 1u << kind;
+        }
+        break;
+    case RELOAD_TLS:
+        r->tls = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+        if (r->tls == NULL) {
+            log_error("%s", err);
+            r->failed |= 1u << kind;
+        }
+        break;
+    case RELOAD_NKINDS:
+        break;
+    }
 }
 
-static void reload_kind(reload_t *r, reload_kind_t kind)
+/* In the pool: look at every file; load what is forced, and what changed
+ * and has kept its new status since it was last looked at. */
+static void reload_work(uv_work_t *req)
+{
+    reload_t *r = req->data;
+    unsigned load = r->force;
+
+    for (size_t i = 0; i < r->nwatch; i++) {
+        reload_watch_t *w = &r->watch[i];
+        struct stat st;
+
+        if (stat(w->path, &st) < 0) {
+            w->stat_errno = errno;
+            continue;
+        }
+        w->stat_errno = 0;
+        if (reload_same(&st, &w->loaded)) {
+            w->changed = false;
+        } else if (w->changed && reload_same(&st, &w->seen)) {
+            load |= 1u << w->kind;
+        } else {
+            w->seen = st;
+            w->changed = true;
+        }
+    }
+    for (int k = 0; k < RELOAD_NKINDS; k++)
+        if (load & (1u << k))
+            reload_load(r, (reload_kind_t)k);
+}
+
+/* ---- the loop side ------------------------------------------------------------- */
+
+/* Put what a job loaded in place, and log it. */
+static void reload_apply(reload_t *r)
 {
     server_t *srv = r->srv;
     const config_t *cfg = srv->cfg;
-    table_t *table;
-    srs_t *srs;
-    SSL_CTX *ctx;
+    static const char *const what[RELOAD_NKINDS] = {"forward table stays", "SRS secrets stay",
+                                                    "TLS certificate stays"};
+    const char *paths[RELOAD_NKINDS] = {cfg->forward_table, cfg->srs_secrets, cfg->tls_cert};
 
-    switch (kind) {
-    case RELOAD_TABLE:
-        if (reload_load_table(cfg, reload_log_error, NULL, &table) > 0) {
-            log_error("%s: not reloaded, the previous forward table stays in use",
-                      cfg->forward_table);
-            return;
+    for (int k = 0; k < RELOAD_NKINDS; k++) {
+        if (!(r->tried & (1u << k)))
+            continue;
+        if (r->failed & (1u << k)) {
+            log_error("%s: not reloaded, the previous %s in use", paths[k], what[k]);
+            continue;
         }
-        server_set_table(srv, table);
-        log_info("reloaded forward table %s: %zu aliases", cfg->forward_table, table_count(table));
-        break;
-    case RELOAD_SECRETS:
-        if (reload_load_srs(cfg, reload_log_error, NULL, &srs) > 0) {
-            log_error("%s: not reloaded, the previous SRS secrets stay in use", cfg->srs_secrets);
-            return;
+        if (k == RELOAD_TABLE) {
+            server_set_table(srv, r->table);
+            log_info("reloaded forward table %s: %zu aliases", paths[k], table_count(r->table));
+        } else if (k == RELOAD_SECRETS) {
+            server_set_srs(srv, r->srs);
+            log_info("reloaded SRS secrets %s", paths[k]);
+        } else {
+            server_set_tls(srv, r->tls);
+            log_info("reloaded TLS certificate %s", paths[k]);
         }
-        server_set_srs(srv, srs);
-        log_info("reloaded SRS secrets %s", cfg->srs_secrets);
-        break;
-    case RELOAD_TLS:
-        if (reload_load_tls(cfg, reload_log_error, NULL, &ctx) > 0) {
-            log_error("%s: not reloaded, the previous certificate stays in use", cfg->tls_cert);
-            return;
-        }
-        server_set_tls(srv, ctx);
-        log_info("reloaded TLS certificate %s", cfg->tls_cert);
-        break;
     }
-}
-
-static void reload_settle_cb(uv_timer_t *t)
-{
-    reload_t *r = t->data;
-    unsigned pending = r->pending;
-
-    r->pending = 0;
-    for (int k = RELOAD_TABLE; k <= RELOAD_TLS; k++)
-        if (pending & (1u << k))
-            reload_kind(r, (reload_kind_t)k);
-}
-
-static void reload_poll_cb(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
-                           const uv_stat_t *curr)
-{
-    reload_watch_t *w = h->data;
-    reload_t *r = w->owner;
-
-    (void)prev;
-    (void)curr;
-    if (status < 0) {
-        /* Gone (perhaps for a moment, mid-replace): keep what is loaded. */
-        if (status != w->last_status)
-            log_warning("%s: %s; keeping what is loaded", w->path, uv_strerror(status));
-        w->last_status = status;
-        return;
-    }
-    w->last_status = 0;
-    r->pending |= 1u << w->kind;
-    /* Restarting the timer at each change waits for the file to settle. */
-    uv_timer_start(&r->settle, reload_settle_cb, RELOAD_SETTLE_MS, 0);
+    r->table = NULL;
+    r->srs = NULL;
+    r->tls = NULL;
+    r->tried = r->failed = r->force = 0;
 }
 
 static void reload_close_cb(uv_handle_t *h)
 {
     reload_t *r = h->data;
 
-    if (h->type == UV_FS_POLL)
-        r = ((reload_watch_t *)h->data)->owner;
-    if (--r->handles == 0)
+    if (--r->handles == 0 && !r->busy)
         free(r);
+}
+
+static void reload_submit(reload_t *r, unsigned force);
+static void reload_tick_cb(uv_timer_t *t);
+
+static void reload_after_work(uv_work_t *req, int status)
+{
+    reload_t *r = req->data;
+    bool settle = false;
+
+    (void)status;
+    r->busy = false;
+    for (size_t i = 0; i < r->nwatch; i++) {
+        reload_watch_t *w = &r->watch[i];
+        if (w->stat_errno != w->logged_errno && w->stat_errno != 0)
+            log_warning("%s: %s; keeping what is loaded", w->path, strerror(w->stat_errno));
+        w->logged_errno = w->stat_errno;
+        settle = settle || w->changed;
+    }
+    if (r->stopping) {
+        /* Nothing is swapped in any more; drop what was loaded. */
+        table_unref(r->table);
+        srs_free(r->srs);
+        SSL_CTX_free(r->tls);
+        if (r->handles == 0)
+            free(r);
+        return;
+    }
+    reload_apply(r);
+    if (r->hup_pending) {
+        r->hup_pending = false;
+        reload_submit(r, (1u << RELOAD_NKINDS) - 1);
+    } else if (settle) {
+        uv_timer_start(&r->settle, reload_tick_cb, RELOAD_SETTLE_MS, 0);
+    }
+}
+
+static void reload_submit(reload_t *r, unsigned force)
+{
+    if (r->busy || r->stopping)
+        return;
+    if (r->srv->cfg->tls_cert == NULL)
+        force &= ~(1u << RELOAD_TLS);
+    r->force = force;
+    r->busy = true;
+    uv_queue_work(r->srv->loop, &r->work, reload_work, reload_after_work);
+}
+
+static void reload_tick_cb(uv_timer_t *t)
+{
+    reload_submit(t->data, 0);
 }
 
 static void reload_watch(reload_t *r, reload_kind_t kind, const char *path)
 {
     reload_watch_t *w = &r->watch[r->nwatch++];
 
-    w->owner = r;
     w->kind = kind;
     w->path = path;
-    uv_fs_poll_init(r->srv->loop, &w->poll);
-    w->poll.data = w;
-    r->handles++;
-    uv_fs_poll_start(&w->poll, reload_poll_cb, path, DEFAULT_RELOAD_INTERVAL * 1000);
 }
 
-reload_t *reload_start(server_t *srv)
+reload_t *reload_new(server_t *srv)
 {
     reload_t *r = xcalloc(1, sizeof(*r));
     const config_t *cfg = srv->cfg;
 
     r->srv = srv;
+    r->work.data = r;
+    uv_timer_init(srv->loop, &r->tick);
     uv_timer_init(srv->loop, &r->settle);
-    r->settle.data = r;
-    r->handles = 1;
+    r->tick.data = r->settle.data = r;
+    r->handles = 2;
     reload_watch(r, RELOAD_TABLE, cfg->forward_table);
     reload_watch(r, RELOAD_SECRETS, cfg->srs_secrets);
     if (cfg->tls_cert != NULL) {
@@ -188,20 +267,64 @@ reload_t *reload_start(server_t *srv)
     return r;
 }
 
+int reload_initial(reload_t *r)
+{
+    const config_t *cfg = r->srv->cfg;
+    int errors = 0;
+
+    for (int k = 0; k < RELOAD_NKINDS; k++)
+        if (k != RELOAD_TLS || cfg->tls_cert != NULL)
+            reload_load(r, (reload_kind_t)k);
+    if (r->failed & (1u << RELOAD_TABLE)) {
+        log_error("%s: forward table errors", cfg->forward_table);
+        errors++;
+    }
+    if (r->failed & (1u << RELOAD_SECRETS)) {
+        log_error("%s: SRS secrets errors", cfg->srs_secrets);
+        errors++;
+    }
+    if (r->failed & (1u << RELOAD_TLS)) {
+        log_error("%s: TLS certificate errors", cfg->tls_cert);
+        errors++;
+    }
+    if (errors > 0) {
+        table_unref(r->table);
+        srs_free(r->srs);
+        SSL_CTX_free(r->tls);
+        r->table = NULL;
+        r->srs = NULL;
+        r->tls = NULL;
+        return errors;
+    }
+    server_set_table(r->srv, r->table);
+    server_set_srs(r->srv, r->srs);
+    server_set_tls(r->srv, r->tls);
+    r->table = NULL;
+    r->srs = NULL;
+    r->tls = NULL;
+    r->tried = r->failed = 0;
+    return 0;
+}
+
+void reload_start(reload_t *r)
+{
+    uint64_t ms = DEFAULT_RELOAD_INTERVAL * 1000;
+
+    uv_timer_start(&r->tick, reload_tick_cb, ms, ms);
+}
+
 void reload_all(reload_t *r)
 {
     log_info("reloading on SIGHUP");
-    uv_timer_stop(&r->settle);
-    r->pending = 0;
-    reload_kind(r, RELOAD_TABLE);
-    reload_kind(r, RELOAD_SECRETS);
-    if (r->srv->cfg->tls_cert != NULL)
-        reload_kind(r, RELOAD_TLS);
+    if (r->busy)
+        r->hup_pending = true;
+    else
+        reload_submit(r, (1u << RELOAD_NKINDS) - 1);
 }
 
 void reload_stop(reload_t *r)
 {
+    r->stopping = true;
+    uv_close((uv_handle_t *)&r->tick, reload_close_cb);
     uv_close((uv_handle_t *)&r->settle, reload_close_cb);
-    for (size_t i = 0; i < r->nwatch; i++)
-        uv_close((uv_handle_t *)&r->watch[i].poll, reload_close_cb);
 }

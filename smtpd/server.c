@@ -301,8 +301,10 @@ static void server_signals(server_t *srv)
     uv_signal_t *handles[] = {&srv->sig_term, &srv->sig_int, &srv->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
 
-    /* A write to a closed connection is an error return, not a death. */
+    /* A write to a closed connection, or past a file size limit, is an
+     * error return (EPIPE, EFBIG: a 451 for that message), not a death. */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     for (size_t i = 0; i < 3; i++) {
         uv_signal_init(srv->loop, handles[i]);
         handles[i]->data = srv;
@@ -314,17 +316,11 @@ static void server_signals(server_t *srv)
 
 static void server_load(server_t *srv, const char *config_path)
 {
-    const config_t *cfg;
-
     if (config_load(config_path, server_report, NULL, &srv->cfg) > 0)
         log_fatal("%s: configuration errors, not starting", config_path);
-    cfg = srv->cfg;
-    if (reload_load_table(cfg, server_report, NULL, &srv->table) > 0)
-        log_fatal("%s: forward table errors, not starting", cfg->forward_table);
-    if (reload_load_srs(cfg, server_report, NULL, &srv->srs) > 0)
-        log_fatal("%s: SRS secrets errors, not starting", cfg->srs_secrets);
-    if (reload_load_tls(cfg, server_report, NULL, &srv->tls_ctx) > 0)
-        log_fatal("%s: TLS certificate errors, not starting", cfg->tls_cert);
+    srv->reload = reload_new(srv);
+    if (reload_initial(srv->reload) > 0)
+        log_fatal("not starting");
 }
 
 static void server_walk_close(uv_handle_t *h, void *arg)
@@ -343,6 +339,9 @@ int server_main(const char *config_path, bool verbose)
     int rc;
 
     log_init("mxfwd", LOG_TARGET_STDERR, level);
+    if ((rc = uv_loop_init(&loop)) < 0)
+        log_fatal("cannot start the event loop: %s", uv_strerror(rc));
+    srv->loop = &loop;
     server_load(srv, config_path);
     if (srv->cfg->log == CONFIG_LOG_SYSLOG)
         log_init("mxfwd", LOG_TARGET_SYSLOG, level);
@@ -351,17 +350,13 @@ int server_main(const char *config_path, bool verbose)
     server_dirname(srv->cfg->control_socket, dir, sizeof(dir));
     server_make_dir(dir, pw);
     server_raise_fd_limit(srv->cfg);
-
-    if ((rc = uv_loop_init(&loop)) < 0)
-        log_fatal("cannot start the event loop: %s", uv_strerror(rc));
-    srv->loop = &loop;
     srv->per_ip = htab_new(64);
     server_listen(srv);
     server_drop_privileges(pw);
     server_signals(srv);
     uv_timer_init(&loop, &srv->grace);
     srv->grace.data = srv;
-    srv->reload = reload_start(srv);
+    reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)
         log_info("listening on %s", srv->cfg->listen[i].text);
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,

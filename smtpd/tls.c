@@ -156,20 +156,19 @@ static int tls_status(tls_t *t, int ret)
 
 int tls_read(tls_t *t, buf_t *plain)
 {
-    size_t room = buf_room(plain), got = 0;
+    /* One record's worth at most per call: the caller handles it, then
+     * asks again. */
+    size_t want = buf_room(plain) > 16384 ? 16384 : buf_room(plain);
     bool was_init = SSL_is_init_finished(t->ssl);
     char *dst;
     int n;
 
     ERR_clear_error();
-    if (room == 0)
+    if (want == 0 || (dst = buf_reserve(plain, want)) == NULL)
         return TLS_OK;
-    if ((dst = buf_reserve(plain, room > 16384 ? 16384 : room)) == NULL)
-        return TLS_OK;
-    n = SSL_read(t->ssl, dst, (int)(room > 16384 ? 16384 : room));
+    n = SSL_read(t->ssl, dst, (int)want);
     if (n > 0) {
-        got = (size_t)n;
-        buf_commit(plain, got);
+        buf_commit(plain, (size_t)n);
         return TLS_OK;
     }
     n = tls_status(t, n);

@@ -72,7 +72,7 @@ bool tls_established(const tls_t *t);
 const char *tls_version(const tls_t *t);
 const char *tls_cipher(const tls_t *t);
 int tls_bits(const tls_t *t);
-/* The peer's certificate subject CN or NULL (clients). */
+/* The OpenSSL connection, to look at the peer's certificate (clients). */
 const SSL *tls_ssl(const tls_t *t);
 
 /* Why the last call failed, e.g. "wrong version number". */

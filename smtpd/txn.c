@@ -94,17 +94,19 @@ void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *des
         t->seen = htab_new(n > 8 ? n : 8);
     for (size_t i = 0; i < n; i++) {
         size_t dlen = strlen(dests[i]);
-        char *addr = xstrndup(dests[i], dlen);
-        char *key = xstrndup(dests[i], dlen);
+        char key[ADDR_MAX + 1];
+        char *addr;
 
-        str_lower_n(key, dlen);
-        if (htab_get(t->seen, key, dlen) != NULL) {
-            free(addr);
-            free(key);
+        /* Destinations are mailboxes (at most ADDR_MAX octets): the table
+         * and SRS checked them. */
+        if (dlen > ADDR_MAX)
             continue;
-        }
+        memcpy(key, dests[i], dlen);
+        str_lower_n(key, dlen);
+        if (htab_get(t->seen, key, dlen) != NULL)
+            continue;
+        addr = xstrndup(dests[i], dlen);
         htab_put(t->seen, key, dlen, addr);
-        free(key);
         t->dests = xgrow(t->dests, &t->cap_dests, t->ndests + 1, sizeof(*t->dests));
         t->dests[t->ndests].addr = addr;
         t->dests[t->ndests].orig = orig;

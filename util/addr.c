@@ -235,3 +235,32 @@ const char *addr_strerror(int err)
     }
     return "bad address";
 }
+
+int addr_dns_name(const char *s, size_t len, char *dst, size_t size)
+{
+    size_t label = 0;
+
+    if (len > 0 && s[len - 1] == '.')
+        len--;
+    if (len == 0 || len > 253 || len >= size)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '.') {
+            if (label == 0)
+                return -1;
+            label = 0;
+        } else if ((c < 0x80 && (addr_class[c] & ADDR_C_LDH)) || c == '_') {
+            if (++label > 63)
+                return -1;
+        } else {
+            return -1;
+        }
+        dst[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    if (label == 0)
+        return -1;
+    dst[len] = '\0';
+    return (int)len;
+}

@@ -50,6 +50,15 @@ int addr_domain_check(const char *d, size_t len);
  */
 bool addr_is_relay_trick(const addr_t *a);
 
+/*
+ * A domain name as DNS-based protocols write it (DKIM d= and s=, DMARC and
+ * SPF domains): ASCII letters, digits, '-' and '_' (underscore labels are
+ * common there), labels of 1 to 63 octets, at most 253 octets without an
+ * optional final dot.  Copied lowercased, without that dot, into dst[size].
+ * Returns the length, or -1 when s is no such name or does not fit.
+ */
+int addr_dns_name(const char *s, size_t len, char *dst, size_t size);
+
 /* Whether s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool addr_utf8_valid(const char *s, size_t len);
 

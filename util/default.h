@@ -68,6 +68,15 @@
 #define DEFAULT_MX_HOST_LIMIT 10              /* MX hosts resolved per domain, best first */
 #define DEFAULT_MX_ADDRESS_LIMIT 20           /* next-hop addresses per domain */
 
+/* Sender checks (dns/auth.c) */
+#define DEFAULT_AUTH_HEADER_MAX (256 * 1024) /* header bytes kept for DKIM; beyond: permerror */
+#define DEFAULT_DKIM_MAX_SIGNATURES 10        /* DKIM signatures evaluated per message */
+#define DEFAULT_SPF_QUERY_TIMEOUT_MS 3000     /* one SPF DNS query, per try */
+#define DEFAULT_SPF_TRIES 2                   /* tries per SPF DNS query */
+#define DEFAULT_SPF_TIMEOUT 20                /* one whole SPF evaluation (RFC 7208 4.6.4) */
+#define DEFAULT_AUTH_TIMEOUT 30               /* end of data to a verdict, at most */
+#define DEFAULT_SPF_JOBS 16                   /* SPF evaluations at once in libuv's pool */
+
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */
 #define DEFAULT_RELOAD_INTERVAL 2   /* seconds between change checks */

@@ -107,12 +107,12 @@ def tempdir():
 class Process:
     """A child process stopped by its PID when the test ends."""
 
-    def __init__(self, argv, log_path=None, env=None):
+    def __init__(self, argv, log_path=None, env=None, preexec_fn=None):
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
         on_cleanup(self.stop)
 
     @property
@@ -371,9 +371,11 @@ class Mxfwd:
         os.chmod(path, mode)
         return path
 
-    def start(self, args=()):
+    def start(self, args=(), preexec_fn=None):
+        """Start mxfwd serve; preexec_fn runs in the child before it (to
+        set resource limits, say)."""
         self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
-                            log_path=os.path.join(self.dir, "mxfwd.log"))
+                            log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn)
         wait_until(lambda: not self.proc.running() or _port_open(self.port),
                    what="mxfwd to listen")
         if not self.proc.running():

@@ -175,7 +175,7 @@ def certificate_reloads_on_sighup():
     with open(m.cert, "w") as f:
         f.write("not a certificate\n")
     m.proc.send_signal(signal.SIGHUP)
-    m.wait_log(r"not reloaded, the previous certificate stays in use")
+    m.wait_log(r"not reloaded, the previous TLS certificate stays in use")
     c = m.client()
     ehlo(c)
     c.cmd("STARTTLS")

@@ -359,6 +359,36 @@ Test(addr, lengths)
     cr_assert_eq(parse_str(buf, &a), ADDR_ELEN);
 }
 
+Test(addr, dns_names)
+{
+    static const struct {
+        const char *in, *out;
+    } good[] = {
+        {"Example.COM", "example.com"}, {"example.com.", "example.com"},
+        {"_dmarc.example.com", "_dmarc.example.com"}, {"s_2024._domainkey.x", "s_2024._domainkey.x"},
+        {"localhost", "localhost"},
+    };
+    static const char *bad[] = {"", ".", "a..b", ".a", "a...", "[192.0.2.1]", "a b.c", "ex\xc3\xa9.fr",
+                                "a@b"};
+    char dst[300], long_label[70], long_name[300];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cr_assert_eq(addr_dns_name(good[i].in, strlen(good[i].in), dst, sizeof(dst)),
+                     (int)strlen(good[i].out), "%s", good[i].in);
+        cr_assert_str_eq(dst, good[i].out);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(addr_dns_name(bad[i], strlen(bad[i]), dst, sizeof(dst)), -1, "%s", bad[i]);
+    memset(long_label, 'a', 64);
+    cr_assert_eq(addr_dns_name(long_label, 64, dst, sizeof(dst)), -1, "a 64-octet label");
+    cr_assert_eq(addr_dns_name(long_label, 63, dst, sizeof(dst)), 63);
+    cr_assert_eq(addr_dns_name(long_label, 63, dst, 63), -1, "no room for the NUL");
+    for (size_t i = 0; i < sizeof(long_name); i++)
+        long_name[i] = i % 50 == 49 ? '.' : 'x';
+    cr_assert_eq(addr_dns_name(long_name, 253, dst, sizeof(dst)), 253);
+    cr_assert_eq(addr_dns_name(long_name, 254, dst, sizeof(dst)), -1);
+}
+
 /* ---- htab ---- */
 
 Test(htab, insert_lookup_remove_many)

@@ -1,0 +1,654 @@
+#include "auth.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "default.h"
+#include "dkim.h"
+#include "str.h"
+#include "xalloc.h"
+
+struct auth_ctx {
+    auth_config_t cfg;
+    char *hostname;
+    spf_pool_t *spf;  /* NULL when no check needs SPF */
+    unsigned refs;
+    /* SPF evaluations hold a pool thread each for as long as DNS takes;
+     * beyond max_spf_jobs at once they wait here, so slow DNS cannot take
+     * every thread from the spool's fsyncs. */
+    unsigned spf_running;
+    auth_msg_t *spf_head, *spf_tail;
+};
+
+typedef struct {
+    char domain[DMARC_DOMAIN_MAX];
+    int step;            /* 0: _dmarc.DOMAIN, 1: _dmarc.ORG, 2: done */
+    dmarc_lookup_t lookup;
+    dmarc_record_t rec;
+    bool at_org;
+    const char *why;
+} from_t;
+
+typedef enum { LOOKUP_KEY, LOOKUP_DMARC } lookup_kind_t;
+
+typedef struct {
+    auth_msg_t *m;
+    lookup_kind_t kind;
+    size_t index;
+} lookup_t;
+
+struct auth_msg {
+    auth_ctx_t *ctx;
+    struct sockaddr_storage client;
+    char *helo;
+    char *sender;
+    dkim_t *dkim;
+    authres_t result;
+
+    unsigned pending;   /* SPF work and TXT lookups still out */
+    bool released;      /* cancelled or freed by the caller */
+    bool dying;         /* being freed: nothing more to do */
+    bool ended;         /* auth_msg_end() was called */
+    bool completed;     /* done() was called (or is no longer due) */
+    bool timer_on;      /* the timer handle is initialised */
+    uv_timer_t timer;
+    auth_done_fn done;
+    void *done_arg;
+
+    bool spf_started, spf_inflight, spf_finished;
+    bool spf_queued;       /* waiting in ctx's SPF queue */
+    auth_msg_t *spf_next;  /* in that queue */
+    uv_work_t spf_work;
+    spf_result_t spf;
+
+    size_t nfrom_fields;
+    bool from_bad;      /* a From field held no usable address */
+    bool from_many;     /* more From domains than are evaluated */
+    from_t from[DMARC_FROM_MAX];
+    size_t nfrom;
+};
+
+const char *auth_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+    case AUTH_EINVAL:
+        return "invalid argument";
+    case AUTH_ESPF:
+        return "cannot set up the SPF resolver";
+    case AUTH_EQUEUE:
+        return "cannot queue work";
+    }
+    return "unknown error";
+}
+
+/* ---- context ---- */
+
+static bool wants_spf(const auth_config_t *c)
+{
+    /* DMARC needs SPF's result even when SPF itself never acts. */
+    return c->spf_action != AUTH_ACTION_OFF || c->dmarc_action != AUTH_ACTION_OFF;
+}
+
+int auth_ctx_new(const auth_config_t *cfg, auth_ctx_t **out)
+{
+    auth_ctx_t *ctx;
+
+    if (cfg->loop == NULL || cfg->txt.ops == NULL || cfg->txt.ops->lookup == NULL)
+        return AUTH_EINVAL;
+    ctx = xcalloc(1, sizeof(*ctx));
+    ctx->cfg = *cfg;
+    ctx->hostname = xstrdup(cfg->hostname && *cfg->hostname ? cfg->hostname : "localhost");
+    ctx->cfg.hostname = ctx->hostname;
+    ctx->cfg.dns_servers = NULL; /* copied into the SPF pool only */
+    if (!ctx->cfg.header_max)
+        ctx->cfg.header_max = DEFAULT_AUTH_HEADER_MAX;
+    if (!ctx->cfg.max_signatures || ctx->cfg.max_signatures > AUTHRES_DKIM_MAX)
+        ctx->cfg.max_signatures = DEFAULT_DKIM_MAX_SIGNATURES;
+    if (!ctx->cfg.dns_timeout_ms)
+        ctx->cfg.dns_timeout_ms = DEFAULT_SPF_QUERY_TIMEOUT_MS;
+    if (!ctx->cfg.dns_tries)
+        ctx->cfg.dns_tries = DEFAULT_SPF_TRIES;
+    if (!ctx->cfg.spf_timeout_ms)
+        ctx->cfg.spf_timeout_ms = DEFAULT_SPF_TIMEOUT * 1000;
+    if (!ctx->cfg.check_timeout_ms)
+        ctx->cfg.check_timeout_ms = DEFAULT_AUTH_TIMEOUT * 1000;
+    if (!ctx->cfg.max_spf_jobs)
+        ctx->cfg.max_spf_jobs = DEFAULT_SPF_JOBS;
+    if (wants_spf(cfg)) {
+        spf_options_t o = {.dns_servers = cfg->dns_servers,
+                           .ndns_servers = cfg->ndns_servers,
+                           .query_timeout_ms = ctx->cfg.dns_timeout_ms,
+                           .tries = ctx->cfg.dns_tries,
+                           .total_timeout_ms = ctx->cfg.spf_timeout_ms,
+                           .hostname = ctx->hostname};
+
+        if (spf_pool_new(&o, &ctx->spf) < 0) {
+            free(ctx->hostname);
+            free(ctx);
+            return AUTH_ESPF;
+        }
+    }
+    ctx->refs = 1;
+    *out = ctx;
+    return 0;
+}
+
+static void ctx_unref(auth_ctx_t *ctx)
+{
+    if (--ctx->refs > 0)
+        return;
+    spf_pool_free(ctx->spf);
+    free(ctx->hostname);
+    free(ctx);
+}
+
+void auth_ctx_release(auth_ctx_t *ctx)
+{
+    if (ctx)
+        ctx_unref(ctx);
+}
+
+/* ---- lifetime of a message ---- */
+
+static void msg_free(auth_msg_t *m)
+{
+    auth_ctx_t *ctx = m->ctx;
+
+    dkim_free(m->dkim);
+    free(m->helo);
+    free(m->sender);
+    free(m);
+    ctx_unref(ctx);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    msg_free(h->data);
+}
+
+/* Free m once the caller let go of it and nothing of it is in flight. */
+static void maybe_destroy(auth_msg_t *m)
+{
+    if (!m->released || m->pending > 0 || m->dying)
+        return;
+    /* done() may free m from inside a callback that touches m afterwards;
+     * with the timer open, m lives on until its close callback. */
+    m->dying = true;
+    if (m->timer_on) {
+        m->timer_on = false;
+        uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+    } else {
+        msg_free(m);
+    }
+}
+
+/* ---- the verdict ---- */
+
+static dmarc_id_status_t spf_id(spf_status_t s)
+{
+    return s == SPF_PASS ? DMARC_ID_PASS : s == SPF_TEMPERROR ? DMARC_ID_TEMPERROR : DMARC_ID_FAIL;
+}
+
+static dmarc_id_status_t dkim_id(dkim_status_t s)
+{
+    return s == DKIM_PASS ? DMARC_ID_PASS : s == DKIM_TEMPERROR ? DMARC_ID_TEMPERROR : DMARC_ID_FAIL;
+}
+
+static void finish_dmarc(auth_msg_t *m)
+{
+    const auth_config_t *cfg = &m->ctx->cfg;
+    authres_t *r = &m->result;
+    dmarc_id_t dkim[AUTHRES_DKIM_MAX];
+
+    r->dmarc_done = true;
+    if (m->nfrom == 0 || m->from_many) {
+        r->from_missing = true;
+        r->ndmarc = 1;
+        memset(&r->dmarc[0], 0, sizeof(r->dmarc[0]));
+        r->dmarc[0].status = DMARC_PERMERROR;
+        r->dmarc[0].reason = m->from_many       ? "too many From domains"
+                             : m->nfrom_fields ? "no usable address in From"
+                                               : "no From header field";
+        return;
+    }
+    for (size_t i = 0; i < r->ndkim; i++) {
+        dkim[i].status = dkim_id(r->dkim[i].status);
+        dkim[i].domain = r->dkim[i].domain[0] ? r->dkim[i].domain : NULL;
+    }
+    r->ndmarc = m->nfrom;
+    for (size_t i = 0; i < m->nfrom; i++) {
+        const from_t *f = &m->from[i];
+        dmarc_input_t in = {
+            .from_domain = f->domain,
+            /* A lookup still out when time ran out counts as a DNS error. */
+            .lookup = f->step == 2 ? f->lookup : DMARC_LOOKUP_TEMPFAIL,
+            .rec = &f->rec,
+            .at_org = f->at_org,
+            .lookup_why = f->why,
+            .spf = {.status = r->spf_done ? spf_id(r->spf.status) : DMARC_ID_FAIL,
+                    .domain = r->spf_done && r->spf.domain[0] ? r->spf.domain : NULL},
+            .dkim = dkim,
+            .ndkim = r->ndkim,
+            .sample = cfg->sample ? cfg->sample(cfg->hook_arg) % 100 : arc4random_uniform(100),
+        };
+
+        dmarc_evaluate(&in, &r->dmarc[i]);
+    }
+}
+
+/* Take m out of the SPF queue, if it waits there. */
+static void spf_unqueue(auth_msg_t *m)
+{
+    auth_ctx_t *ctx = m->ctx;
+
+    if (!m->spf_queued)
+        return;
+    for (auth_msg_t **pp = &ctx->spf_head; *pp; pp = &(*pp)->spf_next) {
+        if (*pp != m)
+            continue;
+        *pp = m->spf_next;
+        if (ctx->spf_tail == m) {
+            ctx->spf_tail = NULL;
+            for (auth_msg_t *q = ctx->spf_head; q; q = q->spf_next)
+                ctx->spf_tail = q;
+        }
+        break;
+    }
+    m->spf_queued = false;
+    m->spf_next = NULL;
+    m->pending--;
+}
+
+static void complete(auth_msg_t *m)
+{
+    const auth_config_t *cfg = &m->ctx->cfg;
+    authres_t *r = &m->result;
+
+    m->completed = true;
+    if (m->timer_on)
+        uv_timer_stop(&m->timer);
+    spf_unqueue(m); /* out of time before its turn came */
+    if (m->spf_started) {
+        r->spf_done = true;
+        if (m->spf_finished) {
+            r->spf = m->spf;
+        } else {
+            const char *at = strrchr(m->sender, '@');
+
+            memset(&r->spf, 0, sizeof(r->spf));
+            r->spf.status = SPF_TEMPERROR;
+            r->spf.helo = m->sender[0] == '\0';
+            str_lcpy(r->spf.domain, r->spf.helo ? m->helo : at ? at + 1 : m->sender,
+                     sizeof(r->spf.domain));
+            str_lcpy(r->spf.problem, "SPF check timed out", sizeof(r->spf.problem));
+        }
+    }
+    dkim_finish(m->dkim); /* signatures whose key never came: temperror */
+    r->dkim_done = true;
+    r->ndkim = dkim_count(m->dkim) < AUTHRES_DKIM_MAX ? dkim_count(m->dkim) : AUTHRES_DKIM_MAX;
+    for (size_t i = 0; i < r->ndkim; i++)
+        r->dkim[i] = *dkim_result(m->dkim, i);
+    if (cfg->dmarc_action != AUTH_ACTION_OFF)
+        finish_dmarc(m);
+    authres_decide(r, cfg->spf_action, cfg->dmarc_action);
+    m->done(m, r, m->done_arg);
+}
+
+/* Something the result waits for came in. */
+static void progress(auth_msg_t *m)
+{
+    if (m->ended && !m->completed && !m->released && m->pending == 0)
+        complete(m);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    auth_msg_t *m = t->data;
+
+    if (!m->completed && !m->released)
+        complete(m);
+}
+
+/* ---- DNS ---- */
+
+static void lookup_done(void *arg, txt_status_t status, const txt_record_t *records, size_t n);
+
+static void start_lookup(auth_msg_t *m, lookup_kind_t kind, size_t index, const char *name)
+{
+    const txt_resolver_t *txt = &m->ctx->cfg.txt;
+    lookup_t *lk = xcalloc(1, sizeof(*lk));
+
+    lk->m = m;
+    lk->kind = kind;
+    lk->index = index;
+    m->pending++;
+    /* "_dmarc." or "._domainkey." on a long domain can exceed what DNS
+     * carries: no such record can exist, and no server need be asked.
+     * (Never inside auth_msg_end(): m->ended is not set yet.) */
+    if (strlen(name) > DNS_NAME_MAX) {
+        lookup_done(lk, TXT_NONE, NULL, 0);
+        return;
+    }
+    if (txt->ops->lookup(txt->impl, name, lookup_done, lk) != 0) {
+        /* Refused at once: as good as a temporary DNS failure, reported
+         * through the same path so the bookkeeping stays in one place. */
+        lookup_done(lk, TXT_TEMPFAIL, NULL, 0);
+    }
+}
+
+static void dmarc_step(auth_msg_t *m, size_t i)
+{
+    from_t *f = &m->from[i];
+    const char *org = dmarc_org_domain(f->domain);
+    char name[DMARC_DOMAIN_MAX + 8];
+
+    if (f->step == 1 && strcmp(org, f->domain) == 0) {
+        f->step = 2; /* the From domain is its own organizational domain */
+        return;
+    }
+    if (str_fmt(name, sizeof(name), "_dmarc.%s", f->step == 0 ? f->domain : org) < 0) {
+        f->lookup = DMARC_LOOKUP_NONE;
+        f->step = 2;
+        return;
+    }
+    start_lookup(m, LOOKUP_DMARC, i, name);
+}
+
+static void dmarc_answer(auth_msg_t *m, size_t i, txt_status_t status, const txt_record_t *r,
+                         size_t n)
+{
+    from_t *f = &m->from[i];
+
+    f->lookup = dmarc_select(status, r, n, &f->rec, &f->why);
+    if (f->lookup == DMARC_LOOKUP_NONE && f->step == 0) {
+        f->step = 1;
+        dmarc_step(m, i); /* RFC 7489 6.6.3 step 4: the organizational domain */
+        return;
+    }
+    f->at_org = f->step == 1 && f->lookup == DMARC_LOOKUP_FOUND;
+    f->step = 2;
+}
+
+static void lookup_done(void *arg, txt_status_t status, const txt_record_t *records, size_t n)
+{
+    lookup_t *lk = arg;
+    auth_msg_t *m = lk->m;
+
+    m->pending--;
+    if (!m->completed && !m->released) {
+        if (lk->kind == LOOKUP_KEY) {
+            dkim_set_key(m->dkim, lk->index, status, records, n);
+        } else {
+            dmarc_answer(m, lk->index, status, records, n);
+        }
+    }
+    free(lk);
+    progress(m);
+    maybe_destroy(m);
+}
+
+/* ---- message events ---- */
+
+static void on_signature(void *arg, size_t index)
+{
+    auth_msg_t *m = arg;
+    char name[DKIMSIG_SELECTOR_MAX + DKIMSIG_DOMAIN_MAX + 16];
+
+    if (dkim_key_name(m->dkim, index, name, sizeof(name)) == 0)
+        start_lookup(m, LOOKUP_KEY, index, name);
+}
+
+static void on_field(void *arg, const char *field, size_t len, size_t name_len)
+{
+    auth_msg_t *m = arg;
+    size_t before = m->nfrom;
+    char domains[DMARC_FROM_MAX][DMARC_DOMAIN_MAX];
+    size_t n = 0;
+    int rc;
+
+    if (!str_eq_ci_n(field, name_len, "From") || m->ctx->cfg.dmarc_action == AUTH_ACTION_OFF)
+        return;
+    m->nfrom_fields++;
+    /* Several From fields break RFC 5322; each domain is then checked and
+     * the strictest outcome wins (RFC 7489 6.6.1 on multi-valued From). */
+    rc = dmarc_from_domains(field + name_len + 1, len - name_len - 1, domains, &n);
+    if (rc == DMARC_FROM_ENONE)
+        m->from_bad = true;
+    if (rc == DMARC_FROM_EMANY)
+        m->from_many = true;
+    for (size_t k = 0; k < n; k++) {
+        bool dup = false;
+
+        for (size_t j = 0; j < m->nfrom && !dup; j++)
+            dup = strcmp(m->from[j].domain, domains[k]) == 0;
+        if (dup)
+            continue;
+        if (m->nfrom == DMARC_FROM_MAX) {
+            m->from_many = true;
+            break;
+        }
+        memset(&m->from[m->nfrom], 0, sizeof(m->from[0]));
+        memcpy(m->from[m->nfrom].domain, domains[k], DMARC_DOMAIN_MAX);
+        m->nfrom++;
+    }
+    for (size_t i = before; i < m->nfrom; i++)
+        dmarc_step(m, i);
+}
+
+int auth_msg_new(auth_ctx_t *ctx, const struct sockaddr *client, const char *helo,
+                 auth_msg_t **out)
+{
+    auth_msg_t *m;
+    dkim_options_t o;
+    size_t salen;
+
+    if (client->sa_family == AF_INET)
+        salen = sizeof(struct sockaddr_in);
+    else if (client->sa_family == AF_INET6)
+        salen = sizeof(struct sockaddr_in6);
+    else
+        return AUTH_EINVAL;
+    m = xcalloc(1, sizeof(*m));
+    m->ctx = ctx;
+    ctx->refs++;
+    memcpy(&m->client, client, salen);
+    m->helo = xstrdup(helo ? helo : "");
+    m->sender = xstrdup("");
+    memset(&o, 0, sizeof(o));
+    o.header_max = ctx->cfg.header_max;
+    o.max_signatures = ctx->cfg.max_signatures;
+    o.now = ctx->cfg.now ? ctx->cfg.now(ctx->cfg.hook_arg) : time(NULL);
+    o.on_signature = on_signature;
+    o.on_field = on_field;
+    o.arg = m;
+    m->dkim = dkim_new(&o);
+    *out = m;
+    return 0;
+}
+
+static void spf_work(uv_work_t *w)
+{
+    auth_msg_t *m = w->data;
+
+    /* Runs in the pool: reads only what no one changes while it runs. */
+    if (spf_check(m->ctx->spf, (const struct sockaddr *)&m->client, m->helo, m->sender, &m->spf) <
+        0) {
+        memset(&m->spf, 0, sizeof(m->spf));
+        m->spf.status = SPF_TEMPERROR;
+        str_lcpy(m->spf.problem, "no SPF resolver available", sizeof(m->spf.problem));
+    }
+}
+
+static void spf_after(uv_work_t *w, int status);
+
+static int spf_run(auth_msg_t *m)
+{
+    m->spf_work.data = m;
+    if (uv_queue_work(m->ctx->cfg.loop, &m->spf_work, spf_work, spf_after) != 0)
+        return AUTH_EQUEUE;
+    m->spf_inflight = true;
+    m->ctx->spf_running++;
+    return 0;
+}
+
+/* Start queued evaluations while there is room. */
+static void spf_next(auth_ctx_t *ctx)
+{
+    while (ctx->spf_running < ctx->cfg.max_spf_jobs && ctx->spf_head != NULL) {
+        auth_msg_t *m = ctx->spf_head;
+
+        ctx->spf_head = m->spf_next;
+        if (ctx->spf_head == NULL)
+            ctx->spf_tail = NULL;
+        m->spf_queued = false;
+        m->spf_next = NULL;
+        if (spf_run(m) < 0) { /* no result will come: the verdict says temperror */
+            m->pending--;
+            progress(m);
+            maybe_destroy(m);
+        }
+    }
+}
+
+static void spf_after(uv_work_t *w, int status)
+{
+    auth_msg_t *m = w->data;
+    auth_ctx_t *ctx = m->ctx;
+
+    ctx->refs++; /* m, and with it the last reference, may go below */
+    ctx->spf_running--;
+    m->pending--;
+    m->spf_inflight = false;
+    m->spf_finished = status == 0;
+    progress(m);
+    maybe_destroy(m);
+    spf_next(ctx);
+    ctx_unref(ctx);
+}
+
+int auth_msg_mail_from(auth_msg_t *m, const char *sender)
+{
+    auth_ctx_t *ctx = m->ctx;
+
+    if (m->spf_started || m->ended || m->released)
+        return AUTH_EINVAL;
+    free(m->sender);
+    m->sender = xstrdup(sender ? sender : "");
+    if (ctx->spf == NULL)
+        return 0;
+    if (ctx->spf_running < ctx->cfg.max_spf_jobs) {
+        if (spf_run(m) < 0)
+            return AUTH_EQUEUE;
+    } else {
+        m->spf_queued = true;
+        if (ctx->spf_tail)
+            ctx->spf_tail->spf_next = m;
+        else
+            ctx->spf_head = m;
+        ctx->spf_tail = m;
+    }
+    m->spf_started = true;
+    m->pending++;
+    return 0;
+}
+
+void auth_msg_feed(auth_msg_t *m, const char *p, size_t n)
+{
+    if (!m->ended && !m->released)
+        dkim_feed(m->dkim, p, n);
+}
+
+int auth_msg_end(auth_msg_t *m, auth_done_fn done, void *arg)
+{
+    uv_loop_t *loop = m->ctx->cfg.loop;
+
+    if (m->ended || m->released || done == NULL)
+        return AUTH_EINVAL;
+    /* The last field may complete here, starting its lookups. */
+    dkim_end(m->dkim);
+    m->ended = true;
+    m->done = done;
+    m->done_arg = arg;
+    uv_timer_init(loop, &m->timer);
+    m->timer.data = m;
+    m->timer_on = true;
+    /* Never call back from inside this call: even when nothing is left to
+     * wait for, the verdict comes from the loop. */
+    uv_timer_start(&m->timer, on_timer, m->pending == 0 ? 0 : m->ctx->cfg.check_timeout_ms, 0);
+    return 0;
+}
+
+const authres_t *auth_msg_result(const auth_msg_t *m)
+{
+    return &m->result;
+}
+
+void auth_msg_cancel(auth_msg_t *m)
+{
+    if (m == NULL || m->released)
+        return;
+    m->released = true;
+    m->completed = true;
+    if (m->timer_on)
+        uv_timer_stop(&m->timer);
+    spf_unqueue(m);
+    /* Not started yet: the pool drops it and spf_after() sees ECANCELED. */
+    if (m->spf_inflight)
+        uv_cancel((uv_req_t *)&m->spf_work);
+    maybe_destroy(m);
+}
+
+void auth_msg_free(auth_msg_t *m)
+{
+    auth_msg_cancel(m);
+}
+
+/* ---- TXT lookups through the loop's resolver ---- */
+
+typedef struct {
+    txt_done_fn done;
+    void *arg;
+} txt_req_t;
+
+static void txt_answer(void *arg, int status, const dns_result_t *res)
+{
+    txt_req_t *q = arg;
+    txt_record_t recs[16];
+    size_t n = 0;
+
+    if (status == 0) {
+        /* More than 16 TXT records at a _dmarc or _domainkey name: only a
+         * broken zone has them, and the first 16 decide as well. */
+        for (; n < res->n && n < sizeof(recs) / sizeof(recs[0]); n++) {
+            recs[n].data = res->u.txt[n].text;
+            recs[n].len = res->u.txt[n].len;
+        }
+        q->done(q->arg, n > 0 ? TXT_OK : TXT_NONE, recs, n);
+    } else {
+        q->done(q->arg, dns_is_permanent(status) ? TXT_NONE : TXT_TEMPFAIL, NULL, 0);
+    }
+    free(q);
+}
+
+static int txt_lookup(void *impl, const char *name, txt_done_fn done, void *arg)
+{
+    txt_req_t *q = xmalloc(sizeof(*q));
+    int rc;
+
+    q->done = done;
+    q->arg = arg;
+    rc = dns_lookup(impl, DNS_T_TXT, name, txt_answer, q, NULL);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+static const txt_ops_t txt_ops = {.lookup = txt_lookup};
+
+void auth_txt_resolver(dns_resolver_t *r, txt_resolver_t *out)
+{
+    out->ops = &txt_ops;
+    out->impl = r;
+}

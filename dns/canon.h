@@ -1,0 +1,52 @@
+/*
+ * canon - DKIM canonicalization, "simple" and "relaxed" (RFC 6376 3.4).
+ *
+ * Header fields are canonicalized one at a time from their raw bytes
+ * ("Name: value" with any folding, without the final CRLF).  Bodies are
+ * canonicalized as a stream: canon_body_update() takes the bytes as they
+ * arrive, in chunks cut anywhere (inside a CRLF or a run of white space
+ * too), and passes the canonical bytes to an output callback.  Trailing
+ * empty lines cannot be told from inner ones until more text or the end
+ * arrives, so the stream holds back a count of CRLFs, never the bytes.
+ *
+ * Only CRLF ends a line; a bare CR or LF is an ordinary byte (the SMTP
+ * session refuses such messages anyway, RFC 5321 2.3.8).  Nothing here
+ * allocates except through the caller's buf_t.
+ */
+#ifndef MXFWD_CANON_H
+#define MXFWD_CANON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+typedef enum { CANON_SIMPLE, CANON_RELAXED } canon_t;
+
+/*
+ * Append the canonical form of one header field to out, followed by CRLF
+ * when crlf is set (every field but the DKIM-Signature being verified,
+ * RFC 6376 3.7).  0, or BUF_EFULL when out's cap was reached.
+ */
+int canon_header(canon_t type, const char *field, size_t len, bool crlf, buf_t *out);
+
+typedef void (*canon_out_fn)(void *arg, const char *p, size_t n);
+
+typedef struct {
+    canon_t type;
+    canon_out_fn out;
+    void *arg;
+    uint64_t crlf_owed; /* line ends held back: trailing empty lines vanish */
+    bool wsp_owed;      /* relaxed: white space held back, one SP if more text follows */
+    bool cr;            /* the last byte was a CR that may start a CRLF */
+    bool any;           /* some text was written: the body is not empty */
+} canon_body_t;
+
+void canon_body_init(canon_body_t *c, canon_t type, canon_out_fn out, void *arg);
+void canon_body_update(canon_body_t *c, const char *p, size_t n);
+/* The end of the body: writes the final CRLF (or, for an empty body, CRLF
+ * with simple and nothing with relaxed, per the RFC's errata 3192). */
+void canon_body_final(canon_body_t *c);
+
+#endif

@@ -1,0 +1,682 @@
+#include "dkim.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+#include "str.h"
+#include "tagval.h"
+#include "xalloc.h"
+
+/* RFC 8301 3.2: keys under 1024 bits are not valid; 16384 bits is the most
+ * a signature buffer holds and far more than anyone publishes. */
+#define DKIM_RSA_MIN_BITS 1024
+#define DKIM_RSA_MAX_BITS 16384
+/* Fields kept, whatever their total size: a bound on the field index. */
+#define DKIM_FIELDS_MAX 1000
+
+typedef enum { KEY_WAITING, KEY_FOUND, KEY_NONE, KEY_TEMPFAIL, KEY_BAD } key_state_t;
+
+typedef struct {
+    dkimsig_t sig;
+    dkim_result_t res;
+    size_t field; /* index of its own field in the store */
+    bool parsed;
+    EVP_MD_CTX *bh;   /* body hash in progress */
+    uint64_t hashed;  /* canonical body bytes hashed (at most l=) */
+    bool body_ok;     /* set by dkim_end() */
+    const char *body_why;
+    key_state_t key_state;
+    const char *key_why;
+    dkimkey_t key;
+} sigstate_t;
+
+typedef struct {
+    size_t off, len, name_len;
+} field_t;
+
+typedef struct {
+    dkim_t *d;
+    canon_t type;
+} canon_sink_t;
+
+struct dkim {
+    dkim_options_t opt;
+    enum { IN_HEADERS, IN_BODY, ENDED } state;
+    bool cr;          /* a CR ended the last chunk, in the headers */
+    size_t line_len;  /* bytes of the current line, kept or not */
+    buf_t line, cur;  /* the line being read; the field it belongs to */
+    buf_t store;      /* the raw fields */
+    field_t *fields;
+    size_t nfields, fields_cap;
+    bool overflow;    /* headers beyond header_max: none verifies */
+    sigstate_t **sigs;
+    size_t nsigs;
+    canon_body_t canon[2];
+    canon_sink_t sink[2];
+    bool canon_used[2];
+    uint64_t canon_len[2];
+};
+
+const char *dkim_status_name(dkim_status_t s)
+{
+    switch (s) {
+    case DKIM_PENDING:
+        return "pending";
+    case DKIM_PASS:
+        return "pass";
+    case DKIM_FAIL:
+        return "fail";
+    case DKIM_PERMERROR:
+        return "permerror";
+    case DKIM_TEMPERROR:
+        return "temperror";
+    }
+    return "permerror";
+}
+
+dkim_t *dkim_new(const dkim_options_t *opt)
+{
+    dkim_t *d = xcalloc(1, sizeof(*d));
+
+    d->opt = *opt;
+    buf_init(&d->line, opt->header_max);
+    buf_init(&d->cur, opt->header_max);
+    buf_init(&d->store, opt->header_max);
+    d->sigs = xcalloc(opt->max_signatures ? opt->max_signatures : 1, sizeof(*d->sigs));
+    return d;
+}
+
+void dkim_free(dkim_t *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->nsigs; i++) {
+        EVP_MD_CTX_free(d->sigs[i]->bh);
+        free(d->sigs[i]);
+    }
+    free(d->sigs);
+    free(d->fields);
+    buf_free(&d->line);
+    buf_free(&d->cur);
+    buf_free(&d->store);
+    free(d);
+}
+
+bool dkim_headers_done(const dkim_t *d)
+{
+    return d->state != IN_HEADERS;
+}
+
+size_t dkim_count(const dkim_t *d)
+{
+    return d->nsigs;
+}
+
+const dkim_result_t *dkim_result(const dkim_t *d, size_t index)
+{
+    return index < d->nsigs ? &d->sigs[index]->res : NULL;
+}
+
+static bool is_wsp(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Best effort for a signature that did not parse: its d= and s=, so the
+ * Authentication-Results line can say whose it was. */
+static void salvage(sigstate_t *s, const char *value, size_t len)
+{
+    tagval_list_t l;
+    const tagval_tag_t *t;
+
+    if (tagval_parse(value, len, true, &l) < 0)
+        return;
+    if ((t = tagval_get(&l, "d")) != NULL && t->value_len < sizeof(s->res.domain)) {
+        for (size_t i = 0; i < t->value_len; i++)
+            if ((unsigned char)t->value[i] <= 32 || (unsigned char)t->value[i] >= 127)
+                return;
+        memcpy(s->res.domain, t->value, t->value_len);
+        s->res.domain[t->value_len] = '\0';
+        str_lower(s->res.domain);
+    }
+}
+
+/* A DKIM-Signature field is complete; field is its index in the store, or
+ * SIZE_MAX when it could not be kept. */
+static void add_signature(dkim_t *d, size_t field, const char *raw, size_t len, size_t name_len)
+{
+    const char *value = raw + name_len + 1;
+    size_t vlen = len - name_len - 1;
+    sigstate_t *s;
+    const char *why;
+
+    if (d->nsigs >= d->opt.max_signatures)
+        return;
+    s = xcalloc(1, sizeof(*s));
+    d->sigs[d->nsigs] = s;
+    s->field = field;
+    s->res.status = DKIM_PENDING;
+    if (field == SIZE_MAX) { /* not kept: the header section is too large */
+        s->res.status = DKIM_PERMERROR;
+        s->res.reason = "header section too large";
+        salvage(s, value, vlen);
+        d->nsigs++;
+        return;
+    }
+    if (dkimsig_parse(value, vlen, &s->sig, &why) < 0) {
+        s->res.status = DKIM_PERMERROR;
+        s->res.reason = why;
+        salvage(s, value, vlen);
+        d->nsigs++;
+        return;
+    }
+    /* b= was found in the value; make its span relative to the field. */
+    s->sig.b_raw_start += name_len + 1;
+    s->sig.b_raw_end += name_len + 1;
+    s->parsed = true;
+    memcpy(s->res.domain, s->sig.domain, sizeof(s->res.domain));
+    memcpy(s->res.selector, s->sig.selector, sizeof(s->res.selector));
+    memcpy(s->res.auid, s->sig.auid, sizeof(s->res.auid));
+    memcpy(s->res.b_prefix, s->sig.b_prefix, sizeof(s->res.b_prefix));
+    s->res.has_alg = true;
+    s->res.alg = s->sig.alg;
+    s->res.has_length = s->sig.has_length;
+    s->res.length = s->sig.length;
+    d->nsigs++;
+    if (d->opt.on_signature)
+        d->opt.on_signature(d->opt.arg, d->nsigs - 1);
+}
+
+/* The field in d->cur is complete. */
+static void finish_field(dkim_t *d)
+{
+    const char *raw, *colon;
+    size_t len = buf_used(&d->cur), name_len;
+    size_t index = d->nfields;
+
+    if (len == 0) /* and buf_ptr() may be NULL */
+        return;
+    raw = buf_ptr(&d->cur);
+    colon = memchr(raw, ':', len);
+    if (colon == NULL) /* not a header field; nothing can select it */
+        goto done;
+    name_len = (size_t)(colon - raw);
+    while (name_len > 0 && is_wsp(raw[name_len - 1]))
+        name_len--;
+    if (!d->overflow) {
+        if (d->nfields == DKIM_FIELDS_MAX || buf_append(&d->store, raw, len) < 0) {
+            d->overflow = true;
+        } else {
+            if (d->nfields == d->fields_cap)
+                d->fields = xgrow(d->fields, &d->fields_cap, d->nfields + 1, sizeof(*d->fields));
+            d->fields[d->nfields].off = buf_used(&d->store) - len;
+            d->fields[d->nfields].len = len;
+            d->fields[d->nfields].name_len = name_len;
+            d->nfields++;
+        }
+    }
+    if (str_eq_ci_n(raw, name_len, "DKIM-Signature"))
+        add_signature(d, d->overflow ? SIZE_MAX : index, raw, len, (size_t)(colon - raw));
+    if (d->opt.on_field)
+        d->opt.on_field(d->opt.arg, raw, len, name_len);
+done:
+    buf_reset(&d->cur);
+}
+
+static void body_out(void *arg, const char *p, size_t n)
+{
+    canon_sink_t *sink = arg;
+    dkim_t *d = sink->d;
+
+    d->canon_len[sink->type] += n;
+    for (size_t i = 0; i < d->nsigs; i++) {
+        sigstate_t *s = d->sigs[i];
+        uint64_t take = n;
+
+        if (s->bh == NULL || s->sig.bcanon != sink->type)
+            continue;
+        if (s->sig.has_length && s->sig.length - s->hashed < take)
+            take = s->sig.length - s->hashed;
+        if (take > 0 && EVP_DigestUpdate(s->bh, p, (size_t)take) == 1)
+            s->hashed += take;
+    }
+}
+
+static void start_body(dkim_t *d)
+{
+    d->state = IN_BODY;
+    for (size_t i = 0; i < d->nsigs; i++) {
+        sigstate_t *s = d->sigs[i];
+
+        if (!s->parsed)
+            continue;
+        s->bh = EVP_MD_CTX_new();
+        if (s->bh == NULL || EVP_DigestInit_ex(s->bh, EVP_sha256(), NULL) != 1) {
+            EVP_MD_CTX_free(s->bh);
+            s->bh = NULL;
+            continue;
+        }
+        d->canon_used[s->sig.bcanon] = true;
+    }
+    for (int t = 0; t < 2; t++) {
+        d->sink[t].d = d;
+        d->sink[t].type = (canon_t)t;
+        canon_body_init(&d->canon[t], (canon_t)t, body_out, &d->sink[t]);
+    }
+}
+
+/* A whole line of the header section is in d->line. */
+static void header_line(dkim_t *d)
+{
+    size_t len = buf_used(&d->line);
+    const char *line = len ? buf_ptr(&d->line) : "";
+
+    if (d->line_len == 0) {
+        finish_field(d);
+        start_body(d);
+    } else if (len > 0 && is_wsp(line[0]) && buf_used(&d->cur) > 0) {
+        if (buf_append(&d->cur, "\r\n", 2) < 0 || buf_append(&d->cur, line, len) < 0)
+            d->overflow = true;
+    } else {
+        finish_field(d);
+        if (buf_append(&d->cur, line, len) < 0)
+            d->overflow = true;
+    }
+    buf_reset(&d->line);
+    d->line_len = 0;
+}
+
+static void line_add(dkim_t *d, const char *p, size_t n)
+{
+    d->line_len += n;
+    if (buf_append(&d->line, p, n) < 0)
+        d->overflow = true;
+}
+
+/* Consume header bytes; returns how many were used (the rest is body). */
+static size_t feed_headers(dkim_t *d, const char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && d->state == IN_HEADERS) {
+        if (d->cr) {
+            d->cr = false;
+            if (p[i] == '\n') {
+                i++;
+                header_line(d);
+                continue;
+            }
+            line_add(d, "\r", 1);
+        }
+        if (p[i] == '\r') {
+            d->cr = true;
+            i++;
+        } else {
+            size_t j = i;
+
+            while (j < n && p[j] != '\r')
+                j++;
+            line_add(d, p + i, j - i);
+            i = j;
+        }
+    }
+    return i;
+}
+
+void dkim_feed(dkim_t *d, const char *p, size_t n)
+{
+    size_t used = 0;
+
+    if (d->state == IN_HEADERS)
+        used = feed_headers(d, p, n);
+    if (d->state == IN_BODY && used < n)
+        for (int t = 0; t < 2; t++)
+            if (d->canon_used[t])
+                canon_body_update(&d->canon[t], p + used, n - used);
+}
+
+static void finish_body_hash(sigstate_t *s, uint64_t body_len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    s->res.body_len = body_len;
+    if (s->bh == NULL) {
+        s->body_why = "cannot hash";
+        return;
+    }
+    if (EVP_DigestFinal_ex(s->bh, md, &mdlen) != 1 || mdlen != sizeof(s->sig.bh)) {
+        s->body_why = "cannot hash";
+    } else if (s->sig.has_length && s->sig.length > body_len) {
+        s->body_why = "body shorter than l=";
+    } else if (CRYPTO_memcmp(md, s->sig.bh, sizeof(s->sig.bh)) != 0) {
+        s->body_why = "body hash did not verify";
+    } else {
+        s->body_ok = true;
+    }
+    EVP_MD_CTX_free(s->bh);
+    s->bh = NULL;
+}
+
+void dkim_end(dkim_t *d)
+{
+    if (d->state == ENDED)
+        return;
+    if (d->state == IN_HEADERS) {
+        /* A message without a body: its last line may lack a CRLF. */
+        if (d->cr) {
+            d->cr = false;
+            line_add(d, "\r", 1);
+        }
+        if (d->line_len > 0)
+            header_line(d);
+        finish_field(d);
+        start_body(d);
+    }
+    for (int t = 0; t < 2; t++)
+        if (d->canon_used[t])
+            canon_body_final(&d->canon[t]);
+    for (size_t i = 0; i < d->nsigs; i++)
+        if (d->sigs[i]->parsed)
+            finish_body_hash(d->sigs[i], d->canon_len[d->sigs[i]->sig.bcanon]);
+    d->state = ENDED;
+}
+
+int dkim_key_name(const dkim_t *d, size_t index, char *dst, size_t size)
+{
+    if (index >= d->nsigs || !d->sigs[index]->parsed)
+        return -1;
+    return str_fmt(dst, size, "%s._domainkey.%s", d->sigs[index]->sig.selector,
+                   d->sigs[index]->sig.domain);
+}
+
+void dkim_set_key(dkim_t *d, size_t index, txt_status_t status, const txt_record_t *records,
+                  size_t nrecords)
+{
+    sigstate_t *s;
+
+    if (index >= d->nsigs || !d->sigs[index]->parsed)
+        return;
+    s = d->sigs[index];
+    if (status == TXT_TEMPFAIL) {
+        s->key_state = KEY_TEMPFAIL;
+        return;
+    }
+    if (status == TXT_NONE || nrecords == 0) {
+        s->key_state = KEY_NONE;
+        return;
+    }
+    /* Several records at one name are the publisher's mistake (RFC 6376
+     * 3.6.2.2 leaves the choice open): the first that parses is used. */
+    s->key_state = KEY_BAD;
+    s->key_why = NULL;
+    for (size_t i = 0; i < nrecords; i++) {
+        const char *why;
+
+        if (dkimsig_key_parse(records[i].data, records[i].len, &s->key, &why) == 0) {
+            s->key_state = KEY_FOUND;
+            return;
+        }
+        if (s->key_why == NULL)
+            s->key_why = why;
+    }
+}
+
+/* One DER element at *p (tag, then a length in at most 2 octets): its
+ * tag, and its contents in [*c, *c + *clen).  0, or -1 when malformed. */
+static int der_next(const unsigned char **p, const unsigned char *end, unsigned *tag,
+                    const unsigned char **c, size_t *clen)
+{
+    const unsigned char *q = *p;
+    size_t len;
+
+    if (end - q < 2)
+        return -1;
+    *tag = *q++;
+    len = *q++;
+    if (len == 0x81 || len == 0x82) {
+        size_t k = len - 0x80;
+
+        if ((size_t)(end - q) < k)
+            return -1;
+        len = k == 1 ? q[0] : (size_t)q[0] << 8 | q[1];
+        q += k;
+    } else if (len > 0x7f) {
+        return -1;
+    }
+    if ((size_t)(end - q) < len)
+        return -1;
+    *c = q;
+    *clen = len;
+    *p = q + len;
+    return 0;
+}
+
+/*
+ * The RSAPublicKey inside a SubjectPublicKeyInfo for rsaEncryption, found
+ * by hand: OpenSSL 3 decodes an SPKI through its provider decoders at some
+ * 200 us a key, the inner PKCS#1 structure in 2 us.  Anything else (other
+ * OIDs, odd encodings) is left to d2i_PUBKEY().
+ */
+static bool spki_rsa(const unsigned char *der, size_t len, const unsigned char **inner,
+                     size_t *inner_len)
+{
+    static const unsigned char rsa_oid[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                            0xf7, 0x0d, 0x01, 0x01, 0x01};
+    const unsigned char *p = der, *end = der + len, *c, *alg, *bits;
+    size_t clen, alg_len, bits_len;
+    unsigned tag;
+
+    if (der_next(&p, end, &tag, &c, &clen) < 0 || tag != 0x30)
+        return false;
+    p = c;
+    end = c + clen;
+    if (der_next(&p, end, &tag, &alg, &alg_len) < 0 || tag != 0x30 ||
+        alg_len < sizeof(rsa_oid) || memcmp(alg, rsa_oid, sizeof(rsa_oid)) != 0)
+        return false;
+    if (der_next(&p, end, &tag, &bits, &bits_len) < 0 || tag != 0x03 || bits_len < 2 ||
+        bits[0] != 0)
+        return false;
+    *inner = bits + 1;
+    *inner_len = bits_len - 1;
+    return true;
+}
+
+static EVP_PKEY *load_key(sigstate_t *s, const char **why)
+{
+    const dkimkey_t *k = &s->key;
+    EVP_PKEY *pk = NULL;
+    const unsigned char *q, *inner;
+    size_t inner_len;
+
+    if (k->type == DKIM_KEY_ED25519) {
+        if (s->sig.alg != DKIM_ED25519_SHA256) {
+            *why = "key type does not match a=";
+            return NULL;
+        }
+        if (k->p_len != 32) {
+            *why = "bad Ed25519 key";
+            return NULL;
+        }
+        pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, k->p, k->p_len);
+        if (pk == NULL)
+            *why = "bad Ed25519 key";
+        else
+            s->res.key_bits = 256;
+        return pk;
+    }
+    if (s->sig.alg != DKIM_RSA_SHA256) {
+        *why = "key type does not match a=";
+        return NULL;
+    }
+    /* Publishers use SubjectPublicKeyInfo; a few publish the bare PKCS#1
+     * RSAPublicKey that RFC 6376's wording suggests.  Accept both. */
+    if (spki_rsa(k->p, k->p_len, &inner, &inner_len)) {
+        q = inner;
+        pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)inner_len);
+    }
+    if (pk == NULL) {
+        q = k->p;
+        pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)k->p_len);
+    }
+    if (pk == NULL) {
+        q = k->p;
+        pk = d2i_PUBKEY(NULL, &q, (long)k->p_len);
+    }
+    if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
+        *why = "bad RSA key";
+        EVP_PKEY_free(pk);
+        return NULL;
+    }
+    s->res.key_bits = (unsigned)EVP_PKEY_get_bits(pk);
+    if (s->res.key_bits < DKIM_RSA_MIN_BITS || s->res.key_bits > DKIM_RSA_MAX_BITS) {
+        *why = s->res.key_bits < DKIM_RSA_MIN_BITS ? "RSA key under 1024 bits" : "RSA key too large";
+        EVP_PKEY_free(pk);
+        return NULL;
+    }
+    return pk;
+}
+
+/* The data the signature covers (RFC 6376 3.7): the fields h= names, each
+ * the last one not yet used, then the signature's own field with b= blank,
+ * without its CRLF. */
+static int header_data(dkim_t *d, sigstate_t *s, buf_t *out)
+{
+    const char *store = buf_ptr(&d->store);
+    const field_t *own = &d->fields[s->field];
+    bool *used = xcalloc(d->nfields ? d->nfields : 1, sizeof(*used));
+    buf_t self;
+    int rc = 0;
+
+    for (size_t k = 0; k < s->sig.nhnames && rc == 0; k++) {
+        const char *name = s->sig.hname[k];
+
+        for (size_t f = d->nfields; f-- > 0;) {
+            if (used[f] || !str_eq_ci_n(store + d->fields[f].off, d->fields[f].name_len, name))
+                continue;
+            used[f] = true;
+            rc = canon_header(s->sig.hcanon, store + d->fields[f].off, d->fields[f].len, true, out);
+            break;
+        }
+    }
+    free(used);
+    buf_init(&self, own->len);
+    if (rc == 0 && (buf_append(&self, store + own->off, s->sig.b_raw_start) < 0 ||
+                    buf_append(&self, store + own->off + s->sig.b_raw_end,
+                               own->len - s->sig.b_raw_end) < 0))
+        rc = BUF_EFULL;
+    if (rc == 0)
+        rc = canon_header(s->sig.hcanon, buf_ptr(&self), buf_used(&self), false, out);
+    buf_free(&self);
+    return rc;
+}
+
+static bool verify_crypto(EVP_PKEY *pk, const sigstate_t *s, const unsigned char *hash)
+{
+    bool ok = false;
+
+    if (s->sig.alg == DKIM_ED25519_SHA256) {
+        /* RFC 8463: Ed25519 (pure, no prehash of its own) over the SHA-256
+         * of the header data. */
+        EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+        ok = m != NULL && EVP_DigestVerifyInit(m, NULL, NULL, NULL, pk) == 1 &&
+             EVP_DigestVerify(m, s->sig.b, s->sig.b_len, hash, 32) == 1;
+        EVP_MD_CTX_free(m);
+    } else {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
+
+        ok = c != NULL && EVP_PKEY_verify_init(c) == 1 &&
+             EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) == 1 &&
+             EVP_PKEY_verify(c, s->sig.b, s->sig.b_len, hash, 32) == 1;
+        EVP_PKEY_CTX_free(c);
+    }
+    ERR_clear_error(); /* failures leave entries in this thread's queue */
+    return ok;
+}
+
+static void verify_one(dkim_t *d, sigstate_t *s)
+{
+    dkim_result_t *r = &s->res;
+    EVP_PKEY *pk = NULL;
+    unsigned char hash[32];
+    const char *why = NULL;
+    buf_t data;
+
+    r->testing = s->key_state == KEY_FOUND && s->key.testing;
+    switch (s->key_state) {
+    case KEY_WAITING:
+    case KEY_TEMPFAIL:
+        r->status = DKIM_TEMPERROR;
+        r->reason = "key lookup failed";
+        return;
+    case KEY_NONE:
+        r->status = DKIM_PERMERROR;
+        r->reason = "no key";
+        return;
+    case KEY_BAD:
+        r->status = DKIM_PERMERROR;
+        r->reason = s->key_why;
+        return;
+    case KEY_FOUND:
+        break;
+    }
+    r->status = DKIM_PERMERROR;
+    if (d->overflow) {
+        r->reason = "header section too large";
+        return;
+    }
+    if (s->key.p_len == 0) {
+        r->reason = "key revoked";
+        return;
+    }
+    if (s->sig.has_expire && (uint64_t)d->opt.now > s->sig.expire) {
+        r->reason = "signature expired";
+        return;
+    }
+    if (s->key.strict) {
+        const char *at = strrchr(s->sig.auid, '@');
+
+        if (at == NULL || strcmp(at + 1, s->sig.domain) != 0) {
+            r->reason = "key requires i= to match d= (t=s)";
+            return;
+        }
+    }
+    if ((pk = load_key(s, &why)) == NULL) {
+        r->reason = why;
+        return;
+    }
+    r->status = DKIM_FAIL;
+    if (!s->body_ok) {
+        r->reason = s->body_why;
+        goto done;
+    }
+    buf_init(&data, d->opt.header_max * 2 + 4096);
+    if (header_data(d, s, &data) < 0 ||
+        EVP_Digest(buf_ptr(&data), buf_used(&data), hash, NULL, EVP_sha256(), NULL) != 1) {
+        r->status = DKIM_PERMERROR;
+        r->reason = "header section too large";
+    } else if (verify_crypto(pk, s, hash)) {
+        r->status = DKIM_PASS;
+        r->reason = NULL;
+    } else {
+        r->reason = "signature did not verify";
+    }
+    buf_free(&data);
+done:
+    EVP_PKEY_free(pk);
+}
+
+void dkim_finish(dkim_t *d)
+{
+    dkim_end(d);
+    for (size_t i = 0; i < d->nsigs; i++)
+        if (d->sigs[i]->parsed && d->sigs[i]->res.status == DKIM_PENDING)
+            verify_one(d, d->sigs[i]);
+}
