@@ -71,15 +71,19 @@ static client_mail_params_t txn_mail_params(const client_conn_t *conn)
     return mp;
 }
 
-/* Send the commands not sent yet: all of them with PIPELINING (one write),
- * else the next one. */
+/* Send the commands not sent yet: all of them with PIPELINING (one write,
+ * or as many as the output buffer holds), else the next one. */
 static void txn_send(client_conn_t *conn)
 {
     client_mail_params_t mp = txn_mail_params(conn);
+    size_t first = conn->sent;
     size_t last = conn->ext & CLIENT_EXT_PIPELINING ? conn->ncmds : conn->sent + 1;
 
     for (; conn->sent < last; conn->sent++) {
         if (txn_cmd_format(conn, conn->sent, &mp) != 0) {
+            /* Thousands of recipients: the rest once these are answered. */
+            if (conn->sent > first)
+                break;
             client__conn_io_error(conn, UV_ENOBUFS);
             return;
         }

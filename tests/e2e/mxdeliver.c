@@ -41,7 +41,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define MAX_RCPTS 1000
+#define MAX_RCPTS 100000
 
 typedef struct {
     char *id;

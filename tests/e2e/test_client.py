@@ -387,6 +387,18 @@ def fifty_recipients_over_five_domains_make_five_transactions():
 
 
 @test
+def more_recipients_than_one_write_holds():
+    """25000 RCPTs do not fit the output buffer: they go in several
+    pipelined writes, each once the previous one is answered."""
+    d, sink, config, msg = setup(dest_records())
+    rcpts = [f"u{i:05d}@dest.test" for i in range(25000)]
+    r = deliver([job("J", msg, "a@origin.test", "dest.test", rcpts)], config)
+    assert len(r.results) == 25000 and all(v.status == "OK" for v in r.results.values())
+    tx = sink.transactions[0]
+    assert tx.rcpts == rcpts and 1 < len(tx.reads) < 100, len(tx.reads)
+
+
+@test
 def pipelining_off_sends_one_command_at_a_time():
     d, sink, config, msg = setup(dest_records(), extensions=("SIZE 52428800", "8BITMIME"))
     r = deliver([job("J", msg, "a@origin.test", "dest.test", ["x@dest.test", "y@dest.test"])],
