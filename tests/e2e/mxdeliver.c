@@ -41,8 +41,6 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define MAX_RCPTS 100000
-
 typedef struct {
     char *id;
     delivery_job_t job;
@@ -215,7 +213,8 @@ static void parse_job(char *line, int batch, unsigned pause_ms)
 {
     tool_job_t *t;
     delivery_job_t *j;
-    delivery_rcpt_t *rcpts = xcalloc(MAX_RCPTS, sizeof(*rcpts));
+    delivery_rcpt_t *rcpts = NULL;
+    size_t cap = 0;
     char *word, *cursor = line;
     bool has_length = false;
     struct stat st;
@@ -257,7 +256,10 @@ static void parse_job(char *line, int batch, unsigned pause_ms)
             j->sender = xstrdup(strcmp(v, "<>") == 0 ? "" : v);
         } else if (strcmp(word, "domain") == 0 && v) {
             j->domain = xstrdup(v);
-        } else if (strcmp(word, "rcpt") == 0 && v && j->nrcpts < MAX_RCPTS) {
+        } else if (strcmp(word, "rcpt") == 0 && v) {
+            if (j->nrcpts == cap)
+                j->rcpts = rcpts = xgrow(rcpts, &cap, j->nrcpts + 1, sizeof(*rcpts));
+            memset(&rcpts[j->nrcpts], 0, sizeof(*rcpts));
             rcpts[j->nrcpts].addr = xstrdup(v);
             rcpts[j->nrcpts].orig_addr = rcpts[j->nrcpts].addr;
             j->nrcpts++;
