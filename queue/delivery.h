@@ -29,6 +29,7 @@ typedef enum {
 
 #define DELIVERY_REPLY_MAX 512
 #define DELIVERY_RELAY_MAX 300
+#define DELIVERY_DSN_MAX 16
 
 typedef struct {
     const char *addr;      /* destination address */
@@ -43,6 +44,10 @@ typedef struct {
     bool remote_reply;
     /* "mx.example.com[192.0.2.1]:25", or "none" when no host was reached. */
     char relay[DELIVERY_RELAY_MAX];
+    /* The RFC 3463 status for the DSN's Status field and the log: the
+     * server's enhanced status code when its reply had one, else one
+     * derived from the reply code ("5.0.0") or mxfwd's own ("4.4.1"). */
+    char dsn[DELIVERY_DSN_MAX];
 } delivery_rcpt_t;
 
 typedef struct delivery_job {
@@ -69,8 +74,11 @@ typedef void (*delivery_done_fn)(delivery_job_t *job, void *arg);
 
 typedef struct delivery_ops {
     /* Start delivering job.  0: done(job, arg) will be called exactly once,
-     * on the loop thread, with every recipient's status set to OK,
-     * TEMPFAIL or PERMFAIL.  Non-zero: not started, no callback. */
+     * on the loop thread (never from inside deliver()), with every
+     * recipient's status set to OK, TEMPFAIL or PERMFAIL.  Non-zero: not
+     * started, no callback.  An implementation with concurrency limits
+     * keeps jobs over them waiting and starts them in order as others
+     * finish: the queue may hand over any number of jobs. */
     int (*deliver)(void *impl, delivery_job_t *job, delivery_done_fn done, void *arg);
     /* Finish or abandon jobs in flight (each still gets done(), with
      * TEMPFAIL for recipients not finished) and release the implementation.
