@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "reply.h"
+#include "server.h"
 #include "srs.h"
 #include "srs_secrets.h"
 #include "str.h"
@@ -17,18 +18,9 @@ static void cli_print_error(void *ctx, const char *message)
     fprintf(stderr, "%s\n", message);
 }
 
-/* A subcommand whose machinery is not part of this build yet. */
-static int cli_not_built(const char *command, const char *waiting_for)
-{
-    fprintf(stderr, "mxfwd %s: not built yet: this needs %s, which mxfwd does not have yet\n",
-            command, waiting_for);
-    return CLI_FAIL;
-}
-
 int cli_serve(const cli_args_t *args)
 {
-    (void)args;
-    return cli_not_built("serve", "the inbound SMTP server");
+    return server_main(args->config_path, args->verbose);
 }
 
 int cli_check_config(const cli_args_t *args)

@@ -4,75 +4,124 @@
 
 #include "srs.h"
 
-char *reply_for_lookup(table_result_t result, const char *addr, char *dst, size_t size)
+static const reply_t reply_table[REPLY_NREPLIES] = {
+    [REPLY_RCPT_OK] = {250, "2.1.5", "Ok"},
+    [REPLY_UNKNOWN_USER] = {550, "5.1.1", "Recipient address rejected: User unknown"},
+    [REPLY_RELAY_DENIED] = {554, "5.7.1", "Relay access denied"},
+    [REPLY_BAD_RCPT] = {501, "5.5.4", "Bad recipient address syntax"},
+    [REPLY_SRS_NOT_BOUNCE] = {550, "5.7.1",
+                              "Recipient address rejected: SRS addresses accept only bounces "
+                              "(null sender)"},
+    [REPLY_SRS_BAD_HASH] = {550, "5.7.1", "Recipient address rejected: invalid SRS signature"},
+    [REPLY_SRS_EXPIRED] = {550, "5.7.1", "Recipient address rejected: SRS address expired"},
+    [REPLY_SRS_MALFORMED] = {550, "5.7.1", "Recipient address rejected: malformed SRS address"},
+    [REPLY_SRS_TEMP] = {451, "4.3.0", "Temporary local problem checking the SRS address"},
+    [REPLY_TOO_MANY_RCPTS] = {452, "4.5.3", "Too many recipients"},
+    [REPLY_NEED_SMTPUTF8] = {553, "5.6.7", "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"},
+    [REPLY_MAIL_OK] = {250, "2.1.0", "Ok"},
+    [REPLY_BAD_SENDER] = {501, "5.5.4", "Bad sender address syntax"},
+    [REPLY_SENDER_TOO_LONG] = {550, "5.1.7",
+                               "Sender address rejected: too long to rewrite with SRS "
+                               "(local part over 64 octets)"},
+    [REPLY_SENDER_NO_SRS] = {550, "5.1.7", "Sender address rejected: cannot be rewritten with SRS"},
+    [REPLY_SENDER_SRS_TEMP] = {451, "4.3.0", "Temporary local problem rewriting the sender"},
+    [REPLY_SIZE_DECLARED] = {552, "5.3.4", "Message size exceeds fixed limit"},
+    [REPLY_DATA_GO] = {354, NULL, "End data with <CR><LF>.<CR><LF>"},
+    [REPLY_TOO_BIG] = {552, "5.3.4", "Message size exceeds fixed limit"},
+    [REPLY_HOPS] = {554, "5.4.6", "Too many hops: mail forwarding loop"},
+    [REPLY_BARE_EOL] = {554, "5.5.2", "Message refused: bare CR or LF in message (RFC 5321 2.3.8)"},
+    [REPLY_SPOOL_FAILED] = {451, "4.3.0", "Temporary failure: cannot queue the message"},
+    [REPLY_NO_RCPTS] = {554, "5.5.1", "No valid recipients"},
+    [REPLY_UNKNOWN_COMMAND] = {500, "5.5.2", "Command unrecognized"},
+    [REPLY_LINE_TOO_LONG] = {500, "5.5.2", "Line too long"},
+    [REPLY_BARE_COMMAND] = {500, "5.5.2", "Command line must end with CRLF, without bare CR or LF"},
+    [REPLY_SYNTAX] = {501, "5.5.4", "Syntax error in parameters or arguments"},
+    [REPLY_BAD_PARAM] = {501, "5.5.4", "Bad parameter value"},
+    [REPLY_UNSUPPORTED_PARAM] = {555, "5.5.4", "Parameter not supported"},
+    [REPLY_BAD_SEQUENCE] = {503, "5.5.1", "Bad sequence of commands"},
+    [REPLY_NOT_IMPLEMENTED] = {502, "5.5.1", "Command not implemented"},
+    [REPLY_OK] = {250, "2.0.0", "Ok"},
+    [REPLY_VRFY] = {252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery"},
+    [REPLY_BYE] = {221, "2.0.0", "Bye"},
+    [REPLY_TLS_GO] = {220, "2.0.0", "Ready to start TLS"},
+    [REPLY_TLS_ACTIVE] = {503, "5.5.1", "TLS already active"},
+    [REPLY_TIMEOUT] = {421, "4.4.2", "Error: timeout exceeded, closing connection"},
+    [REPLY_SHUTDOWN] = {421, "4.4.2", "Service shutting down, closing connection"},
+    [REPLY_TOO_MANY_CONNECTIONS] = {421, "4.7.0", "Error: too many connections, try again later"},
+    [REPLY_TOO_MANY_ERRORS] = {421, "4.7.0", "Error: too many errors, closing connection"},
+    [REPLY_NOT_SMTP] = {421, "4.7.0", "Error: this is an SMTP server, closing connection"},
+};
+
+const reply_t *reply_get(reply_id_t id)
+{
+    return &reply_table[id < REPLY_NREPLIES ? id : REPLY_UNKNOWN_COMMAND];
+}
+
+reply_id_t reply_for_table(table_result_t result)
 {
     switch (result) {
     case TABLE_FOUND:
-        snprintf(dst, size, "250 2.1.5 <%s>: Recipient ok", addr);
-        break;
+        return REPLY_RCPT_OK;
     case TABLE_UNKNOWN_USER:
-        snprintf(dst, size, "550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
-        break;
+        return REPLY_UNKNOWN_USER;
     case TABLE_RELAY_DENIED:
-        snprintf(dst, size, "554 5.7.1 <%s>: Relay access denied", addr);
-        break;
+        return REPLY_RELAY_DENIED;
     case TABLE_BAD_ADDRESS:
-        snprintf(dst, size, "501 5.5.4 <%s>: Bad recipient address syntax", addr);
         break;
     }
+    return REPLY_BAD_RCPT;
+}
+
+reply_id_t reply_for_srs_reverse_err(int err)
+{
+    switch (err) {
+    case SRS_ENOTSRS:
+        return REPLY_UNKNOWN_USER;
+    case SRS_EBADHASH:
+        return REPLY_SRS_BAD_HASH;
+    case SRS_EEXPIRED:
+        return REPLY_SRS_EXPIRED;
+    case SRS_EMALFORMED:
+        return REPLY_SRS_MALFORMED;
+    }
+    return REPLY_SRS_TEMP;
+}
+
+reply_id_t reply_for_srs_forward_err(int err)
+{
+    switch (err) {
+    case SRS_ETOOLONG:
+        return REPLY_SENDER_TOO_LONG;
+    case SRS_EMALFORMED:
+        return REPLY_SENDER_NO_SRS;
+    }
+    return REPLY_SENDER_SRS_TEMP;
+}
+
+char *reply_format(reply_id_t id, const char *addr, char *dst, size_t size)
+{
+    const reply_t *r = reply_get(id);
+
+    snprintf(dst, size, "%d %s <%s>: %s", r->code, r->esc, addr, r->text);
     return dst;
+}
+
+char *reply_for_lookup(table_result_t result, const char *addr, char *dst, size_t size)
+{
+    return reply_format(reply_for_table(result), addr, dst, size);
 }
 
 char *reply_for_srs_reverse(int err, const char *addr, char *dst, size_t size)
 {
-    switch (err) {
-    case SRS_ENOTSRS:
-        return reply_for_lookup(TABLE_UNKNOWN_USER, addr, dst, size);
-    case SRS_EBADHASH:
-        snprintf(dst, size, "550 5.7.1 <%s>: Recipient address rejected: invalid SRS signature",
-                 addr);
-        break;
-    case SRS_EEXPIRED:
-        snprintf(dst, size, "550 5.7.1 <%s>: Recipient address rejected: SRS address expired",
-                 addr);
-        break;
-    case SRS_EMALFORMED:
-        snprintf(dst, size, "550 5.7.1 <%s>: Recipient address rejected: malformed SRS address",
-                 addr);
-        break;
-    default:
-        snprintf(dst, size, "451 4.3.0 <%s>: Temporary local problem checking the SRS address",
-                 addr);
-        break;
-    }
-    return dst;
+    return reply_format(reply_for_srs_reverse_err(err), addr, dst, size);
 }
 
 char *reply_for_srs_sender(const char *addr, char *dst, size_t size)
 {
-    snprintf(dst, size,
-             "550 5.7.1 <%s>: Recipient address rejected: SRS addresses accept only bounces "
-             "(null sender)",
-             addr);
-    return dst;
+    return reply_format(REPLY_SRS_NOT_BOUNCE, addr, dst, size);
 }
 
 char *reply_for_srs_forward(int err, const char *addr, char *dst, size_t size)
 {
-    switch (err) {
-    case SRS_ETOOLONG:
-        snprintf(dst, size,
-                 "550 5.1.7 <%s>: Sender address rejected: too long to rewrite with SRS "
-                 "(local part over 64 octets)",
-                 addr);
-        break;
-    case SRS_EMALFORMED:
-        snprintf(dst, size, "550 5.1.7 <%s>: Sender address rejected: cannot be rewritten with SRS",
-                 addr);
-        break;
-    default:
-        snprintf(dst, size, "451 4.3.0 <%s>: Temporary local problem rewriting the sender", addr);
-        break;
-    }
-    return dst;
+    return reply_format(reply_for_srs_forward_err(err), addr, dst, size);
 }

@@ -39,6 +39,25 @@
 #define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
 #define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
 
+/* SMTP, outbound (smtpd/client): RFC 5321 4.5.3.2 timeouts at the default
+ * `timeout`; every one of them scales with `timeout` / DEFAULT_TIMEOUT. */
+#define DEFAULT_SMTP_CONNECT_TIMEOUT 30   /* TCP connect (as Postfix) */
+#define DEFAULT_SMTP_GREETING_TIMEOUT 300 /* initial 220 */
+#define DEFAULT_SMTP_HELO_TIMEOUT 300     /* EHLO, HELO, STARTTLS */
+#define DEFAULT_SMTP_TLS_TIMEOUT 300      /* the TLS handshake */
+#define DEFAULT_SMTP_MAIL_TIMEOUT 300     /* MAIL FROM */
+#define DEFAULT_SMTP_RCPT_TIMEOUT 300     /* RCPT TO */
+#define DEFAULT_SMTP_DATA_TIMEOUT 120     /* DATA initiation */
+#define DEFAULT_SMTP_BLOCK_TIMEOUT 180    /* each block of the message sent */
+#define DEFAULT_SMTP_DOT_TIMEOUT 600      /* reply to the final dot */
+#define DEFAULT_SMTP_RSET_TIMEOUT 20      /* RSET probing a cached connection */
+#define DEFAULT_SMTP_QUIT_TIMEOUT 20      /* reply to QUIT before closing anyway */
+/* Connection cache (not scaled). */
+#define DEFAULT_SMTP_CACHE_IDLE 2     /* an idle connection is kept this long (s) */
+#define DEFAULT_SMTP_REUSE_TIME 300   /* a connection is reused for at most (s) */
+#define DEFAULT_SMTP_REUSE_COUNT 100  /* transactions on one connection */
+#define DEFAULT_MX_SESSION_LIMIT 2    /* SMTP sessions per delivery attempt */
+
 /* DNS (dns/): resolver, cache and MX routing */
 #define DEFAULT_DNS_TIMEOUT_MS 2000           /* first try; c-ares doubles it each round */
 #define DEFAULT_DNS_TRIES 3                   /* rounds over the servers */
@@ -57,6 +76,11 @@
 #define DEFAULT_SPF_TIMEOUT 20                /* one whole SPF evaluation (RFC 7208 4.6.4) */
 #define DEFAULT_AUTH_TIMEOUT 30               /* end of data to a verdict, at most */
 #define DEFAULT_SPF_JOBS 16                   /* SPF evaluations at once in libuv's pool */
+
+/* libuv's thread pool (UV_THREADPOOL_SIZE, unless the environment sets
+ * it): spool fsyncs, SPF evaluations (DEFAULT_SPF_JOBS) and reloads share
+ * it, so it has room for all of them at once. */
+#define DEFAULT_THREADPOOL_SIZE 24
 
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */

@@ -13,6 +13,9 @@ prints one line per test and a last line "RESULT: passed=N failed=M".
 Environment: MXFWD is the path of the mxfwd binary (meson passes it).
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import re
 import signal
@@ -104,12 +107,12 @@ def tempdir():
 class Process:
     """A child process stopped by its PID when the test ends."""
 
-    def __init__(self, argv, log_path=None, env=None):
+    def __init__(self, argv, log_path=None, env=None, preexec_fn=None):
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
         on_cleanup(self.stop)
 
     @property
@@ -312,6 +315,71 @@ def tls_certificate(directory, name="mx.test"):
     return cert, key
 
 
+def srs0(user, domain, day=None, secret=None, srs_domain="fwd.test"):
+    """The SRS0 address SPEC.md's scheme makes of user@domain on a given
+    day number (default today), with the test secret unless given."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    day = int(time.time()) // 86400 if day is None else day
+    secret = Mxfwd.SECRET if secret is None else secret
+    tt = alphabet[(day >> 5) & 31] + alphabet[day & 31]
+    mac = hmac.new(secret.encode(), (tt + domain + user).lower().encode(), hashlib.sha1).digest()
+    h = base64.b64encode(mac).decode()[:4].replace("+", "-").replace("/", "_")
+    return f"SRS0={h}={tt}={domain}={user}@{srs_domain}"
+
+
+# ---- the spool -------------------------------------------------------------
+
+class SpoolMessage:
+    """A message file of the spool, read as docs/spool.md describes it."""
+
+    def __init__(self, path):
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data[:8] == b"MXFSPL01", f"{path}: not a spool file"
+        self.rcpts = []   # (destination, alias)
+        self.updates = 0
+        self.complete = False
+        pos = 8
+        while pos < len(data):
+            kind = chr(data[pos])
+            n = struct.unpack(">Q", data[pos + 1:pos + 9])[0]
+            payload = data[pos + 9:pos + 9 + n]
+            pos += 9 + n
+            if kind == "B":
+                self.body = payload
+            elif kind in "ICHSW":
+                setattr(self, {"I": "id", "C": "client", "H": "helo", "S": "sender",
+                               "W": "srs_sender"}[kind], payload.decode("utf-8"))
+            elif kind == "T":
+                self.arrival_us = struct.unpack(">Q", payload)[0]
+            elif kind == "F":
+                self.flags = struct.unpack(">I", payload)[0]
+            elif kind == "P":
+                self.prepend = payload
+            elif kind == "R":
+                a = struct.unpack(">I", payload[:4])[0]
+                addr = payload[4:4 + a].decode("utf-8")
+                b = struct.unpack(">I", payload[4 + a:8 + a])[0]
+                self.rcpts.append((addr, payload[8 + a:8 + a + b].decode("utf-8")))
+            elif kind == "E":
+                self.complete = True
+            elif kind == "U":
+                self.updates += 1
+
+    @property
+    def message(self):
+        """The bytes that will be delivered: prepended headers, then the body."""
+        return self.prepend + self.body
+
+
+def spool_files(directory):
+    """Names in a spool directory, sorted (queue ids sort by arrival)."""
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+
+
 # ---- mxfwd -------------------------------------------------------------------
 
 class Mxfwd:
@@ -341,13 +409,18 @@ class Mxfwd:
         self.settings = settings
         self.write_file("srs.secrets", (secrets or self.SECRET) + "\n", mode=0o600)
         self.write_file("forwards", forwards)
-        with open(self.conf, "w") as f:
-            for key, value in settings.items():
-                for v in value if isinstance(value, list) else [value]:
-                    f.write(f"{key} = {v}\n")
+        self.write_config()
         self.proc = None
         if start:
             self.start(args)
+
+    def write_config(self):
+        """Write mxfwd.conf from self.settings (change them, then call this
+        before start())."""
+        with open(self.conf, "w") as f:
+            for key, value in self.settings.items():
+                for v in value if isinstance(value, list) else [value]:
+                    f.write(f"{key} = {v}\n")
 
     def write_file(self, name, text, mode=0o644):
         path = os.path.join(self.dir, name)
@@ -356,9 +429,11 @@ class Mxfwd:
         os.chmod(path, mode)
         return path
 
-    def start(self, args=()):
+    def start(self, args=(), preexec_fn=None):
+        """Start mxfwd serve; preexec_fn runs in the child before it (to
+        set resource limits, say)."""
         self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
-                            log_path=os.path.join(self.dir, "mxfwd.log"))
+                            log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn)
         wait_until(lambda: not self.proc.running() or _port_open(self.port),
                    what="mxfwd to listen")
         if not self.proc.running():
@@ -395,18 +470,105 @@ def _port_open(port):
         return False
 
 
+# ---- the outbound client on its own ------------------------------------------
+
+MXDELIVER = os.environ.get("MXDELIVER",
+                           os.path.join(os.path.dirname(__file__), "../../build/tests/e2e/mxdeliver"))
+
+
+class Result:
+    """One recipient's outcome as mxdeliver prints it."""
+
+    def __init__(self, fields, reply):
+        self.status = fields["status"]
+        self.dsn = fields["dsn"]
+        self.remote = fields["remote"] == "1"
+        self.relay = fields["relay"]
+        self.reply = reply
+
+    def __repr__(self):
+        return f"Result({self.status} {self.dsn} relay={self.relay} reply={self.reply!r})"
+
+
+class Delivery:
+    """What one mxdeliver run gave: results[(job id, rcpt)], stats, log."""
+
+    def __init__(self, stdout, stderr, returncode):
+        self.results = {}
+        self.stats = {}
+        self.log = stderr
+        self.returncode = returncode
+        for line in stdout.splitlines():
+            if line.startswith("result "):
+                head, reply = line.split(" reply=", 1)
+                fields = dict(w.split("=", 1) for w in head.split()[1:])
+                self.results[(fields["id"], fields["rcpt"].strip("<>"))] = Result(fields, reply)
+            elif line.startswith("stats "):
+                self.stats = {k: int(v) for k, v in (w.split("=") for w in line.split()[1:])}
+
+    def __getitem__(self, key):
+        return self.results[key]
+
+
+def job(ident, path, sender, domain, rcpts, **options):
+    """A job line for mxdeliver; options: offset, length, prepend (a path),
+    smtputf8, bit8 (8BITMIME)."""
+    words = [f"job id={ident} file={path} sender={sender or '<>'} domain={domain}"]
+    words += [f"rcpt={r}" for r in rcpts]
+    for key in ("offset", "length", "prepend"):
+        if key in options:
+            words.append(f"{key}={options[key]}")
+    if options.get("smtputf8"):
+        words.append("smtputf8")
+    if options.get("bit8"):
+        words.append("8bitmime")
+    return " ".join(words)
+
+
+def deliver(jobs, config, args=(), timeout=30):
+    """Run the outbound client (mxdeliver) on jobs, a list of job lines and
+    "wait" separators, with a configuration of config's settings (a dict;
+    list values repeat the key).  Returns a Delivery; fails on a sanitizer
+    report or when mxdeliver did not end cleanly."""
+    directory = tempdir()
+    conf = os.path.join(directory, "mxdeliver.conf")
+    settings = {"hostname": "mx.fwd.test", "listen": "127.0.0.1:1"}
+    settings.update(config)
+    with open(conf, "w") as f:
+        for key, value in settings.items():
+            for v in value if isinstance(value, list) else [value]:
+                f.write(f"{key} = {v}\n")
+    r = subprocess.run([MXDELIVER, "-v", "-c", conf, "-t", str(timeout), *args],
+                       input="\n".join(jobs) + "\n", capture_output=True, text=True,
+                       timeout=timeout + TIMEOUT)
+    check_sanitizers(r.stderr, "mxdeliver")
+    d = Delivery(r.stdout, r.stderr, r.returncode)
+    if r.returncode != 0:
+        raise AssertionError(f"mxdeliver exited with {r.returncode}:\n{r.stdout}\n{r.stderr}")
+    return d
+
+
+def write_bytes(directory, name, data):
+    path = os.path.join(directory, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
 # ---- SMTP sink -------------------------------------------------------------
 
 class Transaction:
-    def __init__(self, helo, tls):
+    def __init__(self, helo, tls, session=0):
         self.helo = helo
         self.tls = tls
+        self.session = session # which connection (1, 2, ...) it came on
         self.mail_from = None
         self.mail_params = ""
         self.rcpts = []        # accepted recipients
         self.refused = []      # recipients answered with 4xx/5xx
         self.raw = b""         # DATA bytes as sent on the wire, before the final dot
         self.data = b""        # the same, dot-unstuffed: the message
+        self.reads = set()     # socket reads that brought MAIL, RCPT and DATA
 
     def __repr__(self):
         return f"Transaction(from={self.mail_from!r}, rcpts={self.rcpts!r}, {len(self.data)} bytes)"
@@ -418,25 +580,54 @@ class Sink:
     replies: {recipient address (lowercase): "450 4.2.0 try later"} answers
     RCPT for chosen recipients; data_reply answers the final dot;
     tls: (cert, key) to offer STARTTLS; ehlo_extensions to advertise.
+
+    For testing clients: a reply value may be a list, used one per attempt
+    (then the recipient is accepted); data_reply too.  Any 421 reply is
+    followed by closing the connection.  greeting, ehlo_reply (refuses
+    EHLO), starttls_reply (refuses STARTTLS) and rset_reply replace those
+    replies, mail_reply refuses MAIL (a string or a list, like replies);
+    tls_break answers STARTTLS with 220 and then garbage instead
+    of a handshake; stall ("greeting", "ehlo", "mail", "rcpt", "data",
+    "body", "dot") stops answering (or, for "body", reading) at that point; host binds another loopback
+    address.  Counters: connections, max_active (sessions at once), rsets,
+    quits; attempts lists every transaction begun, transactions those that
+    were accepted.
     """
 
     def __init__(self, replies=None, data_reply="250 2.0.0 Ok: queued", tls=None,
                  extensions=("PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES",
-                             "SMTPUTF8"), port=None, hostname="sink.test"):
-        self.replies = {k.lower(): v for k, v in (replies or {}).items()}
-        self.data_reply = data_reply
+                             "SMTPUTF8"), port=None, hostname="sink.test", host="127.0.0.1",
+                 greeting=None, ehlo_reply=None, starttls_reply=None, rset_reply=None,
+                 tls_break=False, stall=None, mail_reply=None):
+        self.replies = {k.lower(): (list(v) if isinstance(v, (list, tuple)) else v)
+                        for k, v in (replies or {}).items()}
+        self.data_reply = list(data_reply) if isinstance(data_reply, (list, tuple)) else data_reply
         self.extensions = list(extensions)
         self.hostname = hostname
+        self.host = host
+        self.greeting = greeting or f"220 {hostname} ESMTP sink"
+        self.ehlo_reply = ehlo_reply
+        self.starttls_reply = starttls_reply
+        self.rset_reply = rset_reply
+        self.mail_reply = list(mail_reply) if isinstance(mail_reply, (list, tuple)) else mail_reply
+        self.tls_break = tls_break
+        self.stall = stall
         self.tls_context = None
         if tls:
             self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls_context.load_cert_chain(*tls)
         self.transactions = []
+        self.attempts = []
         self.connections = 0
+        self.active = 0
+        self.max_active = 0    # most sessions open at once
+        self.rsets = 0
+        self.quits = 0
         self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port or 0))
+        self.sock.bind((host, port or 0))
         self.port = self.sock.getsockname()[1]
         self.sock.listen(128)
         self._stop = False
@@ -474,16 +665,45 @@ class Sink:
 
     def _session(self, conn):
         conn.settimeout(30)
+        # Replies to a pipelined batch go out one write each: without this,
+        # Nagle holds each back for the client's delayed ACK (40 ms).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         f = _SinkStream(conn)
+        with self.lock:
+            f.number = self.connections
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
         try:
             self._converse(f)
-        except (OSError, EOFError, ssl.SSLError):
+        except (OSError, EOFError, ssl.SSLError, _SinkClose):
             pass
         finally:
             f.close()
+            with self.lock:
+                self.active -= 1
+
+    def _next_reply(self, value):
+        """A reply from a fixed string or a list used one per attempt."""
+        if isinstance(value, list):
+            with self.lock:
+                return value.pop(0) if value else None
+        return value
+
+    def _answer(self, f, reply):
+        f.write(reply + "\r\n")
+        if reply.startswith("421"):
+            raise _SinkClose()
+
+    def _stall(self, f, stage):
+        """Stop answering at stage: read and drop until the client leaves."""
+        if self.stall != stage:
+            return
+        while not self._stop:
+            f.discard()
 
     def _converse(self, f):
-        f.write(f"220 {self.hostname} ESMTP sink\r\n")
+        self._stall(f, "greeting")
+        self._answer(f, self.greeting)
         helo, tls, tx = None, False, None
         while True:
             line = f.readline()
@@ -492,6 +712,10 @@ class Sink:
             if verb in ("EHLO", "HELO"):
                 helo = arg
                 tx = None
+                self._stall(f, "ehlo")
+                if verb == "EHLO" and self.ehlo_reply:
+                    self._answer(f, self.ehlo_reply)
+                    continue
                 if verb == "HELO":
                     f.write(f"250 {self.hostname}\r\n")
                     continue
@@ -502,43 +726,78 @@ class Sink:
                 f.write("".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
                                 for i, l in enumerate(lines)))
             elif verb == "STARTTLS" and self.tls_context and not tls:
+                if self.starttls_reply:
+                    self._answer(f, self.starttls_reply)
+                    continue
                 f.write("220 2.0.0 Ready to start TLS\r\n")
+                if self.tls_break:
+                    f.write("this is not a TLS handshake\r\n")
+                    return
                 f.starttls(self.tls_context)
                 tls, helo, tx = True, None, None
             elif verb == "MAIL":
                 m = re.match(r"(?i)FROM:<([^>]*)>(.*)", arg)
-                tx = Transaction(helo, tls)
+                tx = Transaction(helo, tls, f.number)
                 tx.mail_from, tx.mail_params = m.group(1), m.group(2).strip()
+                tx.reads.add(f.line_read)
+                with self.lock:
+                    self.attempts.append(tx)
+                self._stall(f, "mail")
+                reply = self._next_reply(self.mail_reply)
+                if reply and reply[0] in "45":
+                    tx = None
+                    self._answer(f, reply)
+                    continue
                 f.write("250 2.1.0 Ok\r\n")
             elif verb == "RCPT":
                 m = re.match(r"(?i)TO:<([^>]*)>", arg)
                 addr = m.group(1)
-                reply = self.replies.get(addr.lower())
+                if not tx:
+                    f.write("503 5.5.1 Error: need MAIL command\r\n")
+                    continue
+                tx.reads.add(f.line_read)
+                self._stall(f, "rcpt")
+                reply = self._next_reply(self.replies.get(addr.lower()))
                 if reply and reply[0] in "45":
                     tx.refused.append(addr)
-                    f.write(reply + "\r\n")
+                    self._answer(f, reply)
                 else:
                     tx.rcpts.append(addr)
                     f.write("250 2.1.5 Ok\r\n")
             elif verb == "DATA":
+                if tx:
+                    tx.reads.add(f.line_read)
                 if not tx or not tx.rcpts:
                     f.write("554 5.5.1 No valid recipients\r\n")
                     continue
+                self._stall(f, "data")
                 f.write("354 End data with <CR><LF>.<CR><LF>\r\n")
+                if self.stall == "body":
+                    # Read nothing more: the client's writes back up.
+                    deadline = time.monotonic() + 3 * TIMEOUT
+                    while not self._stop and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    return
                 raw = f.read_data()
                 tx.raw = raw
                 tx.data = _unstuff(raw)
-                f.write(self.data_reply + "\r\n")
-                if self.data_reply.startswith("2"):
+                self._stall(f, "dot")
+                reply = self._next_reply(self.data_reply) or "250 2.0.0 Ok: queued"
+                if reply.startswith("2"):
                     with self.lock:
                         self.transactions.append(tx)
                 tx = None
+                self._answer(f, reply)
             elif verb == "RSET":
                 tx = None
-                f.write("250 2.0.0 Ok\r\n")
+                with self.lock:
+                    self.rsets += 1
+                self._answer(f, self.rset_reply or "250 2.0.0 Ok")
             elif verb == "NOOP":
                 f.write("250 2.0.0 Ok\r\n")
             elif verb == "QUIT":
+                with self.lock:
+                    self.quits += 1
                 f.write("221 2.0.0 Bye\r\n")
                 return
             else:
@@ -553,10 +812,17 @@ def _unstuff(raw):
     return b"\r\n".join(out)
 
 
+class _SinkClose(Exception):
+    """The sink ends the session (after a 421)."""
+
+
 class _SinkStream:
     def __init__(self, conn):
         self.conn = conn
         self.buf = b""
+        self.number = 0     # the session's number at the sink
+        self.reads = 0      # socket reads so far
+        self.line_read = 0  # the read that completed the last line returned
 
     def starttls(self, context):
         self.conn = context.wrap_socket(self.conn, server_side=True)
@@ -568,20 +834,27 @@ class _SinkStream:
         chunk = self.conn.recv(65536)
         if not chunk:
             raise EOFError()
+        self.reads += 1
         self.buf += chunk
+
+    def discard(self):
+        """Read and drop whatever comes; EOFError at the end."""
+        self.buf = b""
+        self._fill()
 
     def readline(self):
         while b"\r\n" not in self.buf:
             self._fill()
         line, self.buf = self.buf.split(b"\r\n", 1)
+        self.line_read = self.reads
         return line
 
     def read_data(self):
         """DATA bytes up to CRLF.CRLF, without the final dot line."""
-        if self.buf.startswith(b".\r\n"):
-            self.buf = self.buf[3:]
-            return b""
         while b"\r\n.\r\n" not in self.buf:
+            if self.buf.startswith(b".\r\n"):  # an empty message
+                self.buf = self.buf[3:]
+                return b""
             self._fill()
         data, self.buf = self.buf.split(b"\r\n.\r\n", 1)
         return data + b"\r\n"

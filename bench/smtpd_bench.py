@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Inbound SMTP benchmark: mxfwd beside Postfix + PostSRSd, in one run.
+
+    bench/smtpd_bench.py [--runs 3] [--messages 5000] [--sessions 20]
+                         [--size 4096] [--idle 10000] [--no-postfix]
+
+Prints figures; asserts nothing (it is not a test).
+
+1. Accept rate: Postfix's smtp-source sends --messages messages of --size
+   bytes over --sessions concurrent sessions (one message per connection)
+   to mxfwd, and the same to a private Postfix instance configured as a
+   forwarder with PostSRSd, as ANCHOR-BENCH.md describes; alternately,
+   --runs times each.  Both fsync every message before their 250.  Printed:
+   messages accepted per second for each, their ratio per run and the
+   medians; mxfwd's CPU time per message (its process, all threads,
+   kernel time included) and the whole machine's busy CPU time per message
+   (load tools, kernel threads and anything else running included).  Each
+   mxfwd run starts with an empty spool, as the queue manager keeps it.
+2. Memory per idle connection: --idle connections opened to a fresh mxfwd
+   and greeted; the growth of its resident memory (VmRSS, and PSS) divided
+   by their number.
+
+Everything listens on 127.0.0.1, on ports chosen at run time; every file is
+in a temporary directory (at the top of the root file system when it may
+be, see below), removed at the end (Postfix gets a config and
+queue directory of its own there; nothing under /etc is changed, port 25
+is never touched).  Postfix's services run without chroot, which would need
+a copy of /etc in the temporary queue directory; PostSRSd 1.10 is the
+Debian package (installed with apt-get when missing and running as root).
+
+On ext4, creating a file costs far more where many files were deleted in
+the last minutes: the inode allocator skips each recently deleted inode
+(recently_deleted() in fs/ext4/ialloc.c), and on a shared machine other
+tests delete thousands under /tmp, and Postfix deletes each message it
+delivered.  A top-level directory gets an inode group of its own, so each
+server gets one, and is measured on its own deletions only rather than
+after someone else's cleanup.  (mxfwd deletes nothing yet: until the queue
+manager delivers, its spool only grows; its figure will include the cost
+of its own deletions once it does.)  Runs of this
+script closer than a few minutes apart still see the last one's cleanup.
+"""
+
+import argparse
+import os
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MXFWD = os.environ.get("MXFWD", os.path.join(ROOT, "build", "mxfwd"))
+SECRET = "bench-secret-0123456789abcdef"
+HZ = os.sysconf("SC_CLK_TCK")
+
+procs = []
+stoppers = []  # commands that stop what a process started (Postfix's master)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.recv(100)
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not listen on port {port}")
+
+
+def start(argv, log, **kw):
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(log, "wb"),
+                         stderr=subprocess.STDOUT, **kw)
+    procs.append(p)
+    return p
+
+
+def stop_all():
+    for argv in stoppers:
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def machine_busy_ticks():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4]  # all but idle and iowait
+
+
+def memory(pid):
+    rss = pss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss  # KiB
+
+
+# ---- the two servers -----------------------------------------------------------
+
+def start_mxfwd(tmp, sink_port, name="mxfwd"):
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    port = free_port()
+    with open(os.path.join(d, "forwards"), "w") as f:
+        f.write("user@alias.test  user@dest.test\n@alias.test  catchall@dest.test\n")
+    with open(os.path.join(d, "srs.secrets"), "w") as f:
+        f.write(SECRET + "\n")
+    os.chmod(os.path.join(d, "srs.secrets"), 0o600)
+    conf = os.path.join(d, "mxfwd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""hostname = mx.bench.test
+listen = 127.0.0.1:{port}
+srs_domain = fwd.test
+srs_secrets = {d}/srs.secrets
+forward_table = {d}/forwards
+spool_dir = {d}/spool
+control_socket = {d}/run/mxfwd.sock
+route = * 127.0.0.1:{sink_port}
+max_connections = 20000
+max_connections_per_ip = 20000
+""")
+    p = start([MXFWD, "serve", "-c", conf], os.path.join(d, "mxfwd.log"))
+    wait_port(port, p, "mxfwd")
+    return p, port, os.path.join(d, "spool")
+
+
+def ensure_postsrsd():
+    if shutil.which("postsrsd") or os.path.exists("/usr/sbin/postsrsd"):
+        return True
+    if os.geteuid() != 0:
+        print("postsrsd is not installed (apt-get install postsrsd); skipping Postfix")
+        return False
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "postsrsd"],
+                   check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                   stdout=subprocess.DEVNULL)
+    return True
+
+
+def start_postfix(tmp, sink_port):
+    """A private Postfix instance forwarding alias.test through PostSRSd."""
+    d = os.path.join(tmp, "postfix")
+    cfg, queue, data = (os.path.join(d, x) for x in ("etc", "queue", "data"))
+    for x in (cfg, queue, data):
+        os.makedirs(x)
+    shutil.chown(data, "postfix")
+    port, fwd, rev = free_port(), free_port(), free_port()
+
+    with open(os.path.join(d, "srs.secret"), "w") as f:
+        f.write(SECRET + "\n")
+    os.chmod(os.path.join(d, "srs.secret"), 0o600)
+    start(["/usr/sbin/postsrsd", f"-s{d}/srs.secret", "-dfwd.test", f"-f{fwd}", f"-r{rev}",
+           "-l127.0.0.1", "-4", "-unobody"], os.path.join(d, "postsrsd.log"))
+
+    with open(os.path.join(cfg, "virtual"), "w") as f:
+        f.write("user@alias.test user@dest.test\n@alias.test catchall@dest.test\n")
+    with open(os.path.join(cfg, "transport"), "w") as f:
+        f.write(f"dest.test smtp:[127.0.0.1]:{sink_port}\n")
+    with open(os.path.join(cfg, "main.cf"), "w") as f:
+        f.write(f"""compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = /dev/stdout
+myhostname = pf.bench.test
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination = localhost
+alias_maps =
+alias_database =
+virtual_alias_domains = alias.test
+virtual_alias_maps = hash:{cfg}/virtual
+transport_maps = hash:{cfg}/transport
+sender_canonical_maps = tcp:127.0.0.1:{fwd}
+sender_canonical_classes = envelope_sender
+recipient_canonical_maps = tcp:127.0.0.1:{rev}
+recipient_canonical_classes = envelope_recipient,header_recipient
+smtp_tls_security_level = none
+""")
+    with open("/etc/postfix/master.cf") as f:
+        master = [("#" + l if l.startswith("smtp      inet") else l) for l in f]
+    master.append(f"127.0.0.1:{port} inet n - n - - smtpd\n")
+    with open(os.path.join(cfg, "master.cf"), "w") as f:
+        f.writelines(master)
+    subprocess.run(["postconf", "-c", cfg, "-F", "*/*/chroot = n"], check=True)
+    for table in ("virtual", "transport"):
+        subprocess.run(["postmap", "-c", cfg, f"hash:{cfg}/{table}"], check=True)
+    p = start(["postfix", "-c", cfg, "start-fg"], os.path.join(d, "postfix.log"))
+    stoppers.append(["postfix", "-c", cfg, "stop"])
+    wait_port(port, p, "postfix")
+    return p, port, cfg, queue
+
+
+def postfix_queue_empty(queue):
+    for sub in ("incoming", "active", "deferred", "maildrop"):
+        for _, _, files in os.walk(os.path.join(queue, sub)):
+            if files:
+                return False
+    return True
+
+
+# ---- measurements ----------------------------------------------------------------
+
+def source(port, args, log):
+    argv = ["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-l",
+            str(args.size), "-f", "sender@origin.test", "-t", "user@alias.test",
+            f"127.0.0.1:{port}"]
+    start_t = time.monotonic()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    took = time.monotonic() - start_t
+    with open(log, "a") as f:
+        f.write(r.stdout + r.stderr)
+    if r.returncode != 0 or r.stderr.strip():
+        print(f"  smtp-source to port {port}: exit {r.returncode}: {r.stderr.strip()[:300]}")
+    return took, r.returncode == 0 and not r.stderr.strip()
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+    procs.remove(p)
+
+
+def accept_rate(args, tmp, tmp_postfix):
+    sink_port = free_port()
+    start(["smtp-sink", "-u", "nobody", "-4", "-c", "-m", "1024", f"127.0.0.1:{sink_port}",
+           "1024"], os.path.join(tmp, "sink.log"))
+    wait_port(sink_port, None, "smtp-sink")
+    pf = None
+    if not args.no_postfix and ensure_postsrsd():
+        pf, pf_port, pf_cfg, pf_queue = start_postfix(tmp_postfix, sink_port)
+
+    log = os.path.join(tmp, "smtp-source.log")
+    rows = []
+    print(f"accept rate: {args.messages} messages of {args.size} bytes, {args.sessions} sessions, "
+          f"one message per connection, {args.runs} runs")
+    print(f"{'run':>3} {'mxfwd msg/s':>12} {'postfix msg/s':>14} {'ratio':>6} "
+          f"{'mxfwd cpu ms/msg':>17} {'machine-wide cpu ms/msg (mxfwd, postfix)':>42}")
+    for run in range(1, args.runs + 1):
+        row = {}
+        order = ["mxfwd"] + (["postfix"] if pf else [])
+        if run % 2 == 0:
+            order.reverse()
+        for name in order:
+            # Each run starts on an idle machine: Postfix has delivered the
+            # last run's messages to the sink.
+            deadline = time.monotonic() + 300
+            while pf and not postfix_queue_empty(pf_queue) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if name == "postfix":
+                port = pf_port
+            else:
+                # A fresh spool each run: without the queue manager nothing
+                # leaves it, and a directory of many thousand files is not
+                # what a forwarder's spool looks like.
+                mx, port, spool = start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}")
+            cpu0 = cpu_ticks(mx.pid) if name == "mxfwd" else 0
+            busy0 = machine_busy_ticks()
+            took, ok = source(port, args, log)
+            cpu1 = cpu_ticks(mx.pid) if name == "mxfwd" else 0
+            busy1 = machine_busy_ticks()
+            row[name] = args.messages / took if ok else float("nan")
+            row[name + "_machine"] = (busy1 - busy0) / HZ * 1000 / args.messages
+            if name == "mxfwd":
+                row["cpu"] = (cpu1 - cpu0) / HZ * 1000 / args.messages
+                queued = sum(len(f) for _, _, f in os.walk(spool))
+                if queued != args.messages:
+                    print(f"  mxfwd run {run}: {queued} messages in the spool, not {args.messages}")
+                stop(mx)
+        ratio = row["mxfwd"] / row["postfix"] if pf else float("nan")
+        rows.append(dict(row, ratio=ratio))
+        print(f"{run:>3} {row['mxfwd']:>12.0f} {row.get('postfix', float('nan')):>14.0f} "
+              f"{ratio:>6.1f} {row['cpu']:>17.3f} "
+              f"{row['mxfwd_machine']:>23.2f}, {row.get('postfix_machine', float('nan')):.2f}")
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    print(f"med {med['mxfwd']:>12.0f} {med.get('postfix', float('nan')):>14.0f} "
+          f"{med['ratio']:>6.1f} {med['cpu']:>17.3f} "
+          f"{med['mxfwd_machine']:>23.2f}, {med.get('postfix_machine', float('nan')):.2f}")
+    return med
+
+
+def open_idle(port, n):
+    socks = []
+    sel = selectors.DefaultSelector()
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        socks.append(s)
+    greeted = 0
+    deadline = time.monotonic() + 60
+    while greeted < n and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1):
+            if key.fileobj.recv(512).startswith(b"220 "):
+                greeted += 1
+            sel.unregister(key.fileobj)
+    sel.close()
+    return socks, greeted
+
+
+def idle_memory(args, tmp):
+    want = args.idle + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        except (ValueError, OSError):
+            sys.exit(f"cannot raise the open files limit to {want}")
+    mx, port, _ = start_mxfwd(tmp, free_port(), name="mxfwd-idle")
+    time.sleep(0.5)
+    rss0, pss0 = memory(mx.pid)
+    socks, greeted = open_idle(port, args.idle)
+    time.sleep(1)
+    rss1, pss1 = memory(mx.pid)
+    for s in socks:
+        s.close()
+    print(f"memory per idle connection: {greeted} greeted connections; mxfwd VmRSS "
+          f"{rss0} -> {rss1} KiB, {(rss1 - rss0) * 1024 / max(greeted, 1):.0f} bytes each; "
+          f"PSS {pss0} -> {pss1} KiB, {(pss1 - pss0) * 1024 / max(greeted, 1):.0f} bytes each")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--messages", type=int, default=5000)
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--no-postfix", action="store_true")
+    ap.add_argument("--only", choices=("accept", "idle"))
+    args = ap.parse_args()
+    if not os.access(MXFWD, os.X_OK):
+        sys.exit(f"{MXFWD}: not built (ninja -C build)")
+    for tool in ("smtp-source", "smtp-sink"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            sys.exit(f"{tool} missing: apt-get install postfix (see FACTS.md)")
+    os.environ["PATH"] += ":/usr/sbin"
+    # At the top of the root file system when allowed, one directory for
+    # each server: ext4 then gives each an inode group of its own.  Creating
+    # files where many were deleted in the last minutes (other tests'
+    # temporary directories, or the other server's delivered messages)
+    # costs ext4's allocator most of the time it takes (it skips recently
+    # deleted inodes one by one), whoever creates them.
+    top = "/" if os.access("/", os.W_OK) else None
+    tmp = tempfile.mkdtemp(prefix="mxfwd-bench-", dir=top)
+    tmp_postfix = tempfile.mkdtemp(prefix="mxfwd-bench-postfix-", dir=top)
+    for d in (tmp, tmp_postfix):
+        os.chmod(d, 0o755)  # Postfix's unprivileged daemons work below it
+    try:
+        if args.only != "idle":
+            accept_rate(args, tmp, tmp_postfix)
+        if args.only != "accept":
+            idle_memory(args, tmp)
+    finally:
+        stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp_postfix, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,738 @@
+/*
+ * client.c - jobs: scheduling under the concurrency limits, routing, the
+ * hops tried in turn, recipients' results, the connection cache and
+ * shutdown.  The SMTP conversation itself is client_conn.c's.
+ */
+#include "client.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "default.h"
+#include "log.h"
+#include "str.h"
+#include "xalloc.h"
+
+static const delivery_ops_t client_ops = {
+    .deliver = client_deliver,
+    .shutdown = client_shutdown,
+};
+
+static void client_pump(client_t *c);
+static void client_job_try(client_job_t *j);
+static void client_job_finish(client_job_t *j);
+static void client_job_release(client_job_t *j);
+static void client_maybe_closed(client_t *c);
+
+/* ---- settings ---- */
+
+/* One RFC 5321 timeout (seconds at the default `timeout`) in ms, scaled. */
+static uint64_t client_scale(uint64_t secs, uint64_t timeout)
+{
+    uint64_t ms = secs * 1000 * timeout / DEFAULT_TIMEOUT;
+
+    return ms > 0 ? ms : 1;
+}
+
+static void client_timeouts(client_timeouts_t *t, uint64_t timeout)
+{
+    t->connect = client_scale(DEFAULT_SMTP_CONNECT_TIMEOUT, timeout);
+    t->greeting = client_scale(DEFAULT_SMTP_GREETING_TIMEOUT, timeout);
+    t->helo = client_scale(DEFAULT_SMTP_HELO_TIMEOUT, timeout);
+    t->tls = client_scale(DEFAULT_SMTP_TLS_TIMEOUT, timeout);
+    t->mail = client_scale(DEFAULT_SMTP_MAIL_TIMEOUT, timeout);
+    t->rcpt = client_scale(DEFAULT_SMTP_RCPT_TIMEOUT, timeout);
+    t->data = client_scale(DEFAULT_SMTP_DATA_TIMEOUT, timeout);
+    t->block = client_scale(DEFAULT_SMTP_BLOCK_TIMEOUT, timeout);
+    t->dot = client_scale(DEFAULT_SMTP_DOT_TIMEOUT, timeout);
+    t->rset = client_scale(DEFAULT_SMTP_RSET_TIMEOUT, timeout);
+    t->quit = client_scale(DEFAULT_SMTP_QUIT_TIMEOUT, timeout);
+}
+
+static void client_copy_routes(client_t *c, const config_t *cfg)
+{
+    struct sockaddr_storage *listen = xcalloc(cfg->nlisten + 1, sizeof(*listen));
+    size_t nown = 0;
+
+    c->routes = xcalloc(cfg->nroutes + 1, sizeof(*c->routes));
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        c->routes[i].domain = xstrdup(cfg->routes[i].domain);
+        c->routes[i].host = xstrdup(cfg->routes[i].host);
+        c->routes[i].port = cfg->routes[i].port;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        listen[i] = cfg->listen[i].sa;
+    route_own_addresses(listen, cfg->nlisten, &c->own, &nown);
+    free(listen);
+
+    c->route.entries = c->routes;
+    c->route.nentries = cfg->nroutes;
+    c->route.own = c->own;
+    c->route.nown = nown;
+    c->route.port = cfg->outbound_port;
+}
+
+static void client_free(client_t *c)
+{
+    for (size_t i = 0; i < c->route.nentries; i++) {
+        free((char *)c->routes[i].domain);
+        free((char *)c->routes[i].host);
+    }
+    free(c->routes);
+    free(c->own);
+    free(c->hostname);
+    htab_free(c->dests, NULL);
+    htab_free(c->cache, NULL);
+    if (c->tls_ctx != NULL)
+        SSL_CTX_free(c->tls_ctx);
+    free(c);
+}
+
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out, char *err,
+               size_t errsize)
+{
+    client_t *c = xcalloc(1, sizeof(*c));
+
+    *out = NULL;
+    c->loop = loop;
+    c->resolver = r;
+    c->hostname = xstrdup(cfg->hostname);
+    c->tls_mode = cfg->outbound_tls;
+    c->max_active = cfg->max_deliveries > 0 ? cfg->max_deliveries : DEFAULT_MAX_DELIVERIES;
+    c->max_per_dest = cfg->max_deliveries_per_domain > 0 ? cfg->max_deliveries_per_domain
+                                                         : DEFAULT_MAX_DELIVERIES_PER_DOMAIN;
+    client_timeouts(&c->t, cfg->timeout > 0 ? cfg->timeout : DEFAULT_TIMEOUT);
+    client_copy_routes(c, cfg);
+    c->dests = htab_new(64);
+    c->cache = htab_new(64);
+    if (c->tls_mode != CONFIG_TLS_OFF && (c->tls_ctx = tls_client_ctx(err, errsize)) == NULL) {
+        client_free(c);
+        return CLIENT_ETLS;
+    }
+    uv_idle_init(loop, &c->idle);
+    c->idle.data = c;
+    c->busy = 1; /* the idle handle */
+    *out = c;
+    return 0;
+}
+
+delivery_t client_delivery(client_t *c)
+{
+    delivery_t d = {.ops = &client_ops, .impl = c};
+
+    return d;
+}
+
+void client_stats(const client_t *c, client_stats_t *out)
+{
+    *out = c->stats;
+    out->active = c->active;
+    out->waiting = c->waiting;
+    out->idle = c->nidle;
+}
+
+/* ---- destinations: what concurrency is counted against ---- */
+
+/* The destination of a domain: its route's next hop when one applies
+ * (domains sent to one smarthost share its limit), else the domain. */
+static client_dest_t *client_dest_get(client_t *c, const char *domain)
+{
+    const route_entry_t *e = route_find(&c->route, domain);
+    char key[DNS_NAME_MAX + 16];
+    client_dest_t *d;
+
+    if (e != NULL)
+        snprintf(key, sizeof(key), "[%s]:%u", e->host, e->port ? e->port : c->route.port);
+    else
+        str_lcpy(key, domain, sizeof(key));
+    if ((d = htab_get(c->dests, key, strlen(key))) != NULL)
+        return d;
+    d = xcalloc(1, sizeof(*d));
+    d->key = xstrdup(key);
+    htab_put(c->dests, d->key, strlen(d->key), d);
+    return d;
+}
+
+static void client_dest_ready(client_t *c, client_dest_t *d)
+{
+    if (d->ready || d->whead == NULL || d->active >= c->max_per_dest)
+        return;
+    d->ready = true;
+    d->rnext = NULL;
+    d->rprev = c->ready_tail;
+    if (c->ready_tail != NULL)
+        c->ready_tail->rnext = d;
+    else
+        c->ready_head = d;
+    c->ready_tail = d;
+}
+
+static void client_dest_unready(client_t *c, client_dest_t *d)
+{
+    if (!d->ready)
+        return;
+    if (d->rprev != NULL)
+        d->rprev->rnext = d->rnext;
+    else
+        c->ready_head = d->rnext;
+    if (d->rnext != NULL)
+        d->rnext->rprev = d->rprev;
+    else
+        c->ready_tail = d->rprev;
+    d->rprev = d->rnext = NULL;
+    d->ready = false;
+}
+
+static void client_dest_maybe_free(client_t *c, client_dest_t *d)
+{
+    if (d->active > 0 || d->whead != NULL || c->pumping)
+        return;
+    client_dest_unready(c, d);
+    htab_remove(c->dests, d->key, strlen(d->key));
+    free(d->key);
+    free(d);
+}
+
+/* ---- recipients' results ---- */
+
+static void client_rcpt_fill(delivery_rcpt_t *r, const char *dsn, const char *text, bool remote,
+                             const char *relay)
+{
+    str_lcpy(r->reply, text, sizeof(r->reply));
+    r->remote_reply = remote;
+    str_lcpy(r->relay, relay, sizeof(r->relay));
+    str_lcpy(r->dsn, dsn, sizeof(r->dsn));
+}
+
+void client__rcpt_result(client_job_t *j, size_t i, int cls, const char *dsn, const char *text,
+                         bool remote, const char *relay)
+{
+    delivery_rcpt_t *r = &j->job->rcpts[i];
+
+    if (j->rflags[i] & CLIENT_R_DONE)
+        return;
+    client_rcpt_fill(r, dsn, text, remote, relay);
+    if (cls == 2) {
+        r->status = DELIVERY_OK;
+    } else if (cls == 5) {
+        r->status = DELIVERY_PERMFAIL;
+    } else if (j->final) {
+        r->status = DELIVERY_TEMPFAIL;
+    } else {
+        /* Postfix's rule: a temporary failure is not final while another
+         * server may take the recipient; the reason is kept in case none
+         * does. */
+        j->rflags[i] |= CLIENT_R_NOTED;
+        return;
+    }
+    j->rflags[i] |= CLIENT_R_DONE;
+}
+
+void client__fail_pending(client_job_t *j, int cls, const char *dsn, const char *text, bool remote,
+                          const char *relay)
+{
+    for (size_t i = 0; i < j->job->nrcpts; i++)
+        client__rcpt_result(j, i, cls, dsn, text, remote, relay);
+}
+
+void client__job_error(client_job_t *j, const char *dsn, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(j->error, sizeof(j->error), fmt, ap);
+    va_end(ap);
+    str_lcpy(j->error_dsn, dsn, sizeof(j->error_dsn));
+}
+
+static size_t client_job_pending(const client_job_t *j)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < j->job->nrcpts; i++)
+        n += !(j->rflags[i] & CLIENT_R_DONE);
+    return n;
+}
+
+/* ---- jobs ---- */
+
+int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void *arg)
+{
+    client_t *c = impl;
+    client_job_t *j;
+
+    if (c->closing)
+        return CLIENT_ECLOSING;
+    j = xcalloc(1, sizeof(*j) + job->nrcpts);
+    j->c = c;
+    j->job = job;
+    j->done = done;
+    j->done_arg = arg;
+    j->fd = -1;
+    for (size_t i = 0; i < job->nrcpts; i++) {
+        job->rcpts[i].status = DELIVERY_PENDING;
+        client_rcpt_fill(&job->rcpts[i], "", "", false, "none");
+    }
+    client__busy(c);
+    c->stats.jobs++;
+    c->waiting++;
+
+    j->dest = client_dest_get(c, job->domain);
+    if (j->dest->wtail != NULL)
+        j->dest->wtail->next = j;
+    else
+        j->dest->whead = j;
+    j->dest->wtail = j;
+    client_dest_ready(c, j->dest);
+    client_pump(c);
+    return 0;
+}
+
+/* Both the spool file and the route are there (or failed): go. */
+static void client_job_started(client_job_t *j)
+{
+    route_result_t *rt = j->route;
+
+    if (j->fd < 0) {
+        client__fail_pending(j, 4, "4.3.0", j->error, false, "none");
+        client_job_finish(j);
+        return;
+    }
+    if (rt->status != ROUTE_OK) {
+        client__fail_pending(j, rt->status == ROUTE_PERMFAIL ? 5 : 4, rt->dsn, rt->reason, false,
+                             "none");
+        client_job_finish(j);
+        return;
+    }
+    j->hop = 0;
+    client_job_try(j);
+}
+
+static void client_job_open_cb(uv_fs_t *req)
+{
+    client_job_t *j = req->data;
+    ssize_t rc = req->result;
+
+    uv_fs_req_cleanup(req);
+    j->fs_busy = false;
+    if (rc >= 0)
+        j->fd = (int)rc;
+    else
+        client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path,
+                          strerror((int)-rc));
+    if (j->finished) { /* shut down meanwhile */
+        client_job_release(j);
+        return;
+    }
+    if (--j->starting == 0)
+        client_job_started(j);
+}
+
+static void client_job_route_cb(void *arg, route_result_t *res)
+{
+    client_job_t *j = arg;
+
+    j->route_req = NULL;
+    j->route = res;
+    if (--j->starting == 0)
+        client_job_started(j);
+}
+
+static void client_job_start(client_job_t *j)
+{
+    client_t *c = j->c;
+    int rc;
+
+    j->running = true;
+    j->rnext = c->running;
+    if (c->running != NULL)
+        c->running->rprev = j;
+    c->running = j;
+    j->dest->active++;
+    c->active++;
+    c->waiting--;
+
+    /* The spool file opens while the route is looked up. */
+    j->starting = 2;
+    j->fs.data = j;
+    j->fs_busy = true;
+    rc = uv_fs_open(c->loop, &j->fs, j->job->path, O_RDONLY | O_CLOEXEC, 0, client_job_open_cb);
+    if (rc < 0) {
+        j->fs_busy = false;
+        client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path, strerror(-rc));
+        j->starting--;
+    }
+    rc =
+        route_lookup(c->resolver, &c->route, j->job->domain, client_job_route_cb, j, &j->route_req);
+    if (rc < 0) {
+        j->route = xcalloc(1, sizeof(*j->route));
+        j->route->status = dns_is_permanent(rc) ? ROUTE_PERMFAIL : ROUTE_TEMPFAIL;
+        j->route->dsn = dns_is_permanent(rc) ? "5.1.2" : "4.3.0";
+        snprintf(j->route->reason, sizeof(j->route->reason), "bad destination domain %s: %s",
+                 j->job->domain, dns_strerror(rc));
+        j->starting--;
+    }
+    if (j->starting == 0)
+        client_job_started(j);
+}
+
+/* Start waiting jobs while there are free slots, one destination after
+ * another in turn. */
+static void client_pump(client_t *c)
+{
+    if (c->pumping)
+        return;
+    c->pumping = true;
+    while (!c->closing && c->active < c->max_active && c->ready_head != NULL) {
+        client_dest_t *d = c->ready_head;
+        client_job_t *j = d->whead;
+
+        client_dest_unready(c, d);
+        d->whead = j->next;
+        if (d->whead == NULL)
+            d->wtail = NULL;
+        j->next = NULL;
+        client_job_start(j);
+        client_dest_ready(c, d);
+    }
+    c->pumping = false;
+}
+
+/* Among the hops as good as the first, one with a cached connection goes
+ * first: reusing it costs no handshake and it is known to work. */
+static void client_job_prefer_cached(client_job_t *j)
+{
+    route_hop_t *hops = j->route->hops;
+    char key[CLIENT_KEY_MAX];
+
+    for (size_t k = 0; k < j->route->nhops && hops[k].pref == hops[0].pref; k++) {
+        size_t n = client__endpoint_key(&hops[k].addr, key);
+        if (htab_get(j->c->cache, key, n) != NULL) {
+            if (k > 0) {
+                route_hop_t tmp = hops[0];
+                hops[0] = hops[k];
+                hops[k] = tmp;
+            }
+            return;
+        }
+    }
+}
+
+static client_conn_t *client_cache_take(client_t *c, const route_hop_t *hop)
+{
+    char key[CLIENT_KEY_MAX];
+    size_t n = client__endpoint_key(&hop->addr, key);
+    client_conn_t *conn = htab_get(c->cache, key, n);
+
+    if (conn != NULL)
+        client__cache_remove(conn);
+    return conn;
+}
+
+/* Try the current hop, or the next ones, until a connection is under way
+ * or nothing is left to try. */
+static void client_job_try(client_job_t *j)
+{
+    client_t *c = j->c;
+    size_t nhops = j->route->nhops;
+
+    if (j->hop == 0 && j->sessions == 0 && !j->plaintext)
+        client_job_prefer_cached(j);
+    while (!c->closing && client_job_pending(j) > 0 && j->hop < nhops &&
+           j->sessions < DEFAULT_MX_SESSION_LIMIT) {
+        const route_hop_t *hop = &j->route->hops[j->hop];
+        client_conn_t *conn;
+
+        j->final = j->hop + 1 == nhops || j->sessions + 1 == DEFAULT_MX_SESSION_LIMIT;
+        if (!j->plaintext && (conn = client_cache_take(c, hop)) != NULL) {
+            j->sessions++;
+            client__conn_attach(conn, j);
+            return;
+        }
+        if (client__conn_open(c, j, hop, j->plaintext) != NULL)
+            return;
+        j->hop++;
+        j->plaintext = false;
+    }
+    client_job_finish(j);
+}
+
+void client__job_continue(client_job_t *j, bool same_hop)
+{
+    j->conn = NULL;
+    if (j->finished)
+        return;
+    if (!same_hop) {
+        j->hop++;
+        j->plaintext = false;
+    }
+    client_job_try(j);
+}
+
+static void client_idle_cb(uv_idle_t *idle);
+
+/* Every recipient has its result: hand the job back (from the idle
+ * handle, never from inside deliver() or a connection's callback). */
+static void client_job_finish(client_job_t *j)
+{
+    client_t *c = j->c;
+
+    if (j->finished)
+        return;
+    j->finished = true;
+    for (size_t i = 0; i < j->job->nrcpts; i++) {
+        delivery_rcpt_t *r = &j->job->rcpts[i];
+        if (j->rflags[i] & CLIENT_R_DONE)
+            continue;
+        r->status = DELIVERY_TEMPFAIL;
+        if (!(j->rflags[i] & CLIENT_R_NOTED))
+            client_rcpt_fill(r, j->error_dsn[0] ? j->error_dsn : "4.4.1",
+                             j->error[0] ? j->error : "delivery not completed", false, "none");
+    }
+    if (j->route_req != NULL) {
+        route_cancel(j->route_req);
+        j->route_req = NULL;
+    }
+    if (j->route != NULL) {
+        route_result_free(j->route);
+        j->route = NULL;
+    }
+    if (j->running) {
+        j->running = false;
+        if (j->rprev != NULL)
+            j->rprev->rnext = j->rnext;
+        else
+            c->running = j->rnext;
+        if (j->rnext != NULL)
+            j->rnext->rprev = j->rprev;
+        c->active--;
+        j->dest->active--;
+        client_dest_ready(c, j->dest);
+        client_dest_maybe_free(c, j->dest);
+    }
+    j->dest = NULL;
+
+    j->next = NULL;
+    if (c->done_tail != NULL)
+        c->done_tail->next = j;
+    else
+        c->done_head = j;
+    c->done_tail = j;
+    if (!uv_is_active((uv_handle_t *)&c->idle) && !uv_is_closing((uv_handle_t *)&c->idle))
+        uv_idle_start(&c->idle, client_idle_cb);
+    client_pump(c);
+}
+
+static void client_idle_closed(uv_handle_t *h)
+{
+    client__unbusy(h->data);
+}
+
+static void client_idle_cb(uv_idle_t *idle)
+{
+    client_t *c = idle->data;
+    client_job_t *j;
+
+    c->busy++; /* a done() may shut the client down: it stays until we return */
+    while ((j = c->done_head) != NULL) {
+        c->done_head = j->next;
+        if (c->done_head == NULL)
+            c->done_tail = NULL;
+        j->told = true;
+        j->done(j->job, j->done_arg);
+        j->job = NULL;
+        client_job_release(j);
+    }
+    uv_idle_stop(&c->idle);
+    client__unbusy(c);
+}
+
+static void client_job_close_cb(uv_fs_t *req)
+{
+    client_job_t *j = req->data;
+
+    uv_fs_req_cleanup(req);
+    j->fs_busy = false;
+    j->fd = -1;
+    client_job_release(j);
+}
+
+/* Free j once done() has run and nothing reads its file any more. */
+static void client_job_release(client_job_t *j)
+{
+    client_t *c = j->c;
+
+    if (!j->told || j->reads > 0 || j->fs_busy)
+        return;
+    if (j->fd >= 0) {
+        j->fs_busy = true;
+        j->fs.data = j;
+        if (uv_fs_close(c->loop, &j->fs, j->fd, client_job_close_cb) == 0)
+            return;
+        j->fs_busy = false;
+    }
+    free(j);
+    client__unbusy(c);
+}
+
+void client__job_read_done(client_job_t *j)
+{
+    j->reads--;
+    client_job_release(j);
+}
+
+/* ---- the connection cache ---- */
+
+void client__cache_put(client_conn_t *conn)
+{
+    client_t *c = conn->c;
+    client_conn_t *head = htab_get(c->cache, conn->key, conn->keylen);
+
+    conn->iprev = NULL;
+    conn->inext = c->idle_head;
+    if (c->idle_head != NULL)
+        c->idle_head->iprev = conn;
+    else
+        c->idle_tail = conn;
+    c->idle_head = conn;
+    c->nidle++;
+
+    conn->eprev = NULL;
+    conn->enext = head;
+    if (head != NULL)
+        head->eprev = conn;
+    htab_put(c->cache, conn->key, conn->keylen, conn);
+
+    /* No more idle connections than deliveries may run: the oldest go. */
+    while (c->nidle > c->max_active) {
+        client_conn_t *old = c->idle_tail;
+        client__cache_remove(old);
+        client__conn_quit(old);
+    }
+}
+
+void client__cache_remove(client_conn_t *conn)
+{
+    client_t *c = conn->c;
+
+    if (conn->iprev != NULL)
+        conn->iprev->inext = conn->inext;
+    else
+        c->idle_head = conn->inext;
+    if (conn->inext != NULL)
+        conn->inext->iprev = conn->iprev;
+    else
+        c->idle_tail = conn->iprev;
+    conn->iprev = conn->inext = NULL;
+    c->nidle--;
+
+    if (conn->eprev != NULL) {
+        conn->eprev->enext = conn->enext;
+    } else if (conn->enext != NULL) {
+        htab_put(c->cache, conn->key, conn->keylen, conn->enext);
+    } else {
+        htab_remove(c->cache, conn->key, conn->keylen);
+    }
+    if (conn->enext != NULL)
+        conn->enext->eprev = conn->eprev;
+    conn->eprev = conn->enext = NULL;
+}
+
+/* ---- shutdown ---- */
+
+void client__busy(client_t *c)
+{
+    c->busy++;
+}
+
+void client__unbusy(client_t *c)
+{
+    c->busy--;
+    client_maybe_closed(c);
+}
+
+static void client_maybe_closed(client_t *c)
+{
+    void (*closed)(void *);
+    void *arg;
+
+    if (!c->closing)
+        return;
+    if (c->done_head == NULL && !uv_is_closing((uv_handle_t *)&c->idle)) {
+        uv_close((uv_handle_t *)&c->idle, client_idle_closed);
+        return;
+    }
+    if (c->busy > 0)
+        return;
+    closed = c->closed;
+    arg = c->closed_arg;
+    client_free(c);
+    if (closed != NULL)
+        closed(arg);
+}
+
+void client_shutdown(void *impl, void (*closed)(void *arg), void *arg)
+{
+    static const char reason[] = "delivery interrupted: mxfwd is shutting down";
+    client_t *c = impl;
+    client_dest_t *d;
+    size_t pos = 0;
+    const char *key;
+    size_t keylen;
+    void *value;
+
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->closed = closed;
+    c->closed_arg = arg;
+    c->busy++; /* until everything below is started */
+
+    /* Waiting jobs: never started. */
+    while (htab_next(c->dests, &pos, &key, &keylen, &value)) {
+        d = value;
+        client_dest_unready(c, d);
+        while (d->whead != NULL) {
+            client_job_t *j = d->whead;
+            d->whead = j->next;
+            j->next = NULL;
+            c->waiting--;
+            client__fail_pending(j, 4, "4.3.2", reason, false, "none");
+            client_job_finish(j);
+        }
+        d->wtail = NULL;
+    }
+    /* Running jobs: their connections are dropped mid-way. */
+    while (c->running != NULL) {
+        client_job_t *j = c->running;
+        if (j->conn != NULL)
+            client__conn_abort(j->conn);
+        j->conn = NULL;
+        j->final = true;
+        client__fail_pending(j, 4, "4.3.2", reason, false, "none");
+        client_job_finish(j);
+    }
+    /* Idle connections: QUIT, without waiting for the reply. */
+    while (c->idle_head != NULL) {
+        client_conn_t *conn = c->idle_head;
+        client__cache_remove(conn);
+        client__conn_quit(conn);
+    }
+    for (client_conn_t *conn = c->conns; conn != NULL; conn = conn->next)
+        if (conn->state == CONN_QUIT && !conn->writing)
+            client__conn_close(conn);
+    /* Destinations left hold no jobs now. */
+    pos = 0;
+    while (htab_next(c->dests, &pos, &key, &keylen, &value)) {
+        d = value;
+        free(d->key);
+        free(d);
+    }
+    htab_free(c->dests, NULL);
+    c->dests = htab_new(1);
+    client__unbusy(c);
+}

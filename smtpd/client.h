@@ -1,0 +1,95 @@
+/*
+ * client - the outbound SMTP client: queue/delivery.h's delivery
+ * interface over the network.
+ *
+ * A client_t owns, on one libuv loop: the settings it copied from a config
+ * snapshot (hostname, routes, outbound_port, outbound_tls, timeout,
+ * max_deliveries, max_deliveries_per_domain, the listen addresses for loop
+ * detection), a TLS client context, the jobs it was given, the SMTP
+ * connections it opened and the cache of idle ones.  It borrows the
+ * resolver, which must outlive it.
+ *
+ * A job (one message, the recipients of one domain) is routed with dns/
+ * route_lookup(), then its next hops are tried in order: connect, greeting,
+ * EHLO (HELO when EHLO is refused), STARTTLS per outbound_tls, one
+ * transaction for all its recipients (pipelined when the server offers
+ * PIPELINING), the message streamed from the spool file with dot-stuffing.
+ * Every recipient ends OK, TEMPFAIL or PERMFAIL with the server's reply (or
+ * mxfwd's reason), its enhanced status code and the relay that said so.
+ * Temporary failures at one hop leave the recipients for the next one
+ * (Postfix's rule); only the last hop tried defers them.
+ *
+ * Concurrency: at most max_deliveries jobs at once, at most
+ * max_deliveries_per_domain per destination (the domain, or the route's
+ * next hop when a route applies).  Further jobs wait inside the client, in
+ * the order they came, and start as others finish: deliver() never refuses
+ * a job for being busy.
+ *
+ * Connections are kept after a transaction for further jobs to the same
+ * address and port (DEFAULT_SMTP_CACHE_IDLE seconds idle, at most
+ * DEFAULT_SMTP_REUSE_COUNT transactions and DEFAULT_SMTP_REUSE_TIME
+ * seconds); a reused connection is probed with RSET, and one found dead is
+ * replaced by a fresh one without counting as a failure.
+ *
+ * Callbacks run on the loop thread, never from inside deliver().  The
+ * client logs only connection-level debug lines: the per-recipient log
+ * line is the queue manager's, from what the client filled in.
+ * docs/delivery.md describes the behaviour in full.
+ */
+#ifndef MXFWD_CLIENT_H
+#define MXFWD_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "delivery.h"
+#include "dns.h"
+
+#define CLIENT_ECLOSING (-1) /* deliver() after shutdown: not started */
+#define CLIENT_ETLS (-2)     /* client_new(): no TLS client context */
+
+typedef struct client client_t;
+
+typedef struct {
+    uint64_t jobs;        /* jobs accepted by deliver() */
+    uint64_t connections; /* TCP connections made (attempts that connected) */
+    uint64_t connect_failures;
+    uint64_t reused;       /* transactions on a cached connection */
+    uint64_t transactions; /* MAIL FROM commands sent */
+    uint64_t tls;          /* TLS sessions established */
+    unsigned active;       /* jobs running now */
+    unsigned waiting;      /* jobs waiting for a slot */
+    unsigned open;         /* connections open now, idle ones included */
+    unsigned idle;         /* of those, idle in the cache */
+} client_stats_t;
+
+/*
+ * A client on loop with the settings of cfg (copied: cfg need not outlive
+ * it) and resolver r.  0 and *out, or CLIENT_ETLS with OpenSSL's reason
+ * in err when outbound_tls is not off and no TLS context could be made.
+ */
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out, char *err,
+               size_t errsize);
+
+/* The delivery interface over c: ops are client_deliver/client_shutdown. */
+delivery_t client_delivery(client_t *c);
+
+/*
+ * Deliver job (queue/delivery.h).  0: done(job, arg) is called once, later,
+ * on the loop; CLIENT_ECLOSING after client_shutdown(), with no callback.
+ */
+int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void *arg);
+
+/*
+ * Stop: refuse new jobs, end the waiting and running ones with TEMPFAIL
+ * for every recipient not finished (their done() runs as usual), close
+ * every connection (idle ones with QUIT), then free the client and call
+ * closed(arg).
+ */
+void client_shutdown(void *impl, void (*closed)(void *arg), void *arg);
+
+void client_stats(const client_t *c, client_stats_t *out);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * reload - the files `mxfwd serve` reloads while running: the forward
+ * table, the SRS secrets, and the TLS certificate and key.
+ *
+ * Every DEFAULT_RELOAD_INTERVAL seconds each file's status (inode, size,
+ * modification and change times) is compared with the status it had just
+ * before the version in use was read.  That sees a file rewritten in place
+ * as well as one replaced by rename, as editors and deployment tools do,
+ * on every file system, and misses no change made while a version was
+ * being loaded.  A changed file is read once its status has stayed the
+ * same for a moment, so a file caught half written is not loaded.  SIGHUP
+ * reloads everything at once.
+ *
+ * Status checks and loading run in libuv's thread pool (a large table
+ * takes a while to parse); the new version is swapped in on the loop
+ * thread.  A file that does not load leaves the running one in place:
+ * every error is logged as "FILE:LINE: problem", then one line saying the
+ * old one is kept.  Sessions keep the table they started with.
+ *
+ * At start-up, reload_initial() loads everything on the calling thread; its
+ * failure is fatal (main only).
+ */
+#ifndef MXFWD_RELOAD_H
+#define MXFWD_RELOAD_H
+
+#include "server.h"
+
+/* Watch the server's files (nothing runs until reload_start()). */
+reload_t *reload_new(server_t *srv);
+/* Load every file into the server now, logging each problem.  0, or the
+ * number of errors. */
+int reload_initial(reload_t *r);
+/* Start checking for changes. */
+void reload_start(reload_t *r);
+/* Reload every file now (SIGHUP). */
+void reload_all(reload_t *r);
+/* Stop; the handles close on the loop and r is freed once work in flight
+ * has come back. */
+void reload_stop(reload_t *r);
+
+#endif

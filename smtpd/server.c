@@ -1,0 +1,460 @@
+#include "server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "default.h"
+#include "log.h"
+#include "reload.h"
+#include "session.h"
+#include "str.h"
+#include "xalloc.h"
+
+/* Connections the kernel may queue before we accept them. */
+#define SERVER_BACKLOG 1024
+/* Descriptors beyond the sessions': listeners, spool files, the loop's. */
+#define SERVER_SPARE_FDS 64
+
+static void server_report(void *ctx, const char *message)
+{
+    (void)ctx;
+    log_error("%s", message);
+}
+
+/* ---- connection accounting ----------------------------------------------------- */
+
+reply_id_t server_admit(server_t *srv, const char *ip)
+{
+    size_t len = strlen(ip);
+    uintptr_t n = (uintptr_t)htab_get(srv->per_ip, ip, len);
+
+    if (srv->stopping)
+        return REPLY_SHUTDOWN;
+    if (srv->nadmitted >= srv->cfg->max_connections || n >= srv->cfg->max_connections_per_ip)
+        return REPLY_TOO_MANY_CONNECTIONS;
+    htab_put(srv->per_ip, ip, len, (void *)(n + 1));
+    srv->nadmitted++;
+    return REPLY_OK;
+}
+
+static void server_maybe_done(server_t *srv);
+
+void server_session_closed(server_t *srv, const char *ip)
+{
+    if (ip != NULL) {
+        size_t len = strlen(ip);
+        uintptr_t n = (uintptr_t)htab_get(srv->per_ip, ip, len);
+        if (n <= 1)
+            htab_remove(srv->per_ip, ip, len);
+        else
+            htab_put(srv->per_ip, ip, len, (void *)(n - 1));
+        srv->nadmitted--;
+    }
+    srv->nsessions--;
+    server_maybe_done(srv);
+}
+
+/* ---- snapshots ---------------------------------------------------------------- */
+
+void server_set_table(server_t *srv, table_t *table)
+{
+    table_unref(srv->table);
+    srv->table = table;
+}
+
+void server_set_srs(server_t *srv, srs_t *srs)
+{
+    /* Sessions call the rewriter synchronously and keep no pointer to it. */
+    srs_free(srv->srs);
+    srv->srs = srs;
+}
+
+void server_set_tls(server_t *srv, SSL_CTX *ctx)
+{
+    /* Connections hold their own reference to the context they came from. */
+    SSL_CTX_free(srv->tls_ctx);
+    srv->tls_ctx = ctx;
+}
+
+/* ---- listening ------------------------------------------------------------------ */
+
+static void server_on_connection(uv_stream_t *listener, int status)
+{
+    server_t *srv = listener->data;
+
+    if (status < 0) {
+        /* Out of descriptors, typically: say so, but not a thousand times
+         * a second. */
+        if (uv_now(srv->loop) - srv->last_accept_warning >= 1000) {
+            log_warning("cannot accept a connection: %s", uv_strerror(status));
+            srv->last_accept_warning = uv_now(srv->loop);
+        }
+        return;
+    }
+    session_accept(srv, listener);
+}
+
+static void server_listen(server_t *srv)
+{
+    const config_t *cfg = srv->cfg;
+
+    srv->listeners = xcalloc(cfg->nlisten, sizeof(*srv->listeners));
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&cfg->listen[i].sa;
+        uv_tcp_t *l = &srv->listeners[i];
+        int r;
+
+        uv_tcp_init(srv->loop, l);
+        l->data = srv;
+        srv->nlisteners++;
+        /* IPv6 sockets take IPv6 only, so "0.0.0.0:25" and "[::]:25" can
+         * both be listed. */
+        r = uv_tcp_bind(l, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+        if (r == 0)
+            r = uv_listen((uv_stream_t *)l, SERVER_BACKLOG, server_on_connection);
+        if (r < 0)
+            log_fatal("cannot listen on %s: %s", cfg->listen[i].text, uv_strerror(r));
+    }
+}
+
+/* ---- start-up ------------------------------------------------------------------- */
+
+/* Descriptors for max_connections sessions and some to spare. */
+static void server_raise_fd_limit(const config_t *cfg)
+{
+    rlim_t want = (rlim_t)cfg->max_connections + SERVER_SPARE_FDS;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    if (rl.rlim_max < want) {
+        struct rlimit raised = {want, want};
+        /* Root may raise the hard limit too. */
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            return;
+    }
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        log_warning("open files limited to %llu: fewer than max_connections (%u) may be served",
+                    (unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
+
+/* mkdir -p with mode 0700 for the missing parts. */
+static int server_mkdirs(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t len;
+
+    if (str_lcpy(path, dir, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    len = strlen(path);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        path[i] = i < len ? '/' : '\0';
+    }
+    return 0;
+}
+
+/* The directory of a file path, into dst. */
+static void server_dirname(const char *path, char *dst, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        str_lcpy(dst, ".", size);
+    else if (slash == path)
+        str_lcpy(dst, "/", size);
+    else
+        snprintf(dst, size, "%.*s", (int)(slash - path), path);
+}
+
+static void server_make_dir(const char *dir, const struct passwd *pw)
+{
+    int r = server_mkdirs(dir);
+
+    if (r < 0)
+        log_fatal("cannot create %s: %s", dir, strerror(-r));
+    /* After the privilege drop the daemon must still own its state. */
+    if (pw != NULL && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+        log_fatal("cannot give %s to %s: %s", dir, pw->pw_name, strerror(errno));
+}
+
+static const struct passwd *server_user(const config_t *cfg)
+{
+    const struct passwd *pw;
+
+    if (cfg->user == NULL)
+        return NULL;
+    if (geteuid() != 0) {
+        log_warning("user = %s: not started as root, so not changing user", cfg->user);
+        return NULL;
+    }
+    if ((pw = getpwnam(cfg->user)) == NULL)
+        log_fatal("user = %s: no such user", cfg->user);
+    return pw;
+}
+
+static void server_drop_privileges(const struct passwd *pw)
+{
+    if (pw == NULL)
+        return;
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+        log_fatal("cannot change to user %s: %s", pw->pw_name, strerror(errno));
+    /* The drop must be for good. */
+    if (pw->pw_uid != 0 && setuid(0) == 0)
+        log_fatal("cannot change to user %s: root privileges are still there", pw->pw_name);
+    log_info("running as user %s", pw->pw_name);
+}
+
+/* ---- stopping ------------------------------------------------------------------- */
+
+static void server_close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Once stopping and no session is left: close the server's handles, which
+ * ends the loop. */
+static void server_maybe_done(server_t *srv)
+{
+    if (!srv->stopping || srv->nsessions > 0 || srv->reload == NULL)
+        return;
+    server_close_handle((uv_handle_t *)&srv->sig_term);
+    server_close_handle((uv_handle_t *)&srv->sig_int);
+    server_close_handle((uv_handle_t *)&srv->sig_hup);
+    server_close_handle((uv_handle_t *)&srv->grace);
+    reload_stop(srv->reload);
+    srv->reload = NULL;
+}
+
+static void server_force(server_t *srv)
+{
+    session_t *s, *next;
+
+    if (srv->forcing)
+        return;
+    srv->forcing = true;
+    if (srv->nsessions > 0)
+        log_info("shutdown grace over: closing %u sessions", srv->nsessions);
+    for (s = srv->sessions; s != NULL; s = next) {
+        next = session_next(s);
+        session_force_stop(s);
+    }
+}
+
+static void server_grace_cb(uv_timer_t *t)
+{
+    server_force(t->data);
+}
+
+static void server_stop(server_t *srv, int signum)
+{
+    session_t *s, *next;
+
+    if (srv->stopping) {
+        /* A second signal: no more waiting. */
+        server_force(srv);
+        return;
+    }
+    srv->stopping = true;
+    log_info("stopping on %s: %u sessions open, shutdown_grace %llus", strsignal(signum),
+             srv->nsessions, (unsigned long long)srv->cfg->shutdown_grace);
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        server_close_handle((uv_handle_t *)&srv->listeners[i]);
+    for (s = srv->sessions; s != NULL; s = next) {
+        next = session_next(s);
+        session_stop(s);
+    }
+    uv_timer_start(&srv->grace, server_grace_cb, srv->cfg->shutdown_grace * 1000, 0);
+    server_maybe_done(srv);
+}
+
+static void server_signal_cb(uv_signal_t *h, int signum)
+{
+    server_t *srv = h->data;
+
+    if (signum == SIGHUP) {
+        if (!srv->stopping)
+            reload_all(srv->reload);
+        return;
+    }
+    server_stop(srv, signum);
+}
+
+static void server_signals(server_t *srv)
+{
+    uv_signal_t *handles[] = {&srv->sig_term, &srv->sig_int, &srv->sig_hup};
+    int signums[] = {SIGTERM, SIGINT, SIGHUP};
+
+    /* A write to a closed connection, or past a file size limit, is an
+     * error return (EPIPE, EFBIG: a 451 for that message), not a death. */
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    for (size_t i = 0; i < 3; i++) {
+        uv_signal_init(srv->loop, handles[i]);
+        handles[i]->data = srv;
+        uv_signal_start(handles[i], server_signal_cb, signums[i]);
+    }
+}
+
+/* ---- the spool ------------------------------------------------------------------ */
+
+/* The spool's blocking work on libuv's thread pool. */
+typedef struct {
+    uv_work_t req; /* first: the request is the job */
+    void (*work)(void *ctx);
+    void (*done)(void *ctx);
+    void *ctx;
+} server_job_t;
+
+static void server_job_work(uv_work_t *req)
+{
+    server_job_t *job = (server_job_t *)req;
+
+    job->work(job->ctx);
+}
+
+static void server_job_done(uv_work_t *req, int status)
+{
+    server_job_t *job = (server_job_t *)req;
+
+    (void)status; /* jobs are never cancelled */
+    job->done(job->ctx);
+    free(job);
+}
+
+static void server_job_submit(void *impl, void (*work)(void *), void (*done)(void *), void *ctx)
+{
+    server_job_t *job = xcalloc(1, sizeof(*job));
+
+    job->work = work;
+    job->done = done;
+    job->ctx = ctx;
+    uv_queue_work(impl, &job->req, server_job_work, server_job_done);
+}
+
+static void server_scan_message(void *arg, spool_msg_t *msg)
+{
+    /* Delivering them is the queue manager's; they stay on disk. */
+    (*(size_t *)arg)++;
+    spool_msg_free(msg);
+}
+
+static void server_scan_problem(void *arg, const char *name, int err)
+{
+    (void)arg;
+    log_warning("spool: %s: %s", name, spool_strerror(err));
+}
+
+/* Open and recover the spool: after the privilege drop, so that its files
+ * belong to the user that runs. */
+static void server_open_spool(server_t *srv)
+{
+    spool_options_t opts = {.exec = {server_job_submit, srv->loop}};
+    spool_scan_ops_t ops = {server_scan_message, server_scan_problem};
+    size_t queued = 0;
+    int rc;
+
+    if ((rc = spool_open(srv->cfg->spool_dir, &opts, &srv->spool)) < 0)
+        log_fatal("%s: cannot open the spool: %s", srv->cfg->spool_dir, spool_strerror(rc));
+    if ((rc = spool_scan(srv->spool, &ops, &queued)) < 0)
+        log_fatal("%s: cannot read the spool: %s", srv->cfg->spool_dir, spool_strerror(rc));
+    if (queued > 0)
+        log_info("spool %s: %zu messages queued", spool_dir(srv->spool), queued);
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+static void server_load(server_t *srv, const char *config_path)
+{
+    if (config_load(config_path, server_report, NULL, &srv->cfg) > 0)
+        log_fatal("%s: configuration errors, not starting", config_path);
+    srv->reload = reload_new(srv);
+    if (reload_initial(srv->reload) > 0)
+        log_fatal("not starting");
+}
+
+static void server_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    server_close_handle(h);
+}
+
+int server_main(const char *config_path, bool verbose)
+{
+    server_t *srv = xcalloc(1, sizeof(*srv));
+    log_level_t level = verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+    const struct passwd *pw;
+    char dir[PATH_MAX];
+    uv_loop_t loop;
+    int rc;
+
+    log_init("mxfwd", LOG_TARGET_STDERR, level);
+    /* Before the loop's first use of the pool, which sizes it. */
+    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", DEFAULT_THREADPOOL_SIZE);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
+    if ((rc = uv_loop_init(&loop)) < 0)
+        log_fatal("cannot start the event loop: %s", uv_strerror(rc));
+    srv->loop = &loop;
+    server_load(srv, config_path);
+    if (srv->cfg->log == CONFIG_LOG_SYSLOG)
+        log_init("mxfwd", LOG_TARGET_SYSLOG, level);
+    pw = server_user(srv->cfg);
+    server_make_dir(srv->cfg->spool_dir, pw);
+    server_dirname(srv->cfg->control_socket, dir, sizeof(dir));
+    server_make_dir(dir, pw);
+    server_raise_fd_limit(srv->cfg);
+    srv->per_ip = htab_new(64);
+    /* Signals are handled from the moment a client can connect (a SIGHUP
+     * would otherwise end the daemon); they are acted on once the loop
+     * runs, with everything in place. */
+    uv_timer_init(&loop, &srv->grace);
+    srv->grace.data = srv;
+    server_signals(srv);
+    server_listen(srv);
+    server_drop_privileges(pw);
+    server_open_spool(srv);
+    reload_start(srv->reload);
+    for (size_t i = 0; i < srv->cfg->nlisten; i++)
+        log_info("listening on %s", srv->cfg->listen[i].text);
+    log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
+             table_count(srv->table), srv->tls_ctx != NULL ? ", STARTTLS" : "");
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    /* Whatever is left (nothing, normally) is closed before the loop is. */
+    uv_walk(&loop, server_walk_close, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&loop);
+    if (rc < 0)
+        log_error("event loop not empty at exit: %s", uv_strerror(rc));
+    if (spool_close(srv->spool) < 0)
+        log_error("spool still busy at exit");
+    log_info("mxfwd stopped");
+    htab_free(srv->per_ip, NULL);
+    table_unref(srv->table);
+    srs_free(srv->srs);
+    SSL_CTX_free(srv->tls_ctx);
+    free(srv->listeners);
+    config_free(srv->cfg);
+    free(srv);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * server - `mxfwd serve`: the daemon around the inbound SMTP sessions.
+ *
+ * server_main() loads the configuration, forward table, SRS secrets and
+ * TLS certificate (any failure there is fatal, reported before anything
+ * listens), creates the spool and control-socket directories, binds every
+ * `listen` address, drops privileges to `user`, opens and recovers the
+ * spool, and runs one libuv loop until SIGTERM or SIGINT:
+ *
+ *   - each accepted connection becomes a session (session.h), unless it
+ *     would exceed max_connections or max_connections_per_ip (421 4.7.0);
+ *   - SIGHUP, or a change to the forward table or secrets files, reloads
+ *     them (reload.h); sessions keep the snapshot they started with;
+ *   - SIGTERM stops accepting, tells idle sessions 421 4.4.2, lets running
+ *     transactions finish for shutdown_grace seconds, then ends the rest,
+ *     and returns 0 once the loop is empty.
+ *
+ * The server_t is shared by the inbound server's files (session*.c,
+ * reload.c); its fields are the loop thread's.  Sessions read the current
+ * snapshots through it and report their end with server_session_closed().
+ */
+#ifndef MXFWD_SERVER_H
+#define MXFWD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "htab.h"
+#include "reply.h"
+#include "spool.h"
+#include "srs.h"
+#include "table.h"
+
+/* Bytes read from a socket at once; one buffer serves every session,
+ * since a read is handled before the next one starts. */
+#define SERVER_READ_SIZE 65536
+
+typedef struct session session_t;
+typedef struct reload reload_t;
+
+typedef struct {
+    uint64_t connections;
+    uint64_t refused_connections;
+    uint64_t accepted;
+    uint64_t rejected[64]; /* by reply_id_t */
+} server_stats_t;
+
+typedef struct server {
+    uv_loop_t *loop;
+    config_t *cfg;
+    table_t *table;   /* the current forward table */
+    srs_t *srs;       /* the current SRS secrets (used synchronously only) */
+    SSL_CTX *tls_ctx; /* NULL without tls_cert */
+    spool_t *spool;
+
+    uv_tcp_t *listeners;
+    size_t nlisteners;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t grace; /* shutdown_grace after SIGTERM */
+    reload_t *reload;
+
+    session_t *sessions; /* every open session, for shutdown */
+    unsigned nsessions;
+    unsigned nadmitted;           /* sessions counted against max_connections */
+    htab_t *per_ip;               /* client IP text -> (uintptr_t) sessions from it */
+    uint64_t last_accept_warning; /* uv_now() of the last accept error logged */
+
+    bool stopping; /* SIGTERM seen: no new sessions or transactions */
+    bool forcing;  /* grace over: sessions end now */
+    server_stats_t stats;
+    char rbuf[SERVER_READ_SIZE];
+} server_t;
+
+/* `mxfwd serve`.  Returns the exit status. */
+int server_main(const char *config_path, bool verbose);
+
+/* Count a new connection from ip against the connection limits: REPLY_OK,
+ * or the reply that refuses it. */
+reply_id_t server_admit(server_t *srv, const char *ip);
+
+/* A session has closed and left the list: forget its connection (ip is
+ * NULL for one that server_admit() refused). */
+void server_session_closed(server_t *srv, const char *ip);
+
+/* Replace the current forward table, SRS rewriter or TLS context
+ * (reload); the server owns what it is given and drops the old one. */
+void server_set_table(server_t *srv, table_t *table);
+void server_set_srs(server_t *srv, srs_t *srs);
+void server_set_tls(server_t *srv, SSL_CTX *ctx);
+
+#endif

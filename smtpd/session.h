@@ -1,0 +1,40 @@
+/*
+ * session - one inbound SMTP connection, from the greeting to the close.
+ *
+ * A session is an explicit state machine driven by its input: command
+ * lines are dispatched through a command table (session_cmd.c), message
+ * bytes go through the DATA reader to the spool (session_data.c), and the
+ * connection itself, its buffers, TLS and timer live in session.c.
+ *
+ * PIPELINING (RFC 2920): every complete command in the input is handled
+ * before anything is written, and the replies they produced leave in one
+ * write; a command waiting for asynchronous work (the spool commit) holds
+ * the commands behind it, and reading stops meanwhile, so input buffered
+ * per session stays bounded.
+ *
+ * The session owns its handles, buffers, TLS state and transaction, and a
+ * reference to the forward table it started with.  It frees itself after
+ * its handles are closed, and tells the server then.
+ */
+#ifndef MXFWD_SESSION_H
+#define MXFWD_SESSION_H
+
+#include <uv.h>
+
+#include "server.h"
+
+/* Accept the connection waiting on listener; refuse it with 421 4.7.0
+ * when a connection limit is reached. */
+void session_accept(server_t *srv, uv_stream_t *listener);
+
+/* SIGTERM: an idle session gets 421 4.4.2 and closes now, a busy one once
+ * its transaction is over. */
+void session_stop(session_t *s);
+/* The grace period is over: 421 4.4.2 and close, dropping an unfinished
+ * transaction (a spool commit already under way is waited for). */
+void session_force_stop(session_t *s);
+
+/* The next session in the server's list. */
+session_t *session_next(const session_t *s);
+
+#endif

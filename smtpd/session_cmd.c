@@ -1,0 +1,501 @@
+/*
+ * session_cmd.c - the command table of the inbound session and the
+ * commands: which state allows each verb, what its arguments must look
+ * like (check), and what it does (proceed).
+ */
+#include "session_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "srs.h"
+#include "str.h"
+#include "xalloc.h"
+
+typedef struct {
+    proto_cmd_t cmd;
+    union {
+        proto_mail_t mail;
+        proto_path_t rcpt;
+        struct {
+            uint64_t size;
+            bool last;
+        } bdat;
+    } u;
+} session_cmd_t;
+
+#define CMD_ARG_NONE 0x01   /* takes no argument */
+#define CMD_ARG_NEEDED 0x02 /* takes one */
+#define CMD_ANY_STATE 0x04  /* checks the state itself */
+
+typedef struct {
+    proto_verb_t verb;
+    unsigned states; /* SESSION_S() of the states that allow it */
+    unsigned flags;
+    /* Look at the arguments; on a problem, reply and return -1. */
+    int (*check)(session_t *s, session_cmd_t *c);
+    void (*proceed)(session_t *s, session_cmd_t *c);
+} session_command_t;
+
+#define S_GREETED (SESSION_S(SESSION_HELO) | SESSION_S(SESSION_MAIL) | SESSION_S(SESSION_RCPT))
+#define S_TALK (SESSION_S(SESSION_INIT) | S_GREETED)
+#define S_ALL (S_TALK | SESSION_S(SESSION_CHUNKING))
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* A refusal the client caused: the reply, and a count toward max_errors. */
+static int session_refuse(session_t *s, reply_id_t id)
+{
+    session__reply(s, id);
+    session__error(s);
+    return -1;
+}
+
+void session__end_txn(session_t *s)
+{
+    session__data_abort(s);
+    txn_free(s->txn);
+    s->txn = NULL;
+    if (s->state == SESSION_MAIL || s->state == SESSION_RCPT || s->state == SESSION_CHUNKING)
+        s->state = SESSION_HELO;
+}
+
+static void session_bad_sequence(session_t *s, proto_verb_t verb)
+{
+    const char *need = NULL;
+
+    switch (verb) {
+    case PROTO_MAIL:
+        need = s->state == SESSION_INIT       ? "send HELO/EHLO first"
+               : s->state == SESSION_CHUNKING ? "BDAT transaction in progress"
+                                              : "nested MAIL command";
+        break;
+    case PROTO_RCPT:
+        need = s->state == SESSION_CHUNKING ? "BDAT transaction in progress" : "need MAIL command";
+        break;
+    case PROTO_DATA:
+        if (s->state == SESSION_MAIL && txn_rcpt_tried(s->txn)) {
+            session_refuse(s, REPLY_NO_RCPTS);
+            return;
+        }
+        need = s->state == SESSION_MAIL       ? "need RCPT command"
+               : s->state == SESSION_CHUNKING ? "DATA after BDAT"
+                                              : "need MAIL command";
+        break;
+    case PROTO_STARTTLS:
+        need = "STARTTLS in a mail transaction";
+        break;
+    default:
+        need = s->state == SESSION_CHUNKING ? "BDAT transaction in progress"
+                                            : "bad sequence of commands";
+        break;
+    }
+    session__replyf(s, 503, "5.5.1", "Error: %s", need);
+    session__error(s);
+}
+
+/* ---- EHLO, HELO ----------------------------------------------------------------- */
+
+static int session_check_helo(session_t *s, session_cmd_t *c)
+{
+    if (!proto_helo_valid(c->cmd.arg, c->cmd.arg_len)) {
+        session__replyf(s, 501, "5.5.4", "Syntax: %s hostname", proto_verb_name(c->cmd.verb));
+        session__error(s);
+        return -1;
+    }
+    return 0;
+}
+
+static void session_proceed_helo(session_t *s, session_cmd_t *c)
+{
+    const config_t *cfg = s->srv->cfg;
+
+    /* A new greeting resets the transaction (RFC 5321 4.1.4). */
+    session__end_txn(s);
+    free(s->helo);
+    s->helo = xstrndup(c->cmd.arg, c->cmd.arg_len);
+    s->esmtp = c->cmd.verb == PROTO_EHLO;
+    s->state = SESSION_HELO;
+    if (!s->esmtp) {
+        session__replyf(s, 250, NULL, "%s", cfg->hostname);
+        return;
+    }
+    /* No enhanced status code in the EHLO reply (RFC 2034 3). */
+    session__replyf(s, 250, NULL,
+                    "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
+                    "CHUNKING%s",
+                    cfg->hostname, (unsigned long long)cfg->max_message_size,
+                    s->srv->tls_ctx != NULL && s->tls == NULL ? "\nSTARTTLS" : "");
+}
+
+/* ---- MAIL ---------------------------------------------------------------------- */
+
+static int session_check_mail(session_t *s, session_cmd_t *c)
+{
+    proto_mail_t *m = &c->u.mail;
+
+    switch (proto_parse_mail(c->cmd.arg, c->cmd.arg_len, m)) {
+    case 0:
+        break;
+    case PROTO_EADDR:
+        return session_refuse(s, REPLY_BAD_SENDER);
+    case PROTO_EPARAM:
+        return session_refuse(s, REPLY_UNSUPPORTED_PARAM);
+    case PROTO_EVALUE:
+        return session_refuse(s, REPLY_BAD_PARAM);
+    default:
+        session__replyf(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        session__error(s);
+        return -1;
+    }
+    /* ESMTP parameters only after EHLO (RFC 5321 4.1.1.11 via 2.2.1). */
+    if (!s->esmtp && (m->has_size || m->body != PROTO_BODY_NONE || m->smtputf8))
+        return session_refuse(s, REPLY_UNSUPPORTED_PARAM);
+    if (m->path.addr_len > 0 && m->path.parsed.utf8 && !m->smtputf8)
+        return session_refuse(s, REPLY_NEED_SMTPUTF8);
+    if (m->has_size && m->size > s->srv->cfg->max_message_size) {
+        session__reply(s, REPLY_SIZE_DECLARED);
+        session__log_reject(s, "MAIL", REPLY_SIZE_DECLARED, m->path.addr, m->path.addr_len);
+        return -1;
+    }
+    return 0;
+}
+
+static void session_proceed_mail(session_t *s, session_cmd_t *c)
+{
+    const proto_path_t *path = &c->u.mail.path;
+    char srs[SRS_ADDR_SIZE] = "";
+    int rc;
+
+    /* The sender is rewritten once, here, for every copy of the message;
+     * one that cannot be is refused now, never forwarded unrewritten. */
+    if (path->addr_len > 0) {
+        rc = srs_forward(s->srv->srs, path->addr, path->addr_len, time(NULL), srs, sizeof(srs));
+        if (rc < 0) {
+            reply_id_t id = reply_for_srs_forward_err(rc);
+            session__reply_addr(s, id, path->addr, path->addr_len);
+            session__log_reject(s, "MAIL", id, path->addr, path->addr_len);
+            if (reply_get(id)->code >= 500)
+                session__error(s);
+            return;
+        }
+    }
+    s->txn = txn_new(path->addr, path->addr_len, &c->u.mail);
+    txn_set_forward_sender(s->txn, srs);
+    s->state = SESSION_MAIL;
+    session__reply(s, REPLY_MAIL_OK);
+}
+
+/* ---- RCPT ---------------------------------------------------------------------- */
+
+static int session_check_rcpt(session_t *s, session_cmd_t *c)
+{
+    proto_path_t *p = &c->u.rcpt;
+
+    txn_note_rcpt_tried(s->txn);
+    switch (proto_parse_rcpt(c->cmd.arg, c->cmd.arg_len, p)) {
+    case 0:
+        break;
+    case PROTO_EADDR:
+    case PROTO_ENULLRCPT:
+        return session_refuse(s, REPLY_BAD_RCPT);
+    case PROTO_EPARAM:
+        return session_refuse(s, REPLY_UNSUPPORTED_PARAM);
+    case PROTO_EVALUE:
+        return session_refuse(s, REPLY_BAD_PARAM);
+    default:
+        session__replyf(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+        session__error(s);
+        return -1;
+    }
+    if (p->parsed.utf8 && !txn_smtputf8(s->txn))
+        return session_refuse(s, REPLY_NEED_SMTPUTF8);
+    return 0;
+}
+
+/* Refuse a recipient: reply, one log line, and an error unless the refusal
+ * is a temporary one the client is expected to act on. */
+static void session_refuse_rcpt(session_t *s, reply_id_t id, const char *addr, size_t len)
+{
+    session__reply_addr(s, id, addr, len);
+    session__log_reject(s, "RCPT", id, addr, len);
+    if (reply_get(id)->code >= 500)
+        session__error(s);
+}
+
+/*
+ * A recipient in srs_domain: a bounce to a sender we rewrote.  Returns
+ * false when the local part is not SRS at all (the forward table may still
+ * know it, postmaster@ say); otherwise it has been answered.
+ */
+static bool session_rcpt_srs(session_t *s, const proto_path_t *p)
+{
+    char orig[SRS_ADDR_SIZE];
+    const char *dest = orig;
+    int rc;
+
+    rc = srs_reverse(s->srv->srs, p->addr, p->addr_len, time(NULL), orig, sizeof(orig), NULL);
+    if (rc == SRS_ENOTSRS)
+        return false;
+    /* Only bounces may use an SRS address, so that a leaked one is no open
+     * relay; and nobody else learns whether its signature holds. */
+    if (txn_sender(s->txn)[0] != '\0') {
+        session_refuse_rcpt(s, REPLY_SRS_NOT_BOUNCE, p->addr, p->addr_len);
+        return true;
+    }
+    if (rc < 0) {
+        session_refuse_rcpt(s, reply_for_srs_reverse_err(rc), p->addr, p->addr_len);
+        return true;
+    }
+    txn_add_rcpt(s->txn, p->addr, p->addr_len, &dest, 1);
+    s->state = SESSION_RCPT;
+    session__reply(s, REPLY_RCPT_OK);
+    return true;
+}
+
+static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
+{
+    const proto_path_t *p = &c->u.rcpt;
+    const config_t *cfg = s->srv->cfg;
+    char postmaster[ADDR_MAX + 1];
+    const char *addr = p->addr;
+    size_t len = p->addr_len;
+    table_dests_t dests;
+    table_result_t result;
+    bool in_srs_domain;
+
+    if (txn_nrcpts(s->txn) >= cfg->max_recipients) {
+        session_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, addr, len);
+        return;
+    }
+    /* A source route asks us to relay onwards: refused like any relaying. */
+    if (p->source_route) {
+        session_refuse_rcpt(s, REPLY_RELAY_DENIED, addr, len);
+        return;
+    }
+    in_srs_domain =
+        !p->postmaster && str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, cfg->srs_domain);
+    if (in_srs_domain && session_rcpt_srs(s, p))
+        return;
+    /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
+     * postmaster of this host, as the forward table says. */
+    if (p->postmaster) {
+        snprintf(postmaster, sizeof(postmaster), "postmaster@%s", cfg->hostname);
+        addr = postmaster;
+        len = strlen(postmaster);
+    }
+    result = table_lookup(s->table, addr, len, &dests);
+    /* srs_domain is ours even when the table does not list it. */
+    if (result == TABLE_RELAY_DENIED && in_srs_domain)
+        result = TABLE_UNKNOWN_USER;
+    if (result != TABLE_FOUND) {
+        session_refuse_rcpt(s, reply_for_table(result), p->addr, p->addr_len);
+        return;
+    }
+    txn_add_rcpt(s->txn, p->addr, p->addr_len, dests.addr, dests.n);
+    s->state = SESSION_RCPT;
+    session__reply(s, REPLY_RCPT_OK);
+}
+
+/* ---- DATA, BDAT -------------------------------------------------------------------- */
+
+static void session_proceed_data(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    session__data_begin(s, DATA_DOT);
+}
+
+static int session_check_bdat(session_t *s, session_cmd_t *c)
+{
+    const char *a = c->cmd.arg;
+    size_t n = c->cmd.arg_len, i = 0;
+    uint64_t size = 0;
+
+    for (; i < n && a[i] >= '0' && a[i] <= '9'; i++) {
+        if (size > (UINT64_MAX - 9) / 10)
+            goto syntax;
+        size = size * 10 + (uint64_t)(a[i] - '0');
+    }
+    if (i == 0)
+        goto syntax;
+    c->u.bdat.size = size;
+    c->u.bdat.last = false;
+    if (i < n) {
+        if (a[i] != ' ')
+            goto syntax;
+        while (i < n && a[i] == ' ')
+            i++;
+        if (!str_eq_ci_n(a + i, n - i, "LAST"))
+            goto syntax;
+        c->u.bdat.last = true;
+    }
+    return 0;
+syntax:
+    /* Without a size the chunk cannot be skipped: its bytes will read as
+     * bad commands and end the session through max_errors. */
+    session__replyf(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+    session__error(s);
+    return -1;
+}
+
+static void session_proceed_bdat(session_t *s, session_cmd_t *c)
+{
+    s->bdat_left = c->u.bdat.size;
+    s->bdat_last = c->u.bdat.last;
+    s->bdat_discard = true;
+    if (!s->esmtp) {
+        session__replyf(s, 503, "5.5.1", "Error: BDAT needs EHLO");
+        session__error(s);
+    } else if (s->state == SESSION_CHUNKING) {
+        s->bdat_discard = false;
+    } else if (s->state == SESSION_RCPT) {
+        s->bdat_discard = session__data_begin(s, DATA_RAW) < 0;
+    } else {
+        session_bad_sequence(s, PROTO_BDAT);
+    }
+    if (s->state == SESSION_CLOSING)
+        return;
+    /* The chunk follows the command whatever the reply (RFC 3030 2): a
+     * refused one is read and dropped, so the session stays in step. */
+    s->bdat_return = s->state;
+    s->state = SESSION_BDAT;
+    if (s->bdat_left == 0)
+        session__data_input(s, NULL, 0);
+}
+
+/* ---- the rest ------------------------------------------------------------------------ */
+
+static void session_proceed_rset(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    session__end_txn(s);
+    session__reply(s, REPLY_OK);
+}
+
+static void session_proceed_noop(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    session__reply(s, REPLY_OK);
+}
+
+static void session_proceed_quit(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    session__reply(s, REPLY_BYE);
+    session__close(s);
+}
+
+static void session_proceed_help(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    session__replyf(s, 214, "2.0.0",
+                    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY%s",
+                    s->srv->tls_ctx != NULL ? " STARTTLS" : "");
+}
+
+static void session_proceed_vrfy(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    /* Recipients are not disclosed (RFC 5321 3.5.3). */
+    session__reply(s, REPLY_VRFY);
+}
+
+static void session_proceed_unimplemented(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    session_refuse(s, REPLY_NOT_IMPLEMENTED);
+}
+
+static int session_check_starttls(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    if (s->srv->tls_ctx == NULL)
+        return session_refuse(s, REPLY_NOT_IMPLEMENTED);
+    if (s->tls != NULL)
+        return session_refuse(s, REPLY_TLS_ACTIVE);
+    return 0;
+}
+
+static void session_proceed_starttls(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    session__reply(s, REPLY_TLS_GO);
+    session__start_tls(s);
+}
+
+static void session_proceed_http(session_t *s, session_cmd_t *c)
+{
+    (void)c;
+    log_info("non-SMTP command from %s: %s", s->client, "HTTP request");
+    session__reply(s, REPLY_NOT_SMTP);
+    session__close(s);
+}
+
+static const session_command_t session_commands[] = {
+    {PROTO_EHLO, S_TALK, CMD_ARG_NEEDED, session_check_helo, session_proceed_helo},
+    {PROTO_HELO, S_TALK, CMD_ARG_NEEDED, session_check_helo, session_proceed_helo},
+    {PROTO_MAIL, SESSION_S(SESSION_HELO), CMD_ARG_NEEDED, session_check_mail, session_proceed_mail},
+    {PROTO_RCPT, SESSION_S(SESSION_MAIL) | SESSION_S(SESSION_RCPT), CMD_ARG_NEEDED,
+     session_check_rcpt, session_proceed_rcpt},
+    {PROTO_DATA, SESSION_S(SESSION_RCPT), CMD_ARG_NONE, NULL, session_proceed_data},
+    {PROTO_BDAT, S_ALL, CMD_ARG_NEEDED, session_check_bdat, session_proceed_bdat},
+    {PROTO_RSET, S_ALL, CMD_ARG_NONE, NULL, session_proceed_rset},
+    {PROTO_NOOP, S_ALL, 0, NULL, session_proceed_noop},
+    {PROTO_QUIT, S_ALL, CMD_ARG_NONE, NULL, session_proceed_quit},
+    {PROTO_HELP, S_TALK, 0, NULL, session_proceed_help},
+    {PROTO_VRFY, S_TALK, CMD_ARG_NEEDED, NULL, session_proceed_vrfy},
+    {PROTO_EXPN, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
+    {PROTO_AUTH, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
+    {PROTO_ETRN, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
+    {PROTO_TURN, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
+    {PROTO_STARTTLS, SESSION_S(SESSION_INIT) | SESSION_S(SESSION_HELO), CMD_ARG_NONE,
+     session_check_starttls, session_proceed_starttls},
+    {PROTO_HTTP, S_ALL, CMD_ANY_STATE, NULL, session_proceed_http},
+};
+
+static const session_command_t *session_find(proto_verb_t verb)
+{
+    for (size_t i = 0; i < sizeof(session_commands) / sizeof(session_commands[0]); i++)
+        if (session_commands[i].verb == verb)
+            return &session_commands[i];
+    return NULL;
+}
+
+void session__command(session_t *s, const char *line, size_t len)
+{
+    const session_command_t *e;
+    session_cmd_t c;
+
+    proto_parse_command(line, len, &c.cmd);
+    s->commands++;
+    s->last = c.cmd.verb;
+    if (log_min_level() <= LOG_LEVEL_DEBUG)
+        log_debug("%s: < %.*s", s->client, (int)(len > 200 ? 200 : len), line);
+    /* A stopping server takes no new transaction. */
+    if (s->stop && session__idle(s)) {
+        session__reply(s, REPLY_SHUTDOWN);
+        session__close(s);
+        return;
+    }
+    e = session_find(c.cmd.verb);
+    if (e == NULL) {
+        session_refuse(s, REPLY_UNKNOWN_COMMAND);
+        return;
+    }
+    if (!(e->flags & CMD_ANY_STATE) && !(e->states & SESSION_S(s->state))) {
+        session_bad_sequence(s, c.cmd.verb);
+        return;
+    }
+    if (((e->flags & CMD_ARG_NONE) && c.cmd.arg_len > 0) ||
+        ((e->flags & CMD_ARG_NEEDED) && c.cmd.arg_len == 0)) {
+        session__replyf(s, 501, "5.5.4", "Syntax: %s%s", proto_verb_name(c.cmd.verb),
+                        (e->flags & CMD_ARG_NEEDED) ? " argument" : "");
+        session__error(s);
+        return;
+    }
+    if (e->check != NULL && e->check(s, &c) < 0)
+        return;
+    e->proceed(s, &c);
+}

@@ -1,0 +1,220 @@
+/*
+ * session_data.c - a message's bytes, from DATA or the first BDAT to the
+ * reply after its end: the DATA reader, streaming into the spool writer,
+ * the refusals that can only be made at the end (bare CR/LF, size, hops),
+ * the Received: header, the spool commit and the 250 that waits for it.
+ */
+#include "session_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+/* Received: and, later, Authentication-Results: */
+#define SESSION_PREPEND_MAX 65536
+
+int session__data_begin(session_t *s, data_mode_t mode)
+{
+    int rc = spool_writer_open(s->srv->spool, &s->writer);
+
+    if (rc < 0) {
+        log_error("%s: cannot queue: %s", s->client, spool_strerror(rc));
+        session__reply(s, REPLY_SPOOL_FAILED);
+        session__end_txn(s);
+        return -1;
+    }
+    data_init(&s->data, mode, s->srv->cfg->max_message_size);
+    if (mode == DATA_DOT) {
+        session__reply(s, REPLY_DATA_GO);
+        s->state = SESSION_DATA;
+    } else {
+        s->state = SESSION_CHUNKING;
+    }
+    return 0;
+}
+
+void session__data_abort(session_t *s)
+{
+    if (s->writer != NULL) {
+        spool_writer_abort(s->writer);
+        s->writer = NULL;
+    }
+}
+
+/* Message bytes p[0..n) from the DATA reader. */
+static void session_data_store(session_t *s, const char *p, size_t n)
+{
+    if (!data_ok(&s->data)) {
+        /* Refused at the end whatever follows: nothing more to keep. */
+        session__data_abort(s);
+        return;
+    }
+    /* A write error sticks in the writer; the commit reports it, after the
+     * end of data, as a 451. */
+    if (n > 0 && s->writer != NULL)
+        spool_writer_write(s->writer, p, n);
+}
+
+/* The accepted message's log line, SPEC.md's. */
+static void session_log_accepted(session_t *s, const spool_msg_t *msg)
+{
+    /* The sender checks' "spf=... dkim=... dmarc=..." go at the end. */
+    log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s", msg->id, txn_sender(s->txn),
+             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->client);
+}
+
+static void session_committed(void *arg, int status, spool_msg_t *msg)
+{
+    session_t *s = arg;
+
+    if (status < 0) {
+        log_error("%s: cannot queue: %s", s->client, spool_strerror(status));
+        session__reply(s, REPLY_SPOOL_FAILED);
+    } else {
+        s->messages++;
+        s->srv->stats.accepted++;
+        session_log_accepted(s, msg);
+        session__replyf(s, 250, "2.0.0", "Ok: queued as %s", msg->id);
+        /* The message is durable.  Handing it to the queue manager is
+         * the queue's wiring; until then it waits in the spool for the
+         * next start. */
+        spool_msg_free(msg);
+    }
+    session__end_txn(s);
+    session__resume(s);
+}
+
+/* The headers mxfwd prepends: Received: (RFC 5321 4.4). */
+static int session_prepend(session_t *s, const char *queue_id, buf_t *out)
+{
+    proto_received_t r = {
+        .helo = s->helo,
+        .client_ptr = "unknown",
+        .client_ip = s->ip,
+        .hostname = s->srv->cfg->hostname,
+        .protocol = proto_with(s->esmtp, s->tls != NULL, txn_smtputf8(s->txn)),
+        .queue_id = queue_id,
+        .rcpt = txn_single_rcpt(s->txn),
+        .now = time(NULL),
+    };
+
+    if (s->tls != NULL) {
+        r.tls_version = tls_version(s->tls);
+        r.tls_cipher = tls_cipher(s->tls);
+        r.tls_bits = tls_bits(s->tls);
+    }
+    return proto_received(out, &r);
+}
+
+/* Make the message durable; the reply waits for the commit callback. */
+static void session_commit(session_t *s)
+{
+    spool_writer_t *w = s->writer;
+    size_t n = txn_ndests(s->txn);
+    spool_env_rcpt_t *rcpts = xcalloc(n, sizeof(*rcpts));
+    char id[SPOOL_ID_SIZE];
+    spool_envelope_t env;
+    buf_t prepend;
+    int rc;
+
+    snprintf(id, sizeof(id), "%s", spool_writer_id(w));
+    buf_init(&prepend, SESSION_PREPEND_MAX);
+    session_prepend(s, id, &prepend);
+    for (size_t i = 0; i < n; i++) {
+        rcpts[i].addr = txn_dest(s->txn, i)->addr;
+        rcpts[i].orig = txn_dest(s->txn, i)->orig;
+    }
+    env = (spool_envelope_t){
+        .client = s->client,
+        .helo = s->helo,
+        .sender = txn_sender(s->txn),
+        .srs_sender = txn_forward_sender(s->txn),
+        .flags = (txn_8bitmime(s->txn) ? SPOOL_F_8BITMIME : 0) |
+                 (txn_smtputf8(s->txn) ? SPOOL_F_SMTPUTF8 : 0),
+        .prepend = buf_ptr(&prepend),
+        .prepend_len = buf_used(&prepend),
+        .rcpts = rcpts,
+        .nrcpts = n,
+    };
+    s->writer = NULL; /* the spool's from here on, success or not */
+    rc = spool_writer_commit(w, &env, session_committed, s);
+    buf_free(&prepend);
+    free(rcpts);
+    if (rc < 0) {
+        log_error("%s: %s: cannot queue: %s", id, s->client, spool_strerror(rc));
+        session__reply(s, REPLY_SPOOL_FAILED);
+        session__end_txn(s);
+        return;
+    }
+    session__wait(s);
+}
+
+/* The message is whole: refuse it for what could only be seen at its end,
+ * or queue it. */
+static void session_data_end(session_t *s, const char *what)
+{
+    const config_t *cfg = s->srv->cfg;
+    reply_id_t refusal = REPLY_OK;
+
+    if (s->data.bare)
+        refusal = REPLY_BARE_EOL;
+    else if (s->data.too_big)
+        refusal = REPLY_TOO_BIG;
+    else if (s->data.received > cfg->max_hops)
+        refusal = REPLY_HOPS;
+    if (refusal != REPLY_OK) {
+        session__log_reject(s, what, refusal, NULL, 0);
+        session__reply(s, refusal);
+        session__end_txn(s);
+        if (refusal == REPLY_BARE_EOL)
+            session__error(s);
+        return;
+    }
+    /* The sender checks (SPF, DKIM, DMARC) decide here, before the commit,
+     * and add their Authentication-Results: to the prepended headers. */
+    session_commit(s);
+}
+
+/* A BDAT chunk has been read. */
+static void session_bdat_end(session_t *s)
+{
+    if (s->bdat_discard) {
+        s->state = s->bdat_return;
+        return;
+    }
+    s->state = SESSION_CHUNKING;
+    if (s->bdat_last) {
+        data_finish(&s->data);
+        session_data_end(s, "BDAT");
+        return;
+    }
+    session__replyf(s, 250, "2.0.0", "Ok: %llu octets", (unsigned long long)s->data.size);
+}
+
+size_t session__data_input(session_t *s, char *p, size_t n)
+{
+    size_t used, out;
+    bool done;
+
+    if (s->state == SESSION_DATA) {
+        used = data_feed(&s->data, p, n, &out, &done);
+        session_data_store(s, p, out);
+        if (done) {
+            s->state = SESSION_RCPT;
+            session_data_end(s, "DATA");
+        }
+        return used;
+    }
+    used = n < s->bdat_left ? n : (size_t)s->bdat_left;
+    if (!s->bdat_discard) {
+        data_feed(&s->data, p, used, &out, &done);
+        session_data_store(s, p, out);
+    }
+    s->bdat_left -= used;
+    if (s->bdat_left == 0)
+        session_bdat_end(s);
+    return used;
+}

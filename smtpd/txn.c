@@ -1,0 +1,135 @@
+#include "txn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "htab.h"
+#include "str.h"
+#include "xalloc.h"
+
+struct txn {
+    char *sender;
+    char *forward_sender; /* NULL: same as sender */
+    bool smtputf8;
+    bool body_8bit;
+    bool rcpt_tried;
+
+    char **rcpts; /* accepted RCPT addresses, as given */
+    size_t nrcpts, cap_rcpts;
+
+    txn_dest_t *dests;
+    size_t ndests, cap_dests;
+    htab_t *seen; /* lowercased destination -> non-NULL */
+};
+
+txn_t *txn_new(const char *sender, size_t len, const proto_mail_t *mail)
+{
+    txn_t *t = xcalloc(1, sizeof(*t));
+
+    t->sender = xstrndup(sender, len);
+    t->smtputf8 = mail->smtputf8;
+    t->body_8bit = mail->body == PROTO_BODY_8BITMIME;
+    return t;
+}
+
+void txn_free(txn_t *t)
+{
+    if (t == NULL)
+        return;
+    free(t->sender);
+    free(t->forward_sender);
+    for (size_t i = 0; i < t->nrcpts; i++)
+        free(t->rcpts[i]);
+    free(t->rcpts);
+    for (size_t i = 0; i < t->ndests; i++)
+        free(t->dests[i].addr);
+    free(t->dests);
+    htab_free(t->seen, NULL);
+    free(t);
+}
+
+const char *txn_sender(const txn_t *t)
+{
+    return t->sender;
+}
+
+bool txn_smtputf8(const txn_t *t)
+{
+    return t->smtputf8;
+}
+
+bool txn_8bitmime(const txn_t *t)
+{
+    return t->body_8bit;
+}
+
+void txn_set_forward_sender(txn_t *t, const char *sender)
+{
+    free(t->forward_sender);
+    t->forward_sender = xstrdup(sender);
+}
+
+const char *txn_forward_sender(const txn_t *t)
+{
+    return t->forward_sender != NULL ? t->forward_sender : t->sender;
+}
+
+void txn_note_rcpt_tried(txn_t *t)
+{
+    t->rcpt_tried = true;
+}
+
+bool txn_rcpt_tried(const txn_t *t)
+{
+    return t->rcpt_tried;
+}
+
+void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *dests, size_t n)
+{
+    char *orig = xstrndup(rcpt, len);
+
+    t->rcpts = xgrow(t->rcpts, &t->cap_rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+    t->rcpts[t->nrcpts++] = orig;
+    if (t->seen == NULL)
+        t->seen = htab_new(n > 8 ? n : 8);
+    for (size_t i = 0; i < n; i++) {
+        size_t dlen = strlen(dests[i]);
+        char key[ADDR_MAX + 1];
+        char *addr;
+
+        /* Destinations are mailboxes (at most ADDR_MAX octets): the table
+         * and SRS checked them. */
+        if (dlen > ADDR_MAX)
+            continue;
+        memcpy(key, dests[i], dlen);
+        str_lower_n(key, dlen);
+        if (htab_get(t->seen, key, dlen) != NULL)
+            continue;
+        addr = xstrndup(dests[i], dlen);
+        htab_put(t->seen, key, dlen, addr);
+        t->dests = xgrow(t->dests, &t->cap_dests, t->ndests + 1, sizeof(*t->dests));
+        t->dests[t->ndests].addr = addr;
+        t->dests[t->ndests].orig = orig;
+        t->ndests++;
+    }
+}
+
+size_t txn_nrcpts(const txn_t *t)
+{
+    return t->nrcpts;
+}
+
+const char *txn_single_rcpt(const txn_t *t)
+{
+    return t->nrcpts == 1 ? t->rcpts[0] : NULL;
+}
+
+size_t txn_ndests(const txn_t *t)
+{
+    return t->ndests;
+}
+
+const txn_dest_t *txn_dest(const txn_t *t, size_t i)
+{
+    return i < t->ndests ? &t->dests[i] : NULL;
+}

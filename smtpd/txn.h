@@ -1,0 +1,58 @@
+/*
+ * txn - one mail transaction of an inbound session: from MAIL to the end
+ * of its data (RFC 5321 3.3).
+ *
+ * It holds the envelope as the client gave it and as mxfwd will forward
+ * it: the sender, and the destinations the forward table expanded the
+ * accepted recipients to, deduplicated across all of them (ASCII case
+ * ignored), each remembering the alias it came through.  The session owns
+ * its transaction and frees it at RSET, HELO/EHLO, the end of the data or
+ * the end of the session.  Every string is copied in and owned here.
+ */
+#ifndef MXFWD_TXN_H
+#define MXFWD_TXN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+typedef struct {
+    char *addr;       /* destination */
+    const char *orig; /* the recipient the client named; owned by the txn */
+} txn_dest_t;
+
+typedef struct txn txn_t;
+
+/* A transaction for MAIL FROM:<sender[0..len)> with its parameters. */
+txn_t *txn_new(const char *sender, size_t len, const proto_mail_t *mail);
+void txn_free(txn_t *t);
+
+const char *txn_sender(const txn_t *t); /* "" for <> */
+bool txn_smtputf8(const txn_t *t);
+bool txn_8bitmime(const txn_t *t);
+
+/* The envelope sender to forward with (SRS-rewritten); until set, the
+ * original.  Copied. */
+void txn_set_forward_sender(txn_t *t, const char *sender);
+const char *txn_forward_sender(const txn_t *t);
+
+/* A RCPT command was answered, accepted or not. */
+void txn_note_rcpt_tried(txn_t *t);
+bool txn_rcpt_tried(const txn_t *t);
+
+/*
+ * An accepted recipient rcpt[0..len) and the destinations it expands to.
+ * Destinations already in the transaction are not added again.
+ */
+void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *dests, size_t n);
+/* Accepted RCPT commands (what max_recipients counts). */
+size_t txn_nrcpts(const txn_t *t);
+/* The recipient as given when there was exactly one, else NULL. */
+const char *txn_single_rcpt(const txn_t *t);
+
+size_t txn_ndests(const txn_t *t);
+const txn_dest_t *txn_dest(const txn_t *t, size_t i);
+
+#endif
