@@ -200,7 +200,7 @@ static void control_stats(control_t *c, buf_t *out)
         if (buf_used(out) > 0 && buf_ptr(out)[buf_used(out) - 1] != '{')
             buf_puts(out, ",");
         json_key(out, e->name);
-        if (e->label_value == NULL) {
+        if (e->label == NULL) {
             buf_printf(out, "%" PRIu64, e->value);
             continue;
         }

@@ -85,6 +85,7 @@ static void client_free(client_t *c)
     free(c->routes);
     free(c->own);
     free(c->hostname);
+    stats_free(c->own_stats);
     htab_free(c->dests, NULL);
     htab_free(c->cache, NULL);
     if (c->tls_ctx != NULL)
@@ -92,8 +93,28 @@ static void client_free(client_t *c)
     free(c);
 }
 
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out, char *err,
-               size_t errsize)
+static void client_register(client_t *c, stats_t *s)
+{
+    if (s == NULL)
+        s = c->own_stats = stats_new();
+    c->count.jobs = stats_register(s, STATS_COUNTER, "outbound_jobs", NULL, NULL,
+                                   "delivery jobs (a message and the recipients of one domain)");
+    c->count.connections = stats_register(s, STATS_COUNTER, "outbound_connections", NULL, NULL,
+                                          "SMTP connections made to next hops");
+    c->count.connect_failures = stats_register(s, STATS_COUNTER, "outbound_connect_failures",
+                                               NULL, NULL, "connection attempts that failed");
+    c->count.transactions = stats_register(s, STATS_COUNTER, "outbound_transactions", NULL, NULL,
+                                           "SMTP transactions (MAIL FROM) sent");
+    c->count.reused = stats_register(s, STATS_COUNTER, "outbound_reused", NULL, NULL,
+                                     "transactions on a cached connection");
+    c->count.tls = stats_register(s, STATS_COUNTER, "outbound_tls", NULL, NULL,
+                                  "TLS sessions established with next hops");
+    c->count.open = stats_register(s, STATS_GAUGE, "outbound_open", NULL, NULL,
+                                   "connections to next hops open now, idle ones included");
+}
+
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, stats_t *stats,
+               client_t **out, char *err, size_t errsize)
 {
     client_t *c = xcalloc(1, sizeof(*c));
 
@@ -109,6 +130,7 @@ int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t
     client_copy_routes(c, cfg);
     c->dests = htab_new(64);
     c->cache = htab_new(64);
+    client_register(c, stats);
     if (c->tls_mode != CONFIG_TLS_OFF && (c->tls_ctx = tls_client_ctx(err, errsize)) == NULL) {
         client_free(c);
         return CLIENT_ETLS;
@@ -129,7 +151,13 @@ delivery_t client_delivery(client_t *c)
 
 void client_stats(const client_t *c, client_stats_t *out)
 {
-    *out = c->stats;
+    out->jobs = *c->count.jobs;
+    out->connections = *c->count.connections;
+    out->connect_failures = *c->count.connect_failures;
+    out->reused = *c->count.reused;
+    out->transactions = *c->count.transactions;
+    out->tls = *c->count.tls;
+    out->open = (unsigned)*c->count.open;
     out->active = c->active;
     out->waiting = c->waiting;
     out->idle = c->nidle;
@@ -278,7 +306,7 @@ int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void 
         client_rcpt_fill(&job->rcpts[i], "", "", false, "none");
     }
     client__busy(c);
-    c->stats.jobs++;
+    (*c->count.jobs)++;
     c->waiting++;
 
     j->dest = client_dest_get(c, job->domain);

@@ -46,6 +46,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "dns.h"
+#include "stats.h"
 
 #define CLIENT_ECLOSING (-1) /* deliver() after shutdown: not started */
 #define CLIENT_ETLS (-2)     /* client_new(): no TLS client context */
@@ -67,11 +68,13 @@ typedef struct {
 
 /*
  * A client on loop with the settings of cfg (copied: cfg need not outlive
- * it) and resolver r.  0 and *out, or CLIENT_ETLS with OpenSSL's reason
- * in err when outbound_tls is not off and no TLS context could be made.
+ * it) and resolver r.  Its counters (outbound_connections, ...) go in the
+ * registry stats, which must outlive it; NULL: a registry of its own.  0
+ * and *out, or CLIENT_ETLS with OpenSSL's reason in err when outbound_tls
+ * is not off and no TLS context could be made.
  */
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, client_t **out, char *err,
-               size_t errsize);
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, stats_t *stats,
+               client_t **out, char *err, size_t errsize);
 
 /* The delivery interface over c: ops are client_deliver/client_shutdown. */
 delivery_t client_delivery(client_t *c);

@@ -178,7 +178,7 @@ void client__conn_free(client_conn_t *conn)
         c->conns = conn->next;
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
-    c->stats.open--;
+    (*c->count.open)--;
     tls_free(conn->tls);
     buf_free(&conn->in);
     buf_free(&conn->out);
@@ -307,7 +307,7 @@ static void conn_connect_failed(client_conn_t *conn, int err, bool go_on)
 {
     client_job_t *j = conn->job;
 
-    conn->c->stats.connect_failures++;
+    (*conn->c->count.connect_failures)++;
     client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-err));
     j->conn = NULL;
     conn->job = NULL;
@@ -450,7 +450,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         conn_connect_failed(conn, status, true);
         return;
     }
-    conn->c->stats.connections++;
+    (*conn->c->count.connections)++;
     conn->born = uv_now(conn->c->loop);
     if (j != NULL)
         j->sessions++;
@@ -495,7 +495,7 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
     if (c->conns != NULL)
         c->conns->prev = conn;
     c->conns = conn;
-    c->stats.open++;
+    (*c->count.open)++;
     client__busy(c);
 
     conn->job = j;
@@ -667,7 +667,7 @@ static void conn_on_starttls(client_conn_t *conn)
 
 static void conn_tls_ready(client_conn_t *conn)
 {
-    conn->c->stats.tls++;
+    (*conn->c->count.tls)++;
     log_debug("client: TLS with %s: %s %s", conn->relay, tls_version(conn->tls),
               tls_cipher(conn->tls));
     /* RFC 3207 4.2: forget what the server said before TLS, ask again. */

@@ -72,7 +72,11 @@ struct client {
     unsigned nidle;
     client_conn_t *conns; /* every connection */
 
-    client_stats_t stats;
+    /* Counters in the stats registry. */
+    struct {
+        uint64_t *jobs, *connections, *connect_failures, *reused, *transactions, *tls, *open;
+    } count;
+    stats_t *own_stats; /* the registry when the caller gave none */
     bool closing;
     unsigned busy; /* handles and requests not yet closed */
     void (*closed)(void *arg);

@@ -164,9 +164,9 @@ void client__txn_begin(client_conn_t *conn)
     txn_cmd_push(conn, CLIENT_CMD_DATA, 0);
     conn->state = CONN_TXN;
     conn->uses++;
-    conn->c->stats.transactions++;
+    (*conn->c->count.transactions)++;
     if (conn->need_rset)
-        conn->c->stats.reused++;
+        (*conn->c->count.reused)++;
     client_reply_init(&conn->reply, false);
     txn_send(conn);
 }

@@ -67,9 +67,12 @@ typedef struct {
     int code;
     const char *esc;  /* enhanced status code (RFC 2034, 3463) */
     const char *text; /* the words; an address goes before them as "<a>: " */
+    const char *name; /* for counters and metrics: "relay_denied" */
 } reply_t;
 
 const reply_t *reply_get(reply_id_t id);
+/* The reply's name: "relay_denied", "unknown_user", "too_big", ... */
+const char *reply_name(reply_id_t id);
 
 /* The reply for a forward-table result.  Returns REPLY_RCPT_OK,
  * REPLY_UNKNOWN_USER, REPLY_RELAY_DENIED or REPLY_BAD_RCPT. */

@@ -12,8 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "control.h"
 #include "default.h"
+#include "dns.h"
 #include "log.h"
+#include "queue.h"
 #include "reload.h"
 #include "session.h"
 #include "str.h"
@@ -47,6 +51,21 @@ reply_id_t server_admit(server_t *srv, const char *ip)
 }
 
 static void server_maybe_done(server_t *srv);
+
+void server_count_rejected(server_t *srv, reply_id_t id)
+{
+    uint64_t **c;
+
+    if (id >= REPLY_NREPLIES)
+        return;
+    c = &srv->stats.rejected[id];
+    /* Registered when first needed: the list shows the reasons that
+     * happened, not every reply there is. */
+    if (*c == NULL)
+        *c = stats_register(srv->registry, STATS_COUNTER, "rejected", "reason", reply_name(id),
+                            "MAIL, RCPT and messages refused, by reply");
+    (**c)++;
+}
 
 void server_session_closed(server_t *srv, const char *ip)
 {
@@ -228,8 +247,29 @@ static void server_close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
-/* Once stopping and no session is left: close the server's handles, which
- * ends the loop. */
+static void server_queue_closed(void *arg)
+{
+    server_t *srv = arg;
+
+    /* The client was the resolver's last user. */
+    srv->queue = NULL;
+    dns_resolver_close(srv->resolver, NULL, NULL);
+    srv->resolver = NULL;
+}
+
+static void server_control_closed(void *arg)
+{
+    server_t *srv = arg;
+
+    srv->control = NULL;
+    /* Deliveries still running end as temporary failures, not recorded:
+     * they are tried again at the next start. */
+    queue_shutdown(srv->queue, server_queue_closed, srv);
+}
+
+/* Once stopping and no session is left (every message they accepted is in
+ * the queue): close the server's handles, then the control socket, the
+ * queue with the outbound client, and the resolver, which ends the loop. */
 static void server_maybe_done(server_t *srv)
 {
     if (!srv->stopping || srv->nsessions > 0 || srv->reload == NULL)
@@ -240,6 +280,8 @@ static void server_maybe_done(server_t *srv)
     server_close_handle((uv_handle_t *)&srv->grace);
     reload_stop(srv->reload);
     srv->reload = NULL;
+    if (srv->control != NULL)
+        control_close(srv->control, server_control_closed, srv);
 }
 
 static void server_force(server_t *srv)
@@ -348,34 +390,67 @@ static void server_job_submit(void *impl, void (*work)(void *), void (*done)(voi
     uv_queue_work(impl, &job->req, server_job_work, server_job_done);
 }
 
-static void server_scan_message(void *arg, spool_msg_t *msg)
+/*
+ * Open and recover the spool and start what delivers it: the resolver, the
+ * outbound client, the queue manager over the spool (every message found
+ * is scheduled) and the control socket.  After the privilege drop, so that
+ * the spool's files and the socket belong to the user that runs.
+ */
+static void server_open_queue(server_t *srv)
 {
-    /* Delivering them is the queue manager's; they stay on disk. */
-    (*(size_t *)arg)++;
-    spool_msg_free(msg);
-}
-
-static void server_scan_problem(void *arg, const char *name, int err)
-{
-    (void)arg;
-    log_warning("spool: %s: %s", name, spool_strerror(err));
-}
-
-/* Open and recover the spool: after the privilege drop, so that its files
- * belong to the user that runs. */
-static void server_open_spool(server_t *srv)
-{
-    spool_options_t opts = {.exec = {server_job_submit, srv->loop}};
-    spool_scan_ops_t ops = {server_scan_message, server_scan_problem};
+    const config_t *cfg = srv->cfg;
+    spool_options_t sopts = {.exec = {server_job_submit, srv->loop}};
+    dns_options_t dopts = {
+        .servers = (const char *const *)cfg->dns_servers,
+        .nservers = cfg->ndns_servers,
+    };
+    queue_options_t qopts = {
+        .loop = srv->loop,
+        .stats = srv->registry,
+        .hostname = cfg->hostname,
+        .retry_schedule = cfg->retry_schedule,
+        .nretry_schedule = cfg->nretry_schedule,
+        .max_queue_lifetime = cfg->max_queue_lifetime,
+    };
+    client_t *client;
+    char err[256];
     size_t queued = 0;
-    int rc;
+    int rc, serr = 0;
 
-    if ((rc = spool_open(srv->cfg->spool_dir, &opts, &srv->spool)) < 0)
-        log_fatal("%s: cannot open the spool: %s", srv->cfg->spool_dir, spool_strerror(rc));
-    if ((rc = spool_scan(srv->spool, &ops, &queued)) < 0)
-        log_fatal("%s: cannot read the spool: %s", srv->cfg->spool_dir, spool_strerror(rc));
+    if ((rc = spool_open(cfg->spool_dir, &sopts, &srv->spool)) < 0)
+        log_fatal("%s: cannot open the spool: %s", cfg->spool_dir, spool_strerror(rc));
+    if ((rc = dns_resolver_new(srv->loop, &dopts, &srv->resolver)) < 0)
+        log_fatal("cannot start the resolver: %s", dns_strerror(rc));
+    if (client_new(srv->loop, srv->resolver, cfg, srv->registry, &client, err, sizeof(err)) < 0)
+        log_fatal("cannot start the outbound client: %s", err);
+    qopts.spool = srv->spool;
+    qopts.delivery = client_delivery(client);
+    if ((rc = queue_new(&qopts, &srv->queue)) < 0)
+        log_fatal("cannot start the queue: %s", queue_strerror(rc));
+    if (queue_load(srv->queue, &queued, &serr) < 0)
+        log_fatal("%s: cannot read the spool: %s", cfg->spool_dir, spool_strerror(serr));
     if (queued > 0)
         log_info("spool %s: %zu messages queued", spool_dir(srv->spool), queued);
+    if ((rc = control_open(srv->loop, cfg->control_socket, srv->queue, srv->registry,
+                           &srv->control)) < 0)
+        log_fatal("%s: cannot open the control socket: %s", cfg->control_socket,
+                  control_strerror(rc));
+}
+
+static void server_register_counters(server_t *srv)
+{
+    stats_t *s = srv->registry = stats_new();
+
+    srv->stats.connections = stats_register(s, STATS_COUNTER, "connections", NULL, NULL,
+                                            "SMTP connections accepted");
+    srv->stats.refused_connections =
+        stats_register(s, STATS_COUNTER, "connections_refused", NULL, NULL,
+                       "SMTP connections refused for the connection limits or shutdown");
+    srv->stats.accepted = stats_register(s, STATS_COUNTER, "accepted", NULL, NULL,
+                                         "messages accepted (250 after DATA)");
+    /* The reasons appear as they happen (server_count_rejected()). */
+    stats_family(s, STATS_COUNTER, "rejected", "reason",
+                 "MAIL, RCPT and messages refused, by reply");
 }
 
 /* ---- main ---------------------------------------------------------------------- */
@@ -423,6 +498,7 @@ int server_main(const char *config_path, bool verbose)
     server_make_dir(dir, pw);
     server_raise_fd_limit(srv->cfg);
     srv->per_ip = htab_new(64);
+    server_register_counters(srv);
     /* Signals are handled from the moment a client can connect (a SIGHUP
      * would otherwise end the daemon); they are acted on once the loop
      * runs, with everything in place. */
@@ -431,7 +507,7 @@ int server_main(const char *config_path, bool verbose)
     server_signals(srv);
     server_listen(srv);
     server_drop_privileges(pw);
-    server_open_spool(srv);
+    server_open_queue(srv);
     reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)
         log_info("listening on %s", srv->cfg->listen[i].text);
@@ -449,6 +525,7 @@ int server_main(const char *config_path, bool verbose)
     if (spool_close(srv->spool) < 0)
         log_error("spool still busy at exit");
     log_info("mxfwd stopped");
+    stats_free(srv->registry);
     htab_free(srv->per_ip, NULL);
     table_unref(srv->table);
     srs_free(srv->srs);

@@ -33,6 +33,7 @@
 #include "reply.h"
 #include "spool.h"
 #include "srs.h"
+#include "stats.h"
 #include "table.h"
 
 /* Bytes read from a socket at once; one buffer serves every session,
@@ -41,12 +42,16 @@
 
 typedef struct session session_t;
 typedef struct reload reload_t;
+typedef struct queue queue_t;
+typedef struct control control_t;
+typedef struct dns_resolver dns_resolver_t;
 
+/* The inbound server's counters in the daemon's stats registry. */
 typedef struct {
-    uint64_t connections;
-    uint64_t refused_connections;
-    uint64_t accepted;
-    uint64_t rejected[64]; /* by reply_id_t */
+    uint64_t *connections;
+    uint64_t *refused_connections;
+    uint64_t *accepted;
+    uint64_t *rejected[REPLY_NREPLIES]; /* registered at the first rejection of each */
 } server_stats_t;
 
 typedef struct server {
@@ -56,6 +61,9 @@ typedef struct server {
     srs_t *srs;       /* the current SRS secrets (used synchronously only) */
     SSL_CTX *tls_ctx; /* NULL without tls_cert */
     spool_t *spool;
+    dns_resolver_t *resolver; /* the outbound client's */
+    queue_t *queue;           /* owns the outbound client */
+    control_t *control;       /* the control socket */
 
     uv_tcp_t *listeners;
     size_t nlisteners;
@@ -71,6 +79,7 @@ typedef struct server {
 
     bool stopping; /* SIGTERM seen: no new sessions or transactions */
     bool forcing;  /* grace over: sessions end now */
+    stats_t *registry; /* every counter of the daemon: `mxfwd stats`, metrics */
     server_stats_t stats;
     char rbuf[SERVER_READ_SIZE];
 } server_t;
@@ -85,6 +94,9 @@ reply_id_t server_admit(server_t *srv, const char *ip);
 /* A session has closed and left the list: forget its connection (ip is
  * NULL for one that server_admit() refused). */
 void server_session_closed(server_t *srv, const char *ip);
+
+/* Count a message refused with reply id ("rejected", reason = its name). */
+void server_count_rejected(server_t *srv, reply_id_t id);
 
 /* Replace the current forward table, SRS rewriter or TLS context
  * (reload); the server owns what it is given and drops the old one. */

@@ -88,8 +88,7 @@ void session__log_reject(session_t *s, const char *what, reply_id_t id, const ch
     int n = (int)(addr_len > ADDR_MAX ? ADDR_MAX : addr_len);
     char shown[ADDR_MAX + 8] = "", to[ADDR_MAX + 8] = "", from[ADDR_MAX + 1] = "";
 
-    if (id < sizeof(s->srv->stats.rejected) / sizeof(s->srv->stats.rejected[0]))
-        s->srv->stats.rejected[id]++;
+    server_count_rejected(s->srv, id);
     if (addr != NULL)
         snprintf(shown, sizeof(shown), "<%.*s>: ", n, addr);
     if (addr != NULL && !mail)
@@ -566,10 +565,10 @@ void session_accept(server_t *srv, uv_stream_t *listener)
     }
     session_peer(s);
     uv_tcp_nodelay(&s->tcp, 1);
-    srv->stats.connections++;
+    (*srv->stats.connections)++;
     refusal = server_admit(srv, s->ip);
     if (refusal != REPLY_OK) {
-        srv->stats.refused_connections++;
+        (*srv->stats.refused_connections)++;
         log_info("refused connection from %s: %s", s->client, reply_get(refusal)->text);
         session__reply(s, refusal);
         session__close(s);

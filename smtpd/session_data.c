@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "queue.h"
 #include "xalloc.h"
 
 /* Received: and, later, Authentication-Results: */
@@ -75,13 +76,11 @@ static void session_committed(void *arg, int status, spool_msg_t *msg)
         session__reply(s, REPLY_SPOOL_FAILED);
     } else {
         s->messages++;
-        s->srv->stats.accepted++;
+        (*s->srv->stats.accepted)++;
         session_log_accepted(s, msg);
         session__replyf(s, 250, "2.0.0", "Ok: queued as %s", msg->id);
-        /* The message is durable.  Handing it to the queue manager is
-         * the queue's wiring; until then it waits in the spool for the
-         * next start. */
-        spool_msg_free(msg);
+        /* Durable: the queue manager's from here on. */
+        queue_add(s->srv->queue, msg);
     }
     session__end_txn(s);
     session__resume(s);

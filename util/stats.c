@@ -46,22 +46,47 @@ static stats_entry_t *stats_find(const stats_t *s, const char *name, const char 
     return NULL;
 }
 
-uint64_t *stats_register(stats_t *s, stats_kind_t kind, const char *name, const char *label,
-                         const char *label_value, const char *help)
+static stats_entry_t *stats_add(stats_t *s, stats_kind_t kind, const char *name,
+                                const char *label, const char *label_value, const char *help)
 {
-    stats_entry_t *e = stats_find(s, name, label_value);
+    stats_entry_t *e = xcalloc(1, sizeof(*e));
+    size_t at = s->n;
 
-    if (e != NULL)
-        return &e->value;
-    e = xcalloc(1, sizeof(*e));
     e->name = xstrdup(name);
     e->label = label != NULL ? xstrdup(label) : NULL;
     e->label_value = label_value != NULL ? xstrdup(label_value) : NULL;
     e->help = xstrdup(help != NULL ? help : "");
     e->kind = kind;
     s->e = xgrow(s->e, &s->cap, s->n + 1, sizeof(*s->e));
-    s->e[s->n++] = e;
+    /* A family stays together (Prometheus's text format wants it so):
+     * a new label value goes after the last entry of its name. */
+    for (size_t i = s->n; i-- > 0;) {
+        if (strcmp(s->e[i]->name, name) == 0) {
+            at = i + 1;
+            break;
+        }
+    }
+    memmove(&s->e[at + 1], &s->e[at], (s->n - at) * sizeof(*s->e));
+    s->e[at] = e;
+    s->n++;
+    return e;
+}
+
+uint64_t *stats_register(stats_t *s, stats_kind_t kind, const char *name, const char *label,
+                         const char *label_value, const char *help)
+{
+    stats_entry_t *e = stats_find(s, name, label_value);
+
+    if (e == NULL)
+        e = stats_add(s, kind, name, label, label_value, help);
     return &e->value;
+}
+
+void stats_family(stats_t *s, stats_kind_t kind, const char *name, const char *label,
+                  const char *help)
+{
+    if (stats_find(s, name, NULL) == NULL)
+        stats_add(s, kind, name, label, NULL, help);
 }
 
 size_t stats_count(const stats_t *s)

@@ -13,7 +13,10 @@
  *
  * Counters only go up; gauges are set to what they measure now (queue
  * size).  Entries keep their registration order, which is the order
- * readers show them in.
+ * readers show them in; a family stays together.  A family whose label
+ * values appear as they happen (rejection reasons) can be declared first
+ * with stats_family(), which holds its place and says it exists while it
+ * has no values yet.
  *
  * The registry owns its entries and their strings (copies); pointers stay
  * valid until stats_free().  Loop thread only.
@@ -29,7 +32,8 @@ typedef enum { STATS_COUNTER, STATS_GAUGE } stats_kind_t;
 typedef struct {
     char *name;        /* "delivered"; [a-z0-9_] */
     char *label;       /* "reason", or NULL */
-    char *label_value; /* "relay_denied", or NULL */
+    char *label_value; /* "relay_denied"; NULL without a label, and in a
+                        * family's declaration (no value of its own) */
     char *help;        /* "recipients delivered" */
     stats_kind_t kind;
     uint64_t value;
@@ -45,7 +49,13 @@ void stats_free(stats_t *s);
 uint64_t *stats_register(stats_t *s, stats_kind_t kind, const char *name, const char *label,
                          const char *label_value, const char *help);
 
-/* Entries in registration order: i from 0 to stats_count() - 1. */
+/* Declare the family name{label=...} before any of its values. */
+void stats_family(stats_t *s, stats_kind_t kind, const char *name, const char *label,
+                  const char *help);
+
+/* Entries in registration order, except that a family (one name, several
+ * label values) stays together where its first entry was registered:
+ * i from 0 to stats_count() - 1. */
 size_t stats_count(const stats_t *s);
 const stats_entry_t *stats_at(const stats_t *s, size_t i);
 /* The value of name{label_value}, or 0 when it is not registered. */

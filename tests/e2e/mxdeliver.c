@@ -366,7 +366,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mxdeliver: resolver: %s\n", dns_strerror(rc));
         return 1;
     }
-    if (client_new(&loop, resolver, cfg, &client, err, sizeof(err)) != 0) {
+    if (client_new(&loop, resolver, cfg, NULL, &client, err, sizeof(err)) != 0) {
         fprintf(stderr, "mxdeliver: client: %s\n", err);
         return 1;
     }

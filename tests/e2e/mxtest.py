@@ -404,6 +404,10 @@ class Mxfwd:
             "forward_table": os.path.join(self.dir, "forwards"),
             "spool_dir": os.path.join(self.dir, "spool"),
             "control_socket": os.path.join(self.dir, "run", "mxfwd.sock"),
+            # No lookup leaves the machine: unless a test gives its own
+            # dnsmasq, every lookup fails at once (nothing listens there),
+            # so deliveries are deferred and messages stay in the spool.
+            "dns_servers": "127.0.0.1:1",
         }
         settings.update(config or {})
         self.settings = settings

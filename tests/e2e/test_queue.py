@@ -200,7 +200,7 @@ def the_admin_commands_talk_to_the_running_daemon():
     lines = r.stdout.splitlines()
     assert lines[0].split()[:3] == ["Queue", "ID", "Age"], lines
     assert lines[1].startswith(qid) and lines[1].rstrip().endswith("sender@origin.test"), lines
-    assert re.match(r"\s+user@dest\.test\s+deferred\s+\d+m\s+451 4\.3\.0 not now$", lines[2]), lines
+    assert re.match(r"\s+user@dest\.test\s+deferred\s+(5\dm|1h)\s+451 4\.3\.0 not now$", lines[2]), lines
     assert lines[-1] == "-- 1 message, " + lines[-1].split(", ")[1] + ", 1 recipient waiting", lines
     listing = mxfwd_json(m, "queue")
     assert listing["ok"] and len(listing["messages"]) == 1

@@ -589,24 +589,36 @@ Test(stats, counters_are_registered_once_and_kept_in_order)
 {
     stats_t *s = stats_new();
     uint64_t *conn = stats_register(s, STATS_COUNTER, "connections", NULL, NULL, "connections");
-    uint64_t *relay = stats_register(s, STATS_COUNTER, "rejected", "reason", "relay_denied", "x");
-    uint64_t *spf = stats_register(s, STATS_COUNTER, "rejected", "reason", "spf", "x");
-    uint64_t *size = stats_register(s, STATS_GAUGE, "queue_messages", NULL, NULL, "queued");
+    uint64_t *relay, *spf, *size, *hops;
+
+    /* A family declared before its first value holds its place. */
+    stats_family(s, STATS_COUNTER, "rejected", "reason", "refusals by reason");
+    size = stats_register(s, STATS_GAUGE, "queue_messages", NULL, NULL, "queued");
+    relay = stats_register(s, STATS_COUNTER, "rejected", "reason", "relay_denied", "x");
+    spf = stats_register(s, STATS_COUNTER, "rejected", "reason", "spf", "x");
+    hops = stats_register(s, STATS_COUNTER, "rejected", "reason", "hops", "x");
 
     (*conn) += 3;
     (*relay)++;
+    (*hops)++;
     *size = 7;
     /* A part registered again (after a reload) gets the same counter. */
     cr_assert_eq(stats_register(s, STATS_COUNTER, "rejected", "reason", "relay_denied", "x"),
                  relay);
     cr_assert_neq(relay, spf);
-    cr_assert_eq(stats_count(s), 4);
+    cr_assert_eq(stats_count(s), 6);
+    cr_assert_str_eq(stats_at(s, 0)->name, "connections");
     cr_assert_str_eq(stats_at(s, 1)->name, "rejected");
-    cr_assert_str_eq(stats_at(s, 2)->label_value, "spf");
-    cr_assert_eq(stats_at(s, 3)->kind, STATS_GAUGE);
-    cr_assert_null(stats_at(s, 4));
+    cr_assert_str_eq(stats_at(s, 1)->label, "reason");
+    cr_assert_null(stats_at(s, 1)->label_value, "the declaration");
+    cr_assert_str_eq(stats_at(s, 2)->label_value, "relay_denied");
+    cr_assert_str_eq(stats_at(s, 3)->label_value, "spf");
+    cr_assert_str_eq(stats_at(s, 4)->label_value, "hops");
+    cr_assert_eq(stats_at(s, 5)->kind, STATS_GAUGE);
+    cr_assert_null(stats_at(s, 6));
     cr_assert_eq(stats_get(s, "connections", NULL), 3);
     cr_assert_eq(stats_get(s, "rejected", "relay_denied"), 1);
+    cr_assert_eq(stats_get(s, "rejected", "hops"), 1);
     cr_assert_eq(stats_get(s, "rejected", "spf"), 0);
     cr_assert_eq(stats_get(s, "queue_messages", NULL), 7);
     cr_assert_eq(stats_get(s, "nothing", NULL), 0);
