@@ -376,22 +376,6 @@ int proto_replyf(buf_t *out, int code, const char *esc, const char *fmt, ...)
     return proto_reply(out, code, esc, text);
 }
 
-void proto_date(time_t t, char *dst, size_t size)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-
-    /* Names from tables, not strftime: the locale must not leak into mail. */
-    if (gmtime_r(&t, &tm) == NULL) {
-        str_lcpy(dst, "Thu, 1 Jan 1970 00:00:00 +0000", size);
-        return;
-    }
-    snprintf(dst, size, "%s, %d %s %d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
-             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 const char *proto_with(bool esmtp, bool tls, bool smtputf8)
 {
     if (smtputf8)
@@ -403,10 +387,10 @@ const char *proto_with(bool esmtp, bool tls, bool smtputf8)
 
 int proto_received(buf_t *out, const proto_received_t *r)
 {
-    char date[64];
+    char date[STR_DATE_SIZE];
     int rc;
 
-    proto_date(r->now, date, sizeof(date));
+    str_date(r->now, date, sizeof(date));
     rc = buf_printf(out, "Received: from %s (%s [%s%s])\r\n", r->helo != NULL ? r->helo : "unknown",
                     r->client_ptr, strchr(r->client_ip, ':') != NULL ? "IPv6:" : "", r->client_ip);
     if (rc == 0 && r->tls_version != NULL)

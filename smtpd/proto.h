@@ -132,9 +132,6 @@ int proto_reply(buf_t *out, int code, const char *esc, const char *text);
 int proto_replyf(buf_t *out, int code, const char *esc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* "Thu, 28 Nov 2026 12:00:00 +0000" (RFC 5322 3.3), in UTC. */
-void proto_date(time_t t, char *dst, size_t size);
-
 typedef struct {
     const char *helo;       /* what the client said, NULL if nothing */
     const char *client_ptr; /* host name of the client, "unknown" when none */

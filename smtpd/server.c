@@ -16,6 +16,7 @@
 #include "control.h"
 #include "default.h"
 #include "dns.h"
+#include "file.h"
 #include "log.h"
 #include "queue.h"
 #include "reload.h"
@@ -168,26 +169,6 @@ static void server_raise_fd_limit(const config_t *cfg)
                     (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
-/* mkdir -p with mode 0700 for the missing parts. */
-static int server_mkdirs(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t len;
-
-    if (str_lcpy(path, dir, sizeof(path)) < 0)
-        return -ENAMETOOLONG;
-    len = strlen(path);
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        path[i] = '\0';
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        path[i] = i < len ? '/' : '\0';
-    }
-    return 0;
-}
-
 /* The directory of a file path, into dst. */
 static void server_dirname(const char *path, char *dst, size_t size)
 {
@@ -203,7 +184,7 @@ static void server_dirname(const char *path, char *dst, size_t size)
 
 static void server_make_dir(const char *dir, const struct passwd *pw)
 {
-    int r = server_mkdirs(dir);
+    int r = file_mkdirs(dir, 0700);
 
     if (r < 0)
         log_fatal("cannot create %s: %s", dir, strerror(-r));

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -729,4 +730,33 @@ Test(str, dates_are_rfc5322_in_utc)
     cr_assert_str_eq(d, "Thu, 1 Jan 1970 00:00:00 +0000");
     str_date(1795800000, d, sizeof(d));
     cr_assert_str_eq(d, "Fri, 27 Nov 2026 17:20:00 +0000");
+}
+
+Test(file, mkdirs_creates_missing_parents_private)
+{
+    char root[] = "/tmp/mxfwd-mkdirs-XXXXXX", path[256], file[128];
+    struct stat st;
+    int fd;
+
+    cr_assert_not_null(mkdtemp(root));
+    snprintf(path, sizeof(path), "%s/a/b/c", root);
+    cr_assert_eq(file_mkdirs(path, 0700), 0);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISDIR(st.st_mode));
+    cr_assert_eq(st.st_mode & 0777, 0700);
+    cr_assert_eq(file_mkdirs(path, 0700), 0, "existing directories are fine");
+    /* A file in the way is an error. */
+    snprintf(file, sizeof(file), "%s/f", path);
+    fd = open(file, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/g", file);
+    cr_assert_eq(file_mkdirs(path, 0700), -ENOTDIR);
+    unlink(file);
+    snprintf(path, sizeof(path), "%s/a/b/c", root);
+    rmdir(path);
+    snprintf(path, sizeof(path), "%s/a/b", root);
+    rmdir(path);
+    snprintf(path, sizeof(path), "%s/a", root);
+    rmdir(path);
+    rmdir(root);
 }
