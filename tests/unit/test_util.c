@@ -746,7 +746,7 @@ Test(file, mkdirs_creates_missing_parents_private)
     cr_assert_eq(st.st_mode & 0777, 0700);
     cr_assert_eq(file_mkdirs(path, 0700), 0, "existing directories are fine");
     /* A file in the way is an error. */
-    snprintf(file, sizeof(file), "%s/f", path);
+    snprintf(file, sizeof(file), "%s/a/b/c/f", root);
     fd = open(file, O_CREAT | O_WRONLY, 0600);
     close(fd);
     snprintf(path, sizeof(path), "%s/g", file);
