@@ -460,7 +460,12 @@ static void spool_kick(spool_t *s)
     *link = NULL;
     if (s->pending == NULL)
         s->pending_tail = &s->pending;
-    pass->njobs = n < s->sync_jobs ? n : s->sync_jobs;
+    /* Parallel jobs pay off when each has several fsyncs to overlap; for
+     * a few items the hand-offs between threads cost more CPU than the
+     * overlap saves. */
+    pass->njobs = (n + SPOOL_ITEMS_PER_JOB - 1) / SPOOL_ITEMS_PER_JOB;
+    if (pass->njobs > s->sync_jobs)
+        pass->njobs = s->sync_jobs;
     pass->jobs_left = pass->njobs;
     for (unsigned i = 0; i < pass->njobs; i++) {
         pass->jobs[i].pass = pass;
