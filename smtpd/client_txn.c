@@ -307,12 +307,31 @@ void client__txn_reply(client_conn_t *conn)
 
 /* ---- the message ---- */
 
-/* Send message bytes, stuffed, and go on. */
-static void txn_body_send(client_conn_t *conn, const char *p, size_t n)
+/* The whole message is staged: add the final dot and wait for the reply. */
+static void txn_body_end(client_conn_t *conn)
+{
+    if (client_stuff_end(&conn->stuff, client__conn_stage(conn)) != 0 ||
+        !client__conn_commit(conn)) {
+        client__conn_io_error(conn, UV_ENOBUFS);
+        return;
+    }
+    conn->state = CONN_DOT;
+    if (client__conn_flush(conn))
+        client__conn_timer(conn, conn->c->t.dot);
+    client__conn_process(conn); /* a reply may have come early */
+}
+
+/* Stage message bytes, stuffed; with the last of them the dot, so that a
+ * small message goes out in one write. */
+static void txn_body_stage(client_conn_t *conn, const char *p, size_t n)
 {
     if (client_stuff(&conn->stuff, p, n, client__conn_stage(conn)) != 0 ||
         !client__conn_commit(conn)) {
         client__conn_io_error(conn, UV_ENOBUFS);
+        return;
+    }
+    if (conn->file_left == 0) {
+        txn_body_end(conn);
         return;
     }
     if (client__conn_flush(conn))
@@ -328,7 +347,17 @@ static void txn_body_start(client_conn_t *conn)
     client_stuff_init(&conn->stuff);
     conn->file_pos = dj->offset;
     conn->file_left = dj->length;
-    txn_body_send(conn, dj->prepend, dj->prepend_len);
+    /* The prepended headers wait for the first block of the file, to go
+     * out with it. */
+    if (client_stuff(&conn->stuff, dj->prepend, dj->prepend_len, client__conn_stage(conn)) != 0 ||
+        !client__conn_commit(conn)) {
+        client__conn_io_error(conn, UV_ENOBUFS);
+        return;
+    }
+    if (conn->file_left == 0)
+        txn_body_end(conn);
+    else
+        client__body_pump(conn);
 }
 
 /* The spool file could not be read: nothing more can be sent, and the
@@ -367,11 +396,12 @@ static void txn_file_read_cb(uv_fs_t *req)
         n = (ssize_t)conn->file_left;
     conn->file_pos += (uint64_t)n;
     conn->file_left -= (uint64_t)n;
-    txn_body_send(conn, conn->fbuf, (size_t)n);
+    txn_body_stage(conn, conn->fbuf, (size_t)n);
 }
 
 /* Keep one file read and one socket write in flight until the message is
- * out, then the final dot. */
+ * out.  Output not yet written (the prepended headers, before the first
+ * block) goes with the next block. */
 void client__body_pump(client_conn_t *conn)
 {
     client_job_t *j = conn->job;
@@ -379,20 +409,8 @@ void client__body_pump(client_conn_t *conn)
     size_t n;
     int rc;
 
-    if (conn->state != CONN_BODY || conn->file_reading || buf_used(&conn->out) > 0)
+    if (conn->state != CONN_BODY || conn->file_reading || conn->writing || conn->file_left == 0)
         return;
-    if (conn->file_left == 0) {
-        if (client_stuff_end(&conn->stuff, client__conn_stage(conn)) != 0 ||
-            !client__conn_commit(conn)) {
-            client__conn_io_error(conn, UV_ENOBUFS);
-            return;
-        }
-        conn->state = CONN_DOT;
-        if (client__conn_flush(conn))
-            client__conn_timer(conn, conn->c->t.dot);
-        client__conn_process(conn); /* a reply may have come early */
-        return;
-    }
     n = conn->file_left < CLIENT_CHUNK ? (size_t)conn->file_left : CLIENT_CHUNK;
     if (conn->fbuf_cap < n) {
         /* Small messages keep a small buffer, reused with the connection. */
