@@ -151,6 +151,8 @@ forward_table = {d}/forwards
 spool_dir = {d}/spool
 control_socket = {d}/run/mxfwd.sock
 route = * 127.0.0.1:{sink_port}
+dns_servers = 127.0.0.1:1
+outbound_tls = off
 max_connections = 20000
 max_connections_per_ip = 20000
 """)

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""End-to-end forwarding benchmark: mxfwd beside Postfix + PostSRSd, in one run.
+
+    bench/forward_bench.py [--runs 3] [--messages 5000] [--sessions 20]
+                           [--size 4096] [--no-postfix]
+
+Prints figures; asserts nothing (it is not a test).
+
+Postfix's smtp-source sends --messages messages of --size bytes over
+--sessions concurrent sessions (one message per connection) to the
+forwarder, which rewrites the sender with SRS and delivers every message to
+Postfix's smtp-sink through a route (mxfwd: `route = * 127.0.0.1:PORT`;
+Postfix: a transport map entry).  The rate is messages per second from the
+first connection to the moment the sink has received the last message; the
+forwarder's queue is empty then.  Both forwarders fsync each message before
+their 250.  The servers take turns, --runs times each; printed per run and
+as medians: each one's end-to-end rate, their ratio, the accept rate (how
+long smtp-source took), and mxfwd's CPU time per message.
+
+The servers, their setup and the machine-wide details (a top-level
+directory for each, why, Postfix without chroot, PostSRSd from Debian) are
+bench/smtpd_bench.py's, which this script imports: see its docstring.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smtpd_bench as sb  # noqa: E402
+
+
+def sink_count(log):
+    """Messages the smtp-sink with -c has counted so far (its last mesg=N)."""
+    with open(log, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 4096))
+        counts = re.findall(rb"mesg=(\d+)", f.read())
+    return int(counts[-1]) if counts else 0
+
+
+def spool_empty(spool):
+    return not any(f for _, _, f in os.walk(spool))
+
+
+def one_run(name, port, args, sink_log, queue_empty, cpu_pid):
+    """Send, then wait for the sink to have every message; the figures."""
+    before = sink_count(sink_log)
+    cpu0 = sb.cpu_ticks(cpu_pid) if cpu_pid else 0
+    start = time.monotonic()
+    took, ok = sb.source(port, args, os.path.join(os.path.dirname(sink_log), "smtp-source.log"))
+    deadline = time.monotonic() + 600
+    while sink_count(sink_log) - before < args.messages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    end = time.monotonic()
+    cpu1 = sb.cpu_ticks(cpu_pid) if cpu_pid else 0
+    got = sink_count(sink_log) - before
+    if not ok or got != args.messages:
+        print(f"  {name}: {got} of {args.messages} messages at the sink")
+    # The forwarder removes a message once the sink took it.
+    deadline = time.monotonic() + 30
+    while not queue_empty() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {
+        name: got / (end - start) if ok else float("nan"),
+        name + "_accept": args.messages / took if ok else float("nan"),
+        name + "_cpu": (cpu1 - cpu0) / sb.HZ * 1000 / args.messages,
+    }
+
+
+def bench(args, tmp, tmp_postfix):
+    sink_port = sb.free_port()
+    sink_log = os.path.join(tmp, "sink.log")
+    sb.start(["smtp-sink", "-u", "nobody", "-4", "-c", "-m", "1024", f"127.0.0.1:{sink_port}",
+              "1024"], sink_log)
+    sb.wait_port(sink_port, None, "smtp-sink")
+    pf = None
+    if not args.no_postfix and sb.ensure_postsrsd():
+        pf, pf_port, _, pf_queue = sb.start_postfix(tmp_postfix, sink_port)
+
+    print(f"end to end: {args.messages} messages of {args.size} bytes, {args.sessions} sessions, "
+          f"one message per connection, through the forwarder to smtp-sink, {args.runs} runs")
+    print(f"{'run':>3} {'mxfwd msg/s':>12} {'postfix msg/s':>14} {'ratio':>6} "
+          f"{'mxfwd accept/s':>15} {'postfix accept/s':>17} {'mxfwd cpu ms/msg':>17}")
+    rows = []
+    for run in range(1, args.runs + 1):
+        row = {}
+        order = ["mxfwd"] + (["postfix"] if pf else [])
+        if run % 2 == 0:
+            order.reverse()
+        for name in order:
+            if name == "postfix":
+                row.update(one_run("postfix", pf_port, args, sink_log,
+                                   lambda: sb.postfix_queue_empty(pf_queue), None))
+                continue
+            # A fresh spool each run, in a directory of its own.
+            mx, port, spool = sb.start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}")
+            row.update(one_run("mxfwd", port, args, sink_log, lambda: spool_empty(spool), mx.pid))
+            sb.stop(mx)
+        row["ratio"] = row["mxfwd"] / row["postfix"] if pf else float("nan")
+        rows.append(row)
+        print(f"{run:>3} {row['mxfwd']:>12.0f} {row.get('postfix', float('nan')):>14.0f} "
+              f"{row['ratio']:>6.1f} {row['mxfwd_accept']:>15.0f} "
+              f"{row.get('postfix_accept', float('nan')):>17.0f} {row['mxfwd_cpu']:>17.3f}")
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    print(f"med {med['mxfwd']:>12.0f} {med.get('postfix', float('nan')):>14.0f} "
+          f"{med['ratio']:>6.1f} {med['mxfwd_accept']:>15.0f} "
+          f"{med.get('postfix_accept', float('nan')):>17.0f} {med['mxfwd_cpu']:>17.3f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--messages", type=int, default=5000)
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--no-postfix", action="store_true")
+    args = ap.parse_args()
+    if not os.access(sb.MXFWD, os.X_OK):
+        sys.exit(f"{sb.MXFWD}: not built (ninja -C build)")
+    for tool in ("smtp-source", "smtp-sink"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            sys.exit(f"{tool} missing: apt-get install postfix (see FACTS.md)")
+    os.environ["PATH"] += ":/usr/sbin"
+    top = "/" if os.access("/", os.W_OK) else None
+    tmp = tempfile.mkdtemp(prefix="mxfwd-fwdbench-", dir=top)
+    tmp_postfix = tempfile.mkdtemp(prefix="mxfwd-fwdbench-postfix-", dir=top)
+    for d in (tmp, tmp_postfix):
+        os.chmod(d, 0o755)  # Postfix's unprivileged daemons work below it
+    try:
+        bench(args, tmp, tmp_postfix)
+    finally:
+        sb.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp_postfix, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
