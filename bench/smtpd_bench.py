@@ -14,8 +14,10 @@ Prints figures; asserts nothing (it is not a test).
    messages accepted per second for each, their ratio per run and the
    medians; mxfwd's CPU time per message (its process, all threads,
    kernel time included) and the whole machine's busy CPU time per message
-   (load tools, kernel threads and anything else running included).  Each
-   mxfwd run starts with an empty spool, as the queue manager keeps it.
+   (load tools, kernel threads and anything else running included).  Both
+   forward what they accept to an smtp-sink meanwhile (end-to-end figures:
+   bench/forward_bench.py).  Each mxfwd run starts afresh: an empty spool,
+   its counters at zero.
 2. Memory per idle connection: --idle connections opened to a fresh mxfwd
    and greeted; the growth of its resident memory (VmRSS, and PSS) divided
    by their number.
@@ -34,13 +36,13 @@ the last minutes: the inode allocator skips each recently deleted inode
 tests delete thousands under /tmp, and Postfix deletes each message it
 delivered.  A top-level directory gets an inode group of its own, so each
 server gets one, and is measured on its own deletions only rather than
-after someone else's cleanup.  (mxfwd deletes nothing yet: until the queue
-manager delivers, its spool only grows; its figure will include the cost
-of its own deletions once it does.)  Runs of this
-script closer than a few minutes apart still see the last one's cleanup.
+after someone else's cleanup; like Postfix, mxfwd deletes each message
+once the sink has it, and its figure includes that.  Runs of this script
+closer than a few minutes apart still see the last one's cleanup.
 """
 
 import argparse
+import json
 import os
 import resource
 import selectors
@@ -159,6 +161,17 @@ max_connections_per_ip = 20000
     p = start([MXFWD, "serve", "-c", conf], os.path.join(d, "mxfwd.log"))
     wait_port(port, p, "mxfwd")
     return p, port, os.path.join(d, "spool")
+
+
+def mxfwd_accepted(spool):
+    """Messages the daemon of that spool has accepted (`mxfwd stats`)."""
+    conf = os.path.join(os.path.dirname(spool), "mxfwd.conf")
+    r = subprocess.run([MXFWD, "stats", "--json", "-c", conf], capture_output=True, text=True,
+                       timeout=30)
+    try:
+        return json.loads(r.stdout)["stats"]["accepted"]
+    except (ValueError, KeyError):
+        return -1
 
 
 def ensure_postsrsd():
@@ -289,9 +302,7 @@ def accept_rate(args, tmp, tmp_postfix):
             if name == "postfix":
                 port = pf_port
             else:
-                # A fresh spool each run: without the queue manager nothing
-                # leaves it, and a directory of many thousand files is not
-                # what a forwarder's spool looks like.
+                # A fresh daemon each run: an empty spool, counters at zero.
                 mx, port, spool = start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}")
             cpu0 = cpu_ticks(mx.pid) if name == "mxfwd" else 0
             busy0 = machine_busy_ticks()
@@ -302,9 +313,9 @@ def accept_rate(args, tmp, tmp_postfix):
             row[name + "_machine"] = (busy1 - busy0) / HZ * 1000 / args.messages
             if name == "mxfwd":
                 row["cpu"] = (cpu1 - cpu0) / HZ * 1000 / args.messages
-                queued = sum(len(f) for _, _, f in os.walk(spool))
-                if queued != args.messages:
-                    print(f"  mxfwd run {run}: {queued} messages in the spool, not {args.messages}")
+                accepted = mxfwd_accepted(spool)
+                if accepted != args.messages:
+                    print(f"  mxfwd run {run}: {accepted} messages accepted, not {args.messages}")
                 stop(mx)
         ratio = row["mxfwd"] / row["postfix"] if pf else float("nan")
         rows.append(dict(row, ratio=ratio))

@@ -24,6 +24,12 @@
 #include "str.h"
 #include "xalloc.h"
 
+/* The pool must hold a spool pass's sync jobs beside every SPF
+ * evaluation allowed at once (docs/spool.md), with room for the client's
+ * file reads and reloads. */
+_Static_assert(DEFAULT_THREADPOOL_SIZE >= SPOOL_SYNC_JOBS + DEFAULT_SPF_JOBS + 2,
+               "libuv's thread pool is too small for the spool and SPF together");
+
 /* Connections the kernel may queue before we accept them. */
 #define SERVER_BACKLOG 1024
 /* Descriptors beyond the sessions': listeners, spool files, the loop's. */
@@ -461,7 +467,10 @@ int server_main(const char *config_path, bool verbose)
     int rc;
 
     log_init("mxfwd", LOG_TARGET_STDERR, level);
-    /* Before the loop's first use of the pool, which sizes it. */
+    /* Before the loop's first use of the pool, which sizes it: room for a
+     * spool pass's sync jobs and every SPF evaluation at once, and a few
+     * more for the client's file reads and reloads, so that slow DNS never
+     * holds back a commit. */
     if (getenv("UV_THREADPOOL_SIZE") == NULL) {
         char n[16];
         snprintf(n, sizeof(n), "%d", DEFAULT_THREADPOOL_SIZE);

@@ -5,15 +5,25 @@
  * TLS certificate (any failure there is fatal, reported before anything
  * listens), creates the spool and control-socket directories, binds every
  * `listen` address, drops privileges to `user`, opens and recovers the
- * spool, and runs one libuv loop until SIGTERM or SIGINT:
+ * spool, starts the resolver, the outbound client (client.h) and the queue
+ * manager over the spool (queue.h; every message found is scheduled) and
+ * the control socket (control.h), and runs one libuv loop until SIGTERM or
+ * SIGINT:
  *
  *   - each accepted connection becomes a session (session.h), unless it
  *     would exceed max_connections or max_connections_per_ip (421 4.7.0);
+ *     a message it commits to the spool is handed to the queue, which
+ *     delivers it through the client;
+ *   - `mxfwd queue`, `flush`, `delete` and `stats` are answered on the
+ *     control socket; every part counts into one stats registry;
  *   - SIGHUP, or a change to the forward table or secrets files, reloads
  *     them (reload.h); sessions keep the snapshot they started with;
  *   - SIGTERM stops accepting, tells idle sessions 421 4.4.2, lets running
- *     transactions finish for shutdown_grace seconds, then ends the rest,
- *     and returns 0 once the loop is empty.
+ *     transactions finish for shutdown_grace seconds, then ends the rest;
+ *     once no session is left it closes the control socket, shuts the
+ *     queue down (deliveries in flight end, the client closes its
+ *     connections), closes the resolver, and returns 0 once the loop is
+ *     empty and the spool is closed.
  *
  * The server_t is shared by the inbound server's files (session*.c,
  * reload.c); its fields are the loop thread's.  Sessions read the current
