@@ -28,7 +28,6 @@ import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -121,17 +120,7 @@ def main():
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--no-postfix", action="store_true")
     args = ap.parse_args()
-    if not os.access(sb.MXFWD, os.X_OK):
-        sys.exit(f"{sb.MXFWD}: not built (ninja -C build)")
-    for tool in ("smtp-source", "smtp-sink"):
-        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
-            sys.exit(f"{tool} missing: apt-get install postfix (see FACTS.md)")
-    os.environ["PATH"] += ":/usr/sbin"
-    top = "/" if os.access("/", os.W_OK) else None
-    tmp = tempfile.mkdtemp(prefix="mxfwd-fwdbench-", dir=top)
-    tmp_postfix = tempfile.mkdtemp(prefix="mxfwd-fwdbench-postfix-", dir=top)
-    for d in (tmp, tmp_postfix):
-        os.chmod(d, 0o755)  # Postfix's unprivileged daemons work below it
+    tmp, tmp_postfix = sb.prepare("mxfwd-fwdbench")
     try:
         bench(args, tmp, tmp_postfix)
     finally:

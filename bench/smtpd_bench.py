@@ -369,16 +369,9 @@ def idle_memory(args, tmp):
           f"PSS {pss0} -> {pss1} KiB, {(pss1 - pss0) * 1024 / max(greeted, 1):.0f} bytes each")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--messages", type=int, default=5000)
-    ap.add_argument("--sessions", type=int, default=20)
-    ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--idle", type=int, default=10000)
-    ap.add_argument("--no-postfix", action="store_true")
-    ap.add_argument("--only", choices=("accept", "idle"))
-    args = ap.parse_args()
+def prepare(prefix):
+    """Check that mxfwd and the load tools are there; make the two state
+    directories, mxfwd's and Postfix's: (tmp, tmp_postfix)."""
     if not os.access(MXFWD, os.X_OK):
         sys.exit(f"{MXFWD}: not built (ninja -C build)")
     for tool in ("smtp-source", "smtp-sink"):
@@ -392,10 +385,24 @@ def main():
     # costs ext4's allocator most of the time it takes (it skips recently
     # deleted inodes one by one), whoever creates them.
     top = "/" if os.access("/", os.W_OK) else None
-    tmp = tempfile.mkdtemp(prefix="mxfwd-bench-", dir=top)
-    tmp_postfix = tempfile.mkdtemp(prefix="mxfwd-bench-postfix-", dir=top)
+    tmp = tempfile.mkdtemp(prefix=prefix + "-", dir=top)
+    tmp_postfix = tempfile.mkdtemp(prefix=prefix + "-postfix-", dir=top)
     for d in (tmp, tmp_postfix):
         os.chmod(d, 0o755)  # Postfix's unprivileged daemons work below it
+    return tmp, tmp_postfix
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--messages", type=int, default=5000)
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--no-postfix", action="store_true")
+    ap.add_argument("--only", choices=("accept", "idle"))
+    args = ap.parse_args()
+    tmp, tmp_postfix = prepare("mxfwd-bench")
     try:
         if args.only != "idle":
             accept_rate(args, tmp, tmp_postfix)

@@ -1,24 +1,48 @@
 #include "dsn.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "str.h"
 
-/* s with every control character (CR and LF above all) shown as '?', so
- * it stays on its line. */
-static int dsn_put_line_text(buf_t *out, const char *s)
+/* Output that remembers its first error: later writes do nothing, and the
+ * builder checks once at the end. */
+typedef struct {
+    buf_t *b;
+    int rc;
+} dsn_out_t;
+
+static void dsn_printf(dsn_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void dsn_printf(dsn_out_t *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (o->rc != 0)
+        return;
+    va_start(ap, fmt);
+    o->rc = buf_vprintf(o->b, fmt, ap);
+    va_end(ap);
+}
+
+/* Text from elsewhere (an address, a remote reply) kept on its line: every
+ * control character, CR and LF above all, is shown as '?'. */
+static void dsn_text(dsn_out_t *o, const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
-    char *p = buf_reserve(out, n);
+    char *p;
 
-    if (p == NULL)
-        return BUF_EFULL;
+    if (o->rc != 0)
+        return;
+    if ((p = buf_reserve(o->b, n)) == NULL) {
+        o->rc = BUF_EFULL;
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         p[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    buf_commit(out, n);
-    return 0;
+    buf_commit(o->b, n);
 }
 
 static bool dsn_ascii(const char *s)
@@ -29,15 +53,13 @@ static bool dsn_ascii(const char *s)
     return true;
 }
 
-/* An address with its RFC 3464 / RFC 6533 type: "rfc822; a@b" or, for
- * one that is not ASCII, "utf-8; ...".  sep is the text after the ';'. */
-static int dsn_put_addr(buf_t *out, const char *field, const char *sep, const char *addr)
+/* "Field: rfc822; a@b", or "utf-8;" for an address that is not ASCII
+ * (RFC 6533); sep is what follows the ';'. */
+static void dsn_addr_field(dsn_out_t *o, const char *field, const char *sep, const char *addr)
 {
-    int rc = buf_printf(out, "%s: %s;%s", field, dsn_ascii(addr) ? "rfc822" : "utf-8", sep);
-
-    if (rc == 0)
-        rc = dsn_put_line_text(out, addr);
-    return rc == 0 ? buf_puts(out, "\r\n") : rc;
+    dsn_printf(o, "%s: %s;%s", field, dsn_ascii(addr) ? "rfc822" : "utf-8", sep);
+    dsn_text(o, addr);
+    dsn_printf(o, "\r\n");
 }
 
 static bool dsn_status_ok(const char *s)
@@ -72,122 +94,102 @@ static bool dsn_has_relay(const dsn_rcpt_t *r)
     return r->relay != NULL && r->relay[0] != '\0' && strcmp(r->relay, "none") != 0;
 }
 
-/* "mx.example" out of "mx.example[192.0.2.1]:25". */
-static int dsn_put_relay_host(buf_t *out, const char *relay)
+static bool dsn_has(const char *s)
 {
-    const char *bracket = strchr(relay, '[');
-    size_t n = bracket != NULL && bracket > relay ? (size_t)(bracket - relay) : strlen(relay);
-    char host[300];
-
-    snprintf(host, sizeof(host), "%.*s", (int)(n < sizeof(host) - 1 ? n : sizeof(host) - 1), relay);
-    return dsn_put_line_text(out, host);
+    return s != NULL && s[0] != '\0';
 }
 
 static void dsn_duration(uint64_t secs, char *dst, size_t size)
 {
-    if (secs >= 86400 && secs % 86400 == 0)
-        snprintf(dst, size, "%" PRIu64 " day%s", secs / 86400, secs == 86400 ? "" : "s");
-    else if (secs >= 3600 && secs % 3600 == 0)
-        snprintf(dst, size, "%" PRIu64 " hour%s", secs / 3600, secs == 3600 ? "" : "s");
-    else if (secs >= 60 && secs % 60 == 0)
-        snprintf(dst, size, "%" PRIu64 " minute%s", secs / 60, secs == 60 ? "" : "s");
-    else
-        snprintf(dst, size, "%" PRIu64 " second%s", secs, secs == 1 ? "" : "s");
+    static const struct {
+        uint64_t secs;
+        const char *unit;
+    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (secs >= units[i].secs && secs % units[i].secs == 0) {
+            snprintf(dst, size, "%" PRIu64 " %s%s", secs / units[i].secs, units[i].unit,
+                     secs == units[i].secs ? "" : "s");
+            return;
+        }
+    }
+    snprintf(dst, size, "0 seconds");
 }
 
-/* The part for people: each recipient and why, one reason a line. */
-static int dsn_text(const dsn_report_t *r, buf_t *out)
+/* The part for people: each recipient, then why, on a line of its own. */
+static void dsn_human(dsn_out_t *o, const dsn_report_t *r)
 {
     char lifetime[64];
-    int rc;
 
     dsn_duration(r->lifetime, lifetime, sizeof(lifetime));
-    rc = buf_printf(out,
-                    "This is the mail system at host %s.\r\n"
-                    "\r\n"
-                    "Your message could not be delivered to one or more of its recipients.\r\n"
-                    "The reasons are below; the headers of your message are attached.\r\n"
-                    "\r\n",
-                    r->hostname);
-    for (size_t i = 0; rc == 0 && i < r->nrcpts; i++) {
+    dsn_printf(o, "This is the mail system at host ");
+    dsn_text(o, r->hostname);
+    dsn_printf(o, ".\r\n\r\n"
+                  "Your message could not be delivered to one or more of its recipients.\r\n"
+                  "The reasons are below; the headers of your message are attached.\r\n\r\n");
+    for (size_t i = 0; i < r->nrcpts; i++) {
         const dsn_rcpt_t *d = &r->rcpts[i];
 
-        rc = buf_puts(out, "<");
-        if (rc == 0)
-            rc = dsn_put_line_text(out, d->addr);
-        if (rc == 0 && d->orig != NULL && d->orig[0] != '\0') {
-            rc = buf_puts(out, "> (forwarded for <");
-            if (rc == 0)
-                rc = dsn_put_line_text(out, d->orig);
+        dsn_printf(o, "<");
+        dsn_text(o, d->addr);
+        if (dsn_has(d->orig)) {
+            dsn_printf(o, "> (forwarded for <");
+            dsn_text(o, d->orig);
         }
-        if (rc == 0)
-            rc = buf_puts(out, ">):\r\n    ");
-        if (rc == 0 && d->expired)
-            rc = buf_printf(out, "not delivered within %s; the last attempt: ", lifetime);
-        if (rc == 0 && d->remote_reply && dsn_has_relay(d)) {
-            rc = buf_puts(out, "host ");
-            if (rc == 0)
-                rc = dsn_put_line_text(out, d->relay);
-            if (rc == 0)
-                rc = buf_puts(out, " said: ");
+        dsn_printf(o, ">):\r\n    ");
+        if (d->expired)
+            dsn_printf(o, "not delivered within %s; the last attempt: ", lifetime);
+        if (d->remote_reply && dsn_has_relay(d)) {
+            dsn_printf(o, "host ");
+            dsn_text(o, d->relay);
+            dsn_printf(o, " said: ");
         }
-        if (rc == 0)
-            rc = dsn_put_line_text(out, d->reply);
-        if (rc == 0)
-            rc = buf_puts(out, "\r\n\r\n");
+        dsn_text(o, d->reply);
+        dsn_printf(o, "\r\n\r\n");
     }
-    return rc;
 }
 
-/* The message/delivery-status part's body. */
-static int dsn_fields(const dsn_report_t *r, buf_t *out)
+/* The message/delivery-status part's body (RFC 3464 2.2, 2.3). */
+static void dsn_fields(dsn_out_t *o, const dsn_report_t *r)
 {
     char date[STR_DATE_SIZE];
-    int rc;
 
     str_date(r->arrival, date, sizeof(date));
-    rc = buf_puts(out, "Reporting-MTA: dns; ");
-    if (rc == 0)
-        rc = dsn_put_line_text(out, r->hostname);
-    if (rc == 0)
-        rc = buf_printf(out, "\r\nX-mxfwd-Queue-ID: %s\r\n", r->queue_id);
-    if (rc == 0)
-        rc = dsn_put_addr(out, "X-mxfwd-Sender", " ", r->sender);
-    if (rc == 0)
-        rc = buf_printf(out, "Arrival-Date: %s\r\n", date);
-    for (size_t i = 0; rc == 0 && i < r->nrcpts; i++) {
+    dsn_printf(o, "Reporting-MTA: dns; ");
+    dsn_text(o, r->hostname);
+    dsn_printf(o, "\r\nX-mxfwd-Queue-ID: %s\r\n", r->queue_id);
+    dsn_addr_field(o, "X-mxfwd-Sender", " ", r->sender);
+    dsn_printf(o, "Arrival-Date: %s\r\n", date);
+    for (size_t i = 0; i < r->nrcpts; i++) {
         const dsn_rcpt_t *d = &r->rcpts[i];
 
-        rc = buf_puts(out, "\r\n");
-        if (rc == 0)
-            rc = dsn_put_addr(out, "Final-Recipient", " ", d->addr);
-        if (rc == 0 && d->orig != NULL && d->orig[0] != '\0')
-            rc = dsn_put_addr(out, "Original-Recipient", "", d->orig);
-        if (rc == 0)
-            rc = buf_printf(out, "Action: failed\r\nStatus: %s\r\n", dsn_status(d));
-        if (rc == 0 && dsn_has_relay(d)) {
-            rc = buf_puts(out, "Remote-MTA: dns; ");
-            if (rc == 0)
-                rc = dsn_put_relay_host(out, d->relay);
-            if (rc == 0)
-                rc = buf_puts(out, "\r\n");
+        dsn_printf(o, "\r\n");
+        dsn_addr_field(o, "Final-Recipient", " ", d->addr);
+        if (dsn_has(d->orig))
+            dsn_addr_field(o, "Original-Recipient", "", d->orig);
+        dsn_printf(o, "Action: failed\r\nStatus: %s\r\n", dsn_status(d));
+        if (dsn_has_relay(d)) {
+            /* "mx.example" out of "mx.example[192.0.2.1]:25". */
+            const char *bracket = strchr(d->relay, '[');
+            int n = bracket != NULL && bracket > d->relay ? (int)(bracket - d->relay) : 300;
+            char host[300];
+
+            snprintf(host, sizeof(host), "%.*s", n, d->relay);
+            dsn_printf(o, "Remote-MTA: dns; ");
+            dsn_text(o, host);
+            dsn_printf(o, "\r\n");
         }
         /* The remote's own words when it said something; mxfwd's reason
          * (no host reached, a local error) under its own type, as Postfix
          * does with X-Postfix. */
-        if (rc == 0 && d->reply != NULL && d->reply[0] != '\0') {
-            rc = buf_printf(out, "Diagnostic-Code: %s; ", d->remote_reply ? "smtp" : "X-mxfwd");
-            if (rc == 0)
-                rc = dsn_put_line_text(out, d->reply);
-            if (rc == 0)
-                rc = buf_puts(out, "\r\n");
+        if (dsn_has(d->reply)) {
+            dsn_printf(o, "Diagnostic-Code: %s; ", d->remote_reply ? "smtp" : "X-mxfwd");
+            dsn_text(o, d->reply);
+            dsn_printf(o, "\r\n");
         }
-        if (rc == 0) {
-            str_date(d->last_attempt, date, sizeof(date));
-            rc = buf_printf(out, "Last-Attempt-Date: %s\r\n", date);
-        }
+        str_date(d->last_attempt, date, sizeof(date));
+        dsn_printf(o, "Last-Attempt-Date: %s\r\n", date);
     }
-    return rc;
 }
 
 static bool dsn_8bit(const char *p, size_t n)
@@ -213,82 +215,67 @@ static bool dsn_needs_8bit(const dsn_report_t *r)
 
 int dsn_build(const dsn_report_t *r, buf_t *out, dsn_needs_t *needs)
 {
+    dsn_out_t o = {out, 0};
     char date[STR_DATE_SIZE], boundary[128];
-    size_t hlen = r->headers_len;
     bool eightbit = dsn_needs_8bit(r);
     const char *cte = eightbit ? "8bit" : "7bit";
-    int rc;
 
     needs->body_8bit = eightbit;
     needs->smtputf8 = !dsn_ascii(r->sender);
-    /* A boundary that no line of the attached headers can start with. */
+    /* A boundary that no line of the attached headers can hold. */
     snprintf(boundary, sizeof(boundary), "%s.%" PRId64 "/%.64s", r->queue_id, r->now, r->hostname);
-    for (unsigned n = 1; memmem(r->headers, hlen, boundary, strlen(boundary)) != NULL; n++)
+    for (unsigned n = 1; memmem(r->headers, r->headers_len, boundary, strlen(boundary)) != NULL;
+         n++)
         snprintf(boundary, sizeof(boundary), "%s.%" PRId64 ".%u/%.64s", r->queue_id, r->now, n,
                  r->hostname);
     str_date(r->now, date, sizeof(date));
 
-    rc = buf_puts(out, "From: Mail Delivery System <MAILER-DAEMON@");
-    if (rc == 0)
-        rc = dsn_put_line_text(out, r->hostname);
-    if (rc == 0)
-        rc = buf_puts(out, ">\r\nTo: <");
-    if (rc == 0)
-        rc = dsn_put_line_text(out, r->sender);
-    if (rc == 0)
-        rc = buf_printf(out,
-                        ">\r\n"
-                        "Subject: Undelivered Mail Returned to Sender\r\n"
-                        "Date: %s\r\n"
-                        "Message-ID: <%s.%" PRId64 "@",
-                        date, r->queue_id, r->now);
-    if (rc == 0)
-        rc = dsn_put_line_text(out, r->hostname);
+    dsn_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@");
+    dsn_text(&o, r->hostname);
+    dsn_printf(&o, ">\r\nTo: <");
+    dsn_text(&o, r->sender);
+    dsn_printf(&o, ">\r\nSubject: Undelivered Mail Returned to Sender\r\nDate: %s\r\n", date);
+    dsn_printf(&o, "Message-ID: <%s.%" PRId64 "@", r->queue_id, r->now);
+    dsn_text(&o, r->hostname);
     /* RFC 3834: an automatic reply, which auto-responders leave alone. */
-    if (rc == 0)
-        rc = buf_printf(out,
-                        ">\r\n"
-                        "Auto-Submitted: auto-replied\r\n"
-                        "MIME-Version: 1.0\r\n"
-                        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-                        "\tboundary=\"%s\"\r\n"
-                        "Content-Transfer-Encoding: %s\r\n"
-                        "\r\n"
-                        "This is a MIME-encapsulated message.\r\n"
-                        "\r\n"
-                        "--%s\r\n"
-                        "Content-Description: Notification\r\n"
-                        "Content-Type: text/plain; charset=%s\r\n"
-                        "Content-Transfer-Encoding: %s\r\n"
-                        "\r\n",
-                        boundary, cte, boundary, eightbit ? "utf-8" : "us-ascii", cte);
-    if (rc == 0)
-        rc = dsn_text(r, out);
-    if (rc == 0)
-        rc = buf_printf(out,
-                        "--%s\r\n"
-                        "Content-Description: Delivery report\r\n"
-                        "Content-Type: message/delivery-status\r\n"
-                        "\r\n",
-                        boundary);
-    if (rc == 0)
-        rc = dsn_fields(r, out);
-    if (rc == 0)
-        rc = buf_printf(out,
-                        "\r\n"
-                        "--%s\r\n"
-                        "Content-Description: Undelivered Message Headers\r\n"
-                        "Content-Type: text/rfc822-headers\r\n"
-                        "Content-Transfer-Encoding: %s\r\n"
-                        "\r\n",
-                        boundary, cte);
-    if (rc == 0)
-        rc = buf_append(out, r->headers, hlen);
-    if (rc == 0 && hlen > 0 && r->headers[hlen - 1] != '\n')
-        rc = buf_puts(out, "\r\n");
-    if (rc == 0)
-        rc = buf_printf(out, "\r\n--%s--\r\n", boundary);
-    return rc;
+    dsn_printf(&o,
+               ">\r\n"
+               "Auto-Submitted: auto-replied\r\n"
+               "MIME-Version: 1.0\r\n"
+               "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+               "\tboundary=\"%s\"\r\n"
+               "Content-Transfer-Encoding: %s\r\n"
+               "\r\n"
+               "This is a MIME-encapsulated message.\r\n"
+               "\r\n"
+               "--%s\r\n"
+               "Content-Description: Notification\r\n"
+               "Content-Type: text/plain; charset=%s\r\n"
+               "Content-Transfer-Encoding: %s\r\n"
+               "\r\n",
+               boundary, cte, boundary, eightbit ? "utf-8" : "us-ascii", cte);
+    dsn_human(&o, r);
+    dsn_printf(&o,
+               "--%s\r\n"
+               "Content-Description: Delivery report\r\n"
+               "Content-Type: message/delivery-status\r\n"
+               "\r\n",
+               boundary);
+    dsn_fields(&o, r);
+    dsn_printf(&o,
+               "\r\n"
+               "--%s\r\n"
+               "Content-Description: Undelivered Message Headers\r\n"
+               "Content-Type: text/rfc822-headers\r\n"
+               "Content-Transfer-Encoding: %s\r\n"
+               "\r\n",
+               boundary, cte);
+    if (o.rc == 0)
+        o.rc = buf_append(out, r->headers, r->headers_len);
+    if (r->headers_len > 0 && r->headers[r->headers_len - 1] != '\n')
+        dsn_printf(&o, "\r\n");
+    dsn_printf(&o, "\r\n--%s--\r\n", boundary);
+    return o.rc;
 }
 
 size_t dsn_header_section(const char *p, size_t n)

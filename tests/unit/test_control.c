@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "spool.h"
 #include "spool_uv.h"
 #include "stats.h"
+#include "testdir.h"
 
 #define S INT64_C(1000000)
 #define T0 (INT64_C(1795800000) * S)
@@ -121,7 +121,6 @@ static void *loop_thread(void *arg)
 
 static void setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
     spool_options_t so = {.exec = spool_uv_executor(&loop), .clock_us = test_clock};
     static const uint64_t schedule[] = {600};
     queue_options_t qo = {
@@ -134,8 +133,7 @@ static void setup(void)
         .random = test_random,
     };
 
-    snprintf(root, sizeof(root), "%s/mxfwd-control-XXXXXX", tmp ? tmp : "/tmp");
-    cr_assert_not_null(mkdtemp(root));
+    cr_assert_eq(test_dir_make("mxfwd-control", root, sizeof(root)), 0);
     snprintf(sdir, sizeof(sdir), "%s/spool", root);
     snprintf(sock, sizeof(sock), "%s/run/sub/mxfwd.sock", root);
     snprintf(logpath, sizeof(logpath), "%s/log", root);
@@ -162,12 +160,6 @@ static void setup(void)
     cr_assert_eq(pthread_create(&thread, NULL, loop_thread, NULL), 0);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void teardown(void)
 {
     uv_async_send(&stop);
@@ -179,7 +171,7 @@ static void teardown(void)
     cr_expect_eq(uv_loop_close(&loop), 0);
     log_set_fd(2);
     close(logfd);
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_dir_remove(root);
 }
 
 TestSuite(control, .init = setup, .fini = teardown, .timeout = 30);
@@ -446,13 +438,11 @@ Test(control, a_second_daemon_cannot_take_a_live_socket)
 Test(control_client, no_daemon_is_a_clear_error)
 {
     char path[100], tmpl[64];
-    const char *tmp = getenv("TMPDIR");
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     buf_t reply;
     int fd;
 
-    snprintf(tmpl, sizeof(tmpl), "%s/mxfwd-ctl-XXXXXX", tmp ? tmp : "/tmp");
-    cr_assert_not_null(mkdtemp(tmpl));
+    cr_assert_eq(test_dir_make("mxfwd-ctl", tmpl, sizeof(tmpl)), 0);
     buf_init(&reply, 1024);
     snprintf(path, sizeof(path), "%s/none.sock", tmpl);
     cr_assert_eq(control_request(path, "stats", 1000, &reply), -ENOENT);
@@ -463,22 +453,19 @@ Test(control_client, no_daemon_is_a_clear_error)
     close(fd);
     cr_assert_eq(control_request(sun.sun_path, "stats", 1000, &reply), -ECONNREFUSED);
     buf_free(&reply);
-    unlink(sun.sun_path);
-    rmdir(tmpl);
+    test_dir_remove(tmpl);
 }
 
 Test(control_client, a_stale_socket_is_replaced)
 {
     char tmpl[64], path[100];
-    const char *tmp = getenv("TMPDIR");
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct stat st;
     uv_loop_t l;
     control_t *c;
     int fd;
 
-    snprintf(tmpl, sizeof(tmpl), "%s/mxfwd-ctl-XXXXXX", tmp ? tmp : "/tmp");
-    cr_assert_not_null(mkdtemp(tmpl));
+    cr_assert_eq(test_dir_make("mxfwd-ctl", tmpl, sizeof(tmpl)), 0);
     snprintf(path, sizeof(path), "%s/mxfwd.sock", tmpl);
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -499,6 +486,5 @@ Test(control_client, a_stale_socket_is_replaced)
     cr_assert_eq(uv_loop_init(&l), 0);
     cr_assert_eq(control_open(&l, path, NULL, NULL, &c), CONTROL_ENOTSOCK);
     cr_assert_eq(uv_loop_close(&l), 0);
-    unlink(path);
-    rmdir(tmpl);
+    test_dir_remove(tmpl);
 }

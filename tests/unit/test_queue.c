@@ -7,10 +7,8 @@
  * the spool, and what a restart over the same spool does.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +24,7 @@
 #include "spool.h"
 #include "spool_uv.h"
 #include "stats.h"
+#include "testdir.h"
 #include "xalloc.h"
 
 #define S INT64_C(1000000)
@@ -105,10 +104,7 @@ static void open_all(void)
 
 static void setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-
-    snprintf(root, sizeof(root), "%s/mxfwd-queue-XXXXXX", tmp ? tmp : "/tmp");
-    cr_assert_not_null(mkdtemp(root));
+    cr_assert_eq(test_dir_make("mxfwd-queue", root, sizeof(root)), 0);
     snprintf(sdir, sizeof(sdir), "%s/spool", root);
     snprintf(logpath, sizeof(logpath), "%s/log", root);
     logfd = open(logpath, O_CREAT | O_WRONLY | O_APPEND, 0600);
@@ -122,12 +118,6 @@ static void setup(void)
     atomic_store(&fail_writes, false);
     stats = stats_new();
     open_all();
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static bool closed;
@@ -160,7 +150,7 @@ static void teardown(void)
     cr_expect_eq(uv_loop_close(&loop), 0);
     log_set_fd(2);
     close(logfd);
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_dir_remove(root);
 }
 
 TestSuite(queue, .init = setup, .fini = teardown, .timeout = 30);
@@ -280,21 +270,8 @@ static const char *submit(const char *sender, const spool_env_rcpt_t *rcpts, siz
 static const char *listing(void)
 {
     static char out[4096];
-    struct dirent **ents;
-    int n = scandir(sdir, &ents, NULL, alphasort);
 
-    out[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (ents[i]->d_name[0] != '.') {
-            if (out[0] != '\0')
-                strncat(out, " ", sizeof(out) - strlen(out) - 1);
-            strncat(out, ents[i]->d_name, sizeof(out) - strlen(out) - 1);
-        }
-        free(ents[i]);
-    }
-    if (n >= 0)
-        free(ents);
-    return out;
+    return test_dir_listing(sdir, out, sizeof(out));
 }
 
 /* The log so far. */

@@ -5,10 +5,8 @@
  * injected through the spool's system-call hook.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +22,7 @@
 
 #include "spool.h"
 #include "spool_uv.h"
+#include "testdir.h"
 #include "xalloc.h"
 
 /* ---- Fixture: a temporary spool directory and a loop ---- */
@@ -34,24 +33,15 @@ static uv_loop_t loop;
 
 static void setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-
-    snprintf(root, sizeof(root), "%s/mxfwd-spool-XXXXXX", tmp ? tmp : "/tmp");
-    cr_assert_not_null(mkdtemp(root));
+    cr_assert_eq(test_dir_make("mxfwd-spool", root, sizeof(root)), 0);
     snprintf(sdir, sizeof(sdir), "%s/var/spool", root);
     cr_assert_eq(uv_loop_init(&loop), 0);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static void teardown(void)
 {
     cr_expect_eq(uv_loop_close(&loop), 0);
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_dir_remove(root);
 }
 
 TestSuite(spool, .init = setup, .fini = teardown, .timeout = 30);
@@ -80,21 +70,8 @@ static void close_spool(spool_t *s)
 static const char *listing(void)
 {
     static char out[4096];
-    struct dirent **ents;
-    int n = scandir(sdir, &ents, NULL, alphasort);
 
-    out[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (ents[i]->d_name[0] != '.') {
-            if (out[0] != '\0')
-                strncat(out, " ", sizeof(out) - strlen(out) - 1);
-            strncat(out, ents[i]->d_name, sizeof(out) - strlen(out) - 1);
-        }
-        free(ents[i]);
-    }
-    if (n >= 0)
-        free(ents);
-    return out;
+    return test_dir_listing(sdir, out, sizeof(out));
 }
 
 static char *read_range(const char *path, uint64_t off, uint64_t len)

@@ -1,0 +1,18 @@
+/*
+ * testdir - temporary directories for tests: made under $TMPDIR (or /tmp),
+ * listed, and removed with everything in them.
+ */
+#ifndef MXFWD_TEST_TESTDIR_H
+#define MXFWD_TEST_TESTDIR_H
+
+#include <stddef.h>
+
+/* mkdtemp() of $TMPDIR/PREFIX-XXXXXX into dir[size].  0, or -1. */
+int test_dir_make(const char *prefix, char *dir, size_t size);
+/* The names in dir (not "." ones), sorted, joined by spaces, into
+ * out[size]; returns out ("" for an empty or missing directory). */
+const char *test_dir_listing(const char *dir, char *out, size_t size);
+/* Remove dir and everything below it. */
+void test_dir_remove(const char *dir);
+
+#endif
