@@ -132,8 +132,7 @@ static void control_rcpt_json(buf_t *out, const queue_rcpt_info_t *ri)
     buf_puts(out, ",\"state\":");
     json_str(out, ri->state);
     buf_printf(out, ",\"attempts\":%" PRIu32 ",\"next_attempt\":", r->attempts);
-    if (ri->next_attempt_us > 0 || strcmp(ri->state, "pending") == 0 ||
-        strcmp(ri->state, "deferred") == 0)
+    if (ri->next_attempt_us > 0)
         buf_printf(out, "%" PRId64, ri->next_attempt_us / US_PER_S);
     else
         buf_puts(out, "null");

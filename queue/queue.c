@@ -470,6 +470,7 @@ void queue_list(queue_t *q, queue_list_fn fn, void *arg)
     size_t n = htab_count(q->index), k = 0, pos = 0, klen, most = 0;
     queue__msg_t **all = xcalloc(n > 0 ? n : 1, sizeof(*all));
     queue_rcpt_info_t *info = NULL;
+    int64_t now = queue_now(q);
     const char *key;
     void *value;
 
@@ -489,7 +490,7 @@ void queue_list(queue_t *q, queue_list_fn fn, void *arg)
             info[r] = (queue_rcpt_info_t){
                 .rcpt = &qm->m->rcpts[r],
                 .state = queue_state_name(qm, r),
-                .next_attempt_us = waiting ? qm->r[r].due : 0,
+                .next_attempt_us = !waiting ? 0 : qm->r[r].due > now ? qm->r[r].due : now,
             };
         }
         fn(arg, qm->m, info);

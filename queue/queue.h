@@ -117,7 +117,8 @@ typedef struct {
     const spool_rcpt_t *rcpt;   /* address, alias, attempts, last reply and relay */
     const char *state;          /* "pending", "deferred", "active" (a delivery is running),
                                  * "bouncing" (its DSN is being queued), "sent", "bounced" */
-    int64_t next_attempt_us;    /* when it is tried next; 0: now, or never (active, final) */
+    int64_t next_attempt_us;    /* when it is tried next (now, when it is due); 0: it is not
+                                 * waiting (active, bouncing, final) */
 } queue_rcpt_info_t;
 
 typedef void (*queue_list_fn)(void *arg, const spool_msg_t *msg, const queue_rcpt_info_t *rcpts);
