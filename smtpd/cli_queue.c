@@ -226,27 +226,41 @@ int cli_stats(const cli_args_t *args)
 {
     json_t *v;
     const json_t *st;
+    int width = 0;
 
     if (cli_ask(args, "stats", "stats", &v) != CLI_OK)
         return CLI_FAIL;
     st = json_get(v, "stats");
-    for (size_t i = 0; !args->json && st != NULL && i < st->n; i++) {
+    if (args->json || st == NULL || st->type != JSON_OBJECT) {
+        json_free(v);
+        return CLI_OK;
+    }
+    /* One column of names (a family's parts indented under it), one of
+     * figures. */
+    for (size_t i = 0; i < st->n; i++) {
         const json_t *e = st->items[i];
+        int w = (int)strlen(st->keys[i]);
+        width = w > width ? w : width;
+        for (size_t k = 0; e->type == JSON_OBJECT && k < e->n; k++)
+            width = (int)strlen(e->keys[k]) + 2 > width ? (int)strlen(e->keys[k]) + 2 : width;
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        const json_t *e = st->items[i];
+        double total = 0;
 
         if (e->type == JSON_NUMBER) {
-            printf("%-24s %12.0f\n", st->keys[i], e->number);
+            printf("%-*s %12.0f\n", width, st->keys[i], e->number);
             continue;
         }
         if (e->type != JSON_OBJECT)
             continue;
         /* A family split by a label: its total, then each part. */
-        double total = 0;
         for (size_t k = 0; k < e->n; k++)
             total += e->items[k]->type == JSON_NUMBER ? e->items[k]->number : 0;
-        printf("%-24s %12.0f\n", st->keys[i], total);
+        printf("%-*s %12.0f\n", width, st->keys[i], total);
         for (size_t k = 0; k < e->n; k++)
             if (e->items[k]->type == JSON_NUMBER)
-                printf("  %-22s %12.0f\n", e->keys[k], e->items[k]->number);
+                printf("  %-*s %12.0f\n", width - 2, e->keys[k], e->items[k]->number);
     }
     json_free(v);
     return CLI_OK;
