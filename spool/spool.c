@@ -6,6 +6,7 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ struct spool_item {
     int fd;            /* commit: the written file; update: opened by the pass */
     int status;        /* 0 or the first error */
     bool renamed;      /* commit: the final name exists */
+    bool unlinked;     /* remove: the name is gone */
     unsigned char *rec; /* update: the record to append */
     size_t rec_len;
     spool_msg_t *msg;  /* commit: handed to the callback */
@@ -244,18 +246,19 @@ const char *spool_strerror(int err)
 /*
  * A pass runs in two stages.  First up to sync_jobs jobs in parallel, each
  * for the items whose id hashes to it (so every append to one file is in
- * one job, in order): append update records, start writeback, fsync.
- * Parallel fsyncs matter: the block layer merges the cache flushes of
- * concurrent fsyncs and a journalling file system commits them together,
- * while one thread would wait for each flush in turn.  Then one job names
- * the files: unlinks, renames, the directory fsync.  A pass of one job
- * does both stages in it.
+ * one job, in order): append update records, start writeback, fsync, and
+ * unlink removed messages.  Parallel fsyncs matter: the block layer merges
+ * the cache flushes of concurrent fsyncs and a journalling file system
+ * commits them together, while one thread would wait for each flush in
+ * turn.  Then the job that finishes last names the files: renames, the
+ * directory fsync.
  */
 struct spool_pass {
     spool_t *s;
     spool_item_t *items;
     unsigned njobs;
-    unsigned jobs_left; /* loop thread: sync jobs not yet completed */
+    unsigned jobs_left;         /* loop thread: sync jobs not yet completed */
+    atomic_uint workers_left;   /* executor threads: sync jobs still working */
     spool_job_t jobs[SPOOL_SYNC_JOBS_MAX];
 };
 
@@ -301,39 +304,12 @@ static void spool_append(spool_t *s, spool_item_t *it)
 }
 
 /*
- * Stage one, on an executor thread: make the bytes of this job's files
- * durable.  Starting the writeback of every file before the first fsync
- * sends their data to the disk together and, on a journalling file system,
- * puts every allocation in one transaction that the first fsync commits.
- */
-static void spool_sync_work(void *ctx)
-{
-    spool_job_t *job = ctx;
-    spool_t *s = job->pass->s;
-    int err;
-
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
-            spool_append(s, it);
-    /* Other jobs write their items' fd and status meanwhile: look at an
-     * item's only once it is known to be this job's. */
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0)
-            sync_file_range(it->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0 &&
-            (err = spool_fsync(job, it->fd)) != 0)
-            it->status = err;
-}
-
-/*
  * Stage two: a file's final name exists only once its bytes are durable
  * (stage one), and the names are durable (directory fsync) before anyone
  * is told.
  */
-static void spool_name_work(void *ctx)
+static void spool_name_work(spool_job_t *job)
 {
-    spool_job_t *job = ctx;
     spool_t *s = job->pass->s;
     spool_item_t *items = job->pass->items;
     char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
@@ -342,10 +318,7 @@ static void spool_name_work(void *ctx)
 
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_REMOVE) {
-            if (unlinkat(s->dirfd, it->id, 0) == 0)
-                dir_changed = true;
-            else if (errno != ENOENT)
-                it->status = -errno;
+            dir_changed |= it->unlinked;
         } else if (it->kind == SPOOL_ITEM_COMMIT && it->status == 0) {
             spool_tmp_name(it->id, tmp, sizeof(tmp));
             if (renameat(s->dirfd, tmp, s->dirfd, it->id) == 0)
@@ -378,10 +351,45 @@ static void spool_name_work(void *ctx)
     }
 }
 
-static void spool_whole_work(void *ctx)
+/*
+ * Stage one, on an executor thread: make the bytes of this job's files
+ * durable.  Starting the writeback of every file before the first fsync
+ * sends their data to the disk together and, on a journalling file system,
+ * puts every allocation in one transaction that the first fsync commits.
+ */
+static void spool_sync_work(void *ctx)
 {
-    spool_sync_work(ctx);
-    spool_name_work(ctx);
+    spool_job_t *job = ctx;
+    spool_t *s = job->pass->s;
+    int err;
+
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
+            spool_append(s, it);
+    /* Other jobs write their items' fd and status meanwhile: look at an
+     * item's only once it is known to be this job's. */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0)
+            sync_file_range(it->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0 &&
+            (err = spool_fsync(job, it->fd)) != 0)
+            it->status = err;
+    /* Removals need no fsync of their own, only the directory's, which
+     * stage two does for the whole pass. */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        if (it->kind != SPOOL_ITEM_REMOVE || !spool_job_owns(job, it))
+            continue;
+        if (unlinkat(s->dirfd, it->id, 0) == 0)
+            it->unlinked = true;
+        else if (errno != ENOENT)
+            it->status = -errno;
+    }
+    /* The job that finishes last names the files, on its own thread: a
+     * trip through the loop between the stages would only add waiting.
+     * The atomic decrement orders every job's item writes before it. */
+    if (atomic_fetch_sub(&job->pass->workers_left, 1) == 1)
+        spool_name_work(job);
 }
 
 static void spool_kick(spool_t *s);
@@ -429,15 +437,15 @@ static void spool_pass_done(void *ctx)
     spool_kick(s);
 }
 
-/* A stage-one job completed; the last one starts stage two. */
-static void spool_sync_done(void *ctx)
+/* A job completed, on the loop thread; after the last, the pass is over
+ * (the job that finished its work last has named the files). */
+static void spool_job_done(void *ctx)
 {
     spool_job_t *job = ctx;
     spool_pass_t *pass = job->pass;
 
     if (--pass->jobs_left == 0)
-        pass->s->exec.submit(pass->s->exec.impl, spool_name_work, spool_pass_done,
-                             &pass->jobs[0]);
+        spool_pass_done(&pass->jobs[0]);
 }
 
 /* Start a pass with what is waiting, unless one is running. */
@@ -460,24 +468,21 @@ static void spool_kick(spool_t *s)
     *link = NULL;
     if (s->pending == NULL)
         s->pending_tail = &s->pending;
-    /* Parallel jobs pay off when each has several fsyncs to overlap; for
-     * a few items the hand-offs between threads cost more CPU than the
-     * overlap saves. */
+    /* Parallel jobs let the disk overlap fsyncs and unlinks, but each one
+     * is a hand-off to a thread that has to be scheduled: a pass is split
+     * only when its jobs get several items each. */
     pass->njobs = (n + SPOOL_ITEMS_PER_JOB - 1) / SPOOL_ITEMS_PER_JOB;
     if (pass->njobs > s->sync_jobs)
         pass->njobs = s->sync_jobs;
     pass->jobs_left = pass->njobs;
+    atomic_init(&pass->workers_left, pass->njobs);
     for (unsigned i = 0; i < pass->njobs; i++) {
         pass->jobs[i].pass = pass;
         pass->jobs[i].index = i;
     }
     s->in_flight = true;
-    if (pass->njobs == 1) {
-        s->exec.submit(s->exec.impl, spool_whole_work, spool_pass_done, &pass->jobs[0]);
-        return;
-    }
     for (unsigned i = 0; i < pass->njobs; i++)
-        s->exec.submit(s->exec.impl, spool_sync_work, spool_sync_done, &pass->jobs[i]);
+        s->exec.submit(s->exec.impl, spool_sync_work, spool_job_done, &pass->jobs[i]);
 }
 
 static void spool_enqueue(spool_t *s, spool_item_t *it)

@@ -58,7 +58,7 @@ typedef struct {
 
 #define SPOOL_SYNC_JOBS_MAX 16
 /* Items a sync job gets before the pass is split into more jobs. */
-#define SPOOL_ITEMS_PER_JOB 8
+#define SPOOL_ITEMS_PER_JOB 4
 
 struct spool {
     /* Fixed at open; read by the executor's threads too. */
