@@ -5,7 +5,8 @@
  * TLS certificate (any failure there is fatal, reported before anything
  * listens), creates the spool and control-socket directories, binds every
  * `listen` address, drops privileges to `user`, opens and recovers the
- * spool, and runs one libuv loop until SIGTERM or SIGINT:
+ * spool, and runs one libuv loop until SIGTERM or SIGINT, with one DNS
+ * resolver on it (server->resolver) and the sender checks' context:
  *
  *   - each accepted connection becomes a session (session.h), unless it
  *     would exceed max_connections or max_connections_per_ip (421 4.7.0);
@@ -28,7 +29,9 @@
 
 #include <openssl/ssl.h>
 
+#include "auth.h"
 #include "config.h"
+#include "dns.h"
 #include "htab.h"
 #include "reply.h"
 #include "spool.h"
@@ -56,6 +59,13 @@ typedef struct server {
     srs_t *srs;       /* the current SRS secrets (used synchronously only) */
     SSL_CTX *tls_ctx; /* NULL without tls_cert */
     spool_t *spool;
+    /* The daemon's one resolver, on dns_servers: client names, DKIM keys
+     * and DMARC policies (through auth), MX lookups (the outbound client).
+     * Everything that borrows it is gone before it is closed. */
+    dns_resolver_t *resolver;
+    /* The sender checks for the config snapshot: one context as long as
+     * the snapshot lives (messages in flight hold their own reference). */
+    auth_ctx_t *auth;
 
     uv_tcp_t *listeners;
     size_t nlisteners;

@@ -387,7 +387,9 @@ class Mxfwd:
 
     config: extra "key = value" settings (a dict; list values repeat the key).
     forwards: the forward table text.  Secrets get one fixed test secret
-    unless given.
+    unless given.  A test that brings no dns_servers gets a dnsmasq of its
+    own (self.dns, every name NXDOMAIN): mxfwd asks DNS about every client
+    and message, and nothing may leave loopback.
     """
 
     SECRET = "e2e-test-secret-0123456789abcdef"
@@ -406,6 +408,10 @@ class Mxfwd:
             "control_socket": os.path.join(self.dir, "run", "mxfwd.sock"),
         }
         settings.update(config or {})
+        self.dns = None
+        if "dns_servers" not in settings:
+            self.dns = Dnsmasq()
+            settings["dns_servers"] = self.dns.server
         self.settings = settings
         self.write_file("srs.secrets", (secrets or self.SECRET) + "\n", mode=0o600)
         self.write_file("forwards", forwards)
