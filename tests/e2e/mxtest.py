@@ -184,7 +184,7 @@ class Dnsmasq:
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                 "--pid-file=", "--local=/#/", "--log-facility=-"]
         self.proc = Process(argv + list(records), log_path=os.path.join(self.dir, "dnsmasq.log"))
-        wait_until(lambda: not self.proc.running() or _dns_query(self.port, "ready.invalid") is not None,
+        wait_until(lambda: not self.proc.running() or _dns_query(self.port, "ready.invalid", timeout=0.02) is not None,
                    what="dnsmasq to answer")
         if not self.proc.running():
             raise RuntimeError("dnsmasq exited: " + self.proc.log())
@@ -193,6 +193,96 @@ class Dnsmasq:
     def server(self):
         """The dns_servers value for mxfwd.conf."""
         return f"127.0.0.1:{self.port}"
+
+
+def txt_record(name, value, chunk=255):
+    """A dnsmasq option publishing one TXT record at name whose value is
+    split into character-strings of at most chunk octets (a DKIM key is
+    longer than the 255 one string may hold).  Readers join them.  On
+    dnsmasq's command line a comma separates strings and quotes are taken
+    literally, so the value may hold no comma."""
+    assert "," not in value, value
+    parts = [value[i:i + chunk] for i in range(0, len(value), chunk)] or [""]
+    return f"--txt-record={name}," + ",".join(parts)
+
+
+# ---- DKIM with a real signer and verifier ------------------------------------
+
+# python3-dkim (dkimpy) from Debian: its module lives with Debian's python3.
+DEBIAN_PYTHON = "/usr/bin/python3"
+DKIMSIGN = "/usr/bin/dkimsign"
+DKIMVERIFY = "/usr/bin/dkimverify"
+
+
+class DkimKey:
+    """A DKIM key pair made now with openssl: "rsa" (2048 bits) or
+    "ed25519".  .private is the file dkimsign takes; .record the key
+    record to publish at SELECTOR._domainkey.DOMAIN."""
+
+    def __init__(self, kind="rsa", bits=2048):
+        self.kind = kind
+        directory = tempdir()
+        pem = os.path.join(directory, "key.pem")
+        if kind == "rsa":
+            subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                            f"rsa_keygen_bits:{bits}", "-out", pem], check=True, capture_output=True)
+            self.private = pem
+            pub = subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER"],
+                                 check=True, capture_output=True).stdout
+        else:
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", pem],
+                           check=True, capture_output=True)
+            der = subprocess.run(["openssl", "pkey", "-in", pem, "-outform", "DER"],
+                                 check=True, capture_output=True).stdout
+            # dkimpy takes the 32-octet seed in base64 (RFC 8463's form);
+            # PKCS#8 ends with it, the SubjectPublicKeyInfo with the key.
+            self.private = os.path.join(directory, "key.seed")
+            with open(self.private, "wb") as f:
+                f.write(base64.b64encode(der[-32:]) + b"\n")
+            pub = subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER"],
+                                 check=True, capture_output=True).stdout[-32:]
+        self.record = f"v=DKIM1; k={kind}; p={base64.b64encode(pub).decode()}"
+
+    def publish(self, selector, domain):
+        """The dnsmasq option for the key record."""
+        return txt_record(f"{selector}._domainkey.{domain}", self.record)
+
+
+def dkim_sign(message, key, selector, domain, hcanon="relaxed", bcanon="simple", identity=None):
+    """message (bytes, CRLF lines) signed by dkimsign: the DKIM-Signature
+    field, then the message unchanged."""
+    argv = [DEBIAN_PYTHON, DKIMSIGN, "--hcanon", hcanon, "--bcanon", bcanon,
+            "--signalg", "rsa-sha256" if key.kind == "rsa" else "ed25519-sha256"]
+    if identity:
+        argv += ["--identity", identity]
+    r = subprocess.run(argv + [selector, domain, key.private], input=message,
+                       capture_output=True, timeout=TIMEOUT)
+    # dkimsign passes the message through unsigned when it fails.
+    assert r.returncode == 0 and r.stdout.startswith(b"DKIM-Signature:"), r.stderr.decode()
+    return r.stdout
+
+
+# dkimverify, its key lookups sent to a test DNS server instead of the
+# system's resolver: nothing leaves loopback.
+_VERIFY = """
+import runpy, sys
+import dns.resolver
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = ["127.0.0.1"]
+r.port = int(sys.argv[1])
+dns.resolver.default_resolver = r
+sys.argv = [sys.argv[2]] + sys.argv[3:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def dkim_verify(message, dns, index=0):
+    """Run dkimverify on message (bytes) for its signature number index,
+    asking dns (a Dnsmasq) for keys.  (ok, output)."""
+    r = subprocess.run([DEBIAN_PYTHON, "-c", _VERIFY, str(dns.port), DKIMVERIFY, "--index",
+                        str(index)], input=message, capture_output=True, timeout=TIMEOUT)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    return r.returncode == 0 and "signature ok" in out, out
 
 
 # ---- SMTP client -------------------------------------------------------------
@@ -214,8 +304,11 @@ class Reply:
 class SmtpClient:
     """A byte-exact SMTP client: sends what it is given, reads whole replies."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=TIMEOUT, family=socket.AF_INET):
-        self.sock = socket.create_connection((host, port), timeout=timeout) \
+    def __init__(self, port, host="127.0.0.1", timeout=TIMEOUT, family=socket.AF_INET,
+                 source=None):
+        """source: the loopback address to connect from (127.0.0.2, ...)."""
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=(source, 0) if source else None) \
             if family == socket.AF_INET else self._connect6(host, port, timeout)
         self.buf = b""
         on_cleanup(self.close)
@@ -457,8 +550,8 @@ class Mxfwd:
         rx = re.compile(pattern, re.M)
         return wait_until(lambda: rx.search(self.log()), timeout, what=f"log line /{pattern}/")
 
-    def client(self, greet=True):
-        c = SmtpClient(self.port)
+    def client(self, greet=True, source=None, timeout=TIMEOUT):
+        c = SmtpClient(self.port, source=source, timeout=timeout)
         if greet:
             c.greeting()
         return c
