@@ -12,9 +12,9 @@ Prints figures; asserts nothing (it is not a test).
    forwarder with PostSRSd, as ANCHOR-BENCH.md describes; alternately,
    --runs times each.  mxfwd checks each client's name and each message's
    SPF, DKIM and DMARC against a dnsmasq on loopback (origin.test passes
-   SPF); Postfix, set up as the anchor is, checks none of them.  Both fsync every message before their 250.  Printed:
-   messages accepted per second for each, their ratio per run and the
-   medians; mxfwd's CPU time per message (its process, all threads,
+   SPF); Postfix, set up as the anchor is, checks none of them.  Both
+   fsync every message before their 250.  Printed: messages accepted per
+   second for each, their ratio per run and the medians; mxfwd's CPU time per message (its process, all threads,
    kernel time included) and the whole machine's busy CPU time per message
    (load tools, kernel threads and anything else running included).  Each
    mxfwd run starts with an empty spool, as the queue manager keeps it.
