@@ -219,6 +219,8 @@ static void session_close_cb(uv_handle_t *h)
     server_session_closed(s->srv, s->counted ? s->ip : NULL);
     table_unref(s->table);
     tls_free(s->tls);
+    if (s->client != s->unnamed)
+        free(s->client);
     buf_free(&s->in);
     buf_free(&s->out);
     free(s->helo);
@@ -537,33 +539,41 @@ void session__start_tls(session_t *s)
 
 static void session_peer(session_t *s)
 {
-    struct sockaddr_storage *ss = &s->peer;
-    int len = sizeof(*ss);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
 
     str_lcpy(s->ip, "unknown", sizeof(s->ip));
-    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)ss, &len) == 0) {
-        if (ss->ss_family == AF_INET) {
-            uv_ip4_name((struct sockaddr_in *)ss, s->ip, sizeof(s->ip));
-        } else if (ss->ss_family == AF_INET6) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    s->peer.sa.sa_family = AF_UNSPEC;
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            memcpy(&s->peer.in, &ss, sizeof(s->peer.in));
+        } else if (ss.ss_family == AF_INET6) {
+            memcpy(&s->peer.in6, &ss, sizeof(s->peer.in6));
             /* An IPv4 client on a dual-stack socket is an IPv4 client, for
              * the logs, SPF and its name alike. */
-            if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-                struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = sin6->sin6_port};
-                memcpy(&sin.sin_addr, &sin6->sin6_addr.s6_addr[12], sizeof(sin.sin_addr));
-                memset(ss, 0, sizeof(*ss));
-                memcpy(ss, &sin, sizeof(sin));
-                uv_ip4_name(&sin, s->ip, sizeof(s->ip));
-            } else {
-                uv_ip6_name(sin6, s->ip, sizeof(s->ip));
+            if (IN6_IS_ADDR_V4MAPPED(&s->peer.in6.sin6_addr)) {
+                struct sockaddr_in sin = {.sin_family = AF_INET,
+                                          .sin_port = s->peer.in6.sin6_port};
+                memcpy(&sin.sin_addr, &s->peer.in6.sin6_addr.s6_addr[12], sizeof(sin.sin_addr));
+                memset(&s->peer, 0, sizeof(s->peer));
+                s->peer.in = sin;
             }
         }
-    } else {
-        ss->ss_family = AF_UNSPEC;
     }
+    if (s->peer.sa.sa_family == AF_INET)
+        uv_ip4_name(&s->peer.in, s->ip, sizeof(s->ip));
+    else if (s->peer.sa.sa_family == AF_INET6)
+        uv_ip6_name(&s->peer.in6, s->ip, sizeof(s->ip));
     /* Postfix's "unknown" for a client without a (confirmed) name. */
-    str_lcpy(s->host, "unknown", sizeof(s->host));
-    snprintf(s->client, sizeof(s->client), "unknown[%s]", s->ip);
+    snprintf(s->unnamed, sizeof(s->unnamed), "unknown[%s]", s->ip);
+}
+
+void session__host(const session_t *s, char *dst, size_t size)
+{
+    const char *bracket = strrchr(s->client, '[');
+    size_t n = bracket != NULL ? (size_t)(bracket - s->client) : strlen(s->client);
+
+    snprintf(dst, size, "%.*s", (int)n, s->client);
 }
 
 static void session_greet(session_t *s)
@@ -591,8 +601,13 @@ static void session_named(void *arg, const rdns_result_t *res)
 
     s->rdns = NULL;
     if (res->status == RDNS_OK) {
-        str_lcpy(s->host, res->name, sizeof(s->host));
-        snprintf(s->client, sizeof(s->client), "%s[%s]", s->host, s->ip);
+        size_t size = strlen(res->name) + strlen(s->ip) + 3;
+        char *named = xmalloc(size);
+
+        snprintf(named, size, "%s[%s]", res->name, s->ip);
+        if (s->client != s->unnamed)
+            free(s->client);
+        s->client = named;
     } else if (res->status == RDNS_TEMPFAIL) {
         log_warning("%s: hostname verification failed: %s", s->client, dns_strerror(res->error));
     } else if (res->unverified != NULL) {
@@ -616,7 +631,7 @@ static void session_greeting_wait_cb(uv_timer_t *t)
  * (DEFAULT_RDNS_GREETING_WAIT_MS): nothing is read before the greeting. */
 static void session_start(session_t *s)
 {
-    if (rdns_lookup(s->srv->resolver, (struct sockaddr *)&s->peer, session_named, s, &s->rdns) <
+    if (rdns_lookup(s->srv->resolver, &s->peer.sa, session_named, s, &s->rdns) <
         0) {
         session_greet(s);
         return;
@@ -633,6 +648,7 @@ void session_accept(server_t *srv, uv_stream_t *listener)
     reply_id_t refusal;
 
     s->srv = srv;
+    s->client = s->unnamed;
     uv_tcp_init(srv->loop, &s->tcp);
     uv_timer_init(srv->loop, &s->timer);
     s->tcp.data = s->timer.data = s;
@@ -647,7 +663,7 @@ void session_accept(server_t *srv, uv_stream_t *listener)
     srv->nsessions++;
 
     if (uv_accept(listener, (uv_stream_t *)&s->tcp) < 0) {
-        str_lcpy(s->client, "unknown", sizeof(s->client));
+        str_lcpy(s->unnamed, "unknown", sizeof(s->unnamed));
         session_destroy(s);
         return;
     }

@@ -27,7 +27,7 @@ int session__auth_begin(session_t *s)
 
     if (s->auth != NULL)
         return 0;
-    rc = auth_msg_new(s->srv->auth, (const struct sockaddr *)&s->peer, s->helo, &s->auth);
+    rc = auth_msg_new(s->srv->auth, &s->peer.sa, s->helo, &s->auth);
     /* SPF is on the envelope sender as the client gave it (the HELO name
      * for <>), not on the SRS address it is forwarded with. */
     if (rc == 0 && (rc = auth_msg_mail_from(s->auth, txn_sender(s->txn))) < 0) {
@@ -52,7 +52,6 @@ void session__auth_cancel(session_t *s)
 {
     auth_msg_cancel(s->auth);
     s->auth = NULL;
-    s->auth_log[0] = '\0';
 }
 
 void session__auth_abandon(session_t *s)
@@ -106,29 +105,27 @@ static void session_auth_note_quarantine(session_t *s, const authres_t *res)
     }
 }
 
+/* The verdict.  The checks stay with the transaction until its end: the
+ * log line of the commit reads their results. */
 static void session_auth_done(auth_msg_t *m, const authres_t *res, void *arg)
 {
     session_t *s = arg;
     const authres_decision_t *d = &res->decision;
 
+    (void)m;
     s->auth_waiting = false;
-    /* The transaction lets go of the checks; m lives until the end here. */
-    s->auth = NULL;
     if (d->verdict != AUTHRES_ACCEPT) {
         session__log_reject_reply(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT",
                                   session_auth_reason(d), d->reply);
         session_auth_reply(s, d->reply);
-        session__end_txn(s); /* the spool file goes */
-        auth_msg_free(m);
+        session__end_txn(s); /* the checks and the spool file go */
         session__resume(s);
         return;
     }
-    authres_log(res, s->auth_log, sizeof(s->auth_log));
     if (d->quarantine)
         session_auth_note_quarantine(s, res);
     if (session__commit(s, res) < 0)
         session__resume(s);
-    auth_msg_free(m);
 }
 
 void session__auth_end(session_t *s)

@@ -65,9 +65,14 @@ static void session_data_store(session_t *s, const char *p, size_t n)
  * "spf=... dkim=... dmarc=..." at its end. */
 static void session_log_accepted(session_t *s, const spool_msg_t *msg)
 {
-    log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s%s%s", msg->id, txn_sender(s->txn),
-             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->client,
-             s->auth_log[0] != '\0' ? " " : "", s->auth_log);
+    char results[128] = "";
+
+    if (s->auth != NULL) {
+        results[0] = ' ';
+        authres_log(auth_msg_result(s->auth), results + 1, sizeof(results) - 1);
+    }
+    log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s%s", msg->id, txn_sender(s->txn),
+             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->client, results);
 }
 
 static void session_committed(void *arg, int status, spool_msg_t *msg)
@@ -101,9 +106,10 @@ static void session_committed(void *arg, int status, spool_msg_t *msg)
  */
 static int session_prepend(session_t *s, const authres_t *res, const char *queue_id, buf_t *out)
 {
+    char host[DNS_NAME_MAX + 1];
     proto_received_t r = {
         .helo = s->helo,
-        .client_ptr = s->host,
+        .client_ptr = host,
         .client_ip = s->ip,
         .hostname = s->srv->cfg->hostname,
         .protocol = proto_with(s->esmtp, s->tls != NULL, txn_smtputf8(s->txn)),
@@ -114,6 +120,7 @@ static int session_prepend(session_t *s, const authres_t *res, const char *queue
 
     int rc;
 
+    session__host(s, host, sizeof(host));
     if (s->tls != NULL) {
         r.tls_version = tls_version(s->tls);
         r.tls_cipher = tls_cipher(s->tls);

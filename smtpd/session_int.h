@@ -55,17 +55,22 @@ struct session {
     uint64_t bdat_left;          /* bytes of the current BDAT chunk still to read */
     session_state_t bdat_return; /* where a refused chunk leads back to */
 
-    auth_msg_t *auth;       /* the sender checks: from the first accepted RCPT */
-    char auth_log[96];      /* their "spf=... dkim=... dmarc=..." for the log line */
+    auth_msg_t *auth;       /* the sender checks: first accepted RCPT to txn end */
 
     buf_t in;  /* input not yet handled (plaintext) */
     buf_t out; /* replies not yet written (plaintext) */
     char *helo;
-    struct sockaddr_storage peer; /* the client; an IPv4-mapped one as IPv4 */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;                 /* the client; an IPv4-mapped one as IPv4 */
     char ip[INET6_ADDRSTRLEN];
-    rdns_req_t *rdns;             /* the client's name, being looked up */
-    char host[DNS_NAME_MAX + 1];  /* its forward-confirmed name, else "unknown" */
-    char client[DNS_NAME_MAX + INET6_ADDRSTRLEN + 3]; /* "host[192.0.2.1]" for logs */
+    rdns_req_t *rdns;       /* the client's name, being looked up */
+    /* "name[192.0.2.1]" for logs, the name forward-confirmed or "unknown"
+     * (session__host() gives it alone): unnamed, or a copy once named. */
+    char *client;
+    char unnamed[INET6_ADDRSTRLEN + 16]; /* "unknown[192.0.2.1]" */
 
     unsigned errors;   /* counted toward max_errors */
     unsigned commands; /* for the disconnect line */
@@ -109,6 +114,8 @@ void session__log_reject(session_t *s, const char *what, reply_id_t id, const ch
 /* The same for a message refused at its end with reply (a whole reply
  * line, "550 5.7.23 ..."); id names the reason for the counters. */
 void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply);
+/* The client's name (or "unknown") into dst[size]. */
+void session__host(const session_t *s, char *dst, size_t size);
 /* Whether no transaction is under way (SIGTERM may close now). */
 bool session__idle(const session_t *s);
 
