@@ -99,7 +99,8 @@ static void session_auth_note_quarantine(session_t *s, const authres_t *res)
         if (m->status == DMARC_FAIL && m->applied != DMARC_P_NONE) {
             log_info("%s: DMARC fail, %s asks for p=%s: accepted and marked in "
                      "Authentication-Results",
-                     spool_writer_id(s->writer), m->domain, dmarc_policy_name(m->applied));
+                     s->writer != NULL ? spool_writer_id(s->writer) : "NOQUEUE", m->domain,
+                     dmarc_policy_name(m->applied));
             return;
         }
     }
