@@ -16,8 +16,8 @@ struct rdns_req {
     dns_req_t *pending; /* the lookup out now */
     char names[DEFAULT_RDNS_NAMES][DNS_NAME_MAX + 1];
     size_t nnames;
-    size_t next;        /* the name whose addresses are asked for */
-    int error;          /* the first temporary error met */
+    size_t next; /* the name whose addresses are asked for */
+    int error;   /* the first temporary error met */
 };
 
 static void rdns_forward(rdns_req_t *q);

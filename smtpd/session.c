@@ -552,8 +552,7 @@ static void session_peer(session_t *s)
             /* An IPv4 client on a dual-stack socket is an IPv4 client, for
              * the logs, SPF and its name alike. */
             if (IN6_IS_ADDR_V4MAPPED(&s->peer.in6.sin6_addr)) {
-                struct sockaddr_in sin = {.sin_family = AF_INET,
-                                          .sin_port = s->peer.in6.sin6_port};
+                struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = s->peer.in6.sin6_port};
                 memcpy(&sin.sin_addr, &s->peer.in6.sin6_addr.s6_addr[12], sizeof(sin.sin_addr));
                 memset(&s->peer, 0, sizeof(s->peer));
                 s->peer.in = sin;
@@ -631,8 +630,7 @@ static void session_greeting_wait_cb(uv_timer_t *t)
  * (DEFAULT_RDNS_GREETING_WAIT_MS): nothing is read before the greeting. */
 static void session_start(session_t *s)
 {
-    if (rdns_lookup(s->srv->resolver, &s->peer.sa, session_named, s, &s->rdns) <
-        0) {
+    if (rdns_lookup(s->srv->resolver, &s->peer.sa, session_named, s, &s->rdns) < 0) {
         session_greet(s);
         return;
     }

@@ -230,7 +230,7 @@ static void session_refuse_rcpt(session_t *s, reply_id_t id, const char *addr, s
  * the first one: a transaction whose every recipient is refused (a relay
  * probe, a dictionary attack) costs no DNS work. */
 static void session_accept_rcpt(session_t *s, const char *addr, size_t len,
-                                 const char *const *dests, size_t n)
+                                const char *const *dests, size_t n)
 {
     if (session__auth_begin(s) < 0) {
         session__reply_addr(s, REPLY_AUTH_FAILED, addr, len);

@@ -55,7 +55,7 @@ struct session {
     uint64_t bdat_left;          /* bytes of the current BDAT chunk still to read */
     session_state_t bdat_return; /* where a refused chunk leads back to */
 
-    auth_msg_t *auth;       /* the sender checks: first accepted RCPT to txn end */
+    auth_msg_t *auth; /* the sender checks: first accepted RCPT to txn end */
 
     buf_t in;  /* input not yet handled (plaintext) */
     buf_t out; /* replies not yet written (plaintext) */
@@ -64,9 +64,9 @@ struct session {
         struct sockaddr sa;
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
-    } peer;                 /* the client; an IPv4-mapped one as IPv4 */
+    } peer; /* the client; an IPv4-mapped one as IPv4 */
     char ip[INET6_ADDRSTRLEN];
-    rdns_req_t *rdns;       /* the client's name, being looked up */
+    rdns_req_t *rdns; /* the client's name, being looked up */
     /* "name[192.0.2.1]" for logs, the name forward-confirmed or "unknown"
      * (session__host() gives it alone): unnamed, or a copy once named. */
     char *client;

@@ -534,8 +534,7 @@ Test(dns_live, client_name_lookups_cancel)
     inet_pton(AF_INET, "127.0.0.20", &sin.sin_addr);
     cr_assert_eq(rdns_lookup(r, (struct sockaddr *)&sin, named_cb, &cancelled, &req), 0);
     rdns_cancel(req);
-    cr_assert_eq(rdns_lookup(r, &unix_sa, named_cb, &cancelled, &req),
-                 DNS_EINVAL);
+    cr_assert_eq(rdns_lookup(r, &unix_sa, named_cb, &cancelled, &req), DNS_EINVAL);
     cr_assert_null(req);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(cancelled.calls, 0, "a cancelled lookup is never told");
