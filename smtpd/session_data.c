@@ -107,6 +107,7 @@ static void session_committed(void *arg, int status, spool_msg_t *msg)
 static int session_prepend(session_t *s, const authres_t *res, const char *queue_id, buf_t *out)
 {
     char host[DNS_NAME_MAX + 1];
+    int rc;
     proto_received_t r = {
         .helo = s->helo,
         .client_ptr = host,
@@ -117,8 +118,6 @@ static int session_prepend(session_t *s, const authres_t *res, const char *queue
         .rcpt = txn_single_rcpt(s->txn),
         .now = time(NULL),
     };
-
-    int rc;
 
     session__host(s, host, sizeof(host));
     if (s->tls != NULL) {
