@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 import re
+import select
 import signal
 import socket
 import ssl
@@ -720,6 +721,7 @@ class Sink:
         self.connections = 0
         self.active = 0
         self.max_active = 0    # most sessions open at once
+        self._open = set()     # streams of the sessions counted in active
         self.rsets = 0
         self.quits = 0
         self.lock = threading.Lock()
@@ -770,8 +772,14 @@ class Sink:
         f = _SinkStream(conn)
         with self.lock:
             f.number = self.connections
+            # A client that closes one session and opens the next has
+            # already sent its FIN when the next is accepted, but the
+            # thread of the old session may not have seen it yet: count
+            # only the sessions whose peer is still there.
+            self._open = {o for o in self._open if not o.peer_closed()}
+            self._open.add(f)
             self.active += 1
-            self.max_active = max(self.max_active, self.active)
+            self.max_active = max(self.max_active, len(self._open))
         try:
             self._converse(f)
         except (OSError, EOFError, ssl.SSLError, _SinkClose):
@@ -780,6 +788,7 @@ class Sink:
             f.close()
             with self.lock:
                 self.active -= 1
+                self._open.discard(f)
 
     def _next_reply(self, value):
         """A reply from a fixed string or a list used one per attempt."""
@@ -925,6 +934,19 @@ class _SinkStream:
 
     def starttls(self, context):
         self.conn = context.wrap_socket(self.conn, server_side=True)
+
+    def peer_closed(self):
+        """True once the client has closed its end (or this end is closed).
+        Looks without reading; a TLS session counts as open."""
+        if isinstance(self.conn, ssl.SSLSocket):
+            return False
+        try:
+            if self.conn.fileno() < 0:
+                return True
+            readable, _, _ = select.select([self.conn], [], [], 0)
+            return bool(readable) and self.conn.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def write(self, text):
         self.conn.sendall(text.encode() if isinstance(text, str) else text)
