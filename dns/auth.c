@@ -204,7 +204,9 @@ static void finish_dmarc(auth_msg_t *m)
 
     r->dmarc_done = true;
     if (m->nfrom == 0 || m->from_many) {
-        r->from_missing = true;
+        r->from_missing = m->from_many      ? AUTHRES_FROM_TOO_MANY
+                          : m->nfrom_fields ? AUTHRES_FROM_UNUSABLE
+                                            : AUTHRES_FROM_ABSENT;
         r->ndmarc = 1;
         memset(&r->dmarc[0], 0, sizeof(r->dmarc[0]));
         r->dmarc[0].status = DMARC_PERMERROR;

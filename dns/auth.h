@@ -3,8 +3,9 @@
  *
  * The inbound session drives one auth_msg_t per transaction:
  *
- *   auth_msg_new(ctx, client, helo)       at MAIL FROM, with
- *   auth_msg_mail_from(m, sender)         SPF starts in libuv's pool
+ *   auth_msg_new(ctx, client, helo)       once the sender is known (serve:
+ *   auth_msg_mail_from(m, sender)         at the first accepted RCPT), with
+ *                                         SPF starting in libuv's pool
  *   auth_msg_feed(m, bytes, n) ...        during DATA, as bytes arrive:
  *                                         DKIM keys are fetched as soon as
  *                                         each signature is parsed, the

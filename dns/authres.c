@@ -94,9 +94,21 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
     }
 
     /* 1. DMARC asks for rejection. */
-    if (enforce && r->from_missing) {
-        set(d, AUTHRES_REJECT, "dmarc", "550 5.7.1 Refused under DMARC: %s",
-            r->dmarc[0].reason ? r->dmarc[0].reason : "no usable From header field");
+    /* Such a message is not an RFC 5322 message (7489 6.6.1): the reply
+     * tells its sender what to fix, in words a user can act on. */
+    if (enforce && r->from_missing == AUTHRES_FROM_ABSENT) {
+        set(d, AUTHRES_REJECT, "dmarc",
+            "550 5.7.1 Message has no From: header; RFC 5322 requires one");
+        return;
+    }
+    if (enforce && r->from_missing == AUTHRES_FROM_UNUSABLE) {
+        set(d, AUTHRES_REJECT, "dmarc",
+            "550 5.7.1 Message has no usable address in its From: header; RFC 5322 requires one");
+        return;
+    }
+    if (enforce && r->from_missing != AUTHRES_FROM_OK) {
+        set(d, AUTHRES_REJECT, "dmarc",
+            "550 5.7.1 Message has too many From: domains to check its author under DMARC");
         return;
     }
     for (size_t i = 0; enforce && i < r->ndmarc; i++) {

@@ -12,7 +12,8 @@
  *
  * The decision, in order (docs/sender-checks.md has the table):
  *  1. DMARC fail whose policy, after pct, is reject, dmarc_action enforce:
- *     550 5.7.1; so is a message without a usable From under enforce.
+ *     550 5.7.1; so is a message without a usable From under enforce, with
+ *     a reply saying what is wrong with its From.
  *  2. SPF fail, spf_action reject, and no valid DKIM signature aligned with
  *     the From domain: 550 5.7.23 (451 4.4.3 when an aligned signature's
  *     key could not be fetched: it might have passed).
@@ -51,6 +52,14 @@ typedef struct {
     char reply[AUTHRES_REPLY_MAX]; /* "550 5.7.1 ...", no CRLF; "" on accept */
 } authres_decision_t;
 
+/* Why DMARC had no author domain to check (RFC 7489 6.6.1). */
+typedef enum {
+    AUTHRES_FROM_OK,       /* one or more usable From domains */
+    AUTHRES_FROM_ABSENT,   /* no From header field */
+    AUTHRES_FROM_UNUSABLE, /* From fields, but no address with a domain in them */
+    AUTHRES_FROM_TOO_MANY, /* more From domains than DMARC_FROM_MAX */
+} authres_from_t;
+
 typedef struct {
     bool spf_done;  /* SPF was evaluated */
     spf_result_t spf;
@@ -60,7 +69,7 @@ typedef struct {
     bool dmarc_done;
     size_t ndmarc;  /* one per From domain; one permerror when From is unusable */
     dmarc_result_t dmarc[DMARC_FROM_MAX];
-    bool from_missing; /* no usable From: dmarc[0] says why */
+    authres_from_t from_missing; /* no usable From: why (dmarc[0] says it too) */
     authres_decision_t decision; /* filled by authres_decide() */
 } authres_t;
 

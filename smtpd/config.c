@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "default.h"
+#include "diag.h"
 #include "file.h"
 #include "parse.h"
 #include "str.h"
@@ -30,35 +31,13 @@ struct config_key {
 };
 
 struct config_parser {
-    const char *path;
+    diag_t diag;
     unsigned line;
     config_t *cfg;
-    config_error_fn on_error;
-    void *ctx;
-    int errors;
     unsigned *seen; /* line where each key was first set, 0 if not yet */
 };
 
-static void config_error(config_parser_t *p, unsigned line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void config_error(config_parser_t *p, unsigned line, const char *fmt, ...)
-{
-    char msg[1024];
-    char text[900];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        snprintf(msg, sizeof(msg), "%s:%u: %s", p->path, line, text);
-    else
-        snprintf(msg, sizeof(msg), "%s: %s", p->path, text);
-    p->errors++;
-    if (p->on_error != NULL)
-        p->on_error(p->ctx, msg);
-}
+#define config_error(p, line, ...) diag_error(&(p)->diag, (line), __VA_ARGS__)
 
 #define FIELD(p, key, type) ((type *)((char *)(p)->cfg + (key)->offset))
 
@@ -551,36 +530,30 @@ static void config_finish(config_parser_t *p)
 int config_parse(const char *path, const char *text, size_t len, config_error_fn on_error,
                  void *ctx, config_t **out)
 {
-    config_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
+    config_parser_t p = {.diag = {.path = path, .on_error = on_error, .ctx = ctx}};
     unsigned seen[CONFIG_NKEYS] = {0};
-    char *copy = xmalloc(len + 1), *cursor, *nl;
+    char *copy = xmalloc(len + 1), *line;
+    diag_lines_t lines;
+    size_t n;
 
     memcpy(copy, text, len);
-    copy[len] = '\0';
     p.cfg = config_defaults(path);
     p.seen = seen;
-    cursor = copy;
-    for (p.line = 1; cursor < copy + len; p.line++) {
-        size_t n, advance;
-        nl = memchr(cursor, '\n', (size_t)(copy + len - cursor));
-        n = nl != NULL ? (size_t)(nl - cursor) : (size_t)(copy + len - cursor);
-        advance = n + 1;
-        cursor[n] = '\0';
-        if (n > 0 && cursor[n - 1] == '\r')
-            cursor[--n] = '\0';
-        if (memchr(cursor, '\0', n) != NULL)
+    diag_lines_init(&lines, copy, len);
+    while ((line = diag_next_line(&lines, &n)) != NULL) {
+        p.line = (unsigned)lines.lineno;
+        if (strlen(line) != n)
             config_error(&p, p.line, "NUL byte in line");
         else
-            config_parse_line(&p, cursor);
-        cursor += advance;
+            config_parse_line(&p, line);
     }
     p.line = 0;
     config_finish(&p);
     free(copy);
-    if (p.errors > 0) {
+    if (p.diag.errors > 0) {
         config_free(p.cfg);
         *out = NULL;
-        return p.errors;
+        return p.diag.errors;
     }
     *out = p.cfg;
     return 0;
@@ -588,7 +561,7 @@ int config_parse(const char *path, const char *text, size_t len, config_error_fn
 
 int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out)
 {
-    config_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
+    diag_t diag = {.path = path, .on_error = on_error, .ctx = ctx};
     char *text;
     size_t len;
     int rc;
@@ -596,8 +569,8 @@ int config_load(const char *path, config_error_fn on_error, void *ctx, config_t 
     *out = NULL;
     rc = file_read(path, CONFIG_FILE_MAX, &text, &len, NULL);
     if (rc < 0) {
-        config_error(&p, 0, "%s", file_strerror(rc));
-        return p.errors;
+        diag_error(&diag, 0, "%s", file_strerror(rc));
+        return diag.errors;
     }
     rc = config_parse(path, text, len, on_error, ctx, out);
     free(text);

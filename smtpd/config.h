@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "diag.h"
+
 typedef enum { CONFIG_TLS_OPPORTUNISTIC, CONFIG_TLS_REQUIRED, CONFIG_TLS_OFF } config_tls_t;
 typedef enum { CONFIG_ACTION_REJECT, CONFIG_ACTION_TAG, CONFIG_ACTION_OFF } config_action_t;
 typedef enum { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG } config_log_t;
@@ -89,7 +91,7 @@ typedef struct {
 
 /* Receives one "FILE:LINE: problem" (or "FILE: problem") line, without a
  * newline. */
-typedef void (*config_error_fn)(void *ctx, const char *message);
+typedef diag_fn config_error_fn;
 
 /*
  * Load path.  On success returns 0 and *out is the new snapshot.  On

@@ -40,6 +40,12 @@ typedef enum {
     REPLY_BARE_EOL,
     REPLY_SPOOL_FAILED,
     REPLY_NO_RCPTS,
+    /* the sender checks, after the end of data (the verdict's own words
+     * are sent; these name the reason, for counters and RCPT) */
+    REPLY_AUTH_SPF,
+    REPLY_AUTH_DMARC,
+    REPLY_AUTH_DNS,
+    REPLY_AUTH_FAILED,
     /* protocol */
     REPLY_UNKNOWN_COMMAND,
     REPLY_LINE_TOO_LONG,

@@ -226,6 +226,71 @@ static void server_drop_privileges(const struct passwd *pw)
     log_info("running as user %s", pw->pw_name);
 }
 
+/* ---- DNS and the sender checks ------------------------------------------------ */
+
+static auth_action_t server_action(config_action_t a)
+{
+    switch (a) {
+    case CONFIG_ACTION_TAG:
+        return AUTH_ACTION_TAG;
+    case CONFIG_ACTION_OFF:
+        return AUTH_ACTION_OFF;
+    case CONFIG_ACTION_REJECT:
+        break;
+    }
+    return AUTH_ACTION_REJECT;
+}
+
+/* The resolver the whole daemon shares (server->resolver), made before
+ * anything listens so that a resolver that cannot start stops the start. */
+static void server_open_resolver(server_t *srv)
+{
+    const config_t *cfg = srv->cfg;
+    dns_options_t opts = {
+        .servers = (const char *const *)cfg->dns_servers,
+        .nservers = cfg->ndns_servers,
+    };
+    int rc = dns_resolver_new(srv->loop, &opts, &srv->resolver);
+
+    if (rc < 0)
+        log_fatal("cannot start the DNS resolver (dns_servers): %s", dns_strerror(rc));
+}
+
+/* The sender checks of the config snapshot: DKIM keys and DMARC policies
+ * through the loop's resolver, SPF through its own channels on the same
+ * servers. */
+static void server_open_auth(server_t *srv)
+{
+    const config_t *cfg = srv->cfg;
+    auth_config_t ac = {
+        .loop = srv->loop,
+        .hostname = cfg->hostname,
+        .dns_servers = (const char *const *)cfg->dns_servers,
+        .ndns_servers = cfg->ndns_servers,
+        .spf_action = server_action(cfg->spf_action),
+        .dmarc_action = server_action(cfg->dmarc_action),
+    };
+    int rc;
+
+    auth_txt_resolver(srv->resolver, &ac.txt);
+    if ((rc = auth_ctx_new(&ac, &srv->auth)) < 0)
+        log_fatal("cannot set up the sender checks: %s", auth_strerror(rc));
+}
+
+/* Once the last session is gone.  The context goes first: messages still
+ * finishing (an SPF evaluation in the pool, a lookup out) hold their own
+ * reference.  Closing the resolver then ends those lookups, which frees
+ * those messages and with them the context; the resolver itself is freed
+ * once its handles are closed, all before the loop ends. */
+static void server_close_dns(server_t *srv)
+{
+    auth_ctx_release(srv->auth);
+    srv->auth = NULL;
+    if (srv->resolver != NULL)
+        dns_resolver_close(srv->resolver, NULL, NULL);
+    srv->resolver = NULL;
+}
+
 /* ---- stopping ------------------------------------------------------------------- */
 
 static void server_close_handle(uv_handle_t *h)
@@ -238,10 +303,9 @@ static void server_queue_closed(void *arg)
 {
     server_t *srv = arg;
 
-    /* The client was the resolver's last user. */
+    /* The client was the resolver's last user besides the sender checks. */
     srv->queue = NULL;
-    dns_resolver_close(srv->resolver, NULL, NULL);
-    srv->resolver = NULL;
+    server_close_dns(srv);
 }
 
 static void server_control_closed(void *arg)
@@ -256,7 +320,8 @@ static void server_control_closed(void *arg)
 
 /* Once stopping and no session is left (every message they accepted is in
  * the queue): close the server's handles, then the control socket, the
- * queue with the outbound client, and the resolver, which ends the loop. */
+ * queue with the outbound client, then the sender checks and the resolver,
+ * which ends the loop. */
 static void server_maybe_done(server_t *srv)
 {
     if (!srv->stopping || srv->nsessions > 0 || srv->reload == NULL)
@@ -267,8 +332,7 @@ static void server_maybe_done(server_t *srv)
     server_close_handle((uv_handle_t *)&srv->grace);
     reload_stop(srv->reload);
     srv->reload = NULL;
-    if (srv->control != NULL)
-        control_close(srv->control, server_control_closed, srv);
+    control_close(srv->control, server_control_closed, srv);
 }
 
 static void server_force(server_t *srv)
@@ -378,8 +442,8 @@ static void server_job_submit(void *impl, void (*work)(void *), void (*done)(voi
 }
 
 /*
- * Open and recover the spool and start what delivers it: the resolver, the
- * outbound client, the queue manager over the spool (every message found
+ * Open and recover the spool and start what delivers it: the outbound
+ * client (on the daemon's resolver), the queue manager over the spool (every message found
  * is scheduled) and the control socket.  After the privilege drop, so that
  * the spool's files and the socket belong to the user that runs.
  */
@@ -387,10 +451,6 @@ static void server_open_queue(server_t *srv)
 {
     const config_t *cfg = srv->cfg;
     spool_options_t sopts = {.exec = {server_job_submit, srv->loop}};
-    dns_options_t dopts = {
-        .servers = (const char *const *)cfg->dns_servers,
-        .nservers = cfg->ndns_servers,
-    };
     queue_options_t qopts = {
         .loop = srv->loop,
         .stats = srv->registry,
@@ -406,8 +466,6 @@ static void server_open_queue(server_t *srv)
 
     if ((rc = spool_open(cfg->spool_dir, &sopts, &srv->spool)) < 0)
         log_fatal("%s: cannot open the spool: %s", cfg->spool_dir, spool_strerror(rc));
-    if ((rc = dns_resolver_new(srv->loop, &dopts, &srv->resolver)) < 0)
-        log_fatal("cannot start the resolver: %s", dns_strerror(rc));
     if (client_new(srv->loop, srv->resolver, cfg, srv->registry, &client, err, sizeof(err)) < 0)
         log_fatal("cannot start the outbound client: %s", err);
     qopts.spool = srv->spool;
@@ -487,6 +545,8 @@ int server_main(const char *config_path, bool verbose)
     server_dirname(srv->cfg->control_socket, dir, sizeof(dir));
     server_make_dir(dir, pw);
     server_raise_fd_limit(srv->cfg);
+    server_open_resolver(srv);
+    server_open_auth(srv);
     srv->per_ip = htab_new(64);
     server_register_counters(srv);
     /* Signals are handled from the moment a client can connect (a SIGHUP

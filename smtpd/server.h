@@ -5,10 +5,10 @@
  * TLS certificate (any failure there is fatal, reported before anything
  * listens), creates the spool and control-socket directories, binds every
  * `listen` address, drops privileges to `user`, opens and recovers the
- * spool, starts the resolver, the outbound client (client.h) and the queue
- * manager over the spool (queue.h; every message found is scheduled) and
- * the control socket (control.h), and runs one libuv loop until SIGTERM or
- * SIGINT:
+ * spool, starts the outbound client (client.h) and the queue manager over
+ * the spool (queue.h; every message found is scheduled) and the control
+ * socket (control.h), and runs one libuv loop until SIGTERM or SIGINT, with
+ * one DNS resolver on it (server->resolver) and the sender checks' context:
  *
  *   - each accepted connection becomes a session (session.h), unless it
  *     would exceed max_connections or max_connections_per_ip (421 4.7.0);
@@ -38,7 +38,9 @@
 
 #include <openssl/ssl.h>
 
+#include "auth.h"
 #include "config.h"
+#include "dns.h"
 #include "htab.h"
 #include "reply.h"
 #include "spool.h"
@@ -71,9 +73,15 @@ typedef struct server {
     srs_t *srs;       /* the current SRS secrets (used synchronously only) */
     SSL_CTX *tls_ctx; /* NULL without tls_cert */
     spool_t *spool;
-    dns_resolver_t *resolver; /* the outbound client's */
-    queue_t *queue;           /* owns the outbound client */
-    control_t *control;       /* the control socket */
+    /* The daemon's one resolver, on dns_servers: client names, DKIM keys
+     * and DMARC policies (through auth), MX lookups (the outbound client).
+     * Everything that borrows it is gone before it is closed. */
+    dns_resolver_t *resolver;
+    /* The sender checks for the config snapshot: one context as long as
+     * the snapshot lives (messages in flight hold their own reference). */
+    auth_ctx_t *auth;
+    queue_t *queue;     /* owns the outbound client */
+    control_t *control; /* the control socket */
 
     uv_tcp_t *listeners;
     size_t nlisteners;

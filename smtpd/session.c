@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "default.h"
 #include "log.h"
 #include "str.h"
 #include "xalloc.h"
@@ -78,6 +79,14 @@ void session__reply_addr(session_t *s, reply_id_t id, const char *addr, size_t l
     const reply_t *r = reply_get(id);
 
     session__replyf(s, r->code, r->esc, "<%.*s>: %s", (int)len, addr, r->text);
+}
+
+void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply)
+{
+    if (id < sizeof(s->srv->stats.rejected) / sizeof(s->srv->stats.rejected[0]))
+        s->srv->stats.rejected[id]++;
+    log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> helo=<%s>", what, s->client, reply,
+             s->txn != NULL ? txn_sender(s->txn) : "", s->helo != NULL ? s->helo : "");
 }
 
 void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *addr,
@@ -209,6 +218,8 @@ static void session_close_cb(uv_handle_t *h)
     server_session_closed(s->srv, s->counted ? s->ip : NULL);
     table_unref(s->table);
     tls_free(s->tls);
+    if (s->client != s->unnamed)
+        free(s->client);
     buf_free(&s->in);
     buf_free(&s->out);
     free(s->helo);
@@ -216,9 +227,16 @@ static void session_close_cb(uv_handle_t *h)
 }
 
 /* Close the handles now; the session is freed when both are closed.  With
- * asynchronous work in flight it waits for that first. */
+ * asynchronous work in flight it waits for that first, unless nothing is
+ * owed to the client any more: the greeting, or a verdict of the checks. */
 static void session_destroy(session_t *s)
 {
+    if (s->greeting_due) {
+        s->greeting_due = false;
+        s->waiting = false;
+    }
+    if (s->auth_waiting)
+        session__auth_abandon(s);
     if (s->waiting) {
         s->close_after = true;
         uv_read_stop((uv_stream_t *)&s->tcp);
@@ -228,6 +246,8 @@ static void session_destroy(session_t *s)
     if (uv_is_closing((uv_handle_t *)&s->tcp))
         return;
     s->state = SESSION_CLOSING;
+    rdns_cancel(s->rdns);
+    s->rdns = NULL;
     uv_close((uv_handle_t *)&s->tcp, session_close_cb);
     uv_close((uv_handle_t *)&s->timer, session_close_cb);
 }
@@ -522,20 +542,100 @@ static void session_peer(session_t *s)
     int len = sizeof(ss);
 
     str_lcpy(s->ip, "unknown", sizeof(s->ip));
+    s->peer.sa.sa_family = AF_UNSPEC;
     if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET) {
-            uv_ip4_name((struct sockaddr_in *)&ss, s->ip, sizeof(s->ip));
+            memcpy(&s->peer.in, &ss, sizeof(s->peer.in));
         } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            /* An IPv4 client on a dual-stack socket is an IPv4 client. */
-            if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-                inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], s->ip, sizeof(s->ip));
-            else
-                uv_ip6_name(sin6, s->ip, sizeof(s->ip));
+            memcpy(&s->peer.in6, &ss, sizeof(s->peer.in6));
+            /* An IPv4 client on a dual-stack socket is an IPv4 client, for
+             * the logs, SPF and its name alike. */
+            if (IN6_IS_ADDR_V4MAPPED(&s->peer.in6.sin6_addr)) {
+                struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = s->peer.in6.sin6_port};
+                memcpy(&sin.sin_addr, &s->peer.in6.sin6_addr.s6_addr[12], sizeof(sin.sin_addr));
+                memset(&s->peer, 0, sizeof(s->peer));
+                s->peer.in = sin;
+            }
         }
     }
-    /* No reverse lookup (yet): Postfix's "unknown" for an unnamed client. */
-    snprintf(s->client, sizeof(s->client), "unknown[%s]", s->ip);
+    if (s->peer.sa.sa_family == AF_INET)
+        uv_ip4_name(&s->peer.in, s->ip, sizeof(s->ip));
+    else if (s->peer.sa.sa_family == AF_INET6)
+        uv_ip6_name(&s->peer.in6, s->ip, sizeof(s->ip));
+    /* Postfix's "unknown" for a client without a (confirmed) name. */
+    snprintf(s->unnamed, sizeof(s->unnamed), "unknown[%s]", s->ip);
+}
+
+void session__host(const session_t *s, char *dst, size_t size)
+{
+    const char *bracket = strrchr(s->client, '[');
+    size_t n = bracket != NULL ? (size_t)(bracket - s->client) : strlen(s->client);
+
+    snprintf(dst, size, "%.*s", (int)n, s->client);
+}
+
+static void session_greet(session_t *s)
+{
+    s->greeting_due = false;
+    s->waiting = false;
+    uv_timer_stop(&s->timer);
+    log_info("connect from %s", s->client);
+    if (s->stop) {
+        session__reply(s, REPLY_SHUTDOWN);
+        session__close(s);
+        return;
+    }
+    session__replyf(s, 220, NULL, "%s ESMTP mxfwd", s->srv->cfg->hostname);
+    session__flush(s);
+    buf_free(&s->out);
+    session_idle_timer(s);
+    session_read_control(s);
+}
+
+/* The client's name is known, or known to be unknown. */
+static void session_named(void *arg, const rdns_result_t *res)
+{
+    session_t *s = arg;
+
+    s->rdns = NULL;
+    if (res->status == RDNS_OK) {
+        size_t size = strlen(res->name) + strlen(s->ip) + 3;
+        char *named = xmalloc(size);
+
+        snprintf(named, size, "%s[%s]", res->name, s->ip);
+        if (s->client != s->unnamed)
+            free(s->client);
+        s->client = named;
+    } else if (res->status == RDNS_TEMPFAIL) {
+        log_warning("%s: hostname verification failed: %s", s->client, dns_strerror(res->error));
+    } else if (res->unverified != NULL) {
+        /* Postfix's words: the PTR names a host that is not this one. */
+        log_warning("hostname %s does not resolve to address %s", res->unverified, s->ip);
+    }
+    if (s->greeting_due)
+        session_greet(s);
+}
+
+static void session_greeting_wait_cb(uv_timer_t *t)
+{
+    session_t *s = t->data;
+
+    /* The lookup goes on: its answer still names the client in what is
+     * written after it comes. */
+    session_greet(s);
+}
+
+/* Greet once the client's name is known, or after a short wait at most
+ * (DEFAULT_RDNS_GREETING_WAIT_MS): nothing is read before the greeting. */
+static void session_start(session_t *s)
+{
+    if (rdns_lookup(s->srv->resolver, &s->peer.sa, session_named, s, &s->rdns) < 0) {
+        session_greet(s);
+        return;
+    }
+    s->greeting_due = true;
+    session__wait(s);
+    uv_timer_start(&s->timer, session_greeting_wait_cb, DEFAULT_RDNS_GREETING_WAIT_MS, 0);
 }
 
 void session_accept(server_t *srv, uv_stream_t *listener)
@@ -545,6 +645,7 @@ void session_accept(server_t *srv, uv_stream_t *listener)
     reply_id_t refusal;
 
     s->srv = srv;
+    s->client = s->unnamed;
     uv_tcp_init(srv->loop, &s->tcp);
     uv_timer_init(srv->loop, &s->timer);
     s->tcp.data = s->timer.data = s;
@@ -559,7 +660,7 @@ void session_accept(server_t *srv, uv_stream_t *listener)
     srv->nsessions++;
 
     if (uv_accept(listener, (uv_stream_t *)&s->tcp) < 0) {
-        str_lcpy(s->client, "unknown", sizeof(s->client));
+        str_lcpy(s->unnamed, "unknown", sizeof(s->unnamed));
         session_destroy(s);
         return;
     }
@@ -575,12 +676,7 @@ void session_accept(server_t *srv, uv_stream_t *listener)
         return;
     }
     s->counted = true;
-    log_info("connect from %s", s->client);
-    session__replyf(s, 220, NULL, "%s ESMTP mxfwd", cfg->hostname);
-    session__flush(s);
-    buf_free(&s->out);
-    session_idle_timer(s);
-    session_read_control(s);
+    session_start(s);
 }
 
 void session_stop(session_t *s)
@@ -593,6 +689,10 @@ void session_stop(session_t *s)
 void session_force_stop(session_t *s)
 {
     s->stop = true;
+    /* A message still waiting for its verdict is dropped like any other
+     * unfinished one; a spool commit under way is waited for. */
+    if (s->auth_waiting)
+        session__auth_abandon(s);
     if (s->waiting || s->state == SESSION_CLOSING)
         return;
     if (s->state == SESSION_TLS) {

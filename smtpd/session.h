@@ -6,14 +6,18 @@
  * bytes go through the DATA reader to the spool (session_data.c), and the
  * connection itself, its buffers, TLS and timer live in session.c.
  *
+ * The greeting waits for the client's forward-confirmed name (dns/rdns.h)
+ * for DEFAULT_RDNS_GREETING_WAIT_MS at most; nothing is read before it.
+ *
  * PIPELINING (RFC 2920): every complete command in the input is handled
  * before anything is written, and the replies they produced leave in one
- * write; a command waiting for asynchronous work (the spool commit) holds
- * the commands behind it, and reading stops meanwhile, so input buffered
- * per session stays bounded.
+ * write; a command waiting for asynchronous work (the sender checks'
+ * verdict, the spool commit) holds the commands behind it, and reading
+ * stops meanwhile, so input buffered per session stays bounded.
  *
- * The session owns its handles, buffers, TLS state and transaction, and a
- * reference to the forward table it started with.  It frees itself after
+ * The session owns its handles, buffers, TLS state, transaction and the
+ * transaction's sender checks (dns/auth.h), and a reference to the forward
+ * table it started with.  It frees itself after
  * its handles are closed, and tells the server then.
  */
 #ifndef MXFWD_SESSION_H

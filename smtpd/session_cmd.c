@@ -55,6 +55,7 @@ static int session_refuse(session_t *s, reply_id_t id)
 
 void session__end_txn(session_t *s)
 {
+    session__auth_cancel(s);
     session__data_abort(s);
     txn_free(s->txn);
     s->txn = NULL;
@@ -225,6 +226,22 @@ static void session_refuse_rcpt(session_t *s, reply_id_t id, const char *addr, s
         session__error(s);
 }
 
+/* Accept a recipient and its destinations.  The sender checks start with
+ * the first one: a transaction whose every recipient is refused (a relay
+ * probe, a dictionary attack) costs no DNS work. */
+static void session_accept_rcpt(session_t *s, const char *addr, size_t len,
+                                const char *const *dests, size_t n)
+{
+    if (session__auth_begin(s) < 0) {
+        session__reply_addr(s, REPLY_AUTH_FAILED, addr, len);
+        session__log_reject(s, "RCPT", REPLY_AUTH_FAILED, addr, len);
+        return;
+    }
+    txn_add_rcpt(s->txn, addr, len, dests, n);
+    s->state = SESSION_RCPT;
+    session__reply(s, REPLY_RCPT_OK);
+}
+
 /*
  * A recipient in srs_domain: a bounce to a sender we rewrote.  Returns
  * false when the local part is not SRS at all (the forward table may still
@@ -249,9 +266,7 @@ static bool session_rcpt_srs(session_t *s, const proto_path_t *p)
         session_refuse_rcpt(s, reply_for_srs_reverse_err(rc), p->addr, p->addr_len);
         return true;
     }
-    txn_add_rcpt(s->txn, p->addr, p->addr_len, &dest, 1);
-    s->state = SESSION_RCPT;
-    session__reply(s, REPLY_RCPT_OK);
+    session_accept_rcpt(s, p->addr, p->addr_len, &dest, 1);
     return true;
 }
 
@@ -294,9 +309,7 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
         session_refuse_rcpt(s, reply_for_table(result), p->addr, p->addr_len);
         return;
     }
-    txn_add_rcpt(s->txn, p->addr, p->addr_len, dests.addr, dests.n);
-    s->state = SESSION_RCPT;
-    session__reply(s, REPLY_RCPT_OK);
+    session_accept_rcpt(s, p->addr, p->addr_len, dests.addr, dests.n);
 }
 
 /* ---- DATA, BDAT -------------------------------------------------------------------- */

@@ -2,7 +2,8 @@
  * session_data.c - a message's bytes, from DATA or the first BDAT to the
  * reply after its end: the DATA reader, streaming into the spool writer,
  * the refusals that can only be made at the end (bare CR/LF, size, hops),
- * the Received: header, the spool commit and the 250 that waits for it.
+ * the sender checks' verdict (session_auth.c), the prepended headers, the
+ * spool commit and the 250 that waits for it.
  */
 #include "session_int.h"
 
@@ -14,7 +15,7 @@
 #include "queue.h"
 #include "xalloc.h"
 
-/* Received: and, later, Authentication-Results: */
+/* Authentication-Results: and Received: */
 #define SESSION_PREPEND_MAX 65536
 
 int session__data_begin(session_t *s, data_mode_t mode)
@@ -55,16 +56,24 @@ static void session_data_store(session_t *s, const char *p, size_t n)
     }
     /* A write error sticks in the writer; the commit reports it, after the
      * end of data, as a 451. */
-    if (n > 0 && s->writer != NULL)
+    if (n > 0 && s->writer != NULL) {
         spool_writer_write(s->writer, p, n);
+        session__auth_feed(s, p, n);
+    }
 }
 
-/* The accepted message's log line, SPEC.md's. */
+/* The accepted message's log line, SPEC.md's, the sender checks'
+ * "spf=... dkim=... dmarc=..." at its end. */
 static void session_log_accepted(session_t *s, const spool_msg_t *msg)
 {
-    /* The sender checks' "spf=... dkim=... dmarc=..." go at the end. */
-    log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s", msg->id, txn_sender(s->txn),
-             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->client);
+    char results[128] = "";
+
+    if (s->auth != NULL) {
+        results[0] = ' ';
+        authres_log(auth_msg_result(s->auth), results + 1, sizeof(results) - 1);
+    }
+    log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s%s", msg->id, txn_sender(s->txn),
+             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->client, results);
 }
 
 static void session_committed(void *arg, int status, spool_msg_t *msg)
@@ -86,12 +95,21 @@ static void session_committed(void *arg, int status, spool_msg_t *msg)
     session__resume(s);
 }
 
-/* The headers mxfwd prepends: Received: (RFC 5321 4.4). */
-static int session_prepend(session_t *s, const char *queue_id, buf_t *out)
+/*
+ * The headers mxfwd prepends: the sender checks' Authentication-Results:
+ * (RFC 8601), then Received: (RFC 5321 4.4).  Both are trace fields of
+ * this hop; the results are the last thing it learnt of the message, so
+ * they go on top, as a milter's header lands above Postfix's own
+ * Received:.  Read from the top, a receiver meets our verdict first and
+ * our Received: right under it, which marks where our hop begins.
+ */
+static int session_prepend(session_t *s, const authres_t *res, const char *queue_id, buf_t *out)
 {
+    char host[DNS_NAME_MAX + 1];
+    int rc;
     proto_received_t r = {
         .helo = s->helo,
-        .client_ptr = "unknown",
+        .client_ptr = host,
         .client_ip = s->ip,
         .hostname = s->srv->cfg->hostname,
         .protocol = proto_with(s->esmtp, s->tls != NULL, txn_smtputf8(s->txn)),
@@ -100,16 +118,18 @@ static int session_prepend(session_t *s, const char *queue_id, buf_t *out)
         .now = time(NULL),
     };
 
+    session__host(s, host, sizeof(host));
     if (s->tls != NULL) {
         r.tls_version = tls_version(s->tls);
         r.tls_cipher = tls_cipher(s->tls);
         r.tls_bits = tls_bits(s->tls);
     }
+    if (res != NULL && (rc = authres_header(res, s->srv->cfg->hostname, out)) < 0)
+        return rc;
     return proto_received(out, &r);
 }
 
-/* Make the message durable; the reply waits for the commit callback. */
-static void session_commit(session_t *s)
+int session__commit(session_t *s, const authres_t *res)
 {
     spool_writer_t *w = s->writer;
     size_t n = txn_ndests(s->txn);
@@ -121,7 +141,7 @@ static void session_commit(session_t *s)
 
     snprintf(id, sizeof(id), "%s", spool_writer_id(w));
     buf_init(&prepend, SESSION_PREPEND_MAX);
-    session_prepend(s, id, &prepend);
+    session_prepend(s, res, id, &prepend);
     for (size_t i = 0; i < n; i++) {
         rcpts[i].addr = txn_dest(s->txn, i)->addr;
         rcpts[i].orig = txn_dest(s->txn, i)->orig;
@@ -146,9 +166,10 @@ static void session_commit(session_t *s)
         log_error("%s: %s: cannot queue: %s", id, s->client, spool_strerror(rc));
         session__reply(s, REPLY_SPOOL_FAILED);
         session__end_txn(s);
-        return;
+        return -1;
     }
     session__wait(s);
+    return 0;
 }
 
 /* The message is whole: refuse it for what could only be seen at its end,
@@ -172,9 +193,8 @@ static void session_data_end(session_t *s, const char *what)
             session__error(s);
         return;
     }
-    /* The sender checks (SPF, DKIM, DMARC) decide here, before the commit,
-     * and add their Authentication-Results: to the prepended headers. */
-    session_commit(s);
+    /* The sender checks (SPF, DKIM, DMARC) decide before the commit. */
+    session__auth_end(s);
 }
 
 /* A BDAT chunk has been read. */

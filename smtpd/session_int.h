@@ -11,9 +11,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "data.h"
 #include "proto.h"
+#include "rdns.h"
 #include "reply.h"
 #include "server.h"
 #include "session.h"
@@ -53,11 +55,22 @@ struct session {
     uint64_t bdat_left;          /* bytes of the current BDAT chunk still to read */
     session_state_t bdat_return; /* where a refused chunk leads back to */
 
+    auth_msg_t *auth; /* the sender checks: first accepted RCPT to txn end */
+
     buf_t in;  /* input not yet handled (plaintext) */
     buf_t out; /* replies not yet written (plaintext) */
     char *helo;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer; /* the client; an IPv4-mapped one as IPv4 */
     char ip[INET6_ADDRSTRLEN];
-    char client[INET6_ADDRSTRLEN + 16]; /* "unknown[192.0.2.1]" for logs */
+    rdns_req_t *rdns; /* the client's name, being looked up */
+    /* "name[192.0.2.1]" for logs, the name forward-confirmed or "unknown"
+     * (session__host() gives it alone): unnamed, or a copy once named. */
+    char *client;
+    char unnamed[INET6_ADDRSTRLEN + 16]; /* "unknown[192.0.2.1]" */
 
     unsigned errors;   /* counted toward max_errors */
     unsigned commands; /* for the disconnect line */
@@ -69,6 +82,8 @@ struct session {
     bool esmtp;        /* EHLO, not HELO */
     bool reading;      /* uv_read_start in effect */
     bool waiting;      /* asynchronous work holds the input */
+    bool greeting_due; /* waiting (briefly) for the client's name to greet */
+    bool auth_waiting; /* the end of data waits for the sender checks' verdict */
     bool skip_line;    /* discarding the rest of a too long line */
     bool bdat_last;    /* the current BDAT chunk is the last */
     bool bdat_discard; /* the current BDAT chunk was refused: read and drop */
@@ -96,6 +111,11 @@ void session__start_tls(session_t *s);
 /* "NOQUEUE: reject: ..." for a refused command. */
 void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *rcpt,
                          size_t rcpt_len);
+/* The same for a message refused at its end with reply (a whole reply
+ * line, "550 5.7.23 ..."); id names the reason for the counters. */
+void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply);
+/* The client's name (or "unknown") into dst[size]. */
+void session__host(const session_t *s, char *dst, size_t size);
 /* Whether no transaction is under way (SIGTERM may close now). */
 bool session__idle(const session_t *s);
 
@@ -111,5 +131,25 @@ int session__data_begin(session_t *s, data_mode_t mode);
 size_t session__data_input(session_t *s, char *p, size_t n);
 /* Drop the message being received, if any. */
 void session__data_abort(session_t *s);
+/* Queue the message: the sender checks' result res (NULL when none ran)
+ * becomes its Authentication-Results:, then Received:.  0: the reply
+ * waits for the spool (the session waits); -1: refused now (replied,
+ * transaction ended). */
+int session__commit(session_t *s, const authres_t *res);
+
+/* session_auth.c */
+/* Start the sender checks for the transaction (at its first accepted
+ * recipient; SPF begins at once).  0, or -1 when they cannot run. */
+int session__auth_begin(session_t *s);
+/* Message bytes, as the spool gets them. */
+void session__auth_feed(session_t *s, const char *p, size_t n);
+/* The message is whole and may be kept: wait for the verdict, then refuse
+ * it or commit it. */
+void session__auth_end(session_t *s);
+/* Drop the checks of the transaction (RSET, a new greeting, its end). */
+void session__auth_cancel(session_t *s);
+/* While the session waits for the verdict: stop waiting, drop the checks
+ * and the message (the client left, or the shutdown grace is over). */
+void session__auth_abandon(session_t *s);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "diag.h"
 #include "file.h"
 #include "htab.h"
 #include "str.h"
@@ -45,10 +46,7 @@ struct table {
 };
 
 typedef struct {
-    const char *path;
-    table_error_fn on_error;
-    void *ctx;
-    int errors;
+    diag_t diag;
     table_t *t;
     size_t cap_entries;
     table_entry_t *current; /* entry that continuation lines extend */
@@ -57,25 +55,7 @@ typedef struct {
     unsigned depth;
 } table_parser_t;
 
-static void table_error(table_parser_t *p, unsigned line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void table_error(table_parser_t *p, unsigned line, const char *fmt, ...)
-{
-    char text[900], msg[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        snprintf(msg, sizeof(msg), "%s:%u: %s", p->path, line, text);
-    else
-        snprintf(msg, sizeof(msg), "%s: %s", p->path, text);
-    p->errors++;
-    if (p->on_error != NULL)
-        p->on_error(p->ctx, msg);
-}
+#define table_error(p, line, ...) diag_error(&(p)->diag, (line), __VA_ARGS__)
 
 /* The entry an address resolves to, by the lookup order, or NULL.  key is
  * scratch space of at least ADDR_MAX + 2 bytes; the address is valid. */
@@ -415,48 +395,40 @@ static int table_expand(table_parser_t *p, table_entry_t *e)
 int table_parse(const char *path, const char *text, size_t len, table_error_fn on_error,
                 void *ctx, table_t **out)
 {
-    table_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
-    char *copy = xmalloc(len + 1), *cursor = copy;
-    unsigned lineno = 0;
-    size_t lines = 1;
+    table_parser_t p = {.diag = {.path = path, .on_error = on_error, .ctx = ctx}};
+    char *copy = xmalloc(len + 1), *line;
+    diag_lines_t lines;
+    size_t n, nlines = 1;
 
     memcpy(copy, text, len);
-    copy[len] = '\0';
     for (size_t i = 0; i < len; i++)
-        lines += text[i] == '\n';
+        nlines += text[i] == '\n';
     p.t = xcalloc(1, sizeof(*p.t));
     p.t->refs = 1;
-    p.t->aliases = htab_new_borrowed(lines);
+    p.t->aliases = htab_new_borrowed(nlines);
     p.t->domains = htab_new(16);
 
-    while (cursor < copy + len) {
-        char *nl = memchr(cursor, '\n', (size_t)(copy + len - cursor));
-        size_t n = nl != NULL ? (size_t)(nl - cursor) : (size_t)(copy + len - cursor);
-        char *next = cursor + n + 1;
-
-        lineno++;
-        if (n > 0 && cursor[n - 1] == '\r')
-            n--;
-        cursor[n] = '\0';
-        if (memchr(cursor, '\0', n) != NULL) {
+    diag_lines_init(&lines, copy, len);
+    while ((line = diag_next_line(&lines, &n)) != NULL) {
+        unsigned lineno = (unsigned)lines.lineno;
+        if (strlen(line) != n) {
             table_error(&p, lineno, "NUL byte in line");
             p.current = NULL;
             p.current_bad = true;
         } else {
-            table_parse_line(&p, cursor, lineno);
+            table_parse_line(&p, line, lineno);
         }
-        cursor = next;
     }
     free(copy);
     table_finish_entry(&p);
-    if (p.errors == 0)
+    if (p.diag.errors == 0)
         for (size_t i = 0; i < p.t->nentries; i++)
             table_expand(&p, p.t->entries[i]);
 
-    if (p.errors > 0) {
+    if (p.diag.errors > 0) {
         table_destroy(p.t);
         *out = NULL;
-        return p.errors;
+        return p.diag.errors;
     }
     *out = p.t;
     return 0;
@@ -464,7 +436,7 @@ int table_parse(const char *path, const char *text, size_t len, table_error_fn o
 
 int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **out)
 {
-    table_parser_t p = {.path = path, .on_error = on_error, .ctx = ctx};
+    diag_t diag = {.path = path, .on_error = on_error, .ctx = ctx};
     char *text;
     size_t len;
     int rc;
@@ -472,8 +444,8 @@ int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **o
     *out = NULL;
     rc = file_read(path, TABLE_FILE_MAX, &text, &len, NULL);
     if (rc < 0) {
-        table_error(&p, 0, "%s", file_strerror(rc));
-        return p.errors;
+        diag_error(&diag, 0, "%s", file_strerror(rc));
+        return diag.errors;
     }
     rc = table_parse(path, text, len, on_error, ctx, out);
     free(text);

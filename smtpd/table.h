@@ -28,6 +28,7 @@
 #include <stddef.h>
 
 #include "default.h"
+#include "diag.h"
 
 #define TABLE_MAX_DEPTH DEFAULT_ALIAS_DEPTH
 
@@ -45,7 +46,7 @@ typedef struct {
     const char *const *addr; /* as written in the table */
 } table_dests_t;
 
-typedef void (*table_error_fn)(void *ctx, const char *message);
+typedef diag_fn table_error_fn;
 
 /* 0 and *out, or the number of errors reported and *out NULL. */
 int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **out);

@@ -8,42 +8,12 @@
 #include <string.h>
 
 #include "default.h"
+#include "diag.h"
 #include "file.h"
 #include "xalloc.h"
 
 /* Far more than any number of secrets one rotates through. */
 #define SRS_SECRETS_FILE_MAX (64 * 1024)
-
-typedef struct {
-    const char *path;
-    srs_report_fn on_error;
-    srs_report_fn on_warning;
-    void *ctx;
-    int errors;
-} srs_secrets_reader_t;
-
-static void srs_secrets_report(srs_secrets_reader_t *r, bool warning, size_t line,
-                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void srs_secrets_report(srs_secrets_reader_t *r, bool warning, size_t line,
-                               const char *fmt, ...)
-{
-    char text[512], msg[1024], where[32] = "";
-    srs_report_fn fn = warning ? r->on_warning : r->on_error;
-    va_list ap;
-
-    if (!warning)
-        r->errors++;
-    if (fn == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        snprintf(where, sizeof(where), ":%zu", line);
-    snprintf(msg, sizeof(msg), "%s%s: %s%s", r->path, where, warning ? "warning: " : "", text);
-    fn(r->ctx, msg);
-}
 
 static bool srs_secrets_blank(const char *s, size_t n)
 {
@@ -65,29 +35,29 @@ void srs_secrets_free(srs_secrets_t *s)
 }
 
 /* Check one line (without its ending) and add it when it is a secret. */
-static void srs_secrets_line(srs_secrets_reader_t *r, size_t lineno, const char *p, size_t n,
+static void srs_secrets_line(diag_t *r, size_t lineno, const char *p, size_t n,
                              srs_secrets_t *out, size_t *cap)
 {
     if (n == 0 || p[0] == '#' || srs_secrets_blank(p, n))
         return;
     if (memchr(p, '\0', n) != NULL) {
-        srs_secrets_report(r, false, lineno, "the secret contains a NUL byte");
+        diag_error(r, lineno, "the secret contains a NUL byte");
         return;
     }
     if (n < DEFAULT_SRS_SECRET_MIN) {
-        srs_secrets_report(r, false, lineno,
+        diag_error(r, lineno,
                            "the secret is %zu bytes long; at least %d are needed "
                            "(openssl rand -base64 32 makes a good one)",
                            n, DEFAULT_SRS_SECRET_MIN);
         return;
     }
     if (n > DEFAULT_SRS_SECRET_MAX) {
-        srs_secrets_report(r, false, lineno, "the secret is %zu bytes long; at most %d are allowed",
+        diag_error(r, lineno, "the secret is %zu bytes long; at most %d are allowed",
                            n, DEFAULT_SRS_SECRET_MAX);
         return;
     }
     if (p[0] == ' ' || p[0] == '\t' || p[n - 1] == ' ' || p[n - 1] == '\t')
-        srs_secrets_report(r, true, lineno,
+        diag_warning(r, lineno,
                            "the secret starts or ends with white space, which is part of it");
     out->secret = xgrow(out->secret, cap, out->n + 1, sizeof(*out->secret));
     out->secret[out->n++] = xstrndup(p, n);
@@ -96,7 +66,7 @@ static void srs_secrets_line(srs_secrets_reader_t *r, size_t lineno, const char 
 int srs_secrets_parse(const char *path, const char *text, size_t len, srs_report_fn on_error,
                       srs_report_fn on_warning, void *ctx, srs_secrets_t *out)
 {
-    srs_secrets_reader_t r = {path, on_error, on_warning, ctx, 0};
+    diag_t r = {path, on_error, on_warning, ctx, 0};
     size_t cap = 0, lineno = 0, pos = 0;
 
     out->secret = NULL;
@@ -113,7 +83,7 @@ int srs_secrets_parse(const char *path, const char *text, size_t len, srs_report
         srs_secrets_line(&r, lineno, line, n, out, &cap);
     }
     if (r.errors == 0 && out->n == 0)
-        srs_secrets_report(&r, false, 0, "no secret in the file");
+        diag_error(&r, 0, "no secret in the file");
     if (r.errors > 0)
         srs_secrets_free(out);
     return r.errors;
@@ -122,7 +92,7 @@ int srs_secrets_parse(const char *path, const char *text, size_t len, srs_report
 int srs_secrets_load(const char *path, srs_report_fn on_error, srs_report_fn on_warning,
                      void *ctx, srs_secrets_t *out)
 {
-    srs_secrets_reader_t r = {path, on_error, on_warning, ctx, 0};
+    diag_t r = {path, on_error, on_warning, ctx, 0};
     struct stat st;
     char *text = NULL;
     size_t len;
@@ -132,11 +102,11 @@ int srs_secrets_load(const char *path, srs_report_fn on_error, srs_report_fn on_
     out->n = 0;
     rc = file_read(path, SRS_SECRETS_FILE_MAX, &text, &len, &st);
     if (rc == FILE_ETOOBIG) {
-        srs_secrets_report(&r, false, 0, "larger than %d bytes", SRS_SECRETS_FILE_MAX);
+        diag_error(&r, 0, "larger than %d bytes", SRS_SECRETS_FILE_MAX);
         return r.errors;
     }
     if (rc < 0) {
-        srs_secrets_report(&r, false, 0, "%s", file_strerror(rc));
+        diag_error(&r, 0, "%s", file_strerror(rc));
         return r.errors;
     }
     /* Anyone who can read the secrets can forge SRS addresses that turn
@@ -145,7 +115,7 @@ int srs_secrets_load(const char *path, srs_report_fn on_error, srs_report_fn on_
      * its own files: the admin may have reasons (a group for a
      * PostSRSd that shares the file). */
     if (st.st_mode & (S_IRWXG | S_IRWXO))
-        srs_secrets_report(&r, true, 0, "group or others may read or write it (mode %04o); chmod 600 %s",
+        diag_warning(&r, 0, "group or others may read or write it (mode %04o); chmod 600 %s",
                            (unsigned)(st.st_mode & 07777), path);
     rc = srs_secrets_parse(path, text, len, on_error, on_warning, ctx, out);
     OPENSSL_cleanse(text, len);

@@ -28,13 +28,15 @@
 
 #include <stddef.h>
 
+#include "diag.h"
+
 typedef struct {
     char **secret; /* NUL-terminated, in file order: secret[0] signs */
     size_t n;
 } srs_secrets_t;
 
 /* Receives one message line, without a newline. */
-typedef void (*srs_report_fn)(void *ctx, const char *message);
+typedef diag_fn srs_report_fn;
 
 /*
  * Read path.  On success returns 0 and fills *out.  On failure returns the

@@ -67,6 +67,11 @@
 #define DEFAULT_DNS_MAX_NEG_TTL 900           /* longest NXDOMAIN/NODATA is kept (RFC 2308) */
 #define DEFAULT_MX_HOST_LIMIT 10              /* MX hosts resolved per domain, best first */
 #define DEFAULT_MX_ADDRESS_LIMIT 20           /* next-hop addresses per domain */
+#define DEFAULT_RDNS_NAMES 4                  /* PTR names of a client checked for a match */
+/* The greeting waits this long at most for the client's name (ms); a
+ * lookup still out then goes on, and its answer serves what is written
+ * later (docs/smtp.md). */
+#define DEFAULT_RDNS_GREETING_WAIT_MS 1000
 
 /* Sender checks (dns/auth.c) */
 #define DEFAULT_AUTH_HEADER_MAX (256 * 1024) /* header bytes kept for DKIM; beyond: permerror */

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 import re
+import select
 import signal
 import socket
 import ssl
@@ -184,7 +185,7 @@ class Dnsmasq:
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                 "--pid-file=", "--local=/#/", "--log-facility=-"]
         self.proc = Process(argv + list(records), log_path=os.path.join(self.dir, "dnsmasq.log"))
-        wait_until(lambda: not self.proc.running() or _dns_query(self.port, "ready.invalid") is not None,
+        wait_until(lambda: not self.proc.running() or _dns_query(self.port, "ready.invalid", timeout=0.02) is not None,
                    what="dnsmasq to answer")
         if not self.proc.running():
             raise RuntimeError("dnsmasq exited: " + self.proc.log())
@@ -193,6 +194,96 @@ class Dnsmasq:
     def server(self):
         """The dns_servers value for mxfwd.conf."""
         return f"127.0.0.1:{self.port}"
+
+
+def txt_record(name, value, chunk=255):
+    """A dnsmasq option publishing one TXT record at name whose value is
+    split into character-strings of at most chunk octets (a DKIM key is
+    longer than the 255 one string may hold).  Readers join them.  On
+    dnsmasq's command line a comma separates strings and quotes are taken
+    literally, so the value may hold no comma."""
+    assert "," not in value, value
+    parts = [value[i:i + chunk] for i in range(0, len(value), chunk)] or [""]
+    return f"--txt-record={name}," + ",".join(parts)
+
+
+# ---- DKIM with a real signer and verifier ------------------------------------
+
+# python3-dkim (dkimpy) from Debian: its module lives with Debian's python3.
+DEBIAN_PYTHON = "/usr/bin/python3"
+DKIMSIGN = "/usr/bin/dkimsign"
+DKIMVERIFY = "/usr/bin/dkimverify"
+
+
+class DkimKey:
+    """A DKIM key pair made now with openssl: "rsa" (2048 bits) or
+    "ed25519".  .private is the file dkimsign takes; .record the key
+    record to publish at SELECTOR._domainkey.DOMAIN."""
+
+    def __init__(self, kind="rsa", bits=2048):
+        self.kind = kind
+        directory = tempdir()
+        pem = os.path.join(directory, "key.pem")
+        if kind == "rsa":
+            subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                            f"rsa_keygen_bits:{bits}", "-out", pem], check=True, capture_output=True)
+            self.private = pem
+            pub = subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER"],
+                                 check=True, capture_output=True).stdout
+        else:
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", pem],
+                           check=True, capture_output=True)
+            der = subprocess.run(["openssl", "pkey", "-in", pem, "-outform", "DER"],
+                                 check=True, capture_output=True).stdout
+            # dkimpy takes the 32-octet seed in base64 (RFC 8463's form);
+            # PKCS#8 ends with it, the SubjectPublicKeyInfo with the key.
+            self.private = os.path.join(directory, "key.seed")
+            with open(self.private, "wb") as f:
+                f.write(base64.b64encode(der[-32:]) + b"\n")
+            pub = subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER"],
+                                 check=True, capture_output=True).stdout[-32:]
+        self.record = f"v=DKIM1; k={kind}; p={base64.b64encode(pub).decode()}"
+
+    def publish(self, selector, domain):
+        """The dnsmasq option for the key record."""
+        return txt_record(f"{selector}._domainkey.{domain}", self.record)
+
+
+def dkim_sign(message, key, selector, domain, hcanon="relaxed", bcanon="simple", identity=None):
+    """message (bytes, CRLF lines) signed by dkimsign: the DKIM-Signature
+    field, then the message unchanged."""
+    argv = [DEBIAN_PYTHON, DKIMSIGN, "--hcanon", hcanon, "--bcanon", bcanon,
+            "--signalg", "rsa-sha256" if key.kind == "rsa" else "ed25519-sha256"]
+    if identity:
+        argv += ["--identity", identity]
+    r = subprocess.run(argv + [selector, domain, key.private], input=message,
+                       capture_output=True, timeout=TIMEOUT)
+    # dkimsign passes the message through unsigned when it fails.
+    assert r.returncode == 0 and r.stdout.startswith(b"DKIM-Signature:"), r.stderr.decode()
+    return r.stdout
+
+
+# dkimverify, its key lookups sent to a test DNS server instead of the
+# system's resolver: nothing leaves loopback.
+_VERIFY = """
+import runpy, sys
+import dns.resolver
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = ["127.0.0.1"]
+r.port = int(sys.argv[1])
+dns.resolver.default_resolver = r
+sys.argv = [sys.argv[2]] + sys.argv[3:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def dkim_verify(message, dns, index=0):
+    """Run dkimverify on message (bytes) for its signature number index,
+    asking dns (a Dnsmasq) for keys.  (ok, output)."""
+    r = subprocess.run([DEBIAN_PYTHON, "-c", _VERIFY, str(dns.port), DKIMVERIFY, "--index",
+                        str(index)], input=message, capture_output=True, timeout=TIMEOUT)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    return r.returncode == 0 and "signature ok" in out, out
 
 
 # ---- SMTP client -------------------------------------------------------------
@@ -214,8 +305,11 @@ class Reply:
 class SmtpClient:
     """A byte-exact SMTP client: sends what it is given, reads whole replies."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=TIMEOUT, family=socket.AF_INET):
-        self.sock = socket.create_connection((host, port), timeout=timeout) \
+    def __init__(self, port, host="127.0.0.1", timeout=TIMEOUT, family=socket.AF_INET,
+                 source=None):
+        """source: the loopback address to connect from (127.0.0.2, ...)."""
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=(source, 0) if source else None) \
             if family == socket.AF_INET else self._connect6(host, port, timeout)
         self.buf = b""
         on_cleanup(self.close)
@@ -387,7 +481,9 @@ class Mxfwd:
 
     config: extra "key = value" settings (a dict; list values repeat the key).
     forwards: the forward table text.  Secrets get one fixed test secret
-    unless given.
+    unless given.  A test that brings no dns_servers gets a dnsmasq of its
+    own (self.dns, every name NXDOMAIN): mxfwd asks DNS about every client
+    and message, and nothing may leave loopback.
     """
 
     SECRET = "e2e-test-secret-0123456789abcdef"
@@ -404,12 +500,12 @@ class Mxfwd:
             "forward_table": os.path.join(self.dir, "forwards"),
             "spool_dir": os.path.join(self.dir, "spool"),
             "control_socket": os.path.join(self.dir, "run", "mxfwd.sock"),
-            # No lookup leaves the machine: unless a test gives its own
-            # dnsmasq, every lookup fails at once (nothing listens there),
-            # so deliveries are deferred and messages stay in the spool.
-            "dns_servers": "127.0.0.1:1",
         }
         settings.update(config or {})
+        self.dns = None
+        if "dns_servers" not in settings:
+            self.dns = Dnsmasq()
+            settings["dns_servers"] = self.dns.server
         self.settings = settings
         self.write_file("srs.secrets", (secrets or self.SECRET) + "\n", mode=0o600)
         self.write_file("forwards", forwards)
@@ -455,8 +551,8 @@ class Mxfwd:
         rx = re.compile(pattern, re.M)
         return wait_until(lambda: rx.search(self.log()), timeout, what=f"log line /{pattern}/")
 
-    def client(self, greet=True):
-        c = SmtpClient(self.port)
+    def client(self, greet=True, source=None, timeout=TIMEOUT):
+        c = SmtpClient(self.port, source=source, timeout=timeout)
         if greet:
             c.greeting()
         return c
@@ -625,6 +721,7 @@ class Sink:
         self.connections = 0
         self.active = 0
         self.max_active = 0    # most sessions open at once
+        self._open = set()     # streams of the sessions counted in active
         self.rsets = 0
         self.quits = 0
         self.lock = threading.Lock()
@@ -675,8 +772,14 @@ class Sink:
         f = _SinkStream(conn)
         with self.lock:
             f.number = self.connections
+            # A client that closes one session and opens the next has
+            # already sent its FIN when the next is accepted, but the
+            # thread of the old session may not have seen it yet: count
+            # only the sessions whose peer is still there.
+            self._open = {o for o in self._open if not o.peer_closed()}
+            self._open.add(f)
             self.active += 1
-            self.max_active = max(self.max_active, self.active)
+            self.max_active = max(self.max_active, len(self._open))
         try:
             self._converse(f)
         except (OSError, EOFError, ssl.SSLError, _SinkClose):
@@ -685,6 +788,7 @@ class Sink:
             f.close()
             with self.lock:
                 self.active -= 1
+                self._open.discard(f)
 
     def _next_reply(self, value):
         """A reply from a fixed string or a list used one per attempt."""
@@ -830,6 +934,19 @@ class _SinkStream:
 
     def starttls(self, context):
         self.conn = context.wrap_socket(self.conn, server_side=True)
+
+    def peer_closed(self):
+        """True once the client has closed its end (or this end is closed).
+        Looks without reading; a TLS session counts as open."""
+        if isinstance(self.conn, ssl.SSLSocket):
+            return False
+        try:
+            if self.conn.fileno() < 0:
+                return True
+            readable, _, _ = select.select([self.conn], [], [], 0)
+            return bool(readable) and self.conn.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def write(self, text):
         self.conn.sendall(text.encode() if isinstance(text, str) else text)

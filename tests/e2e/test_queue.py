@@ -73,8 +73,10 @@ def a_message_arrives_with_the_srs_sender_and_its_bytes_unchanged():
     message = unstuffed(BODY)
     assert tx.data.endswith(message), tx.data
     prepended = tx.data[:len(tx.data) - len(message)].decode()
-    assert prepended.startswith(f"Received: from client.test (unknown [127.0.0.1])\r\n"
-                                f"\tby mx.fwd.test (mxfwd) with ESMTP id {qid}\r\n"), prepended
+    # The sender checks' results on top, then Received: (docs/sender-checks.md).
+    assert prepended.startswith("Authentication-Results: mx.fwd.test;"), prepended
+    assert (f"\r\nReceived: from client.test (unknown [127.0.0.1])\r\n"
+            f"\tby mx.fwd.test (mxfwd) with ESMTP id {qid}\r\n") in prepended, prepended
     fields = re.findall(r"^([A-Za-z-]+):", prepended, re.M)
     assert set(fields) <= {"Received", "Authentication-Results"}, fields
     m.wait_log(rf"{qid}: to=<user@dest\.test> orig_to=<alice@alias\.test> "

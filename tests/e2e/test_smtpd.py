@@ -302,7 +302,7 @@ def pipelined_transaction_in_one_write():
     first = c.sock.recv(65536)
     codes = [line[:4] for line in first.split(b"\r\n") if line]
     assert codes == [b"250-"] * 6 + [b"250 ", b"250 ", b"250 ", b"554 ", b"250 ", b"354 "], first
-    c.send(b"Subject: pipelined\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
+    c.send(b"From: <sender@origin.test>\r\nSubject: pipelined\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
     c.buf = b""
     replies = [c.reply() for _ in range(3)]
     assert [r.code for r in replies] == [250, 250, 221], replies
@@ -366,7 +366,7 @@ def sigterm_closes_idle_sessions_and_exits_zero():
     m = server()
     idle = greeted(m)
     busy = start_data(m)
-    busy.send(b"Subject: unfinished\r\n\r\n")
+    busy.send(b"From: <sender@origin.test>\r\nSubject: unfinished\r\n\r\n")
     time.sleep(0.2)
     m.proc.send_signal(signal.SIGTERM)
     r = idle.reply()

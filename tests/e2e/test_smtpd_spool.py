@@ -1,5 +1,6 @@
 """Accepted messages and the spool: 250 only once the message is on disk,
-the bytes on disk are the client's plus the Received: header, the envelope
+the bytes on disk are the client's plus Authentication-Results: and
+Received:, the envelope
 (SRS sender, deduplicated destinations with their aliases), and 451 with
 nothing left behind when the spool cannot take a message (a file size
 limit: EFBIG; a full file system: ENOSPC)."""
@@ -21,8 +22,17 @@ team@alias.test       alice@alias.test, carol@example.net
 """
 
 
+# Test messages have an author: one without From: is refused (RFC 5322
+# requires it; test_auth.py).
+FROM = b"From: <sender@origin.test>\r\n"
+
+
 def server(config=None, **kw):
-    return mxtest.Mxfwd(forwards=FORWARDS, config=config, **kw)
+    """A forwarder whose deliveries all fail for now (every route leads to
+    a port where nothing listens): what it accepts stays in the spool, to
+    be looked at."""
+    return mxtest.Mxfwd(forwards=FORWARDS, config={"route": "* 127.0.0.1:1", **(config or {})},
+                        **kw)
 
 
 def spool_dir(m):
@@ -60,8 +70,14 @@ def message_on_disk_is_the_clients_bytes_plus_received():
     assert msg.complete
     assert [n for n in mxtest.spool_files(spool_dir(m)) if n.endswith(".tmp")] == []
     assert msg.body == body
+    # The sender checks' results on top, then Received: (nothing is
+    # published for origin.test: SPF and DMARC have no record to apply).
     received = msg.prepend.decode()
     assert re.fullmatch(
+        r"Authentication-Results: mx\.fwd\.test;\r\n"
+        r"\tspf=none \(no SPF record\) smtp\.mailfrom=origin\.test;\r\n"
+        r"\tdkim=none \(message not signed\);\r\n"
+        r"\tdmarc=none \(.*\) header\.from=origin\.test\r\n"
         r"Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n"
         rf"\tby mx\.fwd\.test \(mxfwd\) with ESMTP id {msg.id}\r\n"
         r"\tfor <alice@alias\.test>; \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n",
@@ -74,7 +90,7 @@ def message_on_disk_is_the_clients_bytes_plus_received():
     assert msg.client == "unknown[127.0.0.1]" and msg.helo == "client.test"
     assert msg.flags == 1  # BODY=8BITMIME
     m.wait_log(rf"{msg.id}: from=<sender@origin\.test> size={len(msg.message)} nrcpt=1 "
-               r"client=unknown\[127\.0\.0\.1\]$")
+               r"client=unknown\[127\.0\.0\.1\] spf=none dkim=none dmarc=none$")
 
 
 @test
@@ -82,7 +98,7 @@ def destinations_deduplicated_across_recipients():
     m = server()
     c = m.client()
     r = send(c, "sender@origin.test", ["alice@alias.test", "team@alias.test", "ALICE@alias.test"],
-             b"Subject: x\r\n\r\nbody\r\n.\r\n")
+             FROM + b"Subject: x\r\n\r\nbody\r\n.\r\n")
     msg = queued(m, r)
     assert msg.rcpts == [("alice@example.com", "alice@alias.test"),
                          ("carol@example.net", "team@alias.test")], msg.rcpts
@@ -96,7 +112,7 @@ def bounce_to_srs_address_goes_to_the_original_sender():
     m = server()
     c = m.client()
     srs = mxtest.srs0("person", "origin.test")
-    r = send(c, "", [srs], b"Subject: bounce\r\n\r\nreturned\r\n.\r\n")
+    r = send(c, "", [srs], FROM + b"Subject: bounce\r\n\r\nreturned\r\n.\r\n")
     msg = queued(m, r)
     assert msg.sender == "" and msg.srs_sender == ""
     assert msg.rcpts == [("person@origin.test", srs)]
@@ -104,14 +120,15 @@ def bounce_to_srs_address_goes_to_the_original_sender():
 
 @test
 def empty_message_bdat_and_smtputf8():
-    m = server()
+    # An empty message has no From:, which DMARC enforcement refuses.
+    m = server({"dmarc_action": "tag"})
     c = m.client()
     msg = queued(m, send(c, "sender@origin.test", ["bob@alias.test"], b".\r\n"))
     assert msg.body == b""
     # BDAT: chunks as they are, dots included; one for the whole message.
     assert c.cmd("MAIL FROM:<s\u00e9nder@origin.test> SMTPUTF8").code == 250
     assert c.cmd("RCPT TO:<bob@alias.test>").code == 250
-    part1, part2 = b"Subject: chunks\r\n\r\n.not stuffed\r\n", b"end\r\n"
+    part1, part2 = FROM + b"Subject: chunks\r\n\r\n.not stuffed\r\n", b"end\r\n"
     c.send(b"BDAT %d\r\n" % len(part1) + part1 + b"BDAT %d LAST\r\n" % len(part2) + part2)
     assert c.reply().code == 250
     msg = queued(m, c.reply())
@@ -127,8 +144,8 @@ def refused_messages_leave_nothing_on_disk():
     c = m.client()
     assert c.cmd("EHLO client.test").code == 250
     cases = [
-        (b"Subject: smuggle\r\n\r\nx\n.\nMAIL FROM:<e@vil.test>\r\n.\r\n", 554),
-        (b"Subject: big\r\n\r\n" + b"y" * 3000 + b"\r\n.\r\n", 552),
+        (FROM + b"Subject: smuggle\r\n\r\nx\n.\nMAIL FROM:<e@vil.test>\r\n.\r\n", 554),
+        (FROM + b"Subject: big\r\n\r\n" + b"y" * 3000 + b"\r\n.\r\n", 552),
         (b"Received: a\r\nReceived: b\r\nReceived: c\r\nReceived: d\r\n\r\nloop\r\n.\r\n", 554),
     ]
     for data, code in cases:
@@ -140,7 +157,7 @@ def refused_messages_leave_nothing_on_disk():
         assert mxtest.spool_files(spool_dir(m)) == [], mxtest.spool_files(spool_dir(m))
     # And the limit itself is fine.
     msg = queued(m, send(c, "sender@origin.test", ["alice@alias.test"],
-                         b"Received: a\r\nReceived: b\r\nReceived: c\r\n\r\nok\r\n.\r\n"))
+                         b"Received: a\r\nReceived: b\r\nReceived: c\r\n" + FROM + b"\r\nok\r\n.\r\n"))
     assert msg.body.count(b"Received:") == 3
 
 
@@ -152,14 +169,14 @@ def pipelined_transaction_and_quit_in_one_write():
            b"DATA\r\n")
     for code in (250, 250, 250, 354):
         assert c.reply().code == code
-    c.send(b"Subject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<sender@origin.test>\r\n"
+    c.send(FROM + b"Subject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<sender@origin.test>\r\n"
            b"RCPT TO:<bob@alias.test>\r\nDATA\r\n")
     # The commands behind the final dot wait for its 250, and come in order.
     r = c.reply()
     queued(m, r)
     for code in (250, 250, 354):
         assert c.reply().code == code
-    c.send(b"Subject: q\r\n\r\nsecond\r\n.\r\nQUIT\r\n")
+    c.send(FROM + b"Subject: q\r\n\r\nsecond\r\n.\r\nQUIT\r\n")
     queued(m, c.reply())
     assert c.reply().code == 221
     assert len(mxtest.spool_files(spool_dir(m))) == 2
@@ -178,13 +195,13 @@ def spool_write_failure_gives_451_file_size_limit():
     m.start(preexec_fn=fsize_limit(32768))
     c = m.client()
     r = send(c, "sender@origin.test", ["alice@alias.test"],
-             b"Subject: too big for the disk\r\n\r\n" + (b"z" * 998 + b"\r\n") * 64 + b".\r\n")
+             FROM + b"Subject: too big for the disk\r\n\r\n" + (b"z" * 998 + b"\r\n") * 64 + b".\r\n")
     assert (r.code, r.lines[0][:5]) == (451, "4.3.0"), r
     assert mxtest.spool_files(spool_dir(m)) == []
     m.wait_log(r"cannot queue: .*(File too large|EFBIG)")
     # The session goes on, and a message that fits is taken.
     assert c.cmd("RSET").code == 250
-    queued(m, send(c, "sender@origin.test", ["alice@alias.test"], b"Subject: s\r\n\r\nok\r\n.\r\n"))
+    queued(m, send(c, "sender@origin.test", ["alice@alias.test"], FROM + b"Subject: s\r\n\r\nok\r\n.\r\n"))
 
 
 @test
@@ -205,12 +222,12 @@ def spool_full_file_system_gives_451():
     m.start()
     c = m.client()
     r = send(c, "sender@origin.test", ["alice@alias.test"],
-             b"Subject: disk full\r\n\r\n" + (b"f" * 998 + b"\r\n") * 100 + b".\r\n")
+             FROM + b"Subject: disk full\r\n\r\n" + (b"f" * 998 + b"\r\n") * 100 + b".\r\n")
     assert (r.code, r.lines[0][:5]) == (451, "4.3.0"), r
     assert mxtest.spool_files(m.settings["spool_dir"]) == []
     m.wait_log(r"cannot queue: .*(No space left on device|ENOSPC)")
     assert c.cmd("RSET").code == 250
-    r = send(c, "sender@origin.test", ["alice@alias.test"], b"Subject: s\r\n\r\nfits\r\n.\r\n")
+    r = send(c, "sender@origin.test", ["alice@alias.test"], FROM + b"Subject: s\r\n\r\nfits\r\n.\r\n")
     assert r.code == 250, r
 
 
@@ -222,7 +239,7 @@ def sigterm_lets_the_message_finish():
     assert busy.cmd("MAIL FROM:<sender@origin.test>").code == 250
     assert busy.cmd("RCPT TO:<alice@alias.test>").code == 250
     assert busy.cmd("DATA").code == 354
-    busy.send(b"Subject: during shutdown\r\n\r\n")
+    busy.send(FROM + b"Subject: during shutdown\r\n\r\n")
     time.sleep(0.2)
     m.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
@@ -253,7 +270,7 @@ def swaks_whole_message():
 def queued_messages_survive_a_restart():
     m = server()
     c = m.client()
-    msg = queued(m, send(c, "sender@origin.test", ["alice@alias.test"], b"Subject: k\r\n\r\nk\r\n.\r\n"))
+    msg = queued(m, send(c, "sender@origin.test", ["alice@alias.test"], FROM + b"Subject: k\r\n\r\nk\r\n.\r\n"))
     c.close()
     assert m.stop() == 0
     # A partial file, as a crash leaves one, is cleared at start.

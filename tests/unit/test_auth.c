@@ -124,12 +124,17 @@ Test(authres, decision_table)
 
     /* No usable From, enforced. */
     r = base();
-    r.from_missing = true;
+    r.from_missing = AUTHRES_FROM_ABSENT;
     r.dmarc[0].status = DMARC_PERMERROR;
     r.dmarc[0].reason = "no From header field";
     authres_decide(&r, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT);
     cr_assert_eq(r.decision.verdict, AUTHRES_REJECT);
-    cr_assert_str_eq(r.decision.reply, "550 5.7.1 Refused under DMARC: no From header field");
+    cr_assert_str_eq(r.decision.reply,
+                     "550 5.7.1 Message has no From: header; RFC 5322 requires one");
+    r.from_missing = AUTHRES_FROM_UNUSABLE;
+    authres_decide(&r, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT);
+    cr_assert_str_eq(r.decision.reply, "550 5.7.1 Message has no usable address in its From: "
+                                       "header; RFC 5322 requires one");
     authres_decide(&r, AUTH_ACTION_REJECT, AUTH_ACTION_TAG);
     cr_assert_eq(r.decision.verdict, AUTHRES_ACCEPT);
 }
@@ -566,8 +571,23 @@ Test(auth, no_from_header)
     rig_init(&r, NULL, 0, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
     o = run(&r, "192.0.2.20", "bounce@esp.test", msg, 1);
     cr_assert_eq(o.res.decision.verdict, AUTHRES_REJECT);
-    cr_assert_str_eq(o.res.decision.reply, "550 5.7.1 Refused under DMARC: no From header field");
+    cr_assert_str_eq(o.res.decision.reply,
+                     "550 5.7.1 Message has no From: header; RFC 5322 requires one");
     cr_assert_str_eq(o.log, "spf=pass dkim=none dmarc=permerror");
+    rig_close(&r);
+}
+
+Test(auth, from_without_an_address)
+{
+    static const char msg[] = "From: undisclosed-recipients:;\r\nSubject: x\r\n\r\nbody\r\n";
+    rig_t r;
+    outcome_t o;
+
+    rig_init(&r, NULL, 0, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
+    o = run(&r, "192.0.2.20", "bounce@esp.test", msg, 1);
+    cr_assert_eq(o.res.decision.verdict, AUTHRES_REJECT);
+    cr_assert_str_eq(o.res.decision.reply, "550 5.7.1 Message has no usable address in its From: "
+                                           "header; RFC 5322 requires one");
     rig_close(&r);
 }
 

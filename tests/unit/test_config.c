@@ -9,23 +9,23 @@
 
 #include "config.h"
 #include "default.h"
-#include "diag.h"
+#include "collect.h"
 
 static config_t *parse_ok(const char *text)
 {
-    diag_t d = {0};
+    collect_t d = {0};
     config_t *cfg = NULL;
-    int rc = config_parse("t.conf", text, strlen(text), diag_collect, &d, &cfg);
+    int rc = config_parse("t.conf", text, strlen(text), collect_message, &d, &cfg);
 
     cr_assert_eq(rc, 0, "unexpected error: %s", d.n ? d.msg[0] : "?");
     cr_assert_not_null(cfg);
     return cfg;
 }
 
-static int parse_bad(const char *text, diag_t *d)
+static int parse_bad(const char *text, collect_t *d)
 {
     config_t *cfg = (config_t *)1;
-    int rc = config_parse("t.conf", text, strlen(text), diag_collect, d, &cfg);
+    int rc = config_parse("t.conf", text, strlen(text), collect_message, d, &cfg);
 
     cr_assert_null(cfg);
     cr_assert_eq(rc, d->n);
@@ -167,7 +167,7 @@ Test(config, relative_paths_become_absolute)
 
 Test(config, every_bad_line_is_reported_with_its_line)
 {
-    diag_t d = {0};
+    collect_t d = {0};
     int n = parse_bad("hostname = mx.example\n"             /* 1 ok */
                       "colour = blue\n"                     /* 2 unknown key */
                       "listen = 127.0.0.1\n"                /* 3 no port */
@@ -188,56 +188,56 @@ Test(config, every_bad_line_is_reported_with_its_line)
                       &d);
 
     cr_assert_eq(n, 16, "got %d errors", n);
-    cr_assert(diag_has(&d, "t.conf:2: ", "unknown key 'colour'"));
-    cr_assert(diag_has(&d, "t.conf:3: ", "listen"));
-    cr_assert(diag_has(&d, "t.conf:4: ", "localhost:25"));
-    cr_assert(diag_has(&d, "t.conf:5: ", "port"));
-    cr_assert(diag_has(&d, "t.conf:6: ", "duration"));
-    cr_assert(diag_has(&d, "t.conf:7: ", "size"));
-    cr_assert(diag_has(&d, "t.conf:8: ", "reject, tag or off"));
-    cr_assert(diag_has(&d, "t.conf:9: ", "key = value"));
-    cr_assert(diag_has(&d, "t.conf:10: ", "already set on line 1"));
-    cr_assert(diag_has(&d, "t.conf:11: ", "DOMAIN HOST"));
-    cr_assert(diag_has(&d, "t.conf:12: ", "bad_domain"));
-    cr_assert(diag_has(&d, "t.conf:13: ", "ns.example"));
-    cr_assert(diag_has(&d, "t.conf:14: ", "max_recipients"));
-    cr_assert(diag_has(&d, "t.conf:15: ", "no such user"));
-    cr_assert(diag_has(&d, "t.conf:16: ", "missing value"));
-    cr_assert(diag_has(&d, "t.conf:17: ", "never"));
+    cr_assert(collect_has(&d, "t.conf:2: ", "unknown key 'colour'"));
+    cr_assert(collect_has(&d, "t.conf:3: ", "listen"));
+    cr_assert(collect_has(&d, "t.conf:4: ", "localhost:25"));
+    cr_assert(collect_has(&d, "t.conf:5: ", "port"));
+    cr_assert(collect_has(&d, "t.conf:6: ", "duration"));
+    cr_assert(collect_has(&d, "t.conf:7: ", "size"));
+    cr_assert(collect_has(&d, "t.conf:8: ", "reject, tag or off"));
+    cr_assert(collect_has(&d, "t.conf:9: ", "key = value"));
+    cr_assert(collect_has(&d, "t.conf:10: ", "already set on line 1"));
+    cr_assert(collect_has(&d, "t.conf:11: ", "DOMAIN HOST"));
+    cr_assert(collect_has(&d, "t.conf:12: ", "bad_domain"));
+    cr_assert(collect_has(&d, "t.conf:13: ", "ns.example"));
+    cr_assert(collect_has(&d, "t.conf:14: ", "max_recipients"));
+    cr_assert(collect_has(&d, "t.conf:15: ", "no such user"));
+    cr_assert(collect_has(&d, "t.conf:16: ", "missing value"));
+    cr_assert(collect_has(&d, "t.conf:17: ", "never"));
 }
 
 Test(config, cross_key_checks_name_the_line)
 {
-    diag_t d = {0};
+    collect_t d = {0};
 
     parse_bad("\n\ntls_cert = /x.pem\nmax_connections = 10\nmax_connections_per_ip = 20\n", &d);
     cr_assert_eq(d.n, 2);
-    cr_assert(diag_has(&d, "t.conf:3: ", "tls_key"));
-    cr_assert(diag_has(&d, "t.conf:5: ", "larger than max_connections"));
+    cr_assert(collect_has(&d, "t.conf:3: ", "tls_key"));
+    cr_assert(collect_has(&d, "t.conf:5: ", "larger than max_connections"));
 }
 
 Test(config, duplicate_listen_and_route)
 {
-    diag_t d = {0};
+    collect_t d = {0};
 
     parse_bad("listen = 127.0.0.1:25\nlisten = 127.0.0.1:25\n"
               "route = a.test 127.0.0.1:1\nroute = A.test 127.0.0.1:2\n",
               &d);
     cr_assert_eq(d.n, 2);
-    cr_assert(diag_has(&d, "t.conf:2: ", "twice"));
-    cr_assert(diag_has(&d, "t.conf:4: ", "already has a route"));
+    cr_assert(collect_has(&d, "t.conf:2: ", "twice"));
+    cr_assert(collect_has(&d, "t.conf:4: ", "already has a route"));
 }
 
 Test(config, hostile_bytes)
 {
-    diag_t d = {0};
+    collect_t d = {0};
     static const char text[] = "hostname = a\0b\nlisten = 127.0.0.1:25\x01\n";
 
     config_t *cfg = (config_t *)1;
-    int rc = config_parse("t.conf", text, sizeof(text) - 1, diag_collect, &d, &cfg);
+    int rc = config_parse("t.conf", text, sizeof(text) - 1, collect_message, &d, &cfg);
     cr_assert_eq(rc, 2);
-    cr_assert(diag_has(&d, "t.conf:1: ", "NUL"));
-    cr_assert(diag_has(&d, "t.conf:2: ", "control character"));
+    cr_assert(collect_has(&d, "t.conf:1: ", "NUL"));
+    cr_assert(collect_has(&d, "t.conf:2: ", "control character"));
 }
 
 Test(config, comments_and_crlf)
@@ -252,9 +252,9 @@ Test(config, comments_and_crlf)
 
 Test(config, missing_file)
 {
-    diag_t d = {0};
+    collect_t d = {0};
     config_t *cfg = NULL;
 
-    cr_assert_eq(config_load("/nonexistent/mxfwd.conf", diag_collect, &d, &cfg), 1);
-    cr_assert(diag_has(&d, "/nonexistent/mxfwd.conf: ", "No such file"));
+    cr_assert_eq(config_load("/nonexistent/mxfwd.conf", collect_message, &d, &cfg), 1);
+    cr_assert(collect_has(&d, "/nonexistent/mxfwd.conf: ", "No such file"));
 }

@@ -13,6 +13,7 @@
 
 #include "dns.h"
 #include "dnsmasq.h"
+#include "rdns.h"
 #include "route.h"
 
 #define CHUNK 250 /* TXT character-strings of at most 255 octets */
@@ -61,6 +62,16 @@ static void start_dnsmasq(void)
         "--txt-record=two.txt.test,first",
         "--txt-record=two.txt.test,second",
         big_arg,
+        /* Client names (rdns): 127.0.0.20 is implicit.test both ways. */
+        "--ptr-record=21.0.0.127.in-addr.arpa,liar.test",     /* no address */
+        "--ptr-record=22.0.0.127.in-addr.arpa,mx1.mx.test",   /* someone else's */
+        "--ptr-record=23.0.0.127.in-addr.arpa,liar.test",     /* two names, */
+        "--ptr-record=23.0.0.127.in-addr.arpa,two.rdns.test", /* one of them good */
+        "--host-record=two.rdns.test,127.0.0.23",
+        "--ptr-record=24.0.0.127.in-addr.arpa,127.0.0.24", /* a literal */
+        "--server=/26.0.0.127.in-addr.arpa/#",
+        "--ptr-record=27.0.0.127.in-addr.arpa,host.refused.test",
+        "--host-record=v6.rdns.test,2001:db8::27",
         "--server=/refused.test/#", /* no upstream: REFUSED */
         timeout_zone,               /* an upstream that never answers */
         NULL,
@@ -430,6 +441,104 @@ Test(dns_live, close_cancels_pending_lookups)
     cr_assert_eq(late.calls, 1, "an answer ready before the close is still told");
     cr_assert_eq(closed_calls, 1);
     cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- client names ---- */
+
+typedef struct {
+    int calls;
+    rdns_status_t status;
+    char name[DNS_NAME_MAX + 1];
+    char unverified[DNS_NAME_MAX + 1];
+    int error;
+} named_t;
+
+static void named_cb(void *arg, const rdns_result_t *res)
+{
+    named_t *n = arg;
+
+    n->calls++;
+    n->status = res->status;
+    snprintf(n->name, sizeof(n->name), "%s", res->name ? res->name : "(null)");
+    snprintf(n->unverified, sizeof(n->unverified), "%s",
+             res->unverified ? res->unverified : "(null)");
+    n->error = res->error;
+}
+
+static named_t client_name(const char *ip)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    named_t n = {0};
+    rdns_req_t *req;
+
+    if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+    } else {
+        cr_assert_eq(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1, "%s", ip);
+        sin6->sin6_family = AF_INET6;
+    }
+    cr_assert_eq(rdns_lookup(r, (struct sockaddr *)&ss, named_cb, &n, &req), 0, "%s", ip);
+    cr_assert_not_null(req);
+    cr_assert_eq(n.calls, 0, "not from inside rdns_lookup()");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(n.calls, 1, "%s: one callback", ip);
+    return n;
+}
+
+static void expect_name(const char *ip, rdns_status_t status, const char *name,
+                        const char *unverified)
+{
+    named_t n = client_name(ip);
+
+    cr_assert_eq(n.status, status, "%s: status %d, want %d", ip, n.status, status);
+    cr_assert_str_eq(n.name, name, "%s", ip);
+    cr_assert_str_eq(n.unverified, unverified, "%s", ip);
+}
+
+Test(dns_live, client_names_are_forward_confirmed)
+{
+    expect_name("127.0.0.20", RDNS_OK, "implicit.test", "(null)");
+    expect_name("::ffff:127.0.0.20", RDNS_OK, "implicit.test", "(null)");
+    expect_name("2001:db8::27", RDNS_OK, "v6.rdns.test", "(null)");
+    expect_name("127.0.0.23", RDNS_OK, "two.rdns.test", "(null)");
+    /* A PTR anyone can write; the forward zone says otherwise. */
+    expect_name("127.0.0.21", RDNS_NONE, "(null)", "liar.test");
+    expect_name("127.0.0.22", RDNS_NONE, "(null)", "mx1.mx.test");
+    expect_name("127.0.0.24", RDNS_NONE, "(null)", "127.0.0.24");
+    expect_name("127.0.0.25", RDNS_NONE, "(null)", "(null)");
+    finish();
+}
+
+Test(dns_live, client_names_temporary_errors)
+{
+    named_t n = client_name("127.0.0.26");
+
+    cr_assert_eq(n.status, RDNS_TEMPFAIL);
+    cr_assert_eq(n.error, DNS_EREFUSED);
+    cr_assert_str_eq(n.unverified, "(null)");
+    n = client_name("127.0.0.27");
+    cr_assert_eq(n.status, RDNS_TEMPFAIL, "the name's address could not be asked for");
+    cr_assert_str_eq(n.unverified, "host.refused.test");
+    finish();
+}
+
+Test(dns_live, client_name_lookups_cancel)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    struct sockaddr unix_sa = {.sa_family = AF_UNIX};
+    named_t cancelled = {0};
+    rdns_req_t *req;
+
+    inet_pton(AF_INET, "127.0.0.20", &sin.sin_addr);
+    cr_assert_eq(rdns_lookup(r, (struct sockaddr *)&sin, named_cb, &cancelled, &req), 0);
+    rdns_cancel(req);
+    cr_assert_eq(rdns_lookup(r, &unix_sa, named_cb, &cancelled, &req), DNS_EINVAL);
+    cr_assert_null(req);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(cancelled.calls, 0, "a cancelled lookup is never told");
+    finish();
 }
 
 /* ---- routing ---- */

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "diag.h"
+#include "collect.h"
 #include "srs.h"
 #include "srs_secrets.h"
 
@@ -408,10 +408,10 @@ Test(srs_secrets, sample_file_comments_blanks_and_crlf)
                                "first-secret-signs-0123\r\n"
                                "#second-is-commented-out-00\n"
                                "older-secret-verifies-456";
-    diag_t d = {0};
+    collect_t d = {0};
     srs_secrets_t s;
 
-    cr_assert_eq(srs_secrets_parse("sec", text, strlen(text), diag_collect, diag_collect, &d, &s), 0);
+    cr_assert_eq(srs_secrets_parse("sec", text, strlen(text), collect_message, collect_message, &d, &s), 0);
     cr_assert_eq(d.n, 0, "%s", d.msg[0]);
     cr_assert_eq(s.n, 2);
     cr_expect_str_eq(s.secret[0], "first-secret-signs-0123");
@@ -433,12 +433,12 @@ Test(srs_secrets, errors_name_file_and_line)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        diag_t d = {0};
+        collect_t d = {0};
         srs_secrets_t s = {(char **)1, 99};
-        cr_expect_eq(srs_secrets_parse("sec", cases[i].text, strlen(cases[i].text), diag_collect,
+        cr_expect_eq(srs_secrets_parse("sec", cases[i].text, strlen(cases[i].text), collect_message,
                                        NULL, &d, &s),
                      1, "case %zu", i);
-        cr_expect(diag_has(&d, cases[i].prefix, cases[i].needle), "case %zu: %s", i, d.msg[0]);
+        cr_expect(collect_has(&d, cases[i].prefix, cases[i].needle), "case %zu: %s", i, d.msg[0]);
         cr_expect_eq(s.n, 0);
         cr_expect_null(s.secret);
     }
@@ -448,35 +448,35 @@ Test(srs_secrets, every_error_is_reported_and_nothing_is_returned)
 {
     char text[1200] = "good-secret-of-20-bytes\ntiny\n";
     static const char nul[] = "good-secret-of-20-bytes\nwith-a-\0-nul-byte-in-it\n";
-    diag_t d = {0};
+    collect_t d = {0};
     srs_secrets_t s;
     size_t len = strlen(text);
 
     memset(text + len, 'x', 1001);
     strcpy(text + len + 1001, "\nalso-bad\n");
-    cr_expect_eq(srs_secrets_parse("sec", text, strlen(text), diag_collect, NULL, &d, &s), 3);
-    cr_expect(diag_has(&d, "sec:2: ", "4 bytes"));
-    cr_expect(diag_has(&d, "sec:3: ", "at most 1000"));
-    cr_expect(diag_has(&d, "sec:4: ", "8 bytes"));
+    cr_expect_eq(srs_secrets_parse("sec", text, strlen(text), collect_message, NULL, &d, &s), 3);
+    cr_expect(collect_has(&d, "sec:2: ", "4 bytes"));
+    cr_expect(collect_has(&d, "sec:3: ", "at most 1000"));
+    cr_expect(collect_has(&d, "sec:4: ", "8 bytes"));
     cr_expect_eq(s.n, 0);
 
     memset(&d, 0, sizeof(d));
-    cr_expect_eq(srs_secrets_parse("sec", nul, sizeof(nul) - 1, diag_collect, NULL, &d, &s), 1);
-    cr_expect(diag_has(&d, "sec:2: ", "NUL"));
+    cr_expect_eq(srs_secrets_parse("sec", nul, sizeof(nul) - 1, collect_message, NULL, &d, &s), 1);
+    cr_expect(collect_has(&d, "sec:2: ", "NUL"));
 }
 
 Test(srs_secrets, white_space_is_kept_and_warned_about)
 {
     static const char text[] = "  padded-secret-0123456 \t\r\n";
-    diag_t e = {0}, w = {0};
+    collect_t e = {0}, w = {0};
     srs_secrets_t s;
 
     /* Two collectors: errors in e, warnings in w. */
-    cr_assert_eq(srs_secrets_parse("sec", text, strlen(text), diag_collect, NULL, &e, &s), 0);
+    cr_assert_eq(srs_secrets_parse("sec", text, strlen(text), collect_message, NULL, &e, &s), 0);
     cr_expect_str_eq(s.secret[0], "  padded-secret-0123456 \t");
     srs_secrets_free(&s);
-    cr_assert_eq(srs_secrets_parse("sec", text, strlen(text), NULL, diag_collect, &w, &s), 0);
-    cr_expect(diag_has(&w, "sec:1: warning: ", "white space"));
+    cr_assert_eq(srs_secrets_parse("sec", text, strlen(text), NULL, collect_message, &w, &s), 0);
+    cr_expect(collect_has(&w, "sec:1: warning: ", "white space"));
     srs_secrets_free(&s);
 }
 
@@ -506,36 +506,36 @@ static const char *temp_file(const char *name, const char *text, mode_t mode)
 
 Test(srs_secrets, load_checks_the_file_and_its_mode)
 {
-    diag_t e = {0}, w = {0};
+    collect_t e = {0}, w = {0};
     srs_secrets_t s;
     const char *path;
 
     path = temp_file("private", "# sample\nsample-secret-for-tests-only\n", 0600);
-    cr_assert_eq(srs_secrets_load(path, diag_collect, diag_collect, &w, &s), 0);
+    cr_assert_eq(srs_secrets_load(path, collect_message, collect_message, &w, &s), 0);
     cr_expect_eq(w.n, 0, "%s", w.msg[0]);
     cr_expect_eq(s.n, 1);
     srs_secrets_free(&s);
     unlink(path);
 
     path = temp_file("readable", "sample-secret-for-tests-only\n", 0644);
-    cr_assert_eq(srs_secrets_load(path, diag_collect, diag_collect, &w, &s), 0);
-    cr_expect(diag_has(&w, path, "warning: group or others may read"), "%s", w.msg[0]);
-    cr_expect(diag_has(&w, path, "0644"));
+    cr_assert_eq(srs_secrets_load(path, collect_message, collect_message, &w, &s), 0);
+    cr_expect(collect_has(&w, path, "warning: group or others may read"), "%s", w.msg[0]);
+    cr_expect(collect_has(&w, path, "0644"));
     srs_secrets_free(&s);
     unlink(path);
 
     path = temp_file("empty", "", 0600);
-    cr_expect_eq(srs_secrets_load(path, diag_collect, NULL, &e, &s), 1);
-    cr_expect(diag_has(&e, path, "no secret"));
+    cr_expect_eq(srs_secrets_load(path, collect_message, NULL, &e, &s), 1);
+    cr_expect(collect_has(&e, path, "no secret"));
     unlink(path);
 
     memset(&e, 0, sizeof(e));
     path = temp_file("missing", NULL, 0);
-    cr_expect_eq(srs_secrets_load(path, diag_collect, NULL, &e, &s), 1);
-    cr_expect(diag_has(&e, path, "cannot open: No such file"), "%s", e.msg[0]);
+    cr_expect_eq(srs_secrets_load(path, collect_message, NULL, &e, &s), 1);
+    cr_expect(collect_has(&e, path, "cannot open: No such file"), "%s", e.msg[0]);
 
     memset(&e, 0, sizeof(e));
-    cr_expect_eq(srs_secrets_load(dir, diag_collect, NULL, &e, &s), 1);
-    cr_expect(diag_has(&e, dir, "not a regular file"), "%s", e.msg[0]);
+    cr_expect_eq(srs_secrets_load(dir, collect_message, NULL, &e, &s), 1);
+    cr_expect(collect_has(&e, dir, "not a regular file"), "%s", e.msg[0]);
     rmdir(dir);
 }

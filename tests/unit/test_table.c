@@ -5,24 +5,24 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "diag.h"
+#include "collect.h"
 #include "table.h"
 #include "xalloc.h"
 
 static table_t *load_ok(const char *text)
 {
-    diag_t d = {0};
+    collect_t d = {0};
     table_t *t = NULL;
-    int rc = table_parse("fw", text, strlen(text), diag_collect, &d, &t);
+    int rc = table_parse("fw", text, strlen(text), collect_message, &d, &t);
 
     cr_assert_eq(rc, 0, "unexpected error: %s", d.n ? d.msg[0] : "?");
     return t;
 }
 
-static int load_bad(const char *text, diag_t *d)
+static int load_bad(const char *text, collect_t *d)
 {
     table_t *t = (table_t *)1;
-    int rc = table_parse("fw", text, strlen(text), diag_collect, d, &t);
+    int rc = table_parse("fw", text, strlen(text), collect_message, d, &t);
 
     cr_assert_null(t);
     cr_assert_eq(rc, d->n);
@@ -158,20 +158,20 @@ Test(table, ten_levels_allowed_eleven_refused)
 {
     char *ten = chain(10), *eleven = chain(11);
     table_t *t = load_ok(ten);
-    diag_t d = {0};
+    collect_t d = {0};
 
     cr_assert_str_eq(resolve(t, "a0@alias.test"), "end@example.com");
     table_unref(t);
     load_bad(eleven, &d);
     cr_assert_eq(d.n, 1, "%d errors: %s", d.n, d.msg[0]);
-    cr_assert(diag_has(&d, "fw:1: ", "more than 10 levels"));
+    cr_assert(collect_has(&d, "fw:1: ", "more than 10 levels"));
     free(ten);
     free(eleven);
 }
 
 Test(table, loops_are_errors_naming_the_cycle)
 {
-    diag_t d = {0};
+    collect_t d = {0};
 
     load_bad("a@alias.test b@alias.test\n"
              "b@alias.test c@alias.test\n"
@@ -179,22 +179,22 @@ Test(table, loops_are_errors_naming_the_cycle)
              "self@alias.test self@alias.test, x@example.com\n",
              &d);
     cr_assert_eq(d.n, 2, "%d errors", d.n);
-    cr_assert(diag_has(&d, "fw:3: ", "alias loop: a@alias.test -> b@alias.test -> c@alias.test -> a@alias.test"));
-    cr_assert(diag_has(&d, "fw:4: ", "alias loop: self@alias.test -> self@alias.test"));
+    cr_assert(collect_has(&d, "fw:3: ", "alias loop: a@alias.test -> b@alias.test -> c@alias.test -> a@alias.test"));
+    cr_assert(collect_has(&d, "fw:4: ", "alias loop: self@alias.test -> self@alias.test"));
 }
 
 Test(table, catchall_loop)
 {
-    diag_t d = {0};
+    collect_t d = {0};
 
     load_bad("@alias.test owner@alias.test\n", &d);
     cr_assert_eq(d.n, 1);
-    cr_assert(diag_has(&d, "fw:1: ", "alias loop"));
+    cr_assert(collect_has(&d, "fw:1: ", "alias loop"));
 }
 
 Test(table, each_kind_of_bad_line)
 {
-    diag_t d = {0};
+    collect_t d = {0};
     int n = load_bad("good@alias.test good@example.com\n"        /* 1 */
                      "nodest@alias.test\n"                       /* 2 no destinations */
                      "bad alias@alias.test x@example.com\n"      /* 3 'bad' no @ */
@@ -208,27 +208,27 @@ Test(table, each_kind_of_bad_line)
                      &d);
 
     cr_assert_eq(n, 8, "%d errors", n);
-    cr_assert(diag_has(&d, "fw:2: ", "has no destinations"));
-    cr_assert(diag_has(&d, "fw:3: ", "bad alias 'bad'"));
-    cr_assert(diag_has(&d, "fw:4: ", "bad destination 'not-an-address'"));
-    cr_assert(diag_has(&d, "fw:5: ", "duplicate alias good@ALIAS.test (first on line 1)"));
-    cr_assert(diag_has(&d, "fw:6: ", "hide another address"));
-    cr_assert(diag_has(&d, "fw:7: ", "bad domain"));
-    cr_assert(diag_has(&d, "fw:8: ", "bad alias"));
-    cr_assert(diag_has(&d, "fw:10: ", "control character"));
+    cr_assert(collect_has(&d, "fw:2: ", "has no destinations"));
+    cr_assert(collect_has(&d, "fw:3: ", "bad alias 'bad'"));
+    cr_assert(collect_has(&d, "fw:4: ", "bad destination 'not-an-address'"));
+    cr_assert(collect_has(&d, "fw:5: ", "duplicate alias good@ALIAS.test (first on line 1)"));
+    cr_assert(collect_has(&d, "fw:6: ", "hide another address"));
+    cr_assert(collect_has(&d, "fw:7: ", "bad domain"));
+    cr_assert(collect_has(&d, "fw:8: ", "bad alias"));
+    cr_assert(collect_has(&d, "fw:10: ", "control character"));
     /* Line 9's problem shows only once the rest is clean. */
     d.n = 0;
     load_bad("w@alias.test missing@alias.test\n", &d);
-    cr_assert(diag_has(&d, "fw:1: ", "matches no alias"));
+    cr_assert(collect_has(&d, "fw:1: ", "matches no alias"));
 }
 
 Test(table, continuation_without_entry)
 {
-    diag_t d = {0};
+    collect_t d = {0};
 
     load_bad("  orphan@example.com\n", &d);
     cr_assert_eq(d.n, 1);
-    cr_assert(diag_has(&d, "fw:1: ", "continuation"));
+    cr_assert(collect_has(&d, "fw:1: ", "continuation"));
 }
 
 Test(table, relay_tricks_and_bad_input_at_lookup)
@@ -259,7 +259,7 @@ Test(table, huge_table_from_file)
     char path[] = "/tmp/mxfwd-table-XXXXXX";
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "w");
-    diag_t d = {0};
+    collect_t d = {0};
     table_t *t = NULL;
     char addr[64], want[64];
 
@@ -270,7 +270,7 @@ Test(table, huge_table_from_file)
     for (int i = 0; i < 10; i++)
         fprintf(f, "group%d@alias%d.test g%d@example.org\n", i, i, i);
     fclose(f);
-    cr_assert_eq(table_load(path, diag_collect, &d, &t), 0, "%s", d.n ? d.msg[0] : "");
+    cr_assert_eq(table_load(path, collect_message, &d, &t), 0, "%s", d.n ? d.msg[0] : "");
     unlink(path);
     cr_assert_eq(table_count(t), 100010);
     for (int i = 0; i < 100000; i += 997) {
@@ -284,9 +284,9 @@ Test(table, huge_table_from_file)
 
 Test(table, missing_file)
 {
-    diag_t d = {0};
+    collect_t d = {0};
     table_t *t = NULL;
 
-    cr_assert_eq(table_load("/nonexistent/forwards", diag_collect, &d, &t), 1);
-    cr_assert(diag_has(&d, "/nonexistent/forwards: ", "No such file"));
+    cr_assert_eq(table_load("/nonexistent/forwards", collect_message, &d, &t), 1);
+    cr_assert(collect_has(&d, "/nonexistent/forwards: ", "No such file"));
 }
