@@ -446,7 +446,10 @@ static int worker_new(spf_pool_t *pool, spf_worker_t **out)
     int rc = SPF_EDNS;
 
     memset(&o, 0, sizeof(o));
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS;
+    /* STAYOPEN: a worker runs one evaluation after another, and without it
+     * c-ares would open, bind, connect and close a UDP socket for every
+     * message's first query. */
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS | ARES_FLAG_STAYOPEN;
     o.timeout = (int)pool->opt.query_timeout_ms;
     o.tries = (int)pool->opt.tries;
     o.ednspsz = 1232;
