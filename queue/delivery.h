@@ -65,6 +65,10 @@ typedef struct delivery_job {
     const char *path;
     uint64_t offset;
     uint64_t length;
+    /* NULL, or those length bytes already in memory (a message's first
+     * attempt, while the spool still had them): then path need not be
+     * read. */
+    const char *body;
     uint64_t size;
     bool body_8bitmime; /* MAIL FROM had BODY=8BITMIME */
     bool smtputf8;      /* MAIL FROM had SMTPUTF8 */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "default.h"
 #include "log.h"
 #include "str.h"
 #include "xalloc.h"
@@ -72,6 +73,7 @@ int queue_new(const queue_options_t *opt, queue_t **out)
     q->clock_arg = opt->clock_arg;
     q->random = opt->random != NULL ? opt->random : queue_sys_random;
     q->random_arg = opt->random_arg;
+    q->body_max = opt->body_memory ? opt->body_memory : DEFAULT_QUEUE_BODY_MEMORY;
     q->index = htab_new_borrowed(256);
     heap_init(&q->due);
     uv_timer_init(q->loop, &q->timer);
@@ -98,10 +100,19 @@ int queue_new(const queue_options_t *opt, queue_t **out)
 
 /* ---- The index ---- */
 
+void queue__drop_body(queue__msg_t *qm)
+{
+    if (qm->m->body == NULL)
+        return;
+    qm->q->body_bytes -= qm->m->body_length;
+    spool_msg_drop_body(qm->m);
+}
+
 static void queue_free_msg(void *value)
 {
     queue__msg_t *qm = value;
 
+    queue__drop_body(qm);
     for (size_t i = 0; i < qm->m->nrcpts; i++)
         queue__free_bounce(&qm->r[i]);
     spool_msg_free(qm->m);
@@ -121,6 +132,12 @@ void queue_add(queue_t *q, spool_msg_t *m)
         spool_msg_free(m);
         return;
     }
+    /* The body in memory spares the first delivery reading the file it
+     * was just written to, as long as the bodies held stay bounded. */
+    if (m->body != NULL && m->body_length > q->body_max - q->body_bytes)
+        spool_msg_drop_body(m);
+    else if (m->body != NULL)
+        q->body_bytes += m->body_length;
     qm = xcalloc(1, sizeof(*qm));
     qm->q = q;
     qm->m = m;
@@ -318,6 +335,7 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
         .path = m->path,
         .offset = m->body_offset,
         .length = m->body_length,
+        .body = m->body,
         .size = spool_msg_size(m),
         .body_8bitmime = (m->flags & SPOOL_F_8BITMIME) != 0,
         .smtputf8 = (m->flags & SPOOL_F_SMTPUTF8) != 0,

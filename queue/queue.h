@@ -79,6 +79,10 @@ typedef struct {
     void *clock_arg;
     uint32_t (*random)(void *arg);  /* NULL: arc4random() */
     void *random_arg;
+    /* Message bodies the spool handed over in memory (spool_msg_t.body)
+     * are kept for the first delivery attempt, up to this many bytes in
+     * all; 0: DEFAULT_QUEUE_BODY_MEMORY. */
+    size_t body_memory;
 } queue_options_t;
 
 int queue_new(const queue_options_t *opt, queue_t **out);

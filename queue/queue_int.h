@@ -72,6 +72,8 @@ struct queue {
     uv_timer_t timer;
     int64_t timer_at; /* the due time the timer is set for; INT64_MAX: stopped */
 
+    size_t body_bytes; /* message bodies held in memory (spool_msg_t.body) */
+    size_t body_max;
     unsigned jobs; /* at the delivery interface, all messages */
     unsigned io;   /* spool callbacks to come, removals included */
     bool closing;
@@ -99,6 +101,8 @@ void queue__remove(queue__msg_t *qm);
 int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempts, int64_t now);
 void queue__maybe_closed(queue_t *q);
 void queue__job_free(queue__job_t *j);
+/* The first attempt is over: read the file from now on. */
+void queue__drop_body(queue__msg_t *qm);
 
 /* queue_result.c */
 void queue__job_done(delivery_job_t *job, void *arg);

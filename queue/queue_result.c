@@ -361,6 +361,8 @@ void queue__job_done(delivery_job_t *job, void *arg)
 
     qm->jobs--;
     q->jobs--;
+    if (qm->jobs == 0)
+        queue__drop_body(qm);
     for (size_t i = 0; i < job->nrcpts; i++) {
         delivery_rcpt_t *d = &job->rcpts[i];
         size_t idx = j->index[i];

@@ -326,7 +326,7 @@ static void client_job_started(client_job_t *j)
 {
     route_result_t *rt = j->route;
 
-    if (j->fd < 0) {
+    if (j->fd < 0 && j->job->body == NULL) {
         client__fail_pending(j, 4, "4.3.0", j->error, false, "none");
         client_job_finish(j);
         return;
@@ -385,11 +385,14 @@ static void client_job_start(client_job_t *j)
     c->active++;
     c->waiting--;
 
-    /* The spool file opens while the route is looked up. */
-    j->starting = 2;
+    /* The spool file opens while the route is looked up, unless the
+     * message is in memory. */
+    j->starting = j->job->body != NULL ? 1 : 2;
     j->fs.data = j;
-    j->fs_busy = true;
-    rc = uv_fs_open(c->loop, &j->fs, j->job->path, O_RDONLY | O_CLOEXEC, 0, client_job_open_cb);
+    j->fs_busy = j->job->body == NULL;
+    rc = j->fs_busy ? uv_fs_open(c->loop, &j->fs, j->job->path, O_RDONLY | O_CLOEXEC, 0,
+                                 client_job_open_cb)
+                    : 0;
     if (rc < 0) {
         j->fs_busy = false;
         client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path, strerror(-rc));

@@ -412,6 +412,14 @@ void client__body_pump(client_conn_t *conn)
     if (conn->state != CONN_BODY || conn->file_reading || conn->writing || conn->file_left == 0)
         return;
     n = conn->file_left < CLIENT_CHUNK ? (size_t)conn->file_left : CLIENT_CHUNK;
+    if (j->job->body != NULL) {
+        const char *p = j->job->body + (conn->file_pos - j->job->offset);
+
+        conn->file_pos += n;
+        conn->file_left -= n;
+        txn_body_stage(conn, p, n);
+        return;
+    }
     if (conn->fbuf_cap < n) {
         /* Small messages keep a small buffer, reused with the connection. */
         free(conn->fbuf);

@@ -647,6 +647,11 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
     buf_t trailer;
     int64_t arrival = env->arrival_us ? env->arrival_us : s->clock_us(s->clock_arg);
     int err = w->err;
+    /* Nothing written yet: the whole body is in the buffer, before the
+     * trailer goes in (which may flush it). */
+    char *body = err == 0 && w->flushed == 0
+                     ? xmemdup(w->buf + SPOOL__BODY_OFFSET, w->size)
+                     : NULL;
 
     buf_init(&trailer, SIZE_MAX);
     if (err == 0 && cb == NULL)
@@ -661,6 +666,7 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
         err = spool_writer_flush(w, NULL, 0);
     buf_free(&trailer);
     if (err != 0) {
+        free(body);
         spool_writer_free(w, true);
         return err;
     }
@@ -668,6 +674,7 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
     it = spool_item_new(SPOOL_ITEM_COMMIT, w->id);
     it->fd = w->fd;
     it->msg = spool__msg_new(s->dir, w->id, arrival, w->size, env);
+    it->msg->body = body;
     it->commit_cb = cb;
     it->arg = arg;
     w->fd = -1; /* the pass closes it */

@@ -174,11 +174,19 @@ typedef struct spool_msg {
     char *path;          /* absolute path of the file */
     uint64_t body_offset;
     uint64_t body_length;
+    /* The same body_length bytes in memory, or NULL: a message small
+     * enough to be still whole in its writer's buffer at commit keeps a
+     * copy, so that its first delivery need not read the file (the file
+     * is durable all the same).  spool_msg_drop_body() lets it go; a
+     * message from spool_scan() has none. */
+    char *body;
     spool_rcpt_t *rcpts;
     size_t nrcpts;
 } spool_msg_t;
 
 void spool_msg_free(spool_msg_t *msg);
+/* Free msg->body, if any (the file still has the bytes). */
+void spool_msg_drop_body(spool_msg_t *msg);
 /* prepend_len + body_length: the size delivered and listed. */
 uint64_t spool_msg_size(const spool_msg_t *msg);
 /* Whether every recipient is final (the message may be removed). */

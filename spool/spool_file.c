@@ -393,7 +393,14 @@ void spool_msg_free(spool_msg_t *m)
     free(m->srs_sender);
     free(m->prepend);
     free(m->path);
+    free(m->body);
     free(m);
+}
+
+void spool_msg_drop_body(spool_msg_t *m)
+{
+    free(m->body);
+    m->body = NULL;
 }
 
 uint64_t spool_msg_size(const spool_msg_t *m)

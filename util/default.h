@@ -38,6 +38,9 @@
 #define DEFAULT_MAX_QUEUE_LIFETIME (5 * 86400) /* max_queue_lifetime */
 #define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
 #define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
+/* Bodies of fresh messages kept in memory for their first delivery
+ * attempt, in all (bytes); beyond it they are read from the spool. */
+#define DEFAULT_QUEUE_BODY_MEMORY (32 << 20)
 
 /* SMTP, outbound (smtpd/client): RFC 5321 4.5.3.2 timeouts at the default
  * `timeout`; every one of them scales with `timeout` / DEFAULT_TIMEOUT. */

@@ -44,6 +44,10 @@ static void fake_record(fake_t *f, const delivery_job_t *job)
         abort();
     close(fd);
     r->bytes[r->len] = '\0';
+    /* A body in memory must be the file's bytes, as the job says. */
+    r->from_memory = job->body != NULL;
+    if (r->from_memory && memcmp(job->body, r->bytes + job->prepend_len, job->length) != 0)
+        abort();
 }
 
 static const fake_rule_t *fake_match(const fake_t *f, const char *addr)

@@ -43,6 +43,7 @@ typedef struct {
     size_t len;
     bool body_8bitmime;
     bool smtputf8;
+    bool from_memory; /* the job came with the body in memory (equal to the file's) */
 } fake_record_t;
 
 typedef struct fake_job fake_job_t;

@@ -74,6 +74,8 @@ static uint32_t test_random(void *arg)
     return rnd;
 }
 
+static size_t body_memory; /* queue_options_t.body_memory */
+
 static void open_all(void)
 {
     spool_options_t so = {.exec = spool_uv_executor(&loop), .io = &failing_io,
@@ -98,6 +100,7 @@ static void open_all(void)
     qo.spool = spool;
     qo.delivery = fake_delivery(&fake);
     qo.stats = stats;
+    qo.body_memory = body_memory;
     cr_assert_eq(queue_new(&qo, &q), 0);
     cr_assert_eq(queue_load(q, &n, &err), 0, "%s", spool_strerror(err));
 }
@@ -113,6 +116,7 @@ static void setup(void)
     cr_assert_eq(uv_loop_init(&loop), 0);
     now_us = T0;
     rnd = 1000; /* no jitter */
+    body_memory = 0;
     schedule[0] = 60, schedule[1] = 300, nschedule = 2;
     lifetime = 86400;
     atomic_store(&fail_writes, false);
@@ -461,6 +465,42 @@ Test(queue, deferred_recipients_follow_the_retry_schedule)
     cr_assert_str_eq(listing(), "");
     cr_assert_eq(stats_get(stats, "deferred", NULL), 3);
     cr_assert_eq(stats_get(stats, "delivered", NULL), 1);
+}
+
+Test(queue, a_first_attempt_sends_from_memory_and_a_retry_from_the_file)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 try again later", "4.3.0");
+    submit("someone@origin.test", r, 1);
+    cr_assert_eq(jobs_to("b@slow.test"), 1);
+    cr_assert(last_job_to("b@slow.test")->from_memory, "just committed: no file read");
+    advance(60);
+    cr_assert_eq(jobs_to("b@slow.test"), 2);
+    cr_assert(!last_job_to("b@slow.test")->from_memory, "the memory went with the first attempt");
+    cr_assert_str_eq(last_job_to("b@slow.test")->bytes, fake.rec[0].bytes);
+}
+
+Test(queue, bodies_in_memory_stay_within_their_budget)
+{
+    static const spool_env_rcpt_t r[] = {{"b@held.test", NULL}};
+
+    /* Room for one body: the second message waits for the file. */
+    close_all();
+    body_memory = sizeof(body);
+    open_all();
+    fake.hold = true;
+    submit("someone@origin.test", r, 1);
+    submit("someone@origin.test", r, 1);
+    cr_assert_eq(fake.nrec, 2);
+    cr_assert(fake.rec[0].from_memory);
+    cr_assert(!fake.rec[1].from_memory);
+    fake_release(&fake);
+    settle();
+    /* The first attempt is over: its room is free again. */
+    fake.hold = false;
+    submit("someone@origin.test", r, 1);
+    cr_assert(fake.rec[2].from_memory);
 }
 
 Test(queue, retry_delays_have_jitter)

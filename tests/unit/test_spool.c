@@ -289,6 +289,41 @@ Test(spool, commit_is_byte_exact_and_survives_restart)
     free(text);
 }
 
+Test(spool, small_message_keeps_its_body_in_memory_until_dropped)
+{
+    /* One that fits the writer's buffer keeps the very bytes of the file;
+     * one that does not, and one read back after a restart, have none. */
+    size_t small = 4096, large = 40000;
+    char *text = message_text(large, 2);
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_spool();
+    commit_result_t a = commit_text(s, text, small, 333, &env);
+    commit_result_t b = commit_text(s, text, large, 1000, &env);
+    scan_result_t sr;
+    char *back;
+
+    cr_assert_eq(a.status, 0);
+    cr_assert_eq(b.status, 0);
+    cr_assert_not_null(a.msg->body);
+    back = read_range(a.msg->path, a.msg->body_offset, a.msg->body_length);
+    cr_assert(memcmp(a.msg->body, back, small) == 0 && memcmp(back, text, small) == 0);
+    free(back);
+    cr_assert_null(b.msg->body, "a message over the buffer is read from the file");
+    spool_msg_drop_body(a.msg);
+    cr_assert_null(a.msg->body);
+    spool_msg_drop_body(a.msg); /* twice is harmless */
+    close_spool(s);
+
+    s = restart(&sr);
+    cr_assert_eq(sr.nmsgs, 2);
+    cr_assert(sr.msgs[0]->body == NULL && sr.msgs[1]->body == NULL);
+    scan_free(&sr);
+    spool_msg_free(a.msg);
+    spool_msg_free(b.msg);
+    close_spool(s);
+    free(text);
+}
+
 Test(spool, message_from_memory_with_null_sender)
 {
     static const char dsn[] = "From: MAILER-DAEMON@fwd.test\r\nSubject: failure\r\n\r\nbody\r\n";
