@@ -402,24 +402,17 @@ int dns_resolver_new(uv_loop_t *loop, const dns_options_t *opts, dns_resolver_t 
     r->max_ttl = opts->max_ttl ? opts->max_ttl : DEFAULT_DNS_MAX_TTL;
     r->max_neg_ttl = opts->max_neg_ttl ? opts->max_neg_ttl : DEFAULT_DNS_MAX_NEG_TTL;
 
-    /* STAYOPEN: a busy daemon asks something for nearly every connection
-     * and message (the client's name, DMARC, routes); without it c-ares
-     * opened, connected and closed a UDP socket, and libuv registered and
-     * dropped a poll handle, for each query.  The sockets' poll handles
-     * are unreferenced, so an idle resolver still lets the loop end.
-     *
-     * c-ares 1.18 moves on to the next server after a SERVFAIL or REFUSED,
+    /* c-ares 1.18 moves on to the next server after a SERVFAIL or REFUSED,
      * as the libc resolver does, but when none is left it reports
      * ECONNREFUSED and the server's word is lost.  With a single server
      * there is nowhere to move on to: take its answer as it is, so that
      * SERVFAIL and REFUSED reach the caller. */
-    if ((rc = dns_channel_new(r, opts, ARES_FLAG_EDNS | ARES_FLAG_STAYOPEN, &r->channel)) < 0)
+    if ((rc = dns_channel_new(r, opts, ARES_FLAG_EDNS, &r->channel)) < 0)
         goto fail;
     if (dns_channel_nservers(r->channel) == 1) {
         ares_destroy(r->channel);
-        if ((rc = dns_channel_new(r, opts,
-                                  ARES_FLAG_EDNS | ARES_FLAG_STAYOPEN | ARES_FLAG_NOCHECKRESP,
-                                  &r->channel)) < 0)
+        if ((rc = dns_channel_new(r, opts, ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP, &r->channel)) <
+            0)
             goto fail;
     }
 
