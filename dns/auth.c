@@ -11,13 +11,8 @@
 struct auth_ctx {
     auth_config_t cfg;
     char *hostname;
-    spf_pool_t *spf;  /* NULL when no check needs SPF */
+    spf_ctx_t *spf;  /* NULL when no check needs SPF */
     unsigned refs;
-    /* SPF evaluations hold a pool thread each for as long as DNS takes;
-     * beyond max_spf_jobs at once they wait here, so slow DNS cannot take
-     * every thread from the spool's fsyncs. */
-    unsigned spf_running;
-    auth_msg_t *spf_head, *spf_tail;
 };
 
 typedef struct {
@@ -45,7 +40,7 @@ struct auth_msg {
     dkim_t *dkim;
     authres_t result;
 
-    unsigned pending;   /* SPF work and TXT lookups still out */
+    unsigned pending;   /* the SPF check and TXT lookups still out */
     bool released;      /* cancelled or freed by the caller */
     bool dying;         /* being freed: nothing more to do */
     bool ended;         /* auth_msg_end() was called */
@@ -55,10 +50,8 @@ struct auth_msg {
     auth_done_fn done;
     void *done_arg;
 
-    bool spf_started, spf_inflight, spf_finished;
-    bool spf_queued;       /* waiting in ctx's SPF queue */
-    auth_msg_t *spf_next;  /* in that queue */
-    uv_work_t spf_work;
+    bool spf_started, spf_finished;
+    spf_req_t *spf_req;    /* the check under way */
     spf_result_t spf;
 
     size_t nfrom_fields;
@@ -76,9 +69,7 @@ const char *auth_strerror(int err)
     case AUTH_EINVAL:
         return "invalid argument";
     case AUTH_ESPF:
-        return "cannot set up the SPF resolver";
-    case AUTH_EQUEUE:
-        return "cannot queue work";
+        return "cannot set up SPF";
     }
     return "unknown error";
 }
@@ -101,30 +92,20 @@ int auth_ctx_new(const auth_config_t *cfg, auth_ctx_t **out)
     ctx->cfg = *cfg;
     ctx->hostname = xstrdup(cfg->hostname && *cfg->hostname ? cfg->hostname : "localhost");
     ctx->cfg.hostname = ctx->hostname;
-    ctx->cfg.dns_servers = NULL; /* copied into the SPF pool only */
     if (!ctx->cfg.header_max)
         ctx->cfg.header_max = DEFAULT_AUTH_HEADER_MAX;
     if (!ctx->cfg.max_signatures || ctx->cfg.max_signatures > AUTHRES_DKIM_MAX)
         ctx->cfg.max_signatures = DEFAULT_DKIM_MAX_SIGNATURES;
-    if (!ctx->cfg.dns_timeout_ms)
-        ctx->cfg.dns_timeout_ms = DEFAULT_SPF_QUERY_TIMEOUT_MS;
-    if (!ctx->cfg.dns_tries)
-        ctx->cfg.dns_tries = DEFAULT_SPF_TRIES;
     if (!ctx->cfg.spf_timeout_ms)
         ctx->cfg.spf_timeout_ms = DEFAULT_SPF_TIMEOUT * 1000;
     if (!ctx->cfg.check_timeout_ms)
         ctx->cfg.check_timeout_ms = DEFAULT_AUTH_TIMEOUT * 1000;
-    if (!ctx->cfg.max_spf_jobs)
-        ctx->cfg.max_spf_jobs = DEFAULT_SPF_JOBS;
     if (wants_spf(cfg)) {
-        spf_options_t o = {.dns_servers = cfg->dns_servers,
-                           .ndns_servers = cfg->ndns_servers,
-                           .query_timeout_ms = ctx->cfg.dns_timeout_ms,
-                           .tries = ctx->cfg.dns_tries,
+        spf_options_t o = {.resolver = cfg->resolver,
                            .total_timeout_ms = ctx->cfg.spf_timeout_ms,
                            .hostname = ctx->hostname};
 
-        if (spf_pool_new(&o, &ctx->spf) < 0) {
+        if (spf_ctx_new(&o, &ctx->spf) < 0) {
             free(ctx->hostname);
             free(ctx);
             return AUTH_ESPF;
@@ -139,7 +120,7 @@ static void ctx_unref(auth_ctx_t *ctx)
 {
     if (--ctx->refs > 0)
         return;
-    spf_pool_free(ctx->spf);
+    spf_ctx_free(ctx->spf);
     free(ctx->hostname);
     free(ctx);
 }
@@ -240,29 +221,6 @@ static void finish_dmarc(auth_msg_t *m)
     }
 }
 
-/* Take m out of the SPF queue, if it waits there. */
-static void spf_unqueue(auth_msg_t *m)
-{
-    auth_ctx_t *ctx = m->ctx;
-
-    if (!m->spf_queued)
-        return;
-    for (auth_msg_t **pp = &ctx->spf_head; *pp; pp = &(*pp)->spf_next) {
-        if (*pp != m)
-            continue;
-        *pp = m->spf_next;
-        if (ctx->spf_tail == m) {
-            ctx->spf_tail = NULL;
-            for (auth_msg_t *q = ctx->spf_head; q; q = q->spf_next)
-                ctx->spf_tail = q;
-        }
-        break;
-    }
-    m->spf_queued = false;
-    m->spf_next = NULL;
-    m->pending--;
-}
-
 static void complete(auth_msg_t *m)
 {
     const auth_config_t *cfg = &m->ctx->cfg;
@@ -271,7 +229,6 @@ static void complete(auth_msg_t *m)
     m->completed = true;
     if (m->timer_on)
         uv_timer_stop(&m->timer);
-    spf_unqueue(m); /* out of time before its turn came */
     if (m->spf_started) {
         r->spf_done = true;
         if (m->spf_finished) {
@@ -470,69 +427,22 @@ int auth_msg_new(auth_ctx_t *ctx, const struct sockaddr *client, const char *hel
     return 0;
 }
 
-static void spf_work(uv_work_t *w)
+static void spf_done(void *arg, const spf_result_t *res)
 {
-    auth_msg_t *m = w->data;
+    auth_msg_t *m = arg;
 
-    /* Runs in the pool: reads only what no one changes while it runs. */
-    if (spf_check(m->ctx->spf, (const struct sockaddr *)&m->client, m->helo, m->sender, &m->spf) <
-        0) {
-        memset(&m->spf, 0, sizeof(m->spf));
-        m->spf.status = SPF_TEMPERROR;
-        str_lcpy(m->spf.problem, "no SPF resolver available", sizeof(m->spf.problem));
-    }
-}
-
-static void spf_after(uv_work_t *w, int status);
-
-static int spf_run(auth_msg_t *m)
-{
-    m->spf_work.data = m;
-    if (uv_queue_work(m->ctx->cfg.loop, &m->spf_work, spf_work, spf_after) != 0)
-        return AUTH_EQUEUE;
-    m->spf_inflight = true;
-    m->ctx->spf_running++;
-    return 0;
-}
-
-/* Start queued evaluations while there is room. */
-static void spf_next(auth_ctx_t *ctx)
-{
-    while (ctx->spf_running < ctx->cfg.max_spf_jobs && ctx->spf_head != NULL) {
-        auth_msg_t *m = ctx->spf_head;
-
-        ctx->spf_head = m->spf_next;
-        if (ctx->spf_head == NULL)
-            ctx->spf_tail = NULL;
-        m->spf_queued = false;
-        m->spf_next = NULL;
-        if (spf_run(m) < 0) { /* no result will come: the verdict says temperror */
-            m->pending--;
-            progress(m);
-            maybe_destroy(m);
-        }
-    }
-}
-
-static void spf_after(uv_work_t *w, int status)
-{
-    auth_msg_t *m = w->data;
-    auth_ctx_t *ctx = m->ctx;
-
-    ctx->refs++; /* m, and with it the last reference, may go below */
-    ctx->spf_running--;
+    m->spf_req = NULL;
+    m->spf = *res;
+    m->spf_finished = true;
     m->pending--;
-    m->spf_inflight = false;
-    m->spf_finished = status == 0;
     progress(m);
     maybe_destroy(m);
-    spf_next(ctx);
-    ctx_unref(ctx);
 }
 
 int auth_msg_mail_from(auth_msg_t *m, const char *sender)
 {
     auth_ctx_t *ctx = m->ctx;
+    int rc;
 
     if (m->spf_started || m->ended || m->released)
         return AUTH_EINVAL;
@@ -540,19 +450,13 @@ int auth_msg_mail_from(auth_msg_t *m, const char *sender)
     m->sender = xstrdup(sender ? sender : "");
     if (ctx->spf == NULL)
         return 0;
-    if (ctx->spf_running < ctx->cfg.max_spf_jobs) {
-        if (spf_run(m) < 0)
-            return AUTH_EQUEUE;
-    } else {
-        m->spf_queued = true;
-        if (ctx->spf_tail)
-            ctx->spf_tail->spf_next = m;
-        else
-            ctx->spf_head = m;
-        ctx->spf_tail = m;
-    }
+    rc = spf_check_start(ctx->spf, (const struct sockaddr *)&m->client, m->helo, m->sender,
+                         spf_done, m, &m->spf, &m->spf_req);
     m->spf_started = true;
-    m->pending++;
+    if (rc == SPF_DONE)
+        m->spf_finished = true;
+    else
+        m->pending++;
     return 0;
 }
 
@@ -595,10 +499,11 @@ void auth_msg_cancel(auth_msg_t *m)
     m->completed = true;
     if (m->timer_on)
         uv_timer_stop(&m->timer);
-    spf_unqueue(m);
-    /* Not started yet: the pool drops it and spf_after() sees ECANCELED. */
-    if (m->spf_inflight)
-        uv_cancel((uv_req_t *)&m->spf_work);
+    if (m->spf_req != NULL) {
+        spf_check_cancel(m->spf_req);
+        m->spf_req = NULL;
+        m->pending--;
+    }
     maybe_destroy(m);
 }
 

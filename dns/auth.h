@@ -5,7 +5,7 @@
  *
  *   auth_msg_new(ctx, client, helo)       once the sender is known (serve:
  *   auth_msg_mail_from(m, sender)         at the first accepted RCPT), with
- *                                         SPF starting in libuv's pool
+ *                                         SPF starting at once (spf.h)
  *   auth_msg_feed(m, bytes, n) ...        during DATA, as bytes arrive:
  *                                         DKIM keys are fetched as soon as
  *                                         each signature is parsed, the
@@ -26,14 +26,14 @@
  * line ends, without the headers mxfwd prepends.  Nothing here reads the
  * spool file.
  *
- * auth_ctx_t holds what all messages share (the SPF resolver pool, the TXT
- * resolver, the actions, the hooks); it is reference-counted so a config
+ * auth_ctx_t holds what all messages share (SPF's libspf2 server, the
+ * resolvers, the actions, the hooks); it is reference-counted so a config
  * reload can drop it while older sessions still finish with it.
  *
- * Ownership: the caller owns the loop and the TXT resolver, which must
+ * Ownership: the caller owns the loop and both resolvers, which must
  * outlive the context.  Both objects free themselves only once no work of
- * theirs is left in flight (a cancelled SPF evaluation still running in
- * the pool, a TXT lookup still out), like a libuv handle's close.
+ * theirs is left in flight (a TXT lookup still out), like a libuv
+ * handle's close.
  * Functions returning int give 0 or a negative AUTH_E*; the ones with a
  * callback do not call it when they fail.
  */
@@ -50,8 +50,7 @@
 #include "txt.h"
 
 #define AUTH_EINVAL (-1) /* bad configuration, or a call out of order */
-#define AUTH_ESPF (-2)   /* the SPF resolver could not be set up */
-#define AUTH_EQUEUE (-3) /* libuv refused the work */
+#define AUTH_ESPF (-2)   /* SPF could not be set up (no resolver, or libspf2) */
 
 typedef struct auth_ctx auth_ctx_t;
 typedef struct auth_msg auth_msg_t;
@@ -59,19 +58,13 @@ typedef struct auth_msg auth_msg_t;
 typedef struct {
     uv_loop_t *loop;
     const char *hostname;            /* authserv-id, and SPF's %{r} */
-    const char *const *dns_servers;  /* for SPF's own c-ares channels */
-    size_t ndns_servers;
+    dns_resolver_t *resolver;        /* SPF's lookups (the loop's resolver) */
     txt_resolver_t txt;              /* DKIM keys and DMARC records */
     auth_action_t spf_action, dmarc_action;
     size_t header_max;               /* header bytes kept for DKIM; 0: default */
     unsigned max_signatures;         /* 0: default */
-    unsigned dns_timeout_ms, dns_tries; /* per SPF query; 0: defaults */
     unsigned spf_timeout_ms;         /* whole SPF evaluation; 0: default */
     unsigned check_timeout_ms;       /* end of data to result, at most; 0: default */
-    /* SPF evaluations running at once in libuv's pool; more wait their
-     * turn.  Keep it below UV_THREADPOOL_SIZE so spool fsyncs always find
-     * a thread.  0: default. */
-    unsigned max_spf_jobs;
     /* Test hooks; NULL for the real clock and randomness. */
     time_t (*now)(void *arg);        /* for DKIM x= */
     unsigned (*sample)(void *arg);   /* 0..99, for DMARC pct */

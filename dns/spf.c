@@ -1,10 +1,7 @@
 #include "spf.h"
 
 #include <arpa/inet.h>
-#include <ares.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,7 +13,6 @@
 #include <spf2/spf_dns.h>
 
 #include "addr.h"
-#include "buf.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -25,27 +21,44 @@
 #define SPF_MAX_VOIDS 2
 /* Secondary lookups of one mx or ptr term (the MX hosts, the PTR names). */
 #define SPF_MAX_EXPECT 10
+/* Runs of one evaluation.  Each run but the last learns one answer, and
+ * the limits above bound the questions (the terms, each mx or ptr term's
+ * names, the record itself, an explanation); this only guards against a
+ * libspf2 that asked something new every time. */
+#define SPF_MAX_RUNS 160
 
-typedef struct spf_worker spf_worker_t;
-
-struct spf_pool {
-    spf_options_t opt;
-    char *servers_csv; /* NULL: /etc/resolv.conf */
+struct spf_ctx {
+    dns_resolver_t *resolver;
+    unsigned total_timeout_ms;
     char *hostname;
-    pthread_mutex_t lock;
-    spf_worker_t *idle;
-};
-
-/* One evaluation's resolver: a blocking c-ares channel and the libspf2
- * server whose DNS layer uses it.  Never used by two threads at once. */
-struct spf_worker {
-    spf_worker_t *next;
-    spf_pool_t *pool;
-    ares_channel ch;
+    /* One libspf2 server for every check: runs never overlap (they are
+     * synchronous, on the loop thread), and the DNS layer's hook reads
+     * the check being run from `running`. */
     SPF_dns_server_t *dns;
     SPF_server_t *server;
-    /* State of the evaluation in progress. */
+    spf_req_t *running;
+};
+
+/* An answer learnt, as libspf2 takes it (rr->herrno says how it went). */
+typedef struct {
+    SPF_dns_rr_t *rr;
+} spf_answer_t;
+
+struct spf_req {
+    spf_ctx_t *ctx;
+    struct sockaddr_storage client;
+    char *helo;
+    char *sender;
+    spf_done_fn done;
+    void *arg;
     struct timespec deadline;
+    spf_answer_t *answers;
+    size_t nanswers, cap;
+    dns_req_t *lookup; /* the question out, or NULL */
+    unsigned runs;
+    spf_result_t result;
+
+    /* State of the run in progress. */
     bool top;        /* the next query is the checked domain's own record */
     bool limit_hit;  /* a term beyond SPF_MAX_TERMS was refused */
     bool void_hit;   /* a void lookup beyond SPF_MAX_VOIDS */
@@ -54,12 +67,14 @@ struct spf_worker {
     /* Names the current mx or ptr term will resolve next, in order. */
     char expect[SPF_MAX_EXPECT][256];
     size_t nexpect, iexpect;
+    /* The first question the run could not answer. */
+    bool missed;
+    char miss_name[256];
+    ns_type miss_type;
 };
 
 /* Keep libspf2 quiet: lower layers do not log.  Its error handler stays,
  * since it only fires on broken invariants, where aborting is right. */
-static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
-
 static void quiet(void)
 {
     SPF_warning_handler = NULL;
@@ -94,11 +109,9 @@ const char *spf_strerror(int err)
     case 0:
         return "success";
     case SPF_EINVAL:
-        return "invalid DNS server list";
+        return "no DNS resolver";
     case SPF_ENOMEM:
         return "out of memory";
-    case SPF_EDNS:
-        return "cannot set up the DNS resolver";
     }
     return "unknown error";
 }
@@ -127,239 +140,101 @@ static int ms_left(const struct timespec *t)
     return ms <= 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
 }
 
-/* ---- blocking c-ares ---- */
-
-typedef struct {
-    bool done;
-    int status;
-    unsigned char *abuf;
-    int alen;
-} query_t;
-
-static void query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-    query_t *q = arg;
-
-    (void)timeouts;
-    q->done = true;
-    q->status = status;
-    if (abuf != NULL && alen > 0) {
-        q->abuf = xmemdup(abuf, (size_t)alen);
-        q->alen = alen;
-    }
-}
-
-/* Run one query to completion on the worker's channel, polling its sockets
- * (poll, not select: descriptors may exceed FD_SETSIZE in a busy daemon). */
-static void query_run(spf_worker_t *w, const char *name, int type, query_t *q)
-{
-    memset(q, 0, sizeof(*q));
-    ares_query(w->ch, name, ns_c_in, type, query_cb, q);
-    while (!q->done) {
-        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-        struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-        struct timeval tv, *tvp;
-        unsigned bits = (unsigned)ares_getsock(w->ch, socks, ARES_GETSOCK_MAXNUM);
-        int n = 0, left = ms_left(&w->deadline), wait, ready;
-
-        if (left == 0) {
-            w->late = true;
-            ares_cancel(w->ch); /* calls query_cb with ARES_ECANCELLED */
-            break;
-        }
-        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = 0;
-
-            /* c-ares' own ARES_GETSOCK_WRITABLE shifts a signed 1 by up to
-             * 31 places; unsigned arithmetic says the same thing safely. */
-            if ((bits >> i) & 1u)
-                ev |= POLLIN;
-            if ((bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u)
-                ev |= POLLOUT;
-            if (ev) {
-                pfd[n].fd = socks[i];
-                pfd[n].events = ev;
-                pfd[n].revents = 0;
-                n++;
-            }
-        }
-        tvp = ares_timeout(w->ch, NULL, &tv);
-        wait = tvp ? (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000) : left;
-        if (wait > left)
-            wait = left;
-        ready = poll(pfd, (nfds_t)n, wait);
-        if (ready <= 0) {
-            ares_process_fd(w->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD); /* timeouts */
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            ares_socket_t r = ARES_SOCKET_BAD, wr = ARES_SOCKET_BAD;
-
-            if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
-                r = pfd[i].fd;
-            if (pfd[i].revents & POLLOUT)
-                wr = pfd[i].fd;
-            if (r != ARES_SOCKET_BAD || wr != ARES_SOCKET_BAD)
-                ares_process_fd(w->ch, r, wr);
-        }
-    }
-}
-
-/* ---- answers into libspf2's form ---- */
-
-static uint16_t get16(const unsigned char *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* Copy a domain name at p into rr slot cnt.  0, or -1. */
-static int add_name(SPF_dns_rr_t *rr, int cnt, const unsigned char *p, const unsigned char *abuf,
-                    int alen)
-{
-    char *name = NULL;
-    long enclen;
-    int rc = -1;
-
-    if (ares_expand_name(p, abuf, alen, &name, &enclen) != ARES_SUCCESS)
-        return -1;
-    if (strlen(name) < 256 && SPF_dns_rr_buf_realloc(rr, cnt, strlen(name) + 1) == SPF_E_SUCCESS) {
-        memcpy(rr->rr[cnt]->ptr, name, strlen(name) + 1); /* ptr and mx share the union */
-        rc = 0;
-    }
-    ares_free_string(name);
-    return rc;
-}
-
-/* Walk the answer section and keep the records of the type asked for
- * (CNAMEs on the way are skipped, as libresolv users do).  Returns the
- * count kept, or -1 on a malformed reply. */
-static int parse_answer(SPF_dns_rr_t *rr, int type, const unsigned char *abuf, int alen)
-{
-    const unsigned char *p = abuf, *end = abuf + alen;
-    unsigned qd, an;
-    int cnt = 0;
-
-    if (alen < 12)
-        return -1;
-    qd = get16(abuf + 4);
-    an = get16(abuf + 6);
-    p += 12;
-    for (unsigned i = 0; i < qd + an; i++) {
-        char *name = NULL;
-        long enclen;
-        unsigned rtype, rclass, rdlen;
-
-        if (ares_expand_name(p, abuf, alen, &name, &enclen) != ARES_SUCCESS)
-            return -1;
-        ares_free_string(name);
-        p += enclen;
-        if (i < qd) {
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            continue;
-        }
-        if (end - p < 10)
-            return -1;
-        rtype = get16(p);
-        rclass = get16(p + 2);
-        rdlen = get16(p + 8);
-        p += 10;
-        if ((unsigned)(end - p) < rdlen)
-            return -1;
-        if ((int)rtype == type && rclass == ns_c_in) {
-            switch (type) {
-            case ns_t_a:
-            case ns_t_aaaa: {
-                size_t sz = type == ns_t_a ? sizeof(struct in_addr) : sizeof(struct in6_addr);
-
-                if (rdlen != sz || SPF_dns_rr_buf_realloc(rr, cnt, sz) != SPF_E_SUCCESS)
-                    return -1;
-                memcpy(type == ns_t_a ? (void *)&rr->rr[cnt]->a : (void *)&rr->rr[cnt]->aaaa, p,
-                       sz);
-                cnt++;
-                break;
-            }
-            case ns_t_mx:
-                if (rdlen < 3 || add_name(rr, cnt, p + 2, abuf, alen) < 0)
-                    return -1;
-                cnt++;
-                break;
-            case ns_t_ptr:
-                if (add_name(rr, cnt, p, abuf, alen) < 0)
-                    return -1;
-                cnt++;
-                break;
-            case ns_t_txt: {
-                /* The character strings of one record, joined (RFC 7208 3.3). */
-                const unsigned char *s = p, *e = p + rdlen;
-                char *dst;
-
-                if (SPF_dns_rr_buf_realloc(rr, cnt, rdlen + 1) != SPF_E_SUCCESS)
-                    return -1;
-                dst = rr->rr[cnt]->txt;
-                while (s < e) {
-                    unsigned n = *s++;
-
-                    if ((unsigned)(e - s) < n)
-                        return -1;
-                    memcpy(dst, s, n);
-                    dst += n;
-                    s += n;
-                }
-                *dst = '\0';
-                cnt++;
-                break;
-            }
-            }
-        }
-        p += rdlen;
-    }
-    return cnt;
-}
+/* ---- answers ---- */
 
 static SPF_dns_rr_t *answer(SPF_dns_server_t *s, const char *domain, ns_type type, int herrno)
 {
     return SPF_dns_rr_new_init(s, domain, type, 0, herrno);
 }
 
-static SPF_dns_rr_t *resolve(spf_worker_t *w, SPF_dns_server_t *s, const char *domain,
-                             ns_type type)
+/* What the resolver said, in libspf2's form.  NULL when out of memory. */
+static SPF_dns_rr_t *from_result(SPF_dns_server_t *s, const char *domain, ns_type type,
+                                 int status, const dns_result_t *res)
 {
     SPF_dns_rr_t *rr;
-    query_t q;
-    int n;
+    int n = 0;
 
-    query_run(w, domain, type, &q);
-    switch (q.status) {
-    case ARES_SUCCESS:
-        break;
-    case ARES_ENODATA:
-        free(q.abuf);
-        return answer(s, domain, type, NO_DATA);
-    case ARES_ENOTFOUND:
-    case ARES_EBADNAME: /* an expanded macro that is no domain name */
-        free(q.abuf);
+    if (status == DNS_ENXDOMAIN || status == DNS_EBADNAME)
         return answer(s, domain, type, HOST_NOT_FOUND);
-    default: /* SERVFAIL, REFUSED, timeouts, cancelled, malformed */
-        free(q.abuf);
+    if (status == DNS_ENODATA)
+        return answer(s, domain, type, NO_DATA);
+    if (status < 0) /* SERVFAIL, REFUSED, timeouts, malformed, closing */
         return answer(s, domain, type, TRY_AGAIN);
-    }
     rr = answer(s, domain, type, NETDB_SUCCESS);
-    n = q.abuf ? parse_answer(rr, type, q.abuf, q.alen) : -1;
-    free(q.abuf);
-    if (n < 0) {
-        SPF_dns_rr_free(rr);
-        return answer(s, domain, type, TRY_AGAIN);
+    for (size_t i = 0; rr != NULL && i < res->n && i < 1024; i++) {
+        const char *text = NULL;
+        size_t len = 0;
+
+        switch (type) {
+        case ns_t_a:
+        case ns_t_aaaa:
+            len = type == ns_t_a ? sizeof(struct in_addr) : sizeof(struct in6_addr);
+            if (res->u.addr[i].family != (type == ns_t_a ? AF_INET : AF_INET6))
+                continue;
+            break;
+        case ns_t_mx:
+            text = res->u.mx[i].host;
+            break;
+        case ns_t_ptr:
+            text = res->u.ptr[i];
+            break;
+        case ns_t_txt:
+            text = res->u.txt[i].text;
+            break;
+        default:
+            continue;
+        }
+        if (text != NULL)
+            len = strlen(text) + 1;
+        if (SPF_dns_rr_buf_realloc(rr, n, len) != SPF_E_SUCCESS) {
+            SPF_dns_rr_free(rr);
+            return NULL;
+        }
+        if (text != NULL) /* mx, ptr and txt share the union */
+            memcpy(rr->rr[n]->txt, text, len);
+        else
+            memcpy(type == ns_t_a ? (void *)&rr->rr[n]->a : (void *)&rr->rr[n]->aaaa,
+                   &res->u.addr[i].in, len);
+        n++;
     }
-    rr->num_rr = n;
-    if (n == 0)
-        rr->herrno = NO_DATA;
+    if (rr != NULL) {
+        rr->num_rr = n;
+        if (n == 0)
+            rr->herrno = NO_DATA;
+    }
     return rr;
 }
 
+/* A copy of what the check learnt about (domain, type), or NULL. */
+static SPF_dns_rr_t *known(spf_req_t *q, const char *domain, ns_type type)
+{
+    for (size_t i = 0; i < q->nanswers; i++) {
+        SPF_dns_rr_t *rr = q->answers[i].rr, *copy = NULL;
+
+        if (rr->rr_type != type || !str_eq_ci(rr->domain, domain))
+            continue;
+        if (SPF_dns_rr_dup(&copy, rr) != SPF_E_SUCCESS) {
+            SPF_dns_rr_free(copy);
+            return answer(q->ctx->dns, domain, type, TRY_AGAIN);
+        }
+        return copy;
+    }
+    return NULL;
+}
+
+static void learn(spf_req_t *q, SPF_dns_rr_t *rr)
+{
+    if (q->nanswers == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 8;
+        q->answers = xrealloc(q->answers, q->cap * sizeof(*q->answers));
+    }
+    q->answers[q->nanswers++].rr = rr;
+}
+
 /*
- * libspf2's lookup hook.  Besides resolving, it counts what RFC 7208 4.6.4
+ * libspf2's lookup hook.  It answers from what the check has learnt; the
+ * first question it cannot answer is noted (the run then ends and is
+ * thrown away).  Besides answering, it counts what RFC 7208 4.6.4
  * limits, since libspf2 does not count across include: each DNS-querying
  * term makes exactly one "primary" query (TXT for include and redirect, MX,
  * PTR, A/AAAA for a and exists); the A/AAAA queries an mx or ptr term makes
@@ -367,13 +242,14 @@ static SPF_dns_rr_t *resolve(spf_worker_t *w, SPF_dns_server_t *s, const char *d
  * beyond the limit is answered without asking DNS: TXT with "no data" (an
  * include or redirect then fails as permerror; an exp= lookup, which the
  * RFC does not count, merely loses its text), anything else with "try
- * again", which spf_check() turns into the permerror it really is.
+ * again", which evaluate() turns into the permerror it really is.
  */
 static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_type type,
                                  int should_cache)
 {
-    spf_worker_t *w = s->hook;
+    spf_req_t *w = ((spf_ctx_t *)s->hook)->running;
     bool term = true, secondary = false;
+    struct in6_addr literal;
     SPF_dns_rr_t *rr;
 
     (void)should_cache;
@@ -398,7 +274,23 @@ static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_typ
         w->late = true;
         return answer(s, domain, type, TRY_AGAIN);
     }
-    rr = resolve(w, s, domain, type);
+    /* An address is no domain name, nor is a name longer than DNS
+     * carries (a macro can expand to one): DNS has no such name, and the
+     * resolver, which answers an address literal with itself, is not
+     * asked. */
+    if (inet_pton(AF_INET, domain, &literal) == 1 || inet_pton(AF_INET6, domain, &literal) == 1 ||
+        strlen(domain) > DNS_NAME_MAX + 1)
+        rr = answer(s, domain, type, HOST_NOT_FOUND);
+    else
+        rr = known(w, domain, type);
+    if (rr == NULL) {
+        if (!w->missed) {
+            w->missed = true;
+            str_lcpy(w->miss_name, domain, sizeof(w->miss_name));
+            w->miss_type = type;
+        }
+        return answer(s, domain, type, TRY_AGAIN);
+    }
     if (term && type != ns_t_txt &&
         (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA) && ++w->voids > SPF_MAX_VOIDS) {
         w->void_hit = true;
@@ -418,142 +310,55 @@ static void hook_destroy(SPF_dns_server_t *s)
     free(s);
 }
 
-/* ---- the pool ---- */
+/* ---- the context ---- */
 
-static void worker_free(spf_worker_t *w)
+int spf_ctx_new(const spf_options_t *opt, spf_ctx_t **out)
+{
+    static bool quieted;
+    spf_ctx_t *ctx;
+
+    *out = NULL;
+    if (opt->resolver == NULL)
+        return SPF_EINVAL;
+    if (!quieted) { /* the loop thread only */
+        quiet();
+        quieted = true;
+    }
+    ctx = xcalloc(1, sizeof(*ctx));
+    ctx->resolver = opt->resolver;
+    ctx->total_timeout_ms = opt->total_timeout_ms;
+    ctx->hostname = xstrdup(opt->hostname && *opt->hostname ? opt->hostname : "localhost");
+    ctx->dns = xcalloc(1, sizeof(*ctx->dns));
+    ctx->dns->destroy = hook_destroy;
+    ctx->dns->lookup = hook_lookup;
+    ctx->dns->name = "mxfwd-loop";
+    ctx->dns->hook = ctx;
+    ctx->server = SPF_server_new_dns(ctx->dns, 0);
+    if (ctx->server == NULL ||
+        SPF_server_set_rec_dom(ctx->server, ctx->hostname) != SPF_E_SUCCESS) {
+        spf_ctx_free(ctx);
+        return SPF_ENOMEM;
+    }
+    *out = ctx;
+    return 0;
+}
+
+void spf_ctx_free(spf_ctx_t *ctx)
 {
     bool owned = false;
 
-    if (w == NULL)
+    if (ctx == NULL)
         return;
-    if (w->server) {
+    if (ctx->server) {
         /* SPF_server_new_dns() leaves a custom layer to its creator unless
          * the server says it owns it. */
-        owned = w->server->destroy_resolver;
-        SPF_server_free(w->server);
+        owned = ctx->server->destroy_resolver;
+        SPF_server_free(ctx->server);
     }
     if (!owned)
-        free(w->dns);
-    if (w->ch)
-        ares_destroy(w->ch);
-    free(w);
-}
-
-static int worker_new(spf_pool_t *pool, spf_worker_t **out)
-{
-    spf_worker_t *w = xcalloc(1, sizeof(*w));
-    struct ares_options o;
-    int rc = SPF_EDNS;
-
-    memset(&o, 0, sizeof(o));
-    /* STAYOPEN: a worker runs one evaluation after another, and without it
-     * c-ares would open, bind, connect and close a UDP socket for every
-     * message's first query. */
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS | ARES_FLAG_STAYOPEN;
-    o.timeout = (int)pool->opt.query_timeout_ms;
-    o.tries = (int)pool->opt.tries;
-    o.ednspsz = 1232;
-    if (ares_init_options(&w->ch, &o,
-                          ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-                              ARES_OPT_EDNSPSZ) != ARES_SUCCESS) {
-        w->ch = NULL;
-        goto fail;
-    }
-    if (pool->servers_csv && ares_set_servers_ports_csv(w->ch, pool->servers_csv) != ARES_SUCCESS) {
-        rc = SPF_EINVAL;
-        goto fail;
-    }
-    w->dns = xcalloc(1, sizeof(*w->dns));
-    w->dns->destroy = hook_destroy;
-    w->dns->lookup = hook_lookup;
-    w->dns->name = "mxfwd-c-ares";
-    w->dns->hook = w;
-    rc = SPF_ENOMEM;
-    w->server = SPF_server_new_dns(w->dns, 0);
-    if (w->server == NULL)
-        goto fail;
-    if (SPF_server_set_rec_dom(w->server, pool->hostname) != SPF_E_SUCCESS)
-        goto fail;
-    w->pool = pool;
-    *out = w;
-    return 0;
-fail:
-    worker_free(w);
-    return rc;
-}
-
-static int worker_get(spf_pool_t *pool, spf_worker_t **out)
-{
-    pthread_mutex_lock(&pool->lock);
-    *out = pool->idle;
-    if (*out)
-        pool->idle = (*out)->next;
-    pthread_mutex_unlock(&pool->lock);
-    return *out ? 0 : worker_new(pool, out);
-}
-
-static void worker_put(spf_worker_t *w)
-{
-    spf_pool_t *pool = w->pool;
-
-    pthread_mutex_lock(&pool->lock);
-    w->next = pool->idle;
-    pool->idle = w;
-    pthread_mutex_unlock(&pool->lock);
-}
-
-int spf_pool_new(const spf_options_t *opt, spf_pool_t **out)
-{
-    spf_pool_t *pool;
-    spf_worker_t *w = NULL;
-    int rc;
-
-    pthread_once(&quiet_once, quiet);
-    pool = xcalloc(1, sizeof(*pool));
-    pool->opt = *opt;
-    pool->hostname = xstrdup(opt->hostname && *opt->hostname ? opt->hostname : "localhost");
-    if (opt->ndns_servers > 0) {
-        buf_t csv;
-
-        buf_init(&csv, 65536);
-        for (size_t i = 0; i < opt->ndns_servers; i++)
-            if (buf_printf(&csv, "%s%s", i ? "," : "", opt->dns_servers[i]) < 0) {
-                buf_free(&csv);
-                free(pool->hostname);
-                free(pool);
-                return SPF_EINVAL;
-            }
-        if (buf_used(&csv) > 0) /* an empty buffer has no data pointer */
-            pool->servers_csv = xstrndup(buf_ptr(&csv), buf_used(&csv));
-        buf_free(&csv);
-    }
-    pthread_mutex_init(&pool->lock, NULL);
-    pool->opt.dns_servers = NULL;
-    pool->opt.hostname = pool->hostname;
-    /* One worker now: a bad server list shows at start-up, not per mail. */
-    if ((rc = worker_new(pool, &w)) < 0) {
-        spf_pool_free(pool);
-        return rc;
-    }
-    worker_put(w);
-    *out = pool;
-    return 0;
-}
-
-void spf_pool_free(spf_pool_t *pool)
-{
-    if (pool == NULL)
-        return;
-    while (pool->idle) {
-        spf_worker_t *w = pool->idle;
-
-        pool->idle = w->next;
-        worker_free(w);
-    }
-    pthread_mutex_destroy(&pool->lock);
-    free(pool->servers_csv);
-    free(pool->hostname);
-    free(pool);
+        free(ctx->dns);
+    free(ctx->hostname);
+    free(ctx);
 }
 
 /* ---- check_host() ---- */
@@ -662,14 +467,14 @@ static void explain(const struct sockaddr *client, spf_result_t *out)
             out->domain, ip);
 }
 
-static void evaluate(spf_worker_t *w, SPF_request_t *req, spf_result_t *out)
+static void evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
 {
     SPF_dns_rr_t *rr;
     SPF_response_t *resp = NULL;
     SPF_record_t *rec = NULL;
     int idx;
 
-    rr = SPF_dns_lookup(w->dns, out->domain, ns_t_txt, 0);
+    rr = SPF_dns_lookup(w->ctx->dns, out->domain, ns_t_txt, 0);
     if (rr->herrno == TRY_AGAIN) {
         out->status = SPF_TEMPERROR;
         str_lcpy(out->problem, w->late ? "SPF evaluation timed out" : "DNS lookup failed",
@@ -688,7 +493,7 @@ static void evaluate(spf_worker_t *w, SPF_request_t *req, spf_result_t *out)
         goto done;
     }
     resp = SPF_response_new(req);
-    if (resp == NULL || SPF_record_compile(w->server, resp, &rec, rr->rr[idx]->txt) != SPF_E_SUCCESS) {
+    if (resp == NULL || SPF_record_compile(w->ctx->server, resp, &rec, rr->rr[idx]->txt) != SPF_E_SUCCESS) {
         out->status = SPF_PERMERROR;
         if (resp)
             first_error(resp, out->problem, sizeof(out->problem));
@@ -724,34 +529,42 @@ done:
     SPF_dns_rr_free(rr);
 }
 
-int spf_check(spf_pool_t *pool, const struct sockaddr *client, const char *helo,
-              const char *sender, spf_result_t *out)
+/* ---- a check ---- */
+
+static void req_free(spf_req_t *q)
 {
-    spf_worker_t *w = NULL;
+    for (size_t i = 0; i < q->nanswers; i++)
+        SPF_dns_rr_free(q->answers[i].rr);
+    free(q->answers);
+    free(q->helo);
+    free(q->sender);
+    free(q);
+}
+
+/* One run of check_host() with what is known; q->missed says whether it
+ * stopped at a question not answered yet. */
+static void run_once(spf_req_t *q)
+{
+    spf_result_t *out = &q->result;
+    const char *sender = q->sender, *helo = q->helo;
+    const struct sockaddr *client = (const struct sockaddr *)&q->client;
+    const char *at = strrchr(sender, '@');
     SPF_request_t *req = NULL;
-    const char *at = sender ? strrchr(sender, '@') : NULL;
-    char from[600], raw[256];
-    int rc;
+    char from[600];
 
     memset(out, 0, sizeof(*out));
-    out->helo = sender == NULL || *sender == '\0';
-    str_lcpy(raw, out->helo ? (helo ? helo : "") : (at ? at + 1 : sender), sizeof(raw));
-    if (!usable_domain(raw, out->domain, sizeof(out->domain))) {
-        str_lcpy(out->domain, raw, sizeof(out->domain)); /* as given, for the header */
-        out->status = SPF_NONE;
-        str_lcpy(out->problem, out->helo ? "HELO name is not a domain" : "sender domain is invalid",
-                 sizeof(out->problem));
-        return 0;
-    }
-    if ((rc = worker_get(pool, &w)) < 0)
-        return rc;
-    deadline_in(&w->deadline, pool->opt.total_timeout_ms);
-    w->top = true;
-    w->limit_hit = w->void_hit = w->late = false;
-    w->terms = w->voids = 0;
-    w->nexpect = w->iexpect = 0;
+    out->helo = *sender == '\0';
+    /* Checked usable at the start. */
+    addr_dns_name(out->helo ? helo : at ? at + 1 : sender,
+                  strlen(out->helo ? helo : at ? at + 1 : sender), out->domain,
+                  sizeof(out->domain));
+    q->top = true;
+    q->limit_hit = q->void_hit = q->late = q->missed = false;
+    q->terms = q->voids = 0;
+    q->nexpect = q->iexpect = 0;
+    q->runs++;
 
-    req = SPF_request_new(w->server);
+    req = SPF_request_new(q->ctx->server);
     if (req == NULL || set_client(req, client) != SPF_E_SUCCESS) {
         out->status = SPF_PERMERROR;
         str_lcpy(out->problem, "unusable client address", sizeof(out->problem));
@@ -763,18 +576,136 @@ int spf_check(spf_pool_t *pool, const struct sockaddr *client, const char *helo,
         str_fmt(from, sizeof(from), "postmaster@%s", out->domain);
     else
         str_lcpy(from, sender, sizeof(from));
-    if ((helo && *helo && SPF_request_set_helo_dom(req, helo) != SPF_E_SUCCESS) ||
+    if ((*helo && SPF_request_set_helo_dom(req, helo) != SPF_E_SUCCESS) ||
         SPF_request_set_env_from(req, from) != 0) {
         out->status = SPF_PERMERROR;
         str_lcpy(out->problem, "unusable sender", sizeof(out->problem));
         goto done;
     }
-    evaluate(w, req, out);
+    q->ctx->running = q;
+    evaluate(q, req, out);
+    q->ctx->running = NULL;
     if (out->status == SPF_FAIL || out->status == SPF_SOFTFAIL)
         explain(client, out);
 done:
     if (req)
         SPF_request_free(req);
-    worker_put(w);
+}
+
+static dns_type_t dns_type_of(ns_type type)
+{
+    switch (type) {
+    case ns_t_a:
+        return DNS_T_A;
+    case ns_t_aaaa:
+        return DNS_T_AAAA;
+    case ns_t_mx:
+        return DNS_T_MX;
+    case ns_t_ptr:
+        return DNS_T_PTR;
+    default:
+        return DNS_T_TXT;
+    }
+}
+
+static void on_answer(void *arg, int status, const dns_result_t *res);
+
+/*
+ * Run until an evaluation needs nothing more (true: q->result is final)
+ * or a question has gone to the resolver (false).  A question the
+ * resolver refuses at once is answered on the spot, as DNS would.
+ */
+static bool advance(spf_req_t *q)
+{
+    for (;;) {
+        SPF_dns_rr_t *rr;
+        int rc;
+
+        run_once(q);
+        if (!q->missed)
+            return true;
+        if (q->runs >= SPF_MAX_RUNS) {
+            q->result.status = SPF_TEMPERROR;
+            str_lcpy(q->result.problem, "SPF evaluation asked too much", sizeof(q->result.problem));
+            return true;
+        }
+        rc = dns_lookup(q->ctx->resolver, dns_type_of(q->miss_type), q->miss_name, on_answer, q,
+                        &q->lookup);
+        if (rc == 0)
+            return false;
+        rr = from_result(q->ctx->dns, q->miss_name, q->miss_type, rc, NULL);
+        if (rr == NULL)
+            rr = answer(q->ctx->dns, q->miss_name, q->miss_type, TRY_AGAIN);
+        learn(q, rr);
+    }
+}
+
+static void on_answer(void *arg, int status, const dns_result_t *res)
+{
+    spf_req_t *q = arg;
+    SPF_dns_rr_t *rr;
+
+    q->lookup = NULL;
+    rr = from_result(q->ctx->dns, q->miss_name, q->miss_type, status, res);
+    if (rr == NULL)
+        rr = answer(q->ctx->dns, q->miss_name, q->miss_type, TRY_AGAIN);
+    learn(q, rr);
+    if (!advance(q))
+        return;
+    q->done(q->arg, &q->result);
+    req_free(q);
+}
+
+int spf_check_start(spf_ctx_t *ctx, const struct sockaddr *client, const char *helo,
+                    const char *sender, spf_done_fn done, void *arg, spf_result_t *now,
+                    spf_req_t **out)
+{
+    spf_req_t *q;
+    const char *at;
+    char raw[256];
+
+    *out = NULL;
+    helo = helo ? helo : "";
+    sender = sender ? sender : "";
+    at = strrchr(sender, '@');
+    memset(now, 0, sizeof(*now));
+    now->helo = *sender == '\0';
+    str_lcpy(raw, now->helo ? helo : (at ? at + 1 : sender), sizeof(raw));
+    if (!usable_domain(raw, now->domain, sizeof(now->domain))) {
+        str_lcpy(now->domain, raw, sizeof(now->domain)); /* as given, for the header */
+        now->status = SPF_NONE;
+        str_lcpy(now->problem, now->helo ? "HELO name is not a domain" : "sender domain is invalid",
+                 sizeof(now->problem));
+        return SPF_DONE;
+    }
+    q = xcalloc(1, sizeof(*q));
+    q->ctx = ctx;
+    if (client->sa_family == AF_INET6)
+        memcpy(&q->client, client, sizeof(struct sockaddr_in6));
+    else if (client->sa_family == AF_INET)
+        memcpy(&q->client, client, sizeof(struct sockaddr_in));
+    else
+        q->client.ss_family = client->sa_family;
+    q->helo = xstrdup(helo);
+    q->sender = xstrdup(sender);
+    q->done = done;
+    q->arg = arg;
+    deadline_in(&q->deadline, ctx->total_timeout_ms);
+    if (advance(q)) {
+        /* Decided without DNS after all (every question answered on the
+         * spot): no callback from inside this call. */
+        *now = q->result;
+        req_free(q);
+        return SPF_DONE;
+    }
+    *out = q;
     return 0;
+}
+
+void spf_check_cancel(spf_req_t *q)
+{
+    if (q == NULL)
+        return;
+    dns_cancel(q->lookup);
+    req_free(q);
 }

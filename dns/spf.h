@@ -1,25 +1,34 @@
 /*
- * spf - SPF (RFC 7208) with libspf2, its DNS layer backed by c-ares.
+ * spf - SPF (RFC 7208) with libspf2, on the loop thread, its DNS answered
+ * by the loop's resolver (dns.h).
  *
- * libspf2 is synchronous, so spf_check() blocks: call it from libuv's
- * thread pool (auth.c does), never on the loop thread.  Its DNS layer is a
- * custom SPF_dns_server_t whose lookups go to a blocking c-ares channel of
- * its own, pointed at the configured DNS servers ("ip", "ip:port",
- * "[ip6]:port"; /etc/resolv.conf when none), never at libresolv.  Each pool
- * thread borrows a {channel, libspf2 server} pair from the spf_pool_t under
- * a mutex and gives it back, so evaluations never share one.
+ * libspf2 evaluates synchronously and asks its DNS layer as it goes.  Here
+ * that layer answers only from what the evaluation has already learnt: a
+ * question it cannot answer yet ends the run (its result is thrown away),
+ * the question goes to the resolver asynchronously, and once the answer is
+ * in, the evaluation runs again from the start.  A run costs microseconds;
+ * the evaluation runs once per DNS-querying step plus once, and each run
+ * asks exactly what the last asked, in the same order, so the final run
+ * sees every answer and is the evaluation a blocking resolver would have
+ * made.  Nothing blocks and no thread is involved; answers with a TTL come
+ * from the resolver's cache, and lookups in flight for the same name are
+ * shared with every other check.
  *
  * The RFC's limits are enforced here rather than trusted to libspf2, which
  * restarts its count inside every include: at most 10 DNS-querying terms
  * (include, a, mx, ptr, exists, redirect) over the whole evaluation and at
  * most 2 void lookups, exceeding either being a permerror (4.6.4); the
  * SPF RR type (99) is never queried (RFC 7208 3.1 retired it).  The whole
- * evaluation also has a deadline (4.6.4 says at least 20 s), past which it
- * is a temperror.
+ * evaluation also has a deadline (4.6.4 says at least 20 s), checked as
+ * each answer arrives, past which it is a temperror.
  *
  * Loopback clients get no free pass (libspf2's own entry point gives them
  * one): mxfwd is an MX, and mail reaching it over loopback is checked like
  * any other.
+ *
+ * Ownership: the caller owns the resolver, which must outlive the context;
+ * the context must outlive its checks (finished or cancelled).  Callbacks
+ * run on the loop thread, never from inside spf_check_start().
  */
 #ifndef MXFWD_SPF_H
 #define MXFWD_SPF_H
@@ -27,6 +36,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+
+#include "dns.h"
 
 typedef enum {
     SPF_NONE,
@@ -50,34 +61,43 @@ typedef struct {
     unsigned void_lookups;
 } spf_result_t;
 
-typedef struct spf_pool spf_pool_t;
+typedef struct spf_ctx spf_ctx_t;
+typedef struct spf_req spf_req_t;
 
 typedef struct {
-    const char *const *dns_servers; /* c-ares CSV elements; none: /etc/resolv.conf */
-    size_t ndns_servers;
-    unsigned query_timeout_ms;      /* per try of one query (c-ares timeout) */
-    unsigned tries;                 /* tries per query */
-    unsigned total_timeout_ms;      /* the whole evaluation */
-    const char *hostname;           /* ours, for the %{r} macro */
+    dns_resolver_t *resolver;  /* answers every query; borrowed */
+    unsigned total_timeout_ms; /* the whole evaluation */
+    const char *hostname;      /* ours, for the %{r} macro */
 } spf_options_t;
 
-#define SPF_EINVAL (-1)  /* bad option: a DNS server c-ares refuses */
-#define SPF_ENOMEM (-2)
-#define SPF_EDNS (-3)    /* c-ares could not be set up */
+#define SPF_EINVAL (-1) /* bad option: no resolver */
+#define SPF_ENOMEM (-2) /* libspf2 could not set up */
 
-int spf_pool_new(const spf_options_t *opt, spf_pool_t **out);
-/* Only once no spf_check() runs any more. */
-void spf_pool_free(spf_pool_t *pool);
+/* spf_check_start()'s return when the result is known at once. */
+#define SPF_DONE 1
+
+int spf_ctx_new(const spf_options_t *opt, spf_ctx_t **out);
+/* Only once no check is under way any more. */
+void spf_ctx_free(spf_ctx_t *ctx);
+
+/* The evaluation is over; res is valid during the call only. */
+typedef void (*spf_done_fn)(void *arg, const spf_result_t *res);
 
 /*
- * Evaluate check_host() for a client.  sender is the MAIL FROM address
+ * Start check_host() for a client.  sender is the MAIL FROM address
  * without brackets, "" for the null sender, in which case the HELO name is
- * the identity (RFC 7208 2.4).  Blocks for up to total_timeout_ms.  0 and
- * *out filled (every outcome, DNS trouble included, is a result), or a
- * negative SPF_E* when the pool cannot provide a resolver.
+ * the identity (RFC 7208 2.4).  Every outcome, DNS trouble included, is a
+ * result, a resolver that is closing included (temperror):
+ *   0         done(arg, res) will be called once (unless cancelled); *req
+ *             identifies the check until then
+ *   SPF_DONE  the result needed no DNS (a sender domain that is not one)
+ *             and is in *now; no callback
  */
-int spf_check(spf_pool_t *pool, const struct sockaddr *client, const char *helo,
-              const char *sender, spf_result_t *out);
+int spf_check_start(spf_ctx_t *ctx, const struct sockaddr *client, const char *helo,
+                    const char *sender, spf_done_fn done, void *arg, spf_result_t *now,
+                    spf_req_t **req);
+/* Drop a check under way: its callback will not be called. */
+void spf_check_cancel(spf_req_t *req);
 
 const char *spf_status_name(spf_status_t s);
 const char *spf_strerror(int err);

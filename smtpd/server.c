@@ -24,11 +24,10 @@
 #include "str.h"
 #include "xalloc.h"
 
-/* The pool must hold a spool pass's sync jobs beside every SPF
- * evaluation allowed at once (docs/spool.md), with room for the client's
- * file reads and reloads. */
-_Static_assert(DEFAULT_THREADPOOL_SIZE >= SPOOL_SYNC_JOBS + DEFAULT_SPF_JOBS + 2,
-               "libuv's thread pool is too small for the spool and SPF together");
+/* The pool must hold a spool pass's sync jobs (docs/spool.md), with room
+ * for the client's file reads and reloads. */
+_Static_assert(DEFAULT_THREADPOOL_SIZE >= SPOOL_SYNC_JOBS + 2,
+               "libuv's thread pool is too small for the spool");
 
 /* Connections the kernel may queue before we accept them. */
 #define SERVER_BACKLOG 1024
@@ -256,17 +255,15 @@ static void server_open_resolver(server_t *srv)
         log_fatal("cannot start the DNS resolver (dns_servers): %s", dns_strerror(rc));
 }
 
-/* The sender checks of the config snapshot: DKIM keys and DMARC policies
- * through the loop's resolver, SPF through its own channels on the same
- * servers. */
+/* The sender checks of the config snapshot: SPF, DKIM keys and DMARC
+ * policies, all through the loop's resolver. */
 static void server_open_auth(server_t *srv)
 {
     const config_t *cfg = srv->cfg;
     auth_config_t ac = {
         .loop = srv->loop,
         .hostname = cfg->hostname,
-        .dns_servers = (const char *const *)cfg->dns_servers,
-        .ndns_servers = cfg->ndns_servers,
+        .resolver = srv->resolver,
         .spf_action = server_action(cfg->spf_action),
         .dmarc_action = server_action(cfg->dmarc_action),
     };
@@ -278,7 +275,7 @@ static void server_open_auth(server_t *srv)
 }
 
 /* Once the last session is gone.  The context goes first: messages still
- * finishing (an SPF evaluation in the pool, a lookup out) hold their own
+ * finishing (an SPF check or a TXT lookup out) hold their own
  * reference.  Closing the resolver then ends those lookups, which frees
  * those messages and with them the context; the resolver itself is freed
  * once its handles are closed, all before the loop ends. */
@@ -526,9 +523,8 @@ int server_main(const char *config_path, bool verbose)
 
     log_init("mxfwd", LOG_TARGET_STDERR, level);
     /* Before the loop's first use of the pool, which sizes it: room for a
-     * spool pass's sync jobs and every SPF evaluation at once, and a few
-     * more for the client's file reads and reloads, so that slow DNS never
-     * holds back a commit. */
+     * spool pass's sync jobs, and a few more for the client's file reads
+     * and reloads. */
     if (getenv("UV_THREADPOOL_SIZE") == NULL) {
         char n[16];
         snprintf(n, sizeof(n), "%d", DEFAULT_THREADPOOL_SIZE);

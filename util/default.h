@@ -79,16 +79,13 @@
 /* Sender checks (dns/auth.c) */
 #define DEFAULT_AUTH_HEADER_MAX (256 * 1024) /* header bytes kept for DKIM; beyond: permerror */
 #define DEFAULT_DKIM_MAX_SIGNATURES 10        /* DKIM signatures evaluated per message */
-#define DEFAULT_SPF_QUERY_TIMEOUT_MS 3000     /* one SPF DNS query, per try */
-#define DEFAULT_SPF_TRIES 2                   /* tries per SPF DNS query */
 #define DEFAULT_SPF_TIMEOUT 20                /* one whole SPF evaluation (RFC 7208 4.6.4) */
 #define DEFAULT_AUTH_TIMEOUT 30               /* end of data to a verdict, at most */
-#define DEFAULT_SPF_JOBS 16                   /* SPF evaluations at once in libuv's pool */
 
 /* libuv's thread pool (UV_THREADPOOL_SIZE, unless the environment sets
- * it): spool fsyncs, SPF evaluations (DEFAULT_SPF_JOBS) and reloads share
- * it, so it has room for all of them at once. */
-#define DEFAULT_THREADPOOL_SIZE 24
+ * it): spool fsyncs, the outbound client's file reads and reloads share
+ * it.  SPF runs on the loop (dns/spf.h) and needs none. */
+#define DEFAULT_THREADPOOL_SIZE 8
 
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */

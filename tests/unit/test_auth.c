@@ -362,12 +362,10 @@ static void on_done(auth_msg_t *m, const authres_t *r, void *arg)
 
 typedef struct {
     uv_loop_t loop;
+    dns_resolver_t *resolver; /* SPF's, to the dnsmasq */
     scripted_t txt;
     auth_ctx_t *ctx;
 } rig_t;
-
-/* SPF evaluations at once in the rigs below; 0 is the default. */
-static unsigned rig_spf_jobs;
 
 static unsigned sample_zero(void *arg)
 {
@@ -379,22 +377,20 @@ static void rig_init(rig_t *r, const answer_t *answers, size_t n, auth_action_t 
                      auth_action_t dmarc, unsigned check_timeout_ms)
 {
     const char *servers[] = {dns.server};
+    dns_options_t dopt = {.servers = servers, .nservers = 1, .timeout_ms = 500, .tries = 1};
     auth_config_t cfg = {
         .hostname = "mx.alias.test",
-        .dns_servers = servers,
-        .ndns_servers = 1,
         .spf_action = spf,
         .dmarc_action = dmarc,
-        .dns_timeout_ms = 500,
-        .dns_tries = 1,
         .spf_timeout_ms = 5000,
         .check_timeout_ms = check_timeout_ms,
-        .max_spf_jobs = rig_spf_jobs,
         .sample = sample_zero,
     };
 
     memset(r, 0, sizeof(*r));
     cr_assert_eq(uv_loop_init(&r->loop), 0);
+    cr_assert_eq(dns_resolver_new(&r->loop, &dopt, &r->resolver), 0);
+    cfg.resolver = r->resolver;
     r->txt.loop = &r->loop;
     r->txt.answers = answers;
     r->txt.nanswers = n;
@@ -408,6 +404,8 @@ static void rig_close(rig_t *r)
 {
     auth_ctx_release(r->ctx);
     release_held(&r->txt);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    dns_resolver_close(r->resolver, NULL, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&r->loop), 0, "handles left on the loop");
 }
@@ -648,7 +646,6 @@ Test(auth, cancel_with_work_in_flight)
     struct sockaddr_storage ss = ip("192.0.2.10");
     rig_t r;
 
-    rig_spf_jobs = 1; /* most evaluations wait in the queue when cancelled */
     rig_init(&r, answers, 2, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
     for (int i = 0; i < 20; i++) {
         auth_msg_t *m;
@@ -660,7 +657,7 @@ Test(auth, cancel_with_work_in_flight)
             cr_assert_eq(auth_msg_end(m, on_done, NULL), 0); /* on_done would crash on NULL */
         auth_msg_cancel(m);
     }
-    rig_close(&r); /* held answers and SPF work finish; every message is freed */
+    rig_close(&r); /* held answers finish, SPF checks were dropped; every message is freed */
 }
 
 Test(auth, bad_configuration)
@@ -668,14 +665,12 @@ Test(auth, bad_configuration)
     auth_config_t cfg = {0};
     auth_ctx_t *ctx = NULL;
     uv_loop_t loop;
-    const char *servers[] = {"999.1.1.1"};
 
     cr_assert_eq(auth_ctx_new(&cfg, &ctx), AUTH_EINVAL);
     cr_assert_eq(uv_loop_init(&loop), 0);
     cfg.loop = &loop;
     cfg.txt.ops = &scripted_ops;
-    cfg.dns_servers = servers;
-    cfg.ndns_servers = 1;
+    /* SPF is wanted (its action is not off) and has no resolver. */
     cr_assert_eq(auth_ctx_new(&cfg, &ctx), AUTH_ESPF);
     cr_assert_null(ctx);
     cr_assert_eq(uv_loop_close(&loop), 0);
@@ -702,9 +697,9 @@ Test(auth, through_the_real_resolver)
     const char *servers[1];
     dns_options_t dopt = {.nservers = 1, .timeout_ms = 500, .tries = 1};
     dns_resolver_t *res = NULL;
-    auth_config_t cfg = {.hostname = "mx.alias.test", .ndns_servers = 1,
+    auth_config_t cfg = {.hostname = "mx.alias.test",
                          .spf_action = AUTH_ACTION_REJECT, .dmarc_action = AUTH_ACTION_REJECT,
-                         .dns_timeout_ms = 500, .dns_tries = 1, .sample = sample_zero};
+                         .sample = sample_zero};
     char *msg = tampered();
     rig_t r;
     outcome_t o;
@@ -717,7 +712,7 @@ Test(auth, through_the_real_resolver)
     cr_assert_eq(uv_loop_init(&r.loop), 0);
     cr_assert_eq(dns_resolver_new(&r.loop, &dopt, &res), 0);
     cfg.loop = &r.loop;
-    cfg.dns_servers = servers;
+    cfg.resolver = res;
     auth_txt_resolver(res, &cfg.txt);
     cr_assert_eq(auth_ctx_new(&cfg, &r.ctx), 0);
 
@@ -764,7 +759,7 @@ Test(auth, names_too_long_for_dns_are_not_asked)
     rig_close(&r);
 }
 
-Test(auth, many_messages_share_a_few_spf_threads)
+Test(auth, many_messages_check_spf_side_by_side)
 {
     static const answer_t answers[] = {
         {KEY_NAME, TXT_OK, {ED_KEY}},
@@ -774,7 +769,6 @@ Test(auth, many_messages_share_a_few_spf_threads)
     outcome_t o[12];
     rig_t r;
 
-    rig_spf_jobs = 2;
     rig_init(&r, answers, 2, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
     memset(o, 0, sizeof(o));
     for (int i = 0; i < 12; i++) {

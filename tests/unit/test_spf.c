@@ -1,16 +1,21 @@
 /* Unit tests for dns/spf.c: libspf2 evaluating real records served by a
- * dnsmasq on a loopback port, through our c-ares DNS layer.  Every result
- * the RFC defines, the lookup limits, HELO for <>, explanations. */
+ * dnsmasq on a loopback port, on the loop, through the loop's resolver.
+ * Every result the RFC defines, the lookup limits, HELO for <>,
+ * explanations, answers shared through the resolver, cancelling. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "dnsmasq.h"
 #include "spf.h"
 
 static test_dnsmasq_t dns = TEST_DNSMASQ_INIT;
-static spf_pool_t *pool;
+static uv_loop_t loop;
+static dns_resolver_t *resolver;
+static spf_ctx_t *ctx;
 static char dead[64];
 
 static const char *records[] = {
@@ -44,6 +49,9 @@ static const char *records[] = {
     "--txt-record=expfail.test,v=spf1 -all exp=why.expfail.test",
     "--txt-record=why.expfail.test,%{i} is not welcome here",
     "--txt-record=tempinc.test,v=spf1 include:x.dead.test -all",
+    /* Kept 60 s, as records are: answers are shared through the cache. */
+    "--txt-record=cached.test,v=spf1 a:host.amech.test -all",
+    "--local-ttl=60",
     NULL, /* --server=/dead.test/... */
     NULL,
 };
@@ -51,8 +59,8 @@ static const char *records[] = {
 static void start(void)
 {
     const char *servers[1];
-    spf_options_t opt = {.ndns_servers = 1, .query_timeout_ms = 500, .tries = 1,
-                         .total_timeout_ms = 5000, .hostname = "mx.test"};
+    dns_options_t dopt = {.nservers = 1, .timeout_ms = 500, .tries = 1};
+    spf_options_t opt = {.total_timeout_ms = 5000, .hostname = "mx.test"};
     size_t n = sizeof(records) / sizeof(records[0]);
 
     /* A zone forwarded to a port nobody listens on: SERVFAIL. */
@@ -60,14 +68,20 @@ static void start(void)
     records[n - 2] = dead;
     cr_assert_eq(test_dnsmasq_start(&dns, records), 0, "dnsmasq did not start");
     servers[0] = dns.server;
-    opt.dns_servers = servers;
-    cr_assert_eq(spf_pool_new(&opt, &pool), 0);
+    dopt.servers = servers;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(dns_resolver_new(&loop, &dopt, &resolver), 0);
+    opt.resolver = resolver;
+    cr_assert_eq(spf_ctx_new(&opt, &ctx), 0);
 }
 
 static void stop(void)
 {
-    spf_pool_free(pool);
-    pool = NULL;
+    spf_ctx_free(ctx);
+    ctx = NULL;
+    dns_resolver_close(resolver, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_expect_eq(uv_loop_close(&loop), 0, "handles left on the loop");
     test_dnsmasq_stop(&dns);
 }
 
@@ -92,13 +106,39 @@ static struct sockaddr_storage ip(const char *text)
     return ss;
 }
 
+typedef struct {
+    int calls;
+    spf_result_t r;
+} outcome_t;
+
+static void on_done(void *arg, const spf_result_t *res)
+{
+    outcome_t *o = arg;
+
+    o->calls++;
+    o->r = *res;
+}
+
+/* One check, run on the loop to its end; the callback comes exactly once,
+ * never from inside the start. */
 static spf_result_t check(const char *client, const char *helo, const char *sender)
 {
     struct sockaddr_storage ss = ip(client);
-    spf_result_t r;
+    outcome_t o = {0};
+    spf_result_t now;
+    spf_req_t *req;
+    int rc = spf_check_start(ctx, (struct sockaddr *)&ss, helo, sender, on_done, &o, &now, &req);
 
-    cr_assert_eq(spf_check(pool, (struct sockaddr *)&ss, helo, sender, &r), 0);
-    return r;
+    if (rc == SPF_DONE) {
+        cr_assert_null(req);
+        return now;
+    }
+    cr_assert_eq(rc, 0);
+    cr_assert_not_null(req);
+    cr_assert_eq(o.calls, 0, "no callback from inside the start");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(o.calls, 1);
+    return o.r;
 }
 
 Test(spf, every_result)
@@ -187,13 +227,72 @@ Test(spf, bad_sender_domains_are_none)
     cr_assert_eq(check("192.0.2.10", "h.test", "a@[192.0.2.1]").status, SPF_NONE);
 }
 
-Test(spf, bad_dns_server_is_refused_at_start)
+Test(spf, answers_are_shared_through_the_resolver)
 {
-    const char *servers[] = {"not an address"};
-    spf_options_t opt = {.dns_servers = servers, .ndns_servers = 1, .query_timeout_ms = 500,
-                         .tries = 1, .total_timeout_ms = 1000};
-    spf_pool_t *p = NULL;
+    dns_stats_t before, after;
 
-    cr_assert_eq(spf_pool_new(&opt, &p), SPF_EINVAL);
-    cr_assert_null(p);
+    /* The first check asks for the record and the host; the second, made
+     * while both are within their TTL, asks nothing. */
+    cr_assert_eq(check("192.0.2.10", "helo.test", "a@cached.test").status, SPF_PASS);
+    dns_resolver_stats(resolver, &before);
+    cr_assert_eq(check("192.0.2.11", "helo.test", "b@cached.test").status, SPF_FAIL);
+    dns_resolver_stats(resolver, &after);
+    cr_assert_eq(after.queries, before.queries, "answered from the cache");
+    cr_assert_geq(after.cache_hits, before.cache_hits + 2);
+}
+
+Test(spf, checks_run_side_by_side_and_cancel)
+{
+    struct sockaddr_storage a = ip("192.0.2.10"), b = ip("192.0.2.12");
+    outcome_t o[8] = {{0}};
+    spf_req_t *req[8];
+    spf_result_t now;
+
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(spf_check_start(ctx, (struct sockaddr *)(i % 2 ? &b : &a), "h.test",
+                                     "a@mx.test", on_done, &o[i], &now, &req[i]),
+                     0);
+    /* Two dropped with their lookups out: no callback, nothing leaks. */
+    spf_check_cancel(req[2]);
+    spf_check_cancel(req[5]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(o[i].calls, i == 2 || i == 5 ? 0 : 1, "check %d", i);
+        if (i != 2 && i != 5)
+            cr_assert_eq(o[i].r.status, i % 2 ? SPF_FAIL : SPF_PASS, "check %d", i);
+    }
+}
+
+Test(spf, a_closing_resolver_gives_temperror)
+{
+    struct sockaddr_storage a = ip("192.0.2.10");
+    outcome_t o = {0};
+    spf_result_t now;
+    spf_req_t *req;
+
+    cr_assert_eq(spf_check_start(ctx, (struct sockaddr *)&a, "h.test", "a@inc.test", on_done, &o,
+                                 &now, &req),
+                 0);
+    /* Closing ends the lookup out with an error; every later question is
+     * refused on the spot: the check still ends, with a temperror. */
+    dns_resolver_close(resolver, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(o.calls, 1);
+    cr_assert_eq(o.r.status, SPF_TEMPERROR, "%s", spf_status_name(o.r.status));
+    /* For stop(): a fresh resolver to close. */
+    {
+        const char *servers[] = {dns.server};
+        dns_options_t dopt = {.servers = servers, .nservers = 1};
+
+        cr_assert_eq(dns_resolver_new(&loop, &dopt, &resolver), 0);
+    }
+}
+
+Test(spf, no_resolver_is_refused)
+{
+    spf_options_t opt = {.total_timeout_ms = 1000};
+    spf_ctx_t *c = NULL;
+
+    cr_assert_eq(spf_ctx_new(&opt, &c), SPF_EINVAL);
+    cr_assert_null(c);
 }
