@@ -203,6 +203,9 @@ static void finish_dmarc(auth_msg_t *m)
     r->ndmarc = m->nfrom;
     for (size_t i = 0; i < m->nfrom; i++) {
         const from_t *f = &m->from[i];
+        /* Drawn only where pct can use it: each arc4random() is a system
+         * call with this glibc, and most records say pct=100. */
+        bool sampled = f->step == 2 && f->lookup == DMARC_LOOKUP_FOUND && f->rec.pct < 100;
         dmarc_input_t in = {
             .from_domain = f->domain,
             /* A lookup still out when time ran out counts as a DNS error. */
@@ -214,7 +217,9 @@ static void finish_dmarc(auth_msg_t *m)
                     .domain = r->spf_done && r->spf.domain[0] ? r->spf.domain : NULL},
             .dkim = dkim,
             .ndkim = r->ndkim,
-            .sample = cfg->sample ? cfg->sample(cfg->hook_arg) % 100 : arc4random_uniform(100),
+            .sample = !sampled     ? 0
+                      : cfg->sample ? cfg->sample(cfg->hook_arg) % 100
+                                    : arc4random_uniform(100),
         };
 
         dmarc_evaluate(&in, &r->dmarc[i]);

@@ -367,9 +367,12 @@ typedef struct {
     auth_ctx_t *ctx;
 } rig_t;
 
+static unsigned samples; /* draws made through sample_zero() */
+
 static unsigned sample_zero(void *arg)
 {
     (void)arg;
+    samples++;
     return 0;
 }
 
@@ -501,6 +504,36 @@ Test(auth, dmarc_reject_and_spf_reject)
     o = run(&r, "192.0.2.99", "joe@football.example.com", msg, 7);
     cr_assert_eq(o.res.decision.verdict, AUTHRES_ACCEPT);
     cr_assert(o.res.decision.quarantine);
+    rig_close(&r);
+    free(msg);
+}
+
+Test(auth, pct_is_sampled_only_where_it_can_matter)
+{
+    static const answer_t full[] = {
+        {KEY_NAME, TXT_OK, {ED_KEY}},
+        {DMARC_NAME, TXT_OK, {"v=DMARC1; p=reject"}},
+    };
+    static const answer_t half[] = {
+        {KEY_NAME, TXT_OK, {ED_KEY}},
+        {DMARC_NAME, TXT_OK, {"v=DMARC1; p=reject; pct=50"}},
+    };
+    char *msg = tampered();
+    rig_t r;
+    outcome_t o;
+
+    /* pct=100 (the default): no draw, the policy applies. */
+    samples = 0;
+    rig_init(&r, full, 2, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
+    o = run(&r, "192.0.2.99", "joe@football.example.com", msg, 4096);
+    cr_assert_eq(o.res.decision.verdict, AUTHRES_REJECT);
+    cr_assert_eq(samples, 0);
+    rig_close(&r);
+    /* pct=50: one draw; 0 is within the 50%, so the policy applies. */
+    rig_init(&r, half, 2, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
+    o = run(&r, "192.0.2.99", "joe@football.example.com", msg, 4096);
+    cr_assert_eq(o.res.decision.verdict, AUTHRES_REJECT);
+    cr_assert_eq(samples, 1);
     rig_close(&r);
     free(msg);
 }
