@@ -1,7 +1,7 @@
 /*
  * bench_spool - spool commits per second beside the disk's raw fsync rate.
  *
- *     bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] [-w WRITERS]
+ *     bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] [-w WRITERS] [-j JOBS]
  *
  * Three figures per run, each phase in a fresh directory under DIR (default
  * ".", so run it on the file system the spool will live on; everything is
@@ -11,6 +11,9 @@
  *             fsync the directory: what a commit costs without grouping
  *   1 writer  spool commits of SIZE-byte messages, one at a time
  *   N writers N commits always in flight (default 64), as N SMTP sessions
+ *
+ * -j sets the spool's parallel sync jobs per pass (spool_options_t
+ * sync_jobs; default SPOOL_SYNC_JOBS), and libuv's pool to match.
  *
  * Commits run on a libuv loop with the thread pool doing the fsync passes,
  * as in the daemon.  Prints each run, then the medians.
@@ -33,6 +36,7 @@
 #define RUNS_MAX 15
 
 static size_t msg_size = 4096;
+static unsigned sync_jobs; /* 0: the spool's default */
 static double phase_seconds = 2.0;
 static char *payload;
 
@@ -175,7 +179,7 @@ static double bench_spool(unsigned writers, double *per_pass, double *cpu_us)
     int err;
 
     uv_loop_init(&loop);
-    opt = (spool_options_t){.exec = spool_uv_executor(&loop)};
+    opt = (spool_options_t){.exec = spool_uv_executor(&loop), .sync_jobs = sync_jobs};
     if ((err = spool_open(dir, &opt, &b.s)) != 0)
         die("spool_open", err);
     double cpu = cpu_seconds();
@@ -215,22 +219,31 @@ int main(int argc, char **argv)
     int runs = 3, c;
     double raw[RUNS_MAX], one[RUNS_MAX], many[RUNS_MAX], pass1, passn, cpu1, cpun;
 
-    while ((c = getopt(argc, argv, "d:t:r:s:w:")) != -1) {
+    while ((c = getopt(argc, argv, "d:t:r:s:w:j:")) != -1) {
         switch (c) {
         case 'd': base = optarg; break;
         case 't': phase_seconds = atof(optarg); break;
         case 'r': runs = atoi(optarg); break;
         case 's': msg_size = (size_t)atol(optarg); break;
         case 'w': writers = (unsigned)atoi(optarg); break;
+        case 'j': sync_jobs = (unsigned)atoi(optarg); break;
         default:
             fprintf(stderr, "usage: bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] "
-                            "[-w WRITERS]\n");
+                            "[-w WRITERS] [-j JOBS]\n");
             return 2;
         }
     }
-    if (runs < 1 || runs > RUNS_MAX || phase_seconds <= 0 || msg_size == 0 || writers == 0) {
+    if (runs < 1 || runs > RUNS_MAX || phase_seconds <= 0 || msg_size == 0 || writers == 0 ||
+        sync_jobs > 16) {
         fprintf(stderr, "bench_spool: bad option value\n");
         return 2;
+    }
+    /* libuv sizes its pool at the first submission: room for every job. */
+    if (sync_jobs > 4 && getenv("UV_THREADPOOL_SIZE") == NULL) {
+        char n[16];
+
+        snprintf(n, sizeof(n), "%u", sync_jobs);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
     }
     size_t toplen = strlen(base) + 32;
     top = malloc(toplen);
