@@ -943,8 +943,15 @@ class _SinkStream:
         try:
             if self.conn.fileno() < 0:
                 return True
-            readable, _, _ = select.select([self.conn], [], [], 0)
-            return bool(readable) and self.conn.recv(1, socket.MSG_PEEK) == b""
+            # Peek through a timeout-free duplicate: the session's own
+            # thread may read what select saw before the peek, and a peek
+            # through self.conn would then wait out its 30 s timeout (while
+            # the caller holds the sink's lock, stalling every session).
+            with socket.socket(fileno=os.dup(self.conn.fileno())) as peek:
+                peek.setblocking(False)
+                return peek.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
         except (OSError, ValueError):
             return True
 
