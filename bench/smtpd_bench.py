@@ -2,7 +2,7 @@
 """Inbound SMTP benchmark: mxfwd beside Postfix + PostSRSd, in one run.
 
     bench/smtpd_bench.py [--runs 3] [--messages 5000] [--sessions 20]
-                         [--size 4096] [--idle 10000] [--no-postfix]
+                         [--size 4096] [--idle 10000] [--no-postfix] [--hold]
 
 Prints figures; asserts nothing (it is not a test).
 
@@ -20,7 +20,10 @@ Prints figures; asserts nothing (it is not a test).
    (load tools, kernel threads and anything else running included).  Both
    forward what they accept to an smtp-sink meanwhile (end-to-end figures:
    bench/forward_bench.py).  Each mxfwd run starts afresh: an empty spool,
-   its counters at zero.
+   its counters at zero.  With --hold, mxfwd's route leads instead to a
+   listener that accepts and never greets, so its deliveries wait and
+   cost next to nothing: the accept rate and CPU of accepting alone
+   (mxfwd only; Postfix would wait out its queue).
 2. Memory per idle connection: --idle connections opened to a fresh mxfwd
    and greeted; the growth of its resident memory (VmRSS, and PSS) divided
    by their number.
@@ -56,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -294,20 +298,42 @@ def stop(p):
     procs.remove(p)
 
 
+def silent_listener():
+    """A loopback port that accepts connections and never says a word;
+    they stay open until the end.  Returns the port."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1024)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(lsock.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return lsock.getsockname()[1]
+
+
 def accept_rate(args, tmp, tmp_postfix):
     sink_port = free_port()
     start(["smtp-sink", "-u", "nobody", "-4", "-c", "-m", "1024", f"127.0.0.1:{sink_port}",
            "1024"], os.path.join(tmp, "sink.log"))
     wait_port(sink_port, None, "smtp-sink")
+    # Where mxfwd forwards to: the sink, or nowhere that answers.
+    route_port = silent_listener() if args.hold else sink_port
     pf = None
-    if not args.no_postfix and ensure_postsrsd():
+    if not args.no_postfix and not args.hold and ensure_postsrsd():
         pf, pf_port, pf_cfg, pf_queue = start_postfix(tmp_postfix, sink_port)
 
     log = os.path.join(tmp, "smtp-source.log")
     dns = start_dns(tmp)
     rows = []
     print(f"accept rate: {args.messages} messages of {args.size} bytes, {args.sessions} sessions, "
-          f"one message per connection, {args.runs} runs")
+          f"one message per connection, {args.runs} runs"
+          + (", mxfwd's deliveries held at a silent next hop" if args.hold else ""))
     print(f"{'run':>3} {'mxfwd msg/s':>12} {'postfix msg/s':>14} {'ratio':>6} "
           f"{'mxfwd cpu ms/msg':>17} {'machine-wide cpu ms/msg (mxfwd, postfix)':>42}")
     for run in range(1, args.runs + 1):
@@ -325,7 +351,7 @@ def accept_rate(args, tmp, tmp_postfix):
                 port = pf_port
             else:
                 # A fresh daemon each run: an empty spool, counters at zero.
-                mx, port, spool = start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}", dns=dns)
+                mx, port, spool = start_mxfwd(tmp, route_port, name=f"mxfwd-{run}", dns=dns)
             cpu0 = cpu_ticks(mx.pid) if name == "mxfwd" else 0
             busy0 = machine_busy_ticks()
             took, ok = source(port, args, log)
@@ -422,6 +448,8 @@ def main():
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--no-postfix", action="store_true")
+    ap.add_argument("--hold", action="store_true",
+                    help="mxfwd's deliveries wait at a silent next hop (accepting alone)")
     ap.add_argument("--only", choices=("accept", "idle"))
     args = ap.parse_args()
     tmp, tmp_postfix = prepare("mxfwd-bench")
