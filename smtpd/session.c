@@ -393,6 +393,7 @@ static void session_tls_ready(session_t *s)
 {
     log_info("%s: STARTTLS: %s with cipher %s (%d bits)", s->client, tls_version(s->tls),
              tls_cipher(s->tls), tls_bits(s->tls));
+    (*s->srv->stats.tls)++;
     /* RFC 3207 4.2: forget everything learnt before TLS. */
     s->state = SESSION_INIT;
     s->esmtp = false;
