@@ -83,8 +83,7 @@ void session__reply_addr(session_t *s, reply_id_t id, const char *addr, size_t l
 
 void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply)
 {
-    if (id < sizeof(s->srv->stats.rejected) / sizeof(s->srv->stats.rejected[0]))
-        s->srv->stats.rejected[id]++;
+    server_count_rejected(s->srv, id);
     log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> helo=<%s>", what, s->client, reply,
              s->txn != NULL ? txn_sender(s->txn) : "", s->helo != NULL ? s->helo : "");
 }

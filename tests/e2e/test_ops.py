@@ -164,7 +164,7 @@ def scrape(port):
 
 
 def metered(sink, **config):
-    dns = mxtest.Dnsmasq([])
+    dns = mxtest.Dnsmasq([mxtest.txt_record("spf-fail.test", "v=spf1 -all")])
     port = mxtest.free_port()
     settings = {
         "dns_servers": dns.server,
@@ -224,6 +224,10 @@ def metrics_count_a_message_through_to_the_sink():
     c.close()
     c = m.client()
     c.cmd("EHLO client.test", expect=250)
+    # Refused after DATA: SPF fails for the sender's domain.
+    r = c.transaction("sender@spf-fail.test", ["alice@alias.test"], BODY)
+    assert r.code == 550 and r.lines[0].startswith("5.7.23"), r
+    c.cmd("RSET", expect=250)
     c.cmd("STARTTLS", expect=220)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
@@ -238,6 +242,7 @@ def metrics_count_a_message_through_to_the_sink():
     assert moved["mxfwd_connections_total"] == 3, moved
     assert moved["mxfwd_accepted_total"] == 1, moved
     assert moved[("mxfwd_rejected_total", "relay_denied")] == 1, moved
+    assert moved[("mxfwd_rejected_total", "auth_spf")] == 1, moved
     assert moved["mxfwd_delivered_total"] == 1, moved
     assert moved["mxfwd_deferred_total"] == 0 and moved["mxfwd_bounced_total"] == 0, moved
     assert moved["mxfwd_tls_total"] == 1, moved
