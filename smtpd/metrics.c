@@ -205,6 +205,8 @@ struct metrics_client {
     buf_t in;       /* the request head so far */
     buf_t out;      /* the answer, until written */
     bool answered;  /* from then on, what the client sends is dropped */
+    bool writing;   /* the answer is on its way */
+    bool peer_done; /* the client has shut its side */
     bool closing;
     char drop[512]; /* where dropped bytes go */
 };
@@ -273,9 +275,12 @@ static void metrics_on_write(uv_write_t *req, int status)
 {
     metrics_client_t *cl = req->data;
 
+    cl->writing = false;
     if (cl->closing)
         return;
-    if (status < 0 ||
+    /* A client that has shut its side already sends nothing more: the
+     * answer is in the kernel's hands, and a close sends it out whole. */
+    if (status < 0 || cl->peer_done ||
         uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->tcp, metrics_on_shutdown) < 0) {
         metrics_client_close(cl);
         return;
@@ -303,9 +308,15 @@ static void metrics_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0)
         return;
     if (nread < 0) {
-        /* The client is gone or done: before an answer, nothing is owed;
-         * after it, this is the close the daemon was waiting for (the
-         * answer is in the kernel's hands once written). */
+        /* The client has shut its side while its answer is being written
+         * (a request sent, then a half close): the write ends the
+         * exchange.  Otherwise it is gone, or done after its answer: the
+         * close the daemon waits for. */
+        if (nread == UV_EOF && cl->writing) {
+            cl->peer_done = true;
+            uv_read_stop(s);
+            return;
+        }
         metrics_client_close(cl);
         return;
     }
@@ -318,6 +329,8 @@ static void metrics_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     wb = uv_buf_init((char *)buf_ptr(&cl->out), (unsigned)buf_used(&cl->out));
     if (uv_write(&cl->write, s, &wb, 1, metrics_on_write) < 0)
         metrics_client_close(cl);
+    else
+        cl->writing = true;
 }
 
 static void metrics_on_connection(uv_stream_t *listener, int status)
