@@ -13,7 +13,9 @@ prints one line per test and a last line "RESULT: passed=N failed=M".
 Environment: MXFWD is the path of the mxfwd binary (meson passes it).
 """
 
+import array
 import base64
+import fcntl
 import hashlib
 import hmac
 import os
@@ -26,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import traceback
@@ -944,8 +947,20 @@ class _SinkStream:
         try:
             if self.conn.fileno() < 0:
                 return True
-            readable, _, _ = select.select([self.conn], [], [], 0)
-            return bool(readable) and self.conn.recv(1, socket.MSG_PEEK) == b""
+            # Readable with nothing to read is the end of the stream.  No
+            # recv here: the session's own thread may take the bytes between
+            # the select and a peek, which would then wait (holding the
+            # sink's lock, which that thread needs next).  Bytes taken so
+            # leave the socket not readable: the second look says so.
+            for _ in range(2):
+                readable, _, _ = select.select([self.conn], [], [], 0)
+                if not readable:
+                    return False
+                pending = array.array("i", [0])
+                fcntl.ioctl(self.conn.fileno(), termios.FIONREAD, pending)
+                if pending[0] > 0:
+                    return False
+            return True
         except (OSError, ValueError):
             return True
 
