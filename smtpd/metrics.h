@@ -33,10 +33,10 @@
 #include "stats.h"
 
 #define METRICS_PREFIX "mxfwd_"
-#define METRICS_REQUEST_MAX 8192   /* request line and headers */
-#define METRICS_MAX_CLIENTS 64     /* connections served at once */
-#define METRICS_TIMEOUT_MS 5000    /* to send a whole request */
-#define METRICS_LINGER_MS 2000     /* after the answer, for the client to close */
+#define METRICS_REQUEST_MAX 8192 /* request line and headers */
+#define METRICS_MAX_CLIENTS 64   /* connections served at once */
+#define METRICS_TIMEOUT_MS 5000  /* to send a whole request */
+#define METRICS_LINGER_MS 2000   /* after the answer, for the client to close */
 #define METRICS_RESPONSE_MAX (16u << 20)
 
 typedef struct metrics metrics_t;

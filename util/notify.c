@@ -50,7 +50,6 @@ int notify_reloading(void)
 {
     char state[64];
 
-    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
-             notify_monotonic_usec());
+    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, notify_monotonic_usec());
     return notify_send(state);
 }

@@ -142,7 +142,8 @@ Test(metrics, requests_and_their_answers)
         cr_assert(strstr(head, "\r\nConnection: close\r\n") != NULL, "%s", head);
         if (status == 200) {
             cr_assert(strstr(head, "\r\nContent-Type: text/plain; version=0.0.4; "
-                                   "charset=utf-8\r\n") != NULL, "%s", head);
+                                   "charset=utf-8\r\n") != NULL,
+                      "%s", head);
             /* The registry is read now: the function's entry too. */
             cr_assert(strstr(body, "\nmxfwd_queue_oldest_age_seconds 7\n") != NULL, "%s", body);
         }

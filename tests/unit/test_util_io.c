@@ -96,8 +96,7 @@ Test(unix_sockaddr, paths_and_abstract_names)
 
 /* ---- notify ---- */
 
-Test(notify, states_reach_the_socket_named_in_the_environment, .init = make_dir,
-     .fini = remove_dir)
+Test(notify, states_reach_the_socket_named_in_the_environment, .init = make_dir, .fini = remove_dir)
 {
     char path[300], got[512];
     int fd = bound(SOCK_DGRAM, path, sizeof(path));
@@ -137,8 +136,9 @@ Test(notify, abstract_sockets)
 
     n = (size_t)snprintf(name, sizeof(name), "@mxfwd-test-notify-%ld", (long)getpid());
     memcpy(sun.sun_path + 1, name + 1, n - 1);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un,
-                                                                         sun_path) + n)), 0);
+    cr_assert_eq(
+        bind(fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)),
+        0);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setenv("NOTIFY_SOCKET", name, 1);
     cr_assert_eq(notify_send("STOPPING=1"), 1);
