@@ -439,7 +439,11 @@ class SpoolMessage:
         pos = 8
         while pos < len(data):
             kind = chr(data[pos])
+            if pos + 9 > len(data):
+                break  # a state record being appended as we read
             n = struct.unpack(">Q", data[pos + 1:pos + 9])[0]
+            if pos + 9 + n > len(data):
+                break
             payload = data[pos + 9:pos + 9 + n]
             pos += 9 + n
             if kind == "B":
