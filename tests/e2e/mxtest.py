@@ -536,11 +536,12 @@ class Mxfwd:
         os.chmod(path, mode)
         return path
 
-    def start(self, args=(), preexec_fn=None):
+    def start(self, args=(), preexec_fn=None, env=None):
         """Start mxfwd serve; preexec_fn runs in the child before it (to
-        set resource limits, say)."""
+        set resource limits, say); env adds environment variables."""
         self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
-                            log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn)
+                            log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn,
+                            env=dict(os.environ, **env) if env else None)
         wait_until(lambda: not self.proc.running() or _port_open(self.port),
                    what="mxfwd to listen")
         if not self.proc.running():
