@@ -187,6 +187,7 @@ static void control_stats(control_t *c, buf_t *out)
 {
     size_t n = stats_count(c->stats);
 
+    stats_refresh(c->stats);
     buf_puts(out, "{\"ok\":true,\"stats\":{");
     for (size_t i = 0; i < n; i++) {
         const stats_entry_t *e = stats_at(c->stats, i);

@@ -49,6 +49,32 @@ static void queue_on_timer(uv_timer_t *t)
     queue_tick(t->data);
 }
 
+/* The gauge queue_oldest_age_seconds: how long the oldest message has
+ * waited, read when the registry is (a scan of the index; readers are an
+ * admin's command and a metrics scrape, not the mail path). */
+static uint64_t queue_oldest_age(void *arg)
+{
+    queue_t *q = arg;
+    int64_t oldest = INT64_MAX, now = queue_now(q);
+    size_t pos = 0, klen;
+    const char *key;
+    void *value;
+
+    while (htab_next(q->index, &pos, &key, &klen, &value)) {
+        const queue__msg_t *qm = value;
+        if (qm->m->arrival_us < oldest)
+            oldest = qm->m->arrival_us;
+    }
+    return oldest < now ? (uint64_t)(now - oldest) / US_PER_S : 0;
+}
+
+static void queue_register_oldest(queue_t *q, stats_read_fn read)
+{
+    stats_register_fn(q->stats, STATS_GAUGE, "queue_oldest_age_seconds", NULL, NULL,
+                      "seconds since the oldest queued message arrived (0: none queued)", read,
+                      read != NULL ? q : NULL);
+}
+
 int queue_new(const queue_options_t *opt, queue_t **out)
 {
     queue_t *q;
@@ -92,6 +118,8 @@ int queue_new(const queue_options_t *opt, queue_t **out)
                                    "messages in the queue");
     q->g_recipients = stats_register(opt->stats, STATS_GAUGE, "queue_recipients", NULL, NULL,
                                      "recipients in the queue not yet delivered or bounced");
+    q->stats = opt->stats;
+    queue_register_oldest(q, queue_oldest_age);
     *q->g_messages = 0;
     *q->g_recipients = 0;
     *out = q;
@@ -542,6 +570,8 @@ void queue__maybe_closed(queue_t *q)
     if (!q->closing || !q->delivery_closed || q->jobs > 0 || q->io > 0 ||
         uv_is_closing((uv_handle_t *)&q->timer))
         return;
+    /* The registry outlives the queue: its gauge keeps the last value. */
+    queue_register_oldest(q, NULL);
     /* The messages stay in the spool for the next start.  Their ids are
      * the table's keys, so the table goes first. */
     all = xcalloc(htab_count(q->index) + 1, sizeof(*all));

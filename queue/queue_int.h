@@ -81,7 +81,8 @@ struct queue {
     void (*closed)(void *arg);
     void *closed_arg;
 
-    /* Counters in the stats registry. */
+    /* Counters in the stats registry (borrowed). */
+    stats_t *stats;
     uint64_t *n_delivered;
     uint64_t *n_deferred;
     uint64_t *n_bounced;

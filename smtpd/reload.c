@@ -195,6 +195,7 @@ static void reload_after_work(uv_work_t *req, int status)
 {
     reload_t *r = req->data;
     bool settle = false;
+    bool hup = r->force != 0; /* only SIGHUP's jobs force a load */
 
     (void)status;
     r->busy = false;
@@ -215,6 +216,10 @@ static void reload_after_work(uv_work_t *req, int status)
         return;
     }
     reload_apply(r);
+    /* A SIGHUP is done once its files are in place, unless another
+     * came meanwhile, whose job reports instead. */
+    if (hup && !r->hup_pending)
+        server_reloaded(r->srv);
     if (r->hup_pending) {
         r->hup_pending = false;
         reload_submit(r, (1u << RELOAD_NKINDS) - 1);

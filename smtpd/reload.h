@@ -15,7 +15,8 @@
  * takes a while to parse); the new version is swapped in on the loop
  * thread.  A file that does not load leaves the running one in place:
  * every error is logged as "FILE:LINE: problem", then one line saying the
- * old one is kept.  Sessions keep the table they started with.
+ * old one is kept.  Sessions keep the table they started with.  Once a
+ * SIGHUP's files are in place (or kept), server_reloaded() is called.
  *
  * At start-up, reload_initial() loads everything on the calling thread; its
  * failure is fatal (main only).

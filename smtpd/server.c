@@ -18,6 +18,8 @@
 #include "dns.h"
 #include "file.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "queue.h"
 #include "reload.h"
 #include "session.h"
@@ -38,6 +40,24 @@ static void server_report(void *ctx, const char *message)
 {
     (void)ctx;
     log_error("%s", message);
+}
+
+/* Tell the service manager (notify.h); a failure is worth one warning,
+ * not one per reload. */
+static void server_notify(int rc)
+{
+    static bool warned;
+
+    if (rc < 0 && !warned) {
+        log_warning("cannot notify the service manager at NOTIFY_SOCKET: %s", strerror(-rc));
+        warned = true;
+    }
+}
+
+void server_reloaded(server_t *srv)
+{
+    if (!srv->stopping)
+        server_notify(notify_send("READY=1\nSTATUS=reloaded on SIGHUP; accepting mail"));
 }
 
 /* ---- connection accounting ----------------------------------------------------- */
@@ -279,8 +299,11 @@ static void server_open_auth(server_t *srv)
  * reference.  Closing the resolver then ends those lookups, which frees
  * those messages and with them the context; the resolver itself is freed
  * once its handles are closed, all before the loop ends. */
+static void server_register_dns(server_t *srv, bool attach);
+
 static void server_close_dns(server_t *srv)
 {
+    server_register_dns(srv, false);
     auth_ctx_release(srv->auth);
     srv->auth = NULL;
     if (srv->resolver != NULL)
@@ -329,6 +352,8 @@ static void server_maybe_done(server_t *srv)
     server_close_handle((uv_handle_t *)&srv->grace);
     reload_stop(srv->reload);
     srv->reload = NULL;
+    metrics_close(srv->metrics, NULL, NULL);
+    srv->metrics = NULL;
     control_close(srv->control, server_control_closed, srv);
 }
 
@@ -362,6 +387,7 @@ static void server_stop(server_t *srv, int signum)
         return;
     }
     srv->stopping = true;
+    server_notify(notify_send("STOPPING=1\nSTATUS=stopping"));
     log_info("stopping on %s: %u sessions open, shutdown_grace %llus", strsignal(signum),
              srv->nsessions, (unsigned long long)srv->cfg->shutdown_grace);
     for (size_t i = 0; i < srv->nlisteners; i++)
@@ -379,8 +405,11 @@ static void server_signal_cb(uv_signal_t *h, int signum)
     server_t *srv = h->data;
 
     if (signum == SIGHUP) {
-        if (!srv->stopping)
-            reload_all(srv->reload);
+        if (srv->stopping)
+            return;
+        /* READY=1 follows once the files are reloaded (server_reloaded). */
+        server_notify(notify_reloading());
+        reload_all(srv->reload);
         return;
     }
     server_stop(srv, signum);
@@ -493,6 +522,66 @@ static void server_register_counters(server_t *srv)
     /* The reasons appear as they happen (server_count_rejected()). */
     stats_family(s, STATS_COUNTER, "rejected", "reason",
                  "MAIL, RCPT and messages refused, by reply");
+    srv->stats.tls = stats_register(s, STATS_COUNTER, "tls", NULL, NULL,
+                                    "inbound SMTP sessions that completed STARTTLS");
+    server_register_dns(srv, true);
+}
+
+/* The resolver's own counters, read when the registry is (detached
+ * before the resolver closes). */
+static uint64_t server_dns_queries(void *arg)
+{
+    dns_stats_t st;
+
+    dns_resolver_stats(arg, &st);
+    return st.queries;
+}
+
+static uint64_t server_dns_cache_hits(void *arg)
+{
+    dns_stats_t st;
+
+    dns_resolver_stats(arg, &st);
+    return st.cache_hits;
+}
+
+static uint64_t server_dns_failures(void *arg)
+{
+    dns_stats_t st;
+
+    dns_resolver_stats(arg, &st);
+    return st.failures;
+}
+
+static void server_register_dns(server_t *srv, bool attach)
+{
+    void *r = attach ? srv->resolver : NULL;
+
+    stats_register_fn(srv->registry, STATS_COUNTER, "dns_queries", NULL, NULL,
+                      "DNS queries sent by the resolver (client names, MX, DKIM, DMARC)",
+                      attach ? server_dns_queries : NULL, r);
+    stats_register_fn(srv->registry, STATS_COUNTER, "dns_cache_hits", NULL, NULL,
+                      "DNS lookups answered from the resolver's cache",
+                      attach ? server_dns_cache_hits : NULL, r);
+    stats_register_fn(srv->registry, STATS_COUNTER, "dns_failures", NULL, NULL,
+                      "DNS queries that ended in a temporary error (SERVFAIL, timeout, ...)",
+                      attach ? server_dns_failures : NULL, r);
+}
+
+/* metrics_listen, bound with the SMTP listeners (before the privilege
+ * drop: a port under 1024 is allowed). */
+static void server_open_metrics(server_t *srv)
+{
+    const config_t *cfg = srv->cfg;
+    int rc;
+
+    if (!cfg->has_metrics)
+        return;
+    rc = metrics_open(srv->loop, (const struct sockaddr *)&cfg->metrics_listen.sa, srv->registry,
+                      &srv->metrics);
+    if (rc < 0)
+        log_fatal("cannot listen on %s (metrics_listen): %s", cfg->metrics_listen.text,
+                  uv_strerror(rc));
 }
 
 /* ---- main ---------------------------------------------------------------------- */
@@ -534,8 +623,13 @@ int server_main(const char *config_path, bool verbose)
         log_fatal("cannot start the event loop: %s", uv_strerror(rc));
     srv->loop = &loop;
     server_load(srv, config_path);
-    if (srv->cfg->log == CONFIG_LOG_SYSLOG)
+    if (srv->cfg->log == CONFIG_LOG_SYSLOG) {
+        /* Another socket than /dev/log: for tests (mxfwd(8), ENVIRONMENT). */
+        const char *sock = getenv("MXFWD_SYSLOG_SOCKET");
+        if (sock != NULL && log_set_syslog_path(sock) < 0)
+            log_fatal("MXFWD_SYSLOG_SOCKET=%s: not a Unix socket path", sock);
         log_init("mxfwd", LOG_TARGET_SYSLOG, level);
+    }
     pw = server_user(srv->cfg);
     server_make_dir(srv->cfg->spool_dir, pw);
     server_dirname(srv->cfg->control_socket, dir, sizeof(dir));
@@ -552,13 +646,17 @@ int server_main(const char *config_path, bool verbose)
     srv->grace.data = srv;
     server_signals(srv);
     server_listen(srv);
+    server_open_metrics(srv);
     server_drop_privileges(pw);
     server_open_queue(srv);
     reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)
         log_info("listening on %s", srv->cfg->listen[i].text);
+    if (srv->metrics != NULL)
+        log_info("metrics on http://%s/metrics", srv->cfg->metrics_listen.text);
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
              table_count(srv->table), srv->tls_ctx != NULL ? ", STARTTLS" : "");
+    server_notify(notify_send("READY=1\nSTATUS=accepting mail"));
 
     uv_run(&loop, UV_RUN_DEFAULT);
 

@@ -18,6 +18,11 @@
  *     control socket; every part counts into one stats registry;
  *   - SIGHUP, or a change to the forward table or secrets files, reloads
  *     them (reload.h); sessions keep the snapshot they started with;
+ *   - with metrics_listen, GET /metrics is answered from the registry
+ *     (metrics.h);
+ *   - under systemd (NOTIFY_SOCKET), the service manager is told READY=1
+ *     once everything listens and the queue is loaded, RELOADING=1 and
+ *     READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM (notify.h);
  *   - SIGTERM stops accepting, tells idle sessions 421 4.4.2, lets running
  *     transactions finish for shutdown_grace seconds, then ends the rest;
  *     once no session is left it closes the control socket, shuts the
@@ -57,6 +62,7 @@ typedef struct reload reload_t;
 typedef struct queue queue_t;
 typedef struct control control_t;
 typedef struct dns_resolver dns_resolver_t;
+typedef struct metrics metrics_t;
 
 /* The inbound server's counters in the daemon's stats registry. */
 typedef struct {
@@ -64,6 +70,7 @@ typedef struct {
     uint64_t *refused_connections;
     uint64_t *accepted;
     uint64_t *rejected[REPLY_NREPLIES]; /* registered at the first rejection of each */
+    uint64_t *tls;                      /* STARTTLS handshakes completed */
 } server_stats_t;
 
 typedef struct server {
@@ -82,6 +89,7 @@ typedef struct server {
     auth_ctx_t *auth;
     queue_t *queue;     /* owns the outbound client */
     control_t *control; /* the control socket */
+    metrics_t *metrics; /* metrics_listen; NULL without */
 
     uv_tcp_t *listeners;
     size_t nlisteners;
@@ -115,6 +123,10 @@ void server_session_closed(server_t *srv, const char *ip);
 
 /* Count a message refused with reply id ("rejected", reason = its name). */
 void server_count_rejected(server_t *srv, reply_id_t id);
+
+/* A reload that SIGHUP asked for is done (reload.c): the service manager
+ * hears that the daemon is ready again. */
+void server_reloaded(server_t *srv);
 
 /* Replace the current forward table, SRS rewriter or TLS context
  * (reload); the server owns what it is given and drops the old one. */

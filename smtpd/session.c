@@ -83,8 +83,7 @@ void session__reply_addr(session_t *s, reply_id_t id, const char *addr, size_t l
 
 void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply)
 {
-    if (id < sizeof(s->srv->stats.rejected) / sizeof(s->srv->stats.rejected[0]))
-        s->srv->stats.rejected[id]++;
+    server_count_rejected(s->srv, id);
     log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> helo=<%s>", what, s->client, reply,
              s->txn != NULL ? txn_sender(s->txn) : "", s->helo != NULL ? s->helo : "");
 }
@@ -393,6 +392,7 @@ static void session_tls_ready(session_t *s)
 {
     log_info("%s: STARTTLS: %s with cipher %s (%d bits)", s->client, tls_version(s->tls),
              tls_cipher(s->tls), tls_bits(s->tls));
+    (*s->srv->stats.tls)++;
     /* RFC 3207 4.2: forget everything learnt before TLS. */
     s->state = SESSION_INIT;
     s->esmtp = false;

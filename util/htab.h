@@ -8,7 +8,8 @@
  * their entries (a caller that stores the key inside the value saves a
  * cache miss per lookup).  Values belong to the caller (htab_free() can
  * release them through a callback).  Keys are compared byte for byte:
- * callers that want case-insensitive keys fold them first.
+ * callers that want case-insensitive keys fold them first.  Keys are at
+ * most UINT32_MAX bytes long (they are names and addresses).
  */
 #ifndef MXFWD_HTAB_H
 #define MXFWD_HTAB_H

@@ -1,16 +1,32 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "parse.h"
 
 static const char *log_ident = "mxfwd";
 static log_target_t log_target = LOG_TARGET_STDERR;
 static log_level_t log_level = LOG_LEVEL_INFO;
 static int log_fd = STDERR_FILENO;
+
+/* The syslog socket: opened by log_init(), opened again after a failed
+ * send.  The lock keeps a reopen from racing a send of another thread. */
+static pthread_mutex_t log_syslog_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sockaddr_storage log_syslog_addr;
+static socklen_t log_syslog_addrlen;
+static bool log_syslog_named; /* log_set_syslog_path() gave an address */
+static int log_syslog_fd = -1;
+static int log_syslog_type; /* SOCK_DGRAM, or SOCK_STREAM for a daemon that wants that */
 
 static const char *const log_prefix[] = {
     [LOG_LEVEL_DEBUG] = "debug: ",
@@ -26,15 +42,135 @@ static const int log_priority[] = {
     [LOG_LEVEL_FATAL] = LOG_CRIT,
 };
 
+/* ---- the syslog socket (under log_syslog_lock) ------------------------------ */
+
+static void log_syslog_close(void)
+{
+    if (log_syslog_fd >= 0)
+        close(log_syslog_fd);
+    log_syslog_fd = -1;
+}
+
+static int log_syslog_connect_type(int type)
+{
+    struct timeval tv = {LOG_SYSLOG_TIMEOUT_MS / 1000, (LOG_SYSLOG_TIMEOUT_MS % 1000) * 1000};
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (const struct sockaddr *)&log_syslog_addr, log_syslog_addrlen) < 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    log_syslog_fd = fd;
+    log_syslog_type = type;
+    return 0;
+}
+
+static int log_syslog_open(void)
+{
+    if (log_syslog_fd >= 0)
+        return 0;
+    if (!log_syslog_named) {
+        parse_unix_sockaddr(LOG_SYSLOG_PATH, &log_syslog_addr, &log_syslog_addrlen);
+        log_syslog_named = true;
+    }
+    /* Datagrams, as syslog(3) sends; a socket of the other type says
+     * EPROTOTYPE, and some daemons listen on a stream socket. */
+    if (log_syslog_connect_type(SOCK_DGRAM) == 0)
+        return 0;
+    if (errno == EPROTOTYPE && log_syslog_connect_type(SOCK_STREAM) == 0)
+        return 0;
+    return -1;
+}
+
+/* One record to the socket: whole, or not at all (-1). */
+static int log_syslog_write(const char *msg, size_t n)
+{
+    size_t done = 0;
+
+    if (log_syslog_type == SOCK_STREAM)
+        n++; /* the NUL ends a record on a stream, as syslog(3) sends it */
+    while (done < n) {
+        ssize_t w = send(log_syslog_fd, msg + done, n - done, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0 || (log_syslog_type == SOCK_DGRAM && (size_t)w != n))
+            return -1;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* Send "<PRI>STAMP line" (line is "mxfwd[PID]: text"); false when it could
+ * not be sent even after opening the socket again. */
+static bool log_syslog_send(log_level_t level, const char *line, size_t len)
+{
+    char msg[LOG_LINE_MAX + 192], stamp[32];
+    struct tm tm;
+    time_t now = time(NULL);
+    bool sent = false;
+    int n;
+
+    if (localtime_r(&now, &tm) == NULL ||
+        strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
+        stamp[0] = '\0';
+    n = snprintf(msg, sizeof(msg), "<%d>%s %.*s", LOG_MAIL | log_priority[level], stamp, (int)len,
+                 line);
+    if (n < 0)
+        return false;
+    if ((size_t)n >= sizeof(msg))
+        n = sizeof(msg) - 1;
+    pthread_mutex_lock(&log_syslog_lock);
+    /* A daemon that restarted left our socket connected to nothing: open
+     * it again, once. */
+    for (int attempt = 0; attempt < 2 && !sent; attempt++) {
+        if (log_syslog_open() < 0)
+            break;
+        if (log_syslog_write(msg, (size_t)n) == 0)
+            sent = true;
+        else
+            log_syslog_close();
+    }
+    pthread_mutex_unlock(&log_syslog_lock);
+    return sent;
+}
+
+/* ---- set-up -------------------------------------------------------------------- */
+
+int log_set_syslog_path(const char *path)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    if (path == NULL)
+        path = LOG_SYSLOG_PATH;
+    if (parse_unix_sockaddr(path, &ss, &len) < 0)
+        return -1;
+    pthread_mutex_lock(&log_syslog_lock);
+    log_syslog_addr = ss;
+    log_syslog_addrlen = len;
+    log_syslog_named = true;
+    log_syslog_close();
+    pthread_mutex_unlock(&log_syslog_lock);
+    return 0;
+}
+
 void log_init(const char *ident, log_target_t target, log_level_t min_level)
 {
-    if (log_target == LOG_TARGET_SYSLOG)
-        closelog();
     log_ident = ident;
     log_target = target;
     log_level = min_level;
+    pthread_mutex_lock(&log_syslog_lock);
+    log_syslog_close();
+    /* Opened now, while the file system is all there (before a chroot or
+     * a privilege drop); a failure is tried again at the first line. */
     if (target == LOG_TARGET_SYSLOG)
-        openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+        log_syslog_open();
+    pthread_mutex_unlock(&log_syslog_lock);
 }
 
 log_level_t log_min_level(void)
@@ -46,6 +182,8 @@ void log_set_fd(int fd)
 {
     log_fd = fd;
 }
+
+/* ---- lines ---------------------------------------------------------------------- */
 
 /* Replace control characters so that client-supplied text cannot forge a
  * second log line. */
@@ -71,16 +209,15 @@ void log_vmsg(log_level_t level, const char *fmt, va_list ap)
         memcpy(text + sizeof(text) - 4, "...", 4);
     log_sanitize(text);
 
-    if (log_target == LOG_TARGET_SYSLOG) {
-        syslog(log_priority[level], "%s%s", log_prefix[level], text);
-        return;
-    }
+    /* The same line for both targets; syslog's gets its header in front. */
     n = snprintf(line, sizeof(line), "%s[%ld]: %s%s\n", log_ident, (long)getpid(),
                  log_prefix[level], text);
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(line))
         n = sizeof(line) - 1;
+    if (log_target == LOG_TARGET_SYSLOG && log_syslog_send(level, line, (size_t)n - 1))
+        return;
     /* One write per line keeps lines whole when several threads log. */
     while (write(log_fd, line, (size_t)n) < 0 && errno == EINTR)
         ;

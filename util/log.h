@@ -2,9 +2,19 @@
  * log - one line per event, key=value, to stderr or syslog.
  *
  * Lines look the same on both targets: "mxfwd[PID]: QUEUEID: key=value ...".
- * On stderr the program name and pid are written by us; syslog adds its own
- * (facility mail).  Levels other than info carry a "warning: ", "error: ",
- * "fatal: " or "debug: " prefix, as Postfix does, so grep finds them.
+ * Levels other than info carry a "warning: ", "error: ", "fatal: " or
+ * "debug: " prefix, as Postfix does, so grep finds them.
+ *
+ * Syslog is spoken here rather than through syslog(3), so that the socket
+ * can be named (tests point it at a socket of their own) and a lost
+ * syslog daemon is noticed: each line is one datagram (or, on a stream
+ * socket, one NUL-terminated record) to the local socket, /dev/log unless
+ * log_set_syslog_path() says otherwise, as "<PRI>Mmm dd hh:mm:ss
+ * mxfwd[PID]: text" with facility mail (RFC 3164's format, which
+ * syslog(3), rsyslog and journald speak).  After a send fails the socket
+ * is opened again once (the daemon restarted); a line that still cannot be
+ * sent goes to stderr, so nothing is lost in silence.  A send waits at most
+ * LOG_SYSLOG_TIMEOUT_MS for a syslog daemon that is behind.
  *
  * Logging is for the top layers (main, sessions, queue manager).  Lower
  * layers return error codes and leave the wording to their callers.
@@ -31,6 +41,10 @@ typedef enum {
 
 /* Longest line written; longer ones are cut and end with "...". */
 #define LOG_LINE_MAX 2048
+/* Longest wait for room at the syslog socket. */
+#define LOG_SYSLOG_TIMEOUT_MS 1000
+/* The local syslog socket. */
+#define LOG_SYSLOG_PATH "/dev/log"
 
 /* Set the program name, target and the lowest level written.  May be called
  * again (for example after the config names a target).  Before the first
@@ -55,5 +69,10 @@ void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 
 /* Redirect stderr-target output to a file descriptor (tests). */
 void log_set_fd(int fd);
+
+/* The syslog socket to use from the next log_init() on; NULL for
+ * LOG_SYSLOG_PATH.  0, or -1 for a path that does not fit a socket
+ * address. */
+int log_set_syslog_path(const char *path);
 
 #endif

@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "addr.h"
 #include "str.h"
@@ -173,6 +175,29 @@ int parse_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss)
         return 0;
     }
     return -1;
+}
+
+int parse_unix_sockaddr(const char *path, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+    size_t n = strlen(path);
+
+    _Static_assert(sizeof(struct sockaddr_storage) >= sizeof(struct sockaddr_un),
+                   "a Unix socket address fits a sockaddr_storage");
+    memset(ss, 0, sizeof(*ss));
+    if ((path[0] != '/' && path[0] != '@') || n < 2 || n >= sizeof(sun->sun_path))
+        return -1;
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, n);
+    if (path[0] == '@') {
+        /* An abstract name: a leading NUL, and the length says where it
+         * ends (it has no terminator of its own). */
+        sun->sun_path[0] = '\0';
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    }
+    return 0;
 }
 
 void parse_format_sockaddr(const struct sockaddr *sa, char *dst, size_t size)

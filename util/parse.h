@@ -39,6 +39,12 @@ int parse_hostport(const char *s, bool port_optional, parse_hostport_t *out);
  * an IP address. */
 int parse_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss);
 
+/* Fill a Unix socket address from a path, or from "@name" for a name in
+ * the abstract namespace (as systemd writes NOTIFY_SOCKET).  0 and *len
+ * the length to pass to connect(2) or sendto(2); -1 when path is empty,
+ * too long, or neither absolute nor abstract. */
+int parse_unix_sockaddr(const char *path, struct sockaddr_storage *ss, socklen_t *len);
+
 /* Format an address as "1.2.3.4:25" or "[::1]:25". */
 void parse_format_sockaddr(const struct sockaddr *sa, char *dst, size_t size);
 

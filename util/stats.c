@@ -6,8 +6,15 @@
 
 #include "xalloc.h"
 
+/* An entry and, for stats_register_fn(), where its value comes from. */
+typedef struct {
+    stats_entry_t e; /* first: stats_at() hands out a pointer to it */
+    stats_read_fn read;
+    void *arg;
+} stats_item_t;
+
 struct stats {
-    stats_entry_t **e; /* each entry its own allocation: counter pointers stay put */
+    stats_item_t **e; /* each entry its own allocation: counter pointers stay put */
     size_t n;
     size_t cap;
 };
@@ -22,10 +29,10 @@ void stats_free(stats_t *s)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n; i++) {
-        free(s->e[i]->name);
-        free(s->e[i]->label);
-        free(s->e[i]->label_value);
-        free(s->e[i]->help);
+        free(s->e[i]->e.name);
+        free(s->e[i]->e.label);
+        free(s->e[i]->e.label_value);
+        free(s->e[i]->e.help);
         free(s->e[i]);
     }
     free(s->e);
@@ -37,19 +44,20 @@ static bool stats_same(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-static stats_entry_t *stats_find(const stats_t *s, const char *name, const char *label_value)
+static stats_item_t *stats_find(const stats_t *s, const char *name, const char *label_value)
 {
     /* A linear search: registration happens a few dozen times at start. */
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->e[i]->name, name) == 0 && stats_same(s->e[i]->label_value, label_value))
+        if (strcmp(s->e[i]->e.name, name) == 0 && stats_same(s->e[i]->e.label_value, label_value))
             return s->e[i];
     return NULL;
 }
 
-static stats_entry_t *stats_add(stats_t *s, stats_kind_t kind, const char *name,
-                                const char *label, const char *label_value, const char *help)
+static stats_item_t *stats_add(stats_t *s, stats_kind_t kind, const char *name,
+                               const char *label, const char *label_value, const char *help)
 {
-    stats_entry_t *e = xcalloc(1, sizeof(*e));
+    stats_item_t *item = xcalloc(1, sizeof(*item));
+    stats_entry_t *e = &item->e;
     size_t at = s->n;
 
     e->name = xstrdup(name);
@@ -61,25 +69,43 @@ static stats_entry_t *stats_add(stats_t *s, stats_kind_t kind, const char *name,
     /* A family stays together (Prometheus's text format wants it so):
      * a new label value goes after the last entry of its name. */
     for (size_t i = s->n; i-- > 0;) {
-        if (strcmp(s->e[i]->name, name) == 0) {
+        if (strcmp(s->e[i]->e.name, name) == 0) {
             at = i + 1;
             break;
         }
     }
     memmove(&s->e[at + 1], &s->e[at], (s->n - at) * sizeof(*s->e));
-    s->e[at] = e;
+    s->e[at] = item;
     s->n++;
-    return e;
+    return item;
 }
 
 uint64_t *stats_register(stats_t *s, stats_kind_t kind, const char *name, const char *label,
                          const char *label_value, const char *help)
 {
-    stats_entry_t *e = stats_find(s, name, label_value);
+    stats_item_t *item = stats_find(s, name, label_value);
 
-    if (e == NULL)
-        e = stats_add(s, kind, name, label, label_value, help);
-    return &e->value;
+    if (item == NULL)
+        item = stats_add(s, kind, name, label, label_value, help);
+    return &item->e.value;
+}
+
+void stats_register_fn(stats_t *s, stats_kind_t kind, const char *name, const char *label,
+                       const char *label_value, const char *help, stats_read_fn read, void *arg)
+{
+    stats_item_t *item = stats_find(s, name, label_value);
+
+    if (item == NULL)
+        item = stats_add(s, kind, name, label, label_value, help);
+    item->read = read;
+    item->arg = arg;
+}
+
+void stats_refresh(stats_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->e[i]->read != NULL)
+            s->e[i]->e.value = s->e[i]->read(s->e[i]->arg);
 }
 
 void stats_family(stats_t *s, stats_kind_t kind, const char *name, const char *label,
@@ -96,12 +122,12 @@ size_t stats_count(const stats_t *s)
 
 const stats_entry_t *stats_at(const stats_t *s, size_t i)
 {
-    return i < s->n ? s->e[i] : NULL;
+    return i < s->n ? &s->e[i]->e : NULL;
 }
 
 uint64_t stats_get(const stats_t *s, const char *name, const char *label_value)
 {
-    const stats_entry_t *e = stats_find(s, name, label_value);
+    const stats_item_t *item = stats_find(s, name, label_value);
 
-    return e != NULL ? e->value : 0;
+    return item != NULL ? item->e.value : 0;
 }

@@ -18,6 +18,12 @@
  * with stats_family(), which holds its place and says it exists while it
  * has no values yet.
  *
+ * Some values are not counted by `(*c)++` but read when someone looks:
+ * the age of the oldest queued message, or counters another part keeps
+ * in its own struct (the DNS resolver's).  stats_register_fn() gives such
+ * an entry a function, and a reader calls stats_refresh() before it reads
+ * the entries, which asks each function for its value.
+ *
  * The registry owns its entries and their strings (copies); pointers stay
  * valid until stats_free().  Loop thread only.
  */
@@ -48,6 +54,20 @@ void stats_free(stats_t *s);
  * time.  label and label_value are both NULL or both set. */
 uint64_t *stats_register(stats_t *s, stats_kind_t kind, const char *name, const char *label,
                          const char *label_value, const char *help);
+
+/* What an entry of stats_register_fn() reads: its value now. */
+typedef uint64_t (*stats_read_fn)(void *arg);
+
+/* The entry name{label=label_value} (created as stats_register() does),
+ * its value read from read(arg) by stats_refresh().  Registering it again
+ * replaces read and arg; read NULL detaches the entry (before arg goes
+ * away), which then keeps the last value read. */
+void stats_register_fn(stats_t *s, stats_kind_t kind, const char *name, const char *label,
+                       const char *label_value, const char *help, stats_read_fn read, void *arg);
+
+/* Read the value of every entry that has a function.  Readers call it
+ * before they look at the entries. */
+void stats_refresh(stats_t *s);
 
 /* Declare the family name{label=...} before any of its values. */
 void stats_family(stats_t *s, stats_kind_t kind, const char *name, const char *label,

@@ -13,7 +13,9 @@ prints one line per test and a last line "RESULT: passed=N failed=M".
 Environment: MXFWD is the path of the mxfwd binary (meson passes it).
 """
 
+import array
 import base64
+import fcntl
 import hashlib
 import hmac
 import os
@@ -26,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import traceback
@@ -436,7 +439,11 @@ class SpoolMessage:
         pos = 8
         while pos < len(data):
             kind = chr(data[pos])
+            if pos + 9 > len(data):
+                break  # a state record being appended as we read
             n = struct.unpack(">Q", data[pos + 1:pos + 9])[0]
+            if pos + 9 + n > len(data):
+                break
             payload = data[pos + 9:pos + 9 + n]
             pos += 9 + n
             if kind == "B":
@@ -529,11 +536,12 @@ class Mxfwd:
         os.chmod(path, mode)
         return path
 
-    def start(self, args=(), preexec_fn=None):
+    def start(self, args=(), preexec_fn=None, env=None):
         """Start mxfwd serve; preexec_fn runs in the child before it (to
-        set resource limits, say)."""
+        set resource limits, say); env adds environment variables."""
         self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
-                            log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn)
+                            log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn,
+                            env=dict(os.environ, **env) if env else None)
         wait_until(lambda: not self.proc.running() or _port_open(self.port),
                    what="mxfwd to listen")
         if not self.proc.running():
@@ -943,15 +951,20 @@ class _SinkStream:
         try:
             if self.conn.fileno() < 0:
                 return True
-            # Peek through a timeout-free duplicate: the session's own
-            # thread may read what select saw before the peek, and a peek
-            # through self.conn would then wait out its 30 s timeout (while
-            # the caller holds the sink's lock, stalling every session).
-            with socket.socket(fileno=os.dup(self.conn.fileno())) as peek:
-                peek.setblocking(False)
-                return peek.recv(1, socket.MSG_PEEK) == b""
-        except BlockingIOError:
-            return False
+            # Readable with nothing to read is the end of the stream.  No
+            # recv here: the session's own thread may take the bytes between
+            # the select and a peek, which would then wait (holding the
+            # sink's lock, which that thread needs next).  Bytes taken so
+            # leave the socket not readable: the second look says so.
+            for _ in range(2):
+                readable, _, _ = select.select([self.conn], [], [], 0)
+                if not readable:
+                    return False
+                pending = array.array("i", [0])
+                fcntl.ioctl(self.conn.fileno(), termios.FIONREAD, pending)
+                if pending[0] > 0:
+                    return False
+            return True
         except (OSError, ValueError):
             return True
 

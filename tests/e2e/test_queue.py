@@ -3,8 +3,10 @@ it and delivers it to the test sink (through `route`), retries, bounces
 with a DSN to the original sender, survives a restart, and answers the
 queue, flush, delete and stats commands over its control socket.
 
-DNS is a dnsmasq on loopback that knows no name (so SPF finds no record);
-every next hop is the sink on 127.0.0.1."""
+DNS is a dnsmasq on loopback that knows no name (so SPF finds no record)
+and every next hop is the sink on 127.0.0.1, except in the one test that
+takes the whole path: MX records, a dead first MX, a DKIM signature checked
+at the sink."""
 
 import email
 import email.policy
@@ -84,6 +86,40 @@ def a_message_arrives_with_the_srs_sender_and_its_bytes_unchanged():
                r"status=sent \(250 2\.0\.0 Ok: queued\)$")
     m.wait_log(rf"{qid}: removed$")
     mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
+
+
+@test
+def mx_lookup_falls_back_and_the_signature_still_verifies_at_the_destination():
+    """The whole path without a route: the destination's MX records from
+    DNS, the first MX refusing connections, the second taking a DKIM-signed
+    message that still verifies there, from an SRS sender."""
+    sink = mxtest.Sink()
+    key = mxtest.DkimKey("rsa")
+    dns = mxtest.Dnsmasq([key.publish("sel", "signed.test"),
+                          mxtest.txt_record("signed.test", "v=spf1 ip4:127.0.0.1 -all"),
+                          "--mx-host=dest.test,mx1.dest.test,10",
+                          "--mx-host=dest.test,mx2.dest.test,20",
+                          # Nothing listens on the sink's port at 127.0.0.2.
+                          "--host-record=mx1.dest.test,127.0.0.2",
+                          "--host-record=mx2.dest.test,127.0.0.1"])
+    m = mxtest.Mxfwd(forwards=FORWARDS, config={
+        "dns_servers": dns.server, "outbound_port": str(sink.port), "outbound_tls": "off",
+        "retry_schedule": "1s"})
+    data = mxtest.dkim_sign(b"From: <a@signed.test>\r\nTo: alice@alias.test\r\n"
+                            b"Subject: signed\r\n\r\n.leading dot\r\nbody\r\n",
+                            key, "sel", "signed.test")
+    qid = send(m, "a@signed.test", ["alice@alias.test"], body=data.replace(b"\r\n.", b"\r\n.."))
+    tx = sink.wait(1)[0]
+    assert tx.mail_from == mxtest.srs0("a", "signed.test"), tx.mail_from
+    assert tx.rcpts == ["user@dest.test"]
+    assert tx.data.endswith(data), tx.data
+    ok, out = mxtest.dkim_verify(tx.data, dns)
+    assert ok, out
+    assert b"dkim=pass header.d=signed.test" in tx.data
+    m.wait_log(rf"{qid}: to=<user@dest\.test> orig_to=<alice@alias\.test> "
+               rf"relay=mx2\.dest\.test\[127\.0\.0\.1\]:{sink.port} delay=[0-9.]+ "
+               r"status=sent \(250 2\.0\.0 Ok: queued\)$")
+    assert sink.connections == 1
 
 
 @test

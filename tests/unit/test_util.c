@@ -627,6 +627,37 @@ Test(stats, counters_are_registered_once_and_kept_in_order)
     stats_free(s);
 }
 
+static uint64_t read_twice(void *arg)
+{
+    return 2 * *(uint64_t *)arg;
+}
+
+Test(stats, entries_with_a_function_are_read_at_refresh)
+{
+    stats_t *s = stats_new();
+    uint64_t source = 5;
+    uint64_t *plain = stats_register(s, STATS_COUNTER, "plain", NULL, NULL, "counted");
+
+    stats_register_fn(s, STATS_GAUGE, "age", NULL, NULL, "read", read_twice, &source);
+    *plain = 1;
+    cr_assert_eq(stats_get(s, "age", NULL), 0, "not read before a refresh");
+    stats_refresh(s);
+    cr_assert_eq(stats_get(s, "age", NULL), 10);
+    cr_assert_eq(stats_get(s, "plain", NULL), 1, "plain counters are left alone");
+    source = 7;
+    stats_refresh(s);
+    cr_assert_eq(stats_get(s, "age", NULL), 14);
+    cr_assert_eq(stats_at(s, 1)->kind, STATS_GAUGE);
+    cr_assert_str_eq(stats_at(s, 1)->help, "read");
+    /* Detached: the last value stays, the source is not read again. */
+    stats_register_fn(s, STATS_GAUGE, "age", NULL, NULL, "read", NULL, NULL);
+    source = 100;
+    stats_refresh(s);
+    cr_assert_eq(stats_get(s, "age", NULL), 14);
+    cr_assert_eq(stats_count(s), 2);
+    stats_free(s);
+}
+
 /* ---- json ---- */
 
 Test(json, strings_are_escaped_and_always_valid)
