@@ -59,10 +59,10 @@ struct spf_req {
     spf_result_t result;
 
     /* State of the run in progress. */
-    bool top;        /* the next query is the checked domain's own record */
-    bool limit_hit;  /* a term beyond SPF_MAX_TERMS was refused */
-    bool void_hit;   /* a void lookup beyond SPF_MAX_VOIDS */
-    bool late;       /* the deadline passed */
+    bool top;       /* the next query is the checked domain's own record */
+    bool limit_hit; /* a term beyond SPF_MAX_TERMS was refused */
+    bool void_hit;  /* a void lookup beyond SPF_MAX_VOIDS */
+    bool late;      /* the deadline passed */
     unsigned terms, voids;
     /* Names the current mx or ptr term will resolve next, in order. */
     char expect[SPF_MAX_EXPECT][256];
@@ -148,8 +148,8 @@ static SPF_dns_rr_t *answer(SPF_dns_server_t *s, const char *domain, ns_type typ
 }
 
 /* What the resolver said, in libspf2's form.  NULL when out of memory. */
-static SPF_dns_rr_t *from_result(SPF_dns_server_t *s, const char *domain, ns_type type,
-                                 int status, const dns_result_t *res)
+static SPF_dns_rr_t *from_result(SPF_dns_server_t *s, const char *domain, ns_type type, int status,
+                                 const dns_result_t *res)
 {
     SPF_dns_rr_t *rr;
     int n = 0;
@@ -291,8 +291,8 @@ static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_typ
         }
         return answer(s, domain, type, TRY_AGAIN);
     }
-    if (term && type != ns_t_txt &&
-        (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA) && ++w->voids > SPF_MAX_VOIDS) {
+    if (term && type != ns_t_txt && (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA) &&
+        ++w->voids > SPF_MAX_VOIDS) {
         w->void_hit = true;
         SPF_dns_rr_free(rr);
         return answer(s, domain, type, TRY_AGAIN);
@@ -493,7 +493,8 @@ static void evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
         goto done;
     }
     resp = SPF_response_new(req);
-    if (resp == NULL || SPF_record_compile(w->ctx->server, resp, &rec, rr->rr[idx]->txt) != SPF_E_SUCCESS) {
+    if (resp == NULL ||
+        SPF_record_compile(w->ctx->server, resp, &rec, rr->rr[idx]->txt) != SPF_E_SUCCESS) {
         out->status = SPF_PERMERROR;
         if (resp)
             first_error(resp, out->problem, sizeof(out->problem));
@@ -555,9 +556,13 @@ static void run_once(spf_req_t *q)
     memset(out, 0, sizeof(*out));
     out->helo = *sender == '\0';
     /* Checked usable at the start. */
-    addr_dns_name(out->helo ? helo : at ? at + 1 : sender,
-                  strlen(out->helo ? helo : at ? at + 1 : sender), out->domain,
-                  sizeof(out->domain));
+    addr_dns_name(out->helo ? helo
+                  : at      ? at + 1
+                            : sender,
+                  strlen(out->helo ? helo
+                         : at      ? at + 1
+                                   : sender),
+                  out->domain, sizeof(out->domain));
     q->top = true;
     q->limit_hit = q->void_hit = q->late = q->missed = false;
     q->terms = q->voids = 0;

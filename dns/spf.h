@@ -53,11 +53,11 @@ typedef enum {
 
 typedef struct {
     spf_status_t status;
-    bool helo;                        /* the identity was the HELO name (MAIL FROM <>) */
-    char domain[256];                 /* the domain whose policy was checked; "" if none */
-    char explanation[SPF_TEXT_MAX];   /* fail/softfail: "D does not authorize IP ..." */
-    char problem[SPF_TEXT_MAX];       /* temperror/permerror/none: why */
-    unsigned lookups;                 /* DNS-querying terms evaluated */
+    bool helo;                      /* the identity was the HELO name (MAIL FROM <>) */
+    char domain[256];               /* the domain whose policy was checked; "" if none */
+    char explanation[SPF_TEXT_MAX]; /* fail/softfail: "D does not authorize IP ..." */
+    char problem[SPF_TEXT_MAX];     /* temperror/permerror/none: why */
+    unsigned lookups;               /* DNS-querying terms evaluated */
     unsigned void_lookups;
 } spf_result_t;
 
