@@ -38,9 +38,8 @@ def dead_udp_port():
 def server(records=(), config=None, dns=None):
     """mxfwd with a dnsmasq serving SPF plus records; (mxfwd, dnsmasq)."""
     dns = dns or mxtest.Dnsmasq(SPF + list(records))
-    # Deliveries fail for now (nothing listens where every route leads):
-    # what is accepted stays in the spool, to be looked at.
-    settings = {"dns_servers": dns.server, "route": "* 127.0.0.1:1"}
+    # What is accepted stays in the spool, to be looked at.
+    settings = {"dns_servers": dns.server, **mxtest.NO_DELIVERY}
     settings.update(config or {})
     return mxtest.Mxfwd(forwards=FORWARDS, config=settings), dns
 
