@@ -2,6 +2,7 @@
  * bench_spool - spool commits per second beside the disk's raw fsync rate.
  *
  *     bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] [-w WRITERS] [-j JOBS]
+ *                 [-m filesystem|file]
  *
  * Three figures per run, each phase in a fresh directory under DIR (default
  * ".", so run it on the file system the spool will live on; everything is
@@ -12,8 +13,11 @@
  *   1 writer  spool commits of SIZE-byte messages, one at a time
  *   N writers N commits always in flight (default 64), as N SMTP sessions
  *
- * -j sets the spool's parallel sync jobs per pass (spool_options_t
- * sync_jobs; default SPOOL_SYNC_JOBS), and libuv's pool to match.
+ * -m chooses how a pass makes its files durable (spool_options_t sync,
+ * the daemon's spool_sync): one syncfs per pass (filesystem, the daemon's
+ * default) or an fsync per file (file).  -j sets the spool's parallel sync
+ * jobs per pass (sync_jobs; default SPOOL_SYNC_JOBS), and libuv's pool to
+ * match.
  *
  * Commits run on a libuv loop with the thread pool doing the fsync passes,
  * as in the daemon.  Prints each run, then the medians.
@@ -37,6 +41,7 @@
 
 static size_t msg_size = 4096;
 static unsigned sync_jobs; /* 0: the spool's default */
+static spool_sync_t sync_mode = SPOOL_SYNC_FILESYSTEM;
 static double phase_seconds = 2.0;
 static char *payload;
 
@@ -179,7 +184,8 @@ static double bench_spool(unsigned writers, double *per_pass, double *cpu_us)
     int err;
 
     uv_loop_init(&loop);
-    opt = (spool_options_t){.exec = spool_uv_executor(&loop), .sync_jobs = sync_jobs};
+    opt = (spool_options_t){
+        .exec = spool_uv_executor(&loop), .sync_jobs = sync_jobs, .sync = sync_mode};
     if ((err = spool_open(dir, &opt, &b.s)) != 0)
         die("spool_open", err);
     double cpu = cpu_seconds();
@@ -219,7 +225,7 @@ int main(int argc, char **argv)
     int runs = 3, c;
     double raw[RUNS_MAX], one[RUNS_MAX], many[RUNS_MAX], pass1, passn, cpu1, cpun;
 
-    while ((c = getopt(argc, argv, "d:t:r:s:w:j:")) != -1) {
+    while ((c = getopt(argc, argv, "d:t:r:s:w:j:m:")) != -1) {
         switch (c) {
         case 'd': base = optarg; break;
         case 't': phase_seconds = atof(optarg); break;
@@ -227,9 +233,19 @@ int main(int argc, char **argv)
         case 's': msg_size = (size_t)atol(optarg); break;
         case 'w': writers = (unsigned)atoi(optarg); break;
         case 'j': sync_jobs = (unsigned)atoi(optarg); break;
+        case 'm':
+            if (strcmp(optarg, "file") == 0) {
+                sync_mode = SPOOL_SYNC_FILES;
+                break;
+            }
+            if (strcmp(optarg, "filesystem") == 0) {
+                sync_mode = SPOOL_SYNC_FILESYSTEM;
+                break;
+            }
+            /* fall through */
         default:
             fprintf(stderr, "usage: bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] "
-                            "[-w WRITERS] [-j JOBS]\n");
+                            "[-w WRITERS] [-j JOBS] [-m filesystem|file]\n");
             return 2;
         }
     }
@@ -254,7 +270,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < msg_size; i++)
         payload[i] = (i % 78 == 76) ? '\r' : (i % 78 == 77) ? '\n' : (char)('a' + i % 26);
 
-    printf("%zu-byte messages, %.1f s per phase, directory %s\n", msg_size, phase_seconds, base);
+    printf("%zu-byte messages, %.1f s per phase, directory %s, spool_sync %s\n", msg_size,
+           phase_seconds, base, sync_mode == SPOOL_SYNC_FILES ? "file" : "filesystem");
     for (int r = 0; r < runs; r++) {
         raw[r] = bench_raw();
         one[r] = bench_spool(1, &pass1, &cpu1);

@@ -316,6 +316,13 @@ static int config_set_tls(config_parser_t *p, const config_key_t *key, char *val
     return config_set_enum(p, key, words, value);
 }
 
+static int config_set_sync(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {
+        {"filesystem", CONFIG_SYNC_FILESYSTEM}, {"file", CONFIG_SYNC_FILE}, {NULL, 0}};
+    return config_set_enum(p, key, words, value);
+}
+
 static int config_set_spf_action(config_parser_t *p, const config_key_t *key, char *value)
 {
     static const config_word_t words[] = {{"reject", CONFIG_ACTION_REJECT},
@@ -361,6 +368,7 @@ static const config_key_t config_keys[] = {
     {"srs_max_age", config_set_duration, OFF(srs_max_age), false, DAY, 1023 * DAY},
     {"forward_table", config_set_path, OFF(forward_table), false, 0, 0},
     {"spool_dir", config_set_path, OFF(spool_dir), false, 0, 0},
+    {"spool_sync", config_set_sync, OFF(spool_sync), false, 0, 0},
     {"control_socket", config_set_path, OFF(control_socket), false, 0, 0},
     {"dns_servers", config_set_dns_servers, 0, false, 0, 0},
     {"route", config_set_route, 0, true, 0, 0},
@@ -402,6 +410,7 @@ static config_t *config_defaults(const char *path)
     cfg->srs_max_age = DEFAULT_SRS_MAX_AGE;
     cfg->forward_table = config_abspath(DEFAULT_FORWARD_TABLE);
     cfg->spool_dir = config_abspath(DEFAULT_SPOOL_DIR);
+    cfg->spool_sync = CONFIG_SYNC_FILESYSTEM;
     cfg->control_socket = config_abspath(DEFAULT_CONTROL_SOCKET);
     cfg->outbound_port = DEFAULT_OUTBOUND_PORT;
     cfg->outbound_tls = CONFIG_TLS_OPPORTUNISTIC;

@@ -26,9 +26,9 @@
 #include "str.h"
 #include "xalloc.h"
 
-/* The pool must hold a spool pass's sync jobs (docs/spool.md), with room
- * for the client's file reads and reloads. */
-_Static_assert(DEFAULT_THREADPOOL_SIZE >= SPOOL_SYNC_JOBS + 2,
+/* The pool must hold the sync jobs of the spool's two passes at once
+ * (docs/spool.md), with room for the client's file reads and reloads. */
+_Static_assert(DEFAULT_THREADPOOL_SIZE >= 2 * SPOOL_SYNC_JOBS + 2,
                "libuv's thread pool is too small for the spool");
 
 /* Connections the kernel may queue before we accept them. */
@@ -476,7 +476,10 @@ static void server_job_submit(void *impl, void (*work)(void *), void (*done)(voi
 static void server_open_queue(server_t *srv)
 {
     const config_t *cfg = srv->cfg;
-    spool_options_t sopts = {.exec = {server_job_submit, srv->loop}};
+    spool_options_t sopts = {
+        .exec = {server_job_submit, srv->loop},
+        .sync = cfg->spool_sync == CONFIG_SYNC_FILE ? SPOOL_SYNC_FILES : SPOOL_SYNC_FILESYSTEM,
+    };
     queue_options_t qopts = {
         .loop = srv->loop,
         .stats = srv->registry,

@@ -29,8 +29,8 @@
 #define SPOOL_WRITE_BUF (16 * 1024)
 
 typedef enum {
-    SPOOL_ITEM_COMMIT, /* fsync the writer's file, rename it, fsync the directory */
-    SPOOL_ITEM_UPDATE, /* append a state record to a message file, fsync it */
+    SPOOL_ITEM_COMMIT, /* sync the writer's file, rename it, fsync the directory */
+    SPOOL_ITEM_UPDATE, /* append a state record to a message file, sync it */
     SPOOL_ITEM_REMOVE, /* unlink a message file, fsync the directory */
 } spool_item_kind_t;
 
@@ -75,6 +75,11 @@ static ssize_t spool_sys_pwrite(int fd, const void *buf, size_t n, off_t off)
 static int spool_sys_fsync(int fd)
 {
     return fsync(fd);
+}
+
+static int spool_sys_syncfs(int fd)
+{
+    return syncfs(fd);
 }
 
 static int64_t spool_sys_clock(void *arg)
@@ -170,6 +175,8 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s->dirfd = dirfd;
     s->io.pwrite = opt->io && opt->io->pwrite ? opt->io->pwrite : spool_sys_pwrite;
     s->io.fsync = opt->io && opt->io->fsync ? opt->io->fsync : spool_sys_fsync;
+    s->io.syncfs = opt->io && opt->io->syncfs ? opt->io->syncfs : spool_sys_syncfs;
+    s->sync = opt->sync;
     s->exec = opt->exec;
     s->clock_us = opt->clock_us ? opt->clock_us : spool_sys_clock;
     s->clock_arg = opt->clock_arg;
@@ -177,7 +184,8 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s->sync_jobs = opt->sync_jobs ? opt->sync_jobs : SPOOL_SYNC_JOBS;
     if (s->sync_jobs > SPOOL_SYNC_JOBS_MAX)
         s->sync_jobs = SPOOL_SYNC_JOBS_MAX;
-    s->pending_tail = &s->pending;
+    for (int i = 0; i < SPOOL__LANES; i++)
+        s->lanes[i].pending_tail = &s->lanes[i].pending;
     /* New ids start above every id on disk, whatever the clock says. */
     for (size_t i = 0; i < n; i++) {
         uint64_t id;
@@ -200,8 +208,11 @@ int spool_close(spool_t *s)
 {
     if (s == NULL)
         return 0;
-    if (s->writers > 0 || s->in_flight || s->pending != NULL)
+    if (s->writers > 0)
         return SPOOL_EBUSY;
+    for (int i = 0; i < SPOOL__LANES; i++)
+        if (s->lanes[i].in_flight || s->lanes[i].pending != NULL)
+            return SPOOL_EBUSY;
     close(s->dirfd); /* releases the flock */
     free(s->dir);
     free(s);
@@ -246,15 +257,17 @@ const char *spool_strerror(int err)
 /*
  * A pass runs in two stages.  First up to sync_jobs jobs in parallel, each
  * for the items whose id hashes to it (so every append to one file is in
- * one job, in order): append update records, start writeback, fsync, and
- * unlink removed messages.  Parallel fsyncs matter: the block layer merges
- * the cache flushes of concurrent fsyncs and a journalling file system
- * commits them together, while one thread would wait for each flush in
- * turn.  Then the job that finishes last names the files: renames, the
- * directory fsync.
+ * one job, in order): append update records, unlink removed messages and,
+ * with SPOOL_SYNC_FILES, start writeback and fsync each file.  Parallel
+ * fsyncs matter: the block layer merges the cache flushes of concurrent
+ * fsyncs and a journalling file system commits them together, while one
+ * thread would wait for each flush in turn.  Then the job that finishes
+ * last, with SPOOL_SYNC_FILESYSTEM, syncs the file system once, and names
+ * the files: renames, the directory fsync.
  */
 struct spool_pass {
     spool_t *s;
+    spool_lane_t *lane;
     spool_item_t *items;
     unsigned njobs;
     unsigned jobs_left;         /* loop thread: sync jobs not yet completed */
@@ -304,6 +317,30 @@ static void spool_append(spool_t *s, spool_item_t *it)
 }
 
 /*
+ * SPOOL_SYNC_FILESYSTEM: the bytes of every file the pass wrote, durable
+ * with one syncfs(2).  An error fails them all: which file's blocks could
+ * not be written is not known.
+ */
+static void spool_syncfs(spool_job_t *job)
+{
+    spool_t *s = job->pass->s;
+    bool written = false;
+    int err;
+
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        written |= it->fd >= 0 && it->status == 0;
+    if (!written)
+        return;
+    job->fsyncs++;
+    if (s->io.syncfs(s->dirfd) == 0)
+        return;
+    err = errno ? -errno : -EIO;
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->fd >= 0 && it->status == 0)
+            it->status = err;
+}
+
+/*
  * Stage two: a file's final name exists only once its bytes are durable
  * (stage one), and the names are durable (directory fsync) before anyone
  * is told.
@@ -316,6 +353,8 @@ static void spool_name_work(spool_job_t *job)
     bool dir_changed = false;
     int err;
 
+    if (s->sync == SPOOL_SYNC_FILESYSTEM)
+        spool_syncfs(job);
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_REMOVE) {
             dir_changed |= it->unlinked;
@@ -352,20 +391,15 @@ static void spool_name_work(spool_job_t *job)
 }
 
 /*
- * Stage one, on an executor thread: make the bytes of this job's files
- * durable.  Starting the writeback of every file before the first fsync
- * sends their data to the disk together and, on a journalling file system,
- * puts every allocation in one transaction that the first fsync commits.
+ * SPOOL_SYNC_FILES: the bytes of this job's files, durable.  Starting the
+ * writeback of every file before the first fsync sends their data to the
+ * disk together and, on a journalling file system, puts every allocation
+ * in one transaction that the first fsync commits.
  */
-static void spool_sync_work(void *ctx)
+static void spool_fsync_files(spool_job_t *job)
 {
-    spool_job_t *job = ctx;
-    spool_t *s = job->pass->s;
     int err;
 
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
-            spool_append(s, it);
     /* Other jobs write their items' fd and status meanwhile: look at an
      * item's only once it is known to be this job's. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
@@ -375,6 +409,19 @@ static void spool_sync_work(void *ctx)
         if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0 &&
             (err = spool_fsync(job, it->fd)) != 0)
             it->status = err;
+}
+
+/* Stage one, on an executor thread. */
+static void spool_sync_work(void *ctx)
+{
+    spool_job_t *job = ctx;
+    spool_t *s = job->pass->s;
+
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
+            spool_append(s, it);
+    if (s->sync == SPOOL_SYNC_FILES)
+        spool_fsync_files(job);
     /* Removals need no fsync of their own, only the directory's, which
      * stage two does for the whole pass. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
@@ -392,7 +439,7 @@ static void spool_sync_work(void *ctx)
         spool_name_work(job);
 }
 
-static void spool_kick(spool_t *s);
+static void spool_kick(spool_t *s, spool_lane_t *lane);
 
 /* The pass is over, on the loop thread: tell everyone. */
 static void spool_pass_done(void *ctx)
@@ -400,6 +447,7 @@ static void spool_pass_done(void *ctx)
     spool_job_t *job = ctx;
     spool_pass_t *pass = job->pass;
     spool_t *s = pass->s;
+    spool_lane_t *lane = pass->lane;
     spool_item_t *it = pass->items, *next;
 
     s->stats.passes++;
@@ -433,8 +481,8 @@ static void spool_pass_done(void *ctx)
         }
         spool_item_free(it);
     }
-    s->in_flight = false;
-    spool_kick(s);
+    lane->in_flight = false;
+    spool_kick(s, lane);
 }
 
 /* A job completed, on the loop thread; after the last, the pass is over
@@ -448,14 +496,14 @@ static void spool_job_done(void *ctx)
         spool_pass_done(&pass->jobs[0]);
 }
 
-/* Start a pass with what is waiting, unless one is running. */
-static void spool_kick(spool_t *s)
+/* Start a pass with what is waiting in a lane, unless one is running. */
+static void spool_kick(spool_t *s, spool_lane_t *lane)
 {
-    spool_item_t **link = &s->pending;
+    spool_item_t **link = &lane->pending;
     spool_pass_t *pass;
     unsigned n = 0;
 
-    if (s->in_flight || s->pending == NULL)
+    if (lane->in_flight || lane->pending == NULL)
         return;
     while (*link != NULL && n < s->max_batch) {
         link = &(*link)->next;
@@ -463,11 +511,12 @@ static void spool_kick(spool_t *s)
     }
     pass = xcalloc(1, sizeof(*pass));
     pass->s = s;
-    pass->items = s->pending;
-    s->pending = *link;
+    pass->lane = lane;
+    pass->items = lane->pending;
+    lane->pending = *link;
     *link = NULL;
-    if (s->pending == NULL)
-        s->pending_tail = &s->pending;
+    if (lane->pending == NULL)
+        lane->pending_tail = &lane->pending;
     /* Parallel jobs let the disk overlap fsyncs and unlinks, but each one
      * is a hand-off to a thread that has to be scheduled: a pass is split
      * only when its jobs get several items each. */
@@ -480,16 +529,19 @@ static void spool_kick(spool_t *s)
         pass->jobs[i].pass = pass;
         pass->jobs[i].index = i;
     }
-    s->in_flight = true;
+    lane->in_flight = true;
     for (unsigned i = 0; i < pass->njobs; i++)
         s->exec.submit(s->exec.impl, spool_sync_work, spool_job_done, &pass->jobs[i]);
 }
 
 static void spool_enqueue(spool_t *s, spool_item_t *it)
 {
-    *s->pending_tail = it;
-    s->pending_tail = &it->next;
-    spool_kick(s);
+    spool_lane_t *lane =
+        &s->lanes[it->kind == SPOOL_ITEM_COMMIT ? SPOOL__LANE_COMMIT : SPOOL__LANE_STATE];
+
+    *lane->pending_tail = it;
+    lane->pending_tail = &it->next;
+    spool_kick(s, lane);
 }
 
 static spool_item_t *spool_item_new(spool_item_kind_t kind, const char *id)

@@ -18,11 +18,13 @@
  *                            the file and its directory entry are durable
  *     spool_writer_abort()   at any time before commit: the file is removed
  *
- * Commits are grouped: every commit, recipient update and removal that is
- * waiting when a pass starts shares that pass's fsyncs and its one
- * directory fsync, so N concurrent commits cost far fewer than N fsync
- * passes.  Each callback still fires only once its own bytes and directory
- * entry are durable.
+ * Commits are grouped: every commit waiting when a pass starts shares that
+ * pass's sync of the file data (one syncfs(2), or parallel fsyncs) and its
+ * one directory fsync, so N concurrent commits cost far fewer than N fsync
+ * passes.  Recipient updates and removals are grouped the same way in a
+ * second lane of passes that runs beside the first, so a commit never
+ * waits behind them.  Each callback still fires only once its own bytes
+ * and directory entry are durable.
  *
  * Threads: every function here is for the loop thread only.  Blocking work
  * (fsync, rename, unlink) runs through the executor the caller supplies,
@@ -85,9 +87,10 @@ typedef struct spool_writer spool_writer_t;
  * on some other thread and then done(ctx) on the loop thread, exactly once
  * each, never inside submit() itself, and cannot fail.  With libuv:
  * uv_queue_work(), work in the work callback, done in the after-work
- * callback.  The spool has at most sync_jobs submissions outstanding, and
- * they only wait for the disk; a pool that also runs work that can block
- * for long (DNS lookups) needs threads enough for both.
+ * callback.  The spool has at most 2 * sync_jobs submissions outstanding
+ * (a pass in each lane), and they only wait for the disk; a pool that also
+ * runs work that can block for long (DNS lookups) needs threads enough for
+ * both.
  */
 typedef struct {
     void (*submit)(void *impl, void (*work)(void *ctx), void (*done)(void *ctx), void *ctx);
@@ -96,24 +99,47 @@ typedef struct {
 
 /*
  * The file-level system calls the spool's data goes through: every byte of
- * every file is written with pwrite and made durable with fsync.  Tests
- * replace them to inject ENOSPC, EDQUOT or EIO and to count fsyncs; NULL
- * members (or a NULL table) mean the real system calls.  They run on the
- * loop thread (writes while a message streams in) and on the executor's
- * threads (appends and fsyncs), so a replacement must be thread-safe.
+ * every file is written with pwrite and made durable with fsync or syncfs.
+ * Tests replace them to inject ENOSPC, EDQUOT or EIO and to count syncs;
+ * NULL members (or a NULL table) mean the real system calls.  They run on
+ * the loop thread (writes while a message streams in) and on the
+ * executor's threads (appends and syncs), so a replacement must be
+ * thread-safe.
  */
 typedef struct {
     ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
     int (*fsync)(int fd);
+    int (*syncfs)(int fd); /* called with the spool directory */
 } spool_io_t;
+
+/*
+ * How a pass makes the bytes of its files durable before it names them
+ * (the directory fsync that follows is the same either way):
+ *
+ * SPOOL_SYNC_FILES       fsync(2) each file, from up to sync_jobs threads.
+ * SPOOL_SYNC_FILESYSTEM  one syncfs(2) of the spool's file system for the
+ *                        whole pass: the file system writes every dirty
+ *                        block and inode in one go and flushes the disk
+ *                        cache once, where an fsync per file may each wait
+ *                        for their own.  It also writes whatever else is
+ *                        dirty on that file system: best where the spool
+ *                        has a file system of its own or shares it with
+ *                        little.  Linux 5.8 or later reports write-back
+ *                        errors through it.
+ */
+typedef enum {
+    SPOOL_SYNC_FILES,
+    SPOOL_SYNC_FILESYSTEM,
+} spool_sync_t;
 
 typedef struct {
     spool_executor_t exec;
-    const spool_io_t *io;           /* NULL: pwrite(2), fsync(2) */
+    const spool_io_t *io;           /* NULL: pwrite(2), fsync(2), syncfs(2) */
     int64_t (*clock_us)(void *arg); /* NULL: the real time of day */
     void *clock_arg;
     unsigned max_batch;             /* most items per pass; 0: SPOOL_MAX_BATCH */
-    unsigned sync_jobs;             /* parallel fsync jobs per pass; 0: SPOOL_SYNC_JOBS */
+    unsigned sync_jobs;             /* parallel jobs per pass; 0: SPOOL_SYNC_JOBS */
+    spool_sync_t sync;              /* 0: SPOOL_SYNC_FILES */
 } spool_options_t;
 
 #define SPOOL_MAX_BATCH 512
@@ -307,8 +333,8 @@ typedef struct {
     uint64_t commit_errors; /* commits that failed after being queued */
     uint64_t updates;       /* state records made durable */
     uint64_t removes;
-    uint64_t passes;        /* group commits run (each: fsyncs + one directory fsync) */
-    uint64_t fsyncs;        /* fsync calls on files and the directory */
+    uint64_t passes;        /* passes run (each: file syncs + one directory fsync) */
+    uint64_t fsyncs;        /* fsync and syncfs calls */
     unsigned writers;       /* writers open now */
 } spool_stats_t;
 

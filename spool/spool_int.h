@@ -60,6 +60,23 @@ typedef struct {
 /* Items a sync job gets before the pass is split into more jobs. */
 #define SPOOL_ITEMS_PER_JOB 4
 
+/*
+ * Work waits in one of two lanes, each running one pass at a time: new
+ * messages, whose 250 waits, and the queue's state records and removals,
+ * which nobody on the wire waits for.  The lanes' passes run side by
+ * side, so a commit never waits for unlinks (slow where the file system
+ * discards freed blocks) or appends.  Nothing orders one lane's work
+ * after the other's: the queue learns of a message only from its commit
+ * callback, and commits a DSN before it records the bounce.
+ */
+enum { SPOOL__LANE_COMMIT, SPOOL__LANE_STATE, SPOOL__LANES };
+
+typedef struct {
+    spool_item_t *pending;     /* waiting for the next pass, FIFO */
+    spool_item_t **pending_tail;
+    bool in_flight;            /* a pass is submitted and its callbacks not done */
+} spool_lane_t;
+
 struct spool {
     /* Fixed at open; read by the executor's threads too. */
     char *dir;       /* absolute */
@@ -72,14 +89,12 @@ struct spool {
     void *clock_arg;
     unsigned max_batch;
     unsigned sync_jobs;
+    spool_sync_t sync;
     uint64_t last_id;
     bool scanned;
     bool used;                 /* a writer was opened: too late to scan */
     unsigned writers;
-    spool_item_t *pending;     /* waiting for the next pass, FIFO */
-    spool_item_t **pending_tail;
-    size_t npending;
-    bool in_flight;            /* a pass is submitted and its callbacks not done */
+    spool_lane_t lanes[SPOOL__LANES];
     spool_stats_t stats;
 };
 

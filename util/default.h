@@ -83,9 +83,9 @@
 #define DEFAULT_AUTH_TIMEOUT 30               /* end of data to a verdict, at most */
 
 /* libuv's thread pool (UV_THREADPOOL_SIZE, unless the environment sets
- * it): spool fsyncs, the outbound client's file reads and reloads share
- * it.  SPF runs on the loop (dns/spf.h) and needs none. */
-#define DEFAULT_THREADPOOL_SIZE 8
+ * it): the spool's two lanes of passes, the outbound client's file reads
+ * and reloads share it.  SPF runs on the loop (dns/spf.h) and needs none. */
+#define DEFAULT_THREADPOOL_SIZE 10
 
 /* Forward table */
 #define DEFAULT_ALIAS_DEPTH 10      /* nested alias expansion */

@@ -51,6 +51,7 @@ Test(config, empty_file_gives_defaults)
     cr_assert_eq(cfg->srs_secrets[0], '/');
     cr_assert(ends_with(cfg->forward_table, "/etc/forwards"));
     cr_assert(ends_with(cfg->spool_dir, "/var/spool"));
+    cr_assert_eq(cfg->spool_sync, CONFIG_SYNC_FILESYSTEM);
     cr_assert(ends_with(cfg->control_socket, "/var/run/mxfwd.sock"));
     cr_assert_eq(cfg->srs_max_age, 21 * 86400);
     cr_assert_eq(cfg->ndns_servers, 0);
@@ -88,6 +89,7 @@ Test(config, every_key)
         "srs_max_age = 30d\n"
         "forward_table = /etc/mxfwd/forwards\n"
         "spool_dir = /var/spool/mxfwd\n"
+        "spool_sync = file\n"
         "control_socket = /run/mxfwd/mxfwd.sock\n"
         "dns_servers = 127.0.0.1:5353, [::1]:53 192.0.2.53\n"
         "route = dest.test 127.0.0.1:2526\n"
@@ -122,6 +124,7 @@ Test(config, every_key)
     cr_assert_str_eq(cfg->srs_secrets, "/etc/mxfwd/srs.secrets");
     cr_assert_eq(cfg->srs_max_age, 30 * 86400);
     cr_assert_str_eq(cfg->spool_dir, "/var/spool/mxfwd");
+    cr_assert_eq(cfg->spool_sync, CONFIG_SYNC_FILE);
     cr_assert_eq(cfg->ndns_servers, 3);
     cr_assert_str_eq(cfg->dns_servers[0], "127.0.0.1:5353");
     cr_assert_str_eq(cfg->dns_servers[1], "[::1]:53");
@@ -184,10 +187,11 @@ Test(config, every_bad_line_is_reported_with_its_line)
                       "max_recipients = 0\n"                /* 14 out of range */
                       "user = no-such-user-here\n"          /* 15 unknown user */
                       "srs_domain =\n"                      /* 16 missing value */
-                      "retry_schedule = 1m never\n",        /* 17 bad list item */
+                      "retry_schedule = 1m never\n"         /* 17 bad list item */
+                      "spool_sync = always\n",              /* 18 bad enum */
                       &d);
 
-    cr_assert_eq(n, 16, "got %d errors", n);
+    cr_assert_eq(n, 17, "got %d errors", n);
     cr_assert(collect_has(&d, "t.conf:2: ", "unknown key 'colour'"));
     cr_assert(collect_has(&d, "t.conf:3: ", "listen"));
     cr_assert(collect_has(&d, "t.conf:4: ", "localhost:25"));
@@ -204,6 +208,7 @@ Test(config, every_bad_line_is_reported_with_its_line)
     cr_assert(collect_has(&d, "t.conf:15: ", "no such user"));
     cr_assert(collect_has(&d, "t.conf:16: ", "missing value"));
     cr_assert(collect_has(&d, "t.conf:17: ", "never"));
+    cr_assert(collect_has(&d, "t.conf:18: ", "spool_sync: 'always' is not one of filesystem or file"));
 }
 
 Test(config, cross_key_checks_name_the_line)

@@ -784,8 +784,14 @@ static struct {
     int write_errno;
     int fsync_errno; /* 0: none */
     bool fsync_fail_dir;
+    int syncfs_errno; /* 0: none */
     atomic_int dir_syncs;
     atomic_int file_syncs;
+    atomic_int fs_syncs;
+    /* Appends (writes off the loop thread) wait while this is set. */
+    atomic_bool hold_appends;
+    atomic_int appends_held;
+    pthread_t loop_thread;
     pthread_mutex_t mu;
     ino_t synced[8192];
     int nsynced;
@@ -793,6 +799,11 @@ static struct {
 
 static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+    if (atomic_load(&hook.hold_appends) && !pthread_equal(pthread_self(), hook.loop_thread)) {
+        atomic_fetch_add(&hook.appends_held, 1);
+        while (atomic_load(&hook.hold_appends))
+            usleep(1000);
+    }
     if (hook.fail_after >= 0 && atomic_load(&hook.written) + (long)n > hook.fail_after) {
         errno = hook.write_errno;
         return -1;
@@ -826,7 +837,33 @@ static int hook_fsync(int fd)
     return 0;
 }
 
-static const spool_io_t hook_io = {hook_pwrite, hook_fsync};
+static int hook_syncfs(int fd)
+{
+    struct stat st;
+
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert(S_ISDIR(st.st_mode), "syncfs through the spool directory");
+    if (hook.syncfs_errno != 0) {
+        errno = hook.syncfs_errno;
+        return -1;
+    }
+    if (syncfs(fd) != 0)
+        return -1;
+    atomic_fetch_add(&hook.fs_syncs, 1);
+    return 0;
+}
+
+static const spool_io_t hook_io = {hook_pwrite, hook_fsync, hook_syncfs};
+
+static spool_t *open_spool_sync(spool_sync_t mode)
+{
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .io = &hook_io, .sync = mode};
+    spool_t *s = NULL;
+    int err = spool_open(sdir, &opt, &s);
+
+    cr_assert_eq(err, 0, "spool_open: %s", spool_strerror(err));
+    return s;
+}
 
 Test(spool, disk_full_while_streaming_fails_the_commit_and_leaves_nothing)
 {
@@ -906,6 +943,42 @@ Test(spool, file_fsync_error_fails_the_commit_and_leaves_nothing)
 Test(spool, directory_fsync_error_fails_the_commit_and_leaves_nothing)
 {
     fsync_failure(true);
+}
+
+Test(spool, syncfs_error_fails_every_commit_of_the_pass_and_leaves_nothing)
+{
+    spool_t *s = open_spool_sync(SPOOL_SYNC_FILESYSTEM);
+    spool_envelope_t env = envelope(1);
+    commit_result_t r[3] = {{0}};
+    spool_stats_t st;
+
+    hook.syncfs_errno = EIO;
+    for (int i = 0; i < 3; i++) {
+        spool_writer_t *w;
+
+        cr_assert_eq(spool_writer_open(s, &w), 0);
+        cr_assert_eq(spool_writer_write(w, "Subject: hi\r\n\r\nhello\r\n", 22), 0);
+        cr_assert_eq(spool_writer_commit(w, &env, on_commit, &r[i]), 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(r[i].called, 1);
+        cr_assert_eq(r[i].status, -EIO);
+        cr_assert_null(r[i].msg);
+    }
+    cr_assert_str_eq(listing(), "", "nothing acknowledged, nothing left");
+    cr_assert_eq(atomic_load(&hook.file_syncs), 0);
+    spool_get_stats(s, &st);
+    cr_assert_eq(st.commit_errors, 3);
+    cr_assert_eq(st.commits, 0);
+
+    /* The next pass syncs again and succeeds. */
+    hook.syncfs_errno = 0;
+    r[0] = commit_text(s, "x\r\n", 3, 3, &env);
+    cr_assert_eq(r[0].status, 0);
+    cr_assert_eq(atomic_load(&hook.fs_syncs), 1);
+    spool_msg_free(r[0].msg);
+    close_spool(s);
 }
 
 Test(spool, real_write_error_from_the_kernel_fails_the_commit_and_leaves_nothing)
@@ -1123,6 +1196,7 @@ typedef struct {
     spool_t *s;
     int left;
     int dir_syncs_at_commit;
+    int fs_syncs_at_commit;
     int committed;
 } gc_writer_t;
 
@@ -1147,11 +1221,13 @@ static void gc_committed(void *arg, int status, spool_msg_t *msg)
     char tmp[400];
     struct stat st;
 
-    /* Durable means: the file's bytes were fsynced, its final name exists
-     * (and no temporary one), and a directory fsync ran after the commit
-     * was queued. */
+    /* Durable means: the file's bytes were synced (an fsync of it, or a
+     * syncfs after the commit was queued), its final name exists (and no
+     * temporary one), and a directory fsync ran after the commit was
+     * queued. */
     snprintf(tmp, sizeof(tmp), "%s.tmp", msg ? msg->path : "");
-    if (status != 0 || stat(msg->path, &st) != 0 || !inode_synced(st.st_ino) ||
+    if (status != 0 || stat(msg->path, &st) != 0 ||
+        !(inode_synced(st.st_ino) || atomic_load(&hook.fs_syncs) > g->fs_syncs_at_commit) ||
         access(tmp, F_OK) == 0 || atomic_load(&hook.dir_syncs) <= g->dir_syncs_at_commit)
         gc_failures++;
     g->committed++;
@@ -1176,12 +1252,15 @@ static void gc_start(gc_writer_t *g)
     cr_assert_eq(spool_writer_open(g->s, &w), 0);
     cr_assert_eq(spool_writer_write(w, text, sizeof(text)), 0);
     g->dir_syncs_at_commit = atomic_load(&hook.dir_syncs);
+    g->fs_syncs_at_commit = atomic_load(&hook.fs_syncs);
     cr_assert_eq(spool_writer_commit(w, &env, gc_committed, g), 0);
 }
 
-Test(spool, concurrent_commits_share_fsync_passes_and_each_waits_for_its_own)
+/* WRITERS writers commit PER_WRITER messages each, every one starting its
+ * next on its last's callback. */
+static void group_commit(spool_sync_t mode)
 {
-    spool_t *s = open_spool_io(&hook_io);
+    spool_t *s = open_spool_sync(mode);
     static gc_writer_t g[WRITERS];
     spool_stats_t st;
     scan_result_t sr = {0};
@@ -1204,8 +1283,15 @@ Test(spool, concurrent_commits_share_fsync_passes_and_each_waits_for_its_own)
     cr_assert_leq(st.passes * 8, (uint64_t)total, "%lu passes for %d commits",
                   (unsigned long)st.passes, total);
     cr_assert_eq(atomic_load(&hook.dir_syncs), (int)st.passes, "one directory fsync per pass");
-    cr_assert_eq(atomic_load(&hook.file_syncs), total);
-    cr_assert_eq(st.fsyncs, (uint64_t)(total + (int)st.passes));
+    if (mode == SPOOL_SYNC_FILES) {
+        cr_assert_eq(atomic_load(&hook.file_syncs), total);
+        cr_assert_eq(atomic_load(&hook.fs_syncs), 0);
+        cr_assert_eq(st.fsyncs, (uint64_t)(total + (int)st.passes));
+    } else {
+        cr_assert_eq(atomic_load(&hook.file_syncs), 0);
+        cr_assert_eq(atomic_load(&hook.fs_syncs), (int)st.passes, "one syncfs per pass");
+        cr_assert_eq(st.fsyncs, 2 * st.passes);
+    }
     close_spool(s);
 
     s = open_spool();
@@ -1214,6 +1300,67 @@ Test(spool, concurrent_commits_share_fsync_passes_and_each_waits_for_its_own)
     cr_assert_eq(sr.nproblems, 0);
     for (int i = 0; i < collected_n; i++)
         spool_msg_free(collected[i]);
+    close_spool(s);
+}
+
+Test(spool, concurrent_commits_share_fsync_passes_and_each_waits_for_its_own)
+{
+    group_commit(SPOOL_SYNC_FILES);
+}
+
+Test(spool, concurrent_commits_share_one_syncfs_per_pass_and_each_waits_for_its_own)
+{
+    group_commit(SPOOL_SYNC_FILESYSTEM);
+}
+
+/* Run the loop until *flag is set or about five seconds have passed. */
+static void run_until(const int *flag)
+{
+    for (int i = 0; i < 5000 && *flag == 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+Test(spool, a_commit_does_not_wait_for_state_updates_or_removals)
+{
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_spool_io(&hook_io);
+    commit_result_t first = commit_text(s, "x\r\n", 3, 3, &env), second = {0};
+    const spool_update_t u = {0, SPOOL_RCPT_SENT, 1, 0, "250 ok", "", true};
+    done_result_t updated = {0}, removed = {0};
+    spool_writer_t *w;
+    int held = 0;
+
+    /* The update's append blocks on an executor thread, as a slow disk
+     * would; the commit queued after it completes all the same. */
+    hook.loop_thread = pthread_self();
+    atomic_store(&hook.hold_appends, true);
+    cr_assert_eq(spool_update(s, first.msg, &u, 1, on_done, &updated), 0);
+    for (int i = 0; i < 5000 && held == 0; i++) {
+        usleep(1000);
+        held = atomic_load(&hook.appends_held);
+    }
+    cr_assert_eq(spool_remove(s, first.msg, on_done, &removed), 0);
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    cr_assert_eq(spool_writer_write(w, "y\r\n", 3), 0);
+    cr_assert_eq(spool_writer_commit(w, &env, on_commit, &second), 0);
+    run_until(&second.called);
+    atomic_store(&hook.hold_appends, false);
+    cr_assert_eq(held, 1, "the append was held");
+    cr_assert_eq(second.called, 1, "the commit completed while the update was held");
+    cr_assert_eq(second.status, 0);
+    cr_assert_eq(updated.called, 0);
+    cr_assert_eq(removed.called, 0);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(updated.called, 1);
+    cr_assert_eq(updated.status, 0);
+    cr_assert_eq(removed.called, 1);
+    cr_assert_eq(removed.status, 0);
+    cr_assert_str_eq(listing(), second.msg->id, "the removal is done, the new message stays");
+    spool_msg_free(first.msg);
+    spool_msg_free(second.msg);
     close_spool(s);
 }
 
