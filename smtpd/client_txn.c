@@ -400,8 +400,10 @@ static void txn_file_read_cb(uv_fs_t *req)
 }
 
 /* Keep one file read and one socket write in flight until the message is
- * out.  Output not yet written (the prepended headers, before the first
- * block) goes with the next block. */
+ * out, and the next block staged behind the write.  Output not yet written
+ * (the prepended headers, before the first block) goes with the next
+ * block: a small message is one write with its headers and the dot, even
+ * when the write of the commands has not called back yet. */
 void client__body_pump(client_conn_t *conn)
 {
     client_job_t *j = conn->job;
@@ -409,7 +411,8 @@ void client__body_pump(client_conn_t *conn)
     size_t n;
     int rc;
 
-    if (conn->state != CONN_BODY || conn->file_reading || conn->writing || conn->file_left == 0)
+    if (conn->state != CONN_BODY || conn->file_reading || conn->file_left == 0 ||
+        (conn->writing && buf_used(&conn->out) >= CLIENT_CHUNK))
         return;
     n = conn->file_left < CLIENT_CHUNK ? (size_t)conn->file_left : CLIENT_CHUNK;
     if (j->job->body != NULL) {
