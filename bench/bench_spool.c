@@ -2,7 +2,7 @@
  * bench_spool - spool commits per second beside the disk's raw fsync rate.
  *
  *     bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] [-w WRITERS] [-j JOBS]
- *                 [-m filesystem|file]
+ *                 [-m file|filesystem]
  *
  * Three figures per run, each phase in a fresh directory under DIR (default
  * ".", so run it on the file system the spool will live on; everything is
@@ -14,8 +14,8 @@
  *   N writers N commits always in flight (default 64), as N SMTP sessions
  *
  * -m chooses how a pass makes its files durable (spool_options_t sync,
- * the daemon's spool_sync): one syncfs per pass (filesystem, the daemon's
- * default) or an fsync per file (file).  -j sets the spool's parallel sync
+ * the daemon's spool_sync): an fsync per file (file, the default) or one
+ * syncfs per pass (filesystem).  -j sets the spool's parallel sync
  * jobs per pass (sync_jobs; default SPOOL_SYNC_JOBS), and libuv's pool to
  * match.
  *
@@ -41,7 +41,7 @@
 
 static size_t msg_size = 4096;
 static unsigned sync_jobs; /* 0: the spool's default */
-static spool_sync_t sync_mode = SPOOL_SYNC_FILESYSTEM;
+static spool_sync_t sync_mode = SPOOL_SYNC_FILES;
 static double phase_seconds = 2.0;
 static char *payload;
 
@@ -245,7 +245,7 @@ int main(int argc, char **argv)
             /* fall through */
         default:
             fprintf(stderr, "usage: bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] "
-                            "[-w WRITERS] [-j JOBS] [-m filesystem|file]\n");
+                            "[-w WRITERS] [-j JOBS] [-m file|filesystem]\n");
             return 2;
         }
     }

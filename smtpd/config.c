@@ -319,7 +319,7 @@ static int config_set_tls(config_parser_t *p, const config_key_t *key, char *val
 static int config_set_sync(config_parser_t *p, const config_key_t *key, char *value)
 {
     static const config_word_t words[] = {
-        {"filesystem", CONFIG_SYNC_FILESYSTEM}, {"file", CONFIG_SYNC_FILE}, {NULL, 0}};
+        {"file", CONFIG_SYNC_FILE}, {"filesystem", CONFIG_SYNC_FILESYSTEM}, {NULL, 0}};
     return config_set_enum(p, key, words, value);
 }
 
@@ -410,7 +410,7 @@ static config_t *config_defaults(const char *path)
     cfg->srs_max_age = DEFAULT_SRS_MAX_AGE;
     cfg->forward_table = config_abspath(DEFAULT_FORWARD_TABLE);
     cfg->spool_dir = config_abspath(DEFAULT_SPOOL_DIR);
-    cfg->spool_sync = CONFIG_SYNC_FILESYSTEM;
+    cfg->spool_sync = CONFIG_SYNC_FILE;
     cfg->control_socket = config_abspath(DEFAULT_CONTROL_SOCKET);
     cfg->outbound_port = DEFAULT_OUTBOUND_PORT;
     cfg->outbound_tls = CONFIG_TLS_OPPORTUNISTIC;

@@ -27,8 +27,8 @@
 typedef enum { CONFIG_TLS_OPPORTUNISTIC, CONFIG_TLS_REQUIRED, CONFIG_TLS_OFF } config_tls_t;
 typedef enum { CONFIG_ACTION_REJECT, CONFIG_ACTION_TAG, CONFIG_ACTION_OFF } config_action_t;
 typedef enum { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG } config_log_t;
-/* spool_sync: one syncfs(2) per group commit, or an fsync(2) per file. */
-typedef enum { CONFIG_SYNC_FILESYSTEM, CONFIG_SYNC_FILE } config_sync_t;
+/* spool_sync: an fsync(2) per file, or one syncfs(2) per group commit. */
+typedef enum { CONFIG_SYNC_FILE, CONFIG_SYNC_FILESYSTEM } config_sync_t;
 
 typedef struct {
     char *text;                 /* as written, "127.0.0.1:2525" or "[::1]:25" */

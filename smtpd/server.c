@@ -478,7 +478,7 @@ static void server_open_queue(server_t *srv)
     const config_t *cfg = srv->cfg;
     spool_options_t sopts = {
         .exec = {server_job_submit, srv->loop},
-        .sync = cfg->spool_sync == CONFIG_SYNC_FILE ? SPOOL_SYNC_FILES : SPOOL_SYNC_FILESYSTEM,
+        .sync = cfg->spool_sync == CONFIG_SYNC_FILESYSTEM ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILES,
     };
     queue_options_t qopts = {
         .loop = srv->loop,

@@ -51,7 +51,7 @@ Test(config, empty_file_gives_defaults)
     cr_assert_eq(cfg->srs_secrets[0], '/');
     cr_assert(ends_with(cfg->forward_table, "/etc/forwards"));
     cr_assert(ends_with(cfg->spool_dir, "/var/spool"));
-    cr_assert_eq(cfg->spool_sync, CONFIG_SYNC_FILESYSTEM);
+    cr_assert_eq(cfg->spool_sync, CONFIG_SYNC_FILE);
     cr_assert(ends_with(cfg->control_socket, "/var/run/mxfwd.sock"));
     cr_assert_eq(cfg->srs_max_age, 21 * 86400);
     cr_assert_eq(cfg->ndns_servers, 0);
@@ -89,7 +89,7 @@ Test(config, every_key)
         "srs_max_age = 30d\n"
         "forward_table = /etc/mxfwd/forwards\n"
         "spool_dir = /var/spool/mxfwd\n"
-        "spool_sync = file\n"
+        "spool_sync = filesystem\n"
         "control_socket = /run/mxfwd/mxfwd.sock\n"
         "dns_servers = 127.0.0.1:5353, [::1]:53 192.0.2.53\n"
         "route = dest.test 127.0.0.1:2526\n"
@@ -124,7 +124,7 @@ Test(config, every_key)
     cr_assert_str_eq(cfg->srs_secrets, "/etc/mxfwd/srs.secrets");
     cr_assert_eq(cfg->srs_max_age, 30 * 86400);
     cr_assert_str_eq(cfg->spool_dir, "/var/spool/mxfwd");
-    cr_assert_eq(cfg->spool_sync, CONFIG_SYNC_FILE);
+    cr_assert_eq(cfg->spool_sync, CONFIG_SYNC_FILESYSTEM);
     cr_assert_eq(cfg->ndns_servers, 3);
     cr_assert_str_eq(cfg->dns_servers[0], "127.0.0.1:5353");
     cr_assert_str_eq(cfg->dns_servers[1], "[::1]:53");
@@ -208,7 +208,7 @@ Test(config, every_bad_line_is_reported_with_its_line)
     cr_assert(collect_has(&d, "t.conf:15: ", "no such user"));
     cr_assert(collect_has(&d, "t.conf:16: ", "missing value"));
     cr_assert(collect_has(&d, "t.conf:17: ", "never"));
-    cr_assert(collect_has(&d, "t.conf:18: ", "spool_sync: 'always' is not one of filesystem or file"));
+    cr_assert(collect_has(&d, "t.conf:18: ", "'always' is not one of file or filesystem"));
 }
 
 Test(config, cross_key_checks_name_the_line)
