@@ -3,7 +3,8 @@ the bytes on disk are the client's plus Authentication-Results: and
 Received:, the envelope
 (SRS sender, deduplicated destinations with their aliases), and 451 with
 nothing left behind when the spool cannot take a message (a file size
-limit: EFBIG; a full file system: ENOSPC)."""
+limit: EFBIG; a full file system: ENOSPC); spool_sync = filesystem keeps
+every acknowledged message too."""
 
 import os
 import re
@@ -276,6 +277,33 @@ def queued_messages_survive_a_restart():
     m.start()
     m.wait_log(r"spool .*: 1 messages queued")
     assert mxtest.spool_files(spool_dir(m)) == [msg.id]
+
+
+@test
+def spool_sync_filesystem_keeps_every_acknowledged_message():
+    """spool_sync = filesystem: commits that end together share a pass
+    (one syncfs); each 250 names a whole file that a restart finds."""
+    m = server({"spool_sync": "filesystem"})
+    clients = [m.client() for _ in range(8)]
+    bodies = [FROM + f"Subject: together {i}\r\n\r\n".encode() + b"y" * (1000 * i) + b"\r\n"
+              for i in range(len(clients))]
+    for c in clients:
+        assert c.cmd("EHLO client.test").code == 250
+        assert c.cmd("MAIL FROM:<sender@origin.test>").code == 250
+        assert c.cmd("RCPT TO:<bob@alias.test>").code == 250
+        assert c.cmd("DATA").code == 354
+    for c, body in zip(clients, bodies):
+        c.send(body + b".\r\n")
+    ids = []
+    for c, body in zip(clients, bodies):
+        msg = queued(m, c.reply())
+        assert msg.complete and msg.body == body
+        ids.append(msg.id)
+        c.close()
+    assert m.stop() == 0
+    m.start()
+    m.wait_log(rf"spool .*: {len(ids)} messages queued")
+    assert sorted(mxtest.spool_files(spool_dir(m))) == sorted(ids)
 
 
 if __name__ == "__main__":
