@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "parse.h"
 #include "queue.h"
 #include "reload.h"
 #include "session.h"
@@ -467,6 +469,22 @@ static void server_job_submit(void *impl, void (*work)(void *), void (*done)(voi
     uv_queue_work(impl, &job->req, server_job_work, server_job_done);
 }
 
+/* spool_sync = filesystem trusts syncfs(2) to report a failed write-back,
+ * which Linux does from 5.8 on; say so on an older kernel. */
+static void server_check_syncfs(const config_t *cfg)
+{
+    struct utsname u;
+    unsigned major, minor;
+
+    if (cfg->spool_sync != CONFIG_SYNC_FILESYSTEM || uname(&u) != 0 ||
+        parse_kernel_release(u.release, &major, &minor) != 0)
+        return;
+    if (major < 5 || (major == 5 && minor < 8))
+        log_warning("spool_sync = filesystem: Linux %s does not report write errors through "
+                    "syncfs(2) (5.8 and later do); spool_sync = file is safer here",
+                    u.release);
+}
+
 /*
  * Open and recover the spool and start what delivers it: the outbound
  * client (on the daemon's resolver), the queue manager over the spool (every message found
@@ -493,6 +511,7 @@ static void server_open_queue(server_t *srv)
     size_t queued = 0;
     int rc, serr = 0;
 
+    server_check_syncfs(cfg);
     if ((rc = spool_open(cfg->spool_dir, &sopts, &srv->spool)) < 0)
         log_fatal("%s: cannot open the spool: %s", cfg->spool_dir, spool_strerror(rc));
     if (client_new(srv->loop, srv->resolver, cfg, srv->registry, &client, err, sizeof(err)) < 0)

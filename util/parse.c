@@ -108,6 +108,26 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
+int parse_kernel_release(const char *release, unsigned *major, unsigned *minor)
+{
+    unsigned v[2] = {0, 0};
+    const char *p = release;
+
+    for (int i = 0; i < 2; i++) {
+        int digits = 0;
+
+        if (i == 1 && *p++ != '.')
+            return -1;
+        for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+            v[i] = v[i] * 10 + (unsigned)(*p - '0');
+        if (digits == 0 || (*p >= '0' && *p <= '9'))
+            return -1;
+    }
+    *major = v[0];
+    *minor = v[1];
+    return 0;
+}
+
 int parse_hostport(const char *s, bool port_optional, parse_hostport_t *out)
 {
     const char *host = s, *host_end, *port = NULL;

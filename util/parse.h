@@ -45,6 +45,10 @@ int parse_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss)
  * too long, or neither absolute nor abstract. */
 int parse_unix_sockaddr(const char *path, struct sockaddr_storage *ss, socklen_t *len);
 
+/* The version at the start of a kernel release string (uname -r):
+ * "6.1.0-18-amd64" is 6.1.  0, or -1 when it does not start MAJOR.MINOR. */
+int parse_kernel_release(const char *release, unsigned *major, unsigned *minor);
+
 /* Format an address as "1.2.3.4:25" or "[::1]:25". */
 void parse_format_sockaddr(const struct sockaddr *sa, char *dst, size_t size);
 

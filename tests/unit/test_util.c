@@ -242,6 +242,30 @@ Test(parse, hostports)
     cr_assert_eq(parse_hostport("[::1", true, &hp), -1);
 }
 
+Test(parse, kernel_releases)
+{
+    static const struct {
+        const char *release;
+        int rc;
+        unsigned major, minor;
+    } cases[] = {
+        {"6.1.0-18-amd64", 0, 6, 1},   {"5.8", 0, 5, 8},         {"6.18.44-fc-v782", 0, 6, 18},
+        {"4.19.0+", 0, 4, 19},         {"10.0", 0, 10, 0},       {"5", -1, 0, 0},
+        {"", -1, 0, 0},                {"v6.1", -1, 0, 0},       {"6.x", -1, 0, 0},
+        {"6..1", -1, 0, 0},            {"1234567.1", -1, 0, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned major = 99, minor = 99;
+
+        cr_assert_eq(parse_kernel_release(cases[i].release, &major, &minor), cases[i].rc, "%s",
+                     cases[i].release);
+        if (cases[i].rc == 0)
+            cr_assert(major == cases[i].major && minor == cases[i].minor, "%s: %u.%u",
+                      cases[i].release, major, minor);
+    }
+}
+
 Test(parse, sockaddr_round_trip)
 {
     struct sockaddr_storage ss;
