@@ -470,7 +470,8 @@ static void server_job_submit(void *impl, void (*work)(void *), void (*done)(voi
 }
 
 /* spool_sync = filesystem trusts syncfs(2) to report a failed write-back,
- * which Linux does from 5.8 on; say so on an older kernel. */
+ * which Linux does from 5.17 on (data only from 5.8; metadata and journal
+ * errors were dropped before 5.17); say so on an older kernel. */
 static void server_check_syncfs(const config_t *cfg)
 {
     struct utsname u;
@@ -479,9 +480,9 @@ static void server_check_syncfs(const config_t *cfg)
     if (cfg->spool_sync != CONFIG_SYNC_FILESYSTEM || uname(&u) != 0 ||
         parse_kernel_release(u.release, &major, &minor) != 0)
         return;
-    if (major < 5 || (major == 5 && minor < 8))
-        log_warning("spool_sync = filesystem: Linux %s does not report write errors through "
-                    "syncfs(2) (5.8 and later do); spool_sync = file is safer here",
+    if (major < 5 || (major == 5 && minor < 17))
+        log_warning("spool_sync = filesystem: Linux %s does not report every write error "
+                    "through syncfs(2) (5.17 and later do); spool_sync = file is safer here",
                     u.release);
 }
 

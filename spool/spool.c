@@ -52,6 +52,7 @@ struct spool_item {
     spool_commit_cb commit_cb;
     spool_done_cb done_cb;
     void *arg;
+    uint64_t errors_seen; /* sync_errors when its bytes began to be written */
 };
 
 struct spool_writer {
@@ -63,6 +64,7 @@ struct spool_writer {
     uint64_t size;     /* message bytes offered */
     unsigned char *buf;
     size_t used;
+    uint64_t errors_seen; /* sync_errors at open */
 };
 
 /* ---- System calls through the test hook ---- */
@@ -177,6 +179,8 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s->io.fsync = opt->io && opt->io->fsync ? opt->io->fsync : spool_sys_fsync;
     s->io.syncfs = opt->io && opt->io->syncfs ? opt->io->syncfs : spool_sys_syncfs;
     s->sync = opt->sync;
+    pthread_mutex_init(&s->sync_mu, NULL);
+    atomic_init(&s->sync_errors, 0);
     s->exec = opt->exec;
     s->clock_us = opt->clock_us ? opt->clock_us : spool_sys_clock;
     s->clock_arg = opt->clock_arg;
@@ -214,6 +218,7 @@ int spool_close(spool_t *s)
         if (s->lanes[i].in_flight || s->lanes[i].pending != NULL)
             return SPOOL_EBUSY;
     close(s->dirfd); /* releases the flock */
+    pthread_mutex_destroy(&s->sync_mu);
     free(s->dir);
     free(s);
     return 0;
@@ -317,27 +322,50 @@ static void spool_append(spool_t *s, spool_item_t *it)
 }
 
 /*
- * SPOOL_SYNC_FILESYSTEM: the bytes of every file the pass wrote, durable
- * with one syncfs(2).  An error fails them all: which file's blocks could
- * not be written is not known.
+ * A sync through the spool directory's descriptor, shared by both lanes.
+ * The kernel reports a write-back error once per open file: a syncfs (or
+ * a directory fsync) that writes out another pass's blocks, or a writer's
+ * not yet committed, takes the error that concerns them, and theirs then
+ * returns 0.  So these syncs run one at a time and count their failures,
+ * and an item is durable only if no such sync failed since its bytes
+ * began to be written (spool_name_work()): an error may fail more than it
+ * concerns, never fewer.  *errors: the count after this sync.
  */
-static void spool_syncfs(spool_job_t *job)
+static int spool_shared_sync(spool_job_t *job, int (*sync)(int fd), uint64_t *errors)
 {
     spool_t *s = job->pass->s;
+    int err = 0;
+
+    pthread_mutex_lock(&s->sync_mu);
+    job->fsyncs++;
+    if (sync(s->dirfd) != 0) {
+        err = errno ? -errno : -EIO;
+        atomic_fetch_add(&s->sync_errors, 1);
+    }
+    *errors = atomic_load(&s->sync_errors);
+    pthread_mutex_unlock(&s->sync_mu);
+    return err;
+}
+
+/*
+ * SPOOL_SYNC_FILESYSTEM: the bytes of every file the pass wrote, durable
+ * with one syncfs(2).  An error fails them all: which file's blocks could
+ * not be written is not known.  false when there was nothing to sync.
+ */
+static bool spool_syncfs(spool_job_t *job, uint64_t *errors)
+{
     bool written = false;
     int err;
 
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         written |= it->fd >= 0 && it->status == 0;
     if (!written)
-        return;
-    job->fsyncs++;
-    if (s->io.syncfs(s->dirfd) == 0)
-        return;
-    err = errno ? -errno : -EIO;
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (it->fd >= 0 && it->status == 0)
-            it->status = err;
+        return false;
+    if ((err = spool_shared_sync(job, job->pass->s->io.syncfs, errors)) != 0)
+        for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+            if (it->fd >= 0 && it->status == 0)
+                it->status = err;
+    return true;
 }
 
 /*
@@ -350,11 +378,12 @@ static void spool_name_work(spool_job_t *job)
     spool_t *s = job->pass->s;
     spool_item_t *items = job->pass->items;
     char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
-    bool dir_changed = false;
+    bool dir_changed = false, shared = false;
+    uint64_t errors = 0;
     int err;
 
     if (s->sync == SPOOL_SYNC_FILESYSTEM)
-        spool_syncfs(job);
+        shared = spool_syncfs(job, &errors);
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_REMOVE) {
             dir_changed |= it->unlinked;
@@ -366,10 +395,12 @@ static void spool_name_work(spool_job_t *job)
                 it->status = -errno;
         }
     }
-    if (dir_changed && (err = spool_fsync(job, s->dirfd)) != 0) {
+    if (dir_changed) {
+        shared = true;
+        err = spool_shared_sync(job, s->io.fsync, &errors);
         /* Nothing in this pass is known to be durable: no commit may be
          * acknowledged, so none may stay behind to be delivered. */
-        for (spool_item_t *it = items; it != NULL; it = it->next) {
+        for (spool_item_t *it = items; it != NULL && err != 0; it = it->next) {
             if (it->kind == SPOOL_ITEM_UPDATE || it->status != 0)
                 continue;
             if (it->renamed)
@@ -377,6 +408,16 @@ static void spool_name_work(spool_job_t *job)
             it->renamed = false;
             it->status = err;
         }
+    }
+    /* Another pass's shared sync failed since these bytes were written:
+     * the error may have been theirs (spool_shared_sync()). */
+    for (spool_item_t *it = items; it != NULL && shared; it = it->next) {
+        if (it->status != 0 || it->errors_seen == errors)
+            continue;
+        if (it->renamed)
+            unlinkat(s->dirfd, it->id, 0);
+        it->renamed = false;
+        it->status = -EIO;
     }
 
     for (spool_item_t *it = items; it != NULL; it = it->next) {
@@ -544,12 +585,13 @@ static void spool_enqueue(spool_t *s, spool_item_t *it)
     spool_kick(s, lane);
 }
 
-static spool_item_t *spool_item_new(spool_item_kind_t kind, const char *id)
+static spool_item_t *spool_item_new(spool_t *s, spool_item_kind_t kind, const char *id)
 {
     spool_item_t *it = xcalloc(1, sizeof(*it));
 
     it->kind = kind;
     it->fd = -1;
+    it->errors_seen = atomic_load(&s->sync_errors);
     str_lcpy(it->id, id, sizeof(it->id));
     return it;
 }
@@ -644,6 +686,7 @@ int spool_writer_open(spool_t *s, spool_writer_t **out)
     s->writers++;
     w->s = s;
     w->fd = fd;
+    w->errors_seen = atomic_load(&s->sync_errors);
     w->buf = xmalloc(SPOOL_WRITE_BUF);
     buf_init(&head, SIZE_MAX);
     spool__put_header(&head, 0);
@@ -723,7 +766,8 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
         return err;
     }
 
-    it = spool_item_new(SPOOL_ITEM_COMMIT, w->id);
+    it = spool_item_new(s, SPOOL_ITEM_COMMIT, w->id);
+    it->errors_seen = w->errors_seen;
     it->fd = w->fd;
     it->msg = spool__msg_new(s->dir, w->id, arrival, w->size, env);
     it->msg->body = body;
@@ -767,7 +811,7 @@ int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n
     buf_init(&rec, SIZE_MAX);
     spool__encode_update(&rec, u, n);
     spool__apply(msg, u, n);
-    it = spool_item_new(SPOOL_ITEM_UPDATE, msg->id);
+    it = spool_item_new(s, SPOOL_ITEM_UPDATE, msg->id);
     it->rec_len = buf_used(&rec);
     it->rec = xmemdup(buf_ptr(&rec), it->rec_len);
     it->done_cb = cb;
@@ -779,7 +823,7 @@ int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n
 
 int spool_remove(spool_t *s, const spool_msg_t *msg, spool_done_cb cb, void *arg)
 {
-    spool_item_t *it = spool_item_new(SPOOL_ITEM_REMOVE, msg->id);
+    spool_item_t *it = spool_item_new(s, SPOOL_ITEM_REMOVE, msg->id);
 
     it->done_cb = cb;
     it->arg = arg;

@@ -29,8 +29,9 @@
  * Threads: every function here is for the loop thread only.  Blocking work
  * (fsync, rename, unlink) runs through the executor the caller supplies,
  * normally libuv's thread pool, and completes on the loop thread, where
- * every callback runs.  The spool keeps no locks: the loop thread only
- * touches a pass's files before submitting it and after it completes.
+ * every callback runs.  The loop thread only touches a pass's files before
+ * submitting it and after it completes; the one lock orders the syncs the
+ * two lanes' passes make through the spool directory (docs/spool.md).
  * spool_scan() blocks and is meant for start-up.
  *
  * Ownership: a writer belongs to the caller until spool_writer_commit() or
@@ -124,8 +125,10 @@ typedef struct {
  *                        for their own.  It also writes whatever else is
  *                        dirty on that file system: best where the spool
  *                        has a file system of its own or shares it with
- *                        little.  Linux 5.8 or later reports write-back
- *                        errors through it.
+ *                        little.  Linux 5.17 or later reports every
+ *                        write-back error through it (5.8 data errors
+ *                        only).  The kernel reports each error once per
+ *                        open file: the spool counts them (docs/spool.md).
  */
 typedef enum {
     SPOOL_SYNC_FILES,

@@ -18,6 +18,8 @@
 #ifndef MXFWD_SPOOL_INT_H
 #define MXFWD_SPOOL_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -82,6 +84,12 @@ struct spool {
     char *dir;       /* absolute */
     int dirfd;       /* open, flock()ed */
     spool_io_t io;   /* members never NULL */
+    spool_sync_t sync;
+
+    /* Syncs through dirfd (syncfs, the directory's fsync), one at a time,
+     * and the count of those that failed (see spool_shared_sync()). */
+    pthread_mutex_t sync_mu;
+    atomic_uint_fast64_t sync_errors;
 
     /* Loop thread only. */
     spool_executor_t exec;
@@ -89,7 +97,6 @@ struct spool {
     void *clock_arg;
     unsigned max_batch;
     unsigned sync_jobs;
-    spool_sync_t sync;
     uint64_t last_id;
     bool scanned;
     bool used;                 /* a writer was opened: too late to scan */

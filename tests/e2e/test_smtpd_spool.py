@@ -281,8 +281,10 @@ def queued_messages_survive_a_restart():
 
 @test
 def spool_sync_filesystem_keeps_every_acknowledged_message():
-    """spool_sync = filesystem: commits that end together share a pass
-    (one syncfs); each 250 names a whole file that a restart finds."""
+    """The daemon with spool_sync = filesystem: eight messages ending
+    together are each acknowledged with a whole file, which a restart
+    finds.  (What a crash or a failed sync does is unit-spool's: this
+    stops cleanly, so the page cache would keep the files anyway.)"""
     m = server({"spool_sync": "filesystem"})
     clients = [m.client() for _ in range(8)]
     bodies = [FROM + f"Subject: together {i}\r\n\r\n".encode() + b"y" * (1000 * i) + b"\r\n"

@@ -788,6 +788,8 @@ static struct {
     atomic_int dir_syncs;
     atomic_int file_syncs;
     atomic_int fs_syncs;
+    atomic_int fs_sync_starts;
+    atomic_int fs_sync_done_start; /* the start number of the last syncfs done */
     /* Appends (writes off the loop thread) wait while this is set. */
     atomic_bool hold_appends;
     atomic_int appends_held;
@@ -839,6 +841,7 @@ static int hook_fsync(int fd)
 
 static int hook_syncfs(int fd)
 {
+    int n = atomic_fetch_add(&hook.fs_sync_starts, 1) + 1;
     struct stat st;
 
     cr_assert_eq(fstat(fd, &st), 0);
@@ -850,6 +853,7 @@ static int hook_syncfs(int fd)
     if (syncfs(fd) != 0)
         return -1;
     atomic_fetch_add(&hook.fs_syncs, 1);
+    atomic_store(&hook.fs_sync_done_start, n);
     return 0;
 }
 
@@ -945,7 +949,7 @@ Test(spool, directory_fsync_error_fails_the_commit_and_leaves_nothing)
     fsync_failure(true);
 }
 
-Test(spool, syncfs_error_fails_every_commit_of_the_pass_and_leaves_nothing)
+Test(spool, a_failed_syncfs_fails_its_commits_and_leaves_nothing)
 {
     spool_t *s = open_spool_sync(SPOOL_SYNC_FILESYSTEM);
     spool_envelope_t env = envelope(1);
@@ -1196,7 +1200,7 @@ typedef struct {
     spool_t *s;
     int left;
     int dir_syncs_at_commit;
-    int fs_syncs_at_commit;
+    int fs_sync_starts_at_commit;
     int committed;
 } gc_writer_t;
 
@@ -1222,12 +1226,13 @@ static void gc_committed(void *arg, int status, spool_msg_t *msg)
     struct stat st;
 
     /* Durable means: the file's bytes were synced (an fsync of it, or a
-     * syncfs after the commit was queued), its final name exists (and no
-     * temporary one), and a directory fsync ran after the commit was
-     * queued. */
+     * syncfs that began after the commit was queued and is done), its
+     * final name exists (and no temporary one), and a directory fsync ran
+     * after the commit was queued. */
     snprintf(tmp, sizeof(tmp), "%s.tmp", msg ? msg->path : "");
     if (status != 0 || stat(msg->path, &st) != 0 ||
-        !(inode_synced(st.st_ino) || atomic_load(&hook.fs_syncs) > g->fs_syncs_at_commit) ||
+        !(inode_synced(st.st_ino) ||
+          atomic_load(&hook.fs_sync_done_start) > g->fs_sync_starts_at_commit) ||
         access(tmp, F_OK) == 0 || atomic_load(&hook.dir_syncs) <= g->dir_syncs_at_commit)
         gc_failures++;
     g->committed++;
@@ -1252,8 +1257,75 @@ static void gc_start(gc_writer_t *g)
     cr_assert_eq(spool_writer_open(g->s, &w), 0);
     cr_assert_eq(spool_writer_write(w, text, sizeof(text)), 0);
     g->dir_syncs_at_commit = atomic_load(&hook.dir_syncs);
-    g->fs_syncs_at_commit = atomic_load(&hook.fs_syncs);
+    g->fs_sync_starts_at_commit = atomic_load(&hook.fs_sync_starts);
     cr_assert_eq(spool_writer_commit(w, &env, gc_committed, g), 0);
+}
+
+/*
+ * A sync through the spool directory reports a write-back error once, to
+ * whichever pass syncs first; a commit whose bytes were written before
+ * that failure fails too, even when its own pass's syncs succeed.  The
+ * failure comes from the other lane's pass: a recipient update's syncfs,
+ * or a removal's directory fsync.
+ */
+static void earlier_failure_fails_the_commit(spool_sync_t mode)
+{
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_spool_sync(mode);
+    commit_result_t first = commit_text(s, "x\r\n", 3, 3, &env), held = {0}, later;
+    const spool_update_t u = {0, SPOOL_RCPT_DEFERRED, 1, 1795000300, "451 later", "", true};
+    done_result_t d = {0};
+    spool_writer_t *w;
+    spool_stats_t st;
+    char listed[64];
+
+    cr_assert_eq(first.status, 0);
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    cr_assert_eq(spool_writer_write(w, "written before the failure\r\n", 28), 0);
+    if (mode == SPOOL_SYNC_FILESYSTEM) {
+        hook.syncfs_errno = EIO;
+        cr_assert_eq(spool_update(s, first.msg, &u, 1, on_done, &d), 0);
+    } else {
+        hook.fsync_errno = EIO;
+        hook.fsync_fail_dir = true;
+        cr_assert_eq(spool_remove(s, first.msg, on_done, &d), 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(d.called, 1);
+    cr_assert_eq(d.status, -EIO);
+    hook.syncfs_errno = 0;
+    hook.fsync_errno = 0;
+
+    cr_assert_eq(spool_writer_commit(w, &env, on_commit, &held), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(held.called, 1);
+    cr_assert_eq(held.status, -EIO, "the commit's own syncs succeeded: %s",
+                 spool_strerror(held.status));
+    cr_assert_null(held.msg);
+    spool_get_stats(s, &st);
+    cr_assert_eq(st.commit_errors, 1);
+
+    /* Written after the failure: nothing stands against it. */
+    later = commit_text(s, "y\r\n", 3, 3, &env);
+    cr_assert_eq(later.status, 0);
+    if (mode == SPOOL_SYNC_FILESYSTEM)
+        snprintf(listed, sizeof(listed), "%s %s", first.msg->id, later.msg->id);
+    else
+        snprintf(listed, sizeof(listed), "%s", later.msg->id);
+    cr_assert_str_eq(listing(), listed, "nothing of the failed commit is left");
+    spool_msg_free(first.msg);
+    spool_msg_free(later.msg);
+    close_spool(s);
+}
+
+Test(spool, a_syncfs_failure_in_the_other_lane_fails_a_commit_written_before_it)
+{
+    earlier_failure_fails_the_commit(SPOOL_SYNC_FILESYSTEM);
+}
+
+Test(spool, a_directory_fsync_failure_in_the_other_lane_fails_a_commit_written_before_it)
+{
+    earlier_failure_fails_the_commit(SPOOL_SYNC_FILES);
 }
 
 /* WRITERS writers commit PER_WRITER messages each, every one starting its
