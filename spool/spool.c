@@ -369,21 +369,43 @@ static bool spool_syncfs(spool_job_t *job, uint64_t *errors)
 }
 
 /*
+ * Fail the items for which a sync through the directory failed since their
+ * bytes began to be written: the error may have been theirs
+ * (spool_shared_sync()).  An update appended with SPOOL_SYNC_FILES was
+ * made durable by an fsync of its own file, which reports that file's
+ * errors whoever saw them first: it keeps its status.
+ */
+static void spool_fail_stale(spool_t *s, spool_item_t *items, uint64_t errors)
+{
+    for (spool_item_t *it = items; it != NULL; it = it->next) {
+        if (it->status != 0 || it->errors_seen == errors ||
+            (it->kind == SPOOL_ITEM_UPDATE && s->sync == SPOOL_SYNC_FILES))
+            continue;
+        if (it->renamed)
+            unlinkat(s->dirfd, it->id, 0);
+        it->renamed = false;
+        it->status = -EIO;
+    }
+}
+
+/*
  * Stage two: a file's final name exists only once its bytes are durable
- * (stage one), and the names are durable (directory fsync) before anyone
- * is told.
+ * (stage one, or the syncfs here), and the names are durable (directory
+ * fsync) before anyone is told.
  */
 static void spool_name_work(spool_job_t *job)
 {
     spool_t *s = job->pass->s;
     spool_item_t *items = job->pass->items;
     char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
-    bool dir_changed = false, shared = false;
+    bool dir_changed = false;
     uint64_t errors = 0;
     int err;
 
-    if (s->sync == SPOOL_SYNC_FILESYSTEM)
-        shared = spool_syncfs(job, &errors);
+    /* Checked before the renames too, so that a stale commit is not
+     * named only to be unlinked again. */
+    if (s->sync == SPOOL_SYNC_FILESYSTEM && spool_syncfs(job, &errors))
+        spool_fail_stale(s, items, errors);
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_REMOVE) {
             dir_changed |= it->unlinked;
@@ -396,7 +418,6 @@ static void spool_name_work(spool_job_t *job)
         }
     }
     if (dir_changed) {
-        shared = true;
         err = spool_shared_sync(job, s->io.fsync, &errors);
         /* Nothing in this pass is known to be durable: no commit may be
          * acknowledged, so none may stay behind to be delivered. */
@@ -408,16 +429,7 @@ static void spool_name_work(spool_job_t *job)
             it->renamed = false;
             it->status = err;
         }
-    }
-    /* Another pass's shared sync failed since these bytes were written:
-     * the error may have been theirs (spool_shared_sync()). */
-    for (spool_item_t *it = items; it != NULL && shared; it = it->next) {
-        if (it->status != 0 || it->errors_seen == errors)
-            continue;
-        if (it->renamed)
-            unlinkat(s->dirfd, it->id, 0);
-        it->renamed = false;
-        it->status = -EIO;
+        spool_fail_stale(s, items, errors);
     }
 
     for (spool_item_t *it = items; it != NULL; it = it->next) {

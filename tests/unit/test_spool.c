@@ -1328,6 +1328,35 @@ Test(spool, a_directory_fsync_failure_in_the_other_lane_fails_a_commit_written_b
     earlier_failure_fails_the_commit(SPOOL_SYNC_FILES);
 }
 
+Test(spool, an_update_fsynced_on_its_own_file_survives_a_directory_failure_in_its_pass)
+{
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_spool_sync(SPOOL_SYNC_FILES);
+    commit_result_t m = commit_text(s, "x\r\n", 3, 3, &env), n = commit_text(s, "y\r\n", 3, 3, &env);
+    const spool_update_t u = {1, SPOOL_RCPT_DEFERRED, 1, 1795000300, "451 later", "", true};
+    done_result_t updated = {0}, removed = {0};
+    scan_result_t sr;
+
+    hook.fsync_errno = EIO;
+    hook.fsync_fail_dir = true;
+    cr_assert_eq(spool_update(s, m.msg, &u, 1, on_done, &updated), 0);
+    cr_assert_eq(spool_remove(s, n.msg, on_done, &removed), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(removed.status, -EIO, "the removal needed the directory");
+    cr_assert_eq(updated.status, 0, "the append was fsynced on its own file: %s",
+                 spool_strerror(updated.status));
+    hook.fsync_errno = 0;
+    spool_msg_free(m.msg);
+    spool_msg_free(n.msg);
+    close_spool(s);
+
+    s = restart(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    assert_rcpt(&sr.msgs[0]->rcpts[1], SPOOL_RCPT_DEFERRED, 1, 1795000300, "451 later", "", true);
+    scan_free(&sr);
+    close_spool(s);
+}
+
 /* WRITERS writers commit PER_WRITER messages each, every one starting its
  * next on its last's callback. */
 static void group_commit(spool_sync_t mode)
