@@ -668,8 +668,10 @@ int server_main(const char *config_path, bool verbose)
     uv_timer_init(&loop, &srv->grace);
     srv->grace.data = srv;
     server_signals(srv);
-    server_listen(srv);
+    /* The metrics port first: whoever finds the SMTP port accepting finds
+     * it accepting too. */
     server_open_metrics(srv);
+    server_listen(srv);
     server_drop_privileges(pw);
     server_open_queue(srv);
     reload_start(srv->reload);

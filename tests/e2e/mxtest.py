@@ -544,11 +544,17 @@ class Mxfwd:
         self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
                             log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn,
                             env=dict(os.environ, **env) if env else None)
-        wait_until(lambda: not self.proc.running() or _port_open(self.port),
-                   what="mxfwd to listen")
+        wait_until(lambda: not self.proc.running() or self._ready(), what="mxfwd to start")
         if not self.proc.running():
             raise AssertionError(f"mxfwd exited with {self.proc.proc.returncode}:\n{self.log()}")
         return self
+
+    def _ready(self):
+        """The SMTP port accepts and, when the log comes here, mxfwd said
+        it started: the queue, control socket and metrics are open too."""
+        if not _port_open(self.port):
+            return False
+        return self.settings.get("log") == "syslog" or "mxfwd started" in self.log()
 
     def stop(self, sig=signal.SIGTERM):
         return self.proc.stop(sig) if self.proc else None
