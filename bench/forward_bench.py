@@ -89,10 +89,7 @@ def bench(args, tmp, tmp_postfix):
     rows = []
     for run in range(1, args.runs + 1):
         row = {}
-        order = ["mxfwd"] + (["postfix"] if pf else [])
-        if run % 2 == 0:
-            order.reverse()
-        for name in order:
+        for name in sb.turns(run, pf is not None):
             if name == "postfix":
                 row.update(one_run("postfix", pf_port, args, sink_log,
                                    lambda: sb.postfix_queue_empty(pf_queue), None))

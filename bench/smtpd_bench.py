@@ -277,6 +277,13 @@ smtp_tls_security_level = none
     return p, port, cfg, queue
 
 
+def turns(run, with_postfix):
+    """Who goes first in run number run (from 1): the servers take turns,
+    so that neither always runs right after the other's clean-up."""
+    order = ["mxfwd"] + (["postfix"] if with_postfix else [])
+    return order if run % 2 else order[::-1]
+
+
 def postfix_queue_empty(queue):
     for sub in ("incoming", "active", "deferred", "maildrop"):
         for _, _, files in os.walk(os.path.join(queue, sub)):
@@ -347,10 +354,7 @@ def accept_rate(args, tmp, tmp_postfix):
           f"{'mxfwd cpu ms/msg':>17} {'machine-wide cpu ms/msg (mxfwd, postfix)':>42}")
     for run in range(1, args.runs + 1):
         row = {}
-        order = ["mxfwd"] + (["postfix"] if pf else [])
-        if run % 2 == 0:
-            order.reverse()
-        for name in order:
+        for name in turns(run, pf is not None):
             # Each run starts on an idle machine: Postfix has delivered the
             # last run's messages to the sink.
             deadline = time.monotonic() + 300
