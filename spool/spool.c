@@ -44,6 +44,7 @@ struct spool_item {
     char id[SPOOL_ID_SIZE];
     int fd;            /* commit: the written file; update: opened by the pass */
     int status;        /* 0 or the first error */
+    unsigned job;      /* the index of the pass's job that handles it */
     bool renamed;      /* commit: the final name exists */
     bool unlinked;     /* remove: the name is gone */
     unsigned char *rec; /* update: the record to append */
@@ -286,10 +287,11 @@ static void spool_item_free(spool_item_t *it)
     free(it);
 }
 
-static int spool_fsync(spool_job_t *job, int fd)
+/* One fsync or syncfs, counted: 0 or a negative errno. */
+static int spool_sync(spool_job_t *job, int (*sync)(int fd), int fd)
 {
     job->fsyncs++;
-    return job->pass->s->io.fsync(fd) == 0 ? 0 : (errno ? -errno : -EIO);
+    return sync(fd) == 0 ? 0 : (errno ? -errno : -EIO);
 }
 
 static void spool_tmp_name(const char *id, char *name, size_t size)
@@ -299,8 +301,7 @@ static void spool_tmp_name(const char *id, char *name, size_t size)
 
 static bool spool_job_owns(const spool_job_t *job, const spool_item_t *it)
 {
-    return job->pass->njobs == 1 ||
-           htab_hash(it->id, SPOOL_ID_LEN) % job->pass->njobs == job->index;
+    return it->job == job->index;
 }
 
 /* Update item: append its record to the message file. */
@@ -334,14 +335,11 @@ static void spool_append(spool_t *s, spool_item_t *it)
 static int spool_shared_sync(spool_job_t *job, int (*sync)(int fd), uint64_t *errors)
 {
     spool_t *s = job->pass->s;
-    int err = 0;
+    int err;
 
     pthread_mutex_lock(&s->sync_mu);
-    job->fsyncs++;
-    if (sync(s->dirfd) != 0) {
-        err = errno ? -errno : -EIO;
+    if ((err = spool_sync(job, sync, s->dirfd)) != 0)
         atomic_fetch_add(&s->sync_errors, 1);
-    }
     *errors = atomic_load(&s->sync_errors);
     pthread_mutex_unlock(&s->sync_mu);
     return err;
@@ -369,13 +367,15 @@ static bool spool_syncfs(spool_job_t *job, uint64_t *errors)
 }
 
 /*
- * Fail the items for which a sync through the directory failed since their
- * bytes began to be written: the error may have been theirs
- * (spool_shared_sync()).  An update appended with SPOOL_SYNC_FILES was
- * made durable by an fsync of its own file, which reports that file's
- * errors whoever saw them first: it keeps its status.
+ * Fail with status the items for which a sync through the directory
+ * failed since their bytes began to be written, this pass's own included:
+ * the error may have been theirs (spool_shared_sync()).  Nothing failed
+ * may stay behind to be delivered, so a renamed file is removed again.
+ * An update appended with SPOOL_SYNC_FILES was made durable by an fsync
+ * of its own file, which reports that file's errors whoever saw them
+ * first: it keeps its status.
  */
-static void spool_fail_stale(spool_t *s, spool_item_t *items, uint64_t errors)
+static void spool_fail_since(spool_t *s, spool_item_t *items, uint64_t errors, int status)
 {
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->status != 0 || it->errors_seen == errors ||
@@ -384,7 +384,7 @@ static void spool_fail_stale(spool_t *s, spool_item_t *items, uint64_t errors)
         if (it->renamed)
             unlinkat(s->dirfd, it->id, 0);
         it->renamed = false;
-        it->status = -EIO;
+        it->status = status;
     }
 }
 
@@ -405,7 +405,7 @@ static void spool_name_work(spool_job_t *job)
     /* Checked before the renames too, so that a stale commit is not
      * named only to be unlinked again. */
     if (s->sync == SPOOL_SYNC_FILESYSTEM && spool_syncfs(job, &errors))
-        spool_fail_stale(s, items, errors);
+        spool_fail_since(s, items, errors, -EIO);
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_REMOVE) {
             dir_changed |= it->unlinked;
@@ -417,19 +417,11 @@ static void spool_name_work(spool_job_t *job)
                 it->status = -errno;
         }
     }
+    /* A failure of this fsync fails every name of the pass: none is known
+     * to be durable. */
     if (dir_changed) {
         err = spool_shared_sync(job, s->io.fsync, &errors);
-        /* Nothing in this pass is known to be durable: no commit may be
-         * acknowledged, so none may stay behind to be delivered. */
-        for (spool_item_t *it = items; it != NULL && err != 0; it = it->next) {
-            if (it->kind == SPOOL_ITEM_UPDATE || it->status != 0)
-                continue;
-            if (it->renamed)
-                unlinkat(s->dirfd, it->id, 0);
-            it->renamed = false;
-            it->status = err;
-        }
-        spool_fail_stale(s, items, errors);
+        spool_fail_since(s, items, errors, err != 0 ? err : -EIO);
     }
 
     for (spool_item_t *it = items; it != NULL; it = it->next) {
@@ -460,7 +452,7 @@ static void spool_fsync_files(spool_job_t *job)
             sync_file_range(it->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         if (spool_job_owns(job, it) && it->fd >= 0 && it->status == 0 &&
-            (err = spool_fsync(job, it->fd)) != 0)
+            (err = spool_sync(job, job->pass->s->io.fsync, it->fd)) != 0)
             it->status = err;
 }
 
@@ -582,6 +574,9 @@ static void spool_kick(spool_t *s, spool_lane_t *lane)
         pass->jobs[i].pass = pass;
         pass->jobs[i].index = i;
     }
+    /* By queue id, so that every append to one file is in one job. */
+    for (spool_item_t *it = pass->items; it != NULL && pass->njobs > 1; it = it->next)
+        it->job = htab_hash(it->id, SPOOL_ID_LEN) % pass->njobs;
     lane->in_flight = true;
     for (unsigned i = 0; i < pass->njobs; i++)
         s->exec.submit(s->exec.impl, spool_sync_work, spool_job_done, &pass->jobs[i]);
