@@ -15,6 +15,9 @@
 #include "parse.h"
 
 static const char *log_ident = "mxfwd";
+/* Taken by log_init(): getpid() is a system call for every line otherwise,
+ * and nothing forks after it. */
+static long log_pid;
 static log_target_t log_target = LOG_TARGET_STDERR;
 static log_level_t log_level = LOG_LEVEL_INFO;
 static int log_fd = STDERR_FILENO;
@@ -24,7 +27,6 @@ static int log_fd = STDERR_FILENO;
 static pthread_mutex_t log_syslog_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sockaddr_storage log_syslog_addr;
 static socklen_t log_syslog_addrlen;
-static bool log_syslog_named; /* log_set_syslog_path() gave an address */
 static int log_syslog_fd = -1;
 static int log_syslog_type; /* SOCK_DGRAM, or SOCK_STREAM for a daemon that wants that */
 
@@ -74,10 +76,8 @@ static int log_syslog_open(void)
 {
     if (log_syslog_fd >= 0)
         return 0;
-    if (!log_syslog_named) {
+    if (log_syslog_addrlen == 0)
         parse_unix_sockaddr(LOG_SYSLOG_PATH, &log_syslog_addr, &log_syslog_addrlen);
-        log_syslog_named = true;
-    }
     /* Datagrams, as syslog(3) sends; a socket of the other type says
      * EPROTOTYPE, and some daemons listen on a stream socket. */
     if (log_syslog_connect_type(SOCK_DGRAM) == 0)
@@ -153,7 +153,6 @@ int log_set_syslog_path(const char *path)
     pthread_mutex_lock(&log_syslog_lock);
     log_syslog_addr = ss;
     log_syslog_addrlen = len;
-    log_syslog_named = true;
     log_syslog_close();
     pthread_mutex_unlock(&log_syslog_lock);
     return 0;
@@ -162,6 +161,7 @@ int log_set_syslog_path(const char *path)
 void log_init(const char *ident, log_target_t target, log_level_t min_level)
 {
     log_ident = ident;
+    log_pid = (long)getpid();
     log_target = target;
     log_level = min_level;
     pthread_mutex_lock(&log_syslog_lock);
@@ -210,7 +210,8 @@ void log_vmsg(log_level_t level, const char *fmt, va_list ap)
     log_sanitize(text);
 
     /* The same line for both targets; syslog's gets its header in front. */
-    n = snprintf(line, sizeof(line), "%s[%ld]: %s%s\n", log_ident, (long)getpid(),
+    n = snprintf(line, sizeof(line), "%s[%ld]: %s%s\n", log_ident,
+                 log_pid != 0 ? log_pid : (long)getpid(),
                  log_prefix[level], text);
     if (n < 0)
         return;
