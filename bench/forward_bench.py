@@ -73,11 +73,9 @@ def one_run(name, port, args, sink_log, queue_empty, cpu_pid):
 
 
 def bench(args, tmp, tmp_postfix):
-    sink_port = sb.free_port()
     sink_log = os.path.join(tmp, "sink.log")
-    sb.start(["smtp-sink", "-u", "nobody", "-4", "-c", "-m", "1024", f"127.0.0.1:{sink_port}",
-              "1024"], sink_log)
-    sb.wait_port(sink_port, None, "smtp-sink")
+    sink_port = sb.start_sink(sink_log)
+    dns = sb.start_dns(tmp)
     pf = None
     if not args.no_postfix and sb.ensure_postsrsd():
         pf, pf_port, _, pf_queue = sb.start_postfix(tmp_postfix, sink_port)
@@ -95,7 +93,7 @@ def bench(args, tmp, tmp_postfix):
                                    lambda: sb.postfix_queue_empty(pf_queue), None))
                 continue
             # A fresh spool each run, in a directory of its own.
-            mx, port, spool = sb.start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}")
+            mx, port, spool = sb.start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}", dns=dns)
             row.update(one_run("mxfwd", port, args, sink_log, lambda: spool_empty(spool), mx.pid))
             sb.stop(mx)
         row["ratio"] = row["mxfwd"] / row["postfix"] if pf else float("nan")

@@ -333,11 +333,18 @@ def silent_listener():
     return lsock.getsockname()[1]
 
 
+def start_sink(log):
+    """Postfix's smtp-sink on a loopback port, counting what it takes (-c)
+    into log: the next hop of both forwarders.  Returns its port."""
+    port = free_port()
+    start(["smtp-sink", "-u", "nobody", "-4", "-c", "-m", "1024", f"127.0.0.1:{port}", "1024"],
+          log)
+    wait_port(port, None, "smtp-sink")
+    return port
+
+
 def accept_rate(args, tmp, tmp_postfix):
-    sink_port = free_port()
-    start(["smtp-sink", "-u", "nobody", "-4", "-c", "-m", "1024", f"127.0.0.1:{sink_port}",
-           "1024"], os.path.join(tmp, "sink.log"))
-    wait_port(sink_port, None, "smtp-sink")
+    sink_port = start_sink(os.path.join(tmp, "sink.log"))
     # Where mxfwd forwards to: the sink, or nowhere that answers.
     route_port = silent_listener() if args.hold else sink_port
     pf = None

@@ -735,9 +735,8 @@ class Sink:
         self.transactions = []
         self.attempts = []
         self.connections = 0
-        self.active = 0
         self.max_active = 0    # most sessions open at once
-        self._open = set()     # streams of the sessions counted in active
+        self._open = set()     # streams of the sessions open now
         self.rsets = 0
         self.quits = 0
         self.lock = threading.Lock()
@@ -794,7 +793,6 @@ class Sink:
             # only the sessions whose peer is still there.
             self._open = {o for o in self._open if not o.peer_closed()}
             self._open.add(f)
-            self.active += 1
             self.max_active = max(self.max_active, len(self._open))
         try:
             self._converse(f)
@@ -803,7 +801,6 @@ class Sink:
         finally:
             f.close()
             with self.lock:
-                self.active -= 1
                 self._open.discard(f)
 
     def _next_reply(self, value):
