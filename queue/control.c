@@ -18,7 +18,6 @@
 #include "str.h"
 #include "xalloc.h"
 
-#define US_PER_S INT64_C(1000000)
 
 typedef struct control_client control_client_t;
 
@@ -133,7 +132,7 @@ static void control_rcpt_json(buf_t *out, const queue_rcpt_info_t *ri)
     json_str(out, ri->state);
     buf_printf(out, ",\"attempts\":%" PRIu32 ",\"next_attempt\":", r->attempts);
     if (ri->next_attempt_us > 0)
-        buf_printf(out, "%" PRId64, ri->next_attempt_us / US_PER_S);
+        buf_printf(out, "%" PRId64, ri->next_attempt_us / QUEUE_US_PER_S);
     else
         buf_puts(out, "null");
     buf_puts(out, ",\"last_reply\":");
@@ -156,7 +155,7 @@ static void control_list_msg(void *arg, const spool_msg_t *m, const queue_rcpt_i
     buf_puts(out, l->n++ > 0 ? ",{\"id\":" : "{\"id\":");
     json_str(out, m->id);
     buf_printf(out, ",\"arrival\":%" PRId64 ",\"size\":%" PRIu64 ",\"sender\":",
-               m->arrival_us / US_PER_S, spool_msg_size(m));
+               m->arrival_us / QUEUE_US_PER_S, spool_msg_size(m));
     json_str(out, m->sender);
     buf_puts(out, ",\"srs_sender\":");
     json_str(out, m->srs_sender);
@@ -176,7 +175,7 @@ static void control_queue(control_t *c, buf_t *out)
     control_list_t l = {out, 0};
 
     buf_printf(out, "{\"ok\":true,\"now\":%" PRId64 ",\"messages\":[",
-               queue_now(c->queue) / US_PER_S);
+               queue_now(c->queue) / QUEUE_US_PER_S);
     queue_list(c->queue, control_list_msg, &l);
     buf_puts(out, "]}");
 }

@@ -14,7 +14,6 @@
 #include "str.h"
 #include "xalloc.h"
 
-#define US_PER_S INT64_C(1000000)
 
 static int64_t queue_sys_clock(void *arg)
 {
@@ -22,7 +21,7 @@ static int64_t queue_sys_clock(void *arg)
 
     (void)arg;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / 1000;
+    return (int64_t)ts.tv_sec * QUEUE_US_PER_S + ts.tv_nsec / 1000;
 }
 
 static uint32_t queue_sys_random(void *arg)
@@ -65,7 +64,7 @@ static uint64_t queue_oldest_age(void *arg)
         if (qm->m->arrival_us < oldest)
             oldest = qm->m->arrival_us;
     }
-    return oldest < now ? (uint64_t)(now - oldest) / US_PER_S : 0;
+    return oldest < now ? (uint64_t)(now - oldest) / QUEUE_US_PER_S : 0;
 }
 
 static void queue_register_oldest(queue_t *q, stats_read_fn read)
@@ -171,7 +170,7 @@ void queue_add(queue_t *q, spool_msg_t *m)
     qm->m = m;
     qm->r = xcalloc(m->nrcpts, sizeof(*qm->r));
     for (size_t i = 0; i < m->nrcpts; i++) {
-        qm->r[i].due = m->rcpts[i].next_attempt * US_PER_S;
+        qm->r[i].due = m->rcpts[i].next_attempt * QUEUE_US_PER_S;
         if (!spool_rcpt_final(m->rcpts[i].state))
             (*q->g_recipients)++;
     }
@@ -311,7 +310,7 @@ int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempt
 
     if (step >= q->nretry)
         step = q->nretry - 1;
-    delay = (int64_t)q->retry[step] * US_PER_S;
+    delay = (int64_t)q->retry[step] * QUEUE_US_PER_S;
     /* Uniform in [-JITTER%, +JITTER%] of the delay, in steps of 1/1000 of
      * that. */
     jitter = delay / 100 * QUEUE_JITTER_PERCENT *
@@ -319,7 +318,7 @@ int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempt
     next = now + delay + jitter;
     /* The last attempt is made when the lifetime ends, not up to a whole
      * retry step after it. */
-    expiry = qm->m->arrival_us + (int64_t)q->lifetime * US_PER_S;
+    expiry = qm->m->arrival_us + (int64_t)q->lifetime * QUEUE_US_PER_S;
     return next < expiry ? next : expiry;
 }
 
@@ -384,7 +383,7 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
     log_warning("%s: delivery to %s not started (%d); retried later", m->id, j->domain, rc);
     for (size_t i = 0; i < n; i++) {
         qm->r[idx[i]].st = QUEUE__IDLE;
-        qm->r[idx[i]].due = now + (int64_t)q->retry[0] * US_PER_S;
+        qm->r[idx[i]].due = now + (int64_t)q->retry[0] * QUEUE_US_PER_S;
     }
     qm->jobs--;
     q->jobs--;

@@ -60,6 +60,8 @@
 /* Longest sleep of the timer; the queue looks at the clock at least this
  * often. */
 #define QUEUE_MAX_SLEEP_MS 60000
+/* Queue times (arrival, due, now) are microseconds of the real-time clock. */
+#define QUEUE_US_PER_S INT64_C(1000000)
 /* Each retry delay is moved by up to this many percent either way, at
  * random, so messages deferred together do not all return together. */
 #define QUEUE_JITTER_PERCENT 10

@@ -18,12 +18,11 @@
 #include "str.h"
 #include "xalloc.h"
 
-#define US_PER_S INT64_C(1000000)
 
 /* Delay as Postfix writes it: two significant digits or so. */
 static void queue_fmt_delay(int64_t us, char *dst, size_t size)
 {
-    double s = us > 0 ? (double)us / US_PER_S : 0;
+    double s = us > 0 ? (double)us / QUEUE_US_PER_S : 0;
 
     if (s < 0.1)
         snprintf(dst, size, "%.2f", s);
@@ -188,7 +187,7 @@ static void queue_unbounce(queue__msg_t *qm, int64_t now)
         if (qm->r[i].st != QUEUE__IN_DSN)
             continue;
         qm->r[i].st = QUEUE__IDLE;
-        qm->r[i].due = now + (int64_t)qm->q->retry[0] * US_PER_S;
+        qm->r[i].due = now + (int64_t)qm->q->retry[0] * QUEUE_US_PER_S;
         queue__free_bounce(&qm->r[i]);
     }
 }
@@ -229,8 +228,8 @@ static void queue_bounce(queue__msg_t *qm)
         .hostname = q->hostname,
         .queue_id = m->id,
         .sender = m->sender,
-        .arrival = m->arrival_us / US_PER_S,
-        .now = now / US_PER_S,
+        .arrival = m->arrival_us / QUEUE_US_PER_S,
+        .now = now / QUEUE_US_PER_S,
         .lifetime = q->lifetime,
         .rcpts = rcpts,
     };
@@ -260,7 +259,7 @@ static void queue_bounce(queue__msg_t *qm)
             .reply = b->reply,
             .remote_reply = b->remote_reply,
             .relay = b->relay,
-            .last_attempt = b->when / US_PER_S,
+            .last_attempt = b->when / QUEUE_US_PER_S,
             .expired = b->expired,
         };
     }
@@ -356,7 +355,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
     spool_msg_t *m = qm->m;
     spool_update_t *u = xcalloc(job->nrcpts, sizeof(*u));
     int64_t now = queue_now(q);
-    int64_t expiry = m->arrival_us + (int64_t)q->lifetime * US_PER_S;
+    int64_t expiry = m->arrival_us + (int64_t)q->lifetime * QUEUE_US_PER_S;
     size_t n = 0;
 
     qm->jobs--;
@@ -398,7 +397,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
             u[n++] = (spool_update_t){.index = idx,
                                       .state = SPOOL_RCPT_DEFERRED,
                                       .attempts = attempts,
-                                      .next_attempt = (r->due + US_PER_S - 1) / US_PER_S,
+                                      .next_attempt = (r->due + QUEUE_US_PER_S - 1) / QUEUE_US_PER_S,
                                       .reply = d->reply,
                                       .relay = d->relay,
                                       .remote_reply = d->remote_reply};

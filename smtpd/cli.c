@@ -12,7 +12,7 @@
 #include "str.h"
 #include "table.h"
 
-static void cli_print_error(void *ctx, const char *message)
+void cli_print_error(void *ctx, const char *message)
 {
     (void)ctx;
     fprintf(stderr, "%s\n", message);

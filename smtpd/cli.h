@@ -23,6 +23,9 @@ typedef struct {
     char **argv;
 } cli_args_t;
 
+/* A reporter for config_load() and the other loaders: the line on stderr. */
+void cli_print_error(void *ctx, const char *message);
+
 int cli_serve(const cli_args_t *args);
 int cli_check_config(const cli_args_t *args);
 int cli_resolve(const cli_args_t *args);

@@ -16,12 +16,6 @@
 /* Long enough for a listing of a very large queue. */
 #define CLI_CONTROL_TIMEOUT_MS 60000
 
-static void cli_config_error(void *ctx, const char *message)
-{
-    (void)ctx;
-    fprintf(stderr, "%s\n", message);
-}
-
 /*
  * Send request to the daemon of the configuration.  CLI_OK with the parsed
  * reply in *out (an {"ok":true} one); otherwise the reason is printed and
@@ -37,7 +31,7 @@ static int cli_ask(const cli_args_t *args, const char *command, const char *requ
 
     *out = NULL;
     buf_init(&reply, SIZE_MAX);
-    if (config_load(args->config_path, cli_config_error, NULL, &cfg) > 0)
+    if (config_load(args->config_path, cli_print_error, NULL, &cfg) > 0)
         goto done;
     err = control_request(cfg->control_socket, request, CLI_CONTROL_TIMEOUT_MS, &reply);
     if (err < 0) {
@@ -45,8 +39,9 @@ static int cli_ask(const cli_args_t *args, const char *command, const char *requ
                 command, cfg->control_socket, control_strerror(err));
         goto done;
     }
-    if (json_parse(buf_ptr(&reply), buf_used(&reply), &v) < 0 || v->type != JSON_OBJECT) {
-        fprintf(stderr, "mxfwd %s: the daemon's reply is not valid JSON\n", command);
+    if ((err = json_parse(buf_ptr(&reply), buf_used(&reply), &v)) < 0 || v->type != JSON_OBJECT) {
+        fprintf(stderr, "mxfwd %s: the daemon's reply is %s\n", command,
+                err < 0 ? json_strerror(err) : "not a JSON object");
         goto done;
     }
     if (args->json)
