@@ -48,9 +48,37 @@ static void queue_on_timer(uv_timer_t *t)
     queue_tick(t->data);
 }
 
-/* The gauge queue_oldest_age_seconds: how long the oldest message has
- * waited, read when the registry is (a scan of the index; readers are an
- * admin's command and a metrics scrape, not the mail path). */
+/*
+ * The queue's gauges, read when the registry is (the index scanned; readers
+ * are an admin's command and a metrics scrape, not the mail path), so they
+ * are always what the index holds.
+ */
+static uint64_t queue_messages(void *arg)
+{
+    const queue_t *q = arg;
+
+    return htab_count(q->index);
+}
+
+/* Recipients not final yet. */
+static uint64_t queue_recipients(void *arg)
+{
+    const queue_t *q = arg;
+    size_t pos = 0, klen;
+    const char *key;
+    void *value;
+    uint64_t n = 0;
+
+    while (htab_next(q->index, &pos, &key, &klen, &value)) {
+        const spool_msg_t *m = ((const queue__msg_t *)value)->m;
+
+        for (size_t i = 0; i < m->nrcpts; i++)
+            n += !spool_rcpt_final(m->rcpts[i].state);
+    }
+    return n;
+}
+
+/* How long the oldest message has waited. */
 static uint64_t queue_oldest_age(void *arg)
 {
     queue_t *q = arg;
@@ -67,11 +95,18 @@ static uint64_t queue_oldest_age(void *arg)
     return oldest < now ? (uint64_t)(now - oldest) / QUEUE_US_PER_S : 0;
 }
 
-static void queue_register_oldest(queue_t *q, stats_read_fn read)
+/* attach false: the queue is going, the registry stays; the gauges keep
+ * their last values. */
+static void queue_register_gauges(queue_t *q, bool attach)
 {
+    stats_register_fn(q->stats, STATS_GAUGE, "queue_messages", NULL, NULL,
+                      "messages in the queue", attach ? queue_messages : NULL, q);
+    stats_register_fn(q->stats, STATS_GAUGE, "queue_recipients", NULL, NULL,
+                      "recipients in the queue not yet delivered or bounced",
+                      attach ? queue_recipients : NULL, q);
     stats_register_fn(q->stats, STATS_GAUGE, "queue_oldest_age_seconds", NULL, NULL,
-                      "seconds since the oldest queued message arrived (0: none queued)", read,
-                      read != NULL ? q : NULL);
+                      "seconds since the oldest queued message arrived (0: none queued)",
+                      attach ? queue_oldest_age : NULL, q);
 }
 
 int queue_new(const queue_options_t *opt, queue_t **out)
@@ -113,14 +148,8 @@ int queue_new(const queue_options_t *opt, queue_t **out)
                                   "recipients bounced (refused for good, or expired)");
     q->n_dsn = stats_register(opt->stats, STATS_COUNTER, "dsn", NULL, NULL,
                               "non-delivery notifications created");
-    q->g_messages = stats_register(opt->stats, STATS_GAUGE, "queue_messages", NULL, NULL,
-                                   "messages in the queue");
-    q->g_recipients = stats_register(opt->stats, STATS_GAUGE, "queue_recipients", NULL, NULL,
-                                     "recipients in the queue not yet delivered or bounced");
     q->stats = opt->stats;
-    queue_register_oldest(q, queue_oldest_age);
-    *q->g_messages = 0;
-    *q->g_recipients = 0;
+    queue_register_gauges(q, true);
     *out = q;
     return 0;
 }
@@ -169,13 +198,9 @@ void queue_add(queue_t *q, spool_msg_t *m)
     qm->q = q;
     qm->m = m;
     qm->r = xcalloc(m->nrcpts, sizeof(*qm->r));
-    for (size_t i = 0; i < m->nrcpts; i++) {
+    for (size_t i = 0; i < m->nrcpts; i++)
         qm->r[i].due = m->rcpts[i].next_attempt * QUEUE_US_PER_S;
-        if (!spool_rcpt_final(m->rcpts[i].state))
-            (*q->g_recipients)++;
-    }
     htab_put(q->index, m->id, strlen(m->id), qm);
-    (*q->g_messages)++;
     queue__settle(qm);
 }
 
@@ -245,10 +270,6 @@ void queue__remove(queue__msg_t *qm)
 
     heap_remove(&q->due, &qm->node);
     htab_remove(q->index, m->id, strlen(m->id));
-    (*q->g_messages)--;
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (!spool_rcpt_final(m->rcpts[i].state))
-            (*q->g_recipients)--;
     r->q = q;
     str_lcpy(r->id, m->id, sizeof(r->id));
     if ((rc = spool_remove(q->spool, m, queue_removed, r)) < 0) {
@@ -561,27 +582,16 @@ static void queue_timer_closed(uv_handle_t *h)
 
 void queue__maybe_closed(queue_t *q)
 {
-    size_t pos = 0, klen, n = 0;
-    queue__msg_t **all;
-    const char *key;
-    void *value;
-
     if (!q->closing || !q->delivery_closed || q->jobs > 0 || q->io > 0 ||
         uv_is_closing((uv_handle_t *)&q->timer))
         return;
-    /* The registry outlives the queue: its gauge keeps the last value. */
-    queue_register_oldest(q, NULL);
+    queue_register_gauges(q, false);
     /* The messages stay in the spool for the next start.  Their ids are
-     * the table's keys, so the table goes first. */
-    all = xcalloc(htab_count(q->index) + 1, sizeof(*all));
-    while (htab_next(q->index, &pos, &key, &klen, &value))
-        all[n++] = value;
-    htab_free(q->index, NULL);
-    q->index = NULL;
+     * the table's borrowed keys, which htab_free() only looks at before it
+     * frees each value. */
     heap_free(&q->due);
-    for (size_t i = 0; i < n; i++)
-        queue_free_msg(all[i]);
-    free(all);
+    htab_free(q->index, queue_free_msg);
+    q->index = NULL;
     uv_close((uv_handle_t *)&q->timer, queue_timer_closed);
 }
 

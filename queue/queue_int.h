@@ -87,8 +87,6 @@ struct queue {
     uint64_t *n_deferred;
     uint64_t *n_bounced;
     uint64_t *n_dsn;
-    uint64_t *g_messages;
-    uint64_t *g_recipients; /* not yet final */
 };
 
 static inline queue__msg_t *queue__msg_of(heap_node_t *node)

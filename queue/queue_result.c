@@ -109,9 +109,6 @@ static void queue_record(queue__msg_t *qm, const spool_update_t *u, size_t n)
         return;
     }
 
-    for (size_t i = 0; i < n; i++)
-        if (spool_rcpt_final(u[i].state) && !spool_rcpt_final(qm->m->rcpts[u[i].index].state))
-            (*q->g_recipients)--;
     /* Applied to qm->m at once; durable when queue_recorded() runs. */
     rc = spool_update(q->spool, qm->m, u, n, queue_recorded, qm);
     if (rc < 0) {

@@ -22,6 +22,8 @@ typedef struct htab htab_t;
 
 htab_t *htab_new(size_t expected);
 htab_t *htab_new_borrowed(size_t expected);
+/* free_value (may be NULL) gets every value; a borrowed key is not read
+ * once its value has been handed to it, so it may free the key's owner. */
 void htab_free(htab_t *h, void (*free_value)(void *));
 size_t htab_count(const htab_t *h);
 
