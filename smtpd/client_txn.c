@@ -307,14 +307,22 @@ void client__txn_reply(client_conn_t *conn)
 
 /* ---- the message ---- */
 
+/* After stuffing into the stage (rc its result): the plaintext moved to
+ * the output.  false: the connection failed. */
+static bool txn_staged(client_conn_t *conn, int rc)
+{
+    if (rc != 0 || !client__conn_commit(conn)) {
+        client__conn_io_error(conn, UV_ENOBUFS);
+        return false;
+    }
+    return true;
+}
+
 /* The whole message is staged: add the final dot and wait for the reply. */
 static void txn_body_end(client_conn_t *conn)
 {
-    if (client_stuff_end(&conn->stuff, client__conn_stage(conn)) != 0 ||
-        !client__conn_commit(conn)) {
-        client__conn_io_error(conn, UV_ENOBUFS);
+    if (!txn_staged(conn, client_stuff_end(&conn->stuff, client__conn_stage(conn))))
         return;
-    }
     conn->state = CONN_DOT;
     if (client__conn_flush(conn))
         client__conn_timer(conn, conn->c->t.dot);
@@ -325,11 +333,8 @@ static void txn_body_end(client_conn_t *conn)
  * small message goes out in one write. */
 static void txn_body_stage(client_conn_t *conn, const char *p, size_t n)
 {
-    if (client_stuff(&conn->stuff, p, n, client__conn_stage(conn)) != 0 ||
-        !client__conn_commit(conn)) {
-        client__conn_io_error(conn, UV_ENOBUFS);
+    if (!txn_staged(conn, client_stuff(&conn->stuff, p, n, client__conn_stage(conn))))
         return;
-    }
     if (conn->file_left == 0) {
         txn_body_end(conn);
         return;
@@ -349,11 +354,9 @@ static void txn_body_start(client_conn_t *conn)
     conn->file_left = dj->length;
     /* The prepended headers wait for the first block of the file, to go
      * out with it. */
-    if (client_stuff(&conn->stuff, dj->prepend, dj->prepend_len, client__conn_stage(conn)) != 0 ||
-        !client__conn_commit(conn)) {
-        client__conn_io_error(conn, UV_ENOBUFS);
+    if (!txn_staged(conn, client_stuff(&conn->stuff, dj->prepend, dj->prepend_len,
+                                       client__conn_stage(conn))))
         return;
-    }
     if (conn->file_left == 0)
         txn_body_end(conn);
     else
