@@ -236,16 +236,11 @@ static void complete(auth_msg_t *m)
         uv_timer_stop(&m->timer);
     if (m->spf_started) {
         r->spf_done = true;
-        if (m->spf_finished) {
-            r->spf = m->spf;
-        } else {
-            const char *at = strrchr(m->sender, '@');
-
-            memset(&r->spf, 0, sizeof(r->spf));
+        /* Unfinished, m->spf still has the domain and identity that
+         * spf_check_start() chose. */
+        r->spf = m->spf;
+        if (!m->spf_finished) {
             r->spf.status = SPF_TEMPERROR;
-            r->spf.helo = m->sender[0] == '\0';
-            str_lcpy(r->spf.domain, r->spf.helo ? m->helo : at ? at + 1 : m->sender,
-                     sizeof(r->spf.domain));
             str_lcpy(r->spf.problem, "SPF check timed out", sizeof(r->spf.problem));
         }
     }

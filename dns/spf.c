@@ -57,6 +57,7 @@ struct spf_req {
     dns_req_t *lookup; /* the question out, or NULL */
     unsigned runs;
     spf_result_t result;
+    char domain[sizeof(((spf_result_t *)0)->domain)]; /* checked, normalised */
 
     /* State of the run in progress. */
     bool top;       /* the next query is the checked domain's own record */
@@ -549,20 +550,12 @@ static void run_once(spf_req_t *q)
     spf_result_t *out = &q->result;
     const char *sender = q->sender, *helo = q->helo;
     const struct sockaddr *client = (const struct sockaddr *)&q->client;
-    const char *at = strrchr(sender, '@');
     SPF_request_t *req = NULL;
     char from[600];
 
-    memset(out, 0, sizeof(*out));
-    out->helo = *sender == '\0';
-    /* Checked usable at the start. */
-    addr_dns_name(out->helo ? helo
-                  : at      ? at + 1
-                            : sender,
-                  strlen(out->helo ? helo
-                         : at      ? at + 1
-                                   : sender),
-                  out->domain, sizeof(out->domain));
+    /* A fresh result, for the domain and identity spf_check_start() chose. */
+    *out = (spf_result_t){.helo = out->helo};
+    str_lcpy(out->domain, q->domain, sizeof(out->domain));
     q->top = true;
     q->limit_hit = q->void_hit = q->late = q->missed = false;
     q->terms = q->voids = 0;
@@ -615,6 +608,14 @@ static dns_type_t dns_type_of(ns_type type)
 
 static void on_answer(void *arg, int status, const dns_result_t *res);
 
+/* Learn the resolver's answer (or refusal) to the question out. */
+static void learn_answer(spf_req_t *q, int status, const dns_result_t *res)
+{
+    SPF_dns_rr_t *rr = from_result(q->ctx->dns, q->miss_name, q->miss_type, status, res);
+
+    learn(q, rr != NULL ? rr : answer(q->ctx->dns, q->miss_name, q->miss_type, TRY_AGAIN));
+}
+
 /*
  * Run until an evaluation needs nothing more (true: q->result is final)
  * or a question has gone to the resolver (false).  A question the
@@ -623,7 +624,6 @@ static void on_answer(void *arg, int status, const dns_result_t *res);
 static bool advance(spf_req_t *q)
 {
     for (;;) {
-        SPF_dns_rr_t *rr;
         int rc;
 
         run_once(q);
@@ -638,23 +638,16 @@ static bool advance(spf_req_t *q)
                         &q->lookup);
         if (rc == 0)
             return false;
-        rr = from_result(q->ctx->dns, q->miss_name, q->miss_type, rc, NULL);
-        if (rr == NULL)
-            rr = answer(q->ctx->dns, q->miss_name, q->miss_type, TRY_AGAIN);
-        learn(q, rr);
+        learn_answer(q, rc, NULL);
     }
 }
 
 static void on_answer(void *arg, int status, const dns_result_t *res)
 {
     spf_req_t *q = arg;
-    SPF_dns_rr_t *rr;
 
     q->lookup = NULL;
-    rr = from_result(q->ctx->dns, q->miss_name, q->miss_type, status, res);
-    if (rr == NULL)
-        rr = answer(q->ctx->dns, q->miss_name, q->miss_type, TRY_AGAIN);
-    learn(q, rr);
+    learn_answer(q, status, res);
     if (!advance(q))
         return;
     q->done(q->arg, &q->result);
@@ -693,6 +686,8 @@ int spf_check_start(spf_ctx_t *ctx, const struct sockaddr *client, const char *h
         q->client.ss_family = client->sa_family;
     q->helo = xstrdup(helo);
     q->sender = xstrdup(sender);
+    q->result.helo = now->helo;
+    str_lcpy(q->domain, now->domain, sizeof(q->domain));
     q->done = done;
     q->arg = arg;
     deadline_in(&q->deadline, ctx->total_timeout_ms);
