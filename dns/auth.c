@@ -177,9 +177,17 @@ static dmarc_id_status_t dkim_id(dkim_status_t s)
     return s == DKIM_PASS ? DMARC_ID_PASS : s == DKIM_TEMPERROR ? DMARC_ID_TEMPERROR : DMARC_ID_FAIL;
 }
 
+/* DMARC's pct draw: the test hook's, or arc4random (a system call with
+ * this glibc, which is why dmarc_evaluate() asks only when pct needs it). */
+static unsigned dmarc_sample(void *arg)
+{
+    const auth_config_t *cfg = &((const auth_ctx_t *)arg)->cfg;
+
+    return cfg->sample != NULL ? cfg->sample(cfg->hook_arg) % 100 : arc4random_uniform(100);
+}
+
 static void finish_dmarc(auth_msg_t *m)
 {
-    const auth_config_t *cfg = &m->ctx->cfg;
     authres_t *r = &m->result;
     dmarc_id_t dkim[AUTHRES_DKIM_MAX];
 
@@ -203,9 +211,6 @@ static void finish_dmarc(auth_msg_t *m)
     r->ndmarc = m->nfrom;
     for (size_t i = 0; i < m->nfrom; i++) {
         const from_t *f = &m->from[i];
-        /* Drawn only where pct can use it: each arc4random() is a system
-         * call with this glibc, and most records say pct=100. */
-        bool sampled = f->step == 2 && f->lookup == DMARC_LOOKUP_FOUND && f->rec.pct < 100;
         dmarc_input_t in = {
             .from_domain = f->domain,
             /* A lookup still out when time ran out counts as a DNS error. */
@@ -217,9 +222,8 @@ static void finish_dmarc(auth_msg_t *m)
                     .domain = r->spf_done && r->spf.domain[0] ? r->spf.domain : NULL},
             .dkim = dkim,
             .ndkim = r->ndkim,
-            .sample = !sampled     ? 0
-                      : cfg->sample ? cfg->sample(cfg->hook_arg) % 100
-                                    : arc4random_uniform(100),
+            .sample = dmarc_sample,
+            .sample_arg = m->ctx,
         };
 
         dmarc_evaluate(&in, &r->dmarc[i]);

@@ -360,7 +360,7 @@ void dmarc_evaluate(const dmarc_input_t *in, dmarc_result_t *out)
     out->status = DMARC_FAIL;
     /* pct: the messages not sampled get the next less strict policy
      * (RFC 7489 6.6.4). */
-    if (in->sample >= rec->pct) {
+    if (rec->pct < 100 && in->sample(in->sample_arg) >= rec->pct) {
         if (out->applied == DMARC_P_REJECT)
             out->applied = DMARC_P_QUARANTINE;
         else

@@ -107,7 +107,10 @@ typedef struct {
     dmarc_id_t spf;             /* the SPF-authenticated domain (MAIL FROM or HELO) */
     const dmarc_id_t *dkim;     /* one per DKIM signature, with its d= */
     size_t ndkim;
-    unsigned sample;            /* 0..99, uniform: for pct */
+    /* 0..99, uniform: asked only for a fail under a record with pct < 100
+     * (a draw can cost a system call, and most records say pct=100). */
+    unsigned (*sample)(void *arg);
+    void *sample_arg;
 } dmarc_input_t;
 
 typedef struct {

@@ -242,6 +242,11 @@ Test(dmarc_align, relaxed_and_strict)
 
 /* ---- evaluation ---- */
 
+static unsigned sample_of(void *arg)
+{
+    return *(const unsigned *)arg;
+}
+
 static dmarc_result_t eval(const char *from_domain, const char *record, bool at_org,
                            dmarc_id_t spf, const dmarc_id_t *dkim, size_t ndkim, unsigned sample)
 {
@@ -249,7 +254,8 @@ static dmarc_result_t eval(const char *from_domain, const char *record, bool at_
     const char *why = NULL;
     dmarc_result_t out;
     dmarc_input_t in = {.from_domain = from_domain, .rec = &rec, .at_org = at_org, .spf = spf,
-                        .dkim = dkim, .ndkim = ndkim, .sample = sample};
+                        .dkim = dkim, .ndkim = ndkim, .sample = sample_of,
+                        .sample_arg = &sample};
 
     if (record == NULL)
         in.lookup = DMARC_LOOKUP_NONE;
