@@ -155,17 +155,21 @@ static void queue_record_bounces(queue__msg_t *qm, queue__rstate_t from)
 }
 
 /* The original's header section: the prepended headers, then its own,
- * read from the spool file.  The read is small and the file recent, so it
- * is done here on the loop thread, like the spool's own writes. */
+ * from the body still in memory after a first attempt, or read from the
+ * spool file.  The read is small and the file recent, so it is done here
+ * on the loop thread, like the spool's own writes. */
 static char *queue_dsn_headers(const spool_msg_t *m, size_t *len)
 {
     size_t want = m->body_length < DSN_HEADERS_MAX ? (size_t)m->body_length : DSN_HEADERS_MAX;
     char *h = xmalloc(m->prepend_len + want + 1);
     ssize_t got = 0;
-    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    int fd;
 
     memcpy(h, m->prepend, m->prepend_len);
-    if (fd >= 0) {
+    if (m->body != NULL) {
+        memcpy(h + m->prepend_len, m->body, want);
+        got = (ssize_t)want;
+    } else if ((fd = open(m->path, O_RDONLY | O_CLOEXEC)) >= 0) {
         while ((got = pread(fd, h + m->prepend_len, want, (off_t)m->body_offset)) < 0 &&
                errno == EINTR)
             ;
@@ -281,17 +285,21 @@ static void queue_bounce(queue__msg_t *qm)
     q->io++;
 }
 
+static bool queue_bouncing(const queue__msg_t *qm)
+{
+    for (size_t i = 0; i < qm->m->nrcpts; i++)
+        if (qm->r[i].st == QUEUE__BOUNCING)
+            return true;
+    return false;
+}
+
 void queue__settle(queue__msg_t *qm)
 {
-    bool bouncing = false;
-
     if (qm->jobs > 0 || qm->io > 0) {
         queue__schedule(qm);
         return;
     }
-    for (size_t i = 0; i < qm->m->nrcpts; i++)
-        bouncing |= qm->r[i].st == QUEUE__BOUNCING;
-    if (bouncing && !qm->deleted) {
+    if (queue_bouncing(qm) && !qm->deleted) {
         /* Every job of this attempt is back: one DSN for all of them. */
         if (qm->m->sender[0] == '\0') {
             /* Never a DSN about a message from <> (RFC 3464 2.2, and
@@ -300,6 +308,7 @@ void queue__settle(queue__msg_t *qm)
         } else {
             queue_bounce(qm);
         }
+        queue__drop_body(qm); /* the DSN has the headers it needs */
         if (qm->io > 0) {
             queue__schedule(qm);
             return;
@@ -357,8 +366,6 @@ void queue__job_done(delivery_job_t *job, void *arg)
 
     qm->jobs--;
     q->jobs--;
-    if (qm->jobs == 0)
-        queue__drop_body(qm);
     for (size_t i = 0; i < job->nrcpts; i++) {
         delivery_rcpt_t *d = &job->rcpts[i];
         size_t idx = j->index[i];
@@ -409,6 +416,10 @@ void queue__job_done(delivery_job_t *job, void *arg)
             queue_log_result(qm, idx, d->relay, "bounced", d->reply, now);
         }
     }
+    /* The body in memory served the first attempt; a bounce's DSN copies
+     * its headers from it (queue__settle()). */
+    if (qm->jobs == 0 && !queue_bouncing(qm))
+        queue__drop_body(qm);
     /* A deleted message's file is going; its results are only logged. */
     if (n > 0 && !qm->deleted)
         queue_record(qm, u, n);
