@@ -47,10 +47,7 @@ static void dsn_text(dsn_out_t *o, const char *s)
 
 static bool dsn_ascii(const char *s)
 {
-    for (; s != NULL && *s; s++)
-        if ((unsigned char)*s >= 0x80)
-            return false;
-    return true;
+    return s == NULL || !str_has_8bit(s, strlen(s));
 }
 
 /* "Field: rfc822; a@b", or "utf-8;" for an address that is not ASCII
@@ -192,19 +189,11 @@ static void dsn_fields(dsn_out_t *o, const dsn_report_t *r)
     }
 }
 
-static bool dsn_8bit(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)p[i] >= 0x80)
-            return true;
-    return false;
-}
-
 /* Whether anything that goes into the message is not ASCII: then every
  * part is declared 8bit and the envelope says BODY=8BITMIME. */
 static bool dsn_needs_8bit(const dsn_report_t *r)
 {
-    if (dsn_8bit(r->headers, r->headers_len) || !dsn_ascii(r->sender) || !dsn_ascii(r->hostname))
+    if (str_has_8bit(r->headers, r->headers_len) || !dsn_ascii(r->sender) || !dsn_ascii(r->hostname))
         return true;
     for (size_t i = 0; i < r->nrcpts; i++)
         if (!dsn_ascii(r->rcpts[i].addr) || !dsn_ascii(r->rcpts[i].orig) ||

@@ -48,26 +48,6 @@ static size_t proto_dsn_len(const char *s, size_t n, char cls)
     return i;
 }
 
-/* Bytes of the UTF-8 sequence starting at s[0..n) if it is a valid one,
- * else 0. */
-static size_t proto_utf8_len(const char *s, size_t n)
-{
-    unsigned char c = (unsigned char)s[0];
-    size_t len;
-
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    if (len > n || !addr_utf8_valid(s, len))
-        return 0;
-    return len;
-}
-
 /* Append s[0..n) to the reply text, printable, cut to fit. */
 static void proto_text_append(client_reply_t *r, const char *s, size_t n)
 {
@@ -81,7 +61,7 @@ static void proto_text_append(client_reply_t *r, const char *s, size_t n)
         if (c >= 0x20 && c < 0x7f) {
             r->text[r->len++] = (char)c;
             i++;
-        } else if (c >= 0x80 && (k = proto_utf8_len(s + i, n - i)) > 0) {
+        } else if (c >= 0x80 && (k = str_utf8_len(s + i, n - i)) > 0) {
             if (r->len + k > room)
                 break; /* never half a character */
             memcpy(r->text + r->len, s + i, k);
@@ -265,14 +245,6 @@ bool client_addr_ok(const char *addr, bool null_ok)
     if (addr[0] == '\0')
         return null_ok;
     return addr_parse(addr, strlen(addr), &a) == 0;
-}
-
-bool client_is_utf8(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if ((unsigned char)*s >= 0x80)
-            return true;
-    return false;
 }
 
 void client_stuff_init(client_stuff_t *st)

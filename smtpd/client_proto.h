@@ -102,8 +102,6 @@ int client_rcpt_cmd(buf_t *out, const char *addr);
  * reads it (no CR, LF or angle brackets can hide in one).  "" (the null
  * sender) only when null_ok. */
 bool client_addr_ok(const char *addr, bool null_ok);
-/* Whether s has a byte outside ASCII (an address that needs SMTPUTF8). */
-bool client_is_utf8(const char *s);
 
 /* Dot-stuffing state; zero it with client_stuff_init() per message. */
 typedef struct {

@@ -123,7 +123,8 @@ static void txn_checks(client_conn_t *conn)
         str_fmt(text, sizeof(text), "SMTPUTF8 is required, but was not offered by host %s",
                 conn->namaddr);
         for (size_t i = 0; i < dj->nrcpts; i++)
-            if (client_is_utf8(dj->sender) || client_is_utf8(dj->rcpts[i].addr))
+            if (str_has_8bit(dj->sender, strlen(dj->sender)) ||
+                str_has_8bit(dj->rcpts[i].addr, strlen(dj->rcpts[i].addr)))
                 client__rcpt_result(j, i, 5, "5.6.7", text, false, conn->relay);
     }
     for (size_t i = 0; i < dj->nrcpts; i++) {

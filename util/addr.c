@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "str.h"
+
 /* Character classes, so the checks below cost one load per byte. */
 #define ADDR_C_ATEXT 0x01 /* RFC 5322 atext, plus UTF-8 bytes (RFC 6531) */
 #define ADDR_C_LDH 0x02   /* letter, digit, hyphen, plus UTF-8 bytes (U-labels) */
@@ -26,43 +28,11 @@ static const unsigned char addr_class[256] = {
 
 bool addr_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    size_t i = 0, n;
 
-    while (i < len) {
-        unsigned char c = p[i];
-        size_t n;
-        unsigned cp;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
+    while (i < len && (n = str_utf8_len(s + i, len - i)) > 0)
+        i += n;
+    return i == len;
 }
 
 static int addr_local_check(const char *s, size_t len, bool *quoted, bool *high)

@@ -4,39 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "str.h"
 #include "xalloc.h"
 
 /* ---- Writing ---- */
-
-/* Length of the valid UTF-8 sequence at p[0..n), or 0 when it is not one
- * (overlong forms, surrogates and values past U+10FFFF included). */
-static size_t json_utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2, cp = p[0] & 0x1f;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        len = 3, cp = p[0] & 0x0f;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        len = 4, cp = p[0] & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
 
 int json_strn(buf_t *b, const char *s, size_t n)
 {
@@ -49,7 +20,7 @@ int json_strn(buf_t *b, const char *s, size_t n)
 
         /* Copy runs of bytes that need no escape in one append. */
         while (run < n && p[run] >= 0x20 && p[run] != '"' && p[run] != '\\' &&
-               (len = json_utf8_len(p + run, n - run)) > 0)
+               (len = str_utf8_len(s + run, n - run)) > 0)
             run += len;
         if (run > i) {
             rc = buf_append(b, s + i, run - i);

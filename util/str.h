@@ -53,6 +53,14 @@ char *str_token(char **cursor, const char *seps);
 /* Whether the n bytes contain a NUL or a control character other than tab. */
 bool str_has_ctl(const char *s, size_t n);
 
+/* Whether any of the n bytes is not ASCII. */
+bool str_has_8bit(const char *s, size_t n);
+
+/* Bytes of the valid UTF-8 sequence at s[0..n) (1 for an ASCII byte), or
+ * 0 when it is not one: a truncated sequence, an overlong form, a
+ * surrogate or a value past U+10FFFF.  n >= 1. */
+size_t str_utf8_len(const char *s, size_t n);
+
 /* Unix time t as an RFC 5322 date in UTC, "Sat, 28 Nov 2026 17:37:34 +0000",
  * with English names whatever the locale; needs 32 bytes. */
 #define STR_DATE_SIZE 32

@@ -151,6 +151,25 @@ Test(str, case_helpers_are_ascii)
     cr_assert_lt(str_casecmp("a", "B"), 0);
 }
 
+Test(str, utf8_and_8bit)
+{
+    static const struct {
+        const char *s;
+        size_t len;
+    } cases[] = {
+        {"a", 1},          {"\xc3\xbc", 2},       {"\xe2\x82\xac", 3}, {"\xf0\x9f\x98\x80", 4},
+        {"\xc0\xaf", 0},   {"\xe0\x80\xaf", 0},  {"\xed\xa0\x80", 0}, {"\xf4\x90\x80\x80", 0},
+        {"\xc3", 0},       {"\xe2\x82", 0},       {"\x80", 0},         {"\xf5\x80\x80\x80", 0},
+        {"\xc3\x28", 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_assert_eq(str_utf8_len(cases[i].s, strlen(cases[i].s)), cases[i].len, "case %zu", i);
+    cr_assert(str_has_8bit("\xc3\xbc@b", 4));
+    cr_assert_not(str_has_8bit("u@b", 3));
+    cr_assert_not(str_has_8bit("u\xc3", 1), "only the n bytes");
+}
+
 Test(str, trim_and_token)
 {
     char s[] = "  a, b\t,,c  ";
