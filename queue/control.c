@@ -185,36 +185,33 @@ static void control_queue(control_t *c, buf_t *out)
 static void control_stats(control_t *c, buf_t *out)
 {
     size_t n = stats_count(c->stats);
+    bool first = true; /* in the family's object */
 
     stats_refresh(c->stats);
     buf_puts(out, "{\"ok\":true,\"stats\":{");
     for (size_t i = 0; i < n; i++) {
         const stats_entry_t *e = stats_at(c->stats, i);
-        bool seen = false;
 
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = strcmp(stats_at(c->stats, k)->name, e->name) == 0;
-        if (seen)
-            continue;
-        if (buf_used(out) > 0 && buf_ptr(out)[buf_used(out) - 1] != '{')
-            buf_puts(out, ",");
-        json_key(out, e->name);
-        if (e->label == NULL) {
-            buf_printf(out, "%" PRIu64, e->value);
-            continue;
-        }
-        buf_puts(out, "{");
-        for (size_t k = i, first = 1; k < n; k++) {
-            const stats_entry_t *f = stats_at(c->stats, k);
-            if (strcmp(f->name, e->name) != 0 || f->label_value == NULL)
+        /* A family's entries are together (stats.h): its first one opens
+         * it, its last one closes it. */
+        if (i == 0 || strcmp(stats_at(c->stats, i - 1)->name, e->name) != 0) {
+            buf_puts(out, i > 0 ? "," : "");
+            json_key(out, e->name);
+            if (e->label == NULL) {
+                buf_printf(out, "%" PRIu64, e->value);
                 continue;
-            if (!first)
-                buf_puts(out, ",");
-            first = 0;
-            json_key(out, f->label_value);
-            buf_printf(out, "%" PRIu64, f->value);
+            }
+            buf_puts(out, "{");
+            first = true;
         }
-        buf_puts(out, "}");
+        if (e->label_value != NULL) { /* not the family's declaration */
+            buf_puts(out, first ? "" : ",");
+            first = false;
+            json_key(out, e->label_value);
+            buf_printf(out, "%" PRIu64, e->value);
+        }
+        if (i + 1 == n || strcmp(stats_at(c->stats, i + 1)->name, e->name) != 0)
+            buf_puts(out, "}");
     }
     buf_puts(out, "}}");
 }

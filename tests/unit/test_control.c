@@ -344,12 +344,25 @@ Test(control, delete_drops_the_message_and_says_so)
 
 Test(control, stats_reports_the_registry)
 {
-    json_t *v = ask("stats");
-    const json_t *st;
+    json_t *v;
+    const json_t *st, *fam;
 
+    /* Labelled families become objects; a declared one with no values yet
+     * an empty one. */
+    stats_family(stats, STATS_COUNTER, "rejected", "reason", "refusals");
+    *stats_register(stats, STATS_COUNTER, "rejected", "reason", "relay_denied", "refusals") = 1;
+    *stats_register(stats, STATS_COUNTER, "rejected", "reason", "spf", "refusals") = 2;
+    stats_family(stats, STATS_COUNTER, "nothing_yet", "why", "none");
+    v = ask("stats");
     cr_assert(json_get(v, "ok")->boolean);
     st = json_get(v, "stats");
     cr_assert_not_null(st);
+    fam = json_get(st, "rejected");
+    cr_assert(fam != NULL && fam->type == JSON_OBJECT && fam->n == 2);
+    cr_assert_eq(json_get_num(fam, "relay_denied", -1), 1);
+    cr_assert_eq(json_get_num(fam, "spf", -1), 2);
+    fam = json_get(st, "nothing_yet");
+    cr_assert(fam != NULL && fam->type == JSON_OBJECT && fam->n == 0);
     cr_assert_eq(json_get_num(st, "deferred", -1), 1);
     cr_assert_eq(json_get_num(st, "delivered", -1), 0);
     cr_assert_eq(json_get_num(st, "queue_messages", -1), 2);
