@@ -96,21 +96,22 @@ static bool dsn_has(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
-static void dsn_duration(uint64_t secs, char *dst, size_t size)
+void dsn_duration(uint64_t secs, bool words, char *dst, size_t size)
 {
     static const struct {
         uint64_t secs;
-        const char *unit;
+        const char *word;
     } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    size_t i = 0;
 
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (secs >= units[i].secs && secs % units[i].secs == 0) {
-            snprintf(dst, size, "%" PRIu64 " %s%s", secs / units[i].secs, units[i].unit,
-                     secs == units[i].secs ? "" : "s");
-            return;
-        }
-    }
-    snprintf(dst, size, "0 seconds");
+    while (i + 1 < sizeof(units) / sizeof(units[0]) &&
+           !(secs >= units[i].secs && secs % units[i].secs == 0))
+        i++;
+    if (words)
+        snprintf(dst, size, "%" PRIu64 " %s%s", secs / units[i].secs, units[i].word,
+                 secs == units[i].secs ? "" : "s");
+    else
+        snprintf(dst, size, "%" PRIu64 "%c", secs / units[i].secs, units[i].word[0]);
 }
 
 /* The part for people: each recipient, then why, on a line of its own. */
@@ -118,7 +119,7 @@ static void dsn_human(dsn_out_t *o, const dsn_report_t *r)
 {
     char lifetime[64];
 
-    dsn_duration(r->lifetime, lifetime, sizeof(lifetime));
+    dsn_duration(r->lifetime, true, lifetime, sizeof(lifetime));
     dsn_printf(o, "This is the mail system at host ");
     dsn_text(o, r->hostname);
     dsn_printf(o, ".\r\n\r\n"

@@ -68,4 +68,8 @@ int dsn_build(const dsn_report_t *r, buf_t *out, dsn_needs_t *needs);
  */
 size_t dsn_header_section(const char *p, size_t n);
 
+/* A duration in the largest unit that divides it: "5 days", "1 hour",
+ * "90 minutes" with words, else "5d", "1h", "90m", "45s" (log lines). */
+void dsn_duration(uint64_t secs, bool words, char *dst, size_t size);
+
 #endif

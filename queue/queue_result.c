@@ -336,23 +336,6 @@ static void queue_set_bounce(queue__rcpt_t *r, const delivery_rcpt_t *d, bool ex
     r->st = QUEUE__BOUNCING;
 }
 
-/* "5d", "36h", "90m", "45s": the largest unit that divides it. */
-static void queue_fmt_duration(uint64_t secs, char *dst, size_t size)
-{
-    static const struct {
-        uint64_t secs;
-        char unit;
-    } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}};
-
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (secs >= units[i].secs && secs % units[i].secs == 0) {
-            snprintf(dst, size, "%" PRIu64 "%c", secs / units[i].secs, units[i].unit);
-            return;
-        }
-    }
-    snprintf(dst, size, "%" PRIu64 "s", secs);
-}
-
 void queue__job_done(delivery_job_t *job, void *arg)
 {
     queue__job_t *j = arg;
@@ -406,7 +389,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
                                       .relay = d->relay,
                                       .remote_reply = d->remote_reply};
         } else if (d->status == DELIVERY_TEMPFAIL) {
-            queue_fmt_duration(q->lifetime, lifetime, sizeof(lifetime));
+            dsn_duration(q->lifetime, false, lifetime, sizeof(lifetime));
             snprintf(text, sizeof(text), "expired after %s in the queue; the last attempt: %s",
                      lifetime, d->reply);
             queue_set_bounce(r, d, true, now);
