@@ -86,7 +86,6 @@ static void client_free(client_t *c)
     free(c->routes);
     free(c->own);
     free(c->hostname);
-    stats_free(c->own_stats);
     htab_free(c->dests, NULL);
     htab_free(c->cache, NULL);
     if (c->tls_ctx != NULL)
@@ -96,8 +95,6 @@ static void client_free(client_t *c)
 
 static void client_register(client_t *c, stats_t *s)
 {
-    if (s == NULL)
-        s = c->own_stats = stats_new();
     c->count.jobs = stats_register(s, STATS_COUNTER, "outbound_jobs", NULL, NULL,
                                    "delivery jobs (a message and the recipients of one domain)");
     c->count.connections = stats_register(s, STATS_COUNTER, "outbound_connections", NULL, NULL,
@@ -148,20 +145,6 @@ delivery_t client_delivery(client_t *c)
     delivery_t d = {.ops = &client_ops, .impl = c};
 
     return d;
-}
-
-void client_stats(const client_t *c, client_stats_t *out)
-{
-    out->jobs = *c->count.jobs;
-    out->connections = *c->count.connections;
-    out->connect_failures = *c->count.connect_failures;
-    out->reused = *c->count.reused;
-    out->transactions = *c->count.transactions;
-    out->tls = *c->count.tls;
-    out->open = (unsigned)*c->count.open;
-    out->active = c->active;
-    out->waiting = c->waiting;
-    out->idle = c->nidle;
 }
 
 /* ---- destinations: what concurrency is counted against ---- */

@@ -53,23 +53,10 @@
 
 typedef struct client client_t;
 
-typedef struct {
-    uint64_t jobs;        /* jobs accepted by deliver() */
-    uint64_t connections; /* TCP connections made (attempts that connected) */
-    uint64_t connect_failures;
-    uint64_t reused;       /* transactions on a cached connection */
-    uint64_t transactions; /* MAIL FROM commands sent */
-    uint64_t tls;          /* TLS sessions established */
-    unsigned active;       /* jobs running now */
-    unsigned waiting;      /* jobs waiting for a slot */
-    unsigned open;         /* connections open now, idle ones included */
-    unsigned idle;         /* of those, idle in the cache */
-} client_stats_t;
-
 /*
  * A client on loop with the settings of cfg (copied: cfg need not outlive
  * it) and resolver r.  Its counters (outbound_connections, ...) go in the
- * registry stats, which must outlive it; NULL: a registry of its own.  0
+ * registry stats, which must outlive it.  0
  * and *out, or CLIENT_ETLS with OpenSSL's reason in err when outbound_tls
  * is not off and no TLS context could be made.
  */
@@ -92,7 +79,5 @@ int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void 
  * closed(arg).
  */
 void client_shutdown(void *impl, void (*closed)(void *arg), void *arg);
-
-void client_stats(const client_t *c, client_stats_t *out);
 
 #endif

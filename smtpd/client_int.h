@@ -76,7 +76,6 @@ struct client {
     struct {
         uint64_t *jobs, *connections, *connect_failures, *reused, *transactions, *tls, *open;
     } count;
-    stats_t *own_stats; /* the registry when the caller gave none */
     bool closing;
     unsigned busy; /* handles and requests not yet closed */
     void (*closed)(void *arg);

@@ -39,6 +39,7 @@
 #include "dns.h"
 #include "file.h"
 #include "log.h"
+#include "stats.h"
 #include "xalloc.h"
 
 typedef struct {
@@ -53,6 +54,7 @@ static uv_loop_t loop;
 static config_t *cfg;
 static dns_resolver_t *resolver;
 static client_t *client;
+static stats_t *registry;
 static delivery_t delivery;
 static tool_job_t *jobs;
 static size_t njobs, next_job, running;
@@ -97,15 +99,16 @@ static void client_closed(void *arg)
 
 static void stop(void)
 {
-    client_stats_t st;
-
     if (stopping)
         return;
     stopping = true;
-    client_stats(client, &st);
     printf("stats connections=%" PRIu64 " reused=%" PRIu64 " transactions=%" PRIu64 " tls=%" PRIu64
            " connect_failures=%" PRIu64 "\n",
-           st.connections, st.reused, st.transactions, st.tls, st.connect_failures);
+           stats_get(registry, "outbound_connections", NULL),
+           stats_get(registry, "outbound_reused", NULL),
+           stats_get(registry, "outbound_transactions", NULL),
+           stats_get(registry, "outbound_tls", NULL),
+           stats_get(registry, "outbound_connect_failures", NULL));
     fflush(stdout);
     client_shutdown(client, client_closed, NULL);
 }
@@ -366,7 +369,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "mxdeliver: resolver: %s\n", dns_strerror(rc));
         return 1;
     }
-    if (client_new(&loop, resolver, cfg, NULL, &client, err, sizeof(err)) != 0) {
+    registry = stats_new();
+    if (client_new(&loop, resolver, cfg, registry, &client, err, sizeof(err)) != 0) {
         fprintf(stderr, "mxdeliver: client: %s\n", err);
         return 1;
     }
@@ -386,5 +390,6 @@ int main(int argc, char **argv)
         status = 1;
     }
     free_jobs();
+    stats_free(registry);
     return status;
 }
