@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "htab.h"
 #include "spool_int.h"
 #include "str.h"
@@ -96,55 +97,6 @@ static int64_t spool_sys_clock(void *arg)
 
 /* ---- Open, close ---- */
 
-/* fsync a directory by path (after creating an entry in it). */
-static int spool_sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int err = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        err = -errno;
-    close(fd);
-    return err;
-}
-
-/* mkdir -p with mode 0700, making each new entry durable in its parent. */
-static int spool_mkdirs(const char *dir)
-{
-    char *p = xstrdup(dir);
-    size_t len = strlen(p);
-    int err = 0;
-
-    while (len > 1 && p[len - 1] == '/')
-        p[--len] = '\0';
-    for (size_t i = 1; i <= len && err == 0; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        p[i] = '\0';
-        if (mkdir(p, 0700) == 0) {
-            char *slash = strrchr(p, '/');
-
-            if (slash == NULL) {
-                err = spool_sync_dir(".");
-            } else if (slash == p) {
-                err = spool_sync_dir("/");
-            } else {
-                *slash = '\0';
-                err = spool_sync_dir(p);
-                *slash = '/';
-            }
-        } else if (errno != EEXIST) {
-            err = -errno;
-        }
-        if (i < len)
-            p[i] = '/';
-    }
-    free(p);
-    return err;
-}
-
 int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
 {
     spool_t *s = NULL;
@@ -155,7 +107,7 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     *out = NULL;
     if (dir == NULL || dir[0] == '\0' || opt == NULL || opt->exec.submit == NULL)
         return SPOOL_EINVAL;
-    if ((err = spool_mkdirs(dir)) != 0)
+    if ((err = file_mkdirs(dir, 0700)) != 0)
         goto fail;
     if ((abs = realpath(dir, NULL)) == NULL) {
         err = -errno;

@@ -101,20 +101,48 @@ const char *file_strerror(int err)
     return "cannot read the file";
 }
 
+/* fsync the directory that holds path's last component. */
+static int file_sync_parent(const char *path)
+{
+    char parent[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int fd, err = 0;
+
+    if (slash == NULL)
+        str_lcpy(parent, ".", sizeof(parent));
+    else if (slash == path)
+        str_lcpy(parent, "/", sizeof(parent));
+    else
+        str_fmt(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+    if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        err = -errno;
+    close(fd);
+    return err;
+}
+
 int file_mkdirs(const char *dir, mode_t mode)
 {
     char path[PATH_MAX];
     size_t len;
+    int err;
 
     if (str_lcpy(path, dir, sizeof(path)) < 0)
         return -ENAMETOOLONG;
     len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = '\0';
     for (size_t i = 1; i <= len; i++) {
         if (path[i] != '/' && path[i] != '\0')
             continue;
         path[i] = '\0';
-        if (mkdir(path, mode) < 0 && errno != EEXIST)
+        if (mkdir(path, mode) == 0) {
+            if ((err = file_sync_parent(path)) != 0)
+                return err;
+        } else if (errno != EEXIST) {
             return -errno;
+        }
         path[i] = i < len ? '/' : '\0';
     }
     return 0;

@@ -25,7 +25,8 @@
 int file_read(const char *path, size_t max, char **text, size_t *len, struct stat *st);
 
 /* mkdir -p: create dir and its missing parents with mode (0700 for
- * mxfwd's state).  0 or -errno. */
+ * mxfwd's state), each new one made durable in its parent (an fsync of
+ * the parent), as the spool's files are.  0 or -errno. */
 int file_mkdirs(const char *dir, mode_t mode);
 
 /* A phrase for err: "cannot open: No such file or directory", "not a
