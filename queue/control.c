@@ -14,6 +14,7 @@
 
 #include "file.h"
 #include "json.h"
+#include "list.h"
 #include "log.h"
 #include "str.h"
 #include "xalloc.h"
@@ -27,8 +28,7 @@ struct control {
     char *path;
     queue_t *queue;
     stats_t *stats;
-    control_client_t *clients; /* a list, for closing */
-    unsigned nclients;
+    list_t clients; /* of control_client_t, for closing */
     unsigned handles; /* open libuv handles; the control_t goes with the last */
     bool closing;
     void (*closed)(void *arg);
@@ -37,7 +37,7 @@ struct control {
 
 struct control_client {
     control_t *c;
-    control_client_t *prev, *next;
+    list_node_t node; /* in c->clients */
     uv_pipe_t pipe;
     uv_timer_t idle;
     unsigned handles; /* open: the client is freed with the last */
@@ -92,13 +92,7 @@ static void control_client_close(control_client_t *cl)
     if (cl->closing)
         return;
     cl->closing = true;
-    if (cl->prev != NULL)
-        cl->prev->next = cl->next;
-    else
-        c->clients = cl->next;
-    if (cl->next != NULL)
-        cl->next->prev = cl->prev;
-    c->nclients--;
+    list_remove(&c->clients, &cl->node);
     uv_close((uv_handle_t *)&cl->idle, control_client_handle_closed);
     uv_close((uv_handle_t *)&cl->pipe, control_client_handle_closed);
 }
@@ -395,17 +389,13 @@ static void control_on_connection(uv_stream_t *listener, int status)
     cl->idle.data = cl;
     cl->handles = 2;
     c->handles += 2;
-    cl->next = c->clients;
-    if (c->clients != NULL)
-        c->clients->prev = cl;
-    c->clients = cl;
-    c->nclients++;
+    list_push(&c->clients, &cl->node);
     if (uv_accept(listener, (uv_stream_t *)&cl->pipe) < 0) {
         control_client_close(cl);
         return;
     }
     uv_timer_start(&cl->idle, control_on_idle, CONTROL_IDLE_TIMEOUT_MS, CONTROL_IDLE_TIMEOUT_MS);
-    if (c->nclients > CONTROL_MAX_CLIENTS) {
+    if (c->clients.n > CONTROL_MAX_CLIENTS) {
         control_write_t *w = control_reply_new();
         control_error(&w->out, "too many control clients; try again");
         buf_puts(&w->out, "\n");
@@ -504,8 +494,8 @@ void control_close(control_t *c, void (*closed)(void *arg), void *arg)
     c->closed = closed;
     c->closed_arg = arg;
     unlink(c->path);
-    while (c->clients != NULL)
-        control_client_close(c->clients);
+    while (c->clients.head != NULL)
+        control_client_close(LIST_ITEM(c->clients.head, control_client_t, node));
     uv_close((uv_handle_t *)&c->listener, control_handle_closed);
 }
 

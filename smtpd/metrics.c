@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "xalloc.h"
 
 /* ---- the exposition ------------------------------------------------------------- */
@@ -186,8 +187,7 @@ struct metrics {
     uv_loop_t *loop;
     uv_tcp_t listener;
     stats_t *stats;
-    metrics_client_t *clients; /* a list, for closing */
-    unsigned nclients;
+    list_t clients; /* of metrics_client_t, for closing */
     unsigned handles; /* open libuv handles; the metrics_t goes with the last */
     bool closing;
     void (*closed)(void *arg);
@@ -196,7 +196,7 @@ struct metrics {
 
 struct metrics_client {
     metrics_t *m;
-    metrics_client_t *prev, *next;
+    list_node_t node; /* in m->clients */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t write;
@@ -246,13 +246,7 @@ static void metrics_client_close(metrics_client_t *cl)
     if (cl->closing)
         return;
     cl->closing = true;
-    if (cl->prev != NULL)
-        cl->prev->next = cl->next;
-    else
-        m->clients = cl->next;
-    if (cl->next != NULL)
-        cl->next->prev = cl->prev;
-    m->nclients--;
+    list_remove(&m->clients, &cl->node);
     uv_close((uv_handle_t *)&cl->timer, metrics_client_handle_closed);
     uv_close((uv_handle_t *)&cl->tcp, metrics_client_handle_closed);
 }
@@ -350,14 +344,10 @@ static void metrics_on_connection(uv_stream_t *listener, int status)
     cl->tcp.data = cl->timer.data = cl->write.data = cl->shutdown.data = cl;
     cl->handles = 2;
     m->handles += 2;
-    cl->next = m->clients;
-    if (m->clients != NULL)
-        m->clients->prev = cl;
-    m->clients = cl;
-    m->nclients++;
+    list_push(&m->clients, &cl->node);
     /* Over the limit, the connection is taken (so the kernel's queue
      * does not fill) and closed at once. */
-    if (uv_accept(listener, (uv_stream_t *)&cl->tcp) < 0 || m->nclients > METRICS_MAX_CLIENTS ||
+    if (uv_accept(listener, (uv_stream_t *)&cl->tcp) < 0 || m->clients.n > METRICS_MAX_CLIENTS ||
         uv_read_start((uv_stream_t *)&cl->tcp, metrics_alloc, metrics_on_read) < 0) {
         metrics_client_close(cl);
         return;
@@ -398,7 +388,7 @@ void metrics_close(metrics_t *m, void (*closed)(void *arg), void *arg)
     m->closing = true;
     m->closed = closed;
     m->closed_arg = arg;
-    while (m->clients != NULL)
-        metrics_client_close(m->clients);
+    while (m->clients.head != NULL)
+        metrics_client_close(LIST_ITEM(m->clients.head, metrics_client_t, node));
     uv_close((uv_handle_t *)&m->listener, metrics_handle_closed);
 }
