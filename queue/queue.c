@@ -95,18 +95,17 @@ static uint64_t queue_oldest_age(void *arg)
     return oldest < now ? (uint64_t)(now - oldest) / QUEUE_US_PER_S : 0;
 }
 
-/* attach false: the queue is going, the registry stays; the gauges keep
- * their last values. */
-static void queue_register_gauges(queue_t *q, bool attach)
+/* Until stats_detach() at close (the registry outlives the queue). */
+static void queue_register_gauges(queue_t *q)
 {
     stats_register_fn(q->stats, STATS_GAUGE, "queue_messages", NULL, NULL,
-                      "messages in the queue", attach ? queue_messages : NULL, q);
+                      "messages in the queue", queue_messages, q);
     stats_register_fn(q->stats, STATS_GAUGE, "queue_recipients", NULL, NULL,
-                      "recipients in the queue not yet delivered or bounced",
-                      attach ? queue_recipients : NULL, q);
+                      "recipients in the queue not yet delivered or bounced", queue_recipients,
+                      q);
     stats_register_fn(q->stats, STATS_GAUGE, "queue_oldest_age_seconds", NULL, NULL,
                       "seconds since the oldest queued message arrived (0: none queued)",
-                      attach ? queue_oldest_age : NULL, q);
+                      queue_oldest_age, q);
 }
 
 int queue_new(const queue_options_t *opt, queue_t **out)
@@ -149,7 +148,7 @@ int queue_new(const queue_options_t *opt, queue_t **out)
     q->n_dsn = stats_register(opt->stats, STATS_COUNTER, "dsn", NULL, NULL,
                               "non-delivery notifications created");
     q->stats = opt->stats;
-    queue_register_gauges(q, true);
+    queue_register_gauges(q);
     *out = q;
     return 0;
 }
@@ -585,7 +584,7 @@ void queue__maybe_closed(queue_t *q)
     if (!q->closing || !q->delivery_closed || q->jobs > 0 || q->io > 0 ||
         uv_is_closing((uv_handle_t *)&q->timer))
         return;
-    queue_register_gauges(q, false);
+    stats_detach(q->stats, q); /* the gauges keep their last values */
     /* The messages stay in the spool for the next start.  Their ids are
      * the table's borrowed keys, which htab_free() only looks at before it
      * frees each value. */

@@ -301,11 +301,9 @@ static void server_open_auth(server_t *srv)
  * reference.  Closing the resolver then ends those lookups, which frees
  * those messages and with them the context; the resolver itself is freed
  * once its handles are closed, all before the loop ends. */
-static void server_register_dns(server_t *srv, bool attach);
-
 static void server_close_dns(server_t *srv)
 {
-    server_register_dns(srv, false);
+    stats_detach(srv->registry, srv->resolver); /* the counters keep their last values */
     auth_ctx_release(srv->auth);
     srv->auth = NULL;
     if (srv->resolver != NULL)
@@ -531,6 +529,8 @@ static void server_open_queue(server_t *srv)
                   control_strerror(rc));
 }
 
+static void server_register_dns(server_t *srv);
+
 static void server_register_counters(server_t *srv)
 {
     stats_t *s = srv->registry = stats_new();
@@ -547,7 +547,7 @@ static void server_register_counters(server_t *srv)
                  "MAIL, RCPT and messages refused, by reply");
     srv->stats.tls = stats_register(s, STATS_COUNTER, "tls", NULL, NULL,
                                     "inbound SMTP sessions that completed STARTTLS");
-    server_register_dns(srv, true);
+    server_register_dns(srv);
 }
 
 /* The resolver's own counters, read when the registry is (detached
@@ -576,19 +576,18 @@ static uint64_t server_dns_failures(void *arg)
     return st.failures;
 }
 
-static void server_register_dns(server_t *srv, bool attach)
+/* Until server_close_dns() detaches them. */
+static void server_register_dns(server_t *srv)
 {
-    void *r = attach ? srv->resolver : NULL;
-
     stats_register_fn(srv->registry, STATS_COUNTER, "dns_queries", NULL, NULL,
                       "DNS queries sent by the resolver (client names, MX, DKIM, DMARC)",
-                      attach ? server_dns_queries : NULL, r);
+                      server_dns_queries, srv->resolver);
     stats_register_fn(srv->registry, STATS_COUNTER, "dns_cache_hits", NULL, NULL,
-                      "DNS lookups answered from the resolver's cache",
-                      attach ? server_dns_cache_hits : NULL, r);
+                      "DNS lookups answered from the resolver's cache", server_dns_cache_hits,
+                      srv->resolver);
     stats_register_fn(srv->registry, STATS_COUNTER, "dns_failures", NULL, NULL,
                       "DNS queries that ended in a temporary error (SERVFAIL, timeout, ...)",
-                      attach ? server_dns_failures : NULL, r);
+                      server_dns_failures, srv->resolver);
 }
 
 /* metrics_listen, bound with the SMTP listeners (before the privilege

@@ -101,6 +101,16 @@ void stats_register_fn(stats_t *s, stats_kind_t kind, const char *name, const ch
     item->arg = arg;
 }
 
+void stats_detach(stats_t *s, const void *arg)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->e[i]->read != NULL && s->e[i]->arg == arg) {
+            s->e[i]->read = NULL;
+            s->e[i]->arg = NULL;
+        }
+    }
+}
+
 void stats_refresh(stats_t *s)
 {
     for (size_t i = 0; i < s->n; i++)

@@ -65,6 +65,10 @@ typedef uint64_t (*stats_read_fn)(void *arg);
 void stats_register_fn(stats_t *s, stats_kind_t kind, const char *name, const char *label,
                        const char *label_value, const char *help, stats_read_fn read, void *arg);
 
+/* Detach every entry whose function reads arg (before arg goes away): they
+ * keep the last value read. */
+void stats_detach(stats_t *s, const void *arg);
+
 /* Read the value of every entry that has a function.  Readers call it
  * before they look at the entries. */
 void stats_refresh(stats_t *s);

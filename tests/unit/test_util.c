@@ -718,12 +718,16 @@ Test(stats, entries_with_a_function_are_read_at_refresh)
     cr_assert_eq(stats_get(s, "age", NULL), 14);
     cr_assert_eq(stats_at(s, 1)->kind, STATS_GAUGE);
     cr_assert_str_eq(stats_at(s, 1)->help, "read");
-    /* Detached: the last value stays, the source is not read again. */
-    stats_register_fn(s, STATS_GAUGE, "age", NULL, NULL, "read", NULL, NULL);
+    /* Detached by its argument: the last value stays, the source is not
+     * read again; an entry reading something else is left attached. */
+    uint64_t other = 3;
+    stats_register_fn(s, STATS_GAUGE, "other", NULL, NULL, "read", read_twice, &other);
+    stats_detach(s, &source);
     source = 100;
     stats_refresh(s);
     cr_assert_eq(stats_get(s, "age", NULL), 14);
-    cr_assert_eq(stats_count(s), 2);
+    cr_assert_eq(stats_get(s, "other", NULL), 6);
+    cr_assert_eq(stats_count(s), 3);
     stats_free(s);
 }
 
