@@ -109,11 +109,7 @@ def bench(args, tmp, tmp_postfix):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--messages", type=int, default=5000)
-    ap.add_argument("--sessions", type=int, default=20)
-    ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--no-postfix", action="store_true")
+    sb.load_arguments(ap)
     args = ap.parse_args()
     tmp, tmp_postfix = sb.prepare("mxfwd-fwdbench")
     try:

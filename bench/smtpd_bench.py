@@ -460,14 +460,19 @@ def prepare(prefix):
     return tmp, tmp_postfix
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def load_arguments(ap):
+    """The options of the load both benchmarks drive."""
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--messages", type=int, default=5000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--no-postfix", action="store_true")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    load_arguments(ap)
+    ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--hold", action="store_true",
                     help="mxfwd's deliveries wait at a silent next hop (accepting alone)")
     ap.add_argument("--only", choices=("accept", "idle"))
