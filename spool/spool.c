@@ -30,9 +30,13 @@
 #define SPOOL_WRITE_BUF (16 * 1024)
 
 typedef enum {
-    SPOOL_ITEM_COMMIT, /* sync the writer's file, rename it, fsync the directory */
-    SPOOL_ITEM_UPDATE, /* append a state record to a message file, sync it */
-    SPOOL_ITEM_REMOVE, /* unlink a message file, fsync the directory */
+    SPOOL_ITEM_COMMIT,  /* sync the writer's file, rename it, fsync the directory */
+    SPOOL_ITEM_JCOMMIT, /* append a message to the journal, fdatasync it */
+    SPOOL_ITEM_UPDATE,  /* append a state record to a message file, sync it */
+    SPOOL_ITEM_MOVE,    /* a journal message's first state record: its own file */
+    SPOOL_ITEM_REMOVE,  /* unlink a message file, fsync the directory; mark it
+                         * removed in the journal */
+    SPOOL_ITEM_DROP,    /* unlink a journal segment nothing is queued in */
 } spool_item_kind_t;
 
 /*
@@ -51,6 +55,12 @@ struct spool_item {
     unsigned char *rec; /* update: the record to append */
     size_t rec_len;
     spool_msg_t *msg;  /* commit: handed to the callback */
+    spool_seg_t *seg;  /* the journal segment it uses (a reference), or NULL */
+    uint64_t joff;     /* its record there */
+    uint64_t jlen;     /* move: the image's length */
+    bool has_file;     /* remove of a journal message: it may have a file */
+    bool jwritten;     /* bytes went to seg in this pass, to be synced */
+    uint64_t seg_errors; /* seg's sync_errors when they began to be written */
     spool_commit_cb commit_cb;
     spool_done_cb done_cb;
     void *arg;
@@ -68,6 +78,8 @@ struct spool_writer {
     size_t used;
     uint64_t errors_seen; /* sync_errors at open */
 };
+
+static void spool_seg_maybe_drop(spool_t *s, spool_seg_t *g);
 
 /* ---- System calls through the test hook ---- */
 
@@ -93,6 +105,130 @@ static int64_t spool_sys_clock(void *arg)
     (void)arg;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- Journal segments ---- */
+
+static void spool_seg_name(uint64_t seq, char name[SPOOL__JSEQ_LEN + 1])
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (int i = SPOOL__JSEQ_LEN - 1; i >= 0; i--) {
+        name[i] = hex[seq & 0xf];
+        seq >>= 4;
+    }
+    name[SPOOL__JSEQ_LEN] = '\0';
+}
+
+spool_seg_t *spool__seg_find(spool_t *s, uint64_t seq)
+{
+    for (spool_seg_t *g = s->segs; g != NULL; g = g->next)
+        if (g->seq == seq)
+            return g;
+    return NULL;
+}
+
+spool_seg_t *spool__seg_add(spool_t *s, uint64_t seq, int fd)
+{
+    spool_seg_t *g = xcalloc(1, sizeof(*g)), **link = &s->segs;
+    char name[SPOOL__JSEQ_LEN + 1];
+    size_t n = strlen(s->jdir) + 1 + sizeof(name);
+
+    spool_seg_name(seq, name);
+    g->seq = seq;
+    g->fd = fd;
+    g->path = xmalloc(n);
+    str_fmt(g->path, n, "%s/%s", s->jdir, name);
+    pthread_mutex_init(&g->sync_mu, NULL);
+    atomic_init(&g->sync_errors, 0);
+    while (*link != NULL && (*link)->seq < seq)
+        link = &(*link)->next;
+    g->next = *link;
+    *link = g;
+    return g;
+}
+
+void spool__seg_free(spool_t *s, spool_seg_t *g)
+{
+    for (spool_seg_t **link = &s->segs; *link != NULL; link = &(*link)->next) {
+        if (*link == g) {
+            *link = g->next;
+            break;
+        }
+    }
+    if (s->jcur == g)
+        s->jcur = NULL;
+    if (g->fd >= 0)
+        close(g->fd);
+    pthread_mutex_destroy(&g->sync_mu);
+    free(g->path);
+    free(g);
+}
+
+/* The journal's directory, made (durably) if missing. */
+static int spool_open_journal(spool_t *s)
+{
+    size_t n = strlen(s->dir) + sizeof("/" SPOOL__JOURNAL);
+    int err;
+
+    s->jdir = xmalloc(n);
+    str_fmt(s->jdir, n, "%s/%s", s->dir, SPOOL__JOURNAL);
+    if ((err = file_mkdirs(s->jdir, 0700)) != 0)
+        return err;
+    s->jdirfd = open(s->jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->jdirfd < 0)
+        return -errno;
+    s->moving = htab_new(16);
+    return 0;
+}
+
+/* Everything of s but its directory descriptor and path. */
+static void spool_free(spool_t *s)
+{
+    while (s->segs != NULL)
+        spool__seg_free(s, s->segs);
+    if (s->moving != NULL)
+        htab_free(s->moving, NULL);
+    if (s->jdirfd >= 0)
+        close(s->jdirfd);
+    free(s->jdir);
+    free(s);
+}
+
+/*
+ * The segment a record of need bytes goes to: the current one, or a new
+ * one when it is full.  A new segment is created here, on the loop thread
+ * (one open and an 8-byte write for every 4 MiB of messages); the first
+ * pass that writes to it makes its directory entry durable.  NULL when no
+ * segment can be made: the message then gets a file.
+ */
+static spool_seg_t *spool_jseg(spool_t *s, size_t need)
+{
+    spool_seg_t *g = s->jcur;
+    char name[SPOOL__JSEQ_LEN + 1];
+    int fd;
+
+    if (g != NULL && !g->full && g->size + need <= SPOOL__JSEG_MAX)
+        return g;
+    if (g != NULL) {
+        g->full = true;
+        s->jcur = NULL;
+        spool_seg_maybe_drop(s, g);
+    }
+    spool_seg_name(s->jseq + 1, name);
+    fd = openat(s->jdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return NULL;
+    s->jseq++;
+    if (spool__pwrite_all(&s->io, fd, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN, 0) != 0) {
+        close(fd);
+        unlinkat(s->jdirfd, name, 0);
+        return NULL;
+    }
+    g = spool__seg_add(s, s->jseq, fd);
+    g->size = SPOOL__JMAGIC_LEN;
+    s->jcur = g;
+    return g;
 }
 
 /* ---- Open, close ---- */
@@ -128,6 +264,16 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s = xcalloc(1, sizeof(*s));
     s->dir = abs;
     s->dirfd = dirfd;
+    s->jdirfd = -1;
+    s->files_only = opt->files_only;
+    if (!s->files_only && (err = spool_open_journal(s)) != 0) {
+        s->dir = NULL;
+        spool_free(s);
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        goto fail;
+    }
     s->io.pwrite = opt->io && opt->io->pwrite ? opt->io->pwrite : spool_sys_pwrite;
     s->io.fsync = opt->io && opt->io->fsync ? opt->io->fsync : spool_sys_fsync;
     s->io.syncfs = opt->io && opt->io->syncfs ? opt->io->syncfs : spool_sys_syncfs;
@@ -173,7 +319,7 @@ int spool_close(spool_t *s)
     close(s->dirfd); /* releases the flock */
     pthread_mutex_destroy(&s->sync_mu);
     free(s->dir);
-    free(s);
+    spool_free(s);
     return 0;
 }
 
@@ -330,13 +476,192 @@ static bool spool_syncfs(spool_job_t *job, uint64_t *errors)
 static void spool_fail_since(spool_t *s, spool_item_t *items, uint64_t errors, int status)
 {
     for (spool_item_t *it = items; it != NULL; it = it->next) {
-        if (it->status != 0 || it->errors_seen == errors ||
+        if (it->status != 0 || it->errors_seen == errors || it->kind == SPOOL_ITEM_JCOMMIT ||
+            it->kind == SPOOL_ITEM_DROP ||
             (it->kind == SPOOL_ITEM_UPDATE && s->sync == SPOOL_SYNC_FILES))
             continue;
         if (it->renamed)
             unlinkat(s->dirfd, it->id, 0);
         it->renamed = false;
         it->status = status;
+    }
+}
+
+/* ---- The journal in a pass ---- */
+
+/*
+ * fdatasync a segment, as spool_shared_sync() does the directory: both
+ * lanes write to a segment (appends, marks) and sync it through its one
+ * descriptor, so one sync at a time and a count of those that failed.
+ */
+static int spool_seg_sync(spool_job_t *job, spool_seg_t *g, uint64_t *errors)
+{
+    int err;
+
+    pthread_mutex_lock(&g->sync_mu);
+    if ((err = spool_sync(job, job->pass->s->io.fsync, g->fd)) != 0)
+        atomic_fetch_add(&g->sync_errors, 1);
+    *errors = atomic_load(&g->sync_errors);
+    pthread_mutex_unlock(&g->sync_mu);
+    return err;
+}
+
+/*
+ * Make durable what the pass's items wrote to segments (jwritten): one
+ * fdatasync per segment.  An item fails with that sync's error, or EIO
+ * when a sync of its segment failed since its bytes were written (the
+ * error may have been theirs).
+ */
+static void spool_journal_sync(spool_job_t *job)
+{
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        spool_item_t *o;
+        uint64_t errors;
+        int err;
+
+        if (!it->jwritten)
+            continue;
+        for (o = job->pass->items; o != it && !(o->jwritten && o->seg == it->seg); o = o->next)
+            ;
+        if (o != it)
+            continue; /* synced with an earlier item's */
+        err = spool_seg_sync(job, it->seg, &errors);
+        for (o = it; o != NULL; o = o->next) {
+            if (!o->jwritten || o->seg != it->seg || o->status != 0)
+                continue;
+            o->status = err != 0 ? err : o->seg_errors != errors ? -EIO : 0;
+        }
+    }
+}
+
+/* Write one byte of a record in place: its state. */
+static void spool_journal_mark(spool_t *s, spool_item_t *it, char type)
+{
+    it->seg_errors = atomic_load(&it->seg->sync_errors);
+    it->status = spool__pwrite_all(&s->io, it->seg->fd, &type, 1, it->joff);
+    it->jwritten = it->status == 0;
+}
+
+/*
+ * Stage one of a commit pass, in job 0: the new messages' records,
+ * appended where the loop thread reserved them (one after the other, as
+ * they were committed), then synced.  A new segment's directory entry is
+ * made durable first.  A record whose sync failed is marked failed, so
+ * that if its bytes reached the disk all the same a restart does not
+ * take it for a message the client was told about.
+ */
+static void spool_journal_append(spool_job_t *job)
+{
+    spool_t *s = job->pass->s;
+    bool any = false, new_seg = false;
+    int err;
+
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        if (it->kind != SPOOL_ITEM_JCOMMIT)
+            continue;
+        any = true;
+        new_seg |= !it->seg->dir_synced;
+    }
+    if (!any)
+        return;
+    if (new_seg && (err = spool_sync(job, s->io.fsync, s->jdirfd)) != 0) {
+        for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+            if (it->kind == SPOOL_ITEM_JCOMMIT)
+                it->status = err;
+        return;
+    }
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        if (it->kind != SPOOL_ITEM_JCOMMIT)
+            continue;
+        spool__jrec_seal(it->rec, (uint32_t)(it->rec_len - SPOOL__JREC_HDR));
+        it->seg_errors = atomic_load(&it->seg->sync_errors);
+        it->status = spool__pwrite_all(&s->io, it->seg->fd, it->rec, it->rec_len, it->joff);
+        it->jwritten = it->status == 0;
+    }
+    spool_journal_sync(job);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        if (it->kind == SPOOL_ITEM_JCOMMIT && it->status != 0 && it->jwritten) {
+            char failed = SPOOL__J_FAILED;
+
+            (void)spool__pwrite_all(&s->io, it->seg->fd, &failed, 1, it->joff);
+        }
+        it->jwritten = false;
+    }
+}
+
+/*
+ * A journal message's first state record: the message gets a file of its
+ * own, its image from the journal with the record after it, synced and
+ * renamed into place here (so later appends of the same pass, in this
+ * job, find it); stage two fsyncs the directory and then marks the
+ * journal record moved.
+ */
+static void spool_move(spool_job_t *job, spool_item_t *it)
+{
+    spool_t *s = job->pass->s;
+    char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
+    size_t len = (size_t)it->jlen + it->rec_len;
+    unsigned char *img = xmalloc(len);
+    int fd;
+
+    it->status = spool__read_at(it->seg->fd, img, (size_t)it->jlen, it->joff + SPOOL__JREC_HDR);
+    if (it->status == SPOOL_EPARTIAL)
+        it->status = -EIO;
+    if (it->status != 0) {
+        free(img);
+        return;
+    }
+    memcpy(img + it->jlen, it->rec, it->rec_len);
+    spool_tmp_name(it->id, tmp, sizeof(tmp));
+    fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        it->status = -errno;
+        free(img);
+        return;
+    }
+    it->status = spool__pwrite_all(&s->io, fd, img, len, 0);
+    if (it->status == 0)
+        it->status = spool_sync(job, s->io.fsync, fd);
+    close(fd);
+    free(img);
+    if (it->status == 0 && renameat(s->dirfd, tmp, s->dirfd, it->id) != 0)
+        it->status = -errno;
+    if (it->status == 0)
+        it->renamed = true;
+    else
+        unlinkat(s->dirfd, tmp, 0);
+}
+
+/*
+ * Stage two, the journal's part, after the directory fsync: a moved
+ * message's record says so (its file is durable now), a removed one's
+ * says removed (its file, if it had one, is gone durably now); then the
+ * segments are synced.  A move that failed takes its file back, and the
+ * state records appended to it in this pass fail with it.
+ */
+static void spool_journal_marks(spool_job_t *job)
+{
+    spool_t *s = job->pass->s;
+
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        if (it->status != 0)
+            continue;
+        if (it->kind == SPOOL_ITEM_MOVE)
+            spool_journal_mark(s, it, SPOOL__J_MOVED);
+        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL)
+            spool_journal_mark(s, it, SPOOL__J_REMOVED);
+    }
+    spool_journal_sync(job);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        it->jwritten = false;
+        if (it->kind != SPOOL_ITEM_MOVE || it->status == 0)
+            continue;
+        if (it->renamed)
+            unlinkat(s->dirfd, it->id, 0);
+        it->renamed = false;
+        for (spool_item_t *o = it->next; o != NULL; o = o->next)
+            if (o->kind == SPOOL_ITEM_UPDATE && o->status == 0 && strcmp(o->id, it->id) == 0)
+                o->status = it->status;
     }
 }
 
@@ -361,6 +686,8 @@ static void spool_name_work(spool_job_t *job)
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_REMOVE) {
             dir_changed |= it->unlinked;
+        } else if (it->kind == SPOOL_ITEM_MOVE) {
+            dir_changed |= it->renamed;
         } else if (it->kind == SPOOL_ITEM_COMMIT && it->status == 0) {
             spool_tmp_name(it->id, tmp, sizeof(tmp));
             if (renameat(s->dirfd, tmp, s->dirfd, it->id) == 0)
@@ -375,6 +702,8 @@ static void spool_name_work(spool_job_t *job)
         err = spool_shared_sync(job, s->io.fsync, &errors);
         spool_fail_since(s, items, errors, err != 0 ? err : -EIO);
     }
+    if (s->jdirfd >= 0)
+        spool_journal_marks(job);
 
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_COMMIT && !it->renamed) {
@@ -414,15 +743,30 @@ static void spool_sync_work(void *ctx)
     spool_job_t *job = ctx;
     spool_t *s = job->pass->s;
 
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+    if (job->index == 0)
+        spool_journal_append(job);
+    /* In queue order: a move makes the file later appends go to. */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
             spool_append(s, it);
+        else if (it->kind == SPOOL_ITEM_MOVE && spool_job_owns(job, it))
+            spool_move(job, it);
+    }
     if (s->sync == SPOOL_SYNC_FILES)
         spool_fsync_files(job);
     /* Removals need no fsync of their own, only the directory's, which
      * stage two does for the whole pass. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        if (it->kind != SPOOL_ITEM_REMOVE || !spool_job_owns(job, it))
+        if (!spool_job_owns(job, it))
+            continue;
+        if (it->kind == SPOOL_ITEM_DROP) {
+            char name[SPOOL__JSEQ_LEN + 1];
+
+            spool_seg_name(it->seg->seq, name);
+            unlinkat(s->jdirfd, name, 0); /* left behind: the next scan drops it */
+            continue;
+        }
+        if (it->kind != SPOOL_ITEM_REMOVE || (it->seg != NULL && !it->has_file))
             continue;
         if (unlinkat(s->dirfd, it->id, 0) == 0)
             it->unlinked = true;
@@ -454,8 +798,20 @@ static void spool_pass_done(void *ctx)
     /* in_flight stays set through the callbacks: work they queue is
      * gathered into the next pass, and spool_close() waits. */
     for (; it != NULL; it = next) {
+        spool_seg_t *g = it->seg;
+
         next = it->next;
         switch (it->kind) {
+        case SPOOL_ITEM_JCOMMIT:
+            if (it->status == 0) {
+                g->dir_synced = true;
+                s->stats.journalled++;
+            } else {
+                /* Its tail may be torn: nothing more goes after it. */
+                g->full = true;
+                g->live--;
+            }
+            /* fall through */
         case SPOOL_ITEM_COMMIT:
             if (it->status == 0) {
                 s->stats.commits++;
@@ -466,15 +822,37 @@ static void spool_pass_done(void *ctx)
                 it->commit_cb(it->arg, it->status, NULL);
             }
             break;
+        case SPOOL_ITEM_MOVE:
+            if (it->status == 0)
+                htab_put(s->moving, it->id, SPOOL_ID_LEN, SPOOL__MOVED);
+            else
+                htab_remove(s->moving, it->id, SPOOL_ID_LEN);
+            /* fall through */
         case SPOOL_ITEM_UPDATE:
-        case SPOOL_ITEM_REMOVE:
-            if (it->status == 0 && it->kind == SPOOL_ITEM_UPDATE)
+            if (it->status == 0)
                 s->stats.updates++;
-            else if (it->status == 0)
+            if (it->done_cb != NULL)
+                it->done_cb(it->arg, it->status);
+            break;
+        case SPOOL_ITEM_REMOVE:
+            if (g != NULL) {
+                htab_remove(s->moving, it->id, SPOOL_ID_LEN);
+                if (it->status == 0)
+                    g->live--;
+            }
+            if (it->status == 0)
                 s->stats.removes++;
             if (it->done_cb != NULL)
                 it->done_cb(it->arg, it->status);
             break;
+        case SPOOL_ITEM_DROP:
+            spool__seg_free(s, g);
+            g = NULL;
+            break;
+        }
+        if (g != NULL) {
+            g->refs--;
+            spool_seg_maybe_drop(s, g);
         }
         spool_item_free(it);
     }
@@ -498,11 +876,12 @@ static void spool_kick(spool_t *s, spool_lane_t *lane)
 {
     spool_item_t **link = &lane->pending;
     spool_pass_t *pass;
-    unsigned n = 0;
+    unsigned n = 0, nfiles = 0;
 
     if (lane->in_flight || lane->pending == NULL)
         return;
     while (*link != NULL && n < s->max_batch) {
+        nfiles += (*link)->kind != SPOOL_ITEM_JCOMMIT;
         link = &(*link)->next;
         n++;
     }
@@ -517,18 +896,21 @@ static void spool_kick(spool_t *s, spool_lane_t *lane)
     /* Parallel jobs let the disk overlap fsyncs and unlinks, but each one
      * is a hand-off to a thread that has to be scheduled: a pass is split
      * only when its jobs get several items each. */
-    pass->njobs = (n + SPOOL_ITEMS_PER_JOB - 1) / SPOOL_ITEMS_PER_JOB;
+    pass->njobs = (nfiles + SPOOL_ITEMS_PER_JOB - 1) / SPOOL_ITEMS_PER_JOB;
     if (pass->njobs > s->sync_jobs)
         pass->njobs = s->sync_jobs;
+    if (pass->njobs == 0)
+        pass->njobs = 1; /* the journal's appends, in job 0 */
     pass->jobs_left = pass->njobs;
     atomic_init(&pass->workers_left, pass->njobs);
     for (unsigned i = 0; i < pass->njobs; i++) {
         pass->jobs[i].pass = pass;
         pass->jobs[i].index = i;
     }
-    /* By queue id, so that every append to one file is in one job. */
+    /* By queue id, so that every append to one file is in one job; the
+     * journal's appends all in job 0. */
     for (spool_item_t *it = pass->items; it != NULL && pass->njobs > 1; it = it->next)
-        it->job = htab_hash(it->id, SPOOL_ID_LEN) % pass->njobs;
+        it->job = it->kind == SPOOL_ITEM_JCOMMIT ? 0 : htab_hash(it->id, SPOOL_ID_LEN) % pass->njobs;
     lane->in_flight = true;
     for (unsigned i = 0; i < pass->njobs; i++)
         s->exec.submit(s->exec.impl, spool_sync_work, spool_job_done, &pass->jobs[i]);
@@ -536,8 +918,8 @@ static void spool_kick(spool_t *s, spool_lane_t *lane)
 
 static void spool_enqueue(spool_t *s, spool_item_t *it)
 {
-    spool_lane_t *lane =
-        &s->lanes[it->kind == SPOOL_ITEM_COMMIT ? SPOOL__LANE_COMMIT : SPOOL__LANE_STATE];
+    bool commit = it->kind == SPOOL_ITEM_COMMIT || it->kind == SPOOL_ITEM_JCOMMIT;
+    spool_lane_t *lane = &s->lanes[commit ? SPOOL__LANE_COMMIT : SPOOL__LANE_STATE];
 
     *lane->pending_tail = it;
     lane->pending_tail = &it->next;
@@ -555,6 +937,33 @@ static spool_item_t *spool_item_new(spool_t *s, spool_item_kind_t kind, const ch
     return it;
 }
 
+/* The item uses segment g: it stays until the item is done. */
+static void spool_item_use(spool_item_t *it, spool_seg_t *g)
+{
+    it->seg = g;
+    g->refs++;
+}
+
+/*
+ * A segment that takes no more records, has nothing queued and no pass
+ * using it is removed by the next pass of the state lane.  Its records
+ * all say removed, moved or failed by then, so if the unlink is lost in a
+ * crash the next scan drops it.
+ */
+static void spool_seg_maybe_drop(spool_t *s, spool_seg_t *g)
+{
+    spool_item_t *it;
+
+    if (!g->full || g->live > 0 || g->refs > 0 || g->dropping)
+        return;
+    g->dropping = true;
+    if (s->jcur == g)
+        s->jcur = NULL;
+    it = spool_item_new(s, SPOOL_ITEM_DROP, "");
+    spool_item_use(it, g);
+    spool_enqueue(s, it);
+}
+
 /* ---- Writers ---- */
 
 static void spool_next_id(spool_t *s, char id[SPOOL_ID_SIZE])
@@ -566,6 +975,16 @@ static void spool_next_id(spool_t *s, char id[SPOOL_ID_SIZE])
     spool__format_id(v, id);
 }
 
+/* The writer's temporary file, made when the first bytes go out. */
+static int spool_writer_create(spool_writer_t *w)
+{
+    char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
+
+    spool_tmp_name(w->id, tmp, sizeof(tmp));
+    w->fd = openat(w->s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    return w->fd < 0 ? -errno : 0;
+}
+
 /* Write out the buffer, then n bytes of p (either may be empty). */
 static int spool_writer_flush(spool_writer_t *w, const void *p, size_t n)
 {
@@ -574,6 +993,10 @@ static int spool_writer_flush(spool_writer_t *w, const void *p, size_t n)
 
     if (w->err != 0)
         return w->err;
+    if (w->fd < 0 && (err = spool_writer_create(w)) != 0) {
+        w->err = err;
+        return err;
+    }
     if (w->used > 0 && (err = spool__pwrite_all(io, w->fd, w->buf, w->used, w->flushed)) == 0) {
         w->flushed += w->used;
         w->used = 0;
@@ -606,7 +1029,7 @@ static void spool_writer_free(spool_writer_t *w, bool unlink_file)
 {
     char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
 
-    if (unlink_file) {
+    if (unlink_file && w->fd >= 0) {
         spool_tmp_name(w->id, tmp, sizeof(tmp));
         unlinkat(w->s->dirfd, tmp, 0);
     }
@@ -619,32 +1042,18 @@ static void spool_writer_free(spool_writer_t *w, bool unlink_file)
 
 int spool_writer_open(spool_t *s, spool_writer_t **out)
 {
-    char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
     spool_writer_t *w;
     buf_t head;
-    int fd = -1;
 
     *out = NULL;
     w = xcalloc(1, sizeof(*w));
-    /* Ids are above everything on disk, so a clash means someone else
-     * writes here; a few tries are plenty. */
-    for (int tries = 0; fd < 0 && tries < 8; tries++) {
-        spool_next_id(s, w->id);
-        spool_tmp_name(w->id, tmp, sizeof(tmp));
-        fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        int err = -errno;
-
-        free(w);
-        return err;
-    }
+    /* Ids are above everything on disk, so the file the id names, if
+     * one is made, is new: O_EXCL says so. */
+    spool_next_id(s, w->id);
     s->used = true;
     s->writers++;
     w->s = s;
-    w->fd = fd;
+    w->fd = -1;
     w->errors_seen = atomic_load(&s->sync_errors);
     w->buf = xmalloc(SPOOL_WRITE_BUF);
     buf_init(&head, SIZE_MAX);
@@ -693,6 +1102,52 @@ static int spool_writer_patch_length(spool_writer_t *w)
     return w->err;
 }
 
+/*
+ * Commit a message that is whole in its writer's buffer through the
+ * journal: its image (the bytes its file would hold) becomes a record
+ * reserved at the end of the current segment, written and synced by the
+ * next commit pass.  false when it does not fit or no segment can be
+ * had: the caller then makes the file.  On true the writer is gone.
+ */
+static bool spool_writer_journal(spool_writer_t *w, const buf_t *trailer,
+                                 const spool_envelope_t *env, int64_t arrival, char *body,
+                                 spool_commit_cb cb, void *arg)
+{
+    spool_t *s = w->s;
+    size_t ilen = w->used + buf_used(trailer);
+    spool_item_t *it;
+    spool_seg_t *g;
+    spool_msg_t *m;
+
+    if (s->files_only || w->fd >= 0 || w->flushed != 0 || ilen > SPOOL__JIMAGE_MAX ||
+        (g = spool_jseg(s, SPOOL__JREC_HDR + ilen)) == NULL)
+        return false;
+    it = spool_item_new(s, SPOOL_ITEM_JCOMMIT, w->id);
+    it->rec_len = SPOOL__JREC_HDR + ilen;
+    it->rec = xmalloc(it->rec_len);
+    memcpy(it->rec + SPOOL__JREC_HDR, w->buf, w->used);
+    memcpy(it->rec + SPOOL__JREC_HDR + w->used, buf_ptr(trailer), buf_used(trailer));
+    spool_item_use(it, g);
+    it->joff = g->size;
+    g->size += it->rec_len;
+    g->live++;
+
+    m = spool__msg_new(s->dir, w->id, arrival, w->size, env);
+    free(m->path);
+    m->path = xstrdup(g->path);
+    m->body_offset = it->joff + SPOOL__JREC_HDR + SPOOL__BODY_OFFSET;
+    m->jseq = g->seq;
+    m->joff = it->joff;
+    m->jlen = ilen;
+    m->body = body;
+    it->msg = m;
+    it->commit_cb = cb;
+    it->arg = arg;
+    spool_writer_free(w, false);
+    spool_enqueue(s, it);
+    return true;
+}
+
 int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_commit_cb cb,
                         void *arg)
 {
@@ -714,6 +1169,10 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
         err = spool__encode_trailer(&trailer, w->id, arrival, env);
     if (err == 0)
         err = spool_writer_patch_length(w);
+    if (err == 0 && body != NULL && spool_writer_journal(w, &trailer, env, arrival, body, cb, arg)) {
+        buf_free(&trailer);
+        return 0;
+    }
     if (err == 0)
         err = spool_writer_put(w, buf_ptr(&trailer), buf_used(&trailer));
     if (err == 0)
@@ -761,16 +1220,30 @@ int spool_submit(spool_t *s, const spool_envelope_t *env, const void *data, size
 int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n,
                  spool_done_cb cb, void *arg)
 {
+    spool_item_kind_t kind = SPOOL_ITEM_UPDATE;
+    spool_seg_t *g = NULL;
     spool_item_t *it;
     buf_t rec;
     int err;
 
     if ((err = spool__check_updates(msg, u, n)) != 0)
         return err;
+    /* A journal message's first record moves it to a file of its own. */
+    if (msg->jseq != 0 && htab_get(s->moving, msg->id, SPOOL_ID_LEN) == NULL) {
+        if ((g = spool__seg_find(s, msg->jseq)) == NULL)
+            return SPOOL_EINVAL;
+        kind = SPOOL_ITEM_MOVE;
+        htab_put(s->moving, msg->id, SPOOL_ID_LEN, SPOOL__MOVING);
+    }
     buf_init(&rec, SIZE_MAX);
     spool__encode_update(&rec, u, n);
     spool__apply(msg, u, n);
-    it = spool_item_new(s, SPOOL_ITEM_UPDATE, msg->id);
+    it = spool_item_new(s, kind, msg->id);
+    if (g != NULL) {
+        spool_item_use(it, g);
+        it->joff = msg->joff;
+        it->jlen = msg->jlen;
+    }
     it->rec_len = buf_used(&rec);
     it->rec = xmemdup(buf_ptr(&rec), it->rec_len);
     it->done_cb = cb;
@@ -783,7 +1256,13 @@ int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n
 int spool_remove(spool_t *s, const spool_msg_t *msg, spool_done_cb cb, void *arg)
 {
     spool_item_t *it = spool_item_new(s, SPOOL_ITEM_REMOVE, msg->id);
+    spool_seg_t *g;
 
+    if (msg->jseq != 0 && (g = spool__seg_find(s, msg->jseq)) != NULL) {
+        spool_item_use(it, g);
+        it->joff = msg->joff;
+        it->has_file = htab_get(s->moving, msg->id, SPOOL_ID_LEN) != NULL;
+    }
     it->done_cb = cb;
     it->arg = arg;
     spool_enqueue(s, it);

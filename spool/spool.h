@@ -1,12 +1,15 @@
 /*
  * spool - the durable on-disk message store.
  *
- * The spool owns one directory.  Each queued message is one file in it,
- * named by its queue id, holding the message bytes, the envelope and the
+ * The spool owns one directory.  A queued message is a file in it, named
+ * by its queue id, holding the message bytes, the envelope and the
  * recipients' delivery state as typed, length-prefixed records ending in
- * END; later state changes are appended after END (docs/spool.md has the
- * format and the exact crash guarantees).  One process owns a spool at a
- * time (an exclusive flock on the directory).
+ * END; later state changes are appended after END.  A small message is
+ * first a record of the same bytes in the commit journal, a few segment
+ * files that many messages share, and gets a file of its own only if it
+ * stays queued after its first delivery (docs/spool.md has the formats
+ * and the exact crash guarantees).  One process owns a spool at a time
+ * (an exclusive flock on the directory).
  *
  * Writing a message (the SMTP session, and the queue for DSNs):
  *
@@ -19,9 +22,10 @@
  *     spool_writer_abort()   at any time before commit: the file is removed
  *
  * Commits are grouped: every commit waiting when a pass starts shares that
- * pass's sync of the file data (one syncfs(2), or parallel fsyncs) and its
- * one directory fsync, so N concurrent commits cost far fewer than N fsync
- * passes.  Recipient updates and removals are grouped the same way in a
+ * pass's one append to the journal and its fdatasync, or for messages too
+ * big for the journal its sync of the file data (one syncfs(2), or
+ * parallel fsyncs) and its one directory fsync, so N concurrent commits
+ * cost far fewer than N fsync passes.  Recipient updates and removals are grouped the same way in a
  * second lane of passes that runs beside the first, so a commit never
  * waits behind them.  Each callback still fires only once its own bytes
  * and directory entry are durable.
@@ -143,6 +147,7 @@ typedef struct {
     unsigned max_batch;             /* most items per pass; 0: SPOOL_MAX_BATCH */
     unsigned sync_jobs;             /* parallel jobs per pass; 0: SPOOL_SYNC_JOBS */
     spool_sync_t sync;              /* 0: SPOOL_SYNC_FILES */
+    bool files_only;                /* no commit journal: a file per message */
 } spool_options_t;
 
 #define SPOOL_MAX_BATCH 512
@@ -187,8 +192,11 @@ typedef struct {
 /*
  * A committed message.  The message bytes are prepend[0..prepend_len)
  * followed by body_length bytes of the file at path from body_offset:
- * exactly queue/delivery.h's job layout.  Fields are read-only for the
- * holder; recipient state changes go through spool_update().
+ * exactly queue/delivery.h's job layout.  For a message in the commit
+ * journal, path is the journal segment's and stays so while the message
+ * is queued (the segment is kept until it is removed), also once its
+ * state moved to a file of its own.  Fields are read-only for the holder;
+ * recipient state changes go through spool_update().
  */
 typedef struct spool_msg {
     char id[SPOOL_ID_SIZE];
@@ -211,6 +219,11 @@ typedef struct spool_msg {
     char *body;
     spool_rcpt_t *rcpts;
     size_t nrcpts;
+    /* The spool's own: 0, or the journal segment holding the message,
+     * with its record's offset there and the length of its image. */
+    uint64_t jseq;
+    uint64_t joff;
+    uint64_t jlen;
 } spool_msg_t;
 
 void spool_msg_free(spool_msg_t *msg);
@@ -245,7 +258,9 @@ typedef struct {
  * callee's; otherwise msg is NULL and nothing of the message is left. */
 typedef void (*spool_commit_cb)(void *arg, int status, spool_msg_t *msg);
 
-/* Create the writer's temporary file; its queue id is known at once. */
+/* A writer, with its queue id.  Its temporary file is created when the
+ * message outgrows the writer's buffer (a small message may never need
+ * one), so a disk error shows at a write or the commit. */
 int spool_writer_open(spool_t *s, spool_writer_t **out);
 const char *spool_writer_id(const spool_writer_t *w);
 /*
@@ -336,6 +351,7 @@ typedef struct {
     uint64_t commit_errors; /* commits that failed after being queued */
     uint64_t updates;       /* state records made durable */
     uint64_t removes;
+    uint64_t journalled;    /* of the commits: through the journal */
     uint64_t passes;        /* passes run (each: file syncs + one directory fsync) */
     uint64_t fsyncs;        /* fsync and syncfs calls */
     unsigned writers;       /* writers open now */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,21 +250,47 @@ int spool__encode_trailer(buf_t *b, const char *id, int64_t arrival_us,
 }
 
 /*
- * CRC-32C (Castagnoli), bit by bit: update records are a few hundred
- * bytes, so a table buys nothing.  It tells a whole appended record from
- * a torn one on file systems that may show zeros or stale bytes after a
- * crash mid-append.
+ * CRC-32C (Castagnoli), eight bytes a round with eight tables (2 KiB of
+ * them per table, made once).  It tells a whole record from a torn one on
+ * file systems that may show zeros or stale bytes after a crash
+ * mid-append: update records, and journal records of whole messages, so
+ * it is computed on the pass's thread and has to be quick.
  */
-static uint32_t spool_crc32c(const void *p, size_t n)
+static uint32_t spool_crc_table[8][256];
+static pthread_once_t spool_crc_once = PTHREAD_ONCE_INIT;
+
+static void spool_crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t crc = i;
+
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+        spool_crc_table[0][i] = crc;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            spool_crc_table[t][i] = (spool_crc_table[t - 1][i] >> 8) ^
+                                    spool_crc_table[0][spool_crc_table[t - 1][i] & 0xff];
+}
+
+uint32_t spool__crc32c(const void *p, size_t n)
 {
     const unsigned char *s = p;
     uint32_t crc = 0xffffffffu;
 
-    while (n--) {
-        crc ^= *s++;
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+    pthread_once(&spool_crc_once, spool_crc_init);
+    for (; n >= 8; s += 8, n -= 8) {
+        uint32_t lo = crc ^ ((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 |
+                             (uint32_t)s[3] << 24);
+
+        crc = spool_crc_table[7][lo & 0xff] ^ spool_crc_table[6][(lo >> 8) & 0xff] ^
+              spool_crc_table[5][(lo >> 16) & 0xff] ^ spool_crc_table[4][lo >> 24] ^
+              spool_crc_table[3][s[4]] ^ spool_crc_table[2][s[5]] ^ spool_crc_table[1][s[6]] ^
+              spool_crc_table[0][s[7]];
     }
+    while (n--)
+        crc = (crc >> 8) ^ spool_crc_table[0][(crc ^ *s++) & 0xff];
     return ~crc;
 }
 
@@ -302,7 +329,7 @@ void spool__encode_update(buf_t *b, const spool_update_t *u, size_t n)
     spool_put_u8(b, SPOOL__REC_UPDATE);
     spool_put_u64(b, buf_used(&p) + 4);
     spool_put(b, buf_ptr(&p), buf_used(&p));
-    spool_put_u32(b, spool_crc32c(buf_ptr(b) + start, buf_used(b) - start));
+    spool_put_u32(b, spool__crc32c(buf_ptr(b) + start, buf_used(b) - start));
     buf_free(&p);
 }
 
@@ -498,7 +525,20 @@ static bool spool_envelope_rec(spool_msg_t *m, size_t *cap, int type, const unsi
 
     switch (type) {
     case SPOOL__REC_ID:
-        return n == SPOOL_ID_LEN && memcmp(p, m->id, n) == 0;
+        if (n != SPOOL_ID_LEN)
+            return false;
+        if (m->id[0] == '\0') { /* a journal record: the image names it */
+            uint64_t id;
+            char name[SPOOL_ID_SIZE];
+
+            memcpy(name, p, n);
+            name[n] = '\0';
+            if (spool__classify(name, &id) != SPOOL__NAME_MSG)
+                return false;
+            memcpy(m->id, name, sizeof(name));
+            return true;
+        }
+        return memcmp(p, m->id, n) == 0;
     case SPOOL__REC_TIME:
         if (n != 8)
             return false;
@@ -554,7 +594,7 @@ static bool spool_update_rec(spool_msg_t *m, const unsigned char *rec, const uns
     size_t got = 0;
     bool ok = false;
 
-    if (n < 8 || spool_crc32c(rec, SPOOL__REC_HDR + n - 4) != spool_be(p + n - 4, 4))
+    if (n < 8 || spool__crc32c(rec, SPOOL__REC_HDR + n - 4) != spool_be(p + n - 4, 4))
         return false;
     c.p = p;
     c.n = n - 4;
@@ -591,7 +631,7 @@ fail:
     return ok;
 }
 
-static int spool_read_at(int fd, void *p, size_t n, uint64_t off)
+int spool__read_at(int fd, void *p, size_t n, uint64_t off)
 {
     size_t done = 0;
 
@@ -686,7 +726,7 @@ int spool__load(int dirfd, const char *dir, const char *name, const spool_io_t *
     err = SPOOL_EPARTIAL;
     if ((uint64_t)st.st_size < SPOOL__BODY_OFFSET)
         goto fail;
-    if ((err = spool_read_at(fd, head, sizeof(head), 0)) != 0)
+    if ((err = spool__read_at(fd, head, sizeof(head), 0)) != 0)
         goto fail;
     err = SPOOL_ECORRUPT;
     if (memcmp(head, SPOOL__MAGIC, SPOOL__MAGIC_LEN) != 0 ||
@@ -702,7 +742,7 @@ int spool__load(int dirfd, const char *dir, const char *name, const spool_io_t *
     if (tlen > SPOOL__TRAILER_MAX)
         goto fail;
     trailer = xmalloc(tlen ? tlen : 1);
-    if ((err = spool_read_at(fd, trailer, tlen, body_end)) != 0)
+    if ((err = spool__read_at(fd, trailer, tlen, body_end)) != 0)
         goto fail;
 
     m = spool_msg_alloc(dir, name);
@@ -725,6 +765,48 @@ fail:
     free(trailer);
     close(fd);
     return err;
+}
+
+int spool__parse_image(const char *path, uint64_t base, const unsigned char *p, size_t n,
+                       spool_msg_t **out)
+{
+    spool_msg_t *m;
+    uint64_t body_len;
+    size_t valid = 0;
+    int err;
+
+    *out = NULL;
+    if (n < SPOOL__BODY_OFFSET)
+        return SPOOL_EPARTIAL;
+    if (memcmp(p, SPOOL__MAGIC, SPOOL__MAGIC_LEN) != 0 || p[SPOOL__MAGIC_LEN] != SPOOL__REC_BODY)
+        return SPOOL_ECORRUPT;
+    body_len = spool_be(p + SPOOL__MAGIC_LEN + 1, 8);
+    if (body_len > n - SPOOL__BODY_OFFSET)
+        return SPOOL_EPARTIAL;
+    m = xcalloc(1, sizeof(*m));
+    m->path = xstrdup(path);
+    m->body_offset = base + SPOOL__BODY_OFFSET;
+    m->body_length = body_len;
+    err = spool_parse_trailer(m, p + SPOOL__BODY_OFFSET + body_len,
+                              n - SPOOL__BODY_OFFSET - (size_t)body_len, &valid);
+    if (err != 0) {
+        spool_msg_free(m);
+        return err;
+    }
+    *out = m;
+    return 0;
+}
+
+void spool__jrec_seal(unsigned char *rec, uint32_t len)
+{
+    rec[0] = SPOOL__J_QUEUED;
+    for (int i = 0; i < 4; i++)
+        rec[5 + i] = (unsigned char)(len >> (24 - 8 * i));
+
+    uint32_t crc = spool__crc32c(rec + 5, 4 + (size_t)len);
+
+    for (int i = 0; i < 4; i++)
+        rec[1 + i] = (unsigned char)(crc >> (24 - 8 * i));
 }
 
 int spool__pwrite_all(const spool_io_t *io, int fd, const void *p, size_t n, uint64_t off)
@@ -753,8 +835,180 @@ static void spool_problem(const spool_scan_ops_t *ops, void *arg, const char *na
         ops->problem(arg, name, err);
 }
 
+/* Messages of the journal, to hand over in id order with the files'. */
+typedef struct {
+    spool_msg_t **v;
+    size_t n, cap, next;
+} spool_jmsgs_t;
+
+static int spool_cmp_msgs(const void *a, const void *b)
+{
+    return strcmp((*(spool_msg_t *const *)a)->id, (*(spool_msg_t *const *)b)->id);
+}
+
+static bool spool_has_name(char **names, size_t n, const char *name)
+{
+    return bsearch(&name, names, n, sizeof(*names), spool_cmp_names) != NULL;
+}
+
+static bool spool_seq_name(const char *name, uint64_t *seq)
+{
+    uint64_t v = 0;
+
+    if (strlen(name) != SPOOL__JSEQ_LEN)
+        return false;
+    for (int i = 0; i < SPOOL__JSEQ_LEN; i++) {
+        char c = name[i];
+
+        if (c >= '0' && c <= '9')
+            v = v << 4 | (uint64_t)(c - '0');
+        else if (c >= 'A' && c <= 'F')
+            v = v << 4 | (uint64_t)(c - 'A' + 10);
+        else
+            return false;
+    }
+    *seq = v;
+    return true;
+}
+
+/*
+ * Read one segment: every record still queued becomes a message, unless
+ * the message has a file of its own (names: the spool directory's), which
+ * then holds its state.  Records are read up to the first that is torn
+ * (cut short, or failing its CRC): a commit lane's pass appends after the
+ * last one's fdatasync, and a segment takes no appends after a failed
+ * pass, so what follows was never acknowledged.  0, or -errno.
+ */
+static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char **names,
+                              size_t n, spool_jmsgs_t *out, const spool_scan_ops_t *ops,
+                              void *arg)
+{
+    unsigned char *data = NULL;
+    spool_seg_t *g;
+    struct stat st;
+    size_t size, pos = SPOOL__JMAGIC_LEN;
+    unsigned live = 0;
+    int fd, err;
+
+    fd = openat(s->jdirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > SIZE_MAX / 2) {
+        err = -errno;
+        close(fd);
+        return err ? err : -EFBIG;
+    }
+    size = (size_t)st.st_size;
+    data = xmalloc(size ? size : 1);
+    if ((err = spool__read_at(fd, data, size, 0)) != 0) {
+        free(data);
+        close(fd);
+        return err == SPOOL_EPARTIAL ? -EIO : err;
+    }
+    g = spool__seg_add(s, seq, fd);
+    g->full = true;
+    g->dir_synced = true;
+    g->size = size;
+    /* A segment made just before a crash may not even have its magic. */
+    if (size >= SPOOL__JMAGIC_LEN && memcmp(data, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN) != 0) {
+        spool_problem(ops, arg, name, SPOOL_ECORRUPT);
+        live++; /* kept for the admin */
+        pos = size;
+    }
+    while (pos + SPOOL__JREC_HDR <= size) {
+        const unsigned char *rec = data + pos;
+        uint64_t len = spool_be(rec + 5, 4);
+        spool_msg_t *m;
+        int r;
+
+        if (len > size - pos - SPOOL__JREC_HDR ||
+            spool__crc32c(rec + 5, 4 + (size_t)len) != spool_be(rec + 1, 4) ||
+            (rec[0] != SPOOL__J_QUEUED && rec[0] != SPOOL__J_REMOVED &&
+             rec[0] != SPOOL__J_MOVED && rec[0] != SPOOL__J_FAILED))
+            break;
+        if (rec[0] == SPOOL__J_QUEUED) {
+            r = spool__parse_image(g->path, pos + SPOOL__JREC_HDR, rec + SPOOL__JREC_HDR,
+                                   (size_t)len, &m);
+            if (r != 0) {
+                /* Whole by its CRC, yet not a message: keep the segment
+                 * for the admin. */
+                spool_problem(ops, arg, name, SPOOL_ECORRUPT);
+                live++;
+            } else if (spool_has_name(names, n, m->id)) {
+                /* Moved, and the crash came before the record said so:
+                 * the file has the message and its state. */
+                spool_msg_free(m);
+            } else {
+                uint64_t id;
+
+                m->jseq = seq;
+                m->joff = pos;
+                m->jlen = len;
+                if (spool__classify(m->id, &id) == SPOOL__NAME_MSG && id > s->last_id)
+                    s->last_id = id;
+                if (out->n == out->cap)
+                    out->v = xgrow(out->v, &out->cap, out->n + 1, sizeof(*out->v));
+                out->v[out->n++] = m;
+                live++;
+            }
+        }
+        /* D, X: gone or never acknowledged.  F: the message's file has it
+         * (or had it, and it was removed since). */
+        pos += SPOOL__JREC_HDR + (size_t)len;
+    }
+    free(data);
+    g->live = live;
+    return 0;
+}
+
+/* The journal's segments, oldest first; those with nothing queued go. */
+static int spool_scan_journal(spool_t *s, char **names, size_t n, spool_jmsgs_t *out,
+                              const spool_scan_ops_t *ops, void *arg)
+{
+    char **segs = NULL;
+    size_t nsegs = 0;
+    bool changed = false;
+    int err = 0;
+
+    if (s->jdirfd < 0)
+        return 0;
+    if ((err = spool__list(s->jdirfd, &segs, &nsegs)) != 0)
+        return err;
+    for (size_t i = 0; i < nsegs; i++) {
+        uint64_t seq;
+        spool_seg_t *g;
+
+        if (err == 0 && spool_seq_name(segs[i], &seq)) {
+            if (seq > s->jseq)
+                s->jseq = seq;
+            err = spool_scan_segment(s, segs[i], seq, names, n, out, ops, arg);
+            if (err == 0 && (g = spool__seg_find(s, seq)) != NULL && g->live == 0) {
+                if (unlinkat(s->jdirfd, segs[i], 0) == 0)
+                    changed = true;
+                spool__seg_free(s, g);
+            }
+        }
+        free(segs[i]);
+    }
+    free(segs);
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof(*out->v), spool_cmp_msgs);
+    if (err == 0 && changed && s->io.fsync(s->jdirfd) != 0)
+        err = -errno;
+    return err;
+}
+
+/* Hand over the journal's messages whose ids sort before name (all: NULL). */
+static void spool_jmsgs_until(spool_jmsgs_t *j, const char *name, const spool_scan_ops_t *ops,
+                              void *arg)
+{
+    while (j->next < j->n && (name == NULL || strcmp(j->v[j->next]->id, name) < 0))
+        ops->message(arg, j->v[j->next++]);
+}
+
 int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
 {
+    spool_jmsgs_t jm = {0};
     char **names = NULL;
     size_t n = 0;
     bool changed = false;
@@ -764,6 +1018,15 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
         return SPOOL_EBUSY;
     if ((err = spool__list(s->dirfd, &names, &n)) != 0)
         return err;
+    if ((err = spool_scan_journal(s, names, n, &jm, ops, arg)) != 0) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        for (size_t i = 0; i < jm.n; i++)
+            spool_msg_free(jm.v[i]);
+        free(jm.v);
+        return err;
+    }
     s->scanned = true;
     for (size_t i = 0; i < n; i++) {
         char quarantine[SPOOL_ID_LEN + sizeof(SPOOL__CORRUPT_SUFFIX)];
@@ -781,6 +1044,7 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
             }
             break;
         case SPOOL__NAME_MSG:
+            spool_jmsgs_until(&jm, names[i], ops, arg);
             r = spool__load(s->dirfd, s->dir, names[i], &s->io, &m);
             if (r == 0) {
                 ops->message(arg, m);
@@ -804,6 +1068,8 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
         free(names[i]);
     }
     free(names);
+    spool_jmsgs_until(&jm, NULL, ops, arg);
+    free(jm.v);
     /* The removals need not be durable (a crash replays them), but
      * settle the directory before new files come. */
     if (changed && s->io.fsync(s->dirfd) != 0)

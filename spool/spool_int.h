@@ -14,6 +14,19 @@
  * A record is a type byte, an 8-byte big-endian payload length, then the
  * payload.  Integers in payloads are big-endian; strings inside a payload
  * carry a 4-byte length.
+ *
+ * The commit journal (journal/ in the spool directory) holds small
+ * messages instead of a file each: segments named by a 16-digit hex
+ * sequence number, each
+ *
+ *     "MXFJNL01"                 magic and format version
+ *     <type> <crc> <len> <image> records, appended by the commit lane
+ *
+ * where image is exactly a message file as above up to END, len its
+ * 4-byte big-endian length and crc (4 bytes) the CRC-32C of len and
+ * image.  The
+ * type byte is the record's state, rewritten in place: M (queued), D
+ * (removed), F (moved to a file of its own), X (a commit that failed).
  */
 #ifndef MXFWD_SPOOL_INT_H
 #define MXFWD_SPOOL_INT_H
@@ -24,6 +37,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "htab.h"
 #include "spool.h"
 
 #define SPOOL__MAGIC "MXFSPL01"
@@ -47,6 +61,47 @@ enum {
     SPOOL__REC_END = 'E',
     SPOOL__REC_UPDATE = 'U',
 };
+
+/* The commit journal. */
+#define SPOOL__JOURNAL "journal"
+#define SPOOL__JMAGIC "MXFJNL01"
+#define SPOOL__JMAGIC_LEN 8
+#define SPOOL__JREC_HDR 9
+#define SPOOL__JSEQ_LEN 16
+/* A segment takes no more appends once this long. */
+#define SPOOL__JSEG_MAX (4u * 1024 * 1024)
+/* The largest message image the journal takes; bigger ones get a file. */
+#define SPOOL__JIMAGE_MAX (64u * 1024)
+
+enum {
+    SPOOL__J_QUEUED = 'M',
+    SPOOL__J_REMOVED = 'D',
+    SPOOL__J_MOVED = 'F',
+    SPOOL__J_FAILED = 'X',
+};
+
+/*
+ * One segment of the journal.  The loop thread owns every field but the
+ * sync lock and error count; a pass's thread uses fd, and path and seq
+ * read-only.
+ */
+typedef struct spool_seg {
+    struct spool_seg *next;     /* s->segs, by seq */
+    uint64_t seq;
+    char *path;                 /* absolute: the message bytes are read from it */
+    int fd;
+    uint64_t size;              /* where the next record goes */
+    bool full;                  /* takes no more records (size, a failure, a scan) */
+    bool dir_synced;            /* its directory entry is durable */
+    bool dropping;              /* its removal is queued */
+    unsigned live;              /* records not yet removed (M or F on disk) */
+    unsigned refs;              /* items of passes that use it */
+    /* fdatasyncs of fd, one at a time, and the count of those that failed:
+     * the kernel reports a write-back error once per open file, and both
+     * lanes sync through this one (see spool_seg_sync()). */
+    pthread_mutex_t sync_mu;
+    atomic_uint_fast64_t sync_errors;
+} spool_seg_t;
 
 typedef struct spool_item spool_item_t;
 typedef struct spool_pass spool_pass_t;
@@ -91,6 +146,15 @@ struct spool {
     pthread_mutex_t sync_mu;
     atomic_uint_fast64_t sync_errors;
 
+    /* The commit journal: its directory, and its segments. */
+    int jdirfd;                /* -1 with files_only */
+    char *jdir;
+    bool files_only;
+    spool_seg_t *segs;         /* loop thread */
+    spool_seg_t *jcur;         /* takes new records; NULL: make one */
+    uint64_t jseq;             /* the last segment number used */
+    htab_t *moving;            /* journal message id -> SPOOL__MOVING or SPOOL__MOVED */
+
     /* Loop thread only. */
     spool_executor_t exec;
     int64_t (*clock_us)(void *arg);
@@ -123,6 +187,26 @@ void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE]);
  * and names.  0 or -errno. */
 int spool__list(int dirfd, char ***names, size_t *n);
 
+/* A journal message's state in s->moving. */
+#define SPOOL__MOVING ((void *)1) /* its file is being made */
+#define SPOOL__MOVED ((void *)2)  /* its file is durable: updates go there */
+
+/* The segment numbered seq, or NULL. */
+spool_seg_t *spool__seg_find(spool_t *s, uint64_t seq);
+/* A segment object for a file already open (fd) or -1; on s->segs. */
+spool_seg_t *spool__seg_add(spool_t *s, uint64_t seq, int fd);
+/* Take g off s->segs, close it, free it. */
+void spool__seg_free(spool_t *s, spool_seg_t *g);
+uint32_t spool__crc32c(const void *p, size_t n);
+/* Fill in the header of the journal record at rec whose len-byte image
+ * already follows it (at rec + SPOOL__JREC_HDR): type M, the CRC, len. */
+void spool__jrec_seal(unsigned char *rec, uint32_t len);
+/* Parse a message image (a file's bytes up to END, updates allowed after)
+ * from memory: 0 and *out, SPOOL_EPARTIAL or SPOOL_ECORRUPT.  path is
+ * where the bytes live, base the image's offset in it. */
+int spool__parse_image(const char *path, uint64_t base, const unsigned char *p, size_t n,
+                       spool_msg_t **out);
+
 /* The body record's header, with the length still to be patched. */
 void spool__put_header(buf_t *b, uint64_t body_len);
 /* Big-endian u64 into 8 bytes (for patching the body length). */
@@ -143,6 +227,8 @@ spool_msg_t *spool__msg_new(const char *dir, const char *id, int64_t arrival_us,
 int spool__load(int dirfd, const char *dir, const char *name, const spool_io_t *io,
                 spool_msg_t **out);
 
+/* pread exactly n bytes: 0, -errno, or SPOOL_EPARTIAL at the end of file. */
+int spool__read_at(int fd, void *p, size_t n, uint64_t off);
 /* pwrite all of p, retrying short writes.  0 or -errno. */
 int spool__pwrite_all(const spool_io_t *io, int fd, const void *p, size_t n, uint64_t off);
 

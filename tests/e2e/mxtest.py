@@ -422,12 +422,44 @@ def srs0(user, domain, day=None, secret=None, srs_domain="fwd.test"):
 
 # ---- the spool -------------------------------------------------------------
 
-class SpoolMessage:
-    """A message file of the spool, read as docs/spool.md describes it."""
-
-    def __init__(self, path):
-        with open(path, "rb") as f:
+def journal_images(directory):
+    """{queue id: image} of the messages queued in a spool's commit journal
+    (records in state M), read as docs/spool.md describes the segments."""
+    images = {}
+    jdir = os.path.join(directory, "journal")
+    try:
+        segments = sorted(os.listdir(jdir))
+    except FileNotFoundError:
+        return images
+    for name in segments:
+        with open(os.path.join(jdir, name), "rb") as f:
             data = f.read()
+        if data[:8] != b"MXFJNL01":
+            continue
+        pos = 8
+        while pos + 9 <= len(data):
+            state = data[pos:pos + 1]
+            n = struct.unpack(">I", data[pos + 5:pos + 9])[0]
+            if state not in (b"M", b"D", b"F", b"X") or pos + 9 + n > len(data):
+                break
+            if state == b"M":
+                image = data[pos + 9:pos + 9 + n]
+                images[SpoolMessage(None, image).id] = image
+            pos += 9 + n
+    return images
+
+
+class SpoolMessage:
+    """A message of the spool, read as docs/spool.md describes it: its file,
+    or while it has none its record in the commit journal."""
+
+    def __init__(self, path, data=None):
+        if data is None and os.path.exists(path):
+            with open(path, "rb") as f:
+                data = f.read()
+        elif data is None:
+            data = journal_images(os.path.dirname(path)).get(os.path.basename(path))
+            assert data is not None, f"{path}: no such message in the spool"
         assert data[:8] == b"MXFSPL01", f"{path}: not a spool file"
         self.rcpts = []   # (destination, alias)
         self.updates = 0
@@ -470,11 +502,16 @@ class SpoolMessage:
 
 
 def spool_files(directory):
-    """Names in a spool directory, sorted (queue ids sort by arrival)."""
+    """What a spool holds, sorted (queue ids sort by arrival): the names in
+    its directory, and the ids of the messages in its journal that have no
+    file of their own.  An ID.tmp beside its ID, file or journal record, is
+    that message's file being made as it leaves the journal: not listed."""
     try:
-        return sorted(os.listdir(directory))
+        names = [n for n in os.listdir(directory) if n != "journal"]
     except FileNotFoundError:
         return []
+    held = set(names) | set(journal_images(directory))
+    return sorted(n for n in held if not (n.endswith(".tmp") and n[:-4] in held))
 
 
 # ---- mxfwd -------------------------------------------------------------------

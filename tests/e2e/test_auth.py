@@ -355,7 +355,8 @@ def pipelined_verdicts_in_order():
     c.send(accepted + b"QUIT\r\n")
     queued(m, c.reply())
     assert c.reply().code == 221
-    assert len(mxtest.spool_files(m.settings["spool_dir"])) == 1
+    held = mxtest.spool_files(m.settings["spool_dir"])
+    assert len(held) == 1, held
 
 
 @test

@@ -12,6 +12,13 @@ int test_dir_make(const char *prefix, char *dir, size_t size);
 /* The names in dir (not "." ones), sorted, joined by spaces, into
  * out[size]; returns out ("" for an empty or missing directory). */
 const char *test_dir_listing(const char *dir, char *out, size_t size);
+/*
+ * What a spool directory holds, as test_dir_listing() lists it: its file
+ * names (not the journal directory) and the queue ids of the messages
+ * queued in its commit journal (records in state M whose id has no file),
+ * read here independently of spool/.
+ */
+const char *test_spool_listing(const char *dir, char *out, size_t size);
 /* Remove dir and everything below it. */
 void test_dir_remove(const char *dir);
 

@@ -270,12 +270,13 @@ static const char *submit(const char *sender, const spool_env_rcpt_t *rcpts, siz
     return last_id;
 }
 
-/* The spool directory's file names, sorted, joined by spaces. */
+/* What the spool holds: its file names and the ids queued in its
+ * journal, sorted, joined by spaces. */
 static const char *listing(void)
 {
     static char out[4096];
 
-    return test_dir_listing(sdir, out, sizeof(out));
+    return test_spool_listing(sdir, out, sizeof(out));
 }
 
 /* The log so far. */

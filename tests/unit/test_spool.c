@@ -22,6 +22,7 @@
 
 #include "spool.h"
 #include "spool_uv.h"
+#include "str.h"
 #include "testdir.h"
 #include "xalloc.h"
 
@@ -48,7 +49,8 @@ TestSuite(spool, .init = setup, .fini = teardown, .timeout = 30);
 
 static spool_t *open_spool_io(const spool_io_t *io)
 {
-    spool_options_t opt = {.exec = spool_uv_executor(&loop), .io = io};
+    /* These tests are of the file protocol; the journal's are below. */
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .io = io, .files_only = true};
     spool_t *s = NULL;
     int err = spool_open(sdir, &opt, &s);
 
@@ -355,13 +357,18 @@ Test(spool, abort_leaves_nothing)
     spool_t *s = open_spool();
     spool_writer_t *w;
 
+    char *text = message_text(40000, 1);
+
     cr_assert_eq(spool_writer_open(s, &w), 0);
     cr_assert_eq(spool_writer_write(w, "Subject: x\r\n\r\n", 14), 0);
-    cr_assert_str_neq(listing(), "", "the temporary file exists while writing");
+    cr_assert_str_eq(listing(), "", "a small message stays in the writer's buffer");
+    cr_assert_eq(spool_writer_write(w, text, strlen(text)), 0);
+    cr_assert_str_neq(listing(), "", "a bigger one streams to the temporary file");
     cr_assert_eq(spool_close(s), SPOOL_EBUSY, "a writer is open");
     spool_writer_abort(w);
     cr_assert_str_eq(listing(), "");
     close_spool(s);
+    free(text);
 }
 
 Test(spool, bad_envelope_is_refused_and_leaves_nothing)
@@ -403,7 +410,7 @@ Test(spool, ids_increase_and_start_above_the_spool_after_a_clock_step_back)
 {
     int64_t now = 0x18C3F2A9B47D1;
     spool_options_t opt = {.exec = spool_uv_executor(&loop), .clock_us = fixed_clock,
-                           .clock_arg = &now};
+                           .clock_arg = &now, .files_only = true};
     spool_t *s = NULL;
     spool_writer_t *w[3];
     char last[SPOOL_ID_SIZE] = "";
@@ -443,11 +450,15 @@ Test(spool, scan_is_for_start_up_only)
     spool_writer_t *w;
     scan_result_t sr = {0};
 
+    char *text = message_text(40000, 1);
+
     cr_assert_eq(spool_writer_open(s, &w), 0);
+    cr_assert_eq(spool_writer_write(w, text, strlen(text)), 0);
     cr_assert_eq(spool_scan(s, &scan_ops, &sr), SPOOL_EBUSY,
                  "a scan now would take the writer's file for a crash's");
     cr_assert_str_neq(listing(), "");
     spool_writer_abort(w);
+    free(text);
     close_spool(s);
 }
 
@@ -586,7 +597,7 @@ static void child_commit_then_stream(int fd, int arg)
     (void)arg;
     if (uv_loop_init(&cl) != 0)
         _exit(2);
-    opt = (spool_options_t){.exec = spool_uv_executor(&cl)};
+    opt = (spool_options_t){.exec = spool_uv_executor(&cl), .files_only = true};
     if (spool_open(sdir, &opt, &s) != 0 || spool_writer_open(s, &w) != 0)
         _exit(3);
     spool_writer_write(w, text, 20000);
@@ -696,7 +707,7 @@ static void child_stream(int fd, int first_seed)
 
     if (uv_loop_init(&cl) != 0)
         _exit(2);
-    opt = (spool_options_t){.exec = spool_uv_executor(&cl)};
+    opt = (spool_options_t){.exec = spool_uv_executor(&cl), .files_only = true};
     if (spool_open(sdir, &opt, &st.s) != 0)
         _exit(3);
     for (int i = 0; i < 8; i++)
@@ -861,7 +872,8 @@ static const spool_io_t hook_io = {hook_pwrite, hook_fsync, hook_syncfs};
 
 static spool_t *open_spool_sync(spool_sync_t mode)
 {
-    spool_options_t opt = {.exec = spool_uv_executor(&loop), .io = &hook_io, .sync = mode};
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .io = &hook_io, .sync = mode,
+                           .files_only = true};
     spool_t *s = NULL;
     int err = spool_open(sdir, &opt, &s);
 
@@ -1516,5 +1528,388 @@ Test(spool, updates_queued_together_land_in_order_across_parallel_jobs)
                     true);
     }
     scan_free(&sr);
+    close_spool(s);
+}
+
+/* ---- The commit journal ---- */
+
+static spool_t *open_journal_spool(const spool_io_t *io)
+{
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .io = io};
+    spool_t *s = NULL;
+    int err = spool_open(sdir, &opt, &s);
+
+    cr_assert_eq(err, 0, "spool_open: %s", spool_strerror(err));
+    return s;
+}
+
+static spool_t *restart_journal(scan_result_t *r)
+{
+    spool_t *s = open_journal_spool(NULL);
+
+    memset(r, 0, sizeof(*r));
+    cr_assert_eq(spool_scan(s, &scan_ops, r), 0);
+    return s;
+}
+
+/* What the spool holds by the test's own reading of the journal. */
+static const char *held(void)
+{
+    static char out[4096];
+
+    return test_spool_listing(sdir, out, sizeof(out));
+}
+
+/* The journal's segment names, sorted, joined by spaces. */
+static const char *segments(void)
+{
+    static char out[4096];
+    char jdir[400];
+
+    snprintf(jdir, sizeof(jdir), "%s/journal", sdir);
+    return test_dir_listing(jdir, out, sizeof(out));
+}
+
+/* The state byte of the journal record of m (its first byte). */
+static char record_state(const spool_msg_t *m)
+{
+    char c = 0;
+    int fd = open(m->path, O_RDONLY);
+
+    cr_assert(fd >= 0, "open %s: %s", m->path, strerror(errno));
+    cr_assert_eq(pread(fd, &c, 1, (off_t)m->joff), 1);
+    close(fd);
+    return c;
+}
+
+static void update_one(spool_t *s, spool_msg_t *m, size_t index, spool_rcpt_state_t st,
+                       const char *reply)
+{
+    spool_update_t u = {.index = index, .state = st, .attempts = 1, .reply = reply,
+                        .relay = "mx.example.com[192.0.2.25]:25", .remote_reply = true};
+    done_result_t d = {0};
+
+    cr_assert_eq(spool_update(s, m, &u, 1, on_done, &d), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(d.called, 1);
+    cr_assert_eq(d.status, 0, "update: %s", spool_strerror(d.status));
+}
+
+static void remove_one(spool_t *s, const spool_msg_t *m)
+{
+    done_result_t d = {0};
+
+    cr_assert_eq(spool_remove(s, m, on_done, &d), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(d.called, 1);
+    cr_assert_eq(d.status, 0, "remove: %s", spool_strerror(d.status));
+}
+
+Test(spool, a_small_message_is_committed_through_the_journal_and_survives_restart)
+{
+    size_t len = 4096;
+    char *text = message_text(len, 7);
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, text, len, 1000, &env);
+    spool_stats_t st;
+    scan_result_t sr;
+    char *got, id[SPOOL_ID_SIZE];
+
+    cr_assert_eq(r.status, 0, "%s", spool_strerror(r.status));
+    str_lcpy(id, r.msg->id, sizeof(id));
+    cr_assert_str_eq(listing(), "journal", "no file of its own, no temporary file");
+    cr_assert_str_eq(segments(), "0000000000000001");
+    cr_assert_str_eq(held(), id);
+    cr_assert_neq(r.msg->jseq, 0);
+    cr_assert_eq(record_state(r.msg), 'M');
+    got = read_range(r.msg->path, r.msg->body_offset, r.msg->body_length);
+    cr_assert(memcmp(got, text, len) == 0, "the body is read where the message says");
+    free(got);
+    spool_get_stats(s, &st);
+    cr_assert_eq(st.commits, 1);
+    cr_assert_eq(st.journalled, 1);
+    spool_msg_free(r.msg);
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_eq(sr.nproblems, 0);
+    cr_assert_str_eq(sr.msgs[0]->id, id);
+    assert_envelope(sr.msgs[0], &env);
+    cr_assert_null(sr.msgs[0]->body);
+    got = read_range(sr.msgs[0]->path, sr.msgs[0]->body_offset, sr.msgs[0]->body_length);
+    cr_assert(memcmp(got, text, len) == 0);
+    free(got);
+
+    /* A new message after the restart goes to a new segment, with a
+     * later id. */
+    r = commit_text(s, text, 100, 100, &env);
+    cr_assert_eq(r.status, 0);
+    cr_assert_gt(strcmp(r.msg->id, id), 0);
+    cr_assert_str_eq(segments(), "0000000000000001 0000000000000002");
+    spool_msg_free(r.msg);
+    scan_free(&sr);
+    close_spool(s);
+    free(text);
+}
+
+Test(spool, a_big_message_gets_its_own_file_beside_the_journal)
+{
+    size_t len = 100000;
+    char *text = message_text(len, 8);
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, text, len, 7000, &env);
+    char want[64];
+
+    cr_assert_eq(r.status, 0);
+    cr_assert_eq(r.msg->jseq, 0);
+    snprintf(want, sizeof(want), "%s journal", r.msg->id);
+    cr_assert_str_eq(listing(), want);
+    spool_msg_free(r.msg);
+    close_spool(s);
+    free(text);
+}
+
+Test(spool, the_first_state_record_moves_a_journal_message_to_its_own_file)
+{
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, "Subject: x\r\n\r\nhi\r\n", 18, 18, &env);
+    spool_msg_t *m = r.msg;
+    scan_result_t sr;
+    char want[64], *got;
+
+    cr_assert_eq(r.status, 0);
+    update_one(s, m, 0, SPOOL_RCPT_SENT, "250 2.0.0 queued as A1");
+    snprintf(want, sizeof(want), "%s journal", m->id);
+    cr_assert_str_eq(listing(), want, "the file, and no temporary one");
+    cr_assert_eq(record_state(m), 'F', "the journal says where it went");
+    /* The in-memory message still reads from the segment, which stays. */
+    got = read_range(m->path, m->body_offset, m->body_length);
+    cr_assert_str_eq(got, "Subject: x\r\n\r\nhi\r\n");
+    free(got);
+    /* Later records are appended to the file. */
+    update_one(s, m, 1, SPOOL_RCPT_DEFERRED, "451 4.3.0 try later");
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1, "once, from its file");
+    cr_assert_str_eq(sr.msgs[0]->id, m->id);
+    cr_assert_eq(sr.msgs[0]->jseq, 0);
+    cr_assert_eq(sr.msgs[0]->rcpts[0].state, SPOOL_RCPT_SENT);
+    cr_assert_str_eq(sr.msgs[0]->rcpts[0].reply, "250 2.0.0 queued as A1");
+    cr_assert_eq(sr.msgs[0]->rcpts[1].state, SPOOL_RCPT_DEFERRED);
+    cr_assert_eq(sr.msgs[0]->rcpts[2].state, SPOOL_RCPT_PENDING);
+    assert_envelope(sr.msgs[0], &env);
+    got = read_range(sr.msgs[0]->path, sr.msgs[0]->body_offset, sr.msgs[0]->body_length);
+    cr_assert_str_eq(got, "Subject: x\r\n\r\nhi\r\n");
+    free(got);
+    cr_assert_str_eq(segments(), "", "nothing queued in the segment: dropped at the scan");
+    remove_one(s, sr.msgs[0]);
+    cr_assert_str_eq(listing(), "journal");
+    scan_free(&sr);
+    spool_msg_free(m);
+    close_spool(s);
+}
+
+Test(spool, a_crash_after_the_move_before_the_journal_says_so_keeps_the_file)
+{
+    spool_envelope_t env = envelope(2);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, "x\r\n", 3, 3, &env);
+    spool_msg_t *m = r.msg;
+    scan_result_t sr;
+    int fd;
+
+    update_one(s, m, 0, SPOOL_RCPT_SENT, "250 ok");
+    /* Put the record back to M, as if the crash came before the mark. */
+    fd = open(m->path, O_WRONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, "M", 1, (off_t)m->joff), 1);
+    close(fd);
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1, "the file wins, the journal copy is not handed over too");
+    cr_assert_eq(sr.msgs[0]->jseq, 0);
+    cr_assert_eq(sr.msgs[0]->rcpts[0].state, SPOOL_RCPT_SENT);
+    scan_free(&sr);
+    spool_msg_free(m);
+    close_spool(s);
+}
+
+Test(spool, a_removed_journal_message_does_not_come_back)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t a = commit_text(s, "a\r\n", 3, 3, &env);
+    commit_result_t b = commit_text(s, "b\r\n", 3, 3, &env);
+    scan_result_t sr;
+
+    remove_one(s, a.msg);
+    cr_assert_eq(record_state(a.msg), 'D');
+    cr_assert_str_eq(held(), b.msg->id);
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, b.msg->id);
+    remove_one(s, sr.msgs[0]);
+    scan_free(&sr);
+    close_spool(s);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 0);
+    cr_assert_str_eq(segments(), "", "a segment with nothing queued goes at the scan");
+    close_spool(s);
+    spool_msg_free(a.msg);
+    spool_msg_free(b.msg);
+}
+
+Test(spool, a_full_segment_with_nothing_queued_is_removed)
+{
+    spool_envelope_t env = envelope(1);
+    char *text = message_text(15000, 9);
+    spool_t *s = open_journal_spool(NULL);
+    spool_msg_t *first = NULL;
+    int n = 0;
+
+    /* Fill the first segment (4 MiB) and start the second. */
+    while (strcmp(segments(), "0000000000000001") == 0 || n == 0) {
+        commit_result_t r = commit_text(s, text, 15000, 15000, &env);
+
+        cr_assert_eq(r.status, 0);
+        if (first == NULL)
+            first = r.msg;
+        else if (r.msg->jseq == 1)
+            remove_one(s, r.msg), spool_msg_free(r.msg);
+        else
+            spool_msg_free(r.msg);
+        cr_assert_lt(++n, 1000);
+    }
+    cr_assert_str_eq(segments(), "0000000000000001 0000000000000002",
+                     "the first stays while a message in it is queued");
+    remove_one(s, first);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_str_eq(segments(), "0000000000000002");
+    spool_msg_free(first);
+    close_spool(s);
+    free(text);
+}
+
+Test(spool, a_torn_record_at_the_end_of_the_journal_is_not_a_message)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, "whole\r\n", 7, 7, &env);
+    char seg[600];
+    struct stat st;
+    scan_result_t sr;
+    unsigned char torn[64];
+    int fd;
+
+    cr_assert_eq(r.status, 0);
+    close_spool(s);
+    /* A second record cut short by a crash mid-append: its header claims
+     * more bytes than follow, and then one whose CRC does not match. */
+    snprintf(seg, sizeof(seg), "%s/journal/0000000000000001", sdir);
+    cr_assert_eq(stat(seg, &st), 0);
+    memset(torn, 0, sizeof(torn));
+    torn[0] = 'M';
+    torn[8] = 200;
+    fd = open(seg, O_WRONLY | O_APPEND);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, torn, sizeof(torn)), (ssize_t)sizeof(torn));
+    close(fd);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, r.msg->id);
+    cr_assert_eq(sr.nproblems, 0);
+    scan_free(&sr);
+    close_spool(s);
+
+    fd = open(seg, O_WRONLY);
+    torn[8] = 10; /* fits, but the CRC is zero */
+    cr_assert_eq(pwrite(fd, torn, sizeof(torn), st.st_size), (ssize_t)sizeof(torn));
+    close(fd);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    scan_free(&sr);
+    spool_msg_free(r.msg);
+    close_spool(s);
+}
+
+Test(spool, a_failed_journal_sync_fails_the_commit_and_it_never_comes_back)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s;
+    commit_result_t r, ok;
+    scan_result_t sr;
+
+    hook.fsync_errno = EIO;
+    hook.fsync_fail_dir = false; /* the segment's fdatasync */
+    s = open_journal_spool(&hook_io);
+    r = commit_text(s, "lost\r\n", 6, 6, &env);
+    cr_assert_eq(r.status, -EIO, "%s", spool_strerror(r.status));
+    cr_assert_null(r.msg);
+    cr_assert_str_eq(held(), "", "the record says failed: nothing is queued");
+    hook.fsync_errno = 0;
+    ok = commit_text(s, "kept\r\n", 6, 6, &env);
+    cr_assert_eq(ok.status, 0);
+    cr_assert_str_eq(segments(), "0000000000000002",
+                     "no more appends to a segment whose sync failed, and with "
+                     "nothing queued in it, it went");
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, ok.msg->id);
+    scan_free(&sr);
+    spool_msg_free(ok.msg);
+    close_spool(s);
+}
+
+Test(spool, a_full_disk_in_the_journal_fails_the_commit_with_enospc)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s;
+    commit_result_t r;
+
+    hook.fail_after = 100; /* the segment's magic fits, the record does not */
+    hook.write_errno = ENOSPC;
+    s = open_journal_spool(&hook_io);
+    r = commit_text(s, "x\r\n", 3, 3, &env);
+    cr_assert_eq(r.status, -ENOSPC, "%s", spool_strerror(r.status));
+    cr_assert_str_eq(held(), "");
+    close_spool(s);
+}
+
+Test(spool, concurrent_journal_commits_share_one_sync_and_each_waits_for_it)
+{
+    enum { N = 32 };
+    spool_envelope_t env = envelope(1);
+    commit_result_t r[N] = {{0}};
+    spool_t *s = open_journal_spool(&hook_io);
+    spool_stats_t st;
+
+    for (int i = 0; i < N; i++) {
+        spool_writer_t *w;
+
+        cr_assert_eq(spool_writer_open(s, &w), 0);
+        cr_assert_eq(spool_writer_write(w, "m\r\n", 3), 0);
+        cr_assert_eq(spool_writer_commit(w, &env, on_commit, &r[i]), 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(r[i].status, 0);
+        spool_msg_free(r[i].msg);
+    }
+    spool_get_stats(s, &st);
+    cr_assert_eq(st.journalled, N);
+    /* The first commit's pass, then one more for all that waited. */
+    cr_assert_leq(st.passes, 2);
+    cr_assert_leq(atomic_load(&hook.file_syncs), 2);
     close_spool(s);
 }
