@@ -2,7 +2,7 @@
  * bench_spool - spool commits per second beside the disk's raw fsync rate.
  *
  *     bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] [-w WRITERS] [-j JOBS]
- *                 [-m file|filesystem]
+ *                 [-m file|filesystem] [-F]
  *
  * Three figures per run, each phase in a fresh directory under DIR (default
  * ".", so run it on the file system the spool will live on; everything is
@@ -15,7 +15,10 @@
  *
  * -m chooses how a pass makes its files durable (spool_options_t sync,
  * the daemon's spool_sync): an fsync per file (file, the default) or one
- * syncfs per pass (filesystem).  -j sets the spool's parallel sync
+ * syncfs per pass (filesystem).  -F commits every message as a file of
+ * its own (spool_options_t files_only): by default a message this small
+ * goes through the commit journal, one append per message and one
+ * fdatasync per pass (docs/spool.md).  -j sets the spool's parallel sync
  * jobs per pass (sync_jobs; default SPOOL_SYNC_JOBS), and libuv's pool to
  * match.
  *
@@ -26,6 +29,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,7 @@
 static size_t msg_size = 4096;
 static unsigned sync_jobs; /* 0: the spool's default */
 static spool_sync_t sync_mode = SPOOL_SYNC_FILES;
+static bool files_only;
 static double phase_seconds = 2.0;
 static char *payload;
 
@@ -185,7 +190,8 @@ static double bench_spool(unsigned writers, double *per_pass, double *cpu_us)
 
     uv_loop_init(&loop);
     opt = (spool_options_t){
-        .exec = spool_uv_executor(&loop), .sync_jobs = sync_jobs, .sync = sync_mode};
+        .exec = spool_uv_executor(&loop), .sync_jobs = sync_jobs, .sync = sync_mode,
+        .files_only = files_only};
     if ((err = spool_open(dir, &opt, &b.s)) != 0)
         die("spool_open", err);
     double cpu = cpu_seconds();
@@ -225,8 +231,9 @@ int main(int argc, char **argv)
     int runs = 3, c;
     double raw[RUNS_MAX], one[RUNS_MAX], many[RUNS_MAX], pass1, passn, cpu1, cpun;
 
-    while ((c = getopt(argc, argv, "d:t:r:s:w:j:m:")) != -1) {
+    while ((c = getopt(argc, argv, "d:t:r:s:w:j:m:F")) != -1) {
         switch (c) {
+        case 'F': files_only = true; break;
         case 'd': base = optarg; break;
         case 't': phase_seconds = atof(optarg); break;
         case 'r': runs = atoi(optarg); break;
@@ -245,7 +252,7 @@ int main(int argc, char **argv)
             /* fall through */
         default:
             fprintf(stderr, "usage: bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] "
-                            "[-w WRITERS] [-j JOBS] [-m file|filesystem]\n");
+                            "[-w WRITERS] [-j JOBS] [-m file|filesystem] [-F]\n");
             return 2;
         }
     }
@@ -270,8 +277,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < msg_size; i++)
         payload[i] = (i % 78 == 76) ? '\r' : (i % 78 == 77) ? '\n' : (char)('a' + i % 26);
 
-    printf("%zu-byte messages, %.1f s per phase, directory %s, spool_sync %s\n", msg_size,
-           phase_seconds, base, sync_mode == SPOOL_SYNC_FILES ? "file" : "filesystem");
+    printf("%zu-byte messages, %.1f s per phase, directory %s, spool_sync %s, %s\n", msg_size,
+           phase_seconds, base, sync_mode == SPOOL_SYNC_FILES ? "file" : "filesystem",
+           files_only ? "a file per message (-F)" : "small messages through the journal");
     for (int r = 0; r < runs; r++) {
         raw[r] = bench_raw();
         one[r] = bench_spool(1, &pass1, &cpu1);

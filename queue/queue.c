@@ -368,6 +368,10 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
     queue__job_t *j = xcalloc(1, sizeof(*j));
     int rc;
 
+    /* No delivery of it reads the journal now: a message that has moved
+     * to a file of its own is read from there, and lets its segment go. */
+    if (qm->jobs == 0)
+        spool_msg_relocate(q->spool, m);
     j->qm = qm;
     j->index = xmemdup(idx, n * sizeof(*idx));
     j->domain = str_lower(xstrdup(domain));

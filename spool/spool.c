@@ -80,6 +80,7 @@ struct spool_writer {
 };
 
 static void spool_seg_maybe_drop(spool_t *s, spool_seg_t *g);
+static void spool_item_use(spool_item_t *it, spool_seg_t *g);
 
 /* ---- System calls through the test hook ---- */
 
@@ -168,17 +169,29 @@ void spool__seg_free(spool_t *s, spool_seg_t *g)
 /* The journal's directory, made (durably) if missing. */
 static int spool_open_journal(spool_t *s)
 {
-    size_t n = strlen(s->dir) + sizeof("/" SPOOL__JOURNAL);
+    size_t len = strlen(s->dir) + sizeof("/" SPOOL__JOURNAL), n = 0;
+    char **names = NULL;
     int err;
 
-    s->jdir = xmalloc(n);
-    str_fmt(s->jdir, n, "%s/%s", s->dir, SPOOL__JOURNAL);
+    s->jdir = xmalloc(len);
+    str_fmt(s->jdir, len, "%s/%s", s->dir, SPOOL__JOURNAL);
     if ((err = file_mkdirs(s->jdir, 0700)) != 0)
         return err;
     s->jdirfd = open(s->jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->jdirfd < 0)
         return -errno;
     s->moving = htab_new(16);
+    /* New segments are numbered above every one there, scan or not. */
+    if ((err = spool__list(s->jdirfd, &names, &n)) != 0)
+        return err;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq;
+
+        if (spool__seq_name(names[i], &seq) && seq > s->jseq)
+            s->jseq = seq;
+        free(names[i]);
+    }
+    free(names);
     return 0;
 }
 
@@ -206,7 +219,7 @@ static spool_seg_t *spool_jseg(spool_t *s, size_t need)
 {
     spool_seg_t *g = s->jcur;
     char name[SPOOL__JSEQ_LEN + 1];
-    int fd;
+    int fd = -1;
 
     if (g != NULL && !g->full && g->size + need <= SPOOL__JSEG_MAX)
         return g;
@@ -215,14 +228,21 @@ static spool_seg_t *spool_jseg(spool_t *s, size_t need)
         s->jcur = NULL;
         spool_seg_maybe_drop(s, g);
     }
-    spool_seg_name(s->jseq + 1, name);
-    fd = openat(s->jdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* A name taken (by a file someone put there) is skipped. */
+    for (int tries = 0; tries < 8; tries++) {
+        spool_seg_name(++s->jseq, name);
+        fd = openat(s->jdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            break;
+    }
     if (fd < 0)
         return NULL;
-    s->jseq++;
-    if (spool__pwrite_all(&s->io, fd, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN, 0) != 0) {
+    if ((errno = -spool__pwrite_all(&s->io, fd, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN, 0)) != 0) {
+        int err = errno;
+
         close(fd);
         unlinkat(s->jdirfd, name, 0);
+        errno = err;
         return NULL;
     }
     g = spool__seg_add(s, s->jseq, fd);
@@ -477,7 +497,7 @@ static void spool_fail_since(spool_t *s, spool_item_t *items, uint64_t errors, i
 {
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->status != 0 || it->errors_seen == errors || it->kind == SPOOL_ITEM_JCOMMIT ||
-            it->kind == SPOOL_ITEM_DROP ||
+            it->kind == SPOOL_ITEM_DROP || (it->kind == SPOOL_ITEM_REMOVE && !it->unlinked) ||
             (it->kind == SPOOL_ITEM_UPDATE && s->sync == SPOOL_SYNC_FILES))
             continue;
         if (it->renamed)
@@ -534,6 +554,34 @@ static void spool_journal_sync(spool_job_t *job)
     }
 }
 
+/* Fail every journal commit of the pass placed after failed in its segment. */
+static void spool_journal_fail_after(spool_item_t *items, const spool_item_t *failed)
+{
+    for (spool_item_t *o = items; o != NULL; o = o->next)
+        if (o->kind == SPOOL_ITEM_JCOMMIT && o->seg == failed->seg && o->joff > failed->joff &&
+            o->status == 0)
+            o->status = -EIO;
+}
+
+/* fdatasync the segments of the items marked jwritten, ignoring the
+ * result (for marks that are a courtesy), and clear the marks. */
+static void spool_journal_resync(spool_job_t *job)
+{
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        spool_item_t *o;
+        uint64_t errors;
+
+        if (!it->jwritten)
+            continue;
+        for (o = job->pass->items; o != it && !(o->jwritten && o->seg == it->seg); o = o->next)
+            ;
+        if (o == it)
+            (void)spool_seg_sync(job, it->seg, &errors);
+    }
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        it->jwritten = false;
+}
+
 /* Write one byte of a record in place: its state. */
 static void spool_journal_mark(spool_t *s, spool_item_t *it, char type)
 {
@@ -557,7 +605,7 @@ static void spool_journal_append(spool_job_t *job)
     int err;
 
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        if (it->kind != SPOOL_ITEM_JCOMMIT)
+        if (it->kind != SPOOL_ITEM_JCOMMIT || it->seg == NULL)
             continue;
         any = true;
         new_seg |= !it->seg->dir_synced;
@@ -566,27 +614,41 @@ static void spool_journal_append(spool_job_t *job)
         return;
     if (new_seg && (err = spool_sync(job, s->io.fsync, s->jdirfd)) != 0) {
         for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-            if (it->kind == SPOOL_ITEM_JCOMMIT)
+            if (it->kind == SPOOL_ITEM_JCOMMIT && it->status == 0)
                 it->status = err;
         return;
     }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        if (it->kind != SPOOL_ITEM_JCOMMIT)
+        if (it->kind != SPOOL_ITEM_JCOMMIT || it->status != 0)
             continue;
         spool__jrec_seal(it->rec, (uint32_t)(it->rec_len - SPOOL__JREC_HDR));
         it->seg_errors = atomic_load(&it->seg->sync_errors);
         it->status = spool__pwrite_all(&s->io, it->seg->fd, it->rec, it->rec_len, it->joff);
         it->jwritten = it->status == 0;
+        if (it->status != 0)
+            spool_journal_fail_after(job->pass->items, it);
     }
     spool_journal_sync(job);
+    /* A record that failed may be torn, and the scan reads no further:
+     * every later record of its segment fails too. */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_JCOMMIT && it->seg != NULL && it->status != 0)
+            spool_journal_fail_after(job->pass->items, it);
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        if (it->kind == SPOOL_ITEM_JCOMMIT && it->status != 0 && it->jwritten) {
+        bool written = it->jwritten;
+
+        it->jwritten = false;
+        if (it->kind == SPOOL_ITEM_JCOMMIT && it->status != 0 && written) {
             char failed = SPOOL__J_FAILED;
 
-            (void)spool__pwrite_all(&s->io, it->seg->fd, &failed, 1, it->joff);
+            it->jwritten =
+                spool__pwrite_all(&s->io, it->seg->fd, &failed, 1, it->joff) == 0;
         }
-        it->jwritten = false;
     }
+    /* Best effort: the marks durable before the 451s go out, so that a
+     * restart does not take a record whose bytes made it all the same
+     * for a message. */
+    spool_journal_resync(job);
 }
 
 /*
@@ -643,14 +705,19 @@ static void spool_journal_marks(spool_job_t *job)
 {
     spool_t *s = job->pass->s;
 
+    /* A moved message's file is durable by now, whatever its record says
+     * (a file wins over an M record at the scan): the mark only spares
+     * the scan a look, so its failure fails nothing. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        if (it->status != 0)
-            continue;
-        if (it->kind == SPOOL_ITEM_MOVE)
-            spool_journal_mark(s, it, SPOOL__J_MOVED);
-        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL)
-            spool_journal_mark(s, it, SPOOL__J_REMOVED);
+        char moved = SPOOL__J_MOVED;
+
+        if (it->kind == SPOOL_ITEM_MOVE && it->status == 0)
+            it->jwritten = spool__pwrite_all(&s->io, it->seg->fd, &moved, 1, it->joff) == 0;
     }
+    spool_journal_resync(job);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && it->status == 0)
+            spool_journal_mark(s, it, SPOOL__J_REMOVED);
     spool_journal_sync(job);
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         it->jwritten = false;
@@ -806,7 +873,7 @@ static void spool_pass_done(void *ctx)
             if (it->status == 0) {
                 g->dir_synced = true;
                 s->stats.journalled++;
-            } else {
+            } else if (g != NULL) {
                 /* Its tail may be torn: nothing more goes after it. */
                 g->full = true;
                 g->live--;
@@ -871,6 +938,37 @@ static void spool_job_done(void *ctx)
         spool_pass_done(&pass->jobs[0]);
 }
 
+/*
+ * Place a pass's journal records, in commit order, one after the other at
+ * the end of the current segment, now that the last pass is over: a
+ * segment whose pass failed has been closed by then, so no record goes
+ * after one that may be torn (the scan stops at the first such).  An
+ * item that gets no segment fails.
+ */
+static void spool_journal_place(spool_t *s, spool_item_t *items)
+{
+    for (spool_item_t *it = items; it != NULL; it = it->next) {
+        spool_msg_t *m = it->msg;
+        spool_seg_t *g;
+
+        if (it->kind != SPOOL_ITEM_JCOMMIT)
+            continue;
+        if ((g = spool_jseg(s, it->rec_len)) == NULL) {
+            it->status = errno ? -errno : -EIO;
+            continue;
+        }
+        spool_item_use(it, g);
+        it->joff = g->size;
+        g->size += it->rec_len;
+        g->live++;
+        free(m->path);
+        m->path = xstrdup(g->path);
+        m->body_offset = it->joff + SPOOL__JREC_HDR + SPOOL__BODY_OFFSET;
+        m->jseq = g->seq;
+        m->joff = it->joff;
+    }
+}
+
 /* Start a pass with what is waiting in a lane, unless one is running. */
 static void spool_kick(spool_t *s, spool_lane_t *lane)
 {
@@ -893,6 +991,8 @@ static void spool_kick(spool_t *s, spool_lane_t *lane)
     *link = NULL;
     if (lane->pending == NULL)
         lane->pending_tail = &lane->pending;
+    if (lane == &s->lanes[SPOOL__LANE_COMMIT] && s->jdirfd >= 0)
+        spool_journal_place(s, pass->items);
     /* Parallel jobs let the disk overlap fsyncs and unlinks, but each one
      * is a hand-off to a thread that has to be scheduled: a pass is split
      * only when its jobs get several items each. */
@@ -1104,10 +1204,11 @@ static int spool_writer_patch_length(spool_writer_t *w)
 
 /*
  * Commit a message that is whole in its writer's buffer through the
- * journal: its image (the bytes its file would hold) becomes a record
- * reserved at the end of the current segment, written and synced by the
- * next commit pass.  false when it does not fit or no segment can be
- * had: the caller then makes the file.  On true the writer is gone.
+ * journal: its image (the bytes its file would hold) becomes a record,
+ * placed at the end of the current segment when its pass starts
+ * (spool_journal_place()), written and synced by that pass.  false when
+ * it is too big: the caller then makes the file.  On true the writer is
+ * gone.
  */
 static bool spool_writer_journal(spool_writer_t *w, const buf_t *trailer,
                                  const spool_envelope_t *env, int64_t arrival, char *body,
@@ -1116,28 +1217,16 @@ static bool spool_writer_journal(spool_writer_t *w, const buf_t *trailer,
     spool_t *s = w->s;
     size_t ilen = w->used + buf_used(trailer);
     spool_item_t *it;
-    spool_seg_t *g;
     spool_msg_t *m;
 
-    if (s->files_only || w->fd >= 0 || w->flushed != 0 || ilen > SPOOL__JIMAGE_MAX ||
-        (g = spool_jseg(s, SPOOL__JREC_HDR + ilen)) == NULL)
+    if (s->files_only || w->fd >= 0 || w->flushed != 0 || ilen > SPOOL__JIMAGE_MAX)
         return false;
     it = spool_item_new(s, SPOOL_ITEM_JCOMMIT, w->id);
     it->rec_len = SPOOL__JREC_HDR + ilen;
     it->rec = xmalloc(it->rec_len);
     memcpy(it->rec + SPOOL__JREC_HDR, w->buf, w->used);
     memcpy(it->rec + SPOOL__JREC_HDR + w->used, buf_ptr(trailer), buf_used(trailer));
-    spool_item_use(it, g);
-    it->joff = g->size;
-    g->size += it->rec_len;
-    g->live++;
-
     m = spool__msg_new(s->dir, w->id, arrival, w->size, env);
-    free(m->path);
-    m->path = xstrdup(g->path);
-    m->body_offset = it->joff + SPOOL__JREC_HDR + SPOOL__BODY_OFFSET;
-    m->jseq = g->seq;
-    m->joff = it->joff;
     m->jlen = ilen;
     m->body = body;
     it->msg = m;
@@ -1216,6 +1305,27 @@ int spool_submit(spool_t *s, const spool_envelope_t *env, const void *data, size
 }
 
 /* ---- State updates, removal ---- */
+
+void spool_msg_relocate(spool_t *s, spool_msg_t *msg)
+{
+    size_t n = strlen(s->dir) + 1 + SPOOL_ID_SIZE;
+    spool_seg_t *g;
+
+    if (msg->jseq == 0 || htab_get(s->moving, msg->id, SPOOL_ID_LEN) != SPOOL__MOVED)
+        return;
+    g = spool__seg_find(s, msg->jseq);
+    htab_remove(s->moving, msg->id, SPOOL_ID_LEN);
+    free(msg->path);
+    msg->path = xmalloc(n);
+    str_fmt(msg->path, n, "%s/%s", s->dir, msg->id);
+    msg->body_offset = SPOOL__BODY_OFFSET;
+    msg->jseq = msg->joff = msg->jlen = 0;
+    /* Its record says moved: the segment holds nothing of it now. */
+    if (g != NULL) {
+        g->live--;
+        spool_seg_maybe_drop(s, g);
+    }
+}
 
 int spool_update(spool_t *s, spool_msg_t *msg, const spool_update_t *u, size_t n,
                  spool_done_cb cb, void *arg)

@@ -193,9 +193,8 @@ typedef struct {
  * A committed message.  The message bytes are prepend[0..prepend_len)
  * followed by body_length bytes of the file at path from body_offset:
  * exactly queue/delivery.h's job layout.  For a message in the commit
- * journal, path is the journal segment's and stays so while the message
- * is queued (the segment is kept until it is removed), also once its
- * state moved to a file of its own.  Fields are read-only for the holder;
+ * journal, path is the journal segment's (kept on disk for it), also
+ * once its state moved to a file of its own, until spool_msg_relocate().  Fields are read-only for the holder;
  * recipient state changes go through spool_update().
  */
 typedef struct spool_msg {
@@ -227,6 +226,15 @@ typedef struct spool_msg {
 } spool_msg_t;
 
 void spool_msg_free(spool_msg_t *msg);
+/*
+ * A journal message whose state has moved to a file of its own (its first
+ * spool_update() made it) goes on reading its bytes from the journal
+ * segment, which stays on disk for it.  This points path and body_offset
+ * at its file instead and lets the segment go.  Call it when nothing
+ * reads the message through path or may still open it (no delivery of it
+ * under way); for any other message it does nothing.
+ */
+void spool_msg_relocate(spool_t *s, spool_msg_t *msg);
 /* Free msg->body, if any (the file still has the bytes). */
 void spool_msg_drop_body(spool_msg_t *msg);
 /* prepend_len + body_length: the size delivered and listed. */

@@ -835,10 +835,13 @@ static void spool_problem(const spool_scan_ops_t *ops, void *arg, const char *na
         ops->problem(arg, name, err);
 }
 
-/* Messages of the journal, to hand over in id order with the files'. */
+/* Messages of the journal, to hand over in id order with the files', and
+ * the ids its records say were removed. */
 typedef struct {
     spool_msg_t **v;
     size_t n, cap, next;
+    char **gone;
+    size_t ngone, gone_cap;
 } spool_jmsgs_t;
 
 static int spool_cmp_msgs(const void *a, const void *b)
@@ -851,7 +854,7 @@ static bool spool_has_name(char **names, size_t n, const char *name)
     return bsearch(&name, names, n, sizeof(*names), spool_cmp_names) != NULL;
 }
 
-static bool spool_seq_name(const char *name, uint64_t *seq)
+bool spool__seq_name(const char *name, uint64_t *seq)
 {
     uint64_t v = 0;
 
@@ -888,6 +891,7 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
     struct stat st;
     size_t size, pos = SPOOL__JMAGIC_LEN;
     unsigned live = 0;
+    bool marked = false;
     int fd, err;
 
     fd = openat(s->jdirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -936,7 +940,13 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
                 live++;
             } else if (spool_has_name(names, n, m->id)) {
                 /* Moved, and the crash came before the record said so:
-                 * the file has the message and its state. */
+                 * the file has the message and its state.  Say so now,
+                 * or once the file is removed the record would bring the
+                 * message back. */
+                char moved = SPOOL__J_MOVED;
+
+                if (spool__pwrite_all(&s->io, fd, &moved, 1, pos) == 0)
+                    marked = true;
                 spool_msg_free(m);
             } else {
                 uint64_t id;
@@ -951,13 +961,27 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
                 out->v[out->n++] = m;
                 live++;
             }
+        } else if (rec[0] == SPOOL__J_REMOVED && len >= SPOOL__BODY_OFFSET) {
+            /* Removed.  A file of its id is a move's that was taken back
+             * without the unlink reaching the disk: stale. */
+            spool_msg_t *gone;
+
+            if (spool__parse_image(g->path, 0, rec + SPOOL__JREC_HDR, (size_t)len, &gone) == 0) {
+                if (out->ngone == out->gone_cap)
+                    out->gone = xgrow(out->gone, &out->gone_cap, out->ngone + 1,
+                                      sizeof(*out->gone));
+                out->gone[out->ngone++] = xstrdup(gone->id);
+                spool_msg_free(gone);
+            }
         }
-        /* D, X: gone or never acknowledged.  F: the message's file has it
-         * (or had it, and it was removed since). */
+        /* X: never acknowledged.  F: the message's file has it (or had
+         * it, and it was removed since). */
         pos += SPOOL__JREC_HDR + (size_t)len;
     }
     free(data);
     g->live = live;
+    if (marked && s->io.fsync(fd) != 0)
+        return -errno;
     return 0;
 }
 
@@ -978,7 +1002,7 @@ static int spool_scan_journal(spool_t *s, char **names, size_t n, spool_jmsgs_t 
         uint64_t seq;
         spool_seg_t *g;
 
-        if (err == 0 && spool_seq_name(segs[i], &seq)) {
+        if (err == 0 && spool__seq_name(segs[i], &seq)) {
             if (seq > s->jseq)
                 s->jseq = seq;
             err = spool_scan_segment(s, segs[i], seq, names, n, out, ops, arg);
@@ -993,9 +1017,26 @@ static int spool_scan_journal(spool_t *s, char **names, size_t n, spool_jmsgs_t 
     free(segs);
     if (out->n > 1)
         qsort(out->v, out->n, sizeof(*out->v), spool_cmp_msgs);
+    if (out->ngone > 1)
+        qsort(out->gone, out->ngone, sizeof(*out->gone), spool_cmp_names);
     if (err == 0 && changed && s->io.fsync(s->jdirfd) != 0)
         err = -errno;
     return err;
+}
+
+static bool spool_jmsgs_gone(const spool_jmsgs_t *j, const char *id)
+{
+    return j->ngone > 0 && spool_has_name(j->gone, j->ngone, id);
+}
+
+static void spool_jmsgs_free(spool_jmsgs_t *j)
+{
+    for (size_t i = j->next; i < j->n; i++)
+        spool_msg_free(j->v[i]);
+    free(j->v);
+    for (size_t i = 0; i < j->ngone; i++)
+        free(j->gone[i]);
+    free(j->gone);
 }
 
 /* Hand over the journal's messages whose ids sort before name (all: NULL). */
@@ -1018,16 +1059,14 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
         return SPOOL_EBUSY;
     if ((err = spool__list(s->dirfd, &names, &n)) != 0)
         return err;
+    s->scanned = true; /* once, even if it fails */
     if ((err = spool_scan_journal(s, names, n, &jm, ops, arg)) != 0) {
         for (size_t i = 0; i < n; i++)
             free(names[i]);
         free(names);
-        for (size_t i = 0; i < jm.n; i++)
-            spool_msg_free(jm.v[i]);
-        free(jm.v);
+        spool_jmsgs_free(&jm);
         return err;
     }
-    s->scanned = true;
     for (size_t i = 0; i < n; i++) {
         char quarantine[SPOOL_ID_LEN + sizeof(SPOOL__CORRUPT_SUFFIX)];
         spool_msg_t *m;
@@ -1045,6 +1084,11 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
             break;
         case SPOOL__NAME_MSG:
             spool_jmsgs_until(&jm, names[i], ops, arg);
+            if (spool_jmsgs_gone(&jm, names[i])) {
+                if (unlinkat(s->dirfd, names[i], 0) == 0)
+                    changed = true;
+                break;
+            }
             r = spool__load(s->dirfd, s->dir, names[i], &s->io, &m);
             if (r == 0) {
                 ops->message(arg, m);
@@ -1069,7 +1113,7 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
     }
     free(names);
     spool_jmsgs_until(&jm, NULL, ops, arg);
-    free(jm.v);
+    spool_jmsgs_free(&jm);
     /* The removals need not be durable (a crash replays them), but
      * settle the directory before new files come. */
     if (changed && s->io.fsync(s->dirfd) != 0)

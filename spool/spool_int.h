@@ -191,6 +191,8 @@ int spool__list(int dirfd, char ***names, size_t *n);
 #define SPOOL__MOVING ((void *)1) /* its file is being made */
 #define SPOOL__MOVED ((void *)2)  /* its file is durable: updates go there */
 
+/* Whether name is a segment's (16 hex digits), and its number. */
+bool spool__seq_name(const char *name, uint64_t *seq);
 /* The segment numbered seq, or NULL. */
 spool_seg_t *spool__seg_find(spool_t *s, uint64_t seq);
 /* A segment object for a file already open (fd) or -1; on s->segs. */

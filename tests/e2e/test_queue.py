@@ -215,6 +215,37 @@ def mail_queued_before_a_restart_is_delivered_after_it():
     assert len(sink.transactions) == 1
 
 
+@test
+def journal_messages_killed_mid_delivery_are_delivered_once_after_a_restart():
+    """Small messages live in the spool's commit journal, not in files of
+    their own (docs/spool.md).  With the daemon killed by SIGKILL while
+    their deliveries hang at the greeting, a restart finds each of them
+    and delivers it exactly once."""
+    stalled = mxtest.Sink(stall="greeting")
+    port = stalled.port
+    m = forwarder(port, {"retry_schedule": "1s"})
+    qids = [send(m, "sender@origin.test", ["alice@alias.test"],
+                 BODY.replace(b"Hello,", f"Hello {i},".encode())) for i in range(3)]
+    mxtest.wait_until(lambda: stalled.connections >= 1, what="a delivery under way")
+    assert spool(m) == sorted(qids)
+    assert os.listdir(m.settings["spool_dir"]) == ["journal"], "no file of their own"
+    m.stop(signal.SIGKILL)
+    stalled.close()
+    sink = mxtest.Sink(port=port)
+    m.start()
+    m.wait_log(r"spool .*: 3 messages queued")
+    got = sink.wait(3, timeout=20)
+    for qid in qids:
+        m.wait_log(rf"{qid}: removed$")
+    time.sleep(0.5)
+    assert len(sink.transactions) == 3
+    assert sorted(tx.data for tx in got) == sorted(
+        tx.data for tx in sink.transactions)
+    for i in range(3):
+        assert sum(f"Hello {i},".encode() in tx.data for tx in sink.transactions) == 1
+    assert spool(m) == []
+
+
 def mxfwd_json(m, *args):
     r = m.run(*args, "--json")
     assert r.returncode == 0, r.stderr

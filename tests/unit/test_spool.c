@@ -58,6 +58,8 @@ static spool_t *open_spool_io(const spool_io_t *io)
     return s;
 }
 
+static spool_t *open_journal_spool(const spool_io_t *io);
+
 static spool_t *open_spool(void)
 {
     return open_spool_io(NULL);
@@ -699,6 +701,9 @@ static void stream_one(streamer_t *st)
     free(text);
 }
 
+/* Whether the streaming child (and the scan after) use files only. */
+static bool stream_files_only = true;
+
 static void child_stream(int fd, int first_seed)
 {
     uv_loop_t cl;
@@ -707,7 +712,7 @@ static void child_stream(int fd, int first_seed)
 
     if (uv_loop_init(&cl) != 0)
         _exit(2);
-    opt = (spool_options_t){.exec = spool_uv_executor(&cl), .files_only = true};
+    opt = (spool_options_t){.exec = spool_uv_executor(&cl), .files_only = stream_files_only};
     if (spool_open(sdir, &opt, &st.s) != 0)
         _exit(3);
     for (int i = 0; i < 8; i++)
@@ -728,10 +733,14 @@ static void collect_all(void *arg, spool_msg_t *msg)
 
 static const spool_scan_ops_t collect_ops = {collect_all, scan_problem};
 
-Test(spool, sigkill_during_a_stream_of_commits_loses_no_acknowledged_message)
+/*
+ * Messages of 100 to 30,100 bytes: with the journal, those under the
+ * writer's buffer go to segments and the rest to files, side by side.
+ */
+static void stream_and_kill(void)
 {
-    char acked[4096][SPOOL_ID_SIZE];
-    int nacked = 0;
+    static char acked[4096][SPOOL_ID_SIZE];
+    int nacked = 0, in_journal = 0, in_files = 0;
 
     for (int round = 0; round < 3; round++) {
         uint64_t wait_ms = 60 + (uint64_t)round * 70, start = uv_hrtime();
@@ -751,7 +760,7 @@ Test(spool, sigkill_during_a_stream_of_commits_loses_no_acknowledged_message)
             acked[nacked++][SPOOL_ID_LEN] = '\0';
         close(rfd);
 
-        s = open_spool();
+        s = stream_files_only ? open_spool() : open_journal_spool(NULL);
         memset(&sr, 0, sizeof(sr));
         cr_assert_eq(spool_scan(s, &collect_ops, &sr), 0);
         for (int i = 0; i < sr.nproblems; i++)
@@ -777,12 +786,31 @@ Test(spool, sigkill_during_a_stream_of_commits_loses_no_acknowledged_message)
             cr_assert(found, "acknowledged message %s survived", acked[i]);
         }
         cr_assert_geq(collected_n, nacked);
-        for (int i = 0; i < collected_n; i++)
+        for (int i = 0; i < collected_n; i++) {
+            in_journal += collected[i]->jseq != 0;
+            in_files += collected[i]->jseq == 0;
             spool_msg_free(collected[i]);
+        }
         collected_n = 0;
         close_spool(s);
     }
     cr_assert_gt(nacked, 0, "the children committed something");
+    cr_assert_gt(in_files, 0, "files were read back");
+    if (stream_files_only)
+        cr_assert_eq(in_journal, 0);
+    else
+        cr_assert_gt(in_journal, 0, "journal records were read back");
+}
+
+Test(spool, sigkill_during_a_stream_of_commits_loses_no_acknowledged_message)
+{
+    stream_and_kill();
+}
+
+Test(spool, sigkill_during_a_stream_of_journal_commits_loses_no_acknowledged_message)
+{
+    stream_files_only = false;
+    stream_and_kill();
 }
 
 /* ---- Write and fsync failures ---- */
@@ -795,6 +823,8 @@ static struct {
     int write_errno;
     int fsync_errno; /* 0: none */
     bool fsync_fail_dir;
+    atomic_int fsync_fail_times; /* with fsync_fail_counted: fail this many, then pass */
+    bool fsync_fail_counted;
     int syncfs_errno; /* 0: none */
     atomic_int dir_syncs;
     atomic_int file_syncs;
@@ -832,7 +862,8 @@ static int hook_fsync(int fd)
 
     cr_assert_eq(fstat(fd, &st), 0);
     dir = S_ISDIR(st.st_mode);
-    if (hook.fsync_errno != 0 && dir == hook.fsync_fail_dir) {
+    if (hook.fsync_errno != 0 && dir == hook.fsync_fail_dir &&
+        (!hook.fsync_fail_counted || atomic_fetch_sub(&hook.fsync_fail_times, 1) > 0)) {
         errno = hook.fsync_errno;
         return -1;
     }
@@ -1714,11 +1745,54 @@ Test(spool, the_first_state_record_moves_a_journal_message_to_its_own_file)
     close_spool(s);
 }
 
+Test(spool, a_moved_message_relocated_to_its_file_lets_its_full_segment_go)
+{
+    spool_envelope_t env = envelope(2);
+    char *text = message_text(15000, 10);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, "moved\r\n", 7, 7, &env);
+    spool_msg_t *m = r.msg;
+    char want[400], *got;
+    int n = 0;
+
+    update_one(s, m, 0, SPOOL_RCPT_DEFERRED, "451 4.3.0 later");
+    spool_msg_relocate(s, m); /* no delivery of it under way */
+    snprintf(want, sizeof(want), "%s/%s", spool_dir(s), m->id);
+    cr_assert_str_eq(m->path, want);
+    cr_assert_eq(m->jseq, 0);
+    got = read_range(m->path, m->body_offset, m->body_length);
+    cr_assert_str_eq(got, "moved\r\n");
+    free(got);
+    spool_msg_relocate(s, m); /* again: nothing to do */
+    cr_assert_str_eq(m->path, want);
+
+    /* Fill the rest of the segment, each message removed at once: when it
+     * is full nothing holds it, though m is still queued. */
+    while (strcmp(segments(), "0000000000000001") == 0) {
+        commit_result_t c = commit_text(s, text, 15000, 15000, &env);
+
+        cr_assert_eq(c.status, 0);
+        remove_one(s, c.msg);
+        spool_msg_free(c.msg);
+        cr_assert_lt(++n, 1000);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_str_eq(segments(), "0000000000000002");
+    update_one(s, m, 1, SPOOL_RCPT_SENT, "250 ok");
+    remove_one(s, m);
+    snprintf(want, sizeof(want), "journal");
+    cr_assert_str_eq(listing(), want);
+    spool_msg_free(m);
+    close_spool(s);
+    free(text);
+}
+
 Test(spool, a_crash_after_the_move_before_the_journal_says_so_keeps_the_file)
 {
     spool_envelope_t env = envelope(2);
     spool_t *s = open_journal_spool(NULL);
     commit_result_t r = commit_text(s, "x\r\n", 3, 3, &env);
+    commit_result_t other = commit_text(s, "y\r\n", 3, 3, &env); /* keeps the segment */
     spool_msg_t *m = r.msg;
     scan_result_t sr;
     int fd;
@@ -1732,11 +1806,89 @@ Test(spool, a_crash_after_the_move_before_the_journal_says_so_keeps_the_file)
     close_spool(s);
 
     s = restart_journal(&sr);
-    cr_assert_eq(sr.nmsgs, 1, "the file wins, the journal copy is not handed over too");
+    cr_assert_eq(sr.nmsgs, 2, "the file wins, the journal copy is not handed over too");
+    cr_assert_str_eq(sr.msgs[0]->id, m->id);
     cr_assert_eq(sr.msgs[0]->jseq, 0);
     cr_assert_eq(sr.msgs[0]->rcpts[0].state, SPOOL_RCPT_SENT);
+    cr_assert_eq(sr.msgs[1]->jseq, 1);
+    cr_assert_eq(record_state(m), 'F', "the scan wrote what the crash did not");
+    /* Removed as the file it is now: the record does not bring it back. */
+    remove_one(s, sr.msgs[0]);
+    scan_free(&sr);
+    close_spool(s);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, other.msg->id);
     scan_free(&sr);
     spool_msg_free(m);
+    spool_msg_free(other.msg);
+    close_spool(s);
+}
+
+Test(spool, a_file_left_of_a_removed_journal_message_is_stale)
+{
+    spool_envelope_t env = envelope(2);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, "x\r\n", 3, 3, &env);
+    spool_msg_t *m = r.msg;
+    char path[400], keep[400], *copy;
+    scan_result_t sr;
+    struct stat st;
+    int fd;
+
+    update_one(s, m, 0, SPOOL_RCPT_SENT, "250 ok");
+    snprintf(path, sizeof(path), "%s/%s", sdir, m->id);
+    cr_assert_eq(stat(path, &st), 0);
+    copy = read_range(path, 0, (uint64_t)st.st_size);
+    remove_one(s, m);
+    cr_assert_eq(record_state(m), 'D');
+    /* The file back, as if its unlink had not reached the disk. */
+    snprintf(keep, sizeof(keep), "%s", path);
+    fd = open(keep, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, copy, (size_t)st.st_size), st.st_size);
+    close(fd);
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 0, "removed stays removed");
+    cr_assert_neq(stat(path, &st), 0, "the stale file is gone");
+    close_spool(s);
+    free(copy);
+    spool_msg_free(m);
+}
+
+Test(spool, a_commit_queued_behind_a_failed_pass_goes_to_a_new_segment)
+{
+    spool_envelope_t env = envelope(1);
+    commit_result_t a = {0}, b = {0};
+    spool_writer_t *w;
+    scan_result_t sr;
+    spool_t *s;
+
+    hook.fsync_errno = EIO;
+    hook.fsync_fail_dir = false;
+    hook.fsync_fail_counted = true;
+    atomic_store(&hook.fsync_fail_times, 1); /* the first segment sync */
+    s = open_journal_spool(&hook_io);
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    spool_writer_write(w, "a\r\n", 3);
+    cr_assert_eq(spool_writer_commit(w, &env, on_commit, &a), 0);
+    /* b waits while a's pass runs. */
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    spool_writer_write(w, "b\r\n", 3);
+    cr_assert_eq(spool_writer_commit(w, &env, on_commit, &b), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(a.status, -EIO);
+    cr_assert_eq(b.status, 0, "%s", spool_strerror(b.status));
+    cr_assert_eq(b.msg->jseq, 2, "not behind the record that may be torn");
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, b.msg->id);
+    scan_free(&sr);
+    spool_msg_free(b.msg);
     close_spool(s);
 }
 
