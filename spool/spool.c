@@ -60,6 +60,7 @@ struct spool_item {
     uint64_t jlen;     /* move: the image's length */
     bool has_file;     /* remove of a journal message: it may have a file */
     bool jwritten;     /* bytes went to seg in this pass, to be synced */
+    bool fmarked;      /* move: its record says F, durably */
     uint64_t seg_errors; /* seg's sync_errors when they began to be written */
     spool_commit_cb commit_cb;
     spool_done_cb done_cb;
@@ -706,15 +707,35 @@ static void spool_journal_marks(spool_job_t *job)
     spool_t *s = job->pass->s;
 
     /* A moved message's file is durable by now, whatever its record says
-     * (a file wins over an M record at the scan): the mark only spares
-     * the scan a look, so its failure fails nothing. */
+     * (a file wins over an M record at the scan), so a failed mark fails
+     * nothing; but until the record says F the message must keep its
+     * record, for its removal to mark it D (fmarked). */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         char moved = SPOOL__J_MOVED;
 
-        if (it->kind == SPOOL_ITEM_MOVE && it->status == 0)
+        if (it->kind == SPOOL_ITEM_MOVE && it->status == 0) {
+            it->seg_errors = atomic_load(&it->seg->sync_errors);
             it->jwritten = spool__pwrite_all(&s->io, it->seg->fd, &moved, 1, it->joff) == 0;
+        }
     }
-    spool_journal_resync(job);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        spool_item_t *o;
+        uint64_t errors;
+        int err;
+
+        if (!it->jwritten)
+            continue;
+        for (o = job->pass->items; o != it && !(o->jwritten && o->seg == it->seg); o = o->next)
+            ;
+        if (o != it)
+            continue;
+        err = spool_seg_sync(job, it->seg, &errors);
+        for (o = it; o != NULL; o = o->next)
+            if (o->jwritten && o->seg == it->seg)
+                o->fmarked = err == 0 && o->seg_errors == errors;
+    }
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        it->jwritten = false;
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && it->status == 0)
             spool_journal_mark(s, it, SPOOL__J_REMOVED);
@@ -891,7 +912,8 @@ static void spool_pass_done(void *ctx)
             break;
         case SPOOL_ITEM_MOVE:
             if (it->status == 0)
-                htab_put(s->moving, it->id, SPOOL_ID_LEN, SPOOL__MOVED);
+                htab_put(s->moving, it->id, SPOOL_ID_LEN,
+                         it->fmarked ? SPOOL__MOVED : SPOOL__MOVED_UNMARKED);
             else
                 htab_remove(s->moving, it->id, SPOOL_ID_LEN);
             /* fall through */

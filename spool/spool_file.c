@@ -921,77 +921,74 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
     }
     while (pos + SPOOL__JREC_HDR <= size) {
         const unsigned char *rec = data + pos;
-        uint64_t len = spool_be(rec + 5, 4);
-        spool_msg_t *m;
-        int r;
+        uint64_t len = spool_be(rec + 5, 4), id;
+        spool_msg_t *m = NULL;
+        char moved = SPOOL__J_MOVED;
 
         if (len > size - pos - SPOOL__JREC_HDR ||
             spool__crc32c(rec + 5, 4 + (size_t)len) != spool_be(rec + 1, 4) ||
             (rec[0] != SPOOL__J_QUEUED && rec[0] != SPOOL__J_REMOVED &&
              rec[0] != SPOOL__J_MOVED && rec[0] != SPOOL__J_FAILED))
             break;
-        if (rec[0] == SPOOL__J_QUEUED) {
-            r = spool__parse_image(g->path, pos + SPOOL__JREC_HDR, rec + SPOOL__JREC_HDR,
-                                   (size_t)len, &m);
-            if (r != 0) {
-                /* Whole by its CRC, yet not a message: keep the segment
-                 * for the admin. */
+        if (spool__parse_image(g->path, pos + SPOOL__JREC_HDR, rec + SPOOL__JREC_HDR,
+                               (size_t)len, &m) != 0) {
+            /* Whole by its CRC, yet not a message: keep the segment for
+             * the admin if it may be one still queued. */
+            if (rec[0] == SPOOL__J_QUEUED) {
                 spool_problem(ops, arg, name, SPOOL_ECORRUPT);
                 live++;
-            } else if (spool_has_name(names, n, m->id)) {
-                /* Moved, and the crash came before the record said so:
-                 * the file has the message and its state.  Say so now,
-                 * or once the file is removed the record would bring the
-                 * message back. */
-                char moved = SPOOL__J_MOVED;
-
-                if (spool__pwrite_all(&s->io, fd, &moved, 1, pos) == 0)
-                    marked = true;
+            }
+            pos += SPOOL__JREC_HDR + (size_t)len;
+            continue;
+        }
+        /* Every id the journal names stays taken, as the files' do. */
+        if (spool__classify(m->id, &id) == SPOOL__NAME_MSG && id > s->last_id)
+            s->last_id = id;
+        if (rec[0] == SPOOL__J_QUEUED && spool_has_name(names, n, m->id)) {
+            /* Moved, and the crash came before the record said so: the
+             * file has the message and its state.  Say so now, or once
+             * the file is removed the record would bring the message
+             * back: a scan that cannot write it fails. */
+            if ((err = spool__pwrite_all(&s->io, fd, &moved, 1, pos)) != 0) {
                 spool_msg_free(m);
-            } else {
-                uint64_t id;
-
-                m->jseq = seq;
-                m->joff = pos;
-                m->jlen = len;
-                if (spool__classify(m->id, &id) == SPOOL__NAME_MSG && id > s->last_id)
-                    s->last_id = id;
-                if (out->n == out->cap)
-                    out->v = xgrow(out->v, &out->cap, out->n + 1, sizeof(*out->v));
-                out->v[out->n++] = m;
-                live++;
+                free(data);
+                return err;
             }
-        } else if (rec[0] == SPOOL__J_REMOVED && len >= SPOOL__BODY_OFFSET) {
-            /* Removed.  A file of its id is a move's that was taken back
-             * without the unlink reaching the disk: stale. */
-            spool_msg_t *gone;
-
-            if (spool__parse_image(g->path, 0, rec + SPOOL__JREC_HDR, (size_t)len, &gone) == 0) {
-                if (out->ngone == out->gone_cap)
-                    out->gone = xgrow(out->gone, &out->gone_cap, out->ngone + 1,
-                                      sizeof(*out->gone));
-                out->gone[out->ngone++] = xstrdup(gone->id);
-                spool_msg_free(gone);
-            }
+            marked = true;
+        } else if (rec[0] == SPOOL__J_QUEUED) {
+            m->jseq = seq;
+            m->joff = pos;
+            m->jlen = len;
+            if (out->n == out->cap)
+                out->v = xgrow(out->v, &out->cap, out->n + 1, sizeof(*out->v));
+            out->v[out->n++] = m;
+            m = NULL;
+            live++;
+        } else if (rec[0] == SPOOL__J_REMOVED) {
+            /* A file of its id is a move's that was taken back without
+             * its unlink reaching the disk: stale. */
+            if (out->ngone == out->gone_cap)
+                out->gone = xgrow(out->gone, &out->gone_cap, out->ngone + 1, sizeof(*out->gone));
+            out->gone[out->ngone++] = xstrdup(m->id);
         }
         /* X: never acknowledged.  F: the message's file has it (or had
          * it, and it was removed since). */
+        spool_msg_free(m);
         pos += SPOOL__JREC_HDR + (size_t)len;
     }
     free(data);
     g->live = live;
     if (marked && s->io.fsync(fd) != 0)
-        return -errno;
+        return errno ? -errno : -EIO;
     return 0;
 }
 
-/* The journal's segments, oldest first; those with nothing queued go. */
+/* The journal's segments, oldest first. */
 static int spool_scan_journal(spool_t *s, char **names, size_t n, spool_jmsgs_t *out,
                               const spool_scan_ops_t *ops, void *arg)
 {
     char **segs = NULL;
     size_t nsegs = 0;
-    bool changed = false;
     int err = 0;
 
     if (s->jdirfd < 0)
@@ -1000,17 +997,11 @@ static int spool_scan_journal(spool_t *s, char **names, size_t n, spool_jmsgs_t 
         return err;
     for (size_t i = 0; i < nsegs; i++) {
         uint64_t seq;
-        spool_seg_t *g;
 
         if (err == 0 && spool__seq_name(segs[i], &seq)) {
             if (seq > s->jseq)
                 s->jseq = seq;
             err = spool_scan_segment(s, segs[i], seq, names, n, out, ops, arg);
-            if (err == 0 && (g = spool__seg_find(s, seq)) != NULL && g->live == 0) {
-                if (unlinkat(s->jdirfd, segs[i], 0) == 0)
-                    changed = true;
-                spool__seg_free(s, g);
-            }
         }
         free(segs[i]);
     }
@@ -1019,9 +1010,32 @@ static int spool_scan_journal(spool_t *s, char **names, size_t n, spool_jmsgs_t 
         qsort(out->v, out->n, sizeof(*out->v), spool_cmp_msgs);
     if (out->ngone > 1)
         qsort(out->gone, out->ngone, sizeof(*out->gone), spool_cmp_names);
-    if (err == 0 && changed && s->io.fsync(s->jdirfd) != 0)
-        err = -errno;
     return err;
+}
+
+/*
+ * Remove the segments with nothing queued, last: their D records say
+ * which files are stale, so they go only once those files' removal is
+ * durable.
+ */
+static int spool_scan_drop_segments(spool_t *s)
+{
+    bool changed = false;
+
+    for (spool_seg_t *g = s->segs, *next; g != NULL; g = next) {
+        char name[SPOOL__JSEQ_LEN + 1];
+
+        next = g->next;
+        if (g->live > 0)
+            continue;
+        str_fmt(name, sizeof(name), "%016" PRIX64, g->seq);
+        if (unlinkat(s->jdirfd, name, 0) == 0)
+            changed = true;
+        spool__seg_free(s, g);
+    }
+    if (changed && s->io.fsync(s->jdirfd) != 0)
+        return errno ? -errno : -EIO;
+    return 0;
 }
 
 static bool spool_jmsgs_gone(const spool_jmsgs_t *j, const char *id)
@@ -1115,8 +1129,9 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
     spool_jmsgs_until(&jm, NULL, ops, arg);
     spool_jmsgs_free(&jm);
     /* The removals need not be durable (a crash replays them), but
-     * settle the directory before new files come. */
+     * settle the directory before new files come, and before the
+     * journal's empty segments, whose D records mark stale files, go. */
     if (changed && s->io.fsync(s->dirfd) != 0)
         return -errno;
-    return 0;
+    return s->jdirfd >= 0 ? spool_scan_drop_segments(s) : 0;
 }

@@ -190,6 +190,10 @@ int spool__list(int dirfd, char ***names, size_t *n);
 /* A journal message's state in s->moving. */
 #define SPOOL__MOVING ((void *)1) /* its file is being made */
 #define SPOOL__MOVED ((void *)2)  /* its file is durable: updates go there */
+/* Its file is durable, but its record may still say M (the F mark
+ * failed): it is read from the segment until removed, and its removal
+ * marks the record D. */
+#define SPOOL__MOVED_UNMARKED ((void *)3)
 
 /* Whether name is a segment's (16 hex digits), and its number. */
 bool spool__seq_name(const char *name, uint64_t *seq);

@@ -824,6 +824,7 @@ static struct {
     int fsync_errno; /* 0: none */
     bool fsync_fail_dir;
     atomic_int fsync_fail_times; /* with fsync_fail_counted: fail this many, then pass */
+    bool fail_marks; /* fail 1-byte writes (the journal's state marks) with EIO */
     bool fsync_fail_counted;
     int syncfs_errno; /* 0: none */
     atomic_int dir_syncs;
@@ -846,6 +847,10 @@ static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
         atomic_fetch_add(&hook.appends_held, 1);
         while (atomic_load(&hook.hold_appends))
             usleep(1000);
+    }
+    if (hook.fail_marks && n == 1) {
+        errno = EIO;
+        return -1;
     }
     if (hook.fail_after >= 0 && atomic_load(&hook.written) + (long)n > hook.fail_after) {
         errno = hook.write_errno;
@@ -2063,5 +2068,70 @@ Test(spool, concurrent_journal_commits_share_one_sync_and_each_waits_for_it)
     /* The first commit's pass, then one more for all that waited. */
     cr_assert_leq(st.passes, 2);
     cr_assert_leq(atomic_load(&hook.file_syncs), 2);
+    close_spool(s);
+}
+
+Test(spool, a_move_whose_mark_failed_keeps_its_record_until_removed)
+{
+    spool_envelope_t env = envelope(2);
+    spool_t *s = open_journal_spool(&hook_io);
+    commit_result_t a = commit_text(s, "a\r\n", 3, 3, &env);
+    commit_result_t b = commit_text(s, "b\r\n", 3, 3, &env); /* keeps the segment */
+    char seg_path[400];
+    scan_result_t sr;
+
+    hook.fail_marks = true;
+    update_one(s, a.msg, 0, SPOOL_RCPT_SENT, "250 ok"); /* the file is durable: 0 */
+    hook.fail_marks = false;
+    cr_assert_eq(record_state(a.msg), 'M');
+    snprintf(seg_path, sizeof(seg_path), "%s", a.msg->path);
+    spool_msg_relocate(s, a.msg);
+    cr_assert_str_eq(a.msg->path, seg_path, "kept on its record, which must be marked at removal");
+    remove_one(s, a.msg);
+    cr_assert_eq(record_state(a.msg), 'D');
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1, "the removed message does not come back");
+    cr_assert_str_eq(sr.msgs[0]->id, b.msg->id);
+    scan_free(&sr);
+    spool_msg_free(a.msg);
+    spool_msg_free(b.msg);
+    close_spool(s);
+}
+
+Test(spool, ids_in_removed_journal_records_stay_taken_after_a_clock_step_back)
+{
+    int64_t now = 0x18C3F2A9B47D1;
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .clock_us = fixed_clock,
+                           .clock_arg = &now};
+    spool_envelope_t env = envelope(1);
+    spool_t *s = NULL;
+    commit_result_t kept, gone;
+    scan_result_t sr = {0};
+    spool_writer_t *w;
+    char gone_id[SPOOL_ID_SIZE];
+
+    cr_assert_eq(spool_open(sdir, &opt, &s), 0);
+    cr_assert_eq(spool_scan(s, &scan_ops, &sr), 0);
+    kept = commit_text(s, "k\r\n", 3, 3, &env);
+    gone = commit_text(s, "g\r\n", 3, 3, &env);
+    str_lcpy(gone_id, gone.msg->id, sizeof(gone_id));
+    cr_assert_gt(strcmp(gone_id, kept.msg->id), 0);
+    remove_one(s, gone.msg);
+    close_spool(s);
+
+    now -= 1000000; /* the clock steps back a second */
+    cr_assert_eq(spool_open(sdir, &opt, &s), 0);
+    memset(&sr, 0, sizeof(sr));
+    cr_assert_eq(spool_scan(s, &scan_ops, &sr), 0);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    cr_assert_gt(strcmp(spool_writer_id(w), gone_id), 0, "%s after %s", spool_writer_id(w),
+                 gone_id);
+    spool_writer_abort(w);
+    scan_free(&sr);
+    spool_msg_free(kept.msg);
+    spool_msg_free(gone.msg);
     close_spool(s);
 }
