@@ -4,12 +4,14 @@
  *     bench_spool [-d DIR] [-t SECONDS] [-r RUNS] [-s SIZE] [-w WRITERS] [-j JOBS]
  *                 [-m file|filesystem] [-F]
  *
- * Three figures per run, each phase in a fresh directory under DIR (default
+ * Four figures per run, each phase in a fresh directory under DIR (default
  * ".", so run it on the file system the spool will live on; everything is
  * removed at the end):
  *
  *   raw       one file at a time: create, write SIZE bytes, fsync, rename,
  *             fsync the directory: what a commit costs without grouping
+ *             (beside it, the bare rate of appending SIZE bytes to one
+ *             file and fdatasyncing it, what the disk does per sync)
  *   1 writer  spool commits of SIZE-byte messages, one at a time
  *   N writers N commits always in flight (default 64), as N SMTP sessions
  *
@@ -129,6 +131,33 @@ static double bench_raw(void)
     return n / ((now - start) / 1e9);
 }
 
+/*
+ * The bare fsync rate: SIZE bytes appended to one file and fdatasynced,
+ * again and again (no new file, no name): what the disk does per sync
+ * when nothing else is asked of the file system.
+ */
+static double bench_fdatasync(void)
+{
+    char *dir = phase_dir(), path[600];
+    uint64_t start = uv_hrtime(), stop = start + (uint64_t)(phase_seconds * 1e9), now;
+    unsigned long n = 0;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/append", dir);
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+        die("open", -errno);
+    do {
+        if (pwrite(fd, payload, msg_size, (off_t)(n * msg_size)) != (ssize_t)msg_size ||
+            fdatasync(fd) != 0)
+            die("fdatasync loop", -errno);
+        n++;
+        now = uv_hrtime();
+    } while (now < stop);
+    close(fd);
+    free(dir);
+    return n / ((now - start) / 1e9);
+}
+
 /* ---- spool: W writers, each starting its next message on commit ---- */
 
 typedef struct {
@@ -229,7 +258,8 @@ int main(int argc, char **argv)
     const char *base = ".";
     unsigned writers = 64;
     int runs = 3, c;
-    double raw[RUNS_MAX], one[RUNS_MAX], many[RUNS_MAX], pass1, passn, cpu1, cpun;
+    double raw[RUNS_MAX], bare[RUNS_MAX], one[RUNS_MAX], many[RUNS_MAX], pass1, passn, cpu1,
+        cpun;
 
     while ((c = getopt(argc, argv, "d:t:r:s:w:j:m:F")) != -1) {
         switch (c) {
@@ -282,17 +312,21 @@ int main(int argc, char **argv)
            files_only ? "a file per message (-F)" : "small messages through the journal");
     for (int r = 0; r < runs; r++) {
         raw[r] = bench_raw();
+        bare[r] = bench_fdatasync();
         one[r] = bench_spool(1, &pass1, &cpu1);
         many[r] = bench_spool(writers, &passn, &cpun);
-        printf("run %d: raw %.0f/s  1 writer %.0f/s (%.1f per pass, %.0f us CPU each)  "
-               "%u writers %.0f/s (%.1f per pass, %.0f us CPU each)\n",
-               r + 1, raw[r], one[r], pass1, cpu1, writers, many[r], passn, cpun);
+        printf("run %d: raw %.0f/s  append+fdatasync %.0f/s  1 writer %.0f/s (%.1f per pass, "
+               "%.0f us CPU each)  %u writers %.0f/s (%.1f per pass, %.0f us CPU each)\n",
+               r + 1, raw[r], bare[r], one[r], pass1, cpu1, writers, many[r], passn, cpun);
         fflush(stdout);
     }
-    double mraw = median(raw, runs), mone = median(one, runs), mmany = median(many, runs);
+    double mraw = median(raw, runs), mbare = median(bare, runs), mone = median(one, runs),
+           mmany = median(many, runs);
     printf("median of %d: raw fsync loop %.0f/s, spool 1 writer %.0f/s, spool %u writers "
            "%.0f/s = %.1fx raw\n",
            runs, mraw, mone, writers, mmany, mmany / mraw);
+    printf("           bare append+fdatasync loop %.0f/s: %u writers = %.1fx that\n", mbare,
+           writers, mmany / mbare);
     nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(top);
     free(payload);

@@ -333,13 +333,13 @@ static void client_job_open_cb(uv_fs_t *req)
     j->fs_busy = false;
     if (rc >= 0)
         j->fd = (int)rc;
-    else
-        client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path,
-                          strerror((int)-rc));
-    if (j->finished) { /* shut down meanwhile */
+    if (j->finished) { /* shut down meanwhile: the job is handed back */
         client_job_release(j);
         return;
     }
+    if (rc < 0)
+        client__job_error(j, "4.3.0", "cannot open queue file %s: %s", j->job->path,
+                          strerror((int)-rc));
     if (--j->starting == 0)
         client_job_started(j);
 }

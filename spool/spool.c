@@ -230,7 +230,7 @@ static spool_seg_t *spool_jseg(spool_t *s, size_t need)
         spool_seg_maybe_drop(s, g);
     }
     /* A name taken (by a file someone put there) is skipped. */
-    for (int tries = 0; tries < 8; tries++) {
+    for (int tries = 0; tries < 8 && s->jseq < SPOOL__JSEQ_MAX; tries++) {
         spool_seg_name(++s->jseq, name);
         fd = openat(s->jdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd >= 0 || errno != EEXIST)
@@ -825,6 +825,25 @@ static void spool_fsync_files(spool_job_t *job)
             it->status = err;
 }
 
+/*
+ * A small message that got no journal segment: its file, written here
+ * from the journal record's image, then synced and named like any
+ * commit's.
+ */
+static void spool_write_image(spool_t *s, spool_item_t *it)
+{
+    char tmp[SPOOL_ID_SIZE + sizeof(SPOOL__TMP_SUFFIX)];
+
+    spool_tmp_name(it->id, tmp, sizeof(tmp));
+    it->fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (it->fd < 0) {
+        it->status = -errno;
+        return;
+    }
+    it->status = spool__pwrite_all(&s->io, it->fd, it->rec + SPOOL__JREC_HDR,
+                                   it->rec_len - SPOOL__JREC_HDR, 0);
+}
+
 /* Stage one, on an executor thread. */
 static void spool_sync_work(void *ctx)
 {
@@ -833,6 +852,10 @@ static void spool_sync_work(void *ctx)
 
     if (job->index == 0)
         spool_journal_append(job);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_COMMIT && it->fd < 0 && it->rec != NULL &&
+            spool_job_owns(job, it))
+            spool_write_image(s, it);
     /* In queue order: a move makes the file later appends go to. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_UPDATE && spool_job_owns(job, it))
@@ -965,7 +988,8 @@ static void spool_job_done(void *ctx)
  * the end of the current segment, now that the last pass is over: a
  * segment whose pass failed has been closed by then, so no record goes
  * after one that may be torn (the scan stops at the first such).  An
- * item that gets no segment fails.
+ * item that gets no segment becomes a commit of a file of its own, which
+ * the pass writes from the record's image (spool_write_image()).
  */
 static void spool_journal_place(spool_t *s, spool_item_t *items)
 {
@@ -976,7 +1000,7 @@ static void spool_journal_place(spool_t *s, spool_item_t *items)
         if (it->kind != SPOOL_ITEM_JCOMMIT)
             continue;
         if ((g = spool_jseg(s, it->rec_len)) == NULL) {
-            it->status = errno ? -errno : -EIO;
+            it->kind = SPOOL_ITEM_COMMIT; /* fd -1: the image still to write */
             continue;
         }
         spool_item_use(it, g);

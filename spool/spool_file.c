@@ -871,7 +871,7 @@ bool spool__seq_name(const char *name, uint64_t *seq)
             return false;
     }
     *seq = v;
-    return true;
+    return v != 0 && v <= SPOOL__JSEQ_MAX;
 }
 
 /*
@@ -903,6 +903,15 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
         return err ? err : -EFBIG;
     }
     size = (size_t)st.st_size;
+    if (size > SPOOL__JMAGIC_LEN + SPOOL__JSEG_MAX) {
+        /* Never written so long by the spool: kept for the admin. */
+        g = spool__seg_add(s, seq, fd);
+        g->full = true;
+        g->dir_synced = true;
+        g->live = 1;
+        spool_problem(ops, arg, name, SPOOL_ECORRUPT);
+        return 0;
+    }
     data = xmalloc(size ? size : 1);
     if ((err = spool__read_at(fd, data, size, 0)) != 0) {
         free(data);
@@ -952,6 +961,7 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
             if ((err = spool__pwrite_all(&s->io, fd, &moved, 1, pos)) != 0) {
                 spool_msg_free(m);
                 free(data);
+                g->live = live + 1; /* whatever happens next, not dropped */
                 return err;
             }
             marked = true;
@@ -978,8 +988,10 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
     }
     free(data);
     g->live = live;
-    if (marked && s->io.fsync(fd) != 0)
+    if (marked && s->io.fsync(fd) != 0) {
+        g->live = live + 1;
         return errno ? -errno : -EIO;
+    }
     return 0;
 }
 

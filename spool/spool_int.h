@@ -68,6 +68,8 @@ enum {
 #define SPOOL__JMAGIC_LEN 8
 #define SPOOL__JREC_HDR 9
 #define SPOOL__JSEQ_LEN 16
+/* Segment numbers are 1 to this (0 means "not in the journal"). */
+#define SPOOL__JSEQ_MAX (UINT64_C(1) << 60)
 /* A segment takes no more appends once this long. */
 #define SPOOL__JSEG_MAX (4u * 1024 * 1024)
 /* The largest message image the journal takes; bigger ones get a file. */

@@ -825,6 +825,7 @@ static struct {
     bool fsync_fail_dir;
     atomic_int fsync_fail_times; /* with fsync_fail_counted: fail this many, then pass */
     bool fail_marks; /* fail 1-byte writes (the journal's state marks) with EIO */
+    bool fail_segments; /* fail writing a journal segment's magic with ENOSPC */
     bool fsync_fail_counted;
     int syncfs_errno; /* 0: none */
     atomic_int dir_syncs;
@@ -847,6 +848,10 @@ static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
         atomic_fetch_add(&hook.appends_held, 1);
         while (atomic_load(&hook.hold_appends))
             usleep(1000);
+    }
+    if (hook.fail_segments && n == 8 && memcmp(buf, "MXFJNL01", 8) == 0) {
+        errno = ENOSPC;
+        return -1;
     }
     if (hook.fail_marks && n == 1) {
         errno = EIO;
@@ -2133,5 +2138,32 @@ Test(spool, ids_in_removed_journal_records_stay_taken_after_a_clock_step_back)
     scan_free(&sr);
     spool_msg_free(kept.msg);
     spool_msg_free(gone.msg);
+    close_spool(s);
+}
+
+Test(spool, a_small_message_that_gets_no_segment_gets_a_file)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s;
+    commit_result_t r;
+    scan_result_t sr;
+    char want[64];
+
+    hook.fail_segments = true;
+    s = open_journal_spool(&hook_io);
+    r = commit_text(s, "small\r\n", 7, 7, &env);
+    cr_assert_eq(r.status, 0, "%s", spool_strerror(r.status));
+    cr_assert_eq(r.msg->jseq, 0);
+    snprintf(want, sizeof(want), "%s journal", r.msg->id);
+    cr_assert_str_eq(listing(), want, "its file, no segment, no temporary file");
+    cr_assert_str_eq(segments(), "");
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, r.msg->id);
+    assert_envelope(sr.msgs[0], &env);
+    scan_free(&sr);
+    spool_msg_free(r.msg);
     close_spool(s);
 }
