@@ -842,6 +842,10 @@ typedef struct {
     size_t n, cap, next;
     char **gone;
     size_t ngone, gone_cap;
+    /* Records still M whose id has a file: the file wins if it loads
+     * (the record is then marked F), the record if it does not. */
+    spool_msg_t **moved;
+    size_t nmoved, moved_cap;
 } spool_jmsgs_t;
 
 static int spool_cmp_msgs(const void *a, const void *b)
@@ -891,7 +895,6 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
     struct stat st;
     size_t size, pos = SPOOL__JMAGIC_LEN;
     unsigned live = 0;
-    bool marked = false;
     int fd, err;
 
     fd = openat(s->jdirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -932,7 +935,6 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
         const unsigned char *rec = data + pos;
         uint64_t len = spool_be(rec + 5, 4), id;
         spool_msg_t *m = NULL;
-        char moved = SPOOL__J_MOVED;
 
         if (len > size - pos - SPOOL__JREC_HDR ||
             spool__crc32c(rec + 5, 4 + (size_t)len) != spool_be(rec + 1, 4) ||
@@ -955,16 +957,16 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
             s->last_id = id;
         if (rec[0] == SPOOL__J_QUEUED && spool_has_name(names, n, m->id)) {
             /* Moved, and the crash came before the record said so: the
-             * file has the message and its state.  Say so now, or once
-             * the file is removed the record would bring the message
-             * back: a scan that cannot write it fails. */
-            if ((err = spool__pwrite_all(&s->io, fd, &moved, 1, pos)) != 0) {
-                spool_msg_free(m);
-                free(data);
-                g->live = live + 1; /* whatever happens next, not dropped */
-                return err;
-            }
-            marked = true;
+             * file has the message and its state, if it loads (the file
+             * loop decides, spool_scan_moved()). */
+            m->jseq = seq;
+            m->joff = pos;
+            m->jlen = len;
+            if (out->nmoved == out->moved_cap)
+                out->moved = xgrow(out->moved, &out->moved_cap, out->nmoved + 1,
+                                   sizeof(*out->moved));
+            out->moved[out->nmoved++] = m;
+            m = NULL;
         } else if (rec[0] == SPOOL__J_QUEUED) {
             m->jseq = seq;
             m->joff = pos;
@@ -988,10 +990,6 @@ static int spool_scan_segment(spool_t *s, const char *name, uint64_t seq, char *
     }
     free(data);
     g->live = live;
-    if (marked && s->io.fsync(fd) != 0) {
-        g->live = live + 1;
-        return errno ? -errno : -EIO;
-    }
     return 0;
 }
 
@@ -1022,7 +1020,30 @@ static int spool_scan_journal(spool_t *s, char **names, size_t n, spool_jmsgs_t 
         qsort(out->v, out->n, sizeof(*out->v), spool_cmp_msgs);
     if (out->ngone > 1)
         qsort(out->gone, out->ngone, sizeof(*out->gone), spool_cmp_names);
+    if (out->nmoved > 1)
+        qsort(out->moved, out->nmoved, sizeof(*out->moved), spool_cmp_msgs);
     return err;
+}
+
+/* The journal copy of the message whose file is name, or NULL. */
+static spool_msg_t *spool_scan_moved(spool_jmsgs_t *j, const char *name)
+{
+    for (size_t lo = 0, hi = j->nmoved; lo < hi;) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = j->moved[mid] != NULL ? strcmp(j->moved[mid]->id, name) : -1;
+
+        if (c == 0) {
+            spool_msg_t *m = j->moved[mid];
+
+            j->moved[mid] = NULL;
+            return m;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 /*
@@ -1060,6 +1081,9 @@ static void spool_jmsgs_free(spool_jmsgs_t *j)
     for (size_t i = j->next; i < j->n; i++)
         spool_msg_free(j->v[i]);
     free(j->v);
+    for (size_t i = 0; i < j->nmoved; i++)
+        spool_msg_free(j->moved[i]);
+    free(j->moved);
     for (size_t i = 0; i < j->ngone; i++)
         free(j->gone[i]);
     free(j->gone);
@@ -1071,6 +1095,32 @@ static void spool_jmsgs_until(spool_jmsgs_t *j, const char *name, const spool_sc
 {
     while (j->next < j->n && (name == NULL || strcmp(j->v[j->next]->id, name) < 0))
         ops->message(arg, j->v[j->next++]);
+}
+
+/*
+ * The journal record of a message that also has a file: marked F and
+ * synced when the file loaded (or once the file is removed the record
+ * would bring the message back; a scan that cannot say so fails), kept
+ * queued in its segment when the file did not.
+ */
+static int spool_scan_settle(spool_t *s, const spool_msg_t *copy, bool file_loaded)
+{
+    spool_seg_t *g = spool__seg_find(s, copy->jseq);
+    char moved = SPOOL__J_MOVED;
+    int err;
+
+    if (g == NULL)
+        return 0;
+    if (!file_loaded) {
+        g->live++;
+        return 0;
+    }
+    if ((err = spool__pwrite_all(&s->io, g->fd, &moved, 1, copy->joff)) != 0 ||
+        s->io.fsync(g->fd) != 0) {
+        g->live++; /* not dropped, whatever happens next */
+        return err != 0 ? err : errno ? -errno : -EIO;
+    }
+    return 0;
 }
 
 int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
@@ -1095,7 +1145,7 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
     }
     for (size_t i = 0; i < n; i++) {
         char quarantine[SPOOL_ID_LEN + sizeof(SPOOL__CORRUPT_SUFFIX)];
-        spool_msg_t *m;
+        spool_msg_t *m = NULL, *jm_copy;
         uint64_t id;
         int r;
 
@@ -1116,6 +1166,16 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
                 break;
             }
             r = spool__load(s->dirfd, s->dir, names[i], &s->io, &m);
+            jm_copy = spool_scan_moved(&jm, names[i]);
+            if (jm_copy != NULL && (err = spool_scan_settle(s, jm_copy, r == 0)) != 0) {
+                spool_msg_free(jm_copy);
+                spool_msg_free(m);
+                for (size_t k = i; k < n; k++)
+                    free(names[k]);
+                free(names);
+                spool_jmsgs_free(&jm);
+                return err;
+            }
             if (r == 0) {
                 ops->message(arg, m);
             } else if (r == SPOOL_EPARTIAL) {
@@ -1131,6 +1191,12 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
             } else {
                 spool_problem(ops, arg, names[i], r);
             }
+            /* A file that is not the message: its journal record is. */
+            if (jm_copy != NULL && (r == SPOOL_EPARTIAL || r == SPOOL_ECORRUPT)) {
+                ops->message(arg, jm_copy);
+                jm_copy = NULL;
+            }
+            spool_msg_free(jm_copy);
             break;
         default:
             break;

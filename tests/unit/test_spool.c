@@ -2167,3 +2167,40 @@ Test(spool, a_small_message_that_gets_no_segment_gets_a_file)
     spool_msg_free(r.msg);
     close_spool(s);
 }
+
+Test(spool, a_moved_file_that_is_not_whole_gives_way_to_its_journal_record)
+{
+    spool_envelope_t env = envelope(2);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t a = commit_text(s, "a\r\n", 3, 3, &env);
+    commit_result_t b = commit_text(s, "b\r\n", 3, 3, &env);
+    char path[400], *got;
+    scan_result_t sr;
+    int fd;
+
+    update_one(s, a.msg, 0, SPOOL_RCPT_SENT, "250 ok");
+    close_spool(s);
+    /* The record back to M and the file cut short: only disk corruption
+     * does this (a move syncs its file before naming it). */
+    fd = open(a.msg->path, O_WRONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, "M", 1, (off_t)a.msg->joff), 1);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/%s", sdir, a.msg->id);
+    cr_assert_eq(truncate(path, 20), 0);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 2, "the journal's copy stands in for the broken file");
+    cr_assert_str_eq(sr.msgs[0]->id, a.msg->id);
+    cr_assert_eq(sr.msgs[0]->jseq, 1);
+    cr_assert_eq(sr.msgs[0]->rcpts[0].state, SPOOL_RCPT_PENDING);
+    got = read_range(sr.msgs[0]->path, sr.msgs[0]->body_offset, sr.msgs[0]->body_length);
+    cr_assert_str_eq(got, "a\r\n");
+    free(got);
+    cr_assert_eq(find_problem(&sr, a.msg->id), SPOOL_EPARTIAL);
+    cr_assert_eq(record_state(a.msg), 'M');
+    scan_free(&sr);
+    spool_msg_free(a.msg);
+    spool_msg_free(b.msg);
+    close_spool(s);
+}
