@@ -527,6 +527,16 @@ static int spool_seg_sync(spool_job_t *job, spool_seg_t *g, uint64_t *errors)
     return err;
 }
 
+/* Whether it is the first item of the pass with bytes written to its
+ * segment: the one whose sync covers the others'. */
+static bool spool_seg_first(const spool_item_t *items, const spool_item_t *it)
+{
+    for (const spool_item_t *o = items; o != it; o = o->next)
+        if (o->jwritten && o->seg == it->seg)
+            return false;
+    return it->jwritten;
+}
+
 /*
  * Make durable what the pass's items wrote to segments (jwritten): one
  * fdatasync per segment.  An item fails with that sync's error, or EIO
@@ -536,18 +546,13 @@ static int spool_seg_sync(spool_job_t *job, spool_seg_t *g, uint64_t *errors)
 static void spool_journal_sync(spool_job_t *job)
 {
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        spool_item_t *o;
         uint64_t errors;
         int err;
 
-        if (!it->jwritten)
+        if (!spool_seg_first(job->pass->items, it))
             continue;
-        for (o = job->pass->items; o != it && !(o->jwritten && o->seg == it->seg); o = o->next)
-            ;
-        if (o != it)
-            continue; /* synced with an earlier item's */
         err = spool_seg_sync(job, it->seg, &errors);
-        for (o = it; o != NULL; o = o->next) {
+        for (spool_item_t *o = it; o != NULL; o = o->next) {
             if (!o->jwritten || o->seg != it->seg || o->status != 0)
                 continue;
             o->status = err != 0 ? err : o->seg_errors != errors ? -EIO : 0;
@@ -569,14 +574,9 @@ static void spool_journal_fail_after(spool_item_t *items, const spool_item_t *fa
 static void spool_journal_resync(spool_job_t *job)
 {
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        spool_item_t *o;
         uint64_t errors;
 
-        if (!it->jwritten)
-            continue;
-        for (o = job->pass->items; o != it && !(o->jwritten && o->seg == it->seg); o = o->next)
-            ;
-        if (o == it)
+        if (spool_seg_first(job->pass->items, it))
             (void)spool_seg_sync(job, it->seg, &errors);
     }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
@@ -593,8 +593,8 @@ static void spool_journal_mark(spool_t *s, spool_item_t *it, char type)
 
 /*
  * Stage one of a commit pass, in job 0: the new messages' records,
- * appended where the loop thread reserved them (one after the other, as
- * they were committed), then synced.  A new segment's directory entry is
+ * written where the loop thread placed them when the pass started (one
+ * after the other, in commit order), then synced.  A new segment's directory entry is
  * made durable first.  A record whose sync failed is marked failed, so
  * that if its bytes reached the disk all the same a restart does not
  * take it for a message the client was told about.
@@ -719,18 +719,13 @@ static void spool_journal_marks(spool_job_t *job)
         }
     }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        spool_item_t *o;
         uint64_t errors;
         int err;
 
-        if (!it->jwritten)
-            continue;
-        for (o = job->pass->items; o != it && !(o->jwritten && o->seg == it->seg); o = o->next)
-            ;
-        if (o != it)
+        if (!spool_seg_first(job->pass->items, it))
             continue;
         err = spool_seg_sync(job, it->seg, &errors);
-        for (o = it; o != NULL; o = o->next)
+        for (spool_item_t *o = it; o != NULL; o = o->next)
             if (o->jwritten && o->seg == it->seg)
                 o->fmarked = err == 0 && o->seg_errors == errors;
     }
