@@ -422,9 +422,10 @@ def srs0(user, domain, day=None, secret=None, srs_domain="fwd.test"):
 
 # ---- the spool -------------------------------------------------------------
 
-def journal_images(directory):
-    """{queue id: image} of the messages queued in a spool's commit journal
-    (records in state M), read as docs/spool.md describes the segments."""
+def journal_images(directory, states=(b"M",)):
+    """{queue id: image} of the messages in a spool's commit journal whose
+    records are in one of states (default: queued), read as docs/spool.md
+    describes the segments."""
     images = {}
     jdir = os.path.join(directory, "journal")
     try:
@@ -442,7 +443,7 @@ def journal_images(directory):
             n = struct.unpack(">I", data[pos + 5:pos + 9])[0]
             if state not in (b"M", b"D", b"F", b"X") or pos + 9 + n > len(data):
                 break
-            if state == b"M":
+            if state in states:
                 image = data[pos + 9:pos + 9 + n]
                 images[SpoolMessage(None, image).id] = image
             pos += 9 + n
@@ -504,14 +505,16 @@ class SpoolMessage:
 def spool_files(directory):
     """What a spool holds, sorted (queue ids sort by arrival): the names in
     its directory, and the ids of the messages in its journal that have no
-    file of their own.  An ID.tmp beside its ID, file or journal record, is
-    that message's file being made as it leaves the journal: not listed."""
+    file of their own.  The ID.tmp of a message the journal has is that
+    message's file being made as it leaves the journal: not listed (the
+    journal is read after the directory, so it knows every such id)."""
     try:
         names = [n for n in os.listdir(directory) if n != "journal"]
     except FileNotFoundError:
         return []
+    moving = set(journal_images(directory, states=(b"M", b"F", b"D")))
     held = set(names) | set(journal_images(directory))
-    return sorted(n for n in held if not (n.endswith(".tmp") and n[:-4] in held))
+    return sorted(n for n in held if not (n.endswith(".tmp") and n[:-4] in moving))
 
 
 # ---- mxfwd -------------------------------------------------------------------
