@@ -1051,7 +1051,9 @@ static void spool_kick(spool_t *s, spool_lane_t *lane)
     /* By queue id, so that every append to one file is in one job; the
      * journal's appends all in job 0. */
     for (spool_item_t *it = pass->items; it != NULL && pass->njobs > 1; it = it->next)
-        it->job = it->kind == SPOOL_ITEM_JCOMMIT ? 0 : htab_hash(it->id, SPOOL_ID_LEN) % pass->njobs;
+        it->job = it->kind == SPOOL_ITEM_JCOMMIT
+                      ? 0
+                      : (unsigned)(htab_hash(it->id, SPOOL_ID_LEN) % pass->njobs);
     lane->in_flight = true;
     for (unsigned i = 0; i < pass->njobs; i++)
         s->exec.submit(s->exec.impl, spool_sync_work, spool_job_done, &pass->jobs[i]);
@@ -1299,7 +1301,8 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
         err = spool__encode_trailer(&trailer, w->id, arrival, env);
     if (err == 0)
         err = spool_writer_patch_length(w);
-    if (err == 0 && body != NULL && spool_writer_journal(w, &trailer, env, arrival, body, cb, arg)) {
+    if (err == 0 && body != NULL &&
+        spool_writer_journal(w, &trailer, env, arrival, body, cb, arg)) {
         buf_free(&trailer);
         return 0;
     }

@@ -194,8 +194,9 @@ typedef struct {
  * followed by body_length bytes of the file at path from body_offset:
  * exactly queue/delivery.h's job layout.  For a message in the commit
  * journal, path is the journal segment's (kept on disk for it), also
- * once its state moved to a file of its own, until spool_msg_relocate().  Fields are read-only for the holder;
- * recipient state changes go through spool_update().
+ * once its state moved to a file of its own, until spool_msg_relocate().
+ * Fields are read-only for the holder; recipient state changes go
+ * through spool_update().
  */
 typedef struct spool_msg {
     char id[SPOOL_ID_SIZE];
