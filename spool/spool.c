@@ -111,17 +111,6 @@ static int64_t spool_sys_clock(void *arg)
 
 /* ---- Journal segments ---- */
 
-static void spool_seg_name(uint64_t seq, char name[SPOOL__JSEQ_LEN + 1])
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (int i = SPOOL__JSEQ_LEN - 1; i >= 0; i--) {
-        name[i] = hex[seq & 0xf];
-        seq >>= 4;
-    }
-    name[SPOOL__JSEQ_LEN] = '\0';
-}
-
 spool_seg_t *spool__seg_find(spool_t *s, uint64_t seq)
 {
     for (spool_seg_t *g = s->segs; g != NULL; g = g->next)
@@ -136,7 +125,7 @@ spool_seg_t *spool__seg_add(spool_t *s, uint64_t seq, int fd)
     char name[SPOOL__JSEQ_LEN + 1];
     size_t n = strlen(s->jdir) + 1 + sizeof(name);
 
-    spool_seg_name(seq, name);
+    spool__seg_name(seq, name);
     g->seq = seq;
     g->fd = fd;
     g->path = xmalloc(n);
@@ -231,7 +220,7 @@ static spool_seg_t *spool_jseg(spool_t *s, size_t need)
     }
     /* A name taken (by a file someone put there) is skipped. */
     for (int tries = 0; tries < 8 && s->jseq < SPOOL__JSEQ_MAX; tries++) {
-        spool_seg_name(++s->jseq, name);
+        spool__seg_name(++s->jseq, name);
         fd = openat(s->jdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd >= 0 || errno != EEXIST)
             break;
@@ -868,7 +857,7 @@ static void spool_sync_work(void *ctx)
         if (it->kind == SPOOL_ITEM_DROP) {
             char name[SPOOL__JSEQ_LEN + 1];
 
-            spool_seg_name(it->seg->seq, name);
+            spool__seg_name(it->seg->seq, name);
             unlinkat(s->jdirfd, name, 0); /* left behind: the next scan drops it */
             continue;
         }

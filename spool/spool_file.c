@@ -20,11 +20,12 @@
 
 /* ---- Names ---- */
 
-static bool spool_hex_id(const char *s, uint64_t *id)
+/* n upper-case hex digits at s (queue ids, segment numbers). */
+static bool spool_hex(const char *s, int n, uint64_t *out)
 {
     uint64_t v = 0;
 
-    for (int i = 0; i < SPOOL_ID_LEN; i++) {
+    for (int i = 0; i < n; i++) {
         char c = s[i];
 
         if (c >= '0' && c <= '9')
@@ -34,7 +35,7 @@ static bool spool_hex_id(const char *s, uint64_t *id)
         else
             return false;
     }
-    *id = v;
+    *out = v;
     return true;
 }
 
@@ -42,7 +43,7 @@ spool__name_t spool__classify(const char *name, uint64_t *id)
 {
     size_t len = strlen(name);
 
-    if (len < SPOOL_ID_LEN || !spool_hex_id(name, id))
+    if (len < SPOOL_ID_LEN || !spool_hex(name, SPOOL_ID_LEN, id))
         return SPOOL__NAME_OTHER;
     if (len == SPOOL_ID_LEN)
         return SPOOL__NAME_MSG;
@@ -53,15 +54,26 @@ spool__name_t spool__classify(const char *name, uint64_t *id)
     return SPOOL__NAME_OTHER;
 }
 
-void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE])
+/* v as n upper-case hex digits and a NUL into out[n + 1]. */
+static void spool_format_hex(uint64_t v, int n, char *out)
 {
     static const char hex[] = "0123456789ABCDEF";
 
-    for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
-        out[i] = hex[id & 0xf];
-        id >>= 4;
+    for (int i = n - 1; i >= 0; i--) {
+        out[i] = hex[v & 0xf];
+        v >>= 4;
     }
-    out[SPOOL_ID_LEN] = '\0';
+    out[n] = '\0';
+}
+
+void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE])
+{
+    spool_format_hex(id, SPOOL_ID_LEN, out);
+}
+
+void spool__seg_name(uint64_t seq, char out[SPOOL__JSEQ_LEN + 1])
+{
+    spool_format_hex(seq, SPOOL__JSEQ_LEN, out);
 }
 
 static int spool_cmp_names(const void *a, const void *b)
@@ -860,22 +872,8 @@ static bool spool_has_name(char **names, size_t n, const char *name)
 
 bool spool__seq_name(const char *name, uint64_t *seq)
 {
-    uint64_t v = 0;
-
-    if (strlen(name) != SPOOL__JSEQ_LEN)
-        return false;
-    for (int i = 0; i < SPOOL__JSEQ_LEN; i++) {
-        char c = name[i];
-
-        if (c >= '0' && c <= '9')
-            v = v << 4 | (uint64_t)(c - '0');
-        else if (c >= 'A' && c <= 'F')
-            v = v << 4 | (uint64_t)(c - 'A' + 10);
-        else
-            return false;
-    }
-    *seq = v;
-    return v != 0 && v <= SPOOL__JSEQ_MAX;
+    return strlen(name) == SPOOL__JSEQ_LEN && spool_hex(name, SPOOL__JSEQ_LEN, seq) &&
+           *seq != 0 && *seq <= SPOOL__JSEQ_MAX;
 }
 
 /*
@@ -1061,7 +1059,7 @@ static int spool_scan_drop_segments(spool_t *s)
         next = g->next;
         if (g->live > 0)
             continue;
-        str_fmt(name, sizeof(name), "%016" PRIX64, g->seq);
+        spool__seg_name(g->seq, name);
         if (unlinkat(s->jdirfd, name, 0) == 0)
             changed = true;
         spool__seg_free(s, g);
