@@ -59,7 +59,9 @@ struct spool_item {
     uint64_t joff;     /* its record there */
     uint64_t jlen;     /* move: the image's length */
     bool has_file;     /* remove of a journal message: it may have a file */
-    bool jwritten;     /* bytes went to seg in this pass, to be synced */
+    bool jwritten;     /* bytes went to seg, not yet synced (spool_journal_flush()) */
+    int jstatus;       /* what the last flush says of them */
+    bool jlanded;      /* journal commit: its record's bytes were written */
     bool fmarked;      /* move: its record says F, durably */
     uint64_t seg_errors; /* seg's sync_errors when they began to be written */
     spool_commit_cb commit_cb;
@@ -526,14 +528,28 @@ static bool spool_seg_first(const spool_item_t *items, const spool_item_t *it)
     return it->jwritten;
 }
 
-/*
- * Make durable what the pass's items wrote to segments (jwritten): one
- * fdatasync per segment.  An item fails with that sync's error, or EIO
- * when a sync of its segment failed since its bytes were written (the
- * error may have been theirs).
- */
-static void spool_journal_sync(spool_job_t *job)
+/* Write n bytes of it's record in place (the record, or its state byte);
+ * spool_journal_flush() makes them durable.  0 or -errno. */
+static int spool_journal_write(spool_t *s, spool_item_t *it, const void *p, size_t n)
 {
+    int err;
+
+    it->seg_errors = atomic_load(&it->seg->sync_errors);
+    err = spool__pwrite_all(&s->io, it->seg->fd, p, n, it->joff);
+    it->jwritten = err == 0;
+    return err;
+}
+
+/*
+ * One fdatasync for each segment the pass's items wrote to (jwritten).
+ * Each such item's jstatus: 0 once its bytes are durable, the sync's
+ * error, or EIO when a sync of its segment failed since they were
+ * written (the error may have been theirs); the others' 0.
+ */
+static void spool_journal_flush(spool_job_t *job)
+{
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        it->jstatus = 0;
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         uint64_t errors;
         int err;
@@ -541,12 +557,12 @@ static void spool_journal_sync(spool_job_t *job)
         if (!spool_seg_first(job->pass->items, it))
             continue;
         err = spool_seg_sync(job, it->seg, &errors);
-        for (spool_item_t *o = it; o != NULL; o = o->next) {
-            if (!o->jwritten || o->seg != it->seg || o->status != 0)
-                continue;
-            o->status = err != 0 ? err : o->seg_errors != errors ? -EIO : 0;
-        }
+        for (spool_item_t *o = it; o != NULL; o = o->next)
+            if (o->jwritten && o->seg == it->seg)
+                o->jstatus = err != 0 ? err : o->seg_errors != errors ? -EIO : 0;
     }
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        it->jwritten = false;
 }
 
 /* Fail every journal commit of the pass placed after failed in its segment. */
@@ -556,28 +572,6 @@ static void spool_journal_fail_after(spool_item_t *items, const spool_item_t *fa
         if (o->kind == SPOOL_ITEM_JCOMMIT && o->seg == failed->seg && o->joff > failed->joff &&
             o->status == 0)
             o->status = -EIO;
-}
-
-/* fdatasync the segments of the items marked jwritten, ignoring the
- * result (for marks that are a courtesy), and clear the marks. */
-static void spool_journal_resync(spool_job_t *job)
-{
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        uint64_t errors;
-
-        if (spool_seg_first(job->pass->items, it))
-            (void)spool_seg_sync(job, it->seg, &errors);
-    }
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        it->jwritten = false;
-}
-
-/* Write one byte of a record in place: its state. */
-static void spool_journal_mark(spool_t *s, spool_item_t *it, char type)
-{
-    it->seg_errors = atomic_load(&it->seg->sync_errors);
-    it->status = spool__pwrite_all(&s->io, it->seg->fd, &type, 1, it->joff);
-    it->jwritten = it->status == 0;
 }
 
 /*
@@ -612,33 +606,30 @@ static void spool_journal_append(spool_job_t *job)
         if (it->kind != SPOOL_ITEM_JCOMMIT || it->status != 0)
             continue;
         spool__jrec_seal(it->rec, (uint32_t)(it->rec_len - SPOOL__JREC_HDR));
-        it->seg_errors = atomic_load(&it->seg->sync_errors);
-        it->status = spool__pwrite_all(&s->io, it->seg->fd, it->rec, it->rec_len, it->joff);
-        it->jwritten = it->status == 0;
+        it->status = spool_journal_write(s, it, it->rec, it->rec_len);
+        it->jlanded = it->status == 0;
         if (it->status != 0)
             spool_journal_fail_after(job->pass->items, it);
     }
-    spool_journal_sync(job);
+    spool_journal_flush(job);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_JCOMMIT && it->jlanded && it->status == 0)
+            it->status = it->jstatus;
     /* A record that failed may be torn, and the scan reads no further:
      * every later record of its segment fails too. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         if (it->kind == SPOOL_ITEM_JCOMMIT && it->seg != NULL && it->status != 0)
             spool_journal_fail_after(job->pass->items, it);
+    /* Best effort: the failed records marked so, durably, before the 451s
+     * go out, so that a restart does not take a record whose bytes made
+     * it all the same for a message. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        bool written = it->jwritten;
+        char failed = SPOOL__J_FAILED;
 
-        it->jwritten = false;
-        if (it->kind == SPOOL_ITEM_JCOMMIT && it->status != 0 && written) {
-            char failed = SPOOL__J_FAILED;
-
-            it->jwritten =
-                spool__pwrite_all(&s->io, it->seg->fd, &failed, 1, it->joff) == 0;
-        }
+        if (it->kind == SPOOL_ITEM_JCOMMIT && it->jlanded && it->status != 0)
+            (void)spool_journal_write(s, it, &failed, 1);
     }
-    /* Best effort: the marks durable before the 451s go out, so that a
-     * restart does not take a record whose bytes made it all the same
-     * for a message. */
-    spool_journal_resync(job);
+    spool_journal_flush(job);
 }
 
 /*
@@ -698,34 +689,24 @@ static void spool_journal_marks(spool_job_t *job)
     /* A moved message's file is durable by now, whatever its record says
      * (a file wins over an M record at the scan), so a failed mark fails
      * nothing; but until the record says F the message must keep its
-     * record, for its removal to mark it D (fmarked). */
+     * record, for its removal to mark it D (fmarked).  Marks are written
+     * in queue order: a removal's D after a move's F in the same pass. */
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        char moved = SPOOL__J_MOVED;
+        char moved = SPOOL__J_MOVED, removed = SPOOL__J_REMOVED;
 
-        if (it->kind == SPOOL_ITEM_MOVE && it->status == 0) {
-            it->seg_errors = atomic_load(&it->seg->sync_errors);
-            it->jwritten = spool__pwrite_all(&s->io, it->seg->fd, &moved, 1, it->joff) == 0;
-        }
+        if (it->kind == SPOOL_ITEM_MOVE && it->status == 0)
+            it->fmarked = spool_journal_write(s, it, &moved, 1) == 0;
+        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && it->status == 0)
+            it->status = spool_journal_write(s, it, &removed, 1);
+    }
+    spool_journal_flush(job);
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        if (it->kind == SPOOL_ITEM_MOVE && it->fmarked)
+            it->fmarked = it->jstatus == 0;
+        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && it->status == 0)
+            it->status = it->jstatus;
     }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        uint64_t errors;
-        int err;
-
-        if (!spool_seg_first(job->pass->items, it))
-            continue;
-        err = spool_seg_sync(job, it->seg, &errors);
-        for (spool_item_t *o = it; o != NULL; o = o->next)
-            if (o->jwritten && o->seg == it->seg)
-                o->fmarked = err == 0 && o->seg_errors == errors;
-    }
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        it->jwritten = false;
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && it->status == 0)
-            spool_journal_mark(s, it, SPOOL__J_REMOVED);
-    spool_journal_sync(job);
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
-        it->jwritten = false;
         if (it->kind != SPOOL_ITEM_MOVE || it->status == 0)
             continue;
         if (it->renamed)
