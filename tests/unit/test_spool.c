@@ -1593,6 +1593,18 @@ static spool_t *restart_journal(scan_result_t *r)
     return s;
 }
 
+/* Restart as a daemon would: the scan finds exactly the message id. */
+static void restart_finds_only(const char *id)
+{
+    scan_result_t sr;
+    spool_t *s = restart_journal(&sr);
+
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, id);
+    scan_free(&sr);
+    close_spool(s);
+}
+
 /* What the spool holds by the test's own reading of the journal. */
 static const char *held(void)
 {
@@ -1826,13 +1838,9 @@ Test(spool, a_crash_after_the_move_before_the_journal_says_so_keeps_the_file)
     remove_one(s, sr.msgs[0]);
     scan_free(&sr);
     close_spool(s);
-    s = restart_journal(&sr);
-    cr_assert_eq(sr.nmsgs, 1);
-    cr_assert_str_eq(sr.msgs[0]->id, other.msg->id);
-    scan_free(&sr);
+    restart_finds_only(other.msg->id);
     spool_msg_free(m);
     spool_msg_free(other.msg);
-    close_spool(s);
 }
 
 Test(spool, a_file_left_of_a_removed_journal_message_is_stale)
@@ -1873,7 +1881,6 @@ Test(spool, a_commit_queued_behind_a_failed_pass_goes_to_a_new_segment)
     spool_envelope_t env = envelope(1);
     commit_result_t a = {0}, b = {0};
     spool_writer_t *w;
-    scan_result_t sr;
     spool_t *s;
 
     hook.fsync_errno = EIO;
@@ -1894,12 +1901,8 @@ Test(spool, a_commit_queued_behind_a_failed_pass_goes_to_a_new_segment)
     cr_assert_eq(b.msg->jseq, 2, "not behind the record that may be torn");
     close_spool(s);
 
-    s = restart_journal(&sr);
-    cr_assert_eq(sr.nmsgs, 1);
-    cr_assert_str_eq(sr.msgs[0]->id, b.msg->id);
-    scan_free(&sr);
+    restart_finds_only(b.msg->id);
     spool_msg_free(b.msg);
-    close_spool(s);
 }
 
 Test(spool, a_removed_journal_message_does_not_come_back)
@@ -2008,7 +2011,6 @@ Test(spool, a_failed_journal_sync_fails_the_commit_and_it_never_comes_back)
     spool_envelope_t env = envelope(1);
     spool_t *s;
     commit_result_t r, ok;
-    scan_result_t sr;
 
     hook.fsync_errno = EIO;
     hook.fsync_fail_dir = false; /* the segment's fdatasync */
@@ -2025,12 +2027,8 @@ Test(spool, a_failed_journal_sync_fails_the_commit_and_it_never_comes_back)
                      "nothing queued in it, it went");
     close_spool(s);
 
-    s = restart_journal(&sr);
-    cr_assert_eq(sr.nmsgs, 1);
-    cr_assert_str_eq(sr.msgs[0]->id, ok.msg->id);
-    scan_free(&sr);
+    restart_finds_only(ok.msg->id);
     spool_msg_free(ok.msg);
-    close_spool(s);
 }
 
 Test(spool, a_full_disk_in_the_journal_fails_the_commit_with_enospc)
