@@ -125,13 +125,11 @@ spool_seg_t *spool__seg_add(spool_t *s, uint64_t seq, int fd)
 {
     spool_seg_t *g = xcalloc(1, sizeof(*g)), **link = &s->segs;
     char name[SPOOL__JSEQ_LEN + 1];
-    size_t n = strlen(s->jdir) + 1 + sizeof(name);
 
     spool__seg_name(seq, name);
     g->seq = seq;
     g->fd = fd;
-    g->path = xmalloc(n);
-    str_fmt(g->path, n, "%s/%s", s->jdir, name);
+    g->path = spool__path(s->jdir, name);
     pthread_mutex_init(&g->sync_mu, NULL);
     atomic_init(&g->sync_errors, 0);
     while (*link != NULL && (*link)->seq < seq)
@@ -161,12 +159,11 @@ void spool__seg_free(spool_t *s, spool_seg_t *g)
 /* The journal's directory, made (durably) if missing. */
 static int spool_open_journal(spool_t *s)
 {
-    size_t len = strlen(s->dir) + sizeof("/" SPOOL__JOURNAL), n = 0;
     char **names = NULL;
+    size_t n = 0;
     int err;
 
-    s->jdir = xmalloc(len);
-    str_fmt(s->jdir, len, "%s/%s", s->dir, SPOOL__JOURNAL);
+    s->jdir = spool__path(s->dir, SPOOL__JOURNAL);
     if ((err = file_mkdirs(s->jdir, 0700)) != 0)
         return err;
     s->jdirfd = open(s->jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1322,7 +1319,6 @@ int spool_submit(spool_t *s, const spool_envelope_t *env, const void *data, size
 
 void spool_msg_relocate(spool_t *s, spool_msg_t *msg)
 {
-    size_t n = strlen(s->dir) + 1 + SPOOL_ID_SIZE;
     spool_seg_t *g;
 
     if (msg->jseq == 0 || htab_get(s->moving, msg->id, SPOOL_ID_LEN) != SPOOL__MOVED)
@@ -1330,8 +1326,7 @@ void spool_msg_relocate(spool_t *s, spool_msg_t *msg)
     g = spool__seg_find(s, msg->jseq);
     htab_remove(s->moving, msg->id, SPOOL_ID_LEN);
     free(msg->path);
-    msg->path = xmalloc(n);
-    str_fmt(msg->path, n, "%s/%s", s->dir, msg->id);
+    msg->path = spool__path(s->dir, msg->id);
     msg->body_offset = SPOOL__BODY_OFFSET;
     msg->jseq = msg->joff = msg->jlen = 0;
     /* Its record says moved: the segment holds nothing of it now. */

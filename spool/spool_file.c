@@ -363,12 +363,12 @@ void spool__apply(spool_msg_t *msg, const spool_update_t *u, size_t n)
     }
 }
 
-static char *spool_path(const char *dir, const char *id)
+char *spool__path(const char *dir, const char *name)
 {
-    size_t n = strlen(dir) + 1 + SPOOL_ID_LEN + 1;
+    size_t n = strlen(dir) + 1 + strlen(name) + 1;
     char *p = xmalloc(n);
 
-    if (str_fmt(p, n, "%s/%s", dir, id) != 0)
+    if (str_fmt(p, n, "%s/%s", dir, name) != 0)
         abort();
     return p;
 }
@@ -378,7 +378,7 @@ static spool_msg_t *spool_msg_alloc(const char *dir, const char *id)
     spool_msg_t *m = xcalloc(1, sizeof(*m));
 
     str_lcpy(m->id, id, sizeof(m->id));
-    m->path = spool_path(dir, id);
+    m->path = spool__path(dir, id);
     m->body_offset = SPOOL__BODY_OFFSET;
     return m;
 }

@@ -184,6 +184,8 @@ typedef enum {
 
 spool__name_t spool__classify(const char *name, uint64_t *id);
 void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE]);
+/* dir/name, allocated. */
+char *spool__path(const char *dir, const char *name);
 /* A journal segment's file name. */
 void spool__seg_name(uint64_t seq, char out[SPOOL__JSEQ_LEN + 1]);
 
