@@ -36,6 +36,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "options.h"
 #include "dns.h"
 #include "file.h"
 #include "log.h"
@@ -325,6 +326,8 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL, *jobfile = NULL;
     dns_options_t dopts = {0};
+    client_options_t copts;
+    options_client_t cstore;
     unsigned seconds = 60, stop_ms = 0;
     bool verbose = false;
     char err[256], *text;
@@ -370,7 +373,10 @@ int main(int argc, char **argv)
         return 1;
     }
     registry = stats_new();
-    if (client_new(&loop, resolver, cfg, registry, &client, err, sizeof(err)) != 0) {
+    options_client(cfg, registry, &copts, &cstore);
+    rc = client_new(&loop, resolver, &copts, &client, err, sizeof(err));
+    options_client_free(&cstore);
+    if (rc != 0) {
         fprintf(stderr, "mxdeliver: client: %s\n", err);
         return 1;
     }

@@ -54,27 +54,23 @@ static void client_timeouts(client_timeouts_t *t, uint64_t timeout)
     t->quit = client_scale(DEFAULT_SMTP_QUIT_TIMEOUT, timeout);
 }
 
-static void client_copy_routes(client_t *c, const config_t *cfg)
+static void client_copy_routes(client_t *c, const client_options_t *opts)
 {
-    struct sockaddr_storage *listen = xcalloc(cfg->nlisten + 1, sizeof(*listen));
     size_t nown = 0;
 
-    c->routes = xcalloc(cfg->nroutes + 1, sizeof(*c->routes));
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        c->routes[i].domain = xstrdup(cfg->routes[i].domain);
-        c->routes[i].host = xstrdup(cfg->routes[i].host);
-        c->routes[i].port = cfg->routes[i].port;
+    c->routes = xcalloc(opts->nroutes + 1, sizeof(*c->routes));
+    for (size_t i = 0; i < opts->nroutes; i++) {
+        c->routes[i].domain = xstrdup(opts->routes[i].domain);
+        c->routes[i].host = xstrdup(opts->routes[i].host);
+        c->routes[i].port = opts->routes[i].port;
     }
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        listen[i] = cfg->listen[i].sa;
-    route_own_addresses(listen, cfg->nlisten, &c->own, &nown);
-    free(listen);
+    route_own_addresses(opts->listen, opts->nlisten, &c->own, &nown);
 
     c->route.entries = c->routes;
-    c->route.nentries = cfg->nroutes;
+    c->route.nentries = opts->nroutes;
     c->route.own = c->own;
     c->route.nown = nown;
-    c->route.port = cfg->outbound_port;
+    c->route.port = opts->port;
 }
 
 static void client_free(client_t *c)
@@ -111,7 +107,7 @@ static void client_register(client_t *c, stats_t *s)
                                    "connections to next hops open now, idle ones included");
 }
 
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, stats_t *stats,
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts,
                client_t **out, char *err, size_t errsize)
 {
     client_t *c = xcalloc(1, sizeof(*c));
@@ -119,17 +115,17 @@ int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, stats_t 
     *out = NULL;
     c->loop = loop;
     c->resolver = r;
-    c->hostname = xstrdup(cfg->hostname);
-    c->tls_mode = cfg->outbound_tls;
-    c->max_active = cfg->max_deliveries > 0 ? cfg->max_deliveries : DEFAULT_MAX_DELIVERIES;
-    c->max_per_dest = cfg->max_deliveries_per_domain > 0 ? cfg->max_deliveries_per_domain
-                                                         : DEFAULT_MAX_DELIVERIES_PER_DOMAIN;
-    client_timeouts(&c->t, cfg->timeout > 0 ? cfg->timeout : DEFAULT_TIMEOUT);
-    client_copy_routes(c, cfg);
+    c->hostname = xstrdup(opts->hostname);
+    c->tls_mode = opts->tls;
+    c->max_active = opts->max_deliveries > 0 ? opts->max_deliveries : DEFAULT_MAX_DELIVERIES;
+    c->max_per_dest = opts->max_deliveries_per_domain > 0 ? opts->max_deliveries_per_domain
+                                                          : DEFAULT_MAX_DELIVERIES_PER_DOMAIN;
+    client_timeouts(&c->t, opts->timeout > 0 ? opts->timeout : DEFAULT_TIMEOUT);
+    client_copy_routes(c, opts);
     c->dests = htab_new(64);
     c->cache = htab_new(64);
-    client_register(c, stats);
-    if (c->tls_mode != CONFIG_TLS_OFF && (c->tls_ctx = tls_client_ctx(err, errsize)) == NULL) {
+    client_register(c, opts->stats);
+    if (c->tls_mode != CLIENT_TLS_OFF && (c->tls_ctx = tls_client_ctx(err, errsize)) == NULL) {
         client_free(c);
         return CLIENT_ETLS;
     }

@@ -472,7 +472,7 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
     str_lcpy(conn->host, hop->host, sizeof(conn->host));
     conn->addr = hop->addr;
     conn->pref = hop->pref;
-    conn->no_tls = no_tls || c->tls_mode == CONFIG_TLS_OFF;
+    conn->no_tls = no_tls || c->tls_mode == CLIENT_TLS_OFF;
     conn->reusable = true;
     a = hop->addr.ss_family == AF_INET6
             ? (const void *)&((const struct sockaddr_in6 *)&hop->addr)->sin6_addr
@@ -584,7 +584,7 @@ static void conn_hello_done(client_conn_t *conn, unsigned ext, uint64_t size_lim
             client__conn_timer(conn, c->t.helo);
         return;
     }
-    if (conn->tls == NULL && c->tls_mode == CONFIG_TLS_REQUIRED) {
+    if (conn->tls == NULL && c->tls_mode == CLIENT_TLS_REQUIRED) {
         str_fmt(text, sizeof(text), "TLS is required, but was not offered by host %s",
                 conn->namaddr);
         client__conn_session_fail(conn, true, 4, "4.7.4", text, false);
@@ -637,7 +637,7 @@ static void conn_on_starttls(client_conn_t *conn)
             client__conn_session_fail(conn, false, 4, client_reply_dsn(r), r->text, true);
             return;
         }
-        if (c->tls_mode == CONFIG_TLS_REQUIRED) {
+        if (c->tls_mode == CLIENT_TLS_REQUIRED) {
             str_fmt(text, sizeof(text), "TLS is required, but host %s refused to start TLS: %s",
                     conn->namaddr, r->text);
             client__conn_session_fail(conn, true, 4, "4.7.4", text, false);
@@ -687,7 +687,7 @@ static void conn_tls_failed(client_conn_t *conn, const char *why)
     str_fmt(text, sizeof(text), "TLS handshake with %s failed: %s", conn->namaddr,
             why != NULL ? why : tls_strerror(conn->tls));
     log_debug("client: %s", text);
-    if (conn->c->tls_mode == CONFIG_TLS_REQUIRED || j == NULL) {
+    if (conn->c->tls_mode == CLIENT_TLS_REQUIRED || j == NULL) {
         client__conn_session_fail(conn, false, 4, "4.7.5", text, false);
         return;
     }

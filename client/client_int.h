@@ -53,7 +53,7 @@ struct client {
     route_config_t route; /* entries and own addresses owned here */
     route_entry_t *routes;
     struct sockaddr_storage *own;
-    config_tls_t tls_mode;
+    client_tls_t tls_mode;
     SSL_CTX *tls_ctx;
     unsigned max_active, max_per_dest;
     client_timeouts_t t;

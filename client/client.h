@@ -2,10 +2,10 @@
  * client - the outbound SMTP client: queue/delivery.h's delivery
  * interface over the network.
  *
- * A client_t owns, on one libuv loop: the settings it copied from a config
- * snapshot (hostname, routes, outbound_port, outbound_tls, timeout,
- * max_deliveries, max_deliveries_per_domain, the listen addresses for loop
- * detection), a TLS client context, the jobs it was given, the SMTP
+ * A client_t owns, on one libuv loop: the settings it copied from its
+ * client_options_t (hostname, routes, port, TLS policy, timeout, the
+ * concurrency limits, the listen addresses for loop detection), a TLS
+ * client context, the jobs it was given, the SMTP
  * connections it opened and the cache of idle ones.  It borrows the
  * resolver, which must outlive it.
  *
@@ -43,9 +43,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
 #include "delivery.h"
 #include "dns.h"
+#include "route.h"
 #include "stats.h"
 
 #define CLIENT_ECLOSING (-1) /* deliver() after shutdown: not started */
@@ -53,14 +53,34 @@
 
 typedef struct client client_t;
 
+/* STARTTLS towards next hops (docs/delivery.md, outbound_tls). */
+typedef enum { CLIENT_TLS_OPPORTUNISTIC, CLIENT_TLS_REQUIRED, CLIENT_TLS_OFF } client_tls_t;
+
+/* What a client is built from; everything is copied by client_new(). */
+typedef struct {
+    const char *hostname;        /* EHLO name */
+    const route_entry_t *routes; /* route keys: domain ("*" for any) -> next hop */
+    size_t nroutes;
+    uint16_t port;               /* outbound_port: MX hosts and routes without one */
+    /* Addresses this host listens on: a next hop that is one of them is a
+     * mail loop (docs/delivery.md). */
+    const struct sockaddr_storage *listen;
+    size_t nlisten;
+    client_tls_t tls;
+    uint64_t timeout; /* seconds; the RFC 5321 timeouts are scaled by it; 0: default */
+    unsigned max_deliveries;            /* 0: DEFAULT_MAX_DELIVERIES */
+    unsigned max_deliveries_per_domain; /* 0: DEFAULT_MAX_DELIVERIES_PER_DOMAIN */
+    /* Counters (outbound_connections, ...) are registered here; it must
+     * outlive the client. */
+    stats_t *stats;
+} client_options_t;
+
 /*
- * A client on loop with the settings of cfg (copied: cfg need not outlive
- * it) and resolver r.  Its counters (outbound_connections, ...) go in the
- * registry stats, which must outlive it.  0
- * and *out, or CLIENT_ETLS with OpenSSL's reason in err when outbound_tls
- * is not off and no TLS context could be made.
+ * A client on loop with the settings of opts and resolver r, which must
+ * outlive it.  0 and *out, or CLIENT_ETLS with OpenSSL's reason in err
+ * when TLS is not off and no TLS context could be made.
  */
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const config_t *cfg, stats_t *stats,
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts,
                client_t **out, char *err, size_t errsize);
 
 /* The delivery interface over c: ops are client_deliver/client_shutdown. */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "options.h"
 #include "parse.h"
 #include "queue.h"
 #include "reload.h"
@@ -505,6 +506,8 @@ static void server_open_queue(server_t *srv)
         .nretry_schedule = cfg->nretry_schedule,
         .max_queue_lifetime = cfg->max_queue_lifetime,
     };
+    client_options_t copts;
+    options_client_t cstore;
     client_t *client;
     char err[256];
     size_t queued = 0;
@@ -513,7 +516,10 @@ static void server_open_queue(server_t *srv)
     server_check_syncfs(cfg);
     if ((rc = spool_open(cfg->spool_dir, &sopts, &srv->spool)) < 0)
         log_fatal("%s: cannot open the spool: %s", cfg->spool_dir, spool_strerror(rc));
-    if (client_new(srv->loop, srv->resolver, cfg, srv->registry, &client, err, sizeof(err)) < 0)
+    options_client(cfg, srv->registry, &copts, &cstore);
+    rc = client_new(srv->loop, srv->resolver, &copts, &client, err, sizeof(err));
+    options_client_free(&cstore);
+    if (rc < 0)
         log_fatal("cannot start the outbound client: %s", err);
     qopts.spool = srv->spool;
     qopts.delivery = client_delivery(client);

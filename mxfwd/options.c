@@ -1,0 +1,53 @@
+#include "options.h"
+
+#include <stdlib.h>
+
+#include "xalloc.h"
+
+static client_tls_t options_tls(config_tls_t t)
+{
+    switch (t) {
+    case CONFIG_TLS_REQUIRED:
+        return CLIENT_TLS_REQUIRED;
+    case CONFIG_TLS_OFF:
+        return CLIENT_TLS_OFF;
+    case CONFIG_TLS_OPPORTUNISTIC:
+        break;
+    }
+    return CLIENT_TLS_OPPORTUNISTIC;
+}
+
+void options_client(const config_t *cfg, stats_t *stats, client_options_t *opts,
+                    options_client_t *storage)
+{
+    storage->routes = xcalloc(cfg->nroutes + 1, sizeof(*storage->routes));
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        storage->routes[i].domain = cfg->routes[i].domain;
+        storage->routes[i].host = cfg->routes[i].host;
+        storage->routes[i].port = cfg->routes[i].port;
+    }
+    storage->listen = xcalloc(cfg->nlisten + 1, sizeof(*storage->listen));
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        storage->listen[i] = cfg->listen[i].sa;
+    *opts = (client_options_t){
+        .hostname = cfg->hostname,
+        .routes = storage->routes,
+        .nroutes = cfg->nroutes,
+        .port = cfg->outbound_port,
+        .listen = storage->listen,
+        .nlisten = cfg->nlisten,
+        .tls = options_tls(cfg->outbound_tls),
+        .timeout = cfg->timeout,
+        .max_deliveries = cfg->max_deliveries,
+        .max_deliveries_per_domain = cfg->max_deliveries_per_domain,
+        .stats = stats,
+    };
+}
+
+void options_client_free(options_client_t *storage)
+{
+    free(storage->routes);
+    free(storage->listen);
+    storage->routes = NULL;
+    storage->listen = NULL;
+}

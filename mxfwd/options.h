@@ -1,0 +1,28 @@
+/*
+ * options - a configuration snapshot (config.h) turned into the options
+ * each stage is built from, so that no stage below mxfwd/ reads config_t.
+ *
+ * The options point into the snapshot and into the storage given with
+ * them; both must outlive the call that takes the options (the stages copy
+ * what they keep).  options_client_free() releases that storage.
+ */
+#ifndef MXFWD_OPTIONS_H
+#define MXFWD_OPTIONS_H
+
+#include "client.h"
+#include "config.h"
+
+/* Storage behind a client_options_t. */
+typedef struct {
+    route_entry_t *routes;
+    struct sockaddr_storage *listen;
+} options_client_t;
+
+/* The outbound client's options from cfg: routes, outbound_port,
+ * outbound_tls, timeout, the delivery limits, the listen addresses; stats
+ * is the registry its counters go to. */
+void options_client(const config_t *cfg, stats_t *stats, client_options_t *opts,
+                    options_client_t *storage);
+void options_client_free(options_client_t *storage);
+
+#endif
