@@ -95,8 +95,8 @@ static void client_register(client_t *c, stats_t *s)
                                    "delivery jobs (a message and the recipients of one domain)");
     c->count.connections = stats_register(s, STATS_COUNTER, "outbound_connections", NULL, NULL,
                                           "SMTP connections made to next hops");
-    c->count.connect_failures = stats_register(s, STATS_COUNTER, "outbound_connect_failures",
-                                               NULL, NULL, "connection attempts that failed");
+    c->count.connect_failures = stats_register(s, STATS_COUNTER, "outbound_connect_failures", NULL,
+                                               NULL, "connection attempts that failed");
     c->count.transactions = stats_register(s, STATS_COUNTER, "outbound_transactions", NULL, NULL,
                                            "SMTP transactions (MAIL FROM) sent");
     c->count.reused = stats_register(s, STATS_COUNTER, "outbound_reused", NULL, NULL,
@@ -107,8 +107,8 @@ static void client_register(client_t *c, stats_t *s)
                                    "connections to next hops open now, idle ones included");
 }
 
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts,
-               client_t **out, char *err, size_t errsize)
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts, client_t **out,
+               char *err, size_t errsize)
 {
     client_t *c = xcalloc(1, sizeof(*c));
 

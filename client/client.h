@@ -61,14 +61,14 @@ typedef struct {
     const char *hostname;        /* EHLO name */
     const route_entry_t *routes; /* route keys: domain ("*" for any) -> next hop */
     size_t nroutes;
-    uint16_t port;               /* outbound_port: MX hosts and routes without one */
+    uint16_t port; /* outbound_port: MX hosts and routes without one */
     /* Addresses this host listens on: a next hop that is one of them is a
      * mail loop (docs/delivery.md). */
     const struct sockaddr_storage *listen;
     size_t nlisten;
     client_tls_t tls;
-    uint64_t timeout; /* seconds; the RFC 5321 timeouts are scaled by it; 0: default */
-    unsigned max_deliveries;            /* 0: DEFAULT_MAX_DELIVERIES */
+    uint64_t timeout;        /* seconds; the RFC 5321 timeouts are scaled by it; 0: default */
+    unsigned max_deliveries; /* 0: DEFAULT_MAX_DELIVERIES */
     unsigned max_deliveries_per_domain; /* 0: DEFAULT_MAX_DELIVERIES_PER_DOMAIN */
     /* Counters (outbound_connections, ...) are registered here; it must
      * outlive the client. */
@@ -80,8 +80,8 @@ typedef struct {
  * outlive it.  0 and *out, or CLIENT_ETLS with OpenSSL's reason in err
  * when TLS is not off and no TLS context could be made.
  */
-int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts,
-               client_t **out, char *err, size_t errsize);
+int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts, client_t **out,
+               char *err, size_t errsize);
 
 /* The delivery interface over c: ops are client_deliver/client_shutdown. */
 delivery_t client_delivery(client_t *c);

@@ -51,3 +51,42 @@ void options_client_free(options_client_t *storage)
     storage->routes = NULL;
     storage->listen = NULL;
 }
+
+void options_smtpd(const config_t *cfg, smtpd_options_t *opts)
+{
+    *opts = (smtpd_options_t){
+        .hostname = cfg->hostname,
+        .srs_domain = cfg->srs_domain,
+        .max_message_size = cfg->max_message_size,
+        .max_recipients = cfg->max_recipients,
+        .max_connections = cfg->max_connections,
+        .max_connections_per_ip = cfg->max_connections_per_ip,
+        .timeout = cfg->timeout,
+        .max_line_length = cfg->max_line_length,
+        .max_errors = cfg->max_errors,
+        .max_hops = cfg->max_hops,
+        .shutdown_grace = cfg->shutdown_grace,
+    };
+}
+
+static auth_action_t options_action(config_action_t a)
+{
+    switch (a) {
+    case CONFIG_ACTION_TAG:
+        return AUTH_ACTION_TAG;
+    case CONFIG_ACTION_OFF:
+        return AUTH_ACTION_OFF;
+    case CONFIG_ACTION_REJECT:
+        break;
+    }
+    return AUTH_ACTION_REJECT;
+}
+
+void options_auth(const config_t *cfg, auth_config_t *ac)
+{
+    *ac = (auth_config_t){
+        .hostname = cfg->hostname,
+        .spf_action = options_action(cfg->spf_action),
+        .dmarc_action = options_action(cfg->dmarc_action),
+    };
+}

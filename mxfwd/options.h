@@ -1,6 +1,7 @@
 /*
  * options - a configuration snapshot (config.h) turned into the options
- * each stage is built from, so that no stage below mxfwd/ reads config_t.
+ * each stage is built from, so that no stage outside mxfwd/ reads
+ * config_t.
  *
  * The options point into the snapshot and into the storage given with
  * them; both must outlive the call that takes the options (the stages copy
@@ -9,8 +10,10 @@
 #ifndef MXFWD_OPTIONS_H
 #define MXFWD_OPTIONS_H
 
+#include "auth.h"
 #include "client.h"
 #include "config.h"
+#include "smtpd.h"
 
 /* Storage behind a client_options_t. */
 typedef struct {
@@ -24,5 +27,13 @@ typedef struct {
 void options_client(const config_t *cfg, stats_t *stats, client_options_t *opts,
                     options_client_t *storage);
 void options_client_free(options_client_t *storage);
+
+/* The inbound server's values from cfg; the borrowed services (stats,
+ * resolver, auth) are left NULL for the caller. */
+void options_smtpd(const config_t *cfg, smtpd_options_t *opts);
+
+/* The sender checks' values from cfg (hostname, spf_action,
+ * dmarc_action); the loop, resolver and TXT lookups are the caller's. */
+void options_auth(const config_t *cfg, auth_config_t *ac);
 
 #endif

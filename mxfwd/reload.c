@@ -29,7 +29,9 @@ typedef struct {
 } reload_watch_t;
 
 struct reload {
-    server_t *srv;
+    uv_loop_t *loop;
+    const config_t *cfg;
+    reload_hooks_t hooks;
     uv_timer_t tick;   /* every DEFAULT_RELOAD_INTERVAL */
     uv_timer_t settle; /* a changed file is looked at again */
     uv_work_t work;
@@ -70,7 +72,7 @@ static bool reload_same(const struct stat *a, const struct stat *b)
  * just before they were read: a change during the read is seen next time. */
 static void reload_load(reload_t *r, reload_kind_t kind)
 {
-    const config_t *cfg = r->srv->cfg;
+    const config_t *cfg = r->cfg;
     srs_secrets_t secrets;
     char err[512];
     int rc;
@@ -150,8 +152,7 @@ static void reload_work(uv_work_t *req)
 /* Put what a job loaded in place, and log it. */
 static void reload_apply(reload_t *r)
 {
-    server_t *srv = r->srv;
-    const config_t *cfg = srv->cfg;
+    const config_t *cfg = r->cfg;
     static const char *const what[RELOAD_NKINDS] = {"forward table stays", "SRS secrets stay",
                                                     "TLS certificate stays"};
     const char *paths[RELOAD_NKINDS] = {cfg->forward_table, cfg->srs_secrets, cfg->tls_cert};
@@ -164,13 +165,13 @@ static void reload_apply(reload_t *r)
             continue;
         }
         if (k == RELOAD_TABLE) {
-            server_set_table(srv, r->table);
+            r->hooks.set_table(r->hooks.arg, r->table);
             log_info("reloaded forward table %s: %zu aliases", paths[k], table_count(r->table));
         } else if (k == RELOAD_SECRETS) {
-            server_set_srs(srv, r->srs);
+            r->hooks.set_srs(r->hooks.arg, r->srs);
             log_info("reloaded SRS secrets %s", paths[k]);
         } else {
-            server_set_tls(srv, r->tls);
+            r->hooks.set_tls(r->hooks.arg, r->tls);
             log_info("reloaded TLS certificate %s", paths[k]);
         }
     }
@@ -219,7 +220,7 @@ static void reload_after_work(uv_work_t *req, int status)
     /* A SIGHUP is done once its files are in place, unless another
      * came meanwhile, whose job reports instead. */
     if (hup && !r->hup_pending)
-        server_reloaded(r->srv);
+        r->hooks.reloaded(r->hooks.arg);
     if (r->hup_pending) {
         r->hup_pending = false;
         reload_submit(r, (1u << RELOAD_NKINDS) - 1);
@@ -232,11 +233,11 @@ static void reload_submit(reload_t *r, unsigned force)
 {
     if (r->busy || r->stopping)
         return;
-    if (r->srv->cfg->tls_cert == NULL)
+    if (r->cfg->tls_cert == NULL)
         force &= ~(1u << RELOAD_TLS);
     r->force = force;
     r->busy = true;
-    uv_queue_work(r->srv->loop, &r->work, reload_work, reload_after_work);
+    uv_queue_work(r->loop, &r->work, reload_work, reload_after_work);
 }
 
 static void reload_tick_cb(uv_timer_t *t)
@@ -252,15 +253,16 @@ static void reload_watch(reload_t *r, reload_kind_t kind, const char *path)
     w->path = path;
 }
 
-reload_t *reload_new(server_t *srv)
+reload_t *reload_new(uv_loop_t *loop, const config_t *cfg, const reload_hooks_t *hooks)
 {
     reload_t *r = xcalloc(1, sizeof(*r));
-    const config_t *cfg = srv->cfg;
 
-    r->srv = srv;
+    r->loop = loop;
+    r->cfg = cfg;
+    r->hooks = *hooks;
     r->work.data = r;
-    uv_timer_init(srv->loop, &r->tick);
-    uv_timer_init(srv->loop, &r->settle);
+    uv_timer_init(loop, &r->tick);
+    uv_timer_init(loop, &r->settle);
     r->tick.data = r->settle.data = r;
     r->handles = 2;
     reload_watch(r, RELOAD_TABLE, cfg->forward_table);
@@ -274,7 +276,7 @@ reload_t *reload_new(server_t *srv)
 
 int reload_initial(reload_t *r)
 {
-    const config_t *cfg = r->srv->cfg;
+    const config_t *cfg = r->cfg;
     int errors = 0;
 
     for (int k = 0; k < RELOAD_NKINDS; k++)
@@ -301,9 +303,9 @@ int reload_initial(reload_t *r)
         r->tls = NULL;
         return errors;
     }
-    server_set_table(r->srv, r->table);
-    server_set_srs(r->srv, r->srs);
-    server_set_tls(r->srv, r->tls);
+    r->hooks.set_table(r->hooks.arg, r->table);
+    r->hooks.set_srs(r->hooks.arg, r->srs);
+    r->hooks.set_tls(r->hooks.arg, r->tls);
     r->table = NULL;
     r->srs = NULL;
     r->tls = NULL;

@@ -15,8 +15,10 @@
  * takes a while to parse); the new version is swapped in on the loop
  * thread.  A file that does not load leaves the running one in place:
  * every error is logged as "FILE:LINE: problem", then one line saying the
- * old one is kept.  Sessions keep the table they started with.  Once a
- * SIGHUP's files are in place (or kept), server_reloaded() is called.
+ * old one is kept.  What loads is handed over through the hooks (the
+ * daemon gives it to the inbound server, smtpd.h); sessions keep the table
+ * they started with.  Once a SIGHUP's files are in place (or kept),
+ * reloaded() is called.
  *
  * At start-up, reload_initial() loads everything on the calling thread; its
  * failure is fatal (main only).
@@ -24,12 +26,32 @@
 #ifndef MXFWD_RELOAD_H
 #define MXFWD_RELOAD_H
 
-#include "server.h"
+#include <openssl/ssl.h>
+#include <uv.h>
 
-/* Watch the server's files (nothing runs until reload_start()). */
-reload_t *reload_new(server_t *srv);
-/* Load every file into the server now, logging each problem.  0, or the
- * number of errors. */
+#include "config.h"
+#include "srs.h"
+#include "table.h"
+
+typedef struct reload reload_t;
+
+/* Where the loaded files go; each set_*() takes ownership of what it is
+ * given. */
+typedef struct {
+    void (*set_table)(void *arg, table_t *table);
+    void (*set_srs)(void *arg, srs_t *srs);
+    void (*set_tls)(void *arg, SSL_CTX *ctx);
+    /* A reload that SIGHUP asked for is done. */
+    void (*reloaded)(void *arg);
+    void *arg;
+} reload_hooks_t;
+
+/* Watch the files cfg names (nothing runs until reload_start()); cfg must
+ * outlive r. */
+reload_t *reload_new(uv_loop_t *loop, const config_t *cfg, const reload_hooks_t *hooks);
+/* Load every file now and hand each over, logging each problem.  Returns
+ * the number of errors reported: 0 when everything loaded (and was handed
+ * over), else nothing was handed over. */
 int reload_initial(reload_t *r);
 /* Start checking for changes. */
 void reload_start(reload_t *r);

@@ -25,7 +25,7 @@
 #include "parse.h"
 #include "queue.h"
 #include "reload.h"
-#include "session.h"
+#include "smtpd.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -34,10 +34,30 @@
 _Static_assert(DEFAULT_THREADPOOL_SIZE >= 2 * SPOOL_SYNC_JOBS + 2,
                "libuv's thread pool is too small for the spool");
 
-/* Connections the kernel may queue before we accept them. */
-#define SERVER_BACKLOG 1024
 /* Descriptors beyond the sessions': listeners, spool files, the loop's. */
 #define SERVER_SPARE_FDS 64
+
+typedef struct {
+    uv_loop_t *loop;
+    config_t *cfg;
+    spool_t *spool;
+    /* The daemon's one resolver, on dns_servers: client names, DKIM keys
+     * and DMARC policies (through auth), MX lookups (the outbound client).
+     * Everything that borrows it is gone before it is closed. */
+    dns_resolver_t *resolver;
+    /* The sender checks for the config snapshot: one context as long as
+     * the snapshot lives (messages in flight hold their own reference). */
+    auth_ctx_t *auth;
+    smtpd_t *smtpd;     /* the inbound server */
+    queue_t *queue;     /* owns the outbound client */
+    control_t *control; /* the control socket */
+    metrics_t *metrics; /* metrics_listen; NULL without */
+    reload_t *reload;
+
+    uv_signal_t sig_term, sig_int, sig_hup;
+    bool stopping;     /* SIGTERM seen */
+    stats_t *registry; /* every counter of the daemon: `mxfwd stats`, metrics */
+} server_t;
 
 static void server_report(void *ctx, const char *message)
 {
@@ -57,118 +77,67 @@ static void server_notify(int rc)
     }
 }
 
-void server_reloaded(server_t *srv)
+/* A reload that SIGHUP asked for is done: the service manager hears that
+ * the daemon is ready again. */
+static void server_reloaded(void *arg)
 {
+    server_t *srv = arg;
+
     if (!srv->stopping)
         server_notify(notify_send("READY=1\nSTATUS=reloaded on SIGHUP; accepting mail"));
 }
 
-/* ---- connection accounting ----------------------------------------------------- */
+/* ---- the seams ------------------------------------------------------------------ */
 
-reply_id_t server_admit(server_t *srv, const char *ip)
+/* A message the inbound server made durable: the queue's from here on. */
+static void server_accepted(void *arg, spool_msg_t *msg)
 {
-    size_t len = strlen(ip);
-    uintptr_t n = (uintptr_t)htab_get(srv->per_ip, ip, len);
+    server_t *srv = arg;
 
-    if (srv->stopping)
-        return REPLY_SHUTDOWN;
-    if (srv->nadmitted >= srv->cfg->max_connections || n >= srv->cfg->max_connections_per_ip)
-        return REPLY_TOO_MANY_CONNECTIONS;
-    htab_put(srv->per_ip, ip, len, (void *)(n + 1));
-    srv->nadmitted++;
-    return REPLY_OK;
+    queue_add(srv->queue, msg);
 }
 
-static void server_maybe_done(server_t *srv);
-
-void server_count_rejected(server_t *srv, reply_id_t id)
+static void server_set_table(void *arg, table_t *table)
 {
-    uint64_t **c;
-
-    if (id >= REPLY_NREPLIES)
-        return;
-    c = &srv->stats.rejected[id];
-    /* Registered when first needed: the list shows the reasons that
-     * happened, not every reply there is. */
-    if (*c == NULL)
-        *c = stats_register(srv->registry, STATS_COUNTER, "rejected", "reason", reply_name(id),
-                            "MAIL, RCPT and messages refused, by reply");
-    (**c)++;
+    smtpd_set_table(((server_t *)arg)->smtpd, table);
 }
 
-void server_session_closed(server_t *srv, const char *ip)
+static void server_set_srs(void *arg, srs_t *srs)
 {
-    if (ip != NULL) {
-        size_t len = strlen(ip);
-        uintptr_t n = (uintptr_t)htab_get(srv->per_ip, ip, len);
-        if (n <= 1)
-            htab_remove(srv->per_ip, ip, len);
-        else
-            htab_put(srv->per_ip, ip, len, (void *)(n - 1));
-        srv->nadmitted--;
-    }
-    srv->nsessions--;
-    server_maybe_done(srv);
+    smtpd_set_srs(((server_t *)arg)->smtpd, srs);
 }
 
-/* ---- snapshots ---------------------------------------------------------------- */
-
-void server_set_table(server_t *srv, table_t *table)
+static void server_set_tls(void *arg, SSL_CTX *ctx)
 {
-    table_unref(srv->table);
-    srv->table = table;
+    smtpd_set_tls(((server_t *)arg)->smtpd, ctx);
 }
 
-void server_set_srs(server_t *srv, srs_t *srs)
+static void server_drained(void *arg);
+
+/* The inbound server, on the daemon's resolver and sender checks. */
+static void server_open_smtpd(server_t *srv)
 {
-    /* Sessions call the rewriter synchronously and keep no pointer to it. */
-    srs_free(srv->srs);
-    srv->srs = srs;
-}
+    const config_t *cfg = srv->cfg;
+    smtpd_options_t opts;
+    smtpd_hooks_t hooks = {
+        .accepted = server_accepted,
+        .drained = server_drained,
+        .arg = srv,
+    };
 
-void server_set_tls(server_t *srv, SSL_CTX *ctx)
-{
-    /* Connections hold their own reference to the context they came from. */
-    SSL_CTX_free(srv->tls_ctx);
-    srv->tls_ctx = ctx;
-}
-
-/* ---- listening ------------------------------------------------------------------ */
-
-static void server_on_connection(uv_stream_t *listener, int status)
-{
-    server_t *srv = listener->data;
-
-    if (status < 0) {
-        /* Out of descriptors, typically: say so, but not a thousand times
-         * a second. */
-        if (uv_now(srv->loop) - srv->last_accept_warning >= 1000) {
-            log_warning("cannot accept a connection: %s", uv_strerror(status));
-            srv->last_accept_warning = uv_now(srv->loop);
-        }
-        return;
-    }
-    session_accept(srv, listener);
+    options_smtpd(cfg, &opts);
+    opts.stats = srv->registry;
+    opts.resolver = srv->resolver;
+    opts.auth = srv->auth;
+    srv->smtpd = smtpd_new(srv->loop, &opts, &hooks);
 }
 
 static void server_listen(server_t *srv)
 {
     const config_t *cfg = srv->cfg;
 
-    srv->listeners = xcalloc(cfg->nlisten, sizeof(*srv->listeners));
     for (size_t i = 0; i < cfg->nlisten; i++) {
-        const struct sockaddr *sa = (const struct sockaddr *)&cfg->listen[i].sa;
-        uv_tcp_t *l = &srv->listeners[i];
-        int r;
-
-        uv_tcp_init(srv->loop, l);
-        l->data = srv;
-        srv->nlisteners++;
-        /* IPv6 sockets take IPv6 only, so "0.0.0.0:25" and "[::]:25" can
-         * both be listed. */
-        r = uv_tcp_bind(l, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-        if (r == 0)
-            r = uv_listen((uv_stream_t *)l, SERVER_BACKLOG, server_on_connection);
+        int r = smtpd_listen(srv->smtpd, (const struct sockaddr *)&cfg->listen[i].sa);
         if (r < 0)
             log_fatal("cannot listen on %s: %s", cfg->listen[i].text, uv_strerror(r));
     }
@@ -250,19 +219,6 @@ static void server_drop_privileges(const struct passwd *pw)
 
 /* ---- DNS and the sender checks ------------------------------------------------ */
 
-static auth_action_t server_action(config_action_t a)
-{
-    switch (a) {
-    case CONFIG_ACTION_TAG:
-        return AUTH_ACTION_TAG;
-    case CONFIG_ACTION_OFF:
-        return AUTH_ACTION_OFF;
-    case CONFIG_ACTION_REJECT:
-        break;
-    }
-    return AUTH_ACTION_REJECT;
-}
-
 /* The resolver the whole daemon shares (server->resolver), made before
  * anything listens so that a resolver that cannot start stops the start. */
 static void server_open_resolver(server_t *srv)
@@ -282,16 +238,12 @@ static void server_open_resolver(server_t *srv)
  * policies, all through the loop's resolver. */
 static void server_open_auth(server_t *srv)
 {
-    const config_t *cfg = srv->cfg;
-    auth_config_t ac = {
-        .loop = srv->loop,
-        .hostname = cfg->hostname,
-        .resolver = srv->resolver,
-        .spf_action = server_action(cfg->spf_action),
-        .dmarc_action = server_action(cfg->dmarc_action),
-    };
+    auth_config_t ac;
     int rc;
 
+    options_auth(srv->cfg, &ac);
+    ac.loop = srv->loop;
+    ac.resolver = srv->resolver;
     auth_txt_resolver(srv->resolver, &ac.txt);
     if ((rc = auth_ctx_new(&ac, &srv->auth)) < 0)
         log_fatal("cannot set up the sender checks: %s", auth_strerror(rc));
@@ -339,66 +291,38 @@ static void server_control_closed(void *arg)
     queue_shutdown(srv->queue, server_queue_closed, srv);
 }
 
-/* Once stopping and no session is left (every message they accepted is in
- * the queue): close the server's handles, then the control socket, the
- * queue with the outbound client, then the sender checks and the resolver,
- * which ends the loop. */
-static void server_maybe_done(server_t *srv)
+/* Stopping, and no session is left (every message they accepted is in the
+ * queue): close the server's handles and the inbound server, then the
+ * control socket, the queue with the outbound client, then the sender
+ * checks and the resolver, which ends the loop. */
+static void server_drained(void *arg)
 {
-    if (!srv->stopping || srv->nsessions > 0 || srv->reload == NULL)
-        return;
+    server_t *srv = arg;
+
     server_close_handle((uv_handle_t *)&srv->sig_term);
     server_close_handle((uv_handle_t *)&srv->sig_int);
     server_close_handle((uv_handle_t *)&srv->sig_hup);
-    server_close_handle((uv_handle_t *)&srv->grace);
     reload_stop(srv->reload);
     srv->reload = NULL;
+    smtpd_close(srv->smtpd);
+    srv->smtpd = NULL;
     metrics_close(srv->metrics, NULL, NULL);
     srv->metrics = NULL;
     control_close(srv->control, server_control_closed, srv);
 }
 
-static void server_force(server_t *srv)
-{
-    session_t *s, *next;
-
-    if (srv->forcing)
-        return;
-    srv->forcing = true;
-    if (srv->nsessions > 0)
-        log_info("shutdown grace over: closing %u sessions", srv->nsessions);
-    for (s = srv->sessions; s != NULL; s = next) {
-        next = session_next(s);
-        session_force_stop(s);
-    }
-}
-
-static void server_grace_cb(uv_timer_t *t)
-{
-    server_force(t->data);
-}
-
 static void server_stop(server_t *srv, int signum)
 {
-    session_t *s, *next;
-
     if (srv->stopping) {
         /* A second signal: no more waiting. */
-        server_force(srv);
+        smtpd_force(srv->smtpd);
         return;
     }
     srv->stopping = true;
     server_notify(notify_send("STOPPING=1\nSTATUS=stopping"));
     log_info("stopping on %s: %u sessions open, shutdown_grace %llus", strsignal(signum),
-             srv->nsessions, (unsigned long long)srv->cfg->shutdown_grace);
-    for (size_t i = 0; i < srv->nlisteners; i++)
-        server_close_handle((uv_handle_t *)&srv->listeners[i]);
-    for (s = srv->sessions; s != NULL; s = next) {
-        next = session_next(s);
-        session_stop(s);
-    }
-    uv_timer_start(&srv->grace, server_grace_cb, srv->cfg->shutdown_grace * 1000, 0);
-    server_maybe_done(srv);
+             smtpd_sessions(srv->smtpd), (unsigned long long)srv->cfg->shutdown_grace);
+    smtpd_stop(srv->smtpd);
 }
 
 static void server_signal_cb(uv_signal_t *h, int signum)
@@ -496,7 +420,8 @@ static void server_open_queue(server_t *srv)
     const config_t *cfg = srv->cfg;
     spool_options_t sopts = {
         .exec = {server_job_submit, srv->loop},
-        .sync = cfg->spool_sync == CONFIG_SYNC_FILESYSTEM ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILES,
+        .sync =
+            cfg->spool_sync == CONFIG_SYNC_FILESYSTEM ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILES,
     };
     queue_options_t qopts = {
         .loop = srv->loop,
@@ -533,27 +458,6 @@ static void server_open_queue(server_t *srv)
                            &srv->control)) < 0)
         log_fatal("%s: cannot open the control socket: %s", cfg->control_socket,
                   control_strerror(rc));
-}
-
-static void server_register_dns(server_t *srv);
-
-static void server_register_counters(server_t *srv)
-{
-    stats_t *s = srv->registry = stats_new();
-
-    srv->stats.connections = stats_register(s, STATS_COUNTER, "connections", NULL, NULL,
-                                            "SMTP connections accepted");
-    srv->stats.refused_connections =
-        stats_register(s, STATS_COUNTER, "connections_refused", NULL, NULL,
-                       "SMTP connections refused for the connection limits or shutdown");
-    srv->stats.accepted = stats_register(s, STATS_COUNTER, "accepted", NULL, NULL,
-                                         "messages accepted (250 after DATA)");
-    /* The reasons appear as they happen (server_count_rejected()). */
-    stats_family(s, STATS_COUNTER, "rejected", "reason",
-                 "MAIL, RCPT and messages refused, by reply");
-    srv->stats.tls = stats_register(s, STATS_COUNTER, "tls", NULL, NULL,
-                                    "inbound SMTP sessions that completed STARTTLS");
-    server_register_dns(srv);
 }
 
 /* The resolver's own counters, read when the registry is (detached
@@ -614,11 +518,19 @@ static void server_open_metrics(server_t *srv)
 
 /* ---- main ---------------------------------------------------------------------- */
 
-static void server_load(server_t *srv, const char *config_path)
+/* The configuration, then the files reload watches, handed to the inbound
+ * server: any error is fatal, reported before anything listens. */
+static void server_load(server_t *srv)
 {
-    if (config_load(config_path, server_report, NULL, &srv->cfg) > 0)
-        log_fatal("%s: configuration errors, not starting", config_path);
-    srv->reload = reload_new(srv);
+    reload_hooks_t hooks = {
+        .set_table = server_set_table,
+        .set_srs = server_set_srs,
+        .set_tls = server_set_tls,
+        .reloaded = server_reloaded,
+        .arg = srv,
+    };
+
+    srv->reload = reload_new(srv->loop, srv->cfg, &hooks);
     if (reload_initial(srv->reload) > 0)
         log_fatal("not starting");
 }
@@ -650,7 +562,14 @@ int server_main(const char *config_path, bool verbose)
     if ((rc = uv_loop_init(&loop)) < 0)
         log_fatal("cannot start the event loop: %s", uv_strerror(rc));
     srv->loop = &loop;
-    server_load(srv, config_path);
+    if (config_load(config_path, server_report, NULL, &srv->cfg) > 0)
+        log_fatal("%s: configuration errors, not starting", config_path);
+    srv->registry = stats_new();
+    server_open_resolver(srv);
+    server_open_auth(srv);
+    server_open_smtpd(srv);
+    server_register_dns(srv);
+    server_load(srv);
     if (srv->cfg->log == CONFIG_LOG_SYSLOG) {
         /* Another socket than /dev/log: for tests (mxfwd(8), ENVIRONMENT). */
         const char *sock = getenv("MXFWD_SYSLOG_SOCKET");
@@ -663,15 +582,9 @@ int server_main(const char *config_path, bool verbose)
     server_dirname(srv->cfg->control_socket, dir, sizeof(dir));
     server_make_dir(dir, pw);
     server_raise_fd_limit(srv->cfg);
-    server_open_resolver(srv);
-    server_open_auth(srv);
-    srv->per_ip = htab_new(64);
-    server_register_counters(srv);
     /* Signals are handled from the moment a client can connect (a SIGHUP
      * would otherwise end the daemon); they are acted on once the loop
      * runs, with everything in place. */
-    uv_timer_init(&loop, &srv->grace);
-    srv->grace.data = srv;
     server_signals(srv);
     /* The metrics port first: whoever finds the SMTP port accepting finds
      * it accepting too. */
@@ -679,13 +592,14 @@ int server_main(const char *config_path, bool verbose)
     server_listen(srv);
     server_drop_privileges(pw);
     server_open_queue(srv);
+    smtpd_set_spool(srv->smtpd, srv->spool);
     reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)
         log_info("listening on %s", srv->cfg->listen[i].text);
     if (srv->metrics != NULL)
         log_info("metrics on http://%s/metrics", srv->cfg->metrics_listen.text);
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
-             table_count(srv->table), srv->tls_ctx != NULL ? ", STARTTLS" : "");
+             table_count(smtpd_table(srv->smtpd)), smtpd_has_tls(srv->smtpd) ? ", STARTTLS" : "");
     server_notify(notify_send("READY=1\nSTATUS=accepting mail"));
 
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -700,11 +614,6 @@ int server_main(const char *config_path, bool verbose)
         log_error("spool still busy at exit");
     log_info("mxfwd stopped");
     stats_free(srv->registry);
-    htab_free(srv->per_ip, NULL);
-    table_unref(srv->table);
-    srs_free(srv->srs);
-    SSL_CTX_free(srv->tls_ctx);
-    free(srv->listeners);
     config_free(srv->cfg);
     free(srv);
     return rc < 0 ? 1 : 0;

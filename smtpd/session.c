@@ -38,9 +38,9 @@ static void session_destroy(session_t *s);
 static void session_read_control(session_t *s);
 static void session_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
 
-session_t *session_next(const session_t *s)
+session_t *session_of(list_node_t *node)
 {
-    return s->next;
+    return LIST_ITEM(node, session_t, node);
 }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -62,7 +62,7 @@ void session__replyf(session_t *s, int code, const char *esc, const char *fmt, .
     session_out_room(s);
     /* 421 names the host, as RFC 5321 4.2 shows it. */
     if (code == 421)
-        proto_replyf(&s->out, code, esc, "%s %s", s->srv->cfg->hostname, text);
+        proto_replyf(&s->out, code, esc, "%s %s", s->smtpd->opts.hostname, text);
     else
         proto_reply(&s->out, code, esc, text);
 }
@@ -83,8 +83,8 @@ void session__reply_addr(session_t *s, reply_id_t id, const char *addr, size_t l
 
 void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply)
 {
-    server_count_rejected(s->srv, id);
-    log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> helo=<%s>", what, s->client, reply,
+    smtpd__count_rejected(s->smtpd, id);
+    log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> helo=<%s>", what, s->peer, reply,
              s->txn != NULL ? txn_sender(s->txn) : "", s->helo != NULL ? s->helo : "");
 }
 
@@ -96,7 +96,7 @@ void session__log_reject(session_t *s, const char *what, reply_id_t id, const ch
     int n = (int)(addr_len > ADDR_MAX ? ADDR_MAX : addr_len);
     char shown[ADDR_MAX + 8] = "", to[ADDR_MAX + 8] = "", from[ADDR_MAX + 1] = "";
 
-    server_count_rejected(s->srv, id);
+    smtpd__count_rejected(s->smtpd, id);
     if (addr != NULL)
         snprintf(shown, sizeof(shown), "<%.*s>: ", n, addr);
     if (addr != NULL && !mail)
@@ -106,15 +106,15 @@ void session__log_reject(session_t *s, const char *what, reply_id_t id, const ch
     else if (s->txn != NULL)
         str_lcpy(from, txn_sender(s->txn), sizeof(from));
     /* Postfix's wording, so that log tools read it. */
-    log_info("NOQUEUE: reject: %s from %s: %d %s %s%s; from=<%s>%s helo=<%s>", what, s->client,
+    log_info("NOQUEUE: reject: %s from %s: %d %s %s%s; from=<%s>%s helo=<%s>", what, s->peer,
              r->code, r->esc, shown, r->text, from, to, s->helo != NULL ? s->helo : "");
 }
 
 void session__error(session_t *s)
 {
-    if (++s->errors < s->srv->cfg->max_errors)
+    if (++s->errors < s->smtpd->opts.max_errors)
         return;
-    log_info("too many errors after %s from %s", proto_verb_name(s->last), s->client);
+    log_info("too many errors after %s from %s", proto_verb_name(s->last), s->peer);
     session__reply(s, REPLY_TOO_MANY_ERRORS);
     session__close(s);
 }
@@ -134,7 +134,7 @@ static void session_write_cb(uv_write_t *req, int status)
     free(w);
     s->writes--;
     if (status < 0 && status != UV_ECANCELED && s->state != SESSION_CLOSING) {
-        log_info("lost connection writing to %s: %s", s->client, uv_strerror(status));
+        log_info("lost connection writing to %s: %s", s->peer, uv_strerror(status));
         session_destroy(s);
         return;
     }
@@ -185,7 +185,7 @@ void session__flush(session_t *s)
     }
     if (buf_used(&s->out) > 0 && tls_established(s->tls)) {
         if (tls_write(s->tls, buf_ptr(&s->out), buf_used(&s->out)) < 0)
-            log_info("TLS write failed to %s: %s", s->client, tls_strerror(s->tls));
+            log_info("TLS write failed to %s: %s", s->peer, tls_strerror(s->tls));
     }
     buf_reset(&s->out);
     while (tls_has_output(s->tls)) {
@@ -206,19 +206,14 @@ static void session_close_cb(uv_handle_t *h)
         return;
     session__data_abort(s);
     session__end_txn(s);
-    log_info("disconnect from %s commands=%u errors=%u messages=%u", s->client, s->commands,
+    log_info("disconnect from %s commands=%u errors=%u messages=%u", s->peer, s->commands,
              s->errors, s->messages);
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        s->srv->sessions = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    server_session_closed(s->srv, s->counted ? s->ip : NULL);
+    list_remove(&s->smtpd->sessions, &s->node);
+    smtpd__session_closed(s->smtpd, s->counted ? s->peer_ip : NULL);
     table_unref(s->table);
     tls_free(s->tls);
-    if (s->client != s->unnamed)
-        free(s->client);
+    if (s->peer != s->peer_unnamed)
+        free(s->peer);
     buf_free(&s->in);
     buf_free(&s->out);
     free(s->helo);
@@ -295,7 +290,7 @@ static void session_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     session_t *s = h->data;
 
     (void)suggested;
-    *b = uv_buf_init(s->srv->rbuf, sizeof(s->srv->rbuf));
+    *b = uv_buf_init(s->smtpd->rbuf, sizeof(s->smtpd->rbuf));
 }
 
 /* Read while nothing holds the input and the client reads its replies. */
@@ -321,7 +316,7 @@ static void session_timeout_cb(uv_timer_t *t)
 {
     session_t *s = t->data;
 
-    log_info("timeout after %s from %s", proto_verb_name(s->last), s->client);
+    log_info("timeout after %s from %s", proto_verb_name(s->last), s->peer);
     if (s->state == SESSION_TLS) {
         session_destroy(s);
         return;
@@ -333,7 +328,7 @@ static void session_timeout_cb(uv_timer_t *t)
 static void session_idle_timer(session_t *s)
 {
     if (s->state != SESSION_CLOSING && !s->waiting)
-        uv_timer_start(&s->timer, session_timeout_cb, s->srv->cfg->timeout * 1000, 0);
+        uv_timer_start(&s->timer, session_timeout_cb, s->smtpd->opts.timeout * 1000, 0);
 }
 
 /*
@@ -354,7 +349,7 @@ static size_t session_consume(session_t *s, char *p, size_t n)
         if (s->state == SESSION_TLS) {
             /* Bytes after STARTTLS in the same read were sent before the
              * handshake: never commands (RFC 3207 4.2, CVE-2011-0411). */
-            log_warning("%s: dropped %zu bytes pipelined after STARTTLS", s->client, n - used);
+            log_warning("%s: dropped %zu bytes pipelined after STARTTLS", s->peer, n - used);
             return n;
         }
         if (s->skip_line) {
@@ -363,7 +358,7 @@ static size_t session_consume(session_t *s, char *p, size_t n)
             s->skip_line = !done;
             continue;
         }
-        switch (proto_next_line(p + used, n - used, s->srv->cfg->max_line_length, &line)) {
+        switch (proto_next_line(p + used, n - used, s->smtpd->opts.max_line_length, &line)) {
         case PROTO_LINE_PARTIAL:
             return used;
         case PROTO_LINE_LONG:
@@ -390,9 +385,9 @@ static size_t session_consume(session_t *s, char *p, size_t n)
 
 static void session_tls_ready(session_t *s)
 {
-    log_info("%s: STARTTLS: %s with cipher %s (%d bits)", s->client, tls_version(s->tls),
+    log_info("%s: STARTTLS: %s with cipher %s (%d bits)", s->peer, tls_version(s->tls),
              tls_cipher(s->tls), tls_bits(s->tls));
-    (*s->srv->stats.tls)++;
+    (*s->smtpd->stats.tls)++;
     /* RFC 3207 4.2: forget everything learnt before TLS. */
     s->state = SESSION_INIT;
     s->esmtp = false;
@@ -418,7 +413,7 @@ static void session_pump(session_t *s)
 
         if (r == TLS_ECLOSED || r == TLS_EFAIL) {
             if (r == TLS_EFAIL)
-                log_info("TLS failure with %s: %s", s->client, tls_strerror(s->tls));
+                log_info("TLS failure with %s: %s", s->peer, tls_strerror(s->tls));
             session__flush(s); /* the alert, if any */
             session_destroy(s);
             return;
@@ -444,7 +439,7 @@ static void session_settle(session_t *s)
             session_destroy(s);
             return;
         }
-        if (session__idle(s) || s->srv->forcing) {
+        if (session__idle(s) || s->smtpd->forcing) {
             session__reply(s, REPLY_SHUTDOWN);
             session__close(s);
         }
@@ -466,7 +461,7 @@ static void session_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
         return;
     if (nread < 0) {
         if (s->state != SESSION_CLOSING)
-            log_info("lost connection after %s from %s%s%s", proto_verb_name(s->last), s->client,
+            log_info("lost connection after %s from %s%s%s", proto_verb_name(s->last), s->peer,
                      nread == UV_EOF ? "" : ": ", nread == UV_EOF ? "" : uv_strerror((int)nread));
         session_destroy(s);
         return;
@@ -493,7 +488,7 @@ static void session_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
     return;
 overflow:
     /* Cannot happen while reading stops whenever input is held; be safe. */
-    log_warning("%s: input buffer overflow", s->client);
+    log_warning("%s: input buffer overflow", s->peer);
     session_destroy(s);
 }
 
@@ -525,9 +520,9 @@ void session__start_tls(session_t *s)
     /* The 220 goes out in the clear, then everything is TLS. */
     session__flush(s);
     buf_reset(&s->in);
-    s->tls = tls_new(s->srv->tls_ctx, true, NULL);
+    s->tls = tls_new(s->smtpd->tls_ctx, true, NULL);
     if (s->tls == NULL) {
-        log_error("%s: cannot start TLS", s->client);
+        log_error("%s: cannot start TLS", s->peer);
         session_destroy(s);
         return;
     }
@@ -536,42 +531,38 @@ void session__start_tls(session_t *s)
 
 /* ---- accepting --------------------------------------------------------------- */
 
-static void session_peer(session_t *s)
+/* The peer's address, an IPv4-mapped one as IPv4, and its text forms. */
+static void session_set_peer(session_t *s, const struct sockaddr *sa)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-
-    str_lcpy(s->ip, "unknown", sizeof(s->ip));
-    s->peer.sa.sa_family = AF_UNSPEC;
-    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            memcpy(&s->peer.in, &ss, sizeof(s->peer.in));
-        } else if (ss.ss_family == AF_INET6) {
-            memcpy(&s->peer.in6, &ss, sizeof(s->peer.in6));
-            /* An IPv4 client on a dual-stack socket is an IPv4 client, for
-             * the logs, SPF and its name alike. */
-            if (IN6_IS_ADDR_V4MAPPED(&s->peer.in6.sin6_addr)) {
-                struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = s->peer.in6.sin6_port};
-                memcpy(&sin.sin_addr, &s->peer.in6.sin6_addr.s6_addr[12], sizeof(sin.sin_addr));
-                memset(&s->peer, 0, sizeof(s->peer));
-                s->peer.in = sin;
-            }
+    str_lcpy(s->peer_ip, "unknown", sizeof(s->peer_ip));
+    s->peer_sa.sa.sa_family = AF_UNSPEC;
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        memcpy(&s->peer_sa.in, sa, sizeof(s->peer_sa.in));
+    } else if (sa != NULL && sa->sa_family == AF_INET6) {
+        memcpy(&s->peer_sa.in6, sa, sizeof(s->peer_sa.in6));
+        /* An IPv4 client on a dual-stack socket is an IPv4 client, for
+         * the logs, SPF and its name alike. */
+        if (IN6_IS_ADDR_V4MAPPED(&s->peer_sa.in6.sin6_addr)) {
+            struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = s->peer_sa.in6.sin6_port};
+            memcpy(&sin.sin_addr, &s->peer_sa.in6.sin6_addr.s6_addr[12], sizeof(sin.sin_addr));
+            memset(&s->peer_sa, 0, sizeof(s->peer_sa));
+            s->peer_sa.in = sin;
         }
     }
-    if (s->peer.sa.sa_family == AF_INET)
-        uv_ip4_name(&s->peer.in, s->ip, sizeof(s->ip));
-    else if (s->peer.sa.sa_family == AF_INET6)
-        uv_ip6_name(&s->peer.in6, s->ip, sizeof(s->ip));
+    if (s->peer_sa.sa.sa_family == AF_INET)
+        uv_ip4_name(&s->peer_sa.in, s->peer_ip, sizeof(s->peer_ip));
+    else if (s->peer_sa.sa.sa_family == AF_INET6)
+        uv_ip6_name(&s->peer_sa.in6, s->peer_ip, sizeof(s->peer_ip));
     /* Postfix's "unknown" for a client without a (confirmed) name. */
-    snprintf(s->unnamed, sizeof(s->unnamed), "unknown[%s]", s->ip);
+    snprintf(s->peer_unnamed, sizeof(s->peer_unnamed), "unknown[%s]", s->peer_ip);
 }
 
 void session__host(const session_t *s, char *dst, size_t size)
 {
-    const char *bracket = strrchr(s->client, '[');
-    size_t n = bracket != NULL ? (size_t)(bracket - s->client) : strlen(s->client);
+    const char *bracket = strrchr(s->peer, '[');
+    size_t n = bracket != NULL ? (size_t)(bracket - s->peer) : strlen(s->peer);
 
-    snprintf(dst, size, "%.*s", (int)n, s->client);
+    snprintf(dst, size, "%.*s", (int)n, s->peer);
 }
 
 static void session_greet(session_t *s)
@@ -579,13 +570,13 @@ static void session_greet(session_t *s)
     s->greeting_due = false;
     s->waiting = false;
     uv_timer_stop(&s->timer);
-    log_info("connect from %s", s->client);
+    log_info("connect from %s", s->peer);
     if (s->stop) {
         session__reply(s, REPLY_SHUTDOWN);
         session__close(s);
         return;
     }
-    session__replyf(s, 220, NULL, "%s ESMTP mxfwd", s->srv->cfg->hostname);
+    session__replyf(s, 220, NULL, "%s ESMTP mxfwd", s->smtpd->opts.hostname);
     session__flush(s);
     buf_free(&s->out);
     session_idle_timer(s);
@@ -599,18 +590,18 @@ static void session_named(void *arg, const rdns_result_t *res)
 
     s->rdns = NULL;
     if (res->status == RDNS_OK) {
-        size_t size = strlen(res->name) + strlen(s->ip) + 3;
+        size_t size = strlen(res->name) + strlen(s->peer_ip) + 3;
         char *named = xmalloc(size);
 
-        snprintf(named, size, "%s[%s]", res->name, s->ip);
-        if (s->client != s->unnamed)
-            free(s->client);
-        s->client = named;
+        snprintf(named, size, "%s[%s]", res->name, s->peer_ip);
+        if (s->peer != s->peer_unnamed)
+            free(s->peer);
+        s->peer = named;
     } else if (res->status == RDNS_TEMPFAIL) {
-        log_warning("%s: hostname verification failed: %s", s->client, dns_strerror(res->error));
+        log_warning("%s: hostname verification failed: %s", s->peer, dns_strerror(res->error));
     } else if (res->unverified != NULL) {
         /* Postfix's words: the PTR names a host that is not this one. */
-        log_warning("hostname %s does not resolve to address %s", res->unverified, s->ip);
+        log_warning("hostname %s does not resolve to address %s", res->unverified, s->peer_ip);
     }
     if (s->greeting_due)
         session_greet(s);
@@ -629,7 +620,7 @@ static void session_greeting_wait_cb(uv_timer_t *t)
  * (DEFAULT_RDNS_GREETING_WAIT_MS): nothing is read before the greeting. */
 static void session_start(session_t *s)
 {
-    if (rdns_lookup(s->srv->resolver, &s->peer.sa, session_named, s, &s->rdns) < 0) {
+    if (rdns_lookup(s->smtpd->opts.resolver, &s->peer_sa.sa, session_named, s, &s->rdns) < 0) {
         session_greet(s);
         return;
     }
@@ -638,45 +629,72 @@ static void session_start(session_t *s)
     uv_timer_start(&s->timer, session_greeting_wait_cb, DEFAULT_RDNS_GREETING_WAIT_MS, 0);
 }
 
-void session_accept(server_t *srv, uv_stream_t *listener)
+/* A session on the server's list, its handles initialised. */
+static session_t *session_new(smtpd_t *d)
 {
     session_t *s = xcalloc(1, sizeof(*s));
-    const config_t *cfg = srv->cfg;
-    reply_id_t refusal;
 
-    s->srv = srv;
-    s->client = s->unnamed;
-    uv_tcp_init(srv->loop, &s->tcp);
-    uv_timer_init(srv->loop, &s->timer);
+    s->smtpd = d;
+    s->peer = s->peer_unnamed;
+    uv_tcp_init(d->loop, &s->tcp);
+    uv_timer_init(d->loop, &s->timer);
     s->tcp.data = s->timer.data = s;
     s->handles = 2;
-    s->table = table_ref(srv->table);
-    buf_init(&s->in, cfg->max_line_length + SERVER_READ_SIZE + 16384);
+    s->table = table_ref(d->table);
+    buf_init(&s->in, d->opts.max_line_length + SMTPD_READ_SIZE + 16384);
     buf_init(&s->out, SESSION_OUT_MAX);
-    s->next = srv->sessions;
-    if (srv->sessions != NULL)
-        srv->sessions->prev = s;
-    srv->sessions = s;
-    srv->nsessions++;
+    list_push(&d->sessions, &s->node);
+    return s;
+}
 
-    if (uv_accept(listener, (uv_stream_t *)&s->tcp) < 0) {
-        str_lcpy(s->unnamed, "unknown", sizeof(s->unnamed));
-        session_destroy(s);
-        return;
-    }
-    session_peer(s);
-    uv_tcp_nodelay(&s->tcp, 1);
-    (*srv->stats.connections)++;
-    refusal = server_admit(srv, s->ip);
+/* Connected, the peer known: count it against the limits, then greet (or
+ * refuse it). */
+static void session_begin(session_t *s, const struct sockaddr *peer)
+{
+    smtpd_t *d = s->smtpd;
+    reply_id_t refusal;
+
+    session_set_peer(s, peer);
+    (*d->stats.connections)++;
+    refusal = smtpd__admit(d, s->peer_ip);
     if (refusal != REPLY_OK) {
-        (*srv->stats.refused_connections)++;
-        log_info("refused connection from %s: %s", s->client, reply_get(refusal)->text);
+        (*d->stats.refused_connections)++;
+        log_info("refused connection from %s: %s", s->peer, reply_get(refusal)->text);
         session__reply(s, refusal);
         session__close(s);
         return;
     }
     s->counted = true;
     session_start(s);
+}
+
+void session_accept(smtpd_t *d, uv_stream_t *listener)
+{
+    session_t *s = session_new(d);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (uv_accept(listener, (uv_stream_t *)&s->tcp) < 0) {
+        str_lcpy(s->peer_unnamed, "unknown", sizeof(s->peer_unnamed));
+        session_destroy(s);
+        return;
+    }
+    uv_tcp_nodelay(&s->tcp, 1);
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) < 0)
+        ss.ss_family = AF_UNSPEC;
+    session_begin(s, (const struct sockaddr *)&ss);
+}
+
+void session_open(smtpd_t *d, uv_os_sock_t fd, const struct sockaddr *peer)
+{
+    session_t *s = session_new(d);
+
+    if (uv_tcp_open(&s->tcp, fd) < 0) {
+        str_lcpy(s->peer_unnamed, "unknown", sizeof(s->peer_unnamed));
+        session_destroy(s);
+        return;
+    }
+    session_begin(s, peer);
 }
 
 void session_stop(session_t *s)

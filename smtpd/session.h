@@ -16,20 +16,26 @@
  * stops meanwhile, so input buffered per session stays bounded.
  *
  * The session owns its handles, buffers, TLS state, transaction and the
- * transaction's sender checks (dns/auth.h), and a reference to the forward
- * table it started with.  It frees itself after
- * its handles are closed, and tells the server then.
+ * transaction's sender checks (auth/auth.h), and a reference to the forward
+ * table it started with.  It frees itself after its handles are closed,
+ * and tells the server (smtpd_int.h) then.
  */
 #ifndef MXFWD_SESSION_H
 #define MXFWD_SESSION_H
 
+#include <sys/socket.h>
 #include <uv.h>
 
-#include "server.h"
+#include "list.h"
+#include "smtpd.h"
+
+typedef struct session session_t;
 
 /* Accept the connection waiting on listener; refuse it with 421 4.7.0
  * when a connection limit is reached. */
-void session_accept(server_t *srv, uv_stream_t *listener);
+void session_accept(smtpd_t *d, uv_stream_t *listener);
+/* The same for a connected socket fd whose peer is known. */
+void session_open(smtpd_t *d, uv_os_sock_t fd, const struct sockaddr *peer);
 
 /* SIGTERM: an idle session gets 421 4.4.2 and closes now, a busy one once
  * its transaction is over. */
@@ -38,7 +44,7 @@ void session_stop(session_t *s);
  * transaction (a spool commit already under way is waited for). */
 void session_force_stop(session_t *s);
 
-/* The next session in the server's list. */
-session_t *session_next(const session_t *s);
+/* The session at node of the server's list. */
+session_t *session_of(list_node_t *node);
 
 #endif

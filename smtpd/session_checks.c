@@ -27,7 +27,7 @@ int session__auth_begin(session_t *s)
 
     if (s->auth != NULL)
         return 0;
-    rc = auth_msg_new(s->srv->auth, &s->peer.sa, s->helo, &s->auth);
+    rc = auth_msg_new(s->smtpd->opts.auth, &s->peer_sa.sa, s->helo, &s->auth);
     /* SPF is on the envelope sender as the client gave it (the HELO name
      * for <>), not on the SRS address it is forwarded with. */
     if (rc == 0 && (rc = auth_msg_mail_from(s->auth, txn_sender(s->txn))) < 0) {
@@ -36,7 +36,7 @@ int session__auth_begin(session_t *s)
     }
     if (rc < 0) {
         s->auth = NULL;
-        log_error("%s: cannot start the sender checks: %s", s->client, auth_strerror(rc));
+        log_error("%s: cannot start the sender checks: %s", s->peer, auth_strerror(rc));
         return -1;
     }
     return 0;
@@ -140,7 +140,7 @@ void session__auth_end(session_t *s)
         return;
     }
     if ((rc = auth_msg_end(s->auth, session_auth_done, s)) < 0) {
-        log_error("%s: cannot finish the sender checks: %s", s->client, auth_strerror(rc));
+        log_error("%s: cannot finish the sender checks: %s", s->peer, auth_strerror(rc));
         session__log_reject(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT", REPLY_AUTH_FAILED, NULL,
                             0);
         session__reply(s, REPLY_AUTH_FAILED);

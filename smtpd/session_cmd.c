@@ -111,7 +111,7 @@ static int session_check_helo(session_t *s, session_cmd_t *c)
 
 static void session_proceed_helo(session_t *s, session_cmd_t *c)
 {
-    const config_t *cfg = s->srv->cfg;
+    const smtpd_options_t *opts = &s->smtpd->opts;
 
     /* A new greeting resets the transaction (RFC 5321 4.1.4). */
     session__end_txn(s);
@@ -120,15 +120,15 @@ static void session_proceed_helo(session_t *s, session_cmd_t *c)
     s->esmtp = c->cmd.verb == PROTO_EHLO;
     s->state = SESSION_HELO;
     if (!s->esmtp) {
-        session__replyf(s, 250, NULL, "%s", cfg->hostname);
+        session__replyf(s, 250, NULL, "%s", opts->hostname);
         return;
     }
     /* No enhanced status code in the EHLO reply (RFC 2034 3). */
     session__replyf(s, 250, NULL,
                     "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
                     "CHUNKING%s",
-                    cfg->hostname, (unsigned long long)cfg->max_message_size,
-                    s->srv->tls_ctx != NULL && s->tls == NULL ? "\nSTARTTLS" : "");
+                    opts->hostname, (unsigned long long)opts->max_message_size,
+                    smtpd_has_tls(s->smtpd) && s->tls == NULL ? "\nSTARTTLS" : "");
 }
 
 /* ---- MAIL ---------------------------------------------------------------------- */
@@ -156,7 +156,7 @@ static int session_check_mail(session_t *s, session_cmd_t *c)
         return session_refuse(s, REPLY_UNSUPPORTED_PARAM);
     if (m->path.addr_len > 0 && m->path.parsed.utf8 && !m->smtputf8)
         return session_refuse(s, REPLY_NEED_SMTPUTF8);
-    if (m->has_size && m->size > s->srv->cfg->max_message_size) {
+    if (m->has_size && m->size > s->smtpd->opts.max_message_size) {
         session__reply(s, REPLY_SIZE_DECLARED);
         session__log_reject(s, "MAIL", REPLY_SIZE_DECLARED, m->path.addr, m->path.addr_len);
         return -1;
@@ -173,7 +173,8 @@ static void session_proceed_mail(session_t *s, session_cmd_t *c)
     /* The sender is rewritten once, here, for every copy of the message;
      * one that cannot be is refused now, never forwarded unrewritten. */
     if (path->addr_len > 0) {
-        rc = srs_forward(s->srv->srs, path->addr, path->addr_len, time(NULL), srs, sizeof(srs));
+        rc = srs_forward(s->smtpd->srs, path->addr, path->addr_len, smtpd__now(s->smtpd), srs,
+                         sizeof(srs));
         if (rc < 0) {
             reply_id_t id = reply_for_srs_forward_err(rc);
             session__reply_addr(s, id, path->addr, path->addr_len);
@@ -253,7 +254,8 @@ static bool session_rcpt_srs(session_t *s, const proto_path_t *p)
     const char *dest = orig;
     int rc;
 
-    rc = srs_reverse(s->srv->srs, p->addr, p->addr_len, time(NULL), orig, sizeof(orig), NULL);
+    rc = srs_reverse(s->smtpd->srs, p->addr, p->addr_len, smtpd__now(s->smtpd), orig, sizeof(orig),
+                     NULL);
     if (rc == SRS_ENOTSRS)
         return false;
     /* Only bounces may use an SRS address, so that a leaked one is no open
@@ -273,7 +275,7 @@ static bool session_rcpt_srs(session_t *s, const proto_path_t *p)
 static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *p = &c->u.rcpt;
-    const config_t *cfg = s->srv->cfg;
+    const smtpd_options_t *opts = &s->smtpd->opts;
     char postmaster[ADDR_MAX + 1];
     const char *addr = p->addr;
     size_t len = p->addr_len;
@@ -281,7 +283,7 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
     table_result_t result;
     bool in_srs_domain;
 
-    if (txn_nrcpts(s->txn) >= cfg->max_recipients) {
+    if (txn_nrcpts(s->txn) >= opts->max_recipients) {
         session_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, addr, len);
         return;
     }
@@ -291,13 +293,13 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
         return;
     }
     in_srs_domain =
-        !p->postmaster && str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, cfg->srs_domain);
+        !p->postmaster && str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, opts->srs_domain);
     if (in_srs_domain && session_rcpt_srs(s, p))
         return;
     /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
      * postmaster of this host, as the forward table says. */
     if (p->postmaster) {
-        snprintf(postmaster, sizeof(postmaster), "postmaster@%s", cfg->hostname);
+        snprintf(postmaster, sizeof(postmaster), "postmaster@%s", opts->hostname);
         addr = postmaster;
         len = strlen(postmaster);
     }
@@ -405,7 +407,7 @@ static void session_proceed_help(session_t *s, session_cmd_t *c)
     (void)c;
     session__replyf(s, 214, "2.0.0",
                     "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY%s",
-                    s->srv->tls_ctx != NULL ? " STARTTLS" : "");
+                    smtpd_has_tls(s->smtpd) ? " STARTTLS" : "");
 }
 
 static void session_proceed_vrfy(session_t *s, session_cmd_t *c)
@@ -424,7 +426,7 @@ static void session_proceed_unimplemented(session_t *s, session_cmd_t *c)
 static int session_check_starttls(session_t *s, session_cmd_t *c)
 {
     (void)c;
-    if (s->srv->tls_ctx == NULL)
+    if (!smtpd_has_tls(s->smtpd))
         return session_refuse(s, REPLY_NOT_IMPLEMENTED);
     if (s->tls != NULL)
         return session_refuse(s, REPLY_TLS_ACTIVE);
@@ -441,7 +443,7 @@ static void session_proceed_starttls(session_t *s, session_cmd_t *c)
 static void session_proceed_http(session_t *s, session_cmd_t *c)
 {
     (void)c;
-    log_info("non-SMTP command from %s: %s", s->client, "HTTP request");
+    log_info("non-SMTP command from %s: %s", s->peer, "HTTP request");
     session__reply(s, REPLY_NOT_SMTP);
     session__close(s);
 }
@@ -485,7 +487,7 @@ void session__command(session_t *s, const char *line, size_t len)
     s->commands++;
     s->last = c.cmd.verb;
     if (log_min_level() <= LOG_LEVEL_DEBUG)
-        log_debug("%s: < %.*s", s->client, (int)(len > 200 ? 200 : len), line);
+        log_debug("%s: < %.*s", s->peer, (int)(len > 200 ? 200 : len), line);
     /* A stopping server takes no new transaction. */
     if (s->stop && session__idle(s)) {
         session__reply(s, REPLY_SHUTDOWN);

@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "log.h"
-#include "queue.h"
 #include "xalloc.h"
 
 /* Authentication-Results: and Received: */
@@ -20,15 +19,15 @@
 
 int session__data_begin(session_t *s, data_mode_t mode)
 {
-    int rc = spool_writer_open(s->srv->spool, &s->writer);
+    int rc = spool_writer_open(s->smtpd->spool, &s->writer);
 
     if (rc < 0) {
-        log_error("%s: cannot queue: %s", s->client, spool_strerror(rc));
+        log_error("%s: cannot queue: %s", s->peer, spool_strerror(rc));
         session__reply(s, REPLY_SPOOL_FAILED);
         session__end_txn(s);
         return -1;
     }
-    data_init(&s->data, mode, s->srv->cfg->max_message_size);
+    data_init(&s->data, mode, s->smtpd->opts.max_message_size);
     if (mode == DATA_DOT) {
         session__reply(s, REPLY_DATA_GO);
         s->state = SESSION_DATA;
@@ -73,7 +72,7 @@ static void session_log_accepted(session_t *s, const spool_msg_t *msg)
         authres_log(auth_msg_result(s->auth), results + 1, sizeof(results) - 1);
     }
     log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s%s", msg->id, txn_sender(s->txn),
-             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->client, results);
+             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->peer, results);
 }
 
 static void session_committed(void *arg, int status, spool_msg_t *msg)
@@ -81,15 +80,15 @@ static void session_committed(void *arg, int status, spool_msg_t *msg)
     session_t *s = arg;
 
     if (status < 0) {
-        log_error("%s: cannot queue: %s", s->client, spool_strerror(status));
+        log_error("%s: cannot queue: %s", s->peer, spool_strerror(status));
         session__reply(s, REPLY_SPOOL_FAILED);
     } else {
         s->messages++;
-        (*s->srv->stats.accepted)++;
+        (*s->smtpd->stats.accepted)++;
         session_log_accepted(s, msg);
         session__replyf(s, 250, "2.0.0", "Ok: queued as %s", msg->id);
-        /* Durable: the queue manager's from here on. */
-        queue_add(s->srv->queue, msg);
+        /* Durable: the daemon's (its queue's) from here on. */
+        s->smtpd->hooks.accepted(s->smtpd->hooks.arg, msg);
     }
     session__end_txn(s);
     session__resume(s);
@@ -110,12 +109,12 @@ static int session_prepend(session_t *s, const authres_t *res, const char *queue
     proto_received_t r = {
         .helo = s->helo,
         .client_ptr = host,
-        .client_ip = s->ip,
-        .hostname = s->srv->cfg->hostname,
+        .client_ip = s->peer_ip,
+        .hostname = s->smtpd->opts.hostname,
         .protocol = proto_with(s->esmtp, s->tls != NULL, txn_smtputf8(s->txn)),
         .queue_id = queue_id,
         .rcpt = txn_single_rcpt(s->txn),
-        .now = time(NULL),
+        .now = smtpd__now(s->smtpd),
     };
 
     session__host(s, host, sizeof(host));
@@ -124,7 +123,7 @@ static int session_prepend(session_t *s, const authres_t *res, const char *queue
         r.tls_cipher = tls_cipher(s->tls);
         r.tls_bits = tls_bits(s->tls);
     }
-    if (res != NULL && (rc = authres_header(res, s->srv->cfg->hostname, out)) < 0)
+    if (res != NULL && (rc = authres_header(res, s->smtpd->opts.hostname, out)) < 0)
         return rc;
     return proto_received(out, &r);
 }
@@ -147,7 +146,7 @@ int session__commit(session_t *s, const authres_t *res)
         rcpts[i].orig = txn_dest(s->txn, i)->orig;
     }
     env = (spool_envelope_t){
-        .client = s->client,
+        .client = s->peer,
         .helo = s->helo,
         .sender = txn_sender(s->txn),
         .srs_sender = txn_forward_sender(s->txn),
@@ -163,7 +162,7 @@ int session__commit(session_t *s, const authres_t *res)
     buf_free(&prepend);
     free(rcpts);
     if (rc < 0) {
-        log_error("%s: %s: cannot queue: %s", id, s->client, spool_strerror(rc));
+        log_error("%s: %s: cannot queue: %s", id, s->peer, spool_strerror(rc));
         session__reply(s, REPLY_SPOOL_FAILED);
         session__end_txn(s);
         return -1;
@@ -176,14 +175,14 @@ int session__commit(session_t *s, const authres_t *res)
  * or queue it. */
 static void session_data_end(session_t *s, const char *what)
 {
-    const config_t *cfg = s->srv->cfg;
+    const smtpd_options_t *opts = &s->smtpd->opts;
     reply_id_t refusal = REPLY_OK;
 
     if (s->data.bare)
         refusal = REPLY_BARE_EOL;
     else if (s->data.too_big)
         refusal = REPLY_TOO_BIG;
-    else if (s->data.received > cfg->max_hops)
+    else if (s->data.received > opts->max_hops)
         refusal = REPLY_HOPS;
     if (refusal != REPLY_OK) {
         session__log_reject(s, what, refusal, NULL, 0);

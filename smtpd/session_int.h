@@ -17,8 +17,8 @@
 #include "proto.h"
 #include "rdns.h"
 #include "reply.h"
-#include "server.h"
 #include "session.h"
+#include "smtpd_int.h"
 #include "spool.h"
 #include "table.h"
 #include "tls.h"
@@ -43,9 +43,9 @@ struct session {
     uv_tcp_t tcp; /* first: the handle's data pointer is not needed */
     uv_timer_t timer;
     uv_shutdown_t shutdown;
-    server_t *srv;
-    session_t *prev, *next; /* the server's list */
-    table_t *table;         /* the forward table at connect */
+    smtpd_t *smtpd;
+    list_node_t node; /* the server's list */
+    table_t *table;   /* the forward table at connect */
 
     session_state_t state;
     tls_t *tls;             /* after STARTTLS */
@@ -60,17 +60,19 @@ struct session {
     buf_t in;  /* input not yet handled (plaintext) */
     buf_t out; /* replies not yet written (plaintext) */
     char *helo;
+    /* The remote peer: its address (an IPv4-mapped one as IPv4), as text,
+     * and "name[192.0.2.1]" for logs, the name forward-confirmed or
+     * "unknown" (session__host() gives it alone): peer_unnamed, or a copy
+     * once named. */
     union {
         struct sockaddr sa;
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
-    } peer; /* the client; an IPv4-mapped one as IPv4 */
-    char ip[INET6_ADDRSTRLEN];
-    rdns_req_t *rdns; /* the client's name, being looked up */
-    /* "name[192.0.2.1]" for logs, the name forward-confirmed or "unknown"
-     * (session__host() gives it alone): unnamed, or a copy once named. */
-    char *client;
-    char unnamed[INET6_ADDRSTRLEN + 16]; /* "unknown[192.0.2.1]" */
+    } peer_sa;
+    char peer_ip[INET6_ADDRSTRLEN];
+    char *peer;
+    char peer_unnamed[INET6_ADDRSTRLEN + 16]; /* "unknown[192.0.2.1]" */
+    rdns_req_t *rdns;                         /* the peer's name, being looked up */
 
     unsigned errors;   /* counted toward max_errors */
     unsigned commands; /* for the disconnect line */

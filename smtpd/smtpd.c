@@ -1,0 +1,266 @@
+/*
+ * smtpd.c - the server around the sessions: listeners, admission, the
+ * counters, the snapshots, and the shutdown with its grace period.
+ */
+#include "smtpd_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "session.h"
+#include "xalloc.h"
+
+/* Connections the kernel may queue before we accept them. */
+#define SMTPD_BACKLOG 1024
+
+static void smtpd_register(smtpd_t *d)
+{
+    stats_t *s = d->opts.stats;
+
+    d->stats.connections =
+        stats_register(s, STATS_COUNTER, "connections", NULL, NULL, "SMTP connections accepted");
+    d->stats.refused_connections =
+        stats_register(s, STATS_COUNTER, "connections_refused", NULL, NULL,
+                       "SMTP connections refused for the connection limits or shutdown");
+    d->stats.accepted = stats_register(s, STATS_COUNTER, "accepted", NULL, NULL,
+                                       "messages accepted (250 after DATA)");
+    /* The reasons appear as they happen (smtpd__count_rejected()). */
+    stats_family(s, STATS_COUNTER, "rejected", "reason",
+                 "MAIL, RCPT and messages refused, by reply");
+    d->stats.tls = stats_register(s, STATS_COUNTER, "tls", NULL, NULL,
+                                  "inbound SMTP sessions that completed STARTTLS");
+}
+
+smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hooks_t *hooks)
+{
+    smtpd_t *d = xcalloc(1, sizeof(*d));
+
+    d->loop = loop;
+    d->opts = *opts;
+    d->opts.hostname = xstrdup(opts->hostname);
+    d->opts.srs_domain = xstrdup(opts->srs_domain);
+    d->hooks = *hooks;
+    d->per_ip = htab_new(64);
+    uv_timer_init(loop, &d->grace);
+    d->grace.data = d;
+    d->handles = 1;
+    smtpd_register(d);
+    return d;
+}
+
+/* ---- snapshots ---------------------------------------------------------------- */
+
+void smtpd_set_spool(smtpd_t *d, spool_t *spool)
+{
+    d->spool = spool;
+}
+
+void smtpd_set_table(smtpd_t *d, table_t *table)
+{
+    table_unref(d->table);
+    d->table = table;
+}
+
+void smtpd_set_srs(smtpd_t *d, srs_t *srs)
+{
+    /* Sessions call the rewriter synchronously and keep no pointer to it. */
+    srs_free(d->srs);
+    d->srs = srs;
+}
+
+void smtpd_set_tls(smtpd_t *d, SSL_CTX *ctx)
+{
+    /* Connections hold their own reference to the context they came from. */
+    SSL_CTX_free(d->tls_ctx);
+    d->tls_ctx = ctx;
+}
+
+const table_t *smtpd_table(const smtpd_t *d)
+{
+    return d->table;
+}
+
+bool smtpd_has_tls(const smtpd_t *d)
+{
+    return d->tls_ctx != NULL;
+}
+
+unsigned smtpd_sessions(const smtpd_t *d)
+{
+    return (unsigned)d->sessions.n;
+}
+
+time_t smtpd__now(const smtpd_t *d)
+{
+    return d->hooks.now != NULL ? d->hooks.now(d->hooks.arg) : time(NULL);
+}
+
+/* ---- connection accounting ----------------------------------------------------- */
+
+reply_id_t smtpd__admit(smtpd_t *d, const char *ip)
+{
+    size_t len = strlen(ip);
+    uintptr_t n = (uintptr_t)htab_get(d->per_ip, ip, len);
+
+    if (d->stopping)
+        return REPLY_SHUTDOWN;
+    if (d->nadmitted >= d->opts.max_connections || n >= d->opts.max_connections_per_ip)
+        return REPLY_TOO_MANY_CONNECTIONS;
+    htab_put(d->per_ip, ip, len, (void *)(n + 1));
+    d->nadmitted++;
+    return REPLY_OK;
+}
+
+void smtpd__count_rejected(smtpd_t *d, reply_id_t id)
+{
+    uint64_t **c;
+
+    if (id >= REPLY_NREPLIES)
+        return;
+    c = &d->stats.rejected[id];
+    /* Registered when first needed: the list shows the reasons that
+     * happened, not every reply there is. */
+    if (*c == NULL)
+        *c = stats_register(d->opts.stats, STATS_COUNTER, "rejected", "reason", reply_name(id),
+                            "MAIL, RCPT and messages refused, by reply");
+    (**c)++;
+}
+
+static void smtpd_maybe_drained(smtpd_t *d)
+{
+    if (!d->stopping || d->sessions.n > 0 || d->drained)
+        return;
+    d->drained = true;
+    if (d->hooks.drained != NULL)
+        d->hooks.drained(d->hooks.arg);
+}
+
+void smtpd__session_closed(smtpd_t *d, const char *ip)
+{
+    if (ip != NULL) {
+        size_t len = strlen(ip);
+        uintptr_t n = (uintptr_t)htab_get(d->per_ip, ip, len);
+        if (n <= 1)
+            htab_remove(d->per_ip, ip, len);
+        else
+            htab_put(d->per_ip, ip, len, (void *)(n - 1));
+        d->nadmitted--;
+    }
+    smtpd_maybe_drained(d);
+}
+
+/* ---- listening ------------------------------------------------------------------ */
+
+static void smtpd_on_connection(uv_stream_t *listener, int status)
+{
+    smtpd_t *d = listener->data;
+
+    if (status < 0) {
+        /* Out of descriptors, typically: say so, but not a thousand times
+         * a second. */
+        if (uv_now(d->loop) - d->last_accept_warning >= 1000) {
+            log_warning("cannot accept a connection: %s", uv_strerror(status));
+            d->last_accept_warning = uv_now(d->loop);
+        }
+        return;
+    }
+    session_accept(d, listener);
+}
+
+int smtpd_listen(smtpd_t *d, const struct sockaddr *sa)
+{
+    uv_tcp_t *l = xcalloc(1, sizeof(*l)); /* freed in its close callback */
+    int r;
+
+    d->listeners = xrealloc(d->listeners, (d->nlisteners + 1) * sizeof(*d->listeners));
+    d->listeners[d->nlisteners++] = l;
+    uv_tcp_init(d->loop, l);
+    l->data = d;
+    d->handles++;
+    r = uv_tcp_bind(l, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)l, SMTPD_BACKLOG, smtpd_on_connection);
+    return r;
+}
+
+void smtpd_open(smtpd_t *d, uv_os_sock_t fd, const struct sockaddr *peer)
+{
+    session_open(d, fd, peer);
+}
+
+/* ---- stopping ------------------------------------------------------------------- */
+
+static void smtpd_close_cb(uv_handle_t *h)
+{
+    smtpd_t *d = h->data;
+
+    if (h != (uv_handle_t *)&d->grace)
+        free(h); /* a listener */
+    if (--d->handles > 0)
+        return;
+    htab_free(d->per_ip, NULL);
+    table_unref(d->table);
+    srs_free(d->srs);
+    SSL_CTX_free(d->tls_ctx);
+    free(d->listeners);
+    free((char *)d->opts.hostname);
+    free((char *)d->opts.srs_domain);
+    free(d);
+}
+
+static void smtpd_close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, smtpd_close_cb);
+}
+
+static void smtpd_each_session(smtpd_t *d, void (*fn)(session_t *s))
+{
+    list_node_t *node, *next;
+
+    for (node = d->sessions.head; node != NULL; node = next) {
+        next = node->next;
+        fn(session_of(node));
+    }
+}
+
+void smtpd_force(smtpd_t *d)
+{
+    if (d->forcing)
+        return;
+    d->forcing = true;
+    if (d->sessions.n > 0)
+        log_info("shutdown grace over: closing %zu sessions", d->sessions.n);
+    smtpd_each_session(d, session_force_stop);
+}
+
+static void smtpd_grace_cb(uv_timer_t *t)
+{
+    smtpd_force(t->data);
+}
+
+void smtpd_stop(smtpd_t *d)
+{
+    if (d->stopping) {
+        /* A second signal: no more waiting. */
+        smtpd_force(d);
+        return;
+    }
+    d->stopping = true;
+    for (size_t i = 0; i < d->nlisteners; i++)
+        smtpd_close_handle((uv_handle_t *)d->listeners[i]);
+    smtpd_each_session(d, session_stop);
+    uv_timer_start(&d->grace, smtpd_grace_cb, d->opts.shutdown_grace * 1000, 0);
+    smtpd_maybe_drained(d);
+}
+
+void smtpd_close(smtpd_t *d)
+{
+    if (d->closing)
+        return;
+    d->closing = true;
+    for (size_t i = 0; i < d->nlisteners; i++)
+        smtpd_close_handle((uv_handle_t *)d->listeners[i]);
+    smtpd_close_handle((uv_handle_t *)&d->grace);
+}

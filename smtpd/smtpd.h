@@ -1,0 +1,109 @@
+/*
+ * smtpd - the inbound SMTP server: its listeners, admission (the
+ * connection limits and per-address counts), the sessions (session.h) and
+ * the snapshots they start with.
+ *
+ * An smtpd_t is built from smtpd_options_t: the handful of configuration
+ * values the sessions read, and the services they borrow (the resolver for
+ * client names, the sender checks, the counters' registry), which must
+ * outlive it.  It knows nothing of the rest of the daemon: a message that
+ * is durable in the spool is handed over through the "accepted" hook, the
+ * clock is a hook, and the end of a shutdown is reported through
+ * "drained".
+ *
+ * The forward table, the SRS rewriter and the TLS context are snapshots
+ * swapped by the smtpd_set_*() calls (on reload); a session keeps the
+ * table it started with, and calls the rewriter only synchronously.
+ * Everything runs on the loop thread.
+ */
+#ifndef MXFWD_SMTPD_H
+#define MXFWD_SMTPD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <uv.h>
+
+#include <openssl/ssl.h>
+
+#include "auth.h"
+#include "dns.h"
+#include "spool.h"
+#include "srs.h"
+#include "stats.h"
+#include "table.h"
+
+typedef struct smtpd smtpd_t;
+
+typedef struct {
+    const char *hostname;   /* greeting, EHLO, Received:, 421 replies */
+    const char *srs_domain; /* recipients there are bounces to SRS addresses */
+    uint64_t max_message_size;
+    unsigned max_recipients;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    uint64_t timeout; /* seconds a client may be silent */
+    unsigned max_line_length;
+    unsigned max_errors;
+    unsigned max_hops;
+    uint64_t shutdown_grace; /* seconds between smtpd_stop() and the forced end */
+
+    /* Borrowed; each must outlive the smtpd_t. */
+    stats_t *stats;           /* its counters are registered here */
+    dns_resolver_t *resolver; /* client names (rdns.h) */
+    auth_ctx_t *auth;         /* the sender checks */
+} smtpd_options_t;
+
+typedef struct {
+    /* A message is durable and its 250 is on its way: msg is the
+     * callee's from here on (the daemon's queue). */
+    void (*accepted)(void *arg, spool_msg_t *msg);
+    /* Seconds since the epoch, for SRS time stamps and Received:; NULL:
+     * time(2). */
+    time_t (*now)(void *arg);
+    /* After smtpd_stop(): the last session is gone (called once). */
+    void (*drained)(void *arg);
+    void *arg;
+} smtpd_hooks_t;
+
+/* A server on loop; its counters are registered at once.  The strings of
+ * opts are copied. */
+smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hooks_t *hooks);
+
+/* The spool the sessions commit to: set before the loop runs. */
+void smtpd_set_spool(smtpd_t *d, spool_t *spool);
+/* Replace the current forward table, SRS rewriter or TLS context (NULL:
+ * no STARTTLS); the server owns what it is given and drops the old one. */
+void smtpd_set_table(smtpd_t *d, table_t *table);
+void smtpd_set_srs(smtpd_t *d, srs_t *srs);
+void smtpd_set_tls(smtpd_t *d, SSL_CTX *ctx);
+
+/* The current forward table (borrowed). */
+const table_t *smtpd_table(const smtpd_t *d);
+/* Whether STARTTLS is offered. */
+bool smtpd_has_tls(const smtpd_t *d);
+
+/* Bind and listen on sa (an IPv6 address takes IPv6 only, so that
+ * "0.0.0.0:25" and "[::]:25" can both be listed).  0, or a libuv error. */
+int smtpd_listen(smtpd_t *d, const struct sockaddr *sa);
+
+/* A connection accepted elsewhere (an inherited socket, a test's
+ * socketpair), from peer: a session as for a listener's. */
+void smtpd_open(smtpd_t *d, uv_os_sock_t fd, const struct sockaddr *peer);
+
+/* Sessions open now. */
+unsigned smtpd_sessions(const smtpd_t *d);
+
+/* SIGTERM: close the listeners, tell idle sessions 421 4.4.2, let
+ * running transactions finish for shutdown_grace seconds, then end the
+ * rest.  drained() follows once no session is left. */
+void smtpd_stop(smtpd_t *d);
+/* End every session now (a second signal). */
+void smtpd_force(smtpd_t *d);
+
+/* Close the handles and free the server with its snapshots, once no
+ * session is left (after drained()). */
+void smtpd_close(smtpd_t *d);
+
+#endif
