@@ -35,7 +35,7 @@
 #define AUTHRES_DKIM_MAX 10     /* signatures evaluated and reported */
 #define AUTHRES_REPLY_MAX 512   /* an SMTP reply line, RFC 5321 4.5.3.1.5 */
 
-/* The configured actions (SPEC.md spf_action / dmarc_action); for DMARC,
+/* The configured actions (docs/configuration.md: spf_action, dmarc_action); for DMARC,
  * AUTH_ACTION_REJECT is "enforce". */
 typedef enum { AUTH_ACTION_REJECT, AUTH_ACTION_TAG, AUTH_ACTION_OFF } auth_action_t;
 

@@ -2,7 +2,7 @@
  * config - the mxfwd.conf file.
  *
  * config_load() parses a file into an immutable snapshot: every key of the
- * configuration table (SPEC.md) with its default, the repeatable keys
+ * configuration table (docs/configuration.md) with its default, the repeatable keys
  * (listen, route) as arrays.  Every problem found is reported through the
  * caller's error callback as "FILE:LINE: problem", all of them, not only the
  * first; the load fails when there was at least one.

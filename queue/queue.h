@@ -37,7 +37,7 @@
  * clock delays the queue by no more than that.
  *
  * Everything runs on the loop thread.  The queue logs one line per event
- * (SPEC.md's Logs): each recipient's result, each DSN created
+ * (docs/queue.md, Results): each recipient's result, each DSN created
  * ("ID: sender non-delivery notification: DSNID"), each removal.  Functions
  * return 0 or a negative QUEUE_E* code (queue_strerror()).
  */

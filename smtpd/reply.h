@@ -3,7 +3,7 @@
  *
  * The inbound session and `mxfwd resolve` say the same thing about the
  * same address, so the texts live here rather than in either of them.
- * Codes follow SPEC.md's table; the enhanced status codes are RFC 3463's.
+ * Codes follow docs/smtp.md's table; the enhanced status codes are RFC 3463's.
  * docs/smtp.md lists every reply.
  */
 #ifndef MXFWD_REPLY_H

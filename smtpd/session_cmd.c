@@ -276,34 +276,37 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *p = &c->u.rcpt;
     const smtpd_options_t *opts = &s->smtpd->opts;
-    char postmaster[ADDR_MAX + 1];
-    const char *addr = p->addr;
-    size_t len = p->addr_len;
+    const addr_t *a = &p->parsed;
+    addr_t postmaster;
     table_dests_t dests;
     table_result_t result;
     bool in_srs_domain;
 
     if (txn_nrcpts(s->txn) >= opts->max_recipients) {
-        session_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, addr, len);
+        session_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, p->addr, p->addr_len);
         return;
     }
     /* A source route asks us to relay onwards: refused like any relaying. */
     if (p->source_route) {
-        session_refuse_rcpt(s, REPLY_RELAY_DENIED, addr, len);
+        session_refuse_rcpt(s, REPLY_RELAY_DENIED, p->addr, p->addr_len);
         return;
     }
-    in_srs_domain =
-        !p->postmaster && str_eq_ci_n(p->parsed.domain, p->parsed.domain_len, opts->srs_domain);
+    in_srs_domain = !p->postmaster && str_eq_ci_n(a->domain, a->domain_len, opts->srs_domain);
     if (in_srs_domain && session_rcpt_srs(s, p))
         return;
     /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
      * postmaster of this host, as the forward table says. */
     if (p->postmaster) {
-        snprintf(postmaster, sizeof(postmaster), "postmaster@%s", opts->hostname);
-        addr = postmaster;
-        len = strlen(postmaster);
+        postmaster = (addr_t){
+            .local = "postmaster",
+            .local_len = strlen("postmaster"),
+            .domain = opts->hostname,
+            .domain_len = strlen(opts->hostname),
+        };
+        a = &postmaster;
     }
-    result = table_lookup(s->table, addr, len, &dests);
+    /* The address as the command's parser took it: one parse per RCPT. */
+    result = table_lookup_addr(s->table, a, &dests);
     /* srs_domain is ours even when the table does not list it. */
     if (result == TABLE_RELAY_DENIED && in_srs_domain)
         result = TABLE_UNKNOWN_USER;

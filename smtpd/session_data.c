@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "str.h"
 #include "xalloc.h"
 
 /* Authentication-Results: and Received: */
@@ -61,7 +62,7 @@ static void session_data_store(session_t *s, const char *p, size_t n)
     }
 }
 
-/* The accepted message's log line, SPEC.md's, the sender checks'
+/* The accepted message's log line (docs/sender-checks.md, The log), the sender checks'
  * "spf=... dkim=... dmarc=..." at its end. */
 static void session_log_accepted(session_t *s, const spool_msg_t *msg)
 {
@@ -132,15 +133,25 @@ int session__commit(session_t *s, const authres_t *res)
 {
     spool_writer_t *w = s->writer;
     size_t n = txn_ndests(s->txn);
-    spool_env_rcpt_t *rcpts = xcalloc(n, sizeof(*rcpts));
+    spool_env_rcpt_t *rcpts;
     char id[SPOOL_ID_SIZE];
     spool_envelope_t env;
     buf_t prepend;
     int rc;
 
-    snprintf(id, sizeof(id), "%s", spool_writer_id(w));
+    str_lcpy(id, spool_writer_id(w), sizeof(id));
     buf_init(&prepend, SESSION_PREPEND_MAX);
-    session_prepend(s, res, id, &prepend);
+    if ((rc = session_prepend(s, res, id, &prepend)) < 0) {
+        /* Headers over SESSION_PREPEND_MAX: never a message with half a
+         * header on top. */
+        log_error("%s: %s: cannot queue: the trace headers exceed %d bytes", id, s->peer,
+                  SESSION_PREPEND_MAX);
+        buf_free(&prepend);
+        session__reply(s, REPLY_SPOOL_FAILED);
+        session__end_txn(s);
+        return -1;
+    }
+    rcpts = xcalloc(n, sizeof(*rcpts));
     for (size_t i = 0; i < n; i++) {
         rcpts[i].addr = txn_dest(s->txn, i)->addr;
         rcpts[i].orig = txn_dest(s->txn, i)->orig;

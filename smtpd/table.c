@@ -95,21 +95,29 @@ static table_entry_t *table_match(const table_t *t, const addr_t *a, char *key,
     return NULL;
 }
 
-table_result_t table_lookup(const table_t *t, const char *addr, size_t len, table_dests_t *dests)
+table_result_t table_lookup_addr(const table_t *t, const addr_t *a, table_dests_t *dests)
 {
     char key[ADDR_MAX + 2];
     table_result_t result;
     table_entry_t *e;
-    addr_t a;
 
-    if (addr_parse(addr, len, &a) < 0)
+    if (a->local_len + 1 + a->domain_len > ADDR_MAX)
         return TABLE_BAD_ADDRESS;
-    e = table_match(t, &a, key, &result);
+    e = table_match(t, a, key, &result);
     if (e == NULL)
         return result;
     dests->n = e->nflat;
     dests->addr = e->flat;
     return TABLE_FOUND;
+}
+
+table_result_t table_lookup(const table_t *t, const char *addr, size_t len, table_dests_t *dests)
+{
+    addr_t a;
+
+    if (addr_parse(addr, len, &a) < 0)
+        return TABLE_BAD_ADDRESS;
+    return table_lookup_addr(t, &a, dests);
 }
 
 bool table_has_domain(const table_t *t, const char *domain, size_t len)

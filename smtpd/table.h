@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "addr.h"
 #include "default.h"
 #include "diag.h"
 
@@ -61,6 +62,8 @@ void table_unref(table_t *t);
  * table and stays valid while the caller holds its reference.
  */
 table_result_t table_lookup(const table_t *t, const char *addr, size_t len, table_dests_t *dests);
+/* The same for an address already parsed (the session's RCPT path). */
+table_result_t table_lookup_addr(const table_t *t, const addr_t *a, table_dests_t *dests);
 
 /* Whether domain[0..len) is one the table accepts mail for. */
 bool table_has_domain(const table_t *t, const char *domain, size_t len);

@@ -409,7 +409,7 @@ def tls_certificate(directory, name="mx.test"):
 
 
 def srs0(user, domain, day=None, secret=None, srs_domain="fwd.test"):
-    """The SRS0 address SPEC.md's scheme makes of user@domain on a given
+    """The SRS0 address docs/srs.md's scheme makes of user@domain on a given
     day number (default today), with the test secret unless given."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
     day = int(time.time()) // 86400 if day is None else day

@@ -96,12 +96,12 @@ def spf_pass():
     msg = queued(m, send(m, "a@pass.test", message()))
     ar = auth_results(msg)
     assert "spf=pass smtp.mailfrom=pass.test;" in ar, ar
-    # Headers as SPEC.md has them: ours on top, the message's bytes after.
+    # Headers as docs/sender-checks.md has them: ours on top, the message's bytes after.
     assert msg.prepend.startswith(b"Authentication-Results: mx.fwd.test;\r\n")
     assert re.search(rb"\r\nReceived: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n",
                      msg.prepend)
     assert msg.prepend.count(b"Received:") == 1 and msg.prepend.endswith(b"0000\r\n")
-    # SPEC.md's log line, exactly.
+    # The log line of docs/sender-checks.md, exactly.
     m.wait_log(rf"mxfwd\[\d+\]: {msg.id}: from=<a@pass\.test> size={len(msg.message)} nrcpt=1 "
                r"client=unknown\[127\.0\.0\.1\] spf=pass dkim=none dmarc=none$")
 

@@ -1,4 +1,4 @@
-"""The inbound SMTP server: SPEC.md's replies, PIPELINING, SMTP smuggling,
+"""The inbound SMTP server: docs/smtp.md's replies, PIPELINING, SMTP smuggling,
 limits, timeouts, shutdown.  STARTTLS, reload and load are in their own
 files (test_smtpd_tls.py, test_smtpd_reload.py, test_smtpd_load.py)."""
 
@@ -135,7 +135,7 @@ def http_request_is_dropped():
     assert c.closed()
 
 
-# ---- recipients: SPEC.md's table ---------------------------------------------------
+# ---- recipients: docs/smtp.md's table ------------------------------------------------
 
 @test
 def recipient_replies():

@@ -3,7 +3,7 @@
  *
  * test_dnsmasq_start() runs dnsmasq in the foreground with the options
  * that make it an authoritative test server without any configuration
- * file (FACTS.md) plus the test's own records, on a port of 127.0.0.1
+ * file plus the test's own records, on a port of 127.0.0.1
  * that was free a moment before; it retries on another port if that one
  * was taken meanwhile, and returns once dnsmasq answers a query.  The
  * server dies with the test process (PR_SET_PDEATHSIG) even when the test
