@@ -1,6 +1,6 @@
 /*
  * cli_queue.c - `mxfwd queue`, `flush`, `delete ID` and `stats`: a request
- * to the running daemon's control socket (queue/control.h), its JSON reply
+ * to the running daemon's control socket (mxfwd/control.h), its JSON reply
  * shown to people (or passed through with --json).
  */
 #include "cli.h"

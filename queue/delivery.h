@@ -4,7 +4,7 @@
  *
  * The queue groups due recipients of one message by destination domain and
  * hands each group to a delivery implementation as a delivery_job_t.  The
- * outbound SMTP client (smtpd/client.c) is the real implementation; tests
+ * outbound SMTP client (client/client.c) is the real implementation; tests
  * plug in a scripted one, so every queue path is tested without a network.
  *
  * Ownership: the queue owns the job and everything it points to until the

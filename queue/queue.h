@@ -25,7 +25,7 @@
  * as bounced, so a crash in between sends the DSN twice, never not at all.
  *
  * Concurrency: the queue hands every due job to the delivery interface at
- * once and keeps no limit of its own.  The implementation (smtpd/client)
+ * once and keeps no limit of its own.  The implementation (client/)
  * enforces max_deliveries and max_deliveries_per_domain per next hop, which
  * it alone knows (routes send several domains to one host), and keeps jobs
  * over the limits waiting (queue/delivery.h).  A recipient is in at most

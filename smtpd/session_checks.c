@@ -1,5 +1,5 @@
 /*
- * session_auth.c - the sender checks of a transaction (dns/auth.h): begun
+ * session_checks.c - the sender checks of a transaction (auth/auth.h): begun
  * at its first accepted recipient (SPF starts in the pool then), fed the
  * message as the spool gets it, and asked for a verdict at the end of the
  * data, before the commit.  The verdict decides the reply: a refusal or a

@@ -2,7 +2,7 @@
  * session_data.c - a message's bytes, from DATA or the first BDAT to the
  * reply after its end: the DATA reader, streaming into the spool writer,
  * the refusals that can only be made at the end (bare CR/LF, size, hops),
- * the sender checks' verdict (session_auth.c), the prepended headers, the
+ * the sender checks' verdict (session_checks.c), the prepended headers, the
  * spool commit and the 250 that waits for it.
  */
 #include "session_int.h"

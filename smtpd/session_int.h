@@ -139,7 +139,7 @@ void session__data_abort(session_t *s);
  * transaction ended). */
 int session__commit(session_t *s, const authres_t *res);
 
-/* session_auth.c */
+/* session_checks.c */
 /* Start the sender checks for the transaction (at its first accepted
  * recipient; SPF begins at once).  0, or -1 when they cannot run. */
 int session__auth_begin(session_t *s);

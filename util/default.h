@@ -42,7 +42,7 @@
  * attempt, in all (bytes); beyond it they are read from the spool. */
 #define DEFAULT_QUEUE_BODY_MEMORY (32 << 20)
 
-/* SMTP, outbound (smtpd/client): RFC 5321 4.5.3.2 timeouts at the default
+/* SMTP, outbound (client/): RFC 5321 4.5.3.2 timeouts at the default
  * `timeout`; every one of them scales with `timeout` / DEFAULT_TIMEOUT. */
 #define DEFAULT_SMTP_CONNECT_TIMEOUT 30   /* TCP connect (as Postfix) */
 #define DEFAULT_SMTP_GREETING_TIMEOUT 300 /* initial 220 */
@@ -76,7 +76,7 @@
  * later (docs/smtp.md). */
 #define DEFAULT_RDNS_GREETING_WAIT_MS 1000
 
-/* Sender checks (dns/auth.c) */
+/* Sender checks (auth/auth.c) */
 #define DEFAULT_AUTH_HEADER_MAX (256 * 1024) /* header bytes kept for DKIM; beyond: permerror */
 #define DEFAULT_DKIM_MAX_SIGNATURES 10        /* DKIM signatures evaluated per message */
 #define DEFAULT_SPF_TIMEOUT 20                /* one whole SPF evaluation (RFC 7208 4.6.4) */
@@ -84,7 +84,7 @@
 
 /* libuv's thread pool (UV_THREADPOOL_SIZE, unless the environment sets
  * it): the spool's two lanes of passes, the outbound client's file reads
- * and reloads share it.  SPF runs on the loop (dns/spf.h) and needs none. */
+ * and reloads share it.  SPF runs on the loop (auth/spf.h) and needs none. */
 #define DEFAULT_THREADPOOL_SIZE 10
 
 /* Forward table */

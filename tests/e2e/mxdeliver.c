@@ -1,5 +1,5 @@
 /*
- * mxdeliver - drive the outbound SMTP client (smtpd/client) from the
+ * mxdeliver - drive the outbound SMTP client (client/) from the
  * command line, for the end-to-end tests, until the queue manager and
  * `mxfwd serve` use it.
  *

@@ -1,4 +1,4 @@
-"""End-to-end tests of the outbound SMTP client (smtpd/client) on loopback:
+"""End-to-end tests of the outbound SMTP client (client/) on loopback:
 the real client, driven by mxdeliver, against dnsmasq and the test sink.
 
 Each test publishes its own DNS records, starts sinks on free ports and

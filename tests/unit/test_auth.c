@@ -1,4 +1,4 @@
-/* Unit tests for dns/authres.c and dns/auth.c: the decision table, the
+/* Unit tests for auth/authres.c and auth/auth.c: the decision table, the
  * Authentication-Results header and the log fragment from one result; then
  * whole messages through the orchestrator on a libuv loop, SPF against a
  * real dnsmasq, DKIM keys and DMARC records from a scripted TXT resolver

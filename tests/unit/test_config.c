@@ -1,4 +1,4 @@
-/* Unit tests for smtpd/config.c: defaults, every key, every kind of bad line. */
+/* Unit tests for mxfwd/config.c: defaults, every key, every kind of bad line. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-/* Unit tests for dns/dmarc.c: records good and hostile, policy discovery,
+/* Unit tests for auth/dmarc.c: records good and hostile, policy discovery,
  * From domains, organizational domains at PSL boundaries, alignment and
  * the evaluation with pct. */
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* Unit tests for smtpd/metrics: the Prometheus text exposition of the
+/* Unit tests for mxfwd/metrics: the Prometheus text exposition of the
  * stats registry, and the answers to HTTP requests (no network: the
  * server's I/O is tested end to end, tests/e2e/test_ops.py). */
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* Unit tests for dns/spf.c: libspf2 evaluating real records served by a
+/* Unit tests for auth/spf.c: libspf2 evaluating real records served by a
  * dnsmasq on a loopback port, on the loop, through the loop's resolver.
  * Every result the RFC defines, the lookup limits, HELO for <>,
  * explanations, answers shared through the resolver, cancelling. */

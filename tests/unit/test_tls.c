@@ -1,4 +1,4 @@
-/* Unit tests for smtpd/tls.c: a server and a client talking through
+/* Unit tests for tls/tls.c: a server and a client talking through
  * memory only, as the session and the outbound client drive them. */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
