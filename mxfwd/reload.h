@@ -28,8 +28,9 @@
 
 /* Watch the server's files (nothing runs until reload_start()). */
 reload_t *reload_new(server_t *srv);
-/* Load every file into the server now, logging each problem.  0, or the
- * number of errors. */
+/* Load every file into the server now, logging each problem.  Returns the
+ * number of files that did not load (each one's errors logged, then a line
+ * naming it), never a negative status: 0 when every file loaded. */
 int reload_initial(reload_t *r);
 /* Start checking for changes. */
 void reload_start(reload_t *r);
