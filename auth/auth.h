@@ -49,8 +49,10 @@
 #include "dns.h"
 #include "txt.h"
 
-#define AUTH_EINVAL (-1) /* bad configuration, or a call out of order */
-#define AUTH_ESPF (-2)   /* SPF could not be set up (no resolver, or libspf2) */
+/* The auth band of error codes (docs/development.md, "Error codes"). */
+#define AUTH_EBASE (-13000)
+#define AUTH_EINVAL (AUTH_EBASE - 1) /* bad configuration, or a call out of order */
+#define AUTH_ESPF (AUTH_EBASE - 2)   /* SPF could not be set up (no resolver, or libspf2) */
 
 typedef struct auth_ctx auth_ctx_t;
 typedef struct auth_msg auth_msg_t;

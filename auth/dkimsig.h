@@ -28,7 +28,9 @@
 #define DKIMSIG_B_MAX 2048       /* decoded signature: RSA up to 16384 bits */
 #define DKIMKEY_P_MAX 2600       /* decoded key: an RSA-16384 SubjectPublicKeyInfo */
 
-#define DKIMSIG_EINVAL (-1) /* see the reason */
+/* The dkimsig band of error codes (docs/development.md, "Error codes"). */
+#define DKIMSIG_EBASE (-15000)
+#define DKIMSIG_EINVAL (DKIMSIG_EBASE - 1) /* see the reason */
 
 typedef enum { DKIM_RSA_SHA256, DKIM_ED25519_SHA256 } dkim_alg_t;
 typedef enum { DKIM_KEY_RSA, DKIM_KEY_ED25519 } dkim_keytype_t;

@@ -43,8 +43,11 @@ typedef struct {
     bool p_from_rua;   /* p= was unusable; p=none because of rua= */
 } dmarc_record_t;
 
-#define DMARC_REC_NOT (-1)     /* not a DMARC record */
-#define DMARC_REC_INVALID (-2) /* a DMARC record without a usable policy */
+/* The dmarc band of error codes (docs/development.md, "Error codes"):
+ * dmarc_record_parse()'s and dmarc_from_domains()'s. */
+#define DMARC_EBASE (-17000)
+#define DMARC_REC_NOT (DMARC_EBASE - 1)     /* not a DMARC record */
+#define DMARC_REC_INVALID (DMARC_EBASE - 2) /* a DMARC record without a usable policy */
 
 /* Parse one TXT record.  0, DMARC_REC_NOT, or DMARC_REC_INVALID with *why. */
 int dmarc_record_parse(const char *s, size_t len, dmarc_record_t *rec, const char **why);
@@ -67,8 +70,8 @@ dmarc_lookup_t dmarc_select(txt_status_t status, const txt_record_t *records, si
  * 0; DMARC_FROM_ENONE when the field holds no usable address;
  * DMARC_FROM_EMANY when there are more domains than fit.
  */
-#define DMARC_FROM_ENONE (-1)
-#define DMARC_FROM_EMANY (-2)
+#define DMARC_FROM_ENONE (DMARC_EBASE - 3)
+#define DMARC_FROM_EMANY (DMARC_EBASE - 4)
 int dmarc_from_domains(const char *value, size_t len, char domains[][DMARC_DOMAIN_MAX],
                        size_t *n);
 

@@ -70,8 +70,10 @@ typedef struct {
     const char *hostname;      /* ours, for the %{r} macro */
 } spf_options_t;
 
-#define SPF_EINVAL (-1) /* bad option: no resolver */
-#define SPF_ENOMEM (-2) /* libspf2 could not set up */
+/* The spf band of error codes (docs/development.md, "Error codes"). */
+#define SPF_EBASE (-14000)
+#define SPF_EINVAL (SPF_EBASE - 1) /* bad option: no resolver */
+#define SPF_ENOMEM (SPF_EBASE - 2) /* libspf2 could not set up */
 
 /* spf_check_start()'s return when the result is known at once. */
 #define SPF_DONE 1

@@ -21,9 +21,11 @@
 
 #define TAGVAL_MAX 32
 
-#define TAGVAL_ESYNTAX (-1) /* a tag-spec is not name=value */
-#define TAGVAL_EDUP (-2)    /* the same tag twice */
-#define TAGVAL_EMANY (-3)   /* more than TAGVAL_MAX tags */
+/* The tagval band of error codes (docs/development.md, "Error codes"). */
+#define TAGVAL_EBASE (-16000)
+#define TAGVAL_ESYNTAX (TAGVAL_EBASE - 1) /* a tag-spec is not name=value */
+#define TAGVAL_EDUP (TAGVAL_EBASE - 2)    /* the same tag twice */
+#define TAGVAL_EMANY (TAGVAL_EBASE - 3)   /* more than TAGVAL_MAX tags */
 
 typedef struct {
     const char *name;

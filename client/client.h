@@ -48,8 +48,10 @@
 #include "route.h"
 #include "stats.h"
 
-#define CLIENT_ECLOSING (-1) /* deliver() after shutdown: not started */
-#define CLIENT_ETLS (-2)     /* client_new(): no TLS client context */
+/* The client band of error codes (docs/development.md, "Error codes"). */
+#define CLIENT_EBASE (-18000)
+#define CLIENT_ECLOSING (CLIENT_EBASE - 1) /* deliver() after shutdown: not started */
+#define CLIENT_ETLS (CLIENT_EBASE - 2)     /* client_new(): no TLS client context */
 
 typedef struct client client_t;
 

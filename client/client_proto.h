@@ -38,10 +38,13 @@
 /* Lines in one reply, then it is a protocol error (an endless "250-"). */
 #define CLIENT_REPLY_LINES_MAX 1000
 
-#define CLIENT_REPLY_MORE 0     /* the reply goes on: feed more bytes */
-#define CLIENT_REPLY_DONE 1     /* a whole reply was parsed */
-#define CLIENT_REPLY_EBAD (-1)  /* a line that is not a reply line */
-#define CLIENT_REPLY_ELONG (-2) /* more than CLIENT_REPLY_LINES_MAX lines */
+#define CLIENT_REPLY_MORE 0 /* the reply goes on: feed more bytes */
+#define CLIENT_REPLY_DONE 1 /* a whole reply was parsed */
+/* The client_proto band of error codes (docs/development.md, "Error
+ * codes"); the command builders and dot-stuffing return buf's BUF_EFULL. */
+#define CLIENT_REPLY_EBASE (-19000)
+#define CLIENT_REPLY_EBAD (CLIENT_REPLY_EBASE - 1)  /* a line that is not a reply line */
+#define CLIENT_REPLY_ELONG (CLIENT_REPLY_EBASE - 2) /* more than CLIENT_REPLY_LINES_MAX lines */
 
 /* EHLO keywords the client uses (RFC 2920, 1870, 6152, 6531, 3207, 2034). */
 #define CLIENT_EXT_PIPELINING 0x01u

@@ -38,18 +38,20 @@
 /* Longest domain name in text form, without the trailing dot (RFC 1035). */
 #define DNS_NAME_MAX 253
 
-#define DNS_ENXDOMAIN (-1)    /* permanent: the name does not exist */
-#define DNS_ENODATA (-2)      /* permanent: the name exists, no record of the type */
-#define DNS_EBADNAME (-3)     /* permanent: not a domain name we can look up */
-#define DNS_ESERVFAIL (-4)    /* temporary: the server failed (SERVFAIL) */
-#define DNS_EREFUSED (-5)     /* temporary: the server refused (REFUSED) */
-#define DNS_ETIMEOUT (-6)     /* temporary: no answer in time */
-#define DNS_ECONNREFUSED (-7) /* temporary: no server reachable (or willing) */
-#define DNS_EBADRESP (-8)     /* temporary: malformed or unusable answer */
-#define DNS_EFAIL (-9)        /* temporary: other resolver failure */
-#define DNS_ECANCELED (-10)   /* temporary: the resolver was closed */
-#define DNS_ECLOSING (-11)    /* lookup refused: the resolver is closing */
-#define DNS_EINVAL (-12)      /* bad argument or option (a server address, a type) */
+/* The dns band of error codes (docs/development.md, "Error codes"). */
+#define DNS_EBASE (-10000)
+#define DNS_ENXDOMAIN (DNS_EBASE - 1)    /* permanent: the name does not exist */
+#define DNS_ENODATA (DNS_EBASE - 2)      /* permanent: the name exists, no record of the type */
+#define DNS_EBADNAME (DNS_EBASE - 3)     /* permanent: not a domain name we can look up */
+#define DNS_ESERVFAIL (DNS_EBASE - 4)    /* temporary: the server failed (SERVFAIL) */
+#define DNS_EREFUSED (DNS_EBASE - 5)     /* temporary: the server refused (REFUSED) */
+#define DNS_ETIMEOUT (DNS_EBASE - 6)     /* temporary: no answer in time */
+#define DNS_ECONNREFUSED (DNS_EBASE - 7) /* temporary: no server reachable (or willing) */
+#define DNS_EBADRESP (DNS_EBASE - 8)     /* temporary: malformed or unusable answer */
+#define DNS_EFAIL (DNS_EBASE - 9)        /* temporary: other resolver failure */
+#define DNS_ECANCELED (DNS_EBASE - 10)   /* temporary: the resolver was closed */
+#define DNS_ECLOSING (DNS_EBASE - 11)    /* lookup refused: the resolver is closing */
+#define DNS_EINVAL (DNS_EBASE - 12)      /* bad argument or option (a server address, a type) */
 
 typedef enum {
     DNS_T_A = 1,

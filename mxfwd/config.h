@@ -97,12 +97,14 @@ typedef struct {
 typedef diag_fn config_error_fn;
 
 /*
- * Load path.  On success returns 0 and *out is the new snapshot.  On
- * failure returns the number of errors reported (> 0) and *out is NULL.
+ * Load path.  Returns the number of errors reported through on_error,
+ * never a negative status: 0 and *out is the new snapshot, or a count
+ * > 0 and *out is NULL.
  */
 int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out);
 
-/* Parse text as if it were the contents of the file named path (tests). */
+/* Parse text as if it were the contents of the file named path (tests);
+ * returns the number of errors reported, as config_load(). */
 int config_parse(const char *path, const char *text, size_t len, config_error_fn on_error,
                  void *ctx, config_t **out);
 

@@ -40,10 +40,12 @@
 /* Longest reply control_request() accepts (a queue listing can be long). */
 #define CONTROL_REPLY_MAX (256u << 20)
 
-#define CONTROL_EINUSE (-2001)   /* a running process answers on the socket */
-#define CONTROL_ENOTSOCK (-2002) /* the path exists and is not a socket */
-#define CONTROL_ETOOLONG (-2003) /* the path does not fit a Unix socket address */
-#define CONTROL_EREPLY (-2004)   /* the reply was cut short or too long */
+/* The control band of error codes (docs/development.md, "Error codes"). */
+#define CONTROL_EBASE (-2000)
+#define CONTROL_EINUSE (CONTROL_EBASE - 1)   /* a running process answers on the socket */
+#define CONTROL_ENOTSOCK (CONTROL_EBASE - 2) /* the path exists and is not a socket */
+#define CONTROL_ETOOLONG (CONTROL_EBASE - 3) /* the path does not fit a Unix socket address */
+#define CONTROL_EREPLY (CONTROL_EBASE - 4)   /* the reply was cut short or too long */
 
 typedef struct control control_t;
 

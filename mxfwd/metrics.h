@@ -41,6 +41,7 @@
 
 typedef struct metrics metrics_t;
 
+/* Listen on addr.  0 and *out, or libuv's error (uv_strerror()). */
 int metrics_open(uv_loop_t *loop, const struct sockaddr *addr, stats_t *stats, metrics_t **out);
 /* Stop listening and close every client; closed(arg) (may be NULL) runs
  * once the handles are closed and the metrics_t is freed. */

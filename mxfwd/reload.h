@@ -50,8 +50,9 @@ typedef struct {
  * outlive r. */
 reload_t *reload_new(uv_loop_t *loop, const config_t *cfg, const reload_hooks_t *hooks);
 /* Load every file now and hand each over, logging each problem.  Returns
- * the number of errors reported: 0 when everything loaded (and was handed
- * over), else nothing was handed over. */
+ * the number of files that did not load (each one's errors logged, then a
+ * line naming it), never a negative status: 0 when every file loaded and
+ * was handed over; otherwise nothing was handed over. */
 int reload_initial(reload_t *r);
 /* Start checking for changes. */
 void reload_start(reload_t *r);

@@ -53,9 +53,11 @@
 #include "spool.h"
 #include "stats.h"
 
-#define QUEUE_EINVAL (-1)  /* bad options */
-#define QUEUE_ENOENT (-2)  /* no message with that queue id */
-#define QUEUE_ESPOOL (-3)  /* the spool could not be read (queue_load) */
+/* The queue band of error codes (docs/development.md, "Error codes"). */
+#define QUEUE_EBASE (-12000)
+#define QUEUE_EINVAL (QUEUE_EBASE - 1) /* bad options */
+#define QUEUE_ENOENT (QUEUE_EBASE - 2) /* no message with that queue id */
+#define QUEUE_ESPOOL (QUEUE_EBASE - 3) /* the spool could not be read (queue_load) */
 
 /* Longest sleep of the timer; the queue looks at the clock at least this
  * often. */

@@ -84,11 +84,14 @@ const char *proto_verb_name(proto_verb_t verb);
 
 /* ---- MAIL and RCPT --------------------------------------------------------- */
 
-#define PROTO_ESYNTAX (-1)   /* 501 5.5.4: not "FROM:<path>" / "TO:<path>" */
-#define PROTO_EADDR (-2)     /* 501 5.5.4: the address is not a mailbox */
-#define PROTO_EPARAM (-3)    /* 555 5.5.4: parameter not supported */
-#define PROTO_EVALUE (-4)    /* 501 5.5.4: bad parameter value, or repeated */
-#define PROTO_ENULLRCPT (-5) /* 501 5.5.4: RCPT TO:<> */
+/* The proto band of error codes (docs/development.md, "Error codes"); the
+ * reply and header writers return buf's BUF_EFULL. */
+#define PROTO_EBASE (-20000)
+#define PROTO_ESYNTAX (PROTO_EBASE - 1)   /* 501 5.5.4: not "FROM:<path>" / "TO:<path>" */
+#define PROTO_EADDR (PROTO_EBASE - 2)     /* 501 5.5.4: the address is not a mailbox */
+#define PROTO_EPARAM (PROTO_EBASE - 3)    /* 555 5.5.4: parameter not supported */
+#define PROTO_EVALUE (PROTO_EBASE - 4)    /* 501 5.5.4: bad parameter value, or repeated */
+#define PROTO_ENULLRCPT (PROTO_EBASE - 5) /* 501 5.5.4: RCPT TO:<> */
 
 typedef enum { PROTO_BODY_NONE, PROTO_BODY_7BIT, PROTO_BODY_8BITMIME } proto_body_t;
 

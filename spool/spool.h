@@ -68,11 +68,13 @@
 #define SPOOL_ID_LEN 13
 #define SPOOL_ID_SIZE (SPOOL_ID_LEN + 1)
 
-#define SPOOL_ELOCKED (-1001)  /* another process has the spool open */
-#define SPOOL_EPARTIAL (-1002) /* a file that is not a whole message (removed at scan) */
-#define SPOOL_ECORRUPT (-1003) /* a message file that does not parse (kept as ID.corrupt) */
-#define SPOOL_EINVAL (-1004)   /* bad argument: envelope, recipient index, too long */
-#define SPOOL_EBUSY (-1005)    /* writers or passes still outstanding */
+/* The spool band of error codes (docs/development.md, "Error codes"). */
+#define SPOOL_EBASE (-1000)
+#define SPOOL_ELOCKED (SPOOL_EBASE - 1)  /* another process has the spool open */
+#define SPOOL_EPARTIAL (SPOOL_EBASE - 2) /* a file without a whole message (removed at scan) */
+#define SPOOL_ECORRUPT (SPOOL_EBASE - 3) /* a message file that does not parse (now ID.corrupt) */
+#define SPOOL_EINVAL (SPOOL_EBASE - 4)   /* bad argument: envelope, recipient index, too long */
+#define SPOOL_EBUSY (SPOOL_EBASE - 5)    /* writers or passes still outstanding */
 
 /* Envelope flags, from MAIL FROM. */
 #define SPOOL_F_8BITMIME 0x1u /* BODY=8BITMIME */

@@ -37,13 +37,15 @@
 /* Characters of the hash written; shorter ones are refused on reverse. */
 #define SRS_HASH_LEN 4
 
-#define SRS_ENOTSRS (-1)    /* not-srs: the local part is not SRS0/SRS1 */
-#define SRS_EMALFORMED (-2) /* malformed: fields missing, empty or ill-formed */
-#define SRS_EBADHASH (-3)   /* bad-hash: no secret gives this hash */
-#define SRS_EEXPIRED (-4)   /* expired: stamp older than max age, or in the future */
-#define SRS_ETOOLONG (-5)   /* too-long: the rewritten local part would exceed 64 octets */
-#define SRS_ENOSECRET (-6)  /* srs_new() was given no secret */
-#define SRS_ECRYPTO (-7)    /* libcrypto failed (HMAC-SHA1 unavailable) */
+/* The srs band of error codes (docs/development.md, "Error codes"). */
+#define SRS_EBASE (-9000)
+#define SRS_ENOTSRS (SRS_EBASE - 1)    /* not-srs: the local part is not SRS0/SRS1 */
+#define SRS_EMALFORMED (SRS_EBASE - 2) /* malformed: fields missing, empty or ill-formed */
+#define SRS_EBADHASH (SRS_EBASE - 3)   /* bad-hash: no secret gives this hash */
+#define SRS_EEXPIRED (SRS_EBASE - 4)   /* expired: stamp older than max age, or in the future */
+#define SRS_ETOOLONG (SRS_EBASE - 5)   /* too-long: the new local part would exceed 64 octets */
+#define SRS_ENOSECRET (SRS_EBASE - 6)  /* srs_new() was given no secret */
+#define SRS_ECRYPTO (SRS_EBASE - 7)    /* libcrypto failed (HMAC-SHA1 unavailable) */
 
 typedef struct srs srs_t;
 

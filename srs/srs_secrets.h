@@ -39,13 +39,15 @@ typedef struct {
 typedef diag_fn srs_report_fn;
 
 /*
- * Read path.  On success returns 0 and fills *out.  On failure returns the
- * number of errors reported (> 0) and *out is empty.
+ * Read path.  Returns the number of errors reported through on_error,
+ * never a negative status: 0 and *out filled, or a count > 0 and *out
+ * empty.
  */
 int srs_secrets_load(const char *path, srs_report_fn on_error, srs_report_fn on_warning,
                      void *ctx, srs_secrets_t *out);
 
-/* Parse text as the contents of the file named path (no mode check). */
+/* Parse text as the contents of the file named path (no mode check);
+ * returns the number of errors reported, as srs_secrets_load(). */
 int srs_secrets_parse(const char *path, const char *text, size_t len, srs_report_fn on_error,
                       srs_report_fn on_warning, void *ctx, srs_secrets_t *out);
 

@@ -27,9 +27,11 @@
 #include "buf.h"
 
 #define TLS_OK 0
-#define TLS_EWANT (-1)   /* nothing more until the peer sends more */
-#define TLS_ECLOSED (-2) /* the peer closed the TLS session (close_notify) */
-#define TLS_EFAIL (-3)   /* handshake or protocol failure: drop the connection */
+/* The tls band of error codes (docs/development.md, "Error codes"). */
+#define TLS_EBASE (-11000)
+#define TLS_EWANT (TLS_EBASE - 1)   /* nothing more until the peer sends more */
+#define TLS_ECLOSED (TLS_EBASE - 2) /* the peer closed the TLS session (close_notify) */
+#define TLS_EFAIL (TLS_EBASE - 3)   /* handshake or protocol failure: drop the connection */
 
 typedef struct tls tls_t;
 

@@ -17,14 +17,16 @@
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_MAX 254
 
-#define ADDR_EEMPTY (-1)     /* empty address */
-#define ADDR_ENOAT (-2)      /* no "@domain" */
-#define ADDR_ELOCAL (-3)     /* local part is not a dot-atom or quoted string */
-#define ADDR_EDOMAIN (-4)    /* domain is not a host name or address literal */
-#define ADDR_ELOCALLEN (-5)  /* local part over 64 octets */
-#define ADDR_EDOMAINLEN (-6) /* domain over 255 octets */
-#define ADDR_ELEN (-7)       /* address over 254 octets */
-#define ADDR_EUTF8 (-8)      /* invalid UTF-8 */
+/* The addr band of error codes (docs/development.md, "Error codes"). */
+#define ADDR_EBASE (-6000)
+#define ADDR_EEMPTY (ADDR_EBASE - 1)     /* empty address */
+#define ADDR_ENOAT (ADDR_EBASE - 2)      /* no "@domain" */
+#define ADDR_ELOCAL (ADDR_EBASE - 3)     /* local part is not a dot-atom or quoted string */
+#define ADDR_EDOMAIN (ADDR_EBASE - 4)    /* domain is not a host name or address literal */
+#define ADDR_ELOCALLEN (ADDR_EBASE - 5)  /* local part over 64 octets */
+#define ADDR_EDOMAINLEN (ADDR_EBASE - 6) /* domain over 255 octets */
+#define ADDR_ELEN (ADDR_EBASE - 7)       /* address over 254 octets */
+#define ADDR_EUTF8 (ADDR_EBASE - 8)      /* invalid UTF-8 */
 
 typedef struct {
     const char *local;

@@ -17,7 +17,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#define BUF_EFULL (-1)
+/* The buf band of error codes (docs/development.md, "Error codes"). */
+#define BUF_EBASE (-5000)
+#define BUF_EFULL (BUF_EBASE - 1)
 
 typedef struct {
     char *data;

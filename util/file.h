@@ -4,7 +4,8 @@
  *
  * file_read() reads a regular file of bounded size into memory in one go,
  * so loaders parse from a string and their tests feed them strings.  It
- * allocates the text, which the caller frees; it never logs.
+ * allocates the text, which the caller frees; it never logs.  It returns
+ * FILE_E* codes (file_strerror()); file_mkdirs() returns -errno.
  */
 #ifndef MXFWD_FILE_H
 #define MXFWD_FILE_H
@@ -12,10 +13,12 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
-#define FILE_EOPEN (-1)   /* open(2) failed: errno says why */
-#define FILE_EREAD (-2)   /* fstat(2) or read(2) failed: errno says why */
-#define FILE_ENOTREG (-3) /* not a regular file */
-#define FILE_ETOOBIG (-4) /* larger than the caller's limit */
+/* The file band of error codes (docs/development.md, "Error codes"). */
+#define FILE_EBASE (-7000)
+#define FILE_EOPEN (FILE_EBASE - 1)   /* open(2) failed: errno says why */
+#define FILE_EREAD (FILE_EBASE - 2)   /* fstat(2) or read(2) failed: errno says why */
+#define FILE_ENOTREG (FILE_EBASE - 3) /* not a regular file */
+#define FILE_ETOOBIG (FILE_EBASE - 4) /* larger than the caller's limit */
 
 /*
  * Read path, at most max bytes.  0 and *text (NUL-terminated, also holding
@@ -29,9 +32,9 @@ int file_read(const char *path, size_t max, char **text, size_t *len, struct sta
  * the parent), as the spool's files are.  0 or -errno. */
 int file_mkdirs(const char *dir, mode_t mode);
 
-/* A phrase for err: "cannot open: No such file or directory", "not a
- * regular file".  For FILE_EOPEN and FILE_EREAD it uses errno, so call
- * it before anything else can change errno. */
+/* A phrase for file_read()'s err: "cannot open: No such file or
+ * directory", "not a regular file".  For FILE_EOPEN and FILE_EREAD it uses
+ * errno, so call it before anything else can change errno. */
 const char *file_strerror(int err);
 
 #endif

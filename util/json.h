@@ -23,8 +23,11 @@
 
 #define JSON_DEPTH_MAX 64
 
-#define JSON_ESYNTAX (-1)
-#define JSON_EDEPTH (-2)
+/* The json band of error codes (docs/development.md, "Error codes"): the
+ * writers return buf's BUF_EFULL, never one of these. */
+#define JSON_EBASE (-8000)
+#define JSON_ESYNTAX (JSON_EBASE - 1)
+#define JSON_EDEPTH (JSON_EBASE - 2)
 
 typedef enum {
     JSON_NULL,

@@ -384,8 +384,9 @@ Test(srs, errors_have_names_and_sentences)
         int err;
         const char *name;
     } names[] = {
-        {SRS_ENOTSRS, "not-srs"},   {SRS_EMALFORMED, "malformed"}, {SRS_EBADHASH, "bad-hash"},
-        {SRS_EEXPIRED, "expired"}, {SRS_ETOOLONG, "too-long"},
+        {SRS_ENOTSRS, "not-srs"},     {SRS_EMALFORMED, "malformed"}, {SRS_EBADHASH, "bad-hash"},
+        {SRS_EEXPIRED, "expired"},    {SRS_ETOOLONG, "too-long"},    {SRS_ENOSECRET, "no-secret"},
+        {SRS_ECRYPTO, "crypto"},
     };
     const char *none[] = {NULL};
     srs_t *srs = (srs_t *)1;
@@ -394,6 +395,7 @@ Test(srs, errors_have_names_and_sentences)
         cr_expect_str_eq(srs_errname(names[i].err), names[i].name);
         cr_expect_gt(strlen(srs_strerror(names[i].err)), 20);
     }
+    cr_expect_str_eq(srs_errname(-1), "unknown", "-EPERM is no SRS code");
     cr_expect_eq(srs_new("fwd.test", DAY, none, 0, &srs), SRS_ENOSECRET);
     cr_expect_null(srs);
 }
