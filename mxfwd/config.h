@@ -2,10 +2,10 @@
  * config - the mxfwd.conf file.
  *
  * config_load() parses a file into an immutable snapshot: every key of the
- * configuration table (SPEC.md) with its default, the repeatable keys
- * (listen, route) as arrays.  Every problem found is reported through the
- * caller's error callback as "FILE:LINE: problem", all of them, not only the
- * first; the load fails when there was at least one.
+ * configuration table (docs/configuration.md) with its default, the
+ * repeatable keys (listen, route) as arrays.  Every problem found is
+ * reported through the caller's error callback as "FILE:LINE: problem", all
+ * of them, not only the first; the load fails when there was at least one.
  *
  * Relative paths in the file (and in the defaults) are made absolute
  * against the working directory at load time, so a later chdir or privilege
@@ -97,12 +97,13 @@ typedef struct {
 typedef diag_fn config_error_fn;
 
 /*
- * Load path.  On success returns 0 and *out is the new snapshot.  On
- * failure returns the number of errors reported (> 0) and *out is NULL.
+ * Load path.  Returns the number of errors reported; 0 on success, and then
+ * *out is the new snapshot, otherwise NULL.
  */
 int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out);
 
-/* Parse text as if it were the contents of the file named path (tests). */
+/* Parse text as if it were the contents of the file named path (tests);
+ * returns as config_load() does. */
 int config_parse(const char *path, const char *text, size_t len, config_error_fn on_error,
                  void *ctx, config_t **out);
 

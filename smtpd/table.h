@@ -48,8 +48,11 @@ typedef struct {
 
 typedef diag_fn table_error_fn;
 
-/* 0 and *out, or the number of errors reported and *out NULL. */
+/* Load path.  Returns the number of errors reported; 0 on success, and then
+ * *out is the table, otherwise NULL. */
 int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **out);
+/* Parse text as if it were the contents of the file named path; returns as
+ * table_load() does. */
 int table_parse(const char *path, const char *text, size_t len, table_error_fn on_error,
                 void *ctx, table_t **out);
 

@@ -39,13 +39,14 @@ typedef struct {
 typedef diag_fn srs_report_fn;
 
 /*
- * Read path.  On success returns 0 and fills *out.  On failure returns the
- * number of errors reported (> 0) and *out is empty.
+ * Read path.  Returns the number of errors reported; 0 on success, and then
+ * *out holds the secrets, otherwise it is empty.
  */
 int srs_secrets_load(const char *path, srs_report_fn on_error, srs_report_fn on_warning,
                      void *ctx, srs_secrets_t *out);
 
-/* Parse text as the contents of the file named path (no mode check). */
+/* Parse text as the contents of the file named path (no mode check);
+ * returns as srs_secrets_load() does. */
 int srs_secrets_parse(const char *path, const char *text, size_t len, srs_report_fn on_error,
                       srs_report_fn on_warning, void *ctx, srs_secrets_t *out);
 
