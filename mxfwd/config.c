@@ -11,7 +11,7 @@
 #include "addr.h"
 #include "default.h"
 #include "diag.h"
-#include "file.h"
+#include "lines.h"
 #include "parse.h"
 #include "str.h"
 #include "xalloc.h"
@@ -35,6 +35,7 @@ struct config_parser {
     unsigned line;
     config_t *cfg;
     unsigned *seen; /* line where each key was first set, 0 if not yet */
+    config_t **out;
 };
 
 #define config_error(p, line, ...) diag_error(&(p)->diag, (line), __VA_ARGS__)
@@ -440,12 +441,28 @@ static config_t *config_defaults(const char *path)
     return cfg;
 }
 
-static void config_parse_line(config_parser_t *p, char *line)
+/* Before the first line of a file that could be read. */
+static void config_start(void *parser, const char *text, size_t len, const struct stat *st)
 {
+    config_parser_t *p = parser;
+
+    (void)text, (void)len, (void)st;
+    p->cfg = config_defaults(p->diag.path);
+}
+
+/* One "key = value" line (docs/configuration.md). */
+static void config_line(void *parser, char *line, size_t len, size_t lineno)
+{
+    config_parser_t *p = parser;
     char *hash, *eq, *key, *value;
     const config_key_t *k = NULL;
     size_t i;
 
+    p->line = (unsigned)lineno;
+    if (strlen(line) != len) {
+        config_error(p, p->line, "NUL byte in line");
+        return;
+    }
     /* '#' starts a comment at the start of a line or after white space. */
     for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++) {
         if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
@@ -499,9 +516,11 @@ static unsigned config_line_of(const config_parser_t *p, const char *name)
     return 0;
 }
 
-/* Checks that involve several keys, and defaults that depend on others. */
-static void config_finish(config_parser_t *p)
+/* Checks that involve several keys, and defaults that depend on others;
+ * then the snapshot, when there was no error. */
+static void config_finish(void *parser)
 {
+    config_parser_t *p = parser;
     config_t *cfg = p->cfg;
     char host[256];
 
@@ -534,56 +553,34 @@ static void config_finish(config_parser_t *p)
                      "max_deliveries_per_domain (%u) is larger than max_deliveries (%u)",
                      cfg->max_deliveries_per_domain, cfg->max_deliveries);
     }
+    if (p->diag.errors > 0)
+        config_free(cfg);
+    else
+        *p->out = cfg;
 }
+
+static const lines_loader_t config_lines = {
+    .max = CONFIG_FILE_MAX, .start = config_start, .line = config_line, .finish = config_finish};
 
 int config_parse(const char *path, const char *text, size_t len, config_error_fn on_error,
                  void *ctx, config_t **out)
 {
-    config_parser_t p = {.diag = {.path = path, .on_error = on_error, .ctx = ctx}};
     unsigned seen[CONFIG_NKEYS] = {0};
-    char *copy = xmalloc(len + 1), *line;
-    diag_lines_t lines;
-    size_t n;
+    config_parser_t p = {
+        .diag = {.path = path, .on_error = on_error, .ctx = ctx}, .seen = seen, .out = out};
 
-    memcpy(copy, text, len);
-    p.cfg = config_defaults(path);
-    p.seen = seen;
-    diag_lines_init(&lines, copy, len);
-    while ((line = diag_next_line(&lines, &n)) != NULL) {
-        p.line = (unsigned)lines.lineno;
-        if (strlen(line) != n)
-            config_error(&p, p.line, "NUL byte in line");
-        else
-            config_parse_line(&p, line);
-    }
-    p.line = 0;
-    config_finish(&p);
-    free(copy);
-    if (p.diag.errors > 0) {
-        config_free(p.cfg);
-        *out = NULL;
-        return p.diag.errors;
-    }
-    *out = p.cfg;
-    return 0;
+    *out = NULL;
+    return lines_parse(&p.diag, &config_lines, text, len, &p);
 }
 
 int config_load(const char *path, config_error_fn on_error, void *ctx, config_t **out)
 {
-    diag_t diag = {.path = path, .on_error = on_error, .ctx = ctx};
-    char *text;
-    size_t len;
-    int rc;
+    unsigned seen[CONFIG_NKEYS] = {0};
+    config_parser_t p = {
+        .diag = {.path = path, .on_error = on_error, .ctx = ctx}, .seen = seen, .out = out};
 
     *out = NULL;
-    rc = file_read(path, CONFIG_FILE_MAX, &text, &len, NULL);
-    if (rc < 0) {
-        diag_error(&diag, 0, "%s", file_strerror(rc));
-        return diag.errors;
-    }
-    rc = config_parse(path, text, len, on_error, ctx, out);
-    free(text);
-    return rc;
+    return lines_load(&p.diag, &config_lines, &p);
 }
 
 void config_free(config_t *cfg)

@@ -8,8 +8,8 @@
 
 #include "addr.h"
 #include "diag.h"
-#include "file.h"
 #include "htab.h"
+#include "lines.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -53,6 +53,7 @@ typedef struct {
     bool current_bad;       /* its line was reported as bad */
     table_entry_t *path_stack[TABLE_MAX_DEPTH + 2];
     unsigned depth;
+    table_t **out;
 } table_parser_t;
 
 #define table_error(p, line, ...) diag_error(&(p)->diag, (line), __VA_ARGS__)
@@ -236,16 +237,38 @@ static void table_finish_entry(table_parser_t *p)
         table_error(p, e->line, "alias %s has no destinations", e->key);
 }
 
-/* One line: an alias and destinations, or (starting with white space) more
- * destinations for the entry before. */
-static void table_parse_line(table_parser_t *p, char *line, unsigned lineno)
+/* Before the first line of a file that could be read: the table, its
+ * aliases hash sized for one entry a line. */
+static void table_start(void *parser, const char *text, size_t len, const struct stat *st)
 {
+    table_parser_t *p = parser;
+    size_t nlines = 1;
+
+    (void)st;
+    for (size_t i = 0; i < len; i++)
+        nlines += text[i] == '\n';
+    p->t = xcalloc(1, sizeof(*p->t));
+    p->t->refs = 1;
+    p->t->aliases = htab_new_borrowed(nlines);
+    p->t->domains = htab_new(16);
+}
+
+/* One line: an alias and destinations, or (starting with white space) more
+ * destinations for the entry before (docs/forward-table.md). */
+static void table_line(void *parser, char *line, size_t len, size_t lineno)
+{
+    table_parser_t *p = parser;
     bool continuation = (line[0] == ' ' || line[0] == '\t');
     char *cursor = line, *tok;
+    const char *bad = NULL;
     table_entry_t *e;
 
-    if (str_has_ctl(line, strlen(line))) {
-        table_error(p, lineno, "control character in line");
+    if (strlen(line) != len)
+        bad = "NUL byte in line";
+    else if (str_has_ctl(line, len))
+        bad = "control character in line";
+    if (bad != NULL) {
+        table_error(p, lineno, "%s", bad);
         p->current = NULL;
         p->current_bad = true;
         return;
@@ -262,7 +285,7 @@ static void table_parse_line(table_parser_t *p, char *line, unsigned lineno)
     if (!continuation) {
         table_finish_entry(p);
         tok = str_token(&cursor, TABLE_SEPS);
-        p->current = table_add_entry(p, tok, lineno);
+        p->current = table_add_entry(p, tok, (unsigned)lineno);
         p->current_bad = p->current == NULL;
     } else if (p->current == NULL) {
         if (!p->current_bad)
@@ -272,7 +295,7 @@ static void table_parse_line(table_parser_t *p, char *line, unsigned lineno)
     if ((e = p->current) == NULL)
         return;
     while ((tok = str_token(&cursor, TABLE_SEPS)) != NULL)
-        table_add_dest(p, e, tok, lineno);
+        table_add_dest(p, e, tok, (unsigned)lineno);
 }
 
 static void table_dedupe(table_entry_t *e)
@@ -400,62 +423,38 @@ static int table_expand(table_parser_t *p, table_entry_t *e)
     return 0;
 }
 
+/* After the last line: the entries expanded, and the table when there was
+ * no error. */
+static void table_finish(void *parser)
+{
+    table_parser_t *p = parser;
+
+    table_finish_entry(p);
+    if (p->diag.errors == 0)
+        for (size_t i = 0; i < p->t->nentries; i++)
+            table_expand(p, p->t->entries[i]);
+    if (p->diag.errors > 0)
+        table_destroy(p->t);
+    else
+        *p->out = p->t;
+}
+
+static const lines_loader_t table_lines = {
+    .max = TABLE_FILE_MAX, .start = table_start, .line = table_line, .finish = table_finish};
+
 int table_parse(const char *path, const char *text, size_t len, table_error_fn on_error,
                 void *ctx, table_t **out)
 {
-    table_parser_t p = {.diag = {.path = path, .on_error = on_error, .ctx = ctx}};
-    char *copy = xmalloc(len + 1), *line;
-    diag_lines_t lines;
-    size_t n, nlines = 1;
+    table_parser_t p = {.diag = {.path = path, .on_error = on_error, .ctx = ctx}, .out = out};
 
-    memcpy(copy, text, len);
-    for (size_t i = 0; i < len; i++)
-        nlines += text[i] == '\n';
-    p.t = xcalloc(1, sizeof(*p.t));
-    p.t->refs = 1;
-    p.t->aliases = htab_new_borrowed(nlines);
-    p.t->domains = htab_new(16);
-
-    diag_lines_init(&lines, copy, len);
-    while ((line = diag_next_line(&lines, &n)) != NULL) {
-        unsigned lineno = (unsigned)lines.lineno;
-        if (strlen(line) != n) {
-            table_error(&p, lineno, "NUL byte in line");
-            p.current = NULL;
-            p.current_bad = true;
-        } else {
-            table_parse_line(&p, line, lineno);
-        }
-    }
-    free(copy);
-    table_finish_entry(&p);
-    if (p.diag.errors == 0)
-        for (size_t i = 0; i < p.t->nentries; i++)
-            table_expand(&p, p.t->entries[i]);
-
-    if (p.diag.errors > 0) {
-        table_destroy(p.t);
-        *out = NULL;
-        return p.diag.errors;
-    }
-    *out = p.t;
-    return 0;
+    *out = NULL;
+    return lines_parse(&p.diag, &table_lines, text, len, &p);
 }
 
 int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **out)
 {
-    diag_t diag = {.path = path, .on_error = on_error, .ctx = ctx};
-    char *text;
-    size_t len;
-    int rc;
+    table_parser_t p = {.diag = {.path = path, .on_error = on_error, .ctx = ctx}, .out = out};
 
     *out = NULL;
-    rc = file_read(path, TABLE_FILE_MAX, &text, &len, NULL);
-    if (rc < 0) {
-        diag_error(&diag, 0, "%s", file_strerror(rc));
-        return diag.errors;
-    }
-    rc = table_parse(path, text, len, on_error, ctx, out);
-    free(text);
-    return rc;
+    return lines_load(&p.diag, &table_lines, &p);
 }

@@ -49,13 +49,11 @@ typedef struct {
 
 typedef diag_fn table_error_fn;
 
-/*
- * Load path.  Returns the number of errors reported through on_error,
- * never a negative status: 0 and *out, or a count > 0 and *out NULL.
- * table_parse() reads text as the contents of the file named path and
- * returns the same.
- */
+/* Load path.  Returns the number of errors reported through on_error,
+ * never a negative status: 0 and *out, or a count > 0 and *out NULL. */
 int table_load(const char *path, table_error_fn on_error, void *ctx, table_t **out);
+/* Parse text as if it were the contents of the file named path; returns as
+ * table_load() does. */
 int table_parse(const char *path, const char *text, size_t len, table_error_fn on_error,
                 void *ctx, table_t **out);
 

@@ -1,15 +1,13 @@
 #include "srs_secrets.h"
 
 #include <openssl/crypto.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "default.h"
 #include "diag.h"
-#include "file.h"
+#include "lines.h"
 #include "xalloc.h"
 
 /* Far more than any number of secrets one rotates through. */
@@ -34,91 +32,99 @@ void srs_secrets_free(srs_secrets_t *s)
     s->n = 0;
 }
 
-/* Check one line (without its ending) and add it when it is a secret. */
-static void srs_secrets_line(diag_t *r, size_t lineno, const char *p, size_t n,
-                             srs_secrets_t *out, size_t *cap)
+typedef struct {
+    diag_t diag;
+    srs_secrets_t *out;
+    size_t cap;
+} srs_secrets_parser_t;
+
+/* Before the first line, the file's mode (docs/srs.md): anyone who can read
+ * the secrets can forge SRS addresses that turn mxfwd into a relay for
+ * bounces; anyone who can write them can break every address in flight.  A
+ * warning, as Postfix gives for its own files: the admin may have reasons
+ * (a group for a PostSRSd that shares the file). */
+static void srs_secrets_start(void *parser, const char *text, size_t len, const struct stat *st)
 {
-    if (n == 0 || p[0] == '#' || srs_secrets_blank(p, n))
+    srs_secrets_parser_t *p = parser;
+
+    (void)text, (void)len;
+    if (st != NULL && (st->st_mode & (S_IRWXG | S_IRWXO)))
+        diag_warning(&p->diag, 0, "group or others may read or write it (mode %04o); chmod 600 %s",
+                     (unsigned)(st->st_mode & 07777), p->diag.path);
+}
+
+/* Check one line (without its ending) and add it when it is a secret. */
+static void srs_secrets_line(void *parser, char *line, size_t n, size_t lineno)
+{
+    srs_secrets_parser_t *p = parser;
+    diag_t *r = &p->diag;
+    srs_secrets_t *out = p->out;
+
+    if (n == 0 || line[0] == '#' || srs_secrets_blank(line, n))
         return;
-    if (memchr(p, '\0', n) != NULL) {
+    if (memchr(line, '\0', n) != NULL) {
         diag_error(r, lineno, "the secret contains a NUL byte");
         return;
     }
     if (n < DEFAULT_SRS_SECRET_MIN) {
         diag_error(r, lineno,
-                           "the secret is %zu bytes long; at least %d are needed "
-                           "(openssl rand -base64 32 makes a good one)",
-                           n, DEFAULT_SRS_SECRET_MIN);
+                   "the secret is %zu bytes long; at least %d are needed "
+                   "(openssl rand -base64 32 makes a good one)",
+                   n, DEFAULT_SRS_SECRET_MIN);
         return;
     }
     if (n > DEFAULT_SRS_SECRET_MAX) {
-        diag_error(r, lineno, "the secret is %zu bytes long; at most %d are allowed",
-                           n, DEFAULT_SRS_SECRET_MAX);
+        diag_error(r, lineno, "the secret is %zu bytes long; at most %d are allowed", n,
+                   DEFAULT_SRS_SECRET_MAX);
         return;
     }
-    if (p[0] == ' ' || p[0] == '\t' || p[n - 1] == ' ' || p[n - 1] == '\t')
-        diag_warning(r, lineno,
-                           "the secret starts or ends with white space, which is part of it");
-    out->secret = xgrow(out->secret, cap, out->n + 1, sizeof(*out->secret));
-    out->secret[out->n++] = xstrndup(p, n);
+    if (line[0] == ' ' || line[0] == '\t' || line[n - 1] == ' ' || line[n - 1] == '\t')
+        diag_warning(r, lineno, "the secret starts or ends with white space, which is part of it");
+    out->secret = xgrow(out->secret, &p->cap, out->n + 1, sizeof(*out->secret));
+    out->secret[out->n++] = xstrndup(line, n);
 }
+
+/* After the last line: a file needs a secret, and *out stays empty when
+ * there was an error. */
+static void srs_secrets_finish(void *parser)
+{
+    srs_secrets_parser_t *p = parser;
+
+    if (p->diag.errors == 0 && p->out->n == 0)
+        diag_error(&p->diag, 0, "no secret in the file");
+    if (p->diag.errors > 0)
+        srs_secrets_free(p->out);
+}
+
+static const lines_loader_t srs_secrets_lines = {
+    .max = SRS_SECRETS_FILE_MAX,
+    .report_max = true,
+    .wipe = true,
+    .start = srs_secrets_start,
+    .line = srs_secrets_line,
+    .finish = srs_secrets_finish,
+};
 
 int srs_secrets_parse(const char *path, const char *text, size_t len, srs_report_fn on_error,
                       srs_report_fn on_warning, void *ctx, srs_secrets_t *out)
 {
-    diag_t r = {path, on_error, on_warning, ctx, 0};
-    size_t cap = 0, lineno = 0, pos = 0;
+    srs_secrets_parser_t p = {
+        .diag = {.path = path, .on_error = on_error, .on_warning = on_warning, .ctx = ctx},
+        .out = out,
+    };
 
-    out->secret = NULL;
-    out->n = 0;
-    while (pos < len) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl != NULL ? (size_t)(nl - line) : len - pos;
-
-        pos += n + (nl != NULL);
-        lineno++;
-        if (n > 0 && line[n - 1] == '\r')
-            n--;
-        srs_secrets_line(&r, lineno, line, n, out, &cap);
-    }
-    if (r.errors == 0 && out->n == 0)
-        diag_error(&r, 0, "no secret in the file");
-    if (r.errors > 0)
-        srs_secrets_free(out);
-    return r.errors;
+    *out = (srs_secrets_t){0};
+    return lines_parse(&p.diag, &srs_secrets_lines, text, len, &p);
 }
 
 int srs_secrets_load(const char *path, srs_report_fn on_error, srs_report_fn on_warning,
                      void *ctx, srs_secrets_t *out)
 {
-    diag_t r = {path, on_error, on_warning, ctx, 0};
-    struct stat st;
-    char *text = NULL;
-    size_t len;
-    int rc;
+    srs_secrets_parser_t p = {
+        .diag = {.path = path, .on_error = on_error, .on_warning = on_warning, .ctx = ctx},
+        .out = out,
+    };
 
-    out->secret = NULL;
-    out->n = 0;
-    rc = file_read(path, SRS_SECRETS_FILE_MAX, &text, &len, &st);
-    if (rc == FILE_ETOOBIG) {
-        diag_error(&r, 0, "larger than %d bytes", SRS_SECRETS_FILE_MAX);
-        return r.errors;
-    }
-    if (rc < 0) {
-        diag_error(&r, 0, "%s", file_strerror(rc));
-        return r.errors;
-    }
-    /* Anyone who can read the secrets can forge SRS addresses that turn
-     * mxfwd into a relay for bounces; anyone who can write them can
-     * break every address in flight.  A warning, as Postfix gives for
-     * its own files: the admin may have reasons (a group for a
-     * PostSRSd that shares the file). */
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        diag_warning(&r, 0, "group or others may read or write it (mode %04o); chmod 600 %s",
-                           (unsigned)(st.st_mode & 07777), path);
-    rc = srs_secrets_parse(path, text, len, on_error, on_warning, ctx, out);
-    OPENSSL_cleanse(text, len);
-    free(text);
-    return rc;
+    *out = (srs_secrets_t){0};
+    return lines_load(&p.diag, &srs_secrets_lines, &p);
 }

@@ -1,17 +1,23 @@
 /* Unit tests for the parts of util/ that talk to other processes over Unix
  * sockets: the service manager's notifications (notify) and syslog (log),
- * each against a socket the test binds in place of the real one. */
+ * each against a socket the test binds in place of the real one; and the
+ * loader of line-based files (lines), against files the test writes. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "collect.h"
+#include "diag.h"
+#include "lines.h"
 #include "log.h"
 #include "notify.h"
 #include "parse.h"
@@ -264,4 +270,243 @@ Test(log, without_a_syslog_daemon_lines_go_to_stderr, .init = make_dir, .fini = 
     cr_assert_eq(log_set_syslog_path("relative"), -1);
     log_init("mxfwd", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
     log_set_syslog_path(NULL);
+}
+
+/* ---- lines ---- */
+
+#define SEEN_MAX 16
+
+/* What the hooks were given, in order. */
+typedef struct {
+    diag_t diag;
+    int starts, finishes;
+    bool had_status;
+    mode_t mode;
+    size_t text_len;
+    size_t n;
+    char line[SEEN_MAX][64];
+    size_t len[SEEN_MAX], lineno[SEEN_MAX];
+} seen_t;
+
+static collect_t reports;
+
+static void seen_start(void *parser, const char *text, size_t len, const struct stat *st)
+{
+    seen_t *s = parser;
+
+    (void)text;
+    s->starts++;
+    s->text_len = len;
+    s->had_status = st != NULL;
+    if (st != NULL)
+        s->mode = st->st_mode & 07777;
+}
+
+/* Records the line; "bad" is an error and "odd" a warning, at its line. */
+static void seen_line(void *parser, char *line, size_t len, size_t lineno)
+{
+    seen_t *s = parser;
+
+    cr_assert_lt(s->n, SEEN_MAX);
+    cr_assert_eq(line[len], '\0', "terminated in place");
+    memcpy(s->line[s->n], line, len < 63 ? len : 63);
+    s->len[s->n] = len;
+    s->lineno[s->n++] = lineno;
+    if (strcmp(line, "bad") == 0)
+        diag_error(&s->diag, lineno, "bad line");
+    if (strcmp(line, "odd") == 0)
+        diag_warning(&s->diag, lineno, "odd line");
+}
+
+static void seen_finish(void *parser)
+{
+    ((seen_t *)parser)->finishes++;
+}
+
+static const lines_loader_t seen_loader = {
+    .max = 64,
+    .start = seen_start,
+    .line = seen_line,
+    .finish = seen_finish,
+};
+
+static seen_t seen_new(const char *path)
+{
+    seen_t s = {.diag = {.path = path,
+                         .on_error = collect_message,
+                         .on_warning = collect_message,
+                         .ctx = &reports}};
+
+    reports.n = 0;
+    return s;
+}
+
+static void write_file(const char *path, const char *text, size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    chmod(path, mode);
+}
+
+static void remove_file_dir(void)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s/f", dir);
+    chmod(path, 0600);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(lines, numbered_from_one_with_lf_and_crlf_ends_and_no_final_newline)
+{
+    const char text[] = "one\r\ntwo\n\n  \nthree\rx\r\n\r\nlast";
+    const char *want[] = {"one", "two", "", "  ", "three\rx", "", "last"};
+    seen_t s = seen_new("t");
+
+    cr_assert_eq(lines_parse(&s.diag, &seen_loader, text, sizeof(text) - 1, &s), 0);
+    cr_assert_eq(s.starts, 1);
+    cr_assert_eq(s.finishes, 1);
+    cr_assert_not(s.had_status, "text given, no file");
+    cr_assert_eq(s.text_len, sizeof(text) - 1);
+    cr_assert_eq(s.n, 7);
+    for (size_t i = 0; i < s.n; i++) {
+        cr_assert_str_eq(s.line[i], want[i], "line %zu", i + 1);
+        cr_assert_eq(s.len[i], strlen(want[i]));
+        cr_assert_eq(s.lineno[i], i + 1);
+    }
+    cr_assert_eq(reports.n, 0);
+}
+
+Test(lines, a_final_newline_ends_the_last_line_and_starts_none)
+{
+    seen_t s = seen_new("t");
+
+    lines_parse(&s.diag, &seen_loader, "a\nb\n", 4, &s);
+    cr_assert_eq(s.n, 2);
+    cr_assert_str_eq(s.line[1], "b");
+
+    s = seen_new("t");
+    lines_parse(&s.diag, &seen_loader, "a\r", 2, &s);
+    cr_assert_eq(s.n, 1);
+    cr_assert_str_eq(s.line[0], "a", "a CR at the very end is a line end too");
+
+    s = seen_new("t");
+    cr_assert_eq(lines_parse(&s.diag, &seen_loader, "", 0, &s), 0);
+    cr_assert_eq(s.n, 0, "an empty text has no line");
+    cr_assert_eq(s.starts + s.finishes, 2, "but its hooks run");
+}
+
+Test(lines, a_nul_byte_stays_in_its_line)
+{
+    const char text[] = "ab\0cd\nok";
+    seen_t s = seen_new("t");
+
+    lines_parse(&s.diag, &seen_loader, text, sizeof(text) - 1, &s);
+    cr_assert_eq(s.n, 2);
+    cr_assert_eq(s.len[0], 5);
+    cr_assert(memcmp(s.line[0], "ab\0cd", 5) == 0);
+    cr_assert_eq(s.lineno[1], 2);
+}
+
+Test(lines, problems_are_reported_at_their_line_and_counted)
+{
+    const char text[] = "# c\nbad\nodd\n\nbad";
+    seen_t s = seen_new("f.conf");
+
+    cr_assert_eq(lines_parse(&s.diag, &seen_loader, text, sizeof(text) - 1, &s), 2,
+                 "the number of errors, warnings apart");
+    cr_assert_eq(s.diag.errors, 2);
+    cr_assert_eq(s.diag.warnings, 1);
+    cr_assert_eq(reports.n, 3);
+    cr_assert_str_eq(reports.msg[0], "f.conf:2: bad line");
+    cr_assert_str_eq(reports.msg[1], "f.conf:3: warning: odd line");
+    cr_assert_str_eq(reports.msg[2], "f.conf:5: bad line");
+}
+
+Test(lines, load_reads_the_file_and_gives_its_status, .init = make_dir, .fini = remove_file_dir)
+{
+    const char text[] = "first\r\nbad\nlast";
+    lines_loader_t wiped = seen_loader;
+    char path[300];
+    seen_t s;
+
+    snprintf(path, sizeof(path), "%s/f", dir);
+    write_file(path, text, sizeof(text) - 1, 0640);
+    s = seen_new(path);
+    cr_assert_eq(lines_load(&s.diag, &seen_loader, &s), 1);
+    cr_assert(s.had_status);
+    cr_assert_eq(s.mode, 0640);
+    cr_assert_eq(s.text_len, sizeof(text) - 1);
+    cr_assert_eq(s.n, 3);
+    cr_assert_str_eq(s.line[0], "first");
+    cr_assert_str_eq(s.line[2], "last");
+    cr_assert_eq(s.lineno[2], 3);
+    cr_assert(strstr(reports.msg[0], ":2: bad line") != NULL, "%s", reports.msg[0]);
+
+    /* Secret text is overwritten after the hooks, not before. */
+    wiped.wipe = true;
+    s = seen_new(path);
+    cr_assert_eq(lines_load(&s.diag, &wiped, &s), 1);
+    cr_assert_str_eq(s.line[0], "first");
+    s = seen_new(path);
+    cr_assert_eq(lines_parse(&s.diag, &wiped, text, sizeof(text) - 1, &s), 1);
+    cr_assert_str_eq(s.line[2], "last");
+}
+
+Test(lines, the_size_limit_in_either_words, .init = make_dir, .fini = remove_file_dir)
+{
+    lines_loader_t says_max = seen_loader;
+    char path[300], text[65], want[400];
+    seen_t s;
+
+    memset(text, 'x', sizeof(text));
+    snprintf(path, sizeof(path), "%s/f", dir);
+    write_file(path, text, 64, 0600);
+    s = seen_new(path);
+    cr_assert_eq(lines_load(&s.diag, &seen_loader, &s), 0, "exactly the limit is read");
+    cr_assert_eq(s.len[0], 64);
+
+    write_file(path, text, 65, 0600);
+    s = seen_new(path);
+    cr_assert_eq(lines_load(&s.diag, &seen_loader, &s), 1);
+    cr_assert_eq(s.starts + s.n + s.finishes, 0, "no hook runs");
+    snprintf(want, sizeof(want), "%s: file too large", path);
+    cr_assert_str_eq(reports.msg[0], want);
+
+    says_max.report_max = true;
+    s = seen_new(path);
+    cr_assert_eq(lines_load(&s.diag, &says_max, &s), 1);
+    snprintf(want, sizeof(want), "%s: larger than 64 bytes", path);
+    cr_assert_str_eq(reports.msg[0], want);
+}
+
+Test(lines, an_unreadable_file_is_one_error, .init = make_dir, .fini = remove_file_dir)
+{
+    char path[300], want[400];
+    seen_t s;
+
+    snprintf(path, sizeof(path), "%s/f", dir);
+    s = seen_new(path);
+    cr_assert_eq(lines_load(&s.diag, &seen_loader, &s), 1);
+    cr_assert_eq(s.starts + s.n + s.finishes, 0, "no hook runs");
+    snprintf(want, sizeof(want), "%s: cannot open: No such file or directory", path);
+    cr_assert_str_eq(reports.msg[0], want);
+
+    s = seen_new(dir);
+    cr_assert_eq(lines_load(&s.diag, &seen_loader, &s), 1);
+    snprintf(want, sizeof(want), "%s: not a regular file", dir);
+    cr_assert_str_eq(reports.msg[0], want);
+    cr_assert_eq(reports.n, 1);
+
+    write_file(path, "x\n", 2, 0000);
+    if (access(path, R_OK) == 0)
+        return; /* root reads it anyway */
+    s = seen_new(path);
+    cr_assert_eq(lines_load(&s.diag, &seen_loader, &s), 1);
+    snprintf(want, sizeof(want), "%s: cannot open: Permission denied", path);
+    cr_assert_str_eq(reports.msg[0], want);
 }
