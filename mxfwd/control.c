@@ -389,13 +389,13 @@ static void control_on_connection(uv_stream_t *listener, int status)
     cl->idle.data = cl;
     cl->handles = 2;
     c->handles += 2;
-    list_push(&c->clients, &cl->node);
+    list_push_front(&c->clients, &cl->node);
     if (uv_accept(listener, (uv_stream_t *)&cl->pipe) < 0) {
         control_client_close(cl);
         return;
     }
     uv_timer_start(&cl->idle, control_on_idle, CONTROL_IDLE_TIMEOUT_MS, CONTROL_IDLE_TIMEOUT_MS);
-    if (c->clients.n > CONTROL_MAX_CLIENTS) {
+    if (list_len(&c->clients) > CONTROL_MAX_CLIENTS) {
         control_write_t *w = control_reply_new();
         control_error(&w->out, "too many control clients; try again");
         buf_puts(&w->out, "\n");
@@ -494,8 +494,8 @@ void control_close(control_t *c, void (*closed)(void *arg), void *arg)
     c->closed = closed;
     c->closed_arg = arg;
     unlink(c->path);
-    while (c->clients.head != NULL)
-        control_client_close(LIST_ITEM(c->clients.head, control_client_t, node));
+    while (list_first(&c->clients) != NULL)
+        control_client_close(LIST_ITEM(list_first(&c->clients), control_client_t, node));
     uv_close((uv_handle_t *)&c->listener, control_handle_closed);
 }
 

@@ -344,10 +344,11 @@ static void metrics_on_connection(uv_stream_t *listener, int status)
     cl->tcp.data = cl->timer.data = cl->write.data = cl->shutdown.data = cl;
     cl->handles = 2;
     m->handles += 2;
-    list_push(&m->clients, &cl->node);
+    list_push_front(&m->clients, &cl->node);
     /* Over the limit, the connection is taken (so the kernel's queue
      * does not fill) and closed at once. */
-    if (uv_accept(listener, (uv_stream_t *)&cl->tcp) < 0 || m->clients.n > METRICS_MAX_CLIENTS ||
+    if (uv_accept(listener, (uv_stream_t *)&cl->tcp) < 0 ||
+        list_len(&m->clients) > METRICS_MAX_CLIENTS ||
         uv_read_start((uv_stream_t *)&cl->tcp, metrics_alloc, metrics_on_read) < 0) {
         metrics_client_close(cl);
         return;
@@ -388,7 +389,7 @@ void metrics_close(metrics_t *m, void (*closed)(void *arg), void *arg)
     m->closing = true;
     m->closed = closed;
     m->closed_arg = arg;
-    while (m->clients.head != NULL)
-        metrics_client_close(LIST_ITEM(m->clients.head, metrics_client_t, node));
+    while (list_first(&m->clients) != NULL)
+        metrics_client_close(LIST_ITEM(list_first(&m->clients), metrics_client_t, node));
     uv_close((uv_handle_t *)&m->listener, metrics_handle_closed);
 }
