@@ -83,7 +83,7 @@ static void client_free(client_t *c)
     free(c->own);
     free(c->hostname);
     htab_free(c->dests, NULL);
-    htab_free(c->cache, NULL);
+    htab_free(c->cache, free);
     if (c->tls_ctx != NULL)
         SSL_CTX_free(c->tls_ctx);
     free(c);
@@ -167,37 +167,23 @@ static client_dest_t *client_dest_get(client_t *c, const char *domain)
 
 static void client_dest_ready(client_t *c, client_dest_t *d)
 {
-    if (d->ready || d->whead == NULL || d->active >= c->max_per_dest)
+    if (d->ready || list_len(&d->waiting) == 0 || d->active >= c->max_per_dest)
         return;
     d->ready = true;
-    d->rnext = NULL;
-    d->rprev = c->ready_tail;
-    if (c->ready_tail != NULL)
-        c->ready_tail->rnext = d;
-    else
-        c->ready_head = d;
-    c->ready_tail = d;
+    list_push_back(&c->ready, &d->rnode);
 }
 
 static void client_dest_unready(client_t *c, client_dest_t *d)
 {
     if (!d->ready)
         return;
-    if (d->rprev != NULL)
-        d->rprev->rnext = d->rnext;
-    else
-        c->ready_head = d->rnext;
-    if (d->rnext != NULL)
-        d->rnext->rprev = d->rprev;
-    else
-        c->ready_tail = d->rprev;
-    d->rprev = d->rnext = NULL;
+    list_remove(&c->ready, &d->rnode);
     d->ready = false;
 }
 
 static void client_dest_maybe_free(client_t *c, client_dest_t *d)
 {
-    if (d->active > 0 || d->whead != NULL || c->pumping)
+    if (d->active > 0 || list_len(&d->waiting) > 0 || c->pumping)
         return;
     client_dest_unready(c, d);
     htab_remove(c->dests, d->key, strlen(d->key));
@@ -290,11 +276,7 @@ int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void 
     c->waiting++;
 
     j->dest = client_dest_get(c, job->domain);
-    if (j->dest->wtail != NULL)
-        j->dest->wtail->next = j;
-    else
-        j->dest->whead = j;
-    j->dest->wtail = j;
+    list_push_back(&j->dest->waiting, &j->qnode);
     client_dest_ready(c, j->dest);
     client_pump(c);
     return 0;
@@ -356,10 +338,7 @@ static void client_job_start(client_job_t *j)
     int rc;
 
     j->running = true;
-    j->rnext = c->running;
-    if (c->running != NULL)
-        c->running->rprev = j;
-    c->running = j;
+    list_push_front(&c->running, &j->rnode);
     j->dest->active++;
     c->active++;
     c->waiting--;
@@ -398,15 +377,11 @@ static void client_pump(client_t *c)
     if (c->pumping)
         return;
     c->pumping = true;
-    while (!c->closing && c->active < c->max_active && c->ready_head != NULL) {
-        client_dest_t *d = c->ready_head;
-        client_job_t *j = d->whead;
+    while (!c->closing && c->active < c->max_active && list_len(&c->ready) > 0) {
+        client_dest_t *d = LIST_ITEM(list_first(&c->ready), client_dest_t, rnode);
+        client_job_t *j = LIST_ITEM(list_pop_front(&d->waiting), client_job_t, qnode);
 
         client_dest_unready(c, d);
-        d->whead = j->next;
-        if (d->whead == NULL)
-            d->wtail = NULL;
-        j->next = NULL;
         client_job_start(j);
         client_dest_ready(c, d);
     }
@@ -437,7 +412,9 @@ static client_conn_t *client_cache_take(client_t *c, const route_hop_t *hop)
 {
     char key[CLIENT_KEY_MAX];
     size_t n = client__endpoint_key(&hop->addr, key);
-    client_conn_t *conn = htab_get(c->cache, key, n);
+    client_endpoint_t *ep = htab_get(c->cache, key, n);
+    client_conn_t *conn =
+        ep != NULL ? LIST_ITEM(list_first(&ep->idle), client_conn_t, enode) : NULL;
 
     if (conn != NULL)
         client__cache_remove(conn);
@@ -514,25 +491,14 @@ static void client_job_finish(client_job_t *j)
     }
     if (j->running) {
         j->running = false;
-        if (j->rprev != NULL)
-            j->rprev->rnext = j->rnext;
-        else
-            c->running = j->rnext;
-        if (j->rnext != NULL)
-            j->rnext->rprev = j->rprev;
+        list_remove(&c->running, &j->rnode);
         c->active--;
         j->dest->active--;
         client_dest_ready(c, j->dest);
         client_dest_maybe_free(c, j->dest);
     }
     j->dest = NULL;
-
-    j->next = NULL;
-    if (c->done_tail != NULL)
-        c->done_tail->next = j;
-    else
-        c->done_head = j;
-    c->done_tail = j;
+    list_push_back(&c->done, &j->qnode);
     if (!uv_is_active((uv_handle_t *)&c->idle) && !uv_is_closing((uv_handle_t *)&c->idle))
         uv_idle_start(&c->idle, client_idle_cb);
     client_pump(c);
@@ -549,10 +515,7 @@ static void client_idle_cb(uv_idle_t *idle)
     client_job_t *j;
 
     c->busy++; /* a done() may shut the client down: it stays until we return */
-    while ((j = c->done_head) != NULL) {
-        c->done_head = j->next;
-        if (c->done_head == NULL)
-            c->done_tail = NULL;
+    while ((j = LIST_ITEM(list_pop_front(&c->done), client_job_t, qnode)) != NULL) {
         j->told = true;
         j->done(j->job, j->done_arg);
         j->job = NULL;
@@ -588,26 +551,18 @@ void client__job_read_done(client_job_t *j)
 void client__cache_put(client_conn_t *conn)
 {
     client_t *c = conn->c;
-    client_conn_t *head = htab_get(c->cache, conn->key, conn->keylen);
+    client_endpoint_t *ep = htab_get(c->cache, conn->key, conn->keylen);
 
-    conn->iprev = NULL;
-    conn->inext = c->idle_head;
-    if (c->idle_head != NULL)
-        c->idle_head->iprev = conn;
-    else
-        c->idle_tail = conn;
-    c->idle_head = conn;
-    c->nidle++;
-
-    conn->eprev = NULL;
-    conn->enext = head;
-    if (head != NULL)
-        head->eprev = conn;
-    htab_put(c->cache, conn->key, conn->keylen, conn);
+    if (ep == NULL) {
+        ep = xcalloc(1, sizeof(*ep));
+        htab_put(c->cache, conn->key, conn->keylen, ep);
+    }
+    list_push_front(&ep->idle, &conn->enode);
+    list_push_front(&c->idle_conns, &conn->inode);
 
     /* No more idle connections than deliveries may run: the oldest go. */
-    while (c->nidle > c->max_active) {
-        client_conn_t *old = c->idle_tail;
+    while (list_len(&c->idle_conns) > c->max_active) {
+        client_conn_t *old = LIST_ITEM(list_last(&c->idle_conns), client_conn_t, inode);
         client__cache_remove(old);
         client__conn_quit(old);
     }
@@ -616,28 +571,14 @@ void client__cache_put(client_conn_t *conn)
 void client__cache_remove(client_conn_t *conn)
 {
     client_t *c = conn->c;
+    client_endpoint_t *ep = htab_get(c->cache, conn->key, conn->keylen);
 
-    if (conn->iprev != NULL)
-        conn->iprev->inext = conn->inext;
-    else
-        c->idle_head = conn->inext;
-    if (conn->inext != NULL)
-        conn->inext->iprev = conn->iprev;
-    else
-        c->idle_tail = conn->iprev;
-    conn->iprev = conn->inext = NULL;
-    c->nidle--;
-
-    if (conn->eprev != NULL) {
-        conn->eprev->enext = conn->enext;
-    } else if (conn->enext != NULL) {
-        htab_put(c->cache, conn->key, conn->keylen, conn->enext);
-    } else {
+    list_remove(&c->idle_conns, &conn->inode);
+    list_remove(&ep->idle, &conn->enode);
+    if (list_len(&ep->idle) == 0) {
         htab_remove(c->cache, conn->key, conn->keylen);
+        free(ep);
     }
-    if (conn->enext != NULL)
-        conn->enext->eprev = conn->eprev;
-    conn->eprev = conn->enext = NULL;
 }
 
 /* ---- shutdown ---- */
@@ -660,7 +601,7 @@ static void client_maybe_closed(client_t *c)
 
     if (!c->closing)
         return;
-    if (c->done_head == NULL && !uv_is_closing((uv_handle_t *)&c->idle)) {
+    if (list_len(&c->done) == 0 && !uv_is_closing((uv_handle_t *)&c->idle)) {
         uv_close((uv_handle_t *)&c->idle, client_idle_closed);
         return;
     }
@@ -678,6 +619,9 @@ void client_shutdown(void *impl, void (*closed)(void *arg), void *arg)
     static const char reason[] = "delivery interrupted: mxfwd is shutting down";
     client_t *c = impl;
     client_dest_t *d;
+    client_job_t *j;
+    client_conn_t *conn;
+    list_node_t *node, *next;
     size_t pos = 0;
     const char *key;
     size_t keylen;
@@ -694,19 +638,14 @@ void client_shutdown(void *impl, void (*closed)(void *arg), void *arg)
     while (htab_next(c->dests, &pos, &key, &keylen, &value)) {
         d = value;
         client_dest_unready(c, d);
-        while (d->whead != NULL) {
-            client_job_t *j = d->whead;
-            d->whead = j->next;
-            j->next = NULL;
+        while ((j = LIST_ITEM(list_pop_front(&d->waiting), client_job_t, qnode)) != NULL) {
             c->waiting--;
             client__fail_pending(j, 4, "4.3.2", reason, false, "none");
             client_job_finish(j);
         }
-        d->wtail = NULL;
     }
     /* Running jobs: their connections are dropped mid-way. */
-    while (c->running != NULL) {
-        client_job_t *j = c->running;
+    while ((j = LIST_ITEM(list_first(&c->running), client_job_t, rnode)) != NULL) {
         if (j->conn != NULL)
             client__conn_abort(j->conn);
         j->conn = NULL;
@@ -715,14 +654,15 @@ void client_shutdown(void *impl, void (*closed)(void *arg), void *arg)
         client_job_finish(j);
     }
     /* Idle connections: QUIT, without waiting for the reply. */
-    while (c->idle_head != NULL) {
-        client_conn_t *conn = c->idle_head;
+    while ((conn = LIST_ITEM(list_first(&c->idle_conns), client_conn_t, inode)) != NULL) {
         client__cache_remove(conn);
         client__conn_quit(conn);
     }
-    for (client_conn_t *conn = c->conns; conn != NULL; conn = conn->next)
+    LIST_FOREACH (node, next, &c->conns) {
+        conn = LIST_ITEM(node, client_conn_t, node);
         if (conn->state == CONN_QUIT && !conn->writing)
             client__conn_close(conn);
+    }
     /* Destinations left hold no jobs now. */
     pos = 0;
     while (htab_next(c->dests, &pos, &key, &keylen, &value)) {

@@ -172,12 +172,7 @@ void client__conn_free(client_conn_t *conn)
 
     if (conn->handles > 0 || conn->file_reading)
         return;
-    if (conn->prev != NULL)
-        conn->prev->next = conn->next;
-    else
-        c->conns = conn->next;
-    if (conn->next != NULL)
-        conn->next->prev = conn->prev;
+    list_remove(&c->conns, &conn->node);
     (*c->count.open)--;
     tls_free(conn->tls);
     buf_free(&conn->in);
@@ -491,10 +486,7 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
     conn->handles = 2;
     conn->tcp.data = conn->timer.data = conn;
     conn->connect_req.data = conn->write_req.data = conn->read_req.data = conn;
-    conn->next = c->conns;
-    if (c->conns != NULL)
-        c->conns->prev = conn;
-    c->conns = conn;
+    list_push_front(&c->conns, &conn->node);
     (*c->count.open)++;
     client__busy(c);
 

@@ -22,6 +22,7 @@
 #include "client.h"
 #include "client_proto.h"
 #include "htab.h"
+#include "list.h"
 #include "route.h"
 #include "tls.h"
 
@@ -58,19 +59,18 @@ struct client {
     unsigned max_active, max_per_dest;
     client_timeouts_t t;
 
-    htab_t *dests;                          /* destination key -> client_dest_t */
-    client_dest_t *ready_head, *ready_tail; /* with a waiting job and a free slot */
+    htab_t *dests; /* destination key -> client_dest_t */
+    list_t ready;  /* client_dest_t (rnode) with a waiting job and a free slot, in turn */
     unsigned active, waiting;
 
-    client_job_t *running;               /* jobs started and not finished */
-    client_job_t *done_head, *done_tail; /* finished, done() not yet called */
+    list_t running; /* client_job_t (rnode) started and not finished, newest first */
+    list_t done;    /* client_job_t (qnode) finished, done() not yet called, FIFO */
     bool pumping;
     uv_idle_t idle; /* calls done() */
 
-    htab_t *cache;                        /* endpoint key -> newest idle client_conn_t */
-    client_conn_t *idle_head, *idle_tail; /* idle connections, newest first */
-    unsigned nidle;
-    client_conn_t *conns; /* every connection */
+    htab_t *cache;     /* endpoint key -> client_endpoint_t, while it has idle connections */
+    list_t idle_conns; /* client_conn_t (inode) idle, newest first */
+    list_t conns;      /* client_conn_t (node), every connection, newest first */
 
     /* Counters in the stats registry. */
     struct {
@@ -86,10 +86,16 @@ struct client {
 struct client_dest {
     char *key;
     unsigned active;
-    client_job_t *whead, *wtail; /* waiting jobs, FIFO */
-    client_dest_t *rprev, *rnext;
+    list_t waiting;    /* client_job_t (qnode), FIFO */
+    list_node_t rnode; /* in c->ready */
     bool ready;
 };
+
+/* The cache's entry for an endpoint: its idle connections (enode), newest
+ * first; it goes when the last one leaves. */
+typedef struct {
+    list_t idle;
+} client_endpoint_t;
 
 /* Per-recipient flags. */
 #define CLIENT_R_DONE 0x01     /* final status set */
@@ -103,8 +109,8 @@ struct client_job {
     delivery_done_fn done;
     void *done_arg;
     client_dest_t *dest;
-    client_job_t *next;          /* in the destination's waiting list or the done list */
-    client_job_t *rprev, *rnext; /* running jobs */
+    list_node_t qnode; /* in the destination's waiting list or c->done */
+    list_node_t rnode; /* in c->running */
     route_req_t *route_req;
     route_result_t *route;
     size_t hop;        /* index of the hop being tried */
@@ -155,9 +161,9 @@ typedef enum {
 
 struct client_conn {
     client_t *c;
-    client_conn_t *prev, *next;   /* all connections */
-    client_conn_t *iprev, *inext; /* idle, newest first */
-    client_conn_t *eprev, *enext; /* idle to the same endpoint */
+    list_node_t node;  /* in c->conns */
+    list_node_t inode; /* in c->idle_conns */
+    list_node_t enode; /* in its endpoint's idle list */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_connect_t connect_req;

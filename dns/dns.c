@@ -8,6 +8,7 @@
 #include "dns_cache.h"
 #include "dns_msg.h"
 #include "htab.h"
+#include "list.h"
 #include "parse.h"
 #include "xalloc.h"
 
@@ -19,15 +20,10 @@
 
 typedef struct dns_query dns_query_t;
 
-/* A FIFO of lookups: the waiters of a query, or those ready to be told. */
-typedef struct {
-    dns_req_t *head, *tail;
-} dns_list_t;
-
 struct dns_req {
     dns_resolver_t *r;
-    dns_query_t *q; /* the query waited for; NULL once ready */
-    dns_req_t *prev, *next;
+    dns_query_t *q;   /* the query waited for; NULL once ready */
+    list_node_t node; /* in q->waiters, or in r->ready once ready */
     dns_cb cb;
     void *arg;
     int status;
@@ -42,7 +38,7 @@ struct dns_query {
     char name[DNS_NAME_MAX + 1];
     char key[DNS_CACHE_KEY_MAX];
     size_t key_len;
-    dns_list_t waiters;
+    list_t waiters; /* dns_req_t, FIFO */
 };
 
 /* A socket c-ares asked us to watch. */
@@ -50,7 +46,7 @@ typedef struct dns_sock {
     uv_poll_t poll;
     ares_socket_t fd;
     dns_resolver_t *r;
-    struct dns_sock *next;
+    list_node_t node; /* in r->socks */
 } dns_sock_t;
 
 struct dns_resolver {
@@ -58,10 +54,10 @@ struct dns_resolver {
     ares_channel channel;
     uv_timer_t timer; /* c-ares' next timeout */
     uv_idle_t idle;   /* runs callbacks of ready lookups */
-    dns_sock_t *socks;
+    list_t socks;     /* dns_sock_t, newest first */
     htab_t *inflight; /* key -> dns_query_t */
     dns_cache_t *cache;
-    dns_list_t ready;
+    list_t ready; /* dns_req_t to be told, FIFO */
     uint64_t batch;
     dns_clock_fn clock;
     void *clock_arg;
@@ -72,30 +68,6 @@ struct dns_resolver {
     void (*closed)(void *arg);
     void *closed_arg;
 };
-
-static void dns_list_append(dns_list_t *l, dns_req_t *req)
-{
-    req->next = NULL;
-    req->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = req;
-    else
-        l->head = req;
-    l->tail = req;
-}
-
-static void dns_list_remove(dns_list_t *l, dns_req_t *req)
-{
-    if (req->prev != NULL)
-        req->prev->next = req->next;
-    else
-        l->head = req->next;
-    if (req->next != NULL)
-        req->next->prev = req->prev;
-    else
-        l->tail = req->prev;
-    req->prev = req->next = NULL;
-}
 
 static uint64_t dns_now(const dns_resolver_t *r)
 {
@@ -113,7 +85,7 @@ static void dns_ready(dns_resolver_t *r, dns_req_t *req, int status, dns_result_
     req->status = status;
     req->res = res;
     req->batch = r->batch;
-    dns_list_append(&r->ready, req);
+    list_push_back(&r->ready, &req->node);
     if (!uv_is_active((uv_handle_t *)&r->idle))
         uv_idle_start(&r->idle, dns_idle_cb);
 }
@@ -148,13 +120,14 @@ static void dns_idle_cb(uv_idle_t *idle)
     uint64_t batch = r->batch++;
     dns_req_t *req;
 
-    while ((req = r->ready.head) != NULL && req->batch == batch) {
-        dns_list_remove(&r->ready, req);
+    while ((req = LIST_ITEM(list_first(&r->ready), dns_req_t, node)) != NULL &&
+           req->batch == batch) {
+        list_remove(&r->ready, &req->node);
         req->cb(req->arg, req->status, req->res);
         dns_msg_result_unref(req->res);
         free(req);
     }
-    if (r->ready.head == NULL) {
+    if (list_len(&r->ready) == 0) {
         uv_idle_stop(&r->idle);
         if (r->closing && !uv_is_closing((uv_handle_t *)&r->idle))
             uv_close((uv_handle_t *)&r->idle, dns_handle_closed);
@@ -214,23 +187,27 @@ static void dns_sock_closed(uv_handle_t *h)
 
 static void dns_sock_close(dns_resolver_t *r, dns_sock_t *s)
 {
-    dns_sock_t **pp = &r->socks;
-
-    while (*pp != s)
-        pp = &(*pp)->next;
-    *pp = s->next;
+    list_remove(&r->socks, &s->node);
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, dns_sock_closed);
+}
+
+static dns_sock_t *dns_sock_find(dns_resolver_t *r, ares_socket_t fd)
+{
+    for (list_node_t *node = list_first(&r->socks); node != NULL; node = node->next) {
+        dns_sock_t *s = LIST_ITEM(node, dns_sock_t, node);
+        if (s->fd == fd)
+            return s;
+    }
+    return NULL;
 }
 
 /* c-ares tells which sockets to watch, and for what. */
 static void dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 {
     dns_resolver_t *r = data;
-    dns_sock_t *s = r->socks;
+    dns_sock_t *s = dns_sock_find(r, fd);
 
-    while (s != NULL && s->fd != fd)
-        s = s->next;
     if (!readable && !writable) {
         if (s != NULL)
             dns_sock_close(r, s);
@@ -250,8 +227,7 @@ static void dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int wr
          * idle socket c-ares keeps open must not. */
         uv_unref((uv_handle_t *)&s->poll);
         r->handles++;
-        s->next = r->socks;
-        r->socks = s;
+        list_push_front(&r->socks, &s->node);
     }
     uv_poll_start(&s->poll, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0),
                   dns_poll_cb);
@@ -310,10 +286,8 @@ static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abu
     } else if (rc != DNS_ECANCELED) {
         r->stats.failures++;
     }
-    while ((req = q->waiters.head) != NULL) {
-        dns_list_remove(&q->waiters, req);
+    while ((req = LIST_ITEM(list_pop_front(&q->waiters), dns_req_t, node)) != NULL)
         dns_ready(r, req, rc, res != NULL ? dns_msg_result_ref(res) : NULL);
-    }
     dns_msg_result_unref(res);
     free(q);
 }
@@ -438,6 +412,7 @@ void dns_resolver_close(dns_resolver_t *r, void (*closed)(void *arg), void *arg)
 {
     size_t pos = 0;
     void *value;
+    dns_sock_t *s;
 
     if (r->closing)
         abort(); /* closed twice: the caller's bookkeeping is broken */
@@ -449,17 +424,15 @@ void dns_resolver_close(dns_resolver_t *r, void (*closed)(void *arg), void *arg)
     while (htab_next(r->inflight, &pos, NULL, NULL, &value)) {
         dns_query_t *q = value;
         dns_req_t *req;
-        while ((req = q->waiters.head) != NULL) {
-            dns_list_remove(&q->waiters, req);
+        while ((req = LIST_ITEM(list_pop_front(&q->waiters), dns_req_t, node)) != NULL)
             dns_ready(r, req, DNS_ECANCELED, NULL);
-        }
     }
     ares_destroy(r->channel); /* ends each query, closes its sockets */
     r->channel = NULL;
-    while (r->socks != NULL)
-        dns_sock_close(r, r->socks);
+    while ((s = LIST_ITEM(list_first(&r->socks), dns_sock_t, node)) != NULL)
+        dns_sock_close(r, s);
     uv_close((uv_handle_t *)&r->timer, dns_handle_closed);
-    if (r->ready.head == NULL) {
+    if (list_len(&r->ready) == 0) {
         uv_idle_stop(&r->idle);
         uv_close((uv_handle_t *)&r->idle, dns_handle_closed);
     }
@@ -522,7 +495,7 @@ int dns_lookup(dns_resolver_t *r, dns_type_t type, const char *name, dns_cb cb, 
     if ((q = htab_get(r->inflight, key, key_len)) != NULL) {
         r->stats.joined++;
         req->q = q;
-        dns_list_append(&q->waiters, req);
+        list_push_back(&q->waiters, &req->node);
         goto started;
     }
 
@@ -534,7 +507,7 @@ int dns_lookup(dns_resolver_t *r, dns_type_t type, const char *name, dns_cb cb, 
     q->key_len = key_len;
     htab_put(r->inflight, q->key, q->key_len, q);
     req->q = q;
-    dns_list_append(&q->waiters, req);
+    list_push_back(&q->waiters, &req->node);
     r->stats.queries++;
     /* May call dns_query_cb() at once (no servers, no memory): req is
      * queued by then and is told through the idle handle as usual. */
@@ -566,9 +539,9 @@ void dns_cancel(dns_req_t *req)
     if (req == NULL)
         return;
     if (req->q != NULL) {
-        dns_list_remove(&req->q->waiters, req);
+        list_remove(&req->q->waiters, &req->node);
     } else {
-        dns_list_remove(&req->r->ready, req);
+        list_remove(&req->r->ready, &req->node);
         dns_msg_result_unref(req->res);
     }
     free(req);

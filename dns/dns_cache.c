@@ -6,10 +6,11 @@
 
 #include "dns_msg.h"
 #include "htab.h"
+#include "list.h"
 #include "xalloc.h"
 
 typedef struct dns_cache_entry {
-    struct dns_cache_entry *prev, *next; /* LRU list, most recent first */
+    list_node_t node; /* in the LRU list */
     char key[DNS_CACHE_KEY_MAX];
     size_t key_len;
     int status;
@@ -20,8 +21,8 @@ typedef struct dns_cache_entry {
 
 struct dns_cache {
     htab_t *index; /* key -> entry */
-    dns_cache_entry_t *head, *tail;
-    size_t count, bytes;
+    list_t lru;    /* every entry, most recently used first */
+    size_t bytes;
     size_t max_entries, max_bytes;
 };
 
@@ -42,35 +43,10 @@ size_t dns_cache_key(char *key, dns_type_t type, const char *name)
     return n < 0 ? 0 : (size_t)n < DNS_CACHE_KEY_MAX ? (size_t)n : DNS_CACHE_KEY_MAX - 1;
 }
 
-static void dns_cache_unlink(dns_cache_t *c, dns_cache_entry_t *e)
-{
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void dns_cache_push_front(dns_cache_t *c, dns_cache_entry_t *e)
-{
-    e->prev = NULL;
-    e->next = c->head;
-    if (c->head != NULL)
-        c->head->prev = e;
-    c->head = e;
-    if (c->tail == NULL)
-        c->tail = e;
-}
-
 static void dns_cache_drop(dns_cache_t *c, dns_cache_entry_t *e)
 {
     htab_remove(c->index, e->key, e->key_len);
-    dns_cache_unlink(c, e);
-    c->count--;
+    list_remove(&c->lru, &e->node);
     c->bytes -= e->cost;
     dns_msg_result_unref(e->res);
     free(e);
@@ -78,10 +54,12 @@ static void dns_cache_drop(dns_cache_t *c, dns_cache_entry_t *e)
 
 void dns_cache_free(dns_cache_t *c)
 {
+    dns_cache_entry_t *e;
+
     if (c == NULL)
         return;
-    while (c->head != NULL)
-        dns_cache_drop(c, c->head);
+    while ((e = LIST_ITEM(list_first(&c->lru), dns_cache_entry_t, node)) != NULL)
+        dns_cache_drop(c, e);
     htab_free(c->index, NULL);
     free(c);
 }
@@ -100,8 +78,8 @@ bool dns_cache_get(dns_cache_t *c, dns_type_t type, const char *name, uint64_t n
         dns_cache_drop(c, e);
         return false;
     }
-    dns_cache_unlink(c, e);
-    dns_cache_push_front(c, e);
+    list_remove(&c->lru, &e->node);
+    list_push_front(&c->lru, &e->node);
     *status = e->status;
     if (e->res != NULL)
         *res = dns_msg_result_ref(e->res);
@@ -121,20 +99,19 @@ void dns_cache_put(dns_cache_t *c, dns_type_t type, const char *name, int status
         free(e);
         return;
     }
-    while (c->count >= c->max_entries || c->bytes + e->cost > c->max_bytes)
-        dns_cache_drop(c, c->tail);
+    while (list_len(&c->lru) >= c->max_entries || c->bytes + e->cost > c->max_bytes)
+        dns_cache_drop(c, LIST_ITEM(list_last(&c->lru), dns_cache_entry_t, node));
     e->status = status;
     e->res = res != NULL ? dns_msg_result_ref(res) : NULL;
     e->expires_ms = now_ms + (uint64_t)ttl * 1000;
     htab_put(c->index, e->key, e->key_len, e);
-    dns_cache_push_front(c, e);
-    c->count++;
+    list_push_front(&c->lru, &e->node);
     c->bytes += e->cost;
 }
 
 size_t dns_cache_count(const dns_cache_t *c)
 {
-    return c->count;
+    return list_len(&c->lru);
 }
 
 size_t dns_cache_bytes(const dns_cache_t *c)

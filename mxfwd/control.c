@@ -14,88 +14,17 @@
 
 #include "file.h"
 #include "json.h"
-#include "list.h"
+#include "listener.h"
 #include "log.h"
 #include "str.h"
 #include "xalloc.h"
 
-
-typedef struct control_client control_client_t;
-
 struct control {
-    uv_loop_t *loop;
-    uv_pipe_t listener;
+    listener_t *listener;
     char *path;
     queue_t *queue;
     stats_t *stats;
-    list_t clients; /* of control_client_t, for closing */
-    unsigned handles; /* open libuv handles; the control_t goes with the last */
-    bool closing;
-    void (*closed)(void *arg);
-    void *closed_arg;
 };
-
-struct control_client {
-    control_t *c;
-    list_node_t node; /* in c->clients */
-    uv_pipe_t pipe;
-    uv_timer_t idle;
-    unsigned handles; /* open: the client is freed with the last */
-    buf_t in;         /* request bytes read and not yet answered */
-    bool writing; /* a reply is on its way; requests wait in `in` */
-    bool eof;
-    bool closing;
-    bool hangup; /* close once the reply is written */
-};
-
-typedef struct {
-    uv_write_t req;
-    control_client_t *cl;
-    buf_t out;
-} control_write_t;
-
-/* ---- Handles ---- */
-
-/* One of c's handles is closed; the control_t goes with the last. */
-static void control_release(control_t *c)
-{
-    if (--c->handles > 0)
-        return;
-    free(c->path);
-    if (c->closed != NULL)
-        c->closed(c->closed_arg);
-    free(c);
-}
-
-static void control_handle_closed(uv_handle_t *h)
-{
-    control_release(h->data);
-}
-
-static void control_client_handle_closed(uv_handle_t *h)
-{
-    control_client_t *cl = h->data;
-    control_t *c = cl->c;
-
-    /* The pipe and the timer: the client goes with the second. */
-    if (--cl->handles == 0) {
-        buf_free(&cl->in);
-        free(cl);
-    }
-    control_release(c);
-}
-
-static void control_client_close(control_client_t *cl)
-{
-    control_t *c = cl->c;
-
-    if (cl->closing)
-        return;
-    cl->closing = true;
-    list_remove(&c->clients, &cl->node);
-    uv_close((uv_handle_t *)&cl->idle, control_client_handle_closed);
-    uv_close((uv_handle_t *)&cl->pipe, control_client_handle_closed);
-}
 
 /* ---- Replies ---- */
 
@@ -253,158 +182,58 @@ static void control_request_line(control_t *c, char *line, buf_t *out)
 
 /* ---- Clients ---- */
 
-static void control_client_run(control_client_t *cl);
-
-static void control_on_write(uv_write_t *req, int status)
+/* A last reply: an error, then the connection is closed. */
+static void control_refuse(listener_client_t *cl, const char *text)
 {
-    control_write_t *w = (control_write_t *)req;
-    control_client_t *cl = w->cl;
+    buf_t *out = listener_client_out(cl);
 
-    buf_free(&w->out);
-    free(w);
-    cl->writing = false;
-    if (cl->closing)
-        return;
-    if (status < 0 || cl->hangup) {
-        control_client_close(cl);
-        return;
-    }
-    control_client_run(cl);
+    control_error(out, "%s", text);
+    buf_puts(out, "\n");
+    listener_client_send(cl, true);
 }
 
-static void control_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
-static void control_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
-
-static void control_send(control_client_t *cl, control_write_t *w)
+/* Answer the next complete request, or wait for more, or close. */
+static void control_input(listener_client_t *cl)
 {
-    uv_buf_t b = uv_buf_init((char *)buf_ptr(&w->out), (unsigned)buf_used(&w->out));
-
-    w->cl = cl;
-    cl->writing = true;
-    /* One request at a time: the next is read once this reply is out. */
-    uv_read_stop((uv_stream_t *)&cl->pipe);
-    if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &b, 1, control_on_write) < 0) {
-        buf_free(&w->out);
-        free(w);
-        cl->writing = false;
-        control_client_close(cl);
-    }
-}
-
-static control_write_t *control_reply_new(void)
-{
-    control_write_t *w = xcalloc(1, sizeof(*w));
-
-    /* A listing is as long as the queue: no cap but memory. */
-    buf_init(&w->out, SIZE_MAX);
-    return w;
-}
-
-/* Answer the next complete request, or read more, or close. */
-static void control_client_run(control_client_t *cl)
-{
+    buf_t *in = listener_client_in(cl);
     const char *line;
     size_t len;
-    buf_eol_t eol;
-    control_write_t *w;
+    buf_eol_t eol = buf_getline(in, &line, &len);
     char text[CONTROL_LINE_MAX + 1];
 
-    if (cl->writing || cl->closing)
-        return;
-    eol = buf_getline(&cl->in, &line, &len);
-    if ((eol == BUF_EOL_NONE && buf_room(&cl->in) == 0) ||
+    if ((eol == BUF_EOL_NONE && buf_room(in) == 0) ||
         (eol != BUF_EOL_NONE && len > CONTROL_LINE_MAX)) {
-        w = control_reply_new();
-        control_error(&w->out, "request longer than %d octets", CONTROL_LINE_MAX);
-        buf_puts(&w->out, "\n");
-        cl->hangup = true;
-        control_send(cl, w);
+        snprintf(text, sizeof(text), "request longer than %d octets", CONTROL_LINE_MAX);
+        control_refuse(cl, text);
         return;
     }
     if (eol == BUF_EOL_NONE) {
-        if (cl->eof)
-            control_client_close(cl);
-        else
-            uv_read_start((uv_stream_t *)&cl->pipe, control_alloc, control_on_read);
+        if (listener_client_eof(cl))
+            listener_client_close(cl);
         return;
     }
     memcpy(text, line, len);
     text[len] = '\0';
-    w = control_reply_new();
-    control_request_line(cl->c, text, &w->out);
-    control_send(cl, w);
+    control_request_line(listener_client_arg(cl), text, listener_client_out(cl));
+    listener_client_send(cl, false);
 }
 
-/* Reads go straight into the request buffer, never more than fits: a
- * client may send several requests at once, and none is lost. */
-static void control_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+static void control_busy(listener_client_t *cl)
 {
-    control_client_t *cl = h->data;
-    size_t room = buf_room(&cl->in);
-
-    (void)suggested;
-    *b = uv_buf_init(room > 0 ? buf_reserve(&cl->in, room) : NULL, (unsigned)room);
+    control_refuse(cl, "too many control clients; try again");
 }
 
-static void control_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-    control_client_t *cl = s->data;
-
-    (void)b;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        cl->eof = true;
-        uv_read_stop(s);
-        if (nread == UV_EOF)
-            control_client_run(cl);
-        else
-            control_client_close(cl);
-        return;
-    }
-    buf_commit(&cl->in, (size_t)nread);
-    uv_timer_again(&cl->idle);
-    control_client_run(cl);
-}
-
-static void control_on_idle(uv_timer_t *t)
-{
-    control_client_close(t->data);
-}
-
-static void control_on_connection(uv_stream_t *listener, int status)
-{
-    control_t *c = listener->data;
-    control_client_t *cl;
-
-    if (status < 0 || c->closing)
-        return;
-    cl = xcalloc(1, sizeof(*cl));
-    cl->c = c;
+static const listener_config_t control_listener = {
+    .max_clients = CONTROL_MAX_CLIENTS,
     /* A request line, its CRLF, and no more. */
-    buf_init(&cl->in, CONTROL_LINE_MAX + 2);
-    uv_pipe_init(c->loop, &cl->pipe, 0);
-    uv_timer_init(c->loop, &cl->idle);
-    cl->pipe.data = cl;
-    cl->idle.data = cl;
-    cl->handles = 2;
-    c->handles += 2;
-    list_push(&c->clients, &cl->node);
-    if (uv_accept(listener, (uv_stream_t *)&cl->pipe) < 0) {
-        control_client_close(cl);
-        return;
-    }
-    uv_timer_start(&cl->idle, control_on_idle, CONTROL_IDLE_TIMEOUT_MS, CONTROL_IDLE_TIMEOUT_MS);
-    if (c->clients.n > CONTROL_MAX_CLIENTS) {
-        control_write_t *w = control_reply_new();
-        control_error(&w->out, "too many control clients; try again");
-        buf_puts(&w->out, "\n");
-        cl->hangup = true;
-        control_send(cl, w);
-        return;
-    }
-    uv_read_start((uv_stream_t *)&cl->pipe, control_alloc, control_on_read);
-}
+    .in_max = CONTROL_LINE_MAX + 2,
+    /* A listing is as long as the queue: no cap but memory. */
+    .out_max = SIZE_MAX,
+    .timeout_ms = CONTROL_IDLE_TIMEOUT_MS,
+    .idle_timeout = true,
+    .input = control_input,
+    .busy = control_busy,
+};
 
 /* ---- Opening and closing ---- */
 
@@ -447,7 +276,6 @@ int control_open(uv_loop_t *loop, const char *path, queue_t *queue, stats_t *sta
     control_t *c;
     struct sockaddr_un sun;
     char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-    mode_t old;
     int rc;
 
     *out = NULL;
@@ -463,40 +291,25 @@ int control_open(uv_loop_t *loop, const char *path, queue_t *queue, stats_t *sta
     if (rc < 0 || (rc = control_clear_stale(path)) < 0)
         return rc;
     c = xcalloc(1, sizeof(*c));
-    c->loop = loop;
-    c->path = xstrdup(path);
     c->queue = queue;
     c->stats = stats;
-    uv_pipe_init(loop, &c->listener, 0);
-    c->listener.data = c;
-    c->handles = 1;
-    /* Created 0600: the umask covers the moment between bind and chmod. */
-    old = umask(0177);
-    rc = uv_pipe_bind(&c->listener, path);
-    umask(old);
-    if (rc == 0 && chmod(path, 0600) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&c->listener, CONTROL_MAX_CLIENTS, control_on_connection);
-    if (rc < 0) {
+    if ((rc = listener_open_pipe(loop, path, 0600, &control_listener, c, &c->listener)) < 0) {
         unlink(path);
-        c->closing = true;
-        uv_close((uv_handle_t *)&c->listener, control_handle_closed);
+        free(c);
         return rc;
     }
+    c->path = xstrdup(path);
     *out = c;
     return 0;
 }
 
 void control_close(control_t *c, void (*closed)(void *arg), void *arg)
 {
-    c->closing = true;
-    c->closed = closed;
-    c->closed_arg = arg;
     unlink(c->path);
-    while (c->clients.head != NULL)
-        control_client_close(LIST_ITEM(c->clients.head, control_client_t, node));
-    uv_close((uv_handle_t *)&c->listener, control_handle_closed);
+    /* The listener calls back into c no more. */
+    listener_close(c->listener, closed, arg);
+    free(c->path);
+    free(c);
 }
 
 /* ---- The client side ---- */

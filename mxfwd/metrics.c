@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "list.h"
+#include "listener.h"
 #include "xalloc.h"
 
 /* ---- the exposition ------------------------------------------------------------- */
@@ -181,179 +181,35 @@ int metrics_respond(const char *p, size_t n, stats_t *stats, buf_t *out)
 
 /* ---- the server ------------------------------------------------------------------ */
 
-typedef struct metrics_client metrics_client_t;
-
 struct metrics {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
+    listener_t *listener;
     stats_t *stats;
-    list_t clients; /* of metrics_client_t, for closing */
-    unsigned handles; /* open libuv handles; the metrics_t goes with the last */
-    bool closing;
-    void (*closed)(void *arg);
-    void *closed_arg;
 };
 
-struct metrics_client {
-    metrics_t *m;
-    list_node_t node; /* in m->clients */
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_write_t write;
-    uv_shutdown_t shutdown;
-    unsigned handles;
-    buf_t in;       /* the request head so far */
-    buf_t out;      /* the answer, until written */
-    bool answered;  /* from then on, what the client sends is dropped */
-    bool writing;   /* the answer is on its way */
-    bool peer_done; /* the client has shut its side */
-    bool closing;
-    char drop[512]; /* where dropped bytes go */
-};
-
-static void metrics_release(metrics_t *m)
+/* One request a connection: answered once its head is whole. */
+static void metrics_input(listener_client_t *cl)
 {
-    if (--m->handles > 0)
-        return;
-    if (m->closed != NULL)
-        m->closed(m->closed_arg);
-    free(m);
-}
+    metrics_t *m = listener_client_arg(cl);
+    buf_t *in = listener_client_in(cl);
 
-static void metrics_handle_closed(uv_handle_t *h)
-{
-    metrics_release(h->data);
-}
-
-static void metrics_client_handle_closed(uv_handle_t *h)
-{
-    metrics_client_t *cl = h->data;
-    metrics_t *m = cl->m;
-
-    /* The socket and the timer: the client goes with the second. */
-    if (--cl->handles == 0) {
-        buf_free(&cl->in);
-        buf_free(&cl->out);
-        free(cl);
-    }
-    metrics_release(m);
-}
-
-static void metrics_client_close(metrics_client_t *cl)
-{
-    metrics_t *m = cl->m;
-
-    if (cl->closing)
-        return;
-    cl->closing = true;
-    list_remove(&m->clients, &cl->node);
-    uv_close((uv_handle_t *)&cl->timer, metrics_client_handle_closed);
-    uv_close((uv_handle_t *)&cl->tcp, metrics_client_handle_closed);
-}
-
-static void metrics_on_timer(uv_timer_t *t)
-{
-    metrics_client_close(t->data);
-}
-
-static void metrics_on_shutdown(uv_shutdown_t *req, int status)
-{
-    metrics_client_t *cl = req->data;
-
-    /* Reading goes on until the client closes, or the linger time is up. */
-    if (status < 0)
-        metrics_client_close(cl);
-}
-
-static void metrics_on_write(uv_write_t *req, int status)
-{
-    metrics_client_t *cl = req->data;
-
-    cl->writing = false;
-    if (cl->closing)
-        return;
-    /* A client that has shut its side already sends nothing more: the
-     * answer is in the kernel's hands, and a close sends it out whole. */
-    if (status < 0 || cl->peer_done ||
-        uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->tcp, metrics_on_shutdown) < 0) {
-        metrics_client_close(cl);
+    if (listener_client_eof(cl)) { /* gone before its request was whole */
+        listener_client_close(cl);
         return;
     }
-    uv_timer_start(&cl->timer, metrics_on_timer, METRICS_LINGER_MS, 0);
+    if (metrics_respond(buf_ptr(in), buf_used(in), m->stats, listener_client_out(cl)) != 0)
+        listener_client_send(cl, true);
 }
 
-static void metrics_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    metrics_client_t *cl = h->data;
-    size_t room = buf_room(&cl->in);
-
-    (void)suggested;
-    if (cl->answered || room == 0)
-        *b = uv_buf_init(cl->drop, sizeof(cl->drop));
-    else
-        *b = uv_buf_init(buf_reserve(&cl->in, room), (unsigned)room);
-}
-
-static void metrics_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-    metrics_client_t *cl = s->data;
-    uv_buf_t wb;
-
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        /* The client has shut its side while its answer is being written
-         * (a request sent, then a half close): the write ends the
-         * exchange.  Otherwise it is gone, or done after its answer: the
-         * close the daemon waits for. */
-        if (nread == UV_EOF && cl->writing) {
-            cl->peer_done = true;
-            uv_read_stop(s);
-            return;
-        }
-        metrics_client_close(cl);
-        return;
-    }
-    if (cl->answered || b->base == cl->drop)
-        return;
-    buf_commit(&cl->in, (size_t)nread);
-    if (metrics_respond(buf_ptr(&cl->in), buf_used(&cl->in), cl->m->stats, &cl->out) == 0)
-        return;
-    cl->answered = true;
-    wb = uv_buf_init((char *)buf_ptr(&cl->out), (unsigned)buf_used(&cl->out));
-    if (uv_write(&cl->write, s, &wb, 1, metrics_on_write) < 0)
-        metrics_client_close(cl);
-    else
-        cl->writing = true;
-}
-
-static void metrics_on_connection(uv_stream_t *listener, int status)
-{
-    metrics_t *m = listener->data;
-    metrics_client_t *cl;
-
-    if (status < 0 || m->closing)
-        return;
-    cl = xcalloc(1, sizeof(*cl));
-    cl->m = m;
+static const listener_config_t metrics_listener = {
+    .max_clients = METRICS_MAX_CLIENTS,
     /* One byte over the limit tells a head too long from one that fits. */
-    buf_init(&cl->in, METRICS_REQUEST_MAX + 1);
-    buf_init(&cl->out, METRICS_RESPONSE_MAX + 1024);
-    uv_tcp_init(m->loop, &cl->tcp);
-    uv_timer_init(m->loop, &cl->timer);
-    cl->tcp.data = cl->timer.data = cl->write.data = cl->shutdown.data = cl;
-    cl->handles = 2;
-    m->handles += 2;
-    list_push(&m->clients, &cl->node);
-    /* Over the limit, the connection is taken (so the kernel's queue
-     * does not fill) and closed at once. */
-    if (uv_accept(listener, (uv_stream_t *)&cl->tcp) < 0 || m->clients.n > METRICS_MAX_CLIENTS ||
-        uv_read_start((uv_stream_t *)&cl->tcp, metrics_alloc, metrics_on_read) < 0) {
-        metrics_client_close(cl);
-        return;
-    }
-    uv_timer_start(&cl->timer, metrics_on_timer, METRICS_TIMEOUT_MS, 0);
-}
+    .in_max = METRICS_REQUEST_MAX + 1,
+    .out_max = METRICS_RESPONSE_MAX + 1024,
+    .timeout_ms = METRICS_TIMEOUT_MS,
+    /* Every answer says "Connection: close" (metrics.h). */
+    .linger_ms = METRICS_LINGER_MS,
+    .input = metrics_input,
+};
 
 int metrics_open(uv_loop_t *loop, const struct sockaddr *addr, stats_t *stats, metrics_t **out)
 {
@@ -361,17 +217,9 @@ int metrics_open(uv_loop_t *loop, const struct sockaddr *addr, stats_t *stats, m
     int rc;
 
     *out = NULL;
-    m->loop = loop;
     m->stats = stats;
-    uv_tcp_init(loop, &m->listener);
-    m->listener.data = m;
-    m->handles = 1;
-    rc = uv_tcp_bind(&m->listener, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&m->listener, METRICS_MAX_CLIENTS, metrics_on_connection);
-    if (rc < 0) {
-        m->closing = true;
-        uv_close((uv_handle_t *)&m->listener, metrics_handle_closed);
+    if ((rc = listener_open_tcp(loop, addr, &metrics_listener, m, &m->listener)) < 0) {
+        free(m);
         return rc;
     }
     *out = m;
@@ -385,10 +233,7 @@ void metrics_close(metrics_t *m, void (*closed)(void *arg), void *arg)
             closed(arg);
         return;
     }
-    m->closing = true;
-    m->closed = closed;
-    m->closed_arg = arg;
-    while (m->clients.head != NULL)
-        metrics_client_close(LIST_ITEM(m->clients.head, metrics_client_t, node));
-    uv_close((uv_handle_t *)&m->listener, metrics_handle_closed);
+    /* The listener calls back into m no more. */
+    listener_close(m->listener, closed, arg);
+    free(m);
 }

@@ -643,7 +643,7 @@ static session_t *session_new(smtpd_t *d)
     s->table = table_ref(d->table);
     buf_init(&s->in, d->opts.max_line_length + SMTPD_READ_SIZE + 16384);
     buf_init(&s->out, SESSION_OUT_MAX);
-    list_push(&d->sessions, &s->node);
+    list_push_front(&d->sessions, &s->node);
     return s;
 }
 

@@ -88,7 +88,7 @@ bool smtpd_has_tls(const smtpd_t *d)
 
 unsigned smtpd_sessions(const smtpd_t *d)
 {
-    return (unsigned)d->sessions.n;
+    return (unsigned)list_len(&d->sessions);
 }
 
 time_t smtpd__now(const smtpd_t *d)
@@ -129,7 +129,7 @@ void smtpd__count_rejected(smtpd_t *d, reply_id_t id)
 
 static void smtpd_maybe_drained(smtpd_t *d)
 {
-    if (!d->stopping || d->sessions.n > 0 || d->drained)
+    if (!d->stopping || list_len(&d->sessions) > 0 || d->drained)
         return;
     d->drained = true;
     if (d->hooks.drained != NULL)
@@ -219,10 +219,8 @@ static void smtpd_each_session(smtpd_t *d, void (*fn)(session_t *s))
 {
     list_node_t *node, *next;
 
-    for (node = d->sessions.head; node != NULL; node = next) {
-        next = node->next;
+    LIST_FOREACH(node, next, &d->sessions)
         fn(session_of(node));
-    }
 }
 
 void smtpd_force(smtpd_t *d)
@@ -230,8 +228,8 @@ void smtpd_force(smtpd_t *d)
     if (d->forcing)
         return;
     d->forcing = true;
-    if (d->sessions.n > 0)
-        log_info("shutdown grace over: closing %zu sessions", d->sessions.n);
+    if (list_len(&d->sessions) > 0)
+        log_info("shutdown grace over: closing %zu sessions", list_len(&d->sessions));
     smtpd_each_session(d, session_force_stop);
 }
 

@@ -16,7 +16,6 @@
 #include "heap.h"
 #include "htab.h"
 #include "json.h"
-#include "list.h"
 #include "log.h"
 #include "parse.h"
 #include "stats.h"
@@ -169,31 +168,6 @@ Test(str, utf8_and_8bit)
     cr_assert(str_has_8bit("\xc3\xbc@b", 4));
     cr_assert_not(str_has_8bit("u@b", 3));
     cr_assert_not(str_has_8bit("u\xc3", 1), "only the n bytes");
-}
-
-typedef struct {
-    int v;
-    list_node_t node;
-} list_item_t;
-
-Test(list, push_remove_and_length)
-{
-    list_t l = {0};
-    list_item_t it[3] = {{.v = 0}, {.v = 1}, {.v = 2}};
-    int seen = 0;
-
-    for (int i = 0; i < 3; i++)
-        list_push(&l, &it[i].node);
-    cr_assert_eq(l.n, 3);
-    cr_assert_eq(LIST_ITEM(l.head, list_item_t, node)->v, 2, "pushed at the head");
-    list_remove(&l, &it[1].node); /* the middle */
-    list_remove(&l, &it[2].node); /* the head */
-    cr_assert_eq(l.n, 1);
-    for (list_node_t *n = l.head; n != NULL; n = n->next)
-        seen += 1 + LIST_ITEM(n, list_item_t, node)->v * 10;
-    cr_assert_eq(seen, 1, "only item 0 is left");
-    list_remove(&l, &it[0].node);
-    cr_assert(l.head == NULL && l.n == 0);
 }
 
 Test(str, trim_and_token)
