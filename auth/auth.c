@@ -11,13 +11,13 @@
 struct auth_ctx {
     auth_config_t cfg;
     char *hostname;
-    spf_ctx_t *spf;  /* NULL when no check needs SPF */
+    spf_ctx_t *spf; /* NULL when no check needs SPF */
     unsigned refs;
 };
 
 typedef struct {
     char domain[DMARC_DOMAIN_MAX];
-    int step;            /* 0: _dmarc.DOMAIN, 1: _dmarc.ORG, 2: done */
+    int step; /* 0: _dmarc.DOMAIN, 1: _dmarc.ORG, 2: done */
     dmarc_lookup_t lookup;
     dmarc_record_t rec;
     bool at_org;
@@ -40,23 +40,23 @@ struct auth_msg {
     dkim_t *dkim;
     authres_t result;
 
-    unsigned pending;   /* the SPF check and TXT lookups still out */
-    bool released;      /* cancelled or freed by the caller */
-    bool dying;         /* being freed: nothing more to do */
-    bool ended;         /* auth_msg_end() was called */
-    bool completed;     /* done() was called (or is no longer due) */
-    bool timer_on;      /* the timer handle is initialised */
+    unsigned pending; /* the SPF check and TXT lookups still out */
+    bool released;    /* cancelled or freed by the caller */
+    bool dying;       /* being freed: nothing more to do */
+    bool ended;       /* auth_msg_end() was called */
+    bool completed;   /* done() was called (or is no longer due) */
+    bool timer_on;    /* the timer handle is initialised */
     uv_timer_t timer;
     auth_done_fn done;
     void *done_arg;
 
     bool spf_started, spf_finished;
-    spf_req_t *spf_req;    /* the check under way */
+    spf_req_t *spf_req; /* the check under way */
     spf_result_t spf;
 
     size_t nfrom_fields;
-    bool from_bad;      /* a From field held no usable address */
-    bool from_many;     /* more From domains than are evaluated */
+    bool from_bad;  /* a From field held no usable address */
+    bool from_many; /* more From domains than are evaluated */
     from_t from[DMARC_FROM_MAX];
     size_t nfrom;
 };
@@ -76,7 +76,7 @@ const char *auth_strerror(int err)
 
 /* ---- context ---- */
 
-static bool wants_spf(const auth_config_t *c)
+static bool auth_wants_spf(const auth_config_t *c)
 {
     /* DMARC needs SPF's result even when SPF itself never acts. */
     return c->spf_action != AUTH_ACTION_OFF || c->dmarc_action != AUTH_ACTION_OFF;
@@ -100,7 +100,7 @@ int auth_ctx_new(const auth_config_t *cfg, auth_ctx_t **out)
         ctx->cfg.spf_timeout_ms = DEFAULT_SPF_TIMEOUT * 1000;
     if (!ctx->cfg.check_timeout_ms)
         ctx->cfg.check_timeout_ms = DEFAULT_AUTH_TIMEOUT * 1000;
-    if (wants_spf(cfg)) {
+    if (auth_wants_spf(cfg)) {
         spf_options_t o = {.resolver = cfg->resolver,
                            .total_timeout_ms = ctx->cfg.spf_timeout_ms,
                            .hostname = ctx->hostname};
@@ -116,7 +116,7 @@ int auth_ctx_new(const auth_config_t *cfg, auth_ctx_t **out)
     return 0;
 }
 
-static void ctx_unref(auth_ctx_t *ctx)
+static void auth_ctx_unref(auth_ctx_t *ctx)
 {
     if (--ctx->refs > 0)
         return;
@@ -128,12 +128,12 @@ static void ctx_unref(auth_ctx_t *ctx)
 void auth_ctx_release(auth_ctx_t *ctx)
 {
     if (ctx)
-        ctx_unref(ctx);
+        auth_ctx_unref(ctx);
 }
 
 /* ---- lifetime of a message ---- */
 
-static void msg_free(auth_msg_t *m)
+static void auth_msg_destroy(auth_msg_t *m)
 {
     auth_ctx_t *ctx = m->ctx;
 
@@ -141,16 +141,16 @@ static void msg_free(auth_msg_t *m)
     free(m->helo);
     free(m->sender);
     free(m);
-    ctx_unref(ctx);
+    auth_ctx_unref(ctx);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void auth_on_timer_closed(uv_handle_t *h)
 {
-    msg_free(h->data);
+    auth_msg_destroy(h->data);
 }
 
 /* Free m once the caller let go of it and nothing of it is in flight. */
-static void maybe_destroy(auth_msg_t *m)
+static void auth_maybe_destroy(auth_msg_t *m)
 {
     if (!m->released || m->pending > 0 || m->dying)
         return;
@@ -159,34 +159,36 @@ static void maybe_destroy(auth_msg_t *m)
     m->dying = true;
     if (m->timer_on) {
         m->timer_on = false;
-        uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+        uv_close((uv_handle_t *)&m->timer, auth_on_timer_closed);
     } else {
-        msg_free(m);
+        auth_msg_destroy(m);
     }
 }
 
 /* ---- the verdict ---- */
 
-static dmarc_id_status_t spf_id(spf_status_t s)
+static dmarc_id_status_t auth_spf_id(spf_status_t s)
 {
     return s == SPF_PASS ? DMARC_ID_PASS : s == SPF_TEMPERROR ? DMARC_ID_TEMPERROR : DMARC_ID_FAIL;
 }
 
-static dmarc_id_status_t dkim_id(dkim_status_t s)
+static dmarc_id_status_t auth_dkim_id(dkim_status_t s)
 {
-    return s == DKIM_PASS ? DMARC_ID_PASS : s == DKIM_TEMPERROR ? DMARC_ID_TEMPERROR : DMARC_ID_FAIL;
+    return s == DKIM_PASS        ? DMARC_ID_PASS
+           : s == DKIM_TEMPERROR ? DMARC_ID_TEMPERROR
+                                 : DMARC_ID_FAIL;
 }
 
 /* DMARC's pct draw: the test hook's, or arc4random (a system call with
  * this glibc, which is why dmarc_evaluate() asks only when pct needs it). */
-static unsigned dmarc_sample(void *arg)
+static unsigned auth_dmarc_sample(void *arg)
 {
     const auth_config_t *cfg = &((const auth_ctx_t *)arg)->cfg;
 
     return cfg->sample != NULL ? cfg->sample(cfg->hook_arg) % 100 : arc4random_uniform(100);
 }
 
-static void finish_dmarc(auth_msg_t *m)
+static void auth_finish_dmarc(auth_msg_t *m)
 {
     authres_t *r = &m->result;
     dmarc_id_t dkim[AUTHRES_DKIM_MAX];
@@ -199,13 +201,13 @@ static void finish_dmarc(auth_msg_t *m)
         r->ndmarc = 1;
         memset(&r->dmarc[0], 0, sizeof(r->dmarc[0]));
         r->dmarc[0].status = DMARC_PERMERROR;
-        r->dmarc[0].reason = m->from_many       ? "too many From domains"
+        r->dmarc[0].reason = m->from_many      ? "too many From domains"
                              : m->nfrom_fields ? "no usable address in From"
                                                : "no From header field";
         return;
     }
     for (size_t i = 0; i < r->ndkim; i++) {
-        dkim[i].status = dkim_id(r->dkim[i].status);
+        dkim[i].status = auth_dkim_id(r->dkim[i].status);
         dkim[i].domain = r->dkim[i].domain[0] ? r->dkim[i].domain : NULL;
     }
     r->ndmarc = m->nfrom;
@@ -218,11 +220,11 @@ static void finish_dmarc(auth_msg_t *m)
             .rec = &f->rec,
             .at_org = f->at_org,
             .lookup_why = f->why,
-            .spf = {.status = r->spf_done ? spf_id(r->spf.status) : DMARC_ID_FAIL,
+            .spf = {.status = r->spf_done ? auth_spf_id(r->spf.status) : DMARC_ID_FAIL,
                     .domain = r->spf_done && r->spf.domain[0] ? r->spf.domain : NULL},
             .dkim = dkim,
             .ndkim = r->ndkim,
-            .sample = dmarc_sample,
+            .sample = auth_dmarc_sample,
             .sample_arg = m->ctx,
         };
 
@@ -230,7 +232,7 @@ static void finish_dmarc(auth_msg_t *m)
     }
 }
 
-static void complete(auth_msg_t *m)
+static void auth_complete(auth_msg_t *m)
 {
     const auth_config_t *cfg = &m->ctx->cfg;
     authres_t *r = &m->result;
@@ -254,31 +256,31 @@ static void complete(auth_msg_t *m)
     for (size_t i = 0; i < r->ndkim; i++)
         r->dkim[i] = *dkim_result(m->dkim, i);
     if (cfg->dmarc_action != AUTH_ACTION_OFF)
-        finish_dmarc(m);
+        auth_finish_dmarc(m);
     authres_decide(r, cfg->spf_action, cfg->dmarc_action);
     m->done(m, r, m->done_arg);
 }
 
 /* Something the result waits for came in. */
-static void progress(auth_msg_t *m)
+static void auth_progress(auth_msg_t *m)
 {
     if (m->ended && !m->completed && !m->released && m->pending == 0)
-        complete(m);
+        auth_complete(m);
 }
 
-static void on_timer(uv_timer_t *t)
+static void auth_on_timer(uv_timer_t *t)
 {
     auth_msg_t *m = t->data;
 
     if (!m->completed && !m->released)
-        complete(m);
+        auth_complete(m);
 }
 
 /* ---- DNS ---- */
 
-static void lookup_done(void *arg, txt_status_t status, const txt_record_t *records, size_t n);
+static void auth_lookup_done(void *arg, txt_status_t status, const txt_record_t *records, size_t n);
 
-static void start_lookup(auth_msg_t *m, lookup_kind_t kind, size_t index, const char *name)
+static void auth_start_lookup(auth_msg_t *m, lookup_kind_t kind, size_t index, const char *name)
 {
     const txt_resolver_t *txt = &m->ctx->cfg.txt;
     lookup_t *lk = xcalloc(1, sizeof(*lk));
@@ -291,17 +293,17 @@ static void start_lookup(auth_msg_t *m, lookup_kind_t kind, size_t index, const 
      * carries: no such record can exist, and no server need be asked.
      * (Never inside auth_msg_end(): m->ended is not set yet.) */
     if (strlen(name) > DNS_NAME_MAX) {
-        lookup_done(lk, TXT_NONE, NULL, 0);
+        auth_lookup_done(lk, TXT_NONE, NULL, 0);
         return;
     }
-    if (txt->ops->lookup(txt->impl, name, lookup_done, lk) != 0) {
+    if (txt->ops->lookup(txt->impl, name, auth_lookup_done, lk) != 0) {
         /* Refused at once: as good as a temporary DNS failure, reported
          * through the same path so the bookkeeping stays in one place. */
-        lookup_done(lk, TXT_TEMPFAIL, NULL, 0);
+        auth_lookup_done(lk, TXT_TEMPFAIL, NULL, 0);
     }
 }
 
-static void dmarc_step(auth_msg_t *m, size_t i)
+static void auth_dmarc_step(auth_msg_t *m, size_t i)
 {
     from_t *f = &m->from[i];
     const char *org = dmarc_org_domain(f->domain);
@@ -316,25 +318,25 @@ static void dmarc_step(auth_msg_t *m, size_t i)
         f->step = 2;
         return;
     }
-    start_lookup(m, LOOKUP_DMARC, i, name);
+    auth_start_lookup(m, LOOKUP_DMARC, i, name);
 }
 
-static void dmarc_answer(auth_msg_t *m, size_t i, txt_status_t status, const txt_record_t *r,
-                         size_t n)
+static void auth_dmarc_answer(auth_msg_t *m, size_t i, txt_status_t status, const txt_record_t *r,
+                              size_t n)
 {
     from_t *f = &m->from[i];
 
     f->lookup = dmarc_select(status, r, n, &f->rec, &f->why);
     if (f->lookup == DMARC_LOOKUP_NONE && f->step == 0) {
         f->step = 1;
-        dmarc_step(m, i); /* RFC 7489 6.6.3 step 4: the organizational domain */
+        auth_dmarc_step(m, i); /* RFC 7489 6.6.3 step 4: the organizational domain */
         return;
     }
     f->at_org = f->step == 1 && f->lookup == DMARC_LOOKUP_FOUND;
     f->step = 2;
 }
 
-static void lookup_done(void *arg, txt_status_t status, const txt_record_t *records, size_t n)
+static void auth_lookup_done(void *arg, txt_status_t status, const txt_record_t *records, size_t n)
 {
     lookup_t *lk = arg;
     auth_msg_t *m = lk->m;
@@ -344,26 +346,26 @@ static void lookup_done(void *arg, txt_status_t status, const txt_record_t *reco
         if (lk->kind == LOOKUP_KEY) {
             dkim_set_key(m->dkim, lk->index, status, records, n);
         } else {
-            dmarc_answer(m, lk->index, status, records, n);
+            auth_dmarc_answer(m, lk->index, status, records, n);
         }
     }
     free(lk);
-    progress(m);
-    maybe_destroy(m);
+    auth_progress(m);
+    auth_maybe_destroy(m);
 }
 
 /* ---- message events ---- */
 
-static void on_signature(void *arg, size_t index)
+static void auth_on_signature(void *arg, size_t index)
 {
     auth_msg_t *m = arg;
     char name[DKIMSIG_SELECTOR_MAX + DKIMSIG_DOMAIN_MAX + 16];
 
     if (dkim_key_name(m->dkim, index, name, sizeof(name)) == 0)
-        start_lookup(m, LOOKUP_KEY, index, name);
+        auth_start_lookup(m, LOOKUP_KEY, index, name);
 }
 
-static void on_field(void *arg, const char *field, size_t len, size_t name_len)
+static void auth_on_field(void *arg, const char *field, size_t len, size_t name_len)
 {
     auth_msg_t *m = arg;
     size_t before = m->nfrom;
@@ -397,11 +399,10 @@ static void on_field(void *arg, const char *field, size_t len, size_t name_len)
         m->nfrom++;
     }
     for (size_t i = before; i < m->nfrom; i++)
-        dmarc_step(m, i);
+        auth_dmarc_step(m, i);
 }
 
-int auth_msg_new(auth_ctx_t *ctx, const struct sockaddr *client, const char *helo,
-                 auth_msg_t **out)
+int auth_msg_new(auth_ctx_t *ctx, const struct sockaddr *client, const char *helo, auth_msg_t **out)
 {
     auth_msg_t *m;
     dkim_options_t o;
@@ -423,15 +424,15 @@ int auth_msg_new(auth_ctx_t *ctx, const struct sockaddr *client, const char *hel
     o.header_max = ctx->cfg.header_max;
     o.max_signatures = ctx->cfg.max_signatures;
     o.now = ctx->cfg.now ? ctx->cfg.now(ctx->cfg.hook_arg) : time(NULL);
-    o.on_signature = on_signature;
-    o.on_field = on_field;
+    o.on_signature = auth_on_signature;
+    o.on_field = auth_on_field;
     o.arg = m;
     m->dkim = dkim_new(&o);
     *out = m;
     return 0;
 }
 
-static void spf_done(void *arg, const spf_result_t *res)
+static void auth_spf_done(void *arg, const spf_result_t *res)
 {
     auth_msg_t *m = arg;
 
@@ -439,8 +440,8 @@ static void spf_done(void *arg, const spf_result_t *res)
     m->spf = *res;
     m->spf_finished = true;
     m->pending--;
-    progress(m);
-    maybe_destroy(m);
+    auth_progress(m);
+    auth_maybe_destroy(m);
 }
 
 int auth_msg_mail_from(auth_msg_t *m, const char *sender)
@@ -455,7 +456,7 @@ int auth_msg_mail_from(auth_msg_t *m, const char *sender)
     if (ctx->spf == NULL)
         return 0;
     rc = spf_check_start(ctx->spf, (const struct sockaddr *)&m->client, m->helo, m->sender,
-                         spf_done, m, &m->spf, &m->spf_req);
+                         auth_spf_done, m, &m->spf, &m->spf_req);
     m->spf_started = true;
     if (rc == SPF_DONE)
         m->spf_finished = true;
@@ -486,7 +487,7 @@ int auth_msg_end(auth_msg_t *m, auth_done_fn done, void *arg)
     m->timer_on = true;
     /* Never call back from inside this call: even when nothing is left to
      * wait for, the verdict comes from the loop. */
-    uv_timer_start(&m->timer, on_timer, m->pending == 0 ? 0 : m->ctx->cfg.check_timeout_ms, 0);
+    uv_timer_start(&m->timer, auth_on_timer, m->pending == 0 ? 0 : m->ctx->cfg.check_timeout_ms, 0);
     return 0;
 }
 
@@ -508,7 +509,7 @@ void auth_msg_cancel(auth_msg_t *m)
         m->spf_req = NULL;
         m->pending--;
     }
-    maybe_destroy(m);
+    auth_maybe_destroy(m);
 }
 
 void auth_msg_free(auth_msg_t *m)
@@ -523,7 +524,7 @@ typedef struct {
     void *arg;
 } txt_req_t;
 
-static void txt_answer(void *arg, int status, const dns_result_t *res)
+static void auth_txt_answer(void *arg, int status, const dns_result_t *res)
 {
     txt_req_t *q = arg;
     txt_record_t recs[16];
@@ -543,23 +544,23 @@ static void txt_answer(void *arg, int status, const dns_result_t *res)
     free(q);
 }
 
-static int txt_lookup(void *impl, const char *name, txt_done_fn done, void *arg)
+static int auth_txt_lookup(void *impl, const char *name, txt_done_fn done, void *arg)
 {
     txt_req_t *q = xmalloc(sizeof(*q));
     int rc;
 
     q->done = done;
     q->arg = arg;
-    rc = dns_lookup(impl, DNS_T_TXT, name, txt_answer, q, NULL);
+    rc = dns_lookup(impl, DNS_T_TXT, name, auth_txt_answer, q, NULL);
     if (rc != 0)
         free(q);
     return rc;
 }
 
-static const txt_ops_t txt_ops = {.lookup = txt_lookup};
+static const txt_ops_t auth_txt_ops = {.lookup = auth_txt_lookup};
 
 void auth_txt_resolver(dns_resolver_t *r, txt_resolver_t *out)
 {
-    out->ops = &txt_ops;
+    out->ops = &auth_txt_ops;
     out->impl = r;
 }

@@ -8,7 +8,7 @@
 
 /* ---- the decision ---- */
 
-static int rank_dmarc(dmarc_status_t s)
+static int authres_rank_dmarc(dmarc_status_t s)
 {
     switch (s) {
     case DMARC_FAIL:
@@ -25,7 +25,7 @@ static int rank_dmarc(dmarc_status_t s)
     return 0;
 }
 
-static int rank_dkim(dkim_status_t s)
+static int authres_rank_dkim(dkim_status_t s)
 {
     switch (s) {
     case DKIM_PASS:
@@ -48,7 +48,7 @@ const char *authres_dkim_summary(const authres_t *r)
     if (!r->dkim_done)
         return "off";
     for (size_t i = 0; i < r->ndkim; i++)
-        if (best == NULL || rank_dkim(r->dkim[i].status) > rank_dkim(best->status))
+        if (best == NULL || authres_rank_dkim(r->dkim[i].status) > authres_rank_dkim(best->status))
             best = &r->dkim[i];
     return best ? dkim_status_name(best->status) : "none";
 }
@@ -60,15 +60,17 @@ const char *authres_dmarc_summary(const authres_t *r)
     if (!r->dmarc_done)
         return "off";
     for (size_t i = 0; i < r->ndmarc; i++)
-        if (worst == NULL || rank_dmarc(r->dmarc[i].status) > rank_dmarc(worst->status))
+        if (worst == NULL ||
+            authres_rank_dmarc(r->dmarc[i].status) > authres_rank_dmarc(worst->status))
             worst = &r->dmarc[i];
     return worst ? dmarc_status_name(worst->status) : "none";
 }
 
-static void set(authres_decision_t *d, authres_verdict_t v, const char *why, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void authres_set(authres_decision_t *d, authres_verdict_t v, const char *why,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void set(authres_decision_t *d, authres_verdict_t v, const char *why, const char *fmt, ...)
+static void authres_set(authres_decision_t *d, authres_verdict_t v, const char *why,
+                        const char *fmt, ...)
 {
     va_list ap;
 
@@ -97,25 +99,27 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
     /* Such a message is not an RFC 5322 message (7489 6.6.1): the reply
      * tells its sender what to fix, in words a user can act on. */
     if (enforce && r->from_missing == AUTHRES_FROM_ABSENT) {
-        set(d, AUTHRES_REJECT, "dmarc",
-            "550 5.7.1 Message has no From: header; RFC 5322 requires one");
+        authres_set(d, AUTHRES_REJECT, "dmarc",
+                    "550 5.7.1 Message has no From: header; RFC 5322 requires one");
         return;
     }
     if (enforce && r->from_missing == AUTHRES_FROM_UNUSABLE) {
-        set(d, AUTHRES_REJECT, "dmarc",
+        authres_set(
+            d, AUTHRES_REJECT, "dmarc",
             "550 5.7.1 Message has no usable address in its From: header; RFC 5322 requires one");
         return;
     }
     if (enforce && r->from_missing != AUTHRES_FROM_OK) {
-        set(d, AUTHRES_REJECT, "dmarc",
-            "550 5.7.1 Message has too many From: domains to check its author under DMARC");
+        authres_set(d, AUTHRES_REJECT, "dmarc",
+                    "550 5.7.1 Message has too many From: domains to check its author under DMARC");
         return;
     }
     for (size_t i = 0; enforce && i < r->ndmarc; i++) {
         const dmarc_result_t *m = &r->dmarc[i];
 
         if (m->status == DMARC_FAIL && m->applied == DMARC_P_REJECT) {
-            set(d, AUTHRES_REJECT, "dmarc",
+            authres_set(
+                d, AUTHRES_REJECT, "dmarc",
                 "550 5.7.1 %s publishes DMARC p=reject and this message has neither an aligned "
                 "SPF pass nor a valid aligned DKIM signature",
                 m->domain);
@@ -127,19 +131,20 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
     if (r->spf_done && spf_action == AUTH_ACTION_REJECT && r->spf.status == SPF_FAIL &&
         !dkim_aligned) {
         if (dkim_unknown)
-            set(d, AUTHRES_DEFER, "dns",
-                "451 4.4.3 Temporary DNS error fetching a DKIM key for %s; try again later",
-                r->dmarc[0].domain);
+            authres_set(d, AUTHRES_DEFER, "dns",
+                        "451 4.4.3 Temporary DNS error fetching a DKIM key for %s; try again later",
+                        r->dmarc[0].domain);
         else
-            set(d, AUTHRES_REJECT, "spf", "550 5.7.23 SPF fail: %s", r->spf.explanation);
+            authres_set(d, AUTHRES_REJECT, "spf", "550 5.7.23 SPF fail: %s", r->spf.explanation);
         return;
     }
 
     /* 3. Temporary errors that could have led to 1 or 2. */
     if (r->spf_done && spf_action == AUTH_ACTION_REJECT && r->spf.status == SPF_TEMPERROR &&
         !dkim_aligned) {
-        set(d, AUTHRES_DEFER, "dns",
-            "451 4.4.3 Temporary DNS error checking SPF for %s; try again later", r->spf.domain);
+        authres_set(d, AUTHRES_DEFER, "dns",
+                    "451 4.4.3 Temporary DNS error checking SPF for %s; try again later",
+                    r->spf.domain);
         return;
     }
     for (size_t i = 0; enforce && i < r->ndmarc; i++) {
@@ -147,8 +152,9 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
 
         if (m->status == DMARC_TEMPERROR && !m->spf_aligned && !m->dkim_aligned &&
             (!m->has_policy || m->policy == DMARC_P_REJECT)) {
-            set(d, AUTHRES_DEFER, "dns",
-                "451 4.4.3 Temporary DNS error checking DMARC for %s; try again later", m->domain);
+            authres_set(d, AUTHRES_DEFER, "dns",
+                        "451 4.4.3 Temporary DNS error checking DMARC for %s; try again later",
+                        m->domain);
             return;
         }
     }
@@ -169,7 +175,7 @@ typedef struct {
     int rc;
 } ar_t;
 
-static void put(ar_t *a, const char *s, size_t n)
+static void authres_put(ar_t *a, const char *s, size_t n)
 {
     if (a->rc == 0)
         a->rc = buf_append(a->out, s, n);
@@ -177,19 +183,19 @@ static void put(ar_t *a, const char *s, size_t n)
 }
 
 /* A token of a resinfo: folded onto a new line when it would not fit. */
-static void token(ar_t *a, const char *s, size_t n)
+static void authres_token(ar_t *a, const char *s, size_t n)
 {
     if (a->col + 1 + n > AR_WIDTH && a->col > 8) {
-        put(a, "\r\n\t  ", 5);
+        authres_put(a, "\r\n\t  ", 5);
         a->col = 10;
     } else {
-        put(a, " ", 1);
+        authres_put(a, " ", 1);
     }
-    put(a, s, n);
+    authres_put(a, s, n);
 }
 
 /* A comment: "(" text ")", with ( ) \ escaped as quoted-pairs. */
-static void comment(ar_t *a, const char *text)
+static void authres_comment(ar_t *a, const char *text)
 {
     char tmp[400];
     size_t n = 0;
@@ -203,11 +209,11 @@ static void comment(ar_t *a, const char *text)
         tmp[n++] = (*p >= 32 && *p < 127) ? *p : '?';
     }
     tmp[n++] = ')';
-    token(a, tmp, n);
+    authres_token(a, tmp, n);
 }
 
 /* RFC 2045 token characters: anything printable but tspecials and space. */
-static bool is_token(const char *s)
+static bool authres_is_token(const char *s)
 {
     if (*s == '\0')
         return false;
@@ -218,7 +224,7 @@ static bool is_token(const char *s)
 }
 
 /* A domain name, or [local-part] "@" domain: allowed bare (RFC 8601 pvalue). */
-static bool is_pvalue_domain(const char *s)
+static bool authres_is_pvalue_domain(const char *s)
 {
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
@@ -228,7 +234,7 @@ static bool is_pvalue_domain(const char *s)
 }
 
 /* "name=value", the value quoted when it is not a token or domain. */
-static void prop(ar_t *a, const char *name, const char *value, bool domainish)
+static void authres_prop(ar_t *a, const char *name, const char *value, bool domainish)
 {
     char tmp[400];
     size_t n;
@@ -238,7 +244,7 @@ static void prop(ar_t *a, const char *name, const char *value, bool domainish)
     n = strlen(name);
     memcpy(tmp, name, n); /* names are short constants */
     tmp[n++] = '=';
-    if (is_token(value) || (domainish && is_pvalue_domain(value))) {
+    if (authres_is_token(value) || (domainish && authres_is_pvalue_domain(value))) {
         for (const char *p = value; *p && n + 1 < sizeof(tmp); p++)
             tmp[n++] = *p;
     } else {
@@ -250,67 +256,67 @@ static void prop(ar_t *a, const char *name, const char *value, bool domainish)
         }
         tmp[n++] = '"';
     }
-    token(a, tmp, n);
+    authres_token(a, tmp, n);
 }
 
 /* Start a resinfo on its own line: ";" CRLF TAB "method=result". */
-static void method(ar_t *a, const char *name, const char *result)
+static void authres_method(ar_t *a, const char *name, const char *result)
 {
-    put(a, ";\r\n\t", 4);
+    authres_put(a, ";\r\n\t", 4);
     a->col = 8;
-    put(a, name, strlen(name));
-    put(a, "=", 1);
-    put(a, result, strlen(result));
+    authres_put(a, name, strlen(name));
+    authres_put(a, "=", 1);
+    authres_put(a, result, strlen(result));
 }
 
-static void spf_resinfo(ar_t *a, const spf_result_t *s)
+static void authres_spf_resinfo(ar_t *a, const spf_result_t *s)
 {
-    method(a, "spf", spf_status_name(s->status));
+    authres_method(a, "spf", spf_status_name(s->status));
     if (s->status == SPF_FAIL || s->status == SPF_SOFTFAIL)
-        comment(a, s->explanation);
+        authres_comment(a, s->explanation);
     else
-        comment(a, s->problem);
-    prop(a, s->helo ? "smtp.helo" : "smtp.mailfrom", s->domain, true);
+        authres_comment(a, s->problem);
+    authres_prop(a, s->helo ? "smtp.helo" : "smtp.mailfrom", s->domain, true);
 }
 
-static void dkim_resinfo(ar_t *a, const dkim_result_t *k)
+static void authres_dkim_resinfo(ar_t *a, const dkim_result_t *k)
 {
     char why[200];
 
-    method(a, "dkim", dkim_status_name(k->status));
+    authres_method(a, "dkim", dkim_status_name(k->status));
     if (k->has_length) {
         /* l= is reported: a pass then vouches for part of the body only. */
-        str_fmt(why, sizeof(why), "%s%sl=%llu of %llu body octets signed", k->reason ? k->reason : "",
-                k->reason ? "; " : "", (unsigned long long)k->length,
+        str_fmt(why, sizeof(why), "%s%sl=%llu of %llu body octets signed",
+                k->reason ? k->reason : "", k->reason ? "; " : "", (unsigned long long)k->length,
                 (unsigned long long)k->body_len);
-        comment(a, why);
+        authres_comment(a, why);
     } else {
-        comment(a, k->reason);
+        authres_comment(a, k->reason);
     }
     if (k->testing)
-        comment(a, "key in test mode");
-    prop(a, "header.d", k->domain, true);
-    prop(a, "header.i", k->auid, true);
-    prop(a, "header.s", k->selector, true);
+        authres_comment(a, "key in test mode");
+    authres_prop(a, "header.d", k->domain, true);
+    authres_prop(a, "header.i", k->auid, true);
+    authres_prop(a, "header.s", k->selector, true);
     if (k->has_alg)
-        prop(a, "header.a", dkimsig_alg_name(k->alg), false);
-    prop(a, "header.b", k->b_prefix, false);
+        authres_prop(a, "header.a", dkimsig_alg_name(k->alg), false);
+    authres_prop(a, "header.b", k->b_prefix, false);
 }
 
-static void dmarc_resinfo(ar_t *a, const dmarc_result_t *m)
+static void authres_dmarc_resinfo(ar_t *a, const dmarc_result_t *m)
 {
     char why[200];
 
-    method(a, "dmarc", dmarc_status_name(m->status));
+    authres_method(a, "dmarc", dmarc_status_name(m->status));
     if (m->has_policy) {
         str_fmt(why, sizeof(why), "p=%s dis=%s%s%s", dmarc_policy_name(m->policy),
                 m->status == DMARC_FAIL ? dmarc_policy_name(m->applied) : "none",
                 m->reason ? "; " : "", m->reason ? m->reason : "");
-        comment(a, why);
+        authres_comment(a, why);
     } else {
-        comment(a, m->reason);
+        authres_comment(a, m->reason);
     }
-    prop(a, "header.from", m->domain, true);
+    authres_prop(a, "header.from", m->domain, true);
 }
 
 int authres_header(const authres_t *r, const char *authserv_id, buf_t *out)
@@ -318,24 +324,24 @@ int authres_header(const authres_t *r, const char *authserv_id, buf_t *out)
     ar_t a = {.out = out, .col = 0, .rc = 0};
     size_t before = buf_used(out);
 
-    put(&a, "Authentication-Results: ", 24);
-    put(&a, authserv_id, strlen(authserv_id));
+    authres_put(&a, "Authentication-Results: ", 24);
+    authres_put(&a, authserv_id, strlen(authserv_id));
     if (r->spf_done)
-        spf_resinfo(&a, &r->spf);
+        authres_spf_resinfo(&a, &r->spf);
     if (r->dkim_done) {
         if (r->ndkim == 0) {
-            method(&a, "dkim", "none");
-            comment(&a, "message not signed");
+            authres_method(&a, "dkim", "none");
+            authres_comment(&a, "message not signed");
         }
         for (size_t i = 0; i < r->ndkim; i++)
-            dkim_resinfo(&a, &r->dkim[i]);
+            authres_dkim_resinfo(&a, &r->dkim[i]);
     }
     if (r->dmarc_done)
         for (size_t i = 0; i < r->ndmarc; i++)
-            dmarc_resinfo(&a, &r->dmarc[i]);
+            authres_dmarc_resinfo(&a, &r->dmarc[i]);
     if (!r->spf_done && !r->dkim_done && !r->dmarc_done)
-        put(&a, "; none", 6);
-    put(&a, "\r\n", 2);
+        authres_put(&a, "; none", 6);
+    authres_put(&a, "\r\n", 2);
     if (a.rc < 0)
         out->len = out->off + before; /* nothing half-written */
     return a.rc;

@@ -4,7 +4,7 @@
 
 #include "str.h"
 
-static bool is_wsp(char c)
+static bool canon_is_wsp(char c)
 {
     return c == ' ' || c == '\t';
 }
@@ -26,7 +26,7 @@ int canon_header(canon_t type, const char *field, size_t len, bool crlf, buf_t *
     if (colon == NULL) /* not a header field; nothing selects it */
         return 0;
     name_len = (size_t)(colon - field);
-    while (name_len > 0 && is_wsp(field[name_len - 1]))
+    while (name_len > 0 && canon_is_wsp(field[name_len - 1]))
         name_len--;
     /* The value can only shrink: reserve the raw length plus ":" CRLF. */
     dst = buf_reserve(out, len + 3);
@@ -38,7 +38,7 @@ int canon_header(canon_t type, const char *field, size_t len, bool crlf, buf_t *
     for (const char *p = colon + 1; p < field + len; p++) {
         if (*p == '\r' || *p == '\n') /* unfolding */
             continue;
-        if (is_wsp(*p)) {
+        if (canon_is_wsp(*p)) {
             space = true;
             continue;
         }
@@ -64,7 +64,7 @@ void canon_body_init(canon_body_t *c, canon_t type, canon_out_fn out, void *arg)
     c->arg = arg;
 }
 
-static void pay_owed(canon_body_t *c)
+static void canon_pay_owed(canon_body_t *c)
 {
     static const char crlfs[] = "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n";
     const uint64_t per = (sizeof(crlfs) - 1) / 2;
@@ -82,9 +82,9 @@ static void pay_owed(canon_body_t *c)
 }
 
 /* Text that is neither white space (for relaxed) nor a line end. */
-static void text(canon_body_t *c, const char *p, size_t n)
+static void canon_text(canon_body_t *c, const char *p, size_t n)
 {
-    pay_owed(c);
+    canon_pay_owed(c);
     c->out(c->arg, p, n);
     c->any = true;
 }
@@ -105,20 +105,20 @@ void canon_body_update(canon_body_t *c, const char *p, size_t n)
                 i++;
                 continue;
             }
-            text(c, "\r", 1); /* a bare CR is text */
+            canon_text(c, "\r", 1); /* a bare CR is text */
         }
         if (ch == '\r') {
             c->cr = true;
             i++;
-        } else if (relaxed && is_wsp(ch)) {
+        } else if (relaxed && canon_is_wsp(ch)) {
             c->wsp_owed = true;
             i++;
         } else {
             size_t j = i + 1;
 
-            while (j < n && p[j] != '\r' && !(relaxed && is_wsp(p[j])))
+            while (j < n && p[j] != '\r' && !(relaxed && canon_is_wsp(p[j])))
                 j++;
-            text(c, p + i, j - i);
+            canon_text(c, p + i, j - i);
             i = j;
         }
     }
@@ -128,7 +128,7 @@ void canon_body_final(canon_body_t *c)
 {
     if (c->cr) {
         c->cr = false;
-        text(c, "\r", 1);
+        canon_text(c, "\r", 1);
     }
     c->wsp_owed = false;
     if (c->any)

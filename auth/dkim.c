@@ -26,9 +26,9 @@ typedef struct {
     dkim_result_t res;
     size_t field; /* index of its own field in the store */
     bool parsed;
-    EVP_MD_CTX *bh;   /* body hash in progress */
-    uint64_t hashed;  /* canonical body bytes hashed (at most l=) */
-    bool body_ok;     /* set by dkim_end() */
+    EVP_MD_CTX *bh;  /* body hash in progress */
+    uint64_t hashed; /* canonical body bytes hashed (at most l=) */
+    bool body_ok;    /* set by dkim_end() */
     const char *body_why;
     key_state_t key_state;
     const char *key_why;
@@ -47,13 +47,13 @@ typedef struct {
 struct dkim {
     dkim_options_t opt;
     enum { IN_HEADERS, IN_BODY, ENDED } state;
-    bool cr;          /* a CR ended the last chunk, in the headers */
-    size_t line_len;  /* bytes of the current line, kept or not */
-    buf_t line, cur;  /* the line being read; the field it belongs to */
-    buf_t store;      /* the raw fields */
+    bool cr;         /* a CR ended the last chunk, in the headers */
+    size_t line_len; /* bytes of the current line, kept or not */
+    buf_t line, cur; /* the line being read; the field it belongs to */
+    buf_t store;     /* the raw fields */
     field_t *fields;
     size_t nfields, fields_cap;
-    bool overflow;    /* headers beyond header_max: none verifies */
+    bool overflow; /* headers beyond header_max: none verifies */
     sigstate_t **sigs;
     size_t nsigs;
     canon_body_t canon[2];
@@ -122,14 +122,14 @@ const dkim_result_t *dkim_result(const dkim_t *d, size_t index)
     return index < d->nsigs ? &d->sigs[index]->res : NULL;
 }
 
-static bool is_wsp(char c)
+static bool dkim_is_wsp(char c)
 {
     return c == ' ' || c == '\t';
 }
 
 /* Best effort for a signature that did not parse: its d= and s=, so the
  * Authentication-Results line can say whose it was. */
-static void salvage(sigstate_t *s, const char *value, size_t len)
+static void dkim_salvage(sigstate_t *s, const char *value, size_t len)
 {
     tagval_list_t l;
     const tagval_tag_t *t;
@@ -148,7 +148,8 @@ static void salvage(sigstate_t *s, const char *value, size_t len)
 
 /* A DKIM-Signature field is complete; field is its index in the store, or
  * SIZE_MAX when it could not be kept. */
-static void add_signature(dkim_t *d, size_t field, const char *raw, size_t len, size_t name_len)
+static void dkim_add_signature(dkim_t *d, size_t field, const char *raw, size_t len,
+                               size_t name_len)
 {
     const char *value = raw + name_len + 1;
     size_t vlen = len - name_len - 1;
@@ -164,14 +165,14 @@ static void add_signature(dkim_t *d, size_t field, const char *raw, size_t len, 
     if (field == SIZE_MAX) { /* not kept: the header section is too large */
         s->res.status = DKIM_PERMERROR;
         s->res.reason = "header section too large";
-        salvage(s, value, vlen);
+        dkim_salvage(s, value, vlen);
         d->nsigs++;
         return;
     }
     if (dkimsig_parse(value, vlen, &s->sig, &why) < 0) {
         s->res.status = DKIM_PERMERROR;
         s->res.reason = why;
-        salvage(s, value, vlen);
+        dkim_salvage(s, value, vlen);
         d->nsigs++;
         return;
     }
@@ -193,7 +194,7 @@ static void add_signature(dkim_t *d, size_t field, const char *raw, size_t len, 
 }
 
 /* The field in d->cur is complete. */
-static void finish_field(dkim_t *d)
+static void dkim_finish_field(dkim_t *d)
 {
     const char *raw, *colon;
     size_t len = buf_used(&d->cur), name_len;
@@ -206,7 +207,7 @@ static void finish_field(dkim_t *d)
     if (colon == NULL) /* not a header field; nothing can select it */
         goto done;
     name_len = (size_t)(colon - raw);
-    while (name_len > 0 && is_wsp(raw[name_len - 1]))
+    while (name_len > 0 && dkim_is_wsp(raw[name_len - 1]))
         name_len--;
     if (!d->overflow) {
         if (d->nfields == DKIM_FIELDS_MAX || buf_append(&d->store, raw, len) < 0) {
@@ -221,14 +222,14 @@ static void finish_field(dkim_t *d)
         }
     }
     if (str_eq_ci_n(raw, name_len, "DKIM-Signature"))
-        add_signature(d, d->overflow ? SIZE_MAX : index, raw, len, (size_t)(colon - raw));
+        dkim_add_signature(d, d->overflow ? SIZE_MAX : index, raw, len, (size_t)(colon - raw));
     if (d->opt.on_field)
         d->opt.on_field(d->opt.arg, raw, len, name_len);
 done:
     buf_reset(&d->cur);
 }
 
-static void body_out(void *arg, const char *p, size_t n)
+static void dkim_body_out(void *arg, const char *p, size_t n)
 {
     canon_sink_t *sink = arg;
     dkim_t *d = sink->d;
@@ -247,7 +248,7 @@ static void body_out(void *arg, const char *p, size_t n)
     }
 }
 
-static void start_body(dkim_t *d)
+static void dkim_start_body(dkim_t *d)
 {
     d->state = IN_BODY;
     for (size_t i = 0; i < d->nsigs; i++) {
@@ -266,24 +267,24 @@ static void start_body(dkim_t *d)
     for (int t = 0; t < 2; t++) {
         d->sink[t].d = d;
         d->sink[t].type = (canon_t)t;
-        canon_body_init(&d->canon[t], (canon_t)t, body_out, &d->sink[t]);
+        canon_body_init(&d->canon[t], (canon_t)t, dkim_body_out, &d->sink[t]);
     }
 }
 
 /* A whole line of the header section is in d->line. */
-static void header_line(dkim_t *d)
+static void dkim_header_line(dkim_t *d)
 {
     size_t len = buf_used(&d->line);
     const char *line = len ? buf_ptr(&d->line) : "";
 
     if (d->line_len == 0) {
-        finish_field(d);
-        start_body(d);
-    } else if (len > 0 && is_wsp(line[0]) && buf_used(&d->cur) > 0) {
+        dkim_finish_field(d);
+        dkim_start_body(d);
+    } else if (len > 0 && dkim_is_wsp(line[0]) && buf_used(&d->cur) > 0) {
         if (buf_append(&d->cur, "\r\n", 2) < 0 || buf_append(&d->cur, line, len) < 0)
             d->overflow = true;
     } else {
-        finish_field(d);
+        dkim_finish_field(d);
         if (buf_append(&d->cur, line, len) < 0)
             d->overflow = true;
     }
@@ -291,7 +292,7 @@ static void header_line(dkim_t *d)
     d->line_len = 0;
 }
 
-static void line_add(dkim_t *d, const char *p, size_t n)
+static void dkim_line_add(dkim_t *d, const char *p, size_t n)
 {
     d->line_len += n;
     if (buf_append(&d->line, p, n) < 0)
@@ -299,7 +300,7 @@ static void line_add(dkim_t *d, const char *p, size_t n)
 }
 
 /* Consume header bytes; returns how many were used (the rest is body). */
-static size_t feed_headers(dkim_t *d, const char *p, size_t n)
+static size_t dkim_feed_headers(dkim_t *d, const char *p, size_t n)
 {
     size_t i = 0;
 
@@ -308,10 +309,10 @@ static size_t feed_headers(dkim_t *d, const char *p, size_t n)
             d->cr = false;
             if (p[i] == '\n') {
                 i++;
-                header_line(d);
+                dkim_header_line(d);
                 continue;
             }
-            line_add(d, "\r", 1);
+            dkim_line_add(d, "\r", 1);
         }
         if (p[i] == '\r') {
             d->cr = true;
@@ -321,7 +322,7 @@ static size_t feed_headers(dkim_t *d, const char *p, size_t n)
 
             while (j < n && p[j] != '\r')
                 j++;
-            line_add(d, p + i, j - i);
+            dkim_line_add(d, p + i, j - i);
             i = j;
         }
     }
@@ -333,14 +334,14 @@ void dkim_feed(dkim_t *d, const char *p, size_t n)
     size_t used = 0;
 
     if (d->state == IN_HEADERS)
-        used = feed_headers(d, p, n);
+        used = dkim_feed_headers(d, p, n);
     if (d->state == IN_BODY && used < n)
         for (int t = 0; t < 2; t++)
             if (d->canon_used[t])
                 canon_body_update(&d->canon[t], p + used, n - used);
 }
 
-static void finish_body_hash(sigstate_t *s, uint64_t body_len)
+static void dkim_finish_body_hash(sigstate_t *s, uint64_t body_len)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -371,19 +372,19 @@ void dkim_end(dkim_t *d)
         /* A message without a body: its last line may lack a CRLF. */
         if (d->cr) {
             d->cr = false;
-            line_add(d, "\r", 1);
+            dkim_line_add(d, "\r", 1);
         }
         if (d->line_len > 0)
-            header_line(d);
-        finish_field(d);
-        start_body(d);
+            dkim_header_line(d);
+        dkim_finish_field(d);
+        dkim_start_body(d);
     }
     for (int t = 0; t < 2; t++)
         if (d->canon_used[t])
             canon_body_final(&d->canon[t]);
     for (size_t i = 0; i < d->nsigs; i++)
         if (d->sigs[i]->parsed)
-            finish_body_hash(d->sigs[i], d->canon_len[d->sigs[i]->sig.bcanon]);
+            dkim_finish_body_hash(d->sigs[i], d->canon_len[d->sigs[i]->sig.bcanon]);
     d->state = ENDED;
 }
 
@@ -429,8 +430,8 @@ void dkim_set_key(dkim_t *d, size_t index, txt_status_t status, const txt_record
 
 /* One DER element at *p (tag, then a length in at most 2 octets): its
  * tag, and its contents in [*c, *c + *clen).  0, or -1 when malformed. */
-static int der_next(const unsigned char **p, const unsigned char *end, unsigned *tag,
-                    const unsigned char **c, size_t *clen)
+static int dkim_der_next(const unsigned char **p, const unsigned char *end, unsigned *tag,
+                         const unsigned char **c, size_t *clen)
 {
     const unsigned char *q = *p;
     size_t len;
@@ -463,8 +464,8 @@ static int der_next(const unsigned char **p, const unsigned char *end, unsigned 
  * 200 us a key, the inner PKCS#1 structure in 2 us.  Anything else (other
  * OIDs, odd encodings) is left to d2i_PUBKEY().
  */
-static bool spki_rsa(const unsigned char *der, size_t len, const unsigned char **inner,
-                     size_t *inner_len)
+static bool dkim_spki_rsa(const unsigned char *der, size_t len, const unsigned char **inner,
+                          size_t *inner_len)
 {
     static const unsigned char rsa_oid[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
                                             0xf7, 0x0d, 0x01, 0x01, 0x01};
@@ -472,14 +473,14 @@ static bool spki_rsa(const unsigned char *der, size_t len, const unsigned char *
     size_t clen, alg_len, bits_len;
     unsigned tag;
 
-    if (der_next(&p, end, &tag, &c, &clen) < 0 || tag != 0x30)
+    if (dkim_der_next(&p, end, &tag, &c, &clen) < 0 || tag != 0x30)
         return false;
     p = c;
     end = c + clen;
-    if (der_next(&p, end, &tag, &alg, &alg_len) < 0 || tag != 0x30 ||
+    if (dkim_der_next(&p, end, &tag, &alg, &alg_len) < 0 || tag != 0x30 ||
         alg_len < sizeof(rsa_oid) || memcmp(alg, rsa_oid, sizeof(rsa_oid)) != 0)
         return false;
-    if (der_next(&p, end, &tag, &bits, &bits_len) < 0 || tag != 0x03 || bits_len < 2 ||
+    if (dkim_der_next(&p, end, &tag, &bits, &bits_len) < 0 || tag != 0x03 || bits_len < 2 ||
         bits[0] != 0)
         return false;
     *inner = bits + 1;
@@ -487,7 +488,7 @@ static bool spki_rsa(const unsigned char *der, size_t len, const unsigned char *
     return true;
 }
 
-static EVP_PKEY *load_key(sigstate_t *s, const char **why)
+static EVP_PKEY *dkim_load_key(sigstate_t *s, const char **why)
 {
     const dkimkey_t *k = &s->key;
     EVP_PKEY *pk = NULL;
@@ -516,7 +517,7 @@ static EVP_PKEY *load_key(sigstate_t *s, const char **why)
     }
     /* Publishers use SubjectPublicKeyInfo; a few publish the bare PKCS#1
      * RSAPublicKey that RFC 6376's wording suggests.  Accept both. */
-    if (spki_rsa(k->p, k->p_len, &inner, &inner_len)) {
+    if (dkim_spki_rsa(k->p, k->p_len, &inner, &inner_len)) {
         q = inner;
         pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)inner_len);
     }
@@ -535,7 +536,8 @@ static EVP_PKEY *load_key(sigstate_t *s, const char **why)
     }
     s->res.key_bits = (unsigned)EVP_PKEY_get_bits(pk);
     if (s->res.key_bits < DKIM_RSA_MIN_BITS || s->res.key_bits > DKIM_RSA_MAX_BITS) {
-        *why = s->res.key_bits < DKIM_RSA_MIN_BITS ? "RSA key under 1024 bits" : "RSA key too large";
+        *why =
+            s->res.key_bits < DKIM_RSA_MIN_BITS ? "RSA key under 1024 bits" : "RSA key too large";
         EVP_PKEY_free(pk);
         return NULL;
     }
@@ -545,7 +547,7 @@ static EVP_PKEY *load_key(sigstate_t *s, const char **why)
 /* The data the signature covers (RFC 6376 3.7): the fields h= names, each
  * the last one not yet used, then the signature's own field with b= blank,
  * without its CRLF. */
-static int header_data(dkim_t *d, sigstate_t *s, buf_t *out)
+static int dkim_header_data(dkim_t *d, sigstate_t *s, buf_t *out)
 {
     const char *store = buf_ptr(&d->store);
     const field_t *own = &d->fields[s->field];
@@ -566,9 +568,9 @@ static int header_data(dkim_t *d, sigstate_t *s, buf_t *out)
     }
     free(used);
     buf_init(&self, own->len);
-    if (rc == 0 && (buf_append(&self, store + own->off, s->sig.b_raw_start) < 0 ||
-                    buf_append(&self, store + own->off + s->sig.b_raw_end,
-                               own->len - s->sig.b_raw_end) < 0))
+    if (rc == 0 &&
+        (buf_append(&self, store + own->off, s->sig.b_raw_start) < 0 ||
+         buf_append(&self, store + own->off + s->sig.b_raw_end, own->len - s->sig.b_raw_end) < 0))
         rc = BUF_EFULL;
     if (rc == 0)
         rc = canon_header(s->sig.hcanon, buf_ptr(&self), buf_used(&self), false, out);
@@ -576,7 +578,7 @@ static int header_data(dkim_t *d, sigstate_t *s, buf_t *out)
     return rc;
 }
 
-static bool verify_crypto(EVP_PKEY *pk, const sigstate_t *s, const unsigned char *hash)
+static bool dkim_verify_crypto(EVP_PKEY *pk, const sigstate_t *s, const unsigned char *hash)
 {
     bool ok = false;
 
@@ -601,7 +603,7 @@ static bool verify_crypto(EVP_PKEY *pk, const sigstate_t *s, const unsigned char
     return ok;
 }
 
-static void verify_one(dkim_t *d, sigstate_t *s)
+static void dkim_verify_one(dkim_t *d, sigstate_t *s)
 {
     dkim_result_t *r = &s->res;
     EVP_PKEY *pk = NULL;
@@ -648,7 +650,7 @@ static void verify_one(dkim_t *d, sigstate_t *s)
             return;
         }
     }
-    if ((pk = load_key(s, &why)) == NULL) {
+    if ((pk = dkim_load_key(s, &why)) == NULL) {
         r->reason = why;
         return;
     }
@@ -658,11 +660,11 @@ static void verify_one(dkim_t *d, sigstate_t *s)
         goto done;
     }
     buf_init(&data, d->opt.header_max * 2 + 4096);
-    if (header_data(d, s, &data) < 0 ||
+    if (dkim_header_data(d, s, &data) < 0 ||
         EVP_Digest(buf_ptr(&data), buf_used(&data), hash, NULL, EVP_sha256(), NULL) != 1) {
         r->status = DKIM_PERMERROR;
         r->reason = "header section too large";
-    } else if (verify_crypto(pk, s, hash)) {
+    } else if (dkim_verify_crypto(pk, s, hash)) {
         r->status = DKIM_PASS;
         r->reason = NULL;
     } else {
@@ -678,5 +680,5 @@ void dkim_finish(dkim_t *d)
     dkim_end(d);
     for (size_t i = 0; i < d->nsigs; i++)
         if (d->sigs[i]->parsed && d->sigs[i]->res.status == DKIM_PENDING)
-            verify_one(d, d->sigs[i]);
+            dkim_verify_one(d, d->sigs[i]);
 }

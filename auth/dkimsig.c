@@ -6,7 +6,7 @@
 #include "str.h"
 #include "tagval.h"
 
-static int b64_value(char c)
+static int dkimsig_b64_value(char c)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -38,7 +38,7 @@ long dkimsig_b64_decode(const char *s, size_t len, unsigned char *dst, size_t si
         }
         if (pad > 0) /* data after padding */
             return -1;
-        v = b64_value(c);
+        v = dkimsig_b64_value(c);
         if (v < 0)
             return -1;
         acc = (acc << 6) | (uint32_t)v;
@@ -61,7 +61,7 @@ long dkimsig_b64_decode(const char *s, size_t len, unsigned char *dst, size_t si
 }
 
 /* Digits only, at most max_digits of them; the value saturates. */
-static bool parse_digits(const tagval_tag_t *t, size_t max_digits, uint64_t *out)
+static bool dkimsig_parse_digits(const tagval_tag_t *t, size_t max_digits, uint64_t *out)
 {
     uint64_t v = 0;
 
@@ -79,7 +79,7 @@ static bool parse_digits(const tagval_tag_t *t, size_t max_digits, uint64_t *out
     return true;
 }
 
-static bool parse_canon_word(const char *s, size_t n, canon_t *out)
+static bool dkimsig_parse_canon_word(const char *s, size_t n, canon_t *out)
 {
     if (str_eq_ci_n(s, n, "simple"))
         *out = CANON_SIMPLE;
@@ -90,20 +90,20 @@ static bool parse_canon_word(const char *s, size_t n, canon_t *out)
     return true;
 }
 
-static bool parse_c(const tagval_tag_t *t, canon_t *h, canon_t *b)
+static bool dkimsig_parse_c(const tagval_tag_t *t, canon_t *h, canon_t *b)
 {
     const char *slash = memchr(t->value, '/', t->value_len);
 
     *h = *b = CANON_SIMPLE;
     if (slash == NULL)
-        return parse_canon_word(t->value, t->value_len, h);
-    return parse_canon_word(t->value, (size_t)(slash - t->value), h) &&
-           parse_canon_word(slash + 1, t->value_len - (size_t)(slash - t->value) - 1, b);
+        return dkimsig_parse_canon_word(t->value, t->value_len, h);
+    return dkimsig_parse_canon_word(t->value, (size_t)(slash - t->value), h) &&
+           dkimsig_parse_canon_word(slash + 1, t->value_len - (size_t)(slash - t->value) - 1, b);
 }
 
 /* Split h= into names.  Each is a header field name: printable ASCII
  * without ':' (RFC 5322 ftext), white space allowed around the colons. */
-static const char *parse_h(const tagval_tag_t *t, dkimsig_t *sig)
+static const char *dkimsig_parse_h(const tagval_tag_t *t, dkimsig_t *sig)
 {
     size_t n = 0;
     bool from = false;
@@ -138,7 +138,7 @@ static const char *parse_h(const tagval_tag_t *t, dkimsig_t *sig)
 }
 
 /* Whether word is one element of the colon-separated list (any case). */
-static bool list_has(const tagval_tag_t *t, const char *word)
+static bool dkimsig_list_has(const tagval_tag_t *t, const char *word)
 {
     const char *p = t->value, *end = t->value + t->value_len;
 
@@ -159,7 +159,7 @@ static bool list_has(const tagval_tag_t *t, const char *word)
     return false;
 }
 
-static const char *parse_i(const tagval_tag_t *t, dkimsig_t *sig)
+static const char *dkimsig_parse_i(const tagval_tag_t *t, dkimsig_t *sig)
 {
     const char *at = NULL;
     char dom[DKIMSIG_DOMAIN_MAX];
@@ -177,14 +177,15 @@ static const char *parse_i(const tagval_tag_t *t, dkimsig_t *sig)
     dlen = (size_t)n;
     /* i='s domain is d= or a subdomain of it (RFC 6376 3.5). */
     if (!(dlen == slen && strcmp(dom, sig->domain) == 0) &&
-        !(dlen > slen && dom[dlen - slen - 1] == '.' && strcmp(dom + dlen - slen, sig->domain) == 0))
+        !(dlen > slen && dom[dlen - slen - 1] == '.' &&
+          strcmp(dom + dlen - slen, sig->domain) == 0))
         return "i= is not within d=";
     memcpy(sig->auid, t->value, t->value_len);
     sig->auid[t->value_len] = '\0';
     return NULL;
 }
 
-static const char *parse_sig(const char *value, size_t len, dkimsig_t *sig)
+static const char *dkimsig_parse_sig(const char *value, size_t len, dkimsig_t *sig)
 {
     tagval_list_t l;
     const tagval_tag_t *t;
@@ -225,7 +226,7 @@ static const char *parse_sig(const char *value, size_t len, dkimsig_t *sig)
     if (dkimsig_b64_decode(t->value, t->value_len, sig->bh, sizeof(sig->bh)) != 32)
         return "bad bh=";
 
-    if ((t = tagval_get(&l, "c")) != NULL && !parse_c(t, &sig->hcanon, &sig->bcanon))
+    if ((t = tagval_get(&l, "c")) != NULL && !dkimsig_parse_c(t, &sig->hcanon, &sig->bcanon))
         return "unknown canonicalization";
 
     if ((t = tagval_get(&l, "d")) == NULL)
@@ -235,23 +236,23 @@ static const char *parse_sig(const char *value, size_t len, dkimsig_t *sig)
 
     if ((t = tagval_get(&l, "h")) == NULL)
         return "missing h=";
-    if ((why = parse_h(t, sig)) != NULL)
+    if ((why = dkimsig_parse_h(t, sig)) != NULL)
         return why;
 
     if ((t = tagval_get(&l, "i")) != NULL) {
-        if ((why = parse_i(t, sig)) != NULL)
+        if ((why = dkimsig_parse_i(t, sig)) != NULL)
             return why;
     } else if (str_fmt(sig->auid, sizeof(sig->auid), "@%s", sig->domain) < 0) {
         return "bad d=";
     }
 
     if ((t = tagval_get(&l, "l")) != NULL) {
-        if (!parse_digits(t, 76, &sig->length))
+        if (!dkimsig_parse_digits(t, 76, &sig->length))
             return "bad l=";
         sig->has_length = true;
     }
 
-    if ((t = tagval_get(&l, "q")) != NULL && !list_has(t, "dns/txt"))
+    if ((t = tagval_get(&l, "q")) != NULL && !dkimsig_list_has(t, "dns/txt"))
         return "no supported query method in q=";
 
     if ((t = tagval_get(&l, "s")) == NULL)
@@ -260,12 +261,12 @@ static const char *parse_sig(const char *value, size_t len, dkimsig_t *sig)
         return "bad s=";
 
     if ((t = tagval_get(&l, "t")) != NULL) {
-        if (!parse_digits(t, 12, &sig->timestamp))
+        if (!dkimsig_parse_digits(t, 12, &sig->timestamp))
             return "bad t=";
         sig->has_timestamp = true;
     }
     if ((t = tagval_get(&l, "x")) != NULL) {
-        if (!parse_digits(t, 12, &sig->expire))
+        if (!dkimsig_parse_digits(t, 12, &sig->expire))
             return "bad x=";
         sig->has_expire = true;
         if (sig->has_timestamp && sig->expire < sig->timestamp)
@@ -276,11 +277,11 @@ static const char *parse_sig(const char *value, size_t len, dkimsig_t *sig)
 
 int dkimsig_parse(const char *value, size_t len, dkimsig_t *sig, const char **why)
 {
-    *why = parse_sig(value, len, sig);
+    *why = dkimsig_parse_sig(value, len, sig);
     return *why ? DKIMSIG_EINVAL : 0;
 }
 
-static const char *parse_key(const char *rec, size_t len, dkimkey_t *key)
+static const char *dkimsig_parse_key(const char *rec, size_t len, dkimkey_t *key)
 {
     tagval_list_t l;
     const tagval_tag_t *t;
@@ -292,7 +293,7 @@ static const char *parse_key(const char *rec, size_t len, dkimkey_t *key)
     /* v= is optional, but when present it comes first (RFC 6376 3.6.1). */
     if ((t = tagval_get(&l, "v")) != NULL && (t != &l.tag[0] || !tagval_is(t, "DKIM1")))
         return "key record has a bad v=";
-    if ((t = tagval_get(&l, "h")) != NULL && !list_has(t, "sha256"))
+    if ((t = tagval_get(&l, "h")) != NULL && !dkimsig_list_has(t, "sha256"))
         return "key does not allow sha256";
     key->type = DKIM_KEY_RSA;
     if ((t = tagval_get(&l, "k")) != NULL) {
@@ -301,11 +302,12 @@ static const char *parse_key(const char *rec, size_t len, dkimkey_t *key)
         else if (!tagval_is_ci(t, "rsa"))
             return "unknown key type";
     }
-    if ((t = tagval_get(&l, "s")) != NULL && !list_has(t, "*") && !list_has(t, "email"))
+    if ((t = tagval_get(&l, "s")) != NULL && !dkimsig_list_has(t, "*") &&
+        !dkimsig_list_has(t, "email"))
         return "key is not for email";
     if ((t = tagval_get(&l, "t")) != NULL) {
-        key->testing = list_has(t, "y");
-        key->strict = list_has(t, "s");
+        key->testing = dkimsig_list_has(t, "y");
+        key->strict = dkimsig_list_has(t, "s");
     }
     if ((t = tagval_get(&l, "p")) == NULL)
         return "key record has no p=";
@@ -318,7 +320,7 @@ static const char *parse_key(const char *rec, size_t len, dkimkey_t *key)
 
 int dkimsig_key_parse(const char *rec, size_t len, dkimkey_t *key, const char **why)
 {
-    *why = parse_key(rec, len, key);
+    *why = dkimsig_parse_key(rec, len, key);
     return *why ? DKIMSIG_EINVAL : 0;
 }
 

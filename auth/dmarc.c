@@ -9,7 +9,7 @@
 
 /* ---- records ---- */
 
-static bool parse_policy(const tagval_tag_t *t, dmarc_policy_t *p)
+static bool dmarc_parse_policy(const tagval_tag_t *t, dmarc_policy_t *p)
 {
     /* ABNF strings are case-insensitive (RFC 5234 2.3). */
     if (tagval_is_ci(t, "none"))
@@ -23,14 +23,14 @@ static bool parse_policy(const tagval_tag_t *t, dmarc_policy_t *p)
     return true;
 }
 
-static dmarc_align_t parse_align(const tagval_tag_t *t)
+static dmarc_align_t dmarc_parse_align(const tagval_tag_t *t)
 {
     return t != NULL && tagval_is_ci(t, "s") ? DMARC_ALIGN_STRICT : DMARC_ALIGN_RELAXED;
 }
 
 /* A dmarc-uri (RFC 7489 6.4): URI [ "!" size ].  Only the shape is
  * checked, "scheme:something": reports are never sent. */
-static bool valid_uri(const char *s, size_t n)
+static bool dmarc_valid_uri(const char *s, size_t n)
 {
     size_t i = 0;
 
@@ -51,7 +51,7 @@ static bool valid_uri(const char *s, size_t n)
     return i < n && i + 1 < n;
 }
 
-static unsigned count_uris(const tagval_tag_t *t)
+static unsigned dmarc_count_uris(const tagval_tag_t *t)
 {
     const char *p = t->value, *end = t->value + t->value_len;
     unsigned n = 0;
@@ -60,7 +60,7 @@ static unsigned count_uris(const tagval_tag_t *t)
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *e = comma ? comma : end;
 
-        if (valid_uri(p, (size_t)(e - p)))
+        if (dmarc_valid_uri(p, (size_t)(e - p)))
             n++;
         if (comma == NULL)
             break;
@@ -84,19 +84,18 @@ int dmarc_record_parse(const char *s, size_t len, dmarc_record_t *rec, const cha
     /* Lenient: bad tag-specs are dropped (RFC 7489 6.3), but the record
      * must still begin with v=DMARC1, exactly so written. */
     if (tagval_parse(s, len, true, &l) < 0 || l.n == 0 || l.tag[0].name != s + lead ||
-        l.tag[0].name_len != 1 ||
-        l.tag[0].name[0] != 'v' || !tagval_is(&l.tag[0], "DMARC1"))
+        l.tag[0].name_len != 1 || l.tag[0].name[0] != 'v' || !tagval_is(&l.tag[0], "DMARC1"))
         return DMARC_REC_NOT;
     /* tagval keeps the first of a repeated tag; a v= that is not the first
      * tag is simply ignored. */
     t = tagval_get(&l, "p");
-    p_ok = t != NULL && parse_policy(t, &rec->p);
+    p_ok = t != NULL && dmarc_parse_policy(t, &rec->p);
     if ((t = tagval_get(&l, "sp")) != NULL) {
-        sp_ok = parse_policy(t, &rec->sp);
+        sp_ok = dmarc_parse_policy(t, &rec->sp);
         rec->has_sp = sp_ok;
     }
-    rec->adkim = parse_align(tagval_get(&l, "adkim"));
-    rec->aspf = parse_align(tagval_get(&l, "aspf"));
+    rec->adkim = dmarc_parse_align(tagval_get(&l, "adkim"));
+    rec->aspf = dmarc_parse_align(tagval_get(&l, "aspf"));
     if ((t = tagval_get(&l, "pct")) != NULL && t->value_len >= 1 && t->value_len <= 3) {
         unsigned v = 0;
         bool digits = true;
@@ -109,7 +108,7 @@ int dmarc_record_parse(const char *s, size_t len, dmarc_record_t *rec, const cha
             rec->pct = v;
     }
     if ((t = tagval_get(&l, "rua")) != NULL)
-        rec->nrua = count_uris(t);
+        rec->nrua = dmarc_count_uris(t);
     if (!p_ok || !sp_ok) {
         if (rec->nrua == 0) {
             *why = p_ok ? "DMARC record has a bad sp=" : "DMARC record has no valid p=";
@@ -167,13 +166,13 @@ typedef struct {
     bool angle;    /* this element has an angle-addr: only it counts */
 } element_t;
 
-static void element_reset(element_t *e)
+static void dmarc_element_reset(element_t *e)
 {
     e->dom_len = 0;
     e->at = e->overlong = e->angle = false;
 }
 
-static void element_char(element_t *e, char c)
+static void dmarc_element_char(element_t *e, char c)
 {
     if (!e->at)
         return;
@@ -184,7 +183,8 @@ static void element_char(element_t *e, char c)
 }
 
 /* The element is complete: add its domain.  0, or DMARC_FROM_EMANY. */
-static int element_end(element_t *e, char domains[][DMARC_DOMAIN_MAX], size_t *n, size_t *added)
+static int dmarc_element_end(element_t *e, char domains[][DMARC_DOMAIN_MAX], size_t *n,
+                             size_t *added)
 {
     char d[DMARC_DOMAIN_MAX];
     int rc = 0;
@@ -202,7 +202,7 @@ static int element_end(element_t *e, char domains[][DMARC_DOMAIN_MAX], size_t *n
         }
         (*added)++;
     }
-    element_reset(e);
+    dmarc_element_reset(e);
     return rc;
 }
 
@@ -213,7 +213,7 @@ int dmarc_from_domains(const char *value, size_t len, char domains[][DMARC_DOMAI
     bool quoted = false, in_angle = false;
     int rc = 0;
 
-    element_reset(&e);
+    dmarc_element_reset(&e);
     for (size_t i = 0; i < len && rc == 0; i++) {
         char c = value[i];
 
@@ -223,7 +223,7 @@ int dmarc_from_domains(const char *value, size_t len, char domains[][DMARC_DOMAI
             else if (c == '"')
                 quoted = false;
             if (!e.angle || in_angle)
-                element_char(&e, 'x'); /* quoted text after '@' spoils the domain */
+                dmarc_element_char(&e, 'x'); /* quoted text after '@' spoils the domain */
             continue;
         }
         if (depth > 0) { /* comments nest (RFC 5322 3.2.2) */
@@ -248,7 +248,7 @@ int dmarc_from_domains(const char *value, size_t len, char domains[][DMARC_DOMAI
             in_angle = false;
         } else if (e.angle && !in_angle) {
             if (c == ',' || c == ';')
-                rc = element_end(&e, domains, n, &added);
+                rc = dmarc_element_end(&e, domains, n, &added);
             /* else: text after the angle-addr, ignored */
         } else if (c == '@') {
             e.at = true;
@@ -260,16 +260,16 @@ int dmarc_from_domains(const char *value, size_t len, char domains[][DMARC_DOMAI
             e.at = false;
             e.dom_len = 0;
         } else if ((c == ',' || c == ';') && !in_angle) {
-            rc = element_end(&e, domains, n, &added);
+            rc = dmarc_element_end(&e, domains, n, &added);
         } else if (c == ',' && in_angle) {
             e.at = false; /* obsolete route list */
             e.dom_len = 0;
         } else if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-            element_char(&e, c);
+            dmarc_element_char(&e, c);
         }
     }
     if (rc == 0)
-        rc = element_end(&e, domains, n, &added);
+        rc = dmarc_element_end(&e, domains, n, &added);
     if (rc == 0 && added == 0)
         rc = DMARC_FROM_ENONE;
     return rc;

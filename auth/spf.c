@@ -76,7 +76,7 @@ struct spf_req {
 
 /* Keep libspf2 quiet: lower layers do not log.  Its error handler stays,
  * since it only fires on broken invariants, where aborting is right. */
-static void quiet(void)
+static void spf_quiet(void)
 {
     SPF_warning_handler = NULL;
     SPF_info_handler = NULL;
@@ -119,7 +119,7 @@ const char *spf_strerror(int err)
 
 /* ---- time ---- */
 
-static void deadline_in(struct timespec *t, unsigned ms)
+static void spf_deadline_in(struct timespec *t, unsigned ms)
 {
     clock_gettime(CLOCK_MONOTONIC, t);
     t->tv_sec += ms / 1000;
@@ -131,7 +131,7 @@ static void deadline_in(struct timespec *t, unsigned ms)
 }
 
 /* Milliseconds until t, 0 when past. */
-static int ms_left(const struct timespec *t)
+static int spf_ms_left(const struct timespec *t)
 {
     struct timespec now;
     long long ms;
@@ -143,25 +143,25 @@ static int ms_left(const struct timespec *t)
 
 /* ---- answers ---- */
 
-static SPF_dns_rr_t *answer(SPF_dns_server_t *s, const char *domain, ns_type type, int herrno)
+static SPF_dns_rr_t *spf_answer(SPF_dns_server_t *s, const char *domain, ns_type type, int herrno)
 {
     return SPF_dns_rr_new_init(s, domain, type, 0, herrno);
 }
 
 /* What the resolver said, in libspf2's form.  NULL when out of memory. */
-static SPF_dns_rr_t *from_result(SPF_dns_server_t *s, const char *domain, ns_type type, int status,
-                                 const dns_result_t *res)
+static SPF_dns_rr_t *spf_from_result(SPF_dns_server_t *s, const char *domain, ns_type type,
+                                     int status, const dns_result_t *res)
 {
     SPF_dns_rr_t *rr;
     int n = 0;
 
     if (status == DNS_ENXDOMAIN || status == DNS_EBADNAME)
-        return answer(s, domain, type, HOST_NOT_FOUND);
+        return spf_answer(s, domain, type, HOST_NOT_FOUND);
     if (status == DNS_ENODATA)
-        return answer(s, domain, type, NO_DATA);
+        return spf_answer(s, domain, type, NO_DATA);
     if (status < 0) /* SERVFAIL, REFUSED, timeouts, malformed, closing */
-        return answer(s, domain, type, TRY_AGAIN);
-    rr = answer(s, domain, type, NETDB_SUCCESS);
+        return spf_answer(s, domain, type, TRY_AGAIN);
+    rr = spf_answer(s, domain, type, NETDB_SUCCESS);
     for (size_t i = 0; rr != NULL && i < res->n && i < 1024; i++) {
         const char *text = NULL;
         size_t len = 0;
@@ -207,7 +207,7 @@ static SPF_dns_rr_t *from_result(SPF_dns_server_t *s, const char *domain, ns_typ
 }
 
 /* A copy of what the check learnt about (domain, type), or NULL. */
-static SPF_dns_rr_t *known(spf_req_t *q, const char *domain, ns_type type)
+static SPF_dns_rr_t *spf_known(spf_req_t *q, const char *domain, ns_type type)
 {
     for (size_t i = 0; i < q->nanswers; i++) {
         SPF_dns_rr_t *rr = q->answers[i].rr, *copy = NULL;
@@ -216,14 +216,14 @@ static SPF_dns_rr_t *known(spf_req_t *q, const char *domain, ns_type type)
             continue;
         if (SPF_dns_rr_dup(&copy, rr) != SPF_E_SUCCESS) {
             SPF_dns_rr_free(copy);
-            return answer(q->ctx->dns, domain, type, TRY_AGAIN);
+            return spf_answer(q->ctx->dns, domain, type, TRY_AGAIN);
         }
         return copy;
     }
     return NULL;
 }
 
-static void learn(spf_req_t *q, SPF_dns_rr_t *rr)
+static void spf_learn(spf_req_t *q, SPF_dns_rr_t *rr)
 {
     if (q->nanswers == q->cap) {
         q->cap = q->cap ? 2 * q->cap : 8;
@@ -243,10 +243,10 @@ static void learn(spf_req_t *q, SPF_dns_rr_t *rr)
  * beyond the limit is answered without asking DNS: TXT with "no data" (an
  * include or redirect then fails as permerror; an exp= lookup, which the
  * RFC does not count, merely loses its text), anything else with "try
- * again", which evaluate() turns into the permerror it really is.
+ * again", which spf_evaluate() turns into the permerror it really is.
  */
-static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_type type,
-                                 int should_cache)
+static SPF_dns_rr_t *spf_hook_lookup(SPF_dns_server_t *s, const char *domain, ns_type type,
+                                     int should_cache)
 {
     spf_req_t *w = ((spf_ctx_t *)s->hook)->running;
     bool term = true, secondary = false;
@@ -255,7 +255,7 @@ static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_typ
 
     (void)should_cache;
     if (type == ns_t_spf) /* RFC 7208 3.1: type 99 is not used */
-        return answer(s, domain, type, NO_DATA);
+        return spf_answer(s, domain, type, NO_DATA);
     if (w->top) {
         w->top = false;
         term = false;
@@ -269,11 +269,11 @@ static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_typ
         w->nexpect = w->iexpect = 0;
     if (term && ++w->terms > SPF_MAX_TERMS) {
         w->limit_hit = true;
-        return answer(s, domain, type, type == ns_t_txt ? NO_DATA : TRY_AGAIN);
+        return spf_answer(s, domain, type, type == ns_t_txt ? NO_DATA : TRY_AGAIN);
     }
-    if (ms_left(&w->deadline) == 0) {
+    if (spf_ms_left(&w->deadline) == 0) {
         w->late = true;
-        return answer(s, domain, type, TRY_AGAIN);
+        return spf_answer(s, domain, type, TRY_AGAIN);
     }
     /* An address is no domain name, nor is a name longer than DNS
      * carries (a macro can expand to one): DNS has no such name, and the
@@ -281,22 +281,22 @@ static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_typ
      * asked. */
     if (inet_pton(AF_INET, domain, &literal) == 1 || inet_pton(AF_INET6, domain, &literal) == 1 ||
         strlen(domain) > DNS_NAME_MAX + 1)
-        rr = answer(s, domain, type, HOST_NOT_FOUND);
+        rr = spf_answer(s, domain, type, HOST_NOT_FOUND);
     else
-        rr = known(w, domain, type);
+        rr = spf_known(w, domain, type);
     if (rr == NULL) {
         if (!w->missed) {
             w->missed = true;
             str_lcpy(w->miss_name, domain, sizeof(w->miss_name));
             w->miss_type = type;
         }
-        return answer(s, domain, type, TRY_AGAIN);
+        return spf_answer(s, domain, type, TRY_AGAIN);
     }
     if (term && type != ns_t_txt && (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA) &&
         ++w->voids > SPF_MAX_VOIDS) {
         w->void_hit = true;
         SPF_dns_rr_free(rr);
-        return answer(s, domain, type, TRY_AGAIN);
+        return spf_answer(s, domain, type, TRY_AGAIN);
     }
     if ((type == ns_t_mx || type == ns_t_ptr) && rr->herrno == NETDB_SUCCESS) {
         for (int i = 0; i < rr->num_rr && w->nexpect < SPF_MAX_EXPECT; i++)
@@ -306,7 +306,7 @@ static SPF_dns_rr_t *hook_lookup(SPF_dns_server_t *s, const char *domain, ns_typ
     return rr;
 }
 
-static void hook_destroy(SPF_dns_server_t *s)
+static void spf_hook_destroy(SPF_dns_server_t *s)
 {
     free(s);
 }
@@ -322,7 +322,7 @@ int spf_ctx_new(const spf_options_t *opt, spf_ctx_t **out)
     if (opt->resolver == NULL)
         return SPF_EINVAL;
     if (!quieted) { /* the loop thread only */
-        quiet();
+        spf_quiet();
         quieted = true;
     }
     ctx = xcalloc(1, sizeof(*ctx));
@@ -330,8 +330,8 @@ int spf_ctx_new(const spf_options_t *opt, spf_ctx_t **out)
     ctx->total_timeout_ms = opt->total_timeout_ms;
     ctx->hostname = xstrdup(opt->hostname && *opt->hostname ? opt->hostname : "localhost");
     ctx->dns = xcalloc(1, sizeof(*ctx->dns));
-    ctx->dns->destroy = hook_destroy;
-    ctx->dns->lookup = hook_lookup;
+    ctx->dns->destroy = spf_hook_destroy;
+    ctx->dns->lookup = spf_hook_lookup;
     ctx->dns->name = "mxfwd-loop";
     ctx->dns->hook = ctx;
     ctx->server = SPF_server_new_dns(ctx->dns, 0);
@@ -365,7 +365,7 @@ void spf_ctx_free(spf_ctx_t *ctx)
 /* ---- check_host() ---- */
 
 /* Printable ASCII only: the text goes into SMTP replies and headers. */
-static void sanitize_into(char *dst, size_t size, const char *src)
+static void spf_sanitize_into(char *dst, size_t size, const char *src)
 {
     size_t n = 0;
 
@@ -377,12 +377,12 @@ static void sanitize_into(char *dst, size_t size, const char *src)
 
 /* A domain check_host() can start from (RFC 7208 4.3): a multi-label DNS
  * name, lowercased into dst. */
-static bool usable_domain(const char *d, char *dst, size_t size)
+static bool spf_usable_domain(const char *d, char *dst, size_t size)
 {
     return addr_dns_name(d, strlen(d), dst, size) >= 0 && strchr(dst, '.') != NULL;
 }
 
-static int set_client(SPF_request_t *req, const struct sockaddr *sa)
+static int spf_set_client(SPF_request_t *req, const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)
         return SPF_request_set_ipv4(req, ((const struct sockaddr_in *)sa)->sin_addr);
@@ -400,7 +400,7 @@ static int set_client(SPF_request_t *req, const struct sockaddr *sa)
     return -1;
 }
 
-static spf_status_t map_result(SPF_result_t r)
+static spf_status_t spf_map_result(SPF_result_t r)
 {
     switch (r) {
     case SPF_RESULT_PASS:
@@ -423,22 +423,22 @@ static spf_status_t map_result(SPF_result_t r)
 }
 
 /* The first error libspf2 recorded, for a permerror's "why". */
-static void first_error(SPF_response_t *resp, char *dst, size_t size)
+static void spf_first_error(SPF_response_t *resp, char *dst, size_t size)
 {
     for (int i = 0; i < SPF_response_messages(resp); i++) {
         SPF_error_t *e = SPF_response_message(resp, i);
 
         if (SPF_error_errorp(e)) {
-            sanitize_into(dst, size, SPF_error_message(e));
+            spf_sanitize_into(dst, size, SPF_error_message(e));
             return;
         }
     }
-    sanitize_into(dst, size, SPF_strerror(SPF_response_errcode(resp)));
+    spf_sanitize_into(dst, size, SPF_strerror(SPF_response_errcode(resp)));
 }
 
 /* The v=spf1 record among the TXT answers (RFC 7208 4.5).  Returns its
  * index, -1 when there is none, -2 when there are several. */
-static int pick_record(const SPF_dns_rr_t *rr)
+static int spf_pick_record(const SPF_dns_rr_t *rr)
 {
     int found = -1;
 
@@ -456,7 +456,7 @@ static int pick_record(const SPF_dns_rr_t *rr)
 
 /* libspf2 1.2.10 mangles explanation strings (spaces come out as '%', and
  * %{c} is not expanded), so the explanation is ours, from facts only. */
-static void explain(const struct sockaddr *client, spf_result_t *out)
+static void spf_explain(const struct sockaddr *client, spf_result_t *out)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
 
@@ -468,7 +468,7 @@ static void explain(const struct sockaddr *client, spf_result_t *out)
             out->domain, ip);
 }
 
-static void evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
+static void spf_evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
 {
     SPF_dns_rr_t *rr;
     SPF_response_t *resp = NULL;
@@ -482,7 +482,7 @@ static void evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
                  sizeof(out->problem));
         goto done;
     }
-    idx = rr->herrno == NETDB_SUCCESS ? pick_record(rr) : -1;
+    idx = rr->herrno == NETDB_SUCCESS ? spf_pick_record(rr) : -1;
     if (idx == -1) {
         out->status = SPF_NONE;
         str_lcpy(out->problem, "no SPF record", sizeof(out->problem));
@@ -498,7 +498,7 @@ static void evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
         SPF_record_compile(w->ctx->server, resp, &rec, rr->rr[idx]->txt) != SPF_E_SUCCESS) {
         out->status = SPF_PERMERROR;
         if (resp)
-            first_error(resp, out->problem, sizeof(out->problem));
+            spf_first_error(resp, out->problem, sizeof(out->problem));
         goto done;
     }
     /* What SPF_request_query_mailfrom() does, without its pass for
@@ -506,7 +506,7 @@ static void evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
     req->cur_dom = req->env_from_dp;
     resp->spf_record_exp = rec;
     SPF_record_interpret(rec, req, resp, 0);
-    out->status = map_result(SPF_response_result(resp));
+    out->status = spf_map_result(SPF_response_result(resp));
     if (w->late) {
         out->status = SPF_TEMPERROR;
         str_lcpy(out->problem, "SPF evaluation timed out", sizeof(out->problem));
@@ -517,7 +517,7 @@ static void evaluate(spf_req_t *w, SPF_request_t *req, spf_result_t *out)
         out->status = SPF_PERMERROR;
         str_lcpy(out->problem, "more than 2 void lookups", sizeof(out->problem));
     } else if (out->status == SPF_PERMERROR) {
-        first_error(resp, out->problem, sizeof(out->problem));
+        spf_first_error(resp, out->problem, sizeof(out->problem));
     } else if (out->status == SPF_TEMPERROR) {
         str_lcpy(out->problem, "DNS lookup failed", sizeof(out->problem));
     }
@@ -533,7 +533,7 @@ done:
 
 /* ---- a check ---- */
 
-static void req_free(spf_req_t *q)
+static void spf_req_free(spf_req_t *q)
 {
     for (size_t i = 0; i < q->nanswers; i++)
         SPF_dns_rr_free(q->answers[i].rr);
@@ -545,7 +545,7 @@ static void req_free(spf_req_t *q)
 
 /* One run of check_host() with what is known; q->missed says whether it
  * stopped at a question not answered yet. */
-static void run_once(spf_req_t *q)
+static void spf_run_once(spf_req_t *q)
 {
     spf_result_t *out = &q->result;
     const char *sender = q->sender, *helo = q->helo;
@@ -563,7 +563,7 @@ static void run_once(spf_req_t *q)
     q->runs++;
 
     req = SPF_request_new(q->ctx->server);
-    if (req == NULL || set_client(req, client) != SPF_E_SUCCESS) {
+    if (req == NULL || spf_set_client(req, client) != SPF_E_SUCCESS) {
         out->status = SPF_PERMERROR;
         str_lcpy(out->problem, "unusable client address", sizeof(out->problem));
         goto done;
@@ -581,16 +581,16 @@ static void run_once(spf_req_t *q)
         goto done;
     }
     q->ctx->running = q;
-    evaluate(q, req, out);
+    spf_evaluate(q, req, out);
     q->ctx->running = NULL;
     if (out->status == SPF_FAIL || out->status == SPF_SOFTFAIL)
-        explain(client, out);
+        spf_explain(client, out);
 done:
     if (req)
         SPF_request_free(req);
 }
 
-static dns_type_t dns_type_of(ns_type type)
+static dns_type_t spf_dns_type_of(ns_type type)
 {
     switch (type) {
     case ns_t_a:
@@ -606,14 +606,14 @@ static dns_type_t dns_type_of(ns_type type)
     }
 }
 
-static void on_answer(void *arg, int status, const dns_result_t *res);
+static void spf_on_answer(void *arg, int status, const dns_result_t *res);
 
 /* Learn the resolver's answer (or refusal) to the question out. */
-static void learn_answer(spf_req_t *q, int status, const dns_result_t *res)
+static void spf_learn_answer(spf_req_t *q, int status, const dns_result_t *res)
 {
-    SPF_dns_rr_t *rr = from_result(q->ctx->dns, q->miss_name, q->miss_type, status, res);
+    SPF_dns_rr_t *rr = spf_from_result(q->ctx->dns, q->miss_name, q->miss_type, status, res);
 
-    learn(q, rr != NULL ? rr : answer(q->ctx->dns, q->miss_name, q->miss_type, TRY_AGAIN));
+    spf_learn(q, rr != NULL ? rr : spf_answer(q->ctx->dns, q->miss_name, q->miss_type, TRY_AGAIN));
 }
 
 /*
@@ -621,12 +621,12 @@ static void learn_answer(spf_req_t *q, int status, const dns_result_t *res)
  * or a question has gone to the resolver (false).  A question the
  * resolver refuses at once is answered on the spot, as DNS would.
  */
-static bool advance(spf_req_t *q)
+static bool spf_advance(spf_req_t *q)
 {
     for (;;) {
         int rc;
 
-        run_once(q);
+        spf_run_once(q);
         if (!q->missed)
             return true;
         if (q->runs >= SPF_MAX_RUNS) {
@@ -634,24 +634,24 @@ static bool advance(spf_req_t *q)
             str_lcpy(q->result.problem, "SPF evaluation asked too much", sizeof(q->result.problem));
             return true;
         }
-        rc = dns_lookup(q->ctx->resolver, dns_type_of(q->miss_type), q->miss_name, on_answer, q,
-                        &q->lookup);
+        rc = dns_lookup(q->ctx->resolver, spf_dns_type_of(q->miss_type), q->miss_name,
+                        spf_on_answer, q, &q->lookup);
         if (rc == 0)
             return false;
-        learn_answer(q, rc, NULL);
+        spf_learn_answer(q, rc, NULL);
     }
 }
 
-static void on_answer(void *arg, int status, const dns_result_t *res)
+static void spf_on_answer(void *arg, int status, const dns_result_t *res)
 {
     spf_req_t *q = arg;
 
     q->lookup = NULL;
-    learn_answer(q, status, res);
-    if (!advance(q))
+    spf_learn_answer(q, status, res);
+    if (!spf_advance(q))
         return;
     q->done(q->arg, &q->result);
-    req_free(q);
+    spf_req_free(q);
 }
 
 int spf_check_start(spf_ctx_t *ctx, const struct sockaddr *client, const char *helo,
@@ -669,7 +669,7 @@ int spf_check_start(spf_ctx_t *ctx, const struct sockaddr *client, const char *h
     memset(now, 0, sizeof(*now));
     now->helo = *sender == '\0';
     str_lcpy(raw, now->helo ? helo : (at ? at + 1 : sender), sizeof(raw));
-    if (!usable_domain(raw, now->domain, sizeof(now->domain))) {
+    if (!spf_usable_domain(raw, now->domain, sizeof(now->domain))) {
         str_lcpy(now->domain, raw, sizeof(now->domain)); /* as given, for the header */
         now->status = SPF_NONE;
         str_lcpy(now->problem, now->helo ? "HELO name is not a domain" : "sender domain is invalid",
@@ -690,12 +690,12 @@ int spf_check_start(spf_ctx_t *ctx, const struct sockaddr *client, const char *h
     str_lcpy(q->domain, now->domain, sizeof(q->domain));
     q->done = done;
     q->arg = arg;
-    deadline_in(&q->deadline, ctx->total_timeout_ms);
-    if (advance(q)) {
+    spf_deadline_in(&q->deadline, ctx->total_timeout_ms);
+    if (spf_advance(q)) {
         /* Decided without DNS after all (every question answered on the
          * spot): no callback from inside this call. */
         *now = q->result;
-        req_free(q);
+        spf_req_free(q);
         return SPF_DONE;
     }
     *out = q;
@@ -707,5 +707,5 @@ void spf_check_cancel(spf_req_t *q)
     if (q == NULL)
         return;
     dns_cancel(q->lookup);
-    req_free(q);
+    spf_req_free(q);
 }

@@ -5,23 +5,23 @@
 #include "str.h"
 
 /* White space of a folded header: WSP, and the CRLF of FWS. */
-static bool is_ws(char c)
+static bool tagval_is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static bool is_alpha(char c)
+static bool tagval_is_alpha(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static bool is_alnumpunc(char c)
+static bool tagval_is_alnumpunc(char c)
 {
-    return is_alpha(c) || (c >= '0' && c <= '9') || c == '_';
+    return tagval_is_alpha(c) || (c >= '0' && c <= '9') || c == '_';
 }
 
 /* VALCHAR = %x21-3A / %x3C-7E */
-static bool is_valchar(char c)
+static bool tagval_is_valchar(char c)
 {
     unsigned char u = (unsigned char)c;
 
@@ -30,32 +30,32 @@ static bool is_valchar(char c)
 
 /* Parse one tag-spec s[a..b) (no ';' inside).  0, 1 for an empty spec, or
  * TAGVAL_ESYNTAX. */
-static int parse_spec(const char *s, size_t a, size_t b, tagval_tag_t *t)
+static int tagval_parse_spec(const char *s, size_t a, size_t b, tagval_tag_t *t)
 {
     size_t p = a, eq, name_end, v, ve;
 
-    while (p < b && is_ws(s[p]))
+    while (p < b && tagval_is_ws(s[p]))
         p++;
     if (p == b)
         return 1;
-    if (!is_alpha(s[p]))
+    if (!tagval_is_alpha(s[p]))
         return TAGVAL_ESYNTAX;
     eq = p;
-    while (eq < b && is_alnumpunc(s[eq]))
+    while (eq < b && tagval_is_alnumpunc(s[eq]))
         eq++;
     name_end = eq;
-    while (eq < b && is_ws(s[eq]))
+    while (eq < b && tagval_is_ws(s[eq]))
         eq++;
     if (eq == b || s[eq] != '=')
         return TAGVAL_ESYNTAX;
     v = eq + 1;
-    while (v < b && is_ws(s[v]))
+    while (v < b && tagval_is_ws(s[v]))
         v++;
     ve = b;
-    while (ve > v && is_ws(s[ve - 1]))
+    while (ve > v && tagval_is_ws(s[ve - 1]))
         ve--;
     for (size_t i = v; i < ve; i++)
-        if (!is_valchar(s[i]) && !is_ws(s[i]))
+        if (!tagval_is_valchar(s[i]) && !tagval_is_ws(s[i]))
             return TAGVAL_ESYNTAX;
     t->name = s + p;
     t->name_len = name_end - p;
@@ -66,7 +66,7 @@ static int parse_spec(const char *s, size_t a, size_t b, tagval_tag_t *t)
     return 0;
 }
 
-static bool same_name(const tagval_tag_t *a, const tagval_tag_t *b)
+static bool tagval_same_name(const tagval_tag_t *a, const tagval_tag_t *b)
 {
     return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
 }
@@ -80,7 +80,7 @@ int tagval_parse(const char *s, size_t len, bool lenient, tagval_list_t *out)
         const char *semi = memchr(s + a, ';', len - a);
         size_t b = semi ? (size_t)(semi - s) : len;
         tagval_tag_t t;
-        int rc = parse_spec(s, a, b, &t);
+        int rc = tagval_parse_spec(s, a, b, &t);
         bool dup = false;
 
         if (rc == 1) {
@@ -92,7 +92,7 @@ int tagval_parse(const char *s, size_t len, bool lenient, tagval_list_t *out)
                 return rc;
         } else {
             for (size_t i = 0; i < out->n && !dup; i++)
-                dup = same_name(&out->tag[i], &t);
+                dup = tagval_same_name(&out->tag[i], &t);
             if (dup && !lenient)
                 return TAGVAL_EDUP;
             if (!dup) {
@@ -133,7 +133,7 @@ int tagval_copy_nows(const tagval_tag_t *tag, char *dst, size_t size)
     size_t n = 0;
 
     for (size_t i = 0; i < tag->value_len; i++) {
-        if (is_ws(tag->value[i]))
+        if (tagval_is_ws(tag->value[i]))
             continue;
         if (n + 1 >= size)
             return -1;

@@ -23,7 +23,7 @@
 #include "str.h"
 #include "xalloc.h"
 
-static void conn_tls_failed(client_conn_t *conn, const char *why);
+static void client_conn_tls_failed(client_conn_t *conn, const char *why);
 
 /* ---- small helpers ---- */
 
@@ -47,7 +47,7 @@ size_t client__endpoint_key(const struct sockaddr_storage *ss, char key[CLIENT_K
     return n;
 }
 
-static uint16_t conn_port(const client_conn_t *conn)
+static uint16_t client_conn_port(const client_conn_t *conn)
 {
     if (conn->addr.ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)&conn->addr)->sin6_port);
@@ -55,7 +55,7 @@ static uint16_t conn_port(const client_conn_t *conn)
 }
 
 /* What the connection was doing, for "timed out while ..." reasons. */
-static const char *conn_doing(const client_conn_t *conn)
+static const char *client_conn_doing(const client_conn_t *conn)
 {
     switch (conn->state) {
     case CONN_GREETING:
@@ -90,11 +90,11 @@ static const char *conn_doing(const client_conn_t *conn)
     }
 }
 
-static void conn_timer_cb(uv_timer_t *timer);
+static void client_conn_timer_cb(uv_timer_t *timer);
 
 void client__conn_timer(client_conn_t *conn, uint64_t ms)
 {
-    uv_timer_start(&conn->timer, conn_timer_cb, ms, 0);
+    uv_timer_start(&conn->timer, client_conn_timer_cb, ms, 0);
 }
 
 /* ---- output ---- */
@@ -117,7 +117,7 @@ bool client__conn_commit(client_conn_t *conn)
     return tls_drain(conn->tls, &conn->out) >= 0;
 }
 
-static void conn_write_cb(uv_write_t *req, int status);
+static void client_conn_write_cb(uv_write_t *req, int status);
 
 /* Write what is in the output, unless a write is in flight (its callback
  * writes the rest).  false when the connection failed. */
@@ -133,7 +133,7 @@ bool client__conn_flush(client_conn_t *conn)
     conn->wire = conn->out;
     conn->out = tmp;
     b = uv_buf_init((char *)buf_ptr(&conn->wire), (unsigned)buf_used(&conn->wire));
-    rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &b, 1, conn_write_cb);
+    rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &b, 1, client_conn_write_cb);
     if (rc < 0) {
         buf_reset(&conn->wire);
         client__conn_io_error(conn, rc);
@@ -146,10 +146,10 @@ bool client__conn_flush(client_conn_t *conn)
 }
 
 /* Send one command line formatted into the stage. */
-static bool conn_send(client_conn_t *conn, const char *fmt, ...)
+static bool client_conn_send(client_conn_t *conn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static bool conn_send(client_conn_t *conn, const char *fmt, ...)
+static bool client_conn_send(client_conn_t *conn, const char *fmt, ...)
 {
     va_list ap;
     int rc;
@@ -185,7 +185,7 @@ void client__conn_free(client_conn_t *conn)
     client__unbusy(c);
 }
 
-static void conn_handle_closed(uv_handle_t *h)
+static void client_conn_handle_closed(uv_handle_t *h)
 {
     client_conn_t *conn = h->data;
 
@@ -201,8 +201,8 @@ void client__conn_close(client_conn_t *conn)
     conn->closing = true;
     conn->state = CONN_CLOSED;
     log_debug("client: closing connection to %s", conn->relay);
-    uv_close((uv_handle_t *)&conn->tcp, conn_handle_closed);
-    uv_close((uv_handle_t *)&conn->timer, conn_handle_closed);
+    uv_close((uv_handle_t *)&conn->tcp, client_conn_handle_closed);
+    uv_close((uv_handle_t *)&conn->timer, client_conn_handle_closed);
 }
 
 void client__conn_abort(client_conn_t *conn)
@@ -242,7 +242,7 @@ void client__conn_quit(client_conn_t *conn)
     }
     conn->state = CONN_QUIT;
     client_reply_init(&conn->reply, false);
-    if (conn_send(conn, "QUIT\r\n"))
+    if (client_conn_send(conn, "QUIT\r\n"))
         client__conn_timer(conn, conn->c->t.quit);
 }
 
@@ -286,19 +286,19 @@ bool client__conn_retry_if_reused(client_conn_t *conn)
 /* The session broke (a lost connection, a timeout): a reused connection
  * is replaced, a TLS handshake failed (tls_why), or the recipients not
  * finished fail temporarily with text. */
-static void conn_broken(client_conn_t *conn, const char *tls_why, const char *text)
+static void client_conn_broken(client_conn_t *conn, const char *tls_why, const char *text)
 {
     if (client__conn_retry_if_reused(conn))
         return;
     if (conn->state == CONN_TLS) {
-        conn_tls_failed(conn, tls_why);
+        client_conn_tls_failed(conn, tls_why);
         return;
     }
     client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
 }
 
 /* The connect failed (err < 0): the next hop; go_on: the job tries it now. */
-static void conn_connect_failed(client_conn_t *conn, int err, bool go_on)
+static void client_conn_connect_failed(client_conn_t *conn, int err, bool go_on)
 {
     client_job_t *j = conn->job;
 
@@ -333,21 +333,21 @@ void client__conn_io_error(client_conn_t *conn, int err)
     }
     if (err == UV_EOF)
         str_fmt(text, sizeof(text), "lost connection with %s while %s", conn->namaddr,
-                conn_doing(conn));
+                client_conn_doing(conn));
     else
         str_fmt(text, sizeof(text), "lost connection with %s while %s: %s", conn->namaddr,
-                conn_doing(conn), strerror(-err));
-    conn_broken(conn, err == UV_EOF ? "lost connection" : strerror(-err), text);
+                client_conn_doing(conn), strerror(-err));
+    client_conn_broken(conn, err == UV_EOF ? "lost connection" : strerror(-err), text);
 }
 
-static void conn_timer_cb(uv_timer_t *timer)
+static void client_conn_timer_cb(uv_timer_t *timer)
 {
     client_conn_t *conn = timer->data;
     char text[DELIVERY_REPLY_MAX];
 
     switch (conn->state) {
     case CONN_CONNECT:
-        conn_connect_failed(conn, -ETIMEDOUT, true);
+        client_conn_connect_failed(conn, -ETIMEDOUT, true);
         return;
     case CONN_IDLE:
         client__cache_remove(conn);
@@ -361,13 +361,13 @@ static void conn_timer_cb(uv_timer_t *timer)
         break;
     }
     str_fmt(text, sizeof(text), "conversation with %s timed out while %s", conn->namaddr,
-            conn_doing(conn));
-    conn_broken(conn, "timed out", text);
+            client_conn_doing(conn));
+    client_conn_broken(conn, "timed out", text);
 }
 
 /* ---- connecting ---- */
 
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+static void client_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     client_conn_t *conn = h->data;
 
@@ -375,8 +375,8 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(conn->rbuf, sizeof(conn->rbuf));
 }
 
-static void conn_tls_ready(client_conn_t *conn);
-static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+static void client_conn_tls_ready(client_conn_t *conn);
+static void client_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     client_conn_t *conn = s->data;
     char text[DELIVERY_REPLY_MAX];
@@ -411,7 +411,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         if (tls_drain(conn->tls, &conn->out) < 0)
             rc = TLS_EFAIL;
         if ((rc == TLS_EFAIL || rc == TLS_ECLOSED) && handshaking) {
-            conn_tls_failed(conn, NULL);
+            client_conn_tls_failed(conn, NULL);
             return;
         }
         if (rc == TLS_EFAIL || rc == TLS_ECLOSED) {
@@ -421,7 +421,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         if (!client__conn_flush(conn))
             return;
         if (handshaking && tls_established(conn->tls)) {
-            conn_tls_ready(conn);
+            client_conn_tls_ready(conn);
             if (conn->closing)
                 return;
         }
@@ -430,11 +430,12 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     return;
 
 too_long:
-    str_fmt(text, sizeof(text), "reply from %s too long while %s", conn->namaddr, conn_doing(conn));
+    str_fmt(text, sizeof(text), "reply from %s too long while %s", conn->namaddr,
+            client_conn_doing(conn));
     client__conn_session_fail(conn, false, 4, "4.5.0", text, false);
 }
 
-static void conn_connect_cb(uv_connect_t *req, int status)
+static void client_conn_connect_cb(uv_connect_t *req, int status)
 {
     client_conn_t *conn = req->data;
     client_job_t *j = conn->job;
@@ -442,7 +443,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     if (conn->closing)
         return;
     if (status < 0) {
-        conn_connect_failed(conn, status, true);
+        client_conn_connect_failed(conn, status, true);
         return;
     }
     (*conn->c->count.connections)++;
@@ -453,7 +454,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     conn->state = CONN_GREETING;
     client_reply_init(&conn->reply, false);
     client__conn_timer(conn, conn->c->t.greeting);
-    uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb, conn_read_cb);
+    uv_read_start((uv_stream_t *)&conn->tcp, client_conn_alloc_cb, client_conn_read_cb);
 }
 
 client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t *hop, bool no_tls)
@@ -474,7 +475,7 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
             : (const void *)&((const struct sockaddr_in *)&hop->addr)->sin_addr;
     inet_ntop(hop->addr.ss_family, a, ip, sizeof(ip));
     str_fmt(conn->namaddr, sizeof(conn->namaddr), "%s[%s]", conn->host, ip);
-    str_fmt(conn->relay, sizeof(conn->relay), "%s:%u", conn->namaddr, conn_port(conn));
+    str_fmt(conn->relay, sizeof(conn->relay), "%s:%u", conn->namaddr, client_conn_port(conn));
     conn->keylen = client__endpoint_key(&conn->addr, conn->key);
     buf_init(&conn->in, CLIENT_IN_MAX);
     buf_init(&conn->out, CLIENT_OUT_MAX);
@@ -494,9 +495,9 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
     j->conn = conn;
     conn->state = CONN_CONNECT;
     rc = uv_tcp_connect(&conn->connect_req, &conn->tcp, (const struct sockaddr *)&conn->addr,
-                        conn_connect_cb);
+                        client_conn_connect_cb);
     if (rc < 0) {
-        conn_connect_failed(conn, rc, false);
+        client_conn_connect_failed(conn, rc, false);
         return NULL;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
@@ -506,16 +507,16 @@ client_conn_t *client__conn_open(client_t *c, client_job_t *j, const route_hop_t
 
 /* ---- the session: greeting, EHLO/HELO, STARTTLS ---- */
 
-static void conn_send_ehlo(client_conn_t *conn)
+static void client_conn_send_ehlo(client_conn_t *conn)
 {
     conn->state = CONN_EHLO;
     client_reply_init(&conn->reply, true);
-    if (conn_send(conn, "EHLO %s\r\n", conn->c->hostname))
+    if (client_conn_send(conn, "EHLO %s\r\n", conn->c->hostname))
         client__conn_timer(conn, conn->c->t.helo);
 }
 
 /* The session is open: run the job's transaction. */
-static void conn_ready(client_conn_t *conn)
+static void client_conn_ready(client_conn_t *conn)
 {
     conn->state = CONN_READY;
     uv_timer_stop(&conn->timer);
@@ -527,7 +528,7 @@ static void conn_ready(client_conn_t *conn)
 
 /* Whether the server greeted us with our own name: a loop (Postfix's
  * check).  Permanent at the best MX, else temporary. */
-static bool conn_loops(client_conn_t *conn)
+static bool client_conn_loops(client_conn_t *conn)
 {
     client_job_t *j = conn->job;
     char host[DNS_NAME_MAX + 1], text[DELIVERY_REPLY_MAX];
@@ -542,13 +543,13 @@ static bool conn_loops(client_conn_t *conn)
     return true;
 }
 
-static void conn_on_greeting(client_conn_t *conn)
+static void client_conn_on_greeting(client_conn_t *conn)
 {
     client_reply_t *r = &conn->reply;
     char dsn[CLIENT_DSN_MAX];
 
     if (r->code == 220) {
-        conn_send_ehlo(conn);
+        client_conn_send_ehlo(conn);
         return;
     }
     /* A server that will not talk to us is skipped, even with a 5xx: the
@@ -560,19 +561,19 @@ static void conn_on_greeting(client_conn_t *conn)
 
 /* EHLO or HELO succeeded (a HELO offers no extensions): STARTTLS as the
  * policy says, or the transaction. */
-static void conn_hello_done(client_conn_t *conn, unsigned ext, uint64_t size_limit)
+static void client_conn_hello_done(client_conn_t *conn, unsigned ext, uint64_t size_limit)
 {
     client_t *c = conn->c;
     char text[DELIVERY_REPLY_MAX];
 
-    if (conn_loops(conn))
+    if (client_conn_loops(conn))
         return;
     conn->ext = ext;
     conn->size_limit = size_limit;
     if (conn->tls == NULL && !conn->no_tls && (ext & CLIENT_EXT_STARTTLS)) {
         conn->state = CONN_STARTTLS;
         client_reply_init(&conn->reply, false);
-        if (conn_send(conn, "STARTTLS\r\n"))
+        if (client_conn_send(conn, "STARTTLS\r\n"))
             client__conn_timer(conn, c->t.helo);
         return;
     }
@@ -582,15 +583,15 @@ static void conn_hello_done(client_conn_t *conn, unsigned ext, uint64_t size_lim
         client__conn_session_fail(conn, true, 4, "4.7.4", text, false);
         return;
     }
-    conn_ready(conn);
+    client_conn_ready(conn);
 }
 
-static void conn_on_ehlo(client_conn_t *conn)
+static void client_conn_on_ehlo(client_conn_t *conn)
 {
     client_reply_t *r = &conn->reply;
 
     if (r->code / 100 == 2) {
-        conn_hello_done(conn, r->ext, r->size_limit);
+        client_conn_hello_done(conn, r->ext, r->size_limit);
         return;
     }
     if (r->code == 421) {
@@ -599,16 +600,16 @@ static void conn_on_ehlo(client_conn_t *conn)
     }
     conn->state = CONN_HELO;
     client_reply_init(&conn->reply, false);
-    if (conn_send(conn, "HELO %s\r\n", conn->c->hostname))
+    if (client_conn_send(conn, "HELO %s\r\n", conn->c->hostname))
         client__conn_timer(conn, conn->c->t.helo);
 }
 
-static void conn_on_helo(client_conn_t *conn)
+static void client_conn_on_helo(client_conn_t *conn)
 {
     client_reply_t *r = &conn->reply;
 
     if (r->code / 100 == 2) {
-        conn_hello_done(conn, 0, 0);
+        client_conn_hello_done(conn, 0, 0);
         return;
     }
     /* As Postfix: the server refused to talk to us, for good with 5xx. */
@@ -616,7 +617,7 @@ static void conn_on_helo(client_conn_t *conn)
                               client_reply_dsn(r), r->text, true);
 }
 
-static void conn_on_starttls(client_conn_t *conn)
+static void client_conn_on_starttls(client_conn_t *conn)
 {
     client_reply_t *r = &conn->reply;
     client_t *c = conn->c;
@@ -636,7 +637,7 @@ static void conn_on_starttls(client_conn_t *conn)
             return;
         }
         /* Opportunistic: go on in plaintext on this connection. */
-        conn_ready(conn);
+        client_conn_ready(conn);
         return;
     }
     /* Nothing the server sent before the handshake may be read as if it
@@ -645,19 +646,19 @@ static void conn_on_starttls(client_conn_t *conn)
     literal = inet_pton(AF_INET, conn->host, bin) == 1 || inet_pton(AF_INET6, conn->host, bin) == 1;
     conn->tls = tls_new(c->tls_ctx, false, literal ? NULL : conn->host);
     if (conn->tls == NULL) {
-        conn_tls_failed(conn, "cannot make a TLS session");
+        client_conn_tls_failed(conn, "cannot make a TLS session");
         return;
     }
     conn->state = CONN_TLS;
     client__conn_timer(conn, c->t.tls);
     if (tls_connect(conn->tls) != TLS_OK || tls_drain(conn->tls, &conn->out) < 0) {
-        conn_tls_failed(conn, NULL);
+        client_conn_tls_failed(conn, NULL);
         return;
     }
     client__conn_flush(conn);
 }
 
-static void conn_tls_ready(client_conn_t *conn)
+static void client_conn_tls_ready(client_conn_t *conn)
 {
     (*conn->c->count.tls)++;
     log_debug("client: TLS with %s: %s %s", conn->relay, tls_version(conn->tls),
@@ -665,13 +666,13 @@ static void conn_tls_ready(client_conn_t *conn)
     /* RFC 3207 4.2: forget what the server said before TLS, ask again. */
     conn->ext = 0;
     conn->size_limit = 0;
-    conn_send_ehlo(conn);
+    client_conn_send_ehlo(conn);
 }
 
 /* The handshake failed (why, or OpenSSL's reason when NULL).
  * Opportunistic: this host again, in plaintext, on a new connection
  * (Postfix does the same); required: the next hop. */
-static void conn_tls_failed(client_conn_t *conn, const char *why)
+static void client_conn_tls_failed(client_conn_t *conn, const char *why)
 {
     client_job_t *j = conn->job;
     char text[DELIVERY_REPLY_MAX];
@@ -691,7 +692,7 @@ static void conn_tls_failed(client_conn_t *conn, const char *why)
     client__job_continue(j, true);
 }
 
-static void conn_write_cb(uv_write_t *req, int status)
+static void client_conn_write_cb(uv_write_t *req, int status)
 {
     client_conn_t *conn = req->data;
 
@@ -713,7 +714,7 @@ static void conn_write_cb(uv_write_t *req, int status)
 
 /* ---- replies ---- */
 
-static bool conn_expects_reply(const client_conn_t *conn)
+static bool client_conn_expects_reply(const client_conn_t *conn)
 {
     switch (conn->state) {
     case CONN_GREETING:
@@ -733,7 +734,7 @@ static bool conn_expects_reply(const client_conn_t *conn)
 /* Parse and act on every complete reply that is expected now. */
 void client__conn_process(client_conn_t *conn)
 {
-    while (!conn->closing && conn_expects_reply(conn)) {
+    while (!conn->closing && client_conn_expects_reply(conn)) {
         size_t used;
         int rc = client_reply_parse(&conn->reply, buf_ptr(&conn->in), buf_used(&conn->in), &used);
         char text[DELIVERY_REPLY_MAX];
@@ -743,23 +744,23 @@ void client__conn_process(client_conn_t *conn)
             return;
         if (rc < 0) {
             str_fmt(text, sizeof(text), "malformed reply from %s while %s: %s", conn->namaddr,
-                    conn_doing(conn), conn->reply.text);
+                    client_conn_doing(conn), conn->reply.text);
             conn->reusable = false;
             client__conn_session_fail(conn, false, 4, "4.5.0", text, false);
             return;
         }
         switch (conn->state) {
         case CONN_GREETING:
-            conn_on_greeting(conn);
+            client_conn_on_greeting(conn);
             break;
         case CONN_EHLO:
-            conn_on_ehlo(conn);
+            client_conn_on_ehlo(conn);
             break;
         case CONN_HELO:
-            conn_on_helo(conn);
+            client_conn_on_helo(conn);
             break;
         case CONN_STARTTLS:
-            conn_on_starttls(conn);
+            client_conn_on_starttls(conn);
             break;
         case CONN_TXN:
             client__txn_reply(conn);

@@ -5,7 +5,7 @@
 #include "addr.h"
 #include "str.h"
 
-static bool proto_digit(char c)
+static bool client_proto_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
@@ -24,7 +24,7 @@ void client_reply_init(client_reply_t *r, bool ehlo)
 
 /* Length of an enhanced status code of class cls at the start of s[0..n)
  * ("5.1.1", followed by a space or the end), or 0. */
-static size_t proto_dsn_len(const char *s, size_t n, char cls)
+static size_t client_proto_dsn_len(const char *s, size_t n, char cls)
 {
     size_t i = 0;
 
@@ -33,7 +33,7 @@ static size_t proto_dsn_len(const char *s, size_t n, char cls)
     i = 2;
     for (int part = 0; part < 2; part++) {
         size_t start = i;
-        while (i < n && i - start < 4 && proto_digit(s[i]))
+        while (i < n && i - start < 4 && client_proto_digit(s[i]))
             i++;
         if (i == start || i - start > 3)
             return 0;
@@ -49,7 +49,7 @@ static size_t proto_dsn_len(const char *s, size_t n, char cls)
 }
 
 /* Append s[0..n) to the reply text, printable, cut to fit. */
-static void proto_text_append(client_reply_t *r, const char *s, size_t n)
+static void client_proto_text_append(client_reply_t *r, const char *s, size_t n)
 {
     size_t room = sizeof(r->text) - 1;
     size_t i = 0;
@@ -76,13 +76,14 @@ static void proto_text_append(client_reply_t *r, const char *s, size_t n)
 }
 
 /* One line without its line end. */
-static int proto_reply_line(client_reply_t *r, const char *line, size_t len)
+static int client_proto_reply_line(client_reply_t *r, const char *line, size_t len)
 {
     const char *t;
     size_t tlen, dlen;
     bool last;
 
-    if (len < 3 || line[0] < '2' || line[0] > '5' || !proto_digit(line[1]) || !proto_digit(line[2]))
+    if (len < 3 || line[0] < '2' || line[0] > '5' || !client_proto_digit(line[1]) ||
+        !client_proto_digit(line[2]))
         return CLIENT_REPLY_EBAD;
     if (len == 3 || line[3] == ' ')
         last = true;
@@ -101,7 +102,7 @@ static int proto_reply_line(client_reply_t *r, const char *line, size_t len)
         t++;
         tlen--;
     }
-    if ((dlen = proto_dsn_len(t, tlen, line[0])) > 0 && dlen < sizeof(r->dsn)) {
+    if ((dlen = client_proto_dsn_len(t, tlen, line[0])) > 0 && dlen < sizeof(r->dsn)) {
         memcpy(r->dsn, t, dlen);
         r->dsn[dlen] = '\0';
     }
@@ -109,8 +110,8 @@ static int proto_reply_line(client_reply_t *r, const char *line, size_t len)
         r->ext |= client_ehlo_keyword(line + 4, len - 4, &r->size_limit);
 
     if (r->len > 0)
-        proto_text_append(r, " ", 1);
-    proto_text_append(r, line, len);
+        client_proto_text_append(r, " ", 1);
+    client_proto_text_append(r, line, len);
     if (!last)
         return CLIENT_REPLY_MORE;
     r->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -135,7 +136,7 @@ int client_reply_parse(client_reply_t *r, const char *p, size_t n, size_t *used)
         len = (size_t)(nl - (p + pos));
         if (len > 0 && p[pos + len - 1] == '\r')
             len--;
-        rc = proto_reply_line(r, p + pos, len);
+        rc = client_proto_reply_line(r, p + pos, len);
         pos = (size_t)(nl - p) + 1;
         if (rc != CLIENT_REPLY_MORE) {
             *used = pos;
@@ -199,7 +200,7 @@ unsigned client_ehlo_keyword(const char *line, size_t len, uint64_t *size_limit)
             while (k < len && line[k] == ' ')
                 k++;
             /* RFC 1870: a limit of 0, or none, means no fixed limit. */
-            for (; k < len && proto_digit(line[k]); k++) {
+            for (; k < len && client_proto_digit(line[k]); k++) {
                 if (v > (UINT64_MAX - 9) / 10) {
                     v = 0;
                     break;

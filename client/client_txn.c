@@ -14,7 +14,7 @@
 #include "str.h"
 #include "xalloc.h"
 
-static void txn_cmd_push(client_conn_t *conn, client_cmd_kind_t kind, size_t rcpt)
+static void client_txn_cmd_push(client_conn_t *conn, client_cmd_kind_t kind, size_t rcpt)
 {
     if (conn->ncmds == conn->cmds_cap)
         conn->cmds = xgrow(conn->cmds, &conn->cmds_cap, conn->ncmds + 1, sizeof(*conn->cmds));
@@ -23,7 +23,7 @@ static void txn_cmd_push(client_conn_t *conn, client_cmd_kind_t kind, size_t rcp
     conn->ncmds++;
 }
 
-static uint64_t txn_cmd_timeout(const client_conn_t *conn, client_cmd_kind_t kind)
+static uint64_t client_txn_cmd_timeout(const client_conn_t *conn, client_cmd_kind_t kind)
 {
     const client_timeouts_t *t = &conn->c->t;
 
@@ -41,7 +41,7 @@ static uint64_t txn_cmd_timeout(const client_conn_t *conn, client_cmd_kind_t kin
 }
 
 /* Format command i into the stage. */
-static int txn_cmd_format(client_conn_t *conn, size_t i, const client_mail_params_t *mp)
+static int client_txn_cmd_format(client_conn_t *conn, size_t i, const client_mail_params_t *mp)
 {
     const delivery_job_t *dj = conn->job->job;
     buf_t *b = client__conn_stage(conn);
@@ -59,7 +59,7 @@ static int txn_cmd_format(client_conn_t *conn, size_t i, const client_mail_param
     }
 }
 
-static client_mail_params_t txn_mail_params(const client_conn_t *conn)
+static client_mail_params_t client_txn_mail_params(const client_conn_t *conn)
 {
     const delivery_job_t *dj = conn->job->job;
     client_mail_params_t mp = {0};
@@ -73,14 +73,14 @@ static client_mail_params_t txn_mail_params(const client_conn_t *conn)
 
 /* Send the commands not sent yet: all of them with PIPELINING (one write,
  * or as many as the output buffer holds), else the next one. */
-static void txn_send(client_conn_t *conn)
+static void client_txn_send(client_conn_t *conn)
 {
-    client_mail_params_t mp = txn_mail_params(conn);
+    client_mail_params_t mp = client_txn_mail_params(conn);
     size_t first = conn->sent;
     size_t last = conn->ext & CLIENT_EXT_PIPELINING ? conn->ncmds : conn->sent + 1;
 
     for (; conn->sent < last; conn->sent++) {
-        if (txn_cmd_format(conn, conn->sent, &mp) != 0) {
+        if (client_txn_cmd_format(conn, conn->sent, &mp) != 0) {
             /* Thousands of recipients: the rest once these are answered. */
             if (conn->sent > first)
                 break;
@@ -93,13 +93,13 @@ static void txn_send(client_conn_t *conn)
         return;
     }
     if (client__conn_flush(conn))
-        client__conn_timer(conn, txn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
+        client__conn_timer(conn, client_txn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
 }
 
 /* Checks on the whole message against what the server offers, before any
  * command: size, SMTPUTF8, address syntax.  They finish recipients that
  * cannot go through this server. */
-static void txn_checks(client_conn_t *conn)
+static void client_txn_checks(client_conn_t *conn)
 {
     client_job_t *j = conn->job;
     const delivery_job_t *dj = j->job;
@@ -135,14 +135,14 @@ static void txn_checks(client_conn_t *conn)
     }
 }
 
-static void txn_end(client_conn_t *conn);
+static void client_txn_end(client_conn_t *conn);
 
 void client__txn_begin(client_conn_t *conn)
 {
     client_job_t *j = conn->job;
     size_t nrcpt = 0;
 
-    txn_checks(conn);
+    client_txn_checks(conn);
     conn->ncmds = conn->sent = conn->replied = 0;
     conn->mail_ok = false;
     conn->naccepted = 0;
@@ -152,29 +152,29 @@ void client__txn_begin(client_conn_t *conn)
             continue;
         if (nrcpt++ == 0) {
             if (conn->need_rset)
-                txn_cmd_push(conn, CLIENT_CMD_RSET, 0);
-            txn_cmd_push(conn, CLIENT_CMD_MAIL, 0);
+                client_txn_cmd_push(conn, CLIENT_CMD_RSET, 0);
+            client_txn_cmd_push(conn, CLIENT_CMD_MAIL, 0);
         }
         j->rflags[i] |= CLIENT_R_TXN;
-        txn_cmd_push(conn, CLIENT_CMD_RCPT, i);
+        client_txn_cmd_push(conn, CLIENT_CMD_RCPT, i);
     }
     if (nrcpt == 0) {
-        txn_end(conn);
+        client_txn_end(conn);
         return;
     }
-    txn_cmd_push(conn, CLIENT_CMD_DATA, 0);
+    client_txn_cmd_push(conn, CLIENT_CMD_DATA, 0);
     conn->state = CONN_TXN;
     conn->uses++;
     (*conn->c->count.transactions)++;
     if (conn->need_rset)
         (*conn->c->count.reused)++;
     client_reply_init(&conn->reply, false);
-    txn_send(conn);
+    client_txn_send(conn);
 }
 
 /* An idle connection keeps no message-sized buffers: a cache full of
  * connections that each sent a large message would hold megabytes. */
-static void txn_trim(client_conn_t *conn)
+static void client_txn_trim(client_conn_t *conn)
 {
     if (!conn->writing) {
         if (conn->wire.cap > CLIENT_IDLE_BUF)
@@ -193,7 +193,7 @@ static void txn_trim(client_conn_t *conn)
 
 /* The transaction is over: the connection goes back to the cache or
  * away, and the job goes on (the next hop, if recipients are left). */
-static void txn_end(client_conn_t *conn)
+static void client_txn_end(client_conn_t *conn)
 {
     client_t *c = conn->c;
     client_job_t *j = conn->job;
@@ -211,7 +211,7 @@ static void txn_end(client_conn_t *conn)
         client__conn_quit(conn);
     } else {
         conn->state = CONN_IDLE;
-        txn_trim(conn);
+        client_txn_trim(conn);
         client__conn_timer(conn, (uint64_t)DEFAULT_SMTP_CACHE_IDLE * 1000);
         client__cache_put(conn);
     }
@@ -222,7 +222,7 @@ static void txn_end(client_conn_t *conn)
 /* The recipients of the transaction (want: CLIENT_R_TXN), or those the
  * server accepted (CLIENT_R_ACCEPTED), get reply r as a result of class
  * cls. */
-static void txn_result(client_conn_t *conn, const client_reply_t *r, uint8_t want, int cls)
+static void client_txn_result(client_conn_t *conn, const client_reply_t *r, uint8_t want, int cls)
 {
     client_job_t *j = conn->job;
 
@@ -231,7 +231,7 @@ static void txn_result(client_conn_t *conn, const client_reply_t *r, uint8_t wan
             client__rcpt_result(j, i, cls, client_reply_dsn(r), r->text, true, conn->relay);
 }
 
-static void txn_body_start(client_conn_t *conn);
+static void client_txn_body_start(client_conn_t *conn);
 
 void client__txn_reply(client_conn_t *conn)
 {
@@ -252,7 +252,7 @@ void client__txn_reply(client_conn_t *conn)
         if (cls == 2)
             conn->mail_ok = true;
         else
-            txn_result(conn, r, CLIENT_R_TXN, client__reply_class(r->code));
+            client_txn_result(conn, r, CLIENT_R_TXN, client__reply_class(r->code));
         break;
     case CLIENT_CMD_RCPT:
         if (!conn->mail_ok)
@@ -268,7 +268,7 @@ void client__txn_reply(client_conn_t *conn)
     case CLIENT_CMD_DATA:
         if (r->code == 354) {
             if (conn->mail_ok && conn->naccepted > 0) {
-                txn_body_start(conn);
+                client_txn_body_start(conn);
                 return;
             }
             /* Go-ahead with no recipient: a broken server; do not send
@@ -277,7 +277,7 @@ void client__txn_reply(client_conn_t *conn)
         } else if (conn->mail_ok && conn->naccepted > 0) {
             /* Anything but 354 refuses the message; even a 2xx, which
              * would be a protocol error. */
-            txn_result(conn, r, CLIENT_R_ACCEPTED, cls == 4 ? 4 : 5);
+            client_txn_result(conn, r, CLIENT_R_ACCEPTED, cls == 4 ? 4 : 5);
         }
         break;
     }
@@ -285,32 +285,32 @@ void client__txn_reply(client_conn_t *conn)
         /* The server is going away: whoever is left waits for next time. */
         client__fail_pending(j, 4, client_reply_dsn(r), r->text, true, conn->relay);
         conn->reusable = false;
-        txn_end(conn);
+        client_txn_end(conn);
         return;
     }
     client_reply_init(&conn->reply, false);
     if (conn->replied == conn->ncmds) {
-        txn_end(conn);
+        client_txn_end(conn);
         return;
     }
     if (conn->sent > conn->replied) {
-        client__conn_timer(conn, txn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
+        client__conn_timer(conn, client_txn_cmd_timeout(conn, conn->cmds[conn->replied].kind));
         return;
     }
     /* One command at a time: stop early when the rest is pointless. */
     if ((cmd.kind == CLIENT_CMD_MAIL && !conn->mail_ok) ||
         (conn->cmds[conn->sent].kind == CLIENT_CMD_DATA && conn->naccepted == 0)) {
-        txn_end(conn);
+        client_txn_end(conn);
         return;
     }
-    txn_send(conn);
+    client_txn_send(conn);
 }
 
 /* ---- the message ---- */
 
 /* After stuffing into the stage (rc its result): the plaintext moved to
  * the output.  false: the connection failed. */
-static bool txn_staged(client_conn_t *conn, int rc)
+static bool client_txn_staged(client_conn_t *conn, int rc)
 {
     if (rc != 0 || !client__conn_commit(conn)) {
         client__conn_io_error(conn, UV_ENOBUFS);
@@ -320,9 +320,9 @@ static bool txn_staged(client_conn_t *conn, int rc)
 }
 
 /* The whole message is staged: add the final dot and wait for the reply. */
-static void txn_body_end(client_conn_t *conn)
+static void client_txn_body_end(client_conn_t *conn)
 {
-    if (!txn_staged(conn, client_stuff_end(&conn->stuff, client__conn_stage(conn))))
+    if (!client_txn_staged(conn, client_stuff_end(&conn->stuff, client__conn_stage(conn))))
         return;
     conn->state = CONN_DOT;
     if (client__conn_flush(conn))
@@ -332,19 +332,19 @@ static void txn_body_end(client_conn_t *conn)
 
 /* Stage message bytes, stuffed; with the last of them the dot, so that a
  * small message goes out in one write. */
-static void txn_body_stage(client_conn_t *conn, const char *p, size_t n)
+static void client_txn_body_stage(client_conn_t *conn, const char *p, size_t n)
 {
-    if (!txn_staged(conn, client_stuff(&conn->stuff, p, n, client__conn_stage(conn))))
+    if (!client_txn_staged(conn, client_stuff(&conn->stuff, p, n, client__conn_stage(conn))))
         return;
     if (conn->file_left == 0) {
-        txn_body_end(conn);
+        client_txn_body_end(conn);
         return;
     }
     if (client__conn_flush(conn))
         client__body_pump(conn);
 }
 
-static void txn_body_start(client_conn_t *conn)
+static void client_txn_body_start(client_conn_t *conn)
 {
     const delivery_job_t *dj = conn->job->job;
 
@@ -355,18 +355,18 @@ static void txn_body_start(client_conn_t *conn)
     conn->file_left = dj->length;
     /* The prepended headers wait for the first block of the file, to go
      * out with it. */
-    if (!txn_staged(conn, client_stuff(&conn->stuff, dj->prepend, dj->prepend_len,
-                                       client__conn_stage(conn))))
+    if (!client_txn_staged(conn, client_stuff(&conn->stuff, dj->prepend, dj->prepend_len,
+                                              client__conn_stage(conn))))
         return;
     if (conn->file_left == 0)
-        txn_body_end(conn);
+        client_txn_body_end(conn);
     else
         client__body_pump(conn);
 }
 
 /* The spool file could not be read: nothing more can be sent, and the
  * message must not end with a dot now. */
-static void txn_local_error(client_conn_t *conn, const char *what)
+static void client_txn_local_error(client_conn_t *conn, const char *what)
 {
     char text[DELIVERY_REPLY_MAX];
 
@@ -376,7 +376,7 @@ static void txn_local_error(client_conn_t *conn, const char *what)
     client__conn_session_fail(conn, false, 4, "4.3.0", text, false);
 }
 
-static void txn_file_read_cb(uv_fs_t *req)
+static void client_txn_file_read_cb(uv_fs_t *req)
 {
     client_conn_t *conn = req->data;
     client_job_t *rj = conn->read_job;
@@ -393,14 +393,14 @@ static void txn_file_read_cb(uv_fs_t *req)
     }
     if (n <= 0) {
         str_fmt(what, sizeof(what), "%s", n < 0 ? strerror((int)-n) : "queue file too short");
-        txn_local_error(conn, what);
+        client_txn_local_error(conn, what);
         return;
     }
     if ((uint64_t)n > conn->file_left)
         n = (ssize_t)conn->file_left;
     conn->file_pos += (uint64_t)n;
     conn->file_left -= (uint64_t)n;
-    txn_body_stage(conn, conn->fbuf, (size_t)n);
+    client_txn_body_stage(conn, conn->fbuf, (size_t)n);
 }
 
 /* Keep one file read and one socket write in flight until the message is
@@ -424,7 +424,7 @@ void client__body_pump(client_conn_t *conn)
 
         conn->file_pos += n;
         conn->file_left -= n;
-        txn_body_stage(conn, p, n);
+        client_txn_body_stage(conn, p, n);
         return;
     }
     if (conn->fbuf_cap < n) {
@@ -435,9 +435,9 @@ void client__body_pump(client_conn_t *conn)
     }
     b = uv_buf_init(conn->fbuf, (unsigned)n);
     rc = uv_fs_read(conn->c->loop, &conn->read_req, j->fd, &b, 1, (int64_t)conn->file_pos,
-                    txn_file_read_cb);
+                    client_txn_file_read_cb);
     if (rc < 0) {
-        txn_local_error(conn, strerror(-rc));
+        client_txn_local_error(conn, strerror(-rc));
         return;
     }
     conn->file_reading = true;
@@ -449,9 +449,9 @@ void client__txn_dot(client_conn_t *conn)
 {
     client_reply_t *r = &conn->reply;
 
-    txn_result(conn, r, CLIENT_R_ACCEPTED, client__reply_class(r->code));
+    client_txn_result(conn, r, CLIENT_R_ACCEPTED, client__reply_class(r->code));
     if (r->code == 421)
         conn->reusable = false;
     client_reply_init(&conn->reply, false);
-    txn_end(conn);
+    client_txn_end(conn);
 }

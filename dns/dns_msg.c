@@ -44,7 +44,7 @@ typedef struct {
     size_t bytes;
 } msg_builder_t;
 
-static int msg_u16(msg_t *m, uint16_t *v)
+static int dns_msg_u16(msg_t *m, uint16_t *v)
 {
     if (m->end - m->off < 2)
         return -1;
@@ -53,7 +53,7 @@ static int msg_u16(msg_t *m, uint16_t *v)
     return 0;
 }
 
-static int msg_u32(msg_t *m, uint32_t *v)
+static int dns_msg_u32(msg_t *m, uint32_t *v)
 {
     if (m->end - m->off < 4)
         return -1;
@@ -64,7 +64,7 @@ static int msg_u32(msg_t *m, uint32_t *v)
 }
 
 /* Step over a name in place (its compression pointer is not followed). */
-static int msg_skip_name(msg_t *m)
+static int dns_msg_skip_name(msg_t *m)
 {
     while (m->off < m->end) {
         unsigned char c = m->buf[m->off];
@@ -87,7 +87,7 @@ static int msg_skip_name(msg_t *m)
 
 /* Decompress the name at m->off into out[MSG_NAME_BUF], lowercased, and
  * step over it.  The name's in-place part must end before m->end. */
-static int msg_name(msg_t *m, char *out)
+static int dns_msg_name(msg_t *m, char *out)
 {
     char *s = NULL;
     long enclen = 0;
@@ -108,10 +108,11 @@ fail:
 }
 
 /* The fixed part of a resource record after its owner name. */
-static int msg_rr(msg_t *m, msg_rr_t *rr)
+static int dns_msg_rr(msg_t *m, msg_rr_t *rr)
 {
-    if (msg_u16(m, &rr->type) < 0 || msg_u16(m, &rr->class) < 0 || msg_u32(m, &rr->ttl) < 0 ||
-        msg_u16(m, &rr->rdlen) < 0 || rr->rdlen > m->end - m->off)
+    if (dns_msg_u16(m, &rr->type) < 0 || dns_msg_u16(m, &rr->class) < 0 ||
+        dns_msg_u32(m, &rr->ttl) < 0 || dns_msg_u16(m, &rr->rdlen) < 0 ||
+        rr->rdlen > m->end - m->off)
         return -1;
     /* RFC 2181 8: a TTL with the top bit set is read as zero. */
     if (rr->ttl > INT32_MAX)
@@ -121,7 +122,7 @@ static int msg_rr(msg_t *m, msg_rr_t *rr)
     return 0;
 }
 
-static size_t msg_elem_size(dns_type_t type)
+static size_t dns_msg_elem_size(dns_type_t type)
 {
     switch (type) {
     case DNS_T_MX:
@@ -137,9 +138,9 @@ static size_t msg_elem_size(dns_type_t type)
     return 0;
 }
 
-static void *msg_builder_add(msg_builder_t *b)
+static void *dns_msg_builder_add(msg_builder_t *b)
 {
-    size_t size = msg_elem_size(b->type);
+    size_t size = dns_msg_elem_size(b->type);
 
     if (b->n == b->cap)
         b->items = xgrow(b->items, &b->cap, b->n + 1, size);
@@ -148,7 +149,7 @@ static void *msg_builder_add(msg_builder_t *b)
 }
 
 /* Decode one record's RDATA, of the builder's type, into the builder. */
-static int msg_rdata(const msg_t *whole, const msg_rr_t *rr, msg_builder_t *b)
+static int dns_msg_rdata(const msg_t *whole, const msg_rr_t *rr, msg_builder_t *b)
 {
     msg_t m = {whole->buf, whole->len, rr->rdata, rr->rdata + rr->rdlen};
     char name[MSG_NAME_BUF];
@@ -160,7 +161,7 @@ static int msg_rdata(const msg_t *whole, const msg_rr_t *rr, msg_builder_t *b)
         size_t want = b->type == DNS_T_A ? sizeof(a->in.v4) : sizeof(a->in.v6);
         if (rr->rdlen != want)
             return -1;
-        a = msg_builder_add(b);
+        a = dns_msg_builder_add(b);
         memset(a, 0, sizeof(*a));
         a->family = b->type == DNS_T_A ? AF_INET : AF_INET6;
         memcpy(&a->in, m.buf + m.off, want);
@@ -169,9 +170,9 @@ static int msg_rdata(const msg_t *whole, const msg_rr_t *rr, msg_builder_t *b)
     case DNS_T_MX: {
         uint16_t pref;
         dns_mx_t *mx;
-        if (msg_u16(&m, &pref) < 0 || msg_name(&m, name) < 0)
+        if (dns_msg_u16(&m, &pref) < 0 || dns_msg_name(&m, name) < 0)
             return -1;
-        mx = msg_builder_add(b);
+        mx = dns_msg_builder_add(b);
         mx->pref = pref;
         mx->host = xstrdup(name);
         b->bytes += strlen(name) + 1;
@@ -179,9 +180,9 @@ static int msg_rdata(const msg_t *whole, const msg_rr_t *rr, msg_builder_t *b)
     }
     case DNS_T_PTR: {
         char **ptr;
-        if (msg_name(&m, name) < 0)
+        if (dns_msg_name(&m, name) < 0)
             return -1;
-        ptr = msg_builder_add(b);
+        ptr = dns_msg_builder_add(b);
         *ptr = xstrdup(name);
         b->bytes += strlen(name) + 1;
         return 0;
@@ -203,7 +204,7 @@ static int msg_rdata(const msg_t *whole, const msg_rr_t *rr, msg_builder_t *b)
             m.off += n;
         }
         text[len] = '\0';
-        t = msg_builder_add(b);
+        t = dns_msg_builder_add(b);
         t->text = text;
         t->len = len;
         b->bytes += (size_t)rr->rdlen + 1;
@@ -215,18 +216,19 @@ static int msg_rdata(const msg_t *whole, const msg_rr_t *rr, msg_builder_t *b)
 
 /* The negative-caching TTL from the SOA in the authority section: 0 when
  * there is none (RFC 2308 5: such answers are not cached). */
-static uint32_t msg_negative_ttl(msg_t *m, uint16_t nscount)
+static uint32_t dns_msg_negative_ttl(msg_t *m, uint16_t nscount)
 {
     for (uint16_t i = 0; i < nscount; i++) {
         msg_rr_t rr;
-        if (msg_skip_name(m) < 0 || msg_rr(m, &rr) < 0)
+        if (dns_msg_skip_name(m) < 0 || dns_msg_rr(m, &rr) < 0)
             return 0;
         if (rr.type == MSG_RR_SOA && rr.class == MSG_CLASS_IN) {
             msg_t soa = {m->buf, m->len, rr.rdata, rr.rdata + rr.rdlen};
             uint32_t serial, refresh, retry, expire, minimum;
-            if (msg_skip_name(&soa) < 0 || msg_skip_name(&soa) < 0 || msg_u32(&soa, &serial) < 0 ||
-                msg_u32(&soa, &refresh) < 0 || msg_u32(&soa, &retry) < 0 ||
-                msg_u32(&soa, &expire) < 0 || msg_u32(&soa, &minimum) < 0)
+            if (dns_msg_skip_name(&soa) < 0 || dns_msg_skip_name(&soa) < 0 ||
+                dns_msg_u32(&soa, &serial) < 0 || dns_msg_u32(&soa, &refresh) < 0 ||
+                dns_msg_u32(&soa, &retry) < 0 || dns_msg_u32(&soa, &expire) < 0 ||
+                dns_msg_u32(&soa, &minimum) < 0)
                 return 0;
             if (minimum > INT32_MAX)
                 minimum = 0;
@@ -236,7 +238,7 @@ static uint32_t msg_negative_ttl(msg_t *m, uint16_t nscount)
     return 0;
 }
 
-static void msg_items_free(dns_type_t type, void *items, size_t n)
+static void dns_msg_items_free(dns_type_t type, void *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (type == DNS_T_MX)
@@ -262,11 +264,11 @@ int dns_msg_parse(const unsigned char *abuf, size_t alen, const char *name, dns_
 
     *res = NULL;
     *ttl = 0;
-    if (msg_elem_size(type) == 0)
+    if (dns_msg_elem_size(type) == 0)
         return DNS_EINVAL;
-    if (alen < MSG_HEADER || msg_u16(&m, &id) < 0 || msg_u16(&m, &flags) < 0 ||
-        msg_u16(&m, &qdcount) < 0 || msg_u16(&m, &ancount) < 0 || msg_u16(&m, &nscount) < 0 ||
-        msg_u16(&m, &arcount) < 0)
+    if (alen < MSG_HEADER || dns_msg_u16(&m, &id) < 0 || dns_msg_u16(&m, &flags) < 0 ||
+        dns_msg_u16(&m, &qdcount) < 0 || dns_msg_u16(&m, &ancount) < 0 ||
+        dns_msg_u16(&m, &nscount) < 0 || dns_msg_u16(&m, &arcount) < 0)
         return DNS_EBADRESP;
     rcode = flags & 0x0f;
     if (rcode == MSG_RCODE_SERVFAIL)
@@ -277,7 +279,7 @@ int dns_msg_parse(const unsigned char *abuf, size_t alen, const char *name, dns_
         return DNS_EFAIL;
 
     for (uint16_t i = 0; i < qdcount; i++) {
-        if (msg_skip_name(&m) < 0 || m.end - m.off < 4)
+        if (dns_msg_skip_name(&m) < 0 || m.end - m.off < 4)
             return DNS_EBADRESP;
         m.off += 4;
     }
@@ -289,16 +291,16 @@ int dns_msg_parse(const unsigned char *abuf, size_t alen, const char *name, dns_
         return DNS_EBADNAME;
     for (uint16_t i = 0; i < ancount; i++) {
         msg_rr_t rr;
-        if (msg_name(&m, owner) < 0 || msg_rr(&m, &rr) < 0)
+        if (dns_msg_name(&m, owner) < 0 || dns_msg_rr(&m, &rr) < 0)
             goto bad;
         if (rr.class != MSG_CLASS_IN || strcmp(owner, cur) != 0)
             continue;
         if (rr.type == MSG_RR_CNAME) {
             msg_t target = {m.buf, m.len, rr.rdata, rr.rdata + rr.rdlen};
-            if (++chain > DNS_MSG_CNAME_MAX || msg_name(&target, cur) < 0)
+            if (++chain > DNS_MSG_CNAME_MAX || dns_msg_name(&target, cur) < 0)
                 goto bad;
         } else if (rr.type == (uint16_t)type) {
-            if (msg_rdata(&m, &rr, &b) < 0)
+            if (dns_msg_rdata(&m, &rr, &b) < 0)
                 goto bad;
         } else {
             continue;
@@ -308,8 +310,8 @@ int dns_msg_parse(const unsigned char *abuf, size_t alen, const char *name, dns_
     }
 
     if (rcode == MSG_RCODE_NXDOMAIN || b.n == 0) {
-        msg_items_free(type, b.items, b.n);
-        *ttl = msg_negative_ttl(&m, nscount);
+        dns_msg_items_free(type, b.items, b.n);
+        *ttl = dns_msg_negative_ttl(&m, nscount);
         return rcode == MSG_RCODE_NXDOMAIN ? DNS_ENXDOMAIN : DNS_ENODATA;
     }
     *res = dns_msg_result_new(type, 0);
@@ -320,7 +322,7 @@ int dns_msg_parse(const unsigned char *abuf, size_t alen, const char *name, dns_
     return 0;
 
 bad:
-    msg_items_free(type, b.items, b.n);
+    dns_msg_items_free(type, b.items, b.n);
     return DNS_EBADRESP;
 }
 
@@ -391,9 +393,9 @@ dns_result_t *dns_msg_result_new(dns_type_t type, size_t n)
     res->type = type;
     res->refs = 1;
     res->n = n;
-    res->bytes = sizeof(*res) + n * msg_elem_size(type);
+    res->bytes = sizeof(*res) + n * dns_msg_elem_size(type);
     if (n > 0)
-        res->u.mx = xcalloc(n, msg_elem_size(type));
+        res->u.mx = xcalloc(n, dns_msg_elem_size(type));
     return res;
 }
 
@@ -426,6 +428,6 @@ void dns_msg_result_unref(dns_result_t *res)
 {
     if (res == NULL || --res->refs > 0)
         return;
-    msg_items_free(res->type, res->u.mx, res->n);
+    dns_msg_items_free(res->type, res->u.mx, res->n);
     free(res);
 }

@@ -21,8 +21,8 @@
  * reply in *out (an {"ok":true} one); otherwise the reason is printed and
  * *out is NULL.  With --json the reply line is printed as it came.
  */
-static int cli_ask(const cli_args_t *args, const char *command, const char *request,
-                   json_t **out)
+static int cli_queue_ask(const cli_args_t *args, const char *command, const char *request,
+                         json_t **out)
 {
     config_t *cfg = NULL;
     json_t *v = NULL;
@@ -64,7 +64,7 @@ done:
 /* ---- queue ---- */
 
 /* "45s", "12m", "3h", "2d": the largest whole unit. */
-static void cli_age(double secs, char *dst, size_t size)
+static void cli_queue_age(double secs, char *dst, size_t size)
 {
     if (secs < 0)
         secs = 0;
@@ -78,7 +78,7 @@ static void cli_age(double secs, char *dst, size_t size)
         snprintf(dst, size, "%.0fd", secs / 86400 - 0.5);
 }
 
-static void cli_size(double bytes, char *dst, size_t size)
+static void cli_queue_size(double bytes, char *dst, size_t size)
 {
     if (bytes < 1024)
         snprintf(dst, size, "%.0f", bytes);
@@ -88,19 +88,19 @@ static void cli_size(double bytes, char *dst, size_t size)
         snprintf(dst, size, "%.1fM", bytes / (1024 * 1024));
 }
 
-static const char *cli_sender(const char *s)
+static const char *cli_queue_sender(const char *s)
 {
     return s[0] != '\0' ? s : "<>";
 }
 
 /* The address column's width: the longest address, within reason. */
-static int cli_addr_width(const json_t *msgs)
+static int cli_queue_addr_width(const json_t *msgs)
 {
     size_t w = strlen("Sender / Recipient");
 
     for (size_t i = 0; i < msgs->n; i++) {
         const json_t *rcpts = json_get(msgs->items[i], "recipients");
-        size_t n = strlen(cli_sender(json_get_str(msgs->items[i], "sender", "")));
+        size_t n = strlen(cli_queue_sender(json_get_str(msgs->items[i], "sender", "")));
         if (n > w)
             w = n;
         for (size_t k = 0; rcpts != NULL && k < rcpts->n; k++)
@@ -110,7 +110,7 @@ static int cli_addr_width(const json_t *msgs)
     return w > 40 ? 40 : (int)w;
 }
 
-static void cli_print_rcpt(const json_t *r, double now, int width, size_t *waiting)
+static void cli_queue_print_rcpt(const json_t *r, double now, int width, size_t *waiting)
 {
     const char *state = json_get_str(r, "state", "?");
     const json_t *next = json_get(r, "next_attempt");
@@ -121,7 +121,7 @@ static void cli_print_rcpt(const json_t *r, double now, int width, size_t *waiti
         if (next->number <= now)
             snprintf(when, sizeof(when), "now");
         else
-            cli_age(next->number - now + 0.5, when, sizeof(when));
+            cli_queue_age(next->number - now + 0.5, when, sizeof(when));
     }
     if (!final)
         (*waiting)++;
@@ -139,7 +139,7 @@ int cli_queue(const cli_args_t *args)
     char age[16], size[16];
     int width;
 
-    if (cli_ask(args, "queue", "queue", &v) != CLI_OK)
+    if (cli_queue_ask(args, "queue", "queue", &v) != CLI_OK)
         return CLI_FAIL;
     if (args->json) {
         json_free(v);
@@ -154,21 +154,21 @@ int cli_queue(const cli_args_t *args)
     }
     /* One line per message, then one per recipient under it, as
      * postqueue -p lays it out. */
-    width = cli_addr_width(msgs);
+    width = cli_queue_addr_width(msgs);
     printf("%-13s  %5s  %6s  %-*s  %-8s  %-4s  %s\n", "Queue ID", "Age", "Size", width,
            "Sender / Recipient", "State", "Next", "Last reply");
     for (size_t i = 0; i < msgs->n; i++) {
         const json_t *m = msgs->items[i], *rcpts = json_get(m, "recipients");
 
-        cli_age(now - json_get_num(m, "arrival", now), age, sizeof(age));
-        cli_size(json_get_num(m, "size", 0), size, sizeof(size));
+        cli_queue_age(now - json_get_num(m, "arrival", now), age, sizeof(age));
+        cli_queue_size(json_get_num(m, "size", 0), size, sizeof(size));
         total += json_get_num(m, "size", 0);
         printf("%-13s  %5s  %6s  %s\n", json_get_str(m, "id", "?"), age, size,
-               cli_sender(json_get_str(m, "sender", "")));
+               cli_queue_sender(json_get_str(m, "sender", "")));
         for (size_t k = 0; rcpts != NULL && k < rcpts->n; k++)
-            cli_print_rcpt(rcpts->items[k], now, width, &waiting);
+            cli_queue_print_rcpt(rcpts->items[k], now, width, &waiting);
     }
-    cli_size(total, size, sizeof(size));
+    cli_queue_size(total, size, sizeof(size));
     printf("-- %zu message%s, %s bytes, %zu recipient%s waiting\n", msgs->n,
            msgs->n == 1 ? "" : "s", size, waiting, waiting == 1 ? "" : "s");
     json_free(v);
@@ -182,7 +182,7 @@ int cli_flush(const cli_args_t *args)
     json_t *v;
     double n;
 
-    if (cli_ask(args, "flush", "flush", &v) != CLI_OK)
+    if (cli_queue_ask(args, "flush", "flush", &v) != CLI_OK)
         return CLI_FAIL;
     n = json_get_num(v, "flushed", 0);
     if (!args->json)
@@ -203,7 +203,7 @@ int cli_delete(const cli_args_t *args)
         return CLI_FAIL;
     }
     snprintf(request, sizeof(request), "delete %s", args->argv[0]);
-    if (cli_ask(args, "delete", request, &v) != CLI_OK)
+    if (cli_queue_ask(args, "delete", request, &v) != CLI_OK)
         return CLI_FAIL;
     running = json_get_num(v, "running", 0);
     if (!args->json && running > 0)
@@ -223,7 +223,7 @@ int cli_stats(const cli_args_t *args)
     const json_t *st;
     int width = 0;
 
-    if (cli_ask(args, "stats", "stats", &v) != CLI_OK)
+    if (cli_queue_ask(args, "stats", "stats", &v) != CLI_OK)
         return CLI_FAIL;
     st = json_get(v, "stats");
     if (args->json || st == NULL || st->type != JSON_OBJECT) {

@@ -18,9 +18,8 @@
 #include "str.h"
 #include "xalloc.h"
 
-
 /* Delay as Postfix writes it: two significant digits or so. */
-static void queue_fmt_delay(int64_t us, char *dst, size_t size)
+static void queue_result_fmt_delay(int64_t us, char *dst, size_t size)
 {
     double s = us > 0 ? (double)us / QUEUE_US_PER_S : 0;
 
@@ -34,13 +33,13 @@ static void queue_fmt_delay(int64_t us, char *dst, size_t size)
 
 /* "ID: to=<b@y> orig_to=<alice@alias.test> relay=mx.y[5.6.7.8]:25 delay=0.4
  * status=sent (250 2.0.0 Ok)" */
-static void queue_log_result(const queue__msg_t *qm, size_t idx, const char *relay,
-                             const char *status, const char *reply, int64_t now)
+static void queue_result_log_result(const queue__msg_t *qm, size_t idx, const char *relay,
+                                    const char *status, const char *reply, int64_t now)
 {
     const spool_rcpt_t *r = &qm->m->rcpts[idx];
     char delay[32];
 
-    queue_fmt_delay(now - qm->m->arrival_us, delay, sizeof(delay));
+    queue_result_fmt_delay(now - qm->m->arrival_us, delay, sizeof(delay));
     log_info("%s: to=<%s>%s%s%s relay=%s delay=%s status=%s (%s)", qm->m->id, r->addr,
              r->orig[0] != '\0' ? " orig_to=<" : "", r->orig, r->orig[0] != '\0' ? ">" : "",
              relay[0] != '\0' ? relay : "none", delay, status, reply);
@@ -58,7 +57,7 @@ void queue__free_bounce(queue__rcpt_t *r)
 
 /* ---- State records ---- */
 
-static void queue_recorded(void *arg, int status)
+static void queue_result_recorded(void *arg, int status)
 {
     queue__msg_t *qm = arg;
     queue_t *q = qm->q;
@@ -80,7 +79,7 @@ static void queue_recorded(void *arg, int status)
  * message back as it was, just as a crash before the record would, and
  * the message is spared an append and an fsync.
  */
-static bool queue_finishes(const queue__msg_t *qm, const spool_update_t *u, size_t n)
+static bool queue_result_finishes(const queue__msg_t *qm, const spool_update_t *u, size_t n)
 {
     const spool_msg_t *m = qm->m;
     size_t final = 0;
@@ -99,18 +98,18 @@ static bool queue_finishes(const queue__msg_t *qm, const spool_update_t *u, size
     return final + n == m->nrcpts;
 }
 
-static void queue_record(queue__msg_t *qm, const spool_update_t *u, size_t n)
+static void queue_result_record(queue__msg_t *qm, const spool_update_t *u, size_t n)
 {
     queue_t *q = qm->q;
     int rc;
 
-    if (queue_finishes(qm, u, n)) {
+    if (queue_result_finishes(qm, u, n)) {
         qm->finished = true;
         return;
     }
 
-    /* Applied to qm->m at once; durable when queue_recorded() runs. */
-    rc = spool_update(q->spool, qm->m, u, n, queue_recorded, qm);
+    /* Applied to qm->m at once; durable when queue_result_recorded() runs. */
+    rc = spool_update(q->spool, qm->m, u, n, queue_result_recorded, qm);
     if (rc < 0) {
         log_error("%s: cannot record delivery state: %s", qm->m->id, spool_strerror(rc));
         return;
@@ -122,7 +121,7 @@ static void queue_record(queue__msg_t *qm, const spool_update_t *u, size_t n)
 /* ---- Bounces and DSNs ---- */
 
 /* Record the recipients in state `from` as bounced. */
-static void queue_record_bounces(queue__msg_t *qm, queue__rstate_t from)
+static void queue_result_record_bounces(queue__msg_t *qm, queue__rstate_t from)
 {
     spool_msg_t *m = qm->m;
     spool_update_t *u = xcalloc(m->nrcpts, sizeof(*u));
@@ -145,7 +144,7 @@ static void queue_record_bounces(queue__msg_t *qm, queue__rstate_t from)
     }
     /* A deleted message's file is going: nothing to record. */
     if (n > 0 && !qm->deleted) {
-        queue_record(qm, u, n);
+        queue_result_record(qm, u, n);
         *qm->q->n_bounced += n;
     }
     /* The texts are copied into the record: free only now. */
@@ -158,7 +157,7 @@ static void queue_record_bounces(queue__msg_t *qm, queue__rstate_t from)
  * from the body still in memory after a first attempt, or read from the
  * spool file.  The read is small and the file recent, so it is done here
  * on the loop thread, like the spool's own writes. */
-static char *queue_dsn_headers(const spool_msg_t *m, size_t *len)
+static char *queue_result_dsn_headers(const spool_msg_t *m, size_t *len)
 {
     size_t want = m->body_length < DSN_HEADERS_MAX ? (size_t)m->body_length : DSN_HEADERS_MAX;
     char *h = xmalloc(m->prepend_len + want + 1);
@@ -182,7 +181,7 @@ static char *queue_dsn_headers(const spool_msg_t *m, size_t *len)
     return h;
 }
 
-static void queue_unbounce(queue__msg_t *qm, int64_t now)
+static void queue_result_unbounce(queue__msg_t *qm, int64_t now)
 {
     for (size_t i = 0; i < qm->m->nrcpts; i++) {
         if (qm->r[i].st != QUEUE__IN_DSN)
@@ -193,7 +192,7 @@ static void queue_unbounce(queue__msg_t *qm, int64_t now)
     }
 }
 
-static void queue_dsn_committed(void *arg, int status, spool_msg_t *dsn)
+static void queue_result_dsn_committed(void *arg, int status, spool_msg_t *dsn)
 {
     queue__msg_t *qm = arg;
     queue_t *q = qm->q;
@@ -206,11 +205,11 @@ static void queue_dsn_committed(void *arg, int status, spool_msg_t *dsn)
         log_error("%s: cannot queue a non-delivery notification: %s; its recipients are tried "
                   "again later",
                   qm->m->id, spool_strerror(status));
-        queue_unbounce(qm, queue_now(q));
+        queue_result_unbounce(qm, queue_now(q));
     } else {
         log_info("%s: sender non-delivery notification: %s", qm->m->id, dsn->id);
         (*q->n_dsn)++;
-        queue_record_bounces(qm, QUEUE__IN_DSN);
+        queue_result_record_bounces(qm, QUEUE__IN_DSN);
         queue_add(q, dsn);
     }
     queue__settle(qm);
@@ -219,7 +218,7 @@ static void queue_dsn_committed(void *arg, int status, spool_msg_t *dsn)
 
 /* One DSN for every bouncing recipient of qm, committed before they are
  * recorded as bounced. */
-static void queue_bounce(queue__msg_t *qm)
+static void queue_result_bounce(queue__msg_t *qm)
 {
     queue_t *q = qm->q;
     spool_msg_t *m = qm->m;
@@ -264,13 +263,13 @@ static void queue_bounce(queue__msg_t *qm)
             .expired = b->expired,
         };
     }
-    headers = queue_dsn_headers(m, &report.headers_len);
+    headers = queue_result_dsn_headers(m, &report.headers_len);
     report.headers = headers;
     buf_init(&text, SIZE_MAX);
     dsn_build(&report, &text, &needs);
     env.flags = (needs.body_8bit ? SPOOL_F_8BITMIME : 0) | (needs.smtputf8 ? SPOOL_F_SMTPUTF8 : 0);
-    rc = spool_submit(q->spool, &env, buf_ptr(&text), buf_used(&text), queue_dsn_committed, qm,
-                      NULL);
+    rc = spool_submit(q->spool, &env, buf_ptr(&text), buf_used(&text), queue_result_dsn_committed,
+                      qm, NULL);
     buf_free(&text);
     free(headers);
     free(rcpts);
@@ -278,14 +277,14 @@ static void queue_bounce(queue__msg_t *qm)
         log_error("%s: cannot queue a non-delivery notification: %s; its recipients are tried "
                   "again later",
                   m->id, spool_strerror(rc));
-        queue_unbounce(qm, now);
+        queue_result_unbounce(qm, now);
         return;
     }
     qm->io++;
     q->io++;
 }
 
-static bool queue_bouncing(const queue__msg_t *qm)
+static bool queue_result_bouncing(const queue__msg_t *qm)
 {
     for (size_t i = 0; i < qm->m->nrcpts; i++)
         if (qm->r[i].st == QUEUE__BOUNCING)
@@ -299,14 +298,14 @@ void queue__settle(queue__msg_t *qm)
         queue__schedule(qm);
         return;
     }
-    if (queue_bouncing(qm) && !qm->deleted) {
+    if (queue_result_bouncing(qm) && !qm->deleted) {
         /* Every job of this attempt is back: one DSN for all of them. */
         if (qm->m->sender[0] == '\0') {
             /* Never a DSN about a message from <> (RFC 3464 2.2, and
              * the loops it prevents). */
-            queue_record_bounces(qm, QUEUE__BOUNCING);
+            queue_result_record_bounces(qm, QUEUE__BOUNCING);
         } else {
-            queue_bounce(qm);
+            queue_result_bounce(qm);
         }
         queue__drop_body(qm); /* the DSN has the headers it needs */
         if (qm->io > 0) {
@@ -322,8 +321,8 @@ void queue__settle(queue__msg_t *qm)
 
 /* ---- Results ---- */
 
-static void queue_set_bounce(queue__rcpt_t *r, const delivery_rcpt_t *d, bool expired,
-                             int64_t now)
+static void queue_result_set_bounce(queue__rcpt_t *r, const delivery_rcpt_t *d, bool expired,
+                                    int64_t now)
 {
     queue__free_bounce(r);
     r->bounce = xcalloc(1, sizeof(*r->bounce));
@@ -365,7 +364,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
             d->remote_reply = false;
         }
         if (d->status == DELIVERY_OK) {
-            queue_log_result(qm, idx, d->relay, "sent", d->reply, now);
+            queue_result_log_result(qm, idx, d->relay, "sent", d->reply, now);
             (*q->n_delivered)++;
             u[n++] = (spool_update_t){.index = idx,
                                       .state = SPOOL_RCPT_SENT,
@@ -376,36 +375,37 @@ void queue__job_done(delivery_job_t *job, void *arg)
         } else if (d->status == DELIVERY_TEMPFAIL && q->closing) {
             /* Cut short by the shutdown, most likely: not recorded, so
              * the next start tries at once. */
-            queue_log_result(qm, idx, d->relay, "deferred", d->reply, now);
+            queue_result_log_result(qm, idx, d->relay, "deferred", d->reply, now);
         } else if (d->status == DELIVERY_TEMPFAIL && now < expiry) {
             r->due = queue__next_attempt(q, qm, attempts, now);
-            queue_log_result(qm, idx, d->relay, "deferred", d->reply, now);
+            queue_result_log_result(qm, idx, d->relay, "deferred", d->reply, now);
             (*q->n_deferred)++;
-            u[n++] = (spool_update_t){.index = idx,
-                                      .state = SPOOL_RCPT_DEFERRED,
-                                      .attempts = attempts,
-                                      .next_attempt = (r->due + QUEUE_US_PER_S - 1) / QUEUE_US_PER_S,
-                                      .reply = d->reply,
-                                      .relay = d->relay,
-                                      .remote_reply = d->remote_reply};
+            u[n++] =
+                (spool_update_t){.index = idx,
+                                 .state = SPOOL_RCPT_DEFERRED,
+                                 .attempts = attempts,
+                                 .next_attempt = (r->due + QUEUE_US_PER_S - 1) / QUEUE_US_PER_S,
+                                 .reply = d->reply,
+                                 .relay = d->relay,
+                                 .remote_reply = d->remote_reply};
         } else if (d->status == DELIVERY_TEMPFAIL) {
             dsn_duration(q->lifetime, false, lifetime, sizeof(lifetime));
             snprintf(text, sizeof(text), "expired after %s in the queue; the last attempt: %s",
                      lifetime, d->reply);
-            queue_set_bounce(r, d, true, now);
-            queue_log_result(qm, idx, d->relay, "bounced", text, now);
+            queue_result_set_bounce(r, d, true, now);
+            queue_result_log_result(qm, idx, d->relay, "bounced", text, now);
         } else {
-            queue_set_bounce(r, d, false, now);
-            queue_log_result(qm, idx, d->relay, "bounced", d->reply, now);
+            queue_result_set_bounce(r, d, false, now);
+            queue_result_log_result(qm, idx, d->relay, "bounced", d->reply, now);
         }
     }
     /* The body in memory served the first attempt; a bounce's DSN copies
      * its headers from it (queue__settle()). */
-    if (qm->jobs == 0 && !queue_bouncing(qm))
+    if (qm->jobs == 0 && !queue_result_bouncing(qm))
         queue__drop_body(qm);
     /* A deleted message's file is going; its results are only logged. */
     if (n > 0 && !qm->deleted)
-        queue_record(qm, u, n);
+        queue_result_record(qm, u, n);
     free(u);
     queue__job_free(j);
     queue__settle(qm);

@@ -63,7 +63,7 @@ void session__auth_abandon(session_t *s)
     session__end_txn(s);
 }
 
-static reply_id_t session_auth_reason(const authres_decision_t *d)
+static reply_id_t session_checks_reason(const authres_decision_t *d)
 {
     if (d->why != NULL && strcmp(d->why, "spf") == 0)
         return REPLY_AUTH_SPF;
@@ -73,7 +73,7 @@ static reply_id_t session_auth_reason(const authres_decision_t *d)
 }
 
 /* Send the verdict's reply, "CODE X.Y.Z text", as it is worded. */
-static void session_auth_reply(session_t *s, const char *reply)
+static void session_checks_reply(session_t *s, const char *reply)
 {
     char esc[16] = "";
     const char *text = "";
@@ -91,7 +91,7 @@ static void session_auth_reply(session_t *s, const char *reply)
 
 /* An accepted message DMARC asked to quarantine: a forwarder has no junk
  * folder, so it is recorded (header, this line) and passed on. */
-static void session_auth_note_quarantine(session_t *s, const authres_t *res)
+static void session_checks_note_quarantine(session_t *s, const authres_t *res)
 {
     for (size_t i = 0; i < res->ndmarc; i++) {
         const dmarc_result_t *m = &res->dmarc[i];
@@ -108,7 +108,7 @@ static void session_auth_note_quarantine(session_t *s, const authres_t *res)
 
 /* The verdict.  The checks stay with the transaction until its end: the
  * log line of the commit reads their results. */
-static void session_auth_done(auth_msg_t *m, const authres_t *res, void *arg)
+static void session_checks_done(auth_msg_t *m, const authres_t *res, void *arg)
 {
     session_t *s = arg;
     const authres_decision_t *d = &res->decision;
@@ -117,14 +117,14 @@ static void session_auth_done(auth_msg_t *m, const authres_t *res, void *arg)
     s->auth_waiting = false;
     if (d->verdict != AUTHRES_ACCEPT) {
         session__log_reject_reply(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT",
-                                  session_auth_reason(d), d->reply);
-        session_auth_reply(s, d->reply);
+                                  session_checks_reason(d), d->reply);
+        session_checks_reply(s, d->reply);
         session__end_txn(s); /* the checks and the spool file go */
         session__resume(s);
         return;
     }
     if (d->quarantine)
-        session_auth_note_quarantine(s, res);
+        session_checks_note_quarantine(s, res);
     if (session__commit(s, res) < 0)
         session__resume(s);
 }
@@ -139,7 +139,7 @@ void session__auth_end(session_t *s)
         session__commit(s, NULL);
         return;
     }
-    if ((rc = auth_msg_end(s->auth, session_auth_done, s)) < 0) {
+    if ((rc = auth_msg_end(s->auth, session_checks_done, s)) < 0) {
         log_error("%s: cannot finish the sender checks: %s", s->peer, auth_strerror(rc));
         session__log_reject(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT", REPLY_AUTH_FAILED, NULL,
                             0);

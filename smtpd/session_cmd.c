@@ -46,7 +46,7 @@ typedef struct {
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* A refusal the client caused: the reply, and a count toward max_errors. */
-static int session_refuse(session_t *s, reply_id_t id)
+static int session_cmd_refuse(session_t *s, reply_id_t id)
 {
     session__reply(s, id);
     session__error(s);
@@ -63,7 +63,7 @@ void session__end_txn(session_t *s)
         s->state = SESSION_HELO;
 }
 
-static void session_bad_sequence(session_t *s, proto_verb_t verb)
+static void session_cmd_bad_sequence(session_t *s, proto_verb_t verb)
 {
     const char *need = NULL;
 
@@ -78,7 +78,7 @@ static void session_bad_sequence(session_t *s, proto_verb_t verb)
         break;
     case PROTO_DATA:
         if (s->state == SESSION_MAIL && txn_rcpt_tried(s->txn)) {
-            session_refuse(s, REPLY_NO_RCPTS);
+            session_cmd_refuse(s, REPLY_NO_RCPTS);
             return;
         }
         need = s->state == SESSION_MAIL       ? "need RCPT command"
@@ -99,7 +99,7 @@ static void session_bad_sequence(session_t *s, proto_verb_t verb)
 
 /* ---- EHLO, HELO ----------------------------------------------------------------- */
 
-static int session_check_helo(session_t *s, session_cmd_t *c)
+static int session_cmd_check_helo(session_t *s, session_cmd_t *c)
 {
     if (!proto_helo_valid(c->cmd.arg, c->cmd.arg_len)) {
         session__replyf(s, 501, "5.5.4", "Syntax: %s hostname", proto_verb_name(c->cmd.verb));
@@ -109,7 +109,7 @@ static int session_check_helo(session_t *s, session_cmd_t *c)
     return 0;
 }
 
-static void session_proceed_helo(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_helo(session_t *s, session_cmd_t *c)
 {
     const smtpd_options_t *opts = &s->smtpd->opts;
 
@@ -133,7 +133,7 @@ static void session_proceed_helo(session_t *s, session_cmd_t *c)
 
 /* ---- MAIL ---------------------------------------------------------------------- */
 
-static int session_check_mail(session_t *s, session_cmd_t *c)
+static int session_cmd_check_mail(session_t *s, session_cmd_t *c)
 {
     proto_mail_t *m = &c->u.mail;
 
@@ -141,11 +141,11 @@ static int session_check_mail(session_t *s, session_cmd_t *c)
     case 0:
         break;
     case PROTO_EADDR:
-        return session_refuse(s, REPLY_BAD_SENDER);
+        return session_cmd_refuse(s, REPLY_BAD_SENDER);
     case PROTO_EPARAM:
-        return session_refuse(s, REPLY_UNSUPPORTED_PARAM);
+        return session_cmd_refuse(s, REPLY_UNSUPPORTED_PARAM);
     case PROTO_EVALUE:
-        return session_refuse(s, REPLY_BAD_PARAM);
+        return session_cmd_refuse(s, REPLY_BAD_PARAM);
     default:
         session__replyf(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
         session__error(s);
@@ -153,9 +153,9 @@ static int session_check_mail(session_t *s, session_cmd_t *c)
     }
     /* ESMTP parameters only after EHLO (RFC 5321 4.1.1.11 via 2.2.1). */
     if (!s->esmtp && (m->has_size || m->body != PROTO_BODY_NONE || m->smtputf8))
-        return session_refuse(s, REPLY_UNSUPPORTED_PARAM);
+        return session_cmd_refuse(s, REPLY_UNSUPPORTED_PARAM);
     if (m->path.addr_len > 0 && m->path.parsed.utf8 && !m->smtputf8)
-        return session_refuse(s, REPLY_NEED_SMTPUTF8);
+        return session_cmd_refuse(s, REPLY_NEED_SMTPUTF8);
     if (m->has_size && m->size > s->smtpd->opts.max_message_size) {
         session__reply(s, REPLY_SIZE_DECLARED);
         session__log_reject(s, "MAIL", REPLY_SIZE_DECLARED, m->path.addr, m->path.addr_len);
@@ -164,7 +164,7 @@ static int session_check_mail(session_t *s, session_cmd_t *c)
     return 0;
 }
 
-static void session_proceed_mail(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *path = &c->u.mail.path;
     char srs[SRS_ADDR_SIZE] = "";
@@ -192,7 +192,7 @@ static void session_proceed_mail(session_t *s, session_cmd_t *c)
 
 /* ---- RCPT ---------------------------------------------------------------------- */
 
-static int session_check_rcpt(session_t *s, session_cmd_t *c)
+static int session_cmd_check_rcpt(session_t *s, session_cmd_t *c)
 {
     proto_path_t *p = &c->u.rcpt;
 
@@ -202,24 +202,24 @@ static int session_check_rcpt(session_t *s, session_cmd_t *c)
         break;
     case PROTO_EADDR:
     case PROTO_ENULLRCPT:
-        return session_refuse(s, REPLY_BAD_RCPT);
+        return session_cmd_refuse(s, REPLY_BAD_RCPT);
     case PROTO_EPARAM:
-        return session_refuse(s, REPLY_UNSUPPORTED_PARAM);
+        return session_cmd_refuse(s, REPLY_UNSUPPORTED_PARAM);
     case PROTO_EVALUE:
-        return session_refuse(s, REPLY_BAD_PARAM);
+        return session_cmd_refuse(s, REPLY_BAD_PARAM);
     default:
         session__replyf(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
         session__error(s);
         return -1;
     }
     if (p->parsed.utf8 && !txn_smtputf8(s->txn))
-        return session_refuse(s, REPLY_NEED_SMTPUTF8);
+        return session_cmd_refuse(s, REPLY_NEED_SMTPUTF8);
     return 0;
 }
 
 /* Refuse a recipient: reply, one log line, and an error unless the refusal
  * is a temporary one the client is expected to act on. */
-static void session_refuse_rcpt(session_t *s, reply_id_t id, const char *addr, size_t len)
+static void session_cmd_refuse_rcpt(session_t *s, reply_id_t id, const char *addr, size_t len)
 {
     session__reply_addr(s, id, addr, len);
     session__log_reject(s, "RCPT", id, addr, len);
@@ -230,8 +230,8 @@ static void session_refuse_rcpt(session_t *s, reply_id_t id, const char *addr, s
 /* Accept a recipient and its destinations.  The sender checks start with
  * the first one: a transaction whose every recipient is refused (a relay
  * probe, a dictionary attack) costs no DNS work. */
-static void session_accept_rcpt(session_t *s, const char *addr, size_t len,
-                                const char *const *dests, size_t n)
+static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
+                                    const char *const *dests, size_t n)
 {
     if (session__auth_begin(s) < 0) {
         session__reply_addr(s, REPLY_AUTH_FAILED, addr, len);
@@ -248,7 +248,7 @@ static void session_accept_rcpt(session_t *s, const char *addr, size_t len,
  * false when the local part is not SRS at all (the forward table may still
  * know it, postmaster@ say); otherwise it has been answered.
  */
-static bool session_rcpt_srs(session_t *s, const proto_path_t *p)
+static bool session_cmd_rcpt_srs(session_t *s, const proto_path_t *p)
 {
     char orig[SRS_ADDR_SIZE];
     const char *dest = orig;
@@ -261,18 +261,18 @@ static bool session_rcpt_srs(session_t *s, const proto_path_t *p)
     /* Only bounces may use an SRS address, so that a leaked one is no open
      * relay; and nobody else learns whether its signature holds. */
     if (txn_sender(s->txn)[0] != '\0') {
-        session_refuse_rcpt(s, REPLY_SRS_NOT_BOUNCE, p->addr, p->addr_len);
+        session_cmd_refuse_rcpt(s, REPLY_SRS_NOT_BOUNCE, p->addr, p->addr_len);
         return true;
     }
     if (rc < 0) {
-        session_refuse_rcpt(s, reply_for_srs_reverse_err(rc), p->addr, p->addr_len);
+        session_cmd_refuse_rcpt(s, reply_for_srs_reverse_err(rc), p->addr, p->addr_len);
         return true;
     }
-    session_accept_rcpt(s, p->addr, p->addr_len, &dest, 1);
+    session_cmd_accept_rcpt(s, p->addr, p->addr_len, &dest, 1);
     return true;
 }
 
-static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *p = &c->u.rcpt;
     const smtpd_options_t *opts = &s->smtpd->opts;
@@ -283,16 +283,16 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
     bool in_srs_domain;
 
     if (txn_nrcpts(s->txn) >= opts->max_recipients) {
-        session_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, p->addr, p->addr_len);
+        session_cmd_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, p->addr, p->addr_len);
         return;
     }
     /* A source route asks us to relay onwards: refused like any relaying. */
     if (p->source_route) {
-        session_refuse_rcpt(s, REPLY_RELAY_DENIED, p->addr, p->addr_len);
+        session_cmd_refuse_rcpt(s, REPLY_RELAY_DENIED, p->addr, p->addr_len);
         return;
     }
     in_srs_domain = !p->postmaster && str_eq_ci_n(a->domain, a->domain_len, opts->srs_domain);
-    if (in_srs_domain && session_rcpt_srs(s, p))
+    if (in_srs_domain && session_cmd_rcpt_srs(s, p))
         return;
     /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
      * postmaster of this host, as the forward table says. */
@@ -311,21 +311,21 @@ static void session_proceed_rcpt(session_t *s, session_cmd_t *c)
     if (result == TABLE_RELAY_DENIED && in_srs_domain)
         result = TABLE_UNKNOWN_USER;
     if (result != TABLE_FOUND) {
-        session_refuse_rcpt(s, reply_for_table(result), p->addr, p->addr_len);
+        session_cmd_refuse_rcpt(s, reply_for_table(result), p->addr, p->addr_len);
         return;
     }
-    session_accept_rcpt(s, p->addr, p->addr_len, dests.addr, dests.n);
+    session_cmd_accept_rcpt(s, p->addr, p->addr_len, dests.addr, dests.n);
 }
 
 /* ---- DATA, BDAT -------------------------------------------------------------------- */
 
-static void session_proceed_data(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_data(session_t *s, session_cmd_t *c)
 {
     (void)c;
     session__data_begin(s, DATA_DOT);
 }
 
-static int session_check_bdat(session_t *s, session_cmd_t *c)
+static int session_cmd_check_bdat(session_t *s, session_cmd_t *c)
 {
     const char *a = c->cmd.arg;
     size_t n = c->cmd.arg_len, i = 0;
@@ -358,7 +358,7 @@ syntax:
     return -1;
 }
 
-static void session_proceed_bdat(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_bdat(session_t *s, session_cmd_t *c)
 {
     s->bdat_left = c->u.bdat.size;
     s->bdat_last = c->u.bdat.last;
@@ -371,7 +371,7 @@ static void session_proceed_bdat(session_t *s, session_cmd_t *c)
     } else if (s->state == SESSION_RCPT) {
         s->bdat_discard = session__data_begin(s, DATA_RAW) < 0;
     } else {
-        session_bad_sequence(s, PROTO_BDAT);
+        session_cmd_bad_sequence(s, PROTO_BDAT);
     }
     if (s->state == SESSION_CLOSING)
         return;
@@ -385,27 +385,27 @@ static void session_proceed_bdat(session_t *s, session_cmd_t *c)
 
 /* ---- the rest ------------------------------------------------------------------------ */
 
-static void session_proceed_rset(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_rset(session_t *s, session_cmd_t *c)
 {
     (void)c;
     session__end_txn(s);
     session__reply(s, REPLY_OK);
 }
 
-static void session_proceed_noop(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_noop(session_t *s, session_cmd_t *c)
 {
     (void)c;
     session__reply(s, REPLY_OK);
 }
 
-static void session_proceed_quit(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_quit(session_t *s, session_cmd_t *c)
 {
     (void)c;
     session__reply(s, REPLY_BYE);
     session__close(s);
 }
 
-static void session_proceed_help(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_help(session_t *s, session_cmd_t *c)
 {
     (void)c;
     session__replyf(s, 214, "2.0.0",
@@ -413,37 +413,37 @@ static void session_proceed_help(session_t *s, session_cmd_t *c)
                     smtpd_has_tls(s->smtpd) ? " STARTTLS" : "");
 }
 
-static void session_proceed_vrfy(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_vrfy(session_t *s, session_cmd_t *c)
 {
     (void)c;
     /* Recipients are not disclosed (RFC 5321 3.5.3). */
     session__reply(s, REPLY_VRFY);
 }
 
-static void session_proceed_unimplemented(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_unimplemented(session_t *s, session_cmd_t *c)
 {
     (void)c;
-    session_refuse(s, REPLY_NOT_IMPLEMENTED);
+    session_cmd_refuse(s, REPLY_NOT_IMPLEMENTED);
 }
 
-static int session_check_starttls(session_t *s, session_cmd_t *c)
+static int session_cmd_check_starttls(session_t *s, session_cmd_t *c)
 {
     (void)c;
     if (!smtpd_has_tls(s->smtpd))
-        return session_refuse(s, REPLY_NOT_IMPLEMENTED);
+        return session_cmd_refuse(s, REPLY_NOT_IMPLEMENTED);
     if (s->tls != NULL)
-        return session_refuse(s, REPLY_TLS_ACTIVE);
+        return session_cmd_refuse(s, REPLY_TLS_ACTIVE);
     return 0;
 }
 
-static void session_proceed_starttls(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_starttls(session_t *s, session_cmd_t *c)
 {
     (void)c;
     session__reply(s, REPLY_TLS_GO);
     session__start_tls(s);
 }
 
-static void session_proceed_http(session_t *s, session_cmd_t *c)
+static void session_cmd_proceed_http(session_t *s, session_cmd_t *c)
 {
     (void)c;
     log_info("non-SMTP command from %s: %s", s->peer, "HTTP request");
@@ -451,33 +451,34 @@ static void session_proceed_http(session_t *s, session_cmd_t *c)
     session__close(s);
 }
 
-static const session_command_t session_commands[] = {
-    {PROTO_EHLO, S_TALK, CMD_ARG_NEEDED, session_check_helo, session_proceed_helo},
-    {PROTO_HELO, S_TALK, CMD_ARG_NEEDED, session_check_helo, session_proceed_helo},
-    {PROTO_MAIL, SESSION_S(SESSION_HELO), CMD_ARG_NEEDED, session_check_mail, session_proceed_mail},
+static const session_command_t session_cmd_commands[] = {
+    {PROTO_EHLO, S_TALK, CMD_ARG_NEEDED, session_cmd_check_helo, session_cmd_proceed_helo},
+    {PROTO_HELO, S_TALK, CMD_ARG_NEEDED, session_cmd_check_helo, session_cmd_proceed_helo},
+    {PROTO_MAIL, SESSION_S(SESSION_HELO), CMD_ARG_NEEDED, session_cmd_check_mail,
+     session_cmd_proceed_mail},
     {PROTO_RCPT, SESSION_S(SESSION_MAIL) | SESSION_S(SESSION_RCPT), CMD_ARG_NEEDED,
-     session_check_rcpt, session_proceed_rcpt},
-    {PROTO_DATA, SESSION_S(SESSION_RCPT), CMD_ARG_NONE, NULL, session_proceed_data},
-    {PROTO_BDAT, S_ALL, CMD_ARG_NEEDED, session_check_bdat, session_proceed_bdat},
-    {PROTO_RSET, S_ALL, CMD_ARG_NONE, NULL, session_proceed_rset},
-    {PROTO_NOOP, S_ALL, 0, NULL, session_proceed_noop},
-    {PROTO_QUIT, S_ALL, CMD_ARG_NONE, NULL, session_proceed_quit},
-    {PROTO_HELP, S_TALK, 0, NULL, session_proceed_help},
-    {PROTO_VRFY, S_TALK, CMD_ARG_NEEDED, NULL, session_proceed_vrfy},
-    {PROTO_EXPN, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
-    {PROTO_AUTH, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
-    {PROTO_ETRN, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
-    {PROTO_TURN, S_ALL, CMD_ANY_STATE, NULL, session_proceed_unimplemented},
+     session_cmd_check_rcpt, session_cmd_proceed_rcpt},
+    {PROTO_DATA, SESSION_S(SESSION_RCPT), CMD_ARG_NONE, NULL, session_cmd_proceed_data},
+    {PROTO_BDAT, S_ALL, CMD_ARG_NEEDED, session_cmd_check_bdat, session_cmd_proceed_bdat},
+    {PROTO_RSET, S_ALL, CMD_ARG_NONE, NULL, session_cmd_proceed_rset},
+    {PROTO_NOOP, S_ALL, 0, NULL, session_cmd_proceed_noop},
+    {PROTO_QUIT, S_ALL, CMD_ARG_NONE, NULL, session_cmd_proceed_quit},
+    {PROTO_HELP, S_TALK, 0, NULL, session_cmd_proceed_help},
+    {PROTO_VRFY, S_TALK, CMD_ARG_NEEDED, NULL, session_cmd_proceed_vrfy},
+    {PROTO_EXPN, S_ALL, CMD_ANY_STATE, NULL, session_cmd_proceed_unimplemented},
+    {PROTO_AUTH, S_ALL, CMD_ANY_STATE, NULL, session_cmd_proceed_unimplemented},
+    {PROTO_ETRN, S_ALL, CMD_ANY_STATE, NULL, session_cmd_proceed_unimplemented},
+    {PROTO_TURN, S_ALL, CMD_ANY_STATE, NULL, session_cmd_proceed_unimplemented},
     {PROTO_STARTTLS, SESSION_S(SESSION_INIT) | SESSION_S(SESSION_HELO), CMD_ARG_NONE,
-     session_check_starttls, session_proceed_starttls},
-    {PROTO_HTTP, S_ALL, CMD_ANY_STATE, NULL, session_proceed_http},
+     session_cmd_check_starttls, session_cmd_proceed_starttls},
+    {PROTO_HTTP, S_ALL, CMD_ANY_STATE, NULL, session_cmd_proceed_http},
 };
 
-static const session_command_t *session_find(proto_verb_t verb)
+static const session_command_t *session_cmd_find(proto_verb_t verb)
 {
-    for (size_t i = 0; i < sizeof(session_commands) / sizeof(session_commands[0]); i++)
-        if (session_commands[i].verb == verb)
-            return &session_commands[i];
+    for (size_t i = 0; i < sizeof(session_cmd_commands) / sizeof(session_cmd_commands[0]); i++)
+        if (session_cmd_commands[i].verb == verb)
+            return &session_cmd_commands[i];
     return NULL;
 }
 
@@ -497,13 +498,13 @@ void session__command(session_t *s, const char *line, size_t len)
         session__close(s);
         return;
     }
-    e = session_find(c.cmd.verb);
+    e = session_cmd_find(c.cmd.verb);
     if (e == NULL) {
-        session_refuse(s, REPLY_UNKNOWN_COMMAND);
+        session_cmd_refuse(s, REPLY_UNKNOWN_COMMAND);
         return;
     }
     if (!(e->flags & CMD_ANY_STATE) && !(e->states & SESSION_S(s->state))) {
-        session_bad_sequence(s, c.cmd.verb);
+        session_cmd_bad_sequence(s, c.cmd.verb);
         return;
     }
     if (((e->flags & CMD_ARG_NONE) && c.cmd.arg_len > 0) ||

@@ -64,7 +64,7 @@ static void session_data_store(session_t *s, const char *p, size_t n)
 
 /* The accepted message's log line (docs/sender-checks.md, The log), the sender checks'
  * "spf=... dkim=... dmarc=..." at its end. */
-static void session_log_accepted(session_t *s, const spool_msg_t *msg)
+static void session_data_log_accepted(session_t *s, const spool_msg_t *msg)
 {
     char results[128] = "";
 
@@ -76,7 +76,7 @@ static void session_log_accepted(session_t *s, const spool_msg_t *msg)
              (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->peer, results);
 }
 
-static void session_committed(void *arg, int status, spool_msg_t *msg)
+static void session_data_committed(void *arg, int status, spool_msg_t *msg)
 {
     session_t *s = arg;
 
@@ -86,7 +86,7 @@ static void session_committed(void *arg, int status, spool_msg_t *msg)
     } else {
         s->messages++;
         (*s->smtpd->stats.accepted)++;
-        session_log_accepted(s, msg);
+        session_data_log_accepted(s, msg);
         session__replyf(s, 250, "2.0.0", "Ok: queued as %s", msg->id);
         /* Durable: the daemon's (its queue's) from here on. */
         s->smtpd->hooks.accepted(s->smtpd->hooks.arg, msg);
@@ -103,7 +103,8 @@ static void session_committed(void *arg, int status, spool_msg_t *msg)
  * Received:.  Read from the top, a receiver meets our verdict first and
  * our Received: right under it, which marks where our hop begins.
  */
-static int session_prepend(session_t *s, const authres_t *res, const char *queue_id, buf_t *out)
+static int session_data_prepend(session_t *s, const authres_t *res, const char *queue_id,
+                                buf_t *out)
 {
     char host[DNS_NAME_MAX + 1];
     int rc;
@@ -141,7 +142,7 @@ int session__commit(session_t *s, const authres_t *res)
 
     str_lcpy(id, spool_writer_id(w), sizeof(id));
     buf_init(&prepend, SESSION_PREPEND_MAX);
-    if ((rc = session_prepend(s, res, id, &prepend)) < 0) {
+    if ((rc = session_data_prepend(s, res, id, &prepend)) < 0) {
         /* Headers over SESSION_PREPEND_MAX: never a message with half a
          * header on top. */
         log_error("%s: %s: cannot queue: the trace headers exceed %d bytes", id, s->peer,
@@ -169,7 +170,7 @@ int session__commit(session_t *s, const authres_t *res)
         .nrcpts = n,
     };
     s->writer = NULL; /* the spool's from here on, success or not */
-    rc = spool_writer_commit(w, &env, session_committed, s);
+    rc = spool_writer_commit(w, &env, session_data_committed, s);
     buf_free(&prepend);
     free(rcpts);
     if (rc < 0) {
@@ -208,7 +209,7 @@ static void session_data_end(session_t *s, const char *what)
 }
 
 /* A BDAT chunk has been read. */
-static void session_bdat_end(session_t *s)
+static void session_data_bdat_end(session_t *s)
 {
     if (s->bdat_discard) {
         s->state = s->bdat_return;
@@ -244,6 +245,6 @@ size_t session__data_input(session_t *s, char *p, size_t n)
     }
     s->bdat_left -= used;
     if (s->bdat_left == 0)
-        session_bdat_end(s);
+        session_data_bdat_end(s);
     return used;
 }
