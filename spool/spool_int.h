@@ -1,32 +1,15 @@
 /*
- * spool_int - what spool.c (writers, group commit) and spool_file.c (the
- * record format, loading, scanning) share.  Not for other modules.
+ * spool_int - what the spool's files share.  Not for other modules.
  *
- * File layout (docs/spool.md has the full description):
+ *     spool.c          open, close, names, stats, errors; update, remove
+ *     spool_record.c   the record format (spool_record.h): no I/O
+ *     spool_writer.c   writers: a message streaming in, its commit
+ *     spool_group.c    the group commit: lanes, passes, sync jobs
+ *     spool_journal.c  the commit journal: segments, appends, marks, moves
+ *     spool_scan.c     the start-up scan: files and segments read back
  *
- *     "MXFSPL01"                 magic and format version
- *     B <len> <message bytes>    the body record, first, so its bytes are
- *                                one contiguous range at SPOOL__BODY_OFFSET
- *     I T C H S W F P R...       envelope records, written at commit
- *     E                          END: the message is whole
- *     U...                       recipient state updates, appended later
- *
- * A record is a type byte, an 8-byte big-endian payload length, then the
- * payload.  Integers in payloads are big-endian; strings inside a payload
- * carry a 4-byte length.
- *
- * The commit journal (journal/ in the spool directory) holds small
- * messages instead of a file each: segments named by a 16-digit hex
- * sequence number, each
- *
- *     "MXFJNL01"                 magic and format version
- *     <type> <crc> <len> <image> records, appended by the commit lane
- *
- * where image is exactly a message file as above up to END, len its
- * 4-byte big-endian length and crc (4 bytes) the CRC-32C of len and
- * image.  The
- * type byte is the record's state, rewritten in place: M (queued), D
- * (removed), F (moved to a file of its own), X (a commit that failed).
+ * The formats are described in spool_record.h, the reasoning in
+ * docs/spool.md.
  */
 #ifndef MXFWD_SPOOL_INT_H
 #define MXFWD_SPOOL_INT_H
@@ -39,34 +22,10 @@
 #include "buf.h"
 #include "htab.h"
 #include "spool.h"
-
-#define SPOOL__MAGIC "MXFSPL01"
-#define SPOOL__MAGIC_LEN 8
-#define SPOOL__REC_HDR 9
-#define SPOOL__BODY_OFFSET (SPOOL__MAGIC_LEN + SPOOL__REC_HDR)
-/* Bytes after the body that a loader accepts (envelope and updates). */
-#define SPOOL__TRAILER_MAX (64u * 1024 * 1024)
-
-enum {
-    SPOOL__REC_BODY = 'B',
-    SPOOL__REC_ID = 'I',
-    SPOOL__REC_TIME = 'T',
-    SPOOL__REC_CLIENT = 'C',
-    SPOOL__REC_HELO = 'H',
-    SPOOL__REC_SENDER = 'S',
-    SPOOL__REC_SRS = 'W',
-    SPOOL__REC_FLAGS = 'F',
-    SPOOL__REC_PREPEND = 'P',
-    SPOOL__REC_RCPT = 'R',
-    SPOOL__REC_END = 'E',
-    SPOOL__REC_UPDATE = 'U',
-};
+#include "spool_record.h"
 
 /* The commit journal. */
 #define SPOOL__JOURNAL "journal"
-#define SPOOL__JMAGIC "MXFJNL01"
-#define SPOOL__JMAGIC_LEN 8
-#define SPOOL__JREC_HDR 9
 #define SPOOL__JSEQ_LEN 16
 /* Segment numbers are 1 to this (0 means "not in the journal"). */
 #define SPOOL__JSEQ_MAX (UINT64_C(1) << 60)
@@ -74,13 +33,6 @@ enum {
 #define SPOOL__JSEG_MAX (4u * 1024 * 1024)
 /* The largest message image the journal takes; bigger ones get a file. */
 #define SPOOL__JIMAGE_MAX (64u * 1024)
-
-enum {
-    SPOOL__J_QUEUED = 'M',
-    SPOOL__J_REMOVED = 'D',
-    SPOOL__J_MOVED = 'F',
-    SPOOL__J_FAILED = 'X',
-};
 
 /*
  * One segment of the journal.  The loop thread owns every field but the
@@ -100,7 +52,7 @@ typedef struct spool_seg {
     unsigned refs;              /* items of passes that use it */
     /* fdatasyncs of fd, one at a time, and the count of those that failed:
      * the kernel reports a write-back error once per open file, and both
-     * lanes sync through this one (see spool_seg_sync()). */
+     * lanes sync through this one (see spool_journal_seg_sync()). */
     pthread_mutex_t sync_mu;
     atomic_uint_fast64_t sync_errors;
 } spool_seg_t;
@@ -108,7 +60,48 @@ typedef struct spool_seg {
 typedef struct spool_item spool_item_t;
 typedef struct spool_pass spool_pass_t;
 
-/* One executor job of a pass (see spool.c). */
+typedef enum {
+    SPOOL_ITEM_COMMIT,  /* sync the writer's file, rename it, fsync the directory */
+    SPOOL_ITEM_JCOMMIT, /* append a message to the journal, fdatasync it */
+    SPOOL_ITEM_UPDATE,  /* append a state record to a message file, sync it */
+    SPOOL_ITEM_MOVE,    /* a journal message's first state record: its own file */
+    SPOOL_ITEM_REMOVE,  /* unlink a message file, fsync the directory; mark it
+                         * removed in the journal */
+    SPOOL_ITEM_DROP,    /* unlink a journal segment nothing is queued in */
+} spool_item_kind_t;
+
+/*
+ * One piece of work for a pass.  Between the hand-over to the executor and
+ * the completion, only the pass's thread touches it.
+ */
+struct spool_item {
+    spool_item_t *next;
+    spool_item_kind_t kind;
+    char id[SPOOL_ID_SIZE];
+    int fd;            /* commit: the written file; update: opened by the pass */
+    int status;        /* 0 or the first error */
+    unsigned job;      /* the index of the pass's job that handles it */
+    bool renamed;      /* commit: the final name exists */
+    bool unlinked;     /* remove: the name is gone */
+    unsigned char *rec; /* update: the record to append */
+    size_t rec_len;
+    spool_msg_t *msg;  /* commit: handed to the callback */
+    spool_seg_t *seg;  /* the journal segment it uses (a reference), or NULL */
+    uint64_t joff;     /* its record there */
+    uint64_t jlen;     /* move: the image's length */
+    bool has_file;     /* remove of a journal message: it may have a file */
+    bool jwritten;     /* bytes went to seg, not yet synced (spool_journal_flush()) */
+    int jstatus;       /* what the last flush says of them */
+    bool jlanded;      /* journal commit: its record's bytes were written */
+    bool fmarked;      /* move: its record says F, durably */
+    uint64_t seg_errors; /* seg's sync_errors when they began to be written */
+    spool_commit_cb commit_cb;
+    spool_done_cb done_cb;
+    void *arg;
+    uint64_t errors_seen; /* sync_errors when its bytes began to be written */
+};
+
+/* One executor job of a pass (see spool_group.c). */
 typedef struct {
     spool_pass_t *pass;
     unsigned index;
@@ -144,7 +137,7 @@ struct spool {
     spool_sync_t sync;
 
     /* Syncs through dirfd (syncfs, the directory's fsync), one at a time,
-     * and the count of those that failed (see spool_shared_sync()). */
+     * and the count of those that failed (see spool_group_shared_sync()). */
     pthread_mutex_t sync_mu;
     atomic_uint_fast64_t sync_errors;
 
@@ -171,6 +164,20 @@ struct spool {
     spool_stats_t stats;
 };
 
+/* The items a lane hands to the executor at once, and the jobs that sync
+ * them (spool_group.c). */
+struct spool_pass {
+    spool_t *s;
+    spool_lane_t *lane;
+    spool_item_t *items;
+    unsigned njobs;
+    unsigned jobs_left;         /* loop thread: sync jobs not yet completed */
+    atomic_uint workers_left;   /* executor threads: sync jobs still working */
+    spool_job_t jobs[SPOOL_SYNC_JOBS_MAX];
+};
+
+/* ---- Names and I/O (spool.c) ---- */
+
 #define SPOOL__TMP_SUFFIX ".tmp"
 #define SPOOL__CORRUPT_SUFFIX ".corrupt"
 
@@ -184,14 +191,38 @@ typedef enum {
 
 spool__name_t spool__classify(const char *name, uint64_t *id);
 void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE]);
+/* The name of a writer's (or a move's) temporary file, ID.tmp. */
+void spool__tmp_name(const char *id, char *name, size_t size);
 /* dir/name, allocated. */
 char *spool__path(const char *dir, const char *name);
 /* A journal segment's file name. */
 void spool__seg_name(uint64_t seq, char out[SPOOL__JSEQ_LEN + 1]);
+/* Whether name is a segment's (16 hex digits), and its number. */
+bool spool__seq_name(const char *name, uint64_t *seq);
 
 /* Every entry name of the directory, sorted; the caller frees names[i]
  * and names.  0 or -errno. */
 int spool__list(int dirfd, char ***names, size_t *n);
+/* strcmp() of two char * for qsort() and bsearch(), as spool__list() sorts. */
+int spool__cmp_names(const void *a, const void *b);
+
+/* pread exactly n bytes: 0, -errno, or SPOOL_EPARTIAL at the end of file. */
+int spool__read_at(int fd, void *p, size_t n, uint64_t off);
+/* pwrite all of p, retrying short writes.  0 or -errno. */
+int spool__pwrite_all(const spool_io_t *io, int fd, const void *p, size_t n, uint64_t off);
+
+/* ---- The group commit (spool_group.c) ---- */
+
+/* A new item of the given kind for message id ("" for none). */
+spool_item_t *spool__item_new(spool_t *s, spool_item_kind_t kind, const char *id);
+/* The item uses segment g: it stays until the item is done. */
+void spool__item_use(spool_item_t *it, spool_seg_t *g);
+/* Queue it in its lane, and start a pass unless one is running. */
+void spool__enqueue(spool_t *s, spool_item_t *it);
+/* One fsync or syncfs, counted in the job: 0 or a negative errno. */
+int spool__job_sync(spool_job_t *job, int (*sync)(int fd), int fd);
+
+/* ---- The commit journal (spool_journal.c) ---- */
 
 /* A journal message's state in s->moving. */
 #define SPOOL__MOVING ((void *)1) /* its file is being made */
@@ -201,47 +232,24 @@ int spool__list(int dirfd, char ***names, size_t *n);
  * marks the record D. */
 #define SPOOL__MOVED_UNMARKED ((void *)3)
 
-/* Whether name is a segment's (16 hex digits), and its number. */
-bool spool__seq_name(const char *name, uint64_t *seq);
+/* The journal's directory, made (durably) if missing.  0 or -errno. */
+int spool__journal_open(spool_t *s);
 /* The segment numbered seq, or NULL. */
 spool_seg_t *spool__seg_find(spool_t *s, uint64_t seq);
 /* A segment object for a file already open (fd) or -1; on s->segs. */
 spool_seg_t *spool__seg_add(spool_t *s, uint64_t seq, int fd);
 /* Take g off s->segs, close it, free it. */
 void spool__seg_free(spool_t *s, spool_seg_t *g);
-uint32_t spool__crc32c(const void *p, size_t n);
-/* Fill in the header of the journal record at rec whose len-byte image
- * already follows it (at rec + SPOOL__JREC_HDR): type M, the CRC, len. */
-void spool__jrec_seal(unsigned char *rec, uint32_t len);
-/* Parse a message image (a file's bytes up to END, updates allowed after)
- * from memory: 0 and *out, SPOOL_EPARTIAL or SPOOL_ECORRUPT.  path is
- * where the bytes live, base the image's offset in it. */
-int spool__parse_image(const char *path, uint64_t base, const unsigned char *p, size_t n,
-                       spool_msg_t **out);
+/* Queue g's removal if it is full, has nothing queued and no pass uses it. */
+void spool__seg_maybe_drop(spool_t *s, spool_seg_t *g);
 
-/* The body record's header, with the length still to be patched. */
-void spool__put_header(buf_t *b, uint64_t body_len);
-/* Big-endian u64 into 8 bytes (for patching the body length). */
-void spool__put_be64(unsigned char *p, uint64_t v);
-/* Envelope records and END.  SPOOL_EINVAL for a bad envelope. */
-int spool__encode_trailer(buf_t *b, const char *id, int64_t arrival_us,
-                          const spool_envelope_t *env);
-int spool__check_updates(const spool_msg_t *msg, const spool_update_t *u, size_t n);
-void spool__encode_update(buf_t *b, const spool_update_t *u, size_t n);
-/* Apply checked updates to the in-memory message. */
-void spool__apply(spool_msg_t *msg, const spool_update_t *u, size_t n);
-/* The message an envelope describes, as spool_msg_t (all pending). */
-spool_msg_t *spool__msg_new(const char *dir, const char *id, int64_t arrival_us,
-                            uint64_t body_len, const spool_envelope_t *env);
-
-/* Load one committed file: 0 and *out, SPOOL_EPARTIAL, SPOOL_ECORRUPT or
- * -errno.  A torn update record at the end is cut off the file. */
-int spool__load(int dirfd, const char *dir, const char *name, const spool_io_t *io,
-                spool_msg_t **out);
-
-/* pread exactly n bytes: 0, -errno, or SPOOL_EPARTIAL at the end of file. */
-int spool__read_at(int fd, void *p, size_t n, uint64_t off);
-/* pwrite all of p, retrying short writes.  0 or -errno. */
-int spool__pwrite_all(const spool_io_t *io, int fd, const void *p, size_t n, uint64_t off);
+/* When a commit pass starts, on the loop thread: its records' places. */
+void spool__journal_place(spool_t *s, spool_item_t *items);
+/* Stage one, job 0: the pass's records written and synced. */
+void spool__journal_append(spool_job_t *job);
+/* Stage one: a journal message's first state record gives it a file. */
+void spool__journal_move(spool_job_t *job, spool_item_t *it);
+/* Stage two, after the directory fsync: F and D marks, synced. */
+void spool__journal_marks(spool_job_t *job);
 
 #endif

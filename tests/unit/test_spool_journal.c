@@ -1,0 +1,383 @@
+/*
+ * Unit tests for the spool's commit journal: small messages committed as
+ * records of a shared segment, moved to a file of their own by their
+ * first state record, removed by a mark, and segments made and dropped;
+ * with failures of appends, syncs and marks injected through the hook.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "spool.h"
+#include "spool_fixture.h"
+#include "str.h"
+
+TestSuite(spool, .init = setup, .fini = teardown, .timeout = 30);
+
+/* ---- The commit journal ---- */
+
+Test(spool, a_small_message_is_committed_through_the_journal_and_survives_restart)
+{
+    size_t len = 4096;
+    char *text = message_text(len, 7);
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, text, len, 1000, &env);
+    spool_stats_t st;
+    scan_result_t sr;
+    char *got, id[SPOOL_ID_SIZE];
+
+    cr_assert_eq(r.status, 0, "%s", spool_strerror(r.status));
+    str_lcpy(id, r.msg->id, sizeof(id));
+    cr_assert_str_eq(listing(), "journal", "no file of its own, no temporary file");
+    cr_assert_str_eq(segments(), "0000000000000001");
+    cr_assert_str_eq(held(), id);
+    cr_assert_neq(r.msg->jseq, 0);
+    cr_assert_eq(record_state(r.msg), 'M');
+    got = read_range(r.msg->path, r.msg->body_offset, r.msg->body_length);
+    cr_assert(memcmp(got, text, len) == 0, "the body is read where the message says");
+    free(got);
+    spool_get_stats(s, &st);
+    cr_assert_eq(st.commits, 1);
+    cr_assert_eq(st.journalled, 1);
+    spool_msg_free(r.msg);
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_eq(sr.nproblems, 0);
+    cr_assert_str_eq(sr.msgs[0]->id, id);
+    assert_envelope(sr.msgs[0], &env);
+    cr_assert_null(sr.msgs[0]->body);
+    got = read_range(sr.msgs[0]->path, sr.msgs[0]->body_offset, sr.msgs[0]->body_length);
+    cr_assert(memcmp(got, text, len) == 0);
+    free(got);
+
+    /* A new message after the restart goes to a new segment, with a
+     * later id. */
+    r = commit_text(s, text, 100, 100, &env);
+    cr_assert_eq(r.status, 0);
+    cr_assert_gt(strcmp(r.msg->id, id), 0);
+    cr_assert_str_eq(segments(), "0000000000000001 0000000000000002");
+    spool_msg_free(r.msg);
+    scan_free(&sr);
+    close_spool(s);
+    free(text);
+}
+
+Test(spool, a_big_message_gets_its_own_file_beside_the_journal)
+{
+    size_t len = 100000;
+    char *text = message_text(len, 8);
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, text, len, 7000, &env);
+    char want[64];
+
+    cr_assert_eq(r.status, 0);
+    cr_assert_eq(r.msg->jseq, 0);
+    snprintf(want, sizeof(want), "%s journal", r.msg->id);
+    cr_assert_str_eq(listing(), want);
+    spool_msg_free(r.msg);
+    close_spool(s);
+    free(text);
+}
+
+Test(spool, the_first_state_record_moves_a_journal_message_to_its_own_file)
+{
+    spool_envelope_t env = envelope(3);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, "Subject: x\r\n\r\nhi\r\n", 18, 18, &env);
+    spool_msg_t *m = r.msg;
+    scan_result_t sr;
+    char want[64], *got;
+
+    cr_assert_eq(r.status, 0);
+    update_one(s, m, 0, SPOOL_RCPT_SENT, "250 2.0.0 queued as A1");
+    snprintf(want, sizeof(want), "%s journal", m->id);
+    cr_assert_str_eq(listing(), want, "the file, and no temporary one");
+    cr_assert_eq(record_state(m), 'F', "the journal says where it went");
+    /* The in-memory message still reads from the segment, which stays. */
+    got = read_range(m->path, m->body_offset, m->body_length);
+    cr_assert_str_eq(got, "Subject: x\r\n\r\nhi\r\n");
+    free(got);
+    /* Later records are appended to the file. */
+    update_one(s, m, 1, SPOOL_RCPT_DEFERRED, "451 4.3.0 try later");
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1, "once, from its file");
+    cr_assert_str_eq(sr.msgs[0]->id, m->id);
+    cr_assert_eq(sr.msgs[0]->jseq, 0);
+    cr_assert_eq(sr.msgs[0]->rcpts[0].state, SPOOL_RCPT_SENT);
+    cr_assert_str_eq(sr.msgs[0]->rcpts[0].reply, "250 2.0.0 queued as A1");
+    cr_assert_eq(sr.msgs[0]->rcpts[1].state, SPOOL_RCPT_DEFERRED);
+    cr_assert_eq(sr.msgs[0]->rcpts[2].state, SPOOL_RCPT_PENDING);
+    assert_envelope(sr.msgs[0], &env);
+    got = read_range(sr.msgs[0]->path, sr.msgs[0]->body_offset, sr.msgs[0]->body_length);
+    cr_assert_str_eq(got, "Subject: x\r\n\r\nhi\r\n");
+    free(got);
+    cr_assert_str_eq(segments(), "", "nothing queued in the segment: dropped at the scan");
+    remove_one(s, sr.msgs[0]);
+    cr_assert_str_eq(listing(), "journal");
+    scan_free(&sr);
+    spool_msg_free(m);
+    close_spool(s);
+}
+
+Test(spool, a_moved_message_relocated_to_its_file_lets_its_full_segment_go)
+{
+    spool_envelope_t env = envelope(2);
+    char *text = message_text(15000, 10);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, "moved\r\n", 7, 7, &env);
+    spool_msg_t *m = r.msg;
+    char want[400], *got;
+    int n = 0;
+
+    update_one(s, m, 0, SPOOL_RCPT_DEFERRED, "451 4.3.0 later");
+    spool_msg_relocate(s, m); /* no delivery of it under way */
+    snprintf(want, sizeof(want), "%s/%s", spool_dir(s), m->id);
+    cr_assert_str_eq(m->path, want);
+    cr_assert_eq(m->jseq, 0);
+    got = read_range(m->path, m->body_offset, m->body_length);
+    cr_assert_str_eq(got, "moved\r\n");
+    free(got);
+    spool_msg_relocate(s, m); /* again: nothing to do */
+    cr_assert_str_eq(m->path, want);
+
+    /* Fill the rest of the segment, each message removed at once: when it
+     * is full nothing holds it, though m is still queued. */
+    while (strcmp(segments(), "0000000000000001") == 0) {
+        commit_result_t c = commit_text(s, text, 15000, 15000, &env);
+
+        cr_assert_eq(c.status, 0);
+        remove_one(s, c.msg);
+        spool_msg_free(c.msg);
+        cr_assert_lt(++n, 1000);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_str_eq(segments(), "0000000000000002");
+    update_one(s, m, 1, SPOOL_RCPT_SENT, "250 ok");
+    remove_one(s, m);
+    snprintf(want, sizeof(want), "journal");
+    cr_assert_str_eq(listing(), want);
+    spool_msg_free(m);
+    close_spool(s);
+    free(text);
+}
+
+Test(spool, a_commit_queued_behind_a_failed_pass_goes_to_a_new_segment)
+{
+    spool_envelope_t env = envelope(1);
+    commit_result_t a = {0}, b = {0};
+    spool_writer_t *w;
+    spool_t *s;
+
+    hook.fsync_errno = EIO;
+    hook.fsync_fail_dir = false;
+    hook.fsync_fail_counted = true;
+    atomic_store(&hook.fsync_fail_times, 1); /* the first segment sync */
+    s = open_journal_spool(&hook_io);
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    spool_writer_write(w, "a\r\n", 3);
+    cr_assert_eq(spool_writer_commit(w, &env, on_commit, &a), 0);
+    /* b waits while a's pass runs. */
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    spool_writer_write(w, "b\r\n", 3);
+    cr_assert_eq(spool_writer_commit(w, &env, on_commit, &b), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(a.status, -EIO);
+    cr_assert_eq(b.status, 0, "%s", spool_strerror(b.status));
+    cr_assert_eq(b.msg->jseq, 2, "not behind the record that may be torn");
+    close_spool(s);
+
+    restart_finds_only(b.msg->id);
+    spool_msg_free(b.msg);
+}
+
+Test(spool, a_removed_journal_message_does_not_come_back)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t a = commit_text(s, "a\r\n", 3, 3, &env);
+    commit_result_t b = commit_text(s, "b\r\n", 3, 3, &env);
+    scan_result_t sr;
+
+    remove_one(s, a.msg);
+    cr_assert_eq(record_state(a.msg), 'D');
+    cr_assert_str_eq(held(), b.msg->id);
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, b.msg->id);
+    remove_one(s, sr.msgs[0]);
+    scan_free(&sr);
+    close_spool(s);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 0);
+    cr_assert_str_eq(segments(), "", "a segment with nothing queued goes at the scan");
+    close_spool(s);
+    spool_msg_free(a.msg);
+    spool_msg_free(b.msg);
+}
+
+Test(spool, a_full_segment_with_nothing_queued_is_removed)
+{
+    spool_envelope_t env = envelope(1);
+    char *text = message_text(15000, 9);
+    spool_t *s = open_journal_spool(NULL);
+    spool_msg_t *first = NULL;
+    int n = 0;
+
+    /* Fill the first segment (4 MiB) and start the second. */
+    while (strcmp(segments(), "0000000000000001") == 0 || n == 0) {
+        commit_result_t r = commit_text(s, text, 15000, 15000, &env);
+
+        cr_assert_eq(r.status, 0);
+        if (first == NULL)
+            first = r.msg;
+        else if (r.msg->jseq == 1)
+            remove_one(s, r.msg), spool_msg_free(r.msg);
+        else
+            spool_msg_free(r.msg);
+        cr_assert_lt(++n, 1000);
+    }
+    cr_assert_str_eq(segments(), "0000000000000001 0000000000000002",
+                     "the first stays while a message in it is queued");
+    remove_one(s, first);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_str_eq(segments(), "0000000000000002");
+    spool_msg_free(first);
+    close_spool(s);
+    free(text);
+}
+
+Test(spool, a_failed_journal_sync_fails_the_commit_and_it_never_comes_back)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s;
+    commit_result_t r, ok;
+
+    hook.fsync_errno = EIO;
+    hook.fsync_fail_dir = false; /* the segment's fdatasync */
+    s = open_journal_spool(&hook_io);
+    r = commit_text(s, "lost\r\n", 6, 6, &env);
+    cr_assert_eq(r.status, -EIO, "%s", spool_strerror(r.status));
+    cr_assert_null(r.msg);
+    cr_assert_str_eq(held(), "", "the record says failed: nothing is queued");
+    hook.fsync_errno = 0;
+    ok = commit_text(s, "kept\r\n", 6, 6, &env);
+    cr_assert_eq(ok.status, 0);
+    cr_assert_str_eq(segments(), "0000000000000002",
+                     "no more appends to a segment whose sync failed, and with "
+                     "nothing queued in it, it went");
+    close_spool(s);
+
+    restart_finds_only(ok.msg->id);
+    spool_msg_free(ok.msg);
+}
+
+Test(spool, a_full_disk_in_the_journal_fails_the_commit_with_enospc)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s;
+    commit_result_t r;
+
+    hook.fail_after = 100; /* the segment's magic fits, the record does not */
+    hook.write_errno = ENOSPC;
+    s = open_journal_spool(&hook_io);
+    r = commit_text(s, "x\r\n", 3, 3, &env);
+    cr_assert_eq(r.status, -ENOSPC, "%s", spool_strerror(r.status));
+    cr_assert_str_eq(held(), "");
+    close_spool(s);
+}
+
+Test(spool, concurrent_journal_commits_share_one_sync_and_each_waits_for_it)
+{
+    enum { N = 32 };
+    spool_envelope_t env = envelope(1);
+    commit_result_t r[N] = {{0}};
+    spool_t *s = open_journal_spool(&hook_io);
+    spool_stats_t st;
+
+    for (int i = 0; i < N; i++) {
+        spool_writer_t *w;
+
+        cr_assert_eq(spool_writer_open(s, &w), 0);
+        cr_assert_eq(spool_writer_write(w, "m\r\n", 3), 0);
+        cr_assert_eq(spool_writer_commit(w, &env, on_commit, &r[i]), 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(r[i].status, 0);
+        spool_msg_free(r[i].msg);
+    }
+    spool_get_stats(s, &st);
+    cr_assert_eq(st.journalled, N);
+    /* The first commit's pass, then one more for all that waited. */
+    cr_assert_leq(st.passes, 2);
+    cr_assert_leq(atomic_load(&hook.file_syncs), 2);
+    close_spool(s);
+}
+
+Test(spool, a_move_whose_mark_failed_keeps_its_record_until_removed)
+{
+    spool_envelope_t env = envelope(2);
+    spool_t *s = open_journal_spool(&hook_io);
+    commit_result_t a = commit_text(s, "a\r\n", 3, 3, &env);
+    commit_result_t b = commit_text(s, "b\r\n", 3, 3, &env); /* keeps the segment */
+    char seg_path[400];
+    scan_result_t sr;
+
+    hook.fail_marks = true;
+    update_one(s, a.msg, 0, SPOOL_RCPT_SENT, "250 ok"); /* the file is durable: 0 */
+    hook.fail_marks = false;
+    cr_assert_eq(record_state(a.msg), 'M');
+    snprintf(seg_path, sizeof(seg_path), "%s", a.msg->path);
+    spool_msg_relocate(s, a.msg);
+    cr_assert_str_eq(a.msg->path, seg_path, "kept on its record, which must be marked at removal");
+    remove_one(s, a.msg);
+    cr_assert_eq(record_state(a.msg), 'D');
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1, "the removed message does not come back");
+    cr_assert_str_eq(sr.msgs[0]->id, b.msg->id);
+    scan_free(&sr);
+    spool_msg_free(a.msg);
+    spool_msg_free(b.msg);
+    close_spool(s);
+}
+
+Test(spool, a_small_message_that_gets_no_segment_gets_a_file)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s;
+    commit_result_t r;
+    scan_result_t sr;
+    char want[64];
+
+    hook.fail_segments = true;
+    s = open_journal_spool(&hook_io);
+    r = commit_text(s, "small\r\n", 7, 7, &env);
+    cr_assert_eq(r.status, 0, "%s", spool_strerror(r.status));
+    cr_assert_eq(r.msg->jseq, 0);
+    snprintf(want, sizeof(want), "%s journal", r.msg->id);
+    cr_assert_str_eq(listing(), want, "its file, no segment, no temporary file");
+    cr_assert_str_eq(segments(), "");
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    cr_assert_str_eq(sr.msgs[0]->id, r.msg->id);
+    assert_envelope(sr.msgs[0], &env);
+    scan_free(&sr);
+    spool_msg_free(r.msg);
+    close_spool(s);
+}
