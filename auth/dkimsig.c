@@ -101,38 +101,51 @@ static bool dkimsig_parse_c(const tagval_tag_t *t, canon_t *h, canon_t *b)
            dkimsig_parse_canon_word(slash + 1, t->value_len - (size_t)(slash - t->value) - 1, b);
 }
 
+/* The next element of a colon-separated tag value, white space around the
+ * colons trimmed, as [*elem, *elem_end); *p moves past it, to NULL after
+ * the last one.  false once the list is done.  An empty value has one
+ * empty element. */
+static bool dkimsig_next_elem(const char **p, const char *end, const char **elem,
+                              const char **elem_end)
+{
+    const char *colon, *b = *p, *e;
+
+    if (b == NULL)
+        return false;
+    colon = memchr(b, ':', (size_t)(end - b));
+    e = colon != NULL ? colon : end;
+    while (b < e && (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n'))
+        b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        e--;
+    *elem = b;
+    *elem_end = e;
+    *p = colon != NULL ? colon + 1 : NULL;
+    return true;
+}
+
 /* Split h= into names.  Each is a header field name: printable ASCII
  * without ':' (RFC 5322 ftext), white space allowed around the colons. */
 static const char *dkimsig_parse_h(const tagval_tag_t *t, dkimsig_t *sig)
 {
     size_t n = 0;
     bool from = false;
-    const char *p = t->value, *end = t->value + t->value_len;
+    const char *p = t->value, *end = t->value + t->value_len, *b, *e;
 
     sig->nhnames = 0;
-    while (p <= end) {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        const char *e = colon ? colon : end;
-
-        while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-            p++;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-            e--;
-        if (e == p)
+    while (dkimsig_next_elem(&p, end, &b, &e)) {
+        if (e == b)
             return "empty header name in h=";
-        if (sig->nhnames == DKIMSIG_HNAMES_MAX || n + (size_t)(e - p) + 1 > sizeof(sig->hlist))
+        if (sig->nhnames == DKIMSIG_HNAMES_MAX || n + (size_t)(e - b) + 1 > sizeof(sig->hlist))
             return "h= lists too many header fields";
-        for (const char *q = p; q < e; q++)
+        for (const char *q = b; q < e; q++)
             if ((unsigned char)*q < 33 || (unsigned char)*q > 126)
                 return "bad header name in h=";
-        memcpy(sig->hlist + n, p, (size_t)(e - p));
+        memcpy(sig->hlist + n, b, (size_t)(e - b));
         sig->hname[sig->nhnames++] = sig->hlist + n;
-        from = from || str_eq_ci_n(p, (size_t)(e - p), "from");
-        n += (size_t)(e - p);
+        from = from || str_eq_ci_n(b, (size_t)(e - b), "from");
+        n += (size_t)(e - b);
         sig->hlist[n++] = '\0';
-        if (colon == NULL)
-            break;
-        p = colon + 1;
     }
     return from ? NULL : "From is not signed";
 }
@@ -140,22 +153,11 @@ static const char *dkimsig_parse_h(const tagval_tag_t *t, dkimsig_t *sig)
 /* Whether word is one element of the colon-separated list (any case). */
 static bool dkimsig_list_has(const tagval_tag_t *t, const char *word)
 {
-    const char *p = t->value, *end = t->value + t->value_len;
+    const char *p = t->value, *end = t->value + t->value_len, *b, *e;
 
-    while (p <= end) {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        const char *e = colon ? colon : end;
-
-        while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-            p++;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-            e--;
-        if (str_eq_ci_n(p, (size_t)(e - p), word))
+    while (dkimsig_next_elem(&p, end, &b, &e))
+        if (str_eq_ci_n(b, (size_t)(e - b), word))
             return true;
-        if (colon == NULL)
-            break;
-        p = colon + 1;
-    }
     return false;
 }
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,66 +36,55 @@ static int parse_number_unit(const char *s, uint64_t *value, char *unit)
     return 0;
 }
 
-int parse_duration(const char *s, uint64_t *secs)
+/* A unit letter and what it multiplies by; the '\0' entry is no unit. */
+typedef struct {
+    char unit;
+    uint64_t mult;
+} parse_unit_t;
+
+/* Digits and one of units' letters (case-insensitive when fold), scaled,
+ * at most max. */
+static int parse_scaled(const char *s, const parse_unit_t *units, size_t n, bool fold, uint64_t max,
+                        uint64_t *out)
 {
-    uint64_t v, mult;
+    uint64_t v;
     char unit;
 
     if (parse_number_unit(s, &v, &unit) < 0)
         return -1;
-    switch (unit) {
-    case '\0':
-    case 's':
-        mult = 1;
-        break;
-    case 'm':
-        mult = 60;
-        break;
-    case 'h':
-        mult = 3600;
-        break;
-    case 'd':
-        mult = 86400;
-        break;
-    case 'w':
-        mult = 7 * 86400;
-        break;
-    default:
-        return -1;
+    if (fold)
+        unit = str_lower_c(unit);
+    for (size_t i = 0; i < n; i++) {
+        if (units[i].unit != unit)
+            continue;
+        if (v > max / units[i].mult)
+            return -1;
+        *out = v * units[i].mult;
+        return 0;
     }
-    if (v > PARSE_DURATION_MAX / mult)
-        return -1;
-    *secs = v * mult;
-    return 0;
+    return -1;
+}
+
+int parse_duration(const char *s, uint64_t *secs)
+{
+    static const parse_unit_t units[] = {
+        {'\0', 1}, {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400},
+    };
+
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), false, PARSE_DURATION_MAX,
+                        secs);
 }
 
 int parse_size(const char *s, uint64_t *bytes)
 {
-    uint64_t v, mult;
-    char unit;
+    static const parse_unit_t units[] = {
+        {'\0', 1},
+        {'k', 1024},
+        {'m', 1024 * 1024},
+        {'g', 1024 * 1024 * 1024},
+    };
 
-    if (parse_number_unit(s, &v, &unit) < 0)
-        return -1;
-    switch (str_lower_c(unit)) {
-    case '\0':
-        mult = 1;
-        break;
-    case 'k':
-        mult = 1024;
-        break;
-    case 'm':
-        mult = 1024 * 1024;
-        break;
-    case 'g':
-        mult = 1024 * 1024 * 1024;
-        break;
-    default:
-        return -1;
-    }
-    if (v > UINT64_MAX / mult)
-        return -1;
-    *bytes = v * mult;
-    return 0;
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), true, UINT64_MAX, bytes);
 }
 
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
