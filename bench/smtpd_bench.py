@@ -67,7 +67,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MXFWD = os.environ.get("MXFWD", os.path.join(ROOT, "build", "mxfwd"))
+MXFWD = os.environ.get("MXFWD", os.path.join(ROOT, "build", "mxfwd", "mxfwd"))
 SECRET = "bench-secret-0123456789abcdef"
 HZ = os.sysconf("SC_CLK_TCK")
 

@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 
-MXFWD = os.environ.get("MXFWD", os.path.join(os.path.dirname(__file__), "../../build/mxfwd"))
+MXFWD = os.environ.get("MXFWD", os.path.join(os.path.dirname(__file__), "../../build/mxfwd/mxfwd"))
 DNSMASQ = "/usr/sbin/dnsmasq"
 TIMEOUT = 10.0
 
