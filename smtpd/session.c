@@ -7,6 +7,7 @@
 #include "session_int.h"
 
 #include <assert.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,41 @@ typedef struct {
 
 static void session_destroy(session_t *s);
 static void session_read_control(session_t *s);
+
+/* The session stops counting against the connection limits once it is as
+ * good as gone: its client has closed, or its last reply is on its way.
+ * Counting it until its handles are closed would refuse a client that
+ * reconnects at once, its old connection still in the loop's hands. */
+static void session_release(session_t *s)
+{
+    if (!s->counted)
+        return;
+    s->counted = false;
+    smtpd__release(s->smtpd, s->peer_ip);
+}
 static void session_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+
+unsigned session_release_closed(smtpd_t *d, const char *ip)
+{
+    list_node_t *node, *next;
+    unsigned n = 0;
+
+    LIST_FOREACH (node, next, &d->sessions) {
+        session_t *s = session_of(node);
+        struct pollfd pfd = {.events = POLLRDHUP};
+        uv_os_fd_t fd;
+
+        if (!s->counted || (ip != NULL && strcmp(s->peer_ip, ip) != 0) ||
+            uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+            continue;
+        pfd.fd = fd;
+        if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            session_release(s);
+            n++;
+        }
+    }
+    return n;
+}
 
 session_t *session_of(list_node_t *node)
 {
@@ -208,8 +243,9 @@ static void session_close_cb(uv_handle_t *h)
     session__end_txn(s);
     log_info("disconnect from %s commands=%u errors=%u messages=%u", s->peer, s->commands,
              s->errors, s->messages);
+    session_release(s);
     list_remove(&s->smtpd->sessions, &s->node);
-    smtpd__session_closed(s->smtpd, s->counted ? s->peer_ip : NULL);
+    smtpd__session_closed(s->smtpd);
     table_unref(s->table);
     tls_free(s->tls);
     if (s->peer != s->peer_unnamed)
@@ -225,6 +261,7 @@ static void session_close_cb(uv_handle_t *h)
  * owed to the client any more: the greeting, or a verdict of the checks. */
 static void session_destroy(session_t *s)
 {
+    session_release(s);
     if (s->greeting_due) {
         s->greeting_due = false;
         s->waiting = false;
@@ -267,6 +304,7 @@ void session__close(session_t *s)
     assert(!s->waiting);
     if (s->state == SESSION_CLOSING)
         return;
+    session_release(s);
     session__data_abort(s);
     s->state = SESSION_CLOSING;
     session__flush(s);

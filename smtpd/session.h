@@ -44,6 +44,13 @@ void session_stop(session_t *s);
  * transaction (a spool commit already under way is waited for). */
 void session_force_stop(session_t *s);
 
+/* Sessions (from ip; any when NULL) whose client has closed its side
+ * although the loop has not read that yet stop counting against the
+ * connection limits: asked at a limit, so that a client that closes and
+ * reconnects at once is not refused for its own old connection.  Returns
+ * how many were released. */
+unsigned session_release_closed(smtpd_t *d, const char *ip);
+
 /* The session at node of the server's list. */
 session_t *session_of(list_node_t *node);
 

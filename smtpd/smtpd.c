@@ -105,6 +105,13 @@ reply_id_t smtpd__admit(smtpd_t *d, const char *ip)
 
     if (d->stopping)
         return REPLY_SHUTDOWN;
+    /* At a limit, a session whose client has already closed (its end not
+     * read yet: the new connection came first in this turn of the loop)
+     * is not held against the client. */
+    if (n >= d->opts.max_connections_per_ip && session_release_closed(d, ip) > 0)
+        n = (uintptr_t)htab_get(d->per_ip, ip, len);
+    if (d->nadmitted >= d->opts.max_connections)
+        session_release_closed(d, NULL);
     if (d->nadmitted >= d->opts.max_connections || n >= d->opts.max_connections_per_ip)
         return REPLY_TOO_MANY_CONNECTIONS;
     htab_put(d->per_ip, ip, len, (void *)(n + 1));
@@ -136,17 +143,20 @@ static void smtpd_maybe_drained(smtpd_t *d)
         d->hooks.drained(d->hooks.arg);
 }
 
-void smtpd__session_closed(smtpd_t *d, const char *ip)
+void smtpd__release(smtpd_t *d, const char *ip)
 {
-    if (ip != NULL) {
-        size_t len = strlen(ip);
-        uintptr_t n = (uintptr_t)htab_get(d->per_ip, ip, len);
-        if (n <= 1)
-            htab_remove(d->per_ip, ip, len);
-        else
-            htab_put(d->per_ip, ip, len, (void *)(n - 1));
-        d->nadmitted--;
-    }
+    size_t len = strlen(ip);
+    uintptr_t n = (uintptr_t)htab_get(d->per_ip, ip, len);
+
+    if (n <= 1)
+        htab_remove(d->per_ip, ip, len);
+    else
+        htab_put(d->per_ip, ip, len, (void *)(n - 1));
+    d->nadmitted--;
+}
+
+void smtpd__session_closed(smtpd_t *d)
+{
     smtpd_maybe_drained(d);
 }
 
@@ -219,7 +229,7 @@ static void smtpd_each_session(smtpd_t *d, void (*fn)(session_t *s))
 {
     list_node_t *node, *next;
 
-    LIST_FOREACH(node, next, &d->sessions)
+    LIST_FOREACH (node, next, &d->sessions)
         fn(session_of(node));
 }
 

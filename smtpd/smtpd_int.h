@@ -53,9 +53,11 @@ struct smtpd {
 /* Count a new connection from ip against the connection limits: REPLY_OK,
  * or the reply that refuses it. */
 reply_id_t smtpd__admit(smtpd_t *d, const char *ip);
-/* A session has closed and left the list: forget its connection (ip is
- * NULL for one that smtpd__admit() refused). */
-void smtpd__session_closed(smtpd_t *d, const char *ip);
+/* A session admitted from ip no longer counts against the limits: its
+ * client closed, or its last reply (221, 421) is on its way. */
+void smtpd__release(smtpd_t *d, const char *ip);
+/* A session has closed and left the list. */
+void smtpd__session_closed(smtpd_t *d);
 /* Count a message refused with reply id ("rejected", reason = its name). */
 void smtpd__count_rejected(smtpd_t *d, reply_id_t id);
 /* Seconds since the epoch, by the clock hook. */

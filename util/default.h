@@ -25,7 +25,7 @@
 #define DEFAULT_MAX_MESSAGE_SIZE 26214400 /* max_message_size */
 #define DEFAULT_MAX_RECIPIENTS 100        /* max_recipients */
 #define DEFAULT_MAX_CONNECTIONS 1000      /* max_connections */
-#define DEFAULT_MAX_CONNECTIONS_PER_IP 20 /* max_connections_per_ip */
+#define DEFAULT_MAX_CONNECTIONS_PER_IP 50 /* max_connections_per_ip, as Postfix's anvil */
 #define DEFAULT_TIMEOUT 300               /* timeout: idle time per command */
 #define DEFAULT_LINE_MAX 512              /* max_line_length: RFC 5321 4.5.3.1.4-5 */
 #define DEFAULT_MAX_ERRORS 10             /* max_errors: per session, then 421 */

@@ -1,8 +1,10 @@
-"""Many clients at once: 1,000 concurrent sessions on one mxfwd."""
+"""Many clients at once: 1,000 concurrent sessions on one mxfwd; clients
+that reconnect at once under the per-address limit."""
 
 import resource
 import selectors
 import socket
+import threading
 import time
 
 import mxtest
@@ -76,6 +78,55 @@ def a_thousand_concurrent_sessions():
             s.close()
     mxtest.wait_until(lambda: m.log().count("disconnect from") >= N, timeout=30,
                       what="every session to end")
+
+
+def reconnecting_client(port, rounds, polite, greetings):
+    """Connect, read the greeting, QUIT (or just close) and at once again."""
+    for _ in range(rounds):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s, \
+                s.makefile("rb") as f:
+            greeting = f.readline()
+            greetings.append(greeting)
+            if polite and greeting.startswith(b"220 "):
+                s.sendall(b"QUIT\r\n")
+                f.readline()
+
+
+@test
+def clients_that_reconnect_at_once_are_never_over_the_limit():
+    # 16 clients under a limit of 20, each closing and reconnecting at
+    # once: a session that has said 221 (or whose client has closed) no
+    # longer counts, so no connection sees 421.
+    m = mxtest.Mxfwd(forwards="alice@alias.test alice@example.com\n",
+                     config={"max_connections_per_ip": 20})
+    for polite in (True, False):
+        greetings = []
+        threads = [threading.Thread(target=reconnecting_client,
+                                    args=(m.port, 10, polite, greetings))
+                   for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert len(greetings) == 160, len(greetings)
+        refused = [g for g in greetings if not g.startswith(b"220 ")]
+        assert refused == [], (polite, len(refused), refused[:3])
+    assert "too many connections" not in m.log()
+
+
+@test
+def the_per_address_limit_still_refuses_the_one_too_many():
+    m = mxtest.Mxfwd(forwards="alice@alias.test alice@example.com\n",
+                     config={"max_connections_per_ip": 3})
+    held = [m.client() for _ in range(3)]
+    with socket.create_connection(("127.0.0.1", m.port), timeout=10) as s:
+        assert s.makefile("rb").readline().startswith(b"421 4.7.0 ")
+    # One says goodbye: its place is free as soon as its 221 is out.
+    assert held[0].cmd("QUIT").code == 221
+    c = m.client()
+    c.close()
+    for h in held[1:]:
+        h.close()
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ Test(config, empty_file_gives_defaults)
     cr_assert_eq(cfg->max_message_size, 26214400);
     cr_assert_eq(cfg->max_recipients, 100);
     cr_assert_eq(cfg->max_connections, 1000);
-    cr_assert_eq(cfg->max_connections_per_ip, 20);
+    cr_assert_eq(cfg->max_connections_per_ip, 50);
     cr_assert_eq(cfg->timeout, 300);
     cr_assert_eq(cfg->max_line_length, 512);
     cr_assert_eq(cfg->max_hops, 50);
