@@ -54,6 +54,10 @@ struct dkim {
     field_t *fields;
     size_t nfields, fields_cap;
     bool overflow; /* headers beyond header_max: none verifies */
+    /* A line that is neither a field nor a continuation was met: what
+     * follows is not a header field to a receiver's RFC 5322 parser, so
+     * none of it is one here either (no From for DMARC, no signature). */
+    bool fields_over;
     sigstate_t **sigs;
     size_t nsigs;
     canon_body_t canon[2];
@@ -271,6 +275,21 @@ static void dkim_start_body(dkim_t *d)
     }
 }
 
+/* Whether line starts a header field: a name of printable ASCII but ':'
+ * (RFC 5322 ftext), white space allowed before the colon (obs-optional). */
+static bool dkim_is_field_start(const char *line, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && (unsigned char)line[i] > 32 && (unsigned char)line[i] < 127 && line[i] != ':')
+        i++;
+    if (i == 0)
+        return false;
+    while (i < len && dkim_is_wsp(line[i]))
+        i++;
+    return i < len && line[i] == ':';
+}
+
 /* A whole line of the header section is in d->line. */
 static void dkim_header_line(dkim_t *d)
 {
@@ -285,7 +304,13 @@ static void dkim_header_line(dkim_t *d)
             d->overflow = true;
     } else {
         dkim_finish_field(d);
-        if (buf_append(&d->cur, line, len) < 0)
+        /* A receiver's parser ends the header section here; the body
+         * still starts at the empty line for the hashes, as signers
+         * count it.  A line too long to keep (len 0) is judged by
+         * nothing: the overflow already fails every signature. */
+        if (!d->fields_over && len > 0 && !dkim_is_field_start(line, len))
+            d->fields_over = true;
+        if (!d->fields_over && buf_append(&d->cur, line, len) < 0)
             d->overflow = true;
     }
     buf_reset(&d->line);

@@ -7,7 +7,9 @@
  * raw bytes are kept), at most header_max bytes of them; each DKIM-Signature
  * is parsed as soon as its field is complete and announced through
  * on_signature so its key lookup can start while the body still streams.
- * Every complete field is also shown to on_field (DMARC wants From).  The
+ * Every complete field is also shown to on_field (DMARC wants From); after
+ * a line that is neither a field nor a continuation no field is, as a
+ * receiver's RFC 5322 parser ends the header section there.  The
  * body is canonicalized and hashed on the fly for every signature, each
  * body canonicalization done once however many signatures use it, so
  * nothing is kept of the body and no second pass over the spool is needed.

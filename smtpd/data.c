@@ -16,7 +16,7 @@ enum {
     DATA_S_END,   /* the final dot's LF was read */
 };
 
-static const char data_received[] = "received:";
+static const char data_received[] = "received";
 #define DATA_RECEIVED_LEN (sizeof(data_received) - 1)
 
 void data_init(data_reader_t *d, data_mode_t mode, uint64_t max_size)
@@ -29,8 +29,9 @@ void data_init(data_reader_t *d, data_mode_t mode, uint64_t max_size)
 }
 
 /* Follow the header section through the message bytes: count the
- * Received: fields, notice the empty line that ends the section.  Only
- * called while every line so far ended in CRLF. */
+ * Received: fields (white space before the colon too, RFC 5322
+ * obs-optional, as tolerant parsers read it), notice the empty line that
+ * ends the section.  Only called while every line so far ended in CRLF. */
 static void data_header_byte(data_reader_t *d, char c)
 {
     if (c == '\n') {
@@ -47,12 +48,20 @@ static void data_header_byte(data_reader_t *d, char c)
     }
     if (d->hdr_match < 0)
         return;
-    if (str_lower_c(c) != data_received[d->hdr_match]) {
-        d->hdr_match = -1;
-    } else if ((size_t)++d->hdr_match == DATA_RECEIVED_LEN) {
-        d->received++;
-        d->hdr_match = -1;
+    if ((size_t)d->hdr_match == DATA_RECEIVED_LEN) {
+        /* The name is read: white space, then the colon. */
+        if (c == ':') {
+            d->received++;
+            d->hdr_match = -1;
+        } else if (c != ' ' && c != '\t') {
+            d->hdr_match = -1;
+        }
+        return;
     }
+    if (str_lower_c(c) != data_received[d->hdr_match])
+        d->hdr_match = -1;
+    else
+        d->hdr_match++;
 }
 
 size_t data_feed(data_reader_t *d, char *p, size_t len, size_t *out_len, bool *done)

@@ -36,7 +36,7 @@ typedef struct {
     bool too_big;    /* more than max_size bytes */
     bool in_headers; /* still in the header section */
     bool hdr_cr;     /* header section: a line so far is just CR */
-    int hdr_match;   /* header section: bytes of "received:" matched, -1 none */
+    int hdr_match;   /* header section: bytes of "received" matched, -1 none */
     uint64_t size;   /* message bytes so far (unstuffed) */
     uint64_t max_size;
     unsigned received; /* Received: header fields in the header section */

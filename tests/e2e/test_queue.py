@@ -89,6 +89,23 @@ def a_message_arrives_with_the_srs_sender_and_its_bytes_unchanged():
 
 
 @test
+def nul_bytes_are_forwarded_as_they_came():
+    # As Postfix does by default (message_reject_characters empty): a NUL
+    # is a byte like another, kept in the spool and sent on unchanged, in
+    # the header section and in the body, small message and large.
+    for pad in (0, 200000):
+        body = (b"From: Sender <sender@origin.test>\r\nSubject: nul \x00 here\r\n\r\n"
+                b"a\x00b\r\n\x00\r\n" + b"x" * pad + b"\r\nend\x00\r\n")
+        sink = mxtest.Sink()
+        m = forwarder(sink.port)
+        send(m, "sender@origin.test", ["alice@alias.test"], body)
+        tx = sink.wait(1)[0]
+        assert tx.data.endswith(body), tx.data[-200:]
+        m.stop()
+        sink.close()
+
+
+@test
 def mx_lookup_falls_back_and_the_signature_still_verifies_at_the_destination():
     """The whole path without a route: the destination's MX records from
     DNS, the first MX refusing connections, the second taking a DKIM-signed

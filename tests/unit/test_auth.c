@@ -608,6 +608,35 @@ Test(auth, no_from_header)
     rig_close(&r);
 }
 
+/* The header section ends, as a receiver's RFC 5322 parser reads it, at
+ * the first line that is neither a field nor a continuation: a From
+ * below it is no author to them, and none here. */
+Test(auth, a_from_after_a_line_that_is_no_field_is_no_author)
+{
+    static const char *const msgs[] = {
+        ".\r\nFrom: joe@football.example.com\r\nSubject: x\r\n\r\nbody\r\n",
+        "Subject: x\r\nnot a field\r\nFrom: joe@football.example.com\r\n\r\nbody\r\n",
+        "Subject: x\r\nBad Name: y\r\nFrom: joe@football.example.com\r\n\r\nbody\r\n",
+    };
+    rig_t r;
+    outcome_t o;
+
+    rig_init(&r, NULL, 0, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
+    for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        for (size_t step = 1; step <= 7; step += 6) {
+            o = run(&r, "192.0.2.20", "bounce@esp.test", msgs[i], step);
+            cr_assert_eq(o.res.decision.verdict, AUTHRES_REJECT, "message %zu", i);
+            cr_assert_str_eq(o.res.decision.reply,
+                             "550 5.7.1 Message has no From: header; RFC 5322 requires one");
+        }
+    }
+    /* Folded fields and white space before the colon are fields. */
+    o = run(&r, "192.0.2.20", "bounce@esp.test",
+            "Subject: x\r\n  folded\r\nFrom : Joe\r\n <joe@esp.test>\r\n\r\nbody\r\n", 3);
+    cr_assert_eq(o.res.decision.verdict, AUTHRES_ACCEPT, "%s", o.res.decision.reply);
+    rig_close(&r);
+}
+
 Test(auth, from_without_an_address)
 {
     static const char msg[] = "From: undisclosed-recipients:;\r\nSubject: x\r\n\r\nbody\r\n";

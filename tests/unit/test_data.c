@@ -138,6 +138,15 @@ Test(data, hop_count)
     /* A dot-stuffed header line is read unstuffed. */
     result_t r = RUN("..Received: x\r\n\r\n.\r\n", 0);
     cr_assert_eq(r.d.received, 0);
+
+    /* White space before the colon (RFC 5322 obs-optional) still names
+     * the field, as tolerant parsers read it; other names do not. */
+    static const char spaced[] = "Received :a\r\nReceived\t \t: b\r\nReceived x: no\r\n"
+                                 "Receivedx: no\r\nReceived\r\n\r\n.\r\n";
+    for (size_t step = 0; step < 5; step++) {
+        r = RUN(spaced, step);
+        cr_assert_eq(r.d.received, 2, "step %zu", step);
+    }
 }
 
 Test(data, bdat_raw)
