@@ -181,8 +181,9 @@ void queue_add(queue_t *q, spool_msg_t *m)
     queue__msg_t *qm;
 
     if (htab_get(q->index, m->id, strlen(m->id)) != NULL) {
-        /* The spool's ids are unique: this is a caller's bug, and queueing
-         * the message twice would deliver it twice. */
+        /* The spool never gives an id in use (docs/spool.md, "Queue
+         * ids"): this is a caller's bug, and queueing the message twice
+         * would deliver it twice. */
         log_error("%s: queued twice; the second copy is ignored", m->id);
         spool_msg_free(m);
         return;
@@ -216,13 +217,11 @@ static void queue_scan_message(void *arg, spool_msg_t *msg)
     s->m[s->n++] = msg;
 }
 
-static void queue_scan_problem(void *arg, const char *name, int err)
+/* The spool says what it found and what it did about it. */
+static void queue_scan_problem(void *arg, const char *name, int err, const char *done)
 {
     (void)arg;
-    if (err == SPOOL_ECORRUPT)
-        log_warning("spool: %s: %s; kept as %s.corrupt", name, spool_strerror(err), name);
-    else
-        log_warning("spool: %s: %s; removed", name, spool_strerror(err));
+    log_warning("spool: %s: %s; %s", name, spool_strerror(err), done);
 }
 
 int queue_load(queue_t *q, size_t *nmsgs, int *err)

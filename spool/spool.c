@@ -11,9 +11,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +43,12 @@ static int spool_sys_syncfs(int fd)
     return syncfs(fd);
 }
 
+static int spool_sys_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+                               const char *newpath, unsigned flags)
+{
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
 static int64_t spool_sys_clock(void *arg)
 {
     struct timespec ts;
@@ -60,6 +69,8 @@ static void spool_free(spool_t *s)
         htab_free(s->moving, NULL);
     if (s->jdirfd >= 0)
         close(s->jdirfd);
+    if (s->ids != NULL)
+        htab_free(s->ids, NULL);
     free(s->jdir);
     free(s);
 }
@@ -97,6 +108,7 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s->dirfd = dirfd;
     s->jdirfd = -1;
     s->files_only = opt->files_only;
+    s->ids = htab_new(64);
     if (!s->files_only && (err = spool__journal_open(s)) != 0) {
         s->dir = NULL;
         spool_free(s);
@@ -108,8 +120,11 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s->io.pwrite = opt->io && opt->io->pwrite ? opt->io->pwrite : spool_sys_pwrite;
     s->io.fsync = opt->io && opt->io->fsync ? opt->io->fsync : spool_sys_fsync;
     s->io.syncfs = opt->io && opt->io->syncfs ? opt->io->syncfs : spool_sys_syncfs;
+    s->io.renameat2 =
+        opt->io && opt->io->renameat2 ? opt->io->renameat2 : spool_sys_renameat2;
     s->sync = opt->sync;
     pthread_mutex_init(&s->sync_mu, NULL);
+    pthread_mutex_init(&s->rename_mu, NULL);
     atomic_init(&s->sync_errors, 0);
     s->exec = opt->exec;
     s->clock_us = opt->clock_us ? opt->clock_us : spool_sys_clock;
@@ -120,11 +135,12 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
         s->sync_jobs = SPOOL_SYNC_JOBS_MAX;
     for (int i = 0; i < SPOOL__LANES; i++)
         s->lanes[i].pending_tail = &s->lanes[i].pending;
-    /* New ids start above every id on disk, whatever the clock says. */
+    /* New ids start above every message file, whatever the clock says;
+     * spool_scan() replaces this with what it finds live. */
     for (size_t i = 0; i < n; i++) {
         uint64_t id;
 
-        if (spool__classify(names[i], &id) != SPOOL__NAME_OTHER && id > s->last_id)
+        if (spool__classify(names[i], &id) == SPOOL__NAME_MSG && id > s->last_id)
             s->last_id = id;
         free(names[i]);
     }
@@ -149,6 +165,7 @@ int spool_close(spool_t *s)
             return SPOOL_EBUSY;
     close(s->dirfd); /* releases the flock */
     pthread_mutex_destroy(&s->sync_mu);
+    pthread_mutex_destroy(&s->rename_mu);
     free(s->dir);
     spool_free(s);
     return 0;
@@ -180,6 +197,12 @@ const char *spool_strerror(int err)
         return "invalid argument";
     case SPOOL_EBUSY:
         return "spool busy";
+    case SPOOL_EEXIST:
+        return "an entry of the message's name exists already";
+    case SPOOL_ENOTFILE:
+        return "not a regular file";
+    case SPOOL_EJOURNAL:
+        return "damaged journal segment";
     default:
         if (err < 0 && err > -4096)
             return strerror(-err);
@@ -207,6 +230,36 @@ spool__name_t spool__classify(const char *name, uint64_t *id)
 void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE])
 {
     spool_record_format_hex(id, SPOOL_ID_LEN, out);
+}
+
+void spool__id_hold(spool_t *s, const char *id)
+{
+    uintptr_t n = (uintptr_t)htab_get(s->ids, id, SPOOL_ID_LEN);
+
+    htab_put(s->ids, id, SPOOL_ID_LEN, (void *)(n + 1));
+}
+
+void spool__id_release(spool_t *s, const char *id)
+{
+    uintptr_t n = (uintptr_t)htab_get(s->ids, id, SPOOL_ID_LEN);
+
+    if (n > 1)
+        htab_put(s->ids, id, SPOOL_ID_LEN, (void *)(n - 1));
+    else
+        htab_remove(s->ids, id, SPOOL_ID_LEN);
+}
+
+bool spool__id_held(const spool_t *s, const char *id)
+{
+    return htab_get(s->ids, id, SPOOL_ID_LEN) != NULL;
+}
+
+void spool__id_raise(spool_t *s, const char *id)
+{
+    uint64_t v;
+
+    if (spool__classify(id, &v) == SPOOL__NAME_MSG && v > s->last_id)
+        s->last_id = v;
 }
 
 void spool__tmp_name(const char *id, char *name, size_t size)
@@ -283,6 +336,31 @@ int spool__list(int dirfd, char ***names, size_t *n)
 }
 
 /* ---- I/O ---- */
+
+int spool__rename(spool_t *s, int dirfd, const char *from, const char *to)
+{
+    struct stat st;
+    int err = 0;
+
+    if (s->io.renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno == EEXIST)
+        return SPOOL_EEXIST;
+    if (errno != EINVAL && errno != ENOSYS)
+        return errno ? -errno : -EIO;
+    /* A file system without RENAME_NOREPLACE: nothing else names entries
+     * in the spool (it is flock()ed by this process), so a check and a
+     * rename under one lock are as good. */
+    pthread_mutex_lock(&s->rename_mu);
+    if (fstatat(dirfd, to, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        err = SPOOL_EEXIST;
+    else if (errno != ENOENT)
+        err = -errno;
+    else if (renameat(dirfd, from, dirfd, to) != 0)
+        err = -errno;
+    pthread_mutex_unlock(&s->rename_mu);
+    return err;
+}
 
 int spool__read_at(int fd, void *p, size_t n, uint64_t off)
 {

@@ -59,13 +59,17 @@
 
 /*
  * Queue ids: the arrival time in microseconds since the epoch as 13
- * upper-case hex digits ("18C3F2A9B47D1"), made strictly increasing within
- * the process and started above every id already in the spool, so they are
- * unique while the clock does not step back past ids no longer on disk,
- * sort by arrival as strings, and are safe as file names.  (13 digits last
- * until the year 2112.)
+ * upper-case hex digits ("18C3F2A9B47D1"), made increasing within the
+ * process and started above every live id in the spool, so they sort by
+ * arrival as strings and are safe as file names.  The id space is 1 to
+ * SPOOL_ID_MAX; past it, allocation starts again from the lowest id, and
+ * it always skips every id in use (held by a writer, a queued message, a
+ * journal record on disk, or an entry the scan could not remove), so no
+ * two messages share an id (docs/spool.md, "Queue ids").
  */
 #define SPOOL_ID_LEN 13
+#define SPOOL_ID_MIN UINT64_C(1)
+#define SPOOL_ID_MAX ((UINT64_C(1) << (4 * SPOOL_ID_LEN)) - 1)
 #define SPOOL_ID_SIZE (SPOOL_ID_LEN + 1)
 
 /* The spool band of error codes (docs/development.md, "Error codes"). */
@@ -75,6 +79,9 @@
 #define SPOOL_ECORRUPT (SPOOL_EBASE - 3) /* a message file that does not parse (now ID.corrupt) */
 #define SPOOL_EINVAL (SPOOL_EBASE - 4)   /* bad argument: envelope, recipient index, too long */
 #define SPOOL_EBUSY (SPOOL_EBASE - 5)    /* writers or passes still outstanding */
+#define SPOOL_EEXIST (SPOOL_EBASE - 6)   /* a commit's name is taken by a file already there */
+#define SPOOL_ENOTFILE (SPOOL_EBASE - 7) /* an entry named like a message that is no file (scan) */
+#define SPOOL_EJOURNAL (SPOOL_EBASE - 8) /* a damaged journal segment or record (scan) */
 
 /* Envelope flags, from MAIL FROM. */
 #define SPOOL_F_8BITMIME 0x1u /* BODY=8BITMIME */
@@ -106,7 +113,8 @@ typedef struct {
 
 /*
  * The file-level system calls the spool's data goes through: every byte of
- * every file is written with pwrite and made durable with fsync or syncfs.
+ * every file is written with pwrite and made durable with fsync or syncfs,
+ * and every message file is named with renameat2.
  * Tests replace them to inject ENOSPC, EDQUOT or EIO and to count syncs;
  * NULL members (or a NULL table) mean the real system calls.  They run on
  * the loop thread (writes while a message streams in) and on the
@@ -117,6 +125,10 @@ typedef struct {
     ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
     int (*fsync)(int fd);
     int (*syncfs)(int fd); /* called with the spool directory */
+    /* Every rename into a message's name, always with RENAME_NOREPLACE
+     * (EINVAL: the spool checks the name under its own lock instead). */
+    int (*renameat2)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                     unsigned flags);
 } spool_io_t;
 
 /*
@@ -143,7 +155,7 @@ typedef enum {
 
 typedef struct {
     spool_executor_t exec;
-    const spool_io_t *io;           /* NULL: pwrite(2), fsync(2), syncfs(2) */
+    const spool_io_t *io;           /* NULL: pwrite(2), fsync(2), syncfs(2), renameat2(2) */
     int64_t (*clock_us)(void *arg); /* NULL: the real time of day */
     void *clock_arg;
     unsigned max_batch;             /* most items per pass; 0: SPOOL_MAX_BATCH */
@@ -286,7 +298,9 @@ uint64_t spool_writer_size(const spool_writer_t *w);
  * Finish the file with env (copied) and queue it for the next group
  * commit.  The writer is the spool's from here on, success or not.
  * 0: cb(arg, status, msg) will be called once, on the loop thread; a
- * failure then (fsync, rename, directory fsync) removes the file.
+ * failure then (fsync, rename, directory fsync) removes the file.  A
+ * rename never replaces an entry of the message's name: one there (put
+ * there behind the spool's back) fails the commit with SPOOL_EEXIST.
  * Negative (a sticky write error, ENOSPC writing the envelope, a bad
  * envelope): the file is already removed and cb is not called.
  */
@@ -321,7 +335,9 @@ typedef void (*spool_done_cb)(void *arg, int status);
  * Record recipient state changes (1 to msg->nrcpts of them): applied to
  * msg at once (the caller's view), made durable as one record appended to
  * the file by the next pass; cb (may be NULL) runs once it is durable or
- * failed.  The n changes land together or not at all.  msg may be freed
+ * failed (SPOOL_EEXIST: a journal message's file would have replaced an
+ * entry of its name, which is left alone; the message stays in the
+ * journal).  The n changes land together or not at all.  msg may be freed
  * once this returns.  A failed append leaves the file as it was, so a
  * restart sees the old state (at worst a recipient is tried again).
  * SPOOL_EINVAL for a bad index or state or a string over SPOOL_STR_MAX.
@@ -341,10 +357,18 @@ int spool_remove(spool_t *s, const spool_msg_t *msg, spool_done_cb cb, void *arg
 typedef struct {
     /* A committed message, in queue id (arrival) order; msg is the callee's. */
     void (*message)(void *arg, spool_msg_t *msg);
-    /* A file that was not a usable message: name, and SPOOL_EPARTIAL
-     * (a temporary file or a file without END: removed) or SPOOL_ECORRUPT
-     * (renamed to NAME.corrupt for the admin).  May be NULL. */
-    void (*problem)(void *arg, const char *name, int err);
+    /*
+     * Something that was not a usable message, and what the scan did
+     * about it.  name: relative to the spool directory ("ID", "ID.tmp",
+     * "journal/SEQ"); err: what is wrong, SPOOL_EPARTIAL (a temporary file
+     * or a file without END), SPOOL_ECORRUPT (a message that does not
+     * parse), SPOOL_ENOTFILE (a directory, symlink or other entry named
+     * like a message), SPOOL_EJOURNAL (a damaged journal segment or
+     * record) or -errno; done: what was done, in words: "removed", "kept
+     * as ID.corrupt", "moved aside as NAME.corrupt", "record at offset N,
+     * kept as ID.corrupt", "left in place: REASON".  May be NULL.
+     */
+    void (*problem)(void *arg, const char *name, int err, const char *done);
 } spool_scan_ops_t;
 
 /*

@@ -155,11 +155,13 @@ static void spool_group_name_work(spool_job_t *job)
         } else if (it->kind == SPOOL_ITEM_MOVE) {
             dir_changed |= it->renamed;
         } else if (it->kind == SPOOL_ITEM_COMMIT && it->status == 0) {
+            /* Never over an entry of its name: that fails the commit
+             * before its 250 (docs/spool.md, "Queue ids"). */
             spool__tmp_name(it->id, tmp, sizeof(tmp));
-            if (renameat(s->dirfd, tmp, s->dirfd, it->id) == 0)
+            if ((err = spool__rename(s, s->dirfd, tmp, it->id)) == 0)
                 it->renamed = dir_changed = true;
             else
-                it->status = -errno;
+                it->status = err;
         }
     }
     /* A failure of this fsync fails every name of the pass: none is known
@@ -252,7 +254,9 @@ static void spool_group_sync_work(void *ctx)
             char name[SPOOL__JSEQ_LEN + 1];
 
             spool__seg_name(it->seg->seq, name);
-            unlinkat(s->jdirfd, name, 0); /* left behind: the next scan drops it */
+            /* Left behind: the next scan drops it. */
+            if (unlinkat(s->jdirfd, name, 0) != 0 && errno != ENOENT)
+                it->status = -errno;
             continue;
         }
         if (it->kind != SPOOL_ITEM_REMOVE || (it->seg != NULL && !it->has_file))
@@ -304,7 +308,10 @@ static void spool_group_pass_done(void *ctx)
                 s->stats.commits++;
                 it->commit_cb(it->arg, 0, it->msg);
             } else {
+                /* Nothing of it is left (a journal record of it stays
+                 * held by its segment). */
                 s->stats.commit_errors++;
+                spool__id_release(s, it->id);
                 spool_msg_free(it->msg);
                 it->commit_cb(it->arg, it->status, NULL);
             }
@@ -328,12 +335,16 @@ static void spool_group_pass_done(void *ctx)
                 if (it->status == 0)
                     g->live--;
             }
-            if (it->status == 0)
+            if (it->status == 0) {
                 s->stats.removes++;
+                spool__id_release(s, it->id);
+            }
             if (it->done_cb != NULL)
                 it->done_cb(it->arg, it->status);
             break;
         case SPOOL_ITEM_DROP:
+            if (it->status == 0)
+                spool__seg_release_ids(s, g);
             spool__seg_free(s, g);
             g = NULL;
             break;

@@ -7,6 +7,7 @@
  *     spool_group.c    the group commit: lanes, passes, sync jobs
  *     spool_journal.c  the commit journal: segments, appends, marks, moves
  *     spool_scan.c     the start-up scan: files and segments read back
+ *     spool_aside.c    what the scan keeps for the admin: NAME.corrupt
  *
  * The formats are described in spool_record.h, the reasoning in
  * docs/spool.md.
@@ -50,6 +51,11 @@ typedef struct spool_seg {
     bool dropping;              /* its removal is queued */
     unsigned live;              /* records not yet removed (M or F on disk) */
     unsigned refs;              /* items of passes that use it */
+    /* The ids its records name, each held in s->ids until the file is
+     * gone (spool__seg_release_ids()): a removed message's D record says
+     * a file of its id is stale. */
+    char (*ids)[SPOOL_ID_SIZE];
+    size_t nids, ids_cap;
     /* fdatasyncs of fd, one at a time, and the count of those that failed:
      * the kernel reports a write-back error once per open file, and both
      * lanes sync through this one (see spool_journal_seg_sync()). */
@@ -157,6 +163,14 @@ struct spool {
     unsigned max_batch;
     unsigned sync_jobs;
     uint64_t last_id;
+    /* The ids in use, each with the count of what holds it: a writer or a
+     * queued message, a journal record in a segment on disk, an entry the
+     * scan could not remove.  Allocation skips them (docs/spool.md, "Queue
+     * ids"). */
+    htab_t *ids;
+    /* Renames where renameat2() cannot refuse to replace: the check and
+     * the rename, one at a time (spool__rename()). */
+    pthread_mutex_t rename_mu;
     bool scanned;
     bool used;                 /* a writer was opened: too late to scan */
     unsigned writers;
@@ -191,6 +205,19 @@ typedef enum {
 
 spool__name_t spool__classify(const char *name, uint64_t *id);
 void spool__format_id(uint64_t id, char out[SPOOL_ID_SIZE]);
+/* The ids in use (s->ids): hold one more time, release once, ask. */
+void spool__id_hold(spool_t *s, const char *id);
+void spool__id_release(spool_t *s, const char *id);
+bool spool__id_held(const spool_t *s, const char *id);
+/* New ids start above id (a queue id string; anything else is ignored). */
+void spool__id_raise(spool_t *s, const char *id);
+/*
+ * Rename from to to in dirfd, never over an existing entry: 0,
+ * SPOOL_EEXIST when to exists, or -errno.  With RENAME_NOREPLACE, or
+ * where the file system refuses it (EINVAL), by a check and a rename
+ * under the spool's lock: only this process names entries in its spool.
+ */
+int spool__rename(spool_t *s, int dirfd, const char *from, const char *to);
 /* The name of a writer's (or a move's) temporary file, ID.tmp. */
 void spool__tmp_name(const char *id, char *name, size_t size);
 /* dir/name, allocated. */
@@ -238,8 +265,13 @@ int spool__journal_open(spool_t *s);
 spool_seg_t *spool__seg_find(spool_t *s, uint64_t seq);
 /* A segment object for a file already open (fd) or -1; on s->segs. */
 spool_seg_t *spool__seg_add(spool_t *s, uint64_t seq, int fd);
-/* Take g off s->segs, close it, free it. */
+/* Take g off s->segs, close it, free it.  The ids its records name stay
+ * held unless its file is gone and spool__seg_release_ids() said so. */
 void spool__seg_free(spool_t *s, spool_seg_t *g);
+/* g's record of id is on disk: id is held while g's file is. */
+void spool__seg_hold(spool_t *s, spool_seg_t *g, const char *id);
+/* g's file is gone: the ids its records named are free of it. */
+void spool__seg_release_ids(spool_t *s, spool_seg_t *g);
 /* Queue g's removal if it is full, has nothing queued and no pass uses it. */
 void spool__seg_maybe_drop(spool_t *s, spool_seg_t *g);
 
@@ -251,5 +283,28 @@ void spool__journal_append(spool_job_t *job);
 void spool__journal_move(spool_job_t *job, spool_item_t *it);
 /* Stage two, after the directory fsync: F and D marks, synced. */
 void spool__journal_marks(spool_job_t *job);
+
+/* ---- What the scan keeps for the admin (spool_aside.c) ---- */
+
+/* The longest name spool__set_aside() and spool__write_aside() give. */
+#define SPOOL__ASIDE_SIZE 300
+
+/*
+ * Rename dirfd's entry name to a free name that the scan never takes
+ * again: NAME.corrupt, or NAME.1.corrupt to NAME.9.corrupt when that is
+ * taken, never over an existing entry.  0 and the new name in out, or
+ * SPOOL_EEXIST (all taken) or -errno.  Not durable until the directory
+ * is fsynced.
+ */
+int spool__set_aside(spool_t *s, int dirfd, const char *name, char out[SPOOL__ASIDE_SIZE]);
+/*
+ * Write p[0..n) as a new file of the spool directory named as above from
+ * base (BASE.corrupt, ...), durably: the file and the directory fsynced.
+ * A file of such a name that holds exactly these bytes already is taken
+ * for the copy (a scan before a crash made it).  0 and the name in out,
+ * or a negative code, and then no file of it is left.
+ */
+int spool__write_aside(spool_t *s, const char *base, const void *p, size_t n,
+                       char out[SPOOL__ASIDE_SIZE]);
 
 #endif

@@ -58,8 +58,24 @@ void spool__seg_free(spool_t *s, spool_seg_t *g)
     if (g->fd >= 0)
         close(g->fd);
     pthread_mutex_destroy(&g->sync_mu);
+    free(g->ids);
     free(g->path);
     free(g);
+}
+
+void spool__seg_hold(spool_t *s, spool_seg_t *g, const char *id)
+{
+    if (g->nids == g->ids_cap)
+        g->ids = xgrow(g->ids, &g->ids_cap, g->nids + 1, sizeof(*g->ids));
+    memcpy(g->ids[g->nids++], id, SPOOL_ID_SIZE);
+    spool__id_hold(s, id);
+}
+
+void spool__seg_release_ids(spool_t *s, spool_seg_t *g)
+{
+    for (size_t i = 0; i < g->nids; i++)
+        spool__id_release(s, g->ids[i]);
+    g->nids = 0;
 }
 
 int spool__journal_open(spool_t *s)
@@ -174,6 +190,7 @@ void spool__journal_place(spool_t *s, spool_item_t *items)
             continue;
         }
         spool__item_use(it, g);
+        spool__seg_hold(s, g, it->id);
         it->joff = g->size;
         g->size += it->rec_len;
         g->live++;
@@ -353,8 +370,9 @@ void spool__journal_move(spool_job_t *job, spool_item_t *it)
         it->status = spool__job_sync(job, s->io.fsync, fd);
     close(fd);
     free(img);
-    if (it->status == 0 && renameat(s->dirfd, tmp, s->dirfd, it->id) != 0)
-        it->status = -errno;
+    /* Never over an entry of its name (docs/spool.md, "Queue ids"). */
+    if (it->status == 0)
+        it->status = spool__rename(s, s->dirfd, tmp, it->id);
     if (it->status == 0)
         it->renamed = true;
     else

@@ -656,17 +656,34 @@ void spool_record_jrec_seal(unsigned char *rec, uint32_t len)
         rec[1 + i] = (unsigned char)(crc >> (24 - 8 * i));
 }
 
-int spool_record_jrec_parse(const unsigned char *p, size_t n, int *state, size_t *len)
+int spool_record_jrec_frame(const unsigned char *p, size_t n, size_t *len)
 {
     uint64_t v;
 
     if (n < SPOOL__JREC_HDR || (v = spool_record_be(p + 5, 4)) > n - SPOOL__JREC_HDR)
         return SPOOL_EPARTIAL;
-    if (spool_record_crc32c(p + 5, 4 + (size_t)v) != spool_record_be(p + 1, 4) ||
-        (p[0] != SPOOL__J_QUEUED && p[0] != SPOOL__J_REMOVED && p[0] != SPOOL__J_MOVED &&
-         p[0] != SPOOL__J_FAILED))
+    if (spool_record_crc32c(p + 5, 4 + (size_t)v) != spool_record_be(p + 1, 4))
+        return SPOOL_ECORRUPT;
+    *len = (size_t)v;
+    return 0;
+}
+
+bool spool_record_jstate_known(int state)
+{
+    return state == SPOOL__J_QUEUED || state == SPOOL__J_REMOVED || state == SPOOL__J_MOVED ||
+           state == SPOOL__J_FAILED;
+}
+
+int spool_record_jrec_parse(const unsigned char *p, size_t n, int *state, size_t *len)
+{
+    size_t v;
+    int err;
+
+    if ((err = spool_record_jrec_frame(p, n, &v)) != 0)
+        return err;
+    if (!spool_record_jstate_known(p[0]))
         return SPOOL_ECORRUPT;
     *state = p[0];
-    *len = (size_t)v;
+    *len = v;
     return 0;
 }

@@ -154,5 +154,14 @@ int spool_record_parse_image(const char *path, uint64_t base, const unsigned cha
  * fails or its state is none of SPOOL__J_*: a torn record either way.
  */
 int spool_record_jrec_parse(const unsigned char *p, size_t n, int *state, size_t *len);
+/*
+ * Whether the journal record at p (n bytes to the end of its segment) is
+ * whole, whatever its state byte (which the CRC does not cover): 0 and
+ * its image's length, SPOOL_EPARTIAL (cut short) or SPOOL_ECORRUPT (the
+ * CRC fails).
+ */
+int spool_record_jrec_frame(const unsigned char *p, size_t n, size_t *len);
+/* Whether a state byte is one of SPOOL__J_*. */
+bool spool_record_jstate_known(int state);
 
 #endif

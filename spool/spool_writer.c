@@ -35,13 +35,29 @@ struct spool_writer {
     uint64_t errors_seen; /* sync_errors at open */
 };
 
+/*
+ * The clock's microseconds when they are above the last id and within
+ * the id space, else the last id plus one; past SPOOL_ID_MAX, the lowest
+ * id again; and every id in use skipped (docs/spool.md, "Queue ids").
+ * The set of ids in use is finite, so a free one comes.  It is held for
+ * the writer from here on.
+ */
 static void spool_writer_next_id(spool_t *s, char id[SPOOL_ID_SIZE])
 {
     int64_t now = s->clock_us(s->clock_arg);
-    uint64_t v = now > 0 && (uint64_t)now > s->last_id ? (uint64_t)now : s->last_id + 1;
+    uint64_t v = s->last_id + 1;
 
+    if (now > 0 && (uint64_t)now > s->last_id && (uint64_t)now <= SPOOL_ID_MAX)
+        v = (uint64_t)now;
+    for (;; v++) {
+        if (v > SPOOL_ID_MAX || v < SPOOL_ID_MIN)
+            v = SPOOL_ID_MIN;
+        spool__format_id(v, id);
+        if (!spool__id_held(s, id))
+            break;
+    }
     s->last_id = v;
-    spool__format_id(v, id);
+    spool__id_hold(s, id);
 }
 
 /* The writer's temporary file, made when the first bytes go out. */
@@ -116,8 +132,8 @@ int spool_writer_open(spool_t *s, spool_writer_t **out)
 
     *out = NULL;
     w = xcalloc(1, sizeof(*w));
-    /* Ids are above everything on disk, so the file the id names, if
-     * one is made, is new: O_EXCL says so. */
+    /* No id in use is given again, so the file the id names, if one is
+     * made, is new: O_EXCL says so. */
     spool_writer_next_id(s, w->id);
     s->used = true;
     s->writers++;
@@ -152,8 +168,10 @@ uint64_t spool_writer_size(const spool_writer_t *w)
 
 void spool_writer_abort(spool_writer_t *w)
 {
-    if (w != NULL)
-        spool_writer_free(w, true);
+    if (w == NULL)
+        return;
+    spool__id_release(w->s, w->id);
+    spool_writer_free(w, true);
 }
 
 /* Put the body length into the header, in the buffer if it is still there. */
@@ -239,6 +257,7 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
     buf_free(&trailer);
     if (err != 0) {
         free(body);
+        spool__id_release(s, w->id);
         spool_writer_free(w, true);
         return err;
     }

@@ -4,7 +4,9 @@ Received:, the envelope
 (SRS sender, deduplicated destinations with their aliases), and 451 with
 nothing left behind when the spool cannot take a message (a file size
 limit: EFBIG; a full file system: ENOSPC); spool_sync = filesystem keeps
-every acknowledged message too."""
+every acknowledged message too; a leftover .corrupt file at the top of the
+id space does not make a new message share a queued one's id; entries
+named like messages that are no files are moved aside, and said so once."""
 
 import os
 import re
@@ -306,6 +308,71 @@ def spool_sync_filesystem_keeps_every_acknowledged_message():
     m.start()
     m.wait_log(rf"spool .*: {len(ids)} messages queued")
     assert sorted(mxtest.spool_files(spool_dir(m))) == sorted(ids)
+
+
+def forwarding(port, config=None):
+    """A forwarder, not yet started, sending everything to 127.0.0.1:port and
+    retrying after a second."""
+    settings = {"route": f"* 127.0.0.1:{port}", "outbound_tls": "off", "retry_schedule": "1s"}
+    return mxtest.Mxfwd(forwards=FORWARDS, config={**settings, **(config or {})}, start=False)
+
+
+@test
+def a_corrupt_file_at_the_top_of_the_id_space_does_not_make_ids_wrap():
+    """docs/spool.md, "Queue ids": FFFFFFFFFFFFF.corrupt, left by an
+    earlier incident, steers no id.  A message deferred to a file of its
+    own, a restart, a second message: both have ids of their own, and both
+    are delivered once the destination is up."""
+    port = mxtest.free_port()  # nothing listens there yet: connection refused
+    m = forwarding(port)
+    os.makedirs(spool_dir(m), mode=0o700)
+    left = os.path.join(spool_dir(m), "FFFFFFFFFFFFF.corrupt")
+    with open(left, "wb") as f:
+        f.write(b"kept for the admin\n")
+    m.start()
+    a = queued(m, send(m.client(), "sender@origin.test", ["alice@alias.test"],
+                       FROM + b"Subject: A\r\n\r\nfirst\r\n.\r\n")).id
+    m.wait_log(rf"{a}: to=<alice@example\.com> .* status=deferred \(connect to ")
+    assert m.stop() == 0
+    assert a in mxtest.spool_files(spool_dir(m)), "A has a file of its own"
+    m.start()
+    m.wait_log(r"spool .*: 1 messages queued")
+    b = queued(m, send(m.client(), "sender@origin.test", ["bob@alias.test"],
+                       FROM + b"Subject: B\r\n\r\nsecond\r\n.\r\n")).id
+    assert b != a, b
+    m.wait_log(rf"{b}: to=<bob@example\.org> .* status=deferred ")
+    sink = mxtest.Sink(port=port)
+    sink.wait(2, timeout=20)
+    for qid in (a, b):
+        m.wait_log(rf"{qid}: removed$")
+    time.sleep(0.5)
+    subjects = sorted(re.search(rb"Subject: (\w)", tx.data).group(1) for tx in sink.transactions)
+    assert subjects == [b"A", b"B"], subjects
+    assert "queued twice" not in m.log()
+    with open(left, "rb") as f:
+        assert f.read() == b"kept for the admin\n"
+
+
+@test
+def entries_named_like_messages_that_are_no_files_are_moved_aside_once():
+    m = server(start=False)
+    d = spool_dir(m)
+    os.makedirs(d, mode=0o700)
+    os.mkdir(os.path.join(d, "18C3F2A9B47D0"))
+    target = os.path.join(m.dir, "elsewhere")
+    with open(target, "wb") as f:
+        f.write(b"not the spool's\n")
+    os.symlink(target, os.path.join(d, "18C3F2A9B47D2"))
+    m.start()
+    for name in ("18C3F2A9B47D0", "18C3F2A9B47D2"):
+        m.wait_log(rf"spool: {name}: not a regular file; moved aside as {name}\.corrupt$")
+    assert sorted(os.listdir(d)) == ["18C3F2A9B47D0.corrupt", "18C3F2A9B47D2.corrupt", "journal"]
+    assert os.path.islink(os.path.join(d, "18C3F2A9B47D2.corrupt"))
+    with open(target, "rb") as f:
+        assert f.read() == b"not the spool's\n"
+    assert m.stop() == 0
+    m.start()
+    assert "spool: 18C3F2A9B47D" not in m.log(), m.log()
 
 
 if __name__ == "__main__":

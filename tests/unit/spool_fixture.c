@@ -79,6 +79,18 @@ char *read_range(const char *path, uint64_t off, uint64_t len)
     return p;
 }
 
+void put_file(const char *name, const void *data, size_t len)
+{
+    char path[400];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", sdir, name);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
 /* Message text of n bytes: CRLF lines with varying content. */
 char *message_text(size_t n, unsigned seed)
 {
@@ -141,13 +153,30 @@ void scan_message(void *arg, spool_msg_t *msg)
     r->msgs[r->nmsgs++] = msg;
 }
 
-void scan_problem(void *arg, const char *name, int err)
+void scan_problem(void *arg, const char *name, int err, const char *done)
 {
     scan_result_t *r = arg;
 
     cr_assert_lt(r->nproblems, 16);
     snprintf(r->problems[r->nproblems], sizeof(r->problems[0]), "%s", name);
+    snprintf(r->problem_done[r->nproblems], sizeof(r->problem_done[0]), "%s", done);
     r->problem_err[r->nproblems++] = err;
+}
+
+int find_problem(const scan_result_t *r, const char *name)
+{
+    for (int i = 0; i < r->nproblems; i++)
+        if (strcmp(r->problems[i], name) == 0)
+            return r->problem_err[i];
+    return 0;
+}
+
+const char *find_done(const scan_result_t *r, const char *name)
+{
+    for (int i = 0; i < r->nproblems; i++)
+        if (strcmp(r->problems[i], name) == 0)
+            return r->problem_done[i];
+    return NULL;
 }
 
 const spool_scan_ops_t scan_ops = {scan_message, scan_problem};
@@ -259,7 +288,32 @@ int hook_syncfs(int fd)
     return 0;
 }
 
-const spool_io_t hook_io = {hook_pwrite, hook_fsync, hook_syncfs};
+int hook_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                   unsigned flags)
+{
+    if (hook.rename_einval) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (hook.rename_errno != 0 && strncmp(newpath, hook.rename_fail, strlen(hook.rename_fail)) == 0) {
+        errno = hook.rename_errno;
+        return -1;
+    }
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+const spool_io_t hook_io = {hook_pwrite, hook_fsync, hook_syncfs, hook_renameat2};
+
+spool_t *open_clock_spool(int64_t *now, bool files_only, const spool_io_t *io)
+{
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .io = io, .clock_us = fixed_clock,
+                           .clock_arg = now, .files_only = files_only};
+    spool_t *s = NULL;
+    int err = spool_open(sdir, &opt, &s);
+
+    cr_assert_eq(err, 0, "spool_open: %s", spool_strerror(err));
+    return s;
+}
 
 spool_t *open_spool_sync(spool_sync_t mode)
 {

@@ -36,6 +36,8 @@ spool_t *open_spool_io(const spool_io_t *io);
 spool_t *open_spool(void);
 /* A spool with the commit journal. */
 spool_t *open_journal_spool(const spool_io_t *io);
+/* A spool (files_only or with the journal) whose clock reads *now. */
+spool_t *open_clock_spool(int64_t *now, bool files_only, const spool_io_t *io);
 /* A spool of files only through the hook, in the given sync mode. */
 spool_t *open_spool_sync(spool_sync_t mode);
 void close_spool(spool_t *s);
@@ -48,6 +50,9 @@ const char *held(void);
 const char *segments(void);
 /* len bytes of path from off, NUL-terminated; the caller frees it. */
 char *read_range(const char *path, uint64_t off, uint64_t len);
+/* Write a file of the spool directory (name may be "journal/SEQ"), as
+ * something behind the spool's back would. */
+void put_file(const char *name, const void *data, size_t len);
 
 /* ---- Messages ---- */
 
@@ -88,11 +93,16 @@ typedef struct {
     int nmsgs;
     char problems[16][64];
     int problem_err[16];
+    char problem_done[16][160];
     int nproblems;
 } scan_result_t;
 
 void scan_message(void *arg, spool_msg_t *msg);
-void scan_problem(void *arg, const char *name, int err);
+void scan_problem(void *arg, const char *name, int err, const char *done);
+/* The error, or what the scan said it did, of the problem reported for
+ * name: 0 or NULL when none was. */
+int find_problem(const scan_result_t *r, const char *name);
+const char *find_done(const scan_result_t *r, const char *name);
 extern const spool_scan_ops_t scan_ops;
 void scan_free(scan_result_t *r);
 /* Reopen the spool as a restarted daemon would and scan it. */
@@ -121,6 +131,9 @@ typedef struct {
     bool fail_marks; /* fail 1-byte writes (the journal's state marks) with EIO */
     bool fail_segments; /* fail writing a journal segment's magic with ENOSPC */
     bool fsync_fail_counted;
+    bool rename_einval;      /* renameat2 answers EINVAL, as some file systems do */
+    char rename_fail[64];    /* renames to names starting so fail with rename_errno */
+    int rename_errno;
     int syncfs_errno; /* 0: none */
     atomic_int dir_syncs;
     atomic_int file_syncs;
@@ -141,6 +154,8 @@ extern spool_hook_t hook;
 ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off);
 int hook_fsync(int fd);
 int hook_syncfs(int fd);
+int hook_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                   unsigned flags);
 extern const spool_io_t hook_io;
 
 #endif

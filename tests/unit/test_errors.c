@@ -44,7 +44,8 @@ typedef struct {
 
 static const errors_band_t errors_bands[] = {
     {"spool", SPOOL_EBASE, spool_strerror, true,
-     {SPOOL_ELOCKED, SPOOL_EPARTIAL, SPOOL_ECORRUPT, SPOOL_EINVAL, SPOOL_EBUSY}},
+     {SPOOL_ELOCKED, SPOOL_EPARTIAL, SPOOL_ECORRUPT, SPOOL_EINVAL, SPOOL_EBUSY, SPOOL_EEXIST,
+      SPOOL_ENOTFILE, SPOOL_EJOURNAL}},
     {"control", CONTROL_EBASE, control_strerror, true,
      {CONTROL_EINUSE, CONTROL_ENOTSOCK, CONTROL_ETOOLONG, CONTROL_EREPLY}},
     {"buf", BUF_EBASE, NULL, false, {BUF_EFULL}},

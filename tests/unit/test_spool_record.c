@@ -348,6 +348,11 @@ Test(spool_record, a_sealed_journal_record_opens_and_a_damaged_one_does_not)
     rec[0] = 'Q';
     cr_assert_eq(spool_record_jrec_parse(rec, SPOOL__JREC_HDR + ilen, &state, &len), SPOOL_ECORRUPT,
                  "an unknown state");
+    len = 0;
+    cr_assert_eq(spool_record_jrec_frame(rec, SPOOL__JREC_HDR + ilen, &len), 0,
+                 "whole all the same: its CRC holds");
+    cr_assert_eq(len, ilen);
+    cr_assert_not(spool_record_jstate_known('Q'));
     rec[0] = SPOOL__J_QUEUED;
 
     for (size_t n = 0; n < SPOOL__JREC_HDR + ilen; n++)
@@ -356,6 +361,8 @@ Test(spool_record, a_sealed_journal_record_opens_and_a_damaged_one_does_not)
     for (size_t i = 1; i < SPOOL__JREC_HDR + ilen; i++) {
         rec[i] ^= 0x20;
         cr_assert_neq(spool_record_jrec_parse(rec, SPOOL__JREC_HDR + ilen, &state, &len), 0,
+                      "byte %zu flipped", i);
+        cr_assert_neq(spool_record_jrec_frame(rec, SPOOL__JREC_HDR + ilen, &len), 0,
                       "byte %zu flipped", i);
         rec[i] ^= 0x20;
     }

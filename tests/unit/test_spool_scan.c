@@ -26,26 +26,6 @@ TestSuite(spool, .init = setup, .fini = teardown, .timeout = 30);
 
 /* ---- Recovery ---- */
 
-static void write_file(const char *name, const void *data, size_t len)
-{
-    char path[400];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/%s", sdir, name);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(fd >= 0);
-    cr_assert_eq(write(fd, data, len), (ssize_t)len);
-    close(fd);
-}
-
-static int find_problem(const scan_result_t *r, const char *name)
-{
-    for (int i = 0; i < r->nproblems; i++)
-        if (strcmp(r->problems[i], name) == 0)
-            return r->problem_err[i];
-    return 0;
-}
-
 Test(spool, restart_removes_partial_files_and_quarantines_corrupt_ones)
 {
     spool_envelope_t env = envelope(2);
@@ -66,11 +46,11 @@ Test(spool, restart_removes_partial_files_and_quarantines_corrupt_ones)
     cr_assert_eq(truncate(b.msg->path, st.st_size - 9), 0);
     /* A temporary file left by a crash mid-write. */
     snprintf(tmpname, sizeof(tmpname), "%s.tmp", "0000000000001");
-    write_file(tmpname, junk, sizeof(junk) - 1);
+    put_file(tmpname, junk, sizeof(junk) - 1);
     /* A message file that is not ours to understand. */
-    write_file("0000000000002", "this is not a spool file at all, whatever it is\n", 48);
+    put_file("0000000000002", "this is not a spool file at all, whatever it is\n", 48);
     /* Something else an admin put there. */
-    write_file("README", "keep\n", 5);
+    put_file("README", "keep\n", 5);
 
     s = restart(&sr);
     cr_assert_eq(sr.nmsgs, 1);
