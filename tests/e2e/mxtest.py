@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import os
+import random
 import re
 import signal
 import socket
@@ -80,17 +81,21 @@ def wait_until(predicate, timeout=TIMEOUT, what="condition"):
 
 
 def free_port(kind=socket.SOCK_STREAM):
-    """A port free on 127.0.0.1 for TCP (and, for DNS, UDP) right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if kind == socket.SOCK_DGRAM:
-            return port
-        # dnsmasq wants the TCP port too: check both.
+    """A port free on 127.0.0.1 for TCP (and, for DNS, UDP) right now.
+
+    Picked below the ephemeral range (32768-60999 here), where the source
+    ports of every outbound connection on the machine come from: a port
+    found free there can be taken as one before the server binds it."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", port))
+            if kind == socket.SOCK_STREAM:
+                # dnsmasq wants the UDP port too: check both.
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind(("127.0.0.1", port))
             return port
         except OSError:
             continue
@@ -581,13 +586,23 @@ class Mxfwd:
     def start(self, args=(), preexec_fn=None, env=None):
         """Start mxfwd serve; preexec_fn runs in the child before it (to
         set resource limits, say); env adds environment variables."""
-        self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
-                            log_path=os.path.join(self.dir, "mxfwd.log"), preexec_fn=preexec_fn,
-                            env=dict(os.environ, **env) if env else None)
-        wait_until(lambda: not self.proc.running() or self._ready(), what="mxfwd to start")
-        if not self.proc.running():
-            raise AssertionError(f"mxfwd exited with {self.proc.proc.returncode}:\n{self.log()}")
-        return self
+        for attempt in range(3):
+            self.proc = Process([MXFWD, "serve", "-c", self.conf, *args],
+                                log_path=os.path.join(self.dir, "mxfwd.log"),
+                                preexec_fn=preexec_fn,
+                                env=dict(os.environ, **env) if env else None)
+            wait_until(lambda: not self.proc.running() or self._ready(), what="mxfwd to start")
+            if self.proc.running():
+                return self
+            # Another process took the port after free_port() found it
+            # free: a new one, if the test let mxtest choose it.
+            taken = f"cannot listen on 127.0.0.1:{self.port}: address already in use"
+            if taken not in self.log() or self.settings.get("listen") != f"127.0.0.1:{self.port}":
+                break
+            self.port = free_port()
+            self.settings["listen"] = f"127.0.0.1:{self.port}"
+            self.write_config()
+        raise AssertionError(f"mxfwd exited with {self.proc.proc.returncode}:\n{self.log()}")
 
     def _ready(self):
         """The SMTP port accepts and, when the log comes here, mxfwd said
