@@ -21,8 +21,7 @@ typedef struct {
     dkim_result_t res;
     size_t field; /* index of its own field in the store */
     bool parsed;
-    EVP_MD_CTX *bh;  /* body hash in progress */
-    uint64_t hashed; /* canonical body bytes hashed (at most l=) */
+    int bh;          /* its body hash (d->bhs), -1 for none */
     bool body_ok;    /* set by dkim_end() */
     const char *body_why;
     key_state_t key_state;
@@ -33,6 +32,17 @@ typedef struct {
 typedef struct {
     size_t off, len, name_len;
 } field_t;
+
+/* One body hash: a signature's, or one asked for by dkim_body_hash_add(). */
+typedef struct {
+    EVP_MD_CTX *ctx; /* NULL once final, or when it could not start */
+    canon_t type;
+    uint64_t limit;  /* canonical octets hashed at most (l=) */
+    uint64_t hashed;
+    uint64_t body_len; /* canonical octets seen */
+    bool ok;           /* md is the hash */
+    unsigned char md[32];
+} bodyhash_t;
 
 typedef struct {
     dkim_t *d;
@@ -48,6 +58,7 @@ struct dkim {
     buf_t store;     /* the raw fields */
     field_t *fields;
     size_t nfields, fields_cap;
+    canon_field_t *view; /* the fields as pointers, once the body started */
     bool overflow; /* headers beyond header_max: none verifies */
     /* A line that is neither a field nor a continuation was met: what
      * follows is not a header field to a receiver's RFC 5322 parser, so
@@ -59,6 +70,8 @@ struct dkim {
     canon_sink_t sink[2];
     bool canon_used[2];
     uint64_t canon_len[2];
+    bodyhash_t *bhs;
+    size_t nbhs, bhs_cap;
 };
 
 const char *dkim_status_name(dkim_status_t s)
@@ -94,12 +107,14 @@ void dkim_free(dkim_t *d)
 {
     if (d == NULL)
         return;
-    for (size_t i = 0; i < d->nsigs; i++) {
-        EVP_MD_CTX_free(d->sigs[i]->bh);
+    for (size_t i = 0; i < d->nsigs; i++)
         free(d->sigs[i]);
-    }
+    for (size_t i = 0; i < d->nbhs; i++)
+        EVP_MD_CTX_free(d->bhs[i].ctx);
+    free(d->bhs);
     free(d->sigs);
     free(d->fields);
+    free(d->view);
     buf_free(&d->line);
     buf_free(&d->cur);
     buf_free(&d->store);
@@ -234,35 +249,82 @@ static void dkim_body_out(void *arg, const char *p, size_t n)
     dkim_t *d = sink->d;
 
     d->canon_len[sink->type] += n;
-    for (size_t i = 0; i < d->nsigs; i++) {
-        sigstate_t *s = d->sigs[i];
+    for (size_t i = 0; i < d->nbhs; i++) {
+        bodyhash_t *h = &d->bhs[i];
         uint64_t take = n;
 
-        if (s->bh == NULL || s->sig.bcanon != sink->type)
+        if (h->ctx == NULL || h->type != sink->type)
             continue;
-        if (s->sig.has_length && s->sig.length - s->hashed < take)
-            take = s->sig.length - s->hashed;
-        if (take > 0 && EVP_DigestUpdate(s->bh, p, (size_t)take) == 1)
-            s->hashed += take;
+        if (h->limit - h->hashed < take)
+            take = h->limit - h->hashed;
+        if (take > 0 && EVP_DigestUpdate(h->ctx, p, (size_t)take) == 1)
+            h->hashed += take;
     }
+}
+
+int dkim_body_hash_add(dkim_t *d, canon_t type, uint64_t limit)
+{
+    bodyhash_t *h;
+
+    if (d->state != IN_HEADERS)
+        return -1;
+    if (d->nbhs == d->bhs_cap)
+        d->bhs = xgrow(d->bhs, &d->bhs_cap, d->nbhs + 1, sizeof(*d->bhs));
+    h = &d->bhs[d->nbhs];
+    memset(h, 0, sizeof(*h));
+    h->type = type;
+    h->limit = limit;
+    h->ctx = EVP_MD_CTX_new();
+    if (h->ctx != NULL && EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(h->ctx);
+        h->ctx = NULL;
+    }
+    d->canon_used[type] = true;
+    return (int)d->nbhs++;
+}
+
+int dkim_body_hash_get(const dkim_t *d, int handle, unsigned char md[32], uint64_t *body_len)
+{
+    const bodyhash_t *h;
+
+    if (d->state != ENDED || handle < 0 || (size_t)handle >= d->nbhs)
+        return -1;
+    h = &d->bhs[handle];
+    *body_len = h->body_len;
+    if (!h->ok)
+        return -1;
+    memcpy(md, h->md, 32);
+    return 0;
+}
+
+const canon_field_t *dkim_fields(const dkim_t *d, size_t *n, bool *complete)
+{
+    *n = d->view != NULL ? d->nfields : 0;
+    *complete = !d->overflow;
+    return d->view;
 }
 
 static void dkim_start_body(dkim_t *d)
 {
-    d->state = IN_BODY;
+    const char *store = buf_used(&d->store) ? buf_ptr(&d->store) : "";
+
+    /* Nothing is added to the store from here on: pointers into it last. */
+    d->view = xcalloc(d->nfields ? d->nfields : 1, sizeof(*d->view));
+    for (size_t i = 0; i < d->nfields; i++) {
+        d->view[i].ptr = store + d->fields[i].off;
+        d->view[i].len = d->fields[i].len;
+    }
+    if (d->opt.on_headers_done)
+        d->opt.on_headers_done(d->opt.arg);
     for (size_t i = 0; i < d->nsigs; i++) {
         sigstate_t *s = d->sigs[i];
 
-        if (!s->parsed)
-            continue;
-        s->bh = EVP_MD_CTX_new();
-        if (s->bh == NULL || EVP_DigestInit_ex(s->bh, EVP_sha256(), NULL) != 1) {
-            EVP_MD_CTX_free(s->bh);
-            s->bh = NULL;
-            continue;
-        }
-        d->canon_used[s->sig.bcanon] = true;
+        s->bh = -1;
+        if (s->parsed)
+            s->bh = dkim_body_hash_add(d, s->sig.bcanon,
+                                       s->sig.has_length ? s->sig.length : UINT64_MAX);
     }
+    d->state = IN_BODY;
     for (int t = 0; t < 2; t++) {
         d->sink[t].d = d;
         d->sink[t].type = (canon_t)t;
@@ -361,27 +423,30 @@ void dkim_feed(dkim_t *d, const char *p, size_t n)
                 canon_body_update(&d->canon[t], p + used, n - used);
 }
 
-static void dkim_finish_body_hash(sigstate_t *s, uint64_t body_len)
+static void dkim_finish_body_hash(dkim_t *d, bodyhash_t *h)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
 
-    s->res.body_len = body_len;
-    if (s->bh == NULL) {
+    h->body_len = d->canon_len[h->type];
+    h->ok = h->ctx != NULL && EVP_DigestFinal_ex(h->ctx, h->md, &mdlen) == 1 &&
+            mdlen == sizeof(h->md);
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
+}
+
+static void dkim_check_body_hash(dkim_t *d, sigstate_t *s)
+{
+    const bodyhash_t *h = &d->bhs[s->bh];
+
+    s->res.body_len = h->body_len;
+    if (!h->ok)
         s->body_why = "cannot hash";
-        return;
-    }
-    if (EVP_DigestFinal_ex(s->bh, md, &mdlen) != 1 || mdlen != sizeof(s->sig.bh)) {
-        s->body_why = "cannot hash";
-    } else if (s->sig.has_length && s->sig.length > body_len) {
+    else if (s->sig.has_length && s->sig.length > h->body_len)
         s->body_why = "body shorter than l=";
-    } else if (CRYPTO_memcmp(md, s->sig.bh, sizeof(s->sig.bh)) != 0) {
+    else if (CRYPTO_memcmp(h->md, s->sig.bh, sizeof(s->sig.bh)) != 0)
         s->body_why = "body hash did not verify";
-    } else {
+    else
         s->body_ok = true;
-    }
-    EVP_MD_CTX_free(s->bh);
-    s->bh = NULL;
 }
 
 void dkim_end(dkim_t *d)
@@ -402,9 +467,11 @@ void dkim_end(dkim_t *d)
     for (int t = 0; t < 2; t++)
         if (d->canon_used[t])
             canon_body_final(&d->canon[t]);
+    for (size_t i = 0; i < d->nbhs; i++)
+        dkim_finish_body_hash(d, &d->bhs[i]);
     for (size_t i = 0; i < d->nsigs; i++)
         if (d->sigs[i]->parsed)
-            dkim_finish_body_hash(d->sigs[i], d->canon_len[d->sigs[i]->sig.bcanon]);
+            dkim_check_body_hash(d, d->sigs[i]);
     d->state = ENDED;
 }
 
@@ -464,32 +531,12 @@ static EVP_PKEY *dkim_load_key(sigstate_t *s, const char **why)
  * without its CRLF. */
 static int dkim_header_data(dkim_t *d, sigstate_t *s, buf_t *out)
 {
-    const char *store = buf_ptr(&d->store);
-    const field_t *own = &d->fields[s->field];
-    bool *used = xcalloc(d->nfields ? d->nfields : 1, sizeof(*used));
-    buf_t self;
-    int rc = 0;
+    const canon_field_t *own = &d->view[s->field];
+    int rc = canon_select(s->sig.hcanon, d->view, d->nfields, s->sig.hname, s->sig.nhnames, out);
 
-    for (size_t k = 0; k < s->sig.nhnames && rc == 0; k++) {
-        const char *name = s->sig.hname[k];
-
-        for (size_t f = d->nfields; f-- > 0;) {
-            if (used[f] || !str_eq_ci_n(store + d->fields[f].off, d->fields[f].name_len, name))
-                continue;
-            used[f] = true;
-            rc = canon_header(s->sig.hcanon, store + d->fields[f].off, d->fields[f].len, true, out);
-            break;
-        }
-    }
-    free(used);
-    buf_init(&self, own->len);
-    if (rc == 0 &&
-        (buf_append(&self, store + own->off, s->sig.b_raw_start) < 0 ||
-         buf_append(&self, store + own->off + s->sig.b_raw_end, own->len - s->sig.b_raw_end) < 0))
-        rc = BUF_EFULL;
     if (rc == 0)
-        rc = canon_header(s->sig.hcanon, buf_ptr(&self), buf_used(&self), false, out);
-    buf_free(&self);
+        rc = canon_header_blank(s->sig.hcanon, own->ptr, own->len, s->sig.b_raw_start,
+                                s->sig.b_raw_end, out);
     return rc;
 }
 

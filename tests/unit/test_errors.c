@@ -20,6 +20,7 @@
 #include "control.h"
 #include "dkimkey.h"
 #include "dkimsig.h"
+#include "dkimsign.h"
 #include "dmarc.h"
 #include "dns.h"
 #include "file.h"
@@ -75,6 +76,7 @@ static const errors_band_t errors_bands[] = {
      {PROTO_ESYNTAX, PROTO_EADDR, PROTO_EPARAM, PROTO_EVALUE, PROTO_ENULLRCPT}},
     {"dkimkey", DKIMKEY_EBASE, dkimkey_strerror, false,
      {DKIMKEY_EREAD, DKIMKEY_EFORMAT, DKIMKEY_ETYPE, DKIMKEY_ESIZE, DKIMKEY_ECRYPTO}},
+    {"dkimsign", DKIMSIGN_EBASE, dkimsign_strerror, false, {DKIMSIGN_EINVAL, DKIMSIGN_ECRYPTO}},
 };
 #define ERRORS_NBANDS (sizeof(errors_bands) / sizeof(errors_bands[0]))
 
