@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "addr.h"
+#include "arc.h"
 #include "auth.h"
 #include "buf.h"
 #include "client.h"
@@ -77,6 +78,8 @@ static const errors_band_t errors_bands[] = {
     {"dkimkey", DKIMKEY_EBASE, dkimkey_strerror, false,
      {DKIMKEY_EREAD, DKIMKEY_EFORMAT, DKIMKEY_ETYPE, DKIMKEY_ESIZE, DKIMKEY_ECRYPTO}},
     {"dkimsign", DKIMSIGN_EBASE, dkimsign_strerror, false, {DKIMSIGN_EINVAL, DKIMSIGN_ECRYPTO}},
+    {"arc", ARC_EBASE, arc_strerror, false,
+     {ARC_ESTRUCT, ARC_ECHAINFAILED, ARC_EFULL, ARC_EINVAL}},
 };
 #define ERRORS_NBANDS (sizeof(errors_bands) / sizeof(errors_bands[0]))
 
