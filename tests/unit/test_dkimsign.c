@@ -10,25 +10,12 @@
 
 #include "dkim.h"
 #include "dkimsign.h"
+#include "rfc8463.h"
 #include "signing.h"
 #include "xalloc.h"
 
 /* ---- the body hash ---- */
 
-static const char rfc8463_msg[] =
-    "From: Joe SixPack <joe@football.example.com>\r\n"
-    "To: Suzie Q <suzie@shopping.example.net>\r\n"
-    "Subject: Is dinner ready?\r\n"
-    "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
-    "Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
-    "\r\n"
-    "Hi.\r\n"
-    "\r\n"
-    "We lost the game.  Are you hungry yet?\r\n"
-    "\r\n"
-    "Joe.\r\n";
-/* bh= of both signatures of RFC 8463 Appendix A (relaxed body). */
-static const char rfc8463_bh[] = "2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=";
 /* SHA-256 of nothing: an empty body, relaxed (RFC 6376 errata 3192). */
 static const char empty_bh[] = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 
@@ -233,11 +220,12 @@ static void round_trip(const char *type)
     cr_assert_eq(verify(msg, &key, &why), DKIM_PASS, "%s", why);
     out = signing_ext(&dir, "py", "dkim", msg, len, keys, 1);
     cr_assert_str_eq(out, "pass\n", "python3-dkim: %s", out);
-    out = signing_ext(&dir, "pl", "dkim", msg, len, keys, 1);
-    if (ed) /* Mail::DKIM 1.20230212 knows no ed25519-sha256 */
-        cr_assert(strstr(out, "pass") != out, "Perl: %s", out);
-    else
+    /* Mail::DKIM 1.20230212 knows no ed25519-sha256 ("invalid (unsupported
+     * algorithm ed25519-sha256)"): RSA only there. */
+    if (!ed) {
+        out = signing_ext(&dir, "pl", "dkim", msg, len, keys, 1);
         cr_assert(strncmp(out, "pass", 4) == 0, "Perl: %s", out);
+    }
 
     /* The body or a signed field changed, a From added: fail, everywhere. */
     bad = xstrdup(msg);
