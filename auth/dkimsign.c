@@ -206,14 +206,29 @@ static const char *dkimsign_field_name(dkimsig_kind_t kind)
 }
 
 /* The names h= lists: each name of the list present in fields, once per
- * instance, and From once more than it occurs.  The count, or -1 when a
- * name may not be signed or there are too many. */
+ * instance, and From once more than it occurs (listed or not: RFC 6376
+ * 5.4 requires it).  The count, or -1 when a name may not be signed or
+ * there are too many. */
 static int dkimsign_hnames(const dkimsign_t *p, const canon_field_t *fields, size_t nfields,
                            const char **h)
 {
+    static const char *const from[] = {"From"};
     const char *const *names = p->names ? p->names : dkimsign_usual_names;
     size_t nnames = p->names ? p->nnames : DKIMSIGN_USUAL_NNAMES, nh = 0;
+    bool from_listed = false;
 
+    for (size_t k = 0; k < nnames; k++)
+        from_listed = from_listed || str_eq_ci(names[k], "From");
+    if (!from_listed) { /* From first, as the usual set has it */
+        dkimsign_t with_from = *p;
+        int n;
+
+        with_from.names = from;
+        with_from.nnames = 1;
+        if ((n = dkimsign_hnames(&with_from, fields, nfields, h)) < 0)
+            return -1;
+        nh = (size_t)n;
+    }
     for (size_t k = 0; k < nnames; k++) {
         size_t count = 0;
         bool seen = false;

@@ -70,8 +70,8 @@ typedef struct {
     unsigned instance;            /* AMS, seal: i=, 1 to 50 */
     dkim_cv_t cv;                 /* seal: cv= */
     /* DKIM, AMS: the names of the fields to sign (any case); those present
-     * are signed, each once per instance, From once more than it occurs.
-     * NULL: dkimsign_usual_names. */
+     * are signed, each once per instance, From (listed or not) once more
+     * than it occurs.  NULL: dkimsign_usual_names. */
     const char *const *names;
     size_t nnames;
 } dkimsign_t;

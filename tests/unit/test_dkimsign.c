@@ -303,6 +303,18 @@ Test(dkimsign, names_are_signed_once_per_instance_and_from_once_more)
     cr_assert_str_eq(sig.hname[4], "FROM");
     cr_assert_eq(verify(signed_msg, &key, &why), DKIM_PASS, "%s", why);
     free(signed_msg);
+    /* From is signed, and oversigned, even when the list forgets it. */
+    p.names = names;
+    p.nnames = 1;
+    signed_msg = sign(&p, msg, &len);
+    end = strstr(signed_msg, "\r\nFrom:");
+    cr_assert_eq(dkimsig_parse(signed_msg + 15, (size_t)(end - signed_msg) - 15, &sig, &why), 0);
+    cr_assert_eq(sig.nhnames, 4);
+    cr_assert_str_eq(sig.hname[0], "From");
+    cr_assert_str_eq(sig.hname[1], "From");
+    cr_assert_str_eq(sig.hname[2], "subject");
+    cr_assert_eq(verify(signed_msg, &key, &why), DKIM_PASS, "%s", why);
+    free(signed_msg);
     dkimkey_free(key.key);
     signing_dir_free(&dir);
 }
