@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arc.h"
 #include "default.h"
 #include "dkim.h"
 #include "str.h"
@@ -24,7 +25,7 @@ typedef struct {
     const char *why;
 } from_t;
 
-typedef enum { LOOKUP_KEY, LOOKUP_DMARC } lookup_kind_t;
+typedef enum { LOOKUP_KEY, LOOKUP_ARC_KEY, LOOKUP_DMARC } lookup_kind_t;
 
 typedef struct {
     auth_msg_t *m;
@@ -38,6 +39,7 @@ struct auth_msg {
     char *helo;
     char *sender;
     dkim_t *dkim;
+    arc_t *arc; /* the incoming chain, validated beside DKIM */
     authres_t result;
 
     unsigned pending; /* the SPF check and TXT lookups still out */
@@ -138,6 +140,7 @@ static void auth_msg_destroy(auth_msg_t *m)
     auth_ctx_t *ctx = m->ctx;
 
     dkim_free(m->dkim);
+    arc_free(m->arc);
     free(m->helo);
     free(m->sender);
     free(m);
@@ -255,6 +258,9 @@ static void auth_complete(auth_msg_t *m)
     r->ndkim = dkim_count(m->dkim) < AUTHRES_DKIM_MAX ? dkim_count(m->dkim) : AUTHRES_DKIM_MAX;
     for (size_t i = 0; i < r->ndkim; i++)
         r->dkim[i] = *dkim_result(m->dkim, i);
+    arc_finish(m->arc, m->dkim); /* a seal whose key never came: fail, temporary */
+    r->arc_done = true;
+    r->arc = *arc_result(m->arc);
     if (cfg->dmarc_action != AUTH_ACTION_OFF)
         auth_finish_dmarc(m);
     authres_decide(r, cfg->spf_action, cfg->dmarc_action);
@@ -345,6 +351,8 @@ static void auth_lookup_done(void *arg, txt_status_t status, const txt_record_t 
     if (!m->completed && !m->released) {
         if (lk->kind == LOOKUP_KEY) {
             dkim_set_key(m->dkim, lk->index, status, records, n);
+        } else if (lk->kind == LOOKUP_ARC_KEY) {
+            arc_set_key(m->arc, lk->index, status, records, n);
         } else {
             auth_dmarc_answer(m, lk->index, status, records, n);
         }
@@ -365,6 +373,18 @@ static void auth_on_signature(void *arg, size_t index)
         auth_start_lookup(m, LOOKUP_KEY, index, name);
 }
 
+/* The header section is over: the ARC chain's keys can be fetched. */
+static void auth_on_headers_done(void *arg)
+{
+    auth_msg_t *m = arg;
+    char name[DKIMSIG_SELECTOR_MAX + DKIMSIG_DOMAIN_MAX + 16];
+
+    arc_headers_done(m->arc, m->dkim);
+    for (size_t k = 0; k < arc_key_count(m->arc); k++)
+        if (arc_key_name(m->arc, k, name, sizeof(name)) == 0)
+            auth_start_lookup(m, LOOKUP_ARC_KEY, k, name);
+}
+
 static void auth_on_field(void *arg, const char *field, size_t len, size_t name_len)
 {
     auth_msg_t *m = arg;
@@ -373,6 +393,7 @@ static void auth_on_field(void *arg, const char *field, size_t len, size_t name_
     size_t n = 0;
     int rc;
 
+    arc_field(m->arc, field, len, name_len);
     if (!str_eq_ci_n(field, name_len, "From") || m->ctx->cfg.dmarc_action == AUTH_ACTION_OFF)
         return;
     m->nfrom_fields++;
@@ -426,7 +447,9 @@ int auth_msg_new(auth_ctx_t *ctx, const struct sockaddr *client, const char *hel
     o.now = ctx->cfg.now ? ctx->cfg.now(ctx->cfg.hook_arg) : time(NULL);
     o.on_signature = auth_on_signature;
     o.on_field = auth_on_field;
+    o.on_headers_done = auth_on_headers_done;
     o.arg = m;
+    m->arc = arc_new(o.now);
     m->dkim = dkim_new(&o);
     *out = m;
     return 0;

@@ -319,12 +319,33 @@ static void authres_dmarc_resinfo(ar_t *a, const dmarc_result_t *m)
     authres_prop(a, "header.from", m->domain, true);
 }
 
+/* arc=pass (i=2 d=example.net), the reason after a ';' when it failed
+ * (RFC 8617 7.2, RFC 8601 2.2). */
+static void authres_arc_resinfo(ar_t *a, const arc_result_t *c)
+{
+    char why[300] = "";
+    size_t n;
+
+    authres_method(a, "arc", arc_cv_name(c->cv));
+    if (c->instances > 0)
+        str_fmt(why, sizeof(why), "i=%u%s%s", c->instances, c->domain[0] ? " d=" : "", c->domain);
+    n = strlen(why);
+    if (c->reason != NULL)
+        str_fmt(why + n, sizeof(why) - n, "%s%s", n ? "; " : "", c->reason);
+    authres_comment(a, why);
+}
+
 int authres_header(const authres_t *r, const char *authserv_id, buf_t *out)
+{
+    return authres_write(r, authserv_id, "Authentication-Results: ", out);
+}
+
+int authres_write(const authres_t *r, const char *authserv_id, const char *prefix, buf_t *out)
 {
     ar_t a = {.out = out, .col = 0, .rc = 0};
     size_t before = buf_used(out);
 
-    authres_put(&a, "Authentication-Results: ", 24);
+    authres_put(&a, prefix, strlen(prefix));
     authres_put(&a, authserv_id, strlen(authserv_id));
     if (r->spf_done)
         authres_spf_resinfo(&a, &r->spf);
@@ -336,10 +357,12 @@ int authres_header(const authres_t *r, const char *authserv_id, buf_t *out)
         for (size_t i = 0; i < r->ndkim; i++)
             authres_dkim_resinfo(&a, &r->dkim[i]);
     }
+    if (r->arc_done)
+        authres_arc_resinfo(&a, &r->arc);
     if (r->dmarc_done)
         for (size_t i = 0; i < r->ndmarc; i++)
             authres_dmarc_resinfo(&a, &r->dmarc[i]);
-    if (!r->spf_done && !r->dkim_done && !r->dmarc_done)
+    if (!r->spf_done && !r->dkim_done && !r->arc_done && !r->dmarc_done)
         authres_put(&a, "; none", 6);
     authres_put(&a, "\r\n", 2);
     if (a.rc < 0)
@@ -349,7 +372,10 @@ int authres_header(const authres_t *r, const char *authserv_id, buf_t *out)
 
 int authres_log(const authres_t *r, char *dst, size_t size)
 {
-    return str_fmt(dst, size, "spf=%s dkim=%s dmarc=%s",
+    /* " arc=" only for messages that carried a chain: the line of any
+     * other message reads as it always has. */
+    return str_fmt(dst, size, "spf=%s dkim=%s dmarc=%s%s%s",
                    r->spf_done ? spf_status_name(r->spf.status) : "off", authres_dkim_summary(r),
-                   authres_dmarc_summary(r));
+                   authres_dmarc_summary(r), r->arc_done && r->arc.present ? " arc=" : "",
+                   r->arc_done && r->arc.present ? arc_cv_name(r->arc.cv) : "");
 }

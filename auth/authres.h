@@ -5,6 +5,9 @@
  * log fragment (authres_log), all three from the same struct so they can
  * never disagree.
  *
+ * ARC's outcome is recorded beside the others and reported, but no rule
+ * of the decision uses it yet.
+ *
  * The struct is plain data, filled by auth.c and readable by anyone;
  * everything here is a pure function of it and of the configured actions.
  * Texts are printable ASCII: domains went through syntax checks, reasons
@@ -27,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "arc.h"
 #include "buf.h"
 #include "dkim.h"
 #include "dmarc.h"
@@ -66,6 +70,8 @@ typedef struct {
     bool dkim_done; /* DKIM was evaluated (ndkim may still be 0) */
     size_t ndkim;
     dkim_result_t dkim[AUTHRES_DKIM_MAX];
+    bool arc_done;  /* an incoming ARC chain was looked for */
+    arc_result_t arc;
     bool dmarc_done;
     size_t ndmarc;  /* one per From domain; one permerror when From is unusable */
     dmarc_result_t dmarc[DMARC_FROM_MAX];
@@ -79,9 +85,15 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
 /* Append "Authentication-Results: AUTHSERV-ID; ...\r\n", folded at 78
  * columns where it can be.  0, or BUF_EFULL. */
 int authres_header(const authres_t *r, const char *authserv_id, buf_t *out);
+/* The same results after another prefix (authres_header()'s is
+ * "Authentication-Results: "; "" gives the value alone, what an ARC set's
+ * ARC-Authentication-Results carries, arc_seal()): prefix, the value,
+ * CRLF, folded counting the prefix's columns.  0, or BUF_EFULL. */
+int authres_write(const authres_t *r, const char *authserv_id, const char *prefix, buf_t *out);
 
 /* "spf=pass dkim=pass dmarc=pass" into dst[size] ("off" for a check that
- * did not run).  0, or -1 when truncated. */
+ * did not run), then " arc=pass" when the message carried an ARC chain.
+ * 0, or -1 when truncated. */
 int authres_log(const authres_t *r, char *dst, size_t size);
 
 /* The one word summing up the DKIM signatures: pass when any passed. */

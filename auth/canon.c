@@ -56,6 +56,66 @@ int canon_header(canon_t type, const char *field, size_t len, bool crlf, buf_t *
     return 0;
 }
 
+size_t canon_name_len(const char *field, size_t len)
+{
+    const char *colon = memchr(field, ':', len);
+    size_t n;
+
+    if (colon == NULL)
+        return 0;
+    n = (size_t)(colon - field);
+    while (n > 0 && canon_is_wsp(field[n - 1]))
+        n--;
+    return n;
+}
+
+int canon_select(canon_t type, const canon_field_t *fields, size_t nfields,
+                 const char *const *names, size_t nnames, buf_t *out)
+{
+    /* Where the search for each name stopped: the next instance of the
+     * same name is looked for above it (python3-dkim's lastindex, without
+     * a flag per field). */
+    size_t next[CANON_SELECT_MAX];
+    int rc = 0;
+
+    if (nnames > CANON_SELECT_MAX)
+        return -1;
+    for (size_t k = 0; k < nnames && rc == 0; k++) {
+        size_t f = nfields;
+
+        for (size_t j = k; j-- > 0;) {
+            if (str_eq_ci(names[j], names[k])) {
+                f = next[j];
+                break;
+            }
+        }
+        while (f > 0) {
+            f--;
+            if (str_eq_ci_n(fields[f].ptr, canon_name_len(fields[f].ptr, fields[f].len),
+                            names[k])) {
+                rc = canon_header(type, fields[f].ptr, fields[f].len, true, out);
+                break;
+            }
+        }
+        next[k] = f;
+    }
+    return rc;
+}
+
+int canon_header_blank(canon_t type, const char *field, size_t len, size_t b_start, size_t b_end,
+                       buf_t *out)
+{
+    buf_t self;
+    int rc = BUF_EFULL;
+
+    buf_init(&self, len);
+    if (buf_append(&self, field, b_start) == 0 &&
+        buf_append(&self, field + b_end, len - b_end) == 0)
+        rc = canon_header(type, buf_used(&self) ? buf_ptr(&self) : "", buf_used(&self), false, out);
+    buf_free(&self);
+    return rc;
+}
+
 void canon_body_init(canon_body_t *c, canon_t type, canon_out_fn out, void *arg)
 {
     memset(c, 0, sizeof(*c));

@@ -24,12 +24,41 @@
 
 typedef enum { CANON_SIMPLE, CANON_RELAXED } canon_t;
 
+/* One raw header field, "Name: value" with any folding, without its final
+ * CRLF; a header section is an array of them, top to bottom. */
+typedef struct {
+    const char *ptr;
+    size_t len;
+} canon_field_t;
+
+/* Names one selection may list (DKIM's h= with oversigning). */
+#define CANON_SELECT_MAX 64
+
 /*
  * Append the canonical form of one header field to out, followed by CRLF
  * when crlf is set (every field but the DKIM-Signature being verified,
  * RFC 6376 3.7).  0, or BUF_EFULL when out's cap was reached.
  */
 int canon_header(canon_t type, const char *field, size_t len, bool crlf, buf_t *out);
+
+/*
+ * The header fields a signature's list of names selects (RFC 6376 5.4.2):
+ * for each name in turn the bottom-most field of that name not selected
+ * yet, canonicalized with its CRLF; a name with no field left selects
+ * nothing (an oversigned name).  Names compare without regard to case.
+ * 0, BUF_EFULL, or -1 for more than CANON_SELECT_MAX names.
+ */
+int canon_select(canon_t type, const canon_field_t *fields, size_t nfields,
+                 const char *const *names, size_t nnames, buf_t *out);
+
+/* The length of a field's name: what comes before the colon, white space
+ * before it left out; 0 for a line without a colon. */
+size_t canon_name_len(const char *field, size_t len);
+
+/* A signature's own field with b='s value, the bytes [b_start, b_end),
+ * left out (RFC 6376 3.7), canonicalized without a CRLF.  0 or BUF_EFULL. */
+int canon_header_blank(canon_t type, const char *field, size_t len, size_t b_start, size_t b_end,
+                       buf_t *out);
 
 typedef void (*canon_out_fn)(void *arg, const char *p, size_t n);
 

@@ -1,21 +1,16 @@
 #include "dkim.h"
 
-#include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
+#include "dkimkey.h"
 #include "str.h"
 #include "tagval.h"
 #include "xalloc.h"
 
-/* RFC 8301 3.2: keys under 1024 bits are not valid; 16384 bits is the most
- * a signature buffer holds and far more than anyone publishes. */
-#define DKIM_RSA_MIN_BITS 1024
-#define DKIM_RSA_MAX_BITS 16384
 /* Fields kept, whatever their total size: a bound on the field index. */
 #define DKIM_FIELDS_MAX 1000
 
@@ -26,8 +21,7 @@ typedef struct {
     dkim_result_t res;
     size_t field; /* index of its own field in the store */
     bool parsed;
-    EVP_MD_CTX *bh;  /* body hash in progress */
-    uint64_t hashed; /* canonical body bytes hashed (at most l=) */
+    int bh;          /* its body hash (d->bhs), -1 for none */
     bool body_ok;    /* set by dkim_end() */
     const char *body_why;
     key_state_t key_state;
@@ -38,6 +32,17 @@ typedef struct {
 typedef struct {
     size_t off, len, name_len;
 } field_t;
+
+/* One body hash: a signature's, or one asked for by dkim_body_hash_add(). */
+typedef struct {
+    EVP_MD_CTX *ctx; /* NULL once final, or when it could not start */
+    canon_t type;
+    uint64_t limit;  /* canonical octets hashed at most (l=) */
+    uint64_t hashed;
+    uint64_t body_len; /* canonical octets seen */
+    bool ok;           /* md is the hash */
+    unsigned char md[32];
+} bodyhash_t;
 
 typedef struct {
     dkim_t *d;
@@ -53,6 +58,7 @@ struct dkim {
     buf_t store;     /* the raw fields */
     field_t *fields;
     size_t nfields, fields_cap;
+    canon_field_t *view; /* the fields as pointers, once the body started */
     bool overflow; /* headers beyond header_max: none verifies */
     /* A line that is neither a field nor a continuation was met: what
      * follows is not a header field to a receiver's RFC 5322 parser, so
@@ -64,6 +70,8 @@ struct dkim {
     canon_sink_t sink[2];
     bool canon_used[2];
     uint64_t canon_len[2];
+    bodyhash_t *bhs;
+    size_t nbhs, bhs_cap;
 };
 
 const char *dkim_status_name(dkim_status_t s)
@@ -99,12 +107,14 @@ void dkim_free(dkim_t *d)
 {
     if (d == NULL)
         return;
-    for (size_t i = 0; i < d->nsigs; i++) {
-        EVP_MD_CTX_free(d->sigs[i]->bh);
+    for (size_t i = 0; i < d->nsigs; i++)
         free(d->sigs[i]);
-    }
+    for (size_t i = 0; i < d->nbhs; i++)
+        EVP_MD_CTX_free(d->bhs[i].ctx);
+    free(d->bhs);
     free(d->sigs);
     free(d->fields);
+    free(d->view);
     buf_free(&d->line);
     buf_free(&d->cur);
     buf_free(&d->store);
@@ -239,35 +249,82 @@ static void dkim_body_out(void *arg, const char *p, size_t n)
     dkim_t *d = sink->d;
 
     d->canon_len[sink->type] += n;
-    for (size_t i = 0; i < d->nsigs; i++) {
-        sigstate_t *s = d->sigs[i];
+    for (size_t i = 0; i < d->nbhs; i++) {
+        bodyhash_t *h = &d->bhs[i];
         uint64_t take = n;
 
-        if (s->bh == NULL || s->sig.bcanon != sink->type)
+        if (h->ctx == NULL || h->type != sink->type)
             continue;
-        if (s->sig.has_length && s->sig.length - s->hashed < take)
-            take = s->sig.length - s->hashed;
-        if (take > 0 && EVP_DigestUpdate(s->bh, p, (size_t)take) == 1)
-            s->hashed += take;
+        if (h->limit - h->hashed < take)
+            take = h->limit - h->hashed;
+        if (take > 0 && EVP_DigestUpdate(h->ctx, p, (size_t)take) == 1)
+            h->hashed += take;
     }
+}
+
+int dkim_body_hash_add(dkim_t *d, canon_t type, uint64_t limit)
+{
+    bodyhash_t *h;
+
+    if (d->state != IN_HEADERS)
+        return -1;
+    if (d->nbhs == d->bhs_cap)
+        d->bhs = xgrow(d->bhs, &d->bhs_cap, d->nbhs + 1, sizeof(*d->bhs));
+    h = &d->bhs[d->nbhs];
+    memset(h, 0, sizeof(*h));
+    h->type = type;
+    h->limit = limit;
+    h->ctx = EVP_MD_CTX_new();
+    if (h->ctx != NULL && EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(h->ctx);
+        h->ctx = NULL;
+    }
+    d->canon_used[type] = true;
+    return (int)d->nbhs++;
+}
+
+int dkim_body_hash_get(const dkim_t *d, int handle, unsigned char md[32], uint64_t *body_len)
+{
+    const bodyhash_t *h;
+
+    if (d->state != ENDED || handle < 0 || (size_t)handle >= d->nbhs)
+        return -1;
+    h = &d->bhs[handle];
+    *body_len = h->body_len;
+    if (!h->ok)
+        return -1;
+    memcpy(md, h->md, 32);
+    return 0;
+}
+
+const canon_field_t *dkim_fields(const dkim_t *d, size_t *n, bool *complete)
+{
+    *n = d->view != NULL ? d->nfields : 0;
+    *complete = !d->overflow;
+    return d->view;
 }
 
 static void dkim_start_body(dkim_t *d)
 {
-    d->state = IN_BODY;
+    const char *store = buf_used(&d->store) ? buf_ptr(&d->store) : "";
+
+    /* Nothing is added to the store from here on: pointers into it last. */
+    d->view = xcalloc(d->nfields ? d->nfields : 1, sizeof(*d->view));
+    for (size_t i = 0; i < d->nfields; i++) {
+        d->view[i].ptr = store + d->fields[i].off;
+        d->view[i].len = d->fields[i].len;
+    }
+    if (d->opt.on_headers_done)
+        d->opt.on_headers_done(d->opt.arg);
     for (size_t i = 0; i < d->nsigs; i++) {
         sigstate_t *s = d->sigs[i];
 
-        if (!s->parsed)
-            continue;
-        s->bh = EVP_MD_CTX_new();
-        if (s->bh == NULL || EVP_DigestInit_ex(s->bh, EVP_sha256(), NULL) != 1) {
-            EVP_MD_CTX_free(s->bh);
-            s->bh = NULL;
-            continue;
-        }
-        d->canon_used[s->sig.bcanon] = true;
+        s->bh = -1;
+        if (s->parsed)
+            s->bh = dkim_body_hash_add(d, s->sig.bcanon,
+                                       s->sig.has_length ? s->sig.length : UINT64_MAX);
     }
+    d->state = IN_BODY;
     for (int t = 0; t < 2; t++) {
         d->sink[t].d = d;
         d->sink[t].type = (canon_t)t;
@@ -366,27 +423,30 @@ void dkim_feed(dkim_t *d, const char *p, size_t n)
                 canon_body_update(&d->canon[t], p + used, n - used);
 }
 
-static void dkim_finish_body_hash(sigstate_t *s, uint64_t body_len)
+static void dkim_finish_body_hash(dkim_t *d, bodyhash_t *h)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
 
-    s->res.body_len = body_len;
-    if (s->bh == NULL) {
+    h->body_len = d->canon_len[h->type];
+    h->ok = h->ctx != NULL && EVP_DigestFinal_ex(h->ctx, h->md, &mdlen) == 1 &&
+            mdlen == sizeof(h->md);
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
+}
+
+static void dkim_check_body_hash(dkim_t *d, sigstate_t *s)
+{
+    const bodyhash_t *h = &d->bhs[s->bh];
+
+    s->res.body_len = h->body_len;
+    if (!h->ok)
         s->body_why = "cannot hash";
-        return;
-    }
-    if (EVP_DigestFinal_ex(s->bh, md, &mdlen) != 1 || mdlen != sizeof(s->sig.bh)) {
-        s->body_why = "cannot hash";
-    } else if (s->sig.has_length && s->sig.length > body_len) {
+    else if (s->sig.has_length && s->sig.length > h->body_len)
         s->body_why = "body shorter than l=";
-    } else if (CRYPTO_memcmp(md, s->sig.bh, sizeof(s->sig.bh)) != 0) {
+    else if (CRYPTO_memcmp(h->md, s->sig.bh, sizeof(s->sig.bh)) != 0)
         s->body_why = "body hash did not verify";
-    } else {
+    else
         s->body_ok = true;
-    }
-    EVP_MD_CTX_free(s->bh);
-    s->bh = NULL;
 }
 
 void dkim_end(dkim_t *d)
@@ -407,9 +467,11 @@ void dkim_end(dkim_t *d)
     for (int t = 0; t < 2; t++)
         if (d->canon_used[t])
             canon_body_final(&d->canon[t]);
+    for (size_t i = 0; i < d->nbhs; i++)
+        dkim_finish_body_hash(d, &d->bhs[i]);
     for (size_t i = 0; i < d->nsigs; i++)
         if (d->sigs[i]->parsed)
-            dkim_finish_body_hash(d->sigs[i], d->canon_len[d->sigs[i]->sig.bcanon]);
+            dkim_check_body_hash(d, d->sigs[i]);
     d->state = ENDED;
 }
 
@@ -453,120 +515,15 @@ void dkim_set_key(dkim_t *d, size_t index, txt_status_t status, const txt_record
     }
 }
 
-/* One DER element at *p (tag, then a length in at most 2 octets): its
- * tag, and its contents in [*c, *c + *clen).  0, or -1 when malformed. */
-static int dkim_der_next(const unsigned char **p, const unsigned char *end, unsigned *tag,
-                         const unsigned char **c, size_t *clen)
-{
-    const unsigned char *q = *p;
-    size_t len;
-
-    if (end - q < 2)
-        return -1;
-    *tag = *q++;
-    len = *q++;
-    if (len == 0x81 || len == 0x82) {
-        size_t k = len - 0x80;
-
-        if ((size_t)(end - q) < k)
-            return -1;
-        len = k == 1 ? q[0] : (size_t)q[0] << 8 | q[1];
-        q += k;
-    } else if (len > 0x7f) {
-        return -1;
-    }
-    if ((size_t)(end - q) < len)
-        return -1;
-    *c = q;
-    *clen = len;
-    *p = q + len;
-    return 0;
-}
-
-/*
- * The RSAPublicKey inside a SubjectPublicKeyInfo for rsaEncryption, found
- * by hand: OpenSSL 3 decodes an SPKI through its provider decoders at some
- * 200 us a key, the inner PKCS#1 structure in 2 us.  Anything else (other
- * OIDs, odd encodings) is left to d2i_PUBKEY().
- */
-static bool dkim_spki_rsa(const unsigned char *der, size_t len, const unsigned char **inner,
-                          size_t *inner_len)
-{
-    static const unsigned char rsa_oid[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
-                                            0xf7, 0x0d, 0x01, 0x01, 0x01};
-    const unsigned char *p = der, *end = der + len, *c, *alg, *bits;
-    size_t clen, alg_len, bits_len;
-    unsigned tag;
-
-    if (dkim_der_next(&p, end, &tag, &c, &clen) < 0 || tag != 0x30)
-        return false;
-    p = c;
-    end = c + clen;
-    if (dkim_der_next(&p, end, &tag, &alg, &alg_len) < 0 || tag != 0x30 ||
-        alg_len < sizeof(rsa_oid) || memcmp(alg, rsa_oid, sizeof(rsa_oid)) != 0)
-        return false;
-    if (dkim_der_next(&p, end, &tag, &bits, &bits_len) < 0 || tag != 0x03 || bits_len < 2 ||
-        bits[0] != 0)
-        return false;
-    *inner = bits + 1;
-    *inner_len = bits_len - 1;
-    return true;
-}
-
 static EVP_PKEY *dkim_load_key(sigstate_t *s, const char **why)
 {
-    const dkimkey_t *k = &s->key;
-    EVP_PKEY *pk = NULL;
-    const unsigned char *q, *inner;
-    size_t inner_len;
+    bool ed = s->key.type == DKIM_KEY_ED25519;
 
-    if (k->type == DKIM_KEY_ED25519) {
-        if (s->sig.alg != DKIM_ED25519_SHA256) {
-            *why = "key type does not match a=";
-            return NULL;
-        }
-        if (k->p_len != 32) {
-            *why = "bad Ed25519 key";
-            return NULL;
-        }
-        pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, k->p, k->p_len);
-        if (pk == NULL)
-            *why = "bad Ed25519 key";
-        else
-            s->res.key_bits = 256;
-        return pk;
-    }
-    if (s->sig.alg != DKIM_RSA_SHA256) {
+    if (ed != (s->sig.alg == DKIM_ED25519_SHA256)) {
         *why = "key type does not match a=";
         return NULL;
     }
-    /* Publishers use SubjectPublicKeyInfo; a few publish the bare PKCS#1
-     * RSAPublicKey that RFC 6376's wording suggests.  Accept both. */
-    if (dkim_spki_rsa(k->p, k->p_len, &inner, &inner_len)) {
-        q = inner;
-        pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)inner_len);
-    }
-    if (pk == NULL) {
-        q = k->p;
-        pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)k->p_len);
-    }
-    if (pk == NULL) {
-        q = k->p;
-        pk = d2i_PUBKEY(NULL, &q, (long)k->p_len);
-    }
-    if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
-        *why = "bad RSA key";
-        EVP_PKEY_free(pk);
-        return NULL;
-    }
-    s->res.key_bits = (unsigned)EVP_PKEY_get_bits(pk);
-    if (s->res.key_bits < DKIM_RSA_MIN_BITS || s->res.key_bits > DKIM_RSA_MAX_BITS) {
-        *why =
-            s->res.key_bits < DKIM_RSA_MIN_BITS ? "RSA key under 1024 bits" : "RSA key too large";
-        EVP_PKEY_free(pk);
-        return NULL;
-    }
-    return pk;
+    return dkimkey_public(&s->key, &s->res.key_bits, why);
 }
 
 /* The data the signature covers (RFC 6376 3.7): the fields h= names, each
@@ -574,58 +531,13 @@ static EVP_PKEY *dkim_load_key(sigstate_t *s, const char **why)
  * without its CRLF. */
 static int dkim_header_data(dkim_t *d, sigstate_t *s, buf_t *out)
 {
-    const char *store = buf_ptr(&d->store);
-    const field_t *own = &d->fields[s->field];
-    bool *used = xcalloc(d->nfields ? d->nfields : 1, sizeof(*used));
-    buf_t self;
-    int rc = 0;
+    const canon_field_t *own = &d->view[s->field];
+    int rc = canon_select(s->sig.hcanon, d->view, d->nfields, s->sig.hname, s->sig.nhnames, out);
 
-    for (size_t k = 0; k < s->sig.nhnames && rc == 0; k++) {
-        const char *name = s->sig.hname[k];
-
-        for (size_t f = d->nfields; f-- > 0;) {
-            if (used[f] || !str_eq_ci_n(store + d->fields[f].off, d->fields[f].name_len, name))
-                continue;
-            used[f] = true;
-            rc = canon_header(s->sig.hcanon, store + d->fields[f].off, d->fields[f].len, true, out);
-            break;
-        }
-    }
-    free(used);
-    buf_init(&self, own->len);
-    if (rc == 0 &&
-        (buf_append(&self, store + own->off, s->sig.b_raw_start) < 0 ||
-         buf_append(&self, store + own->off + s->sig.b_raw_end, own->len - s->sig.b_raw_end) < 0))
-        rc = BUF_EFULL;
     if (rc == 0)
-        rc = canon_header(s->sig.hcanon, buf_ptr(&self), buf_used(&self), false, out);
-    buf_free(&self);
+        rc = canon_header_blank(s->sig.hcanon, own->ptr, own->len, s->sig.b_raw_start,
+                                s->sig.b_raw_end, out);
     return rc;
-}
-
-static bool dkim_verify_crypto(EVP_PKEY *pk, const sigstate_t *s, const unsigned char *hash)
-{
-    bool ok = false;
-
-    if (s->sig.alg == DKIM_ED25519_SHA256) {
-        /* RFC 8463: Ed25519 (pure, no prehash of its own) over the SHA-256
-         * of the header data. */
-        EVP_MD_CTX *m = EVP_MD_CTX_new();
-
-        ok = m != NULL && EVP_DigestVerifyInit(m, NULL, NULL, NULL, pk) == 1 &&
-             EVP_DigestVerify(m, s->sig.b, s->sig.b_len, hash, 32) == 1;
-        EVP_MD_CTX_free(m);
-    } else {
-        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
-
-        ok = c != NULL && EVP_PKEY_verify_init(c) == 1 &&
-             EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) == 1 &&
-             EVP_PKEY_verify(c, s->sig.b, s->sig.b_len, hash, 32) == 1;
-        EVP_PKEY_CTX_free(c);
-    }
-    ERR_clear_error(); /* failures leave entries in this thread's queue */
-    return ok;
 }
 
 static void dkim_verify_one(dkim_t *d, sigstate_t *s)
@@ -689,7 +601,7 @@ static void dkim_verify_one(dkim_t *d, sigstate_t *s)
         EVP_Digest(buf_ptr(&data), buf_used(&data), hash, NULL, EVP_sha256(), NULL) != 1) {
         r->status = DKIM_PERMERROR;
         r->reason = "header section too large";
-    } else if (dkim_verify_crypto(pk, s, hash)) {
+    } else if (dkimkey_verify(pk, s->sig.alg, s->sig.b, s->sig.b_len, hash)) {
         r->status = DKIM_PASS;
         r->reason = NULL;
     } else {

@@ -73,6 +73,9 @@ typedef struct {
     /* A header field is complete: raw bytes, folding included, without the
      * final CRLF; name_len is the name's length before the colon.  Optional. */
     void (*on_field)(void *arg, const char *field, size_t len, size_t name_len);
+    /* The header section is over, no body byte hashed yet: dkim_fields()
+     * has them all and dkim_body_hash_add() may ask for more.  Optional. */
+    void (*on_headers_done)(void *arg);
     void *arg;
 } dkim_options_t;
 
@@ -100,5 +103,22 @@ void dkim_finish(dkim_t *d);
 const dkim_result_t *dkim_result(const dkim_t *d, size_t index);
 
 const char *dkim_status_name(dkim_status_t s);
+
+/*
+ * For signatures of other kinds over the same message (ARC's, arc.h):
+ *
+ * The header fields kept, top to bottom, once the header section is over
+ * (NULL and 0 before); *complete is false when the section was larger than
+ * header_max and some are missing.  They live as long as d.
+ */
+const canon_field_t *dkim_fields(const dkim_t *d, size_t *n, bool *complete);
+/* One more body hash: SHA-256 of the body canonicalized as type, at most
+ * limit canonical octets (UINT64_MAX: all), computed as the body streams
+ * with the same canonicalization every signature shares.  Only before the
+ * body starts (from on_headers_done): a handle, or -1. */
+int dkim_body_hash_add(dkim_t *d, canon_t type, uint64_t limit);
+/* After dkim_end(): 0 with the hash and the canonical body length, or -1
+ * (no such handle, or hashing failed; *body_len is still set). */
+int dkim_body_hash_get(const dkim_t *d, int handle, unsigned char md[32], uint64_t *body_len);
 
 #endif

@@ -129,7 +129,7 @@ static bool dkimsig_next_elem(const char **p, const char *end, const char **elem
 static const char *dkimsig_parse_h(const tagval_tag_t *t, dkimsig_t *sig)
 {
     size_t n = 0;
-    bool from = false;
+    bool from = false, seal = false;
     const char *p = t->value, *end = t->value + t->value_len, *b, *e;
 
     sig->nhnames = 0;
@@ -144,9 +144,13 @@ static const char *dkimsig_parse_h(const tagval_tag_t *t, dkimsig_t *sig)
         memcpy(sig->hlist + n, b, (size_t)(e - b));
         sig->hname[sig->nhnames++] = sig->hlist + n;
         from = from || str_eq_ci_n(b, (size_t)(e - b), "from");
+        seal = seal || str_eq_ci_n(b, (size_t)(e - b), "arc-seal");
         n += (size_t)(e - b);
         sig->hlist[n++] = '\0';
     }
+    /* RFC 8617 4.1.2: seals change as the chain grows. */
+    if (seal && sig->kind == DKIMSIG_AMS)
+        return "ARC-Message-Signature signs ARC-Seal";
     return from ? NULL : "From is not signed";
 }
 
@@ -187,19 +191,59 @@ static const char *dkimsig_parse_i(const tagval_tag_t *t, dkimsig_t *sig)
     return NULL;
 }
 
-static const char *dkimsig_parse_sig(const char *value, size_t len, dkimsig_t *sig)
+/* i= of an ARC field: the instance, 1 to 999 (the chain's own limit of
+ * 50 is the chain's business, arc.c). */
+static const char *dkimsig_parse_instance(const tagval_list_t *l, dkimsig_t *sig)
 {
+    const tagval_tag_t *t = tagval_get(l, "i");
+    uint64_t v;
+
+    if (t == NULL)
+        return "missing i=";
+    if (!dkimsig_parse_digits(t, 3, &v) || v == 0)
+        return "bad i=";
+    sig->instance = (unsigned)v;
+    return NULL;
+}
+
+static const char *dkimsig_parse_cv(const tagval_list_t *l, dkimsig_t *sig)
+{
+    const tagval_tag_t *t = tagval_get(l, "cv");
+
+    if (t == NULL)
+        return "missing cv=";
+    if (tagval_is_ci(t, "none"))
+        sig->cv = DKIM_CV_NONE;
+    else if (tagval_is_ci(t, "pass"))
+        sig->cv = DKIM_CV_PASS;
+    else if (tagval_is_ci(t, "fail"))
+        sig->cv = DKIM_CV_FAIL;
+    else
+        return "bad cv=";
+    return NULL;
+}
+
+static const char *dkimsig_parse_sig(dkimsig_kind_t kind, const char *value, size_t len,
+                                     dkimsig_t *sig)
+{
+    const bool seal = kind == DKIMSIG_SEAL;
     tagval_list_t l;
     const tagval_tag_t *t;
     const char *why;
     long n;
 
     memset(sig, 0, sizeof(*sig));
+    sig->kind = kind;
     if (tagval_parse(value, len, false, &l) < 0)
         return "malformed signature";
 
-    if ((t = tagval_get(&l, "v")) == NULL || !tagval_is(t, "1"))
+    /* ARC's signatures have no v= and ignore one (RFC 8617 4.1.2). */
+    if (kind == DKIMSIG_DKIM && ((t = tagval_get(&l, "v")) == NULL || !tagval_is(t, "1")))
         return "missing or unknown v=";
+    if (kind != DKIMSIG_DKIM && (why = dkimsig_parse_instance(&l, sig)) != NULL)
+        return why;
+    if (seal && (why = dkimsig_parse_cv(&l, sig)) != NULL)
+        return why;
 
     if ((t = tagval_get(&l, "a")) == NULL)
         return "missing a=";
@@ -223,38 +267,47 @@ static const char *dkimsig_parse_sig(const char *value, size_t len, dkimsig_t *s
     if (tagval_copy_nows(t, sig->b_prefix, 9) < 0) /* only the first 8 are wanted */
         sig->b_prefix[8] = '\0';
 
-    if ((t = tagval_get(&l, "bh")) == NULL)
-        return "missing bh=";
-    if (dkimsig_b64_decode(t->value, t->value_len, sig->bh, sizeof(sig->bh)) != 32)
-        return "bad bh=";
-
-    if ((t = tagval_get(&l, "c")) != NULL && !dkimsig_parse_c(t, &sig->hcanon, &sig->bcanon))
-        return "unknown canonicalization";
+    /* The seal signs implicit fields, always relaxed: no bh=, c=, h=, l=,
+     * q= of its own (RFC 8617 4.1.3, 5.1.1); an h= makes it invalid. */
+    if (seal) {
+        sig->hcanon = CANON_RELAXED;
+        if (tagval_get(&l, "h") != NULL)
+            return "ARC-Seal has h=";
+    } else {
+        if ((t = tagval_get(&l, "bh")) == NULL)
+            return "missing bh=";
+        if (dkimsig_b64_decode(t->value, t->value_len, sig->bh, sizeof(sig->bh)) != 32)
+            return "bad bh=";
+        if ((t = tagval_get(&l, "c")) != NULL && !dkimsig_parse_c(t, &sig->hcanon, &sig->bcanon))
+            return "unknown canonicalization";
+    }
 
     if ((t = tagval_get(&l, "d")) == NULL)
         return "missing d=";
     if (addr_dns_name(t->value, t->value_len, sig->domain, sizeof(sig->domain)) < 0)
         return "bad d=";
 
-    if ((t = tagval_get(&l, "h")) == NULL)
-        return "missing h=";
-    if ((why = dkimsig_parse_h(t, sig)) != NULL)
-        return why;
+    if (!seal) {
+        if ((t = tagval_get(&l, "h")) == NULL)
+            return "missing h=";
+        if ((why = dkimsig_parse_h(t, sig)) != NULL)
+            return why;
+    }
 
-    if ((t = tagval_get(&l, "i")) != NULL) {
+    if (kind == DKIMSIG_DKIM && (t = tagval_get(&l, "i")) != NULL) {
         if ((why = dkimsig_parse_i(t, sig)) != NULL)
             return why;
     } else if (str_fmt(sig->auid, sizeof(sig->auid), "@%s", sig->domain) < 0) {
         return "bad d=";
     }
 
-    if ((t = tagval_get(&l, "l")) != NULL) {
+    if (!seal && (t = tagval_get(&l, "l")) != NULL) {
         if (!dkimsig_parse_digits(t, 76, &sig->length))
             return "bad l=";
         sig->has_length = true;
     }
 
-    if ((t = tagval_get(&l, "q")) != NULL && !dkimsig_list_has(t, "dns/txt"))
+    if (!seal && (t = tagval_get(&l, "q")) != NULL && !dkimsig_list_has(t, "dns/txt"))
         return "no supported query method in q=";
 
     if ((t = tagval_get(&l, "s")) == NULL)
@@ -279,7 +332,14 @@ static const char *dkimsig_parse_sig(const char *value, size_t len, dkimsig_t *s
 
 int dkimsig_parse(const char *value, size_t len, dkimsig_t *sig, const char **why)
 {
-    *why = dkimsig_parse_sig(value, len, sig);
+    *why = dkimsig_parse_sig(DKIMSIG_DKIM, value, len, sig);
+    return *why ? DKIMSIG_EINVAL : 0;
+}
+
+int dkimsig_parse_kind(dkimsig_kind_t kind, const char *value, size_t len, dkimsig_t *sig,
+                       const char **why)
+{
+    *why = dkimsig_parse_sig(kind, value, len, sig);
     return *why ? DKIMSIG_EINVAL : 0;
 }
 

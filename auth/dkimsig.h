@@ -23,7 +23,7 @@
 #define DKIMSIG_DOMAIN_MAX 254   /* d= and the i= domain, with the NUL */
 #define DKIMSIG_SELECTOR_MAX 128 /* s= */
 #define DKIMSIG_AUID_MAX 320     /* i= */
-#define DKIMSIG_HNAMES_MAX 64    /* names in h= (oversigning included) */
+#define DKIMSIG_HNAMES_MAX CANON_SELECT_MAX /* names in h= (oversigning included) */
 #define DKIMSIG_HLIST_MAX 2048   /* bytes of h= */
 #define DKIMSIG_B_MAX 2048       /* decoded signature: RSA up to 16384 bits */
 #define DKIMKEY_P_MAX 2600       /* decoded key: an RSA-16384 SubjectPublicKeyInfo */
@@ -33,14 +33,23 @@
 #define DKIMSIG_EINVAL (DKIMSIG_EBASE - 1) /* see the reason */
 
 typedef enum { DKIM_RSA_SHA256, DKIM_ED25519_SHA256 } dkim_alg_t;
+/* What carries a signature in DKIM's syntax: a DKIM-Signature, or ARC's
+ * ARC-Message-Signature and ARC-Seal (RFC 8617 4.1.2, 4.1.3). */
+typedef enum { DKIMSIG_DKIM, DKIMSIG_AMS, DKIMSIG_SEAL } dkimsig_kind_t;
+/* An ARC-Seal's cv= (RFC 8617 4.1.3); also the outcome of validating a
+ * chain (arc.h). */
+typedef enum { DKIM_CV_NONE, DKIM_CV_PASS, DKIM_CV_FAIL } dkim_cv_t;
 typedef enum { DKIM_KEY_RSA, DKIM_KEY_ED25519 } dkim_keytype_t;
 
 typedef struct {
+    dkimsig_kind_t kind;
+    unsigned instance; /* ARC: i= */
+    dkim_cv_t cv;      /* ARC-Seal: cv= */
     dkim_alg_t alg;
     canon_t hcanon, bcanon;
     char domain[DKIMSIG_DOMAIN_MAX];     /* d=, lowercased */
     char selector[DKIMSIG_SELECTOR_MAX]; /* s= */
-    char auid[DKIMSIG_AUID_MAX];         /* i=, or "@" d= when absent */
+    char auid[DKIMSIG_AUID_MAX];         /* i=, or "@" d= when absent (and for ARC) */
     /* h=: names, NUL-separated in hlist; hname[k] points into it. */
     char hlist[DKIMSIG_HLIST_MAX];
     const char *hname[DKIMSIG_HNAMES_MAX];
@@ -68,6 +77,12 @@ typedef struct {
 /* Parse the value of a DKIM-Signature field (what follows the colon, folding
  * included).  0, or DKIMSIG_EINVAL with *why set. */
 int dkimsig_parse(const char *value, size_t len, dkimsig_t *sig, const char **why);
+
+/* The same for ARC's signatures: kind DKIMSIG_AMS (i= the instance, h= must
+ * not list ARC-Seal, v= ignored) or DKIMSIG_SEAL (i=, cv=, no h=, bh=, c=:
+ * relaxed header canonicalization), or DKIMSIG_DKIM as dkimsig_parse(). */
+int dkimsig_parse_kind(dkimsig_kind_t kind, const char *value, size_t len, dkimsig_t *sig,
+                       const char **why);
 
 /* Parse one TXT record of a key.  0 (a revoked key parses, with p_len 0),
  * or DKIMSIG_EINVAL with *why set. */

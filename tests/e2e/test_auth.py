@@ -162,10 +162,11 @@ def bounce_is_checked_against_the_helo_name():
 
 
 @test
-def checks_off_leave_only_dkim():
+def checks_off_leave_only_dkim_and_arc():
     m, _ = server(config={"spf_action": "off", "dmarc_action": "off"})
     msg = queued(m, send(m, "a@fail.test", message("a@fail.test")))
-    assert auth_results(msg) == "Authentication-Results: mx.fwd.test; dkim=none (message not signed)"
+    assert auth_results(msg) == ("Authentication-Results: mx.fwd.test; "
+                                 "dkim=none (message not signed); arc=none")
     assert log_line(m, msg) == "spf=off dkim=none dmarc=off"
 
 

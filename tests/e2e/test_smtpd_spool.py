@@ -77,6 +77,7 @@ def message_on_disk_is_the_clients_bytes_plus_received():
         r"Authentication-Results: mx\.fwd\.test;\r\n"
         r"\tspf=none \(no SPF record\) smtp\.mailfrom=origin\.test;\r\n"
         r"\tdkim=none \(message not signed\);\r\n"
+        r"\tarc=none;\r\n"
         r"\tdmarc=none \(.*\) header\.from=origin\.test\r\n"
         r"Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n"
         rf"\tby mx\.fwd\.test \(mxfwd\) with ESMTP id {msg.id}\r\n"

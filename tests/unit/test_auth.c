@@ -9,9 +9,12 @@
 #include <string.h>
 #include <uv.h>
 
+#include "arc.h"
 #include "auth.h"
 #include "authres.h"
+#include "dkimsign.h"
 #include "dnsmasq.h"
+#include "signing.h"
 #include "xalloc.h"
 
 /* ---- the decision, the header and the log from hand-made results ---- */
@@ -472,7 +475,93 @@ Test(auth, spf_fail_is_forgiven_when_dmarc_passes_through_aligned_dkim)
               "%s", o.header);
     cr_assert(strstr(o.header, "dmarc=pass (p=reject dis=none) header.from=football.example.com"),
               "%s", o.header);
+    cr_assert(strstr(o.header, ";\r\n\tarc=none;\r\n\tdmarc="), "no chain: %s", o.header);
     rig_close(&r);
+}
+
+/* msg with an ARC set of sealer.test on top (i=1, cv=none), sealed by
+ * mxfwd's own sealer. */
+static char *arc_sealed(const signing_key_t *key, const char *msg)
+{
+    canon_field_t f[SIGNING_FIELDS_MAX];
+    size_t body, n = signing_fields(msg, strlen(msg), f, &body);
+    dkimsign_t signer = {.key = key->key, .domain = "sealer.test", .selector = "arc",
+                         .time = (uint64_t)time(NULL)};
+    static const char aar[] = "sealer.test; spf=pass smtp.mailfrom=football.example.com";
+    unsigned char bh[32];
+    dkimsign_body_t b;
+    buf_t out;
+    char *sealed;
+
+    cr_assert_eq(dkimsign_body_init(&b), 0);
+    dkimsign_body_feed(&b, msg, strlen(msg));
+    cr_assert_eq(dkimsign_body_final(&b, bh), 0);
+    buf_init(&out, 65536);
+    cr_assert_eq(arc_seal(&signer, f, n, bh, aar, sizeof(aar) - 1, DKIM_CV_NONE, 0, &out), 0);
+    sealed = xmalloc(buf_used(&out) + strlen(msg) + 1);
+    memcpy(sealed, buf_ptr(&out), buf_used(&out));
+    strcpy(sealed + buf_used(&out), msg);
+    buf_free(&out);
+    return sealed;
+}
+
+Test(auth, an_arc_chain_is_validated_beside_dkim_and_reported)
+{
+    signing_dir_t dir;
+    signing_key_t key;
+    char *sealed;
+    rig_t r;
+    outcome_t o;
+
+    signing_dir_init(&dir);
+    signing_key(&dir, "ed25519", "arc", "sealer.test", &key);
+    sealed = arc_sealed(&key, rfc8463_msg);
+    {
+        answer_t answers[] = {
+            {KEY_NAME, TXT_OK, {ED_KEY}},
+            {DMARC_NAME, TXT_OK, {"v=DMARC1; p=reject"}},
+            {"arc._domainkey.sealer.test", TXT_OK, {key.record}},
+        };
+
+        rig_init(&r, answers, 3, AUTH_ACTION_REJECT, AUTH_ACTION_REJECT, 10000);
+        o = run(&r, "192.0.2.10", "joe@football.example.com", sealed, 1);
+        cr_assert(o.res.arc_done && o.res.arc.present);
+        cr_assert_eq(o.res.arc.cv, DKIM_CV_PASS, "%s", o.res.arc.reason);
+        cr_assert_eq(o.res.arc.instances, 1);
+        cr_assert_str_eq(o.res.arc.domain, "sealer.test");
+        cr_assert_str_eq(o.log, "spf=pass dkim=pass dmarc=pass arc=pass");
+        cr_assert(strstr(o.header, ";\r\n\tarc=pass (i=1 d=sealer.test);\r\n\tdmarc=pass"),
+                  "%s", o.header);
+        cr_assert(asked(&r.txt, "arc._domainkey.sealer.test"));
+
+        /* Tampered: the chain fails, the verdict does not change. */
+        strstr(sealed, "hungry")[0] = 'H';
+        o = run(&r, "192.0.2.10", "joe@football.example.com", sealed, 7);
+        cr_assert_eq(o.res.arc.cv, DKIM_CV_FAIL);
+        cr_assert_str_eq(o.log, "spf=pass dkim=fail dmarc=pass arc=fail");
+        cr_assert(strstr(o.header, "\tarc=fail\r\n\t  (i=1 d=sealer.test; ARC-Message-Signature "
+                                   "body hash did not verify);"),
+                  "%s", o.header);
+        strstr(sealed, "Hungry")[0] = 'h';
+        rig_close(&r);
+    }
+    {
+        answer_t answers[] = {
+            {KEY_NAME, TXT_OK, {ED_KEY}},
+            {"arc._domainkey.sealer.test", TXT_TEMPFAIL, {NULL}},
+        };
+
+        rig_init(&r, answers, 2, AUTH_ACTION_TAG, AUTH_ACTION_TAG, 10000);
+        o = run(&r, "192.0.2.10", "joe@football.example.com", sealed, 4096);
+        cr_assert_eq(o.res.arc.cv, DKIM_CV_FAIL);
+        cr_assert(o.res.arc.temporary);
+        cr_assert_str_eq(o.res.arc.reason, "key lookup failed");
+        cr_assert_eq(o.res.decision.verdict, AUTHRES_ACCEPT);
+        rig_close(&r);
+    }
+    free(sealed);
+    dkimkey_free(key.key);
+    signing_dir_free(&dir);
 }
 
 Test(auth, dmarc_reject_and_spf_reject)

@@ -13,12 +13,15 @@
 #include <uv.h>
 
 #include "addr.h"
+#include "arc.h"
 #include "auth.h"
 #include "buf.h"
 #include "client.h"
 #include "client_proto.h"
 #include "control.h"
+#include "dkimkey.h"
 #include "dkimsig.h"
+#include "dkimsign.h"
 #include "dmarc.h"
 #include "dns.h"
 #include "file.h"
@@ -73,6 +76,11 @@ static const errors_band_t errors_bands[] = {
     {"client_proto", CLIENT_REPLY_EBASE, NULL, false, {CLIENT_REPLY_EBAD, CLIENT_REPLY_ELONG}},
     {"proto", PROTO_EBASE, proto_strerror, false,
      {PROTO_ESYNTAX, PROTO_EADDR, PROTO_EPARAM, PROTO_EVALUE, PROTO_ENULLRCPT}},
+    {"dkimkey", DKIMKEY_EBASE, dkimkey_strerror, false,
+     {DKIMKEY_EREAD, DKIMKEY_EFORMAT, DKIMKEY_ETYPE, DKIMKEY_ESIZE, DKIMKEY_ECRYPTO}},
+    {"dkimsign", DKIMSIGN_EBASE, dkimsign_strerror, false, {DKIMSIGN_EINVAL, DKIMSIGN_ECRYPTO}},
+    {"arc", ARC_EBASE, arc_strerror, false,
+     {ARC_ESTRUCT, ARC_ECHAINFAILED, ARC_EFULL, ARC_EINVAL}},
 };
 #define ERRORS_NBANDS (sizeof(errors_bands) / sizeof(errors_bands[0]))
 
