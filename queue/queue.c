@@ -383,9 +383,11 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
         .prepend = m->prepend,
         .prepend_len = m->prepend_len,
         .path = m->path,
-        .offset = m->body_offset,
-        .length = m->body_length,
-        .body = m->body,
+        /* A rewritten header section is in prepend; the message's own is
+         * skipped (docs/spool.md, File format). */
+        .offset = m->body_offset + m->body_skip,
+        .length = m->body_length - m->body_skip,
+        .body = m->body != NULL ? m->body + m->body_skip : NULL,
         .size = spool_msg_size(m),
         .body_8bitmime = (m->flags & SPOOL_F_8BITMIME) != 0,
         .smtputf8 = (m->flags & SPOOL_F_SMTPUTF8) != 0,

@@ -225,6 +225,10 @@ typedef struct spool_msg {
     char *path;          /* absolute path of the file */
     uint64_t body_offset;
     uint64_t body_length;
+    /* The first body_skip of those bytes are stored but not sent: the
+     * message's own header section, replaced by the one at the end of
+     * prepend.  Delivery sends prepend, then the rest of the body. */
+    uint64_t body_skip;
     /* The same body_length bytes in memory, or NULL: a message small
      * enough to be still whole in its writer's buffer at commit keeps a
      * copy, so that its first delivery need not read the file (the file
@@ -252,7 +256,7 @@ void spool_msg_free(spool_msg_t *msg);
 void spool_msg_relocate(spool_t *s, spool_msg_t *msg);
 /* Free msg->body, if any (the file still has the bytes). */
 void spool_msg_drop_body(spool_msg_t *msg);
-/* prepend_len + body_length: the size delivered and listed. */
+/* prepend_len + body_length - body_skip: the size delivered and listed. */
 uint64_t spool_msg_size(const spool_msg_t *msg);
 /* Whether every recipient is final (the message may be removed). */
 bool spool_msg_done(const spool_msg_t *msg);
@@ -273,6 +277,9 @@ typedef struct {
     unsigned flags;            /* SPOOL_F_* */
     const char *prepend;       /* Received:, Authentication-Results:, ... */
     size_t prepend_len;
+    /* Bytes at the start of the message not sent: its own header section,
+     * when prepend carries a rewritten one (docs/spool.md); 0: none. */
+    uint64_t body_skip;
     const spool_env_rcpt_t *rcpts;
     size_t nrcpts;             /* at least one */
 } spool_envelope_t;

@@ -171,6 +171,12 @@ int spool_record_encode_trailer(buf_t *b, const char *id, int64_t arrival_us,
     spool_record_put_u64(b, 4);
     spool_record_put_u32(b, env->flags);
     spool_record_put_rec(b, SPOOL__REC_PREPEND, env->prepend, env->prepend_len);
+    if (env->body_skip > 0) {
+        /* Only when there is one: older spools never have it. */
+        spool_record_put_u8(b, SPOOL__REC_SKIP);
+        spool_record_put_u64(b, 8);
+        spool_record_put_u64(b, env->body_skip);
+    }
     buf_init(&r, SIZE_MAX);
     for (size_t i = 0; i < env->nrcpts; i++) {
         buf_reset(&r);
@@ -320,6 +326,7 @@ spool_msg_t *spool_record_msg_new(char *path, const char *id, int64_t arrival_us
     m->prepend = xmemdup(env->prepend_len ? env->prepend : "", env->prepend_len);
     m->prepend_len = env->prepend_len;
     m->body_length = body_len;
+    m->body_skip = env->body_skip;
     m->rcpts = xcalloc(env->nrcpts, sizeof(*m->rcpts));
     m->nrcpts = env->nrcpts;
     for (size_t i = 0; i < env->nrcpts; i++)
@@ -357,7 +364,7 @@ void spool_msg_drop_body(spool_msg_t *m)
 
 uint64_t spool_msg_size(const spool_msg_t *m)
 {
-    return m->prepend_len + m->body_length;
+    return m->prepend_len + m->body_length - m->body_skip;
 }
 
 bool spool_msg_done(const spool_msg_t *m)
@@ -488,6 +495,11 @@ static bool spool_record_envelope(spool_msg_t *m, size_t *cap, int type, const u
         m->prepend = xmemdup(n ? (const char *)p : "", n);
         m->prepend_len = n;
         return true;
+    case SPOOL__REC_SKIP:
+        if (n != 8)
+            return false;
+        m->body_skip = spool_record_be(p, 8);
+        return true;
     case SPOOL__REC_RCPT:
         return spool_record_add_rcpt(m, cap, p, n);
     default:
@@ -597,6 +609,8 @@ int spool_record_parse_trailer(spool_msg_t *m, const unsigned char *t, size_t n,
     }
     if (!end)
         return SPOOL_EPARTIAL;
+    if (m->body_skip > m->body_length)
+        return SPOOL_ECORRUPT;
     if (m->client == NULL)
         m->client = xstrdup("");
     if (m->helo == NULL)

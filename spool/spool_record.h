@@ -64,6 +64,7 @@ enum {
     SPOOL__REC_SRS = 'W',
     SPOOL__REC_FLAGS = 'F',
     SPOOL__REC_PREPEND = 'P',
+    SPOOL__REC_SKIP = 'K',
     SPOOL__REC_RCPT = 'R',
     SPOOL__REC_END = 'E',
     SPOOL__REC_UPDATE = 'U',

@@ -239,7 +239,7 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
                      : NULL;
 
     buf_init(&trailer, SIZE_MAX);
-    if (err == 0 && cb == NULL)
+    if (err == 0 && (cb == NULL || env->body_skip > w->size))
         err = SPOOL_EINVAL;
     if (err == 0)
         err = spool_record_encode_trailer(&trailer, w->id, arrival, env);

@@ -21,6 +21,8 @@
 
 #include "spool.h"
 #include "spool_fixture.h"
+#include "str.h"
+#include "testdir.h"
 
 TestSuite(spool, .init = setup, .fini = teardown, .timeout = 30);
 
@@ -551,4 +553,51 @@ Test(spool, torn_state_record_from_a_crash_is_cut_off)
     assert_rcpt(&sr.msgs[0]->rcpts[1], SPOOL_RCPT_SENT, 1, 0, "250 ok", "", true);
     scan_free(&sr);
     close_spool(s);
+}
+
+/* A rewritten header section rides in prepend; the message's own is kept
+ * on disk but skipped: both commit paths, and after a restart. */
+Test(spool, a_skipped_header_section_is_kept_and_skipped_after_a_restart)
+{
+    static const char text[] = "From: a@origin.test\r\nSubject: x\r\n\r\nbody\r\n";
+    const uint64_t skip = strlen("From: a@origin.test\r\nSubject: x\r\n");
+
+    for (int journal = 0; journal < 2; journal++) {
+        spool_envelope_t env = envelope(1);
+        spool_t *s = journal ? open_journal_spool(NULL) : open_spool();
+        scan_result_t r = {0};
+        commit_result_t c;
+        char id[SPOOL_ID_SIZE];
+
+        env.body_skip = skip;
+        c = commit_text(s, text, strlen(text), 7, &env);
+        cr_assert_eq(c.status, 0);
+        cr_assert_eq(c.msg->body_skip, skip);
+        cr_assert_eq(c.msg->body_length, strlen(text), "the whole message is stored");
+        cr_assert_eq(spool_msg_size(c.msg), env.prepend_len + strlen(text) - skip);
+        str_lcpy(id, c.msg->id, sizeof(id));
+        spool_msg_free(c.msg);
+        close_spool(s);
+        s = journal ? restart_journal(&r) : restart(&r);
+        cr_assert_eq(r.nmsgs, 1);
+        cr_assert_str_eq(r.msgs[0]->id, id);
+        cr_assert_eq(r.msgs[0]->body_skip, skip);
+        scan_free(&r);
+        close_spool(s);
+        test_dir_remove(sdir);
+    }
+    /* More to skip than there is: refused at commit. */
+    {
+        spool_envelope_t env = envelope(1);
+        spool_t *s = open_spool();
+        spool_writer_t *w;
+        commit_result_t c = {0};
+
+        env.body_skip = strlen(text) + 1;
+        cr_assert_eq(spool_writer_open(s, &w), 0);
+        cr_assert_eq(spool_writer_write(w, text, strlen(text)), 0);
+        cr_assert_eq(spool_writer_commit(w, &env, on_commit, &c), SPOOL_EINVAL);
+        cr_assert_eq(c.called, 0);
+        close_spool(s);
+    }
 }
