@@ -159,17 +159,21 @@ static void queue_result_record_bounces(queue__msg_t *qm, queue__rstate_t from)
  * on the loop thread, like the spool's own writes. */
 static char *queue_result_dsn_headers(const spool_msg_t *m, size_t *len)
 {
-    size_t want = m->body_length < DSN_HEADERS_MAX ? (size_t)m->body_length : DSN_HEADERS_MAX;
+    /* As sent: a rewritten header section ends the prepended headers and
+     * the message's own is skipped (docs/spool.md). */
+    uint64_t sent = m->body_length - m->body_skip;
+    size_t want = sent < DSN_HEADERS_MAX ? (size_t)sent : DSN_HEADERS_MAX;
     char *h = xmalloc(m->prepend_len + want + 1);
     ssize_t got = 0;
     int fd;
 
     memcpy(h, m->prepend, m->prepend_len);
     if (m->body != NULL) {
-        memcpy(h + m->prepend_len, m->body, want);
+        memcpy(h + m->prepend_len, m->body + m->body_skip, want);
         got = (ssize_t)want;
     } else if ((fd = open(m->path, O_RDONLY | O_CLOEXEC)) >= 0) {
-        while ((got = pread(fd, h + m->prepend_len, want, (off_t)m->body_offset)) < 0 &&
+        while ((got = pread(fd, h + m->prepend_len, want,
+                            (off_t)(m->body_offset + m->body_skip))) < 0 &&
                errno == EINTR)
             ;
         close(fd);
