@@ -90,3 +90,27 @@ void options_auth(const config_t *cfg, auth_config_t *ac)
         .dmarc_action = options_action(cfg->dmarc_action),
     };
 }
+
+int options_signer(const config_t *cfg, sign_ctx_t **out, char *why, size_t why_size)
+{
+    static const sign_rewrite_t rewrite[] = {
+        [CONFIG_REWRITE_DMARC] = SIGN_REWRITE_DMARC,
+        [CONFIG_REWRITE_OFF] = SIGN_REWRITE_OFF,
+        [CONFIG_REWRITE_ALWAYS] = SIGN_REWRITE_ALWAYS,
+    };
+    sign_config_t sc = {
+        .key_path = cfg->signing_key,
+        .selector = cfg->signing_selector,
+        .domain = cfg->signing_domain,
+        .dkim = cfg->dkim_sign,
+        .arc = cfg->arc_seal,
+        .rewrite = rewrite[cfg->from_rewrite],
+        .rewrite_address = cfg->from_rewrite_address,
+        .authserv_id = cfg->hostname,
+    };
+
+    *out = NULL;
+    if (cfg->signing_key == NULL)
+        return 0;
+    return sign_ctx_new(&sc, out, why, why_size);
+}

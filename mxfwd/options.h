@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "client.h"
 #include "config.h"
+#include "sign.h"
 #include "smtpd.h"
 
 /* Storage behind a client_options_t. */
@@ -31,6 +32,11 @@ void options_client_free(options_client_t *storage);
 /* The inbound server's values from cfg; the borrowed services (stats,
  * resolver, auth) are left NULL for the caller. */
 void options_smtpd(const config_t *cfg, smtpd_options_t *opts);
+
+/* The signer of forwarded mail from cfg (signing_key and the keys beside
+ * it): 0 and *out (NULL when no signing_key is set), or an error with the
+ * reason in why. */
+int options_signer(const config_t *cfg, sign_ctx_t **out, char *why, size_t why_size);
 
 /* The sender checks' values from cfg (hostname, spf_action,
  * dmarc_action); the loop, resolver and TXT lookups are the caller's. */

@@ -8,6 +8,7 @@
 
 #include "default.h"
 #include "log.h"
+#include "options.h"
 #include "srs_secrets.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -16,7 +17,13 @@
 #define RELOAD_SETTLE_MS 300
 
 /* What gets loaded; the certificate and key go together. */
-typedef enum { RELOAD_TABLE, RELOAD_SECRETS, RELOAD_TLS, RELOAD_NKINDS } reload_kind_t;
+typedef enum {
+    RELOAD_TABLE,
+    RELOAD_SECRETS,
+    RELOAD_TLS,
+    RELOAD_SIGNING,
+    RELOAD_NKINDS
+} reload_kind_t;
 
 typedef struct {
     const char *path; /* the config's */
@@ -40,7 +47,7 @@ struct reload {
     bool hup_pending; /* SIGHUP while busy */
     bool stopping;
 
-    reload_watch_t watch[4];
+    reload_watch_t watch[5];
     size_t nwatch;
 
     /* The job: kinds to load whatever their status (SIGHUP), and what the
@@ -51,6 +58,7 @@ struct reload {
     table_t *table;
     srs_t *srs;
     SSL_CTX *tls;
+    sign_ctx_t *signer;
 };
 
 static void reload_log_error(void *ctx, const char *message)
@@ -112,6 +120,12 @@ static void reload_load(reload_t *r, reload_kind_t kind)
             r->failed |= 1u << kind;
         }
         break;
+    case RELOAD_SIGNING:
+        if (options_signer(cfg, &r->signer, err, sizeof(err)) != 0) {
+            log_error("%s: %s", cfg->signing_key, err);
+            r->failed |= 1u << kind;
+        }
+        break;
     case RELOAD_NKINDS:
         break;
     }
@@ -147,6 +161,26 @@ static void reload_work(uv_work_t *req)
             reload_load(r, (reload_kind_t)k);
 }
 
+/* Whether the configuration has files of kind k at all. */
+static bool reload_kind_on(const reload_t *r, int k)
+{
+    return (k != RELOAD_TLS || r->cfg->tls_cert != NULL) &&
+           (k != RELOAD_SIGNING || r->cfg->signing_key != NULL);
+}
+
+/* Drop what a job loaded and nobody took. */
+static void reload_drop(reload_t *r)
+{
+    table_unref(r->table);
+    srs_free(r->srs);
+    SSL_CTX_free(r->tls);
+    sign_ctx_unref(r->signer);
+    r->table = NULL;
+    r->srs = NULL;
+    r->tls = NULL;
+    r->signer = NULL;
+}
+
 /* ---- the loop side ------------------------------------------------------------- */
 
 /* Put what a job loaded in place, and log it. */
@@ -154,8 +188,10 @@ static void reload_apply(reload_t *r)
 {
     const config_t *cfg = r->cfg;
     static const char *const what[RELOAD_NKINDS] = {"forward table stays", "SRS secrets stay",
-                                                    "TLS certificate stays"};
-    const char *paths[RELOAD_NKINDS] = {cfg->forward_table, cfg->srs_secrets, cfg->tls_cert};
+                                                    "TLS certificate stays", "signing key stays"};
+    const char *paths[RELOAD_NKINDS] = {cfg->forward_table, cfg->srs_secrets, cfg->tls_cert,
+                                        cfg->signing_key};
+    char key[32];
 
     for (int k = 0; k < RELOAD_NKINDS; k++) {
         if (!(r->tried & (1u << k)))
@@ -166,18 +202,24 @@ static void reload_apply(reload_t *r)
         }
         if (k == RELOAD_TABLE) {
             r->hooks.set_table(r->hooks.arg, r->table);
+            r->table = NULL;
             log_info("reloaded forward table %s: %zu aliases", paths[k], table_count(r->table));
         } else if (k == RELOAD_SECRETS) {
             r->hooks.set_srs(r->hooks.arg, r->srs);
+            r->srs = NULL;
             log_info("reloaded SRS secrets %s", paths[k]);
-        } else {
+        } else if (k == RELOAD_TLS) {
             r->hooks.set_tls(r->hooks.arg, r->tls);
+            r->tls = NULL;
             log_info("reloaded TLS certificate %s", paths[k]);
+        } else {
+            log_info("reloaded signing key %s (%s)", paths[k],
+                     sign_ctx_key_text(r->signer, key, sizeof(key)));
+            r->hooks.set_signer(r->hooks.arg, r->signer);
+            r->signer = NULL;
         }
     }
-    r->table = NULL;
-    r->srs = NULL;
-    r->tls = NULL;
+    reload_drop(r); /* what failed beside what loaded */
     r->tried = r->failed = r->force = 0;
 }
 
@@ -209,9 +251,7 @@ static void reload_after_work(uv_work_t *req, int status)
     }
     if (r->stopping) {
         /* Nothing is swapped in any more; drop what was loaded. */
-        table_unref(r->table);
-        srs_free(r->srs);
-        SSL_CTX_free(r->tls);
+        reload_drop(r);
         if (r->handles == 0)
             free(r);
         return;
@@ -233,8 +273,9 @@ static void reload_submit(reload_t *r, unsigned force)
 {
     if (r->busy || r->stopping)
         return;
-    if (r->cfg->tls_cert == NULL)
-        force &= ~(1u << RELOAD_TLS);
+    for (int k = 0; k < RELOAD_NKINDS; k++)
+        if (!reload_kind_on(r, k))
+            force &= ~(1u << k);
     r->force = force;
     r->busy = true;
     uv_queue_work(r->loop, &r->work, reload_work, reload_after_work);
@@ -271,6 +312,8 @@ reload_t *reload_new(uv_loop_t *loop, const config_t *cfg, const reload_hooks_t 
         reload_watch(r, RELOAD_TLS, cfg->tls_cert);
         reload_watch(r, RELOAD_TLS, cfg->tls_key);
     }
+    if (cfg->signing_key != NULL)
+        reload_watch(r, RELOAD_SIGNING, cfg->signing_key);
     return r;
 }
 
@@ -280,7 +323,7 @@ int reload_initial(reload_t *r)
     int errors = 0;
 
     for (int k = 0; k < RELOAD_NKINDS; k++)
-        if (k != RELOAD_TLS || cfg->tls_cert != NULL)
+        if (reload_kind_on(r, k))
             reload_load(r, (reload_kind_t)k);
     if (r->failed & (1u << RELOAD_TABLE)) {
         log_error("%s: forward table errors", cfg->forward_table);
@@ -294,21 +337,22 @@ int reload_initial(reload_t *r)
         log_error("%s: TLS certificate errors", cfg->tls_cert);
         errors++;
     }
+    if (r->failed & (1u << RELOAD_SIGNING)) {
+        log_error("%s: signing key errors", cfg->signing_key);
+        errors++;
+    }
     if (errors > 0) {
-        table_unref(r->table);
-        srs_free(r->srs);
-        SSL_CTX_free(r->tls);
-        r->table = NULL;
-        r->srs = NULL;
-        r->tls = NULL;
+        reload_drop(r);
         return errors;
     }
     r->hooks.set_table(r->hooks.arg, r->table);
     r->hooks.set_srs(r->hooks.arg, r->srs);
     r->hooks.set_tls(r->hooks.arg, r->tls);
+    r->hooks.set_signer(r->hooks.arg, r->signer);
     r->table = NULL;
     r->srs = NULL;
     r->tls = NULL;
+    r->signer = NULL;
     r->tried = r->failed = 0;
     return 0;
 }

@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "sign.h"
 #include "srs.h"
 #include "table.h"
 
@@ -41,6 +42,8 @@ typedef struct {
     void (*set_table)(void *arg, table_t *table);
     void (*set_srs)(void *arg, srs_t *srs);
     void (*set_tls)(void *arg, SSL_CTX *ctx);
+    /* The signer (signing_key and its settings); NULL when none is set. */
+    void (*set_signer)(void *arg, sign_ctx_t *signer);
     /* A reload that SIGHUP asked for is done. */
     void (*reloaded)(void *arg);
     void *arg;

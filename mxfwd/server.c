@@ -112,6 +112,11 @@ static void server_set_tls(void *arg, SSL_CTX *ctx)
     smtpd_set_tls(((server_t *)arg)->smtpd, ctx);
 }
 
+static void server_set_signer(void *arg, sign_ctx_t *signer)
+{
+    smtpd_set_signer(((server_t *)arg)->smtpd, signer);
+}
+
 static void server_drained(void *arg);
 
 /* The inbound server, on the daemon's resolver and sender checks. */
@@ -526,6 +531,7 @@ static void server_load(server_t *srv)
         .set_table = server_set_table,
         .set_srs = server_set_srs,
         .set_tls = server_set_tls,
+        .set_signer = server_set_signer,
         .reloaded = server_reloaded,
         .arg = srv,
     };

@@ -70,6 +70,17 @@
 
 typedef struct queue queue_t;
 
+/* What signs the DSNs the queue makes (docs/queue.md): sign() starts the
+ * work on msg[0..len) (the whole DSN) and returns 0, then done(arg, fields,
+ * n) runs once, on the loop thread, with the header fields to put on top
+ * of it (n 0: none); or sign() returns non-zero, calls nothing, and the
+ * DSN goes unsigned. */
+typedef void (*queue_signed_fn)(void *arg, const char *fields, size_t n);
+typedef struct {
+    int (*sign)(void *impl, const char *msg, size_t len, queue_signed_fn done, void *arg);
+    void *impl;
+} queue_signer_t;
+
 typedef struct {
     uv_loop_t *loop;
     spool_t *spool;      /* borrowed; must outlive the queue */
@@ -87,6 +98,8 @@ typedef struct {
      * are kept for the first delivery attempt, up to this many bytes in
      * all; 0: DEFAULT_QUEUE_BODY_MEMORY. */
     size_t body_memory;
+    /* DSNs are signed through it; sign NULL: unsigned. */
+    queue_signer_t signer;
 } queue_options_t;
 
 int queue_new(const queue_options_t *opt, queue_t **out);

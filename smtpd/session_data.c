@@ -29,6 +29,9 @@ int session__data_begin(session_t *s, data_mode_t mode)
         return -1;
     }
     data_init(&s->data, mode, s->smtpd->opts.max_message_size);
+    /* Signed with the signer of this moment, whatever a reload brings. */
+    if (s->smtpd->signer != NULL)
+        s->sign = sign_msg_new(s->smtpd->signer);
     if (mode == DATA_DOT) {
         session__reply(s, REPLY_DATA_GO);
         s->state = SESSION_DATA;
@@ -44,6 +47,8 @@ void session__data_abort(session_t *s)
         spool_writer_abort(s->writer);
         s->writer = NULL;
     }
+    sign_msg_free(s->sign);
+    s->sign = NULL;
 }
 
 /* Message bytes p[0..n) from the DATA reader. */
@@ -59,6 +64,8 @@ static void session_data_store(session_t *s, const char *p, size_t n)
     if (n > 0 && s->writer != NULL) {
         spool_writer_write(s->writer, p, n);
         session__auth_feed(s, p, n);
+        if (s->sign != NULL)
+            sign_msg_feed(s->sign, p, n);
     }
 }
 
@@ -130,29 +137,19 @@ static int session_data_prepend(session_t *s, const authres_t *res, const char *
     return proto_received(out, &r);
 }
 
-int session__commit(session_t *s, const authres_t *res)
+/* Queue the message with prepend[0..len) on top, skip bytes of its start
+ * replaced by them: 0, or -1 when refused now (replied, transaction
+ * ended). */
+static int session_data_commit(session_t *s, const char *prepend, size_t len, uint64_t skip)
 {
     spool_writer_t *w = s->writer;
     size_t n = txn_ndests(s->txn);
-    spool_env_rcpt_t *rcpts;
+    spool_env_rcpt_t *rcpts = xcalloc(n, sizeof(*rcpts));
     char id[SPOOL_ID_SIZE];
     spool_envelope_t env;
-    buf_t prepend;
     int rc;
 
     str_lcpy(id, spool_writer_id(w), sizeof(id));
-    buf_init(&prepend, SESSION_PREPEND_MAX);
-    if ((rc = session_data_prepend(s, res, id, &prepend)) < 0) {
-        /* Headers over SESSION_PREPEND_MAX: never a message with half a
-         * header on top. */
-        log_error("%s: %s: cannot queue: the trace headers exceed %d bytes", id, s->peer,
-                  SESSION_PREPEND_MAX);
-        buf_free(&prepend);
-        session__reply(s, REPLY_SPOOL_FAILED);
-        session__end_txn(s);
-        return -1;
-    }
-    rcpts = xcalloc(n, sizeof(*rcpts));
     for (size_t i = 0; i < n; i++) {
         rcpts[i].addr = txn_dest(s->txn, i)->addr;
         rcpts[i].orig = txn_dest(s->txn, i)->orig;
@@ -164,14 +161,14 @@ int session__commit(session_t *s, const authres_t *res)
         .srs_sender = txn_forward_sender(s->txn),
         .flags = (txn_8bitmime(s->txn) ? SPOOL_F_8BITMIME : 0) |
                  (txn_smtputf8(s->txn) ? SPOOL_F_SMTPUTF8 : 0),
-        .prepend = buf_ptr(&prepend),
-        .prepend_len = buf_used(&prepend),
+        .prepend = prepend,
+        .prepend_len = len,
+        .body_skip = skip,
         .rcpts = rcpts,
         .nrcpts = n,
     };
     s->writer = NULL; /* the spool's from here on, success or not */
     rc = spool_writer_commit(w, &env, session_data_committed, s);
-    buf_free(&prepend);
     free(rcpts);
     if (rc < 0) {
         log_error("%s: %s: cannot queue: %s", id, s->peer, spool_strerror(rc));
@@ -179,6 +176,72 @@ int session__commit(session_t *s, const authres_t *res)
         session__end_txn(s);
         return -1;
     }
+    return 0;
+}
+
+/* On the pool: the signatures. */
+static void session_data_sign_work(uv_work_t *req)
+{
+    session_t *s = req->data;
+
+    sign_msg_work(s->sign);
+}
+
+/* The signatures are made: log what was done, then queue. */
+static void session_data_signed(uv_work_t *req, int status)
+{
+    session_t *s = req->data;
+    const char *id = spool_writer_id(s->writer), *why = NULL;
+    const char *prepend;
+    size_t len;
+    int err = sign_msg_error(s->sign);
+
+    (void)status; /* never cancelled */
+    if (err != 0)
+        log_warning("%s: not signed: %s", id, sign_strerror(err));
+    if (sign_msg_rewrote(s->sign, &why))
+        log_info("%s: From rewritten: %s", id, why);
+    prepend = sign_msg_prepend(s->sign, &len);
+    if (session_data_commit(s, prepend, len, sign_msg_skip(s->sign)) < 0)
+        session__resume(s);
+}
+
+int session__commit(session_t *s, const authres_t *res)
+{
+    const txn_dest_t *first = txn_dest(s->txn, 0);
+    char id[SPOOL_ID_SIZE];
+    buf_t prepend;
+    int rc;
+
+    str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
+    buf_init(&prepend, SESSION_PREPEND_MAX);
+    if ((rc = session_data_prepend(s, res, id, &prepend)) < 0) {
+        /* Headers over SESSION_PREPEND_MAX: never a message with half a
+         * header on top. */
+        log_error("%s: %s: cannot queue: the trace headers exceed %d bytes", id, s->peer,
+                  SESSION_PREPEND_MAX);
+        buf_free(&prepend);
+        session__reply(s, REPLY_SPOOL_FAILED);
+        session__end_txn(s);
+        return -1;
+    }
+    if (s->sign != NULL && res != NULL) {
+        /* Signed off the loop (RSA takes a while); the 250 waits for the
+         * signatures and the commit, and the message keeps them. */
+        rc = sign_msg_prepare(s->sign, res, buf_ptr(&prepend), buf_used(&prepend),
+                              first != NULL ? first->orig : NULL, smtpd__now(s->smtpd));
+        buf_free(&prepend);
+        (void)rc; /* a message that cannot be signed goes as it came: said then */
+        s->sign_work.data = s;
+        uv_queue_work(s->smtpd->loop, &s->sign_work, session_data_sign_work,
+                      session_data_signed);
+        session__wait(s);
+        return 0;
+    }
+    rc = session_data_commit(s, buf_ptr(&prepend), buf_used(&prepend), 0);
+    buf_free(&prepend);
+    if (rc < 0)
+        return -1;
     session__wait(s);
     return 0;
 }

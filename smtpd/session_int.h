@@ -56,6 +56,8 @@ struct session {
     session_state_t bdat_return; /* where a refused chunk leads back to */
 
     auth_msg_t *auth; /* the sender checks: first accepted RCPT to txn end */
+    sign_msg_t *sign; /* with a signer: the message's signing, DATA to txn end */
+    uv_work_t sign_work; /* the signatures on the pool */
 
     buf_t in;  /* input not yet handled (plaintext) */
     buf_t out; /* replies not yet written (plaintext) */

@@ -76,6 +76,13 @@ void smtpd_set_tls(smtpd_t *d, SSL_CTX *ctx)
     d->tls_ctx = ctx;
 }
 
+void smtpd_set_signer(smtpd_t *d, sign_ctx_t *ctx)
+{
+    /* Messages being signed hold their own reference. */
+    sign_ctx_unref(d->signer);
+    d->signer = ctx;
+}
+
 const table_t *smtpd_table(const smtpd_t *d)
 {
     return d->table;
@@ -213,6 +220,7 @@ static void smtpd_close_cb(uv_handle_t *h)
     table_unref(d->table);
     srs_free(d->srs);
     SSL_CTX_free(d->tls_ctx);
+    sign_ctx_unref(d->signer);
     free(d->listeners);
     free((char *)d->opts.hostname);
     free((char *)d->opts.srs_domain);

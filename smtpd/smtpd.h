@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 
 #include "auth.h"
+#include "sign.h"
 #include "dns.h"
 #include "spool.h"
 #include "srs.h"
@@ -78,6 +79,9 @@ void smtpd_set_spool(smtpd_t *d, spool_t *spool);
 void smtpd_set_table(smtpd_t *d, table_t *table);
 void smtpd_set_srs(smtpd_t *d, srs_t *srs);
 void smtpd_set_tls(smtpd_t *d, SSL_CTX *ctx);
+/* The signer of forwarded messages (auth/sign.h); NULL: none.  A message
+ * is signed with the one that was current at its DATA. */
+void smtpd_set_signer(smtpd_t *d, sign_ctx_t *ctx);
 
 /* The current forward table (borrowed). */
 const table_t *smtpd_table(const smtpd_t *d);

@@ -31,6 +31,7 @@ struct smtpd {
     table_t *table;   /* the current forward table */
     srs_t *srs;       /* the current SRS secrets (used synchronously only) */
     SSL_CTX *tls_ctx; /* NULL without tls_cert */
+    sign_ctx_t *signer; /* NULL without signing_key */
 
     uv_tcp_t **listeners; /* each freed in its close callback */
     size_t nlisteners;

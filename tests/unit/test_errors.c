@@ -14,6 +14,7 @@
 
 #include "addr.h"
 #include "arc.h"
+#include "sign.h"
 #include "auth.h"
 #include "buf.h"
 #include "client.h"
@@ -81,6 +82,7 @@ static const errors_band_t errors_bands[] = {
     {"dkimsign", DKIMSIGN_EBASE, dkimsign_strerror, false, {DKIMSIGN_EINVAL, DKIMSIGN_ECRYPTO}},
     {"arc", ARC_EBASE, arc_strerror, false,
      {ARC_ESTRUCT, ARC_ECHAINFAILED, ARC_EFULL, ARC_EINVAL}},
+    {"sign", SIGN_EBASE, sign_strerror, false, {SIGN_EKEY, SIGN_EHEADERS, SIGN_ESTATE}},
 };
 #define ERRORS_NBANDS (sizeof(errors_bands) / sizeof(errors_bands[0]))
 
