@@ -84,6 +84,30 @@ static int config_set_domain(config_parser_t *p, const config_key_t *key, char *
     return config_set_string(p, key, value);
 }
 
+/* A DKIM selector: one or more DNS labels (RFC 6376 3.1). */
+static int config_set_selector(config_parser_t *p, const config_key_t *key, char *value)
+{
+    char name[256];
+
+    if (addr_dns_name(value, strlen(value), name, sizeof(name)) < 0) {
+        config_error(p, p->line, "%s: '%s' is not a DKIM selector (DNS labels)", key->name,
+                     value);
+        return -1;
+    }
+    return config_set_string(p, key, name);
+}
+
+static int config_set_address(config_parser_t *p, const config_key_t *key, char *value)
+{
+    addr_t a;
+
+    if (addr_parse(value, strlen(value), &a) < 0 || a.literal) {
+        config_error(p, p->line, "%s: '%s' is not a mail address", key->name, value);
+        return -1;
+    }
+    return config_set_string(p, key, value);
+}
+
 static int config_set_duration(config_parser_t *p, const config_key_t *key, char *value)
 {
     uint64_t v;
@@ -342,6 +366,25 @@ static int config_set_dmarc_action(config_parser_t *p, const config_key_t *key, 
     return config_set_enum(p, key, words, value);
 }
 
+static int config_set_bool(config_parser_t *p, const config_key_t *key, char *value)
+{
+    if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+        config_error(p, p->line, "%s: '%s' is not one of yes or no", key->name, value);
+        return -1;
+    }
+    *FIELD(p, key, bool) = strcmp(value, "yes") == 0;
+    return 0;
+}
+
+static int config_set_rewrite(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {{"dmarc", CONFIG_REWRITE_DMARC},
+                                          {"off", CONFIG_REWRITE_OFF},
+                                          {"always", CONFIG_REWRITE_ALWAYS},
+                                          {NULL, 0}};
+    return config_set_enum(p, key, words, value);
+}
+
 static int config_set_log(config_parser_t *p, const config_key_t *key, char *value)
 {
     static const config_word_t words[] = {
@@ -382,6 +425,13 @@ static const config_key_t config_keys[] = {
     {"tls_key", config_set_path, OFF(tls_key), false, 0, 0},
     {"spf_action", config_set_spf_action, OFF(spf_action), false, 0, 0},
     {"dmarc_action", config_set_dmarc_action, OFF(dmarc_action), false, 0, 0},
+    {"signing_key", config_set_path, OFF(signing_key), false, 0, 0},
+    {"signing_selector", config_set_selector, OFF(signing_selector), false, 0, 0},
+    {"signing_domain", config_set_domain, OFF(signing_domain), false, 0, 0},
+    {"dkim_sign", config_set_bool, OFF(dkim_sign), false, 0, 0},
+    {"arc_seal", config_set_bool, OFF(arc_seal), false, 0, 0},
+    {"from_rewrite", config_set_rewrite, OFF(from_rewrite), false, 0, 0},
+    {"from_rewrite_address", config_set_address, OFF(from_rewrite_address), false, 0, 0},
     {"max_message_size", config_set_size, OFF(max_message_size), false, 1024,
      4ULL * 1024 * 1024 * 1024},
     {"max_recipients", config_set_uint, OFF(max_recipients), false, 1, 100000},
@@ -419,6 +469,9 @@ static config_t *config_defaults(const char *path)
     cfg->max_deliveries_per_domain = DEFAULT_MAX_DELIVERIES_PER_DOMAIN;
     cfg->spf_action = CONFIG_ACTION_REJECT;
     cfg->dmarc_action = CONFIG_ACTION_REJECT;
+    cfg->dkim_sign = true;
+    cfg->arc_seal = true;
+    cfg->from_rewrite = CONFIG_REWRITE_DMARC;
     cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
     cfg->max_recipients = DEFAULT_MAX_RECIPIENTS;
     cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
@@ -532,6 +585,19 @@ static void config_finish(void *parser)
     }
     if (cfg->srs_domain == NULL)
         cfg->srs_domain = xstrdup(cfg->hostname);
+    if (cfg->signing_domain == NULL)
+        cfg->signing_domain = xstrdup(cfg->srs_domain);
+    if (cfg->from_rewrite_address == NULL) {
+        size_t n = strlen("noreply@") + strlen(cfg->signing_domain) + 1;
+        cfg->from_rewrite_address = xmalloc(n);
+        str_fmt(cfg->from_rewrite_address, n, "noreply@%s", cfg->signing_domain);
+    }
+    if (cfg->signing_key != NULL && cfg->signing_selector == NULL)
+        config_error(p, config_line_of(p, "signing_key"),
+                     "signing_key is set but signing_selector is not: the signatures need one");
+    if (cfg->signing_key == NULL && cfg->signing_selector != NULL)
+        config_error(p, config_line_of(p, "signing_selector"),
+                     "signing_selector is set but signing_key is not");
     if (cfg->nlisten == 0) {
         cfg->listen = xcalloc(1, sizeof(*cfg->listen));
         cfg->listen[0].text = xstrdup(DEFAULT_LISTEN);
@@ -607,6 +673,10 @@ void config_free(config_t *cfg)
     free(cfg->routes);
     free(cfg->tls_cert);
     free(cfg->tls_key);
+    free(cfg->signing_key);
+    free(cfg->signing_selector);
+    free(cfg->signing_domain);
+    free(cfg->from_rewrite_address);
     free(cfg->retry_schedule);
     free(cfg->user);
     free(cfg->metrics_listen.text);

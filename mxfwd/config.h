@@ -27,6 +27,8 @@
 typedef enum { CONFIG_TLS_OPPORTUNISTIC, CONFIG_TLS_REQUIRED, CONFIG_TLS_OFF } config_tls_t;
 typedef enum { CONFIG_ACTION_REJECT, CONFIG_ACTION_TAG, CONFIG_ACTION_OFF } config_action_t;
 typedef enum { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG } config_log_t;
+/* from_rewrite (docs/configuration.md, Signing). */
+typedef enum { CONFIG_REWRITE_DMARC, CONFIG_REWRITE_OFF, CONFIG_REWRITE_ALWAYS } config_rewrite_t;
 /* spool_sync: an fsync(2) per file, or one syncfs(2) per group commit. */
 typedef enum { CONFIG_SYNC_FILE, CONFIG_SYNC_FILESYSTEM } config_sync_t;
 
@@ -71,6 +73,15 @@ typedef struct {
 
     config_action_t spf_action;
     config_action_t dmarc_action; /* CONFIG_ACTION_REJECT is "enforce" */
+
+    /* Signing: all off without signing_key (docs/configuration.md). */
+    char *signing_key;      /* PEM private key; NULL: no signing */
+    char *signing_selector; /* required with signing_key */
+    char *signing_domain;   /* default: srs_domain */
+    bool dkim_sign;         /* default yes */
+    bool arc_seal;          /* default yes */
+    config_rewrite_t from_rewrite; /* default dmarc */
+    char *from_rewrite_address;    /* default noreply@signing_domain */
 
     uint64_t max_message_size;
     unsigned max_recipients;

@@ -263,3 +263,49 @@ Test(config, missing_file)
     cr_assert_eq(config_load("/nonexistent/mxfwd.conf", collect_message, &d, &cfg), 1);
     cr_assert(collect_has(&d, "/nonexistent/mxfwd.conf: ", "No such file"));
 }
+
+Test(config, signing_keys)
+{
+    config_t *cfg = parse_ok("srs_domain = fwd.test\n");
+    collect_t d = {0};
+
+    /* Without a key nothing signs; the rest has its defaults ready. */
+    cr_assert_null(cfg->signing_key);
+    cr_assert_null(cfg->signing_selector);
+    cr_assert_str_eq(cfg->signing_domain, "fwd.test");
+    cr_assert(cfg->dkim_sign);
+    cr_assert(cfg->arc_seal);
+    cr_assert_eq(cfg->from_rewrite, CONFIG_REWRITE_DMARC);
+    cr_assert_str_eq(cfg->from_rewrite_address, "noreply@fwd.test");
+    config_free(cfg);
+
+    cfg = parse_ok("srs_domain = fwd.test\nsigning_key = /etc/mxfwd/dkim.key\n"
+                   "signing_selector = MX2026\nsigning_domain = Sign.Test\ndkim_sign = no\n"
+                   "arc_seal = yes\nfrom_rewrite = always\n"
+                   "from_rewrite_address = forwarder@sign.test\n");
+    cr_assert_str_eq(cfg->signing_key, "/etc/mxfwd/dkim.key");
+    cr_assert_str_eq(cfg->signing_selector, "mx2026");
+    cr_assert_str_eq(cfg->signing_domain, "sign.test");
+    cr_assert_not(cfg->dkim_sign);
+    cr_assert(cfg->arc_seal);
+    cr_assert_eq(cfg->from_rewrite, CONFIG_REWRITE_ALWAYS);
+    cr_assert_str_eq(cfg->from_rewrite_address, "forwarder@sign.test");
+    config_free(cfg);
+
+    cfg = parse_ok("signing_domain = sign.test\nfrom_rewrite = off\n");
+    cr_assert_str_eq(cfg->from_rewrite_address, "noreply@sign.test");
+    cr_assert_eq(cfg->from_rewrite, CONFIG_REWRITE_OFF);
+    config_free(cfg);
+
+    parse_bad("signing_key = /k.pem\n\nsigning_selector = bad selector\ndkim_sign = maybe\n"
+              "from_rewrite = sometimes\nfrom_rewrite_address = not an address\n",
+              &d);
+    cr_assert(collect_has(&d, "t.conf:1: ", "signing_selector is not"));
+    cr_assert(collect_has(&d, "t.conf:3: ", "not a DKIM selector"));
+    cr_assert(collect_has(&d, "t.conf:4: ", "not one of yes or no"));
+    cr_assert(collect_has(&d, "t.conf:5: ", "not one of dmarc, off or always"));
+    cr_assert(collect_has(&d, "t.conf:6: ", "not a mail address"));
+    memset(&d, 0, sizeof(d));
+    parse_bad("\nsigning_selector = s1\n", &d);
+    cr_assert(collect_has(&d, "t.conf:2: ", "signing_key is not"));
+}
