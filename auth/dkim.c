@@ -1,21 +1,16 @@
 #include "dkim.h"
 
-#include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
+#include "dkimkey.h"
 #include "str.h"
 #include "tagval.h"
 #include "xalloc.h"
 
-/* RFC 8301 3.2: keys under 1024 bits are not valid; 16384 bits is the most
- * a signature buffer holds and far more than anyone publishes. */
-#define DKIM_RSA_MIN_BITS 1024
-#define DKIM_RSA_MAX_BITS 16384
 /* Fields kept, whatever their total size: a bound on the field index. */
 #define DKIM_FIELDS_MAX 1000
 
@@ -453,120 +448,15 @@ void dkim_set_key(dkim_t *d, size_t index, txt_status_t status, const txt_record
     }
 }
 
-/* One DER element at *p (tag, then a length in at most 2 octets): its
- * tag, and its contents in [*c, *c + *clen).  0, or -1 when malformed. */
-static int dkim_der_next(const unsigned char **p, const unsigned char *end, unsigned *tag,
-                         const unsigned char **c, size_t *clen)
-{
-    const unsigned char *q = *p;
-    size_t len;
-
-    if (end - q < 2)
-        return -1;
-    *tag = *q++;
-    len = *q++;
-    if (len == 0x81 || len == 0x82) {
-        size_t k = len - 0x80;
-
-        if ((size_t)(end - q) < k)
-            return -1;
-        len = k == 1 ? q[0] : (size_t)q[0] << 8 | q[1];
-        q += k;
-    } else if (len > 0x7f) {
-        return -1;
-    }
-    if ((size_t)(end - q) < len)
-        return -1;
-    *c = q;
-    *clen = len;
-    *p = q + len;
-    return 0;
-}
-
-/*
- * The RSAPublicKey inside a SubjectPublicKeyInfo for rsaEncryption, found
- * by hand: OpenSSL 3 decodes an SPKI through its provider decoders at some
- * 200 us a key, the inner PKCS#1 structure in 2 us.  Anything else (other
- * OIDs, odd encodings) is left to d2i_PUBKEY().
- */
-static bool dkim_spki_rsa(const unsigned char *der, size_t len, const unsigned char **inner,
-                          size_t *inner_len)
-{
-    static const unsigned char rsa_oid[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
-                                            0xf7, 0x0d, 0x01, 0x01, 0x01};
-    const unsigned char *p = der, *end = der + len, *c, *alg, *bits;
-    size_t clen, alg_len, bits_len;
-    unsigned tag;
-
-    if (dkim_der_next(&p, end, &tag, &c, &clen) < 0 || tag != 0x30)
-        return false;
-    p = c;
-    end = c + clen;
-    if (dkim_der_next(&p, end, &tag, &alg, &alg_len) < 0 || tag != 0x30 ||
-        alg_len < sizeof(rsa_oid) || memcmp(alg, rsa_oid, sizeof(rsa_oid)) != 0)
-        return false;
-    if (dkim_der_next(&p, end, &tag, &bits, &bits_len) < 0 || tag != 0x03 || bits_len < 2 ||
-        bits[0] != 0)
-        return false;
-    *inner = bits + 1;
-    *inner_len = bits_len - 1;
-    return true;
-}
-
 static EVP_PKEY *dkim_load_key(sigstate_t *s, const char **why)
 {
-    const dkimkey_t *k = &s->key;
-    EVP_PKEY *pk = NULL;
-    const unsigned char *q, *inner;
-    size_t inner_len;
+    bool ed = s->key.type == DKIM_KEY_ED25519;
 
-    if (k->type == DKIM_KEY_ED25519) {
-        if (s->sig.alg != DKIM_ED25519_SHA256) {
-            *why = "key type does not match a=";
-            return NULL;
-        }
-        if (k->p_len != 32) {
-            *why = "bad Ed25519 key";
-            return NULL;
-        }
-        pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, k->p, k->p_len);
-        if (pk == NULL)
-            *why = "bad Ed25519 key";
-        else
-            s->res.key_bits = 256;
-        return pk;
-    }
-    if (s->sig.alg != DKIM_RSA_SHA256) {
+    if (ed != (s->sig.alg == DKIM_ED25519_SHA256)) {
         *why = "key type does not match a=";
         return NULL;
     }
-    /* Publishers use SubjectPublicKeyInfo; a few publish the bare PKCS#1
-     * RSAPublicKey that RFC 6376's wording suggests.  Accept both. */
-    if (dkim_spki_rsa(k->p, k->p_len, &inner, &inner_len)) {
-        q = inner;
-        pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)inner_len);
-    }
-    if (pk == NULL) {
-        q = k->p;
-        pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)k->p_len);
-    }
-    if (pk == NULL) {
-        q = k->p;
-        pk = d2i_PUBKEY(NULL, &q, (long)k->p_len);
-    }
-    if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
-        *why = "bad RSA key";
-        EVP_PKEY_free(pk);
-        return NULL;
-    }
-    s->res.key_bits = (unsigned)EVP_PKEY_get_bits(pk);
-    if (s->res.key_bits < DKIM_RSA_MIN_BITS || s->res.key_bits > DKIM_RSA_MAX_BITS) {
-        *why =
-            s->res.key_bits < DKIM_RSA_MIN_BITS ? "RSA key under 1024 bits" : "RSA key too large";
-        EVP_PKEY_free(pk);
-        return NULL;
-    }
-    return pk;
+    return dkimkey_public(&s->key, &s->res.key_bits, why);
 }
 
 /* The data the signature covers (RFC 6376 3.7): the fields h= names, each
@@ -601,31 +491,6 @@ static int dkim_header_data(dkim_t *d, sigstate_t *s, buf_t *out)
         rc = canon_header(s->sig.hcanon, buf_ptr(&self), buf_used(&self), false, out);
     buf_free(&self);
     return rc;
-}
-
-static bool dkim_verify_crypto(EVP_PKEY *pk, const sigstate_t *s, const unsigned char *hash)
-{
-    bool ok = false;
-
-    if (s->sig.alg == DKIM_ED25519_SHA256) {
-        /* RFC 8463: Ed25519 (pure, no prehash of its own) over the SHA-256
-         * of the header data. */
-        EVP_MD_CTX *m = EVP_MD_CTX_new();
-
-        ok = m != NULL && EVP_DigestVerifyInit(m, NULL, NULL, NULL, pk) == 1 &&
-             EVP_DigestVerify(m, s->sig.b, s->sig.b_len, hash, 32) == 1;
-        EVP_MD_CTX_free(m);
-    } else {
-        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
-
-        ok = c != NULL && EVP_PKEY_verify_init(c) == 1 &&
-             EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) == 1 &&
-             EVP_PKEY_verify(c, s->sig.b, s->sig.b_len, hash, 32) == 1;
-        EVP_PKEY_CTX_free(c);
-    }
-    ERR_clear_error(); /* failures leave entries in this thread's queue */
-    return ok;
 }
 
 static void dkim_verify_one(dkim_t *d, sigstate_t *s)
@@ -689,7 +554,7 @@ static void dkim_verify_one(dkim_t *d, sigstate_t *s)
         EVP_Digest(buf_ptr(&data), buf_used(&data), hash, NULL, EVP_sha256(), NULL) != 1) {
         r->status = DKIM_PERMERROR;
         r->reason = "header section too large";
-    } else if (dkim_verify_crypto(pk, s, hash)) {
+    } else if (dkimkey_verify(pk, s->sig.alg, s->sig.b, s->sig.b_len, hash)) {
         r->status = DKIM_PASS;
         r->reason = NULL;
     } else {

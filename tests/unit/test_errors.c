@@ -18,6 +18,7 @@
 #include "client.h"
 #include "client_proto.h"
 #include "control.h"
+#include "dkimkey.h"
 #include "dkimsig.h"
 #include "dmarc.h"
 #include "dns.h"
@@ -72,6 +73,8 @@ static const errors_band_t errors_bands[] = {
     {"client_proto", CLIENT_REPLY_EBASE, NULL, false, {CLIENT_REPLY_EBAD, CLIENT_REPLY_ELONG}},
     {"proto", PROTO_EBASE, proto_strerror, false,
      {PROTO_ESYNTAX, PROTO_EADDR, PROTO_EPARAM, PROTO_EVALUE, PROTO_ENULLRCPT}},
+    {"dkimkey", DKIMKEY_EBASE, dkimkey_strerror, false,
+     {DKIMKEY_EREAD, DKIMKEY_EFORMAT, DKIMKEY_ETYPE, DKIMKEY_ESIZE, DKIMKEY_ECRYPTO}},
 };
 #define ERRORS_NBANDS (sizeof(errors_bands) / sizeof(errors_bands[0]))
 
