@@ -314,7 +314,8 @@ static void doctor_signing(doctor_t *dr)
 
     if (cfg->signing_key == NULL) {
         doctor_say(dr, DOCTOR_SKIPPED, "DKIM: " CLI_SIGNING_OFF);
-        doctor_say(dr, DOCTOR_SKIPPED, "DMARC %s: signing is off", cfg->signing_domain);
+        doctor_say(dr, DOCTOR_SKIPPED, "DMARC %s: signing is off (mxfwd check-config notes it)",
+                   cfg->signing_domain);
         return;
     }
     if (dkimkey_load(cfg->signing_key, &key, why, sizeof(why)) < 0)
