@@ -436,6 +436,11 @@ static void spf_first_error(SPF_response_t *resp, char *dst, size_t size)
     spf_sanitize_into(dst, size, SPF_strerror(SPF_response_errcode(resp)));
 }
 
+bool spf_is_record(const char *txt, size_t len)
+{
+    return len >= 6 && str_ncasecmp(txt, "v=spf1", 6) == 0 && (len == 6 || txt[6] == ' ');
+}
+
 /* The v=spf1 record among the TXT answers (RFC 7208 4.5).  Returns its
  * index, -1 when there is none, -2 when there are several. */
 static int spf_pick_record(const SPF_dns_rr_t *rr)
@@ -445,7 +450,7 @@ static int spf_pick_record(const SPF_dns_rr_t *rr)
     for (int i = 0; i < rr->num_rr; i++) {
         const char *t = rr->rr[i]->txt;
 
-        if (str_ncasecmp(t, "v=spf1", 6) != 0 || (t[6] != '\0' && t[6] != ' '))
+        if (!spf_is_record(t, strlen(t)))
             continue;
         if (found >= 0)
             return -2;

@@ -101,6 +101,10 @@ int spf_check_start(spf_ctx_t *ctx, const struct sockaddr *client, const char *h
 /* Drop a check under way: its callback will not be called. */
 void spf_check_cancel(spf_req_t *req);
 
+/* Whether a TXT record (its strings joined) is an SPF record: "v=spf1"
+ * alone or followed by a space, in any case (RFC 7208 4.5). */
+bool spf_is_record(const char *txt, size_t len);
+
 const char *spf_status_name(spf_status_t s);
 const char *spf_strerror(int err);
 

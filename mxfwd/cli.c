@@ -1,10 +1,12 @@
 #include "cli.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "config.h"
+#include "dkimkey.h"
 #include "reply.h"
 #include "server.h"
 #include "srs.h"
@@ -23,11 +25,32 @@ int cli_serve(const cli_args_t *args)
     return server_main(args->config_path, args->verbose);
 }
 
+/* The signing key, loaded as the daemon loads it: "; FILE: RSA key of
+ * 2048 bits" into what[size], or "FILE: problem" on stderr and 1. */
+static int cli_check_signing_key(const config_t *cfg, char *what, size_t size)
+{
+    dkimkey_private_t *key = NULL;
+    char why[DKIMKEY_WHY_MAX];
+
+    what[0] = '\0';
+    if (cfg->signing_key == NULL)
+        return 0;
+    if (dkimkey_load(cfg->signing_key, &key, why, sizeof(why)) < 0) {
+        fprintf(stderr, "%s: signing_key: %s\n", cfg->signing_key, why);
+        return 1;
+    }
+    snprintf(what, size, "; %s: %s key of %u bits", cfg->signing_key,
+             dkimkey_type(key) == DKIM_KEY_RSA ? "RSA" : "Ed25519", dkimkey_bits(key));
+    dkimkey_free(key);
+    return 0;
+}
+
 int cli_check_config(const cli_args_t *args)
 {
     config_t *cfg = NULL;
     table_t *table = NULL;
     srs_secrets_t secrets = {NULL, 0};
+    char key[PATH_MAX + 64];
     int errors;
 
     errors = config_load(args->config_path, cli_print_error, NULL, &cfg);
@@ -36,14 +59,31 @@ int cli_check_config(const cli_args_t *args)
     errors = table_load(cfg->forward_table, cli_print_error, NULL, &table);
     /* Warnings (a secrets file others can read) are printed, not counted. */
     errors += srs_secrets_load(cfg->srs_secrets, cli_print_error, cli_print_error, NULL, &secrets);
-    if (errors == 0)
-        printf("%s: ok; %s: %zu aliases; %s: %zu SRS secret%s\n", args->config_path,
+    errors += cli_check_signing_key(cfg, key, sizeof(key));
+    if (errors == 0) {
+        printf("%s: ok; %s: %zu aliases; %s: %zu SRS secret%s%s\n", args->config_path,
                cfg->forward_table, table_count(table), cfg->srs_secrets, secrets.n,
-               secrets.n == 1 ? "" : "s");
+               secrets.n == 1 ? "" : "s", key);
+        if (cfg->signing_key == NULL)
+            printf("note: " CLI_SIGNING_OFF "\n");
+    }
     srs_secrets_free(&secrets);
     table_unref(table);
     config_free(cfg);
     return errors > 0 ? CLI_FAIL : CLI_OK;
+}
+
+table_result_t cli_table_lookup(const config_t *cfg, const table_t *table, const char *addr,
+                                size_t len, table_dests_t *dests)
+{
+    table_result_t result = table_lookup(table, addr, len, dests);
+    const char *at = memrchr(addr, '@', len);
+
+    /* srs_domain is ours even when the table does not list it. */
+    if (result == TABLE_RELAY_DENIED && at != NULL &&
+        str_eq_ci_n(at + 1, len - (size_t)(at + 1 - addr), cfg->srs_domain))
+        result = TABLE_UNKNOWN_USER;
+    return result;
 }
 
 /* Accept "<addr>" as well as "addr", as people paste either. */
@@ -137,10 +177,7 @@ int cli_resolve(const cli_args_t *args)
         if (handled)
             goto done;
     }
-    result = table_lookup(table, addr, len, &dests);
-    /* srs_domain is ours even when the table does not list it. */
-    if (result == TABLE_RELAY_DENIED && in_srs_domain)
-        result = TABLE_UNKNOWN_USER;
+    result = cli_table_lookup(cfg, table, addr, len, &dests);
     if (result == TABLE_FOUND) {
         for (size_t i = 0; i < dests.n; i++)
             printf("%s\n", dests.addr[i]);

@@ -10,6 +10,10 @@
 #define MXFWD_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "table.h"
 
 #define CLI_OK 0
 #define CLI_FAIL 1
@@ -19,12 +23,24 @@ typedef struct {
     const char *config_path;
     bool verbose; /* -v: debug lines */
     bool json;    /* --json: machine-readable output */
+    const char *output; /* -o FILE (dkim-keygen) */
     int argc;     /* words after the command */
     char **argv;
 } cli_args_t;
 
 /* A reporter for config_load() and the other loaders: the line on stderr. */
 void cli_print_error(void *ctx, const char *message);
+
+/* Where mail to addr[0..len) goes, as the inbound session decides it: the
+ * forward table, with srs_domain ours even when the table does not list
+ * it (the SRS side is the caller's). */
+table_result_t cli_table_lookup(const config_t *cfg, const table_t *table, const char *addr,
+                                size_t len, table_dests_t *dests);
+
+/* What check-config, doctor and explain say when signing_key is not set. */
+#define CLI_SIGNING_OFF                                                                        \
+    "signing_key is not set: forwarded mail is not DKIM-signed or ARC-sealed, and From is "    \
+    "never rewritten"
 
 int cli_serve(const cli_args_t *args);
 int cli_check_config(const cli_args_t *args);
@@ -35,5 +51,9 @@ int cli_queue(const cli_args_t *args);
 int cli_flush(const cli_args_t *args);
 int cli_delete(const cli_args_t *args);
 int cli_stats(const cli_args_t *args);
+/* doctor.c, explain.c, keygen.c */
+int cli_doctor(const cli_args_t *args);
+int cli_explain(const cli_args_t *args);
+int cli_dkim_keygen(const cli_args_t *args);
 
 #endif

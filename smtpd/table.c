@@ -40,7 +40,7 @@ typedef struct table_entry {
 struct table {
     unsigned refs;
     htab_t *aliases; /* key -> table_entry_t */
-    htab_t *domains; /* lowercased domain -> non-NULL */
+    htab_t *domains; /* lowercased domain -> its first entry */
     table_entry_t **entries;
     size_t nentries;
 };
@@ -132,6 +132,20 @@ bool table_has_domain(const table_t *t, const char *domain, size_t len)
     return htab_get(t->domains, key, len) != NULL;
 }
 
+bool table_next_domain(const table_t *t, size_t *pos, const char **domain)
+{
+    while (*pos < t->nentries) {
+        const table_entry_t *e = t->entries[(*pos)++];
+        const char *d = strchr(e->key, '@') + 1;
+
+        if (htab_get(t->domains, d, strlen(d)) == e) {
+            *domain = d;
+            return true;
+        }
+    }
+    return false;
+}
+
 size_t table_count(const table_t *t)
 {
     return t->nentries;
@@ -208,7 +222,9 @@ static table_entry_t *table_add_entry(table_parser_t *p, const char *alias, unsi
     memcpy(e->key, key, len + 1);
     e->line = line;
     htab_put(t->aliases, e->key, len, e);
-    htab_put(t->domains, strchr(key, '@') + 1, strlen(strchr(key, '@') + 1), e);
+    /* The domain's first entry: table_next_domain() lists it there. */
+    if (htab_get(t->domains, strchr(key, '@') + 1, strlen(strchr(key, '@') + 1)) == NULL)
+        htab_put(t->domains, strchr(key, '@') + 1, strlen(strchr(key, '@') + 1), e);
     t->entries = xgrow(t->entries, &p->cap_entries, t->nentries + 1, sizeof(*t->entries));
     t->entries[t->nentries++] = e;
     return e;

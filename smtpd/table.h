@@ -71,6 +71,11 @@ table_result_t table_lookup_addr(const table_t *t, const addr_t *a, table_dests_
 /* Whether domain[0..len) is one the table accepts mail for. */
 bool table_has_domain(const table_t *t, const char *domain, size_t len);
 
+/* The table's domains, each once, in the order the file names them first:
+ * start with *pos = 0; false at the end.  *domain is lowercased and points
+ * into the table. */
+bool table_next_domain(const table_t *t, size_t *pos, const char **domain);
+
 /* Number of alias entries (catch-alls included). */
 size_t table_count(const table_t *t);
 

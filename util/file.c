@@ -147,3 +147,35 @@ int file_mkdirs(const char *dir, mode_t mode)
     }
     return 0;
 }
+
+int file_create(const char *path, const void *data, size_t len, mode_t mode)
+{
+    const char *p = data;
+    int fd, err = 0;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -errno;
+    if (fchmod(fd, mode) != 0)
+        err = -errno;
+    while (err == 0 && len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n < 0 ? -errno : -EIO;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (err == 0 && fsync(fd) != 0)
+        err = -errno;
+    if (close(fd) != 0 && err == 0)
+        err = -errno;
+    if (err == 0)
+        err = file_sync_parent(path);
+    if (err != 0)
+        unlink(path);
+    return err;
+}

@@ -5,7 +5,8 @@
  * file_read() reads a regular file of bounded size into memory in one go,
  * so loaders parse from a string and their tests feed them strings.  It
  * allocates the text, which the caller frees; it never logs.  It returns
- * FILE_E* codes (file_strerror()); file_mkdirs() returns -errno.
+ * FILE_E* codes (file_strerror()); file_mkdirs() and file_create() return
+ * -errno.
  */
 #ifndef MXFWD_FILE_H
 #define MXFWD_FILE_H
@@ -31,6 +32,12 @@ int file_read(const char *path, size_t max, char **text, size_t *len, struct sta
  * mxfwd's state), each new one made durable in its parent (an fsync of
  * the parent), as the spool's files are.  0 or -errno. */
 int file_mkdirs(const char *dir, mode_t mode);
+
+/* Create path, which must not exist (O_EXCL: a file, or a symbolic link,
+ * already there is never replaced: -EEXIST), with mode whatever the umask,
+ * holding data[len], made durable (fsync of the file and its directory).
+ * On failure nothing is left at path.  0 or -errno. */
+int file_create(const char *path, const void *data, size_t len, mode_t mode);
 
 /* A phrase for file_read()'s err: "cannot open: No such file or
  * directory", "not a regular file".  For FILE_EOPEN and FILE_EREAD it uses

@@ -48,7 +48,9 @@ made_ago() {
              print Mail::SRS->new(Secret => [$secret])->forward($s, "fwd.test")' "$1" "$2" "$secret"
 }
 
-expect "check-config counts the secret" 0 "1 SRS secret$" -- "$mxfwd" check-config -c "$conf"
+# (and notes, on a line of its own, that nothing is signed without a key)
+expect "check-config counts the secret" 0 "1 SRS secret"$'\n'"note: signing_key is not set" \
+    -- "$mxfwd" check-config -c "$conf"
 chmod 644 "$dir/srs.secrets"
 expect "check-config warns about mode 0644" 0 "srs.secrets: warning: group or others may read.*0644" \
     -- "$mxfwd" check-config -c "$conf"

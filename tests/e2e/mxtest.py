@@ -200,6 +200,21 @@ class Dnsmasq:
         return f"127.0.0.1:{self.port}"
 
 
+# A DNSSEC trust anchor for the root that no answer can match.
+_BOGUS_ANCHOR = ("--trust-anchor=.,12345,8,2,"
+                 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+
+
+def servfail_zone(zone):
+    """The dnsmasq option that makes every name in zone answer SERVFAIL:
+    the zone is forwarded to a validating dnsmasq whose trust anchor
+    nothing upstream matches.  (A zone forwarded to a port nobody answers
+    on is silent instead: the timeout case.)"""
+    upstream = Dnsmasq()
+    validating = Dnsmasq(["--dnssec", _BOGUS_ANCHOR, f"--server=127.0.0.1#{upstream.port}"])
+    return f"--server=/{zone}/127.0.0.1#{validating.port}"
+
+
 def txt_record(name, value, chunk=255):
     """A dnsmasq option publishing one TXT record at name whose value is
     split into character-strings of at most chunk octets (a DKIM key is

@@ -88,8 +88,14 @@ def help_version_and_usage():
     assert r.returncode == 0 and r.stdout.startswith("mxfwd "), r.stdout
     r = mxfwd("--help")
     assert r.returncode == 0 and "check-config" in r.stdout
-    for words in (["serve"], ["check-config"], ["resolve"], ["srs", "forward"], ["srs", "reverse"],
-                  ["queue"], ["flush"], ["delete"], ["stats"]):
+    # The commands for the DNS side, one line each.
+    for line in ("  doctor                       check this forwarder's DNS: MX, PTR, SPF, DKIM, DMARC",
+                 "  explain SENDER-DOMAIN        what forwarding does to a domain's mail, and why",
+                 "  dkim-keygen [-o PATH]        make a signing key and print its DNS record"):
+        assert line in r.stdout.splitlines(), r.stdout
+    for words in (["serve"], ["check-config"], ["doctor"], ["explain"], ["dkim-keygen"],
+                  ["resolve"], ["srs", "forward"], ["srs", "reverse"], ["queue"], ["flush"],
+                  ["delete"], ["stats"]):
         r = mxfwd(*words, "--help")
         assert r.returncode == 0, words
         assert r.stdout.startswith("usage: mxfwd " + " ".join(words)), r.stdout
@@ -97,6 +103,8 @@ def help_version_and_usage():
     assert mxfwd("frobnicate").returncode == 2
     assert mxfwd("resolve").returncode == 2
     assert mxfwd("resolve", "a@b", "c@d").returncode == 2
+    assert mxfwd("explain").returncode == 2
+    assert mxfwd("dkim-keygen", "-o").returncode == 2
     assert mxfwd("--bogus", "check-config").returncode == 2
     r = mxfwd("check-config", "-c", "/nonexistent/mxfwd.conf")
     assert r.returncode == 1 and "/nonexistent/mxfwd.conf: cannot open" in r.stderr

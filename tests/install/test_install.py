@@ -1,8 +1,9 @@
 """`meson install` into a staging directory (DESTDIR), as a packager runs
-it: the files it puts in place, a configuration that mxfwd accepts, an
-admin's edits kept over a second install, and the systemd unit checked by
-systemd-analyze (verify, and security with its exposure score) where the
-machine has it.
+it: the files it puts in place (a secret and a signing key of their own),
+a configuration that mxfwd accepts, with signing off and on, an admin's
+edits, secret and key kept over a second install, and the systemd unit
+checked by systemd-analyze (verify, and security with its exposure score)
+where the machine has it.
 
 Arguments: the build directory, then the installed paths meson computed:
 prefix, sbindir, confdir, mandir, unitdir, sysusersdir (absolute)."""
@@ -69,6 +70,7 @@ def installs_the_expected_files(d):
             f"{CONFDIR}/mxfwd.conf",
             f"{CONFDIR}/forwards",
             f"{CONFDIR}/srs.secrets",
+            f"{CONFDIR}/dkim.key",
             f"{MANDIR}/man5/mxfwd.conf.5",
             f"{MANDIR}/man5/mxfwd-forwards.5",
             f"{MANDIR}/man8/mxfwd.8",
@@ -79,7 +81,8 @@ def installs_the_expected_files(d):
             want.add(f"{SYSUSERSDIR}/mxfwd.conf")
         assert files_under(d) == want, sorted(files_under(d) ^ want)
         assert os.access(staged(d, f"{SBINDIR}/mxfwd"), os.X_OK)
-        for name, mode in [("mxfwd.conf", 0o644), ("forwards", 0o644), ("srs.secrets", 0o600)]:
+        for name, mode in [("mxfwd.conf", 0o644), ("forwards", 0o644), ("srs.secrets", 0o600),
+                           ("dkim.key", 0o600)]:
             got = stat.S_IMODE(os.stat(staged(d, f"{CONFDIR}/{name}")).st_mode)
             assert got == mode, f"{name}: mode {got:o}"
         # A secret of its own, not the sample's that everyone knows.
@@ -87,6 +90,12 @@ def installs_the_expected_files(d):
                    if l and not l.startswith("#")]
         assert len(secrets) == 1 and len(secrets[0]) >= 32, secrets
         assert "sample" not in secrets[0]
+        # A signing key of its own: 2048-bit RSA, PKCS#8.
+        key = staged(d, f"{CONFDIR}/dkim.key")
+        assert read(key).startswith("-----BEGIN PRIVATE KEY-----\n")
+        r = subprocess.run(["openssl", "pkey", "-in", key, "-noout", "-text"], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        assert r.returncode == 0 and "Private-Key: (2048 bit" in r.stdout, r.stdout + r.stderr
         # The man pages are the sources'.
         src = os.path.join(os.path.dirname(__file__), "../../docs/man/mxfwd.8")
         assert read(staged(d, f"{MANDIR}/man8/mxfwd.8")) == read(src)
@@ -126,8 +135,18 @@ def the_installed_config_is_valid(d):
         r = subprocess.run([staged(d, f"{SBINDIR}/mxfwd"), "check-config", "-c", path],
                            capture_output=True, text=True, timeout=TIMEOUT)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert re.search(r"forwards: \d+ aliases; .*srs\.secrets: 1 SRS secret$", r.stdout.strip()), \
+        assert re.search(r"(?m)forwards: \d+ aliases; .*srs\.secrets: 1 SRS secret$", r.stdout), \
             r.stdout
+        # Signing is off until the admin turns it on...
+        assert "\nnote: signing_key is not set" in r.stdout, r.stdout
+        # ... by uncommenting two lines: the key made at install time loads.
+        conf = re.sub(r"(?m)^#(signing_key|signing_selector)(\s*=)", r"\1\2", conf)
+        with open(path, "w") as f:
+            f.write(conf)
+        r = subprocess.run([staged(d, f"{SBINDIR}/mxfwd"), "check-config", "-c", path],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.rstrip().endswith("dkim.key: RSA key of 2048 bits"), r.stdout
         os.unlink(path)
     return run
 
@@ -140,10 +159,14 @@ def a_second_install_keeps_edited_files(d):
             f.write("metrics_listen = 127.0.0.1:9325\n")
         edited = read(conf)
         secret = read(secrets)
+        key_path = staged(d, f"{CONFDIR}/dkim.key")
+        key = read(key_path)
         os.unlink(staged(d, f"{CONFDIR}/forwards"))
         install(d)
         assert read(conf) == edited, "the edited config was replaced"
         assert read(secrets) == secret, "the secret was replaced"
+        assert read(key_path) == key, "the signing key was replaced"
+        assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
         # A file the admin removed comes back.
         assert os.path.exists(staged(d, f"{CONFDIR}/forwards"))
     return run

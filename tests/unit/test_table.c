@@ -72,6 +72,26 @@ Test(table, sample_from_the_spec)
     table_unref(t);
 }
 
+Test(table, domains_each_once_in_file_order)
+{
+    table_t *t = load_ok("a@B.test x@example.com\n"
+                         "a@a.test x@example.com\n"
+                         "@b.test y@example.com\n"
+                         "c@c.test b@b.test\n"
+                         "b@A.test z@example.com\n");
+    const char *d, *want[] = {"b.test", "a.test", "c.test"};
+    size_t pos = 0, n = 0;
+
+    while (table_next_domain(t, &pos, &d)) {
+        cr_assert_lt(n, 3);
+        cr_assert_str_eq(d, want[n]);
+        n++;
+    }
+    cr_assert_eq(n, 3);
+    cr_assert(!table_next_domain(t, &pos, &d));
+    table_unref(t);
+}
+
 Test(table, matching_order_exact_subaddress_catchall)
 {
     table_t *t = load_ok("alice@alias.test alice@example.com\n"

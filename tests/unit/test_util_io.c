@@ -1,7 +1,8 @@
 /* Unit tests for the parts of util/ that talk to other processes over Unix
  * sockets: the service manager's notifications (notify) and syslog (log),
- * each against a socket the test binds in place of the real one; and the
- * loader of line-based files (lines), against files the test writes. */
+ * each against a socket the test binds in place of the real one; the
+ * loader of line-based files (lines), against files the test writes; and
+ * new files made once (file_create). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 
 #include "collect.h"
 #include "diag.h"
+#include "file.h"
 #include "lines.h"
 #include "log.h"
 #include "notify.h"
@@ -509,4 +511,38 @@ Test(lines, an_unreadable_file_is_one_error, .init = make_dir, .fini = remove_fi
     cr_assert_eq(lines_load(&s.diag, &seen_loader, &s), 1);
     snprintf(want, sizeof(want), "%s: cannot open: Permission denied", path);
     cr_assert_str_eq(reports.msg[0], want);
+}
+
+/* ---- file_create ---- */
+
+Test(file, create_writes_a_new_file_with_its_mode_and_never_replaces,
+     .init = make_dir, .fini = remove_file_dir)
+{
+    char path[300], link_path[300], *text = NULL;
+    struct stat st;
+    size_t len;
+    mode_t old = umask(0);
+
+    snprintf(path, sizeof(path), "%s/f", dir);
+    cr_assert_eq(file_create(path, "secret\n", 7, 0600), 0);
+    umask(old);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
+    cr_assert_eq(file_read(path, 100, &text, &len, NULL), 0);
+    cr_assert_str_eq(text, "secret\n");
+    free(text);
+
+    /* There already: kept as it was. */
+    cr_assert_eq(file_create(path, "other\n", 6, 0644), -EEXIST);
+    cr_assert_eq(file_read(path, 100, &text, &len, NULL), 0);
+    cr_assert_str_eq(text, "secret\n");
+    free(text);
+
+    /* A symbolic link is not followed, even to a name that does not exist. */
+    snprintf(link_path, sizeof(link_path), "%s/sock", dir);
+    cr_assert_eq(symlink("f-target", link_path), 0);
+    cr_assert_eq(file_create(link_path, "x", 1, 0600), -EEXIST);
+    unlink(link_path);
+    snprintf(link_path, sizeof(link_path), "%s/no/such/dir", dir);
+    cr_assert_eq(file_create(link_path, "x", 1, 0600), -ENOENT);
 }
