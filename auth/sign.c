@@ -504,8 +504,8 @@ out:
     buf_append(&m->out, buf_ptr(&m->trace), buf_used(&m->trace));
     if (m->rewritten)
         buf_append(&m->out, buf_ptr(&m->headers), buf_used(&m->headers));
-    snprintf(m->note, sizeof(m->note), "%s%s%s", m->do_dkim ? "dkim " : "",
-             m->do_arc ? "arc " : "", m->rewritten ? "from-rewritten " : "");
+    snprintf(m->note, sizeof(m->note), "%s%s%s", m->do_dkim ? "dkim " : "", m->do_arc ? "arc " : "",
+             m->rewritten ? "from-rewritten " : "");
     if (m->note[0] != '\0')
         m->note[strlen(m->note) - 1] = '\0';
     buf_free(&dkim);
@@ -606,7 +606,7 @@ const char *sign_strerror(int err)
         return "a signing call out of order";
     default:
         return err <= DKIMSIGN_EBASE && err > DKIMSIGN_EBASE - 1000 ? dkimsign_strerror(err)
-               : err <= ARC_EBASE && err > ARC_EBASE - 1000        ? arc_strerror(err)
+               : err <= ARC_EBASE && err > ARC_EBASE - 1000         ? arc_strerror(err)
                                                                     : "unknown signing error";
     }
 }

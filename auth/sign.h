@@ -47,18 +47,18 @@
 
 /* The sign band of error codes (docs/development.md, "Error codes"). */
 #define SIGN_EBASE (-24000)
-#define SIGN_EKEY (SIGN_EBASE - 1)      /* the key did not load (see why) */
-#define SIGN_EHEADERS (SIGN_EBASE - 2)  /* the header section is too long or not one */
-#define SIGN_ESTATE (SIGN_EBASE - 3)    /* a call out of order */
+#define SIGN_EKEY (SIGN_EBASE - 1)     /* the key did not load (see why) */
+#define SIGN_EHEADERS (SIGN_EBASE - 2) /* the header section is too long or not one */
+#define SIGN_ESTATE (SIGN_EBASE - 3)   /* a call out of order */
 
 typedef enum { SIGN_REWRITE_DMARC, SIGN_REWRITE_OFF, SIGN_REWRITE_ALWAYS } sign_rewrite_t;
 
 typedef struct {
     const char *key_path; /* PEM, RSA of 2048 bits or more, or Ed25519 */
     const char *selector;
-    const char *domain;   /* d= of every signature and seal */
-    bool dkim;            /* dkim_sign */
-    bool arc;             /* arc_seal */
+    const char *domain; /* d= of every signature and seal */
+    bool dkim;          /* dkim_sign */
+    bool arc;           /* arc_seal */
     sign_rewrite_t rewrite;
     const char *rewrite_address; /* From: of a rewritten message */
     const char *authserv_id;     /* the ARC-Authentication-Results' authserv-id */

@@ -201,9 +201,9 @@ static void reload_apply(reload_t *r)
             continue;
         }
         if (k == RELOAD_TABLE) {
+            log_info("reloaded forward table %s: %zu aliases", paths[k], table_count(r->table));
             r->hooks.set_table(r->hooks.arg, r->table);
             r->table = NULL;
-            log_info("reloaded forward table %s: %zu aliases", paths[k], table_count(r->table));
         } else if (k == RELOAD_SECRETS) {
             r->hooks.set_srs(r->hooks.arg, r->srs);
             r->srs = NULL;

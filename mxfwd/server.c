@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -53,6 +54,7 @@ typedef struct {
     control_t *control; /* the control socket */
     metrics_t *metrics; /* metrics_listen; NULL without */
     reload_t *reload;
+    sign_ctx_t *signer; /* signing_key's signer, for DSNs; NULL without */
 
     uv_signal_t sig_term, sig_int, sig_hup;
     bool stopping;     /* SIGTERM seen */
@@ -114,7 +116,65 @@ static void server_set_tls(void *arg, SSL_CTX *ctx)
 
 static void server_set_signer(void *arg, sign_ctx_t *signer)
 {
-    smtpd_set_signer(((server_t *)arg)->smtpd, signer);
+    server_t *srv = arg;
+
+    sign_ctx_unref(srv->signer);
+    srv->signer = signer != NULL ? sign_ctx_ref(signer) : NULL;
+    smtpd_set_signer(srv->smtpd, signer);
+}
+
+/* A DSN's signature, made on the pool with the signer of the moment. */
+typedef struct {
+    uv_work_t req; /* first: the request is the job */
+    sign_ctx_t *signer;
+    char *msg;
+    size_t len;
+    time_t now;
+    buf_t fields;
+    int rc;
+    queue_signed_fn done;
+    void *arg;
+} server_dsn_t;
+
+static void server_dsn_work(uv_work_t *req)
+{
+    server_dsn_t *d = (server_dsn_t *)req;
+
+    d->rc = sign_message(d->signer, d->msg, d->len, d->now, &d->fields);
+}
+
+static void server_dsn_signed(uv_work_t *req, int status)
+{
+    server_dsn_t *d = (server_dsn_t *)req;
+
+    (void)status; /* never cancelled */
+    if (d->rc != 0)
+        log_warning("a non-delivery notification goes unsigned: %s", sign_strerror(d->rc));
+    d->done(d->arg, d->rc == 0 ? buf_ptr(&d->fields) : NULL, d->rc == 0 ? buf_used(&d->fields) : 0);
+    sign_ctx_unref(d->signer);
+    buf_free(&d->fields);
+    free(d->msg);
+    free(d);
+}
+
+/* The queue's DSN signer (queue.h): nothing to do without a key. */
+static int server_sign_dsn(void *impl, const char *msg, size_t len, queue_signed_fn done, void *arg)
+{
+    server_t *srv = impl;
+    server_dsn_t *d;
+
+    if (srv->signer == NULL)
+        return -1;
+    d = xcalloc(1, sizeof(*d));
+    d->signer = sign_ctx_ref(srv->signer);
+    d->msg = xmemdup(msg, len);
+    d->len = len;
+    d->now = time(NULL);
+    buf_init(&d->fields, SIZE_MAX);
+    d->done = done;
+    d->arg = arg;
+    uv_queue_work(srv->loop, &d->req, server_dsn_work, server_dsn_signed);
+    return 0;
 }
 
 static void server_drained(void *arg);
@@ -435,6 +495,7 @@ static void server_open_queue(server_t *srv)
         .retry_schedule = cfg->retry_schedule,
         .nretry_schedule = cfg->nretry_schedule,
         .max_queue_lifetime = cfg->max_queue_lifetime,
+        .signer = {server_sign_dsn, srv},
     };
     client_options_t copts;
     options_client_t cstore;
@@ -604,6 +665,15 @@ int server_main(const char *config_path, bool verbose)
         log_info("listening on %s", srv->cfg->listen[i].text);
     if (srv->metrics != NULL)
         log_info("metrics on http://%s/metrics", srv->cfg->metrics_listen.text);
+    if (srv->signer != NULL) {
+        char key[32];
+        log_info("signing forwarded mail as d=%s s=%s (%s key)%s%s", srv->cfg->signing_domain,
+                 srv->cfg->signing_selector, sign_ctx_key_text(srv->signer, key, sizeof(key)),
+                 srv->cfg->arc_seal ? ", sealing with ARC" : "",
+                 srv->cfg->from_rewrite != CONFIG_REWRITE_OFF
+                     ? ", rewriting From when DMARC needs it"
+                     : "");
+    }
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
              table_count(smtpd_table(srv->smtpd)), smtpd_has_tls(srv->smtpd) ? ", STARTTLS" : "");
     server_notify(notify_send("READY=1\nSTATUS=accepting mail"));
@@ -620,6 +690,7 @@ int server_main(const char *config_path, bool verbose)
         log_error("spool still busy at exit");
     log_info("mxfwd stopped");
     stats_free(srv->registry);
+    sign_ctx_unref(srv->signer);
     config_free(srv->cfg);
     free(srv);
     return rc < 0 ? 1 : 0;

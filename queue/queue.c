@@ -121,6 +121,7 @@ int queue_new(const queue_options_t *opt, queue_t **out)
     q->spool = opt->spool;
     q->delivery = opt->delivery;
     q->hostname = xstrdup(opt->hostname);
+    q->signer = opt->signer;
     q->nretry = opt->nretry_schedule;
     q->retry = xcalloc(q->nretry, sizeof(*q->retry));
     for (size_t i = 0; i < q->nretry; i++)

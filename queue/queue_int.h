@@ -66,6 +66,7 @@ struct queue {
     void *clock_arg;
     uint32_t (*random)(void *arg);
     void *random_arg;
+    queue_signer_t signer; /* DSNs; sign NULL: unsigned */
 
     htab_t *index; /* queue id -> queue__msg_t (keys borrowed from the messages) */
     heap_t due;    /* messages by their earliest idle recipient's due time */

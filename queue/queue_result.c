@@ -172,8 +172,8 @@ static char *queue_result_dsn_headers(const spool_msg_t *m, size_t *len)
         memcpy(h + m->prepend_len, m->body + m->body_skip, want);
         got = (ssize_t)want;
     } else if ((fd = open(m->path, O_RDONLY | O_CLOEXEC)) >= 0) {
-        while ((got = pread(fd, h + m->prepend_len, want,
-                            (off_t)(m->body_offset + m->body_skip))) < 0 &&
+        while ((got = pread(fd, h + m->prepend_len, want, (off_t)(m->body_offset + m->body_skip))) <
+                   0 &&
                errno == EINTR)
             ;
         close(fd);
@@ -220,6 +220,61 @@ static void queue_result_dsn_committed(void *arg, int status, spool_msg_t *dsn)
     queue__maybe_closed(q);
 }
 
+/* A DSN on its way to the spool, its signature being made. */
+typedef struct {
+    queue__msg_t *qm;
+    int64_t now;
+    buf_t text;
+    unsigned flags;
+} queue_result_dsn_t;
+
+/* Queue the DSN with fields[0..n) on top (n 0: none), then record its
+ * recipients once it is durable (queue_result_dsn_committed()).  false
+ * when it could not be: its recipients are tried again later. */
+static bool queue_result_dsn_submit(queue_result_dsn_t *d, const char *fields, size_t n)
+{
+    queue__msg_t *qm = d->qm;
+    queue_t *q = qm->q;
+    spool_env_rcpt_t to = {qm->m->sender, NULL};
+    spool_envelope_t env = {
+        .arrival_us = d->now,
+        .sender = "",
+        .srs_sender = "",
+        .flags = d->flags,
+        .prepend = fields,
+        .prepend_len = n,
+        .rcpts = &to,
+        .nrcpts = 1,
+    };
+    int rc = spool_submit(q->spool, &env, buf_ptr(&d->text), buf_used(&d->text),
+                          queue_result_dsn_committed, qm, NULL);
+
+    buf_free(&d->text);
+    free(d);
+    if (rc < 0) {
+        log_error("%s: cannot queue a non-delivery notification: %s; its recipients are tried "
+                  "again later",
+                  qm->m->id, spool_strerror(rc));
+        qm->io--;
+        q->io--;
+        queue_result_unbounce(qm, queue_now(q));
+        return false;
+    }
+    return true;
+}
+
+/* The signer's callback: the DSN's signature fields are made. */
+static void queue_result_dsn_signed(void *arg, const char *fields, size_t n)
+{
+    queue_result_dsn_t *d = arg;
+    queue__msg_t *qm = d->qm;
+
+    if (!queue_result_dsn_submit(d, fields, n)) {
+        queue__settle(qm);
+        queue__maybe_closed(qm->q);
+    }
+}
+
 /* One DSN for every bouncing recipient of qm, committed before they are
  * recorded as bounced. */
 static void queue_result_bounce(queue__msg_t *qm)
@@ -237,18 +292,9 @@ static void queue_result_bounce(queue__msg_t *qm)
         .lifetime = q->lifetime,
         .rcpts = rcpts,
     };
-    spool_env_rcpt_t to = {m->sender, NULL};
-    spool_envelope_t env = {
-        .arrival_us = now,
-        .sender = "",
-        .srs_sender = "",
-        .rcpts = &to,
-        .nrcpts = 1,
-    };
+    queue_result_dsn_t *d;
     char *headers;
     dsn_needs_t needs;
-    buf_t text;
-    int rc;
 
     for (size_t i = 0; i < m->nrcpts; i++) {
         queue__bounce_t *b = qm->r[i].bounce;
@@ -269,23 +315,22 @@ static void queue_result_bounce(queue__msg_t *qm)
     }
     headers = queue_result_dsn_headers(m, &report.headers_len);
     report.headers = headers;
-    buf_init(&text, SIZE_MAX);
-    dsn_build(&report, &text, &needs);
-    env.flags = (needs.body_8bit ? SPOOL_F_8BITMIME : 0) | (needs.smtputf8 ? SPOOL_F_SMTPUTF8 : 0);
-    rc = spool_submit(q->spool, &env, buf_ptr(&text), buf_used(&text), queue_result_dsn_committed,
-                      qm, NULL);
-    buf_free(&text);
+    d = xcalloc(1, sizeof(*d));
+    d->qm = qm;
+    d->now = now;
+    buf_init(&d->text, SIZE_MAX);
+    dsn_build(&report, &d->text, &needs);
+    d->flags = (needs.body_8bit ? SPOOL_F_8BITMIME : 0) | (needs.smtputf8 ? SPOOL_F_SMTPUTF8 : 0);
     free(headers);
     free(rcpts);
-    if (rc < 0) {
-        log_error("%s: cannot queue a non-delivery notification: %s; its recipients are tried "
-                  "again later",
-                  m->id, spool_strerror(rc));
-        queue_result_unbounce(qm, now);
-        return;
-    }
+    /* Signed first, off the loop, when a signer is set (it counts as the
+     * message's I/O meanwhile). */
     qm->io++;
     q->io++;
+    if (q->signer.sign == NULL ||
+        q->signer.sign(q->signer.impl, buf_ptr(&d->text), buf_used(&d->text),
+                       queue_result_dsn_signed, d) != 0)
+        queue_result_dsn_submit(d, NULL, 0);
 }
 
 static bool queue_result_bouncing(const queue__msg_t *qm)

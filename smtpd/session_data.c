@@ -233,8 +233,7 @@ int session__commit(session_t *s, const authres_t *res)
         buf_free(&prepend);
         (void)rc; /* a message that cannot be signed goes as it came: said then */
         s->sign_work.data = s;
-        uv_queue_work(s->smtpd->loop, &s->sign_work, session_data_sign_work,
-                      session_data_signed);
+        uv_queue_work(s->smtpd->loop, &s->sign_work, session_data_sign_work, session_data_signed);
         session__wait(s);
         return 0;
     }

@@ -236,13 +236,15 @@ DKIMVERIFY = "/usr/bin/dkimverify"
 
 class DkimKey:
     """A DKIM key pair made now with openssl: "rsa" (2048 bits) or
-    "ed25519".  .private is the file dkimsign takes; .record the key
-    record to publish at SELECTOR._domainkey.DOMAIN."""
+    "ed25519".  .private is the file dkimsign takes, .pem the PEM private
+    key (mxfwd's signing_key); .record the key record to publish at
+    SELECTOR._domainkey.DOMAIN."""
 
     def __init__(self, kind="rsa", bits=2048):
         self.kind = kind
         directory = tempdir()
         pem = os.path.join(directory, "key.pem")
+        self.pem = pem  # what mxfwd's signing_key takes
         if kind == "rsa":
             subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
                             f"rsa_keygen_bits:{bits}", "-out", pem], check=True, capture_output=True)
