@@ -2,7 +2,7 @@
 """End-to-end forwarding benchmark: mxfwd beside Postfix + PostSRSd, in one run.
 
     bench/forward_bench.py [--runs 3] [--messages 5000] [--sessions 20]
-                           [--size 4096] [--no-postfix]
+                           [--size 4096] [--no-postfix] [--signing]
 
 Prints figures; asserts nothing (it is not a test).
 
@@ -12,7 +12,9 @@ forwarder, which rewrites the sender with SRS and delivers every message to
 Postfix's smtp-sink through a route (mxfwd: `route = * 127.0.0.1:PORT`;
 Postfix: a transport map entry).  The rate is messages per second from the
 first connection to the moment the sink has received the last message; the
-forwarder's queue is empty then.  Both forwarders fsync each message before
+forwarder's queue is empty then.  With --signing, a second mxfwd takes
+its turn in every run with a signing key (RSA-2048: a DKIM-Signature and an
+ARC set on every message, docs/performance.md), beside the unsigned one.  Both forwarders fsync each message before
 their 250.  The servers take turns, --runs times each; printed per run and
 as medians: each one's end-to-end rate, their ratio, the accept rate (how
 long smtp-source took), and mxfwd's CPU time per message.
@@ -27,6 +29,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -80,36 +83,51 @@ def bench(args, tmp, tmp_postfix):
     if not args.no_postfix and sb.ensure_postsrsd():
         pf, pf_port, _, pf_queue = sb.start_postfix(tmp_postfix, sink_port)
 
+    signing = ""
+    if args.signing:
+        key = os.path.join(tmp, "dkim.key")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:2048", "-out", key], check=True, capture_output=True)
+        signing = f"signing_key = {key}\nsigning_selector = bench\n"
+    servers = ["mxfwd"] + (["mxfwd-sign"] if args.signing else [])
+    cols = servers + (["postfix"] if pf else [])
     print(f"end to end: {args.messages} messages of {args.size} bytes, {args.sessions} sessions, "
           f"one message per connection, through the forwarder to smtp-sink, {args.runs} runs")
-    print(f"{'run':>3} {'mxfwd msg/s':>12} {'postfix msg/s':>14} {'ratio':>6} "
-          f"{'mxfwd accept/s':>15} {'postfix accept/s':>17} {'mxfwd cpu ms/msg':>17}")
+    print(f"{'run':>3} " + " ".join(f"{c + ' msg/s':>16}" for c in cols) +
+          "".join(f" {s + '/postfix':>20}" for s in servers if pf) +
+          "".join(f" {s + ' cpu ms/msg':>21}" for s in servers))
     rows = []
     for run in range(1, args.runs + 1):
         row = {}
-        for name in sb.turns(run, pf is not None):
+        for name in sb.turns(run, pf is not None, servers):
             if name == "postfix":
                 row.update(one_run("postfix", pf_port, args, sink_log,
                                    lambda: sb.postfix_queue_empty(pf_queue), None))
                 continue
             # A fresh spool each run, in a directory of its own.
-            mx, port, spool = sb.start_mxfwd(tmp, sink_port, name=f"mxfwd-{run}", dns=dns)
-            row.update(one_run("mxfwd", port, args, sink_log, lambda: spool_empty(spool), mx.pid))
+            mx, port, spool = sb.start_mxfwd(tmp, sink_port, name=f"{name}-{run}", dns=dns,
+                                             extra=signing if name == "mxfwd-sign" else "")
+            row.update(one_run(name, port, args, sink_log, lambda: spool_empty(spool), mx.pid))
             sb.stop(mx)
-        row["ratio"] = row["mxfwd"] / row["postfix"] if pf else float("nan")
+        for s in servers:
+            row[s + "_ratio"] = row[s] / row["postfix"] if pf else float("nan")
         rows.append(row)
-        print(f"{run:>3} {row['mxfwd']:>12.0f} {row.get('postfix', float('nan')):>14.0f} "
-              f"{row['ratio']:>6.1f} {row['mxfwd_accept']:>15.0f} "
-              f"{row.get('postfix_accept', float('nan')):>17.0f} {row['mxfwd_cpu']:>17.3f}")
+        print(row_text(str(run), row, cols, servers, pf))
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    print(f"med {med['mxfwd']:>12.0f} {med.get('postfix', float('nan')):>14.0f} "
-          f"{med['ratio']:>6.1f} {med['mxfwd_accept']:>15.0f} "
-          f"{med.get('postfix_accept', float('nan')):>17.0f} {med['mxfwd_cpu']:>17.3f}")
+    print(row_text("med", med, cols, servers, pf))
+
+
+def row_text(label, row, cols, servers, pf):
+    return (f"{label:>3} " + " ".join(f"{row[c]:>16.0f}" for c in cols) +
+            "".join(f" {row[s + '_ratio']:>20.1f}" for s in servers if pf) +
+            "".join(f" {row[s + '_cpu']:>21.3f}" for s in servers))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sb.load_arguments(ap)
+    ap.add_argument("--signing", action="store_true",
+                    help="also an mxfwd that signs and seals every message (RSA-2048)")
     args = ap.parse_args()
     tmp, tmp_postfix = sb.prepare("mxfwd-fwdbench")
     try:

@@ -168,7 +168,7 @@ def start_dns(tmp):
     sys.exit("dnsmasq did not start")
 
 
-def start_mxfwd(tmp, sink_port, name="mxfwd", dns=None):
+def start_mxfwd(tmp, sink_port, name="mxfwd", dns=None, extra=""):
     d = os.path.join(tmp, name)
     os.makedirs(d)
     port = free_port()
@@ -191,7 +191,7 @@ dns_servers = {dns or start_dns(tmp)}
 outbound_tls = off
 max_connections = 20000
 max_connections_per_ip = 20000
-""")
+{extra}""")
     p = start([MXFWD, "serve", "-c", conf], os.path.join(d, "mxfwd.log"))
     wait_port(port, p, "mxfwd")
     return p, port, os.path.join(d, "spool")
@@ -277,10 +277,10 @@ smtp_tls_security_level = none
     return p, port, cfg, queue
 
 
-def turns(run, with_postfix):
+def turns(run, with_postfix, first=("mxfwd",)):
     """Who goes first in run number run (from 1): the servers take turns,
-    so that neither always runs right after the other's clean-up."""
-    order = ["mxfwd"] + (["postfix"] if with_postfix else [])
+    so that none always runs right after another's clean-up."""
+    order = list(first) + (["postfix"] if with_postfix else [])
     return order if run % 2 else order[::-1]
 
 
