@@ -56,6 +56,19 @@ int canon_header(canon_t type, const char *field, size_t len, bool crlf, buf_t *
     return 0;
 }
 
+bool canon_is_field_start(const char *line, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && (unsigned char)line[i] > 32 && (unsigned char)line[i] < 127 && line[i] != ':')
+        i++;
+    if (i == 0)
+        return false;
+    while (i < len && canon_is_wsp(line[i]))
+        i++;
+    return i < len && line[i] == ':';
+}
+
 size_t canon_name_len(const char *field, size_t len)
 {
     const char *colon = memchr(field, ':', len);

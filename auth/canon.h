@@ -55,6 +55,12 @@ int canon_select(canon_t type, const canon_field_t *fields, size_t nfields,
  * before it left out; 0 for a line without a colon. */
 size_t canon_name_len(const char *field, size_t len);
 
+/* Whether the line at line[0..len) starts a header field: a name of
+ * printable ASCII but ':' (RFC 5322 ftext), white space allowed before the
+ * colon (obs-optional).  A receiver's parser ends the header section at a
+ * line that is neither this nor a continuation. */
+bool canon_is_field_start(const char *line, size_t len);
+
 /* A signature's own field with b='s value, the bytes [b_start, b_end),
  * left out (RFC 6376 3.7), canonicalized without a CRLF.  0 or BUF_EFULL. */
 int canon_header_blank(canon_t type, const char *field, size_t len, size_t b_start, size_t b_end,

@@ -21,8 +21,8 @@ typedef struct {
     dkim_result_t res;
     size_t field; /* index of its own field in the store */
     bool parsed;
-    int bh;          /* its body hash (d->bhs), -1 for none */
-    bool body_ok;    /* set by dkim_end() */
+    int bh;       /* its body hash (d->bhs), -1 for none */
+    bool body_ok; /* set by dkim_end() */
     const char *body_why;
     key_state_t key_state;
     const char *key_why;
@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     EVP_MD_CTX *ctx; /* NULL once final, or when it could not start */
     canon_t type;
-    uint64_t limit;  /* canonical octets hashed at most (l=) */
+    uint64_t limit; /* canonical octets hashed at most (l=) */
     uint64_t hashed;
     uint64_t body_len; /* canonical octets seen */
     bool ok;           /* md is the hash */
@@ -59,7 +59,7 @@ struct dkim {
     field_t *fields;
     size_t nfields, fields_cap;
     canon_field_t *view; /* the fields as pointers, once the body started */
-    bool overflow; /* headers beyond header_max: none verifies */
+    bool overflow;       /* headers beyond header_max: none verifies */
     /* A line that is neither a field nor a continuation was met: what
      * follows is not a header field to a receiver's RFC 5322 parser, so
      * none of it is one here either (no From for DMARC, no signature). */
@@ -332,21 +332,6 @@ static void dkim_start_body(dkim_t *d)
     }
 }
 
-/* Whether line starts a header field: a name of printable ASCII but ':'
- * (RFC 5322 ftext), white space allowed before the colon (obs-optional). */
-static bool dkim_is_field_start(const char *line, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len && (unsigned char)line[i] > 32 && (unsigned char)line[i] < 127 && line[i] != ':')
-        i++;
-    if (i == 0)
-        return false;
-    while (i < len && dkim_is_wsp(line[i]))
-        i++;
-    return i < len && line[i] == ':';
-}
-
 /* A whole line of the header section is in d->line. */
 static void dkim_header_line(dkim_t *d)
 {
@@ -365,7 +350,7 @@ static void dkim_header_line(dkim_t *d)
          * still starts at the empty line for the hashes, as signers
          * count it.  A line too long to keep (len 0) is judged by
          * nothing: the overflow already fails every signature. */
-        if (!d->fields_over && len > 0 && !dkim_is_field_start(line, len))
+        if (!d->fields_over && len > 0 && !canon_is_field_start(line, len))
             d->fields_over = true;
         if (!d->fields_over && buf_append(&d->cur, line, len) < 0)
             d->overflow = true;
@@ -428,8 +413,8 @@ static void dkim_finish_body_hash(dkim_t *d, bodyhash_t *h)
     unsigned int mdlen = 0;
 
     h->body_len = d->canon_len[h->type];
-    h->ok = h->ctx != NULL && EVP_DigestFinal_ex(h->ctx, h->md, &mdlen) == 1 &&
-            mdlen == sizeof(h->md);
+    h->ok =
+        h->ctx != NULL && EVP_DigestFinal_ex(h->ctx, h->md, &mdlen) == 1 && mdlen == sizeof(h->md);
     EVP_MD_CTX_free(h->ctx);
     h->ctx = NULL;
 }

@@ -158,21 +158,6 @@ void sign_msg_feed(sign_msg_t *m, const char *p, size_t n)
 
 /* ---- header fields ---- */
 
-/* Whether the line at p starts a field: a name of printable ASCII but
- * ':' (RFC 5322 ftext), white space allowed before the colon. */
-static bool sign_field_start(const char *p, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n && (unsigned char)p[i] > 32 && (unsigned char)p[i] < 127 && p[i] != ':')
-        i++;
-    if (i == 0)
-        return false;
-    while (i < n && (p[i] == ' ' || p[i] == '\t'))
-        i++;
-    return i < n && p[i] == ':';
-}
-
 /*
  * Split p[0..n) (CRLF lines) into fields, appended to f[*nf] (without
  * their final CRLF).  false when a line is neither a field nor a
@@ -186,7 +171,7 @@ static bool sign_fields(const char *p, size_t n, canon_field_t *f, size_t *nf)
         const char *start = p + i;
         size_t end = i;
 
-        if (!sign_field_start(start, n - i) || *nf == SIGN_FIELDS_MAX)
+        if (!canon_is_field_start(start, n - i) || *nf == SIGN_FIELDS_MAX)
             return false;
         /* To the CRLF not followed by white space. */
         for (;;) {
