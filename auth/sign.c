@@ -47,6 +47,9 @@ struct sign_msg {
     buf_t trace;   /* our fields, on top of the message's */
     buf_t headers; /* the message's header section as it leaves */
     uint64_t skip;
+    buf_t replaced;     /* the section filters made (sign_msg_set_headers()) */
+    bool has_replaced;
+    uint64_t replaced_skip;
     /* The result. */
     buf_t out;
     int err;
@@ -118,6 +121,7 @@ sign_msg_t *sign_msg_new(sign_ctx_t *ctx)
     buf_init(&m->aar, 65536);
     buf_init(&m->trace, SIZE_MAX);
     buf_init(&m->headers, SIZE_MAX);
+    buf_init(&m->replaced, SIZE_MAX);
     buf_init(&m->out, SIZE_MAX);
     m->eol = 2; /* the start is a line's start: "\r\n" first is an empty line */
     return m;
@@ -370,12 +374,21 @@ static bool sign_rewrite(sign_msg_t *m, const canon_field_t *f, size_t nf, const
 
 /* ---- preparing and signing ---- */
 
+void sign_msg_set_headers(sign_msg_t *m, const char *p, size_t n, uint64_t skip)
+{
+    buf_reset(&m->replaced);
+    buf_append(&m->replaced, p, n);
+    m->has_replaced = true;
+    m->replaced_skip = skip;
+}
+
 int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, size_t trace_len,
                      const char *alias, time_t now)
 {
     const sign_ctx_t *c = m->ctx;
     canon_field_t *f = NULL;
-    size_t nf = 0;
+    const char *src;
+    size_t nf = 0, src_len;
     int rc = 0;
 
     if (m->prepared)
@@ -384,9 +397,11 @@ int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, siz
     buf_append(&m->trace, trace, trace_len);
     if (!m->head_done && !m->head_long)
         m->head_len = buf_used(&m->head); /* no body: all of it is fields */
+    /* The section that leaves: the filters' when they made one. */
+    src = m->has_replaced ? buf_ptr(&m->replaced) : buf_ptr(&m->head);
+    src_len = m->has_replaced ? buf_used(&m->replaced) : m->head_len;
     f = xcalloc(SIGN_FIELDS_MAX, sizeof(*f));
-    if (m->head_long ||
-        !sign_fields(buf_ptr(&m->head) ? buf_ptr(&m->head) : "", m->head_len, f, &nf)) {
+    if (m->head_long || !sign_fields(src != NULL ? src : "", src_len, f, &nf)) {
         rc = m->err = SIGN_EHEADERS;
         goto done;
     }
@@ -398,11 +413,11 @@ int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, siz
     m->rewrite_why = sign_rewrite_reason(c, res);
     if (m->rewrite_why != NULL && sign_rewrite(m, f, nf, alias)) {
         m->rewritten = true;
-        m->skip = m->head_len;
     } else {
         m->rewrite_why = NULL;
-        buf_append(&m->headers, buf_ptr(&m->head), m->head_len);
+        buf_append(&m->headers, src, src_len);
     }
+    m->skip = m->has_replaced ? m->replaced_skip : m->head_len;
     /* A rewritten message is signed whatever dkim_sign says: its new
      * author's domain must pass DMARC by it. */
     m->do_dkim = c->dkim || m->rewritten;
@@ -482,13 +497,15 @@ out:
         buf_append(&m->out, buf_ptr(&arc), buf_used(&arc));
         buf_append(&m->out, buf_ptr(&dkim), buf_used(&dkim));
     } else {
-        /* Nothing half done: the message goes as it came. */
+        /* Nothing half done: the message goes as it came, but for the
+         * filters' section. */
         m->do_dkim = m->do_arc = m->rewritten = false;
-        m->skip = 0;
     }
     buf_append(&m->out, buf_ptr(&m->trace), buf_used(&m->trace));
     if (m->rewritten)
         buf_append(&m->out, buf_ptr(&m->headers), buf_used(&m->headers));
+    else if (m->has_replaced)
+        buf_append(&m->out, buf_ptr(&m->replaced), buf_used(&m->replaced));
     snprintf(m->note, sizeof(m->note), "%s%s%s", m->do_dkim ? "dkim " : "", m->do_arc ? "arc " : "",
              m->rewritten ? "from-rewritten " : "");
     if (m->note[0] != '\0')
@@ -501,7 +518,7 @@ out:
 const char *sign_msg_prepend(const sign_msg_t *m, size_t *len)
 {
     if (!m->worked) {
-        /* A prepare that failed: the trace alone. */
+        /* Not signed (work is what writes out): the trace alone. */
         *len = buf_used(&m->trace);
         return buf_ptr(&m->trace) ? buf_ptr(&m->trace) : "";
     }
@@ -511,7 +528,9 @@ const char *sign_msg_prepend(const sign_msg_t *m, size_t *len)
 
 uint64_t sign_msg_skip(const sign_msg_t *m)
 {
-    return m->worked && m->rewritten ? m->skip : 0;
+    if (!m->worked)
+        return 0;
+    return m->rewritten ? m->skip : m->has_replaced ? m->replaced_skip : 0;
 }
 
 const char *sign_msg_note(const sign_msg_t *m)
@@ -539,6 +558,7 @@ void sign_msg_free(sign_msg_t *m)
     buf_free(&m->aar);
     buf_free(&m->trace);
     buf_free(&m->headers);
+    buf_free(&m->replaced);
     buf_free(&m->out);
     sign_ctx_unref(m->ctx);
     free(m);

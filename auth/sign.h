@@ -14,6 +14,8 @@
  *   sign_msg_feed(m, bytes, n) ...   the message as received: its header
  *                                    section is kept (up to
  *                                    SIGN_HEADER_MAX), its body hashed
+ *   sign_msg_set_headers(m, ...)     when filters changed the header
+ *                                    section: the one that leaves
  *   sign_msg_prepare(m, ...)         after the verdict, on the loop
  *                                    thread: decides the From rewrite,
  *                                    copies what the signatures need
@@ -79,6 +81,16 @@ const char *sign_ctx_key_text(const sign_ctx_t *ctx, char *dst, size_t size);
  * cannot be set up (libcrypto out of memory). */
 sign_msg_t *sign_msg_new(sign_ctx_t *ctx);
 void sign_msg_feed(sign_msg_t *m, const char *p, size_t n);
+
+/*
+ * The message's header section as it will leave, p[0..n) (fields with
+ * their CRLFs), in place of the first skip bytes of the message fed (its
+ * own fields, which stay in the spool, skipped: docs/spool.md, "K").
+ * Before prepare; the fields are signed and rewritten in place of the
+ * message's own, and are part of what sign_msg_prepend() gives, with
+ * skip what sign_msg_skip() gives, whatever else happens.
+ */
+void sign_msg_set_headers(sign_msg_t *m, const char *p, size_t n, uint64_t skip);
 
 /*
  * The verdict is in and the message will be accepted: res its results,

@@ -50,6 +50,8 @@ int cli_srs_reverse(const cli_args_t *args);
 int cli_queue(const cli_args_t *args);
 int cli_flush(const cli_args_t *args);
 int cli_delete(const cli_args_t *args);
+int cli_hold(const cli_args_t *args);
+int cli_release(const cli_args_t *args);
 int cli_stats(const cli_args_t *args);
 /* doctor.c, explain.c, keygen.c */
 int cli_doctor(const cli_args_t *args);

@@ -1,6 +1,6 @@
 /*
- * cli_queue.c - `mxfwd queue`, `flush`, `delete ID` and `stats`: a request
- * to the running daemon's control socket (mxfwd/control.h), its JSON reply
+ * cli_queue.c - `mxfwd queue`, `flush`, `delete ID`, `hold ID`, `release
+ * ID` and `stats`: a request to the running daemon's control socket (mxfwd/control.h), its JSON reply
  * shown to people (or passed through with --json).
  */
 #include "cli.h"
@@ -191,19 +191,27 @@ int cli_flush(const cli_args_t *args)
     return CLI_OK;
 }
 
-int cli_delete(const cli_args_t *args)
+/* A request naming one message ("delete ID", "hold ID", "release ID"):
+ * CLI_OK and the reply in *v. */
+static int cli_queue_by_id(const cli_args_t *args, const char *verb, json_t **v)
 {
     char request[CONTROL_LINE_MAX];
-    json_t *v;
-    double running;
 
     /* The id goes on the request line: it must be one word. */
     if (strlen(args->argv[0]) > 64 || strpbrk(args->argv[0], " \t\r\n") != NULL) {
-        fprintf(stderr, "mxfwd delete: '%.64s' is not a queue id\n", args->argv[0]);
+        fprintf(stderr, "mxfwd %s: '%.64s' is not a queue id\n", verb, args->argv[0]);
         return CLI_FAIL;
     }
-    snprintf(request, sizeof(request), "delete %s", args->argv[0]);
-    if (cli_queue_ask(args, "delete", request, &v) != CLI_OK)
+    snprintf(request, sizeof(request), "%s %s", verb, args->argv[0]);
+    return cli_queue_ask(args, verb, request, v);
+}
+
+int cli_delete(const cli_args_t *args)
+{
+    json_t *v;
+    double running;
+
+    if (cli_queue_by_id(args, "delete", &v) != CLI_OK)
         return CLI_FAIL;
     running = json_get_num(v, "running", 0);
     if (!args->json && running > 0)
@@ -213,6 +221,32 @@ int cli_delete(const cli_args_t *args)
         printf("%s: deleted\n", args->argv[0]);
     json_free(v);
     return CLI_OK;
+}
+
+/* hold, release: how many recipients changed. */
+static int cli_queue_hold(const cli_args_t *args, bool hold)
+{
+    const char *verb = hold ? "hold" : "release", *key = hold ? "held" : "released";
+    json_t *v;
+    double n;
+
+    if (cli_queue_by_id(args, verb, &v) != CLI_OK)
+        return CLI_FAIL;
+    n = json_get_num(v, key, 0);
+    if (!args->json)
+        printf("%s: %s (%.0f recipient%s)\n", args->argv[0], key, n, n == 1 ? "" : "s");
+    json_free(v);
+    return CLI_OK;
+}
+
+int cli_hold(const cli_args_t *args)
+{
+    return cli_queue_hold(args, true);
+}
+
+int cli_release(const cli_args_t *args)
+{
+    return cli_queue_hold(args, false);
 }
 
 /* ---- stats ---- */

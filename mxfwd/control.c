@@ -139,10 +139,15 @@ static void control_stats(control_t *c, buf_t *out)
     buf_puts(out, "}}");
 }
 
-static void control_delete(control_t *c, const char *id, buf_t *out)
+/* delete, hold, release: {"ok":true,"id":ID,"running":N} (deliveries
+ * that finish first), {..."held":N}, {..."released":N} (recipients). */
+static void control_by_id(control_t *c, const char *verb, const char *id, buf_t *out)
 {
     unsigned running = 0;
-    int rc = queue_delete(c->queue, id, &running);
+    size_t n = 0;
+    int rc = strcmp(verb, "delete") == 0 ? queue_delete(c->queue, id, &running)
+             : strcmp(verb, "hold") == 0 ? queue_hold(c->queue, id, &n)
+                                         : queue_release(c->queue, id, &n);
 
     if (rc < 0) {
         control_error(out, "%s: %s", id, queue_strerror(rc));
@@ -150,7 +155,10 @@ static void control_delete(control_t *c, const char *id, buf_t *out)
     }
     buf_puts(out, "{\"ok\":true,\"id\":");
     json_str(out, id);
-    buf_printf(out, ",\"running\":%u}", running);
+    if (strcmp(verb, "delete") == 0)
+        buf_printf(out, ",\"running\":%u}", running);
+    else
+        buf_printf(out, ",\"%s\":%zu}", strcmp(verb, "hold") == 0 ? "held" : "released", n);
 }
 
 /* One request line: the reply into out. */
@@ -159,23 +167,30 @@ static void control_request_line(control_t *c, char *line, buf_t *out)
     char *cursor = line, *verb = str_token(&cursor, " \t"), *arg = str_token(&cursor, " \t");
     bool extra = str_token(&cursor, " \t") != NULL;
 
+    bool by_id = verb != NULL && (strcmp(verb, "delete") == 0 || strcmp(verb, "hold") == 0 ||
+                                  strcmp(verb, "release") == 0);
+
     if (verb == NULL) {
-        control_error(out, "empty request; say queue, flush, delete ID or stats");
+        control_error(out, "empty request; say queue, flush, delete ID, hold ID, release ID or "
+                           "stats");
     } else if (strcmp(verb, "queue") == 0 && arg == NULL) {
         control_queue(c, out);
     } else if (strcmp(verb, "flush") == 0 && arg == NULL) {
         size_t n = queue_flush(c->queue);
         log_info("flush: %zu recipient%s due now (control socket)", n, n == 1 ? "" : "s");
         buf_printf(out, "{\"ok\":true,\"flushed\":%zu}", n);
-    } else if (strcmp(verb, "delete") == 0 && arg != NULL && !extra) {
-        control_delete(c, arg, out);
+    } else if (by_id && arg != NULL && !extra) {
+        control_by_id(c, verb, arg, out);
     } else if (strcmp(verb, "stats") == 0 && arg == NULL) {
         control_stats(c, out);
-    } else if (strcmp(verb, "queue") == 0 || strcmp(verb, "flush") == 0 ||
-               strcmp(verb, "delete") == 0 || strcmp(verb, "stats") == 0) {
-        control_error(out, "usage: queue | flush | delete ID | stats");
+    } else if (strcmp(verb, "queue") == 0 || strcmp(verb, "flush") == 0 || by_id ||
+               strcmp(verb, "stats") == 0) {
+        control_error(out, "usage: queue | flush | delete ID | hold ID | release ID | stats");
     } else {
-        control_error(out, "unknown request '%.64s'; say queue, flush, delete ID or stats", verb);
+        control_error(out,
+                      "unknown request '%.64s'; say queue, flush, delete ID, hold ID, release ID "
+                      "or stats",
+                      verb);
     }
     buf_puts(out, "\n");
 }

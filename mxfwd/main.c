@@ -64,6 +64,12 @@ static const main_command_t main_commands[] = {
     {"flush", 0, "", cli_flush, "retry every deferred message now",
      "Retry every deferred message now.\n"},
     {"delete", 1, "ID", cli_delete, "drop a queued message", "Drop the queued message ID (logged).\n"},
+    {"hold", 1, "ID", cli_hold, "keep a queued message from being delivered",
+     "Hold the queued message ID: its recipients are not tried until it is\n"
+     "released (deliveries under way finish).  Logged.\n"},
+    {"release", 1, "ID", cli_release, "let a held message be delivered",
+     "Release the message ID, held by 'mxfwd hold' or quarantined by a milter:\n"
+     "its recipients are tried at once.  Logged.\n"},
     {"stats", 0, "", cli_stats, "print the counters",
      "Print counters: connections, messages accepted and rejected by reason,\n"
      "delivered, deferred, bounced, queue size.  --json for machines.\n"},

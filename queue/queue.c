@@ -1,7 +1,7 @@
 /*
- * queue.c - the index of queued messages, the schedule of next attempts,
- * delivery jobs, and the admin's commands (list, flush, delete).
- * Results, state records and DSNs are in queue_result.c.
+ * queue.c - the index of queued messages, the schedule of next attempts
+ * and delivery jobs.  The admin's commands are in queue_admin.c; results,
+ * state records and DSNs in queue_result.c.
  */
 #include "queue_int.h"
 
@@ -313,8 +313,7 @@ void queue__schedule(queue__msg_t *qm)
      * waits: the queue acts only on recorded state. */
     if (!qm->deleted && qm->io == 0 && !q->closing)
         for (size_t i = 0; i < qm->m->nrcpts; i++)
-            if (qm->r[i].st == QUEUE__IDLE && !spool_rcpt_final(qm->m->rcpts[i].state) &&
-                qm->r[i].due < due)
+            if (queue__waiting(qm, i) && qm->r[i].due < due)
                 due = qm->r[i].due;
     if (due == INT64_MAX)
         heap_remove(&q->due, &qm->node);
@@ -427,15 +426,14 @@ static void queue_start(queue__msg_t *qm, int64_t now)
         const char *domain;
         size_t n = 0;
 
-        if (taken[i] || qm->r[i].st != QUEUE__IDLE || spool_rcpt_final(m->rcpts[i].state) ||
-            qm->r[i].due > now)
+        if (taken[i] || !queue__waiting(qm, i) || qm->r[i].due > now)
             continue;
         /* Recipients of a message are few (max_recipients): a quadratic
          * grouping is simpler than a table and as fast. */
         domain = queue_domain_of(m->rcpts[i].addr);
         for (size_t k = i; k < m->nrcpts; k++) {
-            if (taken[k] || qm->r[k].st != QUEUE__IDLE || spool_rcpt_final(m->rcpts[k].state) ||
-                qm->r[k].due > now || !str_eq_ci(queue_domain_of(m->rcpts[k].addr), domain))
+            if (taken[k] || !queue__waiting(qm, k) || qm->r[k].due > now ||
+                !str_eq_ci(queue_domain_of(m->rcpts[k].addr), domain))
                 continue;
             taken[k] = true;
             idx[n++] = k;
@@ -462,112 +460,6 @@ void queue_tick(queue_t *q)
         queue__schedule(qm);
     }
     queue_arm(q);
-}
-
-/* ---- Admin commands ---- */
-
-size_t queue_flush(queue_t *q)
-{
-    int64_t now = queue_now(q);
-    size_t pos = 0, n = 0, klen;
-    const char *key;
-    void *value;
-
-    while (htab_next(q->index, &pos, &key, &klen, &value)) {
-        queue__msg_t *qm = value;
-
-        if (qm->deleted)
-            continue;
-        for (size_t i = 0; i < qm->m->nrcpts; i++) {
-            if (qm->r[i].st == QUEUE__IDLE && !spool_rcpt_final(qm->m->rcpts[i].state)) {
-                n += qm->r[i].due > now;
-                qm->r[i].due = 0;
-            }
-        }
-        /* Only the heap changes, not the table being walked. */
-        queue__schedule(qm);
-    }
-    return n;
-}
-
-int queue_delete(queue_t *q, const char *id, unsigned *running)
-{
-    queue__msg_t *qm = htab_get(q->index, id, strlen(id));
-
-    if (qm == NULL || qm->deleted)
-        return QUEUE_ENOENT;
-    qm->deleted = true;
-    if (running != NULL)
-        *running = qm->jobs;
-    log_info("%s: deleted by the administrator%s", id,
-             qm->jobs > 0 ? "; deliveries in progress finish first" : "");
-    queue__settle(qm);
-    return 0;
-}
-
-static int queue_cmp_id(const void *a, const void *b)
-{
-    const queue__msg_t *x = *(queue__msg_t *const *)a, *y = *(queue__msg_t *const *)b;
-
-    return strcmp(x->m->id, y->m->id);
-}
-
-static const char *queue_state_name(const queue__msg_t *qm, size_t i)
-{
-    switch (qm->r[i].st) {
-    case QUEUE__ACTIVE:
-        return "active";
-    case QUEUE__BOUNCING:
-    case QUEUE__IN_DSN:
-        return "bouncing";
-    case QUEUE__IDLE:
-        break;
-    }
-    switch (qm->m->rcpts[i].state) {
-    case SPOOL_RCPT_PENDING:
-        return "pending";
-    case SPOOL_RCPT_DEFERRED:
-        return "deferred";
-    case SPOOL_RCPT_SENT:
-        return "sent";
-    case SPOOL_RCPT_BOUNCED:
-        return "bounced";
-    }
-    return "unknown";
-}
-
-void queue_list(queue_t *q, queue_list_fn fn, void *arg)
-{
-    size_t n = htab_count(q->index), k = 0, pos = 0, klen, most = 0;
-    queue__msg_t **all = xcalloc(n > 0 ? n : 1, sizeof(*all));
-    queue_rcpt_info_t *info = NULL;
-    int64_t now = queue_now(q);
-    const char *key;
-    void *value;
-
-    while (htab_next(q->index, &pos, &key, &klen, &value))
-        if (!((queue__msg_t *)value)->deleted)
-            all[k++] = value;
-    qsort(all, k, sizeof(*all), queue_cmp_id);
-    for (size_t i = 0; i < k; i++) {
-        queue__msg_t *qm = all[i];
-
-        if (qm->m->nrcpts > most) {
-            most = qm->m->nrcpts;
-            info = xrealloc(info, most * sizeof(*info));
-        }
-        for (size_t r = 0; r < qm->m->nrcpts; r++) {
-            bool waiting = qm->r[r].st == QUEUE__IDLE && !spool_rcpt_final(qm->m->rcpts[r].state);
-            info[r] = (queue_rcpt_info_t){
-                .rcpt = &qm->m->rcpts[r],
-                .state = queue_state_name(qm, r),
-                .next_attempt_us = !waiting ? 0 : qm->r[r].due > now ? qm->r[r].due : now,
-            };
-        }
-        fn(arg, qm->m, info);
-    }
-    free(info);
-    free(all);
 }
 
 /* ---- Shutdown ---- */

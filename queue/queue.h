@@ -133,11 +133,25 @@ size_t queue_flush(queue_t *q);
  */
 int queue_delete(queue_t *q, const char *id, unsigned *running);
 
+/*
+ * Hold message id (`mxfwd hold`): every recipient waiting for an attempt
+ * is held, never tried until released (deliveries running finish);
+ * release (`mxfwd release`): every held recipient is due at once, a
+ * message a filter quarantined included (docs/queue.md).  A held
+ * recipient does not expire; one released after max_queue_lifetime gets
+ * one attempt before it bounces.  *n gets how many changed; the change
+ * is recorded (one state record).  QUEUE_ENOENT when no such message is
+ * queued.
+ */
+int queue_hold(queue_t *q, const char *id, size_t *n);
+int queue_release(queue_t *q, const char *id, size_t *n);
+
 /* A recipient as `mxfwd queue` shows it. */
 typedef struct {
     const spool_rcpt_t *rcpt;   /* address, alias, attempts, last reply and relay */
     const char *state;          /* "pending", "deferred", "active" (a delivery is running),
-                                 * "bouncing" (its DSN is being queued), "sent", "bounced" */
+                                 * "bouncing" (its DSN is being queued), "sent", "bounced",
+                                 * "held" (until released) */
     int64_t next_attempt_us;    /* when it is tried next (now, when it is due); 0: it is not
                                  * waiting (active, bouncing, final) */
 } queue_rcpt_info_t;

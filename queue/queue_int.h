@@ -1,7 +1,8 @@
 /*
  * queue_int.h - the queue manager's state, shared by queue.c (index,
- * schedule, jobs, admin commands) and queue_result.c (results, state
- * records, DSNs, removal).  Not for other modules.
+ * schedule, jobs), queue_admin.c (the admin's commands) and
+ * queue_result.c (results, state records, DSNs, removal).  Not for other
+ * modules.
  */
 #ifndef MXFWD_QUEUE_INT_H
 #define MXFWD_QUEUE_INT_H
@@ -95,6 +96,15 @@ static inline queue__msg_t *queue__msg_of(heap_node_t *node)
     return (queue__msg_t *)((char *)node - offsetof(queue__msg_t, node));
 }
 
+/* Whether recipient i waits for an attempt: idle in the queue, neither
+ * final nor held. */
+static inline bool queue__waiting(const queue__msg_t *qm, size_t i)
+{
+    spool_rcpt_state_t st = qm->m->rcpts[i].state;
+
+    return qm->r[i].st == QUEUE__IDLE && !spool_rcpt_final(st) && st != SPOOL_RCPT_HELD;
+}
+
 /* queue.c */
 void queue__schedule(queue__msg_t *qm);
 void queue__remove(queue__msg_t *qm);
@@ -105,6 +115,9 @@ void queue__job_free(queue__job_t *j);
 void queue__drop_body(queue__msg_t *qm);
 
 /* queue_result.c */
+/* Record u[0..n) (applied to the message at once); the message settles
+ * once they are durable. */
+void queue__record(queue__msg_t *qm, const spool_update_t *u, size_t n);
 void queue__job_done(delivery_job_t *job, void *arg);
 /* After a job or a spool callback: DSN, removal or the next schedule. */
 void queue__settle(queue__msg_t *qm);

@@ -98,7 +98,7 @@ static bool queue_result_finishes(const queue__msg_t *qm, const spool_update_t *
     return final + n == m->nrcpts;
 }
 
-static void queue_result_record(queue__msg_t *qm, const spool_update_t *u, size_t n)
+void queue__record(queue__msg_t *qm, const spool_update_t *u, size_t n)
 {
     queue_t *q = qm->q;
     int rc;
@@ -144,7 +144,7 @@ static void queue_result_record_bounces(queue__msg_t *qm, queue__rstate_t from)
     }
     /* A deleted message's file is going: nothing to record. */
     if (n > 0 && !qm->deleted) {
-        queue_result_record(qm, u, n);
+        queue__record(qm, u, n);
         *qm->q->n_bounced += n;
     }
     /* The texts are copied into the record: free only now. */
@@ -454,7 +454,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
         queue__drop_body(qm);
     /* A deleted message's file is going; its results are only logged. */
     if (n > 0 && !qm->deleted)
-        queue_result_record(qm, u, n);
+        queue__record(qm, u, n);
     free(u);
     queue__job_free(j);
     queue__settle(qm);

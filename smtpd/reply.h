@@ -33,6 +33,22 @@ typedef enum {
     REPLY_SENDER_NO_SRS,
     REPLY_SENDER_SRS_TEMP,
     REPLY_SIZE_DECLARED,
+    REPLY_SENDER_NOT_FQDN,
+    REPLY_SENDER_UNKNOWN_DOMAIN,
+    REPLY_SENDER_NULL_MX,
+    REPLY_SENDER_DOMAIN_TEMP,
+    /* the client: rate limits (the client's address follows the text),
+     * DNS lists (the words are composed) */
+    REPLY_RATE_CONNECTIONS,
+    REPLY_RATE_MESSAGES,
+    REPLY_RATE_RECIPIENTS,
+    REPLY_DNSBL,
+    /* filters (docs/milter.md): their defaults, when they give no reply
+     * of their own */
+    REPLY_MILTER_REJECT,
+    REPLY_MILTER_TEMPFAIL,
+    REPLY_MILTER_CLOSE,
+    REPLY_MILTER_DISCARD,
     /* DATA */
     REPLY_DATA_GO,
     REPLY_TOO_BIG,

@@ -21,8 +21,6 @@
  * while its remaining input is read and dropped: closing with unread input
  * would reset the connection and could destroy the reply in flight. */
 #define SESSION_LINGER_MS 2000
-/* Replies queued beyond this are written before the batch ends. */
-#define SESSION_OUT_FLUSH 16384
 #define SESSION_OUT_MAX (1024 * 1024)
 /* A client that does not read its replies stops being read from. */
 #define SESSION_WRITE_QUEUE_MAX (256 * 1024)
@@ -76,87 +74,6 @@ unsigned session_release_closed(smtpd_t *d, const char *ip)
 session_t *session_of(list_node_t *node)
 {
     return LIST_ITEM(node, session_t, node);
-}
-
-/* ---- replies ------------------------------------------------------------- */
-
-static void session_out_room(session_t *s)
-{
-    if (buf_used(&s->out) > SESSION_OUT_FLUSH)
-        session__flush(s);
-}
-
-void session__replyf(session_t *s, int code, const char *esc, const char *fmt, ...)
-{
-    char text[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    session_out_room(s);
-    /* 421 names the host, as RFC 5321 4.2 shows it. */
-    if (code == 421)
-        proto_replyf(&s->out, code, esc, "%s %s", s->smtpd->opts.hostname, text);
-    else
-        proto_reply(&s->out, code, esc, text);
-}
-
-void session__reply(session_t *s, reply_id_t id)
-{
-    const reply_t *r = reply_get(id);
-
-    session__replyf(s, r->code, r->esc, "%s", r->text);
-}
-
-void session__reply_addr(session_t *s, reply_id_t id, const char *addr, size_t len)
-{
-    const reply_t *r = reply_get(id);
-
-    session__replyf(s, r->code, r->esc, "<%.*s>: %s", (int)len, addr, r->text);
-}
-
-void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply)
-{
-    smtpd__count_rejected(s->smtpd, id);
-    log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> helo=<%s>", what, s->peer, reply,
-             s->txn != NULL ? txn_sender(s->txn) : "", s->helo != NULL ? s->helo : "");
-}
-
-void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *addr,
-                         size_t addr_len)
-{
-    const reply_t *r = reply_get(id);
-    bool mail = strcmp(what, "MAIL") == 0;
-    int n = (int)(addr_len > ADDR_MAX ? ADDR_MAX : addr_len);
-    char shown[ADDR_MAX + 8] = "", to[ADDR_MAX + 8] = "", from[ADDR_MAX + 1] = "";
-
-    smtpd__count_rejected(s->smtpd, id);
-    if (addr != NULL)
-        snprintf(shown, sizeof(shown), "<%.*s>: ", n, addr);
-    if (addr != NULL && !mail)
-        snprintf(to, sizeof(to), " to=<%.*s>", n, addr);
-    if (mail && addr != NULL)
-        snprintf(from, sizeof(from), "%.*s", n, addr);
-    else if (s->txn != NULL)
-        str_lcpy(from, txn_sender(s->txn), sizeof(from));
-    /* Postfix's wording, so that log tools read it. */
-    log_info("NOQUEUE: reject: %s from %s: %d %s %s%s; from=<%s>%s helo=<%s>", what, s->peer,
-             r->code, r->esc, shown, r->text, from, to, s->helo != NULL ? s->helo : "");
-}
-
-void session__error(session_t *s)
-{
-    if (++s->errors < s->smtpd->opts.max_errors)
-        return;
-    log_info("too many errors after %s from %s", proto_verb_name(s->last), s->peer);
-    session__reply(s, REPLY_TOO_MANY_ERRORS);
-    session__close(s);
-}
-
-bool session__idle(const session_t *s)
-{
-    return s->txn == NULL && !s->waiting && (s->state == SESSION_INIT || s->state == SESSION_HELO);
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -241,6 +158,8 @@ static void session_close_cb(uv_handle_t *h)
         return;
     session__data_abort(s);
     session__end_txn(s);
+    session__milter_free(s);
+    session__policy_free(s);
     log_info("disconnect from %s commands=%u errors=%u messages=%u", s->peer, s->commands,
              s->errors, s->messages);
     session_release(s);
@@ -266,8 +185,7 @@ static void session_destroy(session_t *s)
         s->greeting_due = false;
         s->waiting = false;
     }
-    if (s->auth_waiting)
-        session__auth_abandon(s);
+    session__abandon(s);
     if (s->waiting) {
         s->close_after = true;
         uv_read_stop((uv_stream_t *)&s->tcp);
@@ -390,6 +308,8 @@ static size_t session_consume(session_t *s, char *p, size_t n)
             log_warning("%s: dropped %zu bytes pipelined after STARTTLS", s->peer, n - used);
             return n;
         }
+        if (session__conn_hold(s))
+            return used;
         if (s->skip_line) {
             bool done;
             used += proto_skip_line(p + used, n - used, &done);
@@ -551,6 +471,37 @@ void session__resume(session_t *s)
     session_settle(s);
 }
 
+void session__step_wait(session_t *s, session_cont_fn cont)
+{
+    s->cont = cont;
+    session__wait(s);
+}
+
+void session__step_done(session_t *s)
+{
+    session_cont_fn cont = s->cont;
+
+    s->cont = NULL;
+    s->waiting = false;
+    /* The client left meanwhile: nobody to answer. */
+    if (!s->close_after && cont != NULL)
+        cont(s);
+    if (!s->waiting)
+        session__resume(s);
+}
+
+void session__abandon(session_t *s)
+{
+    if (s->auth_waiting || s->milter_waiting)
+        session__auth_abandon(s);
+    session__milter_abandon(s);
+    session__policy_abandon(s);
+    if (s->cont != NULL) {
+        s->cont = NULL;
+        s->waiting = false;
+    }
+}
+
 /* ---- TLS ----------------------------------------------------------------- */
 
 void session__start_tls(session_t *s)
@@ -616,6 +567,8 @@ static void session_greet(session_t *s)
     }
     session__replyf(s, 220, NULL, "%s ESMTP mxfwd", s->smtpd->opts.hostname);
     session__flush(s);
+    /* The filters hear of the client once its name is known. */
+    session__milter_connect(s);
     buf_free(&s->out);
     session_idle_timer(s);
     session_read_control(s);
@@ -658,6 +611,7 @@ static void session_greeting_wait_cb(uv_timer_t *t)
  * (DEFAULT_RDNS_GREETING_WAIT_MS): nothing is read before the greeting. */
 static void session_start(session_t *s)
 {
+    session__policy_connect(s);
     if (rdns_lookup(s->smtpd->opts.resolver, &s->peer_sa.sa, session_named, s, &s->rdns) < 0) {
         session_greet(s);
         return;
@@ -703,6 +657,17 @@ static void session_begin(session_t *s, const struct sockaddr *peer)
         return;
     }
     s->counted = true;
+    refusal = session__rate(s, ANVIL_CONNECTIONS);
+    if (refusal != REPLY_OK) {
+        (*d->stats.refused_connections)++;
+        smtpd__count_rejected(d, refusal);
+        log_info("refused connection from %s: %s %s", s->peer, reply_get(refusal)->text,
+                 s->peer_ip);
+        session__replyf(s, 421, reply_get(refusal)->esc, "%s %s", reply_get(refusal)->text,
+                        s->peer_ip);
+        session__close(s);
+        return;
+    }
     session_start(s);
 }
 
@@ -746,9 +711,9 @@ void session_force_stop(session_t *s)
 {
     s->stop = true;
     /* A message still waiting for its verdict is dropped like any other
-     * unfinished one; a spool commit under way is waited for. */
-    if (s->auth_waiting)
-        session__auth_abandon(s);
+     * unfinished one, and so is a command waiting for a step; a spool
+     * commit under way is waited for. */
+    session__abandon(s);
     if (s->waiting || s->state == SESSION_CLOSING)
         return;
     if (s->state == SESSION_TLS) {

@@ -6,6 +6,10 @@
  * deferral aborts the spool file, an acceptance prepends the results as
  * Authentication-Results: and puts them in the log line.
  *
+ * The filters' word on the message (session_milter.c) is awaited beside
+ * it: the checks' refusal comes first, then the filters', then a
+ * message a filter discarded is dropped, and the rest is committed.
+ *
  * While the verdict is out the session waits as it does for a commit:
  * nothing more is read, so pipelined commands behind the message wait
  * their turn.  The checks are cancelled with their transaction (RSET, a
@@ -56,9 +60,10 @@ void session__auth_cancel(session_t *s)
 
 void session__auth_abandon(session_t *s)
 {
-    if (!s->auth_waiting)
+    if (!s->auth_waiting && !s->milter_waiting)
         return;
     s->auth_waiting = false;
+    s->milter_waiting = false;
     s->waiting = false;
     session__end_txn(s);
 }
@@ -106,40 +111,77 @@ static void session_checks_note_quarantine(session_t *s, const authres_t *res)
     }
 }
 
-/* The verdict.  The checks stay with the transaction until its end: the
- * log line of the commit reads their results. */
+/* A message a filter discarded: the client is told it was taken, and
+ * nothing is queued (docs/milter.md). */
+static void session_checks_discard(session_t *s)
+{
+    const char *id = spool_writer_id(s->writer);
+
+    log_info("%s: discard: END-OF-MESSAGE from %s: a filter discarded the message; from=<%s> "
+             "helo=<%s>",
+             id, s->peer, txn_sender(s->txn), s->helo != NULL ? s->helo : "");
+    smtpd__count_rejected(s->smtpd, REPLY_MILTER_DISCARD);
+    session__replyf(s, 250, "2.0.0", "Ok: queued as %s", id);
+    session__end_txn(s);
+}
+
+/* Both verdicts are in: the checks', then the filters'.  The checks stay
+ * with the transaction until its end: the log line of the commit reads
+ * their results. */
+static void session_checks_decide(session_t *s)
+{
+    const authres_t *res = s->auth != NULL ? auth_msg_result(s->auth) : NULL;
+    const char *what = s->data.mode == DATA_DOT ? "DATA" : "BDAT";
+    bool waited = s->waiting; /* not when nothing had to be awaited */
+    session_milter_act_t act;
+
+    s->waiting = false;
+    if (res != NULL && res->decision.verdict != AUTHRES_ACCEPT) {
+        const authres_decision_t *d = &res->decision;
+        session__log_reject_reply(s, what, session_checks_reason(d), d->reply);
+        session_checks_reply(s, d->reply);
+        session__end_txn(s); /* the checks, the filters' part and the spool file go */
+        goto resume;
+    }
+    act = session__milter_verdict(s, what);
+    if (act == SESSION_MILTER_DISCARD)
+        session_checks_discard(s);
+    if (act != SESSION_MILTER_CONTINUE) {
+        if (s->state != SESSION_CLOSING)
+            session__end_txn(s);
+        goto resume;
+    }
+    if (res != NULL && res->decision.quarantine)
+        session_checks_note_quarantine(s, res);
+    if (session__commit(s, res) == 0)
+        return; /* the commit is awaited */
+resume:
+    if (waited)
+        session__resume(s);
+}
+
 static void session_checks_done(auth_msg_t *m, const authres_t *res, void *arg)
 {
     session_t *s = arg;
-    const authres_decision_t *d = &res->decision;
 
-    (void)m;
+    (void)m, (void)res;
     s->auth_waiting = false;
-    if (d->verdict != AUTHRES_ACCEPT) {
-        session__log_reject_reply(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT",
-                                  session_checks_reason(d), d->reply);
-        session_checks_reply(s, d->reply);
-        session__end_txn(s); /* the checks and the spool file go */
-        session__resume(s);
-        return;
-    }
-    if (d->quarantine)
-        session_checks_note_quarantine(s, res);
-    if (session__commit(s, res) < 0)
-        session__resume(s);
+    if (!s->milter_waiting)
+        session_checks_decide(s);
+}
+
+void session__checks_milters_done(session_t *s)
+{
+    s->milter_waiting = false;
+    if (!s->auth_waiting)
+        session_checks_decide(s);
 }
 
 void session__auth_end(session_t *s)
 {
     int rc;
 
-    if (s->auth == NULL) {
-        /* Every transaction with a recipient has its checks: this is only
-         * reached if that ever changes, and then nothing is checked. */
-        session__commit(s, NULL);
-        return;
-    }
-    if ((rc = auth_msg_end(s->auth, session_checks_done, s)) < 0) {
+    if (s->auth != NULL && (rc = auth_msg_end(s->auth, session_checks_done, s)) < 0) {
         log_error("%s: cannot finish the sender checks: %s", s->peer, auth_strerror(rc));
         session__log_reject(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT", REPLY_AUTH_FAILED, NULL,
                             0);
@@ -147,6 +189,13 @@ void session__auth_end(session_t *s)
         session__end_txn(s);
         return;
     }
-    s->auth_waiting = true;
+    /* Every transaction with a recipient has its checks; without them
+     * (if that ever changes) nothing is checked. */
+    s->auth_waiting = s->auth != NULL;
+    s->milter_waiting = session__milter_eom(s);
+    if (!s->auth_waiting && !s->milter_waiting) {
+        session_checks_decide(s);
+        return;
+    }
     session__wait(s);
 }

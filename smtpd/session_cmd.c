@@ -56,6 +56,7 @@ static int session_cmd_refuse(session_t *s, reply_id_t id)
 void session__end_txn(session_t *s)
 {
     session__auth_cancel(s);
+    session__milter_end_txn(s);
     session__data_abort(s);
     txn_free(s->txn);
     s->txn = NULL;
@@ -109,16 +110,16 @@ static int session_cmd_check_helo(session_t *s, session_cmd_t *c)
     return 0;
 }
 
-static void session_cmd_proceed_helo(session_t *s, session_cmd_t *c)
+/* The reply to HELO or EHLO, once the filters had their say. */
+static void session_cmd_helo_reply(session_t *s)
 {
     const smtpd_options_t *opts = &s->smtpd->opts;
 
-    /* A new greeting resets the transaction (RFC 5321 4.1.4). */
-    session__end_txn(s);
-    free(s->helo);
-    s->helo = xstrndup(c->cmd.arg, c->cmd.arg_len);
-    s->esmtp = c->cmd.verb == PROTO_EHLO;
-    s->state = SESSION_HELO;
+    if (session__milter_refused(s, s->esmtp ? "EHLO" : "HELO", NULL)) {
+        if (s->state != SESSION_CLOSING)
+            s->state = SESSION_INIT;
+        return;
+    }
     if (!s->esmtp) {
         session__replyf(s, 250, NULL, "%s", opts->hostname);
         return;
@@ -129,6 +130,18 @@ static void session_cmd_proceed_helo(session_t *s, session_cmd_t *c)
                     "CHUNKING%s",
                     opts->hostname, (unsigned long long)opts->max_message_size,
                     smtpd_has_tls(s->smtpd) && s->tls == NULL ? "\nSTARTTLS" : "");
+}
+
+static void session_cmd_proceed_helo(session_t *s, session_cmd_t *c)
+{
+    /* A new greeting resets the transaction (RFC 5321 4.1.4). */
+    session__end_txn(s);
+    free(s->helo);
+    s->helo = xstrndup(c->cmd.arg, c->cmd.arg_len);
+    s->esmtp = c->cmd.verb == PROTO_EHLO;
+    s->state = SESSION_HELO;
+    if (!session__milter_helo(s, session_cmd_helo_reply))
+        session_cmd_helo_reply(s);
 }
 
 /* ---- MAIL ---------------------------------------------------------------------- */
@@ -164,12 +177,38 @@ static int session_cmd_check_mail(session_t *s, session_cmd_t *c)
     return 0;
 }
 
+/* The sender is accepted once the filters agree. */
+static void session_cmd_mail_done(session_t *s)
+{
+    if (session__milter_refused(s, "MAIL", NULL)) {
+        txn_free(s->txn);
+        s->txn = NULL;
+        return;
+    }
+    s->state = SESSION_MAIL;
+    session__reply(s, REPLY_MAIL_OK);
+}
+
+/* The sender's domain checked (or not to be): the filters' turn. */
+static void session_cmd_mail_checked(session_t *s)
+{
+    if (!session__milter_mail(s, session_cmd_mail_done))
+        session_cmd_mail_done(s);
+}
+
 static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *path = &c->u.mail.path;
     char srs[SRS_ADDR_SIZE] = "";
+    reply_id_t rate;
     int rc;
 
+    /* A client over its message rate is told to come back later. */
+    if ((rate = session__rate(s, ANVIL_MESSAGES)) != REPLY_OK) {
+        session__replyf(s, 450, reply_get(rate)->esc, "%s %s", reply_get(rate)->text, s->peer_ip);
+        session__log_reject(s, "MAIL", rate, path->addr, path->addr_len);
+        return;
+    }
     /* The sender is rewritten once, here, for every copy of the message;
      * one that cannot be is refused now, never forwarded unrewritten. */
     if (path->addr_len > 0) {
@@ -184,10 +223,15 @@ static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
             return;
         }
     }
+    /* The transaction holds the sender while its checks run; MAIL is
+     * accepted (the state moves on) only once they are done. */
     s->txn = txn_new(path->addr, path->addr_len, &c->u.mail);
     txn_set_forward_sender(s->txn, srs);
-    s->state = SESSION_MAIL;
-    session__reply(s, REPLY_MAIL_OK);
+    rc = session__sender_check(s, path, session_cmd_mail_checked);
+    if (rc < 0)
+        session__error(s);
+    else if (rc == 0)
+        session_cmd_mail_checked(s);
 }
 
 /* ---- RCPT ---------------------------------------------------------------------- */
@@ -227,9 +271,35 @@ static void session_cmd_refuse_rcpt(session_t *s, reply_id_t id, const char *add
         session__error(s);
 }
 
-/* Accept a recipient and its destinations.  The sender checks start with
- * the first one: a transaction whose every recipient is refused (a relay
- * probe, a dictionary attack) costs no DNS work. */
+static void session_cmd_pending_free(session_t *s)
+{
+    for (size_t i = 0; i < s->pend_ndests; i++)
+        free(s->pend_dests[i]);
+    free(s->pend_dests);
+    free(s->pend_rcpt);
+    s->pend_dests = NULL;
+    s->pend_ndests = 0;
+    s->pend_rcpt = NULL;
+}
+
+/* The recipient waiting for the filters is accepted, or refused. */
+static void session_cmd_rcpt_done(session_t *s)
+{
+    const char *rcpt = s->pend_rcpt;
+
+    if (!session__milter_refused(s, "RCPT", rcpt)) {
+        txn_add_rcpt(s->txn, rcpt, strlen(rcpt), (const char *const *)s->pend_dests,
+                     s->pend_ndests);
+        s->state = SESSION_RCPT;
+        session__reply(s, REPLY_RCPT_OK);
+    }
+    session_cmd_pending_free(s);
+}
+
+/* Accept a recipient and its destinations, once the filters agree.  The
+ * sender checks start with the first one: a transaction whose every
+ * recipient is refused (a relay probe, a dictionary attack) costs no DNS
+ * work. */
 static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
                                     const char *const *dests, size_t n)
 {
@@ -238,9 +308,15 @@ static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
         session__log_reject(s, "RCPT", REPLY_AUTH_FAILED, addr, len);
         return;
     }
-    txn_add_rcpt(s->txn, addr, len, dests, n);
-    s->state = SESSION_RCPT;
-    session__reply(s, REPLY_RCPT_OK);
+    /* Copied: the command's bytes may be gone when the filters answer. */
+    session_cmd_pending_free(s);
+    s->pend_rcpt = xstrndup(addr, len);
+    s->pend_dests = xcalloc(n + 1, sizeof(*s->pend_dests));
+    for (size_t i = 0; i < n; i++)
+        s->pend_dests[i] = xstrdup(dests[i]);
+    s->pend_ndests = n;
+    if (!session__milter_rcpt(s, s->pend_rcpt, session_cmd_rcpt_done))
+        session_cmd_rcpt_done(s);
 }
 
 /*
@@ -280,8 +356,16 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
     addr_t postmaster;
     table_dests_t dests;
     table_result_t result;
+    reply_id_t rate;
     bool in_srs_domain;
 
+    /* Every recipient counts toward the rate, accepted or not. */
+    if ((rate = session__rate(s, ANVIL_RECIPIENTS)) != REPLY_OK) {
+        session__replyf(s, 450, reply_get(rate)->esc, "<%.*s>: %s %s", (int)p->addr_len, p->addr,
+                        reply_get(rate)->text, s->peer_ip);
+        session__log_reject(s, "RCPT", rate, p->addr, p->addr_len);
+        return;
+    }
     if (txn_nrcpts(s->txn) >= opts->max_recipients) {
         session_cmd_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, p->addr, p->addr_len);
         return;
@@ -358,6 +442,19 @@ syntax:
     return -1;
 }
 
+void session__bdat_read(session_t *s, bool refused)
+{
+    if (s->state == SESSION_CLOSING)
+        return;
+    s->bdat_discard = refused;
+    /* The chunk follows the command whatever the reply (RFC 3030 2): a
+     * refused one is read and dropped, so the session stays in step. */
+    s->bdat_return = s->state;
+    s->state = SESSION_BDAT;
+    if (s->bdat_left == 0)
+        session__data_input(s, NULL, 0);
+}
+
 static void session_cmd_proceed_bdat(session_t *s, session_cmd_t *c)
 {
     s->bdat_left = c->u.bdat.size;
@@ -367,20 +464,17 @@ static void session_cmd_proceed_bdat(session_t *s, session_cmd_t *c)
         session__replyf(s, 503, "5.5.1", "Error: BDAT needs EHLO");
         session__error(s);
     } else if (s->state == SESSION_CHUNKING) {
-        s->bdat_discard = false;
+        session__bdat_read(s, false);
+        return;
     } else if (s->state == SESSION_RCPT) {
-        s->bdat_discard = session__data_begin(s, DATA_RAW) < 0;
+        /* The chunk is read once the message has begun (or was refused). */
+        if (session__data_begin(s, DATA_RAW) < 0)
+            session__bdat_read(s, true);
+        return;
     } else {
         session_cmd_bad_sequence(s, PROTO_BDAT);
     }
-    if (s->state == SESSION_CLOSING)
-        return;
-    /* The chunk follows the command whatever the reply (RFC 3030 2): a
-     * refused one is read and dropped, so the session stays in step. */
-    s->bdat_return = s->state;
-    s->state = SESSION_BDAT;
-    if (s->bdat_left == 0)
-        session__data_input(s, NULL, 0);
+    session__bdat_read(s, true);
 }
 
 /* ---- the rest ------------------------------------------------------------------------ */
@@ -498,6 +592,10 @@ void session__command(session_t *s, const char *line, size_t len)
         session__close(s);
         return;
     }
+    /* Refused at connect (a DNS list, a filter): every command but QUIT
+     * hears it, the first one after the greeting included. */
+    if (session__conn_refused(s, c.cmd.verb))
+        return;
     e = session_cmd_find(c.cmd.verb);
     if (e == NULL) {
         session_cmd_refuse(s, REPLY_UNKNOWN_COMMAND);

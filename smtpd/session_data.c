@@ -18,6 +18,31 @@
 /* Authentication-Results: and Received: */
 #define SESSION_PREPEND_MAX 65536
 
+/* The filters' word on DATA is in (or none was asked): the message
+ * begins, or the command is refused. */
+static void session_data_go(session_t *s)
+{
+    bool dot = s->data.mode == DATA_DOT;
+
+    if (session__milter_refused(s, dot ? "DATA" : "BDAT", NULL)) {
+        spool_writer_abort(s->writer);
+        s->writer = NULL;
+        if (!dot)
+            session__bdat_read(s, true);
+        return;
+    }
+    /* Signed with the signer of this moment, whatever a reload brings. */
+    if (s->smtpd->signer != NULL)
+        s->sign = sign_msg_new(s->smtpd->signer);
+    if (dot) {
+        session__reply(s, REPLY_DATA_GO);
+        s->state = SESSION_DATA;
+        return;
+    }
+    s->state = SESSION_CHUNKING;
+    session__bdat_read(s, false);
+}
+
 int session__data_begin(session_t *s, data_mode_t mode)
 {
     int rc = spool_writer_open(s->smtpd->spool, &s->writer);
@@ -29,15 +54,9 @@ int session__data_begin(session_t *s, data_mode_t mode)
         return -1;
     }
     data_init(&s->data, mode, s->smtpd->opts.max_message_size);
-    /* Signed with the signer of this moment, whatever a reload brings. */
-    if (s->smtpd->signer != NULL)
-        s->sign = sign_msg_new(s->smtpd->signer);
-    if (mode == DATA_DOT) {
-        session__reply(s, REPLY_DATA_GO);
-        s->state = SESSION_DATA;
-    } else {
-        s->state = SESSION_CHUNKING;
-    }
+    /* The writer first: the filters hear the queue id with DATA. */
+    if (!session__milter_data(s, session_data_go))
+        session_data_go(s);
     return 0;
 }
 
@@ -64,6 +83,7 @@ static void session_data_store(session_t *s, const char *p, size_t n)
     if (n > 0 && s->writer != NULL) {
         spool_writer_write(s->writer, p, n);
         session__auth_feed(s, p, n);
+        session__milter_feed(s, p, n);
         if (s->sign != NULL)
             sign_msg_feed(s->sign, p, n);
     }
@@ -160,7 +180,7 @@ static int session_data_commit(session_t *s, const char *prepend, size_t len, ui
         .sender = txn_sender(s->txn),
         .srs_sender = txn_forward_sender(s->txn),
         .flags = (txn_8bitmime(s->txn) ? SPOOL_F_8BITMIME : 0) |
-                 (txn_smtputf8(s->txn) ? SPOOL_F_SMTPUTF8 : 0),
+                 (txn_smtputf8(s->txn) ? SPOOL_F_SMTPUTF8 : 0) | (s->held ? SPOOL_F_HELD : 0),
         .prepend = prepend,
         .prepend_len = len,
         .body_skip = skip,
@@ -208,41 +228,68 @@ static void session_data_signed(uv_work_t *req, int status)
 
 int session__commit(session_t *s, const authres_t *res)
 {
-    const txn_dest_t *first = txn_dest(s->txn, 0);
+    const txn_dest_t *first;
     char id[SPOOL_ID_SIZE];
-    buf_t prepend;
-    int rc;
+    buf_t trace, top, section;
+    uint64_t skip = 0;
+    int rc = 0;
 
+    buf_init(&trace, SESSION_PREPEND_MAX);
+    buf_init(&top, SPOOL_PREPEND_MAX);
+    buf_init(&section, SPOOL_PREPEND_MAX);
+    /* The filters' changes first: the message is signed as it leaves. */
+    if (session__milter_changes(s, &top, &section, &skip) < 0) {
+        log_info("%s: discarded: the filters removed every recipient", spool_writer_id(s->writer));
+        session__replyf(s, 250, "2.0.0", "Ok: queued as %s", spool_writer_id(s->writer));
+        session__end_txn(s);
+        rc = -1;
+        goto out;
+    }
+    first = txn_dest(s->txn, 0);
     str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
-    buf_init(&prepend, SESSION_PREPEND_MAX);
-    if ((rc = session_data_prepend(s, res, id, &prepend)) < 0) {
+    if (session_data_prepend(s, res, id, &trace) < 0) {
         /* Headers over SESSION_PREPEND_MAX: never a message with half a
          * header on top. */
         log_error("%s: %s: cannot queue: the trace headers exceed %d bytes", id, s->peer,
                   SESSION_PREPEND_MAX);
-        buf_free(&prepend);
         session__reply(s, REPLY_SPOOL_FAILED);
         session__end_txn(s);
-        return -1;
+        rc = -1;
+        goto out;
     }
+    /* Fields a filter put on top go above this hop's trace fields, as
+     * above Postfix's own Received: (docs/milter.md). */
+    buf_append(&top, buf_ptr(&trace), buf_used(&trace));
     if (s->sign != NULL && res != NULL) {
         /* Signed off the loop (RSA takes a while); the 250 waits for the
          * signatures and the commit, and the message keeps them. */
-        rc = sign_msg_prepare(s->sign, res, buf_ptr(&prepend), buf_used(&prepend),
-                              first != NULL ? first->orig : NULL, smtpd__now(s->smtpd));
-        buf_free(&prepend);
-        (void)rc; /* a message that cannot be signed goes as it came: said then */
+        if (buf_used(&section) > 0)
+            sign_msg_set_headers(s->sign, buf_ptr(&section), buf_used(&section), skip);
+        /* A message that cannot be signed goes as it came: said then. */
+        sign_msg_prepare(s->sign, res, buf_ptr(&top), buf_used(&top),
+                         first != NULL ? first->orig : NULL, smtpd__now(s->smtpd));
         s->sign_work.data = s;
         uv_queue_work(s->smtpd->loop, &s->sign_work, session_data_sign_work, session_data_signed);
         session__wait(s);
-        return 0;
+        goto out;
     }
-    rc = session_data_commit(s, buf_ptr(&prepend), buf_used(&prepend), 0);
-    buf_free(&prepend);
-    if (rc < 0)
-        return -1;
+    if (buf_append(&top, buf_ptr(&section), buf_used(&section)) < 0 ||
+        session_data_commit(s, buf_ptr(&top), buf_used(&top), skip) < 0) {
+        if (s->writer != NULL) {
+            log_error("%s: %s: cannot queue: the headers exceed %d bytes", id, s->peer,
+                      SPOOL_PREPEND_MAX);
+            session__reply(s, REPLY_SPOOL_FAILED);
+            session__end_txn(s);
+        }
+        rc = -1;
+        goto out;
+    }
     session__wait(s);
-    return 0;
+out:
+    buf_free(&trace);
+    buf_free(&top);
+    buf_free(&section);
+    return rc;
 }
 
 /* The message is whole: refuse it for what could only be seen at its end,

@@ -32,6 +32,52 @@ static void smtpd_register(smtpd_t *d)
                                   "inbound SMTP sessions that completed STARTTLS");
 }
 
+/* The lists of the options, copied: the server's own. */
+static void smtpd_copy_lists(smtpd_options_t *o)
+{
+    smtpd_milter_t *m = xcalloc(o->nmilters + 1, sizeof(*m));
+    dnsbl_list_t *lists[2] = {xcalloc(o->ndnsbl + 1, sizeof(dnsbl_list_t)),
+                              xcalloc(o->ndnswl + 1, sizeof(dnsbl_list_t))};
+    const dnsbl_list_t *from[2] = {o->dnsbl, o->dnswl};
+    size_t n[2] = {o->ndnsbl, o->ndnswl};
+
+    for (size_t i = 0; i < o->nmilters; i++) {
+        m[i] = o->milters[i];
+        m[i].name = xstrdup(o->milters[i].name);
+    }
+    o->milters = m;
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < n[k]; i++) {
+            lists[k][i].zone = xstrdup(from[k][i].zone);
+            lists[k][i].pattern = from[k][i].pattern ? xstrdup(from[k][i].pattern) : NULL;
+        }
+    }
+    o->dnsbl = lists[0];
+    o->dnswl = lists[1];
+    cidr_t *exempt = xcalloc(o->nrate_limit_exempt + 1, sizeof(*exempt));
+    if (o->nrate_limit_exempt > 0)
+        memcpy(exempt, o->rate_limit_exempt, o->nrate_limit_exempt * sizeof(*exempt));
+    o->rate_limit_exempt = exempt;
+}
+
+static void smtpd_free_lists(smtpd_options_t *o)
+{
+    const dnsbl_list_t *lists[2] = {o->dnsbl, o->dnswl};
+    size_t n[2] = {o->ndnsbl, o->ndnswl};
+
+    for (size_t i = 0; i < o->nmilters; i++)
+        free((char *)o->milters[i].name);
+    free((smtpd_milter_t *)o->milters);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < n[k]; i++) {
+            free((char *)lists[k][i].zone);
+            free((char *)lists[k][i].pattern);
+        }
+        free((dnsbl_list_t *)lists[k]);
+    }
+    free((cidr_t *)o->rate_limit_exempt);
+}
+
 smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hooks_t *hooks)
 {
     smtpd_t *d = xcalloc(1, sizeof(*d));
@@ -40,6 +86,10 @@ smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hoo
     d->opts = *opts;
     d->opts.hostname = xstrdup(opts->hostname);
     d->opts.srs_domain = xstrdup(opts->srs_domain);
+    smtpd_copy_lists(&d->opts);
+    if (opts->connection_rate_limit > 0 || opts->message_rate_limit > 0 ||
+        opts->recipient_rate_limit > 0)
+        d->anvil = anvil_new(60 * 1000);
     d->hooks = *hooks;
     d->per_ip = htab_new(64);
     uv_timer_init(loop, &d->grace);
@@ -101,6 +151,11 @@ unsigned smtpd_sessions(const smtpd_t *d)
 time_t smtpd__now(const smtpd_t *d)
 {
     return d->hooks.now != NULL ? d->hooks.now(d->hooks.arg) : time(NULL);
+}
+
+uint64_t smtpd__clock_ms(const smtpd_t *d)
+{
+    return d->hooks.clock_ms != NULL ? d->hooks.clock_ms(d->hooks.arg) : uv_now(d->loop);
 }
 
 /* ---- connection accounting ----------------------------------------------------- */
@@ -222,6 +277,8 @@ static void smtpd_close_cb(uv_handle_t *h)
     SSL_CTX_free(d->tls_ctx);
     sign_ctx_unref(d->signer);
     free(d->listeners);
+    anvil_free(d->anvil);
+    smtpd_free_lists(&d->opts);
     free((char *)d->opts.hostname);
     free((char *)d->opts.srs_domain);
     free(d);

@@ -28,14 +28,31 @@
 #include <openssl/ssl.h>
 
 #include "auth.h"
-#include "sign.h"
+#include "cidr.h"
 #include "dns.h"
+#include "dnsbl.h"
+#include "sign.h"
 #include "spool.h"
 #include "srs.h"
 #include "stats.h"
 #include "table.h"
 
 typedef struct smtpd smtpd_t;
+
+/* A mail filter (docs/milter.md): the milter line as written, for logs,
+ * and where it listens (AF_INET, AF_INET6 or AF_UNIX). */
+typedef struct {
+    const char *name;
+    struct sockaddr_storage addr;
+} smtpd_milter_t;
+
+/* milter_default_action: what a filter that cannot be reached, times out
+ * or breaks the protocol amounts to. */
+typedef enum {
+    SMTPD_MILTER_TEMPFAIL,
+    SMTPD_MILTER_ACCEPT,
+    SMTPD_MILTER_REJECT,
+} smtpd_milter_action_t;
 
 typedef struct {
     const char *hostname;   /* greeting, EHLO, Received:, 421 replies */
@@ -50,6 +67,30 @@ typedef struct {
     unsigned max_hops;
     uint64_t shutdown_grace; /* seconds between smtpd_stop() and the forced end */
 
+    /* Filters, in order, and how they are used (docs/milter.md). */
+    const smtpd_milter_t *milters;
+    size_t nmilters;
+    uint64_t milter_timeout; /* seconds: connect, each reply */
+    smtpd_milter_action_t milter_default_action;
+    bool milter_body_changes; /* honour a body replacement */
+
+    /* DNS lists of client addresses, checked at connect (docs/smtp.md). */
+    const dnsbl_list_t *dnsbl;
+    size_t ndnsbl;
+    const dnsbl_list_t *dnswl;
+    size_t ndnswl;
+
+    /* The sender's domain at MAIL (docs/smtp.md). */
+    bool reject_unknown_sender_domain;
+    bool reject_non_fqdn_sender;
+
+    /* Per client address and minute; 0: no limit (docs/smtp.md). */
+    unsigned connection_rate_limit;
+    unsigned message_rate_limit;
+    unsigned recipient_rate_limit;
+    const cidr_t *rate_limit_exempt;
+    size_t nrate_limit_exempt;
+
     /* Borrowed; each must outlive the smtpd_t. */
     stats_t *stats;           /* its counters are registered here */
     dns_resolver_t *resolver; /* client names (rdns.h) */
@@ -63,13 +104,16 @@ typedef struct {
     /* Seconds since the epoch, for SRS time stamps and Received:; NULL:
      * time(2). */
     time_t (*now)(void *arg);
+    /* Milliseconds of a monotonic clock, for the rate limits; NULL: the
+     * loop's. */
+    uint64_t (*clock_ms)(void *arg);
     /* After smtpd_stop(): the last session is gone (called once). */
     void (*drained)(void *arg);
     void *arg;
 } smtpd_hooks_t;
 
-/* A server on loop; its counters are registered at once.  The strings of
- * opts are copied. */
+/* A server on loop; its counters are registered at once.  The strings and
+ * lists of opts are copied. */
 smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hooks_t *hooks);
 
 /* The spool the sessions commit to: set before the loop runs. */

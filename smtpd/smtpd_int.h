@@ -5,6 +5,7 @@
 #ifndef MXFWD_SMTPD_INT_H
 #define MXFWD_SMTPD_INT_H
 
+#include "anvil.h"
 #include "htab.h"
 #include "list.h"
 #include "reply.h"
@@ -43,6 +44,8 @@ struct smtpd {
     htab_t *per_ip;               /* client IP text -> (uintptr_t) sessions from it */
     uint64_t last_accept_warning; /* uv_now() of the last accept error logged */
 
+    anvil_t *anvil; /* the rate limits' counts; NULL without limits */
+
     bool stopping; /* smtpd_stop(): no new sessions or transactions */
     bool forcing;  /* grace over: sessions end now */
     bool drained;  /* drained() called */
@@ -63,5 +66,7 @@ void smtpd__session_closed(smtpd_t *d);
 void smtpd__count_rejected(smtpd_t *d, reply_id_t id);
 /* Seconds since the epoch, by the clock hook. */
 time_t smtpd__now(const smtpd_t *d);
+/* Monotonic milliseconds, by the clock_ms hook or the loop. */
+uint64_t smtpd__clock_ms(const smtpd_t *d);
 
 #endif

@@ -63,6 +63,14 @@ bool txn_8bitmime(const txn_t *t)
     return t->body_8bit;
 }
 
+void txn_set_sender(txn_t *t, const char *sender)
+{
+    free(t->sender);
+    t->sender = xstrdup(sender);
+    free(t->forward_sender);
+    t->forward_sender = NULL;
+}
+
 void txn_set_forward_sender(txn_t *t, const char *sender)
 {
     free(t->forward_sender);
@@ -112,6 +120,28 @@ void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *des
         t->dests[t->ndests].orig = orig;
         t->ndests++;
     }
+}
+
+size_t txn_remove_rcpt(txn_t *t, const char *addr)
+{
+    size_t kept = 0, n = t->ndests;
+
+    for (size_t i = 0; i < n; i++) {
+        txn_dest_t *d = &t->dests[i];
+        char key[ADDR_MAX + 1];
+        size_t dlen = strlen(d->addr);
+
+        if (!str_eq_ci(d->addr, addr) && !str_eq_ci(d->orig, addr)) {
+            t->dests[kept++] = *d;
+            continue;
+        }
+        memcpy(key, d->addr, dlen);
+        str_lower_n(key, dlen);
+        htab_remove(t->seen, key, dlen);
+        free(d->addr);
+    }
+    t->ndests = kept;
+    return n - kept;
 }
 
 size_t txn_nrcpts(const txn_t *t)

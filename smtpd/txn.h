@@ -33,6 +33,10 @@ const char *txn_sender(const txn_t *t); /* "" for <> */
 bool txn_smtputf8(const txn_t *t);
 bool txn_8bitmime(const txn_t *t);
 
+/* A new envelope sender (a milter's change), "" for <>: the one the
+ * forwarding sender is then made from.  Copied. */
+void txn_set_sender(txn_t *t, const char *sender);
+
 /* The envelope sender to forward with (SRS-rewritten); until set, the
  * original.  Copied. */
 void txn_set_forward_sender(txn_t *t, const char *sender);
@@ -47,6 +51,9 @@ bool txn_rcpt_tried(const txn_t *t);
  * Destinations already in the transaction are not added again.
  */
 void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *dests, size_t n);
+/* Drop the destinations that are addr or came through the recipient
+ * addr (ASCII case ignored): how many went. */
+size_t txn_remove_rcpt(txn_t *t, const char *addr);
 /* Accepted RCPT commands (what max_recipients counts). */
 size_t txn_nrcpts(const txn_t *t);
 /* The recipient as given when there was exactly one, else NULL. */

@@ -86,6 +86,8 @@
 /* Envelope flags, from MAIL FROM. */
 #define SPOOL_F_8BITMIME 0x1u /* BODY=8BITMIME */
 #define SPOOL_F_SMTPUTF8 0x2u /* SMTPUTF8 */
+/* Held at arrival (a filter's quarantine): its recipients start held. */
+#define SPOOL_F_HELD 0x4u
 
 /* Longest string field (address, HELO, reply) and prepended header block. */
 #define SPOOL_STR_MAX 4096
@@ -185,6 +187,7 @@ typedef enum {
     SPOOL_RCPT_DEFERRED, /* temporary failure; retry at next_attempt */
     SPOOL_RCPT_SENT,     /* final: accepted by the next hop */
     SPOOL_RCPT_BOUNCED,  /* final: permanent failure or expired */
+    SPOOL_RCPT_HELD,     /* never tried until the admin releases it (docs/queue.md) */
 } spool_rcpt_state_t;
 
 static inline bool spool_rcpt_final(spool_rcpt_state_t st)

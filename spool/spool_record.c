@@ -240,7 +240,7 @@ int spool_record_check_updates(const spool_msg_t *msg, const spool_update_t *u, 
     if (n == 0 || n > msg->nrcpts)
         return SPOOL_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (u[i].index >= msg->nrcpts || (unsigned)u[i].state > SPOOL_RCPT_BOUNCED ||
+        if (u[i].index >= msg->nrcpts || (unsigned)u[i].state > SPOOL_RCPT_HELD ||
             !spool_record_str_ok(u[i].reply) || !spool_record_str_ok(u[i].relay))
             return SPOOL_EINVAL;
     return 0;
@@ -312,6 +312,14 @@ static void spool_record_rcpt_init(spool_rcpt_t *r, char *addr, char *orig)
     r->relay = xstrdup("");
 }
 
+/* A message that arrived held: its recipients wait for a release, until
+ * a state record says otherwise. */
+static void spool_record_arrived(spool_msg_t *m)
+{
+    for (size_t i = 0; i < m->nrcpts && (m->flags & SPOOL_F_HELD); i++)
+        m->rcpts[i].state = SPOOL_RCPT_HELD;
+}
+
 spool_msg_t *spool_record_msg_new(char *path, const char *id, int64_t arrival_us, uint64_t body_len,
                                   const spool_envelope_t *env)
 {
@@ -332,6 +340,7 @@ spool_msg_t *spool_record_msg_new(char *path, const char *id, int64_t arrival_us
     for (size_t i = 0; i < env->nrcpts; i++)
         spool_record_rcpt_init(&m->rcpts[i], xstrdup(env->rcpts[i].addr),
                                xstrdup(spool_record_or_empty(env->rcpts[i].orig)));
+    spool_record_arrived(m);
     return m;
 }
 
@@ -542,7 +551,7 @@ static bool spool_record_update(spool_msg_t *m, const unsigned char *rec, const 
         if (!spool_record_get_int(&c, 4, &v) || v >= m->nrcpts)
             goto fail;
         e->index = v;
-        if (!spool_record_get_int(&c, 1, &v) || v > SPOOL_RCPT_BOUNCED)
+        if (!spool_record_get_int(&c, 1, &v) || v > SPOOL_RCPT_HELD)
             goto fail;
         e->state = (spool_rcpt_state_t)v;
         if (!spool_record_get_int(&c, 4, &v))
@@ -600,6 +609,7 @@ int spool_record_parse_trailer(spool_msg_t *m, const unsigned char *t, size_t n,
             if (len != 0 || (seen & SPOOL_RECORD_REQUIRED) != SPOOL_RECORD_REQUIRED)
                 return SPOOL_ECORRUPT;
             end = true;
+            spool_record_arrived(m);
         } else {
             if (!spool_record_envelope(m, &cap, type, payload, len))
                 return SPOOL_ECORRUPT;

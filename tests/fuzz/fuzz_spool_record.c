@@ -43,7 +43,7 @@ static void fuzz_check_msg(const spool_msg_t *m, uint64_t base, size_t size)
     for (size_t i = 0; i < m->nrcpts; i++)
         if (m->rcpts[i].addr[0] == '\0' || m->rcpts[i].orig == NULL ||
             m->rcpts[i].reply == NULL || m->rcpts[i].relay == NULL ||
-            m->rcpts[i].state > SPOOL_RCPT_BOUNCED)
+            m->rcpts[i].state > SPOOL_RCPT_HELD)
             abort();
 }
 

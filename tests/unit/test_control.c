@@ -412,7 +412,7 @@ Test(control, requests_sent_together_are_answered_in_order)
     reply = raw_read(fd, 3);
     cr_assert_str_eq(reply, "{\"ok\":true,\"flushed\":1}\n"
                             "{\"ok\":false,\"error\":\"unknown request 'nope'; say queue, flush, "
-                            "delete ID or stats\"}\n"
+                            "delete ID, hold ID, release ID or stats\"}\n"
                             "{\"ok\":true,\"flushed\":0}\n");
     /* EOF from us: the daemon answers what was asked and closes. */
     shutdown(fd, SHUT_WR);

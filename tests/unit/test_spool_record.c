@@ -207,7 +207,8 @@ Test(spool_record, a_bad_envelope_or_update_is_refused)
     u.index = 3;
     cr_assert_eq(spool_record_check_updates(m, &u, 1), SPOOL_EINVAL);
     u.index = 0;
-    u.state = (spool_rcpt_state_t)4;
+    /* A state past the known ones (held, 4, is the last). */
+    u.state = (spool_rcpt_state_t)(SPOOL_RCPT_HELD + 1);
     cr_assert_eq(spool_record_check_updates(m, &u, 1), SPOOL_EINVAL);
     u.state = SPOOL_RCPT_SENT;
     u.reply = long_str;

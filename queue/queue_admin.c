@@ -1,0 +1,165 @@
+/*
+ * queue_admin.c - the admin's commands on the queue (docs/queue.md, "The
+ * control socket"): list, flush, delete, hold and release.
+ */
+#include "queue_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+size_t queue_flush(queue_t *q)
+{
+    int64_t now = queue_now(q);
+    size_t pos = 0, n = 0, klen;
+    const char *key;
+    void *value;
+
+    while (htab_next(q->index, &pos, &key, &klen, &value)) {
+        queue__msg_t *qm = value;
+
+        if (qm->deleted)
+            continue;
+        for (size_t i = 0; i < qm->m->nrcpts; i++) {
+            if (queue__waiting(qm, i)) {
+                n += qm->r[i].due > now;
+                qm->r[i].due = 0;
+            }
+        }
+        /* Only the heap changes, not the table being walked. */
+        queue__schedule(qm);
+    }
+    return n;
+}
+
+int queue_delete(queue_t *q, const char *id, unsigned *running)
+{
+    queue__msg_t *qm = htab_get(q->index, id, strlen(id));
+
+    if (qm == NULL || qm->deleted)
+        return QUEUE_ENOENT;
+    qm->deleted = true;
+    if (running != NULL)
+        *running = qm->jobs;
+    log_info("%s: deleted by the administrator%s", id,
+             qm->jobs > 0 ? "; deliveries in progress finish first" : "");
+    queue__settle(qm);
+    return 0;
+}
+
+/* Hold every recipient waiting for an attempt, or release every held
+ * one (due at once), with one state record. */
+static int queue_admin_hold(queue_t *q, const char *id, bool hold, size_t *count)
+{
+    queue__msg_t *qm = htab_get(q->index, id, strlen(id));
+    spool_update_t *u;
+    size_t n = 0;
+
+    *count = 0;
+    if (qm == NULL || qm->deleted)
+        return QUEUE_ENOENT;
+    u = xcalloc(qm->m->nrcpts, sizeof(*u));
+    for (size_t i = 0; i < qm->m->nrcpts; i++) {
+        const spool_rcpt_t *r = &qm->m->rcpts[i];
+
+        if (hold ? !queue__waiting(qm, i) : r->state != SPOOL_RCPT_HELD)
+            continue;
+        u[n++] = (spool_update_t){
+            .index = i,
+            .state = hold ? SPOOL_RCPT_HELD : SPOOL_RCPT_PENDING,
+            .attempts = r->attempts,
+            .reply = r->reply,
+            .relay = r->relay,
+            .remote_reply = r->remote_reply,
+        };
+        qm->r[i].due = 0;
+    }
+    if (n > 0) {
+        log_info("%s: %s by the administrator (%zu recipient%s)", id, hold ? "held" : "released",
+                 n, n == 1 ? "" : "s");
+        queue__record(qm, u, n);
+        queue__settle(qm);
+    }
+    free(u);
+    *count = n;
+    return 0;
+}
+
+int queue_hold(queue_t *q, const char *id, size_t *held)
+{
+    return queue_admin_hold(q, id, true, held);
+}
+
+int queue_release(queue_t *q, const char *id, size_t *released)
+{
+    return queue_admin_hold(q, id, false, released);
+}
+
+static int queue_cmp_id(const void *a, const void *b)
+{
+    const queue__msg_t *x = *(queue__msg_t *const *)a, *y = *(queue__msg_t *const *)b;
+
+    return strcmp(x->m->id, y->m->id);
+}
+
+static const char *queue_state_name(const queue__msg_t *qm, size_t i)
+{
+    switch (qm->r[i].st) {
+    case QUEUE__ACTIVE:
+        return "active";
+    case QUEUE__BOUNCING:
+    case QUEUE__IN_DSN:
+        return "bouncing";
+    case QUEUE__IDLE:
+        break;
+    }
+    switch (qm->m->rcpts[i].state) {
+    case SPOOL_RCPT_PENDING:
+        return "pending";
+    case SPOOL_RCPT_DEFERRED:
+        return "deferred";
+    case SPOOL_RCPT_SENT:
+        return "sent";
+    case SPOOL_RCPT_BOUNCED:
+        return "bounced";
+    case SPOOL_RCPT_HELD:
+        return "held";
+    }
+    return "unknown";
+}
+
+void queue_list(queue_t *q, queue_list_fn fn, void *arg)
+{
+    size_t n = htab_count(q->index), k = 0, pos = 0, klen, most = 0;
+    queue__msg_t **all = xcalloc(n > 0 ? n : 1, sizeof(*all));
+    queue_rcpt_info_t *info = NULL;
+    int64_t now = queue_now(q);
+    const char *key;
+    void *value;
+
+    while (htab_next(q->index, &pos, &key, &klen, &value))
+        if (!((queue__msg_t *)value)->deleted)
+            all[k++] = value;
+    qsort(all, k, sizeof(*all), queue_cmp_id);
+    for (size_t i = 0; i < k; i++) {
+        queue__msg_t *qm = all[i];
+
+        if (qm->m->nrcpts > most) {
+            most = qm->m->nrcpts;
+            info = xrealloc(info, most * sizeof(*info));
+        }
+        for (size_t r = 0; r < qm->m->nrcpts; r++) {
+            bool waiting = queue__waiting(qm, r);
+            info[r] = (queue_rcpt_info_t){
+                .rcpt = &qm->m->rcpts[r],
+                .state = queue_state_name(qm, r),
+                .next_attempt_us = !waiting ? 0 : qm->r[r].due > now ? qm->r[r].due : now,
+            };
+        }
+        fn(arg, qm->m, info);
+    }
+    free(info);
+    free(all);
+}
