@@ -1,4 +1,4 @@
-#include "config.h"
+#include "config_int.h"
 
 #include <limits.h>
 #include <pwd.h>
@@ -15,32 +15,6 @@
 #include "parse.h"
 #include "str.h"
 #include "xalloc.h"
-
-#define CONFIG_FILE_MAX (1024 * 1024)
-
-typedef struct config_parser config_parser_t;
-typedef struct config_key config_key_t;
-typedef int (*config_set_fn)(config_parser_t *p, const config_key_t *key, char *value);
-
-struct config_key {
-    const char *name;
-    config_set_fn set;
-    size_t offset; /* of the field in config_t */
-    bool repeatable;
-    uint64_t min, max; /* for numbers */
-};
-
-struct config_parser {
-    diag_t diag;
-    unsigned line;
-    config_t *cfg;
-    unsigned *seen; /* line where each key was first set, 0 if not yet */
-    config_t **out;
-};
-
-#define config_error(p, line, ...) diag_error(&(p)->diag, (line), __VA_ARGS__)
-
-#define FIELD(p, key, type) ((type *)((char *)(p)->cfg + (key)->offset))
 
 static char *config_abspath(const char *path)
 {
@@ -220,89 +194,6 @@ static int config_set_metrics(config_parser_t *p, const config_key_t *key, char 
     return 0;
 }
 
-static int config_set_route(config_parser_t *p, const config_key_t *key, char *value)
-{
-    config_t *cfg = p->cfg;
-    char *cursor = value;
-    char *domain = str_token(&cursor, " \t");
-    char *hop = str_token(&cursor, " \t");
-    parse_hostport_t hp;
-    config_route_t *r;
-
-    (void)key;
-    if (domain == NULL || hop == NULL || str_token(&cursor, " \t") != NULL) {
-        config_error(p, p->line, "route: expected 'DOMAIN HOST[:PORT]', got '%s'", value);
-        return -1;
-    }
-    if (strcmp(domain, "*") != 0 &&
-        (domain[0] == '[' || addr_domain_check(domain, strlen(domain)) < 0)) {
-        config_error(p, p->line, "route: '%s' is not a domain name or '*'", domain);
-        return -1;
-    }
-    if (parse_hostport(hop, true, &hp) < 0) {
-        config_error(p, p->line, "route: '%s' is not a host name or IP address with an optional port",
-                     hop);
-        return -1;
-    }
-    str_lower(domain);
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        if (strcmp(cfg->routes[i].domain, domain) == 0) {
-            config_error(p, p->line, "route: %s already has a route", domain);
-            return -1;
-        }
-    }
-    cfg->routes = xrealloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*cfg->routes));
-    r = &cfg->routes[cfg->nroutes++];
-    r->domain = xstrdup(domain);
-    r->host = xstrdup(hp.host);
-    r->port = hp.port;
-    return 0;
-}
-
-static int config_set_dns_servers(config_parser_t *p, const config_key_t *key, char *value)
-{
-    config_t *cfg = p->cfg;
-    char *tok, *cursor = value;
-    parse_hostport_t hp;
-    int rc = 0;
-
-    while ((tok = str_token(&cursor, " \t,")) != NULL) {
-        if (parse_hostport(tok, true, &hp) < 0 || !hp.is_ip) {
-            config_error(p, p->line, "%s: '%s' is not an IP address with an optional port",
-                         key->name, tok);
-            rc = -1;
-            continue;
-        }
-        cfg->dns_servers =
-            xrealloc(cfg->dns_servers, (cfg->ndns_servers + 1) * sizeof(*cfg->dns_servers));
-        cfg->dns_servers[cfg->ndns_servers++] = xstrdup(tok);
-    }
-    return rc;
-}
-
-static int config_set_retry(config_parser_t *p, const config_key_t *key, char *value)
-{
-    config_t *cfg = p->cfg;
-    char *tok, *cursor = value;
-    uint64_t *list = NULL, v;
-    size_t n = 0;
-
-    while ((tok = str_token(&cursor, " \t,")) != NULL) {
-        if (parse_duration(tok, &v) < 0 || v == 0) {
-            config_error(p, p->line, "%s: '%s' is not a duration like 30s, 5m or 2h", key->name,
-                         tok);
-            free(list);
-            return -1;
-        }
-        list = xrealloc(list, (n + 1) * sizeof(*list));
-        list[n++] = v;
-    }
-    free(cfg->retry_schedule);
-    cfg->retry_schedule = list;
-    cfg->nretry_schedule = n;
-    return 0;
-}
-
 typedef struct {
     const char *word;
     int value;
@@ -366,6 +257,15 @@ static int config_set_dmarc_action(config_parser_t *p, const config_key_t *key, 
     return config_set_enum(p, key, words, value);
 }
 
+static int config_set_milter_action(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {{"tempfail", CONFIG_MILTER_TEMPFAIL},
+                                          {"accept", CONFIG_MILTER_ACCEPT},
+                                          {"reject", CONFIG_MILTER_REJECT},
+                                          {NULL, 0}};
+    return config_set_enum(p, key, words, value);
+}
+
 static int config_set_bool(config_parser_t *p, const config_key_t *key, char *value)
 {
     if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
@@ -414,8 +314,8 @@ static const config_key_t config_keys[] = {
     {"spool_dir", config_set_path, OFF(spool_dir), false, 0, 0},
     {"spool_sync", config_set_sync, OFF(spool_sync), false, 0, 0},
     {"control_socket", config_set_path, OFF(control_socket), false, 0, 0},
-    {"dns_servers", config_set_dns_servers, 0, false, 0, 0},
-    {"route", config_set_route, 0, true, 0, 0},
+    {"dns_servers", config__set_dns_servers, 0, false, 0, 0},
+    {"route", config__set_route, 0, true, 0, 0},
     {"outbound_port", config_set_port, OFF(outbound_port), false, 0, 0},
     {"outbound_tls", config_set_tls, OFF(outbound_tls), false, 0, 0},
     {"max_deliveries", config_set_uint, OFF(max_deliveries), false, 1, 10000},
@@ -432,6 +332,22 @@ static const config_key_t config_keys[] = {
     {"arc_seal", config_set_bool, OFF(arc_seal), false, 0, 0},
     {"from_rewrite", config_set_rewrite, OFF(from_rewrite), false, 0, 0},
     {"from_rewrite_address", config_set_address, OFF(from_rewrite_address), false, 0, 0},
+    {"milter", config__set_milter, 0, true, 0, 0},
+    {"milter_timeout", config_set_duration, OFF(milter_timeout), false, 1, 3600},
+    {"milter_default_action", config_set_milter_action, OFF(milter_default_action), false, 0, 0},
+    {"milter_body_changes", config_set_bool, OFF(milter_body_changes), false, 0, 0},
+    {"dnsbl", config__set_dnsbl, 0, true, 0, 0},
+    {"dnswl", config__set_dnsbl, 0, true, 0, 0},
+    {"reject_unknown_sender_domain", config_set_bool, OFF(reject_unknown_sender_domain), false, 0,
+     0},
+    {"reject_non_fqdn_sender", config_set_bool, OFF(reject_non_fqdn_sender), false, 0, 0},
+    {"client_connection_rate_limit", config_set_uint, OFF(client_connection_rate_limit), false,
+     0, 1000000},
+    {"client_message_rate_limit", config_set_uint, OFF(client_message_rate_limit), false, 0,
+     1000000},
+    {"client_recipient_rate_limit", config_set_uint, OFF(client_recipient_rate_limit), false, 0,
+     1000000},
+    {"rate_limit_exempt", config__set_cidrs, 0, true, 0, 0},
     {"max_message_size", config_set_size, OFF(max_message_size), false, 1024,
      4ULL * 1024 * 1024 * 1024},
     {"max_recipients", config_set_uint, OFF(max_recipients), false, 1, 100000},
@@ -442,7 +358,7 @@ static const config_key_t config_keys[] = {
     {"max_errors", config_set_uint, OFF(max_errors), false, 1, 1000},
     {"max_hops", config_set_uint, OFF(max_hops), false, 1, 1000},
     {"shutdown_grace", config_set_duration, OFF(shutdown_grace), false, 0, 3600},
-    {"retry_schedule", config_set_retry, 0, false, 0, 0},
+    {"retry_schedule", config__set_retry, 0, false, 0, 0},
     {"max_queue_lifetime", config_set_duration, OFF(max_queue_lifetime), false, 60, 365 * DAY},
     {"user", config_set_user, OFF(user), false, 0, 0},
     {"log", config_set_log, OFF(log), false, 0, 0},
@@ -472,6 +388,10 @@ static config_t *config_defaults(const char *path)
     cfg->dkim_sign = true;
     cfg->arc_seal = true;
     cfg->from_rewrite = CONFIG_REWRITE_DMARC;
+    cfg->milter_timeout = DEFAULT_MILTER_TIMEOUT;
+    cfg->milter_default_action = CONFIG_MILTER_TEMPFAIL;
+    cfg->reject_unknown_sender_domain = true;
+    cfg->reject_non_fqdn_sender = true;
     cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
     cfg->max_recipients = DEFAULT_MAX_RECIPIENTS;
     cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
@@ -663,21 +583,13 @@ void config_free(config_t *cfg)
     free(cfg->forward_table);
     free(cfg->spool_dir);
     free(cfg->control_socket);
-    for (size_t i = 0; i < cfg->ndns_servers; i++)
-        free(cfg->dns_servers[i]);
-    free(cfg->dns_servers);
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        free(cfg->routes[i].domain);
-        free(cfg->routes[i].host);
-    }
-    free(cfg->routes);
+    config__free_lists(cfg);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->signing_key);
     free(cfg->signing_selector);
     free(cfg->signing_domain);
     free(cfg->from_rewrite_address);
-    free(cfg->retry_schedule);
     free(cfg->user);
     free(cfg->metrics_listen.text);
     free(cfg);

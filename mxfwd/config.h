@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "cidr.h"
 #include "diag.h"
 
 typedef enum { CONFIG_TLS_OPPORTUNISTIC, CONFIG_TLS_REQUIRED, CONFIG_TLS_OFF } config_tls_t;
@@ -29,6 +30,8 @@ typedef enum { CONFIG_ACTION_REJECT, CONFIG_ACTION_TAG, CONFIG_ACTION_OFF } conf
 typedef enum { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG } config_log_t;
 /* from_rewrite (docs/configuration.md, Signing). */
 typedef enum { CONFIG_REWRITE_DMARC, CONFIG_REWRITE_OFF, CONFIG_REWRITE_ALWAYS } config_rewrite_t;
+/* milter_default_action (docs/milter.md). */
+typedef enum { CONFIG_MILTER_TEMPFAIL, CONFIG_MILTER_ACCEPT, CONFIG_MILTER_REJECT } config_milter_action_t;
 /* spool_sync: an fsync(2) per file, or one syncfs(2) per group commit. */
 typedef enum { CONFIG_SYNC_FILE, CONFIG_SYNC_FILESYSTEM } config_sync_t;
 
@@ -42,6 +45,16 @@ typedef struct {
     char *host;     /* host name or IP literal, without brackets */
     uint16_t port;  /* 0: outbound_port */
 } config_route_t;
+
+typedef struct {
+    char *text;                   /* as written: "inet:127.0.0.1:11332", "unix:/run/x.sock" */
+    struct sockaddr_storage addr; /* AF_INET, AF_INET6 or AF_UNIX */
+} config_milter_t;
+
+typedef struct {
+    char *zone;    /* lowercased */
+    char *pattern; /* the answers that count; NULL: any in 127.0.0.0/8 */
+} config_dnsbl_t;
 
 typedef struct {
     char *path; /* the file this came from, as given */
@@ -82,6 +95,24 @@ typedef struct {
     bool arc_seal;          /* default yes */
     config_rewrite_t from_rewrite; /* default dmarc */
     char *from_rewrite_address;    /* default noreply@signing_domain */
+
+    /* Filters and client checks (docs/milter.md, docs/smtp.md). */
+    config_milter_t *milters; /* in order */
+    size_t nmilters;
+    uint64_t milter_timeout;
+    config_milter_action_t milter_default_action;
+    bool milter_body_changes;
+    config_dnsbl_t *dnsbl;
+    size_t ndnsbl;
+    config_dnsbl_t *dnswl;
+    size_t ndnswl;
+    bool reject_unknown_sender_domain; /* default yes */
+    bool reject_non_fqdn_sender;       /* default yes */
+    unsigned client_connection_rate_limit; /* per minute; 0: none */
+    unsigned client_message_rate_limit;
+    unsigned client_recipient_rate_limit;
+    cidr_t *rate_limit_exempt;
+    size_t nrate_limit_exempt;
 
     uint64_t max_message_size;
     unsigned max_recipients;

@@ -52,8 +52,29 @@ void options_client_free(options_client_t *storage)
     storage->listen = NULL;
 }
 
-void options_smtpd(const config_t *cfg, smtpd_options_t *opts)
+static dnsbl_list_t *options_dnsbl(const config_dnsbl_t *l, size_t n)
 {
+    dnsbl_list_t *out = xcalloc(n + 1, sizeof(*out));
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = (dnsbl_list_t){.zone = l[i].zone, .pattern = l[i].pattern};
+    return out;
+}
+
+void options_smtpd(const config_t *cfg, smtpd_options_t *opts, options_smtpd_t *storage)
+{
+    static const smtpd_milter_action_t actions[] = {
+        [CONFIG_MILTER_TEMPFAIL] = SMTPD_MILTER_TEMPFAIL,
+        [CONFIG_MILTER_ACCEPT] = SMTPD_MILTER_ACCEPT,
+        [CONFIG_MILTER_REJECT] = SMTPD_MILTER_REJECT,
+    };
+
+    storage->milters = xcalloc(cfg->nmilters + 1, sizeof(*storage->milters));
+    for (size_t i = 0; i < cfg->nmilters; i++)
+        storage->milters[i] =
+            (smtpd_milter_t){.name = cfg->milters[i].text, .addr = cfg->milters[i].addr};
+    storage->dnsbl = options_dnsbl(cfg->dnsbl, cfg->ndnsbl);
+    storage->dnswl = options_dnsbl(cfg->dnswl, cfg->ndnswl);
     *opts = (smtpd_options_t){
         .hostname = cfg->hostname,
         .srs_domain = cfg->srs_domain,
@@ -66,7 +87,31 @@ void options_smtpd(const config_t *cfg, smtpd_options_t *opts)
         .max_errors = cfg->max_errors,
         .max_hops = cfg->max_hops,
         .shutdown_grace = cfg->shutdown_grace,
+        .milters = storage->milters,
+        .nmilters = cfg->nmilters,
+        .milter_timeout = cfg->milter_timeout,
+        .milter_default_action = actions[cfg->milter_default_action],
+        .milter_body_changes = cfg->milter_body_changes,
+        .dnsbl = storage->dnsbl,
+        .ndnsbl = cfg->ndnsbl,
+        .dnswl = storage->dnswl,
+        .ndnswl = cfg->ndnswl,
+        .reject_unknown_sender_domain = cfg->reject_unknown_sender_domain,
+        .reject_non_fqdn_sender = cfg->reject_non_fqdn_sender,
+        .connection_rate_limit = cfg->client_connection_rate_limit,
+        .message_rate_limit = cfg->client_message_rate_limit,
+        .recipient_rate_limit = cfg->client_recipient_rate_limit,
+        .rate_limit_exempt = cfg->rate_limit_exempt,
+        .nrate_limit_exempt = cfg->nrate_limit_exempt,
     };
+}
+
+void options_smtpd_free(options_smtpd_t *storage)
+{
+    free(storage->milters);
+    free(storage->dnsbl);
+    free(storage->dnswl);
+    *storage = (options_smtpd_t){0};
 }
 
 static auth_action_t options_action(config_action_t a)

@@ -29,9 +29,17 @@ void options_client(const config_t *cfg, stats_t *stats, client_options_t *opts,
                     options_client_t *storage);
 void options_client_free(options_client_t *storage);
 
-/* The inbound server's values from cfg; the borrowed services (stats,
- * resolver, auth) are left NULL for the caller. */
-void options_smtpd(const config_t *cfg, smtpd_options_t *opts);
+/* Storage behind an smtpd_options_t. */
+typedef struct {
+    smtpd_milter_t *milters;
+    dnsbl_list_t *dnsbl, *dnswl;
+} options_smtpd_t;
+
+/* The inbound server's values from cfg, its filters and client checks
+ * included; the borrowed services (stats, resolver, auth) are left NULL
+ * for the caller. */
+void options_smtpd(const config_t *cfg, smtpd_options_t *opts, options_smtpd_t *storage);
+void options_smtpd_free(options_smtpd_t *storage);
 
 /* The signer of forwarded mail from cfg (signing_key and the keys beside
  * it): 0 and *out (NULL when no signing_key is set), or an error with the

@@ -190,11 +190,14 @@ static void server_open_smtpd(server_t *srv)
         .arg = srv,
     };
 
-    options_smtpd(cfg, &opts);
+    options_smtpd_t storage;
+
+    options_smtpd(cfg, &opts, &storage);
     opts.stats = srv->registry;
     opts.resolver = srv->resolver;
     opts.auth = srv->auth;
     srv->smtpd = smtpd_new(srv->loop, &opts, &hooks);
+    options_smtpd_free(&storage);
 }
 
 static void server_listen(server_t *srv)
@@ -210,10 +213,11 @@ static void server_listen(server_t *srv)
 
 /* ---- start-up ------------------------------------------------------------------- */
 
-/* Descriptors for max_connections sessions and some to spare. */
+/* Descriptors for max_connections sessions (each with a connection to
+ * every milter) and some to spare. */
 static void server_raise_fd_limit(const config_t *cfg)
 {
-    rlim_t want = (rlim_t)cfg->max_connections + SERVER_SPARE_FDS;
+    rlim_t want = (rlim_t)cfg->max_connections * (1 + cfg->nmilters) + SERVER_SPARE_FDS;
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
@@ -674,6 +678,9 @@ int server_main(const char *config_path, bool verbose)
                      ? ", rewriting From when DMARC needs it"
                      : "");
     }
+    for (size_t i = 0; i < srv->cfg->nmilters; i++)
+        log_info("milter %s (milter_default_action = %s)", srv->cfg->milters[i].text,
+                 (const char *[]){"tempfail", "accept", "reject"}[srv->cfg->milter_default_action]);
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
              table_count(smtpd_table(srv->smtpd)), smtpd_has_tls(srv->smtpd) ? ", STARTTLS" : "");
     server_notify(notify_send("READY=1\nSTATUS=accepting mail"));

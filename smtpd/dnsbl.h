@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 
 #include "dns.h"
+#include "dnsbl_pattern.h"
 
 typedef struct {
     const char *zone;    /* "zen.spamhaus.org" */
@@ -60,10 +61,6 @@ typedef struct dnsbl_req dnsbl_req_t;
 /* The name to look sa up at in zone, into out[size]: 0, or -1 when sa is
  * neither IPv4 nor IPv6 or the name does not fit. */
 int dnsbl_query_name(const struct sockaddr *sa, const char *zone, char *out, size_t size);
-
-/* Whether pattern is one (see above); whether a matches it. */
-bool dnsbl_pattern_valid(const char *pattern);
-bool dnsbl_pattern_match(const char *pattern, const struct in_addr *a);
 
 /*
  * Look sa up in the allow lists wl[0..nwl) and the block lists

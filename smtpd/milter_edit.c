@@ -171,24 +171,21 @@ void milter_edit_change(milter_edit_t *e, uint32_t index, const char *name, cons
         milter_edit_add(e, name, value, leadspc);
 }
 
-bool milter_edit_top(const milter_edit_t *e, buf_t *top)
+bool milter_edit_split(const milter_edit_t *e, buf_t *top, buf_t *section)
 {
     size_t k = 0;
+    bool same;
 
     while (k < e->n && e->f[k].orig < 0)
         k++;
-    if (e->n - k != e->norig)
-        return false;
-    for (size_t i = k; i < e->n; i++)
-        if (e->f[i].orig != (long)(i - k))
-            return false;
     for (size_t i = 0; i < k; i++)
         buf_append(top, e->f[i].ptr, e->f[i].len);
+    same = e->n - k == e->norig;
+    for (size_t i = k; i < e->n && same; i++)
+        same = e->f[i].orig == (long)(i - k);
+    if (same)
+        return false;
+    for (size_t i = k; i < e->n; i++)
+        buf_append(section, e->f[i].ptr, e->f[i].len);
     return true;
-}
-
-void milter_edit_write(const milter_edit_t *e, buf_t *out)
-{
-    for (size_t i = 0; i < e->n; i++)
-        buf_append(out, e->f[i].ptr, e->f[i].len);
 }

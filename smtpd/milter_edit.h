@@ -5,11 +5,12 @@
  * The section is split into fields; a filter's add, insert, change and
  * delete requests edit that list in the order they come, each index
  * counted in the list as it stands then (as Sendmail and Postfix apply
- * them).  The result is either new fields above the message's own, all
- * of them untouched (milter_edit_top(): they go on top, the message is
- * sent as it came), or a whole new section (milter_edit_write(): it
- * replaces the message's own, which stays in the spool and is skipped,
- * docs/spool.md "K").
+ * them).  The result has two parts (milter_edit_split()): the new fields
+ * above all of the message's own, which go on top of the message (above
+ * this hop's trace fields, as above Postfix's Received:), and the rest,
+ * which is a new section only when it is not the message's own fields as
+ * they came: it then replaces them, and they stay in the spool, skipped
+ * (docs/spool.md, "K").
  *
  * Pure: the section's bytes are borrowed (they must outlive the edit),
  * fields made by edits are owned.  Values from a filter are made into
@@ -70,10 +71,12 @@ void milter_edit_insert(milter_edit_t *e, uint32_t index, const char *name, cons
 void milter_edit_change(milter_edit_t *e, uint32_t index, const char *name, const char *value,
                         bool leadspc);
 
-/* When every edit only put fields above the message's own, which are all
- * there as they came: true and those fields appended to top. */
-bool milter_edit_top(const milter_edit_t *e, buf_t *top);
-/* The whole edited section (each field with its CRLF), appended to out. */
-void milter_edit_write(const milter_edit_t *e, buf_t *out);
+/*
+ * The result: the fields put above the message's own (before all of
+ * them) appended to top; and when the rest is not the message's own
+ * fields as they came, the rest appended to section and true (it
+ * replaces the message's section_len bytes of fields).
+ */
+bool milter_edit_split(const milter_edit_t *e, buf_t *top, buf_t *section);
 
 #endif

@@ -263,7 +263,7 @@ int session__commit(session_t *s, const authres_t *res)
     if (s->sign != NULL && res != NULL) {
         /* Signed off the loop (RSA takes a while); the 250 waits for the
          * signatures and the commit, and the message keeps them. */
-        if (buf_used(&section) > 0)
+        if (skip > 0)
             sign_msg_set_headers(s->sign, buf_ptr(&section), buf_used(&section), skip);
         /* A message that cannot be signed goes as it came: said then. */
         sign_msg_prepare(s->sign, res, buf_ptr(&top), buf_used(&top),

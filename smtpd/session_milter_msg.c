@@ -411,10 +411,8 @@ int session__milter_changes(session_t *s, buf_t *top, buf_t *section, uint64_t *
         session_milter_msg_new_body(s);
     for (size_t i = 0; i < sm->n; i++)
         session_milter_msg_apply(s, &sm->f[i]);
-    if (sm->edit.changed && !milter_edit_top(&sm->edit, top)) {
-        milter_edit_write(&sm->edit, section);
+    if (sm->edit.changed && milter_edit_split(&sm->edit, top, section))
         *skip = sm->edit.section_len;
-    }
     return txn_ndests(s->txn) > 0 ? 0 : -1;
 }
 

@@ -32,6 +32,9 @@
 #define DEFAULT_MAX_HOPS 50               /* max_hops: Received: headers, then 554 5.4.6 */
 #define DEFAULT_SHUTDOWN_GRACE 30         /* shutdown_grace: transactions finish on SIGTERM */
 
+/* Filters and client checks (docs/milter.md, docs/smtp.md) */
+#define DEFAULT_MILTER_TIMEOUT 30 /* milter_timeout: connect, each reply */
+
 /* Delivery */
 #define DEFAULT_OUTBOUND_PORT 25               /* outbound_port */
 #define DEFAULT_RETRY_SCHEDULE "1m 5m 15m 30m 1h 2h 4h" /* retry_schedule */

@@ -174,15 +174,35 @@ def _dns_query(port, name, qtype=1, timeout=0.2):
     return data[3] & 0x0F
 
 
+# The sender domains the tests use.  mxfwd refuses a sender whose domain
+# does not exist (reject_unknown_sender_domain, on by default), so every
+# test DNS server makes these exist, and nothing more: a record under each
+# (an empty non-terminal, RFC 8020), none at it, so that every lookup at
+# the domain itself (SPF, DMARC, MX, A) finds what the test publishes
+# there, or nothing, as before.
+SENDER_DOMAINS = (
+    "origin.test", "b.test", "d.test", "vil.test", "none.test", "strict.test", "quar.test",
+    "dmtemp.test", "esp.test", "forwarded.test", "signed.test", "keyfail.test", "pass.test",
+    "fail.test", "soft.test", "reject-spf.test", "reject-dkim.test", "spf-fail.test",
+    "client.test", "badhelo.test", "fwd.test")
+
+
+def sender_records(domains=SENDER_DOMAINS):
+    """The dnsmasq options that make each of domains exist (see above)."""
+    return [f"--txt-record=_sender.{d},test sender domain" for d in domains]
+
+
 class Dnsmasq:
     """An authoritative test DNS server on a loopback port.
 
     records are dnsmasq options, e.g. "--mx-host=alias.test,mx.test,10",
     "--host-record=mx.test,127.0.0.1", '--txt-record=x.test,"v=spf1 -all"'.
-    Every other name is NXDOMAIN (--local=/#/).
+    The sender domains of SENDER_DOMAINS exist (senders=False: they do
+    not); every other name is NXDOMAIN (--local=/#/).
     """
 
-    def __init__(self, records=(), port=None):
+    def __init__(self, records=(), port=None, senders=True):
+        records = list(records) + (sender_records() if senders else [])
         self.port = port or free_port()
         self.dir = tempdir()
         argv = [DNSMASQ, "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1",
@@ -553,8 +573,9 @@ class Mxfwd:
     config: extra "key = value" settings (a dict; list values repeat the key).
     forwards: the forward table text.  Secrets get one fixed test secret
     unless given.  A test that brings no dns_servers gets a dnsmasq of its
-    own (self.dns, every name NXDOMAIN): mxfwd asks DNS about every client
-    and message, and nothing may leave loopback.
+    own (self.dns, every name NXDOMAIN but the sender domains tests use,
+    SENDER_DOMAINS): mxfwd asks DNS about every client and message, and
+    nothing may leave loopback.
     """
 
     SECRET = "e2e-test-secret-0123456789abcdef"

@@ -27,6 +27,7 @@
 #include "dns.h"
 #include "file.h"
 #include "json.h"
+#include "milter_proto.h"
 #include "proto.h"
 #include "queue.h"
 #include "spf.h"
@@ -83,6 +84,9 @@ static const errors_band_t errors_bands[] = {
     {"arc", ARC_EBASE, arc_strerror, false,
      {ARC_ESTRUCT, ARC_ECHAINFAILED, ARC_EFULL, ARC_EINVAL}},
     {"sign", SIGN_EBASE, sign_strerror, false, {SIGN_EKEY, SIGN_EHEADERS, SIGN_ESTATE}},
+    {"milter", MILTER_EBASE, milter_proto_strerror, false,
+     {MILTER_EPROTO, MILTER_ETOOBIG, MILTER_ETIMEOUT, MILTER_ECLOSED, MILTER_ENEGOTIATE,
+      MILTER_ECONNECT}},
 };
 #define ERRORS_NBANDS (sizeof(errors_bands) / sizeof(errors_bands[0]))
 

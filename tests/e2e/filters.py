@@ -1,0 +1,156 @@
+"""filters - real mail filters from Debian run privately by the tests, on
+loopback ports, their DNS pointed at the test's dnsmasq (docs/milter.md):
+
+    Rspamd(dns, headers=True)   rspamd 3.4, its proxy worker in milter mode
+                                (.spec is mxfwd's milter value); headers:
+                                add X-Spamd-Result, X-Spam-Status to what
+                                it scans (milter_headers, local mail too)
+    OpenDkim(dns)               OpenDKIM in verify mode: it adds
+                                Authentication-Results: (authserv-id
+                                mx.fwd.test)
+
+Each runs as its own user in a temporary directory, is stopped by its PID
+when the test ends, and .stop()/.start() lets a test take it away and
+bring it back.
+"""
+
+import os
+import pwd
+import signal
+import socket
+import struct
+
+import mxtest
+
+RSPAMD = "/usr/bin/rspamd"
+OPENDKIM = "/usr/sbin/opendkim"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def available(*programs):
+    return all(os.access(p, os.X_OK) for p in programs)
+
+
+def _give(path, user):
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        for name in [root] + [os.path.join(root, f) for f in dirs + files]:
+            os.chown(name, pw.pw_uid, pw.pw_gid)
+
+
+def milter_ready(port, timeout=0.5):
+    """Whether a milter answers the negotiation on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x1FF, 0x1FF7FF))
+            head = s.recv(5)
+            return len(head) == 5 and head[4:5] == b"O"
+    except OSError:
+        return False
+
+
+class Rspamd:
+    def __init__(self, dns, headers=True, start=True):
+        self.dir = mxtest.tempdir()
+        os.chmod(self.dir, 0o755)
+        self.port = mxtest.free_port()
+        self.spec = f"inet:127.0.0.1:{self.port}"
+        self.dns = dns
+        over, local = os.path.join(self.dir, "override.d"), os.path.join(self.dir, "local.d")
+        for d in (over, local, "run", "db", "log"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        self._write(over, "worker-proxy.inc",
+                    f'bind_socket = "127.0.0.1:{self.port}";\nmilter = yes;\ncount = 1;\n'
+                    'timeout = 120s;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n')
+        # The other workers on ports of their own; no fuzzy storage.
+        self._write(over, "worker-normal.inc",
+                    f'bind_socket = "127.0.0.1:{mxtest.free_port()}";\ncount = 1;\n')
+        self._write(over, "worker-controller.inc",
+                    f'bind_socket = "127.0.0.1:{mxtest.free_port()}";\ncount = 1;\n')
+        self._write(over, "worker-fuzzy.inc", "count = 0;\n")
+        # Nothing leaves loopback: the test's DNS server only.
+        self._write(over, "options.inc",
+                    f'dns {{ nameserver = ["127.0.0.1:{dns.port}"]; timeout = 1s; '
+                    'retransmits = 1; }\ndisable_hyperscan = true;\n')
+        if headers:
+            self._write(local, "milter_headers.conf",
+                        'use = ["x-spamd-result", "x-spam-status"];\n'
+                        'skip_local = false;\nskip_authenticated = false;\n')
+        _give(self.dir, "_rspamd")
+        self.proc = None
+        if start:
+            self.start()
+
+    @staticmethod
+    def _write(directory, name, text):
+        with open(os.path.join(directory, name), "w") as f:
+            f.write(text)
+
+    def start(self):
+        d = self.dir
+        self.proc = mxtest.Process(
+            [RSPAMD, "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
+             f"--var=LOCAL_CONFDIR={d}", f"--var=RUNDIR={d}/run", f"--var=DBDIR={d}/db",
+             f"--var=LOGDIR={d}/log"], log_path=os.path.join(d, "stdout.log"))
+        mxtest.wait_until(lambda: not self.proc.running() or milter_ready(self.port), timeout=60,
+                          what="rspamd's milter to answer")
+        assert self.proc.running(), self.proc.log() + self.log()
+        return self
+
+    def stop(self):
+        """Stop it (SIGTERM to its main process, which ends its workers)."""
+        self.proc.stop(signal.SIGTERM, timeout=30)
+        mxtest.wait_until(lambda: not milter_ready(self.port, 0.2), what="rspamd to stop")
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "log", "rspamd.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+# OpenDKIM resolves through libunbound: this points it at the test's
+# dnsmasq, without DNSSEC (no trust anchor), and lets names under .test
+# be asked (unbound answers them NXDOMAIN itself by default, RFC 6761).
+_UNBOUND = """server:
+    do-not-query-localhost: no
+    module-config: "iterator"
+    local-zone: "test." nodefault
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@{port}
+"""
+
+
+class OpenDkim:
+    def __init__(self, dns, start=True):
+        self.dir = mxtest.tempdir()
+        os.chmod(self.dir, 0o755)
+        self.port = mxtest.free_port()
+        self.spec = f"inet:127.0.0.1:{self.port}"
+        unbound = os.path.join(self.dir, "unbound.conf")
+        with open(unbound, "w") as f:
+            f.write(_UNBOUND.format(port=dns.port))
+        self.conf = os.path.join(self.dir, "opendkim.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"Mode v\nSocket inet:{self.port}@127.0.0.1\nSyslog no\n"
+                    f"PidFile {self.dir}/opendkim.pid\nUserID opendkim\n"
+                    f"ResolverConfiguration {unbound}\nAuthservID mx.fwd.test\n"
+                    "AlwaysAddARHeader yes\n")
+        _give(self.dir, "opendkim")
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self):
+        self.proc = mxtest.Process([OPENDKIM, "-f", "-x", self.conf],
+                                   log_path=os.path.join(self.dir, "opendkim.log"))
+        mxtest.wait_until(lambda: not self.proc.running() or milter_ready(self.port), timeout=30,
+                          what="opendkim to answer")
+        assert self.proc.running(), self.proc.log()
+        return self
+
+    def stop(self):
+        self.proc.stop()
+
