@@ -1,5 +1,6 @@
 """filters - real mail filters from Debian run privately by the tests, on
-loopback ports, their DNS pointed at the test's dnsmasq (docs/milter.md):
+loopback ports, their DNS pointed at the test's dnsmasq (docs/milter.md;
+rspamd's needs mxtest.Dnsmasq(tcp=True)):
 
     Rspamd(dns, headers=True)   rspamd 3.4, its proxy worker in milter mode
                                 (.spec is mxfwd's milter value); headers:
@@ -49,6 +50,35 @@ def milter_ready(port, timeout=0.5):
         return False
 
 
+def _packet(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+def milter_scans(port, timeout=5):
+    """Whether a milter that answers only the end of a message (as rspamd
+    asks) scans one on 127.0.0.1:port: its word on the end comes."""
+    steps = [(b"C", b"probe\x004\x00\x19127.0.0.1\x00"), (b"H", b"probe\x00"),
+             (b"M", b"<probe@origin.test>\x00"), (b"R", b"<probe@alias.test>\x00"), (b"T", b""),
+             (b"L", b"Subject\x00probe\x00"), (b"N", b""), (b"B", b"probe\r\n"), (b"E", b"")]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(_packet(b"O", struct.pack(">III", 6, 0x1FF, 0x1FF7FF)))
+            s.sendall(b"".join(_packet(c, d) for c, d in steps))
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return False
+                buf += chunk
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                    n = struct.unpack(">I", buf[:4])[0]
+                    kind, buf = buf[4:5], buf[4 + n:]
+                    if kind in (b"a", b"c", b"d", b"r", b"t", b"y"):
+                        return True
+    except OSError:
+        return False
+
+
 class Rspamd:
     def __init__(self, dns, headers=True, start=True):
         self.dir = mxtest.tempdir()
@@ -92,8 +122,10 @@ class Rspamd:
             [RSPAMD, "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
              f"--var=LOCAL_CONFDIR={d}", f"--var=RUNDIR={d}/run", f"--var=DBDIR={d}/db",
              f"--var=LOGDIR={d}/log"], log_path=os.path.join(d, "stdout.log"))
-        mxtest.wait_until(lambda: not self.proc.running() or milter_ready(self.port), timeout=60,
-                          what="rspamd's milter to answer")
+        # Ready once it has scanned a message: its workers load their
+        # rules after they listen.
+        mxtest.wait_until(lambda: not self.proc.running() or milter_scans(self.port), timeout=90,
+                          what="rspamd to scan a message")
         assert self.proc.running(), self.proc.log() + self.log()
         return self
 

@@ -198,14 +198,19 @@ class Dnsmasq:
     records are dnsmasq options, e.g. "--mx-host=alias.test,mx.test,10",
     "--host-record=mx.test,127.0.0.1", '--txt-record=x.test,"v=spf1 -all"'.
     The sender domains of SENDER_DOMAINS exist (senders=False: they do
-    not); every other name is NXDOMAIN (--local=/#/).
+    not); every other name is NXDOMAIN (--local=/#/).  tcp=True runs it
+    in its normal foreground mode, which serves each TCP connection in a
+    child process, for peers that open TCP connections to it (rspamd's
+    resolver does): the debug mode used otherwise serves them in its one
+    process, and one left open stalls every other query.
     """
 
-    def __init__(self, records=(), port=None, senders=True):
+    def __init__(self, records=(), port=None, senders=True, tcp=False):
         records = list(records) + (sender_records() if senders else [])
         self.port = port or free_port()
         self.dir = tempdir()
-        argv = [DNSMASQ, "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1",
+        mode = "--keep-in-foreground" if tcp else "--no-daemon"
+        argv = [DNSMASQ, mode, f"--port={self.port}", "--listen-address=127.0.0.1",
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                 "--pid-file=", "--local=/#/", "--log-facility=-"]
         self.proc = Process(argv + list(records), log_path=os.path.join(self.dir, "dnsmasq.log"))
