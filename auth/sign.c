@@ -389,6 +389,7 @@ int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, siz
     canon_field_t *f = NULL;
     const char *src;
     size_t nf = 0, src_len;
+    bool own_ok;
     int rc = 0;
 
     if (m->prepared)
@@ -401,7 +402,13 @@ int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, siz
     src = m->has_replaced ? buf_ptr(&m->replaced) : buf_ptr(&m->head);
     src_len = m->has_replaced ? buf_used(&m->replaced) : m->head_len;
     f = xcalloc(SIGN_FIELDS_MAX, sizeof(*f));
-    if (m->head_long || !sign_fields(src != NULL ? src : "", src_len, f, &nf)) {
+    /* The message's own section must be one even when it is replaced:
+     * the body hash starts after its empty line. */
+    own_ok = !m->head_long &&
+             (!m->has_replaced ||
+              sign_fields(buf_ptr(&m->head) ? buf_ptr(&m->head) : "", m->head_len, f, &nf));
+    nf = 0;
+    if (!own_ok || !sign_fields(src != NULL ? src : "", src_len, f, &nf)) {
         rc = m->err = SIGN_EHEADERS;
         goto done;
     }

@@ -66,12 +66,13 @@ static int queue_admin_hold(queue_t *q, const char *id, bool hold, size_t *count
 
         if (hold ? !queue__waiting(qm, i) : r->state != SPOOL_RCPT_HELD)
             continue;
+        /* Copies: applying the update replaces the recipient's own. */
         u[n++] = (spool_update_t){
             .index = i,
             .state = hold ? SPOOL_RCPT_HELD : SPOOL_RCPT_PENDING,
             .attempts = r->attempts,
-            .reply = r->reply,
-            .relay = r->relay,
+            .reply = xstrdup(r->reply),
+            .relay = xstrdup(r->relay),
             .remote_reply = r->remote_reply,
         };
         qm->r[i].due = 0;
@@ -81,6 +82,10 @@ static int queue_admin_hold(queue_t *q, const char *id, bool hold, size_t *count
                  n, n == 1 ? "" : "s");
         queue__record(qm, u, n);
         queue__settle(qm);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free((char *)u[i].reply);
+        free((char *)u[i].relay);
     }
     free(u);
     *count = n;

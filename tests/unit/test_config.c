@@ -75,6 +75,18 @@ Test(config, empty_file_gives_defaults)
     cr_assert_null(cfg->user);
     cr_assert_eq(cfg->log, CONFIG_LOG_STDERR);
     cr_assert(!cfg->has_metrics);
+    /* Filters off; the sender's domain checked (docs/smtp.md). */
+    cr_assert_eq(cfg->nmilters, 0);
+    cr_assert_eq(cfg->milter_timeout, 30);
+    cr_assert_eq(cfg->milter_default_action, CONFIG_MILTER_TEMPFAIL);
+    cr_assert(!cfg->milter_body_changes);
+    cr_assert_eq(cfg->ndnsbl + cfg->ndnswl, 0);
+    cr_assert(cfg->reject_unknown_sender_domain);
+    cr_assert(cfg->reject_non_fqdn_sender);
+    cr_assert_eq(cfg->client_connection_rate_limit + cfg->client_message_rate_limit +
+                     cfg->client_recipient_rate_limit,
+                 0, "no rate limits");
+    cr_assert_eq(cfg->nrate_limit_exempt, 0);
     config_free(cfg);
 }
 
@@ -308,4 +320,74 @@ Test(config, signing_keys)
     memset(&d, 0, sizeof(d));
     parse_bad("\nsigning_selector = s1\n", &d);
     cr_assert(collect_has(&d, "t.conf:2: ", "signing_key is not"));
+}
+
+Test(config, filter_and_client_check_keys)
+{
+    collect_t d = {0};
+    config_t *cfg = parse_ok("milter = inet:127.0.0.1:11332\n"
+                             "milter = unix:/run/opendkim/opendkim.sock\n"
+                             "milter = inet:localhost:8891\n"
+                             "milter = inet:[::1]:8892\n"
+                             "milter_timeout = 10s\n"
+                             "milter_default_action = accept\n"
+                             "milter_body_changes = yes\n"
+                             "dnsbl = Zen.Spamhaus.Org=127.0.0.[2..11]\n"
+                             "dnsbl = bl.example\n"
+                             "dnswl = list.dnswl.example\n"
+                             "reject_unknown_sender_domain = no\n"
+                             "reject_non_fqdn_sender = no\n"
+                             "client_connection_rate_limit = 60\n"
+                             "client_message_rate_limit = 100\n"
+                             "client_recipient_rate_limit = 500\n"
+                             "rate_limit_exempt = 127.0.0.0/8 [::1]/128\n"
+                             "rate_limit_exempt = 192.0.2.0/24\n");
+
+    cr_assert_eq(cfg->nmilters, 4);
+    cr_assert_str_eq(cfg->milters[0].text, "inet:127.0.0.1:11332");
+    cr_assert_eq(cfg->milters[0].addr.ss_family, AF_INET);
+    cr_assert_eq(((struct sockaddr_in *)&cfg->milters[0].addr)->sin_port, htons(11332));
+    cr_assert_eq(cfg->milters[1].addr.ss_family, AF_UNIX);
+    cr_assert_eq(((struct sockaddr_in *)&cfg->milters[2].addr)->sin_addr.s_addr,
+                 htonl(INADDR_LOOPBACK), "localhost is 127.0.0.1");
+    cr_assert_eq(cfg->milters[3].addr.ss_family, AF_INET6);
+    cr_assert_eq(cfg->milter_timeout, 10);
+    cr_assert_eq(cfg->milter_default_action, CONFIG_MILTER_ACCEPT);
+    cr_assert(cfg->milter_body_changes);
+    cr_assert_eq(cfg->ndnsbl, 2);
+    cr_assert_str_eq(cfg->dnsbl[0].zone, "zen.spamhaus.org");
+    cr_assert_str_eq(cfg->dnsbl[0].pattern, "127.0.0.[2..11]");
+    cr_assert_null(cfg->dnsbl[1].pattern);
+    cr_assert_eq(cfg->ndnswl, 1);
+    cr_assert_not(cfg->reject_unknown_sender_domain);
+    cr_assert_not(cfg->reject_non_fqdn_sender);
+    cr_assert_eq(cfg->client_connection_rate_limit, 60);
+    cr_assert_eq(cfg->client_message_rate_limit, 100);
+    cr_assert_eq(cfg->client_recipient_rate_limit, 500);
+    cr_assert_eq(cfg->nrate_limit_exempt, 3);
+    cr_assert_eq(cfg->rate_limit_exempt[1].family, AF_INET6);
+    config_free(cfg);
+
+    cr_assert_eq(parse_bad("milter = 127.0.0.1:11332\n"
+                           "milter = inet:mail.example:11332\n"
+                           "milter = unix:relative.sock\n"
+                           "milter_default_action = ignore\n"
+                           "milter_timeout = 0s\n"
+                           "dnsbl = bl.example=127.0.0.[9..2]\n"
+                           "dnswl = not a zone\n"
+                           "client_message_rate_limit = lots\n"
+                           "rate_limit_exempt = 192.0.2.0/40\n",
+                           &d),
+                 9);
+    cr_assert_str_eq(d.msg[0], "t.conf:1: milter: '127.0.0.1:11332' is not inet:ADDRESS:PORT (an "
+                               "IP address, or localhost) or unix:PATH");
+    cr_assert_str_eq(d.msg[2], "t.conf:3: milter: 'relative.sock' is not an absolute socket path");
+    cr_assert_str_eq(d.msg[3],
+                     "t.conf:4: milter_default_action: 'ignore' is not one of tempfail, accept "
+                     "or reject");
+    cr_assert_str_eq(d.msg[5], "t.conf:6: dnsbl: '127.0.0.[9..2]' is not an answer pattern like "
+                               "127.0.0.2 or 127.0.0.[2..11]");
+    cr_assert_str_eq(d.msg[8], "t.conf:9: rate_limit_exempt: '192.0.2.0/40' is not an address or "
+                               "address/bits");
+
 }

@@ -237,6 +237,9 @@ static const char body[] = "From: Someone <someone@origin.test>\r\n"
 static const char prepend[] = "Received: from mx.origin.test (mx.origin.test [192.0.2.7])\r\n"
                               "\tby fwd.test (mxfwd) with ESMTP id 0\r\n";
 
+/* Envelope flags of the next submit() (SPOOL_F_HELD: a milter's hold). */
+static unsigned submit_flags;
+
 /* Commit a message to rcpts (pairs: address, alias or NULL) from sender,
  * as the SMTP session would, and hand it to the queue. */
 static const char *submit(const char *sender, const spool_env_rcpt_t *rcpts, size_t n)
@@ -244,6 +247,7 @@ static const char *submit(const char *sender, const spool_env_rcpt_t *rcpts, siz
     char srs[300];
     spool_envelope_t env = {
         .arrival_us = now_us,
+        .flags = submit_flags,
         .client = "mx.origin.test[192.0.2.7]",
         .helo = "mx.origin.test",
         .sender = sender,
@@ -889,6 +893,71 @@ Test(queue, delete_during_a_delivery_waits_for_it_and_sends_no_dsn)
     settle();
     cr_assert_str_eq(listing(), "");
     cr_assert_eq(fake.nrec, 1, "no DSN for a deleted message");
+}
+
+/* ---- Held messages (docs/queue.md) ---- */
+
+Test(queue, a_message_held_at_arrival_waits_for_its_release)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", "alice@alias.test"}};
+    char idc[SPOOL_ID_SIZE], want[128];
+    rcpt_view_t v;
+    size_t n = 99;
+
+    submit_flags = SPOOL_F_HELD;
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 1));
+    submit_flags = 0;
+    cr_assert_eq(fake.nrec, 0, "a held message is not tried");
+    v = view("b@y.test");
+    cr_assert_str_eq(v.state, "held");
+    cr_assert_eq(v.next, 0, "not waiting for an attempt");
+    /* Past its lifetime, and across a restart: still held, no bounce. */
+    advance(2 * 86400);
+    restart();
+    cr_assert_eq(fake.nrec, 0);
+    cr_assert_str_eq(view("b@y.test").state, "held");
+    cr_assert_eq(queue_flush(q), 0, "a flush does not release");
+    settle();
+    cr_assert_eq(fake.nrec, 0);
+    cr_assert_eq(queue_release(q, "18C3F2A9B47D1", &n), QUEUE_ENOENT);
+    cr_assert_eq(queue_release(q, idc, &n), 0);
+    cr_assert_eq(n, 1);
+    settle();
+    cr_assert_eq(fake.nrec, 1, "tried at once once released");
+    cr_assert_str_eq(listing(), "");
+    snprintf(want, sizeof(want), "%s: released by the administrator (1 recipient)", idc);
+    cr_assert(strstr(log_text(), want) != NULL);
+}
+
+Test(queue, hold_and_release_by_the_admin)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}, {"c@fast.test", NULL}};
+    char idc[SPOOL_ID_SIZE];
+    size_t n = 0, jobs;
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 2));
+    cr_assert_eq(fake.nrec, 2);
+    /* The sent recipient is final; only the deferred one is held. */
+    cr_assert_eq(queue_hold(q, idc, &n), 0);
+    cr_assert_eq(n, 1);
+    settle();
+    cr_assert_str_eq(view("b@slow.test").state, "held");
+    cr_assert_str_eq(view("b@slow.test").reply, "451 4.3.0 later", "its last reply is kept");
+    advance(3600);
+    cr_assert_eq(fake.nrec, 2, "no attempt while held");
+    /* Recorded: a restart keeps it held. */
+    restart();
+    cr_assert_str_eq(view("b@slow.test").state, "held");
+    cr_assert_eq(queue_hold(q, idc, &n), 0);
+    cr_assert_eq(n, 0, "nothing left to hold");
+    fake_clear_rules(&fake);
+    jobs = fake.nrec;
+    cr_assert_eq(queue_release(q, idc, &n), 0);
+    cr_assert_eq(n, 1);
+    settle();
+    cr_assert_eq(fake.nrec, jobs + 1, "tried at once once released");
+    cr_assert_str_eq(listing(), "");
 }
 
 /* ---- Concurrency ---- */

@@ -251,3 +251,47 @@ Test(sign, a_message_of_our_own_gets_a_signature_field)
     buf_free(&out);
     sign_ctx_unref(c);
 }
+
+/* Filters changed the header section (docs/milter.md): the new one is
+ * signed, and goes on top with the skip given, signed or not. */
+Test(sign, a_section_the_filters_made_is_signed_in_place_of_the_own)
+{
+    static const char msg[] = "From: A <a@origin.test>\r\nSubject: x\r\n\r\nbody\r\n";
+    static const char section[] = "From: A <a@origin.test>\r\nSubject: [tagged] x\r\n"
+                                  "X-Spam-Status: No\r\n";
+    const size_t own = strlen(msg) - strlen("\r\nbody\r\n");
+    sign_ctx_t *c = ctx_with(SIGN_REWRITE_OFF);
+    sign_msg_t *m = sign_msg_new(c);
+    const char *p;
+    size_t n;
+    authres_t res;
+
+    memset(&res, 0, sizeof(res));
+    sign_msg_feed(m, msg, strlen(msg));
+    sign_msg_set_headers(m, section, strlen(section), own);
+    cr_assert_eq(sign_msg_prepare(m, &res, trace, strlen(trace), NULL, 1796601600), 0);
+    sign_msg_work(m);
+    p = sign_msg_prepend(m, &n);
+    cr_assert(strncmp(p, "DKIM-Signature: ", 16) == 0);
+    /* The signature names the new section's fields (the e2e tests verify
+     * it: tests/e2e/test_milter.py). */
+    cr_assert(strstr(p, "h=From:From:Subject;") != NULL, "%.*s", (int)n, p);
+    cr_assert(n > strlen(trace) + strlen(section));
+    cr_assert_eq(memcmp(p + n - strlen(section), section, strlen(section)), 0);
+    cr_assert_eq(sign_msg_skip(m), own);
+    sign_msg_free(m);
+
+    /* A message that cannot be signed still gets the filters' section. */
+    m = sign_msg_new(c);
+    sign_msg_feed(m, "From: A\r\nnot a field\r\n\r\nbody\r\n", 29);
+    sign_msg_set_headers(m, section, strlen(section), 9);
+    cr_assert_eq(sign_msg_prepare(m, &res, trace, strlen(trace), NULL, 1796601600),
+                 SIGN_EHEADERS);
+    sign_msg_work(m);
+    p = sign_msg_prepend(m, &n);
+    cr_assert_eq(n, strlen(trace) + strlen(section));
+    cr_assert_eq(memcmp(p, trace, strlen(trace)), 0);
+    cr_assert_eq(sign_msg_skip(m), 9);
+    sign_msg_free(m);
+    sign_ctx_unref(c);
+}

@@ -369,3 +369,28 @@ Test(spool_record, a_sealed_journal_record_opens_and_a_damaged_one_does_not)
     }
     free(rec);
 }
+
+/* A message held at arrival (a filter's quarantine): its recipients start
+ * held, in memory and as parsed, until a state record releases them. */
+Test(spool_record, a_message_held_at_arrival_starts_held)
+{
+    const spool_update_t release = {0, SPOOL_RCPT_PENDING, 0, 0, NULL, NULL, false};
+    spool_msg_t *made, *parsed = NULL;
+
+    env.flags |= SPOOL_F_HELD;
+    record_image(&image, &env);
+    made = spool_record_msg_new(strdup("/spool/" ID), ID, 0, strlen(BODY), &env);
+    cr_assert_eq(record_parse(&image, buf_used(&image), &parsed), 0);
+    for (size_t i = 0; i < made->nrcpts; i++) {
+        cr_assert_eq(made->rcpts[i].state, SPOOL_RCPT_HELD);
+        cr_assert_eq(parsed->rcpts[i].state, SPOOL_RCPT_HELD);
+    }
+    cr_assert_not(spool_msg_done(parsed), "held is not final");
+    spool_msg_free(parsed);
+    spool_record_encode_update(&image, &release, 1);
+    cr_assert_eq(record_parse(&image, buf_used(&image), &parsed), 0);
+    cr_assert_eq(parsed->rcpts[0].state, SPOOL_RCPT_PENDING, "released");
+    cr_assert_eq(parsed->rcpts[1].state, SPOOL_RCPT_HELD);
+    spool_msg_free(parsed);
+    spool_msg_free(made);
+}

@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "buf.h"
+#include "cidr.h"
 #include "diag.h"
 #include "file.h"
 #include "heap.h"
@@ -20,6 +21,37 @@
 #include "parse.h"
 #include "stats.h"
 #include "str.h"
+
+/* ---- cidr ---- */
+
+Test(cidr, blocks_and_addresses)
+{
+    static const struct {
+        const char *block, *addr;
+        bool match;
+    } cases[] = {
+        {"192.0.2.0/24", "192.0.2.77", true},       {"192.0.2.0/24", "192.0.3.1", false},
+        {"192.0.2.1", "192.0.2.1", true},           {"192.0.2.1", "192.0.2.2", false},
+        {"10.0.0.0/9", "10.127.255.255", true},     {"10.0.0.0/9", "10.128.0.0", false},
+        {"0.0.0.0/0", "203.0.113.9", true},         {"[2001:db8::]/32", "2001:db8:ff::1", true},
+        {"2001:db8::/33", "2001:db8:8000::1", false}, {"::1", "::1", true},
+        {"192.0.2.0/24", "::ffff:192.0.2.5", true}, {"192.0.2.0/24", "2001:db8::1", false},
+    };
+    static const char *const bad[] = {"", "192.0.2.0/33", "2001:db8::/129", "host.example",
+                                      "192.0.2.0/", "192.0.2.0/x", "[192.0.2.0"};
+    cidr_t c;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sockaddr_storage ss = {0};
+        cr_assert_eq(cidr_parse(cases[i].block, &c), 0, "%s", cases[i].block);
+        cr_assert_eq(parse_sockaddr(cases[i].addr, 25, &ss), 0);
+        cr_assert_eq(cidr_match(&c, (struct sockaddr *)&ss), cases[i].match, "%s in %s",
+                     cases[i].addr, cases[i].block);
+        cr_assert_eq(cidr_match_any(&c, 1, (struct sockaddr *)&ss), cases[i].match);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(cidr_parse(bad[i], &c), -1, "%s", bad[i]);
+}
 
 /* ---- buf ---- */
 
