@@ -387,7 +387,7 @@ int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, siz
 {
     const sign_ctx_t *c = m->ctx;
     canon_field_t *f = NULL;
-    const char *src;
+    const buf_t *src;
     size_t nf = 0, src_len;
     bool own_ok;
     int rc = 0;
@@ -399,16 +399,16 @@ int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, siz
     if (!m->head_done && !m->head_long)
         m->head_len = buf_used(&m->head); /* no body: all of it is fields */
     /* The section that leaves: the filters' when they made one. */
-    src = m->has_replaced ? buf_ptr(&m->replaced) : buf_ptr(&m->head);
+    src = m->has_replaced ? &m->replaced : &m->head;
     src_len = m->has_replaced ? buf_used(&m->replaced) : m->head_len;
     f = xcalloc(SIGN_FIELDS_MAX, sizeof(*f));
     /* The message's own section must be one even when it is replaced:
      * the body hash starts after its empty line. */
     own_ok = !m->head_long &&
              (!m->has_replaced ||
-              sign_fields(buf_ptr(&m->head) ? buf_ptr(&m->head) : "", m->head_len, f, &nf));
+              sign_fields(buf_used(&m->head) > 0 ? buf_ptr(&m->head) : "", m->head_len, f, &nf));
     nf = 0;
-    if (!own_ok || !sign_fields(src != NULL ? src : "", src_len, f, &nf)) {
+    if (!own_ok || !sign_fields(buf_used(src) > 0 ? buf_ptr(src) : "", src_len, f, &nf)) {
         rc = m->err = SIGN_EHEADERS;
         goto done;
     }
@@ -422,7 +422,7 @@ int sign_msg_prepare(sign_msg_t *m, const authres_t *res, const char *trace, siz
         m->rewritten = true;
     } else {
         m->rewrite_why = NULL;
-        buf_append(&m->headers, src, src_len);
+        buf_append(&m->headers, buf_used(src) > 0 ? buf_ptr(src) : "", src_len);
     }
     m->skip = m->has_replaced ? m->replaced_skip : m->head_len;
     /* A rewritten message is signed whatever dkim_sign says: its new

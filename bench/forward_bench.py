@@ -2,7 +2,7 @@
 """End-to-end forwarding benchmark: mxfwd beside Postfix + PostSRSd, in one run.
 
     bench/forward_bench.py [--runs 3] [--messages 5000] [--sessions 20]
-                           [--size 4096] [--no-postfix] [--signing]
+                           [--size 4096] [--no-postfix] [--signing] [--milter]
 
 Prints figures; asserts nothing (it is not a test).
 
@@ -14,7 +14,14 @@ Postfix: a transport map entry).  The rate is messages per second from the
 first connection to the moment the sink has received the last message; the
 forwarder's queue is empty then.  With --signing, a second mxfwd takes
 its turn in every run with a signing key (RSA-2048: a DKIM-Signature and an
-ARC set on every message, docs/performance.md), beside the unsigned one.  Both forwarders fsync each message before
+ARC set on every message, docs/performance.md), beside the unsigned one.
+With --milter, rspamd 3.4 (Debian's) runs privately, its proxy worker in
+milter mode (one process, scanning itself, milter_headers adding
+X-Spamd-Result and X-Spam-Status, its DNS a dnsmasq of its own on
+loopback): a second mxfwd uses it (`milter =`), beside the one without,
+and Postfix uses it too (`smtpd_milters`); rspamd's CPU time per message
+(its processes, all of them) is printed apart from the forwarder's, for
+each run that used it.  Both forwarders fsync each message before
 their 250.  The servers take turns, --runs times each; printed per run and
 as medians: each one's end-to-end rate, their ratio, the accept rate (how
 long smtp-source took), and mxfwd's CPU time per message.
@@ -26,9 +33,12 @@ bench/smtpd_bench.py's, which this script imports: see its docstring.
 
 import argparse
 import os
+import pwd
 import re
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -50,10 +60,103 @@ def spool_empty(spool):
     return not any(f for _, _, f in os.walk(spool))
 
 
-def one_run(name, port, args, sink_log, queue_empty, cpu_pid):
+# ---- rspamd as a milter ---------------------------------------------------------
+
+def _packet(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+def rspamd_scans(port):
+    """Whether rspamd's milter on port scans a message: its word on the end
+    comes (it answers nothing else)."""
+    steps = [b"C", b"H", b"M", b"R", b"T", b"N", b"B", b"E"]
+    data = {b"C": b"probe\x004\x00\x19127.0.0.1\x00", b"H": b"probe\x00",
+            b"M": b"<a@origin.test>\x00", b"R": b"<b@alias.test>\x00", b"B": b"probe\r\n"}
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(_packet(b"O", struct.pack(">III", 6, 0x1FF, 0x1FF7FF)) +
+                      b"".join(_packet(c, data.get(c, b"")) for c in steps))
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return False
+                buf += chunk
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                    n = struct.unpack(">I", buf[:4])[0]
+                    kind, buf = buf[4:5], buf[4 + n:]
+                    if kind in (b"a", b"c", b"d", b"r", b"t", b"y"):
+                        return True
+    except OSError:
+        return False
+
+
+def start_rspamd(tmp):
+    """rspamd on a loopback port in milter mode; (its main process, the
+    milter's port).  Its DNS: a dnsmasq of its own in its forking mode
+    (rspamd's resolver keeps TCP connections open, which the debug mode
+    serves one at a time)."""
+    d = os.path.join(tmp, "rspamd")
+    over, local = os.path.join(d, "override.d"), os.path.join(d, "local.d")
+    for x in (over, local, os.path.join(d, "run"), os.path.join(d, "db"), os.path.join(d, "log")):
+        os.makedirs(x)
+    dns, port = sb.free_port(), sb.free_port()
+    sb.start(["/usr/sbin/dnsmasq", "--keep-in-foreground", f"--port={dns}",
+              "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+              "--conf-file=/dev/null", "--pid-file=", "--local=/#/", "--log-facility=-",
+              "--local-ttl=300"], os.path.join(d, "dnsmasq.log"))
+    files = {
+        (over, "worker-proxy.inc"): f'bind_socket = "127.0.0.1:{port}";\nmilter = yes;\n'
+                                    'count = 1;\ntimeout = 120s;\n'
+                                    'upstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n',
+        (over, "worker-normal.inc"): f'bind_socket = "127.0.0.1:{sb.free_port()}";\ncount = 1;\n',
+        (over, "worker-controller.inc"): f'bind_socket = "127.0.0.1:{sb.free_port()}";\n'
+                                         'count = 1;\n',
+        (over, "worker-fuzzy.inc"): "count = 0;\n",
+        (over, "options.inc"): f'dns {{ nameserver = ["127.0.0.1:{dns}"]; timeout = 1s; '
+                               'retransmits = 1; }\ndisable_hyperscan = true;\n',
+        (local, "milter_headers.conf"): 'use = ["x-spamd-result", "x-spam-status"];\n'
+                                        'skip_local = false;\nskip_authenticated = false;\n',
+    }
+    for (where, name), text in files.items():
+        with open(os.path.join(where, name), "w") as f:
+            f.write(text)
+    pw = pwd.getpwnam("_rspamd")
+    for root, dirs, names in os.walk(d):
+        for x in [root] + [os.path.join(root, n) for n in dirs + names]:
+            os.chown(x, pw.pw_uid, pw.pw_gid)
+    p = sb.start(["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd", "-c",
+                  "/etc/rspamd/rspamd.conf", f"--var=LOCAL_CONFDIR={d}", f"--var=RUNDIR={d}/run",
+                  f"--var=DBDIR={d}/db", f"--var=LOGDIR={d}/log"], os.path.join(d, "stdout.log"))
+    deadline = time.monotonic() + 120
+    while not rspamd_scans(port):
+        if p.poll() is not None or time.monotonic() > deadline:
+            sys.exit("rspamd did not start: see " + d)
+        time.sleep(0.5)
+    return p, port
+
+
+def tree_ticks(pid):
+    """CPU ticks of pid and its children (rspamd's workers)."""
+    total = sb.cpu_ticks(pid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def one_run(name, port, args, sink_log, queue_empty, cpu_pid, filter_pid=None):
     """Send, then wait for the sink to have every message; the figures."""
     before = sink_count(sink_log)
     cpu0 = sb.cpu_ticks(cpu_pid) if cpu_pid else 0
+    filter0 = tree_ticks(filter_pid) if filter_pid else 0
     start = time.monotonic()
     took, ok = sb.source(port, args, os.path.join(os.path.dirname(sink_log), "smtp-source.log"))
     deadline = time.monotonic() + 600
@@ -61,6 +164,7 @@ def one_run(name, port, args, sink_log, queue_empty, cpu_pid):
         time.sleep(0.01)
     end = time.monotonic()
     cpu1 = sb.cpu_ticks(cpu_pid) if cpu_pid else 0
+    filter1 = tree_ticks(filter_pid) if filter_pid else 0
     got = sink_count(sink_log) - before
     if not ok or got != args.messages:
         print(f"  {name}: {got} of {args.messages} messages at the sink")
@@ -72,6 +176,7 @@ def one_run(name, port, args, sink_log, queue_empty, cpu_pid):
         name: got / (end - start) if ok else float("nan"),
         name + "_accept": args.messages / took if ok else float("nan"),
         name + "_cpu": (cpu1 - cpu0) / sb.HZ * 1000 / args.messages,
+        name + "_rspamd": (filter1 - filter0) / sb.HZ * 1000 / args.messages,
     }
 
 
@@ -79,9 +184,15 @@ def bench(args, tmp, tmp_postfix):
     sink_log = os.path.join(tmp, "sink.log")
     sink_port = sb.start_sink(sink_log)
     dns = sb.start_dns(tmp)
+    rspamd = rspamd_port = None
+    if args.milter:
+        rspamd, rspamd_port = start_rspamd(tmp)
     pf = None
+    pf_name = "postfix-rspamd" if args.milter else "postfix"
     if not args.no_postfix and sb.ensure_postsrsd():
-        pf, pf_port, _, pf_queue = sb.start_postfix(tmp_postfix, sink_port)
+        milter = (f"smtpd_milters = inet:127.0.0.1:{rspamd_port}\nmilter_protocol = 6\n"
+                  "milter_default_action = tempfail\n") if args.milter else ""
+        pf, pf_port, _, pf_queue = sb.start_postfix(tmp_postfix, sink_port, extra=milter)
 
     signing = ""
     if args.signing:
@@ -89,38 +200,46 @@ def bench(args, tmp, tmp_postfix):
         subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
                         "rsa_keygen_bits:2048", "-out", key], check=True, capture_output=True)
         signing = f"signing_key = {key}\nsigning_selector = bench\n"
-    servers = ["mxfwd"] + (["mxfwd-sign"] if args.signing else [])
-    cols = servers + (["postfix"] if pf else [])
+    servers = ["mxfwd"] + (["mxfwd-sign"] if args.signing else []) + \
+        (["mxfwd-rspamd"] if args.milter else [])
+    extras = {"mxfwd-sign": signing,
+              "mxfwd-rspamd": f"milter = inet:127.0.0.1:{rspamd_port}\n" if args.milter else ""}
+    filtered = [n for n in servers + [pf_name] if n.endswith("rspamd") and (pf or n != pf_name)]
+    cols = servers + ([pf_name] if pf else [])
     print(f"end to end: {args.messages} messages of {args.size} bytes, {args.sessions} sessions, "
           f"one message per connection, through the forwarder to smtp-sink, {args.runs} runs")
-    print(f"{'run':>3} " + " ".join(f"{c + ' msg/s':>16}" for c in cols) +
-          "".join(f" {s + '/postfix':>20}" for s in servers if pf) +
-          "".join(f" {s + ' cpu ms/msg':>21}" for s in servers))
+    print(f"{'run':>3} " + " ".join(f"{c + ' msg/s':>20}" for c in cols) +
+          "".join(f" {s + '/' + pf_name:>27}" for s in servers if pf) +
+          "".join(f" {s + ' cpu ms/msg':>23}" for s in servers) +
+          "".join(f" {'rspamd cpu ms/msg (' + n + ')':>36}" for n in filtered))
     rows = []
     for run in range(1, args.runs + 1):
         row = {}
         for name in sb.turns(run, pf is not None, servers):
             if name == "postfix":
-                row.update(one_run("postfix", pf_port, args, sink_log,
-                                   lambda: sb.postfix_queue_empty(pf_queue), None))
+                row.update(one_run(pf_name, pf_port, args, sink_log,
+                                   lambda: sb.postfix_queue_empty(pf_queue), None,
+                                   rspamd.pid if args.milter else None))
                 continue
             # A fresh spool each run, in a directory of its own.
             mx, port, spool = sb.start_mxfwd(tmp, sink_port, name=f"{name}-{run}", dns=dns,
-                                             extra=signing if name == "mxfwd-sign" else "")
-            row.update(one_run(name, port, args, sink_log, lambda: spool_empty(spool), mx.pid))
+                                             extra=extras.get(name, ""))
+            row.update(one_run(name, port, args, sink_log, lambda: spool_empty(spool), mx.pid,
+                               rspamd.pid if name == "mxfwd-rspamd" else None))
             sb.stop(mx)
         for s in servers:
-            row[s + "_ratio"] = row[s] / row["postfix"] if pf else float("nan")
+            row[s + "_ratio"] = row[s] / row[pf_name] if pf else float("nan")
         rows.append(row)
-        print(row_text(str(run), row, cols, servers, pf))
+        print(row_text(str(run), row, cols, servers, pf, filtered))
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    print(row_text("med", med, cols, servers, pf))
+    print(row_text("med", med, cols, servers, pf, filtered))
 
 
-def row_text(label, row, cols, servers, pf):
-    return (f"{label:>3} " + " ".join(f"{row[c]:>16.0f}" for c in cols) +
-            "".join(f" {row[s + '_ratio']:>20.1f}" for s in servers if pf) +
-            "".join(f" {row[s + '_cpu']:>21.3f}" for s in servers))
+def row_text(label, row, cols, servers, pf, filtered):
+    return (f"{label:>3} " + " ".join(f"{row[c]:>20.0f}" for c in cols) +
+            "".join(f" {row[s + '_ratio']:>27.1f}" for s in servers if pf) +
+            "".join(f" {row[s + '_cpu']:>23.3f}" for s in servers) +
+            "".join(f" {row[n + '_rspamd']:>36.3f}" for n in filtered))
 
 
 def main():
@@ -128,6 +247,8 @@ def main():
     sb.load_arguments(ap)
     ap.add_argument("--signing", action="store_true",
                     help="also an mxfwd that signs and seals every message (RSA-2048)")
+    ap.add_argument("--milter", action="store_true",
+                    help="also an mxfwd with rspamd as its milter; Postfix with rspamd too")
     args = ap.parse_args()
     tmp, tmp_postfix = sb.prepare("mxfwd-fwdbench")
     try:

@@ -72,7 +72,7 @@ static void session_milter_msg_head(session_t *s, size_t fields)
     buf_t name, value, data;
 
     sm->head_done = true;
-    milter_edit_init(&sm->edit, buf_ptr(&sm->head) ? buf_ptr(&sm->head) : "", fields);
+    milter_edit_init(&sm->edit, buf_used(&sm->head) > 0 ? buf_ptr(&sm->head) : "", fields);
     /* A line that is no field ends the section: the body starts there. */
     if (sm->edit.section_len < fields)
         sm->body_from = sm->edit.section_len;
@@ -357,7 +357,7 @@ static void session_milter_msg_new_body(session_t *s)
 {
     session_milters_t *sm = s->milters;
     spool_writer_t *w;
-    const char *p = buf_ptr(&sm->body) ? buf_ptr(&sm->body) : "";
+    const char *p = buf_used(&sm->body) > 0 ? buf_ptr(&sm->body) : "";
     size_t n = buf_used(&sm->body), from = sm->body_from, start = 0;
 
     if (sm->head_long || spool_writer_open(s->smtpd->spool, &w) < 0) {

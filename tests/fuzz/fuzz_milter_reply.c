@@ -68,9 +68,9 @@ static void fuzz_edit(const milter_reply_t *r)
     buf_init(&section, SIZE_MAX);
     buf_init(&all, SIZE_MAX);
     milter_edit_split(&e, &top, &section);
-    buf_append(&all, buf_ptr(&top) ? buf_ptr(&top) : "", buf_used(&top));
-    buf_append(&all, buf_ptr(&section) ? buf_ptr(&section) : "", buf_used(&section));
-    milter_edit_init(&back, buf_ptr(&all) ? buf_ptr(&all) : "", buf_used(&all));
+    buf_append(&all, buf_used(&top) > 0 ? buf_ptr(&top) : "", buf_used(&top));
+    buf_append(&all, buf_used(&section) > 0 ? buf_ptr(&section) : "", buf_used(&section));
+    milter_edit_init(&back, buf_used(&all) > 0 ? buf_ptr(&all) : "", buf_used(&all));
     if (back.section_len != buf_used(&all))
         abort();
     for (size_t i = 0; i < buf_used(&all); i++) {
