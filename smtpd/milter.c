@@ -63,6 +63,7 @@ struct milter {
     int early_error; /* a failure to report from the loop */
     uint32_t actions, protocol;
     buf_t in;
+    buf_t out; /* what one turn of the pump sends */
 };
 
 static void milter_pump(milter_t *m);
@@ -80,6 +81,7 @@ static void milter_maybe_free(milter_t *m)
     }
     free(m->awaiting);
     buf_free(&m->in);
+    buf_free(&m->out);
     free(m);
 }
 
@@ -114,6 +116,18 @@ static void milter_fail(milter_t *m, int status)
 
 /* ---- writing ---- */
 
+/* After bytes left: tell the owner who waits for the backlog to fall. */
+static void milter_check_drain(milter_t *m)
+{
+    if (!m->want_drain || milter_backlog(m) >= MILTER_DRAIN_LOW || m->state == MILTER_FAILED)
+        return;
+    m->want_drain = false;
+    if (m->awaiting == NULL)
+        uv_timer_stop(&m->timer);
+    if (!m->owner_gone)
+        m->cb(m->arg, m, &(milter_event_info_t){.ev = MILTER_EV_DRAINED});
+}
+
 static void milter_write_cb(uv_write_t *req, int status)
 {
     milter_write_t *w = (milter_write_t *)req;
@@ -125,22 +139,31 @@ static void milter_write_cb(uv_write_t *req, int status)
         milter_fail(m, status == UV_ECANCELED ? MILTER_ECLOSED : status);
         return;
     }
-    if (m->want_drain && milter_backlog(m) < MILTER_DRAIN_LOW && m->state != MILTER_FAILED) {
-        m->want_drain = false;
-        if (m->awaiting == NULL)
-            uv_timer_stop(&m->timer);
-        if (!m->owner_gone)
-            m->cb(m->arg, m, &(milter_event_info_t){.ev = MILTER_EV_DRAINED});
-    }
+    milter_check_drain(m);
 }
 
+/* Put p[0..n) on the wire: at once when the socket takes it (the common
+ * case), else behind a write request holding a copy. */
 static void milter_write(milter_t *m, const char *p, size_t n)
 {
     milter_write_t *w;
-    uv_buf_t b;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int r;
 
     if (n == 0)
         return;
+    if (m->inflight == 0) {
+        r = uv_try_write(&m->h.stream, &b, 1);
+        if (r == (int)n)
+            return;
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+        } else if (r != UV_EAGAIN) {
+            milter_fail(m, MILTER_ECLOSED);
+            return;
+        }
+    }
     w = xmalloc(sizeof(*w) + n);
     w->m = m;
     w->len = n;
@@ -212,9 +235,10 @@ static bool milter_answered(const milter_t *m, int cmd)
     return false; /* ABORT, QUIT */
 }
 
-/* Send steps until one awaits its reply. */
+/* Send steps until one awaits its reply, in one write. */
 static void milter_pump(milter_t *m)
 {
+    buf_reset(&m->out);
     while (m->state == MILTER_READY && m->awaiting == NULL && m->head != NULL &&
            !m->owner_gone) {
         milter_qstep_t *s = m->head;
@@ -227,20 +251,20 @@ static void milter_pump(milter_t *m)
         if (s->cmd == MILTER_C_BODYEOB || s->cmd == MILTER_C_ABORT)
             m->skip_body = false;
         if (!skip)
-            milter_write(m, s->bytes, s->len);
-        if (m->state != MILTER_READY) {
-            free(s);
-            return;
-        }
+            buf_append(&m->out, s->bytes, s->len);
         if (!skip && milter_answered(m, s->cmd)) {
             m->awaiting = s;
             milter_arm(m);
-            return;
+            break;
         }
         if (s->notify)
             m->cb(m->arg, m,
                   &(milter_event_info_t){.ev = MILTER_EV_DONE, .cmd = s->cmd, .notify = true});
         free(s);
+    }
+    if (m->state == MILTER_READY && !m->owner_gone) {
+        milter_write(m, buf_ptr(&m->out), buf_used(&m->out));
+        milter_check_drain(m);
     }
 }
 
@@ -322,6 +346,16 @@ void milter_abort(milter_t *m)
         return;
     milter_drop(m);
     milter_step(m, MILTER_C_ABORT, NULL, 0, NULL, 0, false);
+}
+
+bool milter_ready(const milter_t *m)
+{
+    return m->state == MILTER_READY;
+}
+
+bool milter_answers(const milter_t *m, int cmd)
+{
+    return m->state == MILTER_READY && !milter_skipped(m, cmd) && milter_answered(m, cmd);
 }
 
 size_t milter_backlog(const milter_t *m)
@@ -504,6 +538,7 @@ milter_t *milter_open(uv_loop_t *loop, const struct sockaddr *sa, uint64_t timeo
     m->arg = arg;
     m->timeout_ms = timeout_ms;
     buf_init(&m->in, MILTER_IN_MAX);
+    buf_init(&m->out, SIZE_MAX);
     if (sa->sa_family == AF_UNIX)
         uv_pipe_init(loop, &m->h.pipe, 0);
     else

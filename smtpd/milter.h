@@ -80,6 +80,12 @@ void milter_abort(milter_t *m);
 size_t milter_backlog(const milter_t *m);
 void milter_want_drain(milter_t *m);
 
+/* Whether the negotiation is done; and then whether a step of cmd gets a
+ * word from the filter (neither skipped nor left unanswered): when it
+ * does not, the owner need not wait for it. */
+bool milter_ready(const milter_t *m);
+bool milter_answers(const milter_t *m, int cmd);
+
 /* What the filter negotiated (valid once a step has been answered or
  * done): the actions it may take, the steps it skips or leaves
  * unanswered. */

@@ -657,14 +657,8 @@ static void session_begin(session_t *s, const struct sockaddr *peer)
         return;
     }
     s->counted = true;
-    refusal = session__rate(s, ANVIL_CONNECTIONS);
-    if (refusal != REPLY_OK) {
+    if (session__rate_refused(s, ANVIL_CONNECTIONS, "CONNECT", NULL, 0)) {
         (*d->stats.refused_connections)++;
-        smtpd__count_rejected(d, refusal);
-        log_info("refused connection from %s: %s %s", s->peer, reply_get(refusal)->text,
-                 s->peer_ip);
-        session__replyf(s, 421, reply_get(refusal)->esc, "%s %s", reply_get(refusal)->text,
-                        s->peer_ip);
         session__close(s);
         return;
     }

@@ -200,15 +200,11 @@ static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *path = &c->u.mail.path;
     char srs[SRS_ADDR_SIZE] = "";
-    reply_id_t rate;
     int rc;
 
     /* A client over its message rate is told to come back later. */
-    if ((rate = session__rate(s, ANVIL_MESSAGES)) != REPLY_OK) {
-        session__replyf(s, 450, reply_get(rate)->esc, "%s %s", reply_get(rate)->text, s->peer_ip);
-        session__log_reject(s, "MAIL", rate, path->addr, path->addr_len);
+    if (session__rate_refused(s, ANVIL_MESSAGES, "MAIL", NULL, 0))
         return;
-    }
     /* The sender is rewritten once, here, for every copy of the message;
      * one that cannot be is refused now, never forwarded unrewritten. */
     if (path->addr_len > 0) {
@@ -356,16 +352,11 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
     addr_t postmaster;
     table_dests_t dests;
     table_result_t result;
-    reply_id_t rate;
     bool in_srs_domain;
 
     /* Every recipient counts toward the rate, accepted or not. */
-    if ((rate = session__rate(s, ANVIL_RECIPIENTS)) != REPLY_OK) {
-        session__replyf(s, 450, reply_get(rate)->esc, "<%.*s>: %s %s", (int)p->addr_len, p->addr,
-                        reply_get(rate)->text, s->peer_ip);
-        session__log_reject(s, "RCPT", rate, p->addr, p->addr_len);
+    if (session__rate_refused(s, ANVIL_RECIPIENTS, "RCPT", p->addr, p->addr_len))
         return;
-    }
     if (txn_nrcpts(s->txn) >= opts->max_recipients) {
         session_cmd_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, p->addr, p->addr_len);
         return;

@@ -279,9 +279,11 @@ void session__conn_check_done(session_t *s);
  * waits), and whether a refusal of them answered it. */
 bool session__conn_hold(session_t *s);
 bool session__conn_refused(session_t *s, proto_verb_t verb);
-/* One event of kind from the client: REPLY_OK, or the refusal of its
- * rate limit. */
-reply_id_t session__rate(session_t *s, anvil_kind_t kind);
+/* One event of kind from the client (for a command what, about address
+ * addr[0..len) or none); over its rate limit: the refusal is given and
+ * logged, and true. */
+bool session__rate_refused(session_t *s, anvil_kind_t kind, const char *what, const char *addr,
+                           size_t len);
 /* At MAIL, the sender's domain: 0 when nothing more is to be checked,
  * 1 when its lookup is out (cont follows unless it refuses: replied),
  * -1 when refused now (replied). */

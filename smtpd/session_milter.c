@@ -217,10 +217,16 @@ bool session__milter_step(session_t *s, int cmd, const void *data, size_t len,
             f->act = f->msg_act;
             continue;
         }
-        if (milter_step(f->m, cmd, data, len, nv, n, true) < 0)
-            continue; /* failed: its event is on its way */
         if (cmd == MILTER_C_MAIL)
             f->in_msg = true;
+        /* A step the filter leaves unanswered (rspamd answers only the
+         * end of the message) is sent without waiting for it. */
+        if (milter_ready(f->m) && !milter_answers(f->m, cmd)) {
+            milter_step(f->m, cmd, data, len, nv, n, false);
+            continue;
+        }
+        if (milter_step(f->m, cmd, data, len, nv, n, true) < 0)
+            continue; /* failed: its event is on its way */
         f->waited = true;
         sm->waiting++;
     }

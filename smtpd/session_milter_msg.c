@@ -123,6 +123,8 @@ static void session_milter_msg_backlog(session_t *s)
             continue;
         milter_want_drain(f->m);
         if (!sm->paused) {
+            log_debug("%s: milter %s lags (%zu bytes queued): the client waits", s->peer,
+                      f->conf->name, milter_backlog(f->m));
             sm->paused = true;
             session__wait(s);
         }

@@ -91,7 +91,8 @@ bool session__conn_refused(session_t *s, proto_verb_t verb)
 
 /* ---- rate limits ---- */
 
-reply_id_t session__rate(session_t *s, anvil_kind_t kind)
+bool session__rate_refused(session_t *s, anvil_kind_t kind, const char *what, const char *addr,
+                           size_t len)
 {
     static const reply_id_t refusals[ANVIL_NKINDS] = {
         [ANVIL_CONNECTIONS] = REPLY_RATE_CONNECTIONS,
@@ -102,13 +103,27 @@ reply_id_t session__rate(session_t *s, anvil_kind_t kind)
     unsigned limit = kind == ANVIL_CONNECTIONS ? o->connection_rate_limit
                      : kind == ANVIL_MESSAGES  ? o->message_rate_limit
                                                : o->recipient_rate_limit;
+    const reply_t *r = reply_get(refusals[kind]);
+    session_reply_t reply = {.code = r->code};
+    char line[600];
 
     if (limit == 0 || s->smtpd->anvil == NULL ||
-        cidr_match_any(o->rate_limit_exempt, o->nrate_limit_exempt, &s->peer_sa.sa))
-        return REPLY_OK;
-    if (anvil_count(s->smtpd->anvil, s->peer_ip, kind, smtpd__clock_ms(s->smtpd)) <= limit)
-        return REPLY_OK;
-    return refusals[kind];
+        cidr_match_any(o->rate_limit_exempt, o->nrate_limit_exempt, &s->peer_sa.sa) ||
+        anvil_count(s->smtpd->anvil, s->peer_ip, kind, smtpd__clock_ms(s->smtpd)) <= limit)
+        return false;
+    str_lcpy(reply.esc, r->esc, sizeof(reply.esc));
+    snprintf(reply.text, sizeof(reply.text), "%s%.*s%s%s %s", addr != NULL ? "<" : "",
+             addr != NULL ? (int)len : 0, addr != NULL ? addr : "", addr != NULL ? ">: " : "",
+             r->text, s->peer_ip);
+    session__reply_given(s, &reply);
+    if (kind == ANVIL_CONNECTIONS) {
+        smtpd__count_rejected(s->smtpd, refusals[kind]);
+        log_info("refused connection from %s: %s %s", s->peer, r->text, s->peer_ip);
+    } else {
+        session__log_reject_reply(s, what, refusals[kind],
+                                  session__reply_line(&reply, line, sizeof(line)));
+    }
+    return true;
 }
 
 /* ---- the sender's domain ---- */

@@ -15,7 +15,8 @@ message) to what the filter does when it gets it:
     ("h", NAME, VALUE) ("i", IDX, NAME, VALUE) ("m", IDX, NAME, VALUE)
     ("+", ADDR) ("-", ADDR) ("e", ADDR) ("q", REASON) ("b", BYTES)
                                           changes, before the final reply
-    ("sleep", SECONDS)                    wait first
+    ("sleep", SECONDS)                    wait first (for a command left
+                                          unanswered: wait, the first time)
     "close"                               close the connection, no reply
     ("raw", BYTES)                        send these bytes as they are
     a list                                each of them in turn
@@ -173,6 +174,11 @@ class ScriptedMilter:
                 if cmd in "AK":
                     continue
                 if self.protocol & _NO_REPLY.get(cmd, 0):
+                    # Unanswered: only a pause may be scripted for it.
+                    what = self.script.get(cmd)
+                    if isinstance(what, tuple) and what[0] == "sleep":
+                        time.sleep(what[1])
+                        self.script.pop(cmd)
                     continue
                 if not self._act(conn, s, self.script.get(cmd, "c"), data):
                     return
