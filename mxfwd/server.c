@@ -184,13 +184,12 @@ static void server_open_smtpd(server_t *srv)
 {
     const config_t *cfg = srv->cfg;
     smtpd_options_t opts;
+    options_smtpd_t storage;
     smtpd_hooks_t hooks = {
         .accepted = server_accepted,
         .drained = server_drained,
         .arg = srv,
     };
-
-    options_smtpd_t storage;
 
     options_smtpd(cfg, &opts, &storage);
     opts.stats = srv->registry;
@@ -213,8 +212,7 @@ static void server_listen(server_t *srv)
 
 /* ---- start-up ------------------------------------------------------------------- */
 
-/* Descriptors for max_connections sessions (each with a connection to
- * every milter) and some to spare. */
+/* Descriptors for max_connections sessions, each with its milters'. */
 static void server_raise_fd_limit(const config_t *cfg)
 {
     rlim_t want = (rlim_t)cfg->max_connections * (1 + cfg->nmilters) + SERVER_SPARE_FDS;
@@ -679,8 +677,7 @@ int server_main(const char *config_path, bool verbose)
                      : "");
     }
     for (size_t i = 0; i < srv->cfg->nmilters; i++)
-        log_info("milter %s (milter_default_action = %s)", srv->cfg->milters[i].text,
-                 (const char *[]){"tempfail", "accept", "reject"}[srv->cfg->milter_default_action]);
+        log_info("filtering with milter %s", srv->cfg->milters[i].text);
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
              table_count(smtpd_table(srv->smtpd)), smtpd_has_tls(srv->smtpd) ? ", STARTTLS" : "");
     server_notify(notify_send("READY=1\nSTATUS=accepting mail"));

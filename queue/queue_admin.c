@@ -102,14 +102,14 @@ int queue_release(queue_t *q, const char *id, size_t *released)
     return queue_admin_hold(q, id, false, released);
 }
 
-static int queue_cmp_id(const void *a, const void *b)
+static int queue_admin_cmp_id(const void *a, const void *b)
 {
     const queue__msg_t *x = *(queue__msg_t *const *)a, *y = *(queue__msg_t *const *)b;
 
     return strcmp(x->m->id, y->m->id);
 }
 
-static const char *queue_state_name(const queue__msg_t *qm, size_t i)
+static const char *queue_admin_state_name(const queue__msg_t *qm, size_t i)
 {
     switch (qm->r[i].st) {
     case QUEUE__ACTIVE:
@@ -147,7 +147,7 @@ void queue_list(queue_t *q, queue_list_fn fn, void *arg)
     while (htab_next(q->index, &pos, &key, &klen, &value))
         if (!((queue__msg_t *)value)->deleted)
             all[k++] = value;
-    qsort(all, k, sizeof(*all), queue_cmp_id);
+    qsort(all, k, sizeof(*all), queue_admin_cmp_id);
     for (size_t i = 0; i < k; i++) {
         queue__msg_t *qm = all[i];
 
@@ -159,7 +159,7 @@ void queue_list(queue_t *q, queue_list_fn fn, void *arg)
             bool waiting = queue__waiting(qm, r);
             info[r] = (queue_rcpt_info_t){
                 .rcpt = &qm->m->rcpts[r],
-                .state = queue_state_name(qm, r),
+                .state = queue_admin_state_name(qm, r),
                 .next_attempt_us = !waiting ? 0 : qm->r[r].due > now ? qm->r[r].due : now,
             };
         }

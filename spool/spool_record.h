@@ -5,7 +5,8 @@
  * fuzzers call it directly; it uses only util/.  Outside spool/ (which
  * includes it through spool_int.h) only tests and fuzzers include it.
  * The spool_msg_t functions of spool.h (spool_msg_free() and the like)
- * are defined here too, since a parser has to free what it made.
+ * are in this library too (spool_msg.c), since a parser has to free what
+ * it made.
  *
  * Ownership: a spool_msg_t made or parsed here is the caller's, freed with
  * spool_msg_free(); strings passed in are copied unless a parameter says
