@@ -152,8 +152,9 @@ def the_senders_domain_must_exist():
 def rate_limits_per_client():
     m, _ = server(config={"client_connection_rate_limit": "2", "client_message_rate_limit": "2",
                           "client_recipient_rate_limit": "3"})
-    # The harness's probe of the port was the first connection.
-    c = m.client()
+    # From 127.0.0.2: the harness's probes of the port (from 127.0.0.1)
+    # count for their own address.
+    c = m.client(source="127.0.0.2")
     c.cmd("EHLO client.test", expect=250)
     c.cmd("MAIL FROM:<sender@origin.test>", expect=250)
     c.cmd("RCPT TO:<alice@alias.test>", expect=250)
@@ -161,19 +162,20 @@ def rate_limits_per_client():
     c.cmd("RCPT TO:<nobody@alias.test>", expect=550)  # refused, but counted
     r = c.cmd("RCPT TO:<alice@alias.test>")
     assert (r.code, r.text) == (450, "4.7.1 <alice@alias.test>: Error: too many recipients from "
-                                     "127.0.0.1"), r
+                                     "127.0.0.2"), r
     c.cmd("RSET", expect=250)
     c.cmd("MAIL FROM:<sender@origin.test>", expect=250)
     c.cmd("RSET", expect=250)
     r = c.cmd("MAIL FROM:<sender@origin.test>")
-    assert (r.code, r.text) == (450, "4.7.1 Error: too many messages from 127.0.0.1"), r
-    c2 = m.client(greet=False)
+    assert (r.code, r.text) == (450, "4.7.1 Error: too many messages from 127.0.0.2"), r
+    m.client(source="127.0.0.2").cmd("QUIT", expect=221)  # the second connection
+    c2 = m.client(greet=False, source="127.0.0.2")
     r = c2.reply()
     assert (r.code, r.text) == (421, "4.7.0 mx.fwd.test Error: too many connections from "
-                                     "127.0.0.1"), r
+                                     "127.0.0.2"), r
     assert c2.closed()
-    m.wait_log(r"refused connection from unknown\[127\.0\.0\.1\]: Error: too many connections "
-               r"from 127\.0\.0\.1")
+    m.wait_log(r"refused connection from unknown\[127\.0\.0\.2\]: Error: too many connections "
+               r"from 127\.0\.0\.2")
     rejected = stats(m)["rejected"]
     assert (rejected["rate_connections"], rejected["rate_messages"],
             rejected["rate_recipients"]) == (1, 1, 1), rejected
@@ -182,7 +184,7 @@ def rate_limits_per_client():
     m, _ = server(config={"client_connection_rate_limit": "1", "client_message_rate_limit": "1",
                           "rate_limit_exempt": "10.0.0.0/8 127.0.0.0/8"})
     for _ in range(3):
-        c = m.client()
+        c = m.client(source="127.0.0.2")
         c.cmd("EHLO client.test", expect=250)
         c.cmd("MAIL FROM:<sender@origin.test>", expect=250)
         c.cmd("RSET", expect=250)
