@@ -402,7 +402,11 @@ static void session_settle(session_t *s)
             session__close(s);
         }
     }
-    session__flush(s);
+    /* A command waiting for a step of its own (a DNS answer, a filter's
+     * word) holds the replies before it: a pipelined batch is answered
+     * in one write, as if the step had been made at once. */
+    if (s->cont == NULL)
+        session__flush(s);
     if (buf_used(&s->in) == 0)
         buf_free(&s->in);
     if (buf_used(&s->out) == 0)

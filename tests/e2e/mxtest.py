@@ -184,7 +184,7 @@ SENDER_DOMAINS = (
     "origin.test", "b.test", "d.test", "vil.test", "none.test", "strict.test", "quar.test",
     "dmtemp.test", "esp.test", "forwarded.test", "signed.test", "keyfail.test", "pass.test",
     "fail.test", "soft.test", "reject-spf.test", "reject-dkim.test", "spf-fail.test",
-    "client.test", "badhelo.test", "fwd.test")
+    "client.test", "badhelo.test", "fwd.test", "slow.test")
 
 
 def sender_records(domains=SENDER_DOMAINS):
