@@ -33,17 +33,16 @@ bench/smtpd_bench.py's, which this script imports: see its docstring.
 
 import argparse
 import os
-import pwd
 import re
 import shutil
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import filters  # noqa: E402
 import smtpd_bench as sb  # noqa: E402
 
 
@@ -60,36 +59,7 @@ def spool_empty(spool):
     return not any(f for _, _, f in os.walk(spool))
 
 
-# ---- rspamd as a milter ---------------------------------------------------------
-
-def _packet(cmd, data=b""):
-    return struct.pack(">I", len(data) + 1) + cmd + data
-
-
-def rspamd_scans(port):
-    """Whether rspamd's milter on port scans a message: its word on the end
-    comes (it answers nothing else)."""
-    steps = [b"C", b"H", b"M", b"R", b"T", b"N", b"B", b"E"]
-    data = {b"C": b"probe\x004\x00\x19127.0.0.1\x00", b"H": b"probe\x00",
-            b"M": b"<a@origin.test>\x00", b"R": b"<b@alias.test>\x00", b"B": b"probe\r\n"}
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(_packet(b"O", struct.pack(">III", 6, 0x1FF, 0x1FF7FF)) +
-                      b"".join(_packet(c, data.get(c, b"")) for c in steps))
-            buf = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return False
-                buf += chunk
-                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                    n = struct.unpack(">I", buf[:4])[0]
-                    kind, buf = buf[4:5], buf[4 + n:]
-                    if kind in (b"a", b"c", b"d", b"r", b"t", b"y"):
-                        return True
-    except OSError:
-        return False
-
+# ---- rspamd as a milter (its configuration: tests/e2e/filters.py) -------------
 
 def start_rspamd(tmp):
     """rspamd on a loopback port in milter mode; (its main process, the
@@ -97,39 +67,16 @@ def start_rspamd(tmp):
     (rspamd's resolver keeps TCP connections open, which the debug mode
     serves one at a time)."""
     d = os.path.join(tmp, "rspamd")
-    over, local = os.path.join(d, "override.d"), os.path.join(d, "local.d")
-    for x in (over, local, os.path.join(d, "run"), os.path.join(d, "db"), os.path.join(d, "log")):
-        os.makedirs(x)
+    os.makedirs(d)
     dns, port = sb.free_port(), sb.free_port()
     sb.start(["/usr/sbin/dnsmasq", "--keep-in-foreground", f"--port={dns}",
               "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
               "--conf-file=/dev/null", "--pid-file=", "--local=/#/", "--log-facility=-",
               "--local-ttl=300"], os.path.join(d, "dnsmasq.log"))
-    files = {
-        (over, "worker-proxy.inc"): f'bind_socket = "127.0.0.1:{port}";\nmilter = yes;\n'
-                                    'count = 1;\ntimeout = 120s;\n'
-                                    'upstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n',
-        (over, "worker-normal.inc"): f'bind_socket = "127.0.0.1:{sb.free_port()}";\ncount = 1;\n',
-        (over, "worker-controller.inc"): f'bind_socket = "127.0.0.1:{sb.free_port()}";\n'
-                                         'count = 1;\n',
-        (over, "worker-fuzzy.inc"): "count = 0;\n",
-        (over, "options.inc"): f'dns {{ nameserver = ["127.0.0.1:{dns}"]; timeout = 1s; '
-                               'retransmits = 1; }\ndisable_hyperscan = true;\n',
-        (local, "milter_headers.conf"): 'use = ["x-spamd-result", "x-spam-status"];\n'
-                                        'skip_local = false;\nskip_authenticated = false;\n',
-    }
-    for (where, name), text in files.items():
-        with open(os.path.join(where, name), "w") as f:
-            f.write(text)
-    pw = pwd.getpwnam("_rspamd")
-    for root, dirs, names in os.walk(d):
-        for x in [root] + [os.path.join(root, n) for n in dirs + names]:
-            os.chown(x, pw.pw_uid, pw.pw_gid)
-    p = sb.start(["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd", "-c",
-                  "/etc/rspamd/rspamd.conf", f"--var=LOCAL_CONFDIR={d}", f"--var=RUNDIR={d}/run",
-                  f"--var=DBDIR={d}/db", f"--var=LOGDIR={d}/log"], os.path.join(d, "stdout.log"))
+    filters.rspamd_config(d, port, dns)
+    p = sb.start(filters.rspamd_argv(d), os.path.join(d, "stdout.log"))
     deadline = time.monotonic() + 120
-    while not rspamd_scans(port):
+    while not filters.milter_scans(port):
         if p.poll() is not None or time.monotonic() > deadline:
             sys.exit("rspamd did not start: see " + d)
         time.sleep(0.5)

@@ -189,50 +189,42 @@ static void milter_arm(milter_t *m)
     uv_timer_start(&m->timer, milter_timeout_cb, m->timeout_ms, 0);
 }
 
+/* The protocol steps: the flag that skips each, and the one that leaves
+ * it unanswered.  ABORT and QUIT are never skipped nor answered; the end
+ * of the message is always answered. */
+static const struct {
+    int cmd;
+    uint32_t skip, no_reply;
+} milter_steps[] = {
+    {MILTER_C_CONNECT, MILTER_P_NOCONNECT, MILTER_P_NR_CONN},
+    {MILTER_C_HELO, MILTER_P_NOHELO, MILTER_P_NR_HELO},
+    {MILTER_C_MAIL, MILTER_P_NOMAIL, MILTER_P_NR_MAIL},
+    {MILTER_C_RCPT, MILTER_P_NORCPT, MILTER_P_NR_RCPT},
+    {MILTER_C_DATA, MILTER_P_NODATA, MILTER_P_NR_DATA},
+    {MILTER_C_HEADER, MILTER_P_NOHDRS, MILTER_P_NR_HDR},
+    {MILTER_C_EOH, MILTER_P_NOEOH, MILTER_P_NR_EOH},
+    {MILTER_C_BODY, MILTER_P_NOBODY, MILTER_P_NR_BODY},
+};
+
 /* Whether the filter asked to skip cmd, and whether it answers it. */
 static bool milter_skipped(const milter_t *m, int cmd)
 {
-    static const struct {
-        int cmd;
-        uint32_t skip;
-    } steps[] = {
-        {MILTER_C_CONNECT, MILTER_P_NOCONNECT}, {MILTER_C_HELO, MILTER_P_NOHELO},
-        {MILTER_C_MAIL, MILTER_P_NOMAIL},       {MILTER_C_RCPT, MILTER_P_NORCPT},
-        {MILTER_C_DATA, MILTER_P_NODATA},       {MILTER_C_HEADER, MILTER_P_NOHDRS},
-        {MILTER_C_EOH, MILTER_P_NOEOH},         {MILTER_C_BODY, MILTER_P_NOBODY},
-    };
-
     if (cmd == MILTER_C_BODY && m->skip_body)
         return true;
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
-        if (steps[i].cmd == cmd)
-            return (m->protocol & steps[i].skip) != 0;
+    for (size_t i = 0; i < sizeof(milter_steps) / sizeof(milter_steps[0]); i++)
+        if (milter_steps[i].cmd == cmd)
+            return (m->protocol & milter_steps[i].skip) != 0;
     return false;
 }
 
 static bool milter_answered(const milter_t *m, int cmd)
 {
-    switch (cmd) {
-    case MILTER_C_CONNECT:
-        return !(m->protocol & MILTER_P_NR_CONN);
-    case MILTER_C_HELO:
-        return !(m->protocol & MILTER_P_NR_HELO);
-    case MILTER_C_MAIL:
-        return !(m->protocol & MILTER_P_NR_MAIL);
-    case MILTER_C_RCPT:
-        return !(m->protocol & MILTER_P_NR_RCPT);
-    case MILTER_C_DATA:
-        return !(m->protocol & MILTER_P_NR_DATA);
-    case MILTER_C_HEADER:
-        return !(m->protocol & MILTER_P_NR_HDR);
-    case MILTER_C_EOH:
-        return !(m->protocol & MILTER_P_NR_EOH);
-    case MILTER_C_BODY:
-        return !(m->protocol & MILTER_P_NR_BODY);
-    case MILTER_C_BODYEOB:
+    if (cmd == MILTER_C_BODYEOB)
         return true;
-    }
-    return false; /* ABORT, QUIT */
+    for (size_t i = 0; i < sizeof(milter_steps) / sizeof(milter_steps[0]); i++)
+        if (milter_steps[i].cmd == cmd)
+            return (m->protocol & milter_steps[i].no_reply) == 0;
+    return false;
 }
 
 /* Send steps until one awaits its reply, in one write. */

@@ -226,6 +226,16 @@ static void session_data_signed(uv_work_t *req, int status)
         session__resume(s);
 }
 
+/* The headers to put on top do not fit: never a message with half a
+ * header on top.  Replied, the transaction ended; -1. */
+static int session_data_too_long(session_t *s, const char *id, const char *what, int max)
+{
+    log_error("%s: %s: cannot queue: %s exceed %d bytes", id, s->peer, what, max);
+    session__reply(s, REPLY_SPOOL_FAILED);
+    session__end_txn(s);
+    return -1;
+}
+
 int session__commit(session_t *s, const authres_t *res)
 {
     const txn_dest_t *first;
@@ -248,13 +258,7 @@ int session__commit(session_t *s, const authres_t *res)
     first = txn_dest(s->txn, 0);
     str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
     if (session_data_prepend(s, res, id, &trace) < 0) {
-        /* Headers over SESSION_PREPEND_MAX: never a message with half a
-         * header on top. */
-        log_error("%s: %s: cannot queue: the trace headers exceed %d bytes", id, s->peer,
-                  SESSION_PREPEND_MAX);
-        session__reply(s, REPLY_SPOOL_FAILED);
-        session__end_txn(s);
-        rc = -1;
+        rc = session_data_too_long(s, id, "the trace headers", SESSION_PREPEND_MAX);
         goto out;
     }
     /* Fields a filter put on top go above this hop's trace fields, as
@@ -273,18 +277,12 @@ int session__commit(session_t *s, const authres_t *res)
         session__wait(s);
         goto out;
     }
-    if (buf_append(&top, buf_ptr(&section), buf_used(&section)) < 0 ||
-        session_data_commit(s, buf_ptr(&top), buf_used(&top), skip) < 0) {
-        if (s->writer != NULL) {
-            log_error("%s: %s: cannot queue: the headers exceed %d bytes", id, s->peer,
-                      SPOOL_PREPEND_MAX);
-            session__reply(s, REPLY_SPOOL_FAILED);
-            session__end_txn(s);
-        }
-        rc = -1;
+    if (buf_used(&section) > 0 && buf_append(&top, buf_ptr(&section), buf_used(&section)) < 0) {
+        rc = session_data_too_long(s, id, "the headers", SPOOL_PREPEND_MAX);
         goto out;
     }
-    session__wait(s);
+    if ((rc = session_data_commit(s, buf_ptr(&top), buf_used(&top), skip)) == 0)
+        session__wait(s);
 out:
     buf_free(&trace);
     buf_free(&top);

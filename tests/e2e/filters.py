@@ -79,49 +79,60 @@ def milter_scans(port, timeout=5):
         return False
 
 
+def rspamd_config(directory, port, dns_port, headers=True):
+    """Write a private rspamd configuration into directory (its run, db and
+    log directories too, all given to _rspamd): the proxy worker on
+    127.0.0.1:port in milter mode, scanning itself; the other workers on
+    ports of their own, no fuzzy storage; its DNS the server on dns_port
+    only (nothing leaves loopback); with headers, X-Spamd-Result and
+    X-Spam-Status added to what it scans, local mail included."""
+    over, local = os.path.join(directory, "override.d"), os.path.join(directory, "local.d")
+    files = {
+        (over, "worker-proxy.inc"): f'bind_socket = "127.0.0.1:{port}";\nmilter = yes;\n'
+                                    'count = 1;\ntimeout = 120s;\nupstream "local" {\n'
+                                    '  default = yes;\n  self_scan = yes;\n}\n',
+        (over, "worker-normal.inc"): f'bind_socket = "127.0.0.1:{mxtest.free_port()}";\n'
+                                     'count = 1;\n',
+        (over, "worker-controller.inc"): f'bind_socket = "127.0.0.1:{mxtest.free_port()}";\n'
+                                         'count = 1;\n',
+        (over, "worker-fuzzy.inc"): "count = 0;\n",
+        (over, "options.inc"): f'dns {{ nameserver = ["127.0.0.1:{dns_port}"]; timeout = 1s; '
+                               'retransmits = 1; }\ndisable_hyperscan = true;\n',
+    }
+    if headers:
+        files[(local, "milter_headers.conf")] = ('use = ["x-spamd-result", "x-spam-status"];\n'
+                                                 'skip_local = false;\n'
+                                                 'skip_authenticated = false;\n')
+    for d in (over, local, "run", "db", "log"):
+        os.makedirs(os.path.join(directory, d), exist_ok=True)
+    for (where, name), text in files.items():
+        with open(os.path.join(where, name), "w") as f:
+            f.write(text)
+    _give(directory, "_rspamd")
+
+
+def rspamd_argv(directory):
+    """rspamd in the foreground with the configuration of directory."""
+    d = directory
+    return [RSPAMD, "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
+            f"--var=LOCAL_CONFDIR={d}", f"--var=RUNDIR={d}/run", f"--var=DBDIR={d}/db",
+            f"--var=LOGDIR={d}/log"]
+
+
 class Rspamd:
     def __init__(self, dns, headers=True, start=True):
         self.dir = mxtest.tempdir()
         os.chmod(self.dir, 0o755)
         self.port = mxtest.free_port()
         self.spec = f"inet:127.0.0.1:{self.port}"
-        self.dns = dns
-        over, local = os.path.join(self.dir, "override.d"), os.path.join(self.dir, "local.d")
-        for d in (over, local, "run", "db", "log"):
-            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
-        self._write(over, "worker-proxy.inc",
-                    f'bind_socket = "127.0.0.1:{self.port}";\nmilter = yes;\ncount = 1;\n'
-                    'timeout = 120s;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n')
-        # The other workers on ports of their own; no fuzzy storage.
-        self._write(over, "worker-normal.inc",
-                    f'bind_socket = "127.0.0.1:{mxtest.free_port()}";\ncount = 1;\n')
-        self._write(over, "worker-controller.inc",
-                    f'bind_socket = "127.0.0.1:{mxtest.free_port()}";\ncount = 1;\n')
-        self._write(over, "worker-fuzzy.inc", "count = 0;\n")
-        # Nothing leaves loopback: the test's DNS server only.
-        self._write(over, "options.inc",
-                    f'dns {{ nameserver = ["127.0.0.1:{dns.port}"]; timeout = 1s; '
-                    'retransmits = 1; }\ndisable_hyperscan = true;\n')
-        if headers:
-            self._write(local, "milter_headers.conf",
-                        'use = ["x-spamd-result", "x-spam-status"];\n'
-                        'skip_local = false;\nskip_authenticated = false;\n')
-        _give(self.dir, "_rspamd")
+        rspamd_config(self.dir, self.port, dns.port, headers)
         self.proc = None
         if start:
             self.start()
 
-    @staticmethod
-    def _write(directory, name, text):
-        with open(os.path.join(directory, name), "w") as f:
-            f.write(text)
-
     def start(self):
-        d = self.dir
-        self.proc = mxtest.Process(
-            [RSPAMD, "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
-             f"--var=LOCAL_CONFDIR={d}", f"--var=RUNDIR={d}/run", f"--var=DBDIR={d}/db",
-             f"--var=LOGDIR={d}/log"], log_path=os.path.join(d, "stdout.log"))
+        self.proc = mxtest.Process(rspamd_argv(self.dir),
+                                   log_path=os.path.join(self.dir, "stdout.log"))
         # Ready once it has scanned a message: its workers load their
         # rules after they listen.
         mxtest.wait_until(lambda: not self.proc.running() or milter_scans(self.port), timeout=90,

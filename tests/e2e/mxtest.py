@@ -102,6 +102,17 @@ def free_port(kind=socket.SOCK_STREAM):
     raise RuntimeError("no free port")
 
 
+def loopback6():
+    """Whether this machine has ::1 (a test that needs it says it skips)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        print("skipped: no ::1")
+        return False
+
+
 def tempdir():
     """A temporary directory removed when the test ends."""
     d = tempfile.TemporaryDirectory(prefix="mxfwd-e2e-")

@@ -40,15 +40,23 @@ def transaction(m, data, sender="sender@origin.test"):
     return c.reply()
 
 
-@test
-def rspamd_refuses_gtube_and_tags_clean_mail():
+def with_rspamd():
+    """rspamd, and mxfwd filtering with it: (rspamd, sink, mxfwd), or None
+    (said) without rspamd."""
     if not filters.available(filters.RSPAMD):
         print("skipped: no rspamd")
-        return
+        return None
     dns = mxtest.Dnsmasq(tcp=True)
     rspamd = filters.Rspamd(dns)
     sink = mxtest.Sink()
-    m = server(dns, rspamd.spec, sink)
+    return rspamd, sink, server(dns, rspamd.spec, sink)
+
+
+@test
+def rspamd_refuses_gtube_and_tags_clean_mail():
+    if (setup := with_rspamd()) is None:
+        return
+    _, sink, m = setup
     # GTUBE: rspamd's own reply, nothing queued, nothing at the sink.
     r = transaction(m, message("gtube", filters.GTUBE))
     assert (r.code, r.text) == (554, "5.7.1 Gtube pattern"), r
@@ -71,13 +79,9 @@ def rspamd_refuses_gtube_and_tags_clean_mail():
 
 @test
 def rspamd_stopped_defers_and_nothing_is_lost():
-    if not filters.available(filters.RSPAMD):
-        print("skipped: no rspamd")
+    if (setup := with_rspamd()) is None:
         return
-    dns = mxtest.Dnsmasq(tcp=True)
-    rspamd = filters.Rspamd(dns)
-    sink = mxtest.Sink()
-    m = server(dns, rspamd.spec, sink)
+    rspamd, sink, m = setup
     rspamd.stop()
     data = message("retried", "This one waits for rspamd.")
     # The client is told to come back: 451 at its first command.

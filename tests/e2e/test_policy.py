@@ -87,11 +87,7 @@ def a_list_that_fails_blocks_nobody():
 
 @test
 def ipv6_clients_are_looked_up_by_nibbles():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        print("skipped: no ::1")
+    if not mxtest.loopback6():
         return
     name = ".".join("1" + "0" * 31) + ".bl6.test"  # ::1, its nibbles reversed
     port = mxtest.free_port()

@@ -402,11 +402,7 @@ def sigterm_grace_ends_stalled_transactions():
 
 @test
 def ipv6_listener():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        print("skipped: no ::1")
+    if not mxtest.loopback6():
         return
     port = mxtest.free_port()
     m = server({"listen": [f"[::1]:{port}"]}, start=False)

@@ -841,6 +841,18 @@ static void rig_with_milter(smtpd_options_t *o, void *arg)
     o->milter_timeout = 5;
 }
 
+/* A rig whose options tweak changes (with arg), and a client greeted by
+ * it. */
+static void rig_greeted(rig_t *r, peer_t *p, void (*tweak)(smtpd_options_t *, void *),
+                        void *arg)
+{
+    rig_tweak = tweak;
+    rig_tweak_arg = arg;
+    rig_open(r, false);
+    peer_connect(r, p);
+    peer_expect(r, p, GREETING, "greeting");
+}
+
 /* Refuses bob, adds a field at the end of the message. */
 static void script_bob_and_a_field(tmilter_t *m, char cmd, const char *data, size_t n, buf_t *out)
 {
@@ -862,11 +874,7 @@ Test(session, a_milters_words_apply_in_the_session)
     const spool_msg_t *msg;
 
     tmilter_start(&m, script_bob_and_a_field);
-    rig_tweak = rig_with_milter;
-    rig_tweak_arg = m.path;
-    rig_open(&r, false);
-    peer_connect(&r, &p);
-    peer_expect(&r, &p, GREETING, "greeting");
+    rig_greeted(&r, &p, rig_with_milter, m.path);
     peer_send(&r, &p,
               "EHLO c.test\r\nMAIL FROM:<a@origin.test>\r\nRCPT TO:<bob@alias.test>\r\n"
               "RCPT TO:<alice@alias.test>\r\nDATA\r\n");
@@ -900,11 +908,7 @@ Test(session, an_unreachable_milter_defers_every_command)
     rig_t r;
     peer_t p;
 
-    rig_tweak = rig_with_milter;
-    rig_tweak_arg = "/nonexistent/milter.sock";
-    rig_open(&r, false);
-    peer_connect(&r, &p);
-    peer_expect(&r, &p, GREETING, "greeting");
+    rig_greeted(&r, &p, rig_with_milter, "/nonexistent/milter.sock");
     peer_send(&r, &p, "EHLO c.test\r\nNOOP\r\nQUIT\r\n");
     peer_expect(&r, &p,
                 "451 4.7.1 Service unavailable - try again later\r\n"
@@ -933,11 +937,7 @@ Test(session, the_senders_domain_and_the_rate_limits)
     rig_t r;
     peer_t p;
 
-    rig_tweak = rig_with_policy;
-    rig_tweak_arg = NULL;
-    rig_open(&r, false);
-    peer_connect(&r, &p);
-    peer_expect(&r, &p, GREETING, "greeting");
+    rig_greeted(&r, &p, rig_with_policy, NULL);
     peer_send(&r, &p,
               "EHLO c.test\r\nMAIL FROM:<a@nowhere.test>\r\nMAIL FROM:<root@vm>\r\n"
               "MAIL FROM:<a@exists.test>\r\nRCPT TO:<alice@alias.test>\r\nRCPT TO:<bob@alias.test>\r\n"
@@ -962,11 +962,7 @@ Test(session, a_listed_client_hears_the_list_at_its_first_command)
     rig_t r;
     peer_t p;
 
-    rig_tweak = rig_with_policy;
-    rig_tweak_arg = "dnsbl";
-    rig_open(&r, false);
-    peer_connect(&r, &p);
-    peer_expect(&r, &p, GREETING, "greeting");
+    rig_greeted(&r, &p, rig_with_policy, "dnsbl");
     peer_send(&r, &p, "HELO c.test\r\nQUIT\r\n");
     peer_expect(&r, &p,
                 "554 5.7.1 Service unavailable; client [192.0.2.1] blocked using bl.test; listed "
