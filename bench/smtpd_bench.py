@@ -444,7 +444,7 @@ def prepare(prefix):
         sys.exit(f"{MXFWD}: not built (ninja -C build)")
     for tool in ("smtp-source", "smtp-sink"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
-            sys.exit(f"{tool} missing: apt-get install postfix")
+            sys.exit(f"{tool} missing: scripts/install-deps bench")
     os.environ["PATH"] += ":/usr/sbin"
     # At the top of the root file system when allowed, one directory for
     # each server: ext4 then gives each an inode group of its own.  Creating

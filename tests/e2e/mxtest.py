@@ -112,12 +112,13 @@ def tempdir():
 class Process:
     """A child process stopped by its PID when the test ends."""
 
-    def __init__(self, argv, log_path=None, env=None, preexec_fn=None):
+    def __init__(self, argv, log_path=None, env=None, preexec_fn=None, cwd=None):
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn,
+                                     cwd=cwd)
         on_cleanup(self.stop)
 
     @property
