@@ -7,12 +7,37 @@
 
 #include "config.h"
 #include "dkimkey.h"
+#include "placeholder.h"
 #include "reply.h"
 #include "server.h"
 #include "srs.h"
 #include "srs_secrets.h"
 #include "str.h"
 #include "table.h"
+#include "tls.h"
+
+/* The certificate and key STARTTLS would use, loaded as the daemon does:
+ * 0, or 1 with the problem printed. */
+static int cli_check_tls(const config_t *cfg)
+{
+    char err[512];
+    SSL_CTX *ctx;
+
+    if (cfg->tls_cert == NULL)
+        return 0;
+    if ((ctx = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
+static void cli_print_warning(void *ctx, const char *message)
+{
+    (void)ctx;
+    fprintf(stderr, "warning: %s\n", message);
+}
 
 void cli_print_error(void *ctx, const char *message)
 {
@@ -60,7 +85,10 @@ int cli_check_config(const cli_args_t *args)
     /* Warnings (a secrets file others can read) are printed, not counted. */
     errors += srs_secrets_load(cfg->srs_secrets, cli_print_error, cli_print_error, NULL, &secrets);
     errors += cli_check_signing_key(cfg, key, sizeof(key));
+    errors += cli_check_tls(cfg);
     if (errors == 0) {
+        /* Sample values: a warning here, a refusal to start on port 25. */
+        placeholder_check(cfg, table, &secrets, cli_print_warning, NULL);
         printf("%s: ok; %s: %zu aliases; %s: %zu SRS secret%s%s\n", args->config_path,
                cfg->forward_table, table_count(table), cfg->srs_secrets, secrets.n,
                secrets.n == 1 ? "" : "s", key);

@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -24,9 +25,11 @@
 #include "notify.h"
 #include "options.h"
 #include "parse.h"
+#include "placeholder.h"
 #include "queue.h"
 #include "reload.h"
 #include "smtpd.h"
+#include "srs_secrets.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -268,6 +271,29 @@ static const struct passwd *server_user(const config_t *cfg)
     if ((pw = getpwnam(cfg->user)) == NULL)
         log_fatal("user = %s: no such user", cfg->user);
     return pw;
+}
+
+/* After the drop: every file a reload reads must be readable by the user
+ * that runs, or the first reload would fail (a root-owned 0600 secrets
+ * file, say): said now, and the start refused. */
+static void server_check_readable(const config_t *cfg, const struct passwd *pw)
+{
+    const char *files[] = {cfg->forward_table, cfg->srs_secrets, cfg->tls_cert, cfg->tls_key,
+                           cfg->signing_key};
+
+    if (pw == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        int fd;
+
+        if (files[i] == NULL)
+            continue;
+        if ((fd = open(files[i], O_RDONLY | O_CLOEXEC)) < 0)
+            log_fatal("%s: cannot be read by user %s (%s): reloads would fail; give it to that "
+                      "user or let it read the file",
+                      files[i], pw->pw_name, strerror(errno));
+        close(fd);
+    }
 }
 
 static void server_drop_privileges(const struct passwd *pw)
@@ -584,6 +610,30 @@ static void server_open_metrics(server_t *srv)
 
 /* ---- main ---------------------------------------------------------------------- */
 
+static void server_report_placeholder(void *ctx, const char *message)
+{
+    (void)ctx;
+    log_error("%s", message);
+}
+
+/* Port 25 is for a configuration of this site's own: the sample's names,
+ * secret and aliases are refused there (docs/admin-guide.md). */
+static void server_refuse_placeholders(server_t *srv)
+{
+    srs_secrets_t secrets = {NULL, 0};
+    int n;
+
+    if (!placeholder_port25(srv->cfg))
+        return;
+    srs_secrets_load(srv->cfg->srs_secrets, NULL, NULL, NULL, &secrets);
+    n = placeholder_check(srv->cfg, smtpd_table(srv->smtpd), &secrets, server_report_placeholder,
+                          NULL);
+    srs_secrets_free(&secrets);
+    if (n > 0)
+        log_fatal("not listening on port 25 with the sample configuration's values above "
+                  "(mxfwd check-config lists them)");
+}
+
 /* The configuration, then the files reload watches, handed to the inbound
  * server: any error is fatal, reported before anything listens. */
 static void server_load(server_t *srv)
@@ -637,6 +687,7 @@ int server_main(const char *config_path, bool verbose)
     server_open_smtpd(srv);
     server_register_dns(srv);
     server_load(srv);
+    server_refuse_placeholders(srv);
     if (srv->cfg->log == CONFIG_LOG_SYSLOG) {
         /* Another socket than /dev/log: for tests (mxfwd(8), ENVIRONMENT). */
         const char *sock = getenv("MXFWD_SYSLOG_SOCKET");
@@ -658,6 +709,7 @@ int server_main(const char *config_path, bool verbose)
     server_open_metrics(srv);
     server_listen(srv);
     server_drop_privileges(pw);
+    server_check_readable(srv->cfg, pw);
     server_open_queue(srv);
     smtpd_set_spool(srv->smtpd, srv->spool);
     reload_start(srv->reload);

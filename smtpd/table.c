@@ -446,9 +446,10 @@ static void table_finish(void *parser)
     table_parser_t *p = parser;
 
     table_finish_entry(p);
-    if (p->diag.errors == 0)
-        for (size_t i = 0; i < p->t->nentries; i++)
-            table_expand(p, p->t->entries[i]);
+    /* Loops and dangling destinations are reported with the lines' own
+     * errors, all in one pass (docs/forward-table.md). */
+    for (size_t i = 0; i < p->t->nentries; i++)
+        table_expand(p, p->t->entries[i]);
     if (p->diag.errors > 0)
         table_destroy(p->t);
     else

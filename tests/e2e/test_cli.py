@@ -30,6 +30,50 @@ def check_config_accepts_the_sample():
 
 
 @test
+def the_samples_values_are_warned_about_and_refused_on_port_25():
+    d = sample_tree()
+    r = mxfwd("check-config", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    for words in ("hostname 'mx.fwd.test' is a name reserved for examples",
+                  "srs_domain 'fwd.test' is a name reserved for examples",
+                  "the public sample secret",
+                  "aliases in 'alias.test', a domain reserved for examples"):
+        assert any(words in w for w in warnings), (words, r.stderr)
+    # A short hostname is no name at all for a receiver.
+    conf = os.path.join(d, "etc", "mxfwd.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace("mx.fwd.test", "mx").replace("127.0.0.1:2525", "127.0.0.1:25"))
+    r = mxfwd("check-config", "-c", "etc/mxfwd.conf", cwd=d)
+    assert "hostname 'mx' is not a fully qualified domain name" in r.stderr, r.stderr
+    # serve on port 25 refuses them all, before it listens.
+    r = mxfwd("serve", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "not listening on port 25 with the sample configuration's values" in r.stderr, r.stderr
+
+
+@test
+def check_config_loads_the_tls_certificate_and_key():
+    d = sample_tree()
+    cert, key = mxtest.tls_certificate(d, "mx.fwd.test")
+    other_cert, other_key = mxtest.tls_certificate(mxtest.tempdir(), "other.test")
+    conf = os.path.join(d, "etc", "mxfwd.conf")
+    with open(conf, "a") as f:
+        f.write(f"tls_cert = {cert}\ntls_key = {other_key}\n")
+    r = mxfwd("check-config", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{other_key}: key values mismatch" in r.stderr, r.stderr
+    with open(conf) as f:
+        text = f.read().replace(other_key, os.path.join(d, "missing.pem"))
+    with open(conf, "w") as f:
+        f.write(text)
+    r = mxfwd("check-config", "-c", "etc/mxfwd.conf", cwd=d)
+    assert r.returncode == 1 and "missing.pem" in r.stderr, r.stdout + r.stderr
+
+
+@test
 def check_config_reports_every_broken_line():
     d = sample_tree()
     conf = os.path.join(d, "etc", "mxfwd.conf")

@@ -442,6 +442,14 @@ def privileges_dropped_after_binding():
         return
     m = server({"user": "nobody"}, start=False)
     os.chmod(m.dir, 0o755)
+    # Files a reload reads must be the user's to read: refused otherwise,
+    # at the start rather than at the first reload.
+    r = mxtest.run([mxtest.MXFWD, "serve", "-c", m.conf])
+    assert r.returncode == 1, r
+    assert (f"{m.dir}/srs.secrets: cannot be read by user nobody (Permission denied): "
+            "reloads would fail") in r.stderr, r.stderr
+    nobody = __import__("pwd").getpwnam("nobody")
+    os.chown(os.path.join(m.dir, "srs.secrets"), nobody.pw_uid, nobody.pw_gid)
     m.start()
     m.wait_log(r"running as user nobody")
     with open(f"/proc/{m.proc.pid}/status") as f:

@@ -309,3 +309,12 @@ Test(config, signing_keys)
     parse_bad("\nsigning_selector = s1\n", &d);
     cr_assert(collect_has(&d, "t.conf:2: ", "signing_key is not"));
 }
+
+/* An editor's byte order mark is skipped, not folded into the first key. */
+Test(config, a_byte_order_mark_is_skipped)
+{
+    config_t *cfg = parse_ok("\xEF\xBB\xBFhostname = mx.example\nsrs_domain = fwd.example\n");
+
+    cr_assert_str_eq(cfg->hostname, "mx.example");
+    config_free(cfg);
+}
