@@ -125,7 +125,9 @@ int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts,
     c->dests = htab_new(64);
     c->cache = htab_new(64);
     client_register(c, opts->stats);
-    if (c->tls_mode != CLIENT_TLS_OFF && (c->tls_ctx = tls_client_ctx(err, errsize)) == NULL) {
+    if (c->tls_mode != CLIENT_TLS_OFF &&
+        (c->tls_ctx = tls_client_ctx(c->tls_mode == CLIENT_TLS_OPPORTUNISTIC, err, errsize)) ==
+            NULL) {
         client_free(c);
         return CLIENT_ETLS;
     }

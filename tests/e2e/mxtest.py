@@ -749,7 +749,7 @@ def write_bytes(directory, name, data):
 class Transaction:
     def __init__(self, helo, tls, session=0):
         self.helo = helo
-        self.tls = tls
+        self.tls = tls         # the TLS version ("TLSv1.3"), or False
         self.session = session # which connection (1, 2, ...) it came on
         self.mail_from = None
         self.mail_params = ""
@@ -787,7 +787,7 @@ class Sink:
                  extensions=("PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES",
                              "SMTPUTF8"), port=None, hostname="sink.test", host="127.0.0.1",
                  greeting=None, ehlo_reply=None, starttls_reply=None, rset_reply=None,
-                 tls_break=False, stall=None, mail_reply=None):
+                 tls_break=False, stall=None, mail_reply=None, tls_versions=None):
         self.replies = {k.lower(): (list(v) if isinstance(v, (list, tuple)) else v)
                         for k, v in (replies or {}).items()}
         self.data_reply = list(data_reply) if isinstance(data_reply, (list, tuple)) else data_reply
@@ -805,6 +805,11 @@ class Sink:
         if tls:
             self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls_context.load_cert_chain(*tls)
+            if tls_versions:
+                # An old server: only these versions (ssl.TLSVersion), and
+                # the ciphers and SHA-1 signatures they need.
+                self.tls_context.minimum_version, self.tls_context.maximum_version = tls_versions
+                self.tls_context.set_ciphers("DEFAULT:@SECLEVEL=0")
         self.transactions = []
         self.attempts = []
         self.connections = 0
@@ -927,8 +932,7 @@ class Sink:
                 if self.tls_break:
                     f.write("this is not a TLS handshake\r\n")
                     return
-                f.starttls(self.tls_context)
-                tls, helo, tx = True, None, None
+                tls, helo, tx = f.starttls(self.tls_context), None, None
             elif verb == "MAIL":
                 m = re.match(r"(?i)FROM:<([^>]*)>(.*)", arg)
                 tx = Transaction(helo, tls, f.number)
@@ -1020,6 +1024,7 @@ class _SinkStream:
 
     def starttls(self, context):
         self.conn = context.wrap_socket(self.conn, server_side=True)
+        return self.conn.version()
 
     def peer_closed(self):
         """True once the client has closed its end (or this end is closed).

@@ -266,7 +266,7 @@ static void peer_start_tls(rig_t *r, peer_t *p)
 {
     char err[256];
 
-    p->ctx = tls_client_ctx(err, sizeof(err));
+    p->ctx = tls_client_ctx(false, err, sizeof(err));
     cr_assert_not_null(p->ctx, "%s", err);
     p->tls = tls_new(p->ctx, false, "mx.test");
     cr_assert_not_null(p->tls);
