@@ -99,18 +99,18 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
     /* Such a message is not an RFC 5322 message (7489 6.6.1): the reply
      * tells its sender what to fix, in words a user can act on. */
     if (enforce && r->from_missing == AUTHRES_FROM_ABSENT) {
-        authres_set(d, AUTHRES_REJECT, "dmarc",
+        authres_set(d, AUTHRES_REJECT, "from",
                     "550 5.7.1 Message has no From: header; RFC 5322 requires one");
         return;
     }
     if (enforce && r->from_missing == AUTHRES_FROM_UNUSABLE) {
         authres_set(
-            d, AUTHRES_REJECT, "dmarc",
+            d, AUTHRES_REJECT, "from",
             "550 5.7.1 Message has no usable address in its From: header; RFC 5322 requires one");
         return;
     }
     if (enforce && r->from_missing != AUTHRES_FROM_OK) {
-        authres_set(d, AUTHRES_REJECT, "dmarc",
+        authres_set(d, AUTHRES_REJECT, "from",
                     "550 5.7.1 Message has too many From: domains to check its author under DMARC");
         return;
     }

@@ -115,6 +115,10 @@ static void control_stats(control_t *c, buf_t *out)
     for (size_t i = 0; i < n; i++) {
         const stats_entry_t *e = stats_at(c->stats, i);
 
+        /* Histograms are for the metrics endpoint: their counts per bucket
+         * say nothing read alone. */
+        if (e->kind == STATS_HISTOGRAM)
+            continue;
         /* A family's entries are together (stats.h): its first one opens
          * it, its last one closes it. */
         if (i == 0 || strcmp(stats_at(c->stats, i - 1)->name, e->name) != 0) {

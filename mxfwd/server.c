@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "mxfwd_build.h"
 #include "control.h"
 #include "default.h"
 #include "dns.h"
@@ -552,6 +553,17 @@ static void server_open_queue(server_t *srv)
                   control_strerror(rc));
 }
 
+/* What every exporter says of itself: the version, as a label of a gauge
+ * at 1, and when the process started. */
+static void server_register_process(stats_t *s)
+{
+    *stats_register(s, STATS_GAUGE, "build_info", "version", MXFWD_VERSION,
+                    "the mxfwd version running, as its label") = 1;
+    *stats_register(s, STATS_GAUGE, "process_start_time_seconds", NULL, NULL,
+                    "start time of the process since the epoch, in seconds") =
+        (uint64_t)time(NULL);
+}
+
 /* The resolver's own counters, read when the registry is (detached
  * before the resolver closes). */
 static uint64_t server_dns_queries(void *arg)
@@ -682,6 +694,7 @@ int server_main(const char *config_path, bool verbose)
     if (config_load(config_path, server_report, NULL, &srv->cfg) > 0)
         log_fatal("%s: configuration errors, not starting", config_path);
     srv->registry = stats_new();
+    server_register_process(srv->registry);
     server_open_resolver(srv);
     server_open_auth(srv);
     server_open_smtpd(srv);

@@ -14,7 +14,6 @@
 #include "str.h"
 #include "xalloc.h"
 
-
 static int64_t queue_sys_clock(void *arg)
 {
     struct timespec ts;
@@ -34,8 +33,7 @@ bool queue_idle(const queue_t *q)
 {
     const heap_node_t *first = heap_min(&q->due);
 
-    return q->jobs == 0 && q->io == 0 &&
-           (q->closing || first == NULL || first->key > queue_now(q));
+    return q->jobs == 0 && q->io == 0 && (q->closing || first == NULL || first->key > queue_now(q));
 }
 
 int64_t queue_now(const queue_t *q)
@@ -98,11 +96,10 @@ static uint64_t queue_oldest_age(void *arg)
 /* Until stats_detach() at close (the registry outlives the queue). */
 static void queue_register_gauges(queue_t *q)
 {
-    stats_register_fn(q->stats, STATS_GAUGE, "queue_messages", NULL, NULL,
-                      "messages in the queue", queue_messages, q);
+    stats_register_fn(q->stats, STATS_GAUGE, "queue_messages", NULL, NULL, "messages in the queue",
+                      queue_messages, q);
     stats_register_fn(q->stats, STATS_GAUGE, "queue_recipients", NULL, NULL,
-                      "recipients in the queue not yet delivered or bounced", queue_recipients,
-                      q);
+                      "recipients in the queue not yet delivered or bounced", queue_recipients, q);
     stats_register_fn(q->stats, STATS_GAUGE, "queue_oldest_age_seconds", NULL, NULL,
                       "seconds since the oldest queued message arrived (0: none queued)",
                       queue_oldest_age, q);
@@ -148,6 +145,14 @@ int queue_new(const queue_options_t *opt, queue_t **out)
                                   "recipients bounced (refused for good, or expired)");
     q->n_dsn = stats_register(opt->stats, STATS_COUNTER, "dsn", NULL, NULL,
                               "non-delivery notifications created");
+    {
+        /* From a second to the default lifetime (5 days). */
+        static const double bounds[] = {1, 5, 15, 60, 300, 900, 3600, 14400, 86400, 432000};
+        q->delay = stats_histogram_new(opt->stats, "delivery_delay_seconds",
+                                       "time from arrival to a recipient's final result "
+                                       "(sent or bounced), in seconds",
+                                       bounds, sizeof(bounds) / sizeof(bounds[0]));
+    }
     q->stats = opt->stats;
     queue_register_gauges(q);
     *out = q;
@@ -175,7 +180,6 @@ static void queue_free_msg(void *value)
     free(qm->r);
     free(qm);
 }
-
 
 void queue_add(queue_t *q, spool_msg_t *m)
 {
@@ -561,7 +565,9 @@ void queue_list(queue_t *q, queue_list_fn fn, void *arg)
             info[r] = (queue_rcpt_info_t){
                 .rcpt = &qm->m->rcpts[r],
                 .state = queue_state_name(qm, r),
-                .next_attempt_us = !waiting ? 0 : qm->r[r].due > now ? qm->r[r].due : now,
+                .next_attempt_us = !waiting             ? 0
+                                   : qm->r[r].due > now ? qm->r[r].due
+                                                        : now,
             };
         }
         fn(arg, qm->m, info);

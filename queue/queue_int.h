@@ -88,6 +88,7 @@ struct queue {
     uint64_t *n_deferred;
     uint64_t *n_bounced;
     uint64_t *n_dsn;
+    stats_histogram_t *delay; /* arrival to a final result */
 };
 
 static inline queue__msg_t *queue__msg_of(heap_node_t *node)

@@ -415,6 +415,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
         if (d->status == DELIVERY_OK) {
             queue_result_log_result(qm, idx, d->relay, "sent", d->reply, now);
             (*q->n_delivered)++;
+            stats_observe(q->delay, (double)(now - qm->m->arrival_us) / QUEUE_US_PER_S);
             u[n++] = (spool_update_t){.index = idx,
                                       .state = SPOOL_RCPT_SENT,
                                       .attempts = attempts,
@@ -443,9 +444,11 @@ void queue__job_done(delivery_job_t *job, void *arg)
                      lifetime, d->reply);
             queue_result_set_bounce(r, d, true, now);
             queue_result_log_result(qm, idx, d->relay, "bounced", text, now);
+            stats_observe(q->delay, (double)(now - qm->m->arrival_us) / QUEUE_US_PER_S);
         } else {
             queue_result_set_bounce(r, d, false, now);
             queue_result_log_result(qm, idx, d->relay, "bounced", d->reply, now);
+            stats_observe(q->delay, (double)(now - qm->m->arrival_us) / QUEUE_US_PER_S);
         }
     }
     /* The body in memory served the first attempt; a bounce's DSN copies

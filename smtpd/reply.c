@@ -48,6 +48,7 @@ static const reply_t reply_table[REPLY_NREPLIES] = {
                         "SPF fail: the sender's domain does not authorize this client", "auth_spf"},
     [REPLY_AUTH_DMARC] = {550, "5.7.1", "Refused under the author domain's DMARC policy",
                           "auth_dmarc"},
+    [REPLY_AUTH_NO_FROM] = {550, "5.7.1", "Message has no usable From: header", "no_from"},
     [REPLY_AUTH_DNS] = {451, "4.4.3", "Temporary DNS error checking the sender; try again later",
                         "auth_dns"},
     [REPLY_AUTH_FAILED] = {451, "4.3.0", "Temporary local problem checking the sender",

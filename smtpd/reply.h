@@ -44,6 +44,7 @@ typedef enum {
      * are sent; these name the reason, for counters and RCPT) */
     REPLY_AUTH_SPF,
     REPLY_AUTH_DMARC,
+    REPLY_AUTH_NO_FROM,
     REPLY_AUTH_DNS,
     REPLY_AUTH_FAILED,
     /* protocol */

@@ -14,6 +14,18 @@
 /* Connections the kernel may queue before we accept them. */
 #define SMTPD_BACKLOG 1024
 
+/* The replies the session counts as refusals (smtpd__count_rejected()). */
+static const reply_id_t smtpd_reasons[] = {
+    REPLY_UNKNOWN_USER,   REPLY_RELAY_DENIED,    REPLY_BAD_RCPT,      REPLY_SRS_NOT_BOUNCE,
+    REPLY_SRS_BAD_HASH,   REPLY_SRS_EXPIRED,     REPLY_SRS_MALFORMED, REPLY_SRS_TEMP,
+    REPLY_TOO_MANY_RCPTS, REPLY_SENDER_TOO_LONG, REPLY_SENDER_NO_SRS, REPLY_SENDER_SRS_TEMP,
+    REPLY_SIZE_DECLARED,  REPLY_TOO_BIG,         REPLY_HOPS,          REPLY_BARE_EOL,
+    REPLY_AUTH_SPF,       REPLY_AUTH_DMARC,      REPLY_AUTH_NO_FROM,  REPLY_AUTH_DNS,
+    REPLY_AUTH_FAILED,
+};
+
+static void smtpd_count_rejected_init(smtpd_t *d, reply_id_t id);
+
 static void smtpd_register(smtpd_t *d)
 {
     stats_t *s = d->opts.stats;
@@ -25,9 +37,12 @@ static void smtpd_register(smtpd_t *d)
                        "SMTP connections refused for the connection limits or shutdown");
     d->stats.accepted = stats_register(s, STATS_COUNTER, "accepted", NULL, NULL,
                                        "messages accepted (250 after DATA)");
-    /* The reasons appear as they happen (smtpd__count_rejected()). */
+    /* Every reason the session refuses for is there from the start, at
+     * 0: a dashboard's rate of one is 0, not absent. */
     stats_family(s, STATS_COUNTER, "rejected", "reason",
                  "MAIL, RCPT and messages refused, by reply");
+    for (size_t i = 0; i < sizeof(smtpd_reasons) / sizeof(smtpd_reasons[0]); i++)
+        smtpd_count_rejected_init(d, smtpd_reasons[i]);
     d->stats.tls = stats_register(s, STATS_COUNTER, "tls", NULL, NULL,
                                   "inbound SMTP sessions that completed STARTTLS");
 }
@@ -126,19 +141,21 @@ reply_id_t smtpd__admit(smtpd_t *d, const char *ip)
     return REPLY_OK;
 }
 
+/* The counter of a reason, registered the first time. */
+static void smtpd_count_rejected_init(smtpd_t *d, reply_id_t id)
+{
+    if (d->stats.rejected[id] == NULL)
+        d->stats.rejected[id] =
+            stats_register(d->opts.stats, STATS_COUNTER, "rejected", "reason", reply_name(id),
+                           "MAIL, RCPT and messages refused, by reply");
+}
+
 void smtpd__count_rejected(smtpd_t *d, reply_id_t id)
 {
-    uint64_t **c;
-
     if (id >= REPLY_NREPLIES)
         return;
-    c = &d->stats.rejected[id];
-    /* Registered when first needed: the list shows the reasons that
-     * happened, not every reply there is. */
-    if (*c == NULL)
-        *c = stats_register(d->opts.stats, STATS_COUNTER, "rejected", "reason", reply_name(id),
-                            "MAIL, RCPT and messages refused, by reply");
-    (**c)++;
+    smtpd_count_rejected_init(d, id);
+    (*d->stats.rejected[id])++;
 }
 
 static void smtpd_maybe_drained(smtpd_t *d)
