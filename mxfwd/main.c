@@ -4,6 +4,7 @@
  * Options may come before or after the subcommand words:
  * "mxfwd -c F srs forward X" and "mxfwd srs forward -c F X" are the same.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,25 @@ static const char *main_default_config(void)
     return installed;
 }
 
+/* "mxfwd srs --help": the help of every command under that first word.
+ * false when there is none. */
+static bool main_group_help(const char *word)
+{
+    size_t n = strlen(word);
+    bool any = false;
+
+    for (size_t i = 0; i < MAIN_NCOMMANDS; i++) {
+        const char *name = main_commands[i].name;
+        if (strncmp(name, word, n) == 0 && name[n] == ' ') {
+            if (any)
+                printf("\n");
+            main_command_help(&main_commands[i]);
+            any = true;
+        }
+    }
+    return any;
+}
+
 /* Match the leading words against the command table. */
 static const main_command_t *main_find(char **words, int nwords, int *used)
 {
@@ -193,6 +213,10 @@ int main(int argc, char **argv)
         return help || nwords == 1 ? CLI_OK : CLI_USAGE;
     }
     cmd = main_find(words, nwords, &used);
+    if (cmd == NULL && help && main_group_help(words[0])) {
+        free(words);
+        return CLI_OK;
+    }
     if (cmd == NULL) {
         fprintf(stderr, "mxfwd: unknown command '%s'%s (mxfwd --help lists them)\n", words[0],
                 strcmp(words[0], "srs") == 0 ? ": say 'srs forward' or 'srs reverse'" : "");

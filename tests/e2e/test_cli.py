@@ -143,6 +143,14 @@ def help_version_and_usage():
         r = mxfwd(*words, "--help")
         assert r.returncode == 0, words
         assert r.stdout.startswith("usage: mxfwd " + " ".join(words)), r.stdout
+    # Every command has a line of its own in --help.
+    listed = [l.split()[0] for l in r.stdout.split("options:")[0].splitlines()[3:] if l.strip()]
+    assert {"serve", "check-config", "resolve", "srs", "queue", "flush", "delete",
+            "stats"} <= set(listed), listed
+    # A group's help: both srs commands.
+    r = mxfwd("srs", "--help")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "usage: mxfwd srs forward" in r.stdout and "usage: mxfwd srs reverse" in r.stdout
     assert mxfwd().returncode == 2
     assert mxfwd("frobnicate").returncode == 2
     assert mxfwd("resolve").returncode == 2
