@@ -132,6 +132,7 @@ def help_version_and_usage():
     assert r.returncode == 0 and r.stdout.startswith("mxfwd "), r.stdout
     r = mxfwd("--help")
     assert r.returncode == 0 and "check-config" in r.stdout
+    top = r.stdout
     # The commands for the DNS side, one line each.
     for line in ("  doctor                       check this forwarder's DNS: MX, PTR, SPF, DKIM, DMARC",
                  "  explain SENDER-DOMAIN        what forwarding does to a domain's mail, and why",
@@ -144,7 +145,8 @@ def help_version_and_usage():
         assert r.returncode == 0, words
         assert r.stdout.startswith("usage: mxfwd " + " ".join(words)), r.stdout
     # Every command has a line of its own in --help.
-    listed = [l.split()[0] for l in r.stdout.split("options:")[0].splitlines()[3:] if l.strip()]
+    commands = top.split("commands:\n")[1].split("\n\n")[0]
+    listed = [l.split()[0] for l in commands.splitlines()]
     assert {"serve", "check-config", "resolve", "srs", "queue", "flush", "delete",
             "stats"} <= set(listed), listed
     # A group's help: both srs commands.
