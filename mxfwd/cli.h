@@ -24,6 +24,8 @@ typedef struct {
     bool verbose; /* -v: debug lines */
     bool json;    /* --json: machine-readable output */
     const char *output; /* -o FILE (dkim-keygen) */
+    const char *domain; /* -d DOMAIN (flush) */
+    bool body;          /* --body (queue show) */
     int argc;     /* words after the command */
     char **argv;
 } cli_args_t;
@@ -48,6 +50,7 @@ int cli_resolve(const cli_args_t *args);
 int cli_srs_forward(const cli_args_t *args);
 int cli_srs_reverse(const cli_args_t *args);
 int cli_queue(const cli_args_t *args);
+int cli_queue_show(const cli_args_t *args);
 int cli_flush(const cli_args_t *args);
 int cli_delete(const cli_args_t *args);
 int cli_stats(const cli_args_t *args);

@@ -121,17 +121,27 @@ void queue_add(queue_t *q, spool_msg_t *msg);
  * tests call it after moving the injected clock. */
 void queue_tick(queue_t *q);
 
-/* Every waiting recipient is due now (`mxfwd flush`).  Returns how many
- * were not due yet. */
-size_t queue_flush(queue_t *q);
+/* Every waiting recipient is due now (`mxfwd flush`); with domain (not
+ * NULL) only those whose address is at that domain (`flush -d`, any
+ * case).  Returns how many were not due yet. */
+size_t queue_flush(queue_t *q, const char *domain);
+
+/* The waiting recipients of message id are due now (`mxfwd flush ID`);
+ * adds to *n how many were not due yet.  QUEUE_ENOENT when no such
+ * message is queued. */
+int queue_flush_id(queue_t *q, const char *id, size_t *n);
 
 /*
  * Drop message id (`mxfwd delete`): no further attempt, no DSN, the file
  * removed.  Deliveries already running finish first (their results are
- * logged); *running (may be NULL) gets how many.  QUEUE_ENOENT when no such
- * message is queued.
+ * logged); *running (may be NULL) is increased by how many.  QUEUE_ENOENT
+ * when no such message is queued.
  */
 int queue_delete(queue_t *q, const char *id, unsigned *running);
+
+/* Drop every queued message (`mxfwd delete ALL`), as queue_delete() does
+ * each; returns how many. */
+size_t queue_delete_all(queue_t *q, unsigned *running);
 
 /* A recipient as `mxfwd queue` shows it. */
 typedef struct {
@@ -147,6 +157,10 @@ typedef void (*queue_list_fn)(void *arg, const spool_msg_t *msg, const queue_rcp
 /* Call fn for every queued message, in queue id (arrival) order.  The
  * queue must not be changed from fn. */
 void queue_list(queue_t *q, queue_list_fn fn, void *arg);
+
+/* Call fn for message id alone (`mxfwd queue show`).  QUEUE_ENOENT when
+ * no such message is queued. */
+int queue_show(queue_t *q, const char *id, queue_list_fn fn, void *arg);
 
 /* Whether there is nothing to do now: no delivery job running, no change
  * on its way to disk, nothing due.  (Tests wait for it.) */

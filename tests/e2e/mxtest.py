@@ -646,9 +646,9 @@ class Mxfwd:
             c.greeting()
         return c
 
-    def run(self, *args, timeout=TIMEOUT):
+    def run(self, *args, timeout=TIMEOUT, input=None):
         """Run an mxfwd subcommand with this configuration."""
-        return run([MXFWD, *args, "-c", self.conf], timeout=timeout)
+        return run([MXFWD, *args, "-c", self.conf], timeout=timeout, input=input)
 
 
 def _port_open(port):

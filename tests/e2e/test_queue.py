@@ -334,6 +334,79 @@ def the_admin_commands_talk_to_the_running_daemon():
 
 
 @test
+def queue_show_flush_and_delete_take_ids_domains_all_and_stdin():
+    sink = mxtest.Sink(replies={"user@dest.test": "451 4.3.0 not now",
+                                "user@slow.test": "451 4.3.0 not now"})
+    dns = mxtest.Dnsmasq([])
+    m = mxtest.Mxfwd(
+        forwards="a@alias.test user@dest.test\nb@alias.test user@slow.test\n",
+        config={"dns_servers": dns.server, "outbound_tls": "off", "retry_schedule": "1h",
+                "route": [f"dest.test 127.0.0.1:{sink.port}", f"slow.test 127.0.0.1:{sink.port}"]})
+    q1 = send(m, "sender@origin.test", ["a@alias.test"])
+    q2 = send(m, "sender@origin.test", ["b@alias.test"])
+    q3 = send(m, "sender@origin.test", ["a@alias.test"])
+    for q in (q1, q2, q3):
+        m.wait_log(rf"{q}: to=<user@(dest|slow)\.test> .* status=deferred")
+
+    def tries(addr):
+        return sum(addr in tx.refused for tx in sink.attempts)
+
+    # queue show: the envelope, then the header section as it will be sent,
+    # with the id in any case.
+    r = m.run("queue", "show", q1.lower())
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith(f"*** ENVELOPE {q1} ***\narrival: "), out
+    for line in ("sender: sender@origin.test",
+                 "srs_sender: " + mxtest.srs0("sender", "origin.test"),
+                 "helo: client.test",
+                 "body: 7BIT", "recipient: user@dest.test", "  alias: a@alias.test",
+                 "  last reply: 451 4.3.0 not now", f"*** HEADERS {q1} ***",
+                 "Subject: forwarded", "Message-ID: <e2e-1@origin.test>", f"*** END {q1} ***"):
+        assert line in out.splitlines(), (line, out)
+    assert re.search(r"^  state: deferred, 1 attempt, next in (5\dm|1h)$", out, re.M), out
+    assert re.search(r"^Received: from client\.test ", out, re.M), out
+    assert "Hello," not in out and "\r" not in out
+    r = m.run("queue", "show", "--body", q1)
+    assert r.returncode == 0, r.stderr
+    body = r.stdout.split(f"*** MESSAGE {q1} ***\n")[1]
+    assert body.endswith("\n\nHello,\n.a line with a leading dot\nand the end.\n"
+                         f"*** END {q1} ***\n"), body
+    r = m.run("queue", "show", "0000000000001")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == "mxfwd queue show: 0000000000001: no such message in the queue\n", r.stderr
+
+    # flush -d: only the recipients at that domain.
+    r = m.run("flush", "-d", "SLOW.test")
+    assert r.returncode == 0 and r.stdout == "1 recipient at SLOW.test due now\n", r.stdout
+    mxtest.wait_until(lambda: tries("user@slow.test") == 2, what="slow.test tried again")
+    # flush ID: that message only; an unknown id is said and fails the command.
+    r = m.run("flush", q3.lower(), "0000000000001")
+    assert r.returncode == 1 and r.stdout == "1 recipient due now\n", (r.stdout, r.stderr)
+    assert r.stderr == "mxfwd flush: 0000000000001: no such message in the queue\n", r.stderr
+    mxtest.wait_until(lambda: tries("user@dest.test") == 3, what="q3 tried again")
+    time.sleep(0.3)
+    assert tries("user@dest.test") == 3 and tries("user@slow.test") == 2
+
+    # delete ID...: several at once, any case.
+    r = m.run("delete", q1, q2.lower())
+    assert r.returncode == 0 and r.stdout == f"{q1}: deleted\n{q2}: deleted\n", (r.stdout, r.stderr)
+    # delete -: ids on standard input.
+    r = m.run("delete", "-", input=f"{q3}\n")
+    assert r.returncode == 0 and r.stdout == f"{q3}: deleted\n", (r.stdout, r.stderr)
+    for q in (q1, q2, q3):
+        m.wait_log(rf"{q}: deleted by the administrator")
+    # delete ALL.
+    send(m, "sender@origin.test", ["a@alias.test"])
+    send(m, "sender@origin.test", ["b@alias.test"])
+    r = m.run("delete", "ALL")
+    assert r.returncode == 0 and r.stdout.startswith("2 messages deleted\n"), r.stdout
+    mxtest.wait_until(lambda: spool(m) == [], what="the files to go")
+    assert m.run("queue").stdout == "Mail queue is empty\n"
+    assert "non-delivery" not in m.log()
+
+
+@test
 def a_stale_control_socket_is_replaced():
     sink = mxtest.Sink()
     m = forwarder(sink.port, start=False)

@@ -843,18 +843,18 @@ Test(queue, flush_retries_deferred_recipients_now)
     submit("someone@origin.test", r, 1);
     cr_assert_eq(fake.nrec, 1);
     fake_clear_rules(&fake);
-    cr_assert_eq(queue_flush(q), 1);
+    cr_assert_eq(queue_flush(q, NULL), 1);
     settle();
     cr_assert_eq(fake.nrec, 2, "tried without waiting for the schedule");
     cr_assert_str_eq(listing(), "");
-    cr_assert_eq(queue_flush(q), 0);
+    cr_assert_eq(queue_flush(q, NULL), 0);
 }
 
 Test(queue, delete_drops_a_message_without_a_dsn)
 {
     static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
     char idc[SPOOL_ID_SIZE], want[128];
-    unsigned running = 99;
+    unsigned running = 0;
 
     fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
     snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 1));
@@ -891,6 +891,68 @@ Test(queue, delete_during_a_delivery_waits_for_it_and_sends_no_dsn)
     cr_assert_eq(fake.nrec, 1, "no DSN for a deleted message");
 }
 
+Test(queue, flush_by_domain_or_id_leaves_the_rest_waiting)
+{
+    static const spool_env_rcpt_t ab[] = {{"b@slow.test", NULL}, {"c@other.test", NULL}};
+    static const spool_env_rcpt_t c[] = {{"d@other.test", NULL}};
+    char id1[SPOOL_ID_SIZE], id2[SPOOL_ID_SIZE];
+    size_t n = 0;
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    fake_rule(&fake, "@other.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    snprintf(id1, sizeof(id1), "%s", submit("someone@origin.test", ab, 2));
+    snprintf(id2, sizeof(id2), "%s", submit("someone@origin.test", c, 1));
+    cr_assert_eq(fake.nrec, 3);
+    /* By domain, in any case: the two recipients at other.test only. */
+    cr_assert_eq(queue_flush(q, "OTHER.test"), 2);
+    settle();
+    cr_assert_eq(fake.nrec, 5);
+    cr_assert_eq(jobs_to("b@slow.test"), 1, "slow.test still waits for its schedule");
+    /* By id: that message's recipients, whatever their domain. */
+    cr_assert_eq(queue_flush_id(q, "18C3F2A9B47D1", &n), QUEUE_ENOENT);
+    cr_assert_eq(queue_flush_id(q, id1, &n), 0);
+    cr_assert_eq(n, 2);
+    settle();
+    cr_assert_eq(fake.nrec, 7);
+    cr_assert_eq(jobs_to("d@other.test"), 2, "the other message was not flushed");
+}
+
+Test(queue, delete_all_drops_every_message)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+    unsigned running = 0;
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    for (int i = 0; i < 3; i++)
+        submit("someone@origin.test", r, 1);
+    cr_assert_eq(queue_delete_all(q, &running), 3);
+    cr_assert_eq(running, 0);
+    settle();
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(queue_delete_all(q, &running), 0);
+    advance(3600);
+    cr_assert_eq(fake.nrec, 3, "no further attempt, no DSN");
+}
+
+static void show_one(void *arg, const spool_msg_t *m, const queue_rcpt_info_t *rcpts)
+{
+    snprintf(arg, 256, "%s %s %s %s", m->id, m->sender, rcpts[0].rcpt->addr, rcpts[0].state);
+}
+
+Test(queue, show_describes_one_message)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+    char id[SPOOL_ID_SIZE], got[256] = "", want[256];
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    snprintf(id, sizeof(id), "%s", submit("someone@origin.test", r, 1));
+    cr_assert_eq(queue_show(q, "18C3F2A9B47D1", show_one, got), QUEUE_ENOENT);
+    cr_assert_str_eq(got, "");
+    cr_assert_eq(queue_show(q, id, show_one, got), 0);
+    snprintf(want, sizeof(want), "%s someone@origin.test b@slow.test deferred", id);
+    cr_assert_str_eq(got, want);
+}
+
 /* ---- Concurrency ---- */
 
 Test(queue, jobs_over_the_delivery_limit_wait_there_and_nothing_is_handed_twice)
@@ -906,7 +968,7 @@ Test(queue, jobs_over_the_delivery_limit_wait_there_and_nothing_is_handed_twice)
     cr_assert_eq(fake.nrec, 20);
     cr_assert_eq(fake_pending(&fake), 20);
     /* A flush while they are out must not start any recipient again. */
-    cr_assert_eq(queue_flush(q), 0);
+    cr_assert_eq(queue_flush(q, NULL), 0);
     uv_run(&loop, UV_RUN_NOWAIT);
     cr_assert_eq(fake.nrec, 20);
     cr_assert_str_eq(view("x@a.test").state, "active");
