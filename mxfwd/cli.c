@@ -6,9 +6,12 @@
 #include <time.h>
 
 #include "config.h"
+#include "control.h"
 #include "dkimkey.h"
+#include "json.h"
 #include "placeholder.h"
 #include "reply.h"
+#include "resolve.h"
 #include "server.h"
 #include "srs.h"
 #include "srs_secrets.h"
@@ -151,70 +154,62 @@ static const char *cli_shown(const char *addr, size_t len, char *dst, size_t siz
     return dst;
 }
 
+/* How long resolve waits for the daemon before reading the files itself. */
+#define CLI_RESOLVE_TIMEOUT_MS 5000
+
 /*
- * resolve for an address in srs_domain: the original address, or the
- * refusal as the SMTP reply words it.  *handled is false for a local part
- * that is not SRS, which the forward table may still know (postmaster@).
+ * resolve: the running daemon answers when there is one, from the table
+ * it has loaded; otherwise the files say what a daemon started now would
+ * do.  Both answer through resolve_json() (mxfwd/resolve.h).
  */
-static int cli_resolve_srs(const config_t *cfg, const char *addr, size_t len, bool *handled)
-{
-    char out[SRS_ADDR_SIZE], reply[600], shown[300];
-    srs_t *srs;
-    int rc;
-
-    *handled = true;
-    if (cli_srs_open(cfg, &srs) != CLI_OK)
-        return CLI_FAIL;
-    rc = srs_reverse(srs, addr, len, time(NULL), out, sizeof(out), NULL);
-    srs_free(srs);
-    if (rc == SRS_ENOTSRS) {
-        *handled = false;
-        return CLI_FAIL;
-    }
-    if (rc == 0) {
-        printf("%s\n", out);
-        return CLI_OK;
-    }
-    printf("%s\n", reply_for_srs_reverse(rc, cli_shown(addr, len, shown, sizeof(shown)), reply,
-                                         sizeof(reply)));
-    return CLI_FAIL;
-}
-
 int cli_resolve(const cli_args_t *args)
 {
     config_t *cfg = NULL;
     table_t *table = NULL;
-    table_dests_t dests;
-    table_result_t result;
-    const char *addr = args->argv[0], *at;
-    char reply[600], shown[300];
-    bool in_srs_domain;
-    size_t len;
+    srs_t *srs = NULL;
+    json_t *v = NULL;
+    char request[CONTROL_LINE_MAX + 1], source[600];
+    const char *addr = args->argv[0];
+    rcpt_ctx_t ctx;
+    buf_t reply;
     int rc = CLI_FAIL;
 
+    buf_init(&reply, SIZE_MAX);
     if (config_load(args->config_path, cli_print_error, NULL, &cfg) > 0)
-        return CLI_FAIL;
-    if (table_load(cfg->forward_table, cli_print_error, NULL, &table) > 0)
         goto done;
-    cli_strip_brackets(&addr, &len);
-    at = memrchr(addr, '@', len);
-    in_srs_domain = at != NULL && str_eq_ci_n(at + 1, len - (size_t)(at + 1 - addr), cfg->srs_domain);
-    if (in_srs_domain) {
-        bool handled;
-        rc = cli_resolve_srs(cfg, addr, len, &handled);
-        if (handled)
+    if (strlen(addr) + 8 <= CONTROL_LINE_MAX && strpbrk(addr, "\r\n") == NULL) {
+        snprintf(request, sizeof(request), "resolve %s", addr);
+        if (control_request(cfg->control_socket, request, CLI_RESOLVE_TIMEOUT_MS, &reply) == 0 &&
+            json_parse(buf_ptr(&reply), buf_used(&reply), &v) == 0 && json_get(v, "ok") != NULL &&
+            json_get(v, "ok")->boolean && json_get(v, "kind") != NULL) {
+            rc = resolve_print(v, "as the running daemon has it loaded");
             goto done;
+        }
+        json_free(v);
+        v = NULL;
     }
-    result = cli_table_lookup(cfg, table, addr, len, &dests);
-    if (result == TABLE_FOUND) {
-        for (size_t i = 0; i < dests.n; i++)
-            printf("%s\n", dests.addr[i]);
-        rc = CLI_OK;
-    } else {
-        printf("%s\n", reply_for_lookup(result, cli_shown(addr, len, shown, sizeof(shown)), reply,
-                                         sizeof(reply)));
+    /* No daemon (or one that cannot say): the files. */
+    if (table_load(cfg->forward_table, cli_print_error, NULL, &table) > 0 ||
+        cli_srs_open(cfg, &srs) != CLI_OK)
+        goto done;
+    ctx = (rcpt_ctx_t){
+        .table = table,
+        .srs = srs,
+        .hostname = cfg->hostname,
+        .srs_domain = cfg->srs_domain,
+        .now = time(NULL),
+    };
+    buf_reset(&reply);
+    resolve_json(&ctx, cfg->forward_table, addr, &reply);
+    if (json_parse(buf_ptr(&reply), buf_used(&reply), &v) == 0) {
+        snprintf(source, sizeof(source), "read from the file (no daemon answered at %.500s)",
+                 cfg->control_socket);
+        rc = resolve_print(v, source);
     }
 done:
+    json_free(v);
+    buf_free(&reply);
+    srs_free(srs);
     table_unref(table);
     config_free(cfg);
     return rc;

@@ -26,6 +26,8 @@ struct control {
     char *path;
     queue_t *queue;
     stats_t *stats;
+    control_resolve_fn resolve;
+    void *resolve_arg;
 };
 
 /* ---- Replies ---- */
@@ -268,15 +270,24 @@ static void control_show(control_t *c, char *id, buf_t *out)
 }
 
 #define CONTROL_USAGE                                                                          \
-    "queue | show ID | flush [ID...] | flush-domain DOMAIN | delete ID... | delete ALL | stats"
+    "queue | show ID | flush [ID...] | flush-domain DOMAIN | delete ID... | delete ALL | "      \
+    "resolve ADDRESS | stats"
 
 /* One request line: the reply into out. */
 static void control_request_line(control_t *c, char *line, buf_t *out)
 {
-    char *cursor = line, *verb = str_token(&cursor, " \t");
+    char *cursor = line, *verb;
     char *args[CONTROL_LINE_MAX / 2];
     size_t n = 0;
 
+    /* The rest of the line is the address: a quoted local part may hold
+     * spaces. */
+    if (strncmp(line, "resolve ", 8) == 0 && c->resolve != NULL) {
+        c->resolve(c->resolve_arg, str_trim(line + 8), out);
+        buf_puts(out, "\n");
+        return;
+    }
+    verb = str_token(&cursor, " \t");
     while (n < sizeof(args) / sizeof(args[0]) && (args[n] = str_token(&cursor, " \t")) != NULL)
         n++;
     if (verb == NULL)
@@ -423,6 +434,12 @@ int control_open(uv_loop_t *loop, const char *path, queue_t *queue, stats_t *sta
     c->path = xstrdup(path);
     *out = c;
     return 0;
+}
+
+void control_set_resolver(control_t *c, control_resolve_fn fn, void *arg)
+{
+    c->resolve = fn;
+    c->resolve_arg = arg;
 }
 
 void control_close(control_t *c, void (*closed)(void *arg), void *arg)

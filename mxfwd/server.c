@@ -29,6 +29,7 @@
 #include "placeholder.h"
 #include "queue.h"
 #include "reload.h"
+#include "resolve.h"
 #include "smtpd.h"
 #include "srs_secrets.h"
 #include "str.h"
@@ -111,6 +112,16 @@ static void server_set_table(void *arg, table_t *table)
 static void server_set_srs(void *arg, srs_t *srs)
 {
     smtpd_set_srs(((server_t *)arg)->smtpd, srs);
+}
+
+/* `mxfwd resolve` asks the daemon: the table it has loaded decides. */
+static void server_resolve(void *arg, const char *addr, buf_t *out)
+{
+    server_t *srv = arg;
+    rcpt_ctx_t ctx;
+
+    smtpd_rcpt_ctx(srv->smtpd, &ctx);
+    resolve_json(&ctx, srv->cfg->forward_table, addr, out);
 }
 
 static void server_set_tls(void *arg, SSL_CTX *ctx)
@@ -551,6 +562,7 @@ static void server_open_queue(server_t *srv)
                            &srv->control)) < 0)
         log_fatal("%s: cannot open the control socket: %s", cfg->control_socket,
                   control_strerror(rc));
+    control_set_resolver(srv->control, server_resolve, srv);
 }
 
 /* What every exporter says of itself: the version, as a label of a gauge

@@ -25,6 +25,8 @@ static const reply_t reply_table[REPLY_NREPLIES] = {
     [REPLY_TOO_MANY_RCPTS] = {452, "4.5.3", "Too many recipients", "too_many_rcpts"},
     [REPLY_NEED_SMTPUTF8] = {553, "5.6.7", "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8",
                              "need_smtputf8"},
+    /* The words are the forward table entry's (docs/forward-table.md). */
+    [REPLY_TABLE_REJECT] = {550, "5.7.1", "Recipient address rejected", "table_reject"},
     [REPLY_MAIL_OK] = {250, "2.1.0", "Ok", "mail_ok"},
     [REPLY_BAD_SENDER] = {501, "5.5.4", "Bad sender address syntax", "bad_sender"},
     [REPLY_SENDER_TOO_LONG] = {550, "5.1.7",

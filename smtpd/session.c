@@ -126,7 +126,13 @@ void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, co
 void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *addr,
                          size_t addr_len)
 {
-    const reply_t *r = reply_get(id);
+    session__log_reject_text(s, what, id, NULL, addr, addr_len);
+}
+
+void session__log_reject_text(session_t *s, const char *what, reply_id_t id,
+                              const reply_t *words, const char *addr, size_t addr_len)
+{
+    const reply_t *r = words != NULL ? words : reply_get(id);
     bool mail = strcmp(what, "MAIL") == 0;
     int n = (int)(addr_len > ADDR_MAX ? ADDR_MAX : addr_len);
     char shown[ADDR_MAX + 8] = "", to[ADDR_MAX + 8] = "", from[ADDR_MAX + 1] = "";

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "rcpt.h"
 #include "srs.h"
 #include "str.h"
 #include "xalloc.h"
@@ -243,44 +244,13 @@ static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
     session__reply(s, REPLY_RCPT_OK);
 }
 
-/*
- * A recipient in srs_domain: a bounce to a sender we rewrote.  Returns
- * false when the local part is not SRS at all (the forward table may still
- * know it, postmaster@ say); otherwise it has been answered.
- */
-static bool session_cmd_rcpt_srs(session_t *s, const proto_path_t *p)
-{
-    char orig[SRS_ADDR_SIZE];
-    const char *dest = orig;
-    int rc;
-
-    rc = srs_reverse(s->smtpd->srs, p->addr, p->addr_len, smtpd__now(s->smtpd), orig, sizeof(orig),
-                     NULL);
-    if (rc == SRS_ENOTSRS)
-        return false;
-    /* Only bounces may use an SRS address, so that a leaked one is no open
-     * relay; and nobody else learns whether its signature holds. */
-    if (txn_sender(s->txn)[0] != '\0') {
-        session_cmd_refuse_rcpt(s, REPLY_SRS_NOT_BOUNCE, p->addr, p->addr_len);
-        return true;
-    }
-    if (rc < 0) {
-        session_cmd_refuse_rcpt(s, reply_for_srs_reverse_err(rc), p->addr, p->addr_len);
-        return true;
-    }
-    session_cmd_accept_rcpt(s, p->addr, p->addr_len, &dest, 1);
-    return true;
-}
-
 static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *p = &c->u.rcpt;
     const smtpd_options_t *opts = &s->smtpd->opts;
-    const addr_t *a = &p->parsed;
-    addr_t postmaster;
-    table_dests_t dests;
-    table_result_t result;
-    bool in_srs_domain;
+    rcpt_ctx_t ctx;
+    rcpt_route_t route;
+    const char *dest;
 
     if (txn_nrcpts(s->txn) >= opts->max_recipients) {
         session_cmd_refuse_rcpt(s, REPLY_TOO_MANY_RCPTS, p->addr, p->addr_len);
@@ -291,30 +261,36 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
         session_cmd_refuse_rcpt(s, REPLY_RELAY_DENIED, p->addr, p->addr_len);
         return;
     }
-    in_srs_domain = !p->postmaster && str_eq_ci_n(a->domain, a->domain_len, opts->srs_domain);
-    if (in_srs_domain && session_cmd_rcpt_srs(s, p))
-        return;
-    /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
-     * postmaster of this host, as the forward table says. */
-    if (p->postmaster) {
-        postmaster = (addr_t){
-            .local = "postmaster",
-            .local_len = strlen("postmaster"),
-            .domain = opts->hostname,
-            .domain_len = strlen(opts->hostname),
-        };
-        a = &postmaster;
+    /* The table the session started with; the address as the command's
+     * parser took it (one parse per RCPT). */
+    smtpd_rcpt_ctx(s->smtpd, &ctx);
+    ctx.table = s->table;
+    rcpt_route(&ctx, p->addr, p->addr_len, &p->parsed, p->postmaster, txn_sender(s->txn), &route);
+    switch (route.kind) {
+    case RCPT_REFUSE:
+        session__replyf(s, route.words.code, route.words.esc, "<%.*s>: %s", (int)p->addr_len,
+                        p->addr, route.words.text);
+        session__log_reject_text(s, "RCPT", route.reason, &route.words, p->addr, p->addr_len);
+        if (route.words.code >= 500)
+            session__error(s);
+        break;
+    case RCPT_BOUNCE:
+        dest = route.orig;
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &dest, 1);
+        break;
+    case RCPT_DISCARD:
+        /* Accepted, with nothing to forward to: a message with no other
+         * recipient is dropped at its end (session_data.c). */
+        log_info("NOQUEUE: discard: RCPT from %s: <%.*s>: forward table line %u says DISCARD; "
+                 "from=<%s> to=<%.*s>",
+                 s->peer, (int)p->addr_len, p->addr, route.dests.line, txn_sender(s->txn),
+                 (int)p->addr_len, p->addr);
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, NULL, 0);
+        break;
+    case RCPT_FORWARD:
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, route.dests.addr, route.dests.n);
+        break;
     }
-    /* The address as the command's parser took it: one parse per RCPT. */
-    result = table_lookup_addr(s->table, a, &dests);
-    /* srs_domain is ours even when the table does not list it. */
-    if (result == TABLE_RELAY_DENIED && in_srs_domain)
-        result = TABLE_UNKNOWN_USER;
-    if (result != TABLE_FOUND) {
-        session_cmd_refuse_rcpt(s, reply_for_table(result), p->addr, p->addr_len);
-        return;
-    }
-    session_cmd_accept_rcpt(s, p->addr, p->addr_len, dests.addr, dests.n);
 }
 
 /* ---- DATA, BDAT -------------------------------------------------------------------- */

@@ -206,6 +206,22 @@ static void session_data_signed(uv_work_t *req, int status)
         session__resume(s);
 }
 
+/* Every recipient's table entry says DISCARD: the client hears what it
+ * would for a queued message, and nothing is kept. */
+static void session_data_discard(session_t *s)
+{
+    char id[SPOOL_ID_SIZE];
+
+    str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
+    log_info("%s: discarded: from=<%s>, size=%llu, nrcpt=0, client=%s: every recipient's "
+             "forward table entry says DISCARD",
+             id, txn_sender(s->txn), (unsigned long long)s->data.size, s->peer);
+    (*s->smtpd->stats.discarded)++;
+    s->messages++;
+    session__replyf(s, 250, "2.0.0", "Ok: queued as %s", id);
+    session__end_txn(s);
+}
+
 int session__commit(session_t *s, const authres_t *res)
 {
     const txn_dest_t *first = txn_dest(s->txn, 0);
@@ -213,6 +229,10 @@ int session__commit(session_t *s, const authres_t *res)
     buf_t prepend;
     int rc;
 
+    if (txn_ndests(s->txn) == 0) {
+        session_data_discard(s);
+        return -1;
+    }
     str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
     buf_init(&prepend, SESSION_PREPEND_MAX);
     if ((rc = session_data_prepend(s, res, id, &prepend)) < 0) {

@@ -115,6 +115,9 @@ void session__start_tls(session_t *s);
 /* "NOQUEUE: reject: ..." for a refused command. */
 void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *rcpt,
                          size_t rcpt_len);
+/* The same with words (code, esc, text) other than id's own. */
+void session__log_reject_text(session_t *s, const char *what, reply_id_t id,
+                              const reply_t *words, const char *rcpt, size_t rcpt_len);
 /* The same for a message refused at its end with reply (a whole reply
  * line, "550 5.7.23 ..."); id names the reason for the counters. */
 void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply);

@@ -21,7 +21,7 @@ static const reply_id_t smtpd_reasons[] = {
     REPLY_TOO_MANY_RCPTS, REPLY_SENDER_TOO_LONG, REPLY_SENDER_NO_SRS, REPLY_SENDER_SRS_TEMP,
     REPLY_SIZE_DECLARED,  REPLY_TOO_BIG,         REPLY_HOPS,          REPLY_BARE_EOL,
     REPLY_AUTH_SPF,       REPLY_AUTH_DMARC,      REPLY_AUTH_NO_FROM,  REPLY_AUTH_DNS,
-    REPLY_AUTH_FAILED,
+    REPLY_AUTH_FAILED,    REPLY_TABLE_REJECT,
 };
 
 static void smtpd_count_rejected_init(smtpd_t *d, reply_id_t id);
@@ -37,6 +37,9 @@ static void smtpd_register(smtpd_t *d)
                        "SMTP connections refused for the connection limits or shutdown");
     d->stats.accepted = stats_register(s, STATS_COUNTER, "accepted", NULL, NULL,
                                        "messages accepted (250 after DATA)");
+    d->stats.discarded = stats_register(s, STATS_COUNTER, "discarded", NULL, NULL,
+                                        "messages accepted and dropped: every recipient's forward "
+                                        "table entry says DISCARD");
     /* Every reason the session refuses for is there from the start, at
      * 0: a dashboard's rate of one is 0, not absent. */
     stats_family(s, STATS_COUNTER, "rejected", "reason",
@@ -101,6 +104,17 @@ void smtpd_set_signer(smtpd_t *d, sign_ctx_t *ctx)
 const table_t *smtpd_table(const smtpd_t *d)
 {
     return d->table;
+}
+
+void smtpd_rcpt_ctx(const smtpd_t *d, rcpt_ctx_t *ctx)
+{
+    *ctx = (rcpt_ctx_t){
+        .table = d->table,
+        .srs = d->srs,
+        .hostname = d->opts.hostname,
+        .srs_domain = d->opts.srs_domain,
+        .now = smtpd__now(d),
+    };
 }
 
 bool smtpd_has_tls(const smtpd_t *d)

@@ -33,6 +33,7 @@
 #include "spool.h"
 #include "srs.h"
 #include "stats.h"
+#include "rcpt.h"
 #include "table.h"
 
 typedef struct smtpd smtpd_t;
@@ -85,6 +86,9 @@ void smtpd_set_signer(smtpd_t *d, sign_ctx_t *ctx);
 
 /* The current forward table (borrowed). */
 const table_t *smtpd_table(const smtpd_t *d);
+/* What a session's RCPT decides with now: the current table and SRS
+ * rewriter (borrowed until the next reload), hostname, srs_domain. */
+void smtpd_rcpt_ctx(const smtpd_t *d, rcpt_ctx_t *ctx);
 /* Whether STARTTLS is offered. */
 bool smtpd_has_tls(const smtpd_t *d);
 

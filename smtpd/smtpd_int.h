@@ -19,6 +19,7 @@ typedef struct {
     uint64_t *connections;
     uint64_t *refused_connections;
     uint64_t *accepted;
+    uint64_t *discarded;
     uint64_t *rejected[REPLY_NREPLIES]; /* registered at the first rejection of each */
     uint64_t *tls;                      /* STARTTLS handshakes completed */
 } smtpd_stats_t;

@@ -14,6 +14,8 @@
 #include "xalloc.h"
 
 #define TABLE_FILE_MAX (512u * 1024 * 1024)
+/* A REJECT without words of its own (docs/forward-table.md). */
+#define TABLE_REJECT_TEXT "Recipient address rejected"
 #define TABLE_SEPS " \t,"
 
 typedef enum {
@@ -25,6 +27,9 @@ typedef enum {
 
 typedef struct table_entry {
     unsigned line;
+    table_action_t action;
+    char *text; /* REJECT's words; NULL for the default */
+    char esc[8]; /* REJECT's enhanced status code */
     char **raw; /* destinations as written */
     size_t nraw;
     const char **flat; /* expanded and deduplicated; == raw when nothing nested */
@@ -107,8 +112,15 @@ table_result_t table_lookup_addr(const table_t *t, const addr_t *a, table_dests_
     e = table_match(t, a, key, &result);
     if (e == NULL)
         return result;
-    dests->n = e->nflat;
-    dests->addr = e->flat;
+    *dests = (table_dests_t){
+        .n = e->nflat,
+        .addr = e->flat,
+        .action = e->action,
+        .esc = e->esc,
+        .text = e->text != NULL ? e->text : TABLE_REJECT_TEXT,
+        .key = e->key,
+        .line = e->line,
+    };
     return TABLE_FOUND;
 }
 
@@ -164,6 +176,7 @@ static void table_entry_free(table_entry_t *e)
     for (size_t i = 0; i < e->nraw; i++)
         free(e->raw[i]);
     free(e->raw);
+    free(e->text);
     free(e);
 }
 
@@ -230,11 +243,67 @@ static table_entry_t *table_add_entry(table_parser_t *p, const char *alias, unsi
     return e;
 }
 
+/* "REJECT", "DISCARD" (any case): the action word; else TABLE_FORWARD. */
+static table_action_t table_action_word(const char *tok)
+{
+    if (str_eq_ci(tok, "REJECT"))
+        return TABLE_REJECT;
+    if (str_eq_ci(tok, "DISCARD"))
+        return TABLE_DISCARD;
+    return TABLE_FORWARD;
+}
+
+static const char *table_action_name(table_action_t action)
+{
+    return action == TABLE_REJECT ? "REJECT" : "DISCARD";
+}
+
+/* The rest of an entry's first line after its action word. */
+static void table_set_action(table_parser_t *p, table_entry_t *e, table_action_t action,
+                             char *rest, unsigned line)
+{
+    size_t len;
+
+    e->action = action;
+    snprintf(e->esc, sizeof(e->esc), "5.7.1");
+    rest = str_trim(rest);
+    if ((len = strlen(rest)) == 0)
+        return;
+    if (action == TABLE_DISCARD) {
+        table_error(p, line, "DISCARD for %s takes no text or destinations: '%s'", e->key, rest);
+        e->bad_dest = true;
+        return;
+    }
+    if (str_has_8bit(rest, len) || len > TABLE_TEXT_MAX) {
+        table_error(p, line, "REJECT text for %s must be ASCII and at most %d octets", e->key,
+                    TABLE_TEXT_MAX);
+        e->bad_dest = true;
+        return;
+    }
+    /* "5.1.1 No such user": the admin's own enhanced status code. */
+    if (len > 6 && rest[0] == '5' && rest[1] == '.' && rest[5] == ' ' &&
+        strspn(rest + 2, "0123456789.") >= 3 && rest[3] == '.') {
+        memcpy(e->esc, rest, 5);
+        e->esc[5] = '\0';
+        rest = str_trim(rest + 6);
+    }
+    e->text = xstrdup(rest);
+}
+
 static void table_add_dest(table_parser_t *p, table_entry_t *e, const char *dest, unsigned line)
 {
     addr_t a;
-    int err = addr_parse(dest, strlen(dest), &a);
+    int err;
 
+    if (e->action != TABLE_FORWARD || table_action_word(dest) != TABLE_FORWARD) {
+        table_error(p, line, "%s for %s must be its only destination, on the alias's line",
+                    table_action_name(e->action != TABLE_FORWARD ? e->action
+                                                                : table_action_word(dest)),
+                    e->key);
+        e->bad_dest = true;
+        return;
+    }
+    err = addr_parse(dest, strlen(dest), &a);
     if (err < 0) {
         table_error(p, line, "bad destination '%s' for %s: %s", dest, e->key, addr_strerror(err));
         e->bad_dest = true;
@@ -249,7 +318,7 @@ static void table_finish_entry(table_parser_t *p)
 {
     table_entry_t *e = p->current;
 
-    if (e != NULL && e->nraw == 0 && !e->bad_dest)
+    if (e != NULL && e->nraw == 0 && e->action == TABLE_FORWARD && !e->bad_dest)
         table_error(p, e->line, "alias %s has no destinations", e->key);
 }
 
@@ -310,6 +379,15 @@ static void table_line(void *parser, char *line, size_t len, size_t lineno)
     }
     if ((e = p->current) == NULL)
         return;
+    tok = str_token(&cursor, TABLE_SEPS);
+    if (!continuation && tok != NULL && table_action_word(tok) != TABLE_FORWARD) {
+        /* An action right after the alias: the rest of the line is its
+         * text. */
+        table_set_action(p, e, table_action_word(tok), cursor, (unsigned)lineno);
+        return;
+    }
+    if (tok != NULL)
+        table_add_dest(p, e, tok, (unsigned)lineno);
     while ((tok = str_token(&cursor, TABLE_SEPS)) != NULL)
         table_add_dest(p, e, tok, (unsigned)lineno);
 }
@@ -396,6 +474,13 @@ static int table_expand(table_parser_t *p, table_entry_t *e)
         if (child == NULL) {
             table_error(p, e->line, "destination %s of %s is in an alias domain but matches no alias",
                         e->raw[i], e->key);
+            failed = true;
+            continue;
+        }
+        if (child->action != TABLE_FORWARD) {
+            table_error(p, e->line, "destination %s of %s is %s by the entry on line %u",
+                        e->raw[i], e->key, child->action == TABLE_REJECT ? "rejected" : "discarded",
+                        child->line);
             failed = true;
             continue;
         }

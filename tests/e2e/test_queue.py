@@ -422,3 +422,77 @@ def a_stale_control_socket_is_replaced():
 
 if __name__ == "__main__":
     mxtest.main()
+
+
+@test
+def table_reject_and_discard_under_a_catch_all():
+    sink = mxtest.Sink()
+    dns = mxtest.Dnsmasq([])
+    forwards = ("@alias.test        user@dest.test\n"
+                "old@alias.test     REJECT 5.1.6 Moved; write to new@dest.test\n"
+                "noise@alias.test   DISCARD\n")
+    m = mxtest.Mxfwd(forwards=forwards,
+                     config={"dns_servers": dns.server, "outbound_tls": "off",
+                             "route": f"dest.test 127.0.0.1:{sink.port}"})
+    c = m.client()
+    c.cmd("EHLO client.test", expect=250)
+    c.cmd("MAIL FROM:<sender@origin.test>")
+    r = c.cmd("RCPT TO:<old@alias.test>")
+    assert (r.code, r.text) == (550, "5.1.6 <old@alias.test>: Moved; write to new@dest.test"), r
+    m.wait_log(r"NOQUEUE: reject: RCPT from .*: 550 5\.1\.6 <old@alias\.test>: Moved; write to "
+               r"new@dest\.test; from=<sender@origin\.test> to=<old@alias\.test>")
+    # DISCARD alone: the client hears 250 as for any message; nothing leaves.
+    r = c.cmd("RCPT TO:<noise@alias.test>")
+    assert r.code == 250, r
+    c.cmd("DATA", expect=354)
+    c.send(BODY + b".\r\n")
+    r = c.reply()
+    match = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{13})$", r.text)
+    assert r.code == 250 and match, r
+    m.wait_log(rf"{match.group(1)}: discarded: from=<sender@origin\.test>, .* every recipient's "
+               r"forward table entry says DISCARD")
+    assert "forward table line 3 says DISCARD" in m.log()
+    # DISCARD beside a forwarded recipient: only that one is forwarded.
+    c.cmd("MAIL FROM:<sender@origin.test>")
+    assert c.cmd("RCPT TO:<noise@alias.test>").code == 250
+    assert c.cmd("RCPT TO:<anyone@alias.test>").code == 250
+    c.cmd("DATA", expect=354)
+    c.send(BODY + b".\r\n")
+    assert c.reply().code == 250
+    tx = sink.wait(1)[0]
+    assert tx.rcpts == ["user@dest.test"], tx
+    c.cmd("QUIT")
+    time.sleep(0.2)
+    assert len(sink.transactions) == 1
+    stats = mxfwd_json(m, "stats")["stats"]
+    assert stats["discarded"] == 1 and stats["accepted"] == 1, stats
+    assert stats["rejected"]["table_reject"] == 1, stats
+
+
+@test
+def resolve_asks_the_running_daemon_and_names_the_table_line():
+    sink = mxtest.Sink()
+    m = forwarder(sink.port)
+    table = m.settings["forward_table"]
+    r = m.run("resolve", "team@alias.test")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("user@dest.test\nother@dest.test\n"
+                        f"-- {table}:2: team@alias.test, as the running daemon has it loaded\n"), r.stdout
+    # The file changes, the daemon has not reloaded: resolve says what the
+    # daemon does, not what the file says.
+    m.write_file("forwards", FORWARDS + "new@alias.test user@dest.test\n")
+    r = m.run("resolve", "new@alias.test")
+    assert r.returncode == 1 and r.stdout.startswith("550 5.1.1 <new@alias.test>: "), r.stdout
+    m.proc.send_signal(signal.SIGHUP)
+    m.wait_log(r"reloaded forward table")
+    r = m.run("resolve", "<New@alias.test>")
+    assert r.returncode == 0 and r.stdout.startswith("user@dest.test\n-- "), r.stdout
+    assert f"{table}:4: new@alias.test, as the running daemon" in r.stdout, r.stdout
+    # An SRS address: the original sender, for bounces.
+    srs = mxtest.srs0("sender", "origin.test")
+    r = m.run("resolve", srs)
+    assert r.returncode == 0 and r.stdout.startswith("sender@origin.test\n-- an SRS address"), r.stdout
+    # Without the daemon: the files, and it says so.
+    assert m.stop() == 0
+    r = m.run("resolve", "team@alias.test")
+    assert r.returncode == 0 and "read from the file (no daemon answered at" in r.stdout, r.stdout

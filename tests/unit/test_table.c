@@ -46,6 +46,12 @@ static const char *resolve(const table_t *t, const char *addr)
     case TABLE_FOUND:
         break;
     }
+    if (dests.action == TABLE_DISCARD)
+        return "DISCARD";
+    if (dests.action == TABLE_REJECT) {
+        snprintf(out, sizeof(out), "REJECT %s %s", dests.esc, dests.text);
+        return out;
+    }
     out[0] = '\0';
     for (size_t i = 0; i < dests.n; i++)
         used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%s", i ? " " : "",
@@ -334,4 +340,56 @@ Test(table, a_byte_order_mark_is_skipped)
 
     cr_assert_str_eq(resolve(t, "alice@alias.test"), "alice@example.com");
     table_unref(t);
+}
+
+Test(table, reject_and_discard_are_exceptions_under_a_catch_all)
+{
+    table_t *t = load_ok("@alias.test            owner@example.com\n"
+                         "old@alias.test          REJECT This address is no longer in use, sorry\n"
+                         "gone@alias.test         reject\n"
+                         "moved@alias.test        REJECT 5.1.6 Moved; write to new@example.org\n"
+                         "noise@alias.test        DISCARD   # newsletters nobody reads\n"
+                         "x@alias.test            a@example.com\n");
+    table_dests_t d;
+
+    cr_assert_str_eq(resolve(t, "old@alias.test"),
+                     "REJECT 5.7.1 This address is no longer in use, sorry");
+    cr_assert_str_eq(resolve(t, "gone@alias.test"), "REJECT 5.7.1 Recipient address rejected");
+    cr_assert_str_eq(resolve(t, "Moved@Alias.test"),
+                     "REJECT 5.1.6 Moved; write to new@example.org");
+    cr_assert_str_eq(resolve(t, "noise+tag@alias.test"), "DISCARD");
+    cr_assert_str_eq(resolve(t, "anyone@alias.test"), "owner@example.com");
+    /* The entry that matched, and its line. */
+    cr_assert_eq(table_lookup(t, "noise@alias.test", 16, &d), TABLE_FOUND);
+    cr_assert_str_eq(d.key, "noise@alias.test");
+    cr_assert_eq(d.line, 5);
+    cr_assert_eq(table_lookup(t, "who@alias.test", 14, &d), TABLE_FOUND);
+    cr_assert_str_eq(d.key, "@alias.test");
+    cr_assert_eq(d.line, 1);
+    table_unref(t);
+}
+
+Test(table, an_action_is_the_whole_entry)
+{
+    collect_t d = {0};
+
+    cr_assert_eq(load_bad("a@alias.test x@example.com REJECT\n"
+                          "b@alias.test DISCARD now\n"
+                          "c@alias.test REJECT\n"
+                          "  y@example.com\n"
+                          "d@alias.test REJECT caf\xc3\xa9\n"
+                          "e@alias.test old@alias.test\n"
+                          "old@alias.test DISCARD\n",
+                          &d),
+                 5);
+    cr_assert_str_eq(d.msg[0], "fw:1: REJECT for a@alias.test must be its only destination, on "
+                               "the alias's line");
+    cr_assert_str_eq(d.msg[1], "fw:2: DISCARD for b@alias.test takes no text or destinations: "
+                               "'now'");
+    cr_assert_str_eq(d.msg[2], "fw:4: REJECT for c@alias.test must be its only destination, on "
+                               "the alias's line");
+    cr_assert_str_eq(d.msg[3], "fw:5: REJECT text for d@alias.test must be ASCII and at most 200 "
+                               "octets");
+    cr_assert_str_eq(d.msg[4], "fw:6: destination old@alias.test of e@alias.test is discarded by "
+                               "the entry on line 7");
 }
