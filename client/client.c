@@ -214,6 +214,7 @@ void client__rcpt_result(client_job_t *j, size_t i, int cls, const char *dsn, co
     client_rcpt_fill(r, dsn, text, remote, relay);
     if (cls == 2) {
         r->status = DELIVERY_OK;
+        r->dsn_passed = (j->rflags[i] & CLIENT_R_DSN) != 0;
     } else if (cls == 5) {
         r->status = DELIVERY_PERMFAIL;
     } else if (j->final) {

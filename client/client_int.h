@@ -102,6 +102,7 @@ typedef struct {
 #define CLIENT_R_TXN 0x02      /* in the current transaction */
 #define CLIENT_R_ACCEPTED 0x04 /* RCPT accepted in the current transaction */
 #define CLIENT_R_NOTED 0x08    /* a temporary failure at an earlier hop is noted */
+#define CLIENT_R_DSN 0x10      /* its RCPT went with NOTIFY= to a server offering DSN */
 
 struct client_job {
     client_t *c;

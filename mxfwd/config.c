@@ -444,6 +444,8 @@ static const config_key_t config_keys[] = {
     {"shutdown_grace", config_set_duration, OFF(shutdown_grace), false, 0, 3600},
     {"retry_schedule", config_set_retry, 0, false, 0, 0},
     {"max_queue_lifetime", config_set_duration, OFF(max_queue_lifetime), false, 60, 365 * DAY},
+    {"delay_warning_time", config_set_duration, OFF(delay_warning_time), false, 0, 365 * DAY},
+    {"dsn_hide_destinations", config_set_bool, OFF(dsn_hide_destinations), false, 0, 0},
     {"user", config_set_user, OFF(user), false, 0, 0},
     {"log", config_set_log, OFF(log), false, 0, 0},
     {"metrics_listen", config_set_metrics, 0, false, 0, 0},
@@ -482,6 +484,8 @@ static config_t *config_defaults(const char *path)
     cfg->max_hops = DEFAULT_MAX_HOPS;
     cfg->shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
     cfg->max_queue_lifetime = DEFAULT_MAX_QUEUE_LIFETIME;
+    cfg->delay_warning_time = DEFAULT_DELAY_WARNING_TIME;
+    cfg->dsn_hide_destinations = true;
     cfg->log = CONFIG_LOG_STDERR;
     while ((tok = str_token(&cursor, " ")) != NULL) {
         uint64_t v = 0;

@@ -96,6 +96,8 @@ typedef struct {
     uint64_t *retry_schedule; /* seconds; the last repeats */
     size_t nretry_schedule;
     uint64_t max_queue_lifetime;
+    uint64_t delay_warning_time; /* seconds; 0: no delay notices */
+    bool dsn_hide_destinations;
 
     char *user;
     config_log_t log;

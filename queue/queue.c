@@ -126,6 +126,8 @@ int queue_new(const queue_options_t *opt, queue_t **out)
          * tight loop. */
         q->retry[i] = opt->retry_schedule[i] > 0 ? opt->retry_schedule[i] : 1;
     q->lifetime = opt->max_queue_lifetime;
+    q->delay_warning = opt->delay_warning_time;
+    q->hide_destinations = opt->hide_destinations;
     q->clock_us = opt->clock_us != NULL ? opt->clock_us : queue_sys_clock;
     q->clock_arg = opt->clock_arg;
     q->random = opt->random != NULL ? opt->random : queue_sys_random;
@@ -363,6 +365,13 @@ void queue__job_free(queue__job_t *j)
     free(j);
 }
 
+_Static_assert(DELIVERY_RET_FULL == SPOOL_RET_FULL && DELIVERY_RET_HDRS == SPOOL_RET_HDRS &&
+                   DELIVERY_NOTIFY_NEVER == SPOOL_NOTIFY_NEVER &&
+                   DELIVERY_NOTIFY_SUCCESS == SPOOL_NOTIFY_SUCCESS &&
+                   DELIVERY_NOTIFY_FAILURE == SPOOL_NOTIFY_FAILURE &&
+                   DELIVERY_NOTIFY_DELAY == SPOOL_NOTIFY_DELAY,
+               "a job's DSN parameters are the spool's");
+
 /* One job for the due recipients in idx[0..n) of qm, all in domain. */
 static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *idx, size_t n,
                             int64_t now)
@@ -396,10 +405,14 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
         .size = spool_msg_size(m),
         .body_8bitmime = (m->flags & SPOOL_F_8BITMIME) != 0,
         .smtputf8 = (m->flags & SPOOL_F_SMTPUTF8) != 0,
+        .ret = m->ret,
+        .envid = m->envid,
     };
     for (size_t i = 0; i < n; i++) {
         j->job.rcpts[i].addr = m->rcpts[idx[i]].addr;
         j->job.rcpts[i].orig_addr = m->rcpts[idx[i]].orig;
+        j->job.rcpts[i].notify = m->rcpts[idx[i]].notify;
+        j->job.rcpts[i].orcpt = m->rcpts[idx[i]].orcpt;
         j->job.rcpts[i].status = DELIVERY_PENDING;
         qm->r[idx[i]].st = QUEUE__ACTIVE;
     }

@@ -90,6 +90,13 @@ typedef struct {
     const uint64_t *retry_schedule; /* seconds; the last repeats; copied */
     size_t nretry_schedule;         /* at least 1 */
     uint64_t max_queue_lifetime;    /* seconds */
+    /* A recipient whose RCPT asked for NOTIFY=DELAY and that is deferred
+     * after this many seconds in the queue gets its sender one notice;
+     * 0: none. */
+    uint64_t delay_warning_time;
+    /* DSNs report each recipient as its alias and keep the mailbox out of
+     * the quoted replies (dsn_hide_destinations). */
+    bool hide_destinations;
     int64_t (*clock_us)(void *arg); /* NULL: the time of day */
     void *clock_arg;
     uint32_t (*random)(void *arg);  /* NULL: arc4random() */

@@ -32,6 +32,7 @@ typedef struct {
     int64_t due; /* unix microseconds from when it may be tried; 0: at once */
     queue__rstate_t st;
     queue__bounce_t *bounce; /* BOUNCING and IN_DSN only */
+    bool delay_noticed;      /* its NOTIFY=DELAY notice went (in memory only) */
 } queue__rcpt_t;
 
 typedef struct queue__msg {
@@ -62,6 +63,8 @@ struct queue {
     uint64_t *retry; /* seconds, each at least 1 */
     size_t nretry;
     uint64_t lifetime;
+    uint64_t delay_warning; /* seconds; 0: no delay notices */
+    bool hide_destinations; /* DSNs name aliases, not mailboxes */
     int64_t (*clock_us)(void *arg);
     void *clock_arg;
     uint32_t (*random)(void *arg);

@@ -185,6 +185,47 @@ static char *queue_result_dsn_headers(const spool_msg_t *m, size_t *len)
     return h;
 }
 
+/* The whole message as sent (RET=FULL), when it is at most DSN_FULL_MAX;
+ * NULL when it is bigger or cannot be read. */
+static char *queue_result_dsn_full(const spool_msg_t *m, size_t *len)
+{
+    uint64_t sent = m->body_length - m->body_skip;
+    char *h;
+    ssize_t got = -1;
+    int fd;
+
+    if (m->prepend_len + sent > DSN_FULL_MAX)
+        return NULL;
+    h = xmalloc(m->prepend_len + (size_t)sent + 1);
+    memcpy(h, m->prepend, m->prepend_len);
+    if (m->body != NULL) {
+        memcpy(h + m->prepend_len, m->body + m->body_skip, (size_t)sent);
+        got = (ssize_t)sent;
+    } else if ((fd = open(m->path, O_RDONLY | O_CLOEXEC)) >= 0) {
+        while ((got = pread(fd, h + m->prepend_len, (size_t)sent,
+                            (off_t)(m->body_offset + m->body_skip))) < 0 &&
+               errno == EINTR)
+            ;
+        close(fd);
+    }
+    if (got != (ssize_t)sent) {
+        free(h);
+        return NULL;
+    }
+    *len = m->prepend_len + (size_t)sent;
+    return h;
+}
+
+/* Whether recipient r's sender asked for a notice of this kind (RFC 3461
+ * 4.1): bit is SPOOL_NOTIFY_FAILURE, _DELAY or _SUCCESS.  Without NOTIFY=
+ * only failures are reported; never about a message from <>. */
+static bool queue_result_wants(const spool_msg_t *m, const spool_rcpt_t *r, unsigned bit)
+{
+    if (m->sender[0] == '\0')
+        return false;
+    return r->notify == 0 ? bit == SPOOL_NOTIFY_FAILURE : (r->notify & bit) != 0;
+}
+
 static void queue_result_unbounce(queue__msg_t *qm, int64_t now)
 {
     for (size_t i = 0; i < qm->m->nrcpts; i++) {
@@ -235,7 +276,7 @@ static bool queue_result_dsn_submit(queue_result_dsn_t *d, const char *fields, s
 {
     queue__msg_t *qm = d->qm;
     queue_t *q = qm->q;
-    spool_env_rcpt_t to = {qm->m->sender, NULL};
+    spool_env_rcpt_t to = {qm->m->sender, NULL, 0, NULL};
     spool_envelope_t env = {
         .arrival_us = d->now,
         .sender = "",
@@ -275,8 +316,8 @@ static void queue_result_dsn_signed(void *arg, const char *fields, size_t n)
     }
 }
 
-/* One DSN for every bouncing recipient of qm, committed before they are
- * recorded as bounced. */
+/* One DSN for every bouncing recipient of qm that asked for one, committed
+ * before they (and the ones that did not) are recorded as bounced. */
 static void queue_result_bounce(queue__msg_t *qm)
 {
     queue_t *q = qm->q;
@@ -284,16 +325,19 @@ static void queue_result_bounce(queue__msg_t *qm)
     dsn_rcpt_t *rcpts = xcalloc(m->nrcpts, sizeof(*rcpts));
     int64_t now = queue_now(q);
     dsn_report_t report = {
+        .action = DSN_FAILED,
         .hostname = q->hostname,
+        .envid = m->envid,
         .queue_id = m->id,
         .sender = m->sender,
         .arrival = m->arrival_us / QUEUE_US_PER_S,
         .now = now / QUEUE_US_PER_S,
         .lifetime = q->lifetime,
+        .hide_destinations = q->hide_destinations,
         .rcpts = rcpts,
     };
     queue_result_dsn_t *d;
-    char *headers;
+    char *headers, *full = NULL;
     dsn_needs_t needs;
 
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -301,10 +345,14 @@ static void queue_result_bounce(queue__msg_t *qm)
 
         if (qm->r[i].st != QUEUE__BOUNCING)
             continue;
+        /* In the DSN's commit either way; in its text only if asked. */
         qm->r[i].st = QUEUE__IN_DSN;
+        if (!queue_result_wants(m, &m->rcpts[i], SPOOL_NOTIFY_FAILURE))
+            continue;
         rcpts[report.nrcpts++] = (dsn_rcpt_t){
             .addr = m->rcpts[i].addr,
             .orig = m->rcpts[i].orig,
+            .orcpt = m->rcpts[i].orcpt,
             .status = b->status,
             .reply = b->reply,
             .remote_reply = b->remote_reply,
@@ -315,6 +363,10 @@ static void queue_result_bounce(queue__msg_t *qm)
     }
     headers = queue_result_dsn_headers(m, &report.headers_len);
     report.headers = headers;
+    if (m->ret == SPOOL_RET_FULL) {
+        report.full = full = queue_result_dsn_full(m, &report.full_len);
+        report.full_too_big = full == NULL;
+    }
     d = xcalloc(1, sizeof(*d));
     d->qm = qm;
     d->now = now;
@@ -322,6 +374,7 @@ static void queue_result_bounce(queue__msg_t *qm)
     dsn_build(&report, &d->text, &needs);
     d->flags = (needs.body_8bit ? SPOOL_F_8BITMIME : 0) | (needs.smtputf8 ? SPOOL_F_SMTPUTF8 : 0);
     free(headers);
+    free(full);
     free(rcpts);
     /* Signed first, off the loop, when a signer is set (it counts as the
      * message's I/O meanwhile). */
@@ -331,6 +384,147 @@ static void queue_result_bounce(queue__msg_t *qm)
         q->signer.sign(q->signer.impl, buf_ptr(&d->text), buf_used(&d->text),
                        queue_result_dsn_signed, d) != 0)
         queue_result_dsn_submit(d, NULL, 0);
+}
+
+/* Whether some bouncing recipient of qm asked for a DSN. */
+static bool queue_result_bounce_wanted(const queue__msg_t *qm)
+{
+    for (size_t i = 0; i < qm->m->nrcpts; i++)
+        if (qm->r[i].st == QUEUE__BOUNCING &&
+            queue_result_wants(qm->m, &qm->m->rcpts[i], SPOOL_NOTIFY_FAILURE))
+            return true;
+    return false;
+}
+
+/* ---- Notices the sender asked for: delayed, relayed ---- */
+
+/* A notice on its way to the spool.  It needs nothing of the message once
+ * built: the message may be gone by the time it is committed. */
+typedef struct {
+    queue_t *q;
+    char id[SPOOL_ID_SIZE]; /* the original's */
+    char *sender;
+    dsn_action_t action;
+    int64_t now;
+    buf_t text;
+    unsigned flags;
+} queue_result_notice_t;
+
+static const char *queue_result_notice_name(dsn_action_t action)
+{
+    return action == DSN_DELAYED ? "delay" : "delivery status";
+}
+
+static void queue_result_notice_free(queue_result_notice_t *n)
+{
+    buf_free(&n->text);
+    free(n->sender);
+    free(n);
+}
+
+static void queue_result_notice_committed(void *arg, int status, spool_msg_t *dsn)
+{
+    queue_result_notice_t *n = arg;
+    queue_t *q = n->q;
+
+    q->io--;
+    if (status < 0) {
+        log_error("%s: cannot queue a %s notification: %s", n->id,
+                  queue_result_notice_name(n->action), spool_strerror(status));
+    } else {
+        log_info("%s: sender %s notification: %s", n->id, queue_result_notice_name(n->action),
+                 dsn->id);
+        (*q->n_dsn)++;
+        queue_add(q, dsn);
+    }
+    queue_result_notice_free(n);
+    queue__maybe_closed(q);
+}
+
+static void queue_result_notice_signed(void *arg, const char *fields, size_t len)
+{
+    queue_result_notice_t *n = arg;
+    queue_t *q = n->q;
+    spool_env_rcpt_t to = {n->sender, NULL, 0, NULL};
+    spool_envelope_t env = {
+        .arrival_us = n->now,
+        .sender = "",
+        .srs_sender = "",
+        .flags = n->flags,
+        .prepend = fields,
+        .prepend_len = len,
+        .rcpts = &to,
+        .nrcpts = 1,
+    };
+    int rc = spool_submit(q->spool, &env, buf_ptr(&n->text), buf_used(&n->text),
+                          queue_result_notice_committed, n, NULL);
+
+    if (rc < 0) {
+        log_error("%s: cannot queue a %s notification: %s", n->id,
+                  queue_result_notice_name(n->action), spool_strerror(rc));
+        q->io--;
+        queue_result_notice_free(n);
+        queue__maybe_closed(q);
+    }
+}
+
+/* One notice to the sender of qm about its recipients idx[0..n), whose
+ * latest results are in d[0..n). */
+static void queue_result_notice(queue__msg_t *qm, dsn_action_t action, const size_t *idx,
+                                const delivery_rcpt_t *const *d, size_t n, int64_t now)
+{
+    queue_t *q = qm->q;
+    spool_msg_t *m = qm->m;
+    dsn_rcpt_t *rcpts = xcalloc(n, sizeof(*rcpts));
+    dsn_report_t report = {
+        .action = action,
+        .hostname = q->hostname,
+        .envid = m->envid,
+        .queue_id = m->id,
+        .sender = m->sender,
+        .arrival = m->arrival_us / QUEUE_US_PER_S,
+        .now = now / QUEUE_US_PER_S,
+        .lifetime = q->lifetime,
+        .retry_until = m->arrival_us / QUEUE_US_PER_S + (int64_t)q->lifetime,
+        .hide_destinations = q->hide_destinations,
+        .rcpts = rcpts,
+        .nrcpts = n,
+    };
+    queue_result_notice_t *nt = xcalloc(1, sizeof(*nt));
+    dsn_needs_t needs;
+    char *headers;
+
+    for (size_t i = 0; i < n; i++) {
+        const spool_rcpt_t *r = &m->rcpts[idx[i]];
+
+        rcpts[i] = (dsn_rcpt_t){
+            .addr = r->addr,
+            .orig = r->orig,
+            .orcpt = r->orcpt,
+            .status = d[i]->dsn,
+            .reply = d[i]->reply,
+            .remote_reply = d[i]->remote_reply,
+            .relay = d[i]->relay,
+            .last_attempt = now / QUEUE_US_PER_S,
+        };
+    }
+    headers = queue_result_dsn_headers(m, &report.headers_len);
+    report.headers = headers;
+    nt->q = q;
+    str_lcpy(nt->id, m->id, sizeof(nt->id));
+    nt->sender = xstrdup(m->sender);
+    nt->action = action;
+    nt->now = now;
+    buf_init(&nt->text, SIZE_MAX);
+    dsn_build(&report, &nt->text, &needs);
+    nt->flags = (needs.body_8bit ? SPOOL_F_8BITMIME : 0) | (needs.smtputf8 ? SPOOL_F_SMTPUTF8 : 0);
+    free(headers);
+    free(rcpts);
+    q->io++;
+    if (q->signer.sign == NULL ||
+        q->signer.sign(q->signer.impl, buf_ptr(&nt->text), buf_used(&nt->text),
+                       queue_result_notice_signed, nt) != 0)
+        queue_result_notice_signed(nt, NULL, 0);
 }
 
 static bool queue_result_bouncing(const queue__msg_t *qm)
@@ -349,9 +543,10 @@ void queue__settle(queue__msg_t *qm)
     }
     if (queue_result_bouncing(qm) && !qm->deleted) {
         /* Every job of this attempt is back: one DSN for all of them. */
-        if (qm->m->sender[0] == '\0') {
+        if (!queue_result_bounce_wanted(qm)) {
             /* Never a DSN about a message from <> (RFC 3464 2.2, and
-             * the loops it prevents). */
+             * the loops it prevents), nor for NOTIFY=NEVER, or NOTIFY=
+             * without FAILURE (RFC 3461 4.1). */
             queue_result_record_bounces(qm, QUEUE__BOUNCING);
         } else {
             queue_result_bounce(qm);
@@ -393,7 +588,13 @@ void queue__job_done(delivery_job_t *job, void *arg)
     spool_update_t *u = xcalloc(job->nrcpts, sizeof(*u));
     int64_t now = queue_now(q);
     int64_t expiry = m->arrival_us + (int64_t)q->lifetime * QUEUE_US_PER_S;
-    size_t n = 0;
+    int64_t warn = m->arrival_us + (int64_t)q->delay_warning * QUEUE_US_PER_S;
+    size_t n = 0, nrelayed = 0, ndelayed = 0;
+    /* Recipients whose sender asked to hear of this result (NOTIFY=). */
+    size_t *relayed = xcalloc(job->nrcpts, sizeof(*relayed));
+    size_t *delayed = xcalloc(job->nrcpts, sizeof(*delayed));
+    const delivery_rcpt_t **relayed_d = xcalloc(job->nrcpts, sizeof(*relayed_d));
+    const delivery_rcpt_t **delayed_d = xcalloc(job->nrcpts, sizeof(*delayed_d));
 
     qm->jobs--;
     q->jobs--;
@@ -415,6 +616,13 @@ void queue__job_done(delivery_job_t *job, void *arg)
         if (d->status == DELIVERY_OK) {
             queue_result_log_result(qm, idx, d->relay, "sent", d->reply, now);
             (*q->n_delivered)++;
+            /* A next hop that took NOTIFY= reports success itself
+             * (RFC 3461 5.2.2); for one that did not, mxfwd says
+             * "relayed". */
+            if (!d->dsn_passed && queue_result_wants(m, &m->rcpts[idx], SPOOL_NOTIFY_SUCCESS)) {
+                relayed_d[nrelayed] = d;
+                relayed[nrelayed++] = idx;
+            }
             stats_observe(q->delay, (double)(now - qm->m->arrival_us) / QUEUE_US_PER_S);
             u[n++] = (spool_update_t){.index = idx,
                                       .state = SPOOL_RCPT_SENT,
@@ -430,6 +638,12 @@ void queue__job_done(delivery_job_t *job, void *arg)
             r->due = queue__next_attempt(q, qm, attempts, now);
             queue_result_log_result(qm, idx, d->relay, "deferred", d->reply, now);
             (*q->n_deferred)++;
+            if (q->delay_warning > 0 && now >= warn && !r->delay_noticed &&
+                queue_result_wants(m, &m->rcpts[idx], SPOOL_NOTIFY_DELAY)) {
+                r->delay_noticed = true;
+                delayed_d[ndelayed] = d;
+                delayed[ndelayed++] = idx;
+            }
             u[n++] =
                 (spool_update_t){.index = idx,
                                  .state = SPOOL_RCPT_DEFERRED,
@@ -451,6 +665,15 @@ void queue__job_done(delivery_job_t *job, void *arg)
             stats_observe(q->delay, (double)(now - qm->m->arrival_us) / QUEUE_US_PER_S);
         }
     }
+    /* Before the body in memory goes: the notices copy its headers. */
+    if (nrelayed > 0 && !qm->deleted)
+        queue_result_notice(qm, DSN_RELAYED, relayed, relayed_d, nrelayed, now);
+    if (ndelayed > 0 && !qm->deleted)
+        queue_result_notice(qm, DSN_DELAYED, delayed, delayed_d, ndelayed, now);
+    free(relayed);
+    free(delayed);
+    free(relayed_d);
+    free(delayed_d);
     /* The body in memory served the first attempt; a bounce's DSN copies
      * its headers from it (queue__settle()). */
     if (qm->jobs == 0 && !queue_result_bouncing(qm))

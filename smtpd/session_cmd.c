@@ -19,7 +19,10 @@ typedef struct {
     proto_cmd_t cmd;
     union {
         proto_mail_t mail;
-        proto_path_t rcpt;
+        struct {
+            proto_path_t path;
+            proto_rcpt_dsn_t dsn;
+        } rcpt;
         struct {
             uint64_t size;
             bool last;
@@ -127,7 +130,7 @@ static void session_cmd_proceed_helo(session_t *s, session_cmd_t *c)
     /* No enhanced status code in the EHLO reply (RFC 2034 3). */
     session__replyf(s, 250, NULL,
                     "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
-                    "CHUNKING%s",
+                    "DSN\nCHUNKING%s",
                     opts->hostname, (unsigned long long)opts->max_message_size,
                     smtpd_has_tls(s->smtpd) && s->tls == NULL ? "\nSTARTTLS" : "");
 }
@@ -153,7 +156,8 @@ static int session_cmd_check_mail(session_t *s, session_cmd_t *c)
         return -1;
     }
     /* ESMTP parameters only after EHLO (RFC 5321 4.1.1.11 via 2.2.1). */
-    if (!s->esmtp && (m->has_size || m->body != PROTO_BODY_NONE || m->smtputf8))
+    if (!s->esmtp && (m->has_size || m->body != PROTO_BODY_NONE || m->smtputf8 ||
+                      m->ret != PROTO_RET_NONE || m->envid[0] != '\0'))
         return session_cmd_refuse(s, REPLY_UNSUPPORTED_PARAM);
     if (m->path.addr_len > 0 && m->path.parsed.utf8 && !m->smtputf8)
         return session_cmd_refuse(s, REPLY_NEED_SMTPUTF8);
@@ -195,10 +199,10 @@ static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
 
 static int session_cmd_check_rcpt(session_t *s, session_cmd_t *c)
 {
-    proto_path_t *p = &c->u.rcpt;
+    proto_path_t *p = &c->u.rcpt.path;
 
     txn_note_rcpt_tried(s->txn);
-    switch (proto_parse_rcpt(c->cmd.arg, c->cmd.arg_len, p)) {
+    switch (proto_parse_rcpt(c->cmd.arg, c->cmd.arg_len, p, &c->u.rcpt.dsn)) {
     case 0:
         break;
     case PROTO_EADDR:
@@ -215,6 +219,8 @@ static int session_cmd_check_rcpt(session_t *s, session_cmd_t *c)
     }
     if (p->parsed.utf8 && !txn_smtputf8(s->txn))
         return session_cmd_refuse(s, REPLY_NEED_SMTPUTF8);
+    if (!s->esmtp && (c->u.rcpt.dsn.notify != 0 || c->u.rcpt.dsn.orcpt[0] != '\0'))
+        return session_cmd_refuse(s, REPLY_UNSUPPORTED_PARAM);
     return 0;
 }
 
@@ -232,21 +238,21 @@ static void session_cmd_refuse_rcpt(session_t *s, reply_id_t id, const char *add
  * the first one: a transaction whose every recipient is refused (a relay
  * probe, a dictionary attack) costs no DNS work. */
 static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
-                                    const char *const *dests, size_t n)
+                                    const proto_rcpt_dsn_t *dsn, const char *const *dests, size_t n)
 {
     if (session__auth_begin(s) < 0) {
         session__reply_addr(s, REPLY_AUTH_FAILED, addr, len);
         session__log_reject(s, "RCPT", REPLY_AUTH_FAILED, addr, len);
         return;
     }
-    txn_add_rcpt(s->txn, addr, len, dests, n);
+    txn_add_rcpt(s->txn, addr, len, dsn, dests, n);
     s->state = SESSION_RCPT;
     session__reply(s, REPLY_RCPT_OK);
 }
 
 static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
-    const proto_path_t *p = &c->u.rcpt;
+    const proto_path_t *p = &c->u.rcpt.path;
     const smtpd_options_t *opts = &s->smtpd->opts;
     rcpt_ctx_t ctx;
     rcpt_route_t route;
@@ -276,7 +282,7 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
         break;
     case RCPT_BOUNCE:
         dest = route.orig;
-        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &dest, 1);
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, &dest, 1);
         break;
     case RCPT_DISCARD:
         /* Accepted, with nothing to forward to: a message with no other
@@ -285,10 +291,11 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
                  "from=<%s> to=<%.*s>",
                  s->peer, (int)p->addr_len, p->addr, route.dests.line, txn_sender(s->txn),
                  (int)p->addr_len, p->addr);
-        session_cmd_accept_rcpt(s, p->addr, p->addr_len, NULL, 0);
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, NULL, 0);
         break;
     case RCPT_FORWARD:
-        session_cmd_accept_rcpt(s, p->addr, p->addr_len, route.dests.addr, route.dests.n);
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, route.dests.addr,
+                                route.dests.n);
         break;
     }
 }

@@ -15,6 +15,13 @@
 #include "str.h"
 #include "xalloc.h"
 
+_Static_assert(PROTO_RET_FULL == SPOOL_RET_FULL && PROTO_RET_HDRS == SPOOL_RET_HDRS &&
+                   PROTO_NOTIFY_NEVER == SPOOL_NOTIFY_NEVER &&
+                   PROTO_NOTIFY_SUCCESS == SPOOL_NOTIFY_SUCCESS &&
+                   PROTO_NOTIFY_FAILURE == SPOOL_NOTIFY_FAILURE &&
+                   PROTO_NOTIFY_DELAY == SPOOL_NOTIFY_DELAY && PROTO_ENVID_MAX == SPOOL_ENVID_MAX,
+               "the DSN parameters go to the spool as they are");
+
 /* Authentication-Results: and Received: */
 #define SESSION_PREPEND_MAX 65536
 
@@ -151,8 +158,9 @@ static int session_data_commit(session_t *s, const char *prepend, size_t len, ui
 
     str_lcpy(id, spool_writer_id(w), sizeof(id));
     for (size_t i = 0; i < n; i++) {
-        rcpts[i].addr = txn_dest(s->txn, i)->addr;
-        rcpts[i].orig = txn_dest(s->txn, i)->orig;
+        const txn_dest_t *d = txn_dest(s->txn, i);
+
+        rcpts[i] = (spool_env_rcpt_t){d->addr, d->orig, d->notify, d->orcpt};
     }
     env = (spool_envelope_t){
         .client = s->peer,
@@ -161,6 +169,9 @@ static int session_data_commit(session_t *s, const char *prepend, size_t len, ui
         .srs_sender = txn_forward_sender(s->txn),
         .flags = (txn_8bitmime(s->txn) ? SPOOL_F_8BITMIME : 0) |
                  (txn_smtputf8(s->txn) ? SPOOL_F_SMTPUTF8 : 0),
+        /* proto.h's RET and NOTIFY values are the spool's. */
+        .ret = (unsigned)txn_ret(s->txn),
+        .envid = txn_envid(s->txn),
         .prepend = prepend,
         .prepend_len = len,
         .body_skip = skip,

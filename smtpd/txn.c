@@ -13,8 +13,12 @@ struct txn {
     bool smtputf8;
     bool body_8bit;
     bool rcpt_tried;
+    proto_ret_t ret; /* DSN parameters of MAIL (RFC 3461) */
+    char *envid;
 
     char **rcpts; /* accepted RCPT addresses, as given */
+    char **orcpts; /* their ORCPT=, "" when none */
+    size_t cap_orcpts;
     size_t nrcpts, cap_rcpts;
 
     txn_dest_t *dests;
@@ -29,6 +33,8 @@ txn_t *txn_new(const char *sender, size_t len, const proto_mail_t *mail)
     t->sender = xstrndup(sender, len);
     t->smtputf8 = mail->smtputf8;
     t->body_8bit = mail->body == PROTO_BODY_8BITMIME;
+    t->ret = mail->ret;
+    t->envid = xstrdup(mail->envid);
     return t;
 }
 
@@ -38,9 +44,13 @@ void txn_free(txn_t *t)
         return;
     free(t->sender);
     free(t->forward_sender);
-    for (size_t i = 0; i < t->nrcpts; i++)
+    for (size_t i = 0; i < t->nrcpts; i++) {
         free(t->rcpts[i]);
+        free(t->orcpts[i]);
+    }
     free(t->rcpts);
+    free(t->orcpts);
+    free(t->envid);
     for (size_t i = 0; i < t->ndests; i++)
         free(t->dests[i].addr);
     free(t->dests);
@@ -61,6 +71,16 @@ bool txn_smtputf8(const txn_t *t)
 bool txn_8bitmime(const txn_t *t)
 {
     return t->body_8bit;
+}
+
+proto_ret_t txn_ret(const txn_t *t)
+{
+    return t->ret;
+}
+
+const char *txn_envid(const txn_t *t)
+{
+    return t->envid;
 }
 
 void txn_set_forward_sender(txn_t *t, const char *sender)
@@ -84,11 +104,16 @@ bool txn_rcpt_tried(const txn_t *t)
     return t->rcpt_tried;
 }
 
-void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *dests, size_t n)
+void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const proto_rcpt_dsn_t *dsn,
+                  const char *const *dests, size_t n)
 {
     char *orig = xstrndup(rcpt, len);
+    const char *orcpt;
 
     t->rcpts = xgrow(t->rcpts, &t->cap_rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+    t->orcpts = xgrow(t->orcpts, &t->cap_orcpts, t->nrcpts + 1, sizeof(*t->orcpts));
+    t->orcpts[t->nrcpts] = xstrdup(dsn != NULL ? dsn->orcpt : "");
+    orcpt = t->orcpts[t->nrcpts];
     t->rcpts[t->nrcpts++] = orig;
     if (t->seen == NULL)
         t->seen = htab_new(n > 8 ? n : 8);
@@ -110,6 +135,8 @@ void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *des
         t->dests = xgrow(t->dests, &t->cap_dests, t->ndests + 1, sizeof(*t->dests));
         t->dests[t->ndests].addr = addr;
         t->dests[t->ndests].orig = orig;
+        t->dests[t->ndests].notify = dsn != NULL ? dsn->notify : 0;
+        t->dests[t->ndests].orcpt = orcpt;
         t->ndests++;
     }
 }

@@ -83,6 +83,17 @@
 #define SPOOL_ENOTFILE (SPOOL_EBASE - 7) /* an entry named like a message that is no file (scan) */
 #define SPOOL_EJOURNAL (SPOOL_EBASE - 8) /* a damaged journal segment or record (scan) */
 
+/* DSN parameters (RFC 3461): RET= of MAIL, NOTIFY= of RCPT (the values of
+ * smtpd/proto.h's PROTO_RET_* and PROTO_NOTIFY_*). */
+#define SPOOL_RET_FULL 1u
+#define SPOOL_RET_HDRS 2u
+#define SPOOL_NOTIFY_NEVER 0x1u
+#define SPOOL_NOTIFY_SUCCESS 0x2u
+#define SPOOL_NOTIFY_FAILURE 0x4u
+#define SPOOL_NOTIFY_DELAY 0x8u
+/* Longest ENVID=. */
+#define SPOOL_ENVID_MAX 100
+
 /* Envelope flags, from MAIL FROM. */
 #define SPOOL_F_8BITMIME 0x1u /* BODY=8BITMIME */
 #define SPOOL_F_SMTPUTF8 0x2u /* SMTPUTF8 */
@@ -201,6 +212,8 @@ typedef struct {
     char *reply;            /* last reply or reason; "" when none */
     char *relay;            /* host that gave it, "mx.example[192.0.2.1]:25"; "" */
     bool remote_reply;      /* reply came from the remote host, not from mxfwd */
+    unsigned notify;        /* NOTIFY= of its RCPT (SPOOL_NOTIFY_*); 0: not given */
+    char *orcpt;            /* ORCPT= of its RCPT, "rfc822;a@b" decoded; "" when none */
 } spool_rcpt_t;
 
 /*
@@ -220,6 +233,8 @@ typedef struct spool_msg {
     char *sender;        /* original envelope sender; "" is <> */
     char *srs_sender;    /* MAIL FROM for delivery (SRS-rewritten); "" is <> */
     unsigned flags;      /* SPOOL_F_* */
+    unsigned ret;        /* RET= of MAIL: SPOOL_RET_*, 0 not given */
+    char *envid;         /* ENVID= of MAIL, decoded; "" when none */
     char *prepend;       /* headers mxfwd prepends, CRLF lines */
     size_t prepend_len;
     char *path;          /* absolute path of the file */
@@ -266,6 +281,8 @@ bool spool_msg_done(const spool_msg_t *msg);
 typedef struct {
     const char *addr; /* destination */
     const char *orig; /* the alias it came from; NULL or "" when none */
+    unsigned notify;  /* NOTIFY= (SPOOL_NOTIFY_*); 0: not given */
+    const char *orcpt; /* ORCPT=; NULL or "" when none */
 } spool_env_rcpt_t;
 
 typedef struct {
@@ -275,6 +292,8 @@ typedef struct {
     const char *sender;        /* "" for <> */
     const char *srs_sender;    /* "" for <> */
     unsigned flags;            /* SPOOL_F_* */
+    unsigned ret;              /* SPOOL_RET_*; 0: not given */
+    const char *envid;         /* NULL or "" when none; at most SPOOL_ENVID_MAX */
     const char *prepend;       /* Received:, Authentication-Results:, ... */
     size_t prepend_len;
     /* Bytes at the start of the message not sent: its own header section,

@@ -36,6 +36,7 @@
 #define DEFAULT_OUTBOUND_PORT 25               /* outbound_port */
 #define DEFAULT_RETRY_SCHEDULE "1m 5m 15m 30m 1h 2h 4h" /* retry_schedule */
 #define DEFAULT_MAX_QUEUE_LIFETIME (5 * 86400) /* max_queue_lifetime */
+#define DEFAULT_DELAY_WARNING_TIME (4 * 3600)  /* delay_warning_time */
 #define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
 #define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
 /* Bodies of fresh messages kept in memory for their first delivery

@@ -166,10 +166,11 @@ def a_temporary_failure_is_retried_on_schedule():
     mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
 
 
-@test
-def a_permanent_failure_sends_a_dsn_to_the_original_sender():
+def bounce_dsn(hide):
+    """A message to bad@alias.test refused by its destination: the DSN that
+    reaches the original sender, parsed, and the queue ids."""
     sink = mxtest.Sink(replies={"nobody@dest.test": "550 5.1.1 <nobody@dest.test>: no such user"})
-    m = forwarder(sink.port)
+    m = forwarder(sink.port, {"dsn_hide_destinations": "yes" if hide else "no"})
     qid = send(m, "sender@origin.test", ["bad@alias.test"])
     m.wait_log(rf"{qid}: to=<nobody@dest\.test> orig_to=<bad@alias\.test> .* "
                r"status=bounced \(550 5\.1\.1 <nobody@dest\.test>: no such user\)")
@@ -182,25 +183,45 @@ def a_permanent_failure_sends_a_dsn_to_the_original_sender():
     assert msg.get_param("report-type") == "delivery-status"
     assert msg["To"] == "<sender@origin.test>"
     assert msg["Auto-Submitted"] == "auto-replied"
+    m.wait_log(rf"{dsn_id}: to=<sender@origin\.test> .* status=sent ")
+    mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
+    return tx, msg, qid
+
+
+@test
+def a_permanent_failure_sends_a_dsn_to_the_original_sender():
+    # dsn_hide_destinations = yes, the default: the alias is the recipient,
+    # and the private mailbox appears nowhere, the quoted reply included.
+    tx, msg, qid = bounce_dsn(hide=True)
     text, report, headers = msg.get_payload()
     assert text.get_content_type() == "text/plain"
-    assert "<nobody@dest.test> (forwarded for <bad@alias.test>)" in text.get_payload()
+    assert "<bad@alias.test>):" in text.get_payload(), text.get_payload()
     assert report.get_content_type() == "message/delivery-status"
     per_message, per_rcpt = report.get_payload()
     assert per_message["Reporting-MTA"] == "dns; mx.fwd.test"
     assert per_message["X-mxfwd-Queue-ID"] == qid
-    assert per_rcpt["Final-Recipient"] == "rfc822; nobody@dest.test"
-    assert per_rcpt["Original-Recipient"] == "rfc822;bad@alias.test"
+    assert per_rcpt["Final-Recipient"] == "rfc822; bad@alias.test"
+    assert per_rcpt["Original-Recipient"] is None
     assert per_rcpt["Action"] == "failed"
     assert per_rcpt["Status"] == "5.1.1"
     assert per_rcpt["Remote-MTA"] == "dns; 127.0.0.1"
-    assert per_rcpt["Diagnostic-Code"] == "smtp; 550 5.1.1 <nobody@dest.test>: no such user"
+    assert per_rcpt["Diagnostic-Code"] == "smtp; 550 5.1.1 <bad@alias.test>: no such user"
     assert per_rcpt["Last-Attempt-Date"]
     assert headers.get_content_type() == "text/rfc822-headers"
     attached = headers.get_payload()
     assert "Subject: forwarded" in attached and "Hello," not in attached
-    m.wait_log(rf"{dsn_id}: to=<sender@origin\.test> .* status=sent ")
-    mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
+    assert b"nobody@dest.test" not in tx.data
+
+
+@test
+def without_hiding_the_dsn_names_the_mailbox_and_its_alias():
+    tx, msg, qid = bounce_dsn(hide=False)
+    text, report, headers = msg.get_payload()
+    assert "<nobody@dest.test> (forwarded for <bad@alias.test>)" in text.get_payload()
+    per_message, per_rcpt = report.get_payload()
+    assert per_rcpt["Final-Recipient"] == "rfc822; nobody@dest.test"
+    assert per_rcpt["Original-Recipient"] == "rfc822;bad@alias.test"
+    assert per_rcpt["Diagnostic-Code"] == "smtp; 550 5.1.1 <nobody@dest.test>: no such user"
 
 
 @test
@@ -420,10 +441,6 @@ def a_stale_control_socket_is_replaced():
     assert r.returncode == 0, r.stderr
 
 
-if __name__ == "__main__":
-    mxtest.main()
-
-
 @test
 def table_reject_and_discard_under_a_catch_all():
     sink = mxtest.Sink()
@@ -496,3 +513,7 @@ def resolve_asks_the_running_daemon_and_names_the_table_line():
     assert m.stop() == 0
     r = m.run("resolve", "team@alias.test")
     assert r.returncode == 0 and "read from the file (no daemon answered at" in r.stdout, r.stdout
+
+
+if __name__ == "__main__":
+    mxtest.main()

@@ -48,7 +48,7 @@ def greeting_and_ehlo_keywords():
     r = expect(c, "EHLO client.test", 250)
     assert r.lines[0] == "mx.fwd.test"
     assert r.lines[1:] == ["PIPELINING", "SIZE 26214400", "8BITMIME", "ENHANCEDSTATUSCODES",
-                           "SMTPUTF8", "CHUNKING"], r
+                           "SMTPUTF8", "DSN", "CHUNKING"], r
     r = expect(c, "HELO client.test", 250)
     assert r.lines == ["mx.fwd.test"]
     expect(c, "NOOP", 250, "2.0.0")
@@ -80,7 +80,8 @@ def protocol_errors():
     expect(c, "MAIL FROM:<a@b.test>", 503, "5.5.1")      # nested
     expect(c, "RCPT TO:<a b@alias.test>", 501, "5.5.4")
     expect(c, "RCPT TO:<>", 501, "5.5.4")
-    expect(c, "RCPT TO:<alice@alias.test> NOTIFY=NEVER", 555, "5.5.4")
+    expect(c, "RCPT TO:<alice@alias.test> XNOTIFY=NEVER", 555, "5.5.4")
+    expect(c, "RCPT TO:<alice@alias.test> NOTIFY=NEVER,SUCCESS", 501, "5.5.4")
     expect(c, "DATA", 554, "5.5.1")                       # no valid recipients
     expect(c, "QUIT now", 501, "5.5.4")
     expect(c, "RSET", 250)
@@ -302,7 +303,7 @@ def pipelined_transaction_in_one_write():
     c.sock.settimeout(mxtest.TIMEOUT)
     first = c.sock.recv(65536)
     codes = [line[:4] for line in first.split(b"\r\n") if line]
-    assert codes == [b"250-"] * 6 + [b"250 ", b"250 ", b"250 ", b"554 ", b"250 ", b"354 "], first
+    assert codes == [b"250-"] * 7 + [b"250 ", b"250 ", b"250 ", b"554 ", b"250 ", b"354 "], first
     c.send(b"From: <sender@origin.test>\r\nSubject: pipelined\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
     c.buf = b""
     replies = [c.reply() for _ in range(3)]

@@ -75,6 +75,10 @@ static uint32_t test_random(void *arg)
 }
 
 static size_t body_memory; /* queue_options_t.body_memory */
+static uint64_t delay_warning; /* queue_options_t.delay_warning_time */
+static bool hide_destinations; /* queue_options_t.hide_destinations */
+static unsigned next_ret;       /* RET= and ENVID= of the next submit() */
+static const char *next_envid;
 
 static void open_all(void)
 {
@@ -86,6 +90,8 @@ static void open_all(void)
         .retry_schedule = schedule,
         .nretry_schedule = nschedule,
         .max_queue_lifetime = lifetime,
+        .delay_warning_time = delay_warning,
+        .hide_destinations = hide_destinations,
         .clock_us = test_clock,
         .random = test_random,
     };
@@ -117,6 +123,10 @@ static void setup(void)
     now_us = T0;
     rnd = 1000; /* no jitter */
     body_memory = 0;
+    delay_warning = 0;
+    hide_destinations = false;
+    next_ret = 0;
+    next_envid = NULL;
     schedule[0] = 60, schedule[1] = 300, nschedule = 2;
     lifetime = 86400;
     atomic_store(&fail_writes, false);
@@ -252,6 +262,8 @@ static const char *submit(const char *sender, const spool_env_rcpt_t *rcpts, siz
         .prepend_len = sizeof(prepend) - 1,
         .rcpts = rcpts,
         .nrcpts = n,
+        .ret = next_ret,
+        .envid = next_envid,
     };
 
     if (sender[0] != '\0')
@@ -978,4 +990,152 @@ Test(queue, jobs_over_the_delivery_limit_wait_there_and_nothing_is_handed_twice)
     cr_assert_eq(fake.nrec, 20);
     cr_assert_str_eq(listing(), "");
     cr_assert_eq(stats_get(stats, "delivered", NULL), 20);
+}
+
+/* ---- DSN parameters (RFC 3461) ---- */
+
+Test(queue, dsn_parameters_reach_the_delivery_and_notify_never_silences_the_bounce)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@y.test", "alice@alias.test", SPOOL_NOTIFY_NEVER, NULL},
+        {"c@y.test", "team@alias.test", SPOOL_NOTIFY_SUCCESS, "rfc822;team@alias.test"},
+    };
+    const fake_record_t *job;
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    next_ret = SPOOL_RET_HDRS;
+    next_envid = "QQ314159";
+    submit("someone@origin.test", r, 2);
+    job = &fake.rec[0];
+    cr_assert_eq(job->ret, SPOOL_RET_HDRS);
+    cr_assert_str_eq(job->envid, "QQ314159");
+    cr_assert_eq(job->notify[0], SPOOL_NOTIFY_NEVER);
+    cr_assert_eq(job->notify[1], SPOOL_NOTIFY_SUCCESS);
+    cr_assert_str_eq(job->orcpt[1], "rfc822;team@alias.test");
+    /* Neither asked to hear of a failure: bounced, recorded, no DSN. */
+    cr_assert_eq(jobs_to("someone@origin.test"), 0);
+    cr_assert_str_eq(listing(), "");
+    cr_assert_null(strstr(log_text(), "notification"), "%s", log_text());
+}
+
+Test(queue, the_bounce_reports_only_those_that_asked_with_envid_and_orcpt)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@y.test", "alice@alias.test", SPOOL_NOTIFY_FAILURE, "rfc822;Alice@Alias.test"},
+        {"c@y.test", "team@alias.test", SPOOL_NOTIFY_NEVER, NULL},
+    };
+    const fake_record_t *dsn;
+    mime_t m;
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    next_envid = "QQ314159";
+    submit("someone@origin.test", r, 2);
+    cr_assert_eq(jobs_to("someone@origin.test"), 1);
+    dsn = last_job_to("someone@origin.test");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.part[1], "Original-Envelope-Id"), "QQ314159");
+    cr_assert_str_eq(field(m.part[1], "Original-Recipient"), "rfc822;Alice@Alias.test");
+    cr_assert_null(strstr(dsn->bytes, "c@y.test"), "c asked for no notice");
+    mime_free(&m);
+}
+
+Test(queue, notify_success_gets_a_relayed_notice_unless_the_next_hop_takes_it)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@y.test", "alice@alias.test", SPOOL_NOTIFY_SUCCESS | SPOOL_NOTIFY_FAILURE, NULL},
+        {"c@y.test", "team@alias.test", 0, NULL},
+    };
+    const fake_record_t *dsn;
+    char idc[SPOOL_ID_SIZE], want[128];
+    mime_t m;
+
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 2));
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "one notice, for b only");
+    dsn = last_job_to("someone@origin.test");
+    cr_assert_str_eq(dsn->sender, "");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.headers, "Subject"), "Successful Mail Delivery Report");
+    cr_assert_str_eq(field(m.part[1], "Final-Recipient"), "rfc822; b@y.test");
+    cr_assert_str_eq(field(m.part[1], "Action"), "relayed");
+    cr_assert_str_eq(field(m.part[1], "Status"), "2.0.0");
+    cr_assert_null(strstr(m.part[1], "c@y.test"));
+    snprintf(want, sizeof(want), "%s: sender delivery status notification: %s", idc,
+             dsn->queue_id);
+    cr_assert(strstr(log_text(), want) != NULL, "%s", log_text());
+    mime_free(&m);
+
+    /* A next hop that took NOTIFY= reports itself: nothing from mxfwd. */
+    fake.dsn_hop = true;
+    submit("other@origin.test", r, 2);
+    cr_assert_eq(jobs_to("other@origin.test"), 0);
+}
+
+Test(queue, notify_delay_gets_one_delayed_notice_after_delay_warning_time)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@slow.test", "alice@alias.test", SPOOL_NOTIFY_DELAY | SPOOL_NOTIFY_FAILURE, NULL},
+        {"c@slow.test", "team@alias.test", 0, NULL},
+    };
+    const fake_record_t *dsn;
+    mime_t m;
+
+    delay_warning = 600;
+    restart();
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.2.0 mailbox busy", "4.2.0");
+    submit("someone@origin.test", r, 2);
+    cr_assert_eq(jobs_to("someone@origin.test"), 0, "not before delay_warning_time");
+    advance(60);
+    cr_assert_eq(jobs_to("someone@origin.test"), 0);
+    advance(600);
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "b's notice, once");
+    dsn = last_job_to("someone@origin.test");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.headers, "Subject"), "Delayed Mail (still being retried)");
+    cr_assert_str_eq(field(m.part[1], "Action"), "delayed");
+    cr_assert_str_eq(field(m.part[1], "Status"), "4.2.0");
+    cr_assert_not_null(field(m.part[1], "Will-Retry-Until"));
+    cr_assert_null(strstr(m.part[1], "c@slow.test"), "c asked for nothing of the kind");
+    mime_free(&m);
+    advance(3600);
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "and only once");
+}
+
+Test(queue, hidden_destinations_report_the_alias_and_keep_the_mailbox_out)
+{
+    static const spool_env_rcpt_t r[] = {{"private.box@y.test", "alice@alias.test"}};
+    const fake_record_t *dsn;
+    mime_t m;
+
+    hide_destinations = true;
+    restart();
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL,
+              "550 5.1.1 <Private.Box@y.test>: mailbox private.box@y.test unknown", "5.1.1");
+    submit("someone@origin.test", r, 1);
+    dsn = last_job_to("someone@origin.test");
+    cr_assert_not_null(dsn);
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.part[1], "Final-Recipient"), "rfc822; alice@alias.test");
+    cr_assert_str_eq(field(m.part[1], "Diagnostic-Code"),
+                     "smtp; 550 5.1.1 <alice@alias.test>: mailbox alice@alias.test unknown");
+    cr_assert(strstr(m.part[0], "<alice@alias.test>):") != NULL, "%s", m.part[0]);
+    /* Nowhere in the notice, in any case. */
+    cr_assert_null(strcasestr(dsn->bytes, "private.box"), "%s", dsn->bytes);
+    mime_free(&m);
+}
+
+Test(queue, ret_full_returns_the_whole_message)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", "alice@alias.test"}};
+    const fake_record_t *dsn;
+    mime_t m;
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    next_ret = SPOOL_RET_FULL;
+    submit("someone@origin.test", r, 1);
+    dsn = last_job_to("someone@origin.test");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.part[2], "Content-Type"), "message/rfc822");
+    cr_assert(strstr(m.part[2], "Body line one.\r\n") != NULL, "%s", m.part[2]);
+    cr_assert(strstr(m.part[0], "your message is attached") != NULL);
+    mime_free(&m);
 }

@@ -363,7 +363,7 @@ static void peer_expect(rig_t *r, peer_t *p, const char *expect, const char *wha
 #define GREETING "220 mx.test ESMTP mxfwd\r\n"
 #define EHLO_REPLY                                                                                 \
     "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2048\r\n250-8BITMIME\r\n"                           \
-    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
+    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-DSN\r\n250 CHUNKING\r\n"
 #define MESSAGE "From: <a@origin.test>\r\nSubject: hi\r\n\r\nHello.\r\n"
 
 typedef struct {
@@ -581,7 +581,7 @@ Test(session, starttls_starts_the_session_afresh)
     peer_send(&r, &p, "EHLO c.test\r\n");
     peer_expect(&r, &p,
                 "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2048\r\n250-8BITMIME\r\n"
-                "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 STARTTLS\r\n",
+                "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-DSN\r\n250-CHUNKING\r\n250 STARTTLS\r\n",
                 "EHLO offers STARTTLS");
     /* A command pipelined behind STARTTLS was sent in the clear: dropped
      * (CVE-2011-0411), never answered. */
@@ -608,7 +608,7 @@ Test(session, starttls_starts_the_session_afresh)
     peer_send(&r, &p, "EHLO c.test\r\nMAIL FROM:<a@origin.test>\r\nSTARTTLS\r\n");
     peer_expect(&r, &p,
                 "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2048\r\n250-8BITMIME\r\n"
-                "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 STARTTLS\r\n"
+                "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-DSN\r\n250-CHUNKING\r\n250 STARTTLS\r\n"
                 "250 2.1.0 Ok\r\n503 5.5.1 Error: STARTTLS in a mail transaction\r\n",
                 "STARTTLS in a transaction");
     peer_close(&r, &p);
