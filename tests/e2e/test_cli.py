@@ -1,6 +1,7 @@
 """The mxfwd command line: check-config, resolve, help, usage errors."""
 
 import os
+import re
 import shutil
 
 import mxtest
@@ -124,6 +125,41 @@ def resolve_prints_destinations_or_the_reply():
     assert r.stdout.startswith("554 5.7.1 <someone@elsewhere.test>: Relay access denied"), r.stdout
     r = mxfwd("resolve", "a%b@alias.test", "-c", "etc/mxfwd.conf", cwd=d)
     assert r.returncode == 1 and r.stdout.startswith("554 5.7.1"), r.stdout
+
+
+@test
+def the_example_configurations_pass_check_config():
+    """docs/examples.md: each example's mxfwd.conf and forward table, with
+    its files made (secrets, TLS certificate, signing key), checks clean."""
+    with open(os.path.join(SRC, "docs", "examples.md")) as f:
+        text = f.read()
+    blocks = re.findall(r"<!-- example: ([\w-]+)/([\w.]+) -->\n\n((?:    .*\n|\n)+)", text)
+    examples = {}
+    for name, file, block in blocks:
+        examples.setdefault(name, {})[file] = "\n".join(l[4:] for l in block.splitlines()) + "\n"
+    assert sorted(examples) == ["catch-all", "one-mx", "smarthost", "two-mx"], sorted(examples)
+    for name, files in examples.items():
+        d = mxtest.tempdir()
+        conf = files["mxfwd.conf"]
+        for prefix in ("/etc/mxfwd/", "/var/lib/mxfwd/", "/run/mxfwd/"):
+            conf = conf.replace(prefix, d + "/")
+        with open(os.path.join(d, "mxfwd.conf"), "w") as f:
+            f.write(conf)
+        with open(os.path.join(d, "forwards"), "w") as f:
+            f.write(files["forwards"])
+        with open(os.path.join(d, "srs.secrets"), "w") as f:
+            f.write("an-example-secret-of-enough-length-0123456789\n")
+        os.chmod(os.path.join(d, "srs.secrets"), 0o600)
+        if "tls_cert" in conf:
+            cert, key = mxtest.tls_certificate(d, "mx.forwarder.example")
+            os.rename(cert, os.path.join(d, "tls.crt"))
+            os.rename(key, os.path.join(d, "tls.key"))
+        if "signing_key" in conf:
+            r = mxfwd("dkim-keygen", "-c", os.path.join(d, "mxfwd.conf"))
+            assert r.returncode == 0, (name, r.stdout, r.stderr)
+        r = mxfwd("check-config", "-c", os.path.join(d, "mxfwd.conf"))
+        assert r.returncode == 0, (name, r.stdout, r.stderr)
+        assert "error" not in r.stderr, (name, r.stderr)
 
 
 @test
