@@ -374,8 +374,8 @@ int authres_log(const authres_t *r, char *dst, size_t size)
 {
     /* " arc=" only for messages that carried a chain: the line of any
      * other message reads as it always has. */
-    return str_fmt(dst, size, "spf=%s dkim=%s dmarc=%s%s%s",
+    return str_fmt(dst, size, "spf=%s, dkim=%s, dmarc=%s%s%s",
                    r->spf_done ? spf_status_name(r->spf.status) : "off", authres_dkim_summary(r),
-                   authres_dmarc_summary(r), r->arc_done && r->arc.present ? " arc=" : "",
+                   authres_dmarc_summary(r), r->arc_done && r->arc.present ? ", arc=" : "",
                    r->arc_done && r->arc.present ? arc_cv_name(r->arc.cv) : "");
 }

@@ -208,10 +208,16 @@ void client__rcpt_result(client_job_t *j, size_t i, int cls, const char *dsn, co
                          bool remote, const char *relay)
 {
     delivery_rcpt_t *r = &j->job->rcpts[i];
+    uint64_t now = uv_now(j->c->loop);
 
     if (j->rflags[i] & CLIENT_R_DONE)
         return;
     client_rcpt_fill(r, dsn, text, remote, relay);
+    /* Where the time went, for the log's delays=. */
+    r->setup_ms = (uint32_t)((j->txn_ms != 0 ? j->txn_ms : now) - j->started_ms);
+    r->xmit_ms = (uint32_t)(j->txn_ms != 0 ? now - j->txn_ms : 0);
+    str_lcpy(r->tls, j->conn != NULL && j->conn->tls != NULL ? tls_version(j->conn->tls) : "",
+             sizeof(r->tls));
     if (cls == 2) {
         r->status = DELIVERY_OK;
         r->dsn_passed = (j->rflags[i] & CLIENT_R_DSN) != 0;
@@ -265,6 +271,7 @@ int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void 
     if (c->closing)
         return CLIENT_ECLOSING;
     j = xcalloc(1, sizeof(*j) + job->nrcpts);
+    j->started_ms = uv_now(c->loop);
     j->c = c;
     j->job = job;
     j->done = done;

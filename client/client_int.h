@@ -127,6 +127,8 @@ struct client_job {
     bool fs_busy;
     unsigned starting;              /* the open and the route lookup outstanding */
     unsigned reads;                 /* reads of fd in flight */
+    uint64_t started_ms;            /* uv_now() when the job came */
+    uint64_t txn_ms;                /* uv_now() when its latest transaction began; 0 none */
     char error[DELIVERY_REPLY_MAX]; /* the last error with no recipient's reply */
     char error_dsn[CLIENT_DSN_MAX];
     uint8_t rflags[];

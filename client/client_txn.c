@@ -173,6 +173,7 @@ void client__txn_begin(client_conn_t *conn)
     size_t nrcpt = 0;
 
     client_txn_checks(conn);
+    j->txn_ms = uv_now(conn->c->loop);
     conn->ncmds = conn->sent = conn->replied = 0;
     conn->mail_ok = false;
     conn->naccepted = 0;

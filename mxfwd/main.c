@@ -264,14 +264,18 @@ int main(int argc, char **argv)
         free(words);
         return CLI_OK;
     }
-    if ((args.output != NULL && !(cmd->opts & MAIN_OPT_OUTPUT)) ||
-        (args.domain != NULL && !(cmd->opts & MAIN_OPT_DOMAIN)) ||
-        (args.body && !(cmd->opts & MAIN_OPT_BODY))) {
-        fprintf(stderr, "mxfwd: %s is not an option of %s\n",
-                args.output != NULL && !(cmd->opts & MAIN_OPT_OUTPUT)   ? "-o"
-                : args.domain != NULL && !(cmd->opts & MAIN_OPT_DOMAIN) ? "-d"
-                                                                        : "--body",
-                cmd->name);
+    if (args.output != NULL && !(cmd->opts & MAIN_OPT_OUTPUT)) {
+        fprintf(stderr, "mxfwd: -o is for dkim-keygen, not %s\n", cmd->name);
+        free(words);
+        return CLI_USAGE;
+    }
+    if (args.domain != NULL && !(cmd->opts & MAIN_OPT_DOMAIN)) {
+        fprintf(stderr, "mxfwd: -d is for flush, not %s\n", cmd->name);
+        free(words);
+        return CLI_USAGE;
+    }
+    if (args.body && !(cmd->opts & MAIN_OPT_BODY)) {
+        fprintf(stderr, "mxfwd: --body is for queue show, not %s\n", cmd->name);
         free(words);
         return CLI_USAGE;
     }

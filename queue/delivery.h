@@ -38,6 +38,7 @@ typedef enum {
 #define DELIVERY_REPLY_MAX 512
 #define DELIVERY_RELAY_MAX 300
 #define DELIVERY_DSN_MAX 16
+#define DELIVERY_TLS_MAX 16
 
 typedef struct {
     const char *addr;      /* destination address */
@@ -65,6 +66,14 @@ typedef struct {
     /* The next hop advertised DSN and took the recipient with its NOTIFY=:
      * success notices are its to send from here on (RFC 3461 5.2.2). */
     bool dsn_passed;
+    /* The TLS version of the session that gave the result ("TLSv1.3"), ""
+     * in the clear or when no session got that far (the log's tls=). */
+    char tls[DELIVERY_TLS_MAX];
+    /* Milliseconds from the job's start to the transaction that gave the
+     * result (connection set-up: DNS, connect, greeting, EHLO, TLS), and
+     * from then to the result (the log's delays=). */
+    uint32_t setup_ms;
+    uint32_t xmit_ms;
 } delivery_rcpt_t;
 
 typedef struct delivery_job {

@@ -5,6 +5,7 @@
  */
 #include "queue_int.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -183,7 +184,8 @@ static void queue_free_msg(void *value)
     free(qm);
 }
 
-void queue_add(queue_t *q, spool_msg_t *m)
+/* Index m and schedule it; new (just committed) says it in the log. */
+static void queue_index(queue_t *q, spool_msg_t *m, bool new)
 {
     queue__msg_t *qm;
 
@@ -208,7 +210,17 @@ void queue_add(queue_t *q, spool_msg_t *m)
     for (size_t i = 0; i < m->nrcpts; i++)
         qm->r[i].due = m->rcpts[i].next_attempt * QUEUE_US_PER_S;
     htab_put(q->index, m->id, strlen(m->id), qm);
+    /* Postfix's qmgr line: pflogsumm takes the sender and size from it.
+     * The sender delivery uses, the SRS address, follows. */
+    if (new)
+        log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu, srs_from=<%s> (queue active)", m->id,
+                 m->sender, spool_msg_size(m), m->nrcpts, m->srs_sender);
     queue__settle(qm);
+}
+
+void queue_add(queue_t *q, spool_msg_t *m)
+{
+    queue_index(q, m, true);
 }
 
 typedef struct {
@@ -242,7 +254,7 @@ int queue_load(queue_t *q, size_t *nmsgs, int *err)
     /* Indexed only once the scan is over: a finished message is removed
      * at once, and the scan must not meet its own removals. */
     for (size_t i = 0; i < s.n; i++)
-        queue_add(q, s.m[i]);
+        queue_index(q, s.m[i], false);
     free(s.m);
     if (nmsgs != NULL)
         *nmsgs = s.n;

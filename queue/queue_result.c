@@ -31,18 +31,38 @@ static void queue_result_fmt_delay(int64_t us, char *dst, size_t size)
         snprintf(dst, size, "%.0f", s);
 }
 
-/* "ID: to=<b@y> orig_to=<alice@alias.test> relay=mx.y[5.6.7.8]:25 delay=0.4
- * status=sent (250 2.0.0 Ok)" */
-static void queue_result_log_result(const queue__msg_t *qm, size_t idx, const char *relay,
+/*
+ * "ID: to=<b@y>, orig_to=<alice@alias.test>, relay=mx.y[5.6.7.8]:25,
+ * delay=0.4, delays=0/0.01/0.2/0.19, dsn=2.0.0, status=sent (250 2.0.0 Ok),
+ * tls=TLSv1.3": Postfix's delivery line, which pflogsumm reads, from the
+ * smtp service; then whether the session was encrypted.  delays= is the
+ * time before the queue (none in mxfwd), in the queue, setting up the
+ * connection (DNS, connect, greeting, EHLO, TLS) and sending.
+ */
+static void queue_result_log_result(const queue__msg_t *qm, size_t idx, const delivery_rcpt_t *d,
                                     const char *status, const char *reply, int64_t now)
 {
     const spool_rcpt_t *r = &qm->m->rcpts[idx];
-    char delay[32];
+    int64_t total = now - qm->m->arrival_us;
+    int64_t setup = (int64_t)d->setup_ms * 1000, xmit = (int64_t)d->xmit_ms * 1000;
+    int64_t queued = total - setup - xmit;
+    char delay[32], in_queue[32], conn[32], sending[32], dsn[DELIVERY_DSN_MAX];
 
-    queue_result_fmt_delay(now - qm->m->arrival_us, delay, sizeof(delay));
-    log_info("%s: to=<%s>%s%s%s relay=%s delay=%s status=%s (%s)", qm->m->id, r->addr,
-             r->orig[0] != '\0' ? " orig_to=<" : "", r->orig, r->orig[0] != '\0' ? ">" : "",
-             relay[0] != '\0' ? relay : "none", delay, status, reply);
+    queue_result_fmt_delay(total, delay, sizeof(delay));
+    queue_result_fmt_delay(queued > 0 ? queued : 0, in_queue, sizeof(in_queue));
+    queue_result_fmt_delay(setup, conn, sizeof(conn));
+    queue_result_fmt_delay(xmit, sending, sizeof(sending));
+    if (d->dsn[0] != '\0')
+        str_lcpy(dsn, d->dsn, sizeof(dsn));
+    else
+        snprintf(dsn, sizeof(dsn), "%c.0.0", strcmp(status, "sent") == 0       ? '2'
+                                             : strcmp(status, "deferred") == 0 ? '4'
+                                                                               : '5');
+    log_svc("smtp", LOG_LEVEL_INFO,
+            "%s: to=<%s>, %s%s%srelay=%s, delay=%s, delays=0/%s/%s/%s, dsn=%s, status=%s (%s), tls=%s",
+            qm->m->id, r->addr, r->orig[0] != '\0' ? "orig_to=<" : "", r->orig,
+            r->orig[0] != '\0' ? ">, " : "", d->relay[0] != '\0' ? d->relay : "none", delay,
+            in_queue, conn, sending, dsn, status, reply, d->tls[0] != '\0' ? d->tls : "none");
 }
 
 void queue__free_bounce(queue__rcpt_t *r)
@@ -252,7 +272,8 @@ static void queue_result_dsn_committed(void *arg, int status, spool_msg_t *dsn)
                   qm->m->id, spool_strerror(status));
         queue_result_unbounce(qm, queue_now(q));
     } else {
-        log_info("%s: sender non-delivery notification: %s", qm->m->id, dsn->id);
+        log_svc("bounce", LOG_LEVEL_INFO, "%s: sender non-delivery notification: %s", qm->m->id,
+                dsn->id);
         (*q->n_dsn)++;
         queue_result_record_bounces(qm, QUEUE__IN_DSN);
         queue_add(q, dsn);
@@ -432,8 +453,8 @@ static void queue_result_notice_committed(void *arg, int status, spool_msg_t *ds
         log_error("%s: cannot queue a %s notification: %s", n->id,
                   queue_result_notice_name(n->action), spool_strerror(status));
     } else {
-        log_info("%s: sender %s notification: %s", n->id, queue_result_notice_name(n->action),
-                 dsn->id);
+        log_svc("bounce", LOG_LEVEL_INFO, "%s: sender %s notification: %s", n->id,
+                queue_result_notice_name(n->action), dsn->id);
         (*q->n_dsn)++;
         queue_add(q, dsn);
     }
@@ -614,7 +635,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
             d->remote_reply = false;
         }
         if (d->status == DELIVERY_OK) {
-            queue_result_log_result(qm, idx, d->relay, "sent", d->reply, now);
+            queue_result_log_result(qm, idx, d, "sent", d->reply, now);
             (*q->n_delivered)++;
             /* A next hop that took NOTIFY= reports success itself
              * (RFC 3461 5.2.2); for one that did not, mxfwd says
@@ -633,10 +654,10 @@ void queue__job_done(delivery_job_t *job, void *arg)
         } else if (d->status == DELIVERY_TEMPFAIL && q->closing) {
             /* Cut short by the shutdown, most likely: not recorded, so
              * the next start tries at once. */
-            queue_result_log_result(qm, idx, d->relay, "deferred", d->reply, now);
+            queue_result_log_result(qm, idx, d, "deferred", d->reply, now);
         } else if (d->status == DELIVERY_TEMPFAIL && now < expiry) {
             r->due = queue__next_attempt(q, qm, attempts, now);
-            queue_result_log_result(qm, idx, d->relay, "deferred", d->reply, now);
+            queue_result_log_result(qm, idx, d, "deferred", d->reply, now);
             (*q->n_deferred)++;
             if (q->delay_warning > 0 && now >= warn && !r->delay_noticed &&
                 queue_result_wants(m, &m->rcpts[idx], SPOOL_NOTIFY_DELAY)) {
@@ -657,11 +678,11 @@ void queue__job_done(delivery_job_t *job, void *arg)
             snprintf(text, sizeof(text), "expired after %s in the queue; the last attempt: %s",
                      lifetime, d->reply);
             queue_result_set_bounce(r, d, true, now);
-            queue_result_log_result(qm, idx, d->relay, "bounced", text, now);
+            queue_result_log_result(qm, idx, d, "bounced", text, now);
             stats_observe(q->delay, (double)(now - qm->m->arrival_us) / QUEUE_US_PER_S);
         } else {
             queue_result_set_bounce(r, d, false, now);
-            queue_result_log_result(qm, idx, d->relay, "bounced", d->reply, now);
+            queue_result_log_result(qm, idx, d, "bounced", d->reply, now);
             stats_observe(q->delay, (double)(now - qm->m->arrival_us) / QUEUE_US_PER_S);
         }
     }

@@ -287,10 +287,12 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
     case RCPT_DISCARD:
         /* Accepted, with nothing to forward to: a message with no other
          * recipient is dropped at its end (session_data.c). */
-        log_info("NOQUEUE: discard: RCPT from %s: <%.*s>: forward table line %u says DISCARD; "
-                 "from=<%s> to=<%.*s>",
+        log_info("NOQUEUE: discard: RCPT from %s: <%.*s>: Recipient address triggers DISCARD "
+                 "action (forward table line %u); from=<%s> to=<%.*s> proto=%s helo=<%s> "
+                 "session=%s",
                  s->peer, (int)p->addr_len, p->addr, route.dests.line, txn_sender(s->txn),
-                 (int)p->addr_len, p->addr);
+                 (int)p->addr_len, p->addr, session__proto(s), s->helo != NULL ? s->helo : "",
+                 s->sid);
         session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, NULL, 0);
         break;
     case RCPT_FORWARD:
@@ -429,7 +431,7 @@ static void session_cmd_proceed_starttls(session_t *s, session_cmd_t *c)
 static void session_cmd_proceed_http(session_t *s, session_cmd_t *c)
 {
     (void)c;
-    log_info("non-SMTP command from %s: %s", s->peer, "HTTP request");
+    log_info("non-SMTP command from %s: %s session=%s", s->peer, "HTTP request", s->sid);
     session__reply(s, REPLY_NOT_SMTP);
     session__close(s);
 }

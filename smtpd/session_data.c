@@ -7,9 +7,12 @@
  */
 #include "session_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "str.h"
@@ -76,18 +79,85 @@ static void session_data_store(session_t *s, const char *p, size_t n)
     }
 }
 
-/* The accepted message's log line (docs/sender-checks.md, The log), the sender checks'
- * "spf=... dkim=... dmarc=..." at its end. */
+/* Most header bytes read for the message's Message-ID: (the log). */
+#define SESSION_MSGID_SCAN 16384
+/* Longest Message-ID logged. */
+#define SESSION_MSGID_MAX 250
+
+/* The Message-ID: field's value (unfolded, trimmed) of the message's own
+ * header section, from the bytes in memory or the first bytes of its file
+ * (recent, in the page cache: read on the loop, as the queue reads a
+ * DSN's headers); "" when it has none. */
+static void session_data_msgid(const spool_msg_t *m, char *dst, size_t size)
+{
+    char *h = NULL, *p, *end;
+    const char *src = m->body;
+    size_t n = m->body_length < SESSION_MSGID_SCAN ? (size_t)m->body_length : SESSION_MSGID_SCAN;
+    ssize_t got;
+    int fd;
+
+    dst[0] = '\0';
+    if (src == NULL) {
+        if ((fd = open(m->path, O_RDONLY | O_CLOEXEC)) < 0)
+            return;
+        h = xmalloc(n + 1);
+        while ((got = pread(fd, h, n, (off_t)m->body_offset)) < 0 && errno == EINTR)
+            ;
+        close(fd);
+        n = got > 0 ? (size_t)got : 0;
+        src = h;
+    }
+    for (p = (char *)src, end = p + n; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+        if (len == 0 || (len == 1 && p[0] == '\r'))
+            break; /* the end of the header section */
+        if (len > 11 && str_ncasecmp(p, "message-id:", 11) == 0) {
+            size_t k = 0;
+
+            /* The value and its continuation lines, white space folded. */
+            for (const char *q = p + 11; q < end && k + 1 < size && k < SESSION_MSGID_MAX; q++) {
+                if (*q == '\r' || *q == '\n') {
+                    const char *next = q + (*q == '\r' && q + 1 < end && q[1] == '\n' ? 2 : 1);
+                    if (next >= end || (*next != ' ' && *next != '\t'))
+                        break;
+                    q = next - 1;
+                    continue;
+                }
+                if ((*q == ' ' || *q == '\t') && (k == 0 || dst[k - 1] == ' '))
+                    continue;
+                dst[k++] = *q == '\t' ? ' ' : *q;
+            }
+            while (k > 0 && dst[k - 1] == ' ')
+                k--;
+            dst[k] = '\0';
+            break;
+        }
+        p += len + (nl != NULL);
+    }
+    free(h);
+}
+
+/*
+ * The accepted message's log lines, as Postfix's smtpd and cleanup write
+ * them (docs/admin-guide.md, "Reading the logs"): the client and session
+ * with the sender checks' results, then the Message-ID.  The queue
+ * manager's "from=<...>, size=N, nrcpt=N" follows when it takes the
+ * message.
+ */
 static void session_data_log_accepted(session_t *s, const spool_msg_t *msg)
 {
-    char results[128] = "";
+    char results[160] = "", msgid[SESSION_MSGID_MAX + 1];
 
     if (s->auth != NULL) {
-        results[0] = ' ';
-        authres_log(auth_msg_result(s->auth), results + 1, sizeof(results) - 1);
+        memcpy(results, ", ", 3);
+        authres_log(auth_msg_result(s->auth), results + 2, sizeof(results) - 2);
     }
-    log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s%s", msg->id, txn_sender(s->txn),
-             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->peer, results);
+    log_info("%s: client=%s, session=%s%s", msg->id, s->peer, s->sid, results);
+    session_data_msgid(msg, msgid, sizeof(msgid));
+    if (msgid[0] != '\0')
+        log_svc("cleanup", LOG_LEVEL_INFO, "%s: message-id=%s", msg->id, msgid);
 }
 
 static void session_data_committed(void *arg, int status, spool_msg_t *msg)
@@ -224,9 +294,10 @@ static void session_data_discard(session_t *s)
     char id[SPOOL_ID_SIZE];
 
     str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
-    log_info("%s: discarded: from=<%s>, size=%llu, nrcpt=0, client=%s: every recipient's "
-             "forward table entry says DISCARD",
-             id, txn_sender(s->txn), (unsigned long long)s->data.size, s->peer);
+    log_info("%s: discard: END-OF-MESSAGE from %s: every recipient's forward table entry says "
+             "DISCARD; from=<%s> size=%llu proto=%s helo=<%s> session=%s",
+             id, s->peer, txn_sender(s->txn), (unsigned long long)s->data.size, session__proto(s),
+             s->helo != NULL ? s->helo : "", s->sid);
     (*s->smtpd->stats.discarded)++;
     s->messages++;
     session__replyf(s, 250, "2.0.0", "Ok: queued as %s", id);

@@ -74,6 +74,10 @@ struct session {
     char peer_ip[INET6_ADDRSTRLEN];
     char *peer;
     char peer_unnamed[INET6_ADDRSTRLEN + 16]; /* "unknown[192.0.2.1]" */
+    /* The session's tag in the log: every line of it ends "session=SID"
+     * (docs/admin-guide.md, "Reading the logs"), where Postfix has a
+     * process per session to tell them apart. */
+    char sid[24];
     rdns_req_t *rdns;                         /* the peer's name, being looked up */
 
     unsigned errors;   /* counted toward max_errors */
@@ -112,6 +116,8 @@ void session__wait(session_t *s);
 void session__resume(session_t *s);
 /* Start TLS: the 220 reply is written first, queued input dropped. */
 void session__start_tls(session_t *s);
+/* "ESMTP" or "SMTP", as the log's proto= has it. */
+const char *session__proto(const session_t *s);
 /* "NOQUEUE: reject: ..." for a refused command. */
 void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *rcpt,
                          size_t rcpt_len);

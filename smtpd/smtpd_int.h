@@ -43,6 +43,7 @@ struct smtpd {
     unsigned nadmitted;           /* sessions counted against max_connections */
     htab_t *per_ip;               /* client IP text -> (uintptr_t) sessions from it */
     uint64_t last_accept_warning; /* uv_now() of the last accept error logged */
+    uint64_t sessions_made;       /* for the sessions' log tags */
 
     bool stopping; /* smtpd_stop(): no new sessions or transactions */
     bool forcing;  /* grace over: sessions end now */

@@ -113,13 +113,18 @@ def check_config_reports_forward_table_errors():
 @test
 def resolve_prints_destinations_or_the_reply():
     d = sample_tree()
+    # No daemon runs: the files answer, and the line that decided is named.
     r = mxfwd("resolve", "team@alias.test", "-c", "etc/mxfwd.conf", cwd=d)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["alice@example.com", "bob@example.org", "carol@example.net"]
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["alice@example.com", "bob@example.org", "carol@example.net"], lines
+    assert re.match(r"-- .*etc/forwards:7: team@alias\.test, read from the file \(no daemon "
+                    r"answered at .*\)$", lines[3]), lines
     r = mxfwd("-c", "etc/mxfwd.conf", "resolve", "<Alice+news@ALIAS.test>", cwd=d)
-    assert r.stdout == "alice@example.com\n", r.stdout
+    assert r.stdout.startswith("alice@example.com\n-- "), r.stdout
+    assert "etc/forwards:5: alice@alias.test," in r.stdout, r.stdout
     r = mxfwd("resolve", "someone@alias.test", "-c", "etc/mxfwd.conf", cwd=d)
-    assert r.stdout == "postmaster@example.com\n"
+    assert r.stdout.startswith("postmaster@example.com\n-- ") and "forwards:9: @alias.test," in r.stdout
     r = mxfwd("resolve", "someone@elsewhere.test", "-c", "etc/mxfwd.conf", cwd=d)
     assert r.returncode == 1
     assert r.stdout.startswith("554 5.7.1 <someone@elsewhere.test>: Relay access denied"), r.stdout

@@ -264,7 +264,7 @@ def metrics_count_a_message_through_to_the_sink():
     c.cmd("EHLO client.test", expect=250)
     c.cmd("QUIT")
     c.close()
-    m.wait_log(r"STARTTLS: TLSv1")
+    m.wait_log(r"TLS connection established from .*: TLSv1")
 
     after, _ = scrape(m.metrics_port)
     moved = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -289,7 +289,7 @@ def metrics_count_a_message_through_to_the_sink():
 
     # A message that waits: the queue's gauges show it, and its age.
     qid = send(m, "slow@alias.test")
-    m.wait_log(rf"{qid}: to=<slow@dest\.test> .* status=deferred")
+    m.wait_log(rf"{qid}: to=<slow@dest\.test>, .* status=deferred")
     time.sleep(1.1)
     later, _ = scrape(m.metrics_port)
     assert later["mxfwd_queue_messages"] == 1, later
@@ -430,7 +430,7 @@ def metrics_listen_that_cannot_bind_stops_the_start():
 
 # ---- syslog and debug lines -----------------------------------------------------
 
-SYSLOG_LINE = re.compile(r"^<(\d+)>([A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d) (mxfwd\[(\d+)\]: .*)$")
+SYSLOG_LINE = re.compile(r"^<(\d+)>([A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d) (mxfwd/\w+\[(\d+)\]: .*)$")
 
 
 def syslog_lines(sock, until, timeout=mxtest.TIMEOUT):
@@ -456,7 +456,7 @@ def log_syslog_sends_the_same_lines_with_facility_mail():
     pid = m.proc.pid
     lines = syslog_lines(sock, r"mxfwd started")
     # mail.info is <22> (facility 2, level 6), the line as on stderr.
-    assert (22, f"mxfwd[{pid}]: listening on 127.0.0.1:{m.port}") in lines, lines
+    assert (22, f"mxfwd/master[{pid}]: listening on 127.0.0.1:{m.port}") in lines, lines
     assert all(p == 22 for p, _ in lines), lines
 
     # An error (a broken table on SIGHUP) is mail.err, <19>, prefixed.
@@ -465,12 +465,12 @@ def log_syslog_sends_the_same_lines_with_facility_mail():
         f.write("broken@alias.test\n")
     m.proc.send_signal(signal.SIGHUP)
     lines = syslog_lines(sock, r"not reloaded")
-    assert (19, f"mxfwd[{pid}]: error: {table}:1: alias broken@alias.test has no destinations") \
+    assert (19, f"mxfwd/master[{pid}]: error: {table}:1: alias broken@alias.test has no destinations") \
         in lines, lines
-    assert (22, f"mxfwd[{pid}]: reloading on SIGHUP") in lines, lines
+    assert (22, f"mxfwd/master[{pid}]: reloading on SIGHUP") in lines, lines
     assert m.stop() == 0
     lines = syslog_lines(sock, r"mxfwd stopped")
-    assert (22, f"mxfwd[{pid}]: mxfwd stopped") in lines
+    assert (22, f"mxfwd/master[{pid}]: mxfwd stopped") in lines
     # Nothing went to stderr.
     assert m.log() == "", m.log()
 
@@ -480,7 +480,7 @@ def log_syslog_without_a_syslog_daemon_falls_back_to_stderr():
     d = mxtest.tempdir()
     m = mxtest.Mxfwd(forwards=FORWARDS, config={"log": "syslog"}, start=False)
     m.start(env={"MXFWD_SYSLOG_SOCKET": os.path.join(d, "no-syslogd")})
-    m.wait_log(rf"^mxfwd\[{m.proc.pid}\]: listening on 127\.0\.0\.1:{m.port}$")
+    m.wait_log(rf"^mxfwd/master\[{m.proc.pid}\]: listening on 127\.0\.0\.1:{m.port}$")
 
 
 @test
@@ -489,7 +489,7 @@ def serve_v_adds_debug_lines():
     c = m.client()
     c.cmd("EHLO client.test", expect=250)
     c.cmd("QUIT")
-    m.wait_log(r"^mxfwd\[\d+\]: debug: unknown\[127\.0\.0\.1\]: < EHLO client\.test$")
+    m.wait_log(r"^mxfwd/smtpd\[\d+\]: debug: unknown\[127\.0\.0\.1\]: < EHLO client\.test$")
     quiet = mxtest.Mxfwd(forwards=FORWARDS)
     c = quiet.client()
     c.cmd("EHLO client.test", expect=250)

@@ -81,9 +81,16 @@ def a_message_arrives_with_the_srs_sender_and_its_bytes_unchanged():
             f"\tby mx.fwd.test (mxfwd) with ESMTP id {qid}\r\n") in prepended, prepended
     fields = re.findall(r"^([A-Za-z-]+):", prepended, re.M)
     assert set(fields) <= {"Received", "Authentication-Results"}, fields
-    m.wait_log(rf"{qid}: to=<user@dest\.test> orig_to=<alice@alias\.test> "
-               rf"relay=127\.0\.0\.1\[127\.0\.0\.1\]:{sink.port} delay=[0-9.]+ "
-               r"status=sent \(250 2\.0\.0 Ok: queued\)$")
+    # Postfix's delivery line, as pflogsumm reads it, then the session's TLS.
+    m.wait_log(rf"mxfwd/smtp\[\d+\]: {qid}: to=<user@dest\.test>, orig_to=<alice@alias\.test>, "
+               rf"relay=127\.0\.0\.1\[127\.0\.0\.1\]:{sink.port}, delay=[0-9.]+, "
+               r"delays=0/[0-9.]+/[0-9.]+/[0-9.]+, dsn=2\.0\.0, "
+               r"status=sent \(250 2\.0\.0 Ok: queued\), tls=none$")
+    m.wait_log(rf"mxfwd/smtpd\[\d+\]: {qid}: client=unknown\[127\.0\.0\.1\], session=\w+, "
+               r"spf=none, dkim=none, dmarc=none$")
+    m.wait_log(rf"mxfwd/cleanup\[\d+\]: {qid}: message-id=<e2e-1@origin\.test>$")
+    m.wait_log(rf"mxfwd/qmgr\[\d+\]: {qid}: from=<sender@origin\.test>, size=\d+, nrcpt=1, "
+               rf"srs_from=<{re.escape(mxtest.srs0('sender', 'origin.test'))}> \(queue active\)$")
     m.wait_log(rf"{qid}: removed$")
     mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
 
@@ -133,9 +140,9 @@ def mx_lookup_falls_back_and_the_signature_still_verifies_at_the_destination():
     ok, out = mxtest.dkim_verify(tx.data, dns)
     assert ok, out
     assert b"dkim=pass header.d=signed.test" in tx.data
-    m.wait_log(rf"{qid}: to=<user@dest\.test> orig_to=<alice@alias\.test> "
-               rf"relay=mx2\.dest\.test\[127\.0\.0\.1\]:{sink.port} delay=[0-9.]+ "
-               r"status=sent \(250 2\.0\.0 Ok: queued\)$")
+    m.wait_log(rf"{qid}: to=<user@dest\.test>, orig_to=<alice@alias\.test>, "
+               rf"relay=mx2\.dest\.test\[127\.0\.0\.1\]:{sink.port}, delay=[0-9.]+, .* "
+               r"status=sent \(250 2\.0\.0 Ok: queued\), tls=none$")
     assert sink.connections == 1
 
 
@@ -156,12 +163,12 @@ def a_temporary_failure_is_retried_on_schedule():
     m = forwarder(sink.port)
     qid = send(m, "sender@origin.test", ["alice@alias.test"])
     accepted = time.monotonic()  # the first attempt, and its deferral, come after this
-    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=deferred \(451 4\.3\.0 try again later\)")
+    m.wait_log(rf"{qid}: to=<user@dest\.test>, .* status=deferred \(451 4\.3\.0 try again later\)")
     tx = sink.wait(1, timeout=15)[0]
     # retry_schedule = 1s, give or take 10%.
     assert time.monotonic() - accepted >= 0.9
     assert tx.rcpts == ["user@dest.test"]
-    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=sent ")
+    m.wait_log(rf"{qid}: to=<user@dest\.test>, .* status=sent ")
     assert len(sink.attempts) == 2
     mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
 
@@ -172,7 +179,7 @@ def bounce_dsn(hide):
     sink = mxtest.Sink(replies={"nobody@dest.test": "550 5.1.1 <nobody@dest.test>: no such user"})
     m = forwarder(sink.port, {"dsn_hide_destinations": "yes" if hide else "no"})
     qid = send(m, "sender@origin.test", ["bad@alias.test"])
-    m.wait_log(rf"{qid}: to=<nobody@dest\.test> orig_to=<bad@alias\.test> .* "
+    m.wait_log(rf"{qid}: to=<nobody@dest\.test>, orig_to=<bad@alias\.test>, .* "
                r"status=bounced \(550 5\.1\.1 <nobody@dest\.test>: no such user\)")
     dsn_id = m.wait_log(rf"{qid}: sender non-delivery notification: ([0-9A-F]{{13}})$").group(1)
     tx = sink.wait(1)[0]
@@ -183,7 +190,7 @@ def bounce_dsn(hide):
     assert msg.get_param("report-type") == "delivery-status"
     assert msg["To"] == "<sender@origin.test>"
     assert msg["Auto-Submitted"] == "auto-replied"
-    m.wait_log(rf"{dsn_id}: to=<sender@origin\.test> .* status=sent ")
+    m.wait_log(rf"{dsn_id}: to=<sender@origin\.test>, .* status=sent ")
     mxtest.wait_until(lambda: spool(m) == [], what="the spool to empty")
     return tx, msg, qid
 
@@ -229,7 +236,7 @@ def no_dsn_for_a_message_from_the_null_sender():
     sink = mxtest.Sink(replies={"nobody@dest.test": "550 5.1.1 no such user"})
     m = forwarder(sink.port)
     qid = send(m, "", ["bad@alias.test"])
-    m.wait_log(rf"{qid}: to=<nobody@dest\.test> .* status=bounced")
+    m.wait_log(rf"{qid}: to=<nobody@dest\.test>, .* status=bounced")
     m.wait_log(rf"{qid}: removed$")
     time.sleep(0.5)
     assert "non-delivery notification" not in m.log()
@@ -241,7 +248,7 @@ def mail_queued_before_a_restart_is_delivered_after_it():
     port = mxtest.free_port()  # nothing listens there yet: connection refused
     m = forwarder(port, {"retry_schedule": "2s"})
     qid = send(m, "sender@origin.test", ["alice@alias.test"])
-    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=deferred \(connect to ")
+    m.wait_log(rf"{qid}: to=<user@dest\.test>, .* status=deferred \(connect to ")
     assert m.stop() == 0
     assert spool(m) == [qid]
     sink = mxtest.Sink(port=port)
@@ -296,7 +303,7 @@ def the_admin_commands_talk_to_the_running_daemon():
     m = forwarder(sink.port, {"retry_schedule": "1h"})
     sock = m.settings["control_socket"]
     qid = send(m, "sender@origin.test", ["alice@alias.test"])
-    m.wait_log(rf"{qid}: to=<user@dest\.test> .* status=deferred")
+    m.wait_log(rf"{qid}: to=<user@dest\.test>, .* status=deferred")
     mode = os.lstat(sock).st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, oct(mode)
     assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700
@@ -367,7 +374,7 @@ def queue_show_flush_and_delete_take_ids_domains_all_and_stdin():
     q2 = send(m, "sender@origin.test", ["b@alias.test"])
     q3 = send(m, "sender@origin.test", ["a@alias.test"])
     for q in (q1, q2, q3):
-        m.wait_log(rf"{q}: to=<user@(dest|slow)\.test> .* status=deferred")
+        m.wait_log(rf"{q}: to=<user@(dest|slow)\.test>, .* status=deferred")
 
     def tries(addr):
         return sum(addr in tx.refused for tx in sink.attempts)
@@ -457,7 +464,7 @@ def table_reject_and_discard_under_a_catch_all():
     r = c.cmd("RCPT TO:<old@alias.test>")
     assert (r.code, r.text) == (550, "5.1.6 <old@alias.test>: Moved; write to new@dest.test"), r
     m.wait_log(r"NOQUEUE: reject: RCPT from .*: 550 5\.1\.6 <old@alias\.test>: Moved; write to "
-               r"new@dest\.test; from=<sender@origin\.test> to=<old@alias\.test>")
+               r"new@dest\.test; from=<sender@origin\.test> to=<old@alias\.test> proto=ESMTP ")
     # DISCARD alone: the client hears 250 as for any message; nothing leaves.
     r = c.cmd("RCPT TO:<noise@alias.test>")
     assert r.code == 250, r
@@ -466,9 +473,9 @@ def table_reject_and_discard_under_a_catch_all():
     r = c.reply()
     match = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{13})$", r.text)
     assert r.code == 250 and match, r
-    m.wait_log(rf"{match.group(1)}: discarded: from=<sender@origin\.test>, .* every recipient's "
-               r"forward table entry says DISCARD")
-    assert "forward table line 3 says DISCARD" in m.log()
+    m.wait_log(rf"{match.group(1)}: discard: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: every "
+               r"recipient's forward table entry says DISCARD; from=<sender@origin\.test> ")
+    assert "Recipient address triggers DISCARD action (forward table line 3)" in m.log()
     # DISCARD beside a forwarded recipient: only that one is forwarded.
     c.cmd("MAIL FROM:<sender@origin.test>")
     assert c.cmd("RCPT TO:<noise@alias.test>").code == 250

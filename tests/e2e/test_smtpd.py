@@ -157,7 +157,7 @@ def recipient_replies():
     r = expect(c, "RCPT TO:<bob@alias.test>", 452, "4.5.3")
     m.wait_log(r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 "
                r"<nobody@elsewhere\.test>: Relay access denied; from=<sender@origin\.test> "
-               r"to=<nobody@elsewhere\.test> helo=<client\.test>")
+               r"to=<nobody@elsewhere\.test> proto=ESMTP helo=<client\.test> session=\w+$")
     m.wait_log(r"NOQUEUE: reject: RCPT .*: 452 4\.5\.3 <bob@alias\.test>: Too many recipients")
 
 

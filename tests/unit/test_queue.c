@@ -394,8 +394,9 @@ Test(queue, delivers_each_domain_with_the_srs_sender_and_removes_the_message)
     cr_assert_str_eq(listing(), "");
     log = log_text();
     snprintf(line, sizeof(line),
-             "%s: to=<alice@example.com> orig_to=<alice@alias.test> relay=mx.fake.test[192.0.2.25]:25 "
-             "delay=0.00 status=sent (250 2.0.0 Ok: queued as FAKE)",
+             "%s: to=<alice@example.com>, orig_to=<alice@alias.test>, "
+             "relay=mx.fake.test[192.0.2.25]:25, delay=0.00, delays=0/0.00/0.00/0.00, dsn=2.0.0, "
+             "status=sent (250 2.0.0 Ok: queued as FAKE), tls=none",
              idc);
     cr_assert(strstr(log, line) != NULL, "%s", log);
     snprintf(line, sizeof(line), "%s: removed", idc);
