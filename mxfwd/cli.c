@@ -2,17 +2,21 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "config.h"
 #include "dkimkey.h"
+#include "options.h"
 #include "reply.h"
 #include "server.h"
 #include "srs.h"
 #include "srs_secrets.h"
+#include "srs_store.h"
 #include "str.h"
 #include "table.h"
+#include "xalloc.h"
 
 void cli_print_error(void *ctx, const char *message)
 {
@@ -123,6 +127,28 @@ static const char *cli_shown(const char *addr, size_t len, char *dst, size_t siz
     return dst;
 }
 
+/* A keyed SRS address's key looked up as RCPT looks it up: the sender,
+ * or the reply the session would give. */
+static int cli_resolve_key(const config_t *cfg, const char *key, const char *shown)
+{
+    char why[600], reply[600], *sender = NULL;
+    int rc = cli_store_get(cfg, key, &sender, why, sizeof(why));
+
+    if (rc == 0) {
+        printf("%s\n", sender);
+        free(sender);
+        return CLI_OK;
+    }
+    if (rc != SRS_STORE_ENOTFOUND && rc != CLI_STORE_NONE)
+        fprintf(stderr, "mxfwd: envelope store %s: %s\n", cfg->envelope_store,
+                why[0] != '\0' ? why : srs_store_strerror(rc));
+    printf("%s\n", reply_format(rc == SRS_STORE_ENOTFOUND || rc == CLI_STORE_NONE
+                                    ? REPLY_SRS_UNKNOWN_KEY
+                                    : REPLY_SRS_STORE_READ,
+                                shown, reply, sizeof(reply)));
+    return CLI_FAIL;
+}
+
 /*
  * resolve for an address in srs_domain: the original address, or the
  * refusal as the SMTP reply words it.  *handled is false for a local part
@@ -143,6 +169,8 @@ static int cli_resolve_srs(const config_t *cfg, const char *addr, size_t len, bo
         *handled = false;
         return CLI_FAIL;
     }
+    if (rc == SRS_KEYED)
+        return cli_resolve_key(cfg, out, cli_shown(addr, len, shown, sizeof(shown)));
     if (rc == 0) {
         printf("%s\n", out);
         return CLI_OK;
@@ -217,8 +245,8 @@ static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward,
         break;
     case SRS_ETOOLONG:
         printf("too-long: <%s> would become an SRS address with a local part over %d octets, "
-               "which RFC 5321 does not allow\n",
-               shown, ADDR_LOCAL_MAX);
+               "which RFC 5321 does not allow (srs_long_senders = %s)\n",
+               shown, ADDR_LOCAL_MAX, cfg->srs_long_senders == CONFIG_LONG_EMBED ? "embed" : "reject");
         break;
     case SRS_EMALFORMED:
         if (forward) {
@@ -234,13 +262,52 @@ static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward,
     }
 }
 
+/*
+ * A keyed address: forward keeps the sender in the envelope store (as the
+ * daemon does at the end of the data), reverse looks it up.  CLI_OK with
+ * the address to print in out, or CLI_FAIL with the refusal printed.
+ */
+static int cli_srs_keyed(const config_t *cfg, bool forward, const char *key, const char *addr,
+                         size_t len, const char *shown, char *out, size_t size)
+{
+    char why[600], *sender = NULL, *copy;
+    int rc;
+
+    if (forward) {
+        copy = xstrndup(addr, len);
+        rc = cli_store_put(cfg, key, copy, why, sizeof(why));
+        free(copy);
+        if (rc == CLI_STORE_NONE)
+            fprintf(stderr, "note: envelope store %s does not exist yet (mxfwd serve makes it): "
+                            "the sender was not recorded\n", cfg->envelope_store);
+        if (rc == 0 || rc == CLI_STORE_NONE)
+            return CLI_OK;
+    } else {
+        rc = cli_store_get(cfg, key, &sender, why, sizeof(why));
+        if (rc == 0) {
+            str_lcpy(out, sender, size);
+            free(sender);
+            return CLI_OK;
+        }
+        if (rc == SRS_STORE_ENOTFOUND || rc == CLI_STORE_NONE) {
+            printf("unknown-key: <%s>: the envelope store has no sender under its key "
+                   "(unknown, or expired after %u days)\n",
+                   shown, (unsigned)(cfg->srs_max_age / 86400));
+            return CLI_FAIL;
+        }
+    }
+    printf("store-failed: envelope store %s: %s\n", cfg->envelope_store,
+           why[0] != '\0' ? why : srs_store_strerror(rc));
+    return CLI_FAIL;
+}
+
 /* srs forward and srs reverse: the address, or the refusal and exit 1. */
 static int cli_srs_run(const cli_args_t *args, bool forward)
 {
     config_t *cfg = NULL;
     srs_t *srs = NULL;
     const char *addr = args->argv[0];
-    char out[SRS_ADDR_SIZE], shown[300];
+    char out[SRS_ADDR_SIZE], shown[300], key[SRS_KEY_SIZE];
     unsigned age = 0;
     size_t len;
     int rc = CLI_FAIL, err;
@@ -250,16 +317,24 @@ static int cli_srs_run(const cli_args_t *args, bool forward)
     if (cli_srs_open(cfg, &srs) != CLI_OK)
         goto done;
     cli_strip_brackets(&addr, &len);
+    cli_shown(addr, len, shown, sizeof(shown));
     if (forward)
-        err = srs_forward(srs, addr, len, time(NULL), out, sizeof(out));
+        err = srs_forward_long(srs, options_long_senders(cfg), addr, len, time(NULL), out,
+                               sizeof(out), key);
     else
         err = srs_reverse(srs, addr, len, time(NULL), out, sizeof(out), &age);
+    if (err == SRS_KEYED) {
+        if (cli_srs_keyed(cfg, forward, forward ? key : out, addr, len, shown, out,
+                          sizeof(out)) != CLI_OK)
+            goto done;
+        err = 0;
+    }
     if (err == 0) {
         /* The null sender stays the null sender. */
         printf("%s\n", out[0] != '\0' ? out : "<>");
         rc = CLI_OK;
     } else {
-        cli_srs_refusal(srs, cfg, forward, err, cli_shown(addr, len, shown, sizeof(shown)), age);
+        cli_srs_refusal(srs, cfg, forward, err, shown, age);
     }
 done:
     srs_free(srs);

@@ -56,6 +56,11 @@ void smtpd_set_spool(smtpd_t *d, spool_t *spool)
     d->spool = spool;
 }
 
+void smtpd_set_store(smtpd_t *d, srs_store_t *store)
+{
+    d->opts.store = store;
+}
+
 void smtpd_set_table(smtpd_t *d, table_t *table)
 {
     table_unref(d->table);
