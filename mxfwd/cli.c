@@ -246,7 +246,8 @@ static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward,
     case SRS_ETOOLONG:
         printf("too-long: <%s> would become an SRS address with a local part over %d octets, "
                "which RFC 5321 does not allow (srs_long_senders = %s)\n",
-               shown, ADDR_LOCAL_MAX, cfg->srs_long_senders == CONFIG_LONG_EMBED ? "embed" : "reject");
+               shown, ADDR_LOCAL_MAX,
+               cfg->srs_long_senders == CONFIG_LONG_EMBED ? "embed" : "reject");
         break;
     case SRS_EMALFORMED:
         if (forward) {

@@ -432,10 +432,14 @@ static void config_finish(void *parser)
     /* The envelope store beside the spool: both are the daemon's state. */
     if (cfg->envelope_store == NULL) {
         const char *slash = strrchr(cfg->spool_dir, '/');
-        size_t dir = slash == NULL ? 0 : slash == cfg->spool_dir ? 1 : (size_t)(slash - cfg->spool_dir);
+        size_t dir = slash == NULL          ? 0
+                     : slash == cfg->spool_dir ? 1
+                                               : (size_t)(slash - cfg->spool_dir);
         size_t n = dir + 1 + strlen(DEFAULT_ENVELOPE_STORE) + 1;
+
         cfg->envelope_store = xmalloc(n);
-        str_fmt(cfg->envelope_store, n, "%.*s/%s", (int)dir, cfg->spool_dir, DEFAULT_ENVELOPE_STORE);
+        str_fmt(cfg->envelope_store, n, "%.*s/%s", (int)dir, cfg->spool_dir,
+                DEFAULT_ENVELOPE_STORE);
     }
     if (cfg->signing_domain == NULL)
         cfg->signing_domain = xstrdup(cfg->srs_domain);

@@ -64,8 +64,7 @@ int config__set_selector(config_parser_t *p, const config_key_t *key, char *valu
     char name[256];
 
     if (addr_dns_name(value, strlen(value), name, sizeof(name)) < 0) {
-        config_error(p, p->line, "%s: '%s' is not a DKIM selector (DNS labels)", key->name,
-                     value);
+        config_error(p, p->line, "%s: '%s' is not a DKIM selector (DNS labels)", key->name, value);
         return -1;
     }
     return config__set_string(p, key, name);
@@ -106,8 +105,7 @@ int config__set_size(config_parser_t *p, const config_key_t *key, char *value)
 
     if (parse_size(value, &v) < 0 || v < key->min || v > key->max) {
         config_error(p, p->line, "%s: '%s' is not a size between %llu and %llu bytes (25M, 64K)",
-                     key->name, value, (unsigned long long)key->min,
-                     (unsigned long long)key->max);
+                     key->name, value, (unsigned long long)key->min, (unsigned long long)key->max);
         return -1;
     }
     *FIELD(p, key, uint64_t) = v;
@@ -140,7 +138,7 @@ int config__set_port(config_parser_t *p, const config_key_t *key, char *value)
 }
 
 int config__set_enum(config_parser_t *p, const config_key_t *key, const config_word_t *words,
-                           const char *value)
+                     const char *value)
 {
     char choices[128];
     size_t used = 0;

@@ -103,8 +103,8 @@ static void server_store_register(srs_store_t *st, stats_t *registry)
                       "expired entries removed from the embedded envelope store",
                       server_store_expired, st);
     stats_register_fn(registry, STATS_GAUGE, "envelope_store_up", NULL, NULL,
-                      "1 while the envelope store can be used (Redis: connected)",
-                      server_store_up, st);
+                      "1 while the envelope store can be used (Redis: connected)", server_store_up,
+                      st);
 }
 
 srs_store_t *server_store_open(uv_loop_t *loop, const config_t *cfg, stats_t *registry)

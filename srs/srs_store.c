@@ -40,14 +40,15 @@ static int srs_store_redis_url(const char *rest, srs_store_location_t *out, char
     memcpy(out->host, host, (size_t)(host_end - host));
     out->host[host_end - host] = '\0';
     if (inet_pton(rest[0] == '[' ? AF_INET6 : AF_INET, out->host, bin) != 1) {
-        snprintf(why, why_size, "'%s' is not an IP address (a host name would be looked up "
-                                "on the event loop at each connection)", out->host);
+        snprintf(why, why_size,
+                 "'%s' is not an IP address (a host name would be looked up "
+                 "on the event loop at each connection)",
+                 out->host);
         return SRS_STORE_ELOCATION;
     }
     errno = 0;
     v = strtoul(colon + 1, &end, 10);
-    if (errno != 0 || end == colon + 1 || v == 0 || v > 65535 || colon[1] == '-' ||
-        colon[1] == '+')
+    if (errno != 0 || end == colon + 1 || v == 0 || v > 65535 || colon[1] == '-' || colon[1] == '+')
         goto bad;
     out->port = (uint16_t)v;
     slash = end;
@@ -90,8 +91,8 @@ int srs_store_location(const char *text, srs_store_location_t *out, char *why, s
     return 0;
 }
 
-int srs_store_open(uv_loop_t *loop, const srs_store_options_t *opts, srs_store_t **out,
-                   char *why, size_t why_size)
+int srs_store_open(uv_loop_t *loop, const srs_store_options_t *opts, srs_store_t **out, char *why,
+                   size_t why_size)
 {
     srs_store_location_t loc;
     srs_store_t *st;

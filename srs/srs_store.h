@@ -60,9 +60,9 @@ int srs_store_location(const char *text, srs_store_location_t *out, char *why, s
 typedef struct srs_store srs_store_t;
 
 typedef struct {
-    const char *location; /* envelope_store */
-    uint64_t expiry;      /* seconds an entry lives after it was written */
-    uint64_t max_size;    /* the LMDB file's limit in bytes; 0: DEFAULT_ENVELOPE_STORE_SIZE */
+    const char *location;     /* envelope_store */
+    uint64_t expiry;          /* seconds an entry lives after it was written */
+    uint64_t max_size;        /* the LMDB file's limit in bytes; 0: DEFAULT_ENVELOPE_STORE_SIZE */
     time_t (*now)(void *arg); /* NULL: time(2) */
     void *now_arg;
     bool no_sweep; /* embedded: no sweeps (a command's short use) */
@@ -74,8 +74,8 @@ typedef struct {
  * and again, with backoff, whenever the connection is lost.  0 and *out,
  * or an error with the reason in why.
  */
-int srs_store_open(uv_loop_t *loop, const srs_store_options_t *opts, srs_store_t **out,
-                   char *why, size_t why_size);
+int srs_store_open(uv_loop_t *loop, const srs_store_options_t *opts, srs_store_t **out, char *why,
+                   size_t why_size);
 /* Requests still out fail with SRS_STORE_ECLOSED; done(arg) (may be NULL)
  * once the store is freed, after its handles are closed. */
 void srs_store_close(srs_store_t *st, void (*done)(void *arg), void *arg);
@@ -127,11 +127,11 @@ int srs_store_get(srs_store_t *st, const char *key, srs_store_get_cb cb, void *a
 void srs_store_sweep(srs_store_t *st, void (*done)(void *arg, uint64_t removed), void *arg);
 
 typedef struct {
-    uint64_t entries;  /* entries now (Redis: keys of its DB) */
-    uint64_t bytes;    /* the file's pages in use (Redis: used_memory) */
-    uint64_t written;  /* entries written by this process */
-    uint64_t expired;  /* entries the sweeps removed */
-    bool connected;    /* Redis: the connection is up; embedded: true */
+    uint64_t entries; /* entries now (Redis: keys of its DB) */
+    uint64_t bytes;   /* the file's pages in use (Redis: used_memory) */
+    uint64_t written; /* entries written by this process */
+    uint64_t expired; /* entries the sweeps removed */
+    bool connected;   /* Redis: the connection is up; embedded: true */
 } srs_store_stats_t;
 
 /* What the store holds: embedded, read now; Redis, as of its last poll. */

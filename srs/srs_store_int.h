@@ -44,8 +44,8 @@ void srs_store__lmdb_stats(srs_store_t *st, srs_store_stats_t *out);
 int srs_store__redis_open(srs_store_t *st, const srs_store_location_t *loc, char *why,
                           size_t why_size);
 void srs_store__redis_close(srs_store_t *st);
-int srs_store__redis_put(srs_store_t *st, const char *key, const char *sender,
-                         srs_store_done_cb cb, void *arg);
+int srs_store__redis_put(srs_store_t *st, const char *key, const char *sender, srs_store_done_cb cb,
+                         void *arg);
 int srs_store__redis_get(srs_store_t *st, const char *key, srs_store_get_cb cb, void *arg);
 void srs_store__redis_stats(srs_store_t *st, srs_store_stats_t *out);
 

@@ -51,7 +51,7 @@ struct srs_store_lmdb {
     bool closing;
     bool timer_closed;
     bool sweeping;
-    bool cursor_set;  /* the sweep goes on from cursor */
+    bool cursor_set; /* the sweep goes on from cursor */
     char cursor[SRS_KEY_SIZE];
     uint64_t removed; /* by the sweep under way */
     uint64_t expired; /* by every sweep */

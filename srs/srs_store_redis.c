@@ -43,7 +43,7 @@ struct srs_store_redis {
     redisAsyncContext *ac; /* NULL: down, the reconnect timer runs */
     bool connected;
     bool closing;
-    int drop_status; /* what requests failing now fail with */
+    int drop_status;  /* what requests failing now fail with */
     uint64_t backoff; /* ms before the next connection attempt */
     uv_timer_t reconnect, watchdog, poll;
     unsigned handles; /* open timers */
@@ -83,7 +83,7 @@ static void srs_store_redis_drop(srs_store_t *st, int status)
     if (!r->closing && !uv_is_active((uv_handle_t *)&r->reconnect)) {
         uv_timer_start(&r->reconnect, srs_store_redis_reconnect_cb, r->backoff, 0);
         r->backoff = r->backoff * 2 > DEFAULT_REDIS_BACKOFF_MAX_MS ? DEFAULT_REDIS_BACKOFF_MAX_MS
-                                                                  : r->backoff * 2;
+                                                                   : r->backoff * 2;
     }
 }
 
@@ -319,8 +319,8 @@ static int srs_store_redis_send(srs_store_t *st, srs_store_redis_req_t *q, const
     return 0;
 }
 
-int srs_store__redis_put(srs_store_t *st, const char *key, const char *sender,
-                         srs_store_done_cb cb, void *arg)
+int srs_store__redis_put(srs_store_t *st, const char *key, const char *sender, srs_store_done_cb cb,
+                         void *arg)
 {
     srs_store_redis_req_t *q = xcalloc(1, sizeof(*q));
     int rc;
