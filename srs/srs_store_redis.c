@@ -42,6 +42,7 @@ struct srs_store_redis {
     srs_store_location_t loc;
     redisAsyncContext *ac; /* NULL: down, the reconnect timer runs */
     bool connected;
+    uint64_t connecting; /* uv_now() of the attempt under way */
     bool closing;
     int drop_status;  /* what requests failing now fail with */
     uint64_t backoff; /* ms before the next connection attempt */
@@ -146,6 +147,7 @@ static void srs_store_redis_connect(srs_store_t *st)
     }
     ac->data = st;
     r->ac = ac;
+    r->connecting = uv_now(st->loop);
     uv_unref((uv_handle_t *)&((redisLibuvEvents *)ac->ev.data)->handle);
     redisAsyncSetConnectCallback(ac, srs_store_redis_on_connect);
     redisAsyncSetDisconnectCallback(ac, srs_store_redis_on_disconnect);
@@ -166,8 +168,12 @@ static void srs_store_redis_watchdog_cb(uv_timer_t *t)
     srs_store_t *st = t->data;
     srs_store_redis_t *r = st->redis;
 
-    if (r->ac != NULL && r->head != NULL &&
-        uv_now(st->loop) - r->head->sent > DEFAULT_REDIS_TIMEOUT_MS)
+    /* libuv reports a refused connection as an error of the poll, which
+     * hiredis's adapter does not pass on: such an attempt ends here. */
+    if (r->ac != NULL && ((r->head != NULL &&
+                           uv_now(st->loop) - r->head->sent > DEFAULT_REDIS_TIMEOUT_MS) ||
+                          (!r->connected &&
+                           uv_now(st->loop) - r->connecting > DEFAULT_REDIS_TIMEOUT_MS)))
         srs_store_redis_drop(st, SRS_STORE_ETIMEOUT);
 }
 
