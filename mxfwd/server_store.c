@@ -1,5 +1,6 @@
 #include "server_store.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,6 @@
 
 #include "log.h"
 #include "options.h"
-#include "str.h"
 #include "xalloc.h"
 
 /* The spool's blocking work on libuv's thread pool. */
@@ -45,66 +45,51 @@ static void server_store_job_submit(void *impl, void (*work)(void *), void (*don
     uv_queue_work(impl, &job->req, server_store_job_work, server_store_job_done);
 }
 
-static uint64_t server_store_entries(void *arg)
+/* The store's figures in the registry: one reader per field of
+ * srs_store_stats_t (one store per process). */
+typedef struct {
+    const char *name;
+    stats_kind_t kind;
+    size_t field;
+    const char *help;
+    srs_store_t *st;
+} server_store_figure_t;
+
+static server_store_figure_t server_store_figures[] = {
+    {"envelope_store_entries", STATS_GAUGE, offsetof(srs_store_stats_t, entries),
+     "long senders kept in the envelope store (with Redis: the keys of its database)", NULL},
+    {"envelope_store_bytes", STATS_GAUGE, offsetof(srs_store_stats_t, bytes),
+     "size of the envelope store: the LMDB file's pages in use (with Redis: its used_memory)",
+     NULL},
+    {"envelope_store_written", STATS_COUNTER, offsetof(srs_store_stats_t, written),
+     "entries written to the envelope store (a sender already there with time to live is not "
+     "written again)",
+     NULL},
+    {"envelope_store_expired", STATS_COUNTER, offsetof(srs_store_stats_t, expired),
+     "expired entries removed from the embedded envelope store", NULL},
+    {"envelope_store_up", STATS_GAUGE, offsetof(srs_store_stats_t, up),
+     "1 while the envelope store can be used (Redis: connected)", NULL},
+};
+
+#define SERVER_STORE_NFIGURES (sizeof(server_store_figures) / sizeof(server_store_figures[0]))
+
+static uint64_t server_store_read(void *arg)
 {
+    const server_store_figure_t *f = arg;
     srs_store_stats_t st;
 
-    srs_store_stats(arg, &st);
-    return st.entries;
-}
-
-static uint64_t server_store_bytes(void *arg)
-{
-    srs_store_stats_t st;
-
-    srs_store_stats(arg, &st);
-    return st.bytes;
-}
-
-static uint64_t server_store_written(void *arg)
-{
-    srs_store_stats_t st;
-
-    srs_store_stats(arg, &st);
-    return st.written;
-}
-
-static uint64_t server_store_expired(void *arg)
-{
-    srs_store_stats_t st;
-
-    srs_store_stats(arg, &st);
-    return st.expired;
-}
-
-static uint64_t server_store_up(void *arg)
-{
-    srs_store_stats_t st;
-
-    srs_store_stats(arg, &st);
-    return st.connected;
+    srs_store_stats(f->st, &st);
+    return *(const uint64_t *)((const char *)&st + f->field);
 }
 
 static void server_store_register(srs_store_t *st, stats_t *registry)
 {
-    stats_register_fn(registry, STATS_GAUGE, "envelope_store_entries", NULL, NULL,
-                      "long senders kept in the envelope store (with Redis: the keys of its "
-                      "database)",
-                      server_store_entries, st);
-    stats_register_fn(registry, STATS_GAUGE, "envelope_store_bytes", NULL, NULL,
-                      "size of the envelope store: the LMDB file's pages in use (with Redis: "
-                      "its used_memory)",
-                      server_store_bytes, st);
-    stats_register_fn(registry, STATS_COUNTER, "envelope_store_written", NULL, NULL,
-                      "entries written to the envelope store (a sender already there with "
-                      "time to live is not written again)",
-                      server_store_written, st);
-    stats_register_fn(registry, STATS_COUNTER, "envelope_store_expired", NULL, NULL,
-                      "expired entries removed from the embedded envelope store",
-                      server_store_expired, st);
-    stats_register_fn(registry, STATS_GAUGE, "envelope_store_up", NULL, NULL,
-                      "1 while the envelope store can be used (Redis: connected)", server_store_up,
-                      st);
+    for (size_t i = 0; i < SERVER_STORE_NFIGURES; i++) {
+        server_store_figure_t *f = &server_store_figures[i];
+
+        f->st = st;
+        stats_register_fn(registry, f->kind, f->name, NULL, NULL, f->help, server_store_read, f);
+    }
 }
 
 srs_store_t *server_store_open(uv_loop_t *loop, const config_t *cfg, stats_t *registry)
@@ -159,6 +144,7 @@ void server_store_close(srs_store_t *st, stats_t *registry)
 {
     if (st == NULL)
         return;
-    stats_detach(registry, st);
+    for (size_t i = 0; i < SERVER_STORE_NFIGURES; i++)
+        stats_detach(registry, &server_store_figures[i]);
     srs_store_close(st, NULL, NULL);
 }

@@ -131,7 +131,7 @@ typedef struct {
     uint64_t bytes;   /* the file's pages in use (Redis: used_memory) */
     uint64_t written; /* entries written by this process */
     uint64_t expired; /* entries the sweeps removed */
-    bool connected;   /* Redis: the connection is up; embedded: true */
+    uint64_t up;      /* 1: usable (Redis: connected; embedded: always) */
 } srs_store_stats_t;
 
 /* What the store holds: embedded, read now; Redis, as of its last poll. */

@@ -503,7 +503,7 @@ void srs_store__lmdb_stats(srs_store_t *st, srs_store_stats_t *out)
     MDB_envinfo info;
     MDB_stat ms;
 
-    out->connected = true;
+    out->up = 1;
     out->expired = l->expired;
     pthread_mutex_lock(&l->mu);
     out->written = l->written;

@@ -75,7 +75,7 @@ static void srs_store_redis_drop(srs_store_t *st, int status)
 
     r->ac = NULL;
     r->connected = false;
-    r->stats.connected = false;
+    r->stats.up = 0;
     if (ac != NULL) {
         r->drop_status = status;
         redisAsyncFree(ac); /* the requests' callbacks, with no reply */
@@ -102,7 +102,7 @@ static void srs_store_redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     r->connected = true;
-    r->stats.connected = true;
+    r->stats.up = 1;
     r->backoff = DEFAULT_REDIS_BACKOFF_MIN_MS;
 }
 
