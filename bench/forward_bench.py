@@ -56,7 +56,9 @@ def spool_empty(spool):
     return not any(f for _, _, f in os.walk(spool))
 
 
-LONG_SENDER = "0100018c5f8e9a2b-3c4d5e6f-7a8b-4c9d-0e1f-2a3b4c5d6e7f-000000@amazonses.com"
+# An Amazon SES-shaped local part at the short sender's domain: the same DNS
+# work for both (SPF, DMARC), only the SRS path differs.
+LONG_SENDER = "0100018c5f8e9a2b-3c4d5e6f-7a8b-4c9d-0e1f-2a3b4c5d6e7f-000000@origin.test"
 
 
 def one_run(name, port, args, sink_log, queue_empty, cpu_pid):
