@@ -294,9 +294,9 @@ def postfix_queue_empty(queue):
 
 # ---- measurements ----------------------------------------------------------------
 
-def source(port, args, log):
+def source(port, args, log, sender="sender@origin.test"):
     argv = ["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-l",
-            str(args.size), "-f", "sender@origin.test", "-t", "user@alias.test",
+            str(args.size), "-f", sender, "-t", "user@alias.test",
             f"127.0.0.1:{port}"]
     start_t = time.monotonic()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=3600)

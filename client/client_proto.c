@@ -279,7 +279,8 @@ bool client_addr_ok(const char *addr, bool null_ok)
 
     if (addr[0] == '\0')
         return null_ok;
-    return addr_parse(addr, strlen(addr), &a) == 0;
+    /* As the session took it: a long sender a bounce goes back to. */
+    return addr_parse_input(addr, strlen(addr), &a) == 0;
 }
 
 void client_stuff_init(client_stuff_t *st)

@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -9,15 +10,18 @@
 #include "control.h"
 #include "dkimkey.h"
 #include "json.h"
+#include "options.h"
 #include "placeholder.h"
 #include "reply.h"
 #include "resolve.h"
 #include "server.h"
 #include "srs.h"
 #include "srs_secrets.h"
+#include "srs_store.h"
 #include "str.h"
 #include "table.h"
 #include "tls.h"
+#include "xalloc.h"
 
 /* The certificate and key STARTTLS would use, loaded as the daemon does:
  * 0, or 1 with the problem printed. */
@@ -157,6 +161,42 @@ static const char *cli_shown(const char *addr, size_t len, char *dst, size_t siz
 /* How long resolve waits for the daemon before reading the files itself. */
 #define CLI_RESOLVE_TIMEOUT_MS 5000
 
+/* A keyed SRS address's key looked up as RCPT looks it up: the sender,
+ * or the reply the session would give. */
+static int cli_resolve_key(const config_t *cfg, const char *key, const char *shown)
+{
+    char why[600], reply[600], *sender = NULL;
+    int rc = cli_store_get(cfg, key, &sender, why, sizeof(why));
+
+    if (rc == 0) {
+        printf("%s\n", sender);
+        free(sender);
+        return CLI_OK;
+    }
+    if (rc != SRS_STORE_ENOTFOUND && rc != CLI_STORE_NONE)
+        fprintf(stderr, "mxfwd: envelope store %s: %s\n", cfg->envelope_store,
+                why[0] != '\0' ? why : srs_store_strerror(rc));
+    printf("%s\n", reply_format(rc == SRS_STORE_ENOTFOUND || rc == CLI_STORE_NONE
+                                    ? REPLY_SRS_UNKNOWN_KEY
+                                    : REPLY_SRS_STORE_READ,
+                                shown, reply, sizeof(reply)));
+    return CLI_FAIL;
+}
+
+/* A reply of resolve_json(), printed; a keyed SRS address's sender is
+ * looked up in the envelope store here, as RCPT would. */
+static int cli_resolve_print(const config_t *cfg, const json_t *v, const char *addr,
+                             const char *source)
+{
+    const json_t *dests = json_get(v, "dests");
+    char shown[300];
+
+    if (strcmp(json_get_str(v, "kind", ""), "keyed") == 0 && dests != NULL && dests->n == 1)
+        return cli_resolve_key(cfg, dests->items[0]->string,
+                               cli_shown(addr, strlen(addr), shown, sizeof(shown)));
+    return resolve_print(v, source);
+}
+
 /*
  * resolve: the running daemon answers when there is one, from the table
  * it has loaded; otherwise the files say what a daemon started now would
@@ -182,7 +222,7 @@ int cli_resolve(const cli_args_t *args)
         if (control_request(cfg->control_socket, request, CLI_RESOLVE_TIMEOUT_MS, &reply) == 0 &&
             json_parse(buf_ptr(&reply), buf_used(&reply), &v) == 0 && json_get(v, "ok") != NULL &&
             json_get(v, "ok")->boolean && json_get(v, "kind") != NULL) {
-            rc = resolve_print(v, "as the running daemon has it loaded");
+            rc = cli_resolve_print(cfg, v, addr, "as the running daemon has it loaded");
             goto done;
         }
         json_free(v);
@@ -204,7 +244,7 @@ int cli_resolve(const cli_args_t *args)
     if (json_parse(buf_ptr(&reply), buf_used(&reply), &v) == 0) {
         snprintf(source, sizeof(source), "read from the file (no daemon answered at %.500s)",
                  cfg->control_socket);
-        rc = resolve_print(v, source);
+        rc = cli_resolve_print(cfg, v, addr, source);
     }
 done:
     json_free(v);
@@ -240,8 +280,9 @@ static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward,
         break;
     case SRS_ETOOLONG:
         printf("too-long: <%s> would become an SRS address with a local part over %d octets, "
-               "which RFC 5321 does not allow\n",
-               shown, ADDR_LOCAL_MAX);
+               "which RFC 5321 does not allow (srs_long_senders = %s)\n",
+               shown, ADDR_LOCAL_MAX,
+               cfg->srs_long_senders == CONFIG_LONG_EMBED ? "embed" : "reject");
         break;
     case SRS_EMALFORMED:
         if (forward) {
@@ -257,13 +298,52 @@ static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward,
     }
 }
 
+/*
+ * A keyed address: forward keeps the sender in the envelope store (as the
+ * daemon does at the end of the data), reverse looks it up.  CLI_OK with
+ * the address to print in out, or CLI_FAIL with the refusal printed.
+ */
+static int cli_srs_keyed(const config_t *cfg, bool forward, const char *key, const char *addr,
+                         size_t len, const char *shown, char *out, size_t size)
+{
+    char why[600], *sender = NULL, *copy;
+    int rc;
+
+    if (forward) {
+        copy = xstrndup(addr, len);
+        rc = cli_store_put(cfg, key, copy, why, sizeof(why));
+        free(copy);
+        if (rc == CLI_STORE_NONE)
+            fprintf(stderr, "note: envelope store %s does not exist yet (mxfwd serve makes it): "
+                            "the sender was not recorded\n", cfg->envelope_store);
+        if (rc == 0 || rc == CLI_STORE_NONE)
+            return CLI_OK;
+    } else {
+        rc = cli_store_get(cfg, key, &sender, why, sizeof(why));
+        if (rc == 0) {
+            str_lcpy(out, sender, size);
+            free(sender);
+            return CLI_OK;
+        }
+        if (rc == SRS_STORE_ENOTFOUND || rc == CLI_STORE_NONE) {
+            printf("unknown-key: <%s>: the envelope store has no sender under its key "
+                   "(unknown, or expired after %u days)\n",
+                   shown, (unsigned)(cfg->srs_max_age / 86400));
+            return CLI_FAIL;
+        }
+    }
+    printf("store-failed: envelope store %s: %s\n", cfg->envelope_store,
+           why[0] != '\0' ? why : srs_store_strerror(rc));
+    return CLI_FAIL;
+}
+
 /* srs forward and srs reverse: the address, or the refusal and exit 1. */
 static int cli_srs_run(const cli_args_t *args, bool forward)
 {
     config_t *cfg = NULL;
     srs_t *srs = NULL;
     const char *addr = args->argv[0];
-    char out[SRS_ADDR_SIZE], shown[300];
+    char out[SRS_ADDR_SIZE], shown[300], key[SRS_KEY_SIZE];
     unsigned age = 0;
     size_t len;
     int rc = CLI_FAIL, err;
@@ -273,16 +353,24 @@ static int cli_srs_run(const cli_args_t *args, bool forward)
     if (cli_srs_open(cfg, &srs) != CLI_OK)
         goto done;
     cli_strip_brackets(&addr, &len);
+    cli_shown(addr, len, shown, sizeof(shown));
     if (forward)
-        err = srs_forward(srs, addr, len, time(NULL), out, sizeof(out));
+        err = srs_forward_long(srs, options_long_senders(cfg), addr, len, time(NULL), out,
+                               sizeof(out), key);
     else
         err = srs_reverse(srs, addr, len, time(NULL), out, sizeof(out), &age);
+    if (err == SRS_KEYED) {
+        if (cli_srs_keyed(cfg, forward, forward ? key : out, addr, len, shown, out,
+                          sizeof(out)) != CLI_OK)
+            goto done;
+        err = 0;
+    }
     if (err == 0) {
         /* The null sender stays the null sender. */
         printf("%s\n", out[0] != '\0' ? out : "<>");
         rc = CLI_OK;
     } else {
-        cli_srs_refusal(srs, cfg, forward, err, cli_shown(addr, len, shown, sizeof(shown)), age);
+        cli_srs_refusal(srs, cfg, forward, err, shown, age);
     }
 done:
     srs_free(srs);

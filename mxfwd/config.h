@@ -29,6 +29,8 @@ typedef enum { CONFIG_ACTION_REJECT, CONFIG_ACTION_TAG, CONFIG_ACTION_OFF } conf
 typedef enum { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG } config_log_t;
 /* from_rewrite (docs/configuration.md, Signing). */
 typedef enum { CONFIG_REWRITE_DMARC, CONFIG_REWRITE_OFF, CONFIG_REWRITE_ALWAYS } config_rewrite_t;
+/* srs_long_senders (docs/srs.md, "Long senders"). */
+typedef enum { CONFIG_LONG_STORE, CONFIG_LONG_EMBED, CONFIG_LONG_REJECT } config_long_t;
 /* spool_sync: an fsync(2) per file, or one syncfs(2) per group commit. */
 typedef enum { CONFIG_SYNC_FILE, CONFIG_SYNC_FILESYSTEM } config_sync_t;
 
@@ -53,6 +55,11 @@ typedef struct {
     char *srs_domain;
     char *srs_secrets;
     uint64_t srs_max_age;
+    config_long_t srs_long_senders;
+    /* An absolute file path (default: "envelopes" beside spool_dir), or a
+     * Redis: redis://HOST:PORT[/DB], unix:/PATH. */
+    char *envelope_store;
+    uint64_t envelope_store_size;
 
     char *forward_table;
     char *spool_dir;

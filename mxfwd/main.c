@@ -61,10 +61,13 @@ static const main_command_t main_commands[] = {
      "SMTP reply that refuses it (exit 1).\n"},
     {"srs forward", 1, 1, "SENDER", cli_srs_forward, "the SRS address SENDER is rewritten to",
      "Print the SRS address that SENDER is rewritten to, using the configured\n"
-     "secrets and srs_domain, or why it cannot be: too-long or malformed (exit 1).\n"},
+     "secrets and srs_domain (a long sender: as srs_long_senders says, kept in\n"
+     "the envelope store with store), or why it cannot be: too-long, malformed\n"
+     "or store-failed (exit 1).\n"},
     {"srs reverse", 1, 1, "ADDRESS", cli_srs_reverse, "the original address behind an SRS ADDRESS",
      "Print the original address behind an SRS ADDRESS, or why it is refused:\n"
-     "bad-hash, expired, not-srs or malformed (exit 1).\n"},
+     "bad-hash, expired, not-srs, malformed, unknown-key (a keyed address the\n"
+     "envelope store has no sender for) or store-failed (exit 1).\n"},
     {"queue", 0, 0, "", cli_queue, "list the queued messages",
      "List queued messages: queue id, age, size, sender, and each recipient\n"
      "with its state, next attempt and last error.  --json for machines.\n"},

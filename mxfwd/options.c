@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "default.h"
+
 #include "xalloc.h"
 
 static client_tls_t options_tls(config_tls_t t)
@@ -66,6 +68,31 @@ void options_smtpd(const config_t *cfg, smtpd_options_t *opts)
         .max_errors = cfg->max_errors,
         .max_hops = cfg->max_hops,
         .shutdown_grace = cfg->shutdown_grace,
+        .long_senders = options_long_senders(cfg),
+    };
+}
+
+srs_long_t options_long_senders(const config_t *cfg)
+{
+    switch (cfg->srs_long_senders) {
+    case CONFIG_LONG_STORE:
+        return SRS_LONG_STORE;
+    case CONFIG_LONG_EMBED:
+        return SRS_LONG_EMBED;
+    case CONFIG_LONG_REJECT:
+        break;
+    }
+    return SRS_LONG_REJECT;
+}
+
+void options_store(const config_t *cfg, srs_store_options_t *opts)
+{
+    *opts = (srs_store_options_t){
+        .location = cfg->envelope_store,
+        /* An address is good for srs_max_age whole days after the day it
+         * was made: its entry outlives that by the margin. */
+        .expiry = cfg->srs_max_age / 86400 * 86400 + DEFAULT_ENVELOPE_STORE_MARGIN,
+        .max_size = cfg->envelope_store_size,
     };
 }
 

@@ -14,6 +14,8 @@ static const char *resolve_kind_name(rcpt_kind_t kind)
         return "forward";
     case RCPT_BOUNCE:
         return "bounce";
+    case RCPT_KEYED:
+        return "keyed";
     case RCPT_DISCARD:
         return "discard";
     case RCPT_REFUSE:
@@ -54,7 +56,7 @@ void resolve_json(const rcpt_ctx_t *ctx, const char *table_path, const char *add
         json_str(out, reply);
     }
     buf_puts(out, ",\"dests\":[");
-    if (route.kind == RCPT_BOUNCE) {
+    if (route.kind == RCPT_BOUNCE || route.kind == RCPT_KEYED) {
         json_str(out, route.orig);
     } else if (route.kind == RCPT_FORWARD) {
         for (size_t i = 0; i < route.dests.n; i++) {

@@ -8,7 +8,9 @@
  *      "entry":"team@alias.test","file":"etc/forwards","line":3}
  *
  * kind is "forward", "bounce" (an SRS address: "dests" holds the original
- * sender; from <> only), "discard" or "refuse" ("reply" is the whole SMTP
+ * sender; from <> only), "keyed" (a long sender's SRS address: "dests"
+ * holds the key the envelope store knows), "discard" or "refuse" ("reply"
+ * is the whole SMTP
  * reply); "entry", "file" and "line" name the forward table entry that
  * decided, when one did.  docs/queue.md has the request.
  */

@@ -30,6 +30,7 @@
 #include "queue.h"
 #include "reload.h"
 #include "resolve.h"
+#include "server_store.h"
 #include "smtpd.h"
 #include "srs_secrets.h"
 #include "str.h"
@@ -60,6 +61,7 @@ typedef struct {
     metrics_t *metrics; /* metrics_listen; NULL without */
     reload_t *reload;
     sign_ctx_t *signer; /* signing_key's signer, for DSNs; NULL without */
+    srs_store_t *store; /* the envelope store of long senders; NULL: none */
 
     uv_signal_t sig_term, sig_int, sig_hup;
     bool stopping;     /* SIGTERM seen */
@@ -461,40 +463,6 @@ static void server_signals(server_t *srv)
 
 /* ---- the spool ------------------------------------------------------------------ */
 
-/* The spool's blocking work on libuv's thread pool. */
-typedef struct {
-    uv_work_t req; /* first: the request is the job */
-    void (*work)(void *ctx);
-    void (*done)(void *ctx);
-    void *ctx;
-} server_job_t;
-
-static void server_job_work(uv_work_t *req)
-{
-    server_job_t *job = (server_job_t *)req;
-
-    job->work(job->ctx);
-}
-
-static void server_job_done(uv_work_t *req, int status)
-{
-    server_job_t *job = (server_job_t *)req;
-
-    (void)status; /* jobs are never cancelled */
-    job->done(job->ctx);
-    free(job);
-}
-
-static void server_job_submit(void *impl, void (*work)(void *), void (*done)(void *), void *ctx)
-{
-    server_job_t *job = xcalloc(1, sizeof(*job));
-
-    job->work = work;
-    job->done = done;
-    job->ctx = ctx;
-    uv_queue_work(impl, &job->req, server_job_work, server_job_done);
-}
-
 /* spool_sync = filesystem trusts syncfs(2) to report a failed write-back,
  * which Linux does from 5.17 on (data only from 5.8; metadata and journal
  * errors were dropped before 5.17); say so on an older kernel. */
@@ -522,7 +490,6 @@ static void server_open_queue(server_t *srv)
 {
     const config_t *cfg = srv->cfg;
     spool_options_t sopts = {
-        .exec = {server_job_submit, srv->loop},
         .sync =
             cfg->spool_sync == CONFIG_SYNC_FILESYSTEM ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILES,
     };
@@ -545,6 +512,9 @@ static void server_open_queue(server_t *srv)
     int rc, serr = 0;
 
     server_check_syncfs(cfg);
+    /* Before the spool, whose commits sync it (docs/srs.md). */
+    srv->store = server_store_open(srv->loop, cfg, srv->registry);
+    server_store_spool_options(srv->loop, srv->store, &sopts);
     if ((rc = spool_open(cfg->spool_dir, &sopts, &srv->spool)) < 0)
         log_fatal("%s: cannot open the spool: %s", cfg->spool_dir, spool_strerror(rc));
     options_client(cfg, srv->registry, &copts, &cstore);
@@ -724,6 +694,8 @@ int server_main(const char *config_path, bool verbose)
     }
     pw = server_user(srv->cfg);
     server_make_dir(srv->cfg->spool_dir, pw);
+    if (server_store_dir(srv->cfg, dir, sizeof(dir)))
+        server_make_dir(dir, pw);
     server_dirname(srv->cfg->control_socket, dir, sizeof(dir));
     server_make_dir(dir, pw);
     server_raise_fd_limit(srv->cfg);
@@ -739,6 +711,7 @@ int server_main(const char *config_path, bool verbose)
     server_check_readable(srv->cfg, pw);
     server_open_queue(srv);
     smtpd_set_spool(srv->smtpd, srv->spool);
+    smtpd_set_store(srv->smtpd, srv->store);
     reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)
         log_info("listening on %s", srv->cfg->listen[i].text);
@@ -759,6 +732,9 @@ int server_main(const char *config_path, bool verbose)
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    /* Nothing uses the store now: no session, and no spool pass out. */
+    server_store_close(srv->store, srv->registry);
+    uv_run(&loop, UV_RUN_DEFAULT);
     /* Whatever is left (nothing, normally) is closed before the loop is. */
     uv_walk(&loop, server_walk_close, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);

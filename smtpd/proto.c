@@ -148,7 +148,9 @@ static int proto_parse_path(const char *s, size_t len, size_t *used, proto_path_
     out->addr_len = inner_len;
     if (inner_len == 0)
         return 0;
-    if (addr_parse(inner, inner_len, &out->parsed) == 0)
+    /* Local parts over 64 octets are taken (RFC 5321 4.5.3.1 asks not to
+     * limit them): whatever the command line holds, up to ADDR_INPUT_MAX. */
+    if (addr_parse_input(inner, inner_len, &out->parsed) == 0)
         return 0;
     if (!out->source_route && str_eq_ci_n(inner, inner_len, "postmaster")) {
         out->postmaster = true;

@@ -33,8 +33,8 @@ void rcpt_route(const rcpt_ctx_t *ctx, const char *raw, size_t len, const addr_t
             rcpt_refuse(out, reply_for_srs_reverse_err(rc));
             return;
         }
-        if (rc == 0) {
-            out->kind = RCPT_BOUNCE;
+        if (rc == 0 || rc == SRS_KEYED) {
+            out->kind = rc == 0 ? RCPT_BOUNCE : RCPT_KEYED;
             return;
         }
         /* Not SRS at all: the table may know it (postmaster@). */

@@ -34,6 +34,8 @@ typedef struct {
 typedef enum {
     RCPT_FORWARD, /* to dests */
     RCPT_BOUNCE,  /* an SRS address: to orig, for a bounce (MAIL FROM:<>) only */
+    RCPT_KEYED,   /* a keyed SRS address (a long sender's), signature and age good:
+                   * orig is the key, whose sender the envelope store knows */
     RCPT_DISCARD, /* accepted and dropped (the table's DISCARD) */
     RCPT_REFUSE,  /* reply and words say how */
 } rcpt_kind_t;
@@ -47,7 +49,7 @@ typedef struct {
     /* RCPT_FORWARD, RCPT_DISCARD, and a REJECT entry: the entry. */
     bool from_table;
     table_dests_t dests;
-    /* RCPT_BOUNCE: the original address. */
+    /* RCPT_BOUNCE: the original address; RCPT_KEYED: the key. */
     char orig[SRS_ADDR_SIZE];
 } rcpt_route_t;
 

@@ -22,6 +22,14 @@ static const reply_t reply_table[REPLY_NREPLIES] = {
                              "srs_malformed"},
     [REPLY_SRS_TEMP] = {451, "4.3.0", "Temporary local problem checking the SRS address",
                         "srs_temp"},
+    [REPLY_SRS_UNKNOWN_KEY] = {550, "5.1.1",
+                               "Recipient address rejected: SRS address unknown or expired: "
+                               "the envelope store has no sender under its key",
+                               "srs_unknown_key"},
+    [REPLY_SRS_STORE_READ] = {451, "4.3.0",
+                              "Temporary local problem: the envelope store cannot be read; "
+                              "try again later",
+                              "srs_store_read"},
     [REPLY_TOO_MANY_RCPTS] = {452, "4.5.3", "Too many recipients", "too_many_rcpts"},
     [REPLY_NEED_SMTPUTF8] = {553, "5.6.7", "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8",
                              "need_smtputf8"},
@@ -45,6 +53,10 @@ static const reply_t reply_table[REPLY_NREPLIES] = {
                         "bare_eol"},
     [REPLY_SPOOL_FAILED] = {451, "4.3.0", "Temporary failure: cannot queue the message",
                             "spool_failed"},
+    [REPLY_SRS_STORE_WRITE] = {451, "4.3.0",
+                               "Temporary failure: the sender cannot be kept in the envelope "
+                               "store; try again later",
+                               "srs_store_write"},
     [REPLY_NO_RCPTS] = {554, "5.5.1", "No valid recipients", "no_rcpts"},
     [REPLY_AUTH_SPF] = {550, "5.7.23",
                         "SPF fail: the sender's domain does not authorize this client", "auth_spf"},

@@ -24,6 +24,8 @@ typedef enum {
     REPLY_SRS_EXPIRED,
     REPLY_SRS_MALFORMED,
     REPLY_SRS_TEMP,
+    REPLY_SRS_UNKNOWN_KEY,
+    REPLY_SRS_STORE_READ,
     REPLY_TOO_MANY_RCPTS,
     REPLY_NEED_SMTPUTF8,
     REPLY_TABLE_REJECT,
@@ -40,6 +42,7 @@ typedef enum {
     REPLY_HOPS,
     REPLY_BARE_EOL,
     REPLY_SPOOL_FAILED,
+    REPLY_SRS_STORE_WRITE,
     REPLY_NO_RCPTS,
     /* the sender checks, after the end of data (the verdict's own words
      * are sent; these name the reason, for counters and RCPT) */

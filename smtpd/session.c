@@ -140,8 +140,8 @@ void session__log_reject_text(session_t *s, const char *what, reply_id_t id,
 {
     const reply_t *r = words != NULL ? words : reply_get(id);
     bool mail = strcmp(what, "MAIL") == 0;
-    int n = (int)(addr_len > ADDR_MAX ? ADDR_MAX : addr_len);
-    char shown[ADDR_MAX + 8] = "", to[ADDR_MAX + 8] = "", from[ADDR_MAX + 1] = "";
+    int n = (int)(addr_len > ADDR_INPUT_MAX ? ADDR_INPUT_MAX : addr_len);
+    char shown[ADDR_INPUT_MAX + 8] = "", to[ADDR_INPUT_MAX + 8] = "", from[ADDR_INPUT_MAX + 1] = "";
 
     smtpd__count_rejected(s->smtpd, id);
     if (addr != NULL)

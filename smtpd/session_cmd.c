@@ -12,6 +12,7 @@
 #include "log.h"
 #include "rcpt.h"
 #include "srs.h"
+#include "srs_store.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -63,6 +64,7 @@ void session__end_txn(session_t *s)
     session__data_abort(s);
     txn_free(s->txn);
     s->txn = NULL;
+    s->stored = s->store_sync = false;
     if (s->state == SESSION_MAIL || s->state == SESSION_RCPT || s->state == SESSION_CHUNKING)
         s->state = SESSION_HELO;
 }
@@ -172,14 +174,21 @@ static int session_cmd_check_mail(session_t *s, session_cmd_t *c)
 static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *path = &c->u.mail.path;
-    char srs[SRS_ADDR_SIZE] = "";
-    int rc;
+    const smtpd_options_t *opts = &s->smtpd->opts;
+    srs_long_t mode = opts->long_senders;
+    char srs[SRS_ADDR_SIZE] = "", key[SRS_KEY_SIZE] = "";
+    int rc = 0;
 
+    /* Without a store to keep it in, a long sender is refused. */
+    if (mode == SRS_LONG_STORE && opts->store == NULL)
+        mode = SRS_LONG_REJECT;
     /* The sender is rewritten once, here, for every copy of the message;
-     * one that cannot be is refused now, never forwarded unrewritten. */
+     * one that cannot be is refused now, never forwarded unrewritten.  A
+     * long one may get a keyed address: the store takes it at the end of
+     * the data (docs/srs.md, "Long senders"). */
     if (path->addr_len > 0) {
-        rc = srs_forward(s->smtpd->srs, path->addr, path->addr_len, smtpd__now(s->smtpd), srs,
-                         sizeof(srs));
+        rc = srs_forward_long(s->smtpd->srs, mode, path->addr, path->addr_len,
+                              smtpd__now(s->smtpd), srs, sizeof(srs), key);
         if (rc < 0) {
             reply_id_t id = reply_for_srs_forward_err(rc);
             session__reply_addr(s, id, path->addr, path->addr_len);
@@ -191,6 +200,8 @@ static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
     }
     s->txn = txn_new(path->addr, path->addr_len, &c->u.mail);
     txn_set_forward_sender(s->txn, srs);
+    if (rc == SRS_KEYED)
+        txn_set_store_key(s->txn, key);
     s->state = SESSION_MAIL;
     session__reply(s, REPLY_MAIL_OK);
 }
@@ -250,6 +261,48 @@ static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
     session__reply(s, REPLY_RCPT_OK);
 }
 
+/* The envelope store's answer for the recipient waiting at RCPT: the
+ * sender behind its key, or a refusal. */
+static void session_cmd_rcpt_found(void *arg, int status, const char *sender)
+{
+    session_t *s = arg;
+    char *addr = s->rcpt_waiting;
+
+    s->rcpt_waiting = NULL;
+    if (!s->close_after && status == 0)
+        session_cmd_accept_rcpt(s, addr, strlen(addr), &s->rcpt_waiting_dsn, &sender, 1);
+    else if (!s->close_after)
+        session_cmd_refuse_rcpt(s,
+                                status == SRS_STORE_ENOTFOUND ? REPLY_SRS_UNKNOWN_KEY
+                                                              : REPLY_SRS_STORE_READ,
+                                addr, strlen(addr));
+    if (status < 0 && status != SRS_STORE_ENOTFOUND)
+        log_warning("%s: envelope store: %s", s->peer, srs_store_strerror(status));
+    free(addr);
+    session__resume(s);
+}
+
+/* A keyed SRS address, its hash and stamp good: the store says whom the
+ * bounce goes to; the session waits for it. */
+static void session_cmd_rcpt_lookup(session_t *s, const proto_path_t *p,
+                                    const proto_rcpt_dsn_t *dsn, const char *key)
+{
+    srs_store_t *store = s->smtpd->opts.store;
+    int rc = store != NULL ? srs_store_get(store, key, session_cmd_rcpt_found, s)
+                           : SRS_STORE_ENOTFOUND;
+
+    if (rc < 0) {
+        session_cmd_refuse_rcpt(s,
+                                rc == SRS_STORE_ENOTFOUND ? REPLY_SRS_UNKNOWN_KEY
+                                                          : REPLY_SRS_STORE_READ,
+                                p->addr, p->addr_len);
+        return;
+    }
+    s->rcpt_waiting = xstrndup(p->addr, p->addr_len);
+    s->rcpt_waiting_dsn = *dsn;
+    session__wait(s);
+}
+
 static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *p = &c->u.rcpt.path;
@@ -283,6 +336,10 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
     case RCPT_BOUNCE:
         dest = route.orig;
         session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, &dest, 1);
+        break;
+    case RCPT_KEYED:
+        /* A long sender's bounce: the envelope store knows whom to. */
+        session_cmd_rcpt_lookup(s, p, &c->u.rcpt.dsn, route.orig);
         break;
     case RCPT_DISCARD:
         /* Accepted, with nothing to forward to: a message with no other

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "srs_store.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -160,11 +161,30 @@ static void session_data_log_accepted(session_t *s, const spool_msg_t *msg)
         log_svc("cleanup", LOG_LEVEL_INFO, "%s: message-id=%s", msg->id, msgid);
 }
 
+/* Whether err is the envelope store's (its band, docs/development.md). */
+static bool session_data_store_err(int err)
+{
+    return err <= SRS_STORE_EBASE && err > SRS_STORE_EBASE - 1000;
+}
+
+/* The long sender could not be kept: 451, never a 250 for a message whose
+ * bounce could not be routed (docs/srs.md). */
+static void session_data_store_failed(session_t *s, const char *id, int err)
+{
+    log_error("%s: %s: cannot keep the sender <%s> in the envelope store: %s", id, s->peer,
+              txn_sender(s->txn), srs_store_strerror(err));
+    session__log_reject(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT", REPLY_SRS_STORE_WRITE,
+                        NULL, 0);
+    session__reply(s, REPLY_SRS_STORE_WRITE);
+}
+
 static void session_data_committed(void *arg, int status, spool_msg_t *msg)
 {
     session_t *s = arg;
 
-    if (status < 0) {
+    if (status < 0 && session_data_store_err(status)) {
+        session_data_store_failed(s, "NOQUEUE", status);
+    } else if (status < 0) {
         log_error("%s: cannot queue: %s", s->peer, spool_strerror(status));
         session__reply(s, REPLY_SPOOL_FAILED);
     } else {
@@ -247,6 +267,7 @@ static int session_data_commit(session_t *s, const char *prepend, size_t len, ui
         .body_skip = skip,
         .rcpts = rcpts,
         .nrcpts = n,
+        .before_ack = s->store_sync,
     };
     s->writer = NULL; /* the spool's from here on, success or not */
     rc = spool_writer_commit(w, &env, session_data_committed, s);
@@ -304,6 +325,53 @@ static void session_data_discard(session_t *s)
     session__end_txn(s);
 }
 
+/* The envelope store's answer to session_data_keep_sender(). */
+static void session_data_stored(void *arg, int status)
+{
+    session_t *s = arg;
+    const authres_t *res = s->store_res;
+
+    s->store_res = NULL;
+    if (s->close_after) {
+        /* The client left: the message goes with it. */
+        session__end_txn(s);
+    } else if (status < 0) {
+        session_data_store_failed(s, spool_writer_id(s->writer), status);
+        session__end_txn(s);
+    } else {
+        s->stored = true;
+        if (session__commit(s, res) == 0)
+            return;
+    }
+    session__resume(s);
+}
+
+/* A long sender into the envelope store, before the rest of the commit:
+ * 0 go on, 1 wait (session_data_stored() goes on), -1 refused (replied,
+ * transaction ended). */
+static int session_data_keep_sender(session_t *s, const authres_t *res)
+{
+    const char *key = txn_store_key(s->txn);
+    int rc;
+
+    if (key == NULL || s->stored)
+        return 0;
+    rc = srs_store_put(s->smtpd->opts.store, key, txn_sender(s->txn), session_data_stored, s);
+    if (rc == SRS_STORE_AT_SYNC) {
+        /* Durable with the message: the spool's pass syncs it first. */
+        s->stored = s->store_sync = true;
+        return 0;
+    }
+    if (rc == SRS_STORE_PENDING) {
+        s->store_res = res;
+        session__wait(s);
+        return 1;
+    }
+    session_data_store_failed(s, spool_writer_id(s->writer), rc);
+    session__end_txn(s);
+    return -1;
+}
+
 int session__commit(session_t *s, const authres_t *res)
 {
     const txn_dest_t *first = txn_dest(s->txn, 0);
@@ -315,6 +383,8 @@ int session__commit(session_t *s, const authres_t *res)
         session_data_discard(s);
         return -1;
     }
+    if ((rc = session_data_keep_sender(s, res)) != 0)
+        return rc < 0 ? -1 : 0;
     str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
     buf_init(&prepend, SESSION_PREPEND_MAX);
     if ((rc = session_data_prepend(s, res, id, &prepend)) < 0) {

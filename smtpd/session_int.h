@@ -98,6 +98,11 @@ struct session {
     bool stop;         /* the server is stopping: 421 once idle */
     bool close_after;  /* close once the waiting is over */
     bool counted;      /* counted in the server's connection limits */
+    bool stored;       /* the envelope store has the transaction's long sender */
+    bool store_sync;   /* ...once the spool's commit pass syncs it */
+    const authres_t *store_res; /* the verdict, while the store takes the sender */
+    char *rcpt_waiting;         /* a RCPT whose key the store is looking up */
+    proto_rcpt_dsn_t rcpt_waiting_dsn; /* and its DSN parameters */
 };
 
 /* session.c */

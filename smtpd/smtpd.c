@@ -74,6 +74,11 @@ void smtpd_set_spool(smtpd_t *d, spool_t *spool)
     d->spool = spool;
 }
 
+void smtpd_set_store(smtpd_t *d, srs_store_t *store)
+{
+    d->opts.store = store;
+}
+
 void smtpd_set_table(smtpd_t *d, table_t *table)
 {
     table_unref(d->table);
@@ -243,8 +248,14 @@ static void smtpd_close_cb(uv_handle_t *h)
 {
     smtpd_t *d = h->data;
 
-    if (h != (uv_handle_t *)&d->grace)
-        free(h); /* a listener */
+    if (h != (uv_handle_t *)&d->grace) {
+        /* A listener: its slot forgets it, so that smtpd_close() after
+         * smtpd_stop() does not close it a second time. */
+        for (size_t i = 0; i < d->nlisteners; i++)
+            if (d->listeners[i] == (uv_tcp_t *)h)
+                d->listeners[i] = NULL;
+        free(h);
+    }
     if (--d->handles > 0)
         return;
     htab_free(d->per_ip, NULL);
@@ -260,7 +271,7 @@ static void smtpd_close_cb(uv_handle_t *h)
 
 static void smtpd_close_handle(uv_handle_t *h)
 {
-    if (!uv_is_closing(h))
+    if (h != NULL && !uv_is_closing(h))
         uv_close(h, smtpd_close_cb);
 }
 

@@ -13,7 +13,11 @@
  *
  * The forward table, the SRS rewriter and the TLS context are snapshots
  * swapped by the smtpd_set_*() calls (on reload); a session keeps the
- * table it started with, and calls the rewriter only synchronously.
+ * table it started with, and calls the rewriter only synchronously.  A
+ * long sender's entry in the envelope store is written at the end of the
+ * data, and is durable before the 250 (docs/srs.md): a Redis's answer is
+ * waited for, an embedded store is synced by the spool's commit pass
+ * (spool_envelope_t.before_ack).
  * Everything runs on the loop thread.
  */
 #ifndef MXFWD_SMTPD_H
@@ -32,6 +36,7 @@
 #include "dns.h"
 #include "spool.h"
 #include "srs.h"
+#include "srs_store.h"
 #include "stats.h"
 #include "rcpt.h"
 #include "table.h"
@@ -50,11 +55,18 @@ typedef struct {
     unsigned max_errors;
     unsigned max_hops;
     uint64_t shutdown_grace; /* seconds between smtpd_stop() and the forced end */
+    /* srs_long_senders: a sender too long for an SRS address is refused
+     * (0), kept in the envelope store, or written long (docs/srs.md). */
+    srs_long_t long_senders;
 
     /* Borrowed; each must outlive the smtpd_t. */
     stats_t *stats;           /* its counters are registered here */
     dns_resolver_t *resolver; /* client names (rdns.h) */
     auth_ctx_t *auth;         /* the sender checks */
+    /* The envelope store (srs_store.h): long senders go there with
+     * SRS_LONG_STORE, and bounces to keyed SRS addresses are looked up
+     * there; NULL: none (such a sender is refused, such a bounce 550). */
+    srs_store_t *store;
 } smtpd_options_t;
 
 typedef struct {
@@ -75,6 +87,9 @@ smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hoo
 
 /* The spool the sessions commit to: set before the loop runs. */
 void smtpd_set_spool(smtpd_t *d, spool_t *spool);
+/* The envelope store (smtpd_options_t.store), opened once the spool is:
+ * set before the loop runs; NULL: none. */
+void smtpd_set_store(smtpd_t *d, srs_store_t *store);
 /* Replace the current forward table, SRS rewriter or TLS context (NULL:
  * no STARTTLS); the server owns what it is given and drops the old one. */
 void smtpd_set_table(smtpd_t *d, table_t *table);

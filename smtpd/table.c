@@ -64,7 +64,8 @@ typedef struct {
 #define table_error(p, line, ...) diag_error(&(p)->diag, (line), __VA_ARGS__)
 
 /* The entry an address resolves to, by the lookup order, or NULL.  key is
- * scratch space of at least ADDR_MAX + 2 bytes; the address is valid. */
+ * scratch space of at least ADDR_INPUT_MAX + 2 bytes; the address is
+ * valid. */
 static table_entry_t *table_match(const table_t *t, const addr_t *a, char *key,
                                   table_result_t *result)
 {
@@ -103,11 +104,13 @@ static table_entry_t *table_match(const table_t *t, const addr_t *a, char *key,
 
 table_result_t table_lookup_addr(const table_t *t, const addr_t *a, table_dests_t *dests)
 {
-    char key[ADDR_MAX + 2];
+    char key[ADDR_INPUT_MAX + 2];
     table_result_t result;
     table_entry_t *e;
 
-    if (a->local_len + 1 + a->domain_len > ADDR_MAX)
+    /* A recipient with a long local part (a VERP address, say) may still
+     * match its domain's catch-all or a subaddress's base. */
+    if (a->local_len + 1 + a->domain_len > ADDR_INPUT_MAX)
         return TABLE_BAD_ADDRESS;
     e = table_match(t, a, key, &result);
     if (e == NULL)
@@ -128,7 +131,7 @@ table_result_t table_lookup(const table_t *t, const char *addr, size_t len, tabl
 {
     addr_t a;
 
-    if (addr_parse(addr, len, &a) < 0)
+    if (addr_parse_input(addr, len, &a) < 0)
         return TABLE_BAD_ADDRESS;
     return table_lookup_addr(t, &a, dests);
 }

@@ -10,6 +10,7 @@
 struct txn {
     char *sender;
     char *forward_sender; /* NULL: same as sender */
+    char *store_key;      /* NULL: the sender needs no envelope store */
     bool smtputf8;
     bool body_8bit;
     bool rcpt_tried;
@@ -44,6 +45,7 @@ void txn_free(txn_t *t)
         return;
     free(t->sender);
     free(t->forward_sender);
+    free(t->store_key);
     for (size_t i = 0; i < t->nrcpts; i++) {
         free(t->rcpts[i]);
         free(t->orcpts[i]);
@@ -94,6 +96,17 @@ const char *txn_forward_sender(const txn_t *t)
     return t->forward_sender != NULL ? t->forward_sender : t->sender;
 }
 
+void txn_set_store_key(txn_t *t, const char *key)
+{
+    free(t->store_key);
+    t->store_key = xstrdup(key);
+}
+
+const char *txn_store_key(const txn_t *t)
+{
+    return t->store_key;
+}
+
 void txn_note_rcpt_tried(txn_t *t)
 {
     t->rcpt_tried = true;
@@ -119,12 +132,13 @@ void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const proto_rcpt_dsn_t
         t->seen = htab_new(n > 8 ? n : 8);
     for (size_t i = 0; i < n; i++) {
         size_t dlen = strlen(dests[i]);
-        char key[ADDR_MAX + 1];
+        char key[ADDR_INPUT_MAX + 1];
         char *addr;
 
-        /* Destinations are mailboxes (at most ADDR_MAX octets): the table
-         * and SRS checked them. */
-        if (dlen > ADDR_MAX)
+        /* Destinations are mailboxes: the table's of at most ADDR_MAX
+         * octets, a long sender a bounce goes back to of at most
+         * ADDR_INPUT_MAX (the session took it from MAIL FROM). */
+        if (dlen > ADDR_INPUT_MAX)
             continue;
         memcpy(key, dests[i], dlen);
         str_lower_n(key, dlen);

@@ -43,6 +43,11 @@ const char *txn_envid(const txn_t *t);
 void txn_set_forward_sender(txn_t *t, const char *sender);
 const char *txn_forward_sender(const txn_t *t);
 
+/* A long sender's key in the envelope store (docs/srs.md): the SRS
+ * address names it; NULL until set.  Copied. */
+void txn_set_store_key(txn_t *t, const char *key);
+const char *txn_store_key(const txn_t *t);
+
 /* A RCPT command was answered, accepted or not. */
 void txn_note_rcpt_tried(txn_t *t);
 bool txn_rcpt_tried(const txn_t *t);

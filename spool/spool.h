@@ -173,6 +173,15 @@ typedef struct {
     unsigned sync_jobs;             /* parallel jobs per pass; 0: SPOOL_SYNC_JOBS */
     spool_sync_t sync;              /* 0: SPOOL_SYNC_FILES */
     bool files_only;                /* no commit journal: a file per message */
+    /*
+     * Something else that must be durable before a message's 250 (the
+     * SRS envelope store, docs/srs.md): run once by a commit pass, on its
+     * thread, before it writes its messages, when one of them asked for
+     * it (spool_envelope_t.before_ack).  0, or a negative code that fails
+     * those commits (and only those) with it.  NULL: none.
+     */
+    int (*before_ack)(void *arg);
+    void *before_ack_arg;
 } spool_options_t;
 
 #define SPOOL_MAX_BATCH 512
@@ -301,6 +310,7 @@ typedef struct {
     uint64_t body_skip;
     const spool_env_rcpt_t *rcpts;
     size_t nrcpts;             /* at least one */
+    bool before_ack;           /* the commit waits for spool_options_t.before_ack */
 } spool_envelope_t;
 
 /* Called on the loop thread.  status 0: msg is durable and now the

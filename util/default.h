@@ -21,6 +21,21 @@
 #define DEFAULT_SRS_SECRET_MIN 16         /* shortest secret accepted */
 #define DEFAULT_SRS_SECRET_MAX 1000       /* longest secret accepted */
 
+/* The envelope store of long senders (srs/srs_store.h, docs/srs.md) */
+#define DEFAULT_ENVELOPE_STORE "envelopes"        /* envelope_store: beside spool_dir */
+#define DEFAULT_ENVELOPE_STORE_SIZE (1ULL << 30)  /* envelope_store_size: the file's limit */
+/* An entry lives srs_max_age and this margin after it was written... */
+#define DEFAULT_ENVELOPE_STORE_MARGIN (2 * 86400)
+/* ...and is written again once it has less than srs_max_age + a day left
+ * (docs/srs.md), so a busy sender costs one write a day. */
+#define DEFAULT_ENVELOPE_STORE_REFRESH 86400
+#define DEFAULT_ENVELOPE_STORE_SWEEP 300   /* seconds between sweeps of expired entries */
+#define DEFAULT_ENVELOPE_STORE_BATCH 1000  /* entries one pool job of a sweep looks at */
+#define DEFAULT_REDIS_TIMEOUT_MS 5000      /* a Redis reply, at most; then reconnect */
+#define DEFAULT_REDIS_BACKOFF_MIN_MS 100   /* first wait before reconnecting... */
+#define DEFAULT_REDIS_BACKOFF_MAX_MS 10000 /* ...doubling up to this */
+#define DEFAULT_REDIS_POLL_MS 10000        /* DBSIZE and INFO for the metrics */
+
 /* SMTP, inbound */
 #define DEFAULT_MAX_MESSAGE_SIZE 26214400 /* max_message_size */
 #define DEFAULT_MAX_RECIPIENTS 100        /* max_recipients */

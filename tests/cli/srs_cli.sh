@@ -65,8 +65,13 @@ expect "the null sender stays" 0 "^<>$" -- "$mxfwd" -c "$conf" srs forward "<>"
 expect "our own domain is not rewritten" 0 "^$fwd$" -- "$mxfwd" -c "$conf" srs forward "$fwd"
 expect "SRS1 from an SRS0 of elsewhere" 0 "^SRS1=[A-Za-z0-9_-]{4}=a.example==x=" \
     -- "$mxfwd" -c "$conf" srs forward "SRS0=x=AA=b.example=u@a.example"
-expect "too-long" 1 "^too-long: <.*> would become an SRS address with a local part over 64 octets" \
+# A long sender: a keyed address by default (srs_long_senders = store;
+# the store file is the daemon's to make), refused with reject.
+expect "long sender: keyed" 0 "not recorded"$'\n'"SRS0=[A-Za-z0-9_-]{4}=[A-Z2-7]{2}=-=[A-Z2-7]{26}@fwd.test$" \
     -- "$mxfwd" -c "$conf" srs forward "abcdefghijklmnopqrstuvwxyz0123456789@abcdefghijklmn.xy"
+sed 's/^srs_domain = fwd.test$/&\nsrs_long_senders = reject/' "$conf" >"$dir/reject.conf"
+expect "too-long" 1 "^too-long: <.*> would become an SRS address with a local part over 64 octets" \
+    -- "$mxfwd" -c "$dir/reject.conf" srs forward "abcdefghijklmnopqrstuvwxyz0123456789@abcdefghijklmn.xy"
 expect "forward malformed" 1 "^malformed: " -- "$mxfwd" -c "$conf" srs forward '"a b"@example.com'
 
 old=$(made_ago bob@example.org 30)

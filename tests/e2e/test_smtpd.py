@@ -188,7 +188,7 @@ def srs_bounce_replies():
 
 @test
 def sender_replies():
-    m = server({"max_message_size": "10K"})
+    m = server({"max_message_size": "10K", "srs_long_senders": "reject"})
     c = greeted(m)
     # Too long to rewrite: "SRS0=HHHH=TT=" + domain + "=" + local exceeds 64 octets.
     r = expect(c, f"MAIL FROM:<{'a' * 45}@origin.test>", 550, "5.1.7")

@@ -656,7 +656,8 @@ Test(session, an_accepted_message_reaches_the_hook)
 /* Bounces to SRS addresses, checked against the clock hook's time. */
 Test(session, srs_addresses_take_only_bounces)
 {
-    char fresh[SRS_ADDR_SIZE], old[SRS_ADDR_SIZE], cmd[1024], want[1024];
+    char fresh[SRS_ADDR_SIZE], old[SRS_ADDR_SIZE];
+    char cmd[2 * SRS_ADDR_SIZE + 256], want[3 * SRS_ADDR_SIZE];
     rig_t r;
     peer_t p;
 
