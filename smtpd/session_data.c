@@ -315,7 +315,8 @@ static void session_data_discard(session_t *s)
     char id[SPOOL_ID_SIZE];
 
     str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
-    log_info("%s: discard: END-OF-MESSAGE from %s: every recipient's forward table entry says "
+    /* Counted by log tools at its RCPTs' "discard:" lines, not again here. */
+    log_info("%s: discarded after DATA from %s: every recipient's forward table entry says "
              "DISCARD; from=<%s> size=%llu proto=%s helo=<%s> session=%s",
              id, s->peer, txn_sender(s->txn), (unsigned long long)s->data.size, session__proto(s),
              s->helo != NULL ? s->helo : "", s->sid);

@@ -473,7 +473,7 @@ def table_reject_and_discard_under_a_catch_all():
     r = c.reply()
     match = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{13})$", r.text)
     assert r.code == 250 and match, r
-    m.wait_log(rf"{match.group(1)}: discard: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: every "
+    m.wait_log(rf"{match.group(1)}: discarded after DATA from unknown\[127\.0\.0\.1\]: every "
                r"recipient's forward table entry says DISCARD; from=<sender@origin\.test> ")
     assert "Recipient address triggers DISCARD action (forward table line 3)" in m.log()
     # DISCARD beside a forwarded recipient: only that one is forwarded.
