@@ -101,6 +101,11 @@ int cli_check_config(const cli_args_t *args)
                secrets.n == 1 ? "" : "s", key);
         if (cfg->signing_key == NULL)
             printf("note: " CLI_SIGNING_OFF "\n");
+        if (cfg->postmaster == NULL)
+            fprintf(stderr, "warning: postmaster is not set: mail to postmaster@%s and "
+                            "postmaster@%s is accepted and held in the queue (mxfwd queue show), "
+                            "and a bounce that cannot be delivered is only logged\n",
+                    cfg->hostname, cfg->srs_domain);
     }
     srs_secrets_free(&secrets);
     table_unref(table);

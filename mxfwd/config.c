@@ -286,6 +286,7 @@ static const config_key_t config_keys[] = {
     {"shutdown_grace", config__set_duration, OFF(shutdown_grace), false, 0, 3600},
     {"retry_schedule", config_set_retry, 0, false, 0, 0},
     {"max_queue_lifetime", config__set_duration, OFF(max_queue_lifetime), false, 60, 365 * DAY},
+    {"postmaster", config__set_address, OFF(postmaster), false, 0, 0},
     {"delay_warning_time", config__set_duration, OFF(delay_warning_time), false, 0, 365 * DAY},
     {"dsn_hide_destinations", config__set_bool, OFF(dsn_hide_destinations), false, 0, 0},
     {"user", config_set_user, OFF(user), false, 0, 0},
@@ -538,6 +539,7 @@ void config_free(config_t *cfg)
     free(cfg->signing_selector);
     free(cfg->signing_domain);
     free(cfg->from_rewrite_address);
+    free(cfg->postmaster);
     free(cfg->retry_schedule);
     free(cfg->user);
     free(cfg->metrics_listen.text);

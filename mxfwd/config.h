@@ -104,6 +104,7 @@ typedef struct {
     size_t nretry_schedule;
     uint64_t max_queue_lifetime;
     uint64_t delay_warning_time; /* seconds; 0: no delay notices */
+    char *postmaster;            /* postmaster@hostname and @srs_domain go there; NULL: held */
     bool dsn_hide_destinations;
 
     char *user;

@@ -59,6 +59,7 @@ void options_smtpd(const config_t *cfg, smtpd_options_t *opts)
     *opts = (smtpd_options_t){
         .hostname = cfg->hostname,
         .srs_domain = cfg->srs_domain,
+        .postmaster = cfg->postmaster,
         .max_message_size = cfg->max_message_size,
         .max_recipients = cfg->max_recipients,
         .max_connections = cfg->max_connections,

@@ -18,6 +18,8 @@ static const char *resolve_kind_name(rcpt_kind_t kind)
         return "keyed";
     case RCPT_DISCARD:
         return "discard";
+    case RCPT_HOLD:
+        return "hold";
     case RCPT_REFUSE:
         break;
     }
@@ -85,6 +87,8 @@ int resolve_print(const json_t *v, const char *source)
         printf("%s\n", json_get_str(v, "reply", ""));
     else if (strcmp(kind, "discard") == 0)
         printf("DISCARD: accepted and dropped\n");
+    else if (strcmp(kind, "hold") == 0)
+        printf("HOLD: accepted and held in the queue for the admin (postmaster is not set)\n");
     for (size_t i = 0; dests != NULL && i < dests->n; i++)
         printf("%s\n", dests->items[i]->string);
     if (strcmp(kind, "bounce") == 0)

@@ -9,7 +9,7 @@
  *
  * kind is "forward", "bounce" (an SRS address: "dests" holds the original
  * sender; from <> only), "keyed" (a long sender's SRS address: "dests"
- * holds the key the envelope store knows), "discard" or "refuse" ("reply"
+ * holds the key the envelope store knows), "discard", "hold" (postmaster@ with no postmaster set) or "refuse" ("reply"
  * is the whole SMTP
  * reply); "entry", "file" and "line" name the forward table entry that
  * decided, when one did.  docs/queue.md has the request.

@@ -500,6 +500,7 @@ static void server_open_queue(server_t *srv)
         .retry_schedule = cfg->retry_schedule,
         .nretry_schedule = cfg->nretry_schedule,
         .max_queue_lifetime = cfg->max_queue_lifetime,
+        .postmaster = cfg->postmaster,
         .delay_warning_time = cfg->delay_warning_time,
         .hide_destinations = cfg->dsn_hide_destinations,
         .signer = {server_sign_dsn, srv},

@@ -183,6 +183,13 @@ static void dsn_human(dsn_out_t *o, const dsn_report_t *r)
     dsn_printf(o, ".\r\n\r\n");
     switch (r->action) {
     case DSN_FAILED:
+        if (r->postmaster_copy) {
+            dsn_printf(o, "A message from <> (a non-delivery notice, or a bounce on its way to\r\n"
+                          "the sender it was addressed to) could not be delivered; this copy is\r\n"
+                          "for the postmaster.  The reasons are below; its headers are attached.\r\n"
+                          "\r\n");
+            break;
+        }
         dsn_printf(o, "Your message could not be delivered to one or more of its recipients.\r\n"
                       "The reasons are below; %s.\r\n\r\n",
                    r->full != NULL      ? "your message is attached"
@@ -351,7 +358,9 @@ int dsn_build(const dsn_report_t *r, buf_t *out, dsn_needs_t *needs)
     dsn_text(&o, r->hostname);
     dsn_printf(&o, ">\r\nTo: <");
     dsn_text(&o, r->sender);
-    dsn_printf(&o, ">\r\nSubject: %s\r\nDate: %s\r\n", dsn_subjects[r->action], date);
+    dsn_printf(&o, ">\r\nSubject: %s\r\nDate: %s\r\n",
+               r->postmaster_copy ? "Postmaster Copy: Undelivered Mail" : dsn_subjects[r->action],
+               date);
     dsn_printf(&o, "Message-ID: <%s.%" PRId64 "@", r->queue_id, r->now);
     dsn_text(&o, r->hostname);
     /* RFC 3834: an automatic reply, which auto-responders leave alone. */

@@ -68,6 +68,10 @@ typedef struct {
      * recipient is reported as its alias, and its mailbox is replaced by
      * the alias in the quoted replies. */
     bool hide_destinations;
+    /* A report to the postmaster about a message from <> that bounced (a
+     * double bounce): sender is the postmaster's address (To:), and the
+     * text says whose mail it was. */
+    bool postmaster_copy;
     const char *headers;  /* the original's header section, CRLF lines */
     size_t headers_len;
     /* The whole original (RET=FULL, DSN_FAILED), attached instead of the

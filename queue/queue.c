@@ -129,6 +129,10 @@ int queue_new(const queue_options_t *opt, queue_t **out)
     q->lifetime = opt->max_queue_lifetime;
     q->delay_warning = opt->delay_warning_time;
     q->hide_destinations = opt->hide_destinations;
+    q->postmaster = opt->postmaster != NULL ? xstrdup(opt->postmaster) : NULL;
+    q->double_bounce = xmalloc(strlen("double-bounce@") + strlen(opt->hostname) + 1);
+    strcpy(q->double_bounce, "double-bounce@");
+    strcat(q->double_bounce, opt->hostname);
     q->clock_us = opt->clock_us != NULL ? opt->clock_us : queue_sys_clock;
     q->clock_arg = opt->clock_arg;
     q->random = opt->random != NULL ? opt->random : queue_sys_random;
@@ -667,6 +671,8 @@ static void queue_timer_closed(uv_handle_t *h)
 
     free(q->retry);
     free(q->hostname);
+    free(q->postmaster);
+    free(q->double_bounce);
     free(q);
     if (closed != NULL)
         closed(arg);

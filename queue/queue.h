@@ -97,6 +97,9 @@ typedef struct {
     /* DSNs report each recipient as its alias and keep the mailbox out of
      * the quoted replies (dsn_hide_destinations). */
     bool hide_destinations;
+    /* Where a message from <> that bounces (a double bounce) is reported,
+     * from double-bounce@hostname; NULL: it is only logged. */
+    const char *postmaster;
     int64_t (*clock_us)(void *arg); /* NULL: the time of day */
     void *clock_arg;
     uint32_t (*random)(void *arg);  /* NULL: arc4random() */

@@ -65,6 +65,8 @@ struct queue {
     uint64_t lifetime;
     uint64_t delay_warning; /* seconds; 0: no delay notices */
     bool hide_destinations; /* DSNs name aliases, not mailboxes */
+    char *postmaster;       /* double bounces go there; NULL: logged only */
+    char *double_bounce;    /* "double-bounce@hostname": the sender of those reports */
     int64_t (*clock_us)(void *arg);
     void *clock_arg;
     uint32_t (*random)(void *arg);

@@ -239,9 +239,10 @@ static char *queue_result_dsn_full(const spool_msg_t *m, size_t *len)
 /* Whether recipient r's sender asked for a notice of this kind (RFC 3461
  * 4.1): bit is SPOOL_NOTIFY_FAILURE, _DELAY or _SUCCESS.  Without NOTIFY=
  * only failures are reported; never about a message from <>. */
-static bool queue_result_wants(const spool_msg_t *m, const spool_rcpt_t *r, unsigned bit)
+static bool queue_result_wants(const queue_t *q, const spool_msg_t *m, const spool_rcpt_t *r,
+                               unsigned bit)
 {
-    if (m->sender[0] == '\0')
+    if (m->sender[0] == '\0' || str_eq_ci(m->sender, q->double_bounce))
         return false;
     return r->notify == 0 ? bit == SPOOL_NOTIFY_FAILURE : (r->notify & bit) != 0;
 }
@@ -257,9 +258,8 @@ static void queue_result_unbounce(queue__msg_t *qm, int64_t now)
     }
 }
 
-static void queue_result_dsn_committed(void *arg, int status, spool_msg_t *dsn)
+static void queue_result_dsn_done(queue__msg_t *qm, int status, spool_msg_t *dsn, bool pm)
 {
-    queue__msg_t *qm = arg;
     queue_t *q = qm->q;
 
     qm->io--;
@@ -272,8 +272,8 @@ static void queue_result_dsn_committed(void *arg, int status, spool_msg_t *dsn)
                   qm->m->id, spool_strerror(status));
         queue_result_unbounce(qm, queue_now(q));
     } else {
-        log_svc("bounce", LOG_LEVEL_INFO, "%s: sender non-delivery notification: %s", qm->m->id,
-                dsn->id);
+        log_svc("bounce", LOG_LEVEL_INFO, "%s: %s non-delivery notification: %s", qm->m->id,
+                pm ? "postmaster" : "sender", dsn->id);
         (*q->n_dsn)++;
         queue_result_record_bounces(qm, QUEUE__IN_DSN);
         queue_add(q, dsn);
@@ -282,12 +282,23 @@ static void queue_result_dsn_committed(void *arg, int status, spool_msg_t *dsn)
     queue__maybe_closed(q);
 }
 
+static void queue_result_dsn_committed(void *arg, int status, spool_msg_t *dsn)
+{
+    queue_result_dsn_done(arg, status, dsn, false);
+}
+
+static void queue_result_dsn_committed_pm(void *arg, int status, spool_msg_t *dsn)
+{
+    queue_result_dsn_done(arg, status, dsn, true);
+}
+
 /* A DSN on its way to the spool, its signature being made. */
 typedef struct {
     queue__msg_t *qm;
     int64_t now;
     buf_t text;
     unsigned flags;
+    bool to_postmaster; /* a double bounce's report */
 } queue_result_dsn_t;
 
 /* Queue the DSN with fields[0..n) on top (n 0: none), then record its
@@ -297,11 +308,14 @@ static bool queue_result_dsn_submit(queue_result_dsn_t *d, const char *fields, s
 {
     queue__msg_t *qm = d->qm;
     queue_t *q = qm->q;
-    spool_env_rcpt_t to = {qm->m->sender, NULL, 0, NULL};
+    spool_env_rcpt_t to = {d->to_postmaster ? q->postmaster : qm->m->sender, NULL, 0, NULL};
+    /* A report to the postmaster comes from double-bounce@: if it bounces
+     * in turn, nothing more is sent (queue_result_wants()). */
+    const char *from = d->to_postmaster ? q->double_bounce : "";
     spool_envelope_t env = {
         .arrival_us = d->now,
-        .sender = "",
-        .srs_sender = "",
+        .sender = from,
+        .srs_sender = from,
         .flags = d->flags,
         .prepend = fields,
         .prepend_len = n,
@@ -309,7 +323,9 @@ static bool queue_result_dsn_submit(queue_result_dsn_t *d, const char *fields, s
         .nrcpts = 1,
     };
     int rc = spool_submit(q->spool, &env, buf_ptr(&d->text), buf_used(&d->text),
-                          queue_result_dsn_committed, qm, NULL);
+                          d->to_postmaster ? queue_result_dsn_committed_pm
+                                           : queue_result_dsn_committed,
+                          qm, NULL);
 
     buf_free(&d->text);
     free(d);
@@ -339,7 +355,7 @@ static void queue_result_dsn_signed(void *arg, const char *fields, size_t n)
 
 /* One DSN for every bouncing recipient of qm that asked for one, committed
  * before they (and the ones that did not) are recorded as bounced. */
-static void queue_result_bounce(queue__msg_t *qm)
+static void queue_result_bounce(queue__msg_t *qm, bool to_postmaster)
 {
     queue_t *q = qm->q;
     spool_msg_t *m = qm->m;
@@ -350,11 +366,13 @@ static void queue_result_bounce(queue__msg_t *qm)
         .hostname = q->hostname,
         .envid = m->envid,
         .queue_id = m->id,
-        .sender = m->sender,
+        .sender = to_postmaster ? q->postmaster : m->sender,
         .arrival = m->arrival_us / QUEUE_US_PER_S,
         .now = now / QUEUE_US_PER_S,
         .lifetime = q->lifetime,
-        .hide_destinations = q->hide_destinations,
+        /* The postmaster may read the mailboxes: they are the site's. */
+        .hide_destinations = q->hide_destinations && !to_postmaster,
+        .postmaster_copy = to_postmaster,
         .rcpts = rcpts,
     };
     queue_result_dsn_t *d;
@@ -368,7 +386,7 @@ static void queue_result_bounce(queue__msg_t *qm)
             continue;
         /* In the DSN's commit either way; in its text only if asked. */
         qm->r[i].st = QUEUE__IN_DSN;
-        if (!queue_result_wants(m, &m->rcpts[i], SPOOL_NOTIFY_FAILURE))
+        if (!to_postmaster && !queue_result_wants(q, m, &m->rcpts[i], SPOOL_NOTIFY_FAILURE))
             continue;
         rcpts[report.nrcpts++] = (dsn_rcpt_t){
             .addr = m->rcpts[i].addr,
@@ -391,6 +409,7 @@ static void queue_result_bounce(queue__msg_t *qm)
     d = xcalloc(1, sizeof(*d));
     d->qm = qm;
     d->now = now;
+    d->to_postmaster = to_postmaster;
     buf_init(&d->text, SIZE_MAX);
     dsn_build(&report, &d->text, &needs);
     d->flags = (needs.body_8bit ? SPOOL_F_8BITMIME : 0) | (needs.smtputf8 ? SPOOL_F_SMTPUTF8 : 0);
@@ -412,7 +431,7 @@ static bool queue_result_bounce_wanted(const queue__msg_t *qm)
 {
     for (size_t i = 0; i < qm->m->nrcpts; i++)
         if (qm->r[i].st == QUEUE__BOUNCING &&
-            queue_result_wants(qm->m, &qm->m->rcpts[i], SPOOL_NOTIFY_FAILURE))
+            queue_result_wants(qm->q, qm->m, &qm->m->rcpts[i], SPOOL_NOTIFY_FAILURE))
             return true;
     return false;
 }
@@ -564,13 +583,18 @@ void queue__settle(queue__msg_t *qm)
     }
     if (queue_result_bouncing(qm) && !qm->deleted) {
         /* Every job of this attempt is back: one DSN for all of them. */
-        if (!queue_result_bounce_wanted(qm)) {
-            /* Never a DSN about a message from <> (RFC 3464 2.2, and
-             * the loops it prevents), nor for NOTIFY=NEVER, or NOTIFY=
-             * without FAILURE (RFC 3461 4.1). */
-            queue_result_record_bounces(qm, QUEUE__BOUNCING);
+        if (queue_result_bounce_wanted(qm)) {
+            queue_result_bounce(qm, false);
+        } else if (qm->m->sender[0] == '\0' && qm->q->postmaster != NULL) {
+            /* A message from <> that bounces (a double bounce): never a
+             * DSN to <> (RFC 3464 2.2, and the loops it prevents), but
+             * a report to the postmaster, as Postfix sends. */
+            queue_result_bounce(qm, true);
         } else {
-            queue_result_bounce(qm);
+            /* NOTIFY=NEVER, or NOTIFY= without FAILURE (RFC 3461 4.1), or
+             * a double bounce with no postmaster set, or a postmaster
+             * report that bounced: only logged and recorded. */
+            queue_result_record_bounces(qm, QUEUE__BOUNCING);
         }
         queue__drop_body(qm); /* the DSN has the headers it needs */
         if (qm->io > 0) {
@@ -640,7 +664,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
             /* A next hop that took NOTIFY= reports success itself
              * (RFC 3461 5.2.2); for one that did not, mxfwd says
              * "relayed". */
-            if (!d->dsn_passed && queue_result_wants(m, &m->rcpts[idx], SPOOL_NOTIFY_SUCCESS)) {
+            if (!d->dsn_passed && queue_result_wants(q, m, &m->rcpts[idx], SPOOL_NOTIFY_SUCCESS)) {
                 relayed_d[nrelayed] = d;
                 relayed[nrelayed++] = idx;
             }
@@ -660,7 +684,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
             queue_result_log_result(qm, idx, d, "deferred", d->reply, now);
             (*q->n_deferred)++;
             if (q->delay_warning > 0 && now >= warn && !r->delay_noticed &&
-                queue_result_wants(m, &m->rcpts[idx], SPOOL_NOTIFY_DELAY)) {
+                queue_result_wants(q, m, &m->rcpts[idx], SPOOL_NOTIFY_DELAY)) {
                 r->delay_noticed = true;
                 delayed_d[ndelayed] = d;
                 delayed[ndelayed++] = idx;

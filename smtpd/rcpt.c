@@ -11,6 +11,14 @@ static void rcpt_refuse(rcpt_route_t *out, reply_id_t reason)
     out->words = *reply_get(reason);
 }
 
+/* postmaster@ hostname or srs_domain (any case). */
+static bool rcpt_is_postmaster(const rcpt_ctx_t *ctx, const addr_t *a)
+{
+    return !a->quoted && str_eq_ci_n(a->local, a->local_len, "postmaster") &&
+           (str_eq_ci_n(a->domain, a->domain_len, ctx->hostname) ||
+            str_eq_ci_n(a->domain, a->domain_len, ctx->srs_domain));
+}
+
 void rcpt_route(const rcpt_ctx_t *ctx, const char *raw, size_t len, const addr_t *a,
                 bool bare_postmaster, const char *sender, rcpt_route_t *out)
 {
@@ -54,6 +62,16 @@ void rcpt_route(const rcpt_ctx_t *ctx, const char *raw, size_t len, const addr_t
     /* srs_domain is ours even when the table does not list it. */
     if (result == TABLE_RELAY_DENIED && in_srs_domain)
         result = TABLE_UNKNOWN_USER;
+    if (result != TABLE_FOUND && rcpt_is_postmaster(ctx, a)) {
+        if (ctx->postmaster != NULL) {
+            out->kind = RCPT_FORWARD;
+            out->dests.n = 1;
+            out->dests.addr = &ctx->postmaster;
+        } else {
+            out->kind = RCPT_HOLD;
+        }
+        return;
+    }
     if (result != TABLE_FOUND) {
         rcpt_refuse(out, reply_for_table(result));
         return;

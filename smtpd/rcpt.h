@@ -8,7 +8,10 @@
  * the original sender); then the forward table (docs/forward-table.md),
  * srs_domain being ours whether the table lists it or not; an entry may
  * forward, REJECT or DISCARD.  <postmaster> without a domain is the
- * postmaster of hostname (RFC 5321 4.5.1).
+ * postmaster of hostname (RFC 5321 4.5.1).  postmaster@ hostname or
+ * srs_domain that the table does not name goes to the postmaster key's
+ * address, or, without one, is accepted and held (RFC 5321 4.5.1: it must
+ * be accepted).
  *
  * Nothing here logs or replies; the caller does both.
  */
@@ -28,6 +31,7 @@ typedef struct {
     const srs_t *srs;
     const char *hostname;
     const char *srs_domain;
+    const char *postmaster; /* the postmaster key's address; NULL: not set */
     int64_t now; /* unix seconds, for SRS timestamps */
 } rcpt_ctx_t;
 
@@ -37,6 +41,8 @@ typedef enum {
     RCPT_KEYED,   /* a keyed SRS address (a long sender's), signature and age good:
                    * orig is the key, whose sender the envelope store knows */
     RCPT_DISCARD, /* accepted and dropped (the table's DISCARD) */
+    RCPT_HOLD,    /* accepted and held in the queue for the admin to read: postmaster@
+                   * with no postmaster set */
     RCPT_REFUSE,  /* reply and words say how */
 } rcpt_kind_t;
 

@@ -303,6 +303,26 @@ static void session_cmd_rcpt_lookup(session_t *s, const proto_path_t *p,
     session__wait(s);
 }
 
+/* postmaster@ hostname or srs_domain, held: its destination is itself
+ * (<postmaster> as postmaster@hostname), never tried until released. */
+static void session_cmd_hold_postmaster(session_t *s, const proto_path_t *p,
+                                        const proto_rcpt_dsn_t *dsn)
+{
+    char addr[ADDR_MAX + 1];
+    const char *dest = addr;
+
+    if (p->postmaster)
+        snprintf(addr, sizeof(addr), "postmaster@%s", s->smtpd->opts.hostname);
+    else
+        snprintf(addr, sizeof(addr), "%.*s", (int)p->addr_len, p->addr);
+    s->hold_msg = true;
+    log_info("NOQUEUE: hold: RCPT from %s: <%.*s>: postmaster is not set: held for the admin; "
+             "from=<%s> to=<%.*s> proto=%s helo=<%s> session=%s",
+             s->peer, (int)p->addr_len, p->addr, txn_sender(s->txn), (int)p->addr_len, p->addr,
+             session__proto(s), s->helo != NULL ? s->helo : "", s->sid);
+    session_cmd_accept_rcpt(s, p->addr, p->addr_len, dsn, &dest, 1);
+}
+
 static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *p = &c->u.rcpt.path;
@@ -355,6 +375,11 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
     case RCPT_FORWARD:
         session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, route.dests.addr,
                                 route.dests.n);
+        break;
+    case RCPT_HOLD:
+        /* postmaster@ with no postmaster set: accepted (RFC 5321 4.5.1)
+         * and held for the admin to read (mxfwd queue show). */
+        session_cmd_hold_postmaster(s, p, &c->u.rcpt.dsn);
         break;
     }
 }

@@ -103,6 +103,7 @@ struct session {
     const authres_t *store_res; /* the verdict, while the store takes the sender */
     char *rcpt_waiting;         /* a RCPT whose key the store is looking up */
     proto_rcpt_dsn_t rcpt_waiting_dsn; /* and its DSN parameters */
+    bool hold_msg;              /* the transaction's message is held (postmaster@, no postmaster) */
 };
 
 /* session.c */

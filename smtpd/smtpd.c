@@ -58,6 +58,7 @@ smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hoo
     d->opts = *opts;
     d->opts.hostname = xstrdup(opts->hostname);
     d->opts.srs_domain = xstrdup(opts->srs_domain);
+    d->opts.postmaster = opts->postmaster != NULL ? xstrdup(opts->postmaster) : NULL;
     d->hooks = *hooks;
     d->per_ip = htab_new(64);
     uv_timer_init(loop, &d->grace);
@@ -118,6 +119,7 @@ void smtpd_rcpt_ctx(const smtpd_t *d, rcpt_ctx_t *ctx)
         .srs = d->srs,
         .hostname = d->opts.hostname,
         .srs_domain = d->opts.srs_domain,
+        .postmaster = d->opts.postmaster,
         .now = smtpd__now(d),
     };
 }
@@ -266,6 +268,7 @@ static void smtpd_close_cb(uv_handle_t *h)
     free(d->listeners);
     free((char *)d->opts.hostname);
     free((char *)d->opts.srs_domain);
+    free((char *)d->opts.postmaster);
     free(d);
 }
 

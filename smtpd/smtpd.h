@@ -46,6 +46,7 @@ typedef struct smtpd smtpd_t;
 typedef struct {
     const char *hostname;   /* greeting, EHLO, Received:, 421 replies */
     const char *srs_domain; /* recipients there are bounces to SRS addresses */
+    const char *postmaster; /* postmaster@hostname and @srs_domain go there; NULL: held */
     uint64_t max_message_size;
     unsigned max_recipients;
     unsigned max_connections;

@@ -7,6 +7,8 @@ internationalized message, read back with Python's email package."""
 import email
 import email.policy
 import re
+import signal
+import time
 
 import mxtest
 from mxtest import test
@@ -72,7 +74,6 @@ def dsn_parameters_pass_through_a_real_postfix_that_advertises_dsn():
     assert tx.mail_from == mxtest.srs0("sender", "origin.test")
     # Postfix took NOTIFY=SUCCESS: success is its to report, not mxfwd's.
     mxtest.wait_until(lambda: "status=sent" in m.log(), what="the delivery")
-    import time
     time.sleep(0.5)
     assert len(sink.transactions) == 1 and "notification" not in m.log(), m.log()
 
@@ -124,6 +125,63 @@ def a_dsn_about_an_internationalized_message_is_rfc6533():
     assert "Subject: gr\u00fc\u00dfe" in returned, returned
     # Nothing of the private mailbox (dsn_hide_destinations = yes).
     assert b"user@dest.test" not in dsn.data, dsn.data
+
+
+@test
+def postmaster_mail_goes_to_the_postmaster_address_unless_the_table_says_otherwise():
+    sink = mxtest.Sink()
+    m = forwarder(sink.port, sink.port, {"postmaster": "admin@dest.test"})
+    for rcpt in ("<postmaster>", "<Postmaster@mx.fwd.test>", "<postmaster@FWD.test>"):
+        c = m.client()
+        c.cmd("EHLO client.test", expect=250)
+        c.cmd("MAIL FROM:<someone@origin.test>", expect=250)
+        c.cmd(f"RCPT TO:{rcpt}", expect=250)
+        c.cmd("DATA", expect=354)
+        c.send(body("pm") + b".\r\n")
+        assert c.reply().code == 250
+        c.cmd("QUIT")
+    txs = sink.wait(3)
+    assert all(t.rcpts == ["admin@dest.test"] for t in txs), txs
+    r = m.run("resolve", "postmaster")
+    assert r.returncode == 0 and r.stdout.startswith("admin@dest.test\n"), r.stdout
+    # Another local part of hostname is no alias.
+    c = m.client()
+    c.cmd("EHLO client.test", expect=250)
+    c.cmd("MAIL FROM:<someone@origin.test>", expect=250)
+    assert c.cmd("RCPT TO:<abuse@mx.fwd.test>").code == 554
+    # An entry in the table for it wins over the key.
+    m.write_file("forwards", FORWARDS + "postmaster@mx.fwd.test  team@dest.test\n")
+    m.proc.send_signal(signal.SIGHUP)
+    m.wait_log(r"reloaded forward table")
+    r = m.run("resolve", "postmaster@mx.fwd.test")
+    assert r.stdout.startswith("team@dest.test\n"), r.stdout
+
+
+@test
+def a_double_bounce_is_reported_to_the_postmaster_once():
+    # A bounce forwarded to its original sender (an SRS address's) is
+    # refused there: the postmaster gets a report, from double-bounce@;
+    # when that report bounces too, nothing more is sent.
+    sink = mxtest.Sink(replies={"sender@origin.test": "550 5.1.1 gone",
+                                "admin@dest.test": ["250 ok", "550 5.1.1 gone too"]})
+    m = forwarder(sink.port, sink.port, {"postmaster": "admin@dest.test"})
+    srs = mxtest.srs0("sender", "origin.test")
+    qid = send(m, "MAIL FROM:<>", [f"RCPT TO:<{srs}>"], body("bounce"))
+    m.wait_log(rf"{qid}: postmaster non-delivery notification: ([0-9A-F]{{13}})")
+    report = [t for t in sink.wait(1) if t.rcpts == ["admin@dest.test"]][0]
+    assert report.mail_from == "double-bounce@mx.fwd.test", report.mail_from
+    msg = email.message_from_bytes(report.data, policy=email.policy.default)
+    assert msg["Subject"] == "Postmaster Copy: Undelivered Mail"
+    assert msg["To"].addresses[0].addr_spec == "admin@dest.test", msg["To"]
+    status = msg.get_payload()[1].as_string()
+    assert "Final-Recipient: rfc822; sender@origin.test" in status and "Status: 5.1.1" in status
+    # The second one bounces at the postmaster: logged, nothing sent about it.
+    qid2 = send(m, "MAIL FROM:<>", [f"RCPT TO:<{srs}>"], body("bounce2"))
+    rid = m.wait_log(rf"{qid2}: postmaster non-delivery notification: ([0-9A-F]{{13}})").group(1)
+    m.wait_log(rf"{rid}: to=<admin@dest\.test>, .* status=bounced")
+    m.wait_log(rf"{rid}: removed")
+    time.sleep(0.5)
+    assert m.log().count("non-delivery notification") == 2, m.log()
 
 
 if __name__ == "__main__":
