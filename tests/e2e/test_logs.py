@@ -75,5 +75,26 @@ def pflogsumm_counts_what_mxfwd_did():
     assert "Relay access denied" in report and "try again later" in report, report
 
 
+@test
+def the_delivery_line_says_which_tls_carried_it():
+    """An old destination that speaks TLS 1.0 only: opportunistic TLS takes
+    it over the clear, and the log says so."""
+    import ssl
+    d = mxtest.tempdir()
+    cert = mxtest.tls_certificate(d, "sink.test")
+    sink = mxtest.Sink(tls=cert, tls_versions=(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1))
+    dns = mxtest.Dnsmasq([])
+    m = mxtest.Mxfwd(forwards=FORWARDS, config={
+        "dns_servers": dns.server, "outbound_tls": "opportunistic",
+        "route": f"dest.test 127.0.0.1:{sink.port}"})
+    c = m.client()
+    c.cmd("EHLO client.test", expect=250)
+    assert transaction(c, "sender@origin.test", ["alice@alias.test"],
+                       b"From: <sender@origin.test>\r\nSubject: old tls\r\n\r\nhi\r\n").code == 250
+    tx = sink.wait(1)[0]
+    assert tx.tls == "TLSv1", tx.tls
+    m.wait_log(r"mxfwd/smtp\[\d+\]: \w+: to=<user@dest\.test>, .* status=sent \(.*\), tls=TLSv1$")
+
+
 if __name__ == "__main__":
     mxtest.main()
