@@ -261,7 +261,7 @@ typedef struct {
     bool unknown;
 } cli_queue_tally_t;
 
-static void cli_flush_done(const json_t *v, void *arg)
+static void cli_queue_flush_done(const json_t *v, void *arg)
 {
     cli_queue_tally_t *t = arg;
 
@@ -286,15 +286,15 @@ int cli_flush(const cli_args_t *args)
         snprintf(request, sizeof(request), "flush-domain %s", args->domain);
         if (cli_queue_ask(args, "flush", request, &v) != CLI_OK)
             return CLI_FAIL;
-        cli_flush_done(v, &t);
+        cli_queue_flush_done(v, &t);
         json_free(v);
     } else if (args->argc == 0) {
         if (cli_queue_ask(args, "flush", "flush", &v) != CLI_OK)
             return CLI_FAIL;
-        cli_flush_done(v, &t);
+        cli_queue_flush_done(v, &t);
         json_free(v);
     } else if (cli_queue_ids(args, "flush", "flush", args->argv, (size_t)args->argc,
-                             cli_flush_done, &t) != CLI_OK) {
+                             cli_queue_flush_done, &t) != CLI_OK) {
         return CLI_FAIL;
     }
     if (!args->json)
@@ -303,7 +303,7 @@ int cli_flush(const cli_args_t *args)
     return t.unknown ? CLI_FAIL : CLI_OK;
 }
 
-static void cli_delete_done(const json_t *v, void *arg)
+static void cli_queue_delete_done(const json_t *v, void *arg)
 {
     cli_queue_tally_t *t = arg;
     const json_t *deleted = json_get(v, "deleted");
@@ -340,7 +340,7 @@ int cli_delete(const cli_args_t *args)
         for (size_t i = 0; !from_stdin && i < n; i++)
             if (!cli_queue_id_ok("delete", ids[i]))
                 return CLI_FAIL;
-        rc = cli_queue_ids(args, "delete", "delete", ids, n, cli_delete_done, &t);
+        rc = cli_queue_ids(args, "delete", "delete", ids, n, cli_queue_delete_done, &t);
         if (from_stdin) {
             for (size_t i = 0; i < n; i++)
                 free(ids[i]);
@@ -357,7 +357,7 @@ int cli_delete(const cli_args_t *args)
 
 /* Write data[0..n) with CRLF line ends as LF ones, as postcat does;
  * *cr carries a CR that ended the previous piece. */
-static void cli_show_write(const char *data, size_t n, bool *cr)
+static void cli_queue_show_write(const char *data, size_t n, bool *cr)
 {
     for (size_t i = 0; i < n; i++) {
         if (*cr && data[i] != '\n')
@@ -374,7 +374,7 @@ static void cli_show_write(const char *data, size_t n, bool *cr)
  * (or the end).  *seen_blank says whether the bytes before already ended
  * it.  0, or -errno.
  */
-static int cli_show_file(const char *path, uint64_t offset, uint64_t length, bool headers_only,
+static int cli_queue_show_file(const char *path, uint64_t offset, uint64_t length, bool headers_only,
                          int *line_start, bool *cr)
 {
     char chunk[65536];
@@ -399,7 +399,7 @@ static int cli_show_file(const char *path, uint64_t offset, uint64_t length, boo
             for (size_t i = 0; i < n; i++) {
                 if (chunk[i] == '\n') {
                     if (*line_start <= 1) {
-                        cli_show_write(chunk, i + 1, cr);
+                        cli_queue_show_write(chunk, i + 1, cr);
                         *line_start = -1;
                         close(fd);
                         return 0;
@@ -410,7 +410,7 @@ static int cli_show_file(const char *path, uint64_t offset, uint64_t length, boo
                 }
             }
         }
-        cli_show_write(chunk, n, cr);
+        cli_queue_show_write(chunk, n, cr);
         offset += n;
         length -= n;
     }
@@ -418,7 +418,7 @@ static int cli_show_file(const char *path, uint64_t offset, uint64_t length, boo
     return rc;
 }
 
-static void cli_show_envelope(const json_t *m, double now)
+static void cli_queue_show_envelope(const json_t *m, double now)
 {
     const json_t *rcpts = json_get(m, "recipients"), *f;
     char date[STR_DATE_SIZE], when[16];
@@ -457,7 +457,7 @@ static void cli_show_envelope(const json_t *m, double now)
 
 /* The daemon's "show" reply: the envelope, then the message or its
  * header section.  0, or -errno from reading the file. */
-static int cli_show_message(const json_t *v, bool body)
+static int cli_queue_show_message(const json_t *v, bool body)
 {
     const json_t *m = json_get(v, "message");
     const char *id = json_get_str(m, "id", "?"), *b64 = json_get_str(m, "prepend", "");
@@ -480,13 +480,13 @@ static int cli_show_message(const json_t *v, bool body)
         free(prepend);
         return rc;
     }
-    cli_show_envelope(m, json_get_num(v, "now", 0));
+    cli_queue_show_envelope(m, json_get_num(v, "now", 0));
     printf("*** %s %s ***\n", body ? "MESSAGE" : "HEADERS", id);
-    cli_show_write((const char *)prepend, plen, &cr);
+    cli_queue_show_write((const char *)prepend, plen, &cr);
     free(prepend);
     /* What is sent: the prepended fields, then the stored bytes past
      * body_skip. */
-    rc = cli_show_file(json_get_str(m, "path", ""), offset + skip, length - skip, !body,
+    rc = cli_queue_show_file(json_get_str(m, "path", ""), offset + skip, length - skip, !body,
                        &line_start, &cr);
     if (cr)
         putchar('\r');
@@ -508,7 +508,7 @@ int cli_queue_show(const cli_args_t *args)
     for (int attempt = 0;; attempt++) {
         if (cli_queue_ask(args, "queue show", request, &v) != CLI_OK)
             return CLI_FAIL;
-        rc = args->json ? 0 : cli_show_message(v, args->body);
+        rc = args->json ? 0 : cli_queue_show_message(v, args->body);
         if (rc != -ENOENT || attempt == 2)
             break;
         json_free(v);
