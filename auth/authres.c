@@ -99,18 +99,18 @@ void authres_decide(authres_t *r, auth_action_t spf_action, auth_action_t dmarc_
     /* Such a message is not an RFC 5322 message (7489 6.6.1): the reply
      * tells its sender what to fix, in words a user can act on. */
     if (enforce && r->from_missing == AUTHRES_FROM_ABSENT) {
-        authres_set(d, AUTHRES_REJECT, "dmarc",
+        authres_set(d, AUTHRES_REJECT, "from",
                     "550 5.7.1 Message has no From: header; RFC 5322 requires one");
         return;
     }
     if (enforce && r->from_missing == AUTHRES_FROM_UNUSABLE) {
         authres_set(
-            d, AUTHRES_REJECT, "dmarc",
+            d, AUTHRES_REJECT, "from",
             "550 5.7.1 Message has no usable address in its From: header; RFC 5322 requires one");
         return;
     }
     if (enforce && r->from_missing != AUTHRES_FROM_OK) {
-        authres_set(d, AUTHRES_REJECT, "dmarc",
+        authres_set(d, AUTHRES_REJECT, "from",
                     "550 5.7.1 Message has too many From: domains to check its author under DMARC");
         return;
     }
@@ -374,8 +374,8 @@ int authres_log(const authres_t *r, char *dst, size_t size)
 {
     /* " arc=" only for messages that carried a chain: the line of any
      * other message reads as it always has. */
-    return str_fmt(dst, size, "spf=%s dkim=%s dmarc=%s%s%s",
+    return str_fmt(dst, size, "spf=%s, dkim=%s, dmarc=%s%s%s",
                    r->spf_done ? spf_status_name(r->spf.status) : "off", authres_dkim_summary(r),
-                   authres_dmarc_summary(r), r->arc_done && r->arc.present ? " arc=" : "",
+                   authres_dmarc_summary(r), r->arc_done && r->arc.present ? ", arc=" : "",
                    r->arc_done && r->arc.present ? arc_cv_name(r->arc.cv) : "");
 }

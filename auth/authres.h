@@ -52,7 +52,7 @@ typedef enum {
 typedef struct {
     authres_verdict_t verdict;
     bool quarantine;  /* accepted, but DMARC asked for quarantine */
-    const char *why;  /* "spf", "dmarc", "dns" or NULL: for counters */
+    const char *why;  /* "spf", "dmarc", "from" (no usable author), "dns" or NULL: for counters */
     char reply[AUTHRES_REPLY_MAX]; /* "550 5.7.1 ...", no CRLF; "" on accept */
 } authres_decision_t;
 

@@ -295,9 +295,9 @@ def postfix_queue_empty(queue):
 
 # ---- measurements ----------------------------------------------------------------
 
-def source(port, args, log):
+def source(port, args, log, sender="sender@origin.test"):
     argv = ["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-l",
-            str(args.size), "-f", "sender@origin.test", "-t", "user@alias.test",
+            str(args.size), "-f", sender, "-t", "user@alias.test",
             f"127.0.0.1:{port}"]
     start_t = time.monotonic()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
@@ -445,7 +445,7 @@ def prepare(prefix):
         sys.exit(f"{MXFWD}: not built (ninja -C build)")
     for tool in ("smtp-source", "smtp-sink"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
-            sys.exit(f"{tool} missing: apt-get install postfix")
+            sys.exit(f"{tool} missing: scripts/install-deps bench")
     os.environ["PATH"] += ":/usr/sbin"
     # At the top of the root file system when allowed, one directory for
     # each server: ext4 then gives each an inode group of its own.  Creating

@@ -125,7 +125,9 @@ int client_new(uv_loop_t *loop, dns_resolver_t *r, const client_options_t *opts,
     c->dests = htab_new(64);
     c->cache = htab_new(64);
     client_register(c, opts->stats);
-    if (c->tls_mode != CLIENT_TLS_OFF && (c->tls_ctx = tls_client_ctx(err, errsize)) == NULL) {
+    if (c->tls_mode != CLIENT_TLS_OFF &&
+        (c->tls_ctx = tls_client_ctx(c->tls_mode == CLIENT_TLS_OPPORTUNISTIC, err, errsize)) ==
+            NULL) {
         client_free(c);
         return CLIENT_ETLS;
     }
@@ -206,12 +208,19 @@ void client__rcpt_result(client_job_t *j, size_t i, int cls, const char *dsn, co
                          bool remote, const char *relay)
 {
     delivery_rcpt_t *r = &j->job->rcpts[i];
+    uint64_t now = uv_now(j->c->loop);
 
     if (j->rflags[i] & CLIENT_R_DONE)
         return;
     client_rcpt_fill(r, dsn, text, remote, relay);
+    /* Where the time went, for the log's delays=. */
+    r->setup_ms = (uint32_t)((j->txn_ms != 0 ? j->txn_ms : now) - j->started_ms);
+    r->xmit_ms = (uint32_t)(j->txn_ms != 0 ? now - j->txn_ms : 0);
+    str_lcpy(r->tls, j->conn != NULL && j->conn->tls != NULL ? tls_version(j->conn->tls) : "",
+             sizeof(r->tls));
     if (cls == 2) {
         r->status = DELIVERY_OK;
+        r->dsn_passed = (j->rflags[i] & CLIENT_R_DSN) != 0;
     } else if (cls == 5) {
         r->status = DELIVERY_PERMFAIL;
     } else if (j->final) {
@@ -262,6 +271,7 @@ int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void 
     if (c->closing)
         return CLIENT_ECLOSING;
     j = xcalloc(1, sizeof(*j) + job->nrcpts);
+    j->started_ms = uv_now(c->loop);
     j->c = c;
     j->job = job;
     j->done = done;

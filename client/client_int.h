@@ -102,6 +102,7 @@ typedef struct {
 #define CLIENT_R_TXN 0x02      /* in the current transaction */
 #define CLIENT_R_ACCEPTED 0x04 /* RCPT accepted in the current transaction */
 #define CLIENT_R_NOTED 0x08    /* a temporary failure at an earlier hop is noted */
+#define CLIENT_R_DSN 0x10      /* its RCPT went with NOTIFY= to a server offering DSN */
 
 struct client_job {
     client_t *c;
@@ -126,6 +127,8 @@ struct client_job {
     bool fs_busy;
     unsigned starting;              /* the open and the route lookup outstanding */
     unsigned reads;                 /* reads of fd in flight */
+    uint64_t started_ms;            /* uv_now() when the job came */
+    uint64_t txn_ms;                /* uv_now() when its latest transaction began; 0 none */
     char error[DELIVERY_REPLY_MAX]; /* the last error with no recipient's reply */
     char error_dsn[CLIENT_DSN_MAX];
     uint8_t rflags[];

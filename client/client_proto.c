@@ -4,6 +4,7 @@
 
 #include "addr.h"
 #include "str.h"
+#include "xtext.h"
 
 static bool client_proto_digit(char c)
 {
@@ -186,6 +187,7 @@ unsigned client_ehlo_keyword(const char *line, size_t len, uint64_t *size_limit)
         {"SMTPUTF8", CLIENT_EXT_SMTPUTF8},
         {"STARTTLS", CLIENT_EXT_STARTTLS},
         {"ENHANCEDSTATUSCODES", CLIENT_EXT_ENHANCEDSTATUSCODES},
+        {"DSN", CLIENT_EXT_DSN},
     };
     size_t wlen = 0;
 
@@ -227,6 +229,13 @@ int client_mail_cmd(buf_t *out, const char *sender, const client_mail_params_t *
         rc = buf_puts(out, " BODY=8BITMIME");
     if (rc == 0 && p->smtputf8)
         rc = buf_puts(out, " SMTPUTF8");
+    if (rc == 0 && p->ret != 0)
+        rc = buf_puts(out, p->ret == DELIVERY_RET_FULL ? " RET=FULL" : " RET=HDRS");
+    if (rc == 0 && p->envid != NULL && p->envid[0] != '\0') {
+        rc = buf_puts(out, " ENVID=");
+        if (rc == 0)
+            rc = xtext_encode(out, p->envid, strlen(p->envid));
+    }
     if (rc == 0)
         rc = buf_puts(out, "\r\n");
     if (rc != 0 && out->len > mark)
@@ -234,9 +243,34 @@ int client_mail_cmd(buf_t *out, const char *sender, const client_mail_params_t *
     return rc;
 }
 
-int client_rcpt_cmd(buf_t *out, const char *addr)
+int client_rcpt_cmd(buf_t *out, const char *addr, const client_rcpt_params_t *p)
 {
-    return buf_printf(out, "RCPT TO:<%s>\r\n", addr);
+    size_t mark = out->len;
+    const char *semi;
+    int rc = buf_printf(out, "RCPT TO:<%s>", addr);
+
+    if (rc == 0 && p != NULL && p->notify != 0)
+        rc = buf_printf(out, " NOTIFY=%s%s%s%s", (p->notify & DELIVERY_NOTIFY_NEVER) ? "NEVER" : "",
+                        (p->notify & DELIVERY_NOTIFY_SUCCESS) ? "SUCCESS" : "",
+                        (p->notify & DELIVERY_NOTIFY_FAILURE)
+                            ? ((p->notify & DELIVERY_NOTIFY_SUCCESS) ? ",FAILURE" : "FAILURE")
+                            : "",
+                        (p->notify & DELIVERY_NOTIFY_DELAY)
+                            ? ((p->notify & (DELIVERY_NOTIFY_SUCCESS | DELIVERY_NOTIFY_FAILURE))
+                                   ? ",DELAY"
+                                   : "DELAY")
+                            : "");
+    /* The type as it came, the address xtext-encoded (RFC 3461 4.2). */
+    if (rc == 0 && p != NULL && p->orcpt != NULL && (semi = strchr(p->orcpt, ';')) != NULL) {
+        rc = buf_printf(out, " ORCPT=%.*s", (int)(semi + 1 - p->orcpt), p->orcpt);
+        if (rc == 0)
+            rc = xtext_encode(out, semi + 1, strlen(semi + 1));
+    }
+    if (rc == 0)
+        rc = buf_puts(out, "\r\n");
+    if (rc != 0 && out->len > mark)
+        out->len = mark;
+    return rc;
 }
 
 bool client_addr_ok(const char *addr, bool null_ok)
@@ -245,7 +279,8 @@ bool client_addr_ok(const char *addr, bool null_ok)
 
     if (addr[0] == '\0')
         return null_ok;
-    return addr_parse(addr, strlen(addr), &a) == 0;
+    /* As the session took it: a long sender a bounce goes back to. */
+    return addr_parse_input(addr, strlen(addr), &a) == 0;
 }
 
 void client_stuff_init(client_stuff_t *st)

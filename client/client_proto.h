@@ -53,6 +53,7 @@
 #define CLIENT_EXT_SMTPUTF8 0x08u
 #define CLIENT_EXT_STARTTLS 0x10u
 #define CLIENT_EXT_ENHANCEDSTATUSCODES 0x20u
+#define CLIENT_EXT_DSN 0x40u
 
 typedef struct {
     int code;                 /* 200..599 once done; 0 before */
@@ -89,17 +90,26 @@ void client_reply_host(const client_reply_t *r, char *dst, size_t size);
  * and SIZE's limit into *size_limit.  0 for keywords not used. */
 unsigned client_ehlo_keyword(const char *line, size_t len, uint64_t *size_limit);
 
-/* MAIL FROM parameters (RFC 1870, 6152, 6531). */
+/* MAIL FROM parameters (RFC 1870, 6152, 6531, 3461). */
 typedef struct {
     uint64_t size; /* SIZE=; 0: none */
     bool body_8bitmime;
     bool smtputf8;
+    unsigned ret;      /* RET= (DELIVERY_RET_*); 0: none */
+    const char *envid; /* ENVID=, decoded; NULL or "": none */
 } client_mail_params_t;
 
-/* "MAIL FROM:<sender> SIZE=n BODY=8BITMIME SMTPUTF8\r\n" ("" is <>);
- * "RCPT TO:<addr>\r\n".  0 or BUF_EFULL. */
+/* RCPT TO parameters (RFC 3461), sent only to a server that offers DSN. */
+typedef struct {
+    unsigned notify;   /* NOTIFY= (DELIVERY_NOTIFY_*); 0: none */
+    const char *orcpt; /* ORCPT= "type;addr", decoded; NULL or "": none */
+} client_rcpt_params_t;
+
+/* "MAIL FROM:<sender> SIZE=n BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=x\r\n"
+ * ("" is <>); "RCPT TO:<addr> NOTIFY=... ORCPT=rfc822;a+2Bb@c\r\n" (p may
+ * be NULL), xtext-encoded.  0 or BUF_EFULL. */
 int client_mail_cmd(buf_t *out, const char *sender, const client_mail_params_t *p);
-int client_rcpt_cmd(buf_t *out, const char *addr);
+int client_rcpt_cmd(buf_t *out, const char *addr, const client_rcpt_params_t *p);
 
 /* Whether addr can go in a MAIL or RCPT command: a mailbox as util/addr
  * reads it (no CR, LF or angle brackets can hide in one).  "" (the null

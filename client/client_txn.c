@@ -40,6 +40,32 @@ static uint64_t client_txn_cmd_timeout(const client_conn_t *conn, client_cmd_kin
     }
 }
 
+/* RCPT TO for recipient i of the job: with NOTIFY= and ORCPT= when the
+ * server offers DSN (RFC 3461 5.2.2: then success notices are its to
+ * send).  ORCPT is the client's, or the alias the destination came
+ * through, as Postfix offers it; an address that is not ASCII gets none
+ * (RFC 6533's utf-8 type is not written). */
+static int client_txn_rcpt_format(client_conn_t *conn, buf_t *b, size_t i)
+{
+    client_job_t *j = conn->job;
+    const delivery_rcpt_t *r = &j->job->rcpts[i];
+    client_rcpt_params_t p = {r->notify, r->orcpt};
+    char orcpt[DELIVERY_RELAY_MAX + 8];
+
+    j->rflags[i] &= (uint8_t)~CLIENT_R_DSN;
+    if (!(conn->ext & CLIENT_EXT_DSN))
+        return client_rcpt_cmd(b, r->addr, NULL);
+    if ((p.orcpt == NULL || p.orcpt[0] == '\0') && r->orig_addr != NULL &&
+        r->orig_addr[0] != '\0' && strlen(r->orig_addr) < sizeof(orcpt) - 8) {
+        snprintf(orcpt, sizeof(orcpt), "rfc822;%s", r->orig_addr);
+        p.orcpt = orcpt;
+    }
+    if (p.orcpt != NULL && str_has_8bit(p.orcpt, strlen(p.orcpt)))
+        p.orcpt = NULL;
+    j->rflags[i] |= CLIENT_R_DSN;
+    return client_rcpt_cmd(b, r->addr, &p);
+}
+
 /* Format command i into the stage. */
 static int client_txn_cmd_format(client_conn_t *conn, size_t i, const client_mail_params_t *mp)
 {
@@ -52,7 +78,7 @@ static int client_txn_cmd_format(client_conn_t *conn, size_t i, const client_mai
     case CLIENT_CMD_MAIL:
         return client_mail_cmd(b, dj->sender, mp);
     case CLIENT_CMD_RCPT:
-        return client_rcpt_cmd(b, dj->rcpts[conn->cmds[i].rcpt].addr);
+        return client_txn_rcpt_format(conn, b, conn->cmds[i].rcpt);
     case CLIENT_CMD_DATA:
     default:
         return buf_puts(b, "DATA\r\n");
@@ -68,6 +94,10 @@ static client_mail_params_t client_txn_mail_params(const client_conn_t *conn)
         mp.size = dj->size;
     mp.body_8bitmime = dj->body_8bitmime && (conn->ext & CLIENT_EXT_8BITMIME);
     mp.smtputf8 = dj->smtputf8 && (conn->ext & CLIENT_EXT_SMTPUTF8);
+    if (conn->ext & CLIENT_EXT_DSN) {
+        mp.ret = dj->ret;
+        mp.envid = dj->envid;
+    }
     return mp;
 }
 
@@ -143,6 +173,7 @@ void client__txn_begin(client_conn_t *conn)
     size_t nrcpt = 0;
 
     client_txn_checks(conn);
+    j->txn_ms = uv_now(conn->c->loop);
     conn->ncmds = conn->sent = conn->replied = 0;
     conn->mail_ok = false;
     conn->naccepted = 0;

@@ -2,17 +2,49 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "config.h"
+#include "control.h"
 #include "dkimkey.h"
+#include "json.h"
+#include "options.h"
+#include "placeholder.h"
 #include "reply.h"
+#include "resolve.h"
 #include "server.h"
 #include "srs.h"
 #include "srs_secrets.h"
+#include "srs_store.h"
 #include "str.h"
 #include "table.h"
+#include "tls.h"
+#include "xalloc.h"
+
+/* The certificate and key STARTTLS would use, loaded as the daemon does:
+ * 0, or 1 with the problem printed. */
+static int cli_check_tls(const config_t *cfg)
+{
+    char err[512];
+    SSL_CTX *ctx;
+
+    if (cfg->tls_cert == NULL)
+        return 0;
+    if ((ctx = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
+static void cli_print_warning(void *ctx, const char *message)
+{
+    (void)ctx;
+    fprintf(stderr, "warning: %s\n", message);
+}
 
 void cli_print_error(void *ctx, const char *message)
 {
@@ -60,12 +92,20 @@ int cli_check_config(const cli_args_t *args)
     /* Warnings (a secrets file others can read) are printed, not counted. */
     errors += srs_secrets_load(cfg->srs_secrets, cli_print_error, cli_print_error, NULL, &secrets);
     errors += cli_check_signing_key(cfg, key, sizeof(key));
+    errors += cli_check_tls(cfg);
     if (errors == 0) {
+        /* Sample values: a warning here, a refusal to start on port 25. */
+        placeholder_check(cfg, table, &secrets, cli_print_warning, NULL);
         printf("%s: ok; %s: %zu aliases; %s: %zu SRS secret%s%s\n", args->config_path,
                cfg->forward_table, table_count(table), cfg->srs_secrets, secrets.n,
                secrets.n == 1 ? "" : "s", key);
         if (cfg->signing_key == NULL)
             printf("note: " CLI_SIGNING_OFF "\n");
+        if (cfg->postmaster == NULL)
+            fprintf(stderr, "warning: postmaster is not set: mail to postmaster@%s and "
+                            "postmaster@%s is accepted and held in the queue (mxfwd queue show), "
+                            "and a bounce that cannot be delivered is only logged\n",
+                    cfg->hostname, cfg->srs_domain);
     }
     srs_secrets_free(&secrets);
     table_unref(table);
@@ -123,70 +163,98 @@ static const char *cli_shown(const char *addr, size_t len, char *dst, size_t siz
     return dst;
 }
 
-/*
- * resolve for an address in srs_domain: the original address, or the
- * refusal as the SMTP reply words it.  *handled is false for a local part
- * that is not SRS, which the forward table may still know (postmaster@).
- */
-static int cli_resolve_srs(const config_t *cfg, const char *addr, size_t len, bool *handled)
-{
-    char out[SRS_ADDR_SIZE], reply[600], shown[300];
-    srs_t *srs;
-    int rc;
+/* How long resolve waits for the daemon before reading the files itself. */
+#define CLI_RESOLVE_TIMEOUT_MS 5000
 
-    *handled = true;
-    if (cli_srs_open(cfg, &srs) != CLI_OK)
-        return CLI_FAIL;
-    rc = srs_reverse(srs, addr, len, time(NULL), out, sizeof(out), NULL);
-    srs_free(srs);
-    if (rc == SRS_ENOTSRS) {
-        *handled = false;
-        return CLI_FAIL;
-    }
+/* A keyed SRS address's key looked up as RCPT looks it up: the sender,
+ * or the reply the session would give. */
+static int cli_resolve_key(const config_t *cfg, const char *key, const char *shown)
+{
+    char why[600], reply[600], *sender = NULL;
+    int rc = cli_store_get(cfg, key, &sender, why, sizeof(why));
+
     if (rc == 0) {
-        printf("%s\n", out);
+        printf("%s\n", sender);
+        free(sender);
         return CLI_OK;
     }
-    printf("%s\n", reply_for_srs_reverse(rc, cli_shown(addr, len, shown, sizeof(shown)), reply,
-                                         sizeof(reply)));
+    if (rc != SRS_STORE_ENOTFOUND && rc != CLI_STORE_NONE)
+        fprintf(stderr, "mxfwd: envelope store %s: %s\n", cfg->envelope_store,
+                why[0] != '\0' ? why : srs_store_strerror(rc));
+    printf("%s\n", reply_format(rc == SRS_STORE_ENOTFOUND || rc == CLI_STORE_NONE
+                                    ? REPLY_SRS_UNKNOWN_KEY
+                                    : REPLY_SRS_STORE_READ,
+                                shown, reply, sizeof(reply)));
     return CLI_FAIL;
 }
 
+/* A reply of resolve_json(), printed; a keyed SRS address's sender is
+ * looked up in the envelope store here, as RCPT would. */
+static int cli_resolve_print(const config_t *cfg, const json_t *v, const char *addr,
+                             const char *source)
+{
+    const json_t *dests = json_get(v, "dests");
+    char shown[300];
+
+    if (strcmp(json_get_str(v, "kind", ""), "keyed") == 0 && dests != NULL && dests->n == 1)
+        return cli_resolve_key(cfg, dests->items[0]->string,
+                               cli_shown(addr, strlen(addr), shown, sizeof(shown)));
+    return resolve_print(v, source);
+}
+
+/*
+ * resolve: the running daemon answers when there is one, from the table
+ * it has loaded; otherwise the files say what a daemon started now would
+ * do.  Both answer through resolve_json() (mxfwd/resolve.h).
+ */
 int cli_resolve(const cli_args_t *args)
 {
     config_t *cfg = NULL;
     table_t *table = NULL;
-    table_dests_t dests;
-    table_result_t result;
-    const char *addr = args->argv[0], *at;
-    char reply[600], shown[300];
-    bool in_srs_domain;
-    size_t len;
+    srs_t *srs = NULL;
+    json_t *v = NULL;
+    char request[CONTROL_LINE_MAX + 1], source[600];
+    const char *addr = args->argv[0];
+    rcpt_ctx_t ctx;
+    buf_t reply;
     int rc = CLI_FAIL;
 
+    buf_init(&reply, SIZE_MAX);
     if (config_load(args->config_path, cli_print_error, NULL, &cfg) > 0)
-        return CLI_FAIL;
-    if (table_load(cfg->forward_table, cli_print_error, NULL, &table) > 0)
         goto done;
-    cli_strip_brackets(&addr, &len);
-    at = memrchr(addr, '@', len);
-    in_srs_domain = at != NULL && str_eq_ci_n(at + 1, len - (size_t)(at + 1 - addr), cfg->srs_domain);
-    if (in_srs_domain) {
-        bool handled;
-        rc = cli_resolve_srs(cfg, addr, len, &handled);
-        if (handled)
+    if (strlen(addr) + 8 <= CONTROL_LINE_MAX && strpbrk(addr, "\r\n") == NULL) {
+        snprintf(request, sizeof(request), "resolve %s", addr);
+        if (control_request(cfg->control_socket, request, CLI_RESOLVE_TIMEOUT_MS, &reply) == 0 &&
+            json_parse(buf_ptr(&reply), buf_used(&reply), &v) == 0 && json_get(v, "ok") != NULL &&
+            json_get(v, "ok")->boolean && json_get(v, "kind") != NULL) {
+            rc = cli_resolve_print(cfg, v, addr, "as the running daemon has it loaded");
             goto done;
+        }
+        json_free(v);
+        v = NULL;
     }
-    result = cli_table_lookup(cfg, table, addr, len, &dests);
-    if (result == TABLE_FOUND) {
-        for (size_t i = 0; i < dests.n; i++)
-            printf("%s\n", dests.addr[i]);
-        rc = CLI_OK;
-    } else {
-        printf("%s\n", reply_for_lookup(result, cli_shown(addr, len, shown, sizeof(shown)), reply,
-                                         sizeof(reply)));
+    /* No daemon (or one that cannot say): the files. */
+    if (table_load(cfg->forward_table, cli_print_error, NULL, &table) > 0 ||
+        cli_srs_open(cfg, &srs) != CLI_OK)
+        goto done;
+    ctx = (rcpt_ctx_t){
+        .table = table,
+        .srs = srs,
+        .hostname = cfg->hostname,
+        .srs_domain = cfg->srs_domain,
+        .now = time(NULL),
+    };
+    buf_reset(&reply);
+    resolve_json(&ctx, cfg->forward_table, addr, &reply);
+    if (json_parse(buf_ptr(&reply), buf_used(&reply), &v) == 0) {
+        snprintf(source, sizeof(source), "read from the file (no daemon answered at %.500s)",
+                 cfg->control_socket);
+        rc = cli_resolve_print(cfg, v, addr, source);
     }
 done:
+    json_free(v);
+    buf_free(&reply);
+    srs_free(srs);
     table_unref(table);
     config_free(cfg);
     return rc;
@@ -217,8 +285,9 @@ static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward,
         break;
     case SRS_ETOOLONG:
         printf("too-long: <%s> would become an SRS address with a local part over %d octets, "
-               "which RFC 5321 does not allow\n",
-               shown, ADDR_LOCAL_MAX);
+               "which RFC 5321 does not allow (srs_long_senders = %s)\n",
+               shown, ADDR_LOCAL_MAX,
+               cfg->srs_long_senders == CONFIG_LONG_EMBED ? "embed" : "reject");
         break;
     case SRS_EMALFORMED:
         if (forward) {
@@ -234,13 +303,52 @@ static void cli_srs_refusal(const srs_t *srs, const config_t *cfg, bool forward,
     }
 }
 
+/*
+ * A keyed address: forward keeps the sender in the envelope store (as the
+ * daemon does at the end of the data), reverse looks it up.  CLI_OK with
+ * the address to print in out, or CLI_FAIL with the refusal printed.
+ */
+static int cli_srs_keyed(const config_t *cfg, bool forward, const char *key, const char *addr,
+                         size_t len, const char *shown, char *out, size_t size)
+{
+    char why[600], *sender = NULL, *copy;
+    int rc;
+
+    if (forward) {
+        copy = xstrndup(addr, len);
+        rc = cli_store_put(cfg, key, copy, why, sizeof(why));
+        free(copy);
+        if (rc == CLI_STORE_NONE)
+            fprintf(stderr, "note: envelope store %s does not exist yet (mxfwd serve makes it): "
+                            "the sender was not recorded\n", cfg->envelope_store);
+        if (rc == 0 || rc == CLI_STORE_NONE)
+            return CLI_OK;
+    } else {
+        rc = cli_store_get(cfg, key, &sender, why, sizeof(why));
+        if (rc == 0) {
+            str_lcpy(out, sender, size);
+            free(sender);
+            return CLI_OK;
+        }
+        if (rc == SRS_STORE_ENOTFOUND || rc == CLI_STORE_NONE) {
+            printf("unknown-key: <%s>: the envelope store has no sender under its key "
+                   "(unknown, or expired after %u days)\n",
+                   shown, (unsigned)(cfg->srs_max_age / 86400));
+            return CLI_FAIL;
+        }
+    }
+    printf("store-failed: envelope store %s: %s\n", cfg->envelope_store,
+           why[0] != '\0' ? why : srs_store_strerror(rc));
+    return CLI_FAIL;
+}
+
 /* srs forward and srs reverse: the address, or the refusal and exit 1. */
 static int cli_srs_run(const cli_args_t *args, bool forward)
 {
     config_t *cfg = NULL;
     srs_t *srs = NULL;
     const char *addr = args->argv[0];
-    char out[SRS_ADDR_SIZE], shown[300];
+    char out[SRS_ADDR_SIZE], shown[300], key[SRS_KEY_SIZE];
     unsigned age = 0;
     size_t len;
     int rc = CLI_FAIL, err;
@@ -250,16 +358,24 @@ static int cli_srs_run(const cli_args_t *args, bool forward)
     if (cli_srs_open(cfg, &srs) != CLI_OK)
         goto done;
     cli_strip_brackets(&addr, &len);
+    cli_shown(addr, len, shown, sizeof(shown));
     if (forward)
-        err = srs_forward(srs, addr, len, time(NULL), out, sizeof(out));
+        err = srs_forward_long(srs, options_long_senders(cfg), addr, len, time(NULL), out,
+                               sizeof(out), key);
     else
         err = srs_reverse(srs, addr, len, time(NULL), out, sizeof(out), &age);
+    if (err == SRS_KEYED) {
+        if (cli_srs_keyed(cfg, forward, forward ? key : out, addr, len, shown, out,
+                          sizeof(out)) != CLI_OK)
+            goto done;
+        err = 0;
+    }
     if (err == 0) {
         /* The null sender stays the null sender. */
         printf("%s\n", out[0] != '\0' ? out : "<>");
         rc = CLI_OK;
     } else {
-        cli_srs_refusal(srs, cfg, forward, err, cli_shown(addr, len, shown, sizeof(shown)), age);
+        cli_srs_refusal(srs, cfg, forward, err, shown, age);
     }
 done:
     srs_free(srs);

@@ -24,6 +24,8 @@ typedef struct {
     bool verbose; /* -v: debug lines */
     bool json;    /* --json: machine-readable output */
     const char *output; /* -o FILE (dkim-keygen) */
+    const char *domain; /* -d DOMAIN (flush) */
+    bool body;          /* --body (queue show) */
     int argc;     /* words after the command */
     char **argv;
 } cli_args_t;
@@ -42,12 +44,23 @@ table_result_t cli_table_lookup(const config_t *cfg, const table_t *table, const
     "signing_key is not set: forwarded mail is not DKIM-signed or ARC-sealed, and From is "    \
     "never rewritten"
 
+/* cli_store.c: the envelope store, as the daemon would ask it.  0, an
+ * SRS_STORE_E* or -errno (the words of a failure to open it in why), or
+ * CLI_STORE_NONE: the store is a file that does not exist yet (the
+ * daemon makes it).  A sender found is the caller's to free. */
+#define CLI_STORE_NONE 1
+int cli_store_put(const config_t *cfg, const char *key, const char *sender, char *why,
+                  size_t why_size);
+int cli_store_get(const config_t *cfg, const char *key, char **sender, char *why,
+                  size_t why_size);
+
 int cli_serve(const cli_args_t *args);
 int cli_check_config(const cli_args_t *args);
 int cli_resolve(const cli_args_t *args);
 int cli_srs_forward(const cli_args_t *args);
 int cli_srs_reverse(const cli_args_t *args);
 int cli_queue(const cli_args_t *args);
+int cli_queue_show(const cli_args_t *args);
 int cli_flush(const cli_args_t *args);
 int cli_delete(const cli_args_t *args);
 int cli_hold(const cli_args_t *args);

@@ -1,17 +1,25 @@
 /*
- * cli_queue.c - `mxfwd queue`, `flush`, `delete ID`, `hold ID`, `release
- * ID` and `stats`: a request to the running daemon's control socket (mxfwd/control.h), its JSON reply
+ * cli_queue.c - `mxfwd queue`, `queue show`, `flush`, `delete`, `hold`,
+ * `release` and `stats`: requests
+ * to the running daemon's control socket (mxfwd/control.h), its JSON reply
  * shown to people (or passed through with --json).
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "config.h"
 #include "control.h"
 #include "json.h"
+#include "str.h"
+#include "xalloc.h"
 
 /* Long enough for a listing of a very large queue. */
 #define CLI_CONTROL_TIMEOUT_MS 60000
@@ -177,66 +185,381 @@ int cli_queue(const cli_args_t *args)
 
 /* ---- flush, delete ---- */
 
-int cli_flush(const cli_args_t *args)
+/* Each id the daemon did not know, on stderr; whether there was one. */
+static bool cli_queue_unknown(const char *command, const json_t *v)
 {
-    json_t *v;
-    double n;
+    const json_t *unknown = json_get(v, "unknown");
 
-    if (cli_queue_ask(args, "flush", "flush", &v) != CLI_OK)
-        return CLI_FAIL;
-    n = json_get_num(v, "flushed", 0);
-    if (!args->json)
-        printf("%.0f recipient%s due now\n", n, n == 1 ? "" : "s");
-    json_free(v);
+    for (size_t i = 0; unknown != NULL && i < unknown->n; i++)
+        fprintf(stderr, "mxfwd %s: %s: no such message in the queue\n", command,
+                unknown->items[i]->string);
+    return unknown != NULL && unknown->n > 0;
+}
+
+/* A queue id on a request line: one word, of a sane length. */
+static bool cli_queue_id_ok(const char *command, const char *id)
+{
+    if (id[0] == '\0' || strlen(id) > 64 || strpbrk(id, " \t\r\n") != NULL) {
+        fprintf(stderr, "mxfwd %s: '%.64s' is not a queue id\n", command, id);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Send "VERB ID ID ..." for ids[0..n), as few requests as fit the request
+ * line; done(v, arg) gets each reply.  CLI_FAIL when one could not be
+ * sent or answered (the rest are not sent).
+ */
+static int cli_queue_ids(const cli_args_t *args, const char *command, const char *verb,
+                         char **ids, size_t n, void (*done)(const json_t *v, void *arg), void *arg)
+{
+    char request[CONTROL_LINE_MAX + 1];
+    size_t i = 0;
+
+    while (i < n) {
+        size_t len = (size_t)snprintf(request, sizeof(request), "%s", verb);
+        json_t *v;
+
+        for (; i < n && len + 1 + strlen(ids[i]) <= CONTROL_LINE_MAX; i++)
+            len += (size_t)snprintf(request + len, sizeof(request) - len, " %s", ids[i]);
+        if (cli_queue_ask(args, command, request, &v) != CLI_OK)
+            return CLI_FAIL;
+        done(v, arg);
+        json_free(v);
+    }
     return CLI_OK;
 }
 
-/* A request naming one message ("delete ID", "hold ID", "release ID"):
- * CLI_OK and the reply in *v. */
-static int cli_queue_by_id(const cli_args_t *args, const char *verb, json_t **v)
+/* Ids from standard input, separated by white space (`delete -`). */
+static char **cli_queue_read_ids(const char *command, size_t *n)
 {
-    char request[CONTROL_LINE_MAX];
+    char word[80], **ids = NULL;
+    size_t cap = 0;
 
-    /* The id goes on the request line: it must be one word. */
-    if (strlen(args->argv[0]) > 64 || strpbrk(args->argv[0], " \t\r\n") != NULL) {
-        fprintf(stderr, "mxfwd %s: '%.64s' is not a queue id\n", verb, args->argv[0]);
+    *n = 0;
+    while (scanf("%79s", word) == 1) {
+        if (!cli_queue_id_ok(command, word)) {
+            for (size_t i = 0; i < *n; i++)
+                free(ids[i]);
+            free(ids);
+            return NULL;
+        }
+        if (*n == cap) {
+            cap = cap > 0 ? 2 * cap : 64;
+            ids = xrealloc(ids, cap * sizeof(*ids));
+        }
+        ids[(*n)++] = xstrdup(word);
+    }
+    return ids != NULL ? ids : xcalloc(1, sizeof(*ids));
+}
+
+typedef struct {
+    const cli_args_t *args;
+    const char *command;
+    size_t done;     /* recipients flushed, messages deleted */
+    unsigned running;
+    bool unknown;
+} cli_queue_tally_t;
+
+static void cli_queue_flush_done(const json_t *v, void *arg)
+{
+    cli_queue_tally_t *t = arg;
+
+    t->done += (size_t)json_get_num(v, "flushed", 0);
+    t->unknown |= cli_queue_unknown("flush", v);
+}
+
+int cli_flush(const cli_args_t *args)
+{
+    cli_queue_tally_t t = {args, "flush", 0, 0, false};
+    char request[CONTROL_LINE_MAX + 1];
+    json_t *v;
+
+    for (int i = 0; i < args->argc; i++)
+        if (!cli_queue_id_ok("flush", args->argv[i]))
+            return CLI_FAIL;
+    if (args->domain != NULL) {
+        if (args->argc > 0 || !cli_queue_id_ok("flush", args->domain)) {
+            fprintf(stderr, "mxfwd flush: -d DOMAIN or IDs, not both\n");
+            return CLI_USAGE;
+        }
+        snprintf(request, sizeof(request), "flush-domain %s", args->domain);
+        if (cli_queue_ask(args, "flush", request, &v) != CLI_OK)
+            return CLI_FAIL;
+        cli_queue_flush_done(v, &t);
+        json_free(v);
+    } else if (args->argc == 0) {
+        if (cli_queue_ask(args, "flush", "flush", &v) != CLI_OK)
+            return CLI_FAIL;
+        cli_queue_flush_done(v, &t);
+        json_free(v);
+    } else if (cli_queue_ids(args, "flush", "flush", args->argv, (size_t)args->argc,
+                             cli_queue_flush_done, &t) != CLI_OK) {
         return CLI_FAIL;
     }
-    snprintf(request, sizeof(request), "%s %s", verb, args->argv[0]);
-    return cli_queue_ask(args, verb, request, v);
+    if (!args->json)
+        printf("%zu recipient%s%s%s due now\n", t.done, t.done == 1 ? "" : "s",
+               args->domain != NULL ? " at " : "", args->domain != NULL ? args->domain : "");
+    return t.unknown ? CLI_FAIL : CLI_OK;
+}
+
+static void cli_queue_delete_done(const json_t *v, void *arg)
+{
+    cli_queue_tally_t *t = arg;
+    const json_t *deleted = json_get(v, "deleted");
+
+    for (size_t i = 0; deleted != NULL && i < deleted->n; i++) {
+        if (!t->args->json)
+            printf("%s: deleted\n", deleted->items[i]->string);
+        t->done++;
+    }
+    t->running += (unsigned)json_get_num(v, "running", 0);
+    t->unknown |= cli_queue_unknown("delete", v);
 }
 
 int cli_delete(const cli_args_t *args)
 {
+    cli_queue_tally_t t = {args, "delete", 0, 0, false};
+    char **ids = args->argv;
+    size_t n = (size_t)args->argc;
+    bool from_stdin = n == 1 && strcmp(ids[0], "-") == 0;
+    int rc = CLI_OK;
     json_t *v;
-    double running;
 
-    if (cli_queue_by_id(args, "delete", &v) != CLI_OK)
+    if (n == 1 && strcmp(ids[0], "ALL") == 0) {
+        if (cli_queue_ask(args, "delete", "delete ALL", &v) != CLI_OK)
+            return CLI_FAIL;
+        t.done = (size_t)json_get_num(v, "all", 0);
+        t.running = (unsigned)json_get_num(v, "running", 0);
+        json_free(v);
+        if (!args->json)
+            printf("%zu message%s deleted\n", t.done, t.done == 1 ? "" : "s");
+    } else {
+        if (from_stdin && (ids = cli_queue_read_ids("delete", &n)) == NULL)
+            return CLI_FAIL;
+        for (size_t i = 0; !from_stdin && i < n; i++)
+            if (!cli_queue_id_ok("delete", ids[i]))
+                return CLI_FAIL;
+        rc = cli_queue_ids(args, "delete", "delete", ids, n, cli_queue_delete_done, &t);
+        if (from_stdin) {
+            for (size_t i = 0; i < n; i++)
+                free(ids[i]);
+            free(ids);
+        }
+    }
+    if (!args->json && t.running > 0)
+        printf("%u deliver%s in progress finish%s first\n", t.running,
+               t.running == 1 ? "y" : "ies", t.running == 1 ? "es" : "");
+    return rc != CLI_OK || t.unknown ? CLI_FAIL : CLI_OK;
+}
+
+/* ---- queue show ---- */
+
+/* Write data[0..n) with CRLF line ends as LF ones, as postcat does;
+ * *cr carries a CR that ended the previous piece. */
+static void cli_queue_show_write(const char *data, size_t n, bool *cr)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (*cr && data[i] != '\n')
+            putchar('\r');
+        *cr = data[i] == '\r';
+        if (!*cr)
+            putchar(data[i]);
+    }
+}
+
+/*
+ * The stored message from the file at path: from offset, length bytes;
+ * with headers_only, up to the empty line that ends the header section
+ * (or the end).  *seen_blank says whether the bytes before already ended
+ * it.  0, or -errno.
+ */
+static int cli_queue_show_file(const char *path, uint64_t offset, uint64_t length, bool headers_only,
+                         int *line_start, bool *cr)
+{
+    char chunk[65536];
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    while (length > 0) {
+        size_t want = length < sizeof(chunk) ? (size_t)length : sizeof(chunk), n;
+        ssize_t r = pread(fd, chunk, want, (off_t)offset);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : -EIO;
+            break;
+        }
+        n = (size_t)r;
+        if (headers_only) {
+            /* Stop after the CRLF of an empty line: *line_start counts the
+             * bytes of the current line (-1: the header section is over). */
+            for (size_t i = 0; i < n; i++) {
+                if (chunk[i] == '\n') {
+                    if (*line_start <= 1) {
+                        cli_queue_show_write(chunk, i + 1, cr);
+                        *line_start = -1;
+                        close(fd);
+                        return 0;
+                    }
+                    *line_start = 0;
+                } else {
+                    (*line_start)++;
+                }
+            }
+        }
+        cli_queue_show_write(chunk, n, cr);
+        offset += n;
+        length -= n;
+    }
+    close(fd);
+    return rc;
+}
+
+static void cli_queue_show_envelope(const json_t *m, double now)
+{
+    const json_t *rcpts = json_get(m, "recipients"), *f;
+    char date[STR_DATE_SIZE], when[16];
+    bool b8 = (f = json_get(m, "8bitmime")) != NULL && f->boolean;
+    bool utf8 = (f = json_get(m, "smtputf8")) != NULL && f->boolean;
+
+    str_date((int64_t)json_get_num(m, "arrival", 0), date, sizeof(date));
+    printf("*** ENVELOPE %s ***\n", json_get_str(m, "id", "?"));
+    printf("arrival: %s\n", date);
+    printf("size: %.0f\n", json_get_num(m, "size", 0));
+    printf("client: %s\n", json_get_str(m, "client", ""));
+    printf("helo: %s\n", json_get_str(m, "helo", ""));
+    printf("sender: %s\n", cli_queue_sender(json_get_str(m, "sender", "")));
+    printf("srs_sender: %s\n", cli_queue_sender(json_get_str(m, "srs_sender", "")));
+    printf("body: %s%s\n", b8 ? "8BITMIME" : "7BIT", utf8 ? ", SMTPUTF8" : "");
+    for (size_t i = 0; rcpts != NULL && i < rcpts->n; i++) {
+        const json_t *r = rcpts->items[i], *next = json_get(r, "next_attempt");
+
+        printf("recipient: %s\n", json_get_str(r, "address", ""));
+        if (json_get_str(r, "alias", "")[0] != '\0')
+            printf("  alias: %s\n", json_get_str(r, "alias", ""));
+        printf("  state: %s, %.0f attempt%s", json_get_str(r, "state", "?"),
+               json_get_num(r, "attempts", 0), json_get_num(r, "attempts", 0) == 1 ? "" : "s");
+        if (next != NULL && next->type == JSON_NUMBER) {
+            cli_queue_age(next->number - now + 0.5, when, sizeof(when));
+            printf(", next %s%s", next->number <= now ? "now" : "in ",
+                   next->number <= now ? "" : when);
+        }
+        printf("\n");
+        if (json_get_str(r, "last_reply", "")[0] != '\0')
+            printf("  last reply: %s\n", json_get_str(r, "last_reply", ""));
+        if (json_get_str(r, "relay", "")[0] != '\0')
+            printf("  relay: %s\n", json_get_str(r, "relay", ""));
+    }
+}
+
+/* The daemon's "show" reply: the envelope, then the message or its
+ * header section.  0, or -errno from reading the file. */
+static int cli_queue_show_message(const json_t *v, bool body)
+{
+    const json_t *m = json_get(v, "message");
+    const char *id = json_get_str(m, "id", "?"), *b64 = json_get_str(m, "prepend", "");
+    uint64_t offset = (uint64_t)json_get_num(m, "body_offset", 0);
+    uint64_t length = (uint64_t)json_get_num(m, "body_length", 0);
+    uint64_t skip = (uint64_t)json_get_num(m, "body_skip", 0);
+    size_t b64len = strlen(b64), plen;
+    unsigned char *prepend = xmalloc(b64len / 4 * 3 + 1);
+    int line_start = 0, rc;
+    bool cr = false;
+
+    /* Padding decodes to zero bytes EVP_DecodeBlock counts: drop them. */
+    plen = (size_t)EVP_DecodeBlock(prepend, (const unsigned char *)b64, (int)b64len);
+    plen -= b64len > 0 && b64[b64len - 1] == '=' ? 1 : 0;
+    plen -= b64len > 1 && b64[b64len - 2] == '=' ? 1 : 0;
+    /* Open the file before printing anything, so that a retry prints
+     * nothing twice. */
+    if (access(json_get_str(m, "path", ""), R_OK) != 0) {
+        rc = -errno;
+        free(prepend);
+        return rc;
+    }
+    cli_queue_show_envelope(m, json_get_num(v, "now", 0));
+    printf("*** %s %s ***\n", body ? "MESSAGE" : "HEADERS", id);
+    cli_queue_show_write((const char *)prepend, plen, &cr);
+    free(prepend);
+    /* What is sent: the prepended fields, then the stored bytes past
+     * body_skip. */
+    rc = cli_queue_show_file(json_get_str(m, "path", ""), offset + skip, length - skip, !body,
+                       &line_start, &cr);
+    if (cr)
+        putchar('\r');
+    printf("*** END %s ***\n", id);
+    return rc;
+}
+
+int cli_queue_show(const cli_args_t *args)
+{
+    char request[CONTROL_LINE_MAX + 1];
+    json_t *v;
+    int rc;
+
+    if (!cli_queue_id_ok("queue show", args->argv[0]))
         return CLI_FAIL;
-    running = json_get_num(v, "running", 0);
-    if (!args->json && running > 0)
-        printf("%s: deleted; %.0f deliver%s in progress finish%s first\n", args->argv[0], running,
-               running == 1 ? "y" : "ies", running == 1 ? "es" : "");
-    else if (!args->json)
-        printf("%s: deleted\n", args->argv[0]);
+    snprintf(request, sizeof(request), "show %s", args->argv[0]);
+    /* A message read from a journal segment may move to a file of its own
+     * between the reply and the read: ask again. */
+    for (int attempt = 0;; attempt++) {
+        if (cli_queue_ask(args, "queue show", request, &v) != CLI_OK)
+            return CLI_FAIL;
+        rc = args->json ? 0 : cli_queue_show_message(v, args->body);
+        if (rc != -ENOENT || attempt == 2)
+            break;
+        json_free(v);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "mxfwd queue show: cannot read %s: %s\n",
+                json_get_str(json_get(v, "message"), "path", "the message"), strerror(-rc));
+        json_free(v);
+        return CLI_FAIL;
+    }
     json_free(v);
     return CLI_OK;
 }
 
-/* hold, release: how many recipients changed. */
+/* ---- hold, release ---- */
+
+static void cli_queue_hold_done(const json_t *v, void *arg)
+{
+    cli_queue_tally_t *t = arg;
+
+    t->done += (size_t)json_get_num(v, strcmp(t->command, "hold") == 0 ? "held" : "released", 0);
+    t->unknown |= cli_queue_unknown(t->command, v);
+}
+
+/* hold ID..., release ID... (or -: the ids on standard input): how many
+ * recipients changed. */
 static int cli_queue_hold(const cli_args_t *args, bool hold)
 {
-    const char *verb = hold ? "hold" : "release", *key = hold ? "held" : "released";
-    json_t *v;
-    double n;
+    const char *verb = hold ? "hold" : "release";
+    cli_queue_tally_t t = {args, verb, 0, 0, false};
+    char **ids = args->argv;
+    size_t n = (size_t)args->argc;
+    bool from_stdin = n == 1 && strcmp(ids[0], "-") == 0;
+    int rc;
 
-    if (cli_queue_by_id(args, verb, &v) != CLI_OK)
+    if (from_stdin && (ids = cli_queue_read_ids(verb, &n)) == NULL)
         return CLI_FAIL;
-    n = json_get_num(v, key, 0);
-    if (!args->json)
-        printf("%s: %s (%.0f recipient%s)\n", args->argv[0], key, n, n == 1 ? "" : "s");
-    json_free(v);
-    return CLI_OK;
+    for (size_t i = 0; !from_stdin && i < n; i++)
+        if (!cli_queue_id_ok(verb, ids[i]))
+            return CLI_FAIL;
+    rc = cli_queue_ids(args, verb, verb, ids, n, cli_queue_hold_done, &t);
+    if (from_stdin) {
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+    }
+    if (rc == CLI_OK && !args->json)
+        printf("%zu recipient%s %s\n", t.done, t.done == 1 ? "" : "s",
+               hold ? "held" : "released");
+    return rc != CLI_OK || t.unknown ? CLI_FAIL : CLI_OK;
 }
 
 int cli_hold(const cli_args_t *args)

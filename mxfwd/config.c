@@ -1,4 +1,4 @@
-#include "config_int.h"
+#include "config.h"
 
 #include <limits.h>
 #include <pwd.h>
@@ -9,135 +9,14 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "config_int.h"
 #include "default.h"
 #include "diag.h"
 #include "lines.h"
 #include "parse.h"
+#include "srs_store.h"
 #include "str.h"
 #include "xalloc.h"
-
-static char *config_abspath(const char *path)
-{
-    char cwd[PATH_MAX];
-    size_t n;
-    char *abs;
-
-    if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
-        return xstrdup(path);
-    n = strlen(cwd) + 1 + strlen(path) + 1;
-    abs = xmalloc(n);
-    snprintf(abs, n, "%s/%s", cwd, path);
-    return abs;
-}
-
-static int config_set_string(config_parser_t *p, const config_key_t *key, char *value)
-{
-    char **dst = FIELD(p, key, char *);
-
-    free(*dst);
-    *dst = xstrdup(value);
-    return 0;
-}
-
-static int config_set_path(config_parser_t *p, const config_key_t *key, char *value)
-{
-    char **dst = FIELD(p, key, char *);
-
-    free(*dst);
-    *dst = config_abspath(value);
-    return 0;
-}
-
-static int config_set_domain(config_parser_t *p, const config_key_t *key, char *value)
-{
-    if (value[0] == '[' || addr_domain_check(value, strlen(value)) < 0) {
-        config_error(p, p->line, "%s: '%s' is not a domain name", key->name, value);
-        return -1;
-    }
-    str_lower(value);
-    return config_set_string(p, key, value);
-}
-
-/* A DKIM selector: one or more DNS labels (RFC 6376 3.1). */
-static int config_set_selector(config_parser_t *p, const config_key_t *key, char *value)
-{
-    char name[256];
-
-    if (addr_dns_name(value, strlen(value), name, sizeof(name)) < 0) {
-        config_error(p, p->line, "%s: '%s' is not a DKIM selector (DNS labels)", key->name,
-                     value);
-        return -1;
-    }
-    return config_set_string(p, key, name);
-}
-
-static int config_set_address(config_parser_t *p, const config_key_t *key, char *value)
-{
-    addr_t a;
-
-    if (addr_parse(value, strlen(value), &a) < 0 || a.literal) {
-        config_error(p, p->line, "%s: '%s' is not a mail address", key->name, value);
-        return -1;
-    }
-    return config_set_string(p, key, value);
-}
-
-static int config_set_duration(config_parser_t *p, const config_key_t *key, char *value)
-{
-    uint64_t v;
-
-    if (parse_duration(value, &v) < 0) {
-        config_error(p, p->line, "%s: '%s' is not a duration like 30s, 5m, 2h or 21d", key->name,
-                     value);
-        return -1;
-    }
-    if (v < key->min || v > key->max) {
-        config_error(p, p->line, "%s: '%s' is out of range (%llus to %llus)", key->name, value,
-                     (unsigned long long)key->min, (unsigned long long)key->max);
-        return -1;
-    }
-    *FIELD(p, key, uint64_t) = v;
-    return 0;
-}
-
-static int config_set_size(config_parser_t *p, const config_key_t *key, char *value)
-{
-    uint64_t v;
-
-    if (parse_size(value, &v) < 0 || v < key->min || v > key->max) {
-        config_error(p, p->line, "%s: '%s' is not a size between %llu and %llu bytes (25M, 64K)",
-                     key->name, value, (unsigned long long)key->min,
-                     (unsigned long long)key->max);
-        return -1;
-    }
-    *FIELD(p, key, uint64_t) = v;
-    return 0;
-}
-
-static int config_set_uint(config_parser_t *p, const config_key_t *key, char *value)
-{
-    uint64_t v;
-
-    if (parse_uint(value, key->min, key->max, &v) < 0) {
-        config_error(p, p->line, "%s: '%s' is not a number from %llu to %llu", key->name, value,
-                     (unsigned long long)key->min, (unsigned long long)key->max);
-        return -1;
-    }
-    *FIELD(p, key, unsigned) = (unsigned)v;
-    return 0;
-}
-
-static int config_set_port(config_parser_t *p, const config_key_t *key, char *value)
-{
-    uint64_t v;
-
-    if (parse_uint(value, 1, 65535, &v) < 0) {
-        config_error(p, p->line, "%s: '%s' is not a port number (1-65535)", key->name, value);
-        return -1;
-    }
-    *FIELD(p, key, uint16_t) = (uint16_t)v;
-    return 0;
-}
 
 /* An "IP:port" to bind. */
 static int config_parse_bind(config_parser_t *p, const char *name, const char *value,
@@ -194,33 +73,87 @@ static int config_set_metrics(config_parser_t *p, const config_key_t *key, char 
     return 0;
 }
 
-typedef struct {
-    const char *word;
-    int value;
-} config_word_t;
-
-static int config_set_enum(config_parser_t *p, const config_key_t *key, const config_word_t *words,
-                           const char *value)
+static int config_set_route(config_parser_t *p, const config_key_t *key, char *value)
 {
-    char choices[128];
-    size_t used = 0;
+    config_t *cfg = p->cfg;
+    char *cursor = value;
+    char *domain = str_token(&cursor, " \t");
+    char *hop = str_token(&cursor, " \t");
+    parse_hostport_t hp;
+    config_route_t *r;
 
-    for (const config_word_t *w = words; w->word != NULL; w++) {
-        if (strcmp(w->word, value) == 0) {
-            *FIELD(p, key, int) = w->value;
-            return 0;
+    (void)key;
+    if (domain == NULL || hop == NULL || str_token(&cursor, " \t") != NULL) {
+        config_error(p, p->line, "route: expected 'DOMAIN HOST[:PORT]', got '%s'", value);
+        return -1;
+    }
+    if (strcmp(domain, "*") != 0 &&
+        (domain[0] == '[' || addr_domain_check(domain, strlen(domain)) < 0)) {
+        config_error(p, p->line, "route: '%s' is not a domain name or '*'", domain);
+        return -1;
+    }
+    if (parse_hostport(hop, true, &hp) < 0) {
+        config_error(p, p->line, "route: '%s' is not a host name or IP address with an optional port",
+                     hop);
+        return -1;
+    }
+    str_lower(domain);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (strcmp(cfg->routes[i].domain, domain) == 0) {
+            config_error(p, p->line, "route: %s already has a route", domain);
+            return -1;
         }
     }
-    choices[0] = '\0';
-    for (const config_word_t *w = words; w->word != NULL; w++) {
-        const char *sep = w == words ? "" : w[1].word != NULL ? ", " : " or ";
-        int n = snprintf(choices + used, sizeof(choices) - used, "%s%s", sep, w->word);
-        if (n < 0 || (size_t)n >= sizeof(choices) - used)
-            break;
-        used += (size_t)n;
+    cfg->routes = xrealloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*cfg->routes));
+    r = &cfg->routes[cfg->nroutes++];
+    r->domain = xstrdup(domain);
+    r->host = xstrdup(hp.host);
+    r->port = hp.port;
+    return 0;
+}
+
+static int config_set_dns_servers(config_parser_t *p, const config_key_t *key, char *value)
+{
+    config_t *cfg = p->cfg;
+    char *tok, *cursor = value;
+    parse_hostport_t hp;
+    int rc = 0;
+
+    while ((tok = str_token(&cursor, " \t,")) != NULL) {
+        if (parse_hostport(tok, true, &hp) < 0 || !hp.is_ip) {
+            config_error(p, p->line, "%s: '%s' is not an IP address with an optional port",
+                         key->name, tok);
+            rc = -1;
+            continue;
+        }
+        cfg->dns_servers =
+            xrealloc(cfg->dns_servers, (cfg->ndns_servers + 1) * sizeof(*cfg->dns_servers));
+        cfg->dns_servers[cfg->ndns_servers++] = xstrdup(tok);
     }
-    config_error(p, p->line, "%s: '%s' is not one of %s", key->name, value, choices);
-    return -1;
+    return rc;
+}
+
+static int config_set_retry(config_parser_t *p, const config_key_t *key, char *value)
+{
+    config_t *cfg = p->cfg;
+    char *tok, *cursor = value;
+    uint64_t *list = NULL, v;
+    size_t n = 0;
+
+    while ((tok = str_token(&cursor, " \t,")) != NULL) {
+        if (parse_duration(tok, &v) < 0 || v == 0) {
+            config_error(p, p->line, "%s: '%s' is not a duration like 30s, 5m or 2h", key->name,
+                         tok);
+            free(list);
+            return -1;
+        }
+        list = xrealloc(list, (n + 1) * sizeof(*list));
+        list[n++] = v;
+    }
+    free(cfg->retry_schedule);
+    cfg->retry_schedule = list;
+    cfg->nretry_schedule = n;
+    return 0;
 }
 
 static int config_set_tls(config_parser_t *p, const config_key_t *key, char *value)
@@ -229,14 +162,14 @@ static int config_set_tls(config_parser_t *p, const config_key_t *key, char *val
                                           {"required", CONFIG_TLS_REQUIRED},
                                           {"off", CONFIG_TLS_OFF},
                                           {NULL, 0}};
-    return config_set_enum(p, key, words, value);
+    return config__set_enum(p, key, words, value);
 }
 
 static int config_set_sync(config_parser_t *p, const config_key_t *key, char *value)
 {
     static const config_word_t words[] = {
         {"file", CONFIG_SYNC_FILE}, {"filesystem", CONFIG_SYNC_FILESYSTEM}, {NULL, 0}};
-    return config_set_enum(p, key, words, value);
+    return config__set_enum(p, key, words, value);
 }
 
 static int config_set_spf_action(config_parser_t *p, const config_key_t *key, char *value)
@@ -245,7 +178,7 @@ static int config_set_spf_action(config_parser_t *p, const config_key_t *key, ch
                                           {"tag", CONFIG_ACTION_TAG},
                                           {"off", CONFIG_ACTION_OFF},
                                           {NULL, 0}};
-    return config_set_enum(p, key, words, value);
+    return config__set_enum(p, key, words, value);
 }
 
 static int config_set_dmarc_action(config_parser_t *p, const config_key_t *key, char *value)
@@ -254,26 +187,7 @@ static int config_set_dmarc_action(config_parser_t *p, const config_key_t *key, 
                                           {"tag", CONFIG_ACTION_TAG},
                                           {"off", CONFIG_ACTION_OFF},
                                           {NULL, 0}};
-    return config_set_enum(p, key, words, value);
-}
-
-static int config_set_milter_action(config_parser_t *p, const config_key_t *key, char *value)
-{
-    static const config_word_t words[] = {{"tempfail", CONFIG_MILTER_TEMPFAIL},
-                                          {"accept", CONFIG_MILTER_ACCEPT},
-                                          {"reject", CONFIG_MILTER_REJECT},
-                                          {NULL, 0}};
-    return config_set_enum(p, key, words, value);
-}
-
-static int config_set_bool(config_parser_t *p, const config_key_t *key, char *value)
-{
-    if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
-        config_error(p, p->line, "%s: '%s' is not one of yes or no", key->name, value);
-        return -1;
-    }
-    *FIELD(p, key, bool) = strcmp(value, "yes") == 0;
-    return 0;
+    return config__set_enum(p, key, words, value);
 }
 
 static int config_set_rewrite(config_parser_t *p, const config_key_t *key, char *value)
@@ -282,14 +196,47 @@ static int config_set_rewrite(config_parser_t *p, const config_key_t *key, char 
                                           {"off", CONFIG_REWRITE_OFF},
                                           {"always", CONFIG_REWRITE_ALWAYS},
                                           {NULL, 0}};
-    return config_set_enum(p, key, words, value);
+    return config__set_enum(p, key, words, value);
 }
 
 static int config_set_log(config_parser_t *p, const config_key_t *key, char *value)
 {
     static const config_word_t words[] = {
         {"stderr", CONFIG_LOG_STDERR}, {"syslog", CONFIG_LOG_SYSLOG}, {NULL, 0}};
-    return config_set_enum(p, key, words, value);
+    return config__set_enum(p, key, words, value);
+}
+
+static int config_set_long_senders(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {{"store", CONFIG_LONG_STORE},
+                                          {"embed", CONFIG_LONG_EMBED},
+                                          {"reject", CONFIG_LONG_REJECT},
+                                          {NULL, 0}};
+    return config__set_enum(p, key, words, value);
+}
+
+/* A file path (made absolute), redis://HOST:PORT[/DB] or unix:/PATH. */
+static int config_set_envelope_store(config_parser_t *p, const config_key_t *key, char *value)
+{
+    srs_store_location_t loc;
+    char why[256];
+
+    if (srs_store_location(value, &loc, why, sizeof(why)) < 0) {
+        config_error(p, p->line, "%s: '%s': %s", key->name, value, why);
+        return -1;
+    }
+    if (loc.kind == SRS_STORE_EMBEDDED)
+        return config__set_path(p, key, value);
+    return config__set_string(p, key, value);
+}
+
+static int config_set_milter_action(config_parser_t *p, const config_key_t *key, char *value)
+{
+    static const config_word_t words[] = {{"tempfail", CONFIG_MILTER_TEMPFAIL},
+                                          {"accept", CONFIG_MILTER_ACCEPT},
+                                          {"reject", CONFIG_MILTER_REJECT},
+                                          {NULL, 0}};
+    return config__set_enum(p, key, words, value);
 }
 
 static int config_set_user(config_parser_t *p, const config_key_t *key, char *value)
@@ -298,68 +245,75 @@ static int config_set_user(config_parser_t *p, const config_key_t *key, char *va
         config_error(p, p->line, "%s: no such user '%s'", key->name, value);
         return -1;
     }
-    return config_set_string(p, key, value);
+    return config__set_string(p, key, value);
 }
 
 #define OFF(field) offsetof(config_t, field)
 #define DAY 86400ULL
 
 static const config_key_t config_keys[] = {
-    {"hostname", config_set_domain, OFF(hostname), false, 0, 0},
+    {"hostname", config__set_domain, OFF(hostname), false, 0, 0},
     {"listen", config_set_listen, 0, true, 0, 0},
-    {"srs_domain", config_set_domain, OFF(srs_domain), false, 0, 0},
-    {"srs_secrets", config_set_path, OFF(srs_secrets), false, 0, 0},
-    {"srs_max_age", config_set_duration, OFF(srs_max_age), false, DAY, 1023 * DAY},
-    {"forward_table", config_set_path, OFF(forward_table), false, 0, 0},
-    {"spool_dir", config_set_path, OFF(spool_dir), false, 0, 0},
+    {"srs_domain", config__set_domain, OFF(srs_domain), false, 0, 0},
+    {"srs_secrets", config__set_path, OFF(srs_secrets), false, 0, 0},
+    {"srs_max_age", config__set_duration, OFF(srs_max_age), false, DAY, 1023 * DAY},
+    {"srs_long_senders", config_set_long_senders, OFF(srs_long_senders), false, 0, 0},
+    {"envelope_store", config_set_envelope_store, OFF(envelope_store), false, 0, 0},
+    {"envelope_store_size", config__set_size, OFF(envelope_store_size), false, 1024 * 1024,
+     1024ULL * 1024 * 1024 * 1024},
+    {"forward_table", config__set_path, OFF(forward_table), false, 0, 0},
+    {"spool_dir", config__set_path, OFF(spool_dir), false, 0, 0},
     {"spool_sync", config_set_sync, OFF(spool_sync), false, 0, 0},
-    {"control_socket", config_set_path, OFF(control_socket), false, 0, 0},
-    {"dns_servers", config__set_dns_servers, 0, false, 0, 0},
-    {"route", config__set_route, 0, true, 0, 0},
-    {"outbound_port", config_set_port, OFF(outbound_port), false, 0, 0},
+    {"control_socket", config__set_path, OFF(control_socket), false, 0, 0},
+    {"dns_servers", config_set_dns_servers, 0, false, 0, 0},
+    {"route", config_set_route, 0, true, 0, 0},
+    {"outbound_port", config__set_port, OFF(outbound_port), false, 0, 0},
     {"outbound_tls", config_set_tls, OFF(outbound_tls), false, 0, 0},
-    {"max_deliveries", config_set_uint, OFF(max_deliveries), false, 1, 10000},
-    {"max_deliveries_per_domain", config_set_uint, OFF(max_deliveries_per_domain), false, 1,
+    {"max_deliveries", config__set_uint, OFF(max_deliveries), false, 1, 10000},
+    {"max_deliveries_per_domain", config__set_uint, OFF(max_deliveries_per_domain), false, 1,
      10000},
-    {"tls_cert", config_set_path, OFF(tls_cert), false, 0, 0},
-    {"tls_key", config_set_path, OFF(tls_key), false, 0, 0},
+    {"tls_cert", config__set_path, OFF(tls_cert), false, 0, 0},
+    {"tls_key", config__set_path, OFF(tls_key), false, 0, 0},
     {"spf_action", config_set_spf_action, OFF(spf_action), false, 0, 0},
     {"dmarc_action", config_set_dmarc_action, OFF(dmarc_action), false, 0, 0},
-    {"signing_key", config_set_path, OFF(signing_key), false, 0, 0},
-    {"signing_selector", config_set_selector, OFF(signing_selector), false, 0, 0},
-    {"signing_domain", config_set_domain, OFF(signing_domain), false, 0, 0},
-    {"dkim_sign", config_set_bool, OFF(dkim_sign), false, 0, 0},
-    {"arc_seal", config_set_bool, OFF(arc_seal), false, 0, 0},
+    {"signing_key", config__set_path, OFF(signing_key), false, 0, 0},
+    {"signing_selector", config__set_selector, OFF(signing_selector), false, 0, 0},
+    {"signing_domain", config__set_domain, OFF(signing_domain), false, 0, 0},
+    {"dkim_sign", config__set_bool, OFF(dkim_sign), false, 0, 0},
+    {"arc_seal", config__set_bool, OFF(arc_seal), false, 0, 0},
     {"from_rewrite", config_set_rewrite, OFF(from_rewrite), false, 0, 0},
-    {"from_rewrite_address", config_set_address, OFF(from_rewrite_address), false, 0, 0},
+    {"from_rewrite_address", config__set_address, OFF(from_rewrite_address), false, 0, 0},
     {"milter", config__set_milter, 0, true, 0, 0},
-    {"milter_timeout", config_set_duration, OFF(milter_timeout), false, 1, 3600},
+    {"milter_timeout", config__set_duration, OFF(milter_timeout), false, 1, 3600},
     {"milter_default_action", config_set_milter_action, OFF(milter_default_action), false, 0, 0},
-    {"milter_body_changes", config_set_bool, OFF(milter_body_changes), false, 0, 0},
+    {"milter_body_changes", config__set_bool, OFF(milter_body_changes), false, 0, 0},
     {"dnsbl", config__set_dnsbl, 0, true, 0, 0},
     {"dnswl", config__set_dnsbl, 0, true, 0, 0},
-    {"reject_unknown_sender_domain", config_set_bool, OFF(reject_unknown_sender_domain), false, 0,
-     0},
-    {"reject_non_fqdn_sender", config_set_bool, OFF(reject_non_fqdn_sender), false, 0, 0},
-    {"client_connection_rate_limit", config_set_uint, OFF(client_connection_rate_limit), false,
+    {"reject_unknown_sender_domain", config__set_bool, OFF(reject_unknown_sender_domain), false,
+     0, 0},
+    {"reject_non_fqdn_sender", config__set_bool, OFF(reject_non_fqdn_sender), false, 0, 0},
+    {"client_connection_rate_limit", config__set_uint, OFF(client_connection_rate_limit), false,
      0, 1000000},
-    {"client_message_rate_limit", config_set_uint, OFF(client_message_rate_limit), false, 0,
+    {"client_message_rate_limit", config__set_uint, OFF(client_message_rate_limit), false, 0,
      1000000},
-    {"client_recipient_rate_limit", config_set_uint, OFF(client_recipient_rate_limit), false, 0,
+    {"client_recipient_rate_limit", config__set_uint, OFF(client_recipient_rate_limit), false, 0,
      1000000},
     {"rate_limit_exempt", config__set_cidrs, 0, true, 0, 0},
-    {"max_message_size", config_set_size, OFF(max_message_size), false, 1024,
+    {"max_message_size", config__set_size, OFF(max_message_size), false, 1024,
      4ULL * 1024 * 1024 * 1024},
-    {"max_recipients", config_set_uint, OFF(max_recipients), false, 1, 100000},
-    {"max_connections", config_set_uint, OFF(max_connections), false, 1, 1000000},
-    {"max_connections_per_ip", config_set_uint, OFF(max_connections_per_ip), false, 1, 1000000},
-    {"timeout", config_set_duration, OFF(timeout), false, 1, DAY},
-    {"max_line_length", config_set_uint, OFF(max_line_length), false, DEFAULT_LINE_MAX, 65536},
-    {"max_errors", config_set_uint, OFF(max_errors), false, 1, 1000},
-    {"max_hops", config_set_uint, OFF(max_hops), false, 1, 1000},
-    {"shutdown_grace", config_set_duration, OFF(shutdown_grace), false, 0, 3600},
-    {"retry_schedule", config__set_retry, 0, false, 0, 0},
-    {"max_queue_lifetime", config_set_duration, OFF(max_queue_lifetime), false, 60, 365 * DAY},
+    {"max_recipients", config__set_uint, OFF(max_recipients), false, 1, 100000},
+    {"max_connections", config__set_uint, OFF(max_connections), false, 1, 1000000},
+    {"max_connections_per_ip", config__set_uint, OFF(max_connections_per_ip), false, 1, 1000000},
+    {"timeout", config__set_duration, OFF(timeout), false, 1, DAY},
+    {"max_line_length", config__set_uint, OFF(max_line_length), false, DEFAULT_LINE_MAX, 65536},
+    {"max_errors", config__set_uint, OFF(max_errors), false, 1, 1000},
+    {"max_hops", config__set_uint, OFF(max_hops), false, 1, 1000},
+    {"shutdown_grace", config__set_duration, OFF(shutdown_grace), false, 0, 3600},
+    {"retry_schedule", config_set_retry, 0, false, 0, 0},
+    {"max_queue_lifetime", config__set_duration, OFF(max_queue_lifetime), false, 60, 365 * DAY},
+    {"postmaster", config__set_address, OFF(postmaster), false, 0, 0},
+    {"delay_warning_time", config__set_duration, OFF(delay_warning_time), false, 0, 365 * DAY},
+    {"dsn_hide_destinations", config__set_bool, OFF(dsn_hide_destinations), false, 0, 0},
     {"user", config_set_user, OFF(user), false, 0, 0},
     {"log", config_set_log, OFF(log), false, 0, 0},
     {"metrics_listen", config_set_metrics, 0, false, 0, 0},
@@ -373,12 +327,14 @@ static config_t *config_defaults(const char *path)
     char *schedule = xstrdup(DEFAULT_RETRY_SCHEDULE), *cursor = schedule, *tok;
 
     cfg->path = xstrdup(path);
-    cfg->srs_secrets = config_abspath(DEFAULT_SRS_SECRETS);
+    cfg->srs_secrets = config__abspath(DEFAULT_SRS_SECRETS);
     cfg->srs_max_age = DEFAULT_SRS_MAX_AGE;
-    cfg->forward_table = config_abspath(DEFAULT_FORWARD_TABLE);
-    cfg->spool_dir = config_abspath(DEFAULT_SPOOL_DIR);
+    cfg->srs_long_senders = CONFIG_LONG_STORE;
+    cfg->envelope_store_size = DEFAULT_ENVELOPE_STORE_SIZE;
+    cfg->forward_table = config__abspath(DEFAULT_FORWARD_TABLE);
+    cfg->spool_dir = config__abspath(DEFAULT_SPOOL_DIR);
     cfg->spool_sync = CONFIG_SYNC_FILE;
-    cfg->control_socket = config_abspath(DEFAULT_CONTROL_SOCKET);
+    cfg->control_socket = config__abspath(DEFAULT_CONTROL_SOCKET);
     cfg->outbound_port = DEFAULT_OUTBOUND_PORT;
     cfg->outbound_tls = CONFIG_TLS_OPPORTUNISTIC;
     cfg->max_deliveries = DEFAULT_MAX_DELIVERIES;
@@ -402,6 +358,8 @@ static config_t *config_defaults(const char *path)
     cfg->max_hops = DEFAULT_MAX_HOPS;
     cfg->shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
     cfg->max_queue_lifetime = DEFAULT_MAX_QUEUE_LIFETIME;
+    cfg->delay_warning_time = DEFAULT_DELAY_WARNING_TIME;
+    cfg->dsn_hide_destinations = true;
     cfg->log = CONFIG_LOG_STDERR;
     while ((tok = str_token(&cursor, " ")) != NULL) {
         uint64_t v = 0;
@@ -505,6 +463,18 @@ static void config_finish(void *parser)
     }
     if (cfg->srs_domain == NULL)
         cfg->srs_domain = xstrdup(cfg->hostname);
+    /* The envelope store beside the spool: both are the daemon's state. */
+    if (cfg->envelope_store == NULL) {
+        const char *slash = strrchr(cfg->spool_dir, '/');
+        size_t dir = slash == NULL          ? 0
+                     : slash == cfg->spool_dir ? 1
+                                               : (size_t)(slash - cfg->spool_dir);
+        size_t n = dir + 1 + strlen(DEFAULT_ENVELOPE_STORE) + 1;
+
+        cfg->envelope_store = xmalloc(n);
+        str_fmt(cfg->envelope_store, n, "%.*s/%s", (int)dir, cfg->spool_dir,
+                DEFAULT_ENVELOPE_STORE);
+    }
     if (cfg->signing_domain == NULL)
         cfg->signing_domain = xstrdup(cfg->srs_domain);
     if (cfg->from_rewrite_address == NULL) {
@@ -580,18 +550,29 @@ void config_free(config_t *cfg)
     free(cfg->listen);
     free(cfg->srs_domain);
     free(cfg->srs_secrets);
+    free(cfg->envelope_store);
     free(cfg->forward_table);
     free(cfg->spool_dir);
     free(cfg->control_socket);
-    config__free_lists(cfg);
+    for (size_t i = 0; i < cfg->ndns_servers; i++)
+        free(cfg->dns_servers[i]);
+    free(cfg->dns_servers);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        free(cfg->routes[i].domain);
+        free(cfg->routes[i].host);
+    }
+    free(cfg->routes);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->signing_key);
     free(cfg->signing_selector);
     free(cfg->signing_domain);
     free(cfg->from_rewrite_address);
+    free(cfg->postmaster);
+    free(cfg->retry_schedule);
     free(cfg->user);
     free(cfg->metrics_listen.text);
+    config__free_lists(cfg);
     free(cfg);
 }
 

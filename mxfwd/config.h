@@ -30,6 +30,8 @@ typedef enum { CONFIG_ACTION_REJECT, CONFIG_ACTION_TAG, CONFIG_ACTION_OFF } conf
 typedef enum { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG } config_log_t;
 /* from_rewrite (docs/configuration.md, Signing). */
 typedef enum { CONFIG_REWRITE_DMARC, CONFIG_REWRITE_OFF, CONFIG_REWRITE_ALWAYS } config_rewrite_t;
+/* srs_long_senders (docs/srs.md, "Long senders"). */
+typedef enum { CONFIG_LONG_STORE, CONFIG_LONG_EMBED, CONFIG_LONG_REJECT } config_long_t;
 /* milter_default_action (docs/milter.md). */
 typedef enum { CONFIG_MILTER_TEMPFAIL, CONFIG_MILTER_ACCEPT, CONFIG_MILTER_REJECT } config_milter_action_t;
 /* spool_sync: an fsync(2) per file, or one syncfs(2) per group commit. */
@@ -66,6 +68,11 @@ typedef struct {
     char *srs_domain;
     char *srs_secrets;
     uint64_t srs_max_age;
+    config_long_t srs_long_senders;
+    /* An absolute file path (default: "envelopes" beside spool_dir), or a
+     * Redis: redis://HOST:PORT[/DB], unix:/PATH. */
+    char *envelope_store;
+    uint64_t envelope_store_size;
 
     char *forward_table;
     char *spool_dir;
@@ -127,6 +134,9 @@ typedef struct {
     uint64_t *retry_schedule; /* seconds; the last repeats */
     size_t nretry_schedule;
     uint64_t max_queue_lifetime;
+    uint64_t delay_warning_time; /* seconds; 0: no delay notices */
+    char *postmaster;            /* postmaster@hostname and @srs_domain go there; NULL: held */
+    bool dsn_hide_destinations;
 
     char *user;
     config_log_t log;

@@ -1,7 +1,8 @@
 /*
- * config_int - what config.c and config_lists.c share: the parser, the
- * key table's entries, and the setters of the keys that take lists
- * (config__set_*).  Nothing else includes this.
+ * config_int - what config.c, config_value.c and config_lists.c share:
+ * the parser, the key table's entry, and the setters of the common kinds
+ * of value and of the filters' lists (config__set_*), each of which
+ * reports its own errors.
  */
 #ifndef MXFWD_CONFIG_INT_H
 #define MXFWD_CONFIG_INT_H
@@ -39,15 +40,36 @@ struct config_parser {
 
 #define FIELD(p, key, type) ((type *)((char *)(p)->cfg + (key)->offset))
 
-/* Keys that take lists (config_lists.c); each returns 0, or -1 after
- * reporting the problem. */
-int config__set_route(config_parser_t *p, const config_key_t *key, char *value);
-int config__set_dns_servers(config_parser_t *p, const config_key_t *key, char *value);
-int config__set_retry(config_parser_t *p, const config_key_t *key, char *value);
+typedef struct {
+    const char *word;
+    int value;
+} config_word_t;
+
+/* The path made absolute against the working directory; allocated. */
+char *config__abspath(const char *path);
+
+/* Set the key's field of p->cfg from value: 0, or -1 with the error
+ * reported.  Numbers are checked against the key's min and max. */
+int config__set_string(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_path(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_domain(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_selector(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_address(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_duration(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_size(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_uint(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_port(config_parser_t *p, const config_key_t *key, char *value);
+int config__set_bool(config_parser_t *p, const config_key_t *key, char *value);
+/* One of the words (a list ending in {NULL, 0}): its value in the field
+ * (an enum). */
+int config__set_enum(config_parser_t *p, const config_key_t *key, const config_word_t *words,
+                     const char *value);
+
+/* The filters and client checks' lists (config_lists.c): milter, dnsbl
+ * and dnswl, rate_limit_exempt; and what frees them. */
 int config__set_milter(config_parser_t *p, const config_key_t *key, char *value);
 int config__set_dnsbl(config_parser_t *p, const config_key_t *key, char *value);
 int config__set_cidrs(config_parser_t *p, const config_key_t *key, char *value);
-/* Free what those keys hold. */
 void config__free_lists(config_t *cfg);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * config_lists.c - the configuration keys that take lists (docs/
- * configuration.md): routes, DNS servers, the retry schedule, milters,
+ * config_lists.c - the keys of the filters and client checks that take
+ * lists (docs/configuration.md, "Filters and client checks"): milters,
  * DNS block and allow lists, address blocks.
  */
 #include "config_int.h"
@@ -15,89 +15,6 @@
 #include "parse.h"
 #include "str.h"
 #include "xalloc.h"
-
-int config__set_route(config_parser_t *p, const config_key_t *key, char *value)
-{
-    config_t *cfg = p->cfg;
-    char *cursor = value;
-    char *domain = str_token(&cursor, " \t");
-    char *hop = str_token(&cursor, " \t");
-    parse_hostport_t hp;
-    config_route_t *r;
-
-    (void)key;
-    if (domain == NULL || hop == NULL || str_token(&cursor, " \t") != NULL) {
-        config_error(p, p->line, "route: expected 'DOMAIN HOST[:PORT]', got '%s'", value);
-        return -1;
-    }
-    if (strcmp(domain, "*") != 0 &&
-        (domain[0] == '[' || addr_domain_check(domain, strlen(domain)) < 0)) {
-        config_error(p, p->line, "route: '%s' is not a domain name or '*'", domain);
-        return -1;
-    }
-    if (parse_hostport(hop, true, &hp) < 0) {
-        config_error(p, p->line, "route: '%s' is not a host name or IP address with an optional port",
-                     hop);
-        return -1;
-    }
-    str_lower(domain);
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        if (strcmp(cfg->routes[i].domain, domain) == 0) {
-            config_error(p, p->line, "route: %s already has a route", domain);
-            return -1;
-        }
-    }
-    cfg->routes = xrealloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*cfg->routes));
-    r = &cfg->routes[cfg->nroutes++];
-    r->domain = xstrdup(domain);
-    r->host = xstrdup(hp.host);
-    r->port = hp.port;
-    return 0;
-}
-
-int config__set_dns_servers(config_parser_t *p, const config_key_t *key, char *value)
-{
-    config_t *cfg = p->cfg;
-    char *tok, *cursor = value;
-    parse_hostport_t hp;
-    int rc = 0;
-
-    while ((tok = str_token(&cursor, " \t,")) != NULL) {
-        if (parse_hostport(tok, true, &hp) < 0 || !hp.is_ip) {
-            config_error(p, p->line, "%s: '%s' is not an IP address with an optional port",
-                         key->name, tok);
-            rc = -1;
-            continue;
-        }
-        cfg->dns_servers =
-            xrealloc(cfg->dns_servers, (cfg->ndns_servers + 1) * sizeof(*cfg->dns_servers));
-        cfg->dns_servers[cfg->ndns_servers++] = xstrdup(tok);
-    }
-    return rc;
-}
-
-int config__set_retry(config_parser_t *p, const config_key_t *key, char *value)
-{
-    config_t *cfg = p->cfg;
-    char *tok, *cursor = value;
-    uint64_t *list = NULL, v;
-    size_t n = 0;
-
-    while ((tok = str_token(&cursor, " \t,")) != NULL) {
-        if (parse_duration(tok, &v) < 0 || v == 0) {
-            config_error(p, p->line, "%s: '%s' is not a duration like 30s, 5m or 2h", key->name,
-                         tok);
-            free(list);
-            return -1;
-        }
-        list = xrealloc(list, (n + 1) * sizeof(*list));
-        list[n++] = v;
-    }
-    free(cfg->retry_schedule);
-    cfg->retry_schedule = list;
-    cfg->nretry_schedule = n;
-    return 0;
-}
 
 /* "inet:HOST:PORT" (an IP address, or localhost) or "unix:PATH", as
  * Postfix's smtpd_milters writes them. */
@@ -182,15 +99,6 @@ int config__set_cidrs(config_parser_t *p, const config_key_t *key, char *value)
 
 void config__free_lists(config_t *cfg)
 {
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        free(cfg->routes[i].domain);
-        free(cfg->routes[i].host);
-    }
-    free(cfg->routes);
-    for (size_t i = 0; i < cfg->ndns_servers; i++)
-        free(cfg->dns_servers[i]);
-    free(cfg->dns_servers);
-    free(cfg->retry_schedule);
     for (size_t i = 0; i < cfg->nmilters; i++)
         free(cfg->milters[i].text);
     free(cfg->milters);

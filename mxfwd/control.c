@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "file.h"
 #include "json.h"
 #include "listener.h"
@@ -24,6 +26,8 @@ struct control {
     char *path;
     queue_t *queue;
     stats_t *stats;
+    control_resolve_fn resolve;
+    void *resolve_arg;
 };
 
 /* ---- Replies ---- */
@@ -70,12 +74,10 @@ typedef struct {
     size_t n;
 } control_list_t;
 
-static void control_list_msg(void *arg, const spool_msg_t *m, const queue_rcpt_info_t *rcpts)
+/* A MESSAGE's members, without its braces. */
+static void control_msg_fields(buf_t *out, const spool_msg_t *m, const queue_rcpt_info_t *rcpts)
 {
-    control_list_t *l = arg;
-    buf_t *out = l->out;
-
-    buf_puts(out, l->n++ > 0 ? ",{\"id\":" : "{\"id\":");
+    buf_puts(out, "\"id\":");
     json_str(out, m->id);
     buf_printf(out, ",\"arrival\":%" PRId64 ",\"size\":%" PRIu64 ",\"sender\":",
                m->arrival_us / QUEUE_US_PER_S, spool_msg_size(m));
@@ -90,7 +92,16 @@ static void control_list_msg(void *arg, const spool_msg_t *m, const queue_rcpt_i
             buf_puts(out, ",");
         control_rcpt_json(out, &rcpts[i]);
     }
-    buf_puts(out, "]}");
+    buf_puts(out, "]");
+}
+
+static void control_list_msg(void *arg, const spool_msg_t *m, const queue_rcpt_info_t *rcpts)
+{
+    control_list_t *l = arg;
+
+    buf_puts(l->out, l->n++ > 0 ? ",{" : "{");
+    control_msg_fields(l->out, m, rcpts);
+    buf_puts(l->out, "}");
 }
 
 static void control_queue(control_t *c, buf_t *out)
@@ -115,6 +126,10 @@ static void control_stats(control_t *c, buf_t *out)
     for (size_t i = 0; i < n; i++) {
         const stats_entry_t *e = stats_at(c->stats, i);
 
+        /* Histograms are for the metrics endpoint: their counts per bucket
+         * say nothing read alone. */
+        if (e->kind == STATS_HISTOGRAM)
+            continue;
         /* A family's entries are together (stats.h): its first one opens
          * it, its last one closes it. */
         if (i == 0 || strcmp(stats_at(c->stats, i - 1)->name, e->name) != 0) {
@@ -139,59 +154,188 @@ static void control_stats(control_t *c, buf_t *out)
     buf_puts(out, "}}");
 }
 
-/* delete, hold, release: {"ok":true,"id":ID,"running":N} (deliveries
- * that finish first), {..."held":N}, {..."released":N} (recipients). */
-static void control_by_id(control_t *c, const char *verb, const char *id, buf_t *out)
+/* Queue ids are upper-case hex; an admin may type them in any case. */
+static void control_upper(char *id)
 {
-    unsigned running = 0;
-    size_t n = 0;
-    int rc = strcmp(verb, "delete") == 0 ? queue_delete(c->queue, id, &running)
-             : strcmp(verb, "hold") == 0 ? queue_hold(c->queue, id, &n)
-                                         : queue_release(c->queue, id, &n);
-
-    if (rc < 0) {
-        control_error(out, "%s: %s", id, queue_strerror(rc));
-        return;
-    }
-    buf_puts(out, "{\"ok\":true,\"id\":");
-    json_str(out, id);
-    if (strcmp(verb, "delete") == 0)
-        buf_printf(out, ",\"running\":%u}", running);
-    else
-        buf_printf(out, ",\"%s\":%zu}", strcmp(verb, "hold") == 0 ? "held" : "released", n);
+    for (; *id != '\0'; id++)
+        *id = str_upper_c(*id);
 }
+
+static void control_str_list(buf_t *out, const char *key, char **items, size_t n)
+{
+    buf_puts(out, ",");
+    json_key(out, key);
+    buf_puts(out, "[");
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(out, i > 0 ? "," : "");
+        json_str(out, items[i]);
+    }
+    buf_puts(out, "]");
+}
+
+/* delete ID... | delete ALL */
+static void control_delete(control_t *c, char **ids, size_t n, buf_t *out)
+{
+    char **deleted = xcalloc(n, sizeof(*deleted)), **unknown = xcalloc(n, sizeof(*unknown));
+    size_t nd = 0, nu = 0;
+    unsigned running = 0;
+
+    if (n == 1 && strcmp(ids[0], "ALL") == 0) {
+        size_t all = queue_delete_all(c->queue, &running);
+        log_info("delete: %zu message%s deleted by the administrator (control socket)", all,
+                 all == 1 ? "" : "s");
+        buf_printf(out, "{\"ok\":true,\"all\":%zu,\"running\":%u}", all, running);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        control_upper(ids[i]);
+        if (queue_delete(c->queue, ids[i], &running) == 0)
+            deleted[nd++] = ids[i];
+        else
+            unknown[nu++] = ids[i];
+    }
+    buf_puts(out, "{\"ok\":true");
+    control_str_list(out, "deleted", deleted, nd);
+    control_str_list(out, "unknown", unknown, nu);
+    buf_printf(out, ",\"running\":%u}", running);
+done:
+    free(deleted);
+    free(unknown);
+}
+
+/* flush | flush ID... */
+static void control_flush(control_t *c, char **ids, size_t n, buf_t *out)
+{
+    char **unknown = xcalloc(n > 0 ? n : 1, sizeof(*unknown));
+    size_t nu = 0, flushed = 0;
+
+    if (n == 0)
+        flushed = queue_flush(c->queue, NULL);
+    for (size_t i = 0; i < n; i++) {
+        control_upper(ids[i]);
+        if (queue_flush_id(c->queue, ids[i], &flushed) < 0)
+            unknown[nu++] = ids[i];
+    }
+    log_info("flush: %zu recipient%s due now (control socket)", flushed, flushed == 1 ? "" : "s");
+    buf_printf(out, "{\"ok\":true,\"flushed\":%zu", flushed);
+    control_str_list(out, "unknown", unknown, nu);
+    buf_puts(out, "}");
+    free(unknown);
+}
+
+static void control_flush_domain(control_t *c, const char *domain, buf_t *out)
+{
+    size_t flushed = queue_flush(c->queue, domain);
+
+    log_info("flush: %zu recipient%s at %s due now (control socket)", flushed,
+             flushed == 1 ? "" : "s", domain);
+    buf_printf(out, "{\"ok\":true,\"flushed\":%zu,\"unknown\":[]}", flushed);
+}
+
+/* The message of `show ID`: the listing's fields, and what `mxfwd queue
+ * show` needs to print the message itself. */
+static void control_show_msg(void *arg, const spool_msg_t *m, const queue_rcpt_info_t *rcpts)
+{
+    control_t *c = ((void **)arg)[0];
+    buf_t *out = ((void **)arg)[1];
+    char *b64;
+
+    buf_printf(out, "{\"ok\":true,\"now\":%" PRId64 ",\"message\":{",
+               queue_now(c->queue) / QUEUE_US_PER_S);
+    control_msg_fields(out, m, rcpts);
+    buf_puts(out, ",\"helo\":");
+    json_str(out, m->helo);
+    buf_printf(out, ",\"8bitmime\":%s,\"smtputf8\":%s,\"path\":",
+               (m->flags & SPOOL_F_8BITMIME) ? "true" : "false",
+               (m->flags & SPOOL_F_SMTPUTF8) ? "true" : "false");
+    json_str(out, m->path);
+    buf_printf(out, ",\"body_offset\":%" PRIu64 ",\"body_length\":%" PRIu64
+                    ",\"body_skip\":%" PRIu64 ",\"prepend\":\"",
+               m->body_offset, m->body_length, m->body_skip);
+    /* The prepended header fields are mail bytes, not text: base64. */
+    b64 = xmalloc(4 * ((m->prepend_len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)m->prepend, (int)m->prepend_len);
+    buf_puts(out, b64);
+    free(b64);
+    buf_puts(out, "\"}}");
+}
+
+static void control_show(control_t *c, char *id, buf_t *out)
+{
+    void *arg[2] = {c, out};
+
+    control_upper(id);
+    if (queue_show(c->queue, id, control_show_msg, arg) < 0)
+        control_error(out, "%s: %s", id, queue_strerror(QUEUE_ENOENT));
+}
+
+/* hold ID..., release ID...: {"ok":true,"held":N,"unknown":[...]} (or
+ * "released"): how many recipients changed, and the ids not queued. */
+static void control_hold(control_t *c, char **ids, size_t n, bool hold, buf_t *out)
+{
+    char **unknown = xcalloc(n, sizeof(*unknown));
+    size_t nu = 0, changed = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        int rc;
+
+        control_upper(ids[i]);
+        rc = hold ? queue_hold(c->queue, ids[i], &k) : queue_release(c->queue, ids[i], &k);
+        if (rc < 0)
+            unknown[nu++] = ids[i];
+        changed += k;
+    }
+    buf_printf(out, "{\"ok\":true,\"%s\":%zu", hold ? "held" : "released", changed);
+    control_str_list(out, "unknown", unknown, nu);
+    buf_puts(out, "}");
+    free(unknown);
+}
+
+#define CONTROL_USAGE                                                                          \
+    "queue | show ID | flush [ID...] | flush-domain DOMAIN | delete ID... | delete ALL | "      \
+    "hold ID... | release ID... | resolve ADDRESS | stats"
 
 /* One request line: the reply into out. */
 static void control_request_line(control_t *c, char *line, buf_t *out)
 {
-    char *cursor = line, *verb = str_token(&cursor, " \t"), *arg = str_token(&cursor, " \t");
-    bool extra = str_token(&cursor, " \t") != NULL;
+    char *cursor = line, *verb;
+    char *args[CONTROL_LINE_MAX / 2];
+    size_t n = 0;
 
-    bool by_id = verb != NULL && (strcmp(verb, "delete") == 0 || strcmp(verb, "hold") == 0 ||
-                                  strcmp(verb, "release") == 0);
-
-    if (verb == NULL) {
-        control_error(out, "empty request; say queue, flush, delete ID, hold ID, release ID or "
-                           "stats");
-    } else if (strcmp(verb, "queue") == 0 && arg == NULL) {
-        control_queue(c, out);
-    } else if (strcmp(verb, "flush") == 0 && arg == NULL) {
-        size_t n = queue_flush(c->queue);
-        log_info("flush: %zu recipient%s due now (control socket)", n, n == 1 ? "" : "s");
-        buf_printf(out, "{\"ok\":true,\"flushed\":%zu}", n);
-    } else if (by_id && arg != NULL && !extra) {
-        control_by_id(c, verb, arg, out);
-    } else if (strcmp(verb, "stats") == 0 && arg == NULL) {
-        control_stats(c, out);
-    } else if (strcmp(verb, "queue") == 0 || strcmp(verb, "flush") == 0 || by_id ||
-               strcmp(verb, "stats") == 0) {
-        control_error(out, "usage: queue | flush | delete ID | hold ID | release ID | stats");
-    } else {
-        control_error(out,
-                      "unknown request '%.64s'; say queue, flush, delete ID, hold ID, release ID "
-                      "or stats",
-                      verb);
+    /* The rest of the line is the address: a quoted local part may hold
+     * spaces. */
+    if (strncmp(line, "resolve ", 8) == 0 && c->resolve != NULL) {
+        c->resolve(c->resolve_arg, str_trim(line + 8), out);
+        buf_puts(out, "\n");
+        return;
     }
+    verb = str_token(&cursor, " \t");
+    while (n < sizeof(args) / sizeof(args[0]) && (args[n] = str_token(&cursor, " \t")) != NULL)
+        n++;
+    if (verb == NULL)
+        control_error(out, "empty request; say " CONTROL_USAGE);
+    else if (strcmp(verb, "queue") == 0 && n == 0)
+        control_queue(c, out);
+    else if (strcmp(verb, "show") == 0 && n == 1)
+        control_show(c, args[0], out);
+    else if (strcmp(verb, "flush") == 0)
+        control_flush(c, args, n, out);
+    else if (strcmp(verb, "flush-domain") == 0 && n == 1)
+        control_flush_domain(c, args[0], out);
+    else if (strcmp(verb, "delete") == 0 && n > 0)
+        control_delete(c, args, n, out);
+    else if ((strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0) && n > 0)
+        control_hold(c, args, n, strcmp(verb, "hold") == 0, out);
+    else if (strcmp(verb, "stats") == 0 && n == 0)
+        control_stats(c, out);
+    else if (strcmp(verb, "queue") == 0 || strcmp(verb, "show") == 0 ||
+             strcmp(verb, "flush-domain") == 0 || strcmp(verb, "delete") == 0 ||
+             strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0 ||
+             strcmp(verb, "stats") == 0)
+        control_error(out, "usage: " CONTROL_USAGE);
+    else
+        control_error(out, "unknown request '%.64s'; say " CONTROL_USAGE, verb);
     buf_puts(out, "\n");
 }
 
@@ -316,6 +460,12 @@ int control_open(uv_loop_t *loop, const char *path, queue_t *queue, stats_t *sta
     c->path = xstrdup(path);
     *out = c;
     return 0;
+}
+
+void control_set_resolver(control_t *c, control_resolve_fn fn, void *arg)
+{
+    c->resolve = fn;
+    c->resolve_arg = arg;
 }
 
 void control_close(control_t *c, void (*closed)(void *arg), void *arg)

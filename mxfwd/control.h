@@ -3,7 +3,8 @@
  * sends to it.
  *
  * The server side (control_open) listens on a Unix socket from the event
- * loop (a libuv pipe) for `mxfwd queue`, `flush`, `delete ID` and `stats`.
+ * loop (a libuv pipe) for `mxfwd queue`, `queue show`, `flush`, `delete` and
+ * `stats`.
  * The protocol is a line in, a line out: a client sends requests of one
  * line each (at most CONTROL_LINE_MAX octets, LF or CRLF), and gets for
  * each, in order, one line of JSON: {"ok":true,...} or
@@ -51,6 +52,12 @@ typedef struct control control_t;
 
 int control_open(uv_loop_t *loop, const char *path, queue_t *queue, stats_t *stats,
                  control_t **out);
+/* `resolve ADDRESS`: the answer of the daemon's current forward table,
+ * one JSON object written into out (mxfwd/resolve.h).  Without a resolver
+ * the request is refused. */
+typedef void (*control_resolve_fn)(void *arg, const char *addr, buf_t *out);
+void control_set_resolver(control_t *c, control_resolve_fn fn, void *arg);
+
 /* Stop listening, close every client, unlink the socket; closed(arg) (may
  * be NULL) runs once the handles are closed and the control_t is freed. */
 void control_close(control_t *c, void (*closed)(void *arg), void *arg);

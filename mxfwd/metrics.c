@@ -33,6 +33,28 @@ static bool metrics_ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* A histogram's entries (stats.h): its buckets as name_bucket{le=...}
+ * under one HELP and TYPE, then name_sum (in units) and name_count. */
+static void metrics_histogram(const stats_entry_t *e, bool first, buf_t *out)
+{
+    char name[256];
+
+    if (e->label != NULL) {
+        snprintf(name, sizeof(name), METRICS_PREFIX "%s", e->name);
+        if (first) {
+            buf_printf(out, "# HELP %s ", name);
+            metrics_escaped(out, e->help, false);
+            buf_printf(out, "\n# TYPE %s histogram\n", name);
+        }
+        buf_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, e->label_value, e->value);
+    } else if (metrics_ends_with(e->name, "_sum")) {
+        buf_printf(out, METRICS_PREFIX "%s %" PRIu64 ".%06" PRIu64 "\n", e->name,
+                   e->value / 1000000, e->value % 1000000);
+    } else {
+        buf_printf(out, METRICS_PREFIX "%s %" PRIu64 "\n", e->name, e->value);
+    }
+}
+
 void metrics_render(const stats_t *stats, buf_t *out)
 {
     size_t n = stats_count(stats);
@@ -41,10 +63,16 @@ void metrics_render(const stats_t *stats, buf_t *out)
     for (size_t i = 0; i < n; i++) {
         const stats_entry_t *e = stats_at(stats, i);
         bool counter = e->kind == STATS_COUNTER;
+        /* The process's own, by the names every exporter uses for them. */
+        const char *prefix = strncmp(e->name, "process_", 8) == 0 ? "" : METRICS_PREFIX;
 
+        if (e->kind == STATS_HISTOGRAM) {
+            metrics_histogram(e, i == 0 || strcmp(stats_at(stats, i - 1)->name, e->name) != 0, out);
+            continue;
+        }
         /* Counters are named for what they count, with _total, as
          * Prometheus's conventions want. */
-        snprintf(name, sizeof(name), METRICS_PREFIX "%s%s", e->name,
+        snprintf(name, sizeof(name), "%s%s%s", prefix, e->name,
                  counter && !metrics_ends_with(e->name, "_total") ? "_total" : "");
         /* A family's entries are together (stats.h): its first one
          * introduces it. */

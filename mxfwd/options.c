@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "default.h"
+
 #include "xalloc.h"
 
 static client_tls_t options_tls(config_tls_t t)
@@ -78,6 +80,7 @@ void options_smtpd(const config_t *cfg, smtpd_options_t *opts, options_smtpd_t *
     *opts = (smtpd_options_t){
         .hostname = cfg->hostname,
         .srs_domain = cfg->srs_domain,
+        .postmaster = cfg->postmaster,
         .max_message_size = cfg->max_message_size,
         .max_recipients = cfg->max_recipients,
         .max_connections = cfg->max_connections,
@@ -103,6 +106,31 @@ void options_smtpd(const config_t *cfg, smtpd_options_t *opts, options_smtpd_t *
         .recipient_rate_limit = cfg->client_recipient_rate_limit,
         .rate_limit_exempt = cfg->rate_limit_exempt,
         .nrate_limit_exempt = cfg->nrate_limit_exempt,
+        .long_senders = options_long_senders(cfg),
+    };
+}
+
+srs_long_t options_long_senders(const config_t *cfg)
+{
+    switch (cfg->srs_long_senders) {
+    case CONFIG_LONG_STORE:
+        return SRS_LONG_STORE;
+    case CONFIG_LONG_EMBED:
+        return SRS_LONG_EMBED;
+    case CONFIG_LONG_REJECT:
+        break;
+    }
+    return SRS_LONG_REJECT;
+}
+
+void options_store(const config_t *cfg, srs_store_options_t *opts)
+{
+    *opts = (srs_store_options_t){
+        .location = cfg->envelope_store,
+        /* An address is good for srs_max_age whole days after the day it
+         * was made: its entry outlives that by the margin. */
+        .expiry = cfg->srs_max_age / 86400 * 86400 + DEFAULT_ENVELOPE_STORE_MARGIN,
+        .max_size = cfg->envelope_store_size,
     };
 }
 

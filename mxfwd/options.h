@@ -15,6 +15,7 @@
 #include "config.h"
 #include "sign.h"
 #include "smtpd.h"
+#include "srs_store.h"
 
 /* Storage behind a client_options_t. */
 typedef struct {
@@ -45,6 +46,14 @@ void options_smtpd_free(options_smtpd_t *storage);
  * it): 0 and *out (NULL when no signing_key is set), or an error with the
  * reason in why. */
 int options_signer(const config_t *cfg, sign_ctx_t **out, char *why, size_t why_size);
+
+/* srs_long_senders as srs_forward_long() takes it. */
+srs_long_t options_long_senders(const config_t *cfg);
+
+/* The envelope store's options from cfg: envelope_store, its size, and
+ * the lifetime of an entry (srs_max_age in whole days and a margin,
+ * docs/srs.md); the clock is the caller's. */
+void options_store(const config_t *cfg, srs_store_options_t *opts);
 
 /* The sender checks' values from cfg (hostname, spf_action,
  * dmarc_action); the loop, resolver and TXT lookups are the caller's. */

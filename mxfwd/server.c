@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "mxfwd_build.h"
 #include "control.h"
 #include "default.h"
 #include "dns.h"
@@ -24,9 +26,13 @@
 #include "notify.h"
 #include "options.h"
 #include "parse.h"
+#include "placeholder.h"
 #include "queue.h"
 #include "reload.h"
+#include "resolve.h"
+#include "server_store.h"
 #include "smtpd.h"
+#include "srs_secrets.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -55,6 +61,7 @@ typedef struct {
     metrics_t *metrics; /* metrics_listen; NULL without */
     reload_t *reload;
     sign_ctx_t *signer; /* signing_key's signer, for DSNs; NULL without */
+    srs_store_t *store; /* the envelope store of long senders; NULL: none */
 
     uv_signal_t sig_term, sig_int, sig_hup;
     bool stopping;     /* SIGTERM seen */
@@ -107,6 +114,16 @@ static void server_set_table(void *arg, table_t *table)
 static void server_set_srs(void *arg, srs_t *srs)
 {
     smtpd_set_srs(((server_t *)arg)->smtpd, srs);
+}
+
+/* `mxfwd resolve` asks the daemon: the table it has loaded decides. */
+static void server_resolve(void *arg, const char *addr, buf_t *out)
+{
+    server_t *srv = arg;
+    rcpt_ctx_t ctx;
+
+    smtpd_rcpt_ctx(srv->smtpd, &ctx);
+    resolve_json(&ctx, srv->cfg->forward_table, addr, out);
 }
 
 static void server_set_tls(void *arg, SSL_CTX *ctx)
@@ -272,6 +289,29 @@ static const struct passwd *server_user(const config_t *cfg)
     return pw;
 }
 
+/* After the drop: every file a reload reads must be readable by the user
+ * that runs, or the first reload would fail (a root-owned 0600 secrets
+ * file, say): said now, and the start refused. */
+static void server_check_readable(const config_t *cfg, const struct passwd *pw)
+{
+    const char *files[] = {cfg->forward_table, cfg->srs_secrets, cfg->tls_cert, cfg->tls_key,
+                           cfg->signing_key};
+
+    if (pw == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        int fd;
+
+        if (files[i] == NULL)
+            continue;
+        if ((fd = open(files[i], O_RDONLY | O_CLOEXEC)) < 0)
+            log_fatal("%s: cannot be read by user %s (%s): reloads would fail; give it to that "
+                      "user or let it read the file",
+                      files[i], pw->pw_name, strerror(errno));
+        close(fd);
+    }
+}
+
 static void server_drop_privileges(const struct passwd *pw)
 {
     if (pw == NULL)
@@ -425,40 +465,6 @@ static void server_signals(server_t *srv)
 
 /* ---- the spool ------------------------------------------------------------------ */
 
-/* The spool's blocking work on libuv's thread pool. */
-typedef struct {
-    uv_work_t req; /* first: the request is the job */
-    void (*work)(void *ctx);
-    void (*done)(void *ctx);
-    void *ctx;
-} server_job_t;
-
-static void server_job_work(uv_work_t *req)
-{
-    server_job_t *job = (server_job_t *)req;
-
-    job->work(job->ctx);
-}
-
-static void server_job_done(uv_work_t *req, int status)
-{
-    server_job_t *job = (server_job_t *)req;
-
-    (void)status; /* jobs are never cancelled */
-    job->done(job->ctx);
-    free(job);
-}
-
-static void server_job_submit(void *impl, void (*work)(void *), void (*done)(void *), void *ctx)
-{
-    server_job_t *job = xcalloc(1, sizeof(*job));
-
-    job->work = work;
-    job->done = done;
-    job->ctx = ctx;
-    uv_queue_work(impl, &job->req, server_job_work, server_job_done);
-}
-
 /* spool_sync = filesystem trusts syncfs(2) to report a failed write-back,
  * which Linux does from 5.17 on (data only from 5.8; metadata and journal
  * errors were dropped before 5.17); say so on an older kernel. */
@@ -486,7 +492,6 @@ static void server_open_queue(server_t *srv)
 {
     const config_t *cfg = srv->cfg;
     spool_options_t sopts = {
-        .exec = {server_job_submit, srv->loop},
         .sync =
             cfg->spool_sync == CONFIG_SYNC_FILESYSTEM ? SPOOL_SYNC_FILESYSTEM : SPOOL_SYNC_FILES,
     };
@@ -497,6 +502,9 @@ static void server_open_queue(server_t *srv)
         .retry_schedule = cfg->retry_schedule,
         .nretry_schedule = cfg->nretry_schedule,
         .max_queue_lifetime = cfg->max_queue_lifetime,
+        .postmaster = cfg->postmaster,
+        .delay_warning_time = cfg->delay_warning_time,
+        .hide_destinations = cfg->dsn_hide_destinations,
         .signer = {server_sign_dsn, srv},
     };
     client_options_t copts;
@@ -507,6 +515,9 @@ static void server_open_queue(server_t *srv)
     int rc, serr = 0;
 
     server_check_syncfs(cfg);
+    /* Before the spool, whose commits sync it (docs/srs.md). */
+    srv->store = server_store_open(srv->loop, cfg, srv->registry);
+    server_store_spool_options(srv->loop, srv->store, &sopts);
     if ((rc = spool_open(cfg->spool_dir, &sopts, &srv->spool)) < 0)
         log_fatal("%s: cannot open the spool: %s", cfg->spool_dir, spool_strerror(rc));
     options_client(cfg, srv->registry, &copts, &cstore);
@@ -526,6 +537,18 @@ static void server_open_queue(server_t *srv)
                            &srv->control)) < 0)
         log_fatal("%s: cannot open the control socket: %s", cfg->control_socket,
                   control_strerror(rc));
+    control_set_resolver(srv->control, server_resolve, srv);
+}
+
+/* What every exporter says of itself: the version, as a label of a gauge
+ * at 1, and when the process started. */
+static void server_register_process(stats_t *s)
+{
+    *stats_register(s, STATS_GAUGE, "build_info", "version", MXFWD_VERSION,
+                    "the mxfwd version running, as its label") = 1;
+    *stats_register(s, STATS_GAUGE, "process_start_time_seconds", NULL, NULL,
+                    "start time of the process since the epoch, in seconds") =
+        (uint64_t)time(NULL);
 }
 
 /* The resolver's own counters, read when the registry is (detached
@@ -586,6 +609,30 @@ static void server_open_metrics(server_t *srv)
 
 /* ---- main ---------------------------------------------------------------------- */
 
+static void server_report_placeholder(void *ctx, const char *message)
+{
+    (void)ctx;
+    log_error("%s", message);
+}
+
+/* Port 25 is for a configuration of this site's own: the sample's names,
+ * secret and aliases are refused there (docs/admin-guide.md). */
+static void server_refuse_placeholders(server_t *srv)
+{
+    srs_secrets_t secrets = {NULL, 0};
+    int n;
+
+    if (!placeholder_port25(srv->cfg))
+        return;
+    srs_secrets_load(srv->cfg->srs_secrets, NULL, NULL, NULL, &secrets);
+    n = placeholder_check(srv->cfg, smtpd_table(srv->smtpd), &secrets, server_report_placeholder,
+                          NULL);
+    srs_secrets_free(&secrets);
+    if (n > 0)
+        log_fatal("not listening on port 25 with the sample configuration's values above "
+                  "(mxfwd check-config lists them)");
+}
+
 /* The configuration, then the files reload watches, handed to the inbound
  * server: any error is fatal, reported before anything listens. */
 static void server_load(server_t *srv)
@@ -634,11 +681,13 @@ int server_main(const char *config_path, bool verbose)
     if (config_load(config_path, server_report, NULL, &srv->cfg) > 0)
         log_fatal("%s: configuration errors, not starting", config_path);
     srv->registry = stats_new();
+    server_register_process(srv->registry);
     server_open_resolver(srv);
     server_open_auth(srv);
     server_open_smtpd(srv);
     server_register_dns(srv);
     server_load(srv);
+    server_refuse_placeholders(srv);
     if (srv->cfg->log == CONFIG_LOG_SYSLOG) {
         /* Another socket than /dev/log: for tests (mxfwd(8), ENVIRONMENT). */
         const char *sock = getenv("MXFWD_SYSLOG_SOCKET");
@@ -648,6 +697,8 @@ int server_main(const char *config_path, bool verbose)
     }
     pw = server_user(srv->cfg);
     server_make_dir(srv->cfg->spool_dir, pw);
+    if (server_store_dir(srv->cfg, dir, sizeof(dir)))
+        server_make_dir(dir, pw);
     server_dirname(srv->cfg->control_socket, dir, sizeof(dir));
     server_make_dir(dir, pw);
     server_raise_fd_limit(srv->cfg);
@@ -660,8 +711,10 @@ int server_main(const char *config_path, bool verbose)
     server_open_metrics(srv);
     server_listen(srv);
     server_drop_privileges(pw);
+    server_check_readable(srv->cfg, pw);
     server_open_queue(srv);
     smtpd_set_spool(srv->smtpd, srv->spool);
+    smtpd_set_store(srv->smtpd, srv->store);
     reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)
         log_info("listening on %s", srv->cfg->listen[i].text);
@@ -684,6 +737,9 @@ int server_main(const char *config_path, bool verbose)
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    /* Nothing uses the store now: no session, and no spool pass out. */
+    server_store_close(srv->store, srv->registry);
+    uv_run(&loop, UV_RUN_DEFAULT);
     /* Whatever is left (nothing, normally) is closed before the loop is. */
     uv_walk(&loop, server_walk_close, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -27,13 +27,28 @@ typedef enum {
     DELIVERY_PERMFAIL,  /* 5xx, null MX, mail loop: bounce */
 } delivery_status_t;
 
+/* DSN parameters (RFC 3461), the values spool.h stores. */
+#define DELIVERY_RET_FULL 1u
+#define DELIVERY_RET_HDRS 2u
+#define DELIVERY_NOTIFY_NEVER 0x1u
+#define DELIVERY_NOTIFY_SUCCESS 0x2u
+#define DELIVERY_NOTIFY_FAILURE 0x4u
+#define DELIVERY_NOTIFY_DELAY 0x8u
+
 #define DELIVERY_REPLY_MAX 512
 #define DELIVERY_RELAY_MAX 300
 #define DELIVERY_DSN_MAX 16
+#define DELIVERY_TLS_MAX 16
 
 typedef struct {
     const char *addr;      /* destination address */
     const char *orig_addr; /* the alias it was sent to (Original-Recipient) */
+    /* DSN parameters to pass on (RFC 3461) when the next hop takes them:
+     * NOTIFY= (0 not given), and ORCPT= ("type;addr"
+     * decoded; "" none: the implementation offers "rfc822;" orig_addr).
+     * DELIVERY_NOTIFY_* bits. */
+    unsigned notify;
+    const char *orcpt;
     /* Filled by the implementation before done(): */
     delivery_status_t status;
     /* The remote reply, multiline joined with " ", e.g. "250 2.0.0 Ok:
@@ -48,6 +63,17 @@ typedef struct {
      * server's enhanced status code when its reply had one, else one
      * derived from the reply code ("5.0.0") or mxfwd's own ("4.4.1"). */
     char dsn[DELIVERY_DSN_MAX];
+    /* The next hop advertised DSN and took the recipient with its NOTIFY=:
+     * success notices are its to send from here on (RFC 3461 5.2.2). */
+    bool dsn_passed;
+    /* The TLS version of the session that gave the result ("TLSv1.3"), ""
+     * in the clear or when no session got that far (the log's tls=). */
+    char tls[DELIVERY_TLS_MAX];
+    /* Milliseconds from the job's start to the transaction that gave the
+     * result (connection set-up: DNS, connect, greeting, EHLO, TLS), and
+     * from then to the result (the log's delays=). */
+    uint32_t setup_ms;
+    uint32_t xmit_ms;
 } delivery_rcpt_t;
 
 typedef struct delivery_job {
@@ -72,6 +98,10 @@ typedef struct delivery_job {
     uint64_t size;
     bool body_8bitmime; /* MAIL FROM had BODY=8BITMIME */
     bool smtputf8;      /* MAIL FROM had SMTPUTF8 */
+    /* RET= and ENVID= of MAIL FROM, passed on when the next hop advertises
+     * DSN: DELIVERY_RET_* (0 not given), "" none. */
+    unsigned ret;
+    const char *envid;
 } delivery_job_t;
 
 typedef void (*delivery_done_fn)(delivery_job_t *job, void *arg);

@@ -5,6 +5,7 @@
  */
 #include "queue_int.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,7 +14,6 @@
 #include "log.h"
 #include "str.h"
 #include "xalloc.h"
-
 
 static int64_t queue_sys_clock(void *arg)
 {
@@ -34,8 +34,7 @@ bool queue_idle(const queue_t *q)
 {
     const heap_node_t *first = heap_min(&q->due);
 
-    return q->jobs == 0 && q->io == 0 &&
-           (q->closing || first == NULL || first->key > queue_now(q));
+    return q->jobs == 0 && q->io == 0 && (q->closing || first == NULL || first->key > queue_now(q));
 }
 
 int64_t queue_now(const queue_t *q)
@@ -98,11 +97,10 @@ static uint64_t queue_oldest_age(void *arg)
 /* Until stats_detach() at close (the registry outlives the queue). */
 static void queue_register_gauges(queue_t *q)
 {
-    stats_register_fn(q->stats, STATS_GAUGE, "queue_messages", NULL, NULL,
-                      "messages in the queue", queue_messages, q);
+    stats_register_fn(q->stats, STATS_GAUGE, "queue_messages", NULL, NULL, "messages in the queue",
+                      queue_messages, q);
     stats_register_fn(q->stats, STATS_GAUGE, "queue_recipients", NULL, NULL,
-                      "recipients in the queue not yet delivered or bounced", queue_recipients,
-                      q);
+                      "recipients in the queue not yet delivered or bounced", queue_recipients, q);
     stats_register_fn(q->stats, STATS_GAUGE, "queue_oldest_age_seconds", NULL, NULL,
                       "seconds since the oldest queued message arrived (0: none queued)",
                       queue_oldest_age, q);
@@ -129,6 +127,12 @@ int queue_new(const queue_options_t *opt, queue_t **out)
          * tight loop. */
         q->retry[i] = opt->retry_schedule[i] > 0 ? opt->retry_schedule[i] : 1;
     q->lifetime = opt->max_queue_lifetime;
+    q->delay_warning = opt->delay_warning_time;
+    q->hide_destinations = opt->hide_destinations;
+    q->postmaster = opt->postmaster != NULL ? xstrdup(opt->postmaster) : NULL;
+    q->double_bounce = xmalloc(strlen("double-bounce@") + strlen(opt->hostname) + 1);
+    strcpy(q->double_bounce, "double-bounce@");
+    strcat(q->double_bounce, opt->hostname);
     q->clock_us = opt->clock_us != NULL ? opt->clock_us : queue_sys_clock;
     q->clock_arg = opt->clock_arg;
     q->random = opt->random != NULL ? opt->random : queue_sys_random;
@@ -148,6 +152,14 @@ int queue_new(const queue_options_t *opt, queue_t **out)
                                   "recipients bounced (refused for good, or expired)");
     q->n_dsn = stats_register(opt->stats, STATS_COUNTER, "dsn", NULL, NULL,
                               "non-delivery notifications created");
+    {
+        /* From a second to the default lifetime (5 days). */
+        static const double bounds[] = {1, 5, 15, 60, 300, 900, 3600, 14400, 86400, 432000};
+        q->delay = stats_histogram_new(opt->stats, "delivery_delay_seconds",
+                                       "time from arrival to a recipient's final result "
+                                       "(sent or bounced), in seconds",
+                                       bounds, sizeof(bounds) / sizeof(bounds[0]));
+    }
     q->stats = opt->stats;
     queue_register_gauges(q);
     *out = q;
@@ -176,8 +188,8 @@ static void queue_free_msg(void *value)
     free(qm);
 }
 
-
-void queue_add(queue_t *q, spool_msg_t *m)
+/* Index m and schedule it; new (just committed) says it in the log. */
+static void queue_index(queue_t *q, spool_msg_t *m, bool new)
 {
     queue__msg_t *qm;
 
@@ -202,7 +214,17 @@ void queue_add(queue_t *q, spool_msg_t *m)
     for (size_t i = 0; i < m->nrcpts; i++)
         qm->r[i].due = m->rcpts[i].next_attempt * QUEUE_US_PER_S;
     htab_put(q->index, m->id, strlen(m->id), qm);
+    /* Postfix's qmgr line: pflogsumm takes the sender and size from it.
+     * The sender delivery uses, the SRS address, follows. */
+    if (new)
+        log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu, srs_from=<%s> (queue active)", m->id,
+                 m->sender, spool_msg_size(m), m->nrcpts, m->srs_sender);
     queue__settle(qm);
+}
+
+void queue_add(queue_t *q, spool_msg_t *m)
+{
+    queue_index(q, m, true);
 }
 
 typedef struct {
@@ -236,7 +258,7 @@ int queue_load(queue_t *q, size_t *nmsgs, int *err)
     /* Indexed only once the scan is over: a finished message is removed
      * at once, and the scan must not meet its own removals. */
     for (size_t i = 0; i < s.n; i++)
-        queue_add(q, s.m[i]);
+        queue_index(q, s.m[i], false);
     free(s.m);
     if (nmsgs != NULL)
         *nmsgs = s.n;
@@ -343,13 +365,6 @@ int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempt
 
 /* ---- Jobs ---- */
 
-static const char *queue_domain_of(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-
-    return at != NULL ? at + 1 : "";
-}
-
 void queue__job_free(queue__job_t *j)
 {
     free(j->job.rcpts);
@@ -357,6 +372,13 @@ void queue__job_free(queue__job_t *j)
     free(j->domain);
     free(j);
 }
+
+_Static_assert(DELIVERY_RET_FULL == SPOOL_RET_FULL && DELIVERY_RET_HDRS == SPOOL_RET_HDRS &&
+                   DELIVERY_NOTIFY_NEVER == SPOOL_NOTIFY_NEVER &&
+                   DELIVERY_NOTIFY_SUCCESS == SPOOL_NOTIFY_SUCCESS &&
+                   DELIVERY_NOTIFY_FAILURE == SPOOL_NOTIFY_FAILURE &&
+                   DELIVERY_NOTIFY_DELAY == SPOOL_NOTIFY_DELAY,
+               "a job's DSN parameters are the spool's");
 
 /* One job for the due recipients in idx[0..n) of qm, all in domain. */
 static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *idx, size_t n,
@@ -391,10 +413,14 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
         .size = spool_msg_size(m),
         .body_8bitmime = (m->flags & SPOOL_F_8BITMIME) != 0,
         .smtputf8 = (m->flags & SPOOL_F_SMTPUTF8) != 0,
+        .ret = m->ret,
+        .envid = m->envid,
     };
     for (size_t i = 0; i < n; i++) {
         j->job.rcpts[i].addr = m->rcpts[idx[i]].addr;
         j->job.rcpts[i].orig_addr = m->rcpts[idx[i]].orig;
+        j->job.rcpts[i].notify = m->rcpts[idx[i]].notify;
+        j->job.rcpts[i].orcpt = m->rcpts[idx[i]].orcpt;
         j->job.rcpts[i].status = DELIVERY_PENDING;
         qm->r[idx[i]].st = QUEUE__ACTIVE;
     }
@@ -430,10 +456,10 @@ static void queue_start(queue__msg_t *qm, int64_t now)
             continue;
         /* Recipients of a message are few (max_recipients): a quadratic
          * grouping is simpler than a table and as fast. */
-        domain = queue_domain_of(m->rcpts[i].addr);
+        domain = queue__domain_of(m->rcpts[i].addr);
         for (size_t k = i; k < m->nrcpts; k++) {
             if (taken[k] || !queue__waiting(qm, k) || qm->r[k].due > now ||
-                !str_eq_ci(queue_domain_of(m->rcpts[k].addr), domain))
+                !str_eq_ci(queue__domain_of(m->rcpts[k].addr), domain))
                 continue;
             taken[k] = true;
             idx[n++] = k;
@@ -472,6 +498,8 @@ static void queue_timer_closed(uv_handle_t *h)
 
     free(q->retry);
     free(q->hostname);
+    free(q->postmaster);
+    free(q->double_bounce);
     free(q);
     if (closed != NULL)
         closed(arg);

@@ -90,6 +90,16 @@ typedef struct {
     const uint64_t *retry_schedule; /* seconds; the last repeats; copied */
     size_t nretry_schedule;         /* at least 1 */
     uint64_t max_queue_lifetime;    /* seconds */
+    /* A recipient whose RCPT asked for NOTIFY=DELAY and that is deferred
+     * after this many seconds in the queue gets its sender one notice;
+     * 0: none. */
+    uint64_t delay_warning_time;
+    /* DSNs report each recipient as its alias and keep the mailbox out of
+     * the quoted replies (dsn_hide_destinations). */
+    bool hide_destinations;
+    /* Where a message from <> that bounces (a double bounce) is reported,
+     * from double-bounce@hostname; NULL: it is only logged. */
+    const char *postmaster;
     int64_t (*clock_us)(void *arg); /* NULL: the time of day */
     void *clock_arg;
     uint32_t (*random)(void *arg);  /* NULL: arc4random() */
@@ -121,17 +131,27 @@ void queue_add(queue_t *q, spool_msg_t *msg);
  * tests call it after moving the injected clock. */
 void queue_tick(queue_t *q);
 
-/* Every waiting recipient is due now (`mxfwd flush`).  Returns how many
- * were not due yet. */
-size_t queue_flush(queue_t *q);
+/* Every waiting recipient is due now (`mxfwd flush`); with domain (not
+ * NULL) only those whose address is at that domain (`flush -d`, any
+ * case).  Returns how many were not due yet. */
+size_t queue_flush(queue_t *q, const char *domain);
+
+/* The waiting recipients of message id are due now (`mxfwd flush ID`);
+ * adds to *n how many were not due yet.  QUEUE_ENOENT when no such
+ * message is queued. */
+int queue_flush_id(queue_t *q, const char *id, size_t *n);
 
 /*
  * Drop message id (`mxfwd delete`): no further attempt, no DSN, the file
  * removed.  Deliveries already running finish first (their results are
- * logged); *running (may be NULL) gets how many.  QUEUE_ENOENT when no such
- * message is queued.
+ * logged); *running (may be NULL) is increased by how many.  QUEUE_ENOENT
+ * when no such message is queued.
  */
 int queue_delete(queue_t *q, const char *id, unsigned *running);
+
+/* Drop every queued message (`mxfwd delete ALL`), as queue_delete() does
+ * each; returns how many. */
+size_t queue_delete_all(queue_t *q, unsigned *running);
 
 /*
  * Hold message id (`mxfwd hold`): every recipient waiting for an attempt
@@ -161,6 +181,10 @@ typedef void (*queue_list_fn)(void *arg, const spool_msg_t *msg, const queue_rcp
 /* Call fn for every queued message, in queue id (arrival) order.  The
  * queue must not be changed from fn. */
 void queue_list(queue_t *q, queue_list_fn fn, void *arg);
+
+/* Call fn for message id alone (`mxfwd queue show`).  QUEUE_ENOENT when
+ * no such message is queued. */
+int queue_show(queue_t *q, const char *id, queue_list_fn fn, void *arg);
 
 /* Whether there is nothing to do now: no delivery job running, no change
  * on its way to disk, nothing due.  (Tests wait for it.) */

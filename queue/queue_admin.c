@@ -1,6 +1,6 @@
 /*
  * queue_admin.c - the admin's commands on the queue (docs/queue.md, "The
- * control socket"): list, flush, delete, hold and release.
+ * control socket"): list, show, flush, delete, hold and release.
  */
 #include "queue_int.h"
 
@@ -8,30 +8,54 @@
 #include <string.h>
 
 #include "log.h"
+#include "str.h"
 #include "xalloc.h"
 
-size_t queue_flush(queue_t *q)
+/* Make qm's waiting recipients (those at domain, when it is not NULL) due
+ * now; adds to *n those that were not due yet, to *matched every one.
+ * Held recipients stay held. */
+static void queue_admin_flush_msg(queue__msg_t *qm, const char *domain, int64_t now, size_t *n,
+                                  size_t *matched)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < qm->m->nrcpts; i++) {
+        if (!queue__waiting(qm, i))
+            continue;
+        if (domain != NULL && !str_eq_ci(queue__domain_of(qm->m->rcpts[i].addr), domain))
+            continue;
+        *n += qm->r[i].due > now;
+        *matched += 1;
+        qm->r[i].due = 0;
+        any = true;
+    }
+    /* Only the heap changes, never the index a caller may be walking. */
+    if (any)
+        queue__schedule(qm);
+}
+
+size_t queue_flush(queue_t *q, const char *domain)
 {
     int64_t now = queue_now(q);
-    size_t pos = 0, n = 0, klen;
+    size_t pos = 0, n = 0, matched = 0, klen;
     const char *key;
     void *value;
 
-    while (htab_next(q->index, &pos, &key, &klen, &value)) {
-        queue__msg_t *qm = value;
-
-        if (qm->deleted)
-            continue;
-        for (size_t i = 0; i < qm->m->nrcpts; i++) {
-            if (queue__waiting(qm, i)) {
-                n += qm->r[i].due > now;
-                qm->r[i].due = 0;
-            }
-        }
-        /* Only the heap changes, not the table being walked. */
-        queue__schedule(qm);
-    }
+    while (htab_next(q->index, &pos, &key, &klen, &value))
+        if (!((queue__msg_t *)value)->deleted)
+            queue_admin_flush_msg(value, domain, now, &n, &matched);
     return n;
+}
+
+int queue_flush_id(queue_t *q, const char *id, size_t *n)
+{
+    queue__msg_t *qm = htab_get(q->index, id, strlen(id));
+    size_t matched = 0;
+
+    if (qm == NULL || qm->deleted)
+        return QUEUE_ENOENT;
+    queue_admin_flush_msg(qm, NULL, queue_now(q), n, &matched);
+    return 0;
 }
 
 int queue_delete(queue_t *q, const char *id, unsigned *running)
@@ -42,11 +66,28 @@ int queue_delete(queue_t *q, const char *id, unsigned *running)
         return QUEUE_ENOENT;
     qm->deleted = true;
     if (running != NULL)
-        *running = qm->jobs;
+        *running += qm->jobs;
     log_info("%s: deleted by the administrator%s", id,
              qm->jobs > 0 ? "; deliveries in progress finish first" : "");
     queue__settle(qm);
     return 0;
+}
+
+size_t queue_delete_all(queue_t *q, unsigned *running)
+{
+    size_t pos = 0, klen, k = 0, n = htab_count(q->index);
+    queue__msg_t **all = xcalloc(n > 0 ? n : 1, sizeof(*all));
+    const char *key;
+    void *value;
+
+    /* Settling may remove a message from the index: collect first. */
+    while (htab_next(q->index, &pos, &key, &klen, &value))
+        if (!((queue__msg_t *)value)->deleted)
+            all[k++] = value;
+    for (size_t i = 0; i < k; i++)
+        queue_delete(q, all[i]->m->id, running);
+    free(all);
+    return k;
 }
 
 /* Hold every recipient waiting for an attempt, or release every held
@@ -135,6 +176,25 @@ static const char *queue_admin_state_name(const queue__msg_t *qm, size_t i)
     return "unknown";
 }
 
+/* Call fn for qm with its recipients' states; *info grows to fit. */
+static void queue_admin_describe(queue__msg_t *qm, int64_t now, queue_rcpt_info_t **info,
+                                 size_t *most, queue_list_fn fn, void *arg)
+{
+    if (qm->m->nrcpts > *most) {
+        *most = qm->m->nrcpts;
+        *info = xrealloc(*info, *most * sizeof(**info));
+    }
+    for (size_t r = 0; r < qm->m->nrcpts; r++) {
+        bool waiting = queue__waiting(qm, r);
+        (*info)[r] = (queue_rcpt_info_t){
+            .rcpt = &qm->m->rcpts[r],
+            .state = queue_admin_state_name(qm, r),
+            .next_attempt_us = !waiting ? 0 : qm->r[r].due > now ? qm->r[r].due : now,
+        };
+    }
+    fn(arg, qm->m, *info);
+}
+
 void queue_list(queue_t *q, queue_list_fn fn, void *arg)
 {
     size_t n = htab_count(q->index), k = 0, pos = 0, klen, most = 0;
@@ -148,23 +208,21 @@ void queue_list(queue_t *q, queue_list_fn fn, void *arg)
         if (!((queue__msg_t *)value)->deleted)
             all[k++] = value;
     qsort(all, k, sizeof(*all), queue_admin_cmp_id);
-    for (size_t i = 0; i < k; i++) {
-        queue__msg_t *qm = all[i];
-
-        if (qm->m->nrcpts > most) {
-            most = qm->m->nrcpts;
-            info = xrealloc(info, most * sizeof(*info));
-        }
-        for (size_t r = 0; r < qm->m->nrcpts; r++) {
-            bool waiting = queue__waiting(qm, r);
-            info[r] = (queue_rcpt_info_t){
-                .rcpt = &qm->m->rcpts[r],
-                .state = queue_admin_state_name(qm, r),
-                .next_attempt_us = !waiting ? 0 : qm->r[r].due > now ? qm->r[r].due : now,
-            };
-        }
-        fn(arg, qm->m, info);
-    }
+    for (size_t i = 0; i < k; i++)
+        queue_admin_describe(all[i], now, &info, &most, fn, arg);
     free(info);
     free(all);
+}
+
+int queue_show(queue_t *q, const char *id, queue_list_fn fn, void *arg)
+{
+    queue__msg_t *qm = htab_get(q->index, id, strlen(id));
+    queue_rcpt_info_t *info = NULL;
+    size_t most = 0;
+
+    if (qm == NULL || qm->deleted)
+        return QUEUE_ENOENT;
+    queue_admin_describe(qm, queue_now(q), &info, &most, fn, arg);
+    free(info);
+    return 0;
 }

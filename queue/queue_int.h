@@ -7,6 +7,8 @@
 #ifndef MXFWD_QUEUE_INT_H
 #define MXFWD_QUEUE_INT_H
 
+#include <string.h>
+
 #include "heap.h"
 #include "htab.h"
 #include "queue.h"
@@ -33,6 +35,7 @@ typedef struct {
     int64_t due; /* unix microseconds from when it may be tried; 0: at once */
     queue__rstate_t st;
     queue__bounce_t *bounce; /* BOUNCING and IN_DSN only */
+    bool delay_noticed;      /* its NOTIFY=DELAY notice went (in memory only) */
 } queue__rcpt_t;
 
 typedef struct queue__msg {
@@ -63,6 +66,10 @@ struct queue {
     uint64_t *retry; /* seconds, each at least 1 */
     size_t nretry;
     uint64_t lifetime;
+    uint64_t delay_warning; /* seconds; 0: no delay notices */
+    bool hide_destinations; /* DSNs name aliases, not mailboxes */
+    char *postmaster;       /* double bounces go there; NULL: logged only */
+    char *double_bounce;    /* "double-bounce@hostname": the sender of those reports */
     int64_t (*clock_us)(void *arg);
     void *clock_arg;
     uint32_t (*random)(void *arg);
@@ -89,6 +96,7 @@ struct queue {
     uint64_t *n_deferred;
     uint64_t *n_bounced;
     uint64_t *n_dsn;
+    stats_histogram_t *delay; /* arrival to a final result */
 };
 
 static inline queue__msg_t *queue__msg_of(heap_node_t *node)
@@ -98,6 +106,14 @@ static inline queue__msg_t *queue__msg_of(heap_node_t *node)
 
 /* Whether recipient i waits for an attempt: idle in the queue, neither
  * final nor held. */
+/* The domain of a recipient address ("" when it has none). */
+static inline const char *queue__domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+
+    return at != NULL ? at + 1 : "";
+}
+
 static inline bool queue__waiting(const queue__msg_t *qm, size_t i)
 {
     spool_rcpt_state_t st = qm->m->rcpts[i].state;

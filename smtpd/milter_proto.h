@@ -20,7 +20,7 @@
 #include "buf.h"
 
 /* The milter band of error codes (docs/development.md, "Error codes"). */
-#define MILTER_EBASE (-25000)
+#define MILTER_EBASE (-26000)
 #define MILTER_EPROTO (MILTER_EBASE - 1)     /* a malformed packet, or one out of place */
 #define MILTER_ETOOBIG (MILTER_EBASE - 2)    /* a packet over MILTER_PACKET_MAX */
 #define MILTER_ETIMEOUT (MILTER_EBASE - 3)   /* no reply within milter_timeout */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "str.h"
+#include "xtext.h"
 
 /* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets, CRLF included. */
 #define PROTO_REPLY_LINE_MAX 512
@@ -147,7 +148,9 @@ static int proto_parse_path(const char *s, size_t len, size_t *used, proto_path_
     out->addr_len = inner_len;
     if (inner_len == 0)
         return 0;
-    if (addr_parse(inner, inner_len, &out->parsed) == 0)
+    /* Local parts over 64 octets are taken (RFC 5321 4.5.3.1 asks not to
+     * limit them): whatever the command line holds, up to ADDR_INPUT_MAX. */
+    if (addr_parse_input(inner, inner_len, &out->parsed) == 0)
         return 0;
     if (!out->source_route && str_eq_ci_n(inner, inner_len, "postmaster")) {
         out->postmaster = true;
@@ -245,6 +248,15 @@ static int proto_parse_size(const char *v, size_t n, uint64_t *out)
     return 0;
 }
 
+/* Printable ASCII, space included: what may go into a header field. */
+static bool proto_printable(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
 int proto_parse_mail(const char *arg, size_t len, proto_mail_t *out)
 {
     const char *rest, *kw, *val;
@@ -276,6 +288,21 @@ int proto_parse_mail(const char *arg, size_t len, proto_mail_t *out)
             if (out->smtputf8 || val != NULL)
                 return PROTO_EVALUE;
             out->smtputf8 = true;
+        } else if (str_eq_ci_n(kw, kw_len, "RET")) {
+            if (out->ret != PROTO_RET_NONE || val == NULL)
+                return PROTO_EVALUE;
+            if (str_eq_ci_n(val, val_len, "FULL"))
+                out->ret = PROTO_RET_FULL;
+            else if (str_eq_ci_n(val, val_len, "HDRS"))
+                out->ret = PROTO_RET_HDRS;
+            else
+                return PROTO_EVALUE;
+        } else if (str_eq_ci_n(kw, kw_len, "ENVID")) {
+            /* It goes into DSN header fields: printable ASCII only. */
+            if (out->envid[0] != '\0' || val == NULL ||
+                xtext_decode(val, val_len, out->envid, sizeof(out->envid)) <= 0 ||
+                !proto_printable(out->envid))
+                return PROTO_EVALUE;
         } else {
             return PROTO_EPARAM;
         }
@@ -283,18 +310,91 @@ int proto_parse_mail(const char *arg, size_t len, proto_mail_t *out)
     return 0;
 }
 
-int proto_parse_rcpt(const char *arg, size_t len, proto_path_t *out)
+/* NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */
+static int proto_parse_notify(const char *val, size_t len, unsigned *out)
+{
+    size_t i = 0;
+
+    *out = 0;
+    while (i < len) {
+        const char *comma = memchr(val + i, ',', len - i);
+        size_t n = comma != NULL ? (size_t)(comma - (val + i)) : len - i;
+        unsigned bit = str_eq_ci_n(val + i, n, "NEVER")     ? PROTO_NOTIFY_NEVER
+                       : str_eq_ci_n(val + i, n, "SUCCESS") ? PROTO_NOTIFY_SUCCESS
+                       : str_eq_ci_n(val + i, n, "FAILURE") ? PROTO_NOTIFY_FAILURE
+                       : str_eq_ci_n(val + i, n, "DELAY")   ? PROTO_NOTIFY_DELAY
+                                                            : 0;
+
+        if (bit == 0 || (*out & bit) != 0)
+            return PROTO_EVALUE;
+        *out |= bit;
+        i += n + (comma != NULL);
+        if (comma != NULL && i == len)
+            return PROTO_EVALUE;
+    }
+    /* NEVER stands alone. */
+    if (*out == 0 || ((*out & PROTO_NOTIFY_NEVER) && *out != PROTO_NOTIFY_NEVER))
+        return PROTO_EVALUE;
+    return 0;
+}
+
+/* ORCPT=addr-type;xtext: the type an atom, the address printable once
+ * decoded (UTF-8 allowed: RFC 6533's utf-8 type). */
+static int proto_parse_orcpt(const char *val, size_t len, char *dst, size_t size)
+{
+    const char *semi = memchr(val, ';', len);
+    size_t tlen = semi != NULL ? (size_t)(semi - val) : 0;
+    long n;
+
+    if (semi == NULL || tlen == 0 || tlen + 1 >= size)
+        return PROTO_EVALUE;
+    for (size_t i = 0; i < tlen; i++)
+        if (!((val[i] >= 'a' && val[i] <= 'z') || (val[i] >= 'A' && val[i] <= 'Z') ||
+              (val[i] >= '0' && val[i] <= '9') || val[i] == '-'))
+            return PROTO_EVALUE;
+    memcpy(dst, val, tlen + 1);
+    n = xtext_decode(semi + 1, len - tlen - 1, dst + tlen + 1, size - tlen - 1);
+    if (n <= 0 || str_has_ctl(dst + tlen + 1, (size_t)n))
+        return PROTO_EVALUE;
+    return 0;
+}
+
+void proto_notify_str(unsigned notify, char *dst, size_t size)
+{
+    snprintf(dst, size, "%s%s%s%s", (notify & PROTO_NOTIFY_NEVER) ? "NEVER" : "",
+             (notify & PROTO_NOTIFY_SUCCESS) ? "SUCCESS," : "",
+             (notify & PROTO_NOTIFY_FAILURE) ? "FAILURE," : "",
+             (notify & PROTO_NOTIFY_DELAY) ? "DELAY," : "");
+    if (dst[0] != '\0' && dst[strlen(dst) - 1] == ',')
+        dst[strlen(dst) - 1] = '\0';
+}
+
+int proto_parse_rcpt(const char *arg, size_t len, proto_path_t *out, proto_rcpt_dsn_t *dsn)
 {
     const char *rest, *kw, *val;
     size_t rest_len, kw_len, val_len;
     int rc, err;
 
+    memset(dsn, 0, sizeof(*dsn));
     if ((rc = proto_parse_prefix_path(arg, len, "TO:", out, &rest, &rest_len)) < 0)
         return rc;
     if (out->addr_len == 0)
         return PROTO_ENULLRCPT;
-    if (proto_next_param(&rest, &rest_len, &kw, &kw_len, &val, &val_len, &err))
-        return err < 0 ? err : PROTO_EPARAM;
+    while (proto_next_param(&rest, &rest_len, &kw, &kw_len, &val, &val_len, &err)) {
+        if (err < 0)
+            return err;
+        if (str_eq_ci_n(kw, kw_len, "NOTIFY")) {
+            if (dsn->notify != 0 || val == NULL ||
+                proto_parse_notify(val, val_len, &dsn->notify) < 0)
+                return PROTO_EVALUE;
+        } else if (str_eq_ci_n(kw, kw_len, "ORCPT")) {
+            if (dsn->orcpt[0] != '\0' || val == NULL ||
+                proto_parse_orcpt(val, val_len, dsn->orcpt, sizeof(dsn->orcpt)) < 0)
+                return PROTO_EVALUE;
+        } else {
+            return PROTO_EPARAM;
+        }
+    }
     return 0;
 }
 

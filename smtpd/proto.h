@@ -103,18 +103,39 @@ typedef struct {
     bool postmaster;   /* RCPT TO:<postmaster>, without a domain (RFC 5321 4.5.1) */
 } proto_path_t;
 
+/* DSN parameters (RFC 3461 4): RET= on MAIL. */
+typedef enum { PROTO_RET_NONE, PROTO_RET_FULL, PROTO_RET_HDRS } proto_ret_t;
+/* Longest ENVID and ORCPT, decoded from xtext (RFC 3461 4.4, 4.2). */
+#define PROTO_ENVID_MAX 100
+#define PROTO_ORCPT_MAX 500
+/* NOTIFY= on RCPT; none of them: not given. */
+#define PROTO_NOTIFY_NEVER 0x1u
+#define PROTO_NOTIFY_SUCCESS 0x2u
+#define PROTO_NOTIFY_FAILURE 0x4u
+#define PROTO_NOTIFY_DELAY 0x8u
+
 typedef struct {
     proto_path_t path;
     bool has_size;
     uint64_t size; /* SIZE=, RFC 1870 */
     proto_body_t body;
     bool smtputf8; /* RFC 6531 */
+    proto_ret_t ret;                   /* RET= */
+    char envid[PROTO_ENVID_MAX + 1];   /* ENVID=, decoded (printable ASCII); "" none */
 } proto_mail_t;
+
+typedef struct {
+    unsigned notify;                   /* PROTO_NOTIFY_* of NOTIFY=; 0 none */
+    char orcpt[PROTO_ORCPT_MAX + 1];   /* ORCPT=, "rfc822;a@b" decoded; "" none */
+} proto_rcpt_dsn_t;
 
 /* "FROM:<addr> [params]".  The null path "<>" gives addr_len 0. */
 int proto_parse_mail(const char *arg, size_t len, proto_mail_t *out);
-/* "TO:<addr>".  No RCPT parameter is supported (no DSN). */
-int proto_parse_rcpt(const char *arg, size_t len, proto_path_t *out);
+/* "TO:<addr> [params]": NOTIFY= and ORCPT= into *dsn. */
+int proto_parse_rcpt(const char *arg, size_t len, proto_path_t *out, proto_rcpt_dsn_t *dsn);
+
+/* NOTIFY bits as the parameter writes them: "SUCCESS,FAILURE", "NEVER". */
+void proto_notify_str(unsigned notify, char *dst, size_t size);
 /* The words of a reply for a PROTO_E* code, e.g. "Bad address syntax". */
 const char *proto_strerror(int err);
 

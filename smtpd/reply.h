@@ -24,8 +24,11 @@ typedef enum {
     REPLY_SRS_EXPIRED,
     REPLY_SRS_MALFORMED,
     REPLY_SRS_TEMP,
+    REPLY_SRS_UNKNOWN_KEY,
+    REPLY_SRS_STORE_READ,
     REPLY_TOO_MANY_RCPTS,
     REPLY_NEED_SMTPUTF8,
+    REPLY_TABLE_REJECT,
     /* MAIL */
     REPLY_MAIL_OK,
     REPLY_BAD_SENDER,
@@ -55,11 +58,13 @@ typedef enum {
     REPLY_HOPS,
     REPLY_BARE_EOL,
     REPLY_SPOOL_FAILED,
+    REPLY_SRS_STORE_WRITE,
     REPLY_NO_RCPTS,
     /* the sender checks, after the end of data (the verdict's own words
      * are sent; these name the reason, for counters and RCPT) */
     REPLY_AUTH_SPF,
     REPLY_AUTH_DMARC,
+    REPLY_AUTH_NO_FROM,
     REPLY_AUTH_DNS,
     REPLY_AUTH_FAILED,
     /* protocol */

@@ -86,7 +86,8 @@ static void session_write_cb(uv_write_t *req, int status)
     free(w);
     s->writes--;
     if (status < 0 && status != UV_ECANCELED && s->state != SESSION_CLOSING) {
-        log_info("lost connection writing to %s: %s", s->peer, uv_strerror(status));
+        log_info("lost connection writing to %s: %s session=%s", s->peer, uv_strerror(status),
+                 s->sid);
         session_destroy(s);
         return;
     }
@@ -160,8 +161,8 @@ static void session_close_cb(uv_handle_t *h)
     session__end_txn(s);
     session__milter_free(s);
     session__policy_free(s);
-    log_info("disconnect from %s commands=%u errors=%u messages=%u", s->peer, s->commands,
-             s->errors, s->messages);
+    log_info("disconnect from %s commands=%u errors=%u messages=%u session=%s", s->peer,
+             s->commands, s->errors, s->messages, s->sid);
     session_release(s);
     list_remove(&s->smtpd->sessions, &s->node);
     smtpd__session_closed(s->smtpd);
@@ -272,7 +273,7 @@ static void session_timeout_cb(uv_timer_t *t)
 {
     session_t *s = t->data;
 
-    log_info("timeout after %s from %s", proto_verb_name(s->last), s->peer);
+    log_info("timeout after %s from %s session=%s", proto_verb_name(s->last), s->peer, s->sid);
     if (s->state == SESSION_TLS) {
         session_destroy(s);
         return;
@@ -343,8 +344,11 @@ static size_t session_consume(session_t *s, char *p, size_t n)
 
 static void session_tls_ready(session_t *s)
 {
-    log_info("%s: STARTTLS: %s with cipher %s (%d bits)", s->peer, tls_version(s->tls),
-             tls_cipher(s->tls), tls_bits(s->tls));
+    /* Postfix's words for it. */
+    log_info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits) "
+             "session=%s",
+             s->peer, tls_version(s->tls), tls_cipher(s->tls), tls_bits(s->tls), tls_bits(s->tls),
+             s->sid);
     (*s->smtpd->stats.tls)++;
     /* RFC 3207 4.2: forget everything learnt before TLS. */
     s->state = SESSION_INIT;
@@ -371,7 +375,7 @@ static void session_pump(session_t *s)
 
         if (r == TLS_ECLOSED || r == TLS_EFAIL) {
             if (r == TLS_EFAIL)
-                log_info("TLS failure with %s: %s", s->peer, tls_strerror(s->tls));
+                log_info("TLS failure with %s: %s session=%s", s->peer, tls_strerror(s->tls), s->sid);
             session__flush(s); /* the alert, if any */
             session_destroy(s);
             return;
@@ -423,8 +427,9 @@ static void session_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
         return;
     if (nread < 0) {
         if (s->state != SESSION_CLOSING)
-            log_info("lost connection after %s from %s%s%s", proto_verb_name(s->last), s->peer,
-                     nread == UV_EOF ? "" : ": ", nread == UV_EOF ? "" : uv_strerror((int)nread));
+            log_info("lost connection after %s from %s%s%s session=%s", proto_verb_name(s->last),
+                     s->peer, nread == UV_EOF ? "" : ": ",
+                     nread == UV_EOF ? "" : uv_strerror((int)nread), s->sid);
         session_destroy(s);
         return;
     }
@@ -563,7 +568,7 @@ static void session_greet(session_t *s)
     s->greeting_due = false;
     s->waiting = false;
     uv_timer_stop(&s->timer);
-    log_info("connect from %s", s->peer);
+    log_info("connect from %s session=%s", s->peer, s->sid);
     if (s->stop) {
         session__reply(s, REPLY_SHUTDOWN);
         session__close(s);
@@ -632,6 +637,8 @@ static session_t *session_new(smtpd_t *d)
 
     s->smtpd = d;
     s->peer = s->peer_unnamed;
+    /* Unique while the process lives; the pid in the tag does the rest. */
+    snprintf(s->sid, sizeof(s->sid), "%" PRIX64, ++d->sessions_made);
     uv_tcp_init(d->loop, &s->tcp);
     uv_timer_init(d->loop, &s->timer);
     s->tcp.data = s->timer.data = s;
@@ -655,7 +662,8 @@ static void session_begin(session_t *s, const struct sockaddr *peer)
     refusal = smtpd__admit(d, s->peer_ip);
     if (refusal != REPLY_OK) {
         (*d->stats.refused_connections)++;
-        log_info("refused connection from %s: %s", s->peer, reply_get(refusal)->text);
+        log_info("refused connection from %s: %s session=%s", s->peer, reply_get(refusal)->text,
+                 s->sid);
         session__reply(s, refusal);
         session__close(s);
         return;

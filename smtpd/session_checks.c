@@ -74,6 +74,8 @@ static reply_id_t session_checks_reason(const authres_decision_t *d)
         return REPLY_AUTH_SPF;
     if (d->why != NULL && strcmp(d->why, "dmarc") == 0)
         return REPLY_AUTH_DMARC;
+    if (d->why != NULL && strcmp(d->why, "from") == 0)
+        return REPLY_AUTH_NO_FROM;
     return REPLY_AUTH_DNS;
 }
 

@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "log.h"
+#include "rcpt.h"
 #include "srs.h"
+#include "srs_store.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -18,7 +20,10 @@ typedef struct {
     proto_cmd_t cmd;
     union {
         proto_mail_t mail;
-        proto_path_t rcpt;
+        struct {
+            proto_path_t path;
+            proto_rcpt_dsn_t dsn;
+        } rcpt;
         struct {
             uint64_t size;
             bool last;
@@ -60,6 +65,8 @@ void session__end_txn(session_t *s)
     session__data_abort(s);
     txn_free(s->txn);
     s->txn = NULL;
+    s->stored = s->store_sync = false;
+    s->held = false;
     if (s->state == SESSION_MAIL || s->state == SESSION_RCPT || s->state == SESSION_CHUNKING)
         s->state = SESSION_HELO;
 }
@@ -127,7 +134,7 @@ static void session_cmd_helo_reply(session_t *s)
     /* No enhanced status code in the EHLO reply (RFC 2034 3). */
     session__replyf(s, 250, NULL,
                     "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
-                    "CHUNKING%s",
+                    "DSN\nCHUNKING%s",
                     opts->hostname, (unsigned long long)opts->max_message_size,
                     smtpd_has_tls(s->smtpd) && s->tls == NULL ? "\nSTARTTLS" : "");
 }
@@ -165,7 +172,8 @@ static int session_cmd_check_mail(session_t *s, session_cmd_t *c)
         return -1;
     }
     /* ESMTP parameters only after EHLO (RFC 5321 4.1.1.11 via 2.2.1). */
-    if (!s->esmtp && (m->has_size || m->body != PROTO_BODY_NONE || m->smtputf8))
+    if (!s->esmtp && (m->has_size || m->body != PROTO_BODY_NONE || m->smtputf8 ||
+                      m->ret != PROTO_RET_NONE || m->envid[0] != '\0'))
         return session_cmd_refuse(s, REPLY_UNSUPPORTED_PARAM);
     if (m->path.addr_len > 0 && m->path.parsed.utf8 && !m->smtputf8)
         return session_cmd_refuse(s, REPLY_NEED_SMTPUTF8);
@@ -199,17 +207,24 @@ static void session_cmd_mail_checked(session_t *s)
 static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
 {
     const proto_path_t *path = &c->u.mail.path;
-    char srs[SRS_ADDR_SIZE] = "";
-    int rc;
+    const smtpd_options_t *opts = &s->smtpd->opts;
+    srs_long_t mode = opts->long_senders;
+    char srs[SRS_ADDR_SIZE] = "", key[SRS_KEY_SIZE] = "";
+    int rc = 0;
 
     /* A client over its message rate is told to come back later. */
     if (session__rate_refused(s, ANVIL_MESSAGES, "MAIL", NULL, 0))
         return;
+    /* Without a store to keep it in, a long sender is refused. */
+    if (mode == SRS_LONG_STORE && opts->store == NULL)
+        mode = SRS_LONG_REJECT;
     /* The sender is rewritten once, here, for every copy of the message;
-     * one that cannot be is refused now, never forwarded unrewritten. */
+     * one that cannot be is refused now, never forwarded unrewritten.  A
+     * long one may get a keyed address: the store takes it at the end of
+     * the data (docs/srs.md, "Long senders"). */
     if (path->addr_len > 0) {
-        rc = srs_forward(s->smtpd->srs, path->addr, path->addr_len, smtpd__now(s->smtpd), srs,
-                         sizeof(srs));
+        rc = srs_forward_long(s->smtpd->srs, mode, path->addr, path->addr_len,
+                              smtpd__now(s->smtpd), srs, sizeof(srs), key);
         if (rc < 0) {
             reply_id_t id = reply_for_srs_forward_err(rc);
             session__reply_addr(s, id, path->addr, path->addr_len);
@@ -223,6 +238,8 @@ static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
      * accepted (the state moves on) only once they are done. */
     s->txn = txn_new(path->addr, path->addr_len, &c->u.mail);
     txn_set_forward_sender(s->txn, srs);
+    if (rc == SRS_KEYED)
+        txn_set_store_key(s->txn, key);
     rc = session__sender_check(s, path, session_cmd_mail_checked);
     if (rc < 0)
         session__error(s);
@@ -234,10 +251,10 @@ static void session_cmd_proceed_mail(session_t *s, session_cmd_t *c)
 
 static int session_cmd_check_rcpt(session_t *s, session_cmd_t *c)
 {
-    proto_path_t *p = &c->u.rcpt;
+    proto_path_t *p = &c->u.rcpt.path;
 
     txn_note_rcpt_tried(s->txn);
-    switch (proto_parse_rcpt(c->cmd.arg, c->cmd.arg_len, p)) {
+    switch (proto_parse_rcpt(c->cmd.arg, c->cmd.arg_len, p, &c->u.rcpt.dsn)) {
     case 0:
         break;
     case PROTO_EADDR:
@@ -254,6 +271,8 @@ static int session_cmd_check_rcpt(session_t *s, session_cmd_t *c)
     }
     if (p->parsed.utf8 && !txn_smtputf8(s->txn))
         return session_cmd_refuse(s, REPLY_NEED_SMTPUTF8);
+    if (!s->esmtp && (c->u.rcpt.dsn.notify != 0 || c->u.rcpt.dsn.orcpt[0] != '\0'))
+        return session_cmd_refuse(s, REPLY_UNSUPPORTED_PARAM);
     return 0;
 }
 
@@ -276,6 +295,7 @@ static void session_cmd_pending_free(session_t *s)
     s->pend_dests = NULL;
     s->pend_ndests = 0;
     s->pend_rcpt = NULL;
+    s->pend_hold = false;
 }
 
 /* The recipient waiting for the filters is accepted, or refused. */
@@ -284,8 +304,10 @@ static void session_cmd_rcpt_done(session_t *s)
     const char *rcpt = s->pend_rcpt;
 
     if (!session__milter_refused(s, "RCPT", rcpt)) {
-        txn_add_rcpt(s->txn, rcpt, strlen(rcpt), (const char *const *)s->pend_dests,
-                     s->pend_ndests);
+        txn_add_rcpt(s->txn, rcpt, strlen(rcpt), &s->pend_dsn,
+                     (const char *const *)s->pend_dests, s->pend_ndests);
+        if (s->pend_hold)
+            s->held = true;
         s->state = SESSION_RCPT;
         session__reply(s, REPLY_RCPT_OK);
     }
@@ -297,7 +319,8 @@ static void session_cmd_rcpt_done(session_t *s)
  * recipient is refused (a relay probe, a dictionary attack) costs no DNS
  * work. */
 static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
-                                    const char *const *dests, size_t n)
+                                    const proto_rcpt_dsn_t *dsn, const char *const *dests, size_t n,
+                                    bool hold)
 {
     if (session__auth_begin(s) < 0) {
         session__reply_addr(s, REPLY_AUTH_FAILED, addr, len);
@@ -311,48 +334,81 @@ static void session_cmd_accept_rcpt(session_t *s, const char *addr, size_t len,
     for (size_t i = 0; i < n; i++)
         s->pend_dests[i] = xstrdup(dests[i]);
     s->pend_ndests = n;
+    s->pend_dsn = *dsn;
+    s->pend_hold = hold;
     if (!session__milter_rcpt(s, s->pend_rcpt, session_cmd_rcpt_done))
         session_cmd_rcpt_done(s);
 }
 
-/*
- * A recipient in srs_domain: a bounce to a sender we rewrote.  Returns
- * false when the local part is not SRS at all (the forward table may still
- * know it, postmaster@ say); otherwise it has been answered.
- */
-static bool session_cmd_rcpt_srs(session_t *s, const proto_path_t *p)
+/* The envelope store's answer for the recipient waiting at RCPT: the
+ * sender behind its key, or a refusal. */
+static void session_cmd_rcpt_found(void *arg, int status, const char *sender)
 {
-    char orig[SRS_ADDR_SIZE];
-    const char *dest = orig;
-    int rc;
+    session_t *s = arg;
+    char *addr = s->rcpt_waiting;
 
-    rc = srs_reverse(s->smtpd->srs, p->addr, p->addr_len, smtpd__now(s->smtpd), orig, sizeof(orig),
-                     NULL);
-    if (rc == SRS_ENOTSRS)
-        return false;
-    /* Only bounces may use an SRS address, so that a leaked one is no open
-     * relay; and nobody else learns whether its signature holds. */
-    if (txn_sender(s->txn)[0] != '\0') {
-        session_cmd_refuse_rcpt(s, REPLY_SRS_NOT_BOUNCE, p->addr, p->addr_len);
-        return true;
-    }
+    s->rcpt_waiting = NULL;
+    if (!s->close_after && status == 0)
+        session_cmd_accept_rcpt(s, addr, strlen(addr), &s->rcpt_waiting_dsn, &sender, 1,
+                                false);
+    else if (!s->close_after)
+        session_cmd_refuse_rcpt(s,
+                                status == SRS_STORE_ENOTFOUND ? REPLY_SRS_UNKNOWN_KEY
+                                                              : REPLY_SRS_STORE_READ,
+                                addr, strlen(addr));
+    if (status < 0 && status != SRS_STORE_ENOTFOUND)
+        log_warning("%s: envelope store: %s", s->peer, srs_store_strerror(status));
+    free(addr);
+    session__resume(s);
+}
+
+/* A keyed SRS address, its hash and stamp good: the store says whom the
+ * bounce goes to; the session waits for it. */
+static void session_cmd_rcpt_lookup(session_t *s, const proto_path_t *p,
+                                    const proto_rcpt_dsn_t *dsn, const char *key)
+{
+    srs_store_t *store = s->smtpd->opts.store;
+    int rc = store != NULL ? srs_store_get(store, key, session_cmd_rcpt_found, s)
+                           : SRS_STORE_ENOTFOUND;
+
     if (rc < 0) {
-        session_cmd_refuse_rcpt(s, reply_for_srs_reverse_err(rc), p->addr, p->addr_len);
-        return true;
+        session_cmd_refuse_rcpt(s,
+                                rc == SRS_STORE_ENOTFOUND ? REPLY_SRS_UNKNOWN_KEY
+                                                          : REPLY_SRS_STORE_READ,
+                                p->addr, p->addr_len);
+        return;
     }
-    session_cmd_accept_rcpt(s, p->addr, p->addr_len, &dest, 1);
-    return true;
+    s->rcpt_waiting = xstrndup(p->addr, p->addr_len);
+    s->rcpt_waiting_dsn = *dsn;
+    session__wait(s);
+}
+
+/* postmaster@ hostname or srs_domain, held: its destination is itself
+ * (<postmaster> as postmaster@hostname), never tried until released. */
+static void session_cmd_hold_postmaster(session_t *s, const proto_path_t *p,
+                                        const proto_rcpt_dsn_t *dsn)
+{
+    char addr[ADDR_MAX + 1];
+    const char *dest = addr;
+
+    if (p->postmaster)
+        snprintf(addr, sizeof(addr), "postmaster@%s", s->smtpd->opts.hostname);
+    else
+        snprintf(addr, sizeof(addr), "%.*s", (int)p->addr_len, p->addr);
+    log_info("NOQUEUE: hold: RCPT from %s: <%.*s>: postmaster is not set: held for the admin; "
+             "from=<%s> to=<%.*s> proto=%s helo=<%s> session=%s",
+             s->peer, (int)p->addr_len, p->addr, txn_sender(s->txn), (int)p->addr_len, p->addr,
+             session__proto(s), s->helo != NULL ? s->helo : "", s->sid);
+    session_cmd_accept_rcpt(s, p->addr, p->addr_len, dsn, &dest, 1, true);
 }
 
 static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
 {
-    const proto_path_t *p = &c->u.rcpt;
+    const proto_path_t *p = &c->u.rcpt.path;
     const smtpd_options_t *opts = &s->smtpd->opts;
-    const addr_t *a = &p->parsed;
-    addr_t postmaster;
-    table_dests_t dests;
-    table_result_t result;
-    bool in_srs_domain;
+    rcpt_ctx_t ctx;
+    rcpt_route_t route;
+    const char *dest;
 
     /* Every recipient counts toward the rate, accepted or not. */
     if (session__rate_refused(s, ANVIL_RECIPIENTS, "RCPT", p->addr, p->addr_len))
@@ -366,30 +422,48 @@ static void session_cmd_proceed_rcpt(session_t *s, session_cmd_t *c)
         session_cmd_refuse_rcpt(s, REPLY_RELAY_DENIED, p->addr, p->addr_len);
         return;
     }
-    in_srs_domain = !p->postmaster && str_eq_ci_n(a->domain, a->domain_len, opts->srs_domain);
-    if (in_srs_domain && session_cmd_rcpt_srs(s, p))
-        return;
-    /* RFC 5321 4.5.1: <postmaster> without a domain must work; it is the
-     * postmaster of this host, as the forward table says. */
-    if (p->postmaster) {
-        postmaster = (addr_t){
-            .local = "postmaster",
-            .local_len = strlen("postmaster"),
-            .domain = opts->hostname,
-            .domain_len = strlen(opts->hostname),
-        };
-        a = &postmaster;
+    /* The table the session started with; the address as the command's
+     * parser took it (one parse per RCPT). */
+    smtpd_rcpt_ctx(s->smtpd, &ctx);
+    ctx.table = s->table;
+    rcpt_route(&ctx, p->addr, p->addr_len, &p->parsed, p->postmaster, txn_sender(s->txn), &route);
+    switch (route.kind) {
+    case RCPT_REFUSE:
+        session__replyf(s, route.words.code, route.words.esc, "<%.*s>: %s", (int)p->addr_len,
+                        p->addr, route.words.text);
+        session__log_reject_text(s, "RCPT", route.reason, &route.words, p->addr, p->addr_len);
+        if (route.words.code >= 500)
+            session__error(s);
+        break;
+    case RCPT_BOUNCE:
+        dest = route.orig;
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, &dest, 1, false);
+        break;
+    case RCPT_KEYED:
+        /* A long sender's bounce: the envelope store knows whom to. */
+        session_cmd_rcpt_lookup(s, p, &c->u.rcpt.dsn, route.orig);
+        break;
+    case RCPT_DISCARD:
+        /* Accepted, with nothing to forward to: a message with no other
+         * recipient is dropped at its end (session_data.c). */
+        log_info("NOQUEUE: discard: RCPT from %s: <%.*s>: Recipient address triggers DISCARD "
+                 "action (forward table line %u); from=<%s> to=<%.*s> proto=%s helo=<%s> "
+                 "session=%s",
+                 s->peer, (int)p->addr_len, p->addr, route.dests.line, txn_sender(s->txn),
+                 (int)p->addr_len, p->addr, session__proto(s), s->helo != NULL ? s->helo : "",
+                 s->sid);
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, NULL, 0, false);
+        break;
+    case RCPT_FORWARD:
+        session_cmd_accept_rcpt(s, p->addr, p->addr_len, &c->u.rcpt.dsn, route.dests.addr,
+                                route.dests.n, false);
+        break;
+    case RCPT_HOLD:
+        /* postmaster@ with no postmaster set: accepted (RFC 5321 4.5.1)
+         * and held for the admin to read (mxfwd queue show). */
+        session_cmd_hold_postmaster(s, p, &c->u.rcpt.dsn);
+        break;
     }
-    /* The address as the command's parser took it: one parse per RCPT. */
-    result = table_lookup_addr(s->table, a, &dests);
-    /* srs_domain is ours even when the table does not list it. */
-    if (result == TABLE_RELAY_DENIED && in_srs_domain)
-        result = TABLE_UNKNOWN_USER;
-    if (result != TABLE_FOUND) {
-        session_cmd_refuse_rcpt(s, reply_for_table(result), p->addr, p->addr_len);
-        return;
-    }
-    session_cmd_accept_rcpt(s, p->addr, p->addr_len, dests.addr, dests.n);
 }
 
 /* ---- DATA, BDAT -------------------------------------------------------------------- */
@@ -531,7 +605,7 @@ static void session_cmd_proceed_starttls(session_t *s, session_cmd_t *c)
 static void session_cmd_proceed_http(session_t *s, session_cmd_t *c)
 {
     (void)c;
-    log_info("non-SMTP command from %s: %s", s->peer, "HTTP request");
+    log_info("non-SMTP command from %s: %s session=%s", s->peer, "HTTP request", s->sid);
     session__reply(s, REPLY_NOT_SMTP);
     session__close(s);
 }

@@ -7,13 +7,24 @@
  */
 #include "session_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "srs_store.h"
 #include "str.h"
 #include "xalloc.h"
+
+_Static_assert(PROTO_RET_FULL == SPOOL_RET_FULL && PROTO_RET_HDRS == SPOOL_RET_HDRS &&
+                   PROTO_NOTIFY_NEVER == SPOOL_NOTIFY_NEVER &&
+                   PROTO_NOTIFY_SUCCESS == SPOOL_NOTIFY_SUCCESS &&
+                   PROTO_NOTIFY_FAILURE == SPOOL_NOTIFY_FAILURE &&
+                   PROTO_NOTIFY_DELAY == SPOOL_NOTIFY_DELAY && PROTO_ENVID_MAX == SPOOL_ENVID_MAX,
+               "the DSN parameters go to the spool as they are");
 
 /* Authentication-Results: and Received: */
 #define SESSION_PREPEND_MAX 65536
@@ -89,25 +100,111 @@ static void session_data_store(session_t *s, const char *p, size_t n)
     }
 }
 
-/* The accepted message's log line (docs/sender-checks.md, The log), the sender checks'
- * "spf=... dkim=... dmarc=..." at its end. */
+/* Most header bytes read for the message's Message-ID: (the log). */
+#define SESSION_MSGID_SCAN 16384
+/* Longest Message-ID logged. */
+#define SESSION_MSGID_MAX 250
+
+/* The Message-ID: field's value (unfolded, trimmed) of the message's own
+ * header section, from the bytes in memory or the first bytes of its file
+ * (recent, in the page cache: read on the loop, as the queue reads a
+ * DSN's headers); "" when it has none. */
+static void session_data_msgid(const spool_msg_t *m, char *dst, size_t size)
+{
+    char *h = NULL, *p, *end;
+    const char *src = m->body;
+    size_t n = m->body_length < SESSION_MSGID_SCAN ? (size_t)m->body_length : SESSION_MSGID_SCAN;
+    ssize_t got;
+    int fd;
+
+    dst[0] = '\0';
+    if (src == NULL) {
+        if ((fd = open(m->path, O_RDONLY | O_CLOEXEC)) < 0)
+            return;
+        h = xmalloc(n + 1);
+        while ((got = pread(fd, h, n, (off_t)m->body_offset)) < 0 && errno == EINTR)
+            ;
+        close(fd);
+        n = got > 0 ? (size_t)got : 0;
+        src = h;
+    }
+    for (p = (char *)src, end = p + n; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+        if (len == 0 || (len == 1 && p[0] == '\r'))
+            break; /* the end of the header section */
+        if (len > 11 && str_ncasecmp(p, "message-id:", 11) == 0) {
+            size_t k = 0;
+
+            /* The value and its continuation lines, white space folded. */
+            for (const char *q = p + 11; q < end && k + 1 < size && k < SESSION_MSGID_MAX; q++) {
+                if (*q == '\r' || *q == '\n') {
+                    const char *next = q + (*q == '\r' && q + 1 < end && q[1] == '\n' ? 2 : 1);
+                    if (next >= end || (*next != ' ' && *next != '\t'))
+                        break;
+                    q = next - 1;
+                    continue;
+                }
+                if ((*q == ' ' || *q == '\t') && (k == 0 || dst[k - 1] == ' '))
+                    continue;
+                dst[k++] = *q == '\t' ? ' ' : *q;
+            }
+            while (k > 0 && dst[k - 1] == ' ')
+                k--;
+            dst[k] = '\0';
+            break;
+        }
+        p += len + (nl != NULL);
+    }
+    free(h);
+}
+
+/*
+ * The accepted message's log lines, as Postfix's smtpd and cleanup write
+ * them (docs/admin-guide.md, "Reading the logs"): the client and session
+ * with the sender checks' results, then the Message-ID.  The queue
+ * manager's "from=<...>, size=N, nrcpt=N" follows when it takes the
+ * message.
+ */
 static void session_data_log_accepted(session_t *s, const spool_msg_t *msg)
 {
-    char results[128] = "";
+    char results[160] = "", msgid[SESSION_MSGID_MAX + 1];
 
     if (s->auth != NULL) {
-        results[0] = ' ';
-        authres_log(auth_msg_result(s->auth), results + 1, sizeof(results) - 1);
+        memcpy(results, ", ", 3);
+        authres_log(auth_msg_result(s->auth), results + 2, sizeof(results) - 2);
     }
-    log_info("%s: from=<%s> size=%llu nrcpt=%zu client=%s%s", msg->id, txn_sender(s->txn),
-             (unsigned long long)spool_msg_size(msg), txn_ndests(s->txn), s->peer, results);
+    log_info("%s: client=%s, session=%s%s", msg->id, s->peer, s->sid, results);
+    session_data_msgid(msg, msgid, sizeof(msgid));
+    if (msgid[0] != '\0')
+        log_svc("cleanup", LOG_LEVEL_INFO, "%s: message-id=%s", msg->id, msgid);
+}
+
+/* Whether err is the envelope store's (its band, docs/development.md). */
+static bool session_data_store_err(int err)
+{
+    return err <= SRS_STORE_EBASE && err > SRS_STORE_EBASE - 1000;
+}
+
+/* The long sender could not be kept: 451, never a 250 for a message whose
+ * bounce could not be routed (docs/srs.md). */
+static void session_data_store_failed(session_t *s, const char *id, int err)
+{
+    log_error("%s: %s: cannot keep the sender <%s> in the envelope store: %s", id, s->peer,
+              txn_sender(s->txn), srs_store_strerror(err));
+    session__log_reject(s, s->data.mode == DATA_DOT ? "DATA" : "BDAT", REPLY_SRS_STORE_WRITE,
+                        NULL, 0);
+    session__reply(s, REPLY_SRS_STORE_WRITE);
 }
 
 static void session_data_committed(void *arg, int status, spool_msg_t *msg)
 {
     session_t *s = arg;
 
-    if (status < 0) {
+    if (status < 0 && session_data_store_err(status)) {
+        session_data_store_failed(s, "NOQUEUE", status);
+    } else if (status < 0) {
         log_error("%s: cannot queue: %s", s->peer, spool_strerror(status));
         session__reply(s, REPLY_SPOOL_FAILED);
     } else {
@@ -171,8 +268,9 @@ static int session_data_commit(session_t *s, const char *prepend, size_t len, ui
 
     str_lcpy(id, spool_writer_id(w), sizeof(id));
     for (size_t i = 0; i < n; i++) {
-        rcpts[i].addr = txn_dest(s->txn, i)->addr;
-        rcpts[i].orig = txn_dest(s->txn, i)->orig;
+        const txn_dest_t *d = txn_dest(s->txn, i);
+
+        rcpts[i] = (spool_env_rcpt_t){d->addr, d->orig, d->notify, d->orcpt};
     }
     env = (spool_envelope_t){
         .client = s->peer,
@@ -181,11 +279,15 @@ static int session_data_commit(session_t *s, const char *prepend, size_t len, ui
         .srs_sender = txn_forward_sender(s->txn),
         .flags = (txn_8bitmime(s->txn) ? SPOOL_F_8BITMIME : 0) |
                  (txn_smtputf8(s->txn) ? SPOOL_F_SMTPUTF8 : 0) | (s->held ? SPOOL_F_HELD : 0),
+        /* proto.h's RET and NOTIFY values are the spool's. */
+        .ret = (unsigned)txn_ret(s->txn),
+        .envid = txn_envid(s->txn),
         .prepend = prepend,
         .prepend_len = len,
         .body_skip = skip,
         .rcpts = rcpts,
         .nrcpts = n,
+        .before_ack = s->store_sync,
     };
     s->writer = NULL; /* the spool's from here on, success or not */
     rc = spool_writer_commit(w, &env, session_data_committed, s);
@@ -226,6 +328,71 @@ static void session_data_signed(uv_work_t *req, int status)
         session__resume(s);
 }
 
+/* Every recipient's table entry says DISCARD: the client hears what it
+ * would for a queued message, and nothing is kept. */
+static void session_data_discard(session_t *s)
+{
+    char id[SPOOL_ID_SIZE];
+
+    str_lcpy(id, spool_writer_id(s->writer), sizeof(id));
+    /* Counted by log tools at its RCPTs' "discard:" lines, not again here. */
+    log_info("%s: discarded after DATA from %s: every recipient's forward table entry says "
+             "DISCARD; from=<%s> size=%llu proto=%s helo=<%s> session=%s",
+             id, s->peer, txn_sender(s->txn), (unsigned long long)s->data.size, session__proto(s),
+             s->helo != NULL ? s->helo : "", s->sid);
+    (*s->smtpd->stats.discarded)++;
+    s->messages++;
+    session__replyf(s, 250, "2.0.0", "Ok: queued as %s", id);
+    session__end_txn(s);
+}
+
+/* The envelope store's answer to session_data_keep_sender(). */
+static void session_data_stored(void *arg, int status)
+{
+    session_t *s = arg;
+    const authres_t *res = s->store_res;
+
+    s->store_res = NULL;
+    if (s->close_after) {
+        /* The client left: the message goes with it. */
+        session__end_txn(s);
+    } else if (status < 0) {
+        session_data_store_failed(s, spool_writer_id(s->writer), status);
+        session__end_txn(s);
+    } else {
+        s->stored = true;
+        if (session__commit(s, res) == 0)
+            return;
+    }
+    session__resume(s);
+}
+
+/* A long sender into the envelope store, before the rest of the commit:
+ * 0 go on, 1 wait (session_data_stored() goes on), -1 refused (replied,
+ * transaction ended). */
+static int session_data_keep_sender(session_t *s, const authres_t *res)
+{
+    const char *key = txn_store_key(s->txn);
+    int rc;
+
+    if (key == NULL || s->stored)
+        return 0;
+    rc = srs_store_put(s->smtpd->opts.store, key, txn_sender(s->txn), session_data_stored, s);
+    if (rc == SRS_STORE_AT_SYNC) {
+        /* Durable with the message: the spool's pass syncs it first. */
+        s->stored = s->store_sync = true;
+        return 0;
+    }
+    if (rc == SRS_STORE_PENDING) {
+        s->store_res = res;
+        session__wait(s);
+        return 1;
+    }
+    session_data_store_failed(s, spool_writer_id(s->writer), rc);
+    session__end_txn(s);
+    return -1;
+}
+
 /* The headers to put on top do not fit: never a message with half a
  * header on top.  Replied, the transaction ended; -1. */
 static int session_data_too_long(session_t *s, const char *id, const char *what, int max)
@@ -244,6 +411,13 @@ int session__commit(session_t *s, const authres_t *res)
     uint64_t skip = 0;
     int rc = 0;
 
+    if (txn_ndests(s->txn) == 0) {
+        session_data_discard(s);
+        return -1;
+    }
+    /* Before the filters' changes: this may wait and come back here. */
+    if ((rc = session_data_keep_sender(s, res)) != 0)
+        return rc < 0 ? -1 : 0;
     buf_init(&trace, SESSION_PREPEND_MAX);
     buf_init(&top, SPOOL_PREPEND_MAX);
     buf_init(&section, SPOOL_PREPEND_MAX);

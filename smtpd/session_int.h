@@ -153,6 +153,10 @@ struct session {
     char peer_ip[INET6_ADDRSTRLEN];
     char *peer;
     char peer_unnamed[INET6_ADDRSTRLEN + 16]; /* "unknown[192.0.2.1]" */
+    /* The session's tag in the log: every line of it ends "session=SID"
+     * (docs/admin-guide.md, "Reading the logs"), where Postfix has a
+     * process per session to tell them apart. */
+    char sid[24];
     rdns_req_t *rdns;                         /* the peer's name, being looked up */
 
     unsigned errors;   /* counted toward max_errors */
@@ -173,6 +177,11 @@ struct session {
     bool stop;         /* the server is stopping: 421 once idle */
     bool close_after;  /* close once the waiting is over */
     bool counted;      /* counted in the server's connection limits */
+    bool stored;       /* the envelope store has the transaction's long sender */
+    bool store_sync;   /* ...once the spool's commit pass syncs it */
+    const authres_t *store_res; /* the verdict, while the store takes the sender */
+    char *rcpt_waiting;         /* a RCPT whose key the store is looking up */
+    proto_rcpt_dsn_t rcpt_waiting_dsn; /* and its DSN parameters */
 
     /* Asynchronous steps of a command (a filter's word, the sender's
      * domain): the command goes on with cont once the step is done. */
@@ -187,10 +196,13 @@ struct session {
     bool refusal_close;         /* close after giving it */
     bool refusal_logged;
     bool milter_waiting; /* the end of data waits for the filters */
-    bool held;           /* a filter asked for the message to be held (quarantine) */
+    bool held;           /* the message is held: a filter quarantined it, or it is for
+                          * postmaster@ with no postmaster set (docs/queue.md) */
     char *pend_rcpt;     /* a recipient waiting for the filters' word */
     char **pend_dests;   /* and its destinations */
     size_t pend_ndests;
+    proto_rcpt_dsn_t pend_dsn; /* its DSN parameters */
+    bool pend_hold;            /* accepted, its message is held (postmaster@) */
 };
 
 /* session_reply.c */
@@ -206,6 +218,9 @@ void session__error(session_t *s);
 /* "NOQUEUE: reject: ..." for a refused command. */
 void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *rcpt,
                          size_t rcpt_len);
+/* The same with words (code, esc, text) other than id's own. */
+void session__log_reject_text(session_t *s, const char *what, reply_id_t id,
+                              const reply_t *words, const char *rcpt, size_t rcpt_len);
 /* The same for a message refused at its end with reply (a whole reply
  * line, "550 5.7.23 ..."); id names the reason for the counters. */
 void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply);
@@ -228,6 +243,8 @@ void session__step_done(session_t *s);
 void session__abandon(session_t *s);
 /* Start TLS: the 220 reply is written first, queued input dropped. */
 void session__start_tls(session_t *s);
+/* "ESMTP" or "SMTP", as the log's proto= has it. */
+const char *session__proto(const session_t *s);
 /* The client's name (or "unknown") into dst[size]. */
 void session__host(const session_t *s, char *dst, size_t size);
 

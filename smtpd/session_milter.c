@@ -137,8 +137,10 @@ static void session_milter_failed(session_milter_one_t *f, int status)
 {
     session_t *s = f->s;
 
-    log_warning("%s: milter %s: %s; milter_default_action applies", s->peer, f->conf->name,
-                status <= MILTER_EBASE ? milter_proto_strerror(status) : uv_strerror(status));
+    log_warning("%s: milter %s: %s; milter_default_action applies session=%s", s->peer,
+                f->conf->name,
+                status <= MILTER_EBASE ? milter_proto_strerror(status) : uv_strerror(status),
+                s->sid);
     if (f->m != NULL)
         milter_close(f->m);
     f->m = NULL;
@@ -374,12 +376,13 @@ static void session_milter_log(session_t *s, const char *what, const char *rcpt,
     char line[600];
 
     smtpd__count_rejected(s->smtpd, id);
-    log_info("%s: milter-reject: %s from %s: %s; from=<%s>%s%s%s helo=<%s> milter=%s",
+    log_info("%s: milter-reject: %s from %s: %s; from=<%s>%s%s%s proto=%s helo=<%s> session=%s "
+             "milter=%s",
              s->writer != NULL ? spool_writer_id(s->writer) : "NOQUEUE", what, s->peer,
              session__reply_line(&sm->reply, line, sizeof(line)),
              s->txn != NULL ? txn_sender(s->txn) : "", rcpt != NULL ? " to=<" : "",
-             rcpt != NULL ? rcpt : "", rcpt != NULL ? ">" : "", s->helo != NULL ? s->helo : "",
-             sm->who != NULL ? sm->who : "");
+             rcpt != NULL ? rcpt : "", rcpt != NULL ? ">" : "", session__proto(s),
+             s->helo != NULL ? s->helo : "", s->sid, sm->who != NULL ? sm->who : "");
 }
 
 bool session__milter_refused(session_t *s, const char *what, const char *rcpt)

@@ -297,10 +297,13 @@ static void session_milter_msg_add_rcpt(session_t *s, const char *who, const cha
     const char *self = addr;
 
     log_info("%s: milter %s: recipient <%s> added", spool_writer_id(s->writer), who, addr);
-    if (table_lookup(s->table, addr, strlen(addr), &dests) == TABLE_FOUND)
-        txn_add_rcpt(s->txn, addr, strlen(addr), dests.addr, dests.n);
+    /* A table action (REJECT, DISCARD) is for senders; the filter's
+     * recipient is delivered as it asked. */
+    if (table_lookup(s->table, addr, strlen(addr), &dests) == TABLE_FOUND &&
+        dests.action == TABLE_FORWARD)
+        txn_add_rcpt(s->txn, addr, strlen(addr), NULL, dests.addr, dests.n);
     else
-        txn_add_rcpt(s->txn, addr, strlen(addr), &self, 1);
+        txn_add_rcpt(s->txn, addr, strlen(addr), NULL, &self, 1);
 }
 
 /* The envelope changes of f, and its header changes to the edit. */

@@ -23,11 +23,11 @@ static void session_policy_listed(void *arg, const dnsbl_result_t *res)
 
     s->dnsbl = NULL;
     for (size_t i = 0; i < res->nfailures; i++)
-        log_warning("%s: DNS list %s could not be asked: %s (not blocking)", s->peer,
-                    res->failures[i].zone, dns_strerror(res->failures[i].error));
+        log_warning("%s: DNS list %s could not be asked: %s (not blocking) session=%s", s->peer,
+                    res->failures[i].zone, dns_strerror(res->failures[i].error), s->sid);
     if (res->status == DNSBL_ALLOWED) {
-        log_info("%s: listed by the allow list %s (%s): block lists not applied", s->peer,
-                 res->zone, res->answer);
+        log_info("%s: listed by the allow list %s (%s): block lists not applied session=%s",
+                 s->peer, res->zone, res->answer, s->sid);
     } else if (res->status == DNSBL_LISTED && s->refusal == NULL) {
         s->refusal = xcalloc(1, sizeof(*s->refusal));
         *s->refusal = (session_reply_t){.code = 554, .esc = "5.7.1"};
@@ -47,7 +47,8 @@ void session__policy_connect(session_t *s)
         return;
     if (dnsbl_check(o->resolver, &s->peer_sa.sa, o->dnsbl, o->ndnsbl, o->dnswl, o->ndnswl,
                     session_policy_listed, s, &s->dnsbl) < 0) {
-        log_warning("%s: the DNS lists could not be asked (not blocking)", s->peer);
+        log_warning("%s: the DNS lists could not be asked (not blocking) session=%s", s->peer,
+                    s->sid);
         return;
     }
     s->conn_pending++;
@@ -118,7 +119,8 @@ bool session__rate_refused(session_t *s, anvil_kind_t kind, const char *what, co
     session__reply_given(s, &reply);
     if (kind == ANVIL_CONNECTIONS) {
         smtpd__count_rejected(s->smtpd, refusals[kind]);
-        log_info("refused connection from %s: %s %s", s->peer, r->text, s->peer_ip);
+        log_info("refused connection from %s: %s %s session=%s", s->peer, r->text, s->peer_ip,
+                 s->sid);
     } else {
         session__log_reject_reply(s, what, refusals[kind],
                                   session__reply_line(&reply, line, sizeof(line)));

@@ -65,20 +65,32 @@ void session__reply_addr(session_t *s, reply_id_t id, const char *addr, size_t l
     session__replyf(s, r->code, r->esc, "<%.*s>: %s", (int)len, addr, r->text);
 }
 
+const char *session__proto(const session_t *s)
+{
+    return s->esmtp ? "ESMTP" : "SMTP";
+}
+
 void session__log_reject_reply(session_t *s, const char *what, reply_id_t id, const char *reply)
 {
     smtpd__count_rejected(s->smtpd, id);
-    log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> helo=<%s>", what, s->peer, reply,
-             s->txn != NULL ? txn_sender(s->txn) : "", s->helo != NULL ? s->helo : "");
+    log_info("NOQUEUE: reject: %s from %s: %s; from=<%s> proto=%s helo=<%s> session=%s", what,
+             s->peer, reply, s->txn != NULL ? txn_sender(s->txn) : "", session__proto(s),
+             s->helo != NULL ? s->helo : "", s->sid);
 }
 
 void session__log_reject(session_t *s, const char *what, reply_id_t id, const char *addr,
                          size_t addr_len)
 {
-    const reply_t *r = reply_get(id);
+    session__log_reject_text(s, what, id, NULL, addr, addr_len);
+}
+
+void session__log_reject_text(session_t *s, const char *what, reply_id_t id,
+                              const reply_t *words, const char *addr, size_t addr_len)
+{
+    const reply_t *r = words != NULL ? words : reply_get(id);
     bool mail = strcmp(what, "MAIL") == 0;
-    int n = (int)(addr_len > ADDR_MAX ? ADDR_MAX : addr_len);
-    char shown[ADDR_MAX + 8] = "", to[ADDR_MAX + 8] = "", from[ADDR_MAX + 1] = "";
+    int n = (int)(addr_len > ADDR_INPUT_MAX ? ADDR_INPUT_MAX : addr_len);
+    char shown[ADDR_INPUT_MAX + 8] = "", to[ADDR_INPUT_MAX + 8] = "", from[ADDR_INPUT_MAX + 1] = "";
 
     smtpd__count_rejected(s->smtpd, id);
     if (addr != NULL)
@@ -90,15 +102,17 @@ void session__log_reject(session_t *s, const char *what, reply_id_t id, const ch
     else if (s->txn != NULL)
         str_lcpy(from, txn_sender(s->txn), sizeof(from));
     /* Postfix's wording, so that log tools read it. */
-    log_info("NOQUEUE: reject: %s from %s: %d %s %s%s; from=<%s>%s helo=<%s>", what, s->peer,
-             r->code, r->esc, shown, r->text, from, to, s->helo != NULL ? s->helo : "");
+    log_info("NOQUEUE: reject: %s from %s: %d %s %s%s; from=<%s>%s proto=%s helo=<%s> session=%s",
+             what, s->peer, r->code, r->esc, shown, r->text, from, to, session__proto(s),
+             s->helo != NULL ? s->helo : "", s->sid);
 }
 
 void session__error(session_t *s)
 {
     if (++s->errors < s->smtpd->opts.max_errors)
         return;
-    log_info("too many errors after %s from %s", proto_verb_name(s->last), s->peer);
+    log_info("too many errors after %s from %s session=%s", proto_verb_name(s->last), s->peer,
+             s->sid);
     session__reply(s, REPLY_TOO_MANY_ERRORS);
     session__close(s);
 }

@@ -14,6 +14,18 @@
 /* Connections the kernel may queue before we accept them. */
 #define SMTPD_BACKLOG 1024
 
+/* The replies the session counts as refusals (smtpd__count_rejected()). */
+static const reply_id_t smtpd_reasons[] = {
+    REPLY_UNKNOWN_USER,   REPLY_RELAY_DENIED,    REPLY_BAD_RCPT,      REPLY_SRS_NOT_BOUNCE,
+    REPLY_SRS_BAD_HASH,   REPLY_SRS_EXPIRED,     REPLY_SRS_MALFORMED, REPLY_SRS_TEMP,
+    REPLY_TOO_MANY_RCPTS, REPLY_SENDER_TOO_LONG, REPLY_SENDER_NO_SRS, REPLY_SENDER_SRS_TEMP,
+    REPLY_SIZE_DECLARED,  REPLY_TOO_BIG,         REPLY_HOPS,          REPLY_BARE_EOL,
+    REPLY_AUTH_SPF,       REPLY_AUTH_DMARC,      REPLY_AUTH_NO_FROM,  REPLY_AUTH_DNS,
+    REPLY_AUTH_FAILED,    REPLY_TABLE_REJECT,
+};
+
+static void smtpd_count_rejected_init(smtpd_t *d, reply_id_t id);
+
 static void smtpd_register(smtpd_t *d)
 {
     stats_t *s = d->opts.stats;
@@ -25,9 +37,15 @@ static void smtpd_register(smtpd_t *d)
                        "SMTP connections refused for the connection limits or shutdown");
     d->stats.accepted = stats_register(s, STATS_COUNTER, "accepted", NULL, NULL,
                                        "messages accepted (250 after DATA)");
-    /* The reasons appear as they happen (smtpd__count_rejected()). */
+    d->stats.discarded = stats_register(s, STATS_COUNTER, "discarded", NULL, NULL,
+                                        "messages accepted and dropped: every recipient's forward "
+                                        "table entry says DISCARD");
+    /* Every reason the session refuses for is there from the start, at
+     * 0: a dashboard's rate of one is 0, not absent. */
     stats_family(s, STATS_COUNTER, "rejected", "reason",
                  "MAIL, RCPT and messages refused, by reply");
+    for (size_t i = 0; i < sizeof(smtpd_reasons) / sizeof(smtpd_reasons[0]); i++)
+        smtpd_count_rejected_init(d, smtpd_reasons[i]);
     d->stats.tls = stats_register(s, STATS_COUNTER, "tls", NULL, NULL,
                                   "inbound SMTP sessions that completed STARTTLS");
 }
@@ -86,6 +104,7 @@ smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hoo
     d->opts = *opts;
     d->opts.hostname = xstrdup(opts->hostname);
     d->opts.srs_domain = xstrdup(opts->srs_domain);
+    d->opts.postmaster = opts->postmaster != NULL ? xstrdup(opts->postmaster) : NULL;
     smtpd_copy_lists(&d->opts);
     if (opts->connection_rate_limit > 0 || opts->message_rate_limit > 0 ||
         opts->recipient_rate_limit > 0)
@@ -104,6 +123,11 @@ smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hoo
 void smtpd_set_spool(smtpd_t *d, spool_t *spool)
 {
     d->spool = spool;
+}
+
+void smtpd_set_store(smtpd_t *d, srs_store_t *store)
+{
+    d->opts.store = store;
 }
 
 void smtpd_set_table(smtpd_t *d, table_t *table)
@@ -136,6 +160,18 @@ void smtpd_set_signer(smtpd_t *d, sign_ctx_t *ctx)
 const table_t *smtpd_table(const smtpd_t *d)
 {
     return d->table;
+}
+
+void smtpd_rcpt_ctx(const smtpd_t *d, rcpt_ctx_t *ctx)
+{
+    *ctx = (rcpt_ctx_t){
+        .table = d->table,
+        .srs = d->srs,
+        .hostname = d->opts.hostname,
+        .srs_domain = d->opts.srs_domain,
+        .postmaster = d->opts.postmaster,
+        .now = smtpd__now(d),
+    };
 }
 
 bool smtpd_has_tls(const smtpd_t *d)
@@ -181,19 +217,21 @@ reply_id_t smtpd__admit(smtpd_t *d, const char *ip)
     return REPLY_OK;
 }
 
+/* The counter of a reason, registered the first time. */
+static void smtpd_count_rejected_init(smtpd_t *d, reply_id_t id)
+{
+    if (d->stats.rejected[id] == NULL)
+        d->stats.rejected[id] =
+            stats_register(d->opts.stats, STATS_COUNTER, "rejected", "reason", reply_name(id),
+                           "MAIL, RCPT and messages refused, by reply");
+}
+
 void smtpd__count_rejected(smtpd_t *d, reply_id_t id)
 {
-    uint64_t **c;
-
     if (id >= REPLY_NREPLIES)
         return;
-    c = &d->stats.rejected[id];
-    /* Registered when first needed: the list shows the reasons that
-     * happened, not every reply there is. */
-    if (*c == NULL)
-        *c = stats_register(d->opts.stats, STATS_COUNTER, "rejected", "reason", reply_name(id),
-                            "MAIL, RCPT and messages refused, by reply");
-    (**c)++;
+    smtpd_count_rejected_init(d, id);
+    (*d->stats.rejected[id])++;
 }
 
 static void smtpd_maybe_drained(smtpd_t *d)
@@ -267,8 +305,14 @@ static void smtpd_close_cb(uv_handle_t *h)
 {
     smtpd_t *d = h->data;
 
-    if (h != (uv_handle_t *)&d->grace)
-        free(h); /* a listener */
+    if (h != (uv_handle_t *)&d->grace) {
+        /* A listener: its slot forgets it, so that smtpd_close() after
+         * smtpd_stop() does not close it a second time. */
+        for (size_t i = 0; i < d->nlisteners; i++)
+            if (d->listeners[i] == (uv_tcp_t *)h)
+                d->listeners[i] = NULL;
+        free(h);
+    }
     if (--d->handles > 0)
         return;
     htab_free(d->per_ip, NULL);
@@ -281,12 +325,13 @@ static void smtpd_close_cb(uv_handle_t *h)
     smtpd_free_lists(&d->opts);
     free((char *)d->opts.hostname);
     free((char *)d->opts.srs_domain);
+    free((char *)d->opts.postmaster);
     free(d);
 }
 
 static void smtpd_close_handle(uv_handle_t *h)
 {
-    if (!uv_is_closing(h))
+    if (h != NULL && !uv_is_closing(h))
         uv_close(h, smtpd_close_cb);
 }
 

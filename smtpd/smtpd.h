@@ -13,7 +13,11 @@
  *
  * The forward table, the SRS rewriter and the TLS context are snapshots
  * swapped by the smtpd_set_*() calls (on reload); a session keeps the
- * table it started with, and calls the rewriter only synchronously.
+ * table it started with, and calls the rewriter only synchronously.  A
+ * long sender's entry in the envelope store is written at the end of the
+ * data, and is durable before the 250 (docs/srs.md): a Redis's answer is
+ * waited for, an embedded store is synced by the spool's commit pass
+ * (spool_envelope_t.before_ack).
  * Everything runs on the loop thread.
  */
 #ifndef MXFWD_SMTPD_H
@@ -34,7 +38,9 @@
 #include "sign.h"
 #include "spool.h"
 #include "srs.h"
+#include "srs_store.h"
 #include "stats.h"
+#include "rcpt.h"
 #include "table.h"
 
 typedef struct smtpd smtpd_t;
@@ -57,6 +63,7 @@ typedef enum {
 typedef struct {
     const char *hostname;   /* greeting, EHLO, Received:, 421 replies */
     const char *srs_domain; /* recipients there are bounces to SRS addresses */
+    const char *postmaster; /* postmaster@hostname and @srs_domain go there; NULL: held */
     uint64_t max_message_size;
     unsigned max_recipients;
     unsigned max_connections;
@@ -66,6 +73,9 @@ typedef struct {
     unsigned max_errors;
     unsigned max_hops;
     uint64_t shutdown_grace; /* seconds between smtpd_stop() and the forced end */
+    /* srs_long_senders: a sender too long for an SRS address is refused
+     * (0), kept in the envelope store, or written long (docs/srs.md). */
+    srs_long_t long_senders;
 
     /* Filters, in order, and how they are used (docs/milter.md). */
     const smtpd_milter_t *milters;
@@ -95,6 +105,10 @@ typedef struct {
     stats_t *stats;           /* its counters are registered here */
     dns_resolver_t *resolver; /* client names (rdns.h) */
     auth_ctx_t *auth;         /* the sender checks */
+    /* The envelope store (srs_store.h): long senders go there with
+     * SRS_LONG_STORE, and bounces to keyed SRS addresses are looked up
+     * there; NULL: none (such a sender is refused, such a bounce 550). */
+    srs_store_t *store;
 } smtpd_options_t;
 
 typedef struct {
@@ -118,6 +132,9 @@ smtpd_t *smtpd_new(uv_loop_t *loop, const smtpd_options_t *opts, const smtpd_hoo
 
 /* The spool the sessions commit to: set before the loop runs. */
 void smtpd_set_spool(smtpd_t *d, spool_t *spool);
+/* The envelope store (smtpd_options_t.store), opened once the spool is:
+ * set before the loop runs; NULL: none. */
+void smtpd_set_store(smtpd_t *d, srs_store_t *store);
 /* Replace the current forward table, SRS rewriter or TLS context (NULL:
  * no STARTTLS); the server owns what it is given and drops the old one. */
 void smtpd_set_table(smtpd_t *d, table_t *table);
@@ -129,6 +146,9 @@ void smtpd_set_signer(smtpd_t *d, sign_ctx_t *ctx);
 
 /* The current forward table (borrowed). */
 const table_t *smtpd_table(const smtpd_t *d);
+/* What a session's RCPT decides with now: the current table and SRS
+ * rewriter (borrowed until the next reload), hostname, srs_domain. */
+void smtpd_rcpt_ctx(const smtpd_t *d, rcpt_ctx_t *ctx);
 /* Whether STARTTLS is offered. */
 bool smtpd_has_tls(const smtpd_t *d);
 

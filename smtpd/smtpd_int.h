@@ -20,6 +20,7 @@ typedef struct {
     uint64_t *connections;
     uint64_t *refused_connections;
     uint64_t *accepted;
+    uint64_t *discarded;
     uint64_t *rejected[REPLY_NREPLIES]; /* registered at the first rejection of each */
     uint64_t *tls;                      /* STARTTLS handshakes completed */
 } smtpd_stats_t;
@@ -43,6 +44,7 @@ struct smtpd {
     unsigned nadmitted;           /* sessions counted against max_connections */
     htab_t *per_ip;               /* client IP text -> (uintptr_t) sessions from it */
     uint64_t last_accept_warning; /* uv_now() of the last accept error logged */
+    uint64_t sessions_made;       /* for the sessions' log tags */
 
     anvil_t *anvil; /* the rate limits' counts; NULL without limits */
 

@@ -14,6 +14,8 @@
 #include "xalloc.h"
 
 #define TABLE_FILE_MAX (512u * 1024 * 1024)
+/* A REJECT without words of its own (docs/forward-table.md). */
+#define TABLE_REJECT_TEXT "Recipient address rejected"
 #define TABLE_SEPS " \t,"
 
 typedef enum {
@@ -25,6 +27,9 @@ typedef enum {
 
 typedef struct table_entry {
     unsigned line;
+    table_action_t action;
+    char *text; /* REJECT's words; NULL for the default */
+    char esc[8]; /* REJECT's enhanced status code */
     char **raw; /* destinations as written */
     size_t nraw;
     const char **flat; /* expanded and deduplicated; == raw when nothing nested */
@@ -59,7 +64,8 @@ typedef struct {
 #define table_error(p, line, ...) diag_error(&(p)->diag, (line), __VA_ARGS__)
 
 /* The entry an address resolves to, by the lookup order, or NULL.  key is
- * scratch space of at least ADDR_MAX + 2 bytes; the address is valid. */
+ * scratch space of at least ADDR_INPUT_MAX + 2 bytes; the address is
+ * valid. */
 static table_entry_t *table_match(const table_t *t, const addr_t *a, char *key,
                                   table_result_t *result)
 {
@@ -98,17 +104,26 @@ static table_entry_t *table_match(const table_t *t, const addr_t *a, char *key,
 
 table_result_t table_lookup_addr(const table_t *t, const addr_t *a, table_dests_t *dests)
 {
-    char key[ADDR_MAX + 2];
+    char key[ADDR_INPUT_MAX + 2];
     table_result_t result;
     table_entry_t *e;
 
-    if (a->local_len + 1 + a->domain_len > ADDR_MAX)
+    /* A recipient with a long local part (a VERP address, say) may still
+     * match its domain's catch-all or a subaddress's base. */
+    if (a->local_len + 1 + a->domain_len > ADDR_INPUT_MAX)
         return TABLE_BAD_ADDRESS;
     e = table_match(t, a, key, &result);
     if (e == NULL)
         return result;
-    dests->n = e->nflat;
-    dests->addr = e->flat;
+    *dests = (table_dests_t){
+        .n = e->nflat,
+        .addr = e->flat,
+        .action = e->action,
+        .esc = e->esc,
+        .text = e->text != NULL ? e->text : TABLE_REJECT_TEXT,
+        .key = e->key,
+        .line = e->line,
+    };
     return TABLE_FOUND;
 }
 
@@ -116,7 +131,7 @@ table_result_t table_lookup(const table_t *t, const char *addr, size_t len, tabl
 {
     addr_t a;
 
-    if (addr_parse(addr, len, &a) < 0)
+    if (addr_parse_input(addr, len, &a) < 0)
         return TABLE_BAD_ADDRESS;
     return table_lookup_addr(t, &a, dests);
 }
@@ -164,6 +179,7 @@ static void table_entry_free(table_entry_t *e)
     for (size_t i = 0; i < e->nraw; i++)
         free(e->raw[i]);
     free(e->raw);
+    free(e->text);
     free(e);
 }
 
@@ -230,11 +246,67 @@ static table_entry_t *table_add_entry(table_parser_t *p, const char *alias, unsi
     return e;
 }
 
+/* "REJECT", "DISCARD" (any case): the action word; else TABLE_FORWARD. */
+static table_action_t table_action_word(const char *tok)
+{
+    if (str_eq_ci(tok, "REJECT"))
+        return TABLE_REJECT;
+    if (str_eq_ci(tok, "DISCARD"))
+        return TABLE_DISCARD;
+    return TABLE_FORWARD;
+}
+
+static const char *table_action_name(table_action_t action)
+{
+    return action == TABLE_REJECT ? "REJECT" : "DISCARD";
+}
+
+/* The rest of an entry's first line after its action word. */
+static void table_set_action(table_parser_t *p, table_entry_t *e, table_action_t action,
+                             char *rest, unsigned line)
+{
+    size_t len;
+
+    e->action = action;
+    snprintf(e->esc, sizeof(e->esc), "5.7.1");
+    rest = str_trim(rest);
+    if ((len = strlen(rest)) == 0)
+        return;
+    if (action == TABLE_DISCARD) {
+        table_error(p, line, "DISCARD for %s takes no text or destinations: '%s'", e->key, rest);
+        e->bad_dest = true;
+        return;
+    }
+    if (str_has_8bit(rest, len) || len > TABLE_TEXT_MAX) {
+        table_error(p, line, "REJECT text for %s must be ASCII and at most %d octets", e->key,
+                    TABLE_TEXT_MAX);
+        e->bad_dest = true;
+        return;
+    }
+    /* "5.1.1 No such user": the admin's own enhanced status code. */
+    if (len > 6 && rest[0] == '5' && rest[1] == '.' && rest[5] == ' ' &&
+        strspn(rest + 2, "0123456789.") >= 3 && rest[3] == '.') {
+        memcpy(e->esc, rest, 5);
+        e->esc[5] = '\0';
+        rest = str_trim(rest + 6);
+    }
+    e->text = xstrdup(rest);
+}
+
 static void table_add_dest(table_parser_t *p, table_entry_t *e, const char *dest, unsigned line)
 {
     addr_t a;
-    int err = addr_parse(dest, strlen(dest), &a);
+    int err;
 
+    if (e->action != TABLE_FORWARD || table_action_word(dest) != TABLE_FORWARD) {
+        table_error(p, line, "%s for %s must be its only destination, on the alias's line",
+                    table_action_name(e->action != TABLE_FORWARD ? e->action
+                                                                : table_action_word(dest)),
+                    e->key);
+        e->bad_dest = true;
+        return;
+    }
+    err = addr_parse(dest, strlen(dest), &a);
     if (err < 0) {
         table_error(p, line, "bad destination '%s' for %s: %s", dest, e->key, addr_strerror(err));
         e->bad_dest = true;
@@ -249,7 +321,7 @@ static void table_finish_entry(table_parser_t *p)
 {
     table_entry_t *e = p->current;
 
-    if (e != NULL && e->nraw == 0 && !e->bad_dest)
+    if (e != NULL && e->nraw == 0 && e->action == TABLE_FORWARD && !e->bad_dest)
         table_error(p, e->line, "alias %s has no destinations", e->key);
 }
 
@@ -310,6 +382,15 @@ static void table_line(void *parser, char *line, size_t len, size_t lineno)
     }
     if ((e = p->current) == NULL)
         return;
+    tok = str_token(&cursor, TABLE_SEPS);
+    if (!continuation && tok != NULL && table_action_word(tok) != TABLE_FORWARD) {
+        /* An action right after the alias: the rest of the line is its
+         * text. */
+        table_set_action(p, e, table_action_word(tok), cursor, (unsigned)lineno);
+        return;
+    }
+    if (tok != NULL)
+        table_add_dest(p, e, tok, (unsigned)lineno);
     while ((tok = str_token(&cursor, TABLE_SEPS)) != NULL)
         table_add_dest(p, e, tok, (unsigned)lineno);
 }
@@ -399,6 +480,13 @@ static int table_expand(table_parser_t *p, table_entry_t *e)
             failed = true;
             continue;
         }
+        if (child->action != TABLE_FORWARD) {
+            table_error(p, e->line, "destination %s of %s is %s by the entry on line %u",
+                        e->raw[i], e->key, child->action == TABLE_REJECT ? "rejected" : "discarded",
+                        child->line);
+            failed = true;
+            continue;
+        }
         if (child->state == TABLE_EXPANDING) {
             table_report_loop(p, e, child);
             failed = true;
@@ -446,9 +534,10 @@ static void table_finish(void *parser)
     table_parser_t *p = parser;
 
     table_finish_entry(p);
-    if (p->diag.errors == 0)
-        for (size_t i = 0; i < p->t->nentries; i++)
-            table_expand(p, p->t->entries[i]);
+    /* Loops and dangling destinations are reported with the lines' own
+     * errors, all in one pass (docs/forward-table.md). */
+    for (size_t i = 0; i < p->t->nentries; i++)
+        table_expand(p, p->t->entries[i]);
     if (p->diag.errors > 0)
         table_destroy(p->t);
     else

@@ -6,7 +6,12 @@
  *     alice@alias.test    alice@example.com
  *     team@alias.test     a@example.com, b@example.org
  *     @alias.test         owner@example.com      # catch-all
+ *     old@alias.test      REJECT This address is no longer in use
+ *     noise@alias.test    DISCARD
  *
+ * An alias maps to destinations or to an action: REJECT (550 at RCPT,
+ * with the admin's text when given) or DISCARD (accepted, then dropped),
+ * the exceptions under a catch-all.
  * A line starting with white space continues the previous entry.  Domains
  * and local parts match case-insensitively; lookups try the exact address,
  * then the address without its "+tag" subaddress, then the domain's
@@ -42,9 +47,24 @@ typedef enum {
     TABLE_BAD_ADDRESS,   /* not a mailbox */
 } table_result_t;
 
+typedef enum {
+    TABLE_FORWARD, /* to the destinations */
+    TABLE_REJECT,  /* refused at RCPT: 550 */
+    TABLE_DISCARD, /* accepted and dropped */
+} table_action_t;
+
+/* Longest REJECT text. */
+#define TABLE_TEXT_MAX 200
+
 typedef struct {
-    size_t n;
+    size_t n;                /* 0 for REJECT and DISCARD */
     const char *const *addr; /* as written in the table */
+    table_action_t action;
+    const char *esc;         /* REJECT: the enhanced status code, "5.7.1" unless the text
+                              * started with one */
+    const char *text;        /* REJECT: the reply's words */
+    const char *key;         /* the entry that matched: "alice@alias.test", "@alias.test" */
+    unsigned line;           /* and its line in the file */
 } table_dests_t;
 
 typedef diag_fn table_error_fn;

@@ -21,6 +21,8 @@
 typedef struct {
     char *addr;       /* destination */
     const char *orig; /* the recipient the client named; owned by the txn */
+    unsigned notify;  /* its RCPT's NOTIFY= (PROTO_NOTIFY_*); 0: none */
+    const char *orcpt; /* its RCPT's ORCPT=, decoded; "" when none; owned by the txn */
 } txn_dest_t;
 
 typedef struct txn txn_t;
@@ -32,6 +34,9 @@ void txn_free(txn_t *t);
 const char *txn_sender(const txn_t *t); /* "" for <> */
 bool txn_smtputf8(const txn_t *t);
 bool txn_8bitmime(const txn_t *t);
+/* The DSN parameters of MAIL (RFC 3461): RET=, and ENVID= ("" none). */
+proto_ret_t txn_ret(const txn_t *t);
+const char *txn_envid(const txn_t *t);
 
 /* A new envelope sender (a milter's change), "" for <>: the one the
  * forwarding sender is then made from.  Copied. */
@@ -42,15 +47,22 @@ void txn_set_sender(txn_t *t, const char *sender);
 void txn_set_forward_sender(txn_t *t, const char *sender);
 const char *txn_forward_sender(const txn_t *t);
 
+/* A long sender's key in the envelope store (docs/srs.md): the SRS
+ * address names it; NULL until set.  Copied. */
+void txn_set_store_key(txn_t *t, const char *key);
+const char *txn_store_key(const txn_t *t);
+
 /* A RCPT command was answered, accepted or not. */
 void txn_note_rcpt_tried(txn_t *t);
 bool txn_rcpt_tried(const txn_t *t);
 
 /*
- * An accepted recipient rcpt[0..len) and the destinations it expands to.
- * Destinations already in the transaction are not added again.
+ * An accepted recipient rcpt[0..len), its DSN parameters (NULL: none) and
+ * the destinations it expands to.  Destinations already in the transaction
+ * are not added again (the first recipient's parameters stay theirs).
  */
-void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const char *const *dests, size_t n);
+void txn_add_rcpt(txn_t *t, const char *rcpt, size_t len, const proto_rcpt_dsn_t *dsn,
+                  const char *const *dests, size_t n);
 /* Drop the destinations that are addr or came through the recipient
  * addr (ASCII case ignored): how many went. */
 size_t txn_remove_rcpt(txn_t *t, const char *addr);

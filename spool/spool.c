@@ -127,6 +127,8 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     pthread_mutex_init(&s->rename_mu, NULL);
     atomic_init(&s->sync_errors, 0);
     s->exec = opt->exec;
+    s->before_ack = opt->before_ack;
+    s->before_ack_arg = opt->before_ack_arg;
     s->clock_us = opt->clock_us ? opt->clock_us : spool_sys_clock;
     s->clock_arg = opt->clock_arg;
     s->max_batch = opt->max_batch ? opt->max_batch : SPOOL_MAX_BATCH;

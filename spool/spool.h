@@ -83,6 +83,17 @@
 #define SPOOL_ENOTFILE (SPOOL_EBASE - 7) /* an entry named like a message that is no file (scan) */
 #define SPOOL_EJOURNAL (SPOOL_EBASE - 8) /* a damaged journal segment or record (scan) */
 
+/* DSN parameters (RFC 3461): RET= of MAIL, NOTIFY= of RCPT (the values of
+ * smtpd/proto.h's PROTO_RET_* and PROTO_NOTIFY_*). */
+#define SPOOL_RET_FULL 1u
+#define SPOOL_RET_HDRS 2u
+#define SPOOL_NOTIFY_NEVER 0x1u
+#define SPOOL_NOTIFY_SUCCESS 0x2u
+#define SPOOL_NOTIFY_FAILURE 0x4u
+#define SPOOL_NOTIFY_DELAY 0x8u
+/* Longest ENVID=. */
+#define SPOOL_ENVID_MAX 100
+
 /* Envelope flags, from MAIL FROM. */
 #define SPOOL_F_8BITMIME 0x1u /* BODY=8BITMIME */
 #define SPOOL_F_SMTPUTF8 0x2u /* SMTPUTF8 */
@@ -164,6 +175,15 @@ typedef struct {
     unsigned sync_jobs;             /* parallel jobs per pass; 0: SPOOL_SYNC_JOBS */
     spool_sync_t sync;              /* 0: SPOOL_SYNC_FILES */
     bool files_only;                /* no commit journal: a file per message */
+    /*
+     * Something else that must be durable before a message's 250 (the
+     * SRS envelope store, docs/srs.md): run once by a commit pass, on its
+     * thread, before it writes its messages, when one of them asked for
+     * it (spool_envelope_t.before_ack).  0, or a negative code that fails
+     * those commits (and only those) with it.  NULL: none.
+     */
+    int (*before_ack)(void *arg);
+    void *before_ack_arg;
 } spool_options_t;
 
 #define SPOOL_MAX_BATCH 512
@@ -204,6 +224,8 @@ typedef struct {
     char *reply;            /* last reply or reason; "" when none */
     char *relay;            /* host that gave it, "mx.example[192.0.2.1]:25"; "" */
     bool remote_reply;      /* reply came from the remote host, not from mxfwd */
+    unsigned notify;        /* NOTIFY= of its RCPT (SPOOL_NOTIFY_*); 0: not given */
+    char *orcpt;            /* ORCPT= of its RCPT, "rfc822;a@b" decoded; "" when none */
 } spool_rcpt_t;
 
 /*
@@ -223,6 +245,8 @@ typedef struct spool_msg {
     char *sender;        /* original envelope sender; "" is <> */
     char *srs_sender;    /* MAIL FROM for delivery (SRS-rewritten); "" is <> */
     unsigned flags;      /* SPOOL_F_* */
+    unsigned ret;        /* RET= of MAIL: SPOOL_RET_*, 0 not given */
+    char *envid;         /* ENVID= of MAIL, decoded; "" when none */
     char *prepend;       /* headers mxfwd prepends, CRLF lines */
     size_t prepend_len;
     char *path;          /* absolute path of the file */
@@ -269,6 +293,8 @@ bool spool_msg_done(const spool_msg_t *msg);
 typedef struct {
     const char *addr; /* destination */
     const char *orig; /* the alias it came from; NULL or "" when none */
+    unsigned notify;  /* NOTIFY= (SPOOL_NOTIFY_*); 0: not given */
+    const char *orcpt; /* ORCPT=; NULL or "" when none */
 } spool_env_rcpt_t;
 
 typedef struct {
@@ -278,6 +304,8 @@ typedef struct {
     const char *sender;        /* "" for <> */
     const char *srs_sender;    /* "" for <> */
     unsigned flags;            /* SPOOL_F_* */
+    unsigned ret;              /* SPOOL_RET_*; 0: not given */
+    const char *envid;         /* NULL or "" when none; at most SPOOL_ENVID_MAX */
     const char *prepend;       /* Received:, Authentication-Results:, ... */
     size_t prepend_len;
     /* Bytes at the start of the message not sent: its own header section,
@@ -285,6 +313,7 @@ typedef struct {
     uint64_t body_skip;
     const spool_env_rcpt_t *rcpts;
     size_t nrcpts;             /* at least one */
+    bool before_ack;           /* the commit waits for spool_options_t.before_ack */
 } spool_envelope_t;
 
 /* Called on the loop thread.  status 0: msg is durable and now the

@@ -145,6 +145,11 @@ static void spool_group_name_work(spool_job_t *job)
     uint64_t errors = 0;
     int err;
 
+    /* A commit whose before_ack failed is never named (job 0 is done: the
+     * atomic count of workers orders its status before this). */
+    for (spool_item_t *it = items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_COMMIT && it->before_ack && it->status == 0)
+            it->status = job->pass->before_ack_status;
     /* Checked before the renames too, so that a stale commit is not
      * named only to be unlinked again. */
     if (s->sync == SPOOL_SYNC_FILESYSTEM && spool_group_syncfs(job, &errors))
@@ -224,14 +229,35 @@ static void spool_group_write_image(spool_t *s, spool_item_t *it)
                                    it->rec_len - SPOOL__JREC_HDR, 0);
 }
 
+/*
+ * Job 0, first: the before_ack hook, once, when a commit of the pass asked
+ * for it.  A failure fails those commits: a journal one is failed in
+ * spool__journal_append() (written, then marked failed, like a record
+ * whose sync failed), a file's in stage two, before it is named.
+ */
+static void spool_group_before_ack(spool_pass_t *pass)
+{
+    spool_t *s = pass->s;
+
+    pass->before_ack_status = 0;
+    for (spool_item_t *it = pass->items; it != NULL; it = it->next) {
+        if (it->before_ack) {
+            pass->before_ack_status = s->before_ack(s->before_ack_arg);
+            return;
+        }
+    }
+}
+
 /* Stage one, on an executor thread. */
 static void spool_group_sync_work(void *ctx)
 {
     spool_job_t *job = ctx;
     spool_t *s = job->pass->s;
 
-    if (job->index == 0)
+    if (job->index == 0) {
+        spool_group_before_ack(job->pass);
         spool__journal_append(job);
+    }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         if (it->kind == SPOOL_ITEM_COMMIT && it->fd < 0 && it->rec != NULL &&
             spool_group_job_owns(job, it))

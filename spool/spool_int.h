@@ -86,6 +86,7 @@ struct spool_item {
     char id[SPOOL_ID_SIZE];
     int fd;            /* commit: the written file; update: opened by the pass */
     int status;        /* 0 or the first error */
+    bool before_ack;   /* commit: waits for the spool's before_ack hook */
     unsigned job;      /* the index of the pass's job that handles it */
     bool renamed;      /* commit: the final name exists */
     bool unlinked;     /* remove: the name is gone */
@@ -158,6 +159,8 @@ struct spool {
 
     /* Loop thread only. */
     spool_executor_t exec;
+    int (*before_ack)(void *arg);
+    void *before_ack_arg;
     int64_t (*clock_us)(void *arg);
     void *clock_arg;
     unsigned max_batch;
@@ -185,6 +188,7 @@ struct spool_pass {
     spool_lane_t *lane;
     spool_item_t *items;
     unsigned njobs;
+    int before_ack_status;      /* job 0's run of the before_ack hook */
     unsigned jobs_left;         /* loop thread: sync jobs not yet completed */
     atomic_uint workers_left;   /* executor threads: sync jobs still working */
     spool_job_t jobs[SPOOL_SYNC_JOBS_MAX];

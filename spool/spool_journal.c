@@ -323,6 +323,11 @@ void spool__journal_append(spool_job_t *job)
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         if (it->kind == SPOOL_ITEM_JCOMMIT && it->seg != NULL && it->status != 0)
             spool_journal_fail_after(job->pass->items, it);
+    /* The before_ack hook failed (spool_group.c): its commits' records are
+     * whole and stay, marked failed below; the records after them too. */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
+        if (it->kind == SPOOL_ITEM_JCOMMIT && it->before_ack && it->status == 0)
+            it->status = job->pass->before_ack_status;
     /* Best effort: the failed records marked so, durably, before the 451s
      * go out, so that a restart does not take a record whose bytes made
      * it all the same for a message. */

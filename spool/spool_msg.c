@@ -15,8 +15,10 @@ void spool_msg_free(spool_msg_t *m)
         free(m->rcpts[i].orig);
         free(m->rcpts[i].reply);
         free(m->rcpts[i].relay);
+        free(m->rcpts[i].orcpt);
     }
     free(m->rcpts);
+    free(m->envid);
     free(m->client);
     free(m->helo);
     free(m->sender);

@@ -141,11 +141,14 @@ static int spool_record_check_env(const spool_envelope_t *env)
     if (!spool_record_str_ok(env->client) || !spool_record_str_ok(env->helo) ||
         !spool_record_str_ok(env->sender) || !spool_record_str_ok(env->srs_sender))
         return SPOOL_EINVAL;
+    if (env->ret > SPOOL_RET_HDRS ||
+        (env->envid != NULL && strlen(env->envid) > SPOOL_ENVID_MAX))
+        return SPOOL_EINVAL;
     for (size_t i = 0; i < env->nrcpts; i++) {
         const spool_env_rcpt_t *r = &env->rcpts[i];
 
         if (r->addr == NULL || r->addr[0] == '\0' || !spool_record_str_ok(r->addr) ||
-            !spool_record_str_ok(r->orig))
+            !spool_record_str_ok(r->orig) || !spool_record_str_ok(r->orcpt) || r->notify > 0xf)
             return SPOOL_EINVAL;
     }
     return 0;
@@ -178,11 +181,26 @@ int spool_record_encode_trailer(buf_t *b, const char *id, int64_t arrival_us,
         spool_record_put_u64(b, env->body_skip);
     }
     buf_init(&r, SIZE_MAX);
+    if (env->ret != 0 || (env->envid != NULL && env->envid[0] != '\0')) {
+        /* Only when MAIL had them: older spools never have it. */
+        spool_record_put_u8(&r, env->ret);
+        spool_record_put_str(&r, spool_record_or_empty(env->envid));
+        spool_record_put_rec(b, SPOOL__REC_DSN, buf_ptr(&r), buf_used(&r));
+    }
     for (size_t i = 0; i < env->nrcpts; i++) {
+        const spool_env_rcpt_t *e = &env->rcpts[i];
+
         buf_reset(&r);
-        spool_record_put_str(&r, env->rcpts[i].addr);
-        spool_record_put_str(&r, spool_record_or_empty(env->rcpts[i].orig));
+        spool_record_put_str(&r, e->addr);
+        spool_record_put_str(&r, spool_record_or_empty(e->orig));
         spool_record_put_rec(b, SPOOL__REC_RCPT, buf_ptr(&r), buf_used(&r));
+        if (e->notify != 0 || (e->orcpt != NULL && e->orcpt[0] != '\0')) {
+            buf_reset(&r);
+            spool_record_put_u32(&r, (uint32_t)i);
+            spool_record_put_u8(&r, e->notify);
+            spool_record_put_str(&r, spool_record_or_empty(e->orcpt));
+            spool_record_put_rec(b, SPOOL__REC_RCPT_DSN, buf_ptr(&r), buf_used(&r));
+        }
     }
     buf_free(&r);
     spool_record_put_rec(b, SPOOL__REC_END, NULL, 0);
@@ -310,6 +328,7 @@ static void spool_record_rcpt_init(spool_rcpt_t *r, char *addr, char *orig)
     r->state = SPOOL_RCPT_PENDING;
     r->reply = xstrdup("");
     r->relay = xstrdup("");
+    r->orcpt = xstrdup("");
 }
 
 /* A message that arrived held: its recipients wait for a release, until
@@ -331,15 +350,21 @@ spool_msg_t *spool_record_msg_new(char *path, const char *id, int64_t arrival_us
     m->sender = xstrdup(env->sender);
     m->srs_sender = xstrdup(env->srs_sender);
     m->flags = env->flags;
+    m->ret = env->ret;
+    m->envid = xstrdup(spool_record_or_empty(env->envid));
     m->prepend = xmemdup(env->prepend_len ? env->prepend : "", env->prepend_len);
     m->prepend_len = env->prepend_len;
     m->body_length = body_len;
     m->body_skip = env->body_skip;
     m->rcpts = xcalloc(env->nrcpts, sizeof(*m->rcpts));
     m->nrcpts = env->nrcpts;
-    for (size_t i = 0; i < env->nrcpts; i++)
+    for (size_t i = 0; i < env->nrcpts; i++) {
         spool_record_rcpt_init(&m->rcpts[i], xstrdup(env->rcpts[i].addr),
                                xstrdup(spool_record_or_empty(env->rcpts[i].orig)));
+        m->rcpts[i].notify = env->rcpts[i].notify;
+        free(m->rcpts[i].orcpt);
+        m->rcpts[i].orcpt = xstrdup(spool_record_or_empty(env->rcpts[i].orcpt));
+    }
     spool_record_arrived(m);
     return m;
 }
@@ -418,6 +443,47 @@ static bool spool_record_add_rcpt(spool_msg_t *m, size_t *cap, const unsigned ch
     return true;
 }
 
+/* N: RET= (1 byte), ENVID= (string). */
+static bool spool_record_dsn(spool_msg_t *m, const unsigned char *p, size_t n)
+{
+    spool_record_cur_t c = {p, n};
+    uint64_t ret;
+    char *envid;
+
+    if (!spool_record_get_int(&c, 1, &ret) || ret > SPOOL_RET_HDRS ||
+        (envid = spool_record_get_str(&c)) == NULL)
+        return false;
+    if (c.n != 0 || strlen(envid) > SPOOL_ENVID_MAX) {
+        free(envid);
+        return false;
+    }
+    m->ret = (unsigned)ret;
+    free(m->envid);
+    m->envid = envid;
+    return true;
+}
+
+/* O: index (4), NOTIFY= (1), ORCPT= (string) of a recipient before it. */
+static bool spool_record_rcpt_dsn(spool_msg_t *m, const unsigned char *p, size_t n)
+{
+    spool_record_cur_t c = {p, n};
+    uint64_t idx, notify;
+    char *orcpt;
+
+    if (!spool_record_get_int(&c, 4, &idx) || idx >= m->nrcpts ||
+        !spool_record_get_int(&c, 1, &notify) || notify > 0xf ||
+        (orcpt = spool_record_get_str(&c)) == NULL)
+        return false;
+    if (c.n != 0) {
+        free(orcpt);
+        return false;
+    }
+    m->rcpts[idx].notify = (unsigned)notify;
+    free(m->rcpts[idx].orcpt);
+    m->rcpts[idx].orcpt = orcpt;
+    return true;
+}
+
 /* One envelope record into m.  false: not a valid record of its type. */
 static bool spool_record_envelope(spool_msg_t *m, size_t *cap, int type, const unsigned char *p,
                                   size_t n)
@@ -471,6 +537,10 @@ static bool spool_record_envelope(spool_msg_t *m, size_t *cap, int type, const u
         return true;
     case SPOOL__REC_RCPT:
         return spool_record_add_rcpt(m, cap, p, n);
+    case SPOOL__REC_DSN:
+        return spool_record_dsn(m, p, n);
+    case SPOOL__REC_RCPT_DSN:
+        return spool_record_rcpt_dsn(m, p, n);
     default:
         return false;
     }
@@ -587,6 +657,8 @@ int spool_record_parse_trailer(spool_msg_t *m, const unsigned char *t, size_t n,
         m->helo = xstrdup("");
     if (m->prepend == NULL)
         m->prepend = xstrdup("");
+    if (m->envid == NULL)
+        m->envid = xstrdup("");
     return 0;
 }
 

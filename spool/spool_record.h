@@ -67,6 +67,8 @@ enum {
     SPOOL__REC_PREPEND = 'P',
     SPOOL__REC_SKIP = 'K',
     SPOOL__REC_RCPT = 'R',
+    SPOOL__REC_DSN = 'N',      /* RET= and ENVID= of MAIL (RFC 3461) */
+    SPOOL__REC_RCPT_DSN = 'O', /* NOTIFY= and ORCPT= of a recipient's RCPT */
     SPOOL__REC_END = 'E',
     SPOOL__REC_UPDATE = 'U',
 };

@@ -219,6 +219,7 @@ static bool spool_writer_journal(spool_writer_t *w, const buf_t *trailer,
     it->msg = m;
     it->commit_cb = cb;
     it->arg = arg;
+    it->before_ack = env->before_ack && s->before_ack != NULL;
     spool_writer_free(w, false);
     spool__enqueue(s, it);
     return true;
@@ -269,6 +270,7 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
     it->msg->body = body;
     it->commit_cb = cb;
     it->arg = arg;
+    it->before_ack = env->before_ack && s->before_ack != NULL;
     w->fd = -1; /* the pass closes it */
     spool_writer_free(w, false);
     spool__enqueue(s, it);

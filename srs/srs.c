@@ -28,7 +28,13 @@ struct srs {
     /* One HMAC context per secret, keyed once; each hash works on a copy,
      * so the srs_t stays read-only and can be shared. */
     EVP_MAC_CTX **keyed;
+    /* HMAC-SHA256 with the signing secret, for store keys. */
+    EVP_MAC_CTX *keyctx;
 };
+
+/* Before the sender in a store key's HMAC: no SRS hash covers the same
+ * bytes. */
+#define SRS_KEY_CONTEXT "mxfwd srs store key\n"
 
 /* A piece of an address: the hash covers the lowercased fields, one after
  * the other with nothing between them. */
@@ -92,6 +98,11 @@ int srs_new(const char *domain, uint64_t max_age, const char *const *secrets, si
                           params))
             goto fail;
     }
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    srs->keyctx = EVP_MAC_CTX_new(mac);
+    if (srs->keyctx == NULL ||
+        !EVP_MAC_init(srs->keyctx, (const unsigned char *)secrets[0], strlen(secrets[0]), params))
+        goto fail;
     EVP_MAC_free(mac);
     *out = srs;
     return 0;
@@ -109,6 +120,7 @@ void srs_free(srs_t *srs)
     for (size_t i = 0; i < srs->nsecrets; i++)
         EVP_MAC_CTX_free(srs->keyed[i]);
     free(srs->keyed);
+    EVP_MAC_CTX_free(srs->keyctx);
     free(srs->domain);
     free(srs);
 }
@@ -142,7 +154,8 @@ static int srs_hash(const srs_t *srs, size_t i, const srs_field_t *fields, size_
     EVP_MAC_CTX *ctx;
     int ok;
 
-    /* Every field comes out of one address of at most ADDR_MAX octets. */
+    /* Every field comes out of one address of at most ADDR_INPUT_MAX
+     * octets. */
     for (size_t k = 0; k < nfields; k++) {
         if (fields[k].len > sizeof(lower) - used)
             abort();
@@ -285,20 +298,23 @@ static int srs_stamp_day(srs_field_t st)
     return day;
 }
 
-/* Finish "LOCAL@srs_domain": the local part is already in o. */
-static int srs_out_finish(const srs_t *srs, srs_out_t *o)
+/* Finish "LOCAL@srs_domain": the local part is already in o.  long_ok:
+ * up to ADDR_INPUT_MAX octets (srs_long_senders = embed), else RFC 5321's
+ * limits. */
+static int srs_out_finish(const srs_t *srs, srs_out_t *o, bool long_ok)
 {
-    if (o->over || o->len > ADDR_LOCAL_MAX)
+    if (o->over || (!long_ok && o->len > ADDR_LOCAL_MAX))
         return SRS_ETOOLONG;
     srs_out_add(o, "@", 1);
     srs_out_add(o, srs->domain, srs->domain_len);
-    if (o->over || o->len > ADDR_MAX)
+    if (o->over || o->len > (long_ok ? ADDR_INPUT_MAX : ADDR_MAX))
         return SRS_ETOOLONG;
     return 0;
 }
 
 /* SRS1=HASH=host=user@us, the hash over host and user. */
-static int srs_forward_srs1(const srs_t *srs, srs_field_t host, srs_field_t user, srs_out_t *o)
+static int srs_forward_srs1(const srs_t *srs, srs_field_t host, srs_field_t user, srs_out_t *o,
+                            bool long_ok)
 {
     srs_field_t fields[2] = {host, user};
     char hash[SRS_HASH_MAX + 2];
@@ -312,23 +328,97 @@ static int srs_forward_srs1(const srs_t *srs, srs_field_t host, srs_field_t user
     srs_out_field(o, host);
     srs_out_add(o, "=", 1);
     srs_out_field(o, user);
-    return srs_out_finish(srs, o);
+    return srs_out_finish(srs, o, long_ok);
 }
 
-int srs_forward(const srs_t *srs, const char *s, size_t len, time_t now, char *dst, size_t size)
+/* SRS0=HASH=TT=host=user@us, the hash over TT, host and user. */
+static int srs_forward_srs0(const srs_t *srs, srs_field_t host, srs_field_t user, time_t now,
+                            srs_out_t *o, bool long_ok)
+{
+    char stamp[3], hash[SRS_HASH_MAX + 2];
+    srs_field_t fields[3];
+    int rc;
+
+    srs_stamp(now, stamp);
+    fields[0] = (srs_field_t){stamp, 2};
+    fields[1] = host;
+    fields[2] = user;
+    if ((rc = srs_sign(srs, fields, 3, hash)) < 0)
+        return rc;
+    srs_out_add(o, "SRS0=", 5);
+    srs_out_add(o, hash, SRS_HASH_LEN);
+    srs_out_add(o, "=", 1);
+    srs_out_add(o, stamp, 2);
+    srs_out_add(o, "=", 1);
+    srs_out_field(o, host);
+    srs_out_add(o, "=", 1);
+    srs_out_field(o, user);
+    return srs_out_finish(srs, o, long_ok);
+}
+
+int srs_key(const srs_t *srs, const char *s, size_t len, char key[SRS_KEY_SIZE])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0, bit = 0;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(srs->keyctx);
+    int ok;
+
+    key[0] = '\0';
+    if (ctx == NULL)
+        return SRS_ECRYPTO;
+    ok = EVP_MAC_update(ctx, (const unsigned char *)SRS_KEY_CONTEXT, strlen(SRS_KEY_CONTEXT)) &&
+         EVP_MAC_update(ctx, (const unsigned char *)s, len) &&
+         EVP_MAC_final(ctx, md, &mdlen, sizeof(md)) && mdlen * 8 >= SRS_KEY_LEN * 5;
+    EVP_MAC_CTX_free(ctx);
+    if (!ok)
+        return SRS_ECRYPTO;
+    /* Five bits a character, most significant first (RFC 4648 6). */
+    for (size_t i = 0; i < SRS_KEY_LEN; i++, bit += 5) {
+        unsigned v = (unsigned)md[bit / 8] << 8 | (bit / 8 + 1 < mdlen ? md[bit / 8 + 1] : 0);
+        key[i] = srs_base32[(v >> (11 - bit % 8)) & 31];
+    }
+    key[SRS_KEY_LEN] = '\0';
+    return 0;
+}
+
+/* The standard rewrite of the mailbox a (SRS1 for another forwarder's
+ * SRS address, else SRS0); long_ok as srs_out_finish(). */
+static int srs_forward_std(const srs_t *srs, const addr_t *a, time_t now, srs_out_t *o,
+                           bool long_ok)
+{
+    srs_field_t local = {a->local, a->local_len}, host = {a->domain, a->domain_len};
+
+    /* SRS1 from another forwarder: keep the first forwarder's host and
+     * SRS0 part, re-sign them with our secret.  A local part that only
+     * looks like SRS1 (fields missing) is rewritten like any other. */
+    if (srs_tagged(local.p, local.len, "SRS1")) {
+        srs_field_t rest = {local.p + 5, local.len - 5}, h, srshost;
+        if (srs_next_field(&rest, &h) && srs_next_field(&rest, &srshost) && rest.len > 0)
+            return srs_forward_srs1(srs, srshost, rest, o, long_ok);
+    }
+    /* SRS0 from another forwarder: wrap it, keeping its separator. */
+    if (srs_tagged(local.p, local.len, "SRS0"))
+        return srs_forward_srs1(srs, host, (srs_field_t){local.p + 4, local.len - 4}, o,
+                                long_ok);
+    return srs_forward_srs0(srs, host, local, now, o, long_ok);
+}
+
+int srs_forward_long(const srs_t *srs, srs_long_t mode, const char *s, size_t len, time_t now,
+                     char *dst, size_t size, char key[SRS_KEY_SIZE])
 {
     srs_out_t o = {.p = dst, .size = size};
-    srs_field_t local, host, fields[3];
-    char stamp[3], hash[SRS_HASH_MAX + 2];
+    char k[SRS_KEY_SIZE];
     addr_t a;
     int rc;
 
     if (size < SRS_ADDR_SIZE)
         abort();
     dst[0] = '\0';
+    if (key != NULL)
+        key[0] = '\0';
     if (len == 0)
         return 0;
-    rc = addr_parse(s, len, &a);
+    rc = addr_parse_input(s, len, &a);
     if (rc == ADDR_ELOCALLEN || rc == ADDR_ELEN)
         return SRS_ETOOLONG;
     if (rc < 0 || a.quoted || a.literal)
@@ -337,36 +427,46 @@ int srs_forward(const srs_t *srs, const char *s, size_t len, time_t now, char *d
         srs_out_add(&o, s, len);
         return 0;
     }
-    local = (srs_field_t){a.local, a.local_len};
-    host = (srs_field_t){a.domain, a.domain_len};
-
-    /* SRS1 from another forwarder: keep the first forwarder's host and
-     * SRS0 part, re-sign them with our secret.  A local part that only
-     * looks like SRS1 (fields missing) is rewritten like any other. */
-    if (srs_tagged(local.p, local.len, "SRS1")) {
-        srs_field_t rest = {local.p + 5, local.len - 5}, h, srshost;
-        if (srs_next_field(&rest, &h) && srs_next_field(&rest, &srshost) && rest.len > 0)
-            return srs_forward_srs1(srs, srshost, rest, &o);
-    }
-    /* SRS0 from another forwarder: wrap it, keeping its separator. */
-    if (srs_tagged(local.p, local.len, "SRS0"))
-        return srs_forward_srs1(srs, host, (srs_field_t){local.p + 4, local.len - 4}, &o);
-
-    srs_stamp(now, stamp);
-    fields[0] = (srs_field_t){stamp, 2};
-    fields[1] = host;
-    fields[2] = local;
-    if ((rc = srs_sign(srs, fields, 3, hash)) < 0)
+    rc = srs_forward_std(srs, &a, now, &o, mode == SRS_LONG_EMBED);
+    if (rc != SRS_ETOOLONG || mode != SRS_LONG_STORE)
         return rc;
-    srs_out_add(&o, "SRS0=", 5);
-    srs_out_add(&o, hash, SRS_HASH_LEN);
-    srs_out_add(&o, "=", 1);
-    srs_out_add(&o, stamp, 2);
-    srs_out_add(&o, "=", 1);
-    srs_out_field(&o, host);
-    srs_out_add(&o, "=", 1);
-    srs_out_field(&o, local);
-    return srs_out_finish(srs, &o);
+    /* Too long: the key stands for the sender, signed and stamped as any
+     * SRS0 address is (docs/srs.md, "Long senders"). */
+    o = (srs_out_t){.p = dst, .size = size};
+    dst[0] = '\0';
+    if ((rc = srs_key(srs, s, len, k)) < 0)
+        return rc;
+    rc = srs_forward_srs0(srs, (srs_field_t){SRS_KEY_MARKER, strlen(SRS_KEY_MARKER)},
+                          (srs_field_t){k, SRS_KEY_LEN}, now, &o, false);
+    if (rc < 0)
+        return rc;
+    if (key != NULL)
+        memcpy(key, k, SRS_KEY_SIZE);
+    return SRS_KEYED;
+}
+
+int srs_forward(const srs_t *srs, const char *s, size_t len, time_t now, char *dst, size_t size)
+{
+    return srs_forward_long(srs, SRS_LONG_REJECT, s, len, now, dst, size, NULL);
+}
+
+/* The key of a keyed address, upper case: SRS_KEYED, or SRS_EMALFORMED
+ * when it is no key (it was signed all the same: made by a peer that
+ * means something else by the marker). */
+static int srs_reverse_key(srs_field_t key, srs_out_t *o)
+{
+    char k[SRS_KEY_SIZE];
+
+    if (key.len != SRS_KEY_LEN)
+        return SRS_EMALFORMED;
+    for (size_t i = 0; i < key.len; i++) {
+        char c = str_upper_c(key.p[i]);
+        if (strchr(srs_base32, c) == NULL || c == '\0')
+            return SRS_EMALFORMED;
+        k[i] = c;
+    }
+    srs_out_add(o, k, SRS_KEY_LEN);
+    return SRS_KEYED;
 }
 
 /* SRS0=HASH=TT=host=user: user@host, when the hash and stamp hold. */
@@ -395,6 +495,8 @@ static int srs_reverse_srs0(const srs_t *srs, srs_field_t rest, time_t now, srs_
             *age = days;
         return SRS_EEXPIRED;
     }
+    if (host.len == strlen(SRS_KEY_MARKER) && memcmp(host.p, SRS_KEY_MARKER, host.len) == 0)
+        return srs_reverse_key(rest, o);
     srs_out_field(o, rest);
     srs_out_add(o, "@", 1);
     srs_out_field(o, host);
@@ -438,7 +540,7 @@ int srs_reverse(const srs_t *srs, const char *s, size_t len, time_t now, char *d
         *age = 0;
     /* Nothing we write is longer, or holds a NUL, a control character,
      * a space or a second '@'. */
-    if (len == 0 || len > ADDR_MAX)
+    if (len == 0 || len > ADDR_INPUT_MAX)
         return SRS_EMALFORMED;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
@@ -473,6 +575,8 @@ const char *srs_errname(int err)
         return "expired";
     case SRS_ETOOLONG:
         return "too-long";
+    case SRS_KEYED:
+        return "keyed";
     case SRS_ENOSECRET:
         return "no-secret";
     case SRS_ECRYPTO:
@@ -499,6 +603,8 @@ const char *srs_strerror(int err)
         return "the SRS address is older than the maximum age";
     case SRS_ETOOLONG:
         return "the rewritten sender would have a local part over 64 octets";
+    case SRS_KEYED:
+        return "the SRS address names an entry of the envelope store";
     case SRS_ENOSECRET:
         return "no SRS secret configured";
     case SRS_ECRYPTO:

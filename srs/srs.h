@@ -15,6 +15,13 @@
  * forwarder, as Mail::SRS does: only that forwarder's secret can check the
  * inner hash and stamp, so a bounce goes back along the chain one hop.
  *
+ * A sender whose address would not fit 64 octets of local part is the
+ * caller's choice (srs_forward_long(), docs/srs.md "Long senders"):
+ * refused, written long all the same, or replaced by a key under which the
+ * caller keeps the sender (srs_store.h):
+ *
+ *     SRS0=HHHH=TT=-=KEY@srs_domain      KEY: SRS_KEY_LEN base32 characters
+ *
  * An srs_t is immutable once made and may be shared by threads; it owns
  * copies of the domain and of the secrets.  The clock is the caller's: every
  * call takes the current unix time, so tests pin it.  Results are written
@@ -32,10 +39,23 @@
 
 #include "addr.h"
 
-/* Room for any result: an address of ADDR_MAX octets and its NUL. */
-#define SRS_ADDR_SIZE (ADDR_MAX + 1)
+/* Room for any result: an address of ADDR_INPUT_MAX octets and its NUL. */
+#define SRS_ADDR_SIZE (ADDR_INPUT_MAX + 1)
 /* Characters of the hash written; shorter ones are refused on reverse. */
 #define SRS_HASH_LEN 4
+/* A store key: 130 bits of HMAC-SHA256 in base32 (A-Z, 2-7), and its NUL. */
+#define SRS_KEY_LEN 26
+#define SRS_KEY_SIZE (SRS_KEY_LEN + 1)
+/* The host field of a keyed SRS0 address: no domain can be "-". */
+#define SRS_KEY_MARKER "-"
+
+/* Not an error: the SRS address names a store key (srs_forward_long(),
+ * srs_reverse()). */
+#define SRS_KEYED 1
+
+/* srs_long_senders: what becomes of a sender whose SRS address would not
+ * fit (docs/srs.md). */
+typedef enum { SRS_LONG_REJECT, SRS_LONG_STORE, SRS_LONG_EMBED } srs_long_t;
 
 /* The srs band of error codes (docs/development.md, "Error codes"). */
 #define SRS_EBASE (-9000)
@@ -72,10 +92,33 @@ void srs_free(srs_t *srs);
 int srs_forward(const srs_t *srs, const char *s, size_t len, time_t now, char *dst, size_t size);
 
 /*
+ * srs_forward(), except for a sender whose SRS address would have a local
+ * part over 64 octets or be over 254 octets:
+ *   SRS_LONG_REJECT  SRS_ETOOLONG, as srs_forward();
+ *   SRS_LONG_EMBED   that address all the same (SRS_ETOOLONG only beyond
+ *                    ADDR_INPUT_MAX octets);
+ *   SRS_LONG_STORE   SRS_KEYED: dst is SRS0=HHHH=TT=-=KEY@srs_domain and
+ *                    key (not NULL then) is KEY, srs_key() of the sender;
+ *                    the caller keeps the sender under it.
+ */
+int srs_forward_long(const srs_t *srs, srs_long_t mode, const char *s, size_t len, time_t now,
+                     char *dst, size_t size, char key[SRS_KEY_SIZE]);
+
+/*
+ * The store key of the sender s[0..len): base32 of HMAC-SHA256 with the
+ * signing secret over the address as given, so the same sender always
+ * gets the same key, nobody without the secret can make or guess one, and
+ * the key says nothing of the address.  0 or SRS_ECRYPTO.
+ */
+int srs_key(const srs_t *srs, const char *s, size_t len, char key[SRS_KEY_SIZE]);
+
+/*
  * The original address behind the SRS address s[0..len) at time now.  The
  * domain of s is not looked at: the caller decides which domains are ours
  * (srs_is_own_domain()).  SRS0 gives the original sender, SRS1 the SRS0
- * address at the first forwarder.  On SRS_EEXPIRED, *age (when not NULL)
+ * address at the first forwarder, and both return 0; a keyed SRS0 address
+ * whose hash and stamp hold returns SRS_KEYED with its key (upper case)
+ * in dst, for the caller to look up.  On SRS_EEXPIRED, *age (when not NULL)
  * is the stamp's age in days, 0 to 1023, the wrap making a stamp from the
  * future look very old.  Errors: SRS_ENOTSRS, SRS_EMALFORMED,
  * SRS_EBADHASH, SRS_EEXPIRED, SRS_ECRYPTO.

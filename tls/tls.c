@@ -80,12 +80,22 @@ fail:
     return NULL;
 }
 
-SSL_CTX *tls_client_ctx(char *err, size_t errsize)
+SSL_CTX *tls_client_ctx(bool legacy, char *err, size_t errsize)
 {
     SSL_CTX *ctx = tls_ctx_common(TLS_client_method(), err, errsize);
 
-    if (ctx != NULL)
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (legacy) {
+        /* Debian's openssl.cnf sets security level 2, which refuses TLS
+         * 1.0 and 1.1 whatever the minimum says; level 0 lets the old
+         * protocols and their SHA-1 signatures through, for a hop that
+         * would otherwise get the message in the clear. */
+        SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+        SSL_CTX_set_security_level(ctx, 0);
+        SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+    }
     return ctx;
 }
 

@@ -41,8 +41,10 @@ typedef struct tls tls_t;
  */
 SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errsize);
 /* A client context: no verification here, the caller decides what the
- * peer's certificate is worth. */
-SSL_CTX *tls_client_ctx(char *err, size_t errsize);
+ * peer's certificate is worth.  With legacy, TLS 1.0 and 1.1 and the
+ * ciphers they need are allowed too (opportunistic delivery: any TLS beats
+ * none, docs/delivery.md); without, TLS 1.2 and up. */
+SSL_CTX *tls_client_ctx(bool legacy, char *err, size_t errsize);
 
 /* A connection from ctx; server or client side.  For a client, sni may
  * name the server (NULL for none). */

@@ -128,7 +128,8 @@ int addr_domain_check(const char *d, size_t len)
     return addr_domain_check_high(d, len, &high);
 }
 
-int addr_parse(const char *s, size_t len, addr_t *out)
+static int addr_parse_limits(const char *s, size_t len, size_t local_max, size_t max,
+                             addr_t *out)
 {
     const char *at = NULL;
     bool in_quote = false, local_high = false, domain_high = false;
@@ -156,7 +157,7 @@ int addr_parse(const char *s, size_t len, addr_t *out)
     out->domain_len = len - out->local_len - 1;
     if (out->domain_len == 0)
         return ADDR_ENOAT;
-    if (out->local_len > ADDR_LOCAL_MAX)
+    if (out->local_len > local_max)
         return ADDR_ELOCALLEN;
     if ((err = addr_local_check(out->local, out->local_len, &out->quoted, &local_high)) < 0)
         return err;
@@ -164,11 +165,21 @@ int addr_parse(const char *s, size_t len, addr_t *out)
         return ADDR_EUTF8;
     if ((err = addr_domain_check_high(out->domain, out->domain_len, &domain_high)) < 0)
         return err;
-    if (len > ADDR_MAX)
+    if (len > max)
         return ADDR_ELEN;
     out->literal = out->domain[0] == '[';
     out->utf8 = local_high || domain_high;
     return 0;
+}
+
+int addr_parse(const char *s, size_t len, addr_t *out)
+{
+    return addr_parse_limits(s, len, ADDR_LOCAL_MAX, ADDR_MAX, out);
+}
+
+int addr_parse_input(const char *s, size_t len, addr_t *out)
+{
+    return addr_parse_limits(s, len, ADDR_INPUT_MAX, ADDR_INPUT_MAX, out);
 }
 
 bool addr_is_relay_trick(const addr_t *a)

@@ -12,10 +12,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* RFC 5321 4.5.3.1 */
+/* RFC 5321 4.5.3.1: the limits of what mxfwd writes (its SRS addresses). */
 #define ADDR_LOCAL_MAX 64
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_MAX 254
+/* What mxfwd takes from others: RFC 5321 4.5.3.1 asks implementations to
+ * avoid limits on the local part, so MAIL FROM and RCPT TO take addresses
+ * as long as the command line allows, up to this (docs/smtp.md). */
+#define ADDR_INPUT_MAX 2048
 
 /* The addr band of error codes (docs/development.md, "Error codes"). */
 #define ADDR_EBASE (-6000)
@@ -25,7 +29,7 @@
 #define ADDR_EDOMAIN (ADDR_EBASE - 4)    /* domain is not a host name or address literal */
 #define ADDR_ELOCALLEN (ADDR_EBASE - 5)  /* local part over 64 octets */
 #define ADDR_EDOMAINLEN (ADDR_EBASE - 6) /* domain over 255 octets */
-#define ADDR_ELEN (ADDR_EBASE - 7)       /* address over 254 octets */
+#define ADDR_ELEN (ADDR_EBASE - 7)       /* address over 254 octets (input: ADDR_INPUT_MAX) */
 #define ADDR_EUTF8 (ADDR_EBASE - 8)      /* invalid UTF-8 */
 
 typedef struct {
@@ -40,6 +44,10 @@ typedef struct {
 
 /* Parse s[0..len).  0 and *out filled, or an ADDR_E* code. */
 int addr_parse(const char *s, size_t len, addr_t *out);
+/* The same for an address someone else wrote (MAIL FROM, RCPT TO): the
+ * local part and the address may be up to ADDR_INPUT_MAX octets
+ * (ADDR_ELEN beyond); the domain's limits are DNS's and stay. */
+int addr_parse_input(const char *s, size_t len, addr_t *out);
 const char *addr_strerror(int err);
 
 /* Check a domain on its own (host name or address literal). */

@@ -21,6 +21,21 @@
 #define DEFAULT_SRS_SECRET_MIN 16         /* shortest secret accepted */
 #define DEFAULT_SRS_SECRET_MAX 1000       /* longest secret accepted */
 
+/* The envelope store of long senders (srs/srs_store.h, docs/srs.md) */
+#define DEFAULT_ENVELOPE_STORE "envelopes"        /* envelope_store: beside spool_dir */
+#define DEFAULT_ENVELOPE_STORE_SIZE (1ULL << 30)  /* envelope_store_size: the file's limit */
+/* An entry lives srs_max_age and this margin after it was written... */
+#define DEFAULT_ENVELOPE_STORE_MARGIN (2 * 86400)
+/* ...and is written again once it has less than srs_max_age + a day left
+ * (docs/srs.md), so a busy sender costs one write a day. */
+#define DEFAULT_ENVELOPE_STORE_REFRESH 86400
+#define DEFAULT_ENVELOPE_STORE_SWEEP 300   /* seconds between sweeps of expired entries */
+#define DEFAULT_ENVELOPE_STORE_BATCH 1000  /* entries one pool job of a sweep looks at */
+#define DEFAULT_REDIS_TIMEOUT_MS 5000      /* a Redis reply, at most; then reconnect */
+#define DEFAULT_REDIS_BACKOFF_MIN_MS 100   /* first wait before reconnecting... */
+#define DEFAULT_REDIS_BACKOFF_MAX_MS 10000 /* ...doubling up to this */
+#define DEFAULT_REDIS_POLL_MS 10000        /* DBSIZE and INFO for the metrics */
+
 /* SMTP, inbound */
 #define DEFAULT_MAX_MESSAGE_SIZE 26214400 /* max_message_size */
 #define DEFAULT_MAX_RECIPIENTS 100        /* max_recipients */
@@ -39,6 +54,7 @@
 #define DEFAULT_OUTBOUND_PORT 25               /* outbound_port */
 #define DEFAULT_RETRY_SCHEDULE "1m 5m 15m 30m 1h 2h 4h" /* retry_schedule */
 #define DEFAULT_MAX_QUEUE_LIFETIME (5 * 86400) /* max_queue_lifetime */
+#define DEFAULT_DELAY_WARNING_TIME (4 * 3600)  /* delay_warning_time */
 #define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
 #define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
 /* Bodies of fresh messages kept in memory for their first delivery

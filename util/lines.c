@@ -34,8 +34,14 @@ static int lines_walk(diag_t *d, const lines_loader_t *loader, char *text, size_
     char *pos = text, *line;
     size_t n, lineno = 0;
 
+    /* An editor's UTF-8 byte order mark is no part of the first line: it
+     * would be folded into the first key or alias. */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        diag_warning(d, 1, "UTF-8 byte order mark at the start of the file ignored");
+        pos += 3;
+    }
     if (loader->start != NULL)
-        loader->start(parser, text, len, st);
+        loader->start(parser, pos, len - (size_t)(pos - text), st);
     while ((line = lines_next(&pos, text + len, &n)) != NULL)
         loader->line(parser, line, n, ++lineno);
     if (loader->finish != NULL)

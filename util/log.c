@@ -194,7 +194,7 @@ static void log_sanitize(char *s)
             *s = '?';
 }
 
-void log_vmsg(log_level_t level, const char *fmt, va_list ap)
+void log_vsvc(const char *service, log_level_t level, const char *fmt, va_list ap)
 {
     char text[LOG_LINE_MAX];
     char line[LOG_LINE_MAX + 128];
@@ -210,8 +210,8 @@ void log_vmsg(log_level_t level, const char *fmt, va_list ap)
     log_sanitize(text);
 
     /* The same line for both targets; syslog's gets its header in front. */
-    n = snprintf(line, sizeof(line), "%s[%ld]: %s%s\n", log_ident,
-                 log_pid != 0 ? log_pid : (long)getpid(),
+    n = snprintf(line, sizeof(line), "%s%s%s[%ld]: %s%s\n", log_ident, service != NULL ? "/" : "",
+                 service != NULL ? service : "", log_pid != 0 ? log_pid : (long)getpid(),
                  log_prefix[level], text);
     if (n < 0)
         return;
@@ -224,21 +224,21 @@ void log_vmsg(log_level_t level, const char *fmt, va_list ap)
         ;
 }
 
-void log_msg(log_level_t level, const char *fmt, ...)
+void log_svc(const char *service, log_level_t level, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    log_vmsg(level, fmt, ap);
+    log_vsvc(service, level, fmt, ap);
     va_end(ap);
 }
 
-void log_fatal(const char *fmt, ...)
+void log_fatal_svc(const char *service, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    log_vmsg(LOG_LEVEL_FATAL, fmt, ap);
+    log_vsvc(service, LOG_LEVEL_FATAL, fmt, ap);
     va_end(ap);
     exit(1);
 }

@@ -1,7 +1,14 @@
 /*
  * log - one line per event, key=value, to stderr or syslog.
  *
- * Lines look the same on both targets: "mxfwd[PID]: QUEUEID: key=value ...".
+ * Lines look the same on both targets, as Postfix's do, so that its log
+ * tools (pflogsumm, fail2ban's filters, mailgraph) read them:
+ * "mxfwd/SERVICE[PID]: QUEUEID: key=value, key=value ...".  SERVICE names
+ * the part of mxfwd that speaks, as Postfix names its daemons: each
+ * library's files are compiled with LOG_SERVICE set (smtpd, qmgr, smtp,
+ * master: docs/admin-guide.md, "Reading the logs"), and a line of
+ * another service says so with log_svc(); without one the tag is
+ * "mxfwd[PID]:".
  * Levels other than info carry a "warning: ", "error: ", "fatal: " or
  * "debug: " prefix, as Postfix does, so grep finds them.
  *
@@ -54,18 +61,28 @@ void log_init(const char *ident, log_target_t target, log_level_t min_level);
 /* Lowest level written now. */
 log_level_t log_min_level(void);
 
-void log_msg(log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void log_vmsg(log_level_t level, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
+/* The service of the file being compiled: NULL for none. */
+#ifndef LOG_SERVICE
+#define LOG_SERVICE NULL
+#endif
 
-#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
-#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+/* A line from service (NULL: none) at level. */
+void log_svc(const char *service, log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vsvc(const char *service, log_level_t level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+#define log_msg(level, ...) log_svc(LOG_SERVICE, level, __VA_ARGS__)
+#define log_vmsg(level, fmt, ap) log_vsvc(LOG_SERVICE, level, fmt, ap)
+#define log_debug(...) log_svc(LOG_SERVICE, LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_info(...) log_svc(LOG_SERVICE, LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_warning(...) log_svc(LOG_SERVICE, LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_error(...) log_svc(LOG_SERVICE, LOG_LEVEL_ERROR, __VA_ARGS__)
 
 /* Log at fatal level and exit(1).  Only for start-up and main. */
-void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void log_fatal_svc(const char *service, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+#define log_fatal(...) log_fatal_svc(LOG_SERVICE, __VA_ARGS__)
 
 /* Redirect stderr-target output to a file descriptor (tests). */
 void log_set_fd(int fd);

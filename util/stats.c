@@ -1,6 +1,7 @@
 #include "stats.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +14,20 @@ typedef struct {
     void *arg;
 } stats_item_t;
 
+struct stats_histogram {
+    size_t n;           /* buckets, +Inf included */
+    double *bounds;     /* n - 1 of them */
+    uint64_t **buckets; /* n */
+    uint64_t *sum;      /* millionths */
+    uint64_t *count;
+    stats_histogram_t *next; /* the registry's, to free */
+};
+
 struct stats {
     stats_item_t **e; /* each entry its own allocation: counter pointers stay put */
     size_t n;
     size_t cap;
+    stats_histogram_t *histograms;
 };
 
 stats_t *stats_new(void)
@@ -36,6 +47,13 @@ void stats_free(stats_t *s)
         free(s->e[i]);
     }
     free(s->e);
+    while (s->histograms != NULL) {
+        stats_histogram_t *h = s->histograms;
+        s->histograms = h->next;
+        free(h->bounds);
+        free(h->buckets);
+        free(h);
+    }
     free(s);
 }
 
@@ -53,8 +71,8 @@ static stats_item_t *stats_find(const stats_t *s, const char *name, const char *
     return NULL;
 }
 
-static stats_item_t *stats_add(stats_t *s, stats_kind_t kind, const char *name,
-                               const char *label, const char *label_value, const char *help)
+static stats_item_t *stats_add(stats_t *s, stats_kind_t kind, const char *name, const char *label,
+                               const char *label_value, const char *help)
 {
     stats_item_t *item = xcalloc(1, sizeof(*item));
     stats_entry_t *e = &item->e;
@@ -140,4 +158,41 @@ uint64_t stats_get(const stats_t *s, const char *name, const char *label_value)
     const stats_item_t *item = stats_find(s, name, label_value);
 
     return item != NULL ? item->e.value : 0;
+}
+
+stats_histogram_t *stats_histogram_new(stats_t *s, const char *name, const char *help,
+                                       const double *bounds, size_t nbounds)
+{
+    stats_histogram_t *h = xcalloc(1, sizeof(*h));
+    char le[32], sub[128];
+
+    h->n = nbounds + 1;
+    h->bounds = xmalloc((nbounds + 1) * sizeof(*h->bounds));
+    memcpy(h->bounds, bounds, nbounds * sizeof(*bounds));
+    h->buckets = xcalloc(h->n, sizeof(*h->buckets));
+    for (size_t i = 0; i < h->n; i++) {
+        if (i < nbounds)
+            snprintf(le, sizeof(le), "%g", bounds[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        h->buckets[i] = stats_register(s, STATS_HISTOGRAM, name, "le", le, help);
+    }
+    snprintf(sub, sizeof(sub), "%s_sum", name);
+    h->sum = stats_register(s, STATS_HISTOGRAM, sub, NULL, NULL, help);
+    snprintf(sub, sizeof(sub), "%s_count", name);
+    h->count = stats_register(s, STATS_HISTOGRAM, sub, NULL, NULL, help);
+    h->next = s->histograms;
+    s->histograms = h;
+    return h;
+}
+
+void stats_observe(stats_histogram_t *h, double value)
+{
+    /* Buckets are cumulative: a value counts in every bucket it fits. */
+    for (size_t i = 0; i < h->n; i++)
+        if (i == h->n - 1 || value <= h->bounds[i])
+            (*h->buckets[i])++;
+    if (value > 0)
+        *h->sum += (uint64_t)(value * 1e6 + 0.5);
+    (*h->count)++;
 }

@@ -33,7 +33,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { STATS_COUNTER, STATS_GAUGE } stats_kind_t;
+/* STATS_HISTOGRAM: the entries of a histogram (stats_histogram_new()):
+ * its buckets, name{le=bound}, each the count of values up to its bound,
+ * then name_sum (in millionths) and name_count. */
+typedef enum { STATS_COUNTER, STATS_GAUGE, STATS_HISTOGRAM } stats_kind_t;
 
 typedef struct {
     char *name;        /* "delivered"; [a-z0-9_] */
@@ -76,6 +79,15 @@ void stats_refresh(stats_t *s);
 /* Declare the family name{label=...} before any of its values. */
 void stats_family(stats_t *s, stats_kind_t kind, const char *name, const char *label,
                   const char *help);
+
+/* A histogram of values in units (seconds, say) with the buckets'
+ * upper bounds (ascending; a +Inf bucket is added), registered as its
+ * entries (STATS_HISTOGRAM).  Owned by the registry. */
+typedef struct stats_histogram stats_histogram_t;
+stats_histogram_t *stats_histogram_new(stats_t *s, const char *name, const char *help,
+                                       const double *bounds, size_t nbounds);
+/* Count one value. */
+void stats_observe(stats_histogram_t *h, double value);
 
 /* Entries in registration order, except that a family (one name, several
  * label values) stays together where its first entry was registered:

@@ -19,6 +19,7 @@ import hmac
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -123,12 +124,13 @@ def tempdir():
 class Process:
     """A child process stopped by its PID when the test ends."""
 
-    def __init__(self, argv, log_path=None, env=None, preexec_fn=None):
+    def __init__(self, argv, log_path=None, env=None, preexec_fn=None, cwd=None):
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn,
+                                     cwd=cwd)
         on_cleanup(self.stop)
 
     @property
@@ -575,6 +577,73 @@ def spool_files(directory):
     return sorted(n for n in held if not (n.endswith(".tmp") and n[:-4] in moving))
 
 
+# ---- Postfix -----------------------------------------------------------------
+
+class Postfix:
+    """A private Postfix instance (never /etc/postfix): its own configuration,
+    queue and log under a temporary directory, listening on a loopback port,
+    relaying the domains given to [127.0.0.1]:relay_port.  main_cf adds
+    settings.  Needs root (Postfix's master drops to the postfix user)."""
+
+    def __init__(self, relay_domains, relay_port, main_cf=""):
+        d = tempdir()
+        os.chmod(d, 0o755)  # the postfix user walks down to its queue
+        self.dir = d
+        self.cfg, self.queue, data = (os.path.join(d, x) for x in ("etc", "queue", "data"))
+        for x in (self.cfg, self.queue, data):
+            os.makedirs(x)
+        shutil.chown(data, "postfix")
+        self.port = free_port()
+        self.maillog = os.path.join(d, "maillog")
+        transport = ", ".join(f"{dom}=smtp:[127.0.0.1]:{relay_port}" for dom in relay_domains)
+        with open(os.path.join(self.cfg, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {self.queue}
+data_directory = {data}
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file_prefixes = /tmp, /var
+maillog_file = {self.maillog}
+myhostname = pf.test
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+alias_maps =
+alias_database =
+relay_domains = {" ".join(relay_domains)}
+transport_maps = inline:{{ {transport} }}
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtputf8_enable = yes
+{main_cf}
+""")
+        with open("/etc/postfix/master.cf") as f:
+            master = [("#" + l if l.startswith("smtp      inet") else l) for l in f]
+        master.append(f"127.0.0.1:{self.port} inet n - n - - smtpd\n")
+        if not any(l.startswith("postlog") for l in master):
+            master.append("postlog   unix-dgram n  -       n       -       1       postlogd\n")
+        with open(os.path.join(self.cfg, "master.cf"), "w") as f:
+            f.writelines(master)
+        link = os.path.join(self.cfg, "makedefs.out")
+        if os.path.lexists(link):
+            os.unlink(link)
+        subprocess.run(["postconf", "-c", self.cfg, "-F", "*/*/chroot = n"], check=True)
+        self.proc = Process(["postfix", "-c", self.cfg, "start-fg"],
+                            log_path=os.path.join(d, "postfix.log"))
+        wait_until(lambda: not self.proc.running() or _port_open(self.port),
+                   what="postfix to listen")
+        assert self.proc.running(), self.log()
+
+    def log(self):
+        try:
+            with open(self.maillog, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return self.proc.log()
+
+
 # ---- mxfwd -------------------------------------------------------------------
 
 # Settings for a forwarder whose deliveries all fail for now (every route
@@ -682,9 +751,9 @@ class Mxfwd:
             c.greeting()
         return c
 
-    def run(self, *args, timeout=TIMEOUT):
+    def run(self, *args, timeout=TIMEOUT, input=None):
         """Run an mxfwd subcommand with this configuration."""
-        return run([MXFWD, *args, "-c", self.conf], timeout=timeout)
+        return run([MXFWD, *args, "-c", self.conf], timeout=timeout, input=input)
 
 
 def _port_open(port):
@@ -785,11 +854,12 @@ def write_bytes(directory, name, data):
 class Transaction:
     def __init__(self, helo, tls, session=0):
         self.helo = helo
-        self.tls = tls
+        self.tls = tls         # the TLS version ("TLSv1.3"), or False
         self.session = session # which connection (1, 2, ...) it came on
         self.mail_from = None
         self.mail_params = ""
         self.rcpts = []        # accepted recipients
+        self.rcpt_params = {}  # recipient -> the parameters of its RCPT ("NOTIFY=... ORCPT=...")
         self.refused = []      # recipients answered with 4xx/5xx
         self.raw = b""         # DATA bytes as sent on the wire, before the final dot
         self.data = b""        # the same, dot-unstuffed: the message
@@ -823,7 +893,7 @@ class Sink:
                  extensions=("PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES",
                              "SMTPUTF8"), port=None, hostname="sink.test", host="127.0.0.1",
                  greeting=None, ehlo_reply=None, starttls_reply=None, rset_reply=None,
-                 tls_break=False, stall=None, mail_reply=None):
+                 tls_break=False, stall=None, mail_reply=None, tls_versions=None):
         self.replies = {k.lower(): (list(v) if isinstance(v, (list, tuple)) else v)
                         for k, v in (replies or {}).items()}
         self.data_reply = list(data_reply) if isinstance(data_reply, (list, tuple)) else data_reply
@@ -841,6 +911,11 @@ class Sink:
         if tls:
             self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls_context.load_cert_chain(*tls)
+            if tls_versions:
+                # An old server: only these versions (ssl.TLSVersion), and
+                # the ciphers and SHA-1 signatures they need.
+                self.tls_context.minimum_version, self.tls_context.maximum_version = tls_versions
+                self.tls_context.set_ciphers("DEFAULT:@SECLEVEL=0")
         self.transactions = []
         self.attempts = []
         self.connections = 0
@@ -963,8 +1038,7 @@ class Sink:
                 if self.tls_break:
                     f.write("this is not a TLS handshake\r\n")
                     return
-                f.starttls(self.tls_context)
-                tls, helo, tx = True, None, None
+                tls, helo, tx = f.starttls(self.tls_context), None, None
             elif verb == "MAIL":
                 m = re.match(r"(?i)FROM:<([^>]*)>(.*)", arg)
                 tx = Transaction(helo, tls, f.number)
@@ -980,7 +1054,7 @@ class Sink:
                     continue
                 f.write("250 2.1.0 Ok\r\n")
             elif verb == "RCPT":
-                m = re.match(r"(?i)TO:<([^>]*)>", arg)
+                m = re.match(r"(?i)TO:<([^>]*)>(.*)", arg)
                 addr = m.group(1)
                 if not tx:
                     f.write("503 5.5.1 Error: need MAIL command\r\n")
@@ -993,6 +1067,7 @@ class Sink:
                     self._answer(f, reply)
                 else:
                     tx.rcpts.append(addr)
+                    tx.rcpt_params[addr] = m.group(2).strip()
                     f.write("250 2.1.5 Ok\r\n")
             elif verb == "DATA":
                 if tx:
@@ -1056,6 +1131,7 @@ class _SinkStream:
 
     def starttls(self, context):
         self.conn = context.wrap_socket(self.conn, server_side=True)
+        return self.conn.version()
 
     def peer_closed(self):
         """True once the client has closed its end (or this end is closed).

@@ -85,7 +85,7 @@ def auth_results(msg):
 
 
 def log_line(m, msg):
-    return m.wait_log(rf"{msg.id}: from=<[^>]*> size=\d+ nrcpt=\d+ client=\S+ (.*)$").group(1)
+    return m.wait_log(rf"{msg.id}: client=\S+, session=\w+, (.*)$").group(1)
 
 
 # ---- SPF --------------------------------------------------------------------------
@@ -102,8 +102,10 @@ def spf_pass():
                      msg.prepend)
     assert msg.prepend.count(b"Received:") == 1 and msg.prepend.endswith(b"0000\r\n")
     # The log line of docs/sender-checks.md, exactly.
-    m.wait_log(rf"mxfwd\[\d+\]: {msg.id}: from=<a@pass\.test> size={len(msg.message)} nrcpt=1 "
-               r"client=unknown\[127\.0\.0\.1\] spf=pass dkim=none dmarc=none$")
+    m.wait_log(rf"mxfwd/smtpd\[\d+\]: {msg.id}: client=unknown\[127\.0\.0\.1\], session=\w+, "
+               r"spf=pass, dkim=none, dmarc=none$")
+    m.wait_log(rf"mxfwd/qmgr\[\d+\]: {msg.id}: from=<a@pass\.test>, size={len(msg.message)}, "
+               r"nrcpt=1, ")
 
 
 @test
@@ -115,7 +117,7 @@ def spf_fail_rejected():
     nothing_queued(m)
     m.wait_log(r"NOQUEUE: reject: DATA from unknown\[127\.0\.0\.1\]: 550 5\.7\.23 SPF fail: "
                r"fail\.test does not authorize 127\.0\.0\.1 to send its mail; "
-               r"from=<a@fail\.test> helo=<client\.test>$")
+               r"from=<a@fail\.test> proto=ESMTP helo=<client\.test> session=\w+$")
 
 
 @test
@@ -125,7 +127,7 @@ def spf_fail_tagged():
     ar = auth_results(msg)
     assert re.search(r"spf=fail \(fail\.test does not authorize 127\.0\.0\.1 to send its mail\) "
                      r"smtp\.mailfrom=fail\.test;", ar), ar
-    assert log_line(m, msg) == "spf=fail dkim=none dmarc=none"
+    assert log_line(m, msg) == "spf=fail, dkim=none, dmarc=none"
 
 
 @test
@@ -133,7 +135,7 @@ def spf_softfail_accepted():
     m, _ = server()
     msg = queued(m, send(m, "a@soft.test", message("a@soft.test")))
     assert "spf=softfail" in auth_results(msg)
-    assert log_line(m, msg) == "spf=softfail dkim=none dmarc=none"
+    assert log_line(m, msg) == "spf=softfail, dkim=none, dmarc=none"
 
 
 @test
@@ -169,7 +171,7 @@ def checks_off_leave_only_dkim_and_arc():
     msg = queued(m, send(m, "a@fail.test", message("a@fail.test")))
     assert auth_results(msg) == ("Authentication-Results: mx.fwd.test; "
                                  "dkim=none (message not signed); arc=none")
-    assert log_line(m, msg) == "spf=off dkim=none dmarc=off"
+    assert log_line(m, msg) == "spf=off, dkim=none, dmarc=off"
 
 
 # ---- DKIM ----------------------------------------------------------------------------
@@ -193,7 +195,7 @@ def dkim_rsa_verified():
     assert re.search(r"dkim=pass header\.d=signed\.test header\.i=@signed\.test header\.s=sel "
                      r'header\.a=rsa-sha256 header\.b=(?:[^\s";/]{8}|"[^\s"]{8}");', ar), ar
     assert "dmarc=none" in ar
-    assert log_line(m, msg) == "spf=pass dkim=pass dmarc=none"
+    assert log_line(m, msg) == "spf=pass, dkim=pass, dmarc=none"
 
 
 @test
@@ -204,7 +206,7 @@ def dkim_ed25519_verified():
     msg = queued(m, send(m, "a@signed.test", data))
     assert re.search(r"dkim=pass header\.d=signed\.test .*header\.a=ed25519-sha256",
                      auth_results(msg))
-    assert log_line(m, msg) == "spf=pass dkim=pass dmarc=none"
+    assert log_line(m, msg) == "spf=pass, dkim=pass, dmarc=none"
 
 
 @test
@@ -215,7 +217,7 @@ def dkim_altered_body_fails():
     msg = queued(m, send(m, "a@signed.test", data))
     assert re.search(r"dkim=fail \(body hash did not verify\) header\.d=signed\.test",
                      auth_results(msg)), auth_results(msg)
-    assert log_line(m, msg) == "spf=pass dkim=fail dmarc=none"
+    assert log_line(m, msg) == "spf=pass, dkim=fail, dmarc=none"
 
 
 def forwarded_verifies(kind, hcanon, bcanon):
@@ -270,7 +272,8 @@ def dmarc_reject_enforced():
                                      "signature"), r
     nothing_queued(m)
     m.wait_log(r"NOQUEUE: reject: DATA from unknown\[127\.0\.0\.1\]: 550 5\.7\.1 strict\.test "
-               r"publishes DMARC p=reject .*; from=<bounce@esp\.test> helo=<client\.test>$")
+               r"publishes DMARC p=reject .*; from=<bounce@esp\.test> proto=ESMTP "
+               r"helo=<client\.test> session=\w+$")
     # dmarc_action = tag lets it through, marked.
     m2, _ = server([mxtest.txt_record("_dmarc.strict.test", "v=DMARC1; p=reject")],
                    config={"dmarc_action": "tag"})
@@ -284,7 +287,7 @@ def dmarc_quarantine_accepted_and_recorded():
     msg = queued(m, send(m, "bounce@esp.test", message("ceo@quar.test")))
     ar = auth_results(msg)
     assert "dmarc=fail (p=quarantine dis=quarantine) header.from=quar.test" in ar, ar
-    assert log_line(m, msg) == "spf=pass dkim=none dmarc=fail"
+    assert log_line(m, msg) == "spf=pass, dkim=none, dmarc=fail"
     m.wait_log(rf"{msg.id}: DMARC fail, quar\.test asks for p=quarantine: accepted and marked")
 
 
@@ -299,7 +302,7 @@ def spf_fail_rescued_by_aligned_dkim():
     msg = queued(m, send(m, "a@forwarded.test", data))
     ar = auth_results(msg)
     assert "spf=fail" in ar and "dkim=pass" in ar and "dmarc=pass" in ar, ar
-    assert log_line(m, msg) == "spf=fail dkim=pass dmarc=pass"
+    assert log_line(m, msg) == "spf=fail, dkim=pass, dmarc=pass"
     # Without the signature nothing vouches for it: DMARC refuses it first.
     r = send(m, "a@forwarded.test", message("a@forwarded.test", "unsigned"))
     assert (r.code, r.text[:30]) == (550, "5.7.1 forwarded.test publishes"), r
@@ -445,9 +448,8 @@ def client_name_is_forward_confirmed():
     msg = queued(m, send(m, "a@pass.test", message()))
     assert b"Received: from client.test (mail.client.test [127.0.0.1])\r\n" in msg.prepend
     assert msg.client == "mail.client.test[127.0.0.1]"
-    m.wait_log(r"connect from mail\.client\.test\[127\.0\.0\.1\]$")
-    m.wait_log(rf"{msg.id}: from=<a@pass\.test> size=\d+ nrcpt=1 "
-               r"client=mail\.client\.test\[127\.0\.0\.1\] spf=pass")
+    m.wait_log(r"connect from mail\.client\.test\[127\.0\.0\.1\] session=\w+$")
+    m.wait_log(rf"{msg.id}: client=mail\.client\.test\[127\.0\.0\.1\], session=\w+, spf=pass")
 
 
 @test
@@ -457,7 +459,7 @@ def client_name_that_does_not_map_back_is_unknown():
     c = m.client(source="127.0.0.2")
     assert c.cmd("QUIT").code == 221
     m.wait_log(r"hostname liar\.test does not resolve to address 127\.0\.0\.2$")
-    m.wait_log(r"connect from unknown\[127\.0\.0\.2\]$")
+    m.wait_log(r"connect from unknown\[127\.0\.0\.2\] session=\w+$")
 
 
 @test
@@ -468,7 +470,7 @@ def slow_reverse_dns_delays_the_greeting_briefly():
     c.greeting()
     waited = time.monotonic() - start
     assert 0.8 < waited < 2.5, waited
-    m.wait_log(r"connect from unknown\[127\.0\.0\.1\]$")
+    m.wait_log(r"connect from unknown\[127\.0\.0\.1\] session=\w+$")
     assert c.cmd("EHLO client.test").code == 250
 
 

@@ -61,7 +61,8 @@ def rspamd_refuses_gtube_and_tags_clean_mail():
     r = transaction(m, message("gtube", filters.GTUBE))
     assert (r.code, r.text) == (554, "5.7.1 Gtube pattern"), r
     m.wait_log(r"milter-reject: DATA from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 Gtube pattern; "
-               r"from=<sender@origin\.test> helo=<client\.test> milter=inet:127\.0\.0\.1:\d+$")
+               r"from=<sender@origin\.test> proto=ESMTP helo=<client\.test> session=\w+ "
+               r"milter=inet:127\.0\.0\.1:\d+$")
     # A clean message leaves with the headers rspamd adds, the message's
     # own bytes untouched below them.
     clean = message("clean", "Hello, this is a perfectly ordinary message.")

@@ -5,10 +5,12 @@ logging to syslog and debug lines (serve -v).
 The service manager and the syslog daemon are played by Unix datagram
 sockets the test binds; mail goes to the test sink on loopback."""
 
+import json
 import os
 import re
 import signal
 import socket
+import subprocess
 import ssl
 import time
 
@@ -133,7 +135,7 @@ def http(port, request, timeout=mxtest.TIMEOUT):
     return status, headers, body.decode()
 
 
-SAMPLE = re.compile(r'^([a-z_]+)(?:\{([a-z_]+)="((?:[^"\\]|\\.)*)"\})? (\d+)$')
+SAMPLE = re.compile(r'^([a-z_]+)(?:\{([a-z_]+)="((?:[^"\\]|\\.)*)"\})? (\d+(?:\.\d+)?)$')
 
 
 def scrape(port):
@@ -153,12 +155,19 @@ def scrape(port):
         else:
             m = SAMPLE.match(line)
             assert m, f"not a sample line: {line!r}"
-            name, label, value = m.group(1), m.group(2), int(m.group(4))
-            # Every sample follows its family's HELP and TYPE.
-            assert name in types and name in helps, line
+            name, label, value = m.group(1), m.group(2), float(m.group(4))
+            # Every sample follows its family's HELP and TYPE; a
+            # histogram's are its _bucket, _sum and _count.
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            if types.get(family) == "histogram":
+                assert name != family and (label is None) == (name != family + "_bucket"), line
+            else:
+                family = name
+            assert family in types and family in helps, line
             samples[(name, m.group(3)) if label else name] = value
     for name, kind in types.items():
-        assert name.startswith("mxfwd_"), name
+        # The process's own metrics by the names every exporter gives them.
+        assert name.startswith("mxfwd_") or name.startswith("process_"), name
         assert (kind == "counter") == name.endswith("_total"), (name, kind)
     return samples, types
 
@@ -211,6 +220,18 @@ def metrics_count_a_message_through_to_the_sink():
         assert types.get(family) == kind, (family, types.get(family))
     assert before["mxfwd_queue_messages"] == 0
     assert before["mxfwd_queue_oldest_age_seconds"] == 0
+    # The version, the start time, every refusal reason at 0 already, and
+    # the delivery delays' histogram.
+    version = mxtest.run([mxtest.MXFWD, "--version"]).stdout.split()[1]
+    assert before[("mxfwd_build_info", version)] == 1, before
+    assert types["process_start_time_seconds"] == "gauge"
+    assert abs(before["process_start_time_seconds"] - time.time()) < 60
+    for reason in ("relay_denied", "unknown_user", "auth_spf", "auth_dmarc", "no_from",
+                   "srs_bad_hash", "too_big", "hops"):
+        assert before[("mxfwd_rejected_total", reason)] == 0, reason
+    assert types["mxfwd_delivery_delay_seconds"] == "histogram"
+    assert before["mxfwd_delivery_delay_seconds_count"] == 0
+    assert before[("mxfwd_delivery_delay_seconds_bucket", "+Inf")] == 0
 
     # One message delivered, one refused for relaying, one STARTTLS.
     qid = send(m, "alice@alias.test")
@@ -228,6 +249,14 @@ def metrics_count_a_message_through_to_the_sink():
     r = c.transaction("sender@spf-fail.test", ["alice@alias.test"], BODY)
     assert r.code == 550 and r.lines[0].startswith("5.7.23"), r
     c.cmd("RSET", expect=250)
+    # A message without an author: counted under a reason of its own.
+    c.cmd("MAIL FROM:<sender@origin.test>", expect=250)
+    c.cmd("RCPT TO:<alice@alias.test>", expect=250)
+    c.cmd("DATA", expect=354)
+    c.send(b"Subject: nobody wrote this\r\n\r\nbody\r\n.\r\n")
+    r = c.reply()
+    assert r.code == 550 and "no From: header" in r.text, r
+    c.cmd("RSET", expect=250)
     c.cmd("STARTTLS", expect=220)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
@@ -235,7 +264,7 @@ def metrics_count_a_message_through_to_the_sink():
     c.cmd("EHLO client.test", expect=250)
     c.cmd("QUIT")
     c.close()
-    m.wait_log(r"STARTTLS: TLSv1")
+    m.wait_log(r"TLS connection established from .*: TLSv1")
 
     after, _ = scrape(m.metrics_port)
     moved = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -243,17 +272,24 @@ def metrics_count_a_message_through_to_the_sink():
     assert moved["mxfwd_accepted_total"] == 1, moved
     assert moved[("mxfwd_rejected_total", "relay_denied")] == 1, moved
     assert moved[("mxfwd_rejected_total", "auth_spf")] == 1, moved
+    assert moved[("mxfwd_rejected_total", "no_from")] == 1, moved
+    assert moved[("mxfwd_rejected_total", "auth_dmarc")] == 0, moved
     assert moved["mxfwd_delivered_total"] == 1, moved
     assert moved["mxfwd_deferred_total"] == 0 and moved["mxfwd_bounced_total"] == 0, moved
     assert moved["mxfwd_tls_total"] == 1, moved
     assert moved["mxfwd_outbound_transactions_total"] == 1, moved
+    # The delivery went into the delays' histogram: under a minute.
+    assert moved["mxfwd_delivery_delay_seconds_count"] == 1, moved
+    assert moved[("mxfwd_delivery_delay_seconds_bucket", "60")] == 1, moved
+    assert moved[("mxfwd_delivery_delay_seconds_bucket", "+Inf")] == 1, moved
+    assert 0 <= moved["mxfwd_delivery_delay_seconds_sum"] < 60, moved
     # Three clients' names and the sender checks' lookups went to DNS.
     assert moved["mxfwd_dns_queries_total"] + moved["mxfwd_dns_cache_hits_total"] >= 3, moved
     assert after["mxfwd_queue_messages"] == 0
 
     # A message that waits: the queue's gauges show it, and its age.
     qid = send(m, "slow@alias.test")
-    m.wait_log(rf"{qid}: to=<slow@dest\.test> .* status=deferred")
+    m.wait_log(rf"{qid}: to=<slow@dest\.test>, .* status=deferred")
     time.sleep(1.1)
     later, _ = scrape(m.metrics_port)
     assert later["mxfwd_queue_messages"] == 1, later
@@ -264,6 +300,42 @@ def metrics_count_a_message_through_to_the_sink():
     stats = m.run("stats").stdout
     assert re.search(r"^queue_oldest_age_seconds +[1-9]", stats, re.M), stats
     assert re.search(r"^tls +1$", stats, re.M), stats
+
+
+@test
+def the_shipped_alerts_and_dashboard_read_metrics_that_exist():
+    """etc/prometheus/mxfwd-alerts.yml and etc/grafana/mxfwd-dashboard.json
+    parse, are shaped as Prometheus and Grafana want, and every metric they
+    name is one a running mxfwd exports."""
+    sink = mxtest.Sink()
+    m = metered(sink)
+    samples, types = scrape(m.metrics_port)
+    exported = set(types) | {name if isinstance(name, str) else name[0] for name in samples}
+    root = os.environ.get("MXFWD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
+    r = subprocess.run([mxtest.DEBIAN_PYTHON, "-c",
+                        "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), "
+                        "sys.stdout)", os.path.join(root, "etc/prometheus/mxfwd-alerts.yml")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rules = json.loads(r.stdout)["groups"][0]["rules"]
+    with open(os.path.join(root, "etc/grafana/mxfwd-dashboard.json")) as f:
+        dashboard = json.load(f)
+    exprs = []
+    for rule in rules:
+        assert set(rule) >= {"alert", "expr", "labels", "annotations"}, rule
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule
+        assert rule["annotations"]["summary"], rule
+        exprs.append(rule["expr"])
+    assert dashboard["uid"] and dashboard["panels"], dashboard.keys()
+    for panel in dashboard["panels"]:
+        assert panel["title"] and panel["targets"], panel
+        exprs += [t["expr"] for t in panel["targets"]]
+    named = set()
+    for expr in exprs:
+        named |= set(re.findall(r"\b((?:mxfwd|process)_[a-z_]+)", expr))
+    assert len(named) > 10, named
+    for name in named:
+        assert name in exported, (name, sorted(exported))
 
 
 @test
@@ -358,7 +430,7 @@ def metrics_listen_that_cannot_bind_stops_the_start():
 
 # ---- syslog and debug lines -----------------------------------------------------
 
-SYSLOG_LINE = re.compile(r"^<(\d+)>([A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d) (mxfwd\[(\d+)\]: .*)$")
+SYSLOG_LINE = re.compile(r"^<(\d+)>([A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d) (mxfwd/\w+\[(\d+)\]: .*)$")
 
 
 def syslog_lines(sock, until, timeout=mxtest.TIMEOUT):
@@ -384,7 +456,7 @@ def log_syslog_sends_the_same_lines_with_facility_mail():
     pid = m.proc.pid
     lines = syslog_lines(sock, r"mxfwd started")
     # mail.info is <22> (facility 2, level 6), the line as on stderr.
-    assert (22, f"mxfwd[{pid}]: listening on 127.0.0.1:{m.port}") in lines, lines
+    assert (22, f"mxfwd/master[{pid}]: listening on 127.0.0.1:{m.port}") in lines, lines
     assert all(p == 22 for p, _ in lines), lines
 
     # An error (a broken table on SIGHUP) is mail.err, <19>, prefixed.
@@ -393,12 +465,12 @@ def log_syslog_sends_the_same_lines_with_facility_mail():
         f.write("broken@alias.test\n")
     m.proc.send_signal(signal.SIGHUP)
     lines = syslog_lines(sock, r"not reloaded")
-    assert (19, f"mxfwd[{pid}]: error: {table}:1: alias broken@alias.test has no destinations") \
+    assert (19, f"mxfwd/master[{pid}]: error: {table}:1: alias broken@alias.test has no destinations") \
         in lines, lines
-    assert (22, f"mxfwd[{pid}]: reloading on SIGHUP") in lines, lines
+    assert (22, f"mxfwd/master[{pid}]: reloading on SIGHUP") in lines, lines
     assert m.stop() == 0
     lines = syslog_lines(sock, r"mxfwd stopped")
-    assert (22, f"mxfwd[{pid}]: mxfwd stopped") in lines
+    assert (22, f"mxfwd/master[{pid}]: mxfwd stopped") in lines
     # Nothing went to stderr.
     assert m.log() == "", m.log()
 
@@ -408,7 +480,7 @@ def log_syslog_without_a_syslog_daemon_falls_back_to_stderr():
     d = mxtest.tempdir()
     m = mxtest.Mxfwd(forwards=FORWARDS, config={"log": "syslog"}, start=False)
     m.start(env={"MXFWD_SYSLOG_SOCKET": os.path.join(d, "no-syslogd")})
-    m.wait_log(rf"^mxfwd\[{m.proc.pid}\]: listening on 127\.0\.0\.1:{m.port}$")
+    m.wait_log(rf"^mxfwd/master\[{m.proc.pid}\]: listening on 127\.0\.0\.1:{m.port}$")
 
 
 @test
@@ -417,7 +489,7 @@ def serve_v_adds_debug_lines():
     c = m.client()
     c.cmd("EHLO client.test", expect=250)
     c.cmd("QUIT")
-    m.wait_log(r"^mxfwd\[\d+\]: debug: unknown\[127\.0\.0\.1\]: < EHLO client\.test$")
+    m.wait_log(r"^mxfwd/smtpd\[\d+\]: debug: unknown\[127\.0\.0\.1\]: < EHLO client\.test$")
     quiet = mxtest.Mxfwd(forwards=FORWARDS)
     c = quiet.client()
     c.cmd("EHLO client.test", expect=250)

@@ -48,7 +48,7 @@ def greeting_and_ehlo_keywords():
     r = expect(c, "EHLO client.test", 250)
     assert r.lines[0] == "mx.fwd.test"
     assert r.lines[1:] == ["PIPELINING", "SIZE 26214400", "8BITMIME", "ENHANCEDSTATUSCODES",
-                           "SMTPUTF8", "CHUNKING"], r
+                           "SMTPUTF8", "DSN", "CHUNKING"], r
     r = expect(c, "HELO client.test", 250)
     assert r.lines == ["mx.fwd.test"]
     expect(c, "NOOP", 250, "2.0.0")
@@ -80,7 +80,8 @@ def protocol_errors():
     expect(c, "MAIL FROM:<a@b.test>", 503, "5.5.1")      # nested
     expect(c, "RCPT TO:<a b@alias.test>", 501, "5.5.4")
     expect(c, "RCPT TO:<>", 501, "5.5.4")
-    expect(c, "RCPT TO:<alice@alias.test> NOTIFY=NEVER", 555, "5.5.4")
+    expect(c, "RCPT TO:<alice@alias.test> XNOTIFY=NEVER", 555, "5.5.4")
+    expect(c, "RCPT TO:<alice@alias.test> NOTIFY=NEVER,SUCCESS", 501, "5.5.4")
     expect(c, "DATA", 554, "5.5.1")                       # no valid recipients
     expect(c, "QUIT now", 501, "5.5.4")
     expect(c, "RSET", 250)
@@ -156,7 +157,7 @@ def recipient_replies():
     r = expect(c, "RCPT TO:<bob@alias.test>", 452, "4.5.3")
     m.wait_log(r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 "
                r"<nobody@elsewhere\.test>: Relay access denied; from=<sender@origin\.test> "
-               r"to=<nobody@elsewhere\.test> helo=<client\.test>")
+               r"to=<nobody@elsewhere\.test> proto=ESMTP helo=<client\.test> session=\w+$")
     m.wait_log(r"NOQUEUE: reject: RCPT .*: 452 4\.5\.3 <bob@alias\.test>: Too many recipients")
 
 
@@ -187,7 +188,7 @@ def srs_bounce_replies():
 
 @test
 def sender_replies():
-    m = server({"max_message_size": "10K"})
+    m = server({"max_message_size": "10K", "srs_long_senders": "reject"})
     c = greeted(m)
     # Too long to rewrite: "SRS0=HHHH=TT=" + domain + "=" + local exceeds 64 octets.
     r = expect(c, f"MAIL FROM:<{'a' * 45}@origin.test>", 550, "5.1.7")
@@ -302,7 +303,7 @@ def pipelined_transaction_in_one_write():
     c.sock.settimeout(mxtest.TIMEOUT)
     first = c.sock.recv(65536)
     codes = [line[:4] for line in first.split(b"\r\n") if line]
-    assert codes == [b"250-"] * 6 + [b"250 ", b"250 ", b"250 ", b"554 ", b"250 ", b"354 "], first
+    assert codes == [b"250-"] * 7 + [b"250 ", b"250 ", b"250 ", b"554 ", b"250 ", b"354 "], first
     c.send(b"From: <sender@origin.test>\r\nSubject: pipelined\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
     c.buf = b""
     replies = [c.reply() for _ in range(3)]
@@ -438,6 +439,14 @@ def privileges_dropped_after_binding():
         return
     m = server({"user": "nobody"}, start=False)
     os.chmod(m.dir, 0o755)
+    # Files a reload reads must be the user's to read: refused otherwise,
+    # at the start rather than at the first reload.
+    r = mxtest.run([mxtest.MXFWD, "serve", "-c", m.conf])
+    assert r.returncode == 1, r
+    assert (f"{m.dir}/srs.secrets: cannot be read by user nobody (Permission denied): "
+            "reloads would fail") in r.stderr, r.stderr
+    nobody = __import__("pwd").getpwnam("nobody")
+    os.chown(os.path.join(m.dir, "srs.secrets"), nobody.pw_uid, nobody.pw_gid)
     m.start()
     m.wait_log(r"running as user nobody")
     with open(f"/proc/{m.proc.pid}/status") as f:

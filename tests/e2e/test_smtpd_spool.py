@@ -90,8 +90,9 @@ def message_on_disk_is_the_clients_bytes_plus_received():
     assert msg.rcpts == [("alice@example.com", "alice@alias.test")]
     assert msg.client == "unknown[127.0.0.1]" and msg.helo == "client.test"
     assert msg.flags == 1  # BODY=8BITMIME
-    m.wait_log(rf"{msg.id}: from=<sender@origin\.test> size={len(msg.message)} nrcpt=1 "
-               r"client=unknown\[127\.0\.0\.1\] spf=none dkim=none dmarc=none$")
+    m.wait_log(rf"{msg.id}: client=unknown\[127\.0\.0\.1\], session=\w+, "
+               r"spf=none, dkim=none, dmarc=none$")
+    m.wait_log(rf"{msg.id}: from=<sender@origin\.test>, size={len(msg.message)}, nrcpt=1, ")
 
 
 @test
@@ -105,7 +106,7 @@ def destinations_deduplicated_across_recipients():
                          ("carol@example.net", "team@alias.test")], msg.rcpts
     # More than one recipient: no "for" clause in Received:.
     assert b"\tfor <" not in msg.prepend
-    m.wait_log(rf"{msg.id}: from=<sender@origin\.test> size=\d+ nrcpt=2 ")
+    m.wait_log(rf"{msg.id}: from=<sender@origin\.test>, size=\d+, nrcpt=2, ")
 
 
 @test
@@ -333,7 +334,7 @@ def a_corrupt_file_at_the_top_of_the_id_space_does_not_make_ids_wrap():
     m.start()
     a = queued(m, send(m.client(), "sender@origin.test", ["alice@alias.test"],
                        FROM + b"Subject: A\r\n\r\nfirst\r\n.\r\n")).id
-    m.wait_log(rf"{a}: to=<alice@example\.com> .* status=deferred \(connect to ")
+    m.wait_log(rf"{a}: to=<alice@example\.com>, .* status=deferred \(connect to ")
     assert m.stop() == 0
     assert a in mxtest.spool_files(spool_dir(m)), "A has a file of its own"
     m.start()
@@ -341,7 +342,7 @@ def a_corrupt_file_at_the_top_of_the_id_space_does_not_make_ids_wrap():
     b = queued(m, send(m.client(), "sender@origin.test", ["bob@alias.test"],
                        FROM + b"Subject: B\r\n\r\nsecond\r\n.\r\n")).id
     assert b != a, b
-    m.wait_log(rf"{b}: to=<bob@example\.org> .* status=deferred ")
+    m.wait_log(rf"{b}: to=<bob@example\.org>, .* status=deferred ")
     sink = mxtest.Sink(port=port)
     sink.wait(2, timeout=20)
     for qid in (a, b):

@@ -65,7 +65,8 @@ def starttls_and_state_reset():
     assert c.cmd("MAIL FROM:<a@origin.test>").code == 250
     assert c.cmd("RCPT TO:<alice@alias.test>").code == 250
     assert c.cmd("QUIT").code == 221
-    m.wait_log(r"unknown\[127\.0\.0\.1\]: STARTTLS: TLSv1\.[23] with cipher \S+ \(\d+ bits\)")
+    m.wait_log(r"mxfwd/smtpd\[\d+\]: Anonymous TLS connection established from "
+               r"unknown\[127\.0\.0\.1\]: TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\) session=\w+$")
 
 
 @test

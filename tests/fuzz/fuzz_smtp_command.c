@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         proto_cmd_t c;
         proto_mail_t m;
         proto_path_t r;
+        proto_rcpt_dsn_t rd;
         proto_line_status_t st;
 
         if (skipping) {
@@ -110,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(c.arg >= l.text && c.arg + c.arg_len <= l.text + l.len);
             if (proto_parse_mail(c.arg, c.arg_len, &m) == 0)
                 fuzz_path(&m.path, c.arg, c.arg_len, false);
-            if (proto_parse_rcpt(c.arg, c.arg_len, &r) == 0)
+            if (proto_parse_rcpt(c.arg, c.arg_len, &r, &rd) == 0)
                 fuzz_path(&r, c.arg, c.arg_len, true);
             proto_helo_valid(c.arg, c.arg_len);
             fuzz_reply(l.text, l.len);

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import traceback
 
-BUILD, PREFIX, SBINDIR, CONFDIR, MANDIR, UNITDIR, SYSUSERSDIR = sys.argv[1:8]
+BUILD, PREFIX, SBINDIR, CONFDIR, MANDIR, UNITDIR, SYSUSERSDIR, DATADIR = sys.argv[1:9]
 TIMEOUT = 60
 # The unit's hardening may not regress past this (systemd-analyze security,
 # 0 best to 10 worst).
@@ -74,6 +74,8 @@ def installs_the_expected_files(d):
             f"{MANDIR}/man5/mxfwd.conf.5",
             f"{MANDIR}/man5/mxfwd-forwards.5",
             f"{MANDIR}/man8/mxfwd.8",
+            f"{DATADIR}/mxfwd/prometheus/mxfwd-alerts.yml",
+            f"{DATADIR}/mxfwd/grafana/mxfwd-dashboard.json",
         }
         if UNITDIR != "no":
             want.add(f"{UNITDIR}/mxfwd.service")

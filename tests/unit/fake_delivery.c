@@ -32,7 +32,11 @@ static void fake_record(fake_t *f, const delivery_job_t *job)
     for (size_t i = 0; i < job->nrcpts && i < FAKE_MAX_RCPTS; i++) {
         str_lcpy(r->rcpt[i], job->rcpts[i].addr, sizeof(r->rcpt[i]));
         str_lcpy(r->orig[i], job->rcpts[i].orig_addr, sizeof(r->orig[i]));
+        r->notify[i] = job->rcpts[i].notify;
+        str_lcpy(r->orcpt[i], job->rcpts[i].orcpt, sizeof(r->orcpt[i]));
     }
+    r->ret = job->ret;
+    str_lcpy(r->envid, job->envid, sizeof(r->envid));
     r->body_8bitmime = job->body_8bitmime;
     r->smtputf8 = job->smtputf8;
     r->len = job->prepend_len + job->length;
@@ -89,6 +93,7 @@ static void fake_finish(fake_t *f, fake_job_t *fj, bool shutting_down)
             str_lcpy(r->relay, "mx.fake.test[192.0.2.25]:25", sizeof(r->relay));
             str_lcpy(r->dsn, "2.0.0", sizeof(r->dsn));
             r->remote_reply = true;
+            r->dsn_passed = f->dsn_hop;
         }
     }
     fj->done(job, fj->arg);

@@ -38,7 +38,11 @@ typedef struct {
     char domain[128];
     char rcpt[FAKE_MAX_RCPTS][320];
     char orig[FAKE_MAX_RCPTS][320];
+    unsigned notify[FAKE_MAX_RCPTS];
+    char orcpt[FAKE_MAX_RCPTS][320];
     size_t nrcpts;
+    unsigned ret;
+    char envid[128];
     char *bytes; /* prepend + body as the job describes them */
     size_t len;
     bool body_8bitmime;
@@ -62,6 +66,7 @@ typedef struct {
     unsigned limit;       /* 0: no limit */
     bool hold;
     bool shut;
+    bool dsn_hop; /* the next hop takes NOTIFY=: accepted recipients are dsn_passed */
     void (*closed)(void *arg);
     void *closed_arg;
 } fake_t;

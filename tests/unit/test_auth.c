@@ -179,7 +179,7 @@ Test(authres, header_and_log)
     cr_assert(memcmp(buf_ptr(&b), want, strlen(want)) == 0, "%.*s", (int)buf_used(&b),
               buf_ptr(&b));
     cr_assert_eq(authres_log(&r, log, sizeof(log)), 0);
-    cr_assert_str_eq(log, "spf=pass dkim=pass dmarc=pass");
+    cr_assert_str_eq(log, "spf=pass, dkim=pass, dmarc=pass");
 
     /* Comments escape what would end them; nothing run means "none". */
     buf_reset(&b);
@@ -192,7 +192,7 @@ Test(authres, header_and_log)
                      "spf=permerror (unknown mechanism \\(near \"foo:bar\"\\) \\\\ here)", 60) != NULL,
               "%.*s", (int)buf_used(&b), buf_ptr(&b));
     cr_assert_eq(authres_log(&r, log, sizeof(log)), 0);
-    cr_assert_str_eq(log, "spf=permerror dkim=off dmarc=off");
+    cr_assert_str_eq(log, "spf=permerror, dkim=off, dmarc=off");
     buf_reset(&b);
     memset(&r, 0, sizeof(r));
     cr_assert_eq(authres_header(&r, "mx", &b), 0);
@@ -470,7 +470,7 @@ Test(auth, spf_fail_is_forgiven_when_dmarc_passes_through_aligned_dkim)
     cr_assert_eq(o.res.dkim[0].status, DKIM_PASS);
     cr_assert_eq(o.res.dmarc[0].status, DMARC_PASS);
     cr_assert_eq(o.res.decision.verdict, AUTHRES_ACCEPT, "%s", o.res.decision.reply);
-    cr_assert_str_eq(o.log, "spf=fail dkim=pass dmarc=pass");
+    cr_assert_str_eq(o.log, "spf=fail, dkim=pass, dmarc=pass");
     cr_assert(strstr(o.header, "Authentication-Results: mx.alias.test;\r\n\tspf=fail") == o.header,
               "%s", o.header);
     cr_assert(strstr(o.header, "dmarc=pass (p=reject dis=none) header.from=football.example.com"),
@@ -529,7 +529,7 @@ Test(auth, an_arc_chain_is_validated_beside_dkim_and_reported)
         cr_assert_eq(o.res.arc.cv, DKIM_CV_PASS, "%s", o.res.arc.reason);
         cr_assert_eq(o.res.arc.instances, 1);
         cr_assert_str_eq(o.res.arc.domain, "sealer.test");
-        cr_assert_str_eq(o.log, "spf=pass dkim=pass dmarc=pass arc=pass");
+        cr_assert_str_eq(o.log, "spf=pass, dkim=pass, dmarc=pass, arc=pass");
         cr_assert(strstr(o.header, ";\r\n\tarc=pass (i=1 d=sealer.test);\r\n\tdmarc=pass"),
                   "%s", o.header);
         cr_assert(asked(&r.txt, "arc._domainkey.sealer.test"));
@@ -538,7 +538,7 @@ Test(auth, an_arc_chain_is_validated_beside_dkim_and_reported)
         strstr(sealed, "hungry")[0] = 'H';
         o = run(&r, "192.0.2.10", "joe@football.example.com", sealed, 7);
         cr_assert_eq(o.res.arc.cv, DKIM_CV_FAIL);
-        cr_assert_str_eq(o.log, "spf=pass dkim=fail dmarc=pass arc=fail");
+        cr_assert_str_eq(o.log, "spf=pass, dkim=fail, dmarc=pass, arc=fail");
         cr_assert(strstr(o.header, "\tarc=fail\r\n\t  (i=1 d=sealer.test; ARC-Message-Signature "
                                    "body hash did not verify);"),
                   "%s", o.header);
@@ -580,7 +580,7 @@ Test(auth, dmarc_reject_and_spf_reject)
     cr_assert_str_eq(o.res.decision.reply,
                      "550 5.7.1 football.example.com publishes DMARC p=reject and this message "
                      "has neither an aligned SPF pass nor a valid aligned DKIM signature");
-    cr_assert_str_eq(o.log, "spf=fail dkim=fail dmarc=fail");
+    cr_assert_str_eq(o.log, "spf=fail, dkim=fail, dmarc=fail");
     rig_close(&r);
 
     rig_init(&r, answers, 2, AUTH_ACTION_REJECT, AUTH_ACTION_TAG, 10000);
@@ -645,7 +645,7 @@ Test(auth, policy_at_the_organizational_domain)
     cr_assert_eq(o.res.dmarc[0].policy, DMARC_P_QUARANTINE, "sp= for the subdomain");
     cr_assert_eq(o.res.decision.verdict, AUTHRES_ACCEPT);
     cr_assert(o.res.decision.quarantine);
-    cr_assert_str_eq(o.log, "spf=pass dkim=none dmarc=fail");
+    cr_assert_str_eq(o.log, "spf=pass, dkim=none, dmarc=fail");
     rig_close(&r);
 }
 
@@ -693,7 +693,7 @@ Test(auth, no_from_header)
     cr_assert_eq(o.res.decision.verdict, AUTHRES_REJECT);
     cr_assert_str_eq(o.res.decision.reply,
                      "550 5.7.1 Message has no From: header; RFC 5322 requires one");
-    cr_assert_str_eq(o.log, "spf=pass dkim=none dmarc=permerror");
+    cr_assert_str_eq(o.log, "spf=pass, dkim=none, dmarc=permerror");
     rig_close(&r);
 }
 
@@ -766,7 +766,7 @@ Test(auth, lookups_start_while_the_message_streams)
     cr_assert_eq(o.calls, 0, "never called back from inside auth_msg_end()");
     uv_run(&r.loop, UV_RUN_DEFAULT);
     cr_assert_eq(o.calls, 1);
-    cr_assert_str_eq(o.log, "spf=pass dkim=pass dmarc=pass");
+    cr_assert_str_eq(o.log, "spf=pass, dkim=pass, dmarc=pass");
     rig_close(&r);
 }
 
@@ -869,11 +869,11 @@ Test(auth, through_the_real_resolver)
 
     /* SPF fails (a forwarder in between), the signature vouches: accepted. */
     o = run(&r, "192.0.2.99", "joe@football.example.com", rfc8463_msg, 512);
-    cr_assert_str_eq(o.log, "spf=fail dkim=pass dmarc=pass");
+    cr_assert_str_eq(o.log, "spf=fail, dkim=pass, dmarc=pass");
     cr_assert_eq(o.res.decision.verdict, AUTHRES_ACCEPT);
     /* Changed on the way: DMARC p=reject is enforced. */
     o = run(&r, "192.0.2.30", "joe@mail.test", msg, 512);
-    cr_assert_str_eq(o.log, "spf=pass dkim=fail dmarc=fail");
+    cr_assert_str_eq(o.log, "spf=pass, dkim=fail, dmarc=fail");
     cr_assert(strncmp(o.res.decision.reply, "550 5.7.1 football.example.com publishes", 40) == 0,
               "%s", o.res.decision.reply);
 

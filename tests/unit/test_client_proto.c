@@ -209,7 +209,7 @@ Test(reply, ehlo_keywords)
     cr_assert_eq(parse(&r, s, true, 3), CLIENT_REPLY_DONE);
     cr_assert_eq(r.ext, CLIENT_EXT_PIPELINING | CLIENT_EXT_SIZE | CLIENT_EXT_8BITMIME |
                             CLIENT_EXT_STARTTLS | CLIENT_EXT_SMTPUTF8 |
-                            CLIENT_EXT_ENHANCEDSTATUSCODES);
+                            CLIENT_EXT_ENHANCEDSTATUSCODES | CLIENT_EXT_DSN);
     cr_assert_eq(r.size_limit, 1000);
     client_reply_host(&r, host, sizeof(host));
     cr_assert_str_eq(host, "mx.example.com");
@@ -278,7 +278,7 @@ Test(commands, mail_and_rcpt)
     buf_init(&b, 1000);
     cr_assert_eq(client_mail_cmd(&b, "a@b.example", &none), 0);
     cr_assert_eq(client_mail_cmd(&b, "", &all), 0);
-    cr_assert_eq(client_rcpt_cmd(&b, "x@y.example"), 0);
+    cr_assert_eq(client_rcpt_cmd(&b, "x@y.example", NULL), 0);
     cr_assert_eq(buf_used(&b), strlen("MAIL FROM:<a@b.example>\r\n"
                                       "MAIL FROM:<> SIZE=4096 BODY=8BITMIME SMTPUTF8\r\n"
                                       "RCPT TO:<x@y.example>\r\n"));
@@ -294,6 +294,26 @@ Test(commands, mail_and_rcpt)
     buf_init(&b, 30);
     cr_assert_eq(client_mail_cmd(&b, "a@b.example", &all), BUF_EFULL);
     cr_assert_eq(buf_used(&b), 0);
+    buf_free(&b);
+}
+
+Test(commands, dsn_parameters_are_xtext)
+{
+    buf_t b;
+    client_mail_params_t mail = {.ret = DELIVERY_RET_HDRS, .envid = "Q+1 =x"};
+    client_rcpt_params_t rcpt = {DELIVERY_NOTIFY_SUCCESS | DELIVERY_NOTIFY_DELAY,
+                                 "rfc822;a+b=c@alias.test"};
+    client_rcpt_params_t never = {DELIVERY_NOTIFY_NEVER, NULL};
+    const char *want = "MAIL FROM:<a@b.example> RET=HDRS ENVID=Q+2B1+20+3Dx\r\n"
+                       "RCPT TO:<x@y.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb+3Dc@alias.test\r\n"
+                       "RCPT TO:<z@y.example> NOTIFY=NEVER\r\n";
+
+    buf_init(&b, 1000);
+    cr_assert_eq(client_mail_cmd(&b, "a@b.example", &mail), 0);
+    cr_assert_eq(client_rcpt_cmd(&b, "x@y.example", &rcpt), 0);
+    cr_assert_eq(client_rcpt_cmd(&b, "z@y.example", &never), 0);
+    cr_assert_eq(buf_used(&b), strlen(want), "%.*s", (int)buf_used(&b), buf_ptr(&b));
+    cr_assert_eq(memcmp(buf_ptr(&b), want, strlen(want)), 0);
     buf_free(&b);
 }
 

@@ -389,5 +389,13 @@ Test(config, filter_and_client_check_keys)
                                "127.0.0.2 or 127.0.0.[2..11]");
     cr_assert_str_eq(d.msg[8], "t.conf:9: rate_limit_exempt: '192.0.2.0/40' is not an address or "
                                "address/bits");
+}
 
+/* An editor's byte order mark is skipped, not folded into the first key. */
+Test(config, a_byte_order_mark_is_skipped)
+{
+    config_t *cfg = parse_ok("\xEF\xBB\xBFhostname = mx.example\nsrs_domain = fwd.example\n");
+
+    cr_assert_str_eq(cfg->hostname, "mx.example");
+    config_free(cfg);
 }

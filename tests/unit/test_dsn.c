@@ -124,4 +124,35 @@ Test(dsn, utf8_addresses_and_8bit_headers_are_declared)
     cr_assert_not_null(strstr(text, "Original-Recipient: rfc822;alice@alias.test\r\n"));
     cr_assert_not_null(strstr(text, "Content-Type: text/plain; charset=utf-8\r\n"));
     cr_assert_null(strstr(text, "7bit"));
+    /* RFC 6533: an internationalized message gets the global types. */
+    cr_assert_not_null(strstr(text, "report-type=global-delivery-status;"));
+    cr_assert_not_null(strstr(text, "Content-Type: message/global-delivery-status\r\n"));
+    cr_assert_not_null(strstr(text, "Content-Type: message/global-headers\r\n"));
+    cr_assert_null(strstr(text, "rfc822-headers"));
+    cr_assert_null(strstr(text, "message/delivery-status"));
+}
+
+Test(dsn, an_ascii_message_with_an_8bit_body_keeps_the_classic_types)
+{
+    static const char full[] = "Subject: plain\r\n\r\ncaf\xe9 in Latin-1\r\n";
+    dsn_rcpt_t rc = {.addr = "b@y.test", .reply = "550 no", .status = "5.1.1"};
+    dsn_report_t r = {
+        .hostname = "fwd.test",
+        .queue_id = "18C3F2A9B47D1",
+        .sender = "s@origin.test",
+        .headers = full,
+        .headers_len = 17,
+        .full = full,
+        .full_len = sizeof(full) - 1,
+        .rcpts = &rc,
+        .nrcpts = 1,
+    };
+    dsn_needs_t needs;
+    const char *text = build(&r, &needs);
+
+    cr_assert(needs.body_8bit, "8bit content: BODY=8BITMIME");
+    cr_assert_not(needs.smtputf8);
+    cr_assert_not_null(strstr(text, "report-type=delivery-status;"));
+    cr_assert_not_null(strstr(text, "Content-Type: message/rfc822\r\n"));
+    cr_assert_not_null(strstr(text, "caf\xe9 in Latin-1"));
 }

@@ -33,6 +33,7 @@
 #include "spf.h"
 #include "spool.h"
 #include "srs.h"
+#include "srs_store.h"
 #include "tagval.h"
 #include "tls.h"
 
@@ -63,6 +64,10 @@ static const errors_band_t errors_bands[] = {
     {"srs", SRS_EBASE, srs_strerror, false,
      {SRS_ENOTSRS, SRS_EMALFORMED, SRS_EBADHASH, SRS_EEXPIRED, SRS_ETOOLONG, SRS_ENOSECRET,
       SRS_ECRYPTO}},
+    {"srs_store", SRS_STORE_EBASE, srs_store_strerror, true,
+     {SRS_STORE_ENOTFOUND, SRS_STORE_EDOWN, SRS_STORE_EREDIS, SRS_STORE_ELMDB,
+      SRS_STORE_ELOCATION, SRS_STORE_EFULL, SRS_STORE_ETIMEOUT, SRS_STORE_ECLOSED,
+      SRS_STORE_ESYNC}},
     {"dns", DNS_EBASE, dns_strerror, false,
      {DNS_ENXDOMAIN, DNS_ENODATA, DNS_EBADNAME, DNS_ESERVFAIL, DNS_EREFUSED, DNS_ETIMEOUT,
       DNS_ECONNREFUSED, DNS_EBADRESP, DNS_EFAIL, DNS_ECANCELED, DNS_ECLOSING, DNS_EINVAL}},

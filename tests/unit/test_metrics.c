@@ -197,3 +197,37 @@ Test(metrics, incomplete_and_overlong_heads)
     free(big);
     stats_free(s);
 }
+
+/* A histogram: cumulative buckets with a +Inf one, its sum in the unit
+ * (six decimals) and its count; and process_* metrics without the prefix. */
+Test(metrics, histograms_and_process_metrics)
+{
+    static const double bounds[] = {1, 60};
+    stats_t *s = stats_new();
+    stats_histogram_t *h;
+    buf_t out;
+    char *text;
+
+    *stats_register(s, STATS_GAUGE, "process_start_time_seconds", NULL, NULL, "start") = 1796601600;
+    h = stats_histogram_new(s, "delay_seconds", "delays", bounds, 2);
+    stats_observe(h, 0.5);
+    stats_observe(h, 1);
+    stats_observe(h, 30.25);
+    stats_observe(h, 7200);
+    buf_init(&out, 1 << 20);
+    metrics_render(s, &out);
+    text = text_of(&out);
+    cr_assert_str_eq(text, "# HELP process_start_time_seconds start\n"
+                           "# TYPE process_start_time_seconds gauge\n"
+                           "process_start_time_seconds 1796601600\n"
+                           "# HELP mxfwd_delay_seconds delays\n"
+                           "# TYPE mxfwd_delay_seconds histogram\n"
+                           "mxfwd_delay_seconds_bucket{le=\"1\"} 2\n"
+                           "mxfwd_delay_seconds_bucket{le=\"60\"} 3\n"
+                           "mxfwd_delay_seconds_bucket{le=\"+Inf\"} 4\n"
+                           "mxfwd_delay_seconds_sum 7231.750000\n"
+                           "mxfwd_delay_seconds_count 4\n");
+    free(text);
+    buf_free(&out);
+    stats_free(s);
+}

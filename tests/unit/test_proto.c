@@ -157,7 +157,7 @@ Test(proto_mail, parameters)
     cr_assert_eq(proto_parse_mail(S("FROM:<> SIZE=1 SIZE=2"), &m), PROTO_EVALUE);
     cr_assert_eq(proto_parse_mail(S("FROM:<> SMTPUTF8=yes"), &m), PROTO_EVALUE);
     cr_assert_eq(proto_parse_mail(S("FROM:<> BODY=BINARYMIME"), &m), PROTO_EPARAM);
-    cr_assert_eq(proto_parse_mail(S("FROM:<> RET=HDRS"), &m), PROTO_EPARAM);
+    cr_assert_eq(proto_parse_mail(S("FROM:<> RET=BODY"), &m), PROTO_EVALUE);
     cr_assert_eq(proto_parse_mail(S("FROM:<> AUTH=<>"), &m), PROTO_EPARAM);
     cr_assert_eq(proto_parse_mail(S("FROM:<> -X=1"), &m), PROTO_ESYNTAX);
     cr_assert_eq(proto_parse_mail(S("FROM:<> X=a=b"), &m), PROTO_EVALUE);
@@ -166,18 +166,73 @@ Test(proto_mail, parameters)
 Test(proto_rcpt, paths)
 {
     proto_path_t p;
+    proto_rcpt_dsn_t d;
 
-    cr_assert_eq(proto_parse_rcpt(S("TO:<alice@alias.test>"), &p), 0);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<alice@alias.test>"), &p, &d), 0);
     cr_assert_eq(p.addr_len, 16);
     cr_assert_not(p.postmaster);
-    cr_assert_eq(proto_parse_rcpt(S("to:<Postmaster>"), &p), 0);
+    cr_assert_eq(proto_parse_rcpt(S("to:<Postmaster>"), &p, &d), 0);
     cr_assert(p.postmaster);
-    cr_assert_eq(proto_parse_rcpt(S("TO:<>"), &p), PROTO_ENULLRCPT);
-    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> NOTIFY=NEVER"), &p), PROTO_EPARAM);
-    cr_assert_eq(proto_parse_rcpt(S("TO:<@hop.test:a@b.test>"), &p), 0);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<>"), &p, &d), PROTO_ENULLRCPT);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> XNOTIFY=NEVER"), &p, &d), PROTO_EPARAM);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<@hop.test:a@b.test>"), &p, &d), 0);
     cr_assert(p.source_route);
-    cr_assert_eq(proto_parse_rcpt(S("TO:<a b@c.test>"), &p), PROTO_EADDR);
-    cr_assert_eq(proto_parse_rcpt(S("FROM:<a@b.test>"), &p), PROTO_ESYNTAX);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a b@c.test>"), &p, &d), PROTO_EADDR);
+    cr_assert_eq(proto_parse_rcpt(S("FROM:<a@b.test>"), &p, &d), PROTO_ESYNTAX);
+}
+
+Test(proto_mail, dsn_parameters)
+{
+    proto_mail_t m;
+
+    cr_assert_eq(proto_parse_mail(S("FROM:<a@b.test> RET=hdrs ENVID=QQ314159+2Bx"), &m), 0);
+    cr_assert_eq(m.ret, PROTO_RET_HDRS);
+    cr_assert_str_eq(m.envid, "QQ314159+x");
+    cr_assert_eq(proto_parse_mail(S("FROM:<a@b.test> RET=FULL"), &m), 0);
+    cr_assert_eq(m.ret, PROTO_RET_FULL);
+    cr_assert_str_eq(m.envid, "");
+    cr_assert_eq(proto_parse_mail(S("FROM:<> RET=FULL RET=HDRS"), &m), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_mail(S("FROM:<> RET"), &m), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_mail(S("FROM:<> ENVID=a+2"), &m), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_mail(S("FROM:<> ENVID=a+0Ab"), &m), PROTO_EVALUE, "a CR or LF");
+    cr_assert_eq(proto_parse_mail(S("FROM:<> ENVID=x ENVID=y"), &m), PROTO_EVALUE);
+    /* 100 octets decoded, no more (RFC 3461 4.4). */
+    cr_assert_eq(proto_parse_mail(S("FROM:<> ENVID=0123456789012345678901234567890123456789"
+                                    "012345678901234567890123456789012345678901234567890123456789"),
+                                  &m),
+                 0);
+    cr_assert_eq(proto_parse_mail(S("FROM:<> ENVID=0123456789012345678901234567890123456789"
+                                    "0123456789012345678901234567890123456789012345678901234567890"),
+                                  &m),
+                 PROTO_EVALUE);
+}
+
+Test(proto_rcpt, dsn_parameters)
+{
+    proto_path_t p;
+    proto_rcpt_dsn_t d;
+    char s[64];
+
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> NOTIFY=success,DELAY ORCPT=rfc822;a+2Bx@alias.test"),
+                                  &p, &d),
+                 0);
+    cr_assert_eq(d.notify, PROTO_NOTIFY_SUCCESS | PROTO_NOTIFY_DELAY);
+    cr_assert_str_eq(d.orcpt, "rfc822;a+x@alias.test");
+    proto_notify_str(d.notify, s, sizeof(s));
+    cr_assert_str_eq(s, "SUCCESS,DELAY");
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> NOTIFY=NEVER"), &p, &d), 0);
+    cr_assert_eq(d.notify, PROTO_NOTIFY_NEVER);
+    cr_assert_str_eq(d.orcpt, "");
+    proto_notify_str(d.notify, s, sizeof(s));
+    cr_assert_str_eq(s, "NEVER");
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> NOTIFY=NEVER,FAILURE"), &p, &d), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> NOTIFY=FAILURE,FAILURE"), &p, &d),
+                 PROTO_EVALUE);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> NOTIFY=FAILURE,"), &p, &d), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> NOTIFY=SOMETIMES"), &p, &d), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> ORCPT=a@b.test"), &p, &d), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> ORCPT=rfc 822;a@b.test"), &p, &d), PROTO_EVALUE);
+    cr_assert_eq(proto_parse_rcpt(S("TO:<a@b.test> ORCPT=rfc822;"), &p, &d), PROTO_EVALUE);
 }
 
 Test(proto_helo, words)

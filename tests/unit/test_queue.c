@@ -75,6 +75,10 @@ static uint32_t test_random(void *arg)
 }
 
 static size_t body_memory; /* queue_options_t.body_memory */
+static uint64_t delay_warning; /* queue_options_t.delay_warning_time */
+static bool hide_destinations; /* queue_options_t.hide_destinations */
+static unsigned next_ret;       /* RET= and ENVID= of the next submit() */
+static const char *next_envid;
 
 static void open_all(void)
 {
@@ -86,6 +90,8 @@ static void open_all(void)
         .retry_schedule = schedule,
         .nretry_schedule = nschedule,
         .max_queue_lifetime = lifetime,
+        .delay_warning_time = delay_warning,
+        .hide_destinations = hide_destinations,
         .clock_us = test_clock,
         .random = test_random,
     };
@@ -117,6 +123,10 @@ static void setup(void)
     now_us = T0;
     rnd = 1000; /* no jitter */
     body_memory = 0;
+    delay_warning = 0;
+    hide_destinations = false;
+    next_ret = 0;
+    next_envid = NULL;
     schedule[0] = 60, schedule[1] = 300, nschedule = 2;
     lifetime = 86400;
     atomic_store(&fail_writes, false);
@@ -256,6 +266,8 @@ static const char *submit(const char *sender, const spool_env_rcpt_t *rcpts, siz
         .prepend_len = sizeof(prepend) - 1,
         .rcpts = rcpts,
         .nrcpts = n,
+        .ret = next_ret,
+        .envid = next_envid,
     };
 
     if (sender[0] != '\0')
@@ -386,8 +398,9 @@ Test(queue, delivers_each_domain_with_the_srs_sender_and_removes_the_message)
     cr_assert_str_eq(listing(), "");
     log = log_text();
     snprintf(line, sizeof(line),
-             "%s: to=<alice@example.com> orig_to=<alice@alias.test> relay=mx.fake.test[192.0.2.25]:25 "
-             "delay=0.00 status=sent (250 2.0.0 Ok: queued as FAKE)",
+             "%s: to=<alice@example.com>, orig_to=<alice@alias.test>, "
+             "relay=mx.fake.test[192.0.2.25]:25, delay=0.00, delays=0/0.00/0.00/0.00, dsn=2.0.0, "
+             "status=sent (250 2.0.0 Ok: queued as FAKE), tls=none",
              idc);
     cr_assert(strstr(log, line) != NULL, "%s", log);
     snprintf(line, sizeof(line), "%s: removed", idc);
@@ -847,18 +860,18 @@ Test(queue, flush_retries_deferred_recipients_now)
     submit("someone@origin.test", r, 1);
     cr_assert_eq(fake.nrec, 1);
     fake_clear_rules(&fake);
-    cr_assert_eq(queue_flush(q), 1);
+    cr_assert_eq(queue_flush(q, NULL), 1);
     settle();
     cr_assert_eq(fake.nrec, 2, "tried without waiting for the schedule");
     cr_assert_str_eq(listing(), "");
-    cr_assert_eq(queue_flush(q), 0);
+    cr_assert_eq(queue_flush(q, NULL), 0);
 }
 
 Test(queue, delete_drops_a_message_without_a_dsn)
 {
     static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
     char idc[SPOOL_ID_SIZE], want[128];
-    unsigned running = 99;
+    unsigned running = 0;
 
     fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
     snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 1));
@@ -916,7 +929,7 @@ Test(queue, a_message_held_at_arrival_waits_for_its_release)
     restart();
     cr_assert_eq(fake.nrec, 0);
     cr_assert_str_eq(view("b@y.test").state, "held");
-    cr_assert_eq(queue_flush(q), 0, "a flush does not release");
+    cr_assert_eq(queue_flush(q, NULL), 0, "a flush does not release");
     settle();
     cr_assert_eq(fake.nrec, 0);
     cr_assert_eq(queue_release(q, "18C3F2A9B47D1", &n), QUEUE_ENOENT);
@@ -960,6 +973,68 @@ Test(queue, hold_and_release_by_the_admin)
     cr_assert_str_eq(listing(), "");
 }
 
+Test(queue, flush_by_domain_or_id_leaves_the_rest_waiting)
+{
+    static const spool_env_rcpt_t ab[] = {{"b@slow.test", NULL}, {"c@other.test", NULL}};
+    static const spool_env_rcpt_t c[] = {{"d@other.test", NULL}};
+    char id1[SPOOL_ID_SIZE], id2[SPOOL_ID_SIZE];
+    size_t n = 0;
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    fake_rule(&fake, "@other.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    snprintf(id1, sizeof(id1), "%s", submit("someone@origin.test", ab, 2));
+    snprintf(id2, sizeof(id2), "%s", submit("someone@origin.test", c, 1));
+    cr_assert_eq(fake.nrec, 3);
+    /* By domain, in any case: the two recipients at other.test only. */
+    cr_assert_eq(queue_flush(q, "OTHER.test"), 2);
+    settle();
+    cr_assert_eq(fake.nrec, 5);
+    cr_assert_eq(jobs_to("b@slow.test"), 1, "slow.test still waits for its schedule");
+    /* By id: that message's recipients, whatever their domain. */
+    cr_assert_eq(queue_flush_id(q, "18C3F2A9B47D1", &n), QUEUE_ENOENT);
+    cr_assert_eq(queue_flush_id(q, id1, &n), 0);
+    cr_assert_eq(n, 2);
+    settle();
+    cr_assert_eq(fake.nrec, 7);
+    cr_assert_eq(jobs_to("d@other.test"), 2, "the other message was not flushed");
+}
+
+Test(queue, delete_all_drops_every_message)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+    unsigned running = 0;
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    for (int i = 0; i < 3; i++)
+        submit("someone@origin.test", r, 1);
+    cr_assert_eq(queue_delete_all(q, &running), 3);
+    cr_assert_eq(running, 0);
+    settle();
+    cr_assert_str_eq(listing(), "");
+    cr_assert_eq(queue_delete_all(q, &running), 0);
+    advance(3600);
+    cr_assert_eq(fake.nrec, 3, "no further attempt, no DSN");
+}
+
+static void show_one(void *arg, const spool_msg_t *m, const queue_rcpt_info_t *rcpts)
+{
+    snprintf(arg, 256, "%s %s %s %s", m->id, m->sender, rcpts[0].rcpt->addr, rcpts[0].state);
+}
+
+Test(queue, show_describes_one_message)
+{
+    static const spool_env_rcpt_t r[] = {{"b@slow.test", NULL}};
+    char id[SPOOL_ID_SIZE], got[256] = "", want[256];
+
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.3.0 later", NULL);
+    snprintf(id, sizeof(id), "%s", submit("someone@origin.test", r, 1));
+    cr_assert_eq(queue_show(q, "18C3F2A9B47D1", show_one, got), QUEUE_ENOENT);
+    cr_assert_str_eq(got, "");
+    cr_assert_eq(queue_show(q, id, show_one, got), 0);
+    snprintf(want, sizeof(want), "%s someone@origin.test b@slow.test deferred", id);
+    cr_assert_str_eq(got, want);
+}
+
 /* ---- Concurrency ---- */
 
 Test(queue, jobs_over_the_delivery_limit_wait_there_and_nothing_is_handed_twice)
@@ -975,7 +1050,7 @@ Test(queue, jobs_over_the_delivery_limit_wait_there_and_nothing_is_handed_twice)
     cr_assert_eq(fake.nrec, 20);
     cr_assert_eq(fake_pending(&fake), 20);
     /* A flush while they are out must not start any recipient again. */
-    cr_assert_eq(queue_flush(q), 0);
+    cr_assert_eq(queue_flush(q, NULL), 0);
     uv_run(&loop, UV_RUN_NOWAIT);
     cr_assert_eq(fake.nrec, 20);
     cr_assert_str_eq(view("x@a.test").state, "active");
@@ -985,4 +1060,152 @@ Test(queue, jobs_over_the_delivery_limit_wait_there_and_nothing_is_handed_twice)
     cr_assert_eq(fake.nrec, 20);
     cr_assert_str_eq(listing(), "");
     cr_assert_eq(stats_get(stats, "delivered", NULL), 20);
+}
+
+/* ---- DSN parameters (RFC 3461) ---- */
+
+Test(queue, dsn_parameters_reach_the_delivery_and_notify_never_silences_the_bounce)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@y.test", "alice@alias.test", SPOOL_NOTIFY_NEVER, NULL},
+        {"c@y.test", "team@alias.test", SPOOL_NOTIFY_SUCCESS, "rfc822;team@alias.test"},
+    };
+    const fake_record_t *job;
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    next_ret = SPOOL_RET_HDRS;
+    next_envid = "QQ314159";
+    submit("someone@origin.test", r, 2);
+    job = &fake.rec[0];
+    cr_assert_eq(job->ret, SPOOL_RET_HDRS);
+    cr_assert_str_eq(job->envid, "QQ314159");
+    cr_assert_eq(job->notify[0], SPOOL_NOTIFY_NEVER);
+    cr_assert_eq(job->notify[1], SPOOL_NOTIFY_SUCCESS);
+    cr_assert_str_eq(job->orcpt[1], "rfc822;team@alias.test");
+    /* Neither asked to hear of a failure: bounced, recorded, no DSN. */
+    cr_assert_eq(jobs_to("someone@origin.test"), 0);
+    cr_assert_str_eq(listing(), "");
+    cr_assert_null(strstr(log_text(), "notification"), "%s", log_text());
+}
+
+Test(queue, the_bounce_reports_only_those_that_asked_with_envid_and_orcpt)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@y.test", "alice@alias.test", SPOOL_NOTIFY_FAILURE, "rfc822;Alice@Alias.test"},
+        {"c@y.test", "team@alias.test", SPOOL_NOTIFY_NEVER, NULL},
+    };
+    const fake_record_t *dsn;
+    mime_t m;
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    next_envid = "QQ314159";
+    submit("someone@origin.test", r, 2);
+    cr_assert_eq(jobs_to("someone@origin.test"), 1);
+    dsn = last_job_to("someone@origin.test");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.part[1], "Original-Envelope-Id"), "QQ314159");
+    cr_assert_str_eq(field(m.part[1], "Original-Recipient"), "rfc822;Alice@Alias.test");
+    cr_assert_null(strstr(dsn->bytes, "c@y.test"), "c asked for no notice");
+    mime_free(&m);
+}
+
+Test(queue, notify_success_gets_a_relayed_notice_unless_the_next_hop_takes_it)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@y.test", "alice@alias.test", SPOOL_NOTIFY_SUCCESS | SPOOL_NOTIFY_FAILURE, NULL},
+        {"c@y.test", "team@alias.test", 0, NULL},
+    };
+    const fake_record_t *dsn;
+    char idc[SPOOL_ID_SIZE], want[128];
+    mime_t m;
+
+    snprintf(idc, sizeof(idc), "%s", submit("someone@origin.test", r, 2));
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "one notice, for b only");
+    dsn = last_job_to("someone@origin.test");
+    cr_assert_str_eq(dsn->sender, "");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.headers, "Subject"), "Successful Mail Delivery Report");
+    cr_assert_str_eq(field(m.part[1], "Final-Recipient"), "rfc822; b@y.test");
+    cr_assert_str_eq(field(m.part[1], "Action"), "relayed");
+    cr_assert_str_eq(field(m.part[1], "Status"), "2.0.0");
+    cr_assert_null(strstr(m.part[1], "c@y.test"));
+    snprintf(want, sizeof(want), "%s: sender delivery status notification: %s", idc,
+             dsn->queue_id);
+    cr_assert(strstr(log_text(), want) != NULL, "%s", log_text());
+    mime_free(&m);
+
+    /* A next hop that took NOTIFY= reports itself: nothing from mxfwd. */
+    fake.dsn_hop = true;
+    submit("other@origin.test", r, 2);
+    cr_assert_eq(jobs_to("other@origin.test"), 0);
+}
+
+Test(queue, notify_delay_gets_one_delayed_notice_after_delay_warning_time)
+{
+    static const spool_env_rcpt_t r[] = {
+        {"b@slow.test", "alice@alias.test", SPOOL_NOTIFY_DELAY | SPOOL_NOTIFY_FAILURE, NULL},
+        {"c@slow.test", "team@alias.test", 0, NULL},
+    };
+    const fake_record_t *dsn;
+    mime_t m;
+
+    delay_warning = 600;
+    restart();
+    fake_rule(&fake, "@slow.test", DELIVERY_TEMPFAIL, "451 4.2.0 mailbox busy", "4.2.0");
+    submit("someone@origin.test", r, 2);
+    cr_assert_eq(jobs_to("someone@origin.test"), 0, "not before delay_warning_time");
+    advance(60);
+    cr_assert_eq(jobs_to("someone@origin.test"), 0);
+    advance(600);
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "b's notice, once");
+    dsn = last_job_to("someone@origin.test");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.headers, "Subject"), "Delayed Mail (still being retried)");
+    cr_assert_str_eq(field(m.part[1], "Action"), "delayed");
+    cr_assert_str_eq(field(m.part[1], "Status"), "4.2.0");
+    cr_assert_not_null(field(m.part[1], "Will-Retry-Until"));
+    cr_assert_null(strstr(m.part[1], "c@slow.test"), "c asked for nothing of the kind");
+    mime_free(&m);
+    advance(3600);
+    cr_assert_eq(jobs_to("someone@origin.test"), 1, "and only once");
+}
+
+Test(queue, hidden_destinations_report_the_alias_and_keep_the_mailbox_out)
+{
+    static const spool_env_rcpt_t r[] = {{"private.box@y.test", "alice@alias.test"}};
+    const fake_record_t *dsn;
+    mime_t m;
+
+    hide_destinations = true;
+    restart();
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL,
+              "550 5.1.1 <Private.Box@y.test>: mailbox private.box@y.test unknown", "5.1.1");
+    submit("someone@origin.test", r, 1);
+    dsn = last_job_to("someone@origin.test");
+    cr_assert_not_null(dsn);
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.part[1], "Final-Recipient"), "rfc822; alice@alias.test");
+    cr_assert_str_eq(field(m.part[1], "Diagnostic-Code"),
+                     "smtp; 550 5.1.1 <alice@alias.test>: mailbox alice@alias.test unknown");
+    cr_assert(strstr(m.part[0], "<alice@alias.test>):") != NULL, "%s", m.part[0]);
+    /* Nowhere in the notice, in any case. */
+    cr_assert_null(strcasestr(dsn->bytes, "private.box"), "%s", dsn->bytes);
+    mime_free(&m);
+}
+
+Test(queue, ret_full_returns_the_whole_message)
+{
+    static const spool_env_rcpt_t r[] = {{"b@y.test", "alice@alias.test"}};
+    const fake_record_t *dsn;
+    mime_t m;
+
+    fake_rule(&fake, "@y.test", DELIVERY_PERMFAIL, "550 5.1.1 no such user", "5.1.1");
+    next_ret = SPOOL_RET_FULL;
+    submit("someone@origin.test", r, 1);
+    dsn = last_job_to("someone@origin.test");
+    m = parse_dsn(dsn->bytes);
+    cr_assert_str_eq(field(m.part[2], "Content-Type"), "message/rfc822");
+    cr_assert(strstr(m.part[2], "Body line one.\r\n") != NULL, "%s", m.part[2]);
+    cr_assert(strstr(m.part[0], "your message is attached") != NULL);
+    mime_free(&m);
 }

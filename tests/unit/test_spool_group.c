@@ -16,6 +16,7 @@
 
 #include "spool.h"
 #include "spool_fixture.h"
+#include "str.h"
 
 TestSuite(spool, .init = setup, .fini = teardown, .timeout = 30);
 
@@ -345,4 +346,96 @@ Test(spool, updates_queued_together_land_in_order_across_parallel_jobs)
     }
     scan_free(&sr);
     close_spool(s);
+}
+
+/* ---- before_ack (docs/srs.md, "Durability") ---- */
+
+static int before_ack_calls, before_ack_status;
+
+static int before_ack(void *arg)
+{
+    (void)arg;
+    before_ack_calls++;
+    return before_ack_status;
+}
+
+/* Commit text with env, without running the loop. */
+static void commit_only(spool_t *s, const char *text, const spool_envelope_t *env,
+                        commit_result_t *r)
+{
+    spool_writer_t *w;
+
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    cr_assert_eq(spool_writer_write(w, text, strlen(text)), 0);
+    cr_assert_eq(spool_writer_commit(w, env, on_commit, r), 0);
+}
+
+/* The hook runs once for a pass that has a commit asking for it, before
+ * the 250s; a failure fails those commits only, and a restart does not
+ * take their journal records for messages. */
+Test(spool, before_ack_fails_only_the_commits_that_asked_for_it)
+{
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .before_ack = before_ack};
+    spool_envelope_t plain = envelope(1), asks = envelope(1);
+    commit_result_t a = {0}, b = {0}, c = {0}, d = {0};
+    char ida[SPOOL_ID_SIZE], idc[SPOOL_ID_SIZE];
+    spool_t *s = NULL;
+    scan_result_t sr;
+
+    asks.before_ack = true;
+    cr_assert_eq(spool_open(sdir, &opt, &s), 0);
+    /* a alone in the first pass; b and c share the second. */
+    commit_only(s, "From: a\r\n\r\nA\r\n", &plain, &a);
+    before_ack_status = -EIO;
+    commit_only(s, "From: b\r\n\r\nB\r\n", &asks, &b);
+    commit_only(s, "From: c\r\n\r\nC\r\n", &plain, &c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(before_ack_calls, 1, "only the pass with b ran the hook");
+    cr_assert_eq(a.status, 0);
+    cr_assert_eq(b.status, -EIO);
+    cr_assert_eq(c.status, 0);
+    str_lcpy(ida, a.msg->id, sizeof(ida));
+    str_lcpy(idc, c.msg->id, sizeof(idc));
+    spool_msg_free(a.msg);
+    spool_msg_free(c.msg);
+    /* The hook works again: a commit that asks goes through. */
+    before_ack_status = 0;
+    commit_only(s, "From: d\r\n\r\nD\r\n", &asks, &d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(d.status, 0);
+    cr_assert_eq(before_ack_calls, 2);
+    spool_msg_free(d.msg);
+    close_spool(s);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 3, "a, c and d; never b");
+    cr_assert_str_eq(sr.msgs[0]->id, ida);
+    cr_assert_str_eq(sr.msgs[1]->id, idc);
+    scan_free(&sr);
+    close_spool(s);
+}
+
+/* A message too big for the journal, whose file the pass would name: not
+ * named when the hook fails. */
+Test(spool, before_ack_failing_keeps_a_big_message_unnamed)
+{
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .before_ack = before_ack};
+    spool_envelope_t asks = envelope(1);
+    char *text = message_text(200000, 5);
+    commit_result_t r = {0};
+    spool_t *s = NULL;
+    scan_result_t sr;
+
+    asks.before_ack = true;
+    before_ack_status = -ENOSPC;
+    cr_assert_eq(spool_open(sdir, &opt, &s), 0);
+    commit_only(s, text, &asks, &r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(r.status, -ENOSPC);
+    cr_assert_str_eq(listing(), "journal", "no message file: %s", listing());
+    close_spool(s);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 0);
+    scan_free(&sr);
+    close_spool(s);
+    free(text);
 }

@@ -52,6 +52,22 @@ static void record_teardown(void)
 
 TestSuite(spool_record, .init = record_setup, .fini = record_teardown);
 
+/* Whether the image's trailer has a record of type. */
+static bool record_has(const buf_t *b, int type)
+{
+    const unsigned char *p = (const unsigned char *)buf_ptr(b);
+    size_t at = SPOOL__BODY_OFFSET + strlen(BODY);
+
+    while (at + SPOOL__REC_HDR <= buf_used(b) && p[at] != type) {
+        uint64_t len = 0;
+
+        for (int i = 1; i <= 8; i++)
+            len = len << 8 | p[at + (size_t)i];
+        at += SPOOL__REC_HDR + (size_t)len;
+    }
+    return at + SPOOL__REC_HDR <= buf_used(b);
+}
+
 static int record_parse(const buf_t *b, size_t n, spool_msg_t **out)
 {
     return spool_record_parse_image("/spool/journal/0000000000000001", 100,
@@ -170,6 +186,46 @@ Test(spool_record, a_message_made_from_an_envelope_matches_its_parsed_image)
     }
     spool_msg_free(made);
     spool_msg_free(parsed);
+}
+
+Test(spool_record, dsn_parameters_are_kept_only_when_given)
+{
+    spool_env_rcpt_t r[3];
+    spool_msg_t *parsed = NULL;
+
+    /* Without them: no N or O record, and empty values. */
+    cr_assert_not(record_has(&image, SPOOL__REC_DSN));
+    cr_assert_not(record_has(&image, SPOOL__REC_RCPT_DSN));
+    cr_assert_eq(record_parse(&image, buf_used(&image), &parsed), 0);
+    cr_assert_eq(parsed->ret, 0);
+    cr_assert_str_eq(parsed->envid, "");
+    cr_assert_eq(parsed->rcpts[0].notify, 0);
+    cr_assert_str_eq(parsed->rcpts[0].orcpt, "");
+    spool_msg_free(parsed);
+
+    memcpy(r, env.rcpts, sizeof(r));
+    r[1].notify = SPOOL_NOTIFY_SUCCESS | SPOOL_NOTIFY_FAILURE;
+    r[1].orcpt = "rfc822;alice@alias.test";
+    r[2].notify = SPOOL_NOTIFY_NEVER;
+    env.rcpts = r;
+    env.ret = SPOOL_RET_HDRS;
+    env.envid = "QQ314159";
+    record_image(&image, &env);
+    cr_assert(record_has(&image, SPOOL__REC_DSN));
+    cr_assert(record_has(&image, SPOOL__REC_RCPT_DSN));
+    cr_assert_eq(record_parse(&image, buf_used(&image), &parsed), 0);
+    cr_assert_eq(parsed->ret, SPOOL_RET_HDRS);
+    cr_assert_str_eq(parsed->envid, "QQ314159");
+    cr_assert_eq(parsed->rcpts[0].notify, 0);
+    cr_assert_str_eq(parsed->rcpts[0].orcpt, "");
+    cr_assert_eq(parsed->rcpts[1].notify, SPOOL_NOTIFY_SUCCESS | SPOOL_NOTIFY_FAILURE);
+    cr_assert_str_eq(parsed->rcpts[1].orcpt, "rfc822;alice@alias.test");
+    cr_assert_eq(parsed->rcpts[2].notify, SPOOL_NOTIFY_NEVER);
+    spool_msg_free(parsed);
+    /* Out of range: refused before anything is written. */
+    env.ret = 3;
+    buf_reset(&image);
+    cr_assert_eq(spool_record_encode_trailer(&image, ID, 0, &env), SPOOL_EINVAL);
 }
 
 Test(spool_record, a_bad_envelope_or_update_is_refused)

@@ -75,7 +75,8 @@ Test(srs_forward, table)
         /* case is kept in the address; the hash is over lowercased fields */
         {"Test@OtherDomain.COM", "SRS0=vmyz=2W=OtherDomain.COM=Test@fwd.test"},
         /* our own domain is not rewritten again, in any case */
-        {"SRS0=vmyz=2W=otherdomain.com=test@FWD.test", "SRS0=vmyz=2W=otherdomain.com=test@FWD.test"},
+        {"SRS0=vmyz=2W=otherdomain.com=test@FWD.test",
+         "SRS0=vmyz=2W=otherdomain.com=test@FWD.test"},
         {"postmaster@fwd.test", "postmaster@fwd.test"},
         /* SRS1 from elsewhere: the first forwarder's host and part stay,
          * the hash is ours (the same secret gives the vector's hash) */
@@ -142,7 +143,7 @@ Test(srs_forward, hashes_are_url_safe_and_reverse)
 Test(srs_forward, round_trips)
 {
     static const char *const senders[] = {
-        "a=b=c@example.com",          "SRS0@example.com",     "SRS2=x@example.com",
+        "a=b=c@example.com",        "SRS0@example.com",        "SRS2=x@example.com",
         "j\xc3\xbcrgen@example.de", "x@xn--bcher-kva.example", "!#$%&'*+/=?^_`{|}~-@x.example",
     };
     srs_t *a = make("a.example", "secret-of-forwarder-a", NULL);
@@ -152,7 +153,8 @@ Test(srs_forward, round_trips)
     for (size_t i = 0; i < sizeof(senders) / sizeof(senders[0]); i++) {
         snprintf(at_a, sizeof(at_a), "%s", fwd(a, senders[i], T0));
         snprintf(at_b, sizeof(at_b), "%s", fwd(b, at_a, T0));
-        cr_expect(strncmp(at_a, "SRS", 3) == 0 && strncmp(at_b, "SRS1=", 5) == 0, "%s %s", at_a, at_b);
+        cr_expect(strncmp(at_a, "SRS", 3) == 0 && strncmp(at_b, "SRS1=", 5) == 0, "%s %s", at_a,
+                  at_b);
         cr_expect_str_eq(rev(b, at_b, T0 + DAY), at_a);
         cr_expect_str_eq(rev(a, at_a, T0 + DAY), senders[i]);
         /* B's secret cannot open A's address. */
@@ -254,16 +256,29 @@ Test(srs_reverse, huge_addresses_and_nul_bytes)
 {
     static const char nul[] = "SRS0=vmyz=2W=otherdomain.com=te\0st@example.com";
     static const char nul_tag[] = "SRS0\0vmyz=2W=otherdomain.com=test@example.com";
-    static const size_t sizes[] = {255, 1000, 10 * 1024, 100 * 1024};
+    /* Up to ADDR_INPUT_MAX an address is read (srs_long_senders = embed
+     * writes such): these were not made with the secret.  Beyond, it is
+     * malformed whatever it holds. */
+    static const struct {
+        size_t size;
+        const char *srs, *plain;
+    } cases[] = {
+        {255, "bad-hash", "not-srs"},
+        {1000, "bad-hash", "not-srs"},
+        {ADDR_INPUT_MAX, "bad-hash", "not-srs"},
+        {ADDR_INPUT_MAX + 1, "malformed", "malformed"},
+        {10 * 1024, "malformed", "malformed"},
+        {100 * 1024, "malformed", "malformed"},
+    };
     srs_t *srs = make("example.com", "tops3cr3t", NULL);
 
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        char *a = huge("SRS0=vmyz=2W=otherdomain.com=", sizes[i]);
-        char *b = huge("SRS1=JO9m=example.com==", sizes[i]);
-        char *c = huge("", sizes[i]);
-        cr_expect_str_eq(rev(srs, a, T0), "malformed", "%zu bytes", sizes[i]);
-        cr_expect_str_eq(rev(srs, b, T0), "malformed", "%zu bytes", sizes[i]);
-        cr_expect_str_eq(rev(srs, c, T0), "malformed", "%zu bytes", sizes[i]);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *a = huge("SRS0=vmyz=2W=otherdomain.com=", cases[i].size);
+        char *b = huge("SRS1=JO9m=example.com==", cases[i].size);
+        char *c = huge("", cases[i].size);
+        cr_expect_str_eq(rev(srs, a, T0), cases[i].srs, "%zu bytes", cases[i].size);
+        cr_expect_str_eq(rev(srs, b, T0), cases[i].srs, "%zu bytes", cases[i].size);
+        cr_expect_str_eq(rev(srs, c, T0), cases[i].plain, "%zu bytes", cases[i].size);
         free(a);
         free(b);
         free(c);
@@ -322,10 +337,14 @@ Test(srs_reverse, age_window_and_wrap)
         const char *want;
         unsigned age;
     } cases[] = {
-        {0, "test@otherdomain.com", 0},   {21, "test@otherdomain.com", 0},
-        {22, "expired", 22},              {30, "expired", 30},
-        {-1, "expired", 1023},            {1023, "expired", 1023},
-        {1024, "test@otherdomain.com", 0}, {1024 + 21, "test@otherdomain.com", 0},
+        {0, "test@otherdomain.com", 0},
+        {21, "test@otherdomain.com", 0},
+        {22, "expired", 22},
+        {30, "expired", 30},
+        {-1, "expired", 1023},
+        {1023, "expired", 1023},
+        {1024, "test@otherdomain.com", 0},
+        {1024 + 21, "test@otherdomain.com", 0},
         {1024 + 22, "expired", 22},
     };
     srs_t *srs = make("example.com", "tops3cr3t", NULL);
@@ -338,7 +357,8 @@ Test(srs_reverse, age_window_and_wrap)
             unsigned age = 12345;
             time_t now = day0 + cases[i].days * DAY + s;
             int rc = srs_reverse(srs, VEC_SRS0, strlen(VEC_SRS0), now, out, sizeof(out), &age);
-            cr_expect_str_eq(rc == 0 ? out : srs_errname(rc), cases[i].want, "%ld days", cases[i].days);
+            cr_expect_str_eq(rc == 0 ? out : srs_errname(rc), cases[i].want, "%ld days",
+                             cases[i].days);
             cr_expect_eq(age, cases[i].age, "%ld days: age %u", cases[i].days, age);
         }
     }
@@ -384,8 +404,8 @@ Test(srs, errors_have_names_and_sentences)
         int err;
         const char *name;
     } names[] = {
-        {SRS_ENOTSRS, "not-srs"},     {SRS_EMALFORMED, "malformed"}, {SRS_EBADHASH, "bad-hash"},
-        {SRS_EEXPIRED, "expired"},    {SRS_ETOOLONG, "too-long"},    {SRS_ENOSECRET, "no-secret"},
+        {SRS_ENOTSRS, "not-srs"},  {SRS_EMALFORMED, "malformed"}, {SRS_EBADHASH, "bad-hash"},
+        {SRS_EEXPIRED, "expired"}, {SRS_ETOOLONG, "too-long"},    {SRS_ENOSECRET, "no-secret"},
         {SRS_ECRYPTO, "crypto"},
     };
     const char *none[] = {NULL};
@@ -413,7 +433,8 @@ Test(srs_secrets, sample_file_comments_blanks_and_crlf)
     collect_t d = {0};
     srs_secrets_t s;
 
-    cr_assert_eq(srs_secrets_parse("sec", text, strlen(text), collect_message, collect_message, &d, &s), 0);
+    cr_assert_eq(
+        srs_secrets_parse("sec", text, strlen(text), collect_message, collect_message, &d, &s), 0);
     cr_assert_eq(d.n, 0, "%s", d.msg[0]);
     cr_assert_eq(s.n, 2);
     cr_expect_str_eq(s.secret[0], "first-secret-signs-0123");
@@ -540,4 +561,115 @@ Test(srs_secrets, load_checks_the_file_and_its_mode)
     cr_expect_eq(srs_secrets_load(dir, collect_message, NULL, &e, &s), 1);
     cr_expect(collect_has(&e, dir, "not a regular file"), "%s", e.msg[0]);
     rmdir(dir);
+}
+
+/* ---- long senders (docs/srs.md, "Long senders") ---- */
+
+#define SES "0100018c5f8e9a2b-3c4d5e6f-7a8b-4c9d-0e1f-2a3b4c5d6e7f-000000@amazonses.com"
+#define SENDGRID "bounces+12345678-abcd-alice=example.com@em1234.example.net"
+
+static int fwd_long(const srs_t *srs, srs_long_t mode, const char *addr, time_t now, char *out,
+                    char key[SRS_KEY_SIZE])
+{
+    return srs_forward_long(srs, mode, addr, strlen(addr), now, out, SRS_ADDR_SIZE, key);
+}
+
+Test(srs_key, stable_secret_dependent_and_not_the_address)
+{
+    srs_t *a = make("fwd.test", "a-secret-of-sixteen-bytes", NULL);
+    srs_t *a2 = make("other.test", "a-secret-of-sixteen-bytes", "an-older-secret-0123");
+    srs_t *b = make("fwd.test", "another-secret-of-16-bytes", NULL);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char k1[SRS_KEY_SIZE], k2[SRS_KEY_SIZE], k3[SRS_KEY_SIZE], want[SRS_KEY_SIZE];
+    const char *ctx = "mxfwd srs store key\n";
+    char data[256];
+
+    cr_assert_eq(srs_key(a, SES, strlen(SES), k1), 0);
+    cr_assert_eq(srs_key(a2, SES, strlen(SES), k2), 0);
+    cr_assert_str_eq(k1, k2, "the same sender and signing secret: the same key");
+    cr_assert_eq(strlen(k1), SRS_KEY_LEN);
+    cr_assert_eq(strspn(k1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), SRS_KEY_LEN);
+    /* Computed here independently: base32 of HMAC-SHA256 over the
+     * context and the address, its first 130 bits. */
+    snprintf(data, sizeof(data), "%s%s", ctx, SES);
+    HMAC(EVP_sha256(), "a-secret-of-sixteen-bytes", 25, (unsigned char *)data, strlen(data), md,
+         &mdlen);
+    for (size_t i = 0, bit = 0; i < SRS_KEY_LEN; i++, bit += 5) {
+        unsigned v = (unsigned)md[bit / 8] << 8 | md[bit / 8 + 1];
+        want[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[(v >> (11 - bit % 8)) & 31];
+    }
+    want[SRS_KEY_LEN] = '\0';
+    cr_assert_str_eq(k1, want);
+    cr_assert_eq(srs_key(b, SES, strlen(SES), k3), 0);
+    cr_assert_str_neq(k1, k3, "another secret, another key");
+    /* Nothing of the address is in the key, and a neighbour's key has
+     * nothing to do with it. */
+    cr_assert_eq(srs_key(a, SENDGRID, strlen(SENDGRID), k2), 0);
+    cr_assert_str_neq(k1, k2);
+    cr_assert_eq(srs_key(a, "0" SES, strlen(SES) + 1, k3), 0);
+    for (size_t i = 0, same = 0; i < SRS_KEY_LEN; i++) {
+        same += k1[i] == k3[i];
+        cr_assert_lt(same, 12, "keys of neighbouring senders look alike: %s %s", k1, k3);
+    }
+    cr_assert_null(strstr(k1, "AMAZONSES"));
+    srs_free(a);
+    srs_free(a2);
+    srs_free(b);
+}
+
+Test(srs_long, the_keyed_address_both_ways)
+{
+    srs_t *srs = make("fwd.test", "a-secret-of-sixteen-bytes", "an-older-secret-0123");
+    char out[SRS_ADDR_SIZE], back[SRS_ADDR_SIZE], key[SRS_KEY_SIZE], lower[SRS_ADDR_SIZE];
+    const char *at;
+
+    cr_assert_eq(fwd_long(srs, SRS_LONG_STORE, SES, T0, out, key), SRS_KEYED);
+    at = strchr(out, '@');
+    cr_assert_leq(at - out, 64, "%s", out);
+    cr_assert_str_eq(at, "@fwd.test");
+    cr_assert(strncmp(out, "SRS0=", 5) == 0 && strncmp(out + 9, "=2W=-=", 6) == 0, "%s", out);
+    cr_assert(strncmp(out + 15, key, SRS_KEY_LEN) == 0, "%s", out);
+    cr_assert_null(strstr(out, "amazonses"));
+    /* Reverse: its key, with the hash and the stamp checked first. */
+    cr_assert_eq(srs_reverse(srs, out, strlen(out), T0 + 3 * DAY, back, sizeof(back), NULL),
+                 SRS_KEYED);
+    cr_assert_str_eq(back, key);
+    for (size_t i = 0; out[i]; i++)
+        lower[i] = (char)(out[i] >= 'A' && out[i] <= 'Z' ? out[i] + 32 : out[i]);
+    lower[strlen(out)] = '\0';
+    cr_assert_str_eq(rev(srs, lower, T0), "keyed", "a relay that smashed case");
+    cr_assert_str_eq(back, key);
+    cr_assert_str_eq(rev(srs, out, T0 + 40 * DAY), "expired");
+    out[20] = out[20] == 'A' ? 'B' : 'A';
+    cr_assert_str_eq(rev(srs, out, T0), "bad-hash", "a tampered key");
+    cr_assert_eq(fwd_long(srs, SRS_LONG_STORE, "x@y.test", T0, out, key), 0, "short: standard");
+    /* A sender that fits: today's address, byte for byte. */
+    cr_assert_str_eq(out, fwd(srs, "x@y.test", T0));
+    cr_assert_str_eq(key, "");
+    /* SRS1 that no longer fits: keyed too. */
+    cr_assert_eq(fwd_long(srs, SRS_LONG_STORE,
+                          "SRS0=abcd=2W="
+                          "aaaaaaaaaaaaaaaaaaaa.example="
+                          "bbbbbbbbbbbbbbbbbbbb@first.example",
+                          T0, out, key),
+                 SRS_KEYED);
+    srs_free(srs);
+}
+
+Test(srs_long, embed_and_reject)
+{
+    srs_t *srs = make("fwd.test", "a-secret-of-sixteen-bytes", NULL);
+    char out[SRS_ADDR_SIZE], key[SRS_KEY_SIZE], huge_sender[ADDR_INPUT_MAX + 16];
+
+    cr_assert_eq(fwd_long(srs, SRS_LONG_REJECT, SES, T0, out, key), SRS_ETOOLONG);
+    cr_assert_str_eq(fwd(srs, SES, T0), "too-long");
+    cr_assert_eq(fwd_long(srs, SRS_LONG_EMBED, SES, T0, out, key), 0);
+    cr_assert_gt(strchr(out, '@') - out, 64);
+    cr_assert_str_eq(rev(srs, out, T0), SES, "the long address reverses");
+    /* Beyond what is taken on input: too long whatever the mode. */
+    memset(huge_sender, 'a', ADDR_INPUT_MAX - 10);
+    strcpy(huge_sender + ADDR_INPUT_MAX - 10, "@x.test");
+    cr_assert_eq(fwd_long(srs, SRS_LONG_EMBED, huge_sender, T0, out, key), SRS_ETOOLONG);
+    srs_free(srs);
 }

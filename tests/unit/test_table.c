@@ -46,6 +46,12 @@ static const char *resolve(const table_t *t, const char *addr)
     case TABLE_FOUND:
         break;
     }
+    if (dests.action == TABLE_DISCARD)
+        return "DISCARD";
+    if (dests.action == TABLE_REJECT) {
+        snprintf(out, sizeof(out), "REJECT %s %s", dests.esc, dests.text);
+        return out;
+    }
     out[0] = '\0';
     for (size_t i = 0; i < dests.n; i++)
         used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%s", i ? " " : "",
@@ -227,7 +233,7 @@ Test(table, each_kind_of_bad_line)
                      "\x01@alias.test a@example.com\n",          /* 10 control char */
                      &d);
 
-    cr_assert_eq(n, 8, "%d errors", n);
+    cr_assert_eq(n, 9, "%d errors", n);
     cr_assert(collect_has(&d, "fw:2: ", "has no destinations"));
     cr_assert(collect_has(&d, "fw:3: ", "bad alias 'bad'"));
     cr_assert(collect_has(&d, "fw:4: ", "bad destination 'not-an-address'"));
@@ -236,10 +242,8 @@ Test(table, each_kind_of_bad_line)
     cr_assert(collect_has(&d, "fw:7: ", "bad domain"));
     cr_assert(collect_has(&d, "fw:8: ", "bad alias"));
     cr_assert(collect_has(&d, "fw:10: ", "control character"));
-    /* Line 9's problem shows only once the rest is clean. */
-    d.n = 0;
-    load_bad("w@alias.test missing@alias.test\n", &d);
-    cr_assert(collect_has(&d, "fw:1: ", "matches no alias"));
+    /* In the same pass as the rest. */
+    cr_assert(collect_has(&d, "fw:9: ", "matches no alias"));
 }
 
 Test(table, continuation_without_entry)
@@ -309,4 +313,83 @@ Test(table, missing_file)
 
     cr_assert_eq(table_load("/nonexistent/forwards", collect_message, &d, &t), 1);
     cr_assert(collect_has(&d, "/nonexistent/forwards: ", "No such file"));
+}
+
+/* Every error in one pass: a bad line does not hide a loop or a dangling
+ * destination further on (docs/forward-table.md). */
+Test(table, every_error_in_one_pass)
+{
+    collect_t d = {0};
+
+    load_bad("bad-alias         x@example.com\n"
+             "a@alias.test      b@alias.test\n"
+             "b@alias.test      a@alias.test\n"
+             "c@alias.test      nobody@alias.test\n"
+             "d@alias.test      not an address\n",
+             &d);
+    cr_assert(collect_has(&d, "fw:1: ", ""));
+    cr_assert(collect_has(&d, "fw:3: ", "alias loop: a@alias.test -> b@alias.test -> a@alias.test"));
+    cr_assert(collect_has(&d, "fw:4: ", "matches no alias"));
+    cr_assert(collect_has(&d, "fw:5: ", ""));
+}
+
+Test(table, a_byte_order_mark_is_skipped)
+{
+    table_t *t = load_ok("\xEF\xBB\xBF"
+                         "alice@alias.test  alice@example.com\n");
+
+    cr_assert_str_eq(resolve(t, "alice@alias.test"), "alice@example.com");
+    table_unref(t);
+}
+
+Test(table, reject_and_discard_are_exceptions_under_a_catch_all)
+{
+    table_t *t = load_ok("@alias.test            owner@example.com\n"
+                         "old@alias.test          REJECT This address is no longer in use, sorry\n"
+                         "gone@alias.test         reject\n"
+                         "moved@alias.test        REJECT 5.1.6 Moved; write to new@example.org\n"
+                         "noise@alias.test        DISCARD   # newsletters nobody reads\n"
+                         "x@alias.test            a@example.com\n");
+    table_dests_t d;
+
+    cr_assert_str_eq(resolve(t, "old@alias.test"),
+                     "REJECT 5.7.1 This address is no longer in use, sorry");
+    cr_assert_str_eq(resolve(t, "gone@alias.test"), "REJECT 5.7.1 Recipient address rejected");
+    cr_assert_str_eq(resolve(t, "Moved@Alias.test"),
+                     "REJECT 5.1.6 Moved; write to new@example.org");
+    cr_assert_str_eq(resolve(t, "noise+tag@alias.test"), "DISCARD");
+    cr_assert_str_eq(resolve(t, "anyone@alias.test"), "owner@example.com");
+    /* The entry that matched, and its line. */
+    cr_assert_eq(table_lookup(t, "noise@alias.test", 16, &d), TABLE_FOUND);
+    cr_assert_str_eq(d.key, "noise@alias.test");
+    cr_assert_eq(d.line, 5);
+    cr_assert_eq(table_lookup(t, "who@alias.test", 14, &d), TABLE_FOUND);
+    cr_assert_str_eq(d.key, "@alias.test");
+    cr_assert_eq(d.line, 1);
+    table_unref(t);
+}
+
+Test(table, an_action_is_the_whole_entry)
+{
+    collect_t d = {0};
+
+    cr_assert_eq(load_bad("a@alias.test x@example.com REJECT\n"
+                          "b@alias.test DISCARD now\n"
+                          "c@alias.test REJECT\n"
+                          "  y@example.com\n"
+                          "d@alias.test REJECT caf\xc3\xa9\n"
+                          "e@alias.test old@alias.test\n"
+                          "old@alias.test DISCARD\n",
+                          &d),
+                 5);
+    cr_assert_str_eq(d.msg[0], "fw:1: REJECT for a@alias.test must be its only destination, on "
+                               "the alias's line");
+    cr_assert_str_eq(d.msg[1], "fw:2: DISCARD for b@alias.test takes no text or destinations: "
+                               "'now'");
+    cr_assert_str_eq(d.msg[2], "fw:4: REJECT for c@alias.test must be its only destination, on "
+                               "the alias's line");
+    cr_assert_str_eq(d.msg[3], "fw:5: REJECT text for d@alias.test must be ASCII and at most 200 "
+                               "octets");
+    cr_assert_str_eq(d.msg[4], "fw:6: destination old@alias.test of e@alias.test is discarded by "
+                               "the entry on line 7");
 }

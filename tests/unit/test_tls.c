@@ -70,7 +70,7 @@ Test(tls, handshake_and_data_both_ways)
 {
     char err[256] = "";
     SSL_CTX *sctx = tls_server_ctx(cert_path, key_path, err, sizeof(err));
-    SSL_CTX *cctx = tls_client_ctx(err, sizeof(err));
+    SSL_CTX *cctx = tls_client_ctx(false, err, sizeof(err));
     tls_t *server, *client;
     buf_t plain;
 

@@ -18,9 +18,9 @@ Test(txn, destinations_deduplicated_with_their_alias)
     const char *alice[] = {"Alice@Example.com"};
     const char *carol[] = {"carol@example.net", "bob@example.org"};
 
-    txn_add_rcpt(t, "team@alias.test", 15, team, 2);
-    txn_add_rcpt(t, "alice@alias.test", 16, alice, 1);
-    txn_add_rcpt(t, "carol@alias.test", 16, carol, 2);
+    txn_add_rcpt(t, "team@alias.test", 15, NULL, team, 2);
+    txn_add_rcpt(t, "alice@alias.test", 16, NULL, alice, 1);
+    txn_add_rcpt(t, "carol@alias.test", 16, NULL, carol, 2);
     cr_assert_eq(txn_nrcpts(t), 3);
     cr_assert_eq(txn_ndests(t), 3);
     cr_assert_str_eq(txn_dest(t, 0)->addr, "alice@example.com");
@@ -47,7 +47,7 @@ Test(txn, envelope)
     cr_assert_not(txn_rcpt_tried(t));
     txn_note_rcpt_tried(t);
     cr_assert(txn_rcpt_tried(t));
-    txn_add_rcpt(t, "x@alias.test", 12, d, 1);
+    txn_add_rcpt(t, "x@alias.test", 12, NULL, d, 1);
     cr_assert_str_eq(txn_single_rcpt(t), "x@alias.test");
     txn_free(t);
     t = new_txn("");
