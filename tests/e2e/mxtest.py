@@ -197,7 +197,9 @@ SENDER_DOMAINS = (
     "origin.test", "b.test", "d.test", "vil.test", "none.test", "strict.test", "quar.test",
     "dmtemp.test", "esp.test", "forwarded.test", "signed.test", "keyfail.test", "pass.test",
     "fail.test", "soft.test", "reject-spf.test", "reject-dkim.test", "spf-fail.test",
-    "client.test", "badhelo.test", "fwd.test", "slow.test")
+    "client.test", "badhelo.test", "fwd.test", "slow.test", "bad.test",
+    # Real providers' long senders (test_srs_store.py, test_srs_redis.py).
+    "amazonses.com", "em1234.example.net", "bounce.mailchimpapp.net", "lists.example.org")
 
 
 def sender_records(domains=SENDER_DOMAINS):

@@ -6,6 +6,7 @@ internationalized message, read back with Python's email package."""
 
 import email
 import email.policy
+import json
 import re
 import signal
 import time
@@ -155,6 +156,42 @@ def postmaster_mail_goes_to_the_postmaster_address_unless_the_table_says_otherwi
     m.wait_log(r"reloaded forward table")
     r = m.run("resolve", "postmaster@mx.fwd.test")
     assert r.stdout.startswith("team@dest.test\n"), r.stdout
+
+
+@test
+def postmaster_mail_without_a_postmaster_is_held_for_the_admin():
+    sink = mxtest.Sink()
+    m = forwarder(sink.port, sink.port)
+    ids = []
+    for rcpt in ("<postmaster>", "<postmaster@fwd.test>"):
+        ids.append(send(m, "MAIL FROM:<someone@origin.test>", [f"RCPT TO:{rcpt}"], body("pm")))
+    m.wait_log(r"NOQUEUE: hold: RCPT from unknown\[127\.0\.0\.1\]: <postmaster>: postmaster is "
+               r"not set: held for the admin; from=<someone@origin\.test> to=<postmaster> "
+               r"proto=ESMTP helo=<client\.test> session=\w+$")
+    # Held: listed, readable, never tried (not even by a flush).
+    q = json.loads(m.run("queue", "--json").stdout)
+    assert sorted((x["id"], [(r["address"], r["state"]) for r in x["recipients"]])
+                  for x in q["messages"]) == sorted([
+                      (ids[0], [("postmaster@mx.fwd.test", "held")]),
+                      (ids[1], [("postmaster@fwd.test", "held")])]), q
+    r = m.run("queue", "show", ids[0].lower(), "--body")
+    assert r.returncode == 0 and "state: held" in r.stdout and "Hello." in r.stdout, r.stdout
+    m.run("flush")
+    time.sleep(0.5)
+    assert sink.transactions == [], "held mail is never tried"
+    # hold and release take several ids, or - for ids on standard input.
+    r = m.run("release", ids[0], "NOSUCHID")
+    assert r.returncode == 1 and r.stdout == "1 recipient released\n", r
+    assert "NOSUCHID: no such message in the queue" in r.stderr, r.stderr
+    r = m.run("hold", "-", input=f"{ids[1]}\n")
+    assert r.returncode == 0 and r.stdout == "0 recipients held\n", r
+    r = m.run("release", "-", input=f"{ids[1]}\n")
+    assert r.returncode == 0 and r.stdout == "1 recipient released\n", r
+    # Released: tried at once (here to the sink, the route for every
+    # domain of these tests but the postmaster's own, which has no MX).
+    m.wait_log(rf"{ids[0]}: released by the administrator \(1 recipient\)")
+    m.wait_log(rf"{ids[1]}: released by the administrator \(1 recipient\)")
+    m.wait_log(rf"{ids[0]}: to=<postmaster@mx\.fwd\.test>, ")
 
 
 @test

@@ -183,7 +183,7 @@ def accept_discard_and_connection_failure():
         (554, "5.7.1 Go away")
     c.cmd("QUIT", expect=221)
     m.wait_log(r"NOQUEUE: reject: EHLO from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 Go away; from=<> "
-               r"helo=<>")
+               r"proto=SMTP helo=<> session=\w+$")
 
 
 @test

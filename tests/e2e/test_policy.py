@@ -132,7 +132,7 @@ def the_senders_domain_must_exist():
         assert r.code == (250 if want[0] == 250 else 503), (sender, r)
     m.wait_log(r"NOQUEUE: reject: MAIL from unknown\[127\.0\.0\.1\]: 550 5\.1\.8 <a@nowhere\.test>: "
                r"Sender address rejected: Domain not found; from=<a@nowhere\.test> "
-               r"helo=<client\.test>")
+               r"proto=ESMTP helo=<client\.test> session=\w+$")
     rejected = stats(m)["rejected"]
     assert (rejected["sender_unknown_domain"], rejected["sender_null_mx"],
             rejected["sender_domain_temp"], rejected["sender_not_fqdn"]) == (1, 1, 1, 1), rejected
