@@ -40,8 +40,10 @@
 _Static_assert(DEFAULT_THREADPOOL_SIZE >= 2 * SPOOL_SYNC_JOBS + 2,
                "libuv's thread pool is too small for the spool");
 
-/* Descriptors beyond the sessions': listeners, spool files, the loop's. */
-#define SERVER_SPARE_FDS 64
+/* Descriptors beyond the sessions' and the deliveries': listeners, the
+ * control socket's and metrics' clients, the resolver's sockets, journal
+ * segments, the loop's own. */
+#define SERVER_SPARE_FDS 128
 
 typedef struct {
     uv_loop_t *loop;
@@ -225,25 +227,41 @@ static void server_listen(server_t *srv)
 
 /* ---- start-up ------------------------------------------------------------------- */
 
-/* Descriptors for max_connections sessions and some to spare. */
+/*
+ * The descriptors the configuration may need at once: a session's socket
+ * and, for a message too big for the commit journal, its spool file; a
+ * delivery's socket and spool file, and as many idle cached connections
+ * as deliveries; and the spare ones (docs/admin-guide.md, "Open files").
+ */
+static rlim_t server_fds_needed(const config_t *cfg)
+{
+    return 2 * (rlim_t)cfg->max_connections + 3 * (rlim_t)cfg->max_deliveries +
+           SERVER_SPARE_FDS;
+}
+
+/* The soft limit raised to what the configuration needs, the hard one
+ * too where the process may (root); a warning only when it stays below. */
 static void server_raise_fd_limit(const config_t *cfg)
 {
-    rlim_t want = (rlim_t)cfg->max_connections + SERVER_SPARE_FDS;
+    rlim_t want = server_fds_needed(cfg);
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
         return;
     if (rl.rlim_max < want) {
         struct rlimit raised = {want, want};
-        /* Root may raise the hard limit too. */
         if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
             return;
     }
     rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-    setrlimit(RLIMIT_NOFILE, &rl);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
     if (rl.rlim_cur < want)
-        log_warning("open files limited to %llu: fewer than max_connections (%u) may be served",
-                    (unsigned long long)rl.rlim_cur, cfg->max_connections);
+        log_warning("open files limited to %llu by the hard limit, below the %llu that "
+                    "max_connections = %u and max_deliveries = %u may need: raise the hard "
+                    "limit (LimitNOFILE= in the systemd unit), or lower them",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+                    cfg->max_connections, cfg->max_deliveries);
 }
 
 /* The directory of a file path, into dst. */
