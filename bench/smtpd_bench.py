@@ -220,8 +220,9 @@ def ensure_postsrsd():
     return True
 
 
-def start_postfix(tmp, sink_port):
-    """A private Postfix instance forwarding alias.test through PostSRSd."""
+def start_postfix(tmp, sink_port, extra=""):
+    """A private Postfix instance forwarding alias.test through PostSRSd;
+    extra: more main.cf lines."""
     d = os.path.join(tmp, "postfix")
     cfg, queue, data = (os.path.join(d, x) for x in ("etc", "queue", "data"))
     for x in (cfg, queue, data):
@@ -262,7 +263,7 @@ sender_canonical_classes = envelope_sender
 recipient_canonical_maps = tcp:127.0.0.1:{rev}
 recipient_canonical_classes = envelope_recipient,header_recipient
 smtp_tls_security_level = none
-""")
+{extra}""")
     with open("/etc/postfix/master.cf") as f:
         master = [("#" + l if l.startswith("smtp      inet") else l) for l in f]
     master.append(f"127.0.0.1:{port} inet n - n - - smtpd\n")

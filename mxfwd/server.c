@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +65,9 @@ typedef struct {
     sign_ctx_t *signer; /* signing_key's signer, for DSNs; NULL without */
 
     uv_signal_t sig_term, sig_int, sig_hup;
+    /* Memory handed back to the system after removals (server_trim()). */
+    uv_timer_t trim;
+    uint64_t trimmed_at; /* the spool's removals at the last trim */
     bool stopping;     /* SIGTERM seen */
     stats_t *registry; /* every counter of the daemon: `mxfwd stats`, metrics */
 } server_t;
@@ -423,6 +427,7 @@ static void server_drained(void *arg)
     server_close_handle((uv_handle_t *)&srv->sig_term);
     server_close_handle((uv_handle_t *)&srv->sig_int);
     server_close_handle((uv_handle_t *)&srv->sig_hup);
+    server_close_handle((uv_handle_t *)&srv->trim);
     reload_stop(srv->reload);
     srv->reload = NULL;
     smtpd_close(srv->smtpd);
@@ -475,6 +480,41 @@ static void server_signals(server_t *srv)
         handles[i]->data = srv;
         uv_signal_start(handles[i], server_signal_cb, signums[i]);
     }
+}
+
+/* ---- memory --------------------------------------------------------------------- */
+
+/*
+ * A queue that drained leaves its messages' memory free but held by the
+ * allocator, spread between what is still in use: glibc gives back only
+ * the top of a heap by itself.  Every SERVER_TRIM_INTERVAL_MS, once
+ * SERVER_TRIM_REMOVALS messages have left the spool since the last time,
+ * malloc_trim() returns every free page to the system (docs/queue.md,
+ * Memory).  A few milliseconds for a heap of hundreds of megabytes.
+ */
+#define SERVER_TRIM_INTERVAL_MS 5000
+#define SERVER_TRIM_REMOVALS 1000
+
+static void server_trim(uv_timer_t *t)
+{
+    server_t *srv = t->data;
+    spool_stats_t st;
+
+    if (srv->spool == NULL)
+        return;
+    spool_get_stats(srv->spool, &st);
+    if (st.removes - srv->trimmed_at < SERVER_TRIM_REMOVALS)
+        return;
+    srv->trimmed_at = st.removes;
+    malloc_trim(0);
+}
+
+static void server_start_trim(server_t *srv)
+{
+    uv_timer_init(srv->loop, &srv->trim);
+    srv->trim.data = srv;
+    uv_timer_start(&srv->trim, server_trim, SERVER_TRIM_INTERVAL_MS, SERVER_TRIM_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&srv->trim);
 }
 
 /* ---- the spool ------------------------------------------------------------------ */
@@ -554,6 +594,10 @@ static void server_open_queue(server_t *srv)
         .delay_warning_time = cfg->delay_warning_time,
         .hide_destinations = cfg->dsn_hide_destinations,
         .signer = {server_sign_dsn, srv},
+        /* A next job waiting at the client for each of its slots
+         * (docs/queue.md, Concurrency). */
+        .max_jobs = 2 * cfg->max_deliveries,
+        .max_jobs_per_domain = 2 * cfg->max_deliveries_per_domain,
     };
     client_options_t copts;
     options_client_t cstore;
@@ -756,6 +800,7 @@ int server_main(const char *config_path, bool verbose)
     server_drop_privileges(pw);
     server_check_readable(srv->cfg, pw);
     server_open_queue(srv);
+    server_start_trim(srv);
     smtpd_set_spool(srv->smtpd, srv->spool);
     reload_start(srv->reload);
     for (size_t i = 0; i < srv->cfg->nlisten; i++)

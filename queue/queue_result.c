@@ -597,7 +597,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
     const delivery_rcpt_t **delayed_d = xcalloc(job->nrcpts, sizeof(*delayed_d));
 
     qm->jobs--;
-    q->jobs--;
+    queue__dom_job_done(q, j->dom);
     for (size_t i = 0; i < job->nrcpts; i++) {
         delivery_rcpt_t *d = &job->rcpts[i];
         size_t idx = j->index[i];
