@@ -800,6 +800,8 @@ int server_main(const char *config_path, bool verbose)
     server_drop_privileges(pw);
     server_check_readable(srv->cfg, pw);
     server_open_queue(srv);
+    /* What the scan read and let go goes back at once. */
+    malloc_trim(0);
     server_start_trim(srv);
     smtpd_set_spool(srv->smtpd, srv->spool);
     reload_start(srv->reload);

@@ -537,6 +537,12 @@ static bool queue_result_bouncing(const queue__msg_t *qm)
 
 void queue__settle(queue__msg_t *qm)
 {
+    /* Nothing reads it through its path now: a message that moved from
+     * the journal to a file of its own is read from there from now on,
+     * and its segment's space can go (docs/spool.md, The commit
+     * journal). */
+    if (qm->jobs == 0)
+        spool_msg_relocate(qm->q->spool, qm->m);
     if (qm->jobs > 0 || qm->io > 0) {
         queue__schedule(qm);
         return;
