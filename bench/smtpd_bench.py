@@ -168,7 +168,7 @@ def start_dns(tmp):
     sys.exit("dnsmasq did not start")
 
 
-def start_mxfwd(tmp, sink_port, name="mxfwd", dns=None, extra=""):
+def start_mxfwd(tmp, sink_port, name="mxfwd", dns=None, extra="", connections=1000):
     d = os.path.join(tmp, name)
     os.makedirs(d)
     port = free_port()
@@ -189,8 +189,8 @@ control_socket = {d}/run/mxfwd.sock
 route = * 127.0.0.1:{sink_port}
 dns_servers = {dns or start_dns(tmp)}
 outbound_tls = off
-max_connections = 20000
-max_connections_per_ip = 20000
+max_connections = {connections}
+max_connections_per_ip = {connections}
 {extra}""")
     p = start([MXFWD, "serve", "-c", conf], os.path.join(d, "mxfwd.log"))
     wait_port(port, p, "mxfwd")
@@ -425,7 +425,7 @@ def idle_memory(args, tmp):
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
         except (ValueError, OSError):
             sys.exit(f"cannot raise the open files limit to {want}")
-    mx, port, _ = start_mxfwd(tmp, free_port(), name="mxfwd-idle")
+    mx, port, _ = start_mxfwd(tmp, free_port(), name="mxfwd-idle", connections=args.idle + 100)
     time.sleep(0.5)
     rss0, pss0 = memory(mx.pid)
     socks, greeted = open_idle(port, args.idle)

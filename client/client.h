@@ -39,6 +39,7 @@
 #ifndef MXFWD_CLIENT_H
 #define MXFWD_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -52,6 +53,7 @@
 #define CLIENT_EBASE (-18000)
 #define CLIENT_ECLOSING (CLIENT_EBASE - 1) /* deliver() after shutdown: not started */
 #define CLIENT_ETLS (CLIENT_EBASE - 2)     /* client_new(): no TLS client context */
+#define CLIENT_ESELF (CLIENT_EBASE - 3)    /* a connect that reached its own socket */
 
 typedef struct client client_t;
 
@@ -101,5 +103,14 @@ int client_deliver(void *impl, delivery_job_t *job, delivery_done_fn done, void 
  * closed(arg).
  */
 void client_shutdown(void *impl, void (*closed)(void *arg), void *arg);
+
+/*
+ * Whether the connected socket tcp is connected to itself: its local
+ * address and port are its peer's.  A connect on loopback to a closed port
+ * in the ephemeral range can pick that very port as its source and then
+ * succeed by simultaneous open, with nobody to greet; the client takes it
+ * for a failed connect (docs/delivery.md, The session).
+ */
+bool client_self_connected(const uv_tcp_t *tcp);
 
 #endif

@@ -297,13 +297,16 @@ static void client_conn_broken(client_conn_t *conn, const char *tls_why, const c
     client__conn_session_fail(conn, false, 4, "4.4.2", text, false);
 }
 
-/* The connect failed (err < 0): the next hop; go_on: the job tries it now. */
+/* The connect failed (err < 0, or CLIENT_ESELF): the next hop;
+ * go_on: the job tries it now. */
 static void client_conn_connect_failed(client_conn_t *conn, int err, bool go_on)
 {
     client_job_t *j = conn->job;
 
     (*conn->c->count.connect_failures)++;
-    client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay, strerror(-err));
+    client__job_error(j, "4.4.1", "connect to %s: %s", conn->relay,
+                      err == CLIENT_ESELF ? "Connection refused (connected to itself)"
+                                               : strerror(-err));
     j->conn = NULL;
     conn->job = NULL;
     client__conn_close(conn);
@@ -366,6 +369,36 @@ static void client_conn_timer_cb(uv_timer_t *timer)
 }
 
 /* ---- connecting ---- */
+
+static bool client_conn_same_addr(const struct sockaddr_storage *a,
+                                  const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+bool client_self_connected(const uv_tcp_t *tcp)
+{
+    struct sockaddr_storage local, peer;
+    int nl = sizeof(local), np = sizeof(peer);
+
+    memset(&local, 0, sizeof(local));
+    memset(&peer, 0, sizeof(peer));
+    if (uv_tcp_getsockname(tcp, (struct sockaddr *)&local, &nl) != 0 ||
+        uv_tcp_getpeername(tcp, (struct sockaddr *)&peer, &np) != 0)
+        return false;
+    return client_conn_same_addr(&local, &peer);
+}
 
 static void client_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
@@ -444,6 +477,11 @@ static void client_conn_connect_cb(uv_connect_t *req, int status)
         return;
     if (status < 0) {
         client_conn_connect_failed(conn, status, true);
+        return;
+    }
+    if (client_self_connected(&conn->tcp)) {
+        /* Nobody will greet: a closed port, taken for a failed connect. */
+        client_conn_connect_failed(conn, CLIENT_ESELF, true);
         return;
     }
     (*conn->c->count.connections)++;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,8 +42,10 @@
 _Static_assert(DEFAULT_THREADPOOL_SIZE >= 2 * SPOOL_SYNC_JOBS + 2,
                "libuv's thread pool is too small for the spool");
 
-/* Descriptors beyond the sessions': listeners, spool files, the loop's. */
-#define SERVER_SPARE_FDS 64
+/* Descriptors beyond the sessions' and the deliveries': listeners, the
+ * control socket's and metrics' clients, the resolver's sockets, journal
+ * segments, the loop's own. */
+#define SERVER_SPARE_FDS 128
 
 typedef struct {
     uv_loop_t *loop;
@@ -64,6 +67,9 @@ typedef struct {
     srs_store_t *store; /* the envelope store of long senders; NULL: none */
 
     uv_signal_t sig_term, sig_int, sig_hup;
+    /* Memory handed back to the system after removals (server_trim()). */
+    uv_timer_t trim;
+    uint64_t trimmed_at; /* the spool's removals at the last trim */
     bool stopping;     /* SIGTERM seen */
     stats_t *registry; /* every counter of the daemon: `mxfwd stats`, metrics */
 } server_t;
@@ -229,25 +235,42 @@ static void server_listen(server_t *srv)
 
 /* ---- start-up ------------------------------------------------------------------- */
 
-/* Descriptors for max_connections sessions, each with its milters'. */
+/*
+ * The descriptors the configuration may need at once: a session's socket,
+ * one for each of its milters and, for a message too big for the commit
+ * journal, its spool file; a delivery's socket and spool file, and as
+ * many idle cached connections as deliveries; and the spare ones
+ * (docs/admin-guide.md, "Open files").
+ */
+static rlim_t server_fds_needed(const config_t *cfg)
+{
+    return (2 + (rlim_t)cfg->nmilters) * (rlim_t)cfg->max_connections +
+           3 * (rlim_t)cfg->max_deliveries + SERVER_SPARE_FDS;
+}
+
+/* The soft limit raised to what the configuration needs, the hard one
+ * too where the process may (root); a warning only when it stays below. */
 static void server_raise_fd_limit(const config_t *cfg)
 {
-    rlim_t want = (rlim_t)cfg->max_connections * (1 + cfg->nmilters) + SERVER_SPARE_FDS;
+    rlim_t want = server_fds_needed(cfg);
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
         return;
     if (rl.rlim_max < want) {
         struct rlimit raised = {want, want};
-        /* Root may raise the hard limit too. */
         if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
             return;
     }
     rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-    setrlimit(RLIMIT_NOFILE, &rl);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
     if (rl.rlim_cur < want)
-        log_warning("open files limited to %llu: fewer than max_connections (%u) may be served",
-                    (unsigned long long)rl.rlim_cur, cfg->max_connections);
+        log_warning("open files limited to %llu by the hard limit, below the %llu that "
+                    "max_connections = %u and max_deliveries = %u may need: raise the hard "
+                    "limit (LimitNOFILE= in the systemd unit), or lower them",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+                    cfg->max_connections, cfg->max_deliveries);
 }
 
 /* The directory of a file path, into dst. */
@@ -409,6 +432,7 @@ static void server_drained(void *arg)
     server_close_handle((uv_handle_t *)&srv->sig_term);
     server_close_handle((uv_handle_t *)&srv->sig_int);
     server_close_handle((uv_handle_t *)&srv->sig_hup);
+    server_close_handle((uv_handle_t *)&srv->trim);
     reload_stop(srv->reload);
     srv->reload = NULL;
     smtpd_close(srv->smtpd);
@@ -463,6 +487,41 @@ static void server_signals(server_t *srv)
     }
 }
 
+/* ---- memory --------------------------------------------------------------------- */
+
+/*
+ * A queue that drained leaves its messages' memory free but held by the
+ * allocator, spread between what is still in use: glibc gives back only
+ * the top of a heap by itself.  Every SERVER_TRIM_INTERVAL_MS, once
+ * SERVER_TRIM_REMOVALS messages have left the spool since the last time,
+ * malloc_trim() returns every free page to the system (docs/queue.md,
+ * Memory).  A few milliseconds for a heap of hundreds of megabytes.
+ */
+#define SERVER_TRIM_INTERVAL_MS 5000
+#define SERVER_TRIM_REMOVALS 1000
+
+static void server_trim(uv_timer_t *t)
+{
+    server_t *srv = t->data;
+    spool_stats_t st;
+
+    if (srv->spool == NULL)
+        return;
+    spool_get_stats(srv->spool, &st);
+    if (st.removes - srv->trimmed_at < SERVER_TRIM_REMOVALS)
+        return;
+    srv->trimmed_at = st.removes;
+    malloc_trim(0);
+}
+
+static void server_start_trim(server_t *srv)
+{
+    uv_timer_init(srv->loop, &srv->trim);
+    srv->trim.data = srv;
+    uv_timer_start(&srv->trim, server_trim, SERVER_TRIM_INTERVAL_MS, SERVER_TRIM_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&srv->trim);
+}
+
 /* ---- the spool ------------------------------------------------------------------ */
 
 /* spool_sync = filesystem trusts syncfs(2) to report a failed write-back,
@@ -506,6 +565,10 @@ static void server_open_queue(server_t *srv)
         .delay_warning_time = cfg->delay_warning_time,
         .hide_destinations = cfg->dsn_hide_destinations,
         .signer = {server_sign_dsn, srv},
+        /* A next job waiting at the client for each of its slots
+         * (docs/queue.md, Concurrency). */
+        .max_jobs = 2 * cfg->max_deliveries,
+        .max_jobs_per_domain = 2 * cfg->max_deliveries_per_domain,
     };
     client_options_t copts;
     options_client_t cstore;
@@ -713,6 +776,9 @@ int server_main(const char *config_path, bool verbose)
     server_drop_privileges(pw);
     server_check_readable(srv->cfg, pw);
     server_open_queue(srv);
+    /* What the scan read and let go goes back at once. */
+    malloc_trim(0);
+    server_start_trim(srv);
     smtpd_set_spool(srv->smtpd, srv->spool);
     smtpd_set_store(srv->smtpd, srv->store);
     reload_start(srv->reload);

@@ -56,7 +56,9 @@ static uint64_t queue_messages(void *arg)
 {
     const queue_t *q = arg;
 
-    return htab_count(q->index);
+    /* A message leaves the index when its removal is queued, but its file
+     * is there until the removal is durable: it still counts. */
+    return htab_count(q->index) + q->removing;
 }
 
 /* Recipients not final yet. */
@@ -138,7 +140,11 @@ int queue_new(const queue_options_t *opt, queue_t **out)
     q->random = opt->random != NULL ? opt->random : queue_sys_random;
     q->random_arg = opt->random_arg;
     q->body_max = opt->body_memory ? opt->body_memory : DEFAULT_QUEUE_BODY_MEMORY;
+    q->max_jobs = opt->max_jobs ? opt->max_jobs : DEFAULT_QUEUE_JOBS;
+    q->max_dom_jobs =
+        opt->max_jobs_per_domain ? opt->max_jobs_per_domain : DEFAULT_QUEUE_JOBS_PER_DOMAIN;
     q->index = htab_new_borrowed(256);
+    q->doms = htab_new_borrowed(64);
     heap_init(&q->due);
     uv_timer_init(q->loop, &q->timer);
     q->timer.data = q;
@@ -176,10 +182,26 @@ void queue__drop_body(queue__msg_t *qm)
     spool_msg_drop_body(qm->m);
 }
 
+static void queue_dom_maybe_free(queue_t *q, queue__dom_t *dom);
+
+/* qm waits for no domain's slot any more. */
+static void queue_unwait_all(queue__msg_t *qm)
+{
+    while (qm->waits != NULL) {
+        queue__wait_t *w = qm->waits;
+
+        qm->waits = w->next;
+        list_remove(&w->dom->waiting, &w->dnode);
+        queue_dom_maybe_free(qm->q, w->dom);
+        free(w);
+    }
+}
+
 static void queue_free_msg(void *value)
 {
     queue__msg_t *qm = value;
 
+    queue_unwait_all(qm);
     queue__drop_body(qm);
     for (size_t i = 0; i < qm->m->nrcpts; i++)
         queue__free_bounce(&qm->r[i]);
@@ -278,6 +300,7 @@ static void queue_removed(void *arg, int status)
     if (status < 0)
         log_error("%s: cannot remove from the spool: %s", r->id, spool_strerror(status));
     free(r);
+    q->removing--;
     q->io--;
     queue__maybe_closed(q);
 }
@@ -298,6 +321,7 @@ void queue__remove(queue__msg_t *qm)
         free(r);
     } else {
         q->io++;
+        q->removing++;
         log_info("%s: removed", m->id);
     }
     queue_free_msg(qm);
@@ -310,7 +334,9 @@ static void queue_arm(queue_t *q)
     heap_node_t *first = heap_min(&q->due);
     int64_t wait_ms;
 
-    if (q->closing || first == NULL) {
+    /* With max_jobs at the delivery interface, the next job's end arms
+     * it again (queue__dom_job_done()). */
+    if (q->closing || first == NULL || q->jobs >= q->max_jobs) {
         uv_timer_stop(&q->timer);
         q->timer_at = INT64_MAX;
         return;
@@ -326,16 +352,27 @@ static void queue_arm(queue_t *q)
     uv_timer_start(&q->timer, queue_on_timer, (uint64_t)wait_ms, 0);
 }
 
+/* Whether recipient i of qm waits for a slot of its domain. */
+static bool queue_rcpt_waits(const queue__msg_t *qm, size_t i)
+{
+    for (const queue__wait_t *w = qm->waits; w != NULL; w = w->next)
+        if (str_eq_ci(queue__domain_of(qm->m->rcpts[i].addr), w->dom->name))
+            return true;
+    return false;
+}
+
 void queue__schedule(queue__msg_t *qm)
 {
     queue_t *q = qm->q;
     int64_t due = INT64_MAX;
 
     /* While a change of the message is on its way to disk, the message
-     * waits: the queue acts only on recorded state. */
+     * waits: the queue acts only on recorded state.  Recipients waiting
+     * for their domain's slot come back when one is free. */
     if (!qm->deleted && qm->io == 0 && !q->closing)
         for (size_t i = 0; i < qm->m->nrcpts; i++)
-            if (queue__waiting(qm, i) && qm->r[i].due < due)
+            if (queue__waiting(qm, i) && qm->r[i].due < due &&
+                (qm->waits == NULL || !queue_rcpt_waits(qm, i)))
                 due = qm->r[i].due;
     if (due == INT64_MAX)
         heap_remove(&q->due, &qm->node);
@@ -363,6 +400,85 @@ int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempt
     return next < expiry ? next : expiry;
 }
 
+/* ---- Destination domains: jobs at once ---- */
+
+/* The domain's entry, made when missing.  domain: lowercased. */
+static queue__dom_t *queue_dom_get(queue_t *q, const char *domain)
+{
+    queue__dom_t *dom = htab_get(q->doms, domain, strlen(domain));
+
+    if (dom == NULL) {
+        dom = xcalloc(1, sizeof(*dom));
+        dom->name = xstrdup(domain);
+        htab_put(q->doms, dom->name, strlen(dom->name), dom);
+    }
+    return dom;
+}
+
+static void queue_dom_maybe_free(queue_t *q, queue__dom_t *dom)
+{
+    if (dom->jobs > 0 || list_len(&dom->waiting) > 0)
+        return;
+    htab_remove(q->doms, dom->name, strlen(dom->name));
+    free(dom->name);
+    free(dom);
+}
+
+/* qm's due recipients at dom wait for a slot (it waits once per domain). */
+static void queue_wait(queue__msg_t *qm, queue__dom_t *dom)
+{
+    queue__wait_t *w;
+
+    for (w = qm->waits; w != NULL; w = w->next)
+        if (w->dom == dom)
+            return;
+    w = xcalloc(1, sizeof(*w));
+    w->qm = qm;
+    w->dom = dom;
+    w->next = qm->waits;
+    qm->waits = w;
+    list_push_back(&dom->waiting, &w->dnode);
+}
+
+/*
+ * Wake the messages first in line at dom, one for each free slot: back in
+ * the heap, due now, they start their jobs at the next tick (or wait again
+ * behind a job that took the slot first).  A deleted message gives its
+ * turn to the next.
+ */
+static void queue_dom_wake(queue_t *q, queue__dom_t *dom)
+{
+    unsigned free_slots = dom->jobs < q->max_dom_jobs ? q->max_dom_jobs - dom->jobs : 0;
+
+    while (free_slots > 0 && list_len(&dom->waiting) > 0) {
+        queue__wait_t *w = LIST_ITEM(list_first(&dom->waiting), queue__wait_t, dnode);
+        queue__msg_t *qm = w->qm;
+
+        list_remove(&dom->waiting, &w->dnode);
+        for (queue__wait_t **link = &qm->waits; *link != NULL; link = &(*link)->next) {
+            if (*link == w) {
+                *link = w->next;
+                break;
+            }
+        }
+        free(w);
+        if (qm->deleted)
+            continue;
+        free_slots--;
+        queue__schedule(qm);
+    }
+}
+
+void queue__dom_job_done(queue_t *q, queue__dom_t *dom)
+{
+    dom->jobs--;
+    q->jobs--;
+    queue_dom_wake(q, dom);
+    queue_dom_maybe_free(q, dom);
+    /* A slot in all: the heap's first may go. */
+    queue_arm(q);
+}
+
 /* ---- Jobs ---- */
 
 void queue__job_free(queue__job_t *j)
@@ -380,8 +496,8 @@ _Static_assert(DELIVERY_RET_FULL == SPOOL_RET_FULL && DELIVERY_RET_HDRS == SPOOL
                    DELIVERY_NOTIFY_DELAY == SPOOL_NOTIFY_DELAY,
                "a job's DSN parameters are the spool's");
 
-/* One job for the due recipients in idx[0..n) of qm, all in domain. */
-static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *idx, size_t n,
+/* One job for the due recipients in idx[0..n) of qm, all in dom. */
+static void queue_job_start(queue__msg_t *qm, queue__dom_t *dom, const size_t *idx, size_t n,
                             int64_t now)
 {
     queue_t *q = qm->q;
@@ -394,8 +510,9 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
     if (qm->jobs == 0)
         spool_msg_relocate(q->spool, m);
     j->qm = qm;
+    j->dom = dom;
     j->index = xmemdup(idx, n * sizeof(*idx));
-    j->domain = str_lower(xstrdup(domain));
+    j->domain = xstrdup(dom->name);
     j->job = (delivery_job_t){
         .queue_id = m->id,
         .sender = m->srs_sender,
@@ -426,6 +543,7 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
     }
     qm->jobs++;
     q->jobs++;
+    dom->jobs++;
     rc = q->delivery.ops->deliver(q->delivery.impl, &j->job, queue__job_done, j);
     if (rc == 0)
         return;
@@ -438,21 +556,31 @@ static void queue_job_start(queue__msg_t *qm, const char *domain, const size_t *
     }
     qm->jobs--;
     q->jobs--;
+    dom->jobs--;
+    queue_dom_maybe_free(q, dom);
     queue__job_free(j);
 }
 
-/* Start a job for each destination domain with due recipients. */
+/*
+ * Start a job for each destination domain with due recipients, while the
+ * delivery interface has room (max_jobs); a domain with max_jobs_per_domain
+ * jobs already makes those recipients wait for one of them to end.
+ */
 static void queue_start(queue__msg_t *qm, int64_t now)
 {
+    queue_t *q = qm->q;
     spool_msg_t *m = qm->m;
     size_t *idx = xcalloc(m->nrcpts, sizeof(*idx));
     bool *taken = xcalloc(m->nrcpts, sizeof(*taken));
+    char lower[SPOOL_STR_MAX + 1];
 
-    for (size_t i = 0; i < m->nrcpts; i++) {
+    for (size_t i = 0; i < m->nrcpts && q->jobs < q->max_jobs; i++) {
         const char *domain;
+        queue__dom_t *dom;
         size_t n = 0;
 
-        if (taken[i] || !queue__waiting(qm, i) || qm->r[i].due > now)
+        if (taken[i] || !queue__waiting(qm, i) || qm->r[i].due > now ||
+            (qm->waits != NULL && queue_rcpt_waits(qm, i)))
             continue;
         /* Recipients of a message are few (max_recipients): a quadratic
          * grouping is simpler than a table and as fast. */
@@ -464,7 +592,12 @@ static void queue_start(queue__msg_t *qm, int64_t now)
             taken[k] = true;
             idx[n++] = k;
         }
-        queue_job_start(qm, domain, idx, n, now);
+        str_lcpy(lower, domain, sizeof(lower));
+        dom = queue_dom_get(q, str_lower(lower));
+        if (dom->jobs >= q->max_dom_jobs)
+            queue_wait(qm, dom);
+        else
+            queue_job_start(qm, dom, idx, n, now);
     }
     free(taken);
     free(idx);
@@ -476,7 +609,10 @@ void queue_tick(queue_t *q)
     heap_node_t *first;
 
     q->timer_at = INT64_MAX;
-    while (!q->closing && (first = heap_min(&q->due)) != NULL && first->key <= now) {
+    /* Beyond max_jobs the rest stays in the heap as it is; each job's end
+     * lets the next one go. */
+    while (!q->closing && q->jobs < q->max_jobs && (first = heap_min(&q->due)) != NULL &&
+           first->key <= now) {
         queue__msg_t *qm = queue__msg_of(first);
 
         heap_remove(&q->due, first);
@@ -517,6 +653,8 @@ void queue__maybe_closed(queue_t *q)
     heap_free(&q->due);
     htab_free(q->index, queue_free_msg);
     q->index = NULL;
+    htab_free(q->doms, NULL); /* empty: no job left, no message waiting */
+    q->doms = NULL;
     uv_close((uv_handle_t *)&q->timer, queue_timer_closed);
 }
 

@@ -24,12 +24,15 @@
  * Ordering on disk: a DSN is committed before its recipients are recorded
  * as bounced, so a crash in between sends the DSN twice, never not at all.
  *
- * Concurrency: the queue hands every due job to the delivery interface at
- * once and keeps no limit of its own.  The implementation (client/)
- * enforces max_deliveries and max_deliveries_per_domain per next hop, which
- * it alone knows (routes send several domains to one host), and keeps jobs
- * over the limits waiting (queue/delivery.h).  A recipient is in at most
- * one job at a time.
+ * Concurrency: the implementation (client/) enforces max_deliveries and
+ * max_deliveries_per_domain per next hop, which it alone knows (routes
+ * send several domains to one host), and keeps jobs over those limits
+ * waiting (queue/delivery.h).  The queue hands it at most max_jobs jobs at
+ * once, at most max_jobs_per_domain of one destination domain, so that a
+ * flush of a big queue makes jobs as slots free up, not all at once: due
+ * messages beyond them stay in the heap, or wait on their domain's list
+ * (docs/queue.md, Concurrency).  A recipient is in at most one job at a
+ * time.
  *
  * Time is the injected clock's (unix microseconds), randomness the
  * injected generator's, so tests drive retries and expiry without waiting.
@@ -110,6 +113,12 @@ typedef struct {
     size_t body_memory;
     /* DSNs are signed through it; sign NULL: unsigned. */
     queue_signer_t signer;
+    /* Jobs at the delivery interface at once, in all and for one
+     * destination domain; 0: DEFAULT_QUEUE_JOBS, DEFAULT_QUEUE_JOBS_PER_DOMAIN.
+     * Twice the implementation's own limits keeps a next job waiting
+     * there for every slot. */
+    unsigned max_jobs;
+    unsigned max_jobs_per_domain;
 } queue_options_t;
 
 int queue_new(const queue_options_t *opt, queue_t **out);

@@ -11,6 +11,7 @@
 
 #include "heap.h"
 #include "htab.h"
+#include "list.h"
 #include "queue.h"
 
 /* Where a recipient stands in the queue, beyond its recorded state. */
@@ -38,22 +39,44 @@ typedef struct {
     bool delay_noticed;      /* its NOTIFY=DELAY notice went (in memory only) */
 } queue__rcpt_t;
 
+typedef struct queue__wait queue__wait_t;
+
 typedef struct queue__msg {
     queue_t *q;
     spool_msg_t *m;
     queue__rcpt_t *r; /* m->nrcpts of them */
     heap_node_t node; /* in q->due while some idle recipient waits */
+    /* Domains whose due recipients wait for a job of that domain to end
+     * (max_jobs_per_domain); those recipients do not count in node. */
+    queue__wait_t *waits;
     unsigned jobs;    /* at the delivery interface */
     unsigned io;      /* state records or a DSN commit not yet confirmed */
     bool deleted;     /* by the admin: removed once jobs and io are done */
     bool finished;    /* every recipient final, the last results not recorded */
 } queue__msg_t;
 
+/* A destination domain with jobs at the delivery interface, or messages
+ * waiting for one of them to end (docs/queue.md, Concurrency). */
+typedef struct {
+    char *name;     /* lowercased: the key in q->doms */
+    unsigned jobs;  /* at the delivery interface */
+    list_t waiting; /* queue__wait_t (dnode), first come first woken */
+} queue__dom_t;
+
+/* Message qm waits for a slot of domain dom. */
+struct queue__wait {
+    list_node_t dnode;   /* in dom->waiting */
+    queue__wait_t *next; /* qm->waits */
+    queue__msg_t *qm;
+    queue__dom_t *dom;
+};
+
 /* A job at the delivery interface: one message, the recipients of one
  * domain. */
 typedef struct {
     delivery_job_t job;
     queue__msg_t *qm;
+    queue__dom_t *dom;
     size_t *index; /* job recipient i is message recipient index[i] */
     char *domain;
 } queue__job_t;
@@ -83,8 +106,11 @@ struct queue {
 
     size_t body_bytes; /* message bodies held in memory (spool_msg_t.body) */
     size_t body_max;
+    htab_t *doms;  /* domain -> queue__dom_t, while it has jobs or waiters */
     unsigned jobs; /* at the delivery interface, all messages */
+    unsigned max_jobs, max_dom_jobs;
     unsigned io;   /* spool callbacks to come, removals included */
+    size_t removing; /* messages out of the index whose removal is not durable yet */
     bool closing;
     bool delivery_closed;
     void (*closed)(void *arg);
@@ -127,6 +153,8 @@ void queue__remove(queue__msg_t *qm);
 int64_t queue__next_attempt(queue_t *q, const queue__msg_t *qm, uint32_t attempts, int64_t now);
 void queue__maybe_closed(queue_t *q);
 void queue__job_free(queue__job_t *j);
+/* A job of dom has ended: a slot for the messages waiting for one. */
+void queue__dom_job_done(queue_t *q, queue__dom_t *dom);
 /* The first attempt is over: read the file from now on. */
 void queue__drop_body(queue__msg_t *qm);
 

@@ -577,6 +577,12 @@ static bool queue_result_bouncing(const queue__msg_t *qm)
 
 void queue__settle(queue__msg_t *qm)
 {
+    /* Nothing reads it through its path now: a message that moved from
+     * the journal to a file of its own is read from there from now on,
+     * and its segment's space can go (docs/spool.md, The commit
+     * journal). */
+    if (qm->jobs == 0)
+        spool_msg_relocate(qm->q->spool, qm->m);
     if (qm->jobs > 0 || qm->io > 0) {
         queue__schedule(qm);
         return;
@@ -642,7 +648,7 @@ void queue__job_done(delivery_job_t *job, void *arg)
     const delivery_rcpt_t **delayed_d = xcalloc(job->nrcpts, sizeof(*delayed_d));
 
     qm->jobs--;
-    q->jobs--;
+    queue__dom_job_done(q, j->dom);
     for (size_t i = 0; i < job->nrcpts; i++) {
         delivery_rcpt_t *d = &job->rcpts[i];
         size_t idx = j->index[i];

@@ -317,9 +317,15 @@ int spool__list(int dirfd, char ***names, size_t *n)
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
+        size_t len = strlen(de->d_name);
+
         if (nv == cap)
             v = xgrow(v, &cap, nv + 1, sizeof(*v));
-        v[nv++] = xstrdup(de->d_name);
+        /* The name, its NUL, its type (spool__list_type()). */
+        v[nv] = xmalloc(len + 2);
+        memcpy(v[nv], de->d_name, len + 1);
+        v[nv][len + 1] = (char)de->d_type;
+        nv++;
         errno = 0;
     }
     err = -errno;

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 #include "htab.h"
@@ -232,8 +233,15 @@ void spool__seg_name(uint64_t seq, char out[SPOOL__JSEQ_LEN + 1]);
 bool spool__seq_name(const char *name, uint64_t *seq);
 
 /* Every entry name of the directory, sorted; the caller frees names[i]
- * and names.  0 or -errno. */
+ * and names.  0 or -errno.  Each name's type as the directory gave it
+ * is kept after its NUL: spool__list_type(). */
 int spool__list(int dirfd, char ***names, size_t *n);
+/* The d_type (DT_REG, DT_DIR, ..., DT_UNKNOWN) of a name spool__list()
+ * gave. */
+static inline unsigned char spool__list_type(const char *name)
+{
+    return (unsigned char)name[strlen(name) + 1];
+}
 /* strcmp() of two char * for qsort() and bsearch(), as spool__list() sorts. */
 int spool__cmp_names(const void *a, const void *b);
 

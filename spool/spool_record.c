@@ -651,6 +651,10 @@ int spool_record_parse_trailer(spool_msg_t *m, const unsigned char *t, size_t n,
         return SPOOL_EPARTIAL;
     if (m->body_skip > m->body_length)
         return SPOOL_ECORRUPT;
+    /* The array grew by doubling: a queued message keeps only what it
+     * holds (a whole queue is read back at start). */
+    if (cap > m->nrcpts)
+        m->rcpts = xrealloc(m->rcpts, m->nrcpts * sizeof(*m->rcpts));
     if (m->client == NULL)
         m->client = xstrdup("");
     if (m->helo == NULL)

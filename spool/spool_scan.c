@@ -5,8 +5,11 @@
  * together.  docs/spool.md ("Start-up", "The commit journal") has what a
  * crash can leave and what the scan makes of it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,13 @@
 #include "spool_int.h"
 #include "str.h"
 #include "xalloc.h"
+
+/* Files up to this size are read whole, in one read. */
+#define SPOOL_SCAN_WHOLE (64 * 1024)
+/* Threads that read message files ahead, besides the caller's, and the
+ * names each takes at a time. */
+#define SPOOL_SCAN_THREADS 3
+#define SPOOL_SCAN_BATCH 64
 
 /* A D record: a file of its id is a stale copy of a removed message. */
 typedef struct {
@@ -36,6 +46,15 @@ typedef struct {
     size_t nmoved, moved_cap;
 } spool_jmsgs_t;
 
+/* A message file read ahead (spool_scan_read_ahead()): what its lstat
+ * said (r: 0, -errno or SPOOL_ENOTFILE) and, for a regular file, what
+ * loading it gave (r, m). */
+typedef struct {
+    int r;
+    spool_msg_t *m;
+    bool done;
+} spool_scan_pre_t;
+
 /* One scan: the spool, the caller's hooks, the spool directory's names
  * (sorted) and what the journal holds. */
 typedef struct {
@@ -44,6 +63,8 @@ typedef struct {
     void *arg;
     char **names;
     size_t n;
+    spool_scan_pre_t *pre; /* one per name, or NULL */
+    atomic_size_t pre_next; /* the next name a reader takes */
     spool_jmsgs_t jm;
     bool changed;  /* the spool directory: fsync it */
     bool jchanged; /* the journal's */
@@ -125,7 +146,7 @@ static int spool_scan_load(int dirfd, const char *dir, const char *name, const s
                            spool_msg_t **out)
 {
     unsigned char head[SPOOL__BODY_OFFSET];
-    unsigned char *trailer = NULL;
+    unsigned char *trailer = NULL, *whole = NULL;
     spool_msg_t *m = NULL;
     struct stat st;
     uint64_t body_len, body_end, tlen;
@@ -140,11 +161,21 @@ static int spool_scan_load(int dirfd, const char *dir, const char *name, const s
         err = -errno;
         goto fail;
     }
+    err = SPOOL_ENOTFILE; /* replaced since it was listed */
+    if (!S_ISREG(st.st_mode))
+        goto fail;
     err = SPOOL_EPARTIAL;
     if ((uint64_t)st.st_size < SPOOL__BODY_OFFSET)
         goto fail;
-    if ((err = spool__read_at(fd, head, sizeof(head), 0)) != 0)
+    if ((uint64_t)st.st_size <= SPOOL_SCAN_WHOLE) {
+        /* Small: one read of the whole file, body and all. */
+        whole = xmalloc((size_t)st.st_size);
+        if ((err = spool__read_at(fd, whole, (size_t)st.st_size, 0)) != 0)
+            goto fail;
+        memcpy(head, whole, sizeof(head));
+    } else if ((err = spool__read_at(fd, head, sizeof(head), 0)) != 0) {
         goto fail;
+    }
     if ((err = spool_record_parse_head(head, (uint64_t)st.st_size, &body_len)) != 0)
         goto fail;
     body_end = SPOOL__BODY_OFFSET + body_len;
@@ -152,13 +183,16 @@ static int spool_scan_load(int dirfd, const char *dir, const char *name, const s
     err = SPOOL_ECORRUPT;
     if (tlen > SPOOL__TRAILER_MAX)
         goto fail;
-    trailer = xmalloc(tlen ? tlen : 1);
-    if ((err = spool__read_at(fd, trailer, tlen, body_end)) != 0)
-        goto fail;
+    if (whole == NULL) {
+        trailer = xmalloc(tlen ? tlen : 1);
+        if ((err = spool__read_at(fd, trailer, tlen, body_end)) != 0)
+            goto fail;
+    }
 
     m = spool_record_msg_alloc(spool__path(dir, name), name, SPOOL__BODY_OFFSET);
     m->body_length = body_len;
-    if ((err = spool_record_parse_trailer(m, trailer, tlen, &valid)) != 0)
+    if ((err = spool_record_parse_trailer(m, whole != NULL ? whole + body_end : trailer, tlen,
+                                          &valid)) != 0)
         goto fail;
     if (valid < tlen) {
         /* A torn update from a crash mid-append: cut it off, so the next
@@ -174,8 +208,77 @@ static int spool_scan_load(int dirfd, const char *dir, const char *name, const s
 fail:
     spool_msg_free(m);
     free(trailer);
+    free(whole);
     close(fd);
     return err;
+}
+
+static const spool_scan_gone_t *spool_scan_gone(const spool_jmsgs_t *j, const char *id);
+
+/* What spool_scan_file() needs of a message file: whether it is a
+ * regular file and, if so and not stale, what loading it gives.  Made by
+ * spool_scan_read_ahead() on several threads. */
+static void spool_scan_read_one(spool_scan_t *sc, size_t i)
+{
+    spool_t *s = sc->s;
+    spool_scan_pre_t *p = &sc->pre[i];
+    const char *name = sc->names[i];
+    struct stat st;
+    int r = 0;
+
+    /* The directory says what it is, as a rule: no lstat then (the open
+     * does not follow a symlink, and the load checks it has a file). */
+    if (spool__list_type(name) != DT_REG) {
+        if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            r = -errno;
+        else if (!S_ISREG(st.st_mode))
+            r = SPOOL_ENOTFILE;
+    }
+    /* A stale copy (its id has a D record) is removed unread. */
+    if (r == 0 && spool_scan_gone(&sc->jm, name) == NULL)
+        r = spool_scan_load(s->dirfd, s->dir, name, &s->io, &p->m);
+    p->r = r;
+    p->done = true;
+}
+
+static void *spool_scan_reader(void *arg)
+{
+    spool_scan_t *sc = arg;
+    uint64_t id;
+    size_t i;
+
+    while ((i = atomic_fetch_add(&sc->pre_next, SPOOL_SCAN_BATCH)) < sc->n)
+        for (size_t k = i; k < i + SPOOL_SCAN_BATCH && k < sc->n; k++)
+            if (spool__classify(sc->names[k], &id) == SPOOL__NAME_MSG)
+                spool_scan_read_one(sc, k);
+    return NULL;
+}
+
+/*
+ * Read every message file ahead, on SPOOL_SCAN_THREADS threads at once:
+ * the opens, reads and parsing of a big queue take most of a start's time
+ * (docs/spool.md, Start-up), and nothing orders them.  What is done with
+ * each result stays in id order on this thread (spool_scan_file()).
+ * Without threads (one cannot be made) each file is read when its turn
+ * comes.
+ */
+static void spool_scan_read_ahead(spool_scan_t *sc)
+{
+    pthread_t t[SPOOL_SCAN_THREADS];
+    size_t nt = 0, nmsg = 0;
+    uint64_t id;
+
+    for (size_t i = 0; i < sc->n; i++)
+        nmsg += spool__classify(sc->names[i], &id) == SPOOL__NAME_MSG;
+    if (nmsg < SPOOL_SCAN_BATCH)
+        return;
+    sc->pre = xcalloc(sc->n, sizeof(*sc->pre));
+    atomic_init(&sc->pre_next, 0);
+    while (nt < SPOOL_SCAN_THREADS && pthread_create(&t[nt], NULL, spool_scan_reader, sc) == 0)
+        nt++;
+    spool_scan_reader(sc);
+    while (nt > 0)
+        pthread_join(t[--nt], NULL);
 }
 
 /* ---- The journal's segments ---- */
@@ -577,9 +680,9 @@ static void spool_scan_not_message(spool_scan_t *sc, const char *name, int r)
     }
 }
 
-/* ID: a message file, loaded and handed over, or what it is instead.
- * 0, or -errno when the scan must fail. */
-static int spool_scan_file(spool_scan_t *sc, const char *name)
+/* ID: a message file, loaded and handed over, or what it is instead
+ * (pre: read ahead, or NULL).  0, or -errno when the scan must fail. */
+static int spool_scan_file(spool_scan_t *sc, const char *name, spool_scan_pre_t *pre)
 {
     spool_t *s = sc->s;
     const spool_scan_gone_t *gone;
@@ -587,7 +690,15 @@ static int spool_scan_file(spool_scan_t *sc, const char *name)
     struct stat st;
     int r, err;
 
-    if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (pre != NULL && pre->done) {
+        r = pre->r;
+        m = pre->m;
+        pre->m = NULL;
+        if (r == 0 && m == NULL) {
+            spool_scan_stale(sc, name, spool_scan_gone(&sc->jm, name));
+            return 0;
+        }
+    } else if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
         r = -errno;
     else if (!S_ISREG(st.st_mode))
         r = SPOOL_ENOTFILE;
@@ -635,6 +746,8 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
     htab_free(s->ids, NULL);
     s->ids = htab_new(64);
     err = spool_scan_journal(&sc);
+    if (err == 0)
+        spool_scan_read_ahead(&sc);
     for (; err == 0 && i < sc.n; i++) {
         uint64_t id;
 
@@ -644,14 +757,18 @@ int spool_scan(spool_t *s, const spool_scan_ops_t *ops, void *arg)
             break;
         case SPOOL__NAME_MSG:
             spool_scan_until(&sc, sc.names[i]);
-            err = spool_scan_file(&sc, sc.names[i]);
+            err = spool_scan_file(&sc, sc.names[i], sc.pre != NULL ? &sc.pre[i] : NULL);
             break;
         default:
             break;
         }
     }
-    for (i = 0; i < sc.n; i++)
+    for (i = 0; i < sc.n; i++) {
+        if (sc.pre != NULL)
+            spool_msg_free(sc.pre[i].m); /* not handed over: the scan failed */
         free(sc.names[i]);
+    }
+    free(sc.pre);
     free(sc.names);
     if (err == 0)
         spool_scan_until(&sc, NULL);

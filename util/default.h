@@ -60,6 +60,11 @@
 /* Bodies of fresh messages kept in memory for their first delivery
  * attempt, in all (bytes); beyond it they are read from the spool. */
 #define DEFAULT_QUEUE_BODY_MEMORY (32 << 20)
+/* Delivery jobs the queue hands the outbound client at once, in all and
+ * per destination domain: twice max_deliveries and
+ * max_deliveries_per_domain (the daemon derives them from those keys). */
+#define DEFAULT_QUEUE_JOBS (2 * DEFAULT_MAX_DELIVERIES)
+#define DEFAULT_QUEUE_JOBS_PER_DOMAIN (2 * DEFAULT_MAX_DELIVERIES_PER_DOMAIN)
 
 /* SMTP, outbound (client/): RFC 5321 4.5.3.2 timeouts at the default
  * `timeout`; every one of them scales with `timeout` / DEFAULT_TIMEOUT. */

@@ -8,6 +8,7 @@ sockets the test binds; mail goes to the test sink on loopback."""
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -496,6 +497,67 @@ def serve_v_adds_debug_lines():
     c.cmd("QUIT")
     quiet.wait_log(r"disconnect")
     assert "debug:" not in quiet.log(), quiet.log()
+
+
+# ---- open files ----------------------------------------------------------------
+
+def nofile_limits(pid):
+    """The running process's open-files limits: (soft, hard)."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no open-files line in /proc/PID/limits")
+
+
+def start_with_nofile(config, soft, hard):
+    m = mxtest.Mxfwd(forwards=FORWARDS, config=config, start=False)
+    m.start(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+    return m
+
+
+WARNING = "open files limited to"
+
+
+@test
+def the_open_files_limit_is_raised_to_what_the_configuration_needs():
+    # 2 x 1000 sessions + 3 x 50 deliveries + 128.
+    need = 2 * 1000 + 3 * 50 + 128
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard < need:
+        return  # this machine cannot lend the room; the next test covers it
+    m = start_with_nofile({"max_connections": 1000, "max_deliveries": 50}, 256, hard)
+    assert nofile_limits(m.proc.pid) == (need, hard)
+    # Mail flows, and nothing was said about open files.
+    m.client().transaction("sender@origin.test", ["alice@alias.test"], BODY)
+    assert WARNING not in m.log(), m.log()
+    m.stop()
+
+
+@test
+def a_hard_limit_below_the_need_is_warned_about_once():
+    m = start_with_nofile({"max_connections": 1000, "max_deliveries": 50}, 512, 1024)
+    soft, hard = nofile_limits(m.proc.pid)
+    if hard >= 2278:
+        # Root with CAP_SYS_RESOURCE raised the hard limit itself: no word.
+        assert soft == 2278 and WARNING not in m.log(), m.log()
+    else:
+        # Up to the hard limit, and one warning that says what is short.
+        assert (soft, hard) == (1024, 1024)
+        lines = [l for l in m.log().splitlines() if WARNING in l]
+        assert len(lines) == 1, m.log()
+        assert ("open files limited to 1024 by the hard limit, below the 2278 that "
+                "max_connections = 1000 and max_deliveries = 50 may need") in lines[0], lines
+    m.stop()
+
+
+@test
+def a_limit_that_fits_is_left_alone():
+    m = start_with_nofile({"max_connections": 100, "max_deliveries": 10}, 4096, 4096)
+    assert nofile_limits(m.proc.pid) == (4096, 4096)
+    assert WARNING not in m.log(), m.log()
+    m.stop()
 
 
 mxtest.main()

@@ -79,7 +79,7 @@ static const errors_band_t errors_bands[] = {
     {"tagval", TAGVAL_EBASE, tagval_strerror, false, {TAGVAL_ESYNTAX, TAGVAL_EDUP, TAGVAL_EMANY}},
     {"dmarc", DMARC_EBASE, NULL, false,
      {DMARC_REC_NOT, DMARC_REC_INVALID, DMARC_FROM_ENONE, DMARC_FROM_EMANY}},
-    {"client", CLIENT_EBASE, NULL, false, {CLIENT_ECLOSING, CLIENT_ETLS}},
+    {"client", CLIENT_EBASE, NULL, false, {CLIENT_ECLOSING, CLIENT_ETLS, CLIENT_ESELF}},
     {"client_proto", CLIENT_REPLY_EBASE, NULL, false, {CLIENT_REPLY_EBAD, CLIENT_REPLY_ELONG}},
     {"proto", PROTO_EBASE, proto_strerror, false,
      {PROTO_ESYNTAX, PROTO_EADDR, PROTO_EPARAM, PROTO_EVALUE, PROTO_ENULLRCPT}},

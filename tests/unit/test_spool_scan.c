@@ -590,3 +590,79 @@ Test(spool, a_damaged_segment_never_yields_a_damaged_message)
         free(texts[i]);
     free(orig);
 }
+
+/*
+ * A queue big enough for the scan to read its files ahead on several
+ * threads (docs/spool.md, Start-up) is read back exactly as one read file
+ * by file: every message in id order with its state, and each odd entry
+ * among them dealt with as the table says.
+ */
+Test(spool, a_big_queue_read_ahead_is_read_back_whole_and_in_order)
+{
+    enum { N = 300 };
+    spool_envelope_t env = envelope(2);
+    spool_t *s = open_journal_spool(NULL);
+    spool_msg_t *m[N];
+    char path[400], stale[400], *copy, dirname[64], linkname[64];
+    scan_result_t sr;
+    struct stat st;
+    int fd, stale_i = 17;
+
+    for (int i = 0; i < N; i++) {
+        commit_result_t r = commit_text(s, "x\r\n", 3, 3, &env);
+        cr_assert_eq(r.status, 0);
+        m[i] = r.msg;
+        /* One recipient delivered, one left: the message gets its file. */
+        update_one(s, m[i], 0, SPOOL_RCPT_SENT, "250 ok");
+        if (i != stale_i)
+            spool_msg_relocate(s, m[i]);
+    }
+    /* A removed message whose unlink did not reach the disk: stale (its
+     * journal record, marked D, says so). */
+    snprintf(stale, sizeof(stale), "%s/%s", sdir, m[stale_i]->id);
+    cr_assert_eq(stat(stale, &st), 0);
+    copy = read_range(stale, 0, (uint64_t)st.st_size);
+    remove_one(s, m[stale_i]);
+    close_spool(s);
+    fd = open(stale, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, copy, (size_t)st.st_size), st.st_size);
+    close(fd);
+    /* Among the files: one that is not a message, one cut short, a
+     * directory and a symlink named like messages. */
+    put_file("0000000000005", "not a spool file at all\n", 24);
+    snprintf(path, sizeof(path), "%s/%s", sdir, m[100]->id);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(truncate(path, st.st_size - 20), 0, "a torn update record at its end");
+    snprintf(dirname, sizeof(dirname), "0000000000003");
+    snprintf(path, sizeof(path), "%s/%s", sdir, dirname);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(linkname, sizeof(linkname), "00000000000A7");
+    snprintf(path, sizeof(path), "%s/%s", sdir, linkname);
+    cr_assert_eq(symlink("/etc/passwd", path), 0);
+
+    memset(&sr, 0, sizeof(sr));
+    collected_n = 0;
+    s = open_journal_spool(NULL);
+    cr_assert_eq(spool_scan(s, &collect_ops, &sr), 0);
+    cr_assert_eq(collected_n, N - 1, "every message but the removed one");
+    for (int i = 0, k = 0; i < N; i++) {
+        if (i == stale_i)
+            continue;
+        cr_assert_str_eq(collected[k]->id, m[i]->id, "in id order");
+        cr_assert_eq(collected[k]->nrcpts, 2);
+        cr_assert_eq(collected[k]->rcpts[0].state, i == 100 ? SPOOL_RCPT_PENDING : SPOOL_RCPT_SENT,
+                     "message %d", i);
+        cr_assert_eq(collected[k]->rcpts[1].state, SPOOL_RCPT_PENDING);
+        spool_msg_free(collected[k++]);
+    }
+    cr_assert_neq(stat(stale, &st), 0, "the stale file is gone, unread");
+    cr_assert_eq(find_problem(&sr, "0000000000005"), SPOOL_ECORRUPT);
+    cr_assert_eq(find_problem(&sr, dirname), SPOOL_ENOTFILE);
+    cr_assert_eq(find_problem(&sr, linkname), SPOOL_ENOTFILE);
+    cr_assert_eq(sr.nproblems, 3);
+    close_spool(s);
+    for (int i = 0; i < N; i++)
+        spool_msg_free(m[i]);
+    free(copy);
+}
