@@ -69,6 +69,7 @@ typedef struct {
     uv_signal_t sig_term, sig_int, sig_hup;
     /* Memory handed back to the system after removals (server_trim()). */
     uv_timer_t trim;
+    uv_prepare_t log_flush; /* the loop thread's log lines out before it waits */
     uint64_t trimmed_at; /* the spool's removals at the last trim */
     bool stopping;     /* SIGTERM seen */
     stats_t *registry; /* every counter of the daemon: `mxfwd stats`, metrics */
@@ -714,6 +715,23 @@ static void server_load(server_t *srv)
         log_fatal("not starting");
 }
 
+/* The loop thread's log lines wait for the end of each turn of the loop,
+ * and go out together, in one system call, before it waits for events
+ * (util/log.h): under load a few lines per message, one write. */
+static void server_log_flush(uv_prepare_t *h)
+{
+    (void)h;
+    log_batch_flush();
+}
+
+static void server_start_log_batches(server_t *srv)
+{
+    uv_prepare_init(srv->loop, &srv->log_flush);
+    uv_prepare_start(&srv->log_flush, server_log_flush);
+    uv_unref((uv_handle_t *)&srv->log_flush);
+    log_batch_begin();
+}
+
 static void server_walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -800,6 +818,7 @@ int server_main(const char *config_path, bool verbose)
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
              table_count(smtpd_table(srv->smtpd)), smtpd_has_tls(srv->smtpd) ? ", STARTTLS" : "");
     server_notify(notify_send("READY=1\nSTATUS=accepting mail"));
+    server_start_log_batches(srv);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -809,6 +828,7 @@ int server_main(const char *config_path, bool verbose)
     /* Whatever is left (nothing, normally) is closed before the loop is. */
     uv_walk(&loop, server_walk_close, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
+    log_batch_end();
     rc = uv_loop_close(&loop);
     if (rc < 0)
         log_error("event loop not empty at exit: %s", uv_strerror(rc));

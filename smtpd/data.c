@@ -87,9 +87,12 @@ size_t data_feed(data_reader_t *d, char *p, size_t len, size_t *out_len, bool *d
         /* The common case: the middle of a line, where nothing happens
          * until the next CR or LF. */
         if (d->state == DATA_S_MID && !(d->in_headers && d->hdr_match >= 0)) {
-            size_t k = r;
-            while (k < len && p[k] != '\r' && p[k] != '\n')
-                k++;
+            /* memchr is vectorized: the line's end, then a CR before it. */
+            const char *nl = memchr(p + r, '\n', len - r);
+            size_t end = nl != NULL ? (size_t)(nl - p) : len;
+            const char *cr = memchr(p + r, '\r', end - r);
+            size_t k = cr != NULL ? (size_t)(cr - p) : end;
+
             if (k > r) {
                 if (data_ok(d)) {
                     if (w != r)

@@ -250,7 +250,23 @@ static void session_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(s->smtpd->rbuf, sizeof(s->smtpd->rbuf));
 }
 
-/* Read while nothing holds the input and the client reads its replies. */
+/*
+ * Whether the session may read while asynchronous work holds its input:
+ * a plain one reads on into its buffer as long as another read fits (the
+ * bytes would wait in the kernel otherwise), since stopping and starting
+ * the socket costs two or three epoll_ctl(2) calls in libuv, and a message
+ * is held several times (the client's name, the sender checks, the
+ * commit).  Input to TLS waits in the kernel: its records would pile up
+ * in the TLS layer unbounded.
+ */
+static bool session_read_while_held(const session_t *s)
+{
+    return s->tls == NULL && !s->peer_eof &&
+           buf_used(&s->in) <= s->smtpd->opts.max_line_length + 16384;
+}
+
+/* Read while nothing holds the input (or it may go on into the buffer)
+ * and the client reads its replies. */
 static void session_read_control(session_t *s)
 {
     bool want;
@@ -258,7 +274,7 @@ static void session_read_control(session_t *s)
     if (uv_is_closing((uv_handle_t *)&s->tcp))
         return;
     want = s->state == SESSION_CLOSING ||
-           (!s->waiting &&
+           (!s->peer_eof && (!s->waiting || session_read_while_held(s)) &&
             uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) < SESSION_WRITE_QUEUE_MAX);
     if (want && !s->reading) {
         if (uv_read_start((uv_stream_t *)&s->tcp, session_alloc_cb, session_read_cb) == 0)
@@ -390,6 +406,16 @@ static void session_pump(session_t *s)
     }
 }
 
+/* The client's EOF, or a read error: the session ends. */
+static void session_lost(session_t *s, ssize_t nread)
+{
+    if (s->state != SESSION_CLOSING)
+        log_info("lost connection after %s from %s%s%s session=%s", proto_verb_name(s->last),
+                 s->peer, nread == UV_EOF ? "" : ": ",
+                 nread == UV_EOF ? "" : uv_strerror((int)nread), s->sid);
+    session_destroy(s);
+}
+
 /* After input was handled: write the batch's replies, close an idle
  * session of a stopping server, and let idle sessions hold no buffers. */
 static void session_settle(session_t *s)
@@ -411,6 +437,11 @@ static void session_settle(session_t *s)
      * in one write, as if the step had been made at once. */
     if (s->cont == NULL)
         session__flush(s);
+    /* An EOF read ahead counts once the input before it is handled. */
+    if (s->peer_eof && !s->waiting && s->state != SESSION_CLOSING) {
+        session_lost(s, UV_EOF);
+        return;
+    }
     if (buf_used(&s->in) == 0)
         buf_free(&s->in);
     if (buf_used(&s->out) == 0)
@@ -425,12 +456,15 @@ static void session_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
 
     if (nread == 0)
         return;
+    if (nread == UV_EOF && s->waiting && s->state != SESSION_CLOSING) {
+        /* Read ahead while the input was held: what came before the EOF
+         * is answered first, as if it had been read afterwards. */
+        s->peer_eof = true;
+        session_read_control(s);
+        return;
+    }
     if (nread < 0) {
-        if (s->state != SESSION_CLOSING)
-            log_info("lost connection after %s from %s%s%s session=%s", proto_verb_name(s->last),
-                     s->peer, nread == UV_EOF ? "" : ": ",
-                     nread == UV_EOF ? "" : uv_strerror((int)nread), s->sid);
-        session_destroy(s);
+        session_lost(s, nread);
         return;
     }
     if (s->state == SESSION_CLOSING)
@@ -580,7 +614,10 @@ static void session_greet(session_t *s)
     session__milter_connect(s);
     buf_free(&s->out);
     session_idle_timer(s);
-    session_read_control(s);
+    /* What a client sent before the greeting was read ahead: it is
+     * handled now, as it would have been read now. */
+    session_pump(s);
+    session_settle(s);
 }
 
 /* The client's name is known, or known to be unknown. */

@@ -177,6 +177,7 @@ struct session {
     bool stop;         /* the server is stopping: 421 once idle */
     bool close_after;  /* close once the waiting is over */
     bool counted;      /* counted in the server's connection limits */
+    bool peer_eof;     /* the client's EOF came while the input was held */
     bool stored;       /* the envelope store has the transaction's long sender */
     bool store_sync;   /* ...once the spool's commit pass syncs it */
     const authres_t *store_res; /* the verdict, while the store takes the sender */

@@ -133,6 +133,7 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     s->clock_arg = opt->clock_arg;
     s->max_batch = opt->max_batch ? opt->max_batch : SPOOL_MAX_BATCH;
     s->sync_jobs = opt->sync_jobs ? opt->sync_jobs : SPOOL_SYNC_JOBS;
+    s->wbuf_max = opt->buffer_memory ? opt->buffer_memory : SPOOL_BUFFER_MEMORY;
     if (s->sync_jobs > SPOOL_SYNC_JOBS_MAX)
         s->sync_jobs = SPOOL_SYNC_JOBS_MAX;
     for (int i = 0; i < SPOOL__LANES; i++)

@@ -184,9 +184,14 @@ typedef struct {
      */
     int (*before_ack)(void *arg);
     void *before_ack_arg;
+    /* Writers keep a message of up to 256 KiB in memory for the journal
+     * while their buffers beyond the first 16 KiB take at most this many
+     * bytes in all; past it a message gets a file.  0: SPOOL_BUFFER_MEMORY. */
+    size_t buffer_memory;
 } spool_options_t;
 
 #define SPOOL_MAX_BATCH 512
+#define SPOOL_BUFFER_MEMORY (32u << 20)
 #define SPOOL_SYNC_JOBS 4 /* libuv's default pool size; at most 16 */
 
 /*
@@ -257,11 +262,14 @@ typedef struct spool_msg {
      * prepend.  Delivery sends prepend, then the rest of the body. */
     uint64_t body_skip;
     /* The same body_length bytes in memory, or NULL: a message small
-     * enough to be still whole in its writer's buffer at commit keeps a
-     * copy, so that its first delivery need not read the file (the file
-     * is durable all the same).  spool_msg_drop_body() lets it go; a
+     * enough to be still whole in its writer's buffer at commit keeps
+     * them, so that its first delivery need not read the file (the file
+     * is durable all the same).  spool_msg_drop_body() lets them go; a
      * message from spool_scan() has none. */
     char *body;
+    /* The allocation body points into (a journal record's), or NULL when
+     * body is one of its own; freed with it. */
+    void *body_mem;
     spool_rcpt_t *rcpts;
     size_t nrcpts;
     /* The spool's own: 0, or the journal segment holding the message,

@@ -332,6 +332,13 @@ static void spool_group_pass_done(void *ctx)
         case SPOOL_ITEM_COMMIT:
             if (it->status == 0) {
                 s->stats.commits++;
+                if (it->rec != NULL) {
+                    /* The record was the whole message: its body, in
+                     * memory for the first delivery, is in it. */
+                    it->msg->body = (char *)it->rec + SPOOL__JREC_HDR + SPOOL__BODY_OFFSET;
+                    it->msg->body_mem = it->rec;
+                    it->rec = NULL;
+                }
                 it->commit_cb(it->arg, 0, it->msg);
             } else {
                 /* Nothing of it is left (a journal record of it stays

@@ -33,8 +33,12 @@
 #define SPOOL__JSEQ_MAX (UINT64_C(1) << 60)
 /* A segment takes no more appends once this long. */
 #define SPOOL__JSEG_MAX (4u * 1024 * 1024)
-/* The largest message image the journal takes; bigger ones get a file. */
-#define SPOOL__JIMAGE_MAX (64u * 1024)
+/* A writer keeps a message in memory, for the journal, up to this many
+ * bytes of its image (the header and the body: messages up to 256 KiB);
+ * the largest image the journal takes, trailer included, is a little
+ * more.  Bigger ones get a file. */
+#define SPOOL__JBUF_MAX (256u * 1024 + SPOOL__BODY_OFFSET)
+#define SPOOL__JIMAGE_MAX (SPOOL__JBUF_MAX + 64u * 1024)
 
 /*
  * One segment of the journal.  The loop thread owns every field but the
@@ -166,6 +170,8 @@ struct spool {
     void *clock_arg;
     unsigned max_batch;
     unsigned sync_jobs;
+    size_t wbuf_bytes;         /* writers' buffers beyond their first SPOOL_WRITE_BUF */
+    size_t wbuf_max;           /* buffer_memory */
     uint64_t last_id;
     /* The ids in use, each with the count of what holds it: a writer or a
      * queued message, a journal record in a segment on disk, an entry the

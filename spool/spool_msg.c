@@ -25,14 +25,15 @@ void spool_msg_free(spool_msg_t *m)
     free(m->srs_sender);
     free(m->prepend);
     free(m->path);
-    free(m->body);
+    free(m->body_mem != NULL ? m->body_mem : m->body);
     free(m);
 }
 
 void spool_msg_drop_body(spool_msg_t *m)
 {
-    free(m->body);
+    free(m->body_mem != NULL ? m->body_mem : m->body);
     m->body = NULL;
+    m->body_mem = NULL;
 }
 
 uint64_t spool_msg_size(const spool_msg_t *m)

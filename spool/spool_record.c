@@ -208,32 +208,22 @@ int spool_record_encode_trailer(buf_t *b, const char *id, int64_t arrival_us,
 }
 
 /*
- * CRC-32C (Castagnoli), eight bytes a round with eight tables (2 KiB of
- * them per table, made once).  It tells a whole record from a torn one on
- * file systems that may show zeros or stale bytes after a crash
- * mid-append: update records, and journal records of whole messages, so
- * it is computed on the pass's thread and has to be quick.
+ * CRC-32C (Castagnoli).  It tells a whole record from a torn one on file
+ * systems that may show zeros or stale bytes after a crash mid-append:
+ * update records, and journal records of whole messages (up to 256 KiB),
+ * so it is computed on the pass's thread and has to be quick.  On x86-64
+ * with SSE4.2 (every x86-64 CPU since 2008) the processor's crc32
+ * instruction does it, eight bytes at a time, about ten times faster than
+ * the portable way: eight bytes a round with eight tables (2 KiB each,
+ * made once).  Both give the same values (tests/unit/test_spool_record.c).
  */
 static uint32_t spool_record_crc_table[8][256];
 static pthread_once_t spool_record_crc_once = PTHREAD_ONCE_INIT;
+typedef uint32_t spool_record_crc_fn_t(const void *p, size_t n);
+static spool_record_crc_fn_t *spool_record_crc_fn;
+static void spool_record_crc_init(void);
 
-static void spool_record_crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t crc = i;
-
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
-        spool_record_crc_table[0][i] = crc;
-    }
-    for (uint32_t i = 0; i < 256; i++)
-        for (int t = 1; t < 8; t++)
-            spool_record_crc_table[t][i] =
-                (spool_record_crc_table[t - 1][i] >> 8) ^
-                spool_record_crc_table[0][spool_record_crc_table[t - 1][i] & 0xff];
-}
-
-uint32_t spool_record_crc32c(const void *p, size_t n)
+uint32_t spool_record_crc32c_portable(const void *p, size_t n)
 {
     const unsigned char *s = p;
     uint32_t crc = 0xffffffffu;
@@ -251,6 +241,52 @@ uint32_t spool_record_crc32c(const void *p, size_t n)
     while (n--)
         crc = (crc >> 8) ^ spool_record_crc_table[0][(crc ^ *s++) & 0xff];
     return ~crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) static uint32_t spool_record_crc32c_sse42(const void *p,
+                                                                             size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t crc = 0xffffffffu;
+
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t v;
+
+        memcpy(&v, s, sizeof(v));
+        crc = __builtin_ia32_crc32di(crc, v);
+    }
+    while (n--)
+        crc = __builtin_ia32_crc32qi((uint32_t)crc, *s++);
+    return ~(uint32_t)crc;
+}
+#endif
+
+static void spool_record_crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t crc = i;
+
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+        spool_record_crc_table[0][i] = crc;
+    }
+    for (int t = 1; t < 8; t++)
+        for (uint32_t i = 0; i < 256; i++)
+            spool_record_crc_table[t][i] =
+                (spool_record_crc_table[t - 1][i] >> 8) ^
+                spool_record_crc_table[0][spool_record_crc_table[t - 1][i] & 0xff];
+    spool_record_crc_fn = spool_record_crc32c_portable;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("sse4.2"))
+        spool_record_crc_fn = spool_record_crc32c_sse42;
+#endif
+}
+
+uint32_t spool_record_crc32c(const void *p, size_t n)
+{
+    pthread_once(&spool_record_crc_once, spool_record_crc_init);
+    return spool_record_crc_fn(p, n);
 }
 
 int spool_record_check_updates(const spool_msg_t *msg, const spool_update_t *u, size_t n)

@@ -96,8 +96,11 @@ bool spool_record_hex(const char *s, int n, uint64_t *out);
 /* v as n upper-case hex digits and a NUL into out[n + 1]. */
 void spool_record_format_hex(uint64_t v, int n, char *out);
 /* CRC-32C (Castagnoli) of p[0..n), as the update and journal records
- * carry it.  Thread-safe. */
+ * carry it.  Thread-safe.  The processor's instruction where it has one;
+ * _portable is the table-driven way every machine has (for the tests: the
+ * two agree). */
 uint32_t spool_record_crc32c(const void *p, size_t n);
+uint32_t spool_record_crc32c_portable(const void *p, size_t n);
 
 /* ---- Encoding ---- */
 

@@ -18,7 +18,10 @@
 
 /*
  * Writers buffer this much before a write(2): a 4 KiB message then costs
- * one system call at commit, and memory per session in DATA stays bounded
+ * one system call at commit.  A message that may still go to the commit
+ * journal (up to SPOOL__JBUF_MAX) grows its buffer instead of making a
+ * file, while the writers' buffers beyond this take no more than the
+ * spool's buffer_memory in all: memory per session in DATA stays bounded
  * whatever the message size.
  */
 #define SPOOL_WRITE_BUF (16 * 1024)
@@ -28,12 +31,53 @@ struct spool_writer {
     char id[SPOOL_ID_SIZE];
     int fd;
     int err;           /* first write error, sticky */
-    uint64_t flushed;  /* file offset where buf starts */
+    uint64_t flushed;  /* file offset where the image in buf starts */
     uint64_t size;     /* message bytes offered */
+    /* SPOOL__JREC_HDR bytes of room, then cap bytes for the image (what
+     * the file holds from flushed on): a journal commit's record is the
+     * buffer itself. */
     unsigned char *buf;
-    size_t used;
+    size_t cap;
+    size_t used;       /* image bytes in buf */
     uint64_t errors_seen; /* sync_errors at open */
 };
+
+/* The image bytes of w's buffer. */
+static unsigned char *spool_writer_img(const spool_writer_t *w)
+{
+    return w->buf + SPOOL__JREC_HDR;
+}
+
+/* Buffer room for an image of need bytes, if the message may still go
+ * to the journal (nothing of it written out, at most max bytes) and the
+ * writers' buffers stay within the spool's budget. */
+static bool spool_writer_grow(spool_writer_t *w, size_t need, size_t max)
+{
+    spool_t *s = w->s;
+    size_t cap = w->cap;
+
+    if (need <= cap)
+        return true;
+    if (s->files_only || w->fd >= 0 || w->flushed != 0 || need > max)
+        return false;
+    while (cap < need)
+        cap *= 2;
+    if (cap > max)
+        cap = max;
+    if (cap - w->cap > s->wbuf_max - s->wbuf_bytes)
+        return false;
+    w->buf = xrealloc(w->buf, SPOOL__JREC_HDR + cap);
+    s->wbuf_bytes += cap - w->cap;
+    w->cap = cap;
+    return true;
+}
+
+/* Give back the buffer's growth to the budget (its memory stays). */
+static void spool_writer_release(spool_writer_t *w)
+{
+    w->s->wbuf_bytes -= w->cap - SPOOL_WRITE_BUF;
+    w->cap = SPOOL_WRITE_BUF;
+}
 
 /*
  * The clock's microseconds when they are above the last id and within
@@ -82,7 +126,8 @@ static int spool_writer_flush(spool_writer_t *w, const void *p, size_t n)
         w->err = err;
         return err;
     }
-    if (w->used > 0 && (err = spool__pwrite_all(io, w->fd, w->buf, w->used, w->flushed)) == 0) {
+    if (w->used > 0 &&
+        (err = spool__pwrite_all(io, w->fd, spool_writer_img(w), w->used, w->flushed)) == 0) {
         w->flushed += w->used;
         w->used = 0;
     }
@@ -96,16 +141,19 @@ static int spool_writer_put(spool_writer_t *w, const void *p, size_t n)
 {
     if (w->err != 0)
         return w->err;
-    if (n <= SPOOL_WRITE_BUF - w->used) {
-        memcpy(w->buf + w->used, p, n);
+    if (n <= w->cap - w->used || spool_writer_grow(w, w->used + n, SPOOL__JBUF_MAX)) {
+        memcpy(spool_writer_img(w) + w->used, p, n);
         w->used += n;
         return 0;
     }
-    if (n >= SPOOL_WRITE_BUF)
+    /* Too big for the journal (or no memory for it): the file, through a
+     * buffer of the first size. */
+    spool_writer_release(w);
+    if (n >= w->cap)
         return spool_writer_flush(w, p, n);
     if (spool_writer_flush(w, NULL, 0) != 0)
         return w->err;
-    memcpy(w->buf, p, n);
+    memcpy(spool_writer_img(w), p, n);
     w->used = n;
     return 0;
 }
@@ -121,6 +169,8 @@ static void spool_writer_free(spool_writer_t *w, bool unlink_file)
     if (w->fd >= 0)
         close(w->fd);
     w->s->writers--;
+    if (w->buf != NULL)
+        spool_writer_release(w);
     free(w->buf);
     free(w);
 }
@@ -140,10 +190,11 @@ int spool_writer_open(spool_t *s, spool_writer_t **out)
     w->s = s;
     w->fd = -1;
     w->errors_seen = atomic_load(&s->sync_errors);
-    w->buf = xmalloc(SPOOL_WRITE_BUF);
+    w->cap = SPOOL_WRITE_BUF;
+    w->buf = xmalloc(SPOOL__JREC_HDR + w->cap);
     buf_init(&head, SIZE_MAX);
     spool_record_put_header(&head, 0);
-    memcpy(w->buf, buf_ptr(&head), buf_used(&head));
+    memcpy(spool_writer_img(w), buf_ptr(&head), buf_used(&head));
     w->used = buf_used(&head);
     buf_free(&head);
     *out = w;
@@ -182,7 +233,7 @@ static int spool_writer_patch_length(spool_writer_t *w)
 
     spool_record_put_be64(len, w->size);
     if (w->flushed == 0) {
-        memcpy(w->buf + at, len, sizeof(len));
+        memcpy(spool_writer_img(w) + at, len, sizeof(len));
         return 0;
     }
     w->err = spool__pwrite_all(&w->s->io, w->fd, len, sizeof(len), at);
@@ -193,13 +244,15 @@ static int spool_writer_patch_length(spool_writer_t *w)
  * Commit a message that is whole in its writer's buffer through the
  * journal: its image (the bytes its file would hold) becomes a record,
  * placed at the end of the current segment when its pass starts
- * (spool__journal_place()), written and synced by that pass.  false when
+ * (spool__journal_place()), written and synced by that pass.  The
+ * record is the writer's buffer, the trailer appended; once durable, the
+ * message's body in memory points into it (spool_group.c).  false when
  * it is too big: the caller then makes the file.  On true the writer is
  * gone.
  */
 static bool spool_writer_journal(spool_writer_t *w, const buf_t *trailer,
-                                 const spool_envelope_t *env, int64_t arrival, char *body,
-                                 spool_commit_cb cb, void *arg)
+                                 const spool_envelope_t *env, int64_t arrival, spool_commit_cb cb,
+                                 void *arg)
 {
     spool_t *s = w->s;
     size_t ilen = w->used + buf_used(trailer);
@@ -208,14 +261,19 @@ static bool spool_writer_journal(spool_writer_t *w, const buf_t *trailer,
 
     if (s->files_only || w->fd >= 0 || w->flushed != 0 || ilen > SPOOL__JIMAGE_MAX)
         return false;
+    if (ilen > w->cap) {
+        /* The trailer's room, beyond the budget for a moment: the buffer
+         * is the record now, freed with its pass. */
+        w->buf = xrealloc(w->buf, SPOOL__JREC_HDR + ilen);
+    }
+    memcpy(spool_writer_img(w) + w->used, buf_ptr(trailer), buf_used(trailer));
     it = spool__item_new(s, SPOOL_ITEM_JCOMMIT, w->id);
     it->rec_len = SPOOL__JREC_HDR + ilen;
-    it->rec = xmalloc(it->rec_len);
-    memcpy(it->rec + SPOOL__JREC_HDR, w->buf, w->used);
-    memcpy(it->rec + SPOOL__JREC_HDR + w->used, buf_ptr(trailer), buf_used(trailer));
+    it->rec = w->buf;
+    w->buf = NULL;
+    spool_writer_release(w);
     m = spool_record_msg_new(spool__path(s->dir, w->id), w->id, arrival, w->size, env);
     m->jlen = ilen;
-    m->body = body;
     it->msg = m;
     it->commit_cb = cb;
     it->arg = arg;
@@ -233,11 +291,7 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
     buf_t trailer;
     int64_t arrival = env->arrival_us ? env->arrival_us : s->clock_us(s->clock_arg);
     int err = w->err;
-    /* Nothing written yet: the whole body is in the buffer, before the
-     * trailer goes in (which may flush it). */
-    char *body = err == 0 && w->flushed == 0
-                     ? xmemdup(w->buf + SPOOL__BODY_OFFSET, w->size)
-                     : NULL;
+    char *body = NULL;
 
     buf_init(&trailer, SIZE_MAX);
     if (err == 0 && (cb == NULL || env->body_skip > w->size))
@@ -246,11 +300,14 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
         err = spool_record_encode_trailer(&trailer, w->id, arrival, env);
     if (err == 0)
         err = spool_writer_patch_length(w);
-    if (err == 0 && body != NULL &&
-        spool_writer_journal(w, &trailer, env, arrival, body, cb, arg)) {
+    if (err == 0 && w->flushed == 0 && spool_writer_journal(w, &trailer, env, arrival, cb, arg)) {
         buf_free(&trailer);
         return 0;
     }
+    /* Nothing written yet: the whole body is in the buffer, before the
+     * trailer goes in (which may flush it). */
+    if (err == 0 && w->flushed == 0)
+        body = xmemdup(spool_writer_img(w) + SPOOL__BODY_OFFSET, w->size);
     if (err == 0)
         err = spool_writer_put(w, buf_ptr(&trailer), buf_used(&trailer));
     if (err == 0)

@@ -105,25 +105,37 @@ static int log_syslog_write(const char *msg, size_t n)
     return 0;
 }
 
-/* Send "<PRI>STAMP line" (line is "mxfwd[PID]: text"); false when it could
- * not be sent even after opening the socket again. */
-static bool log_syslog_send(log_level_t level, const char *line, size_t len)
+#define LOG_RECORD_MAX (LOG_LINE_MAX + 192)
+
+/* "<PRI>STAMP line" (line is "mxfwd[PID]: text", len bytes) into
+ * msg[LOG_RECORD_MAX], NUL-terminated; its length, or -1. */
+static int log_syslog_record(char *msg, log_level_t level, const char *line, size_t len)
 {
-    char msg[LOG_LINE_MAX + 192], stamp[32];
+    char stamp[32];
     struct tm tm;
     time_t now = time(NULL);
-    bool sent = false;
     int n;
 
     if (localtime_r(&now, &tm) == NULL ||
         strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
         stamp[0] = '\0';
-    n = snprintf(msg, sizeof(msg), "<%d>%s %.*s", LOG_MAIL | log_priority[level], stamp, (int)len,
-                 line);
+    n = snprintf(msg, LOG_RECORD_MAX, "<%d>%s %.*s", LOG_MAIL | log_priority[level], stamp,
+                 (int)len, line);
+    if (n >= 0 && n >= LOG_RECORD_MAX)
+        n = LOG_RECORD_MAX - 1;
+    return n;
+}
+
+/* Send "<PRI>STAMP line"; false when it could not be sent even after
+ * opening the socket again. */
+static bool log_syslog_send(log_level_t level, const char *line, size_t len)
+{
+    char msg[LOG_RECORD_MAX];
+    bool sent = false;
+    int n = log_syslog_record(msg, level, line, len);
+
     if (n < 0)
         return false;
-    if ((size_t)n >= sizeof(msg))
-        n = sizeof(msg) - 1;
     pthread_mutex_lock(&log_syslog_lock);
     /* A daemon that restarted left our socket connected to nothing: open
      * it again, once. */
@@ -137,6 +149,133 @@ static bool log_syslog_send(log_level_t level, const char *line, size_t len)
     }
     pthread_mutex_unlock(&log_syslog_lock);
     return sent;
+}
+
+/* ---- batches -------------------------------------------------------------------- */
+
+#define LOG_BATCH_BYTES (8 * (LOG_LINE_MAX + 128))
+
+/* A thread's waiting lines: text holds them one after the other, each
+ * ending in a newline. */
+typedef struct {
+    char text[LOG_BATCH_BYTES];
+    size_t used;
+    struct {
+        size_t off, len; /* len: without the newline */
+        log_level_t level;
+    } line[LOG_BATCH_LINES];
+    unsigned n;
+    char (*rec)[LOG_RECORD_MAX]; /* the syslog records, made at a flush */
+} log_batch_t;
+
+static __thread log_batch_t *log_batch;
+
+/* Write p[0..n) to log_fd, whole (a short write goes on). */
+static void log_write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(log_fd, p, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* The batch's lines from the first to syslog, as one sendmmsg(2) (a
+ * datagram each) or one stream; how many were sent. */
+static unsigned log_syslog_send_batch(log_batch_t *b)
+{
+    struct mmsghdr mm[LOG_BATCH_LINES];
+    struct iovec iov[LOG_BATCH_LINES];
+    unsigned sent = 0;
+
+    if (b->rec == NULL && (b->rec = malloc(LOG_BATCH_LINES * sizeof(*b->rec))) == NULL)
+        return 0;
+    memset(mm, 0, sizeof(mm));
+    for (unsigned i = 0; i < b->n; i++) {
+        int n = log_syslog_record(b->rec[i], b->line[i].level, b->text + b->line[i].off,
+                                  b->line[i].len);
+
+        iov[i] = (struct iovec){b->rec[i], n < 0 ? 0 : (size_t)n};
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    pthread_mutex_lock(&log_syslog_lock);
+    for (int attempt = 0; attempt < 2 && sent < b->n; attempt++) {
+        if (log_syslog_open() < 0)
+            break;
+        while (sent < b->n) {
+            int r;
+
+            if (log_syslog_type == SOCK_STREAM) {
+                /* A record on a stream ends with its NUL. */
+                if (log_syslog_write(iov[sent].iov_base, iov[sent].iov_len) < 0)
+                    break;
+                sent++;
+                continue;
+            }
+            r = sendmmsg(log_syslog_fd, mm + sent, b->n - sent, MSG_NOSIGNAL);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            sent += (unsigned)r;
+        }
+        if (sent < b->n)
+            log_syslog_close();
+    }
+    pthread_mutex_unlock(&log_syslog_lock);
+    return sent;
+}
+
+void log_batch_flush(void)
+{
+    log_batch_t *b = log_batch;
+    unsigned sent = 0;
+
+    if (b == NULL || b->n == 0)
+        return;
+    if (log_target == LOG_TARGET_SYSLOG)
+        sent = log_syslog_send_batch(b);
+    /* What syslog did not take goes to stderr, as a line alone would. */
+    if (sent < b->n)
+        log_write_all(b->text + b->line[sent].off, b->used - b->line[sent].off);
+    b->n = 0;
+    b->used = 0;
+}
+
+void log_batch_begin(void)
+{
+    if (log_batch == NULL)
+        log_batch = calloc(1, sizeof(*log_batch));
+}
+
+void log_batch_end(void)
+{
+    log_batch_flush();
+    if (log_batch != NULL)
+        free(log_batch->rec);
+    free(log_batch);
+    log_batch = NULL;
+}
+
+/* line[0..n) (ending in a newline) into the thread's batch. */
+static void log_batch_add(log_batch_t *b, log_level_t level, const char *line, size_t n)
+{
+    if (b->n == LOG_BATCH_LINES || n > LOG_BATCH_BYTES - b->used)
+        log_batch_flush();
+    memcpy(b->text + b->used, line, n);
+    b->line[b->n].off = b->used;
+    b->line[b->n].len = n - 1;
+    b->line[b->n].level = level;
+    b->n++;
+    b->used += n;
+    if (level >= LOG_LEVEL_ERROR)
+        log_batch_flush();
 }
 
 /* ---- set-up -------------------------------------------------------------------- */
@@ -217,6 +356,10 @@ void log_vsvc(const char *service, log_level_t level, const char *fmt, va_list a
         return;
     if ((size_t)n >= sizeof(line))
         n = sizeof(line) - 1;
+    if (log_batch != NULL) {
+        log_batch_add(log_batch, level, line, (size_t)n);
+        return;
+    }
     if (log_target == LOG_TARGET_SYSLOG && log_syslog_send(level, line, (size_t)n - 1))
         return;
     /* One write per line keeps lines whole when several threads log. */

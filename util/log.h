@@ -84,6 +84,22 @@ void log_fatal_svc(const char *service, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 #define log_fatal(...) log_fatal_svc(LOG_SERVICE, __VA_ARGS__)
 
+/*
+ * Batched lines, for the thread that runs the event loop: after
+ * log_batch_begin() the calling thread's lines (below error level) wait in
+ * a buffer of up to LOG_BATCH_LINES lines until log_batch_flush(), which
+ * writes them with one system call (one write(2), or one sendmmsg(2) to
+ * syslog); the loop calls it each time before it waits for events, so a
+ * line is out before the loop sleeps.  An error or fatal line flushes the
+ * batch with it, and a full batch is flushed before it takes more.  Lines
+ * of other threads are written at once, as before.  log_batch_end()
+ * flushes and stops batching.
+ */
+#define LOG_BATCH_LINES 64
+void log_batch_begin(void);
+void log_batch_flush(void);
+void log_batch_end(void);
+
 /* Redirect stderr-target output to a file descriptor (tests). */
 void log_set_fd(int fd);
 

@@ -312,6 +312,37 @@ def pipelined_transaction_in_one_write():
 
 
 @test
+def a_batch_sent_before_the_greeting_and_an_eof_get_every_reply():
+    # The input is read ahead while the session waits (its client's name,
+    # the checks, the commit): commands and the EOF that came meanwhile
+    # are answered in order, and the message is queued once.
+    m = server()
+    c = mxtest.SmtpClient(m.port)
+    c.send(b"EHLO client.test\r\nMAIL FROM:<sender@origin.test>\r\n"
+           b"RCPT TO:<alice@alias.test>\r\nDATA\r\n"
+           b"From: <sender@origin.test>\r\nSubject: early\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    replies = [c.reply() for _ in range(6)]
+    assert [r.code for r in replies] == [220, 250, 250, 250, 354, 250] and \
+        replies[5].text.startswith("2.0.0 Ok: queued as "), replies
+    assert c.reply().code == 221
+    assert c.closed()
+    m.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] commands=5 errors=0 messages=1")
+    # The same, the EOF without QUIT: every reply, then the session ends.
+    c = mxtest.SmtpClient(m.port)
+    c.send(b"EHLO client.test\r\nMAIL FROM:<sender@origin.test>\r\n"
+           b"RCPT TO:<alice@alias.test>\r\nDATA\r\n"
+           b"From: <sender@origin.test>\r\nSubject: eof\r\n\r\nbody\r\n.\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    replies = [c.reply() for _ in range(6)]
+    assert [r.code for r in replies][-1] == 250, replies
+    assert c.closed()
+    m.wait_log(r"lost connection after DATA from unknown\[127\.0\.0\.1\]")
+    r = m.run("queue")
+    assert "-- 2 messages" in r.stdout, r.stdout
+
+
+@test
 def many_commands_in_one_write():
     """Replies stay in order however many commands come at once."""
     m = server({"max_recipients": 1000, "max_errors": 1000})

@@ -33,7 +33,7 @@ static void ids_expect_next(spool_t *s, const char *want, const char *why)
 Test(spool, past_the_highest_id_allocation_starts_again_at_the_lowest_id_not_in_use)
 {
     spool_envelope_t env = envelope(1);
-    char *big = message_text(40000, 1);
+    char *big = message_text(300000, 1);
     spool_t *s = open_clock_spool(&ids_now, false, NULL);
     scan_result_t sr = {0};
     commit_result_t a, b, top, d;
@@ -43,7 +43,7 @@ Test(spool, past_the_highest_id_allocation_starts_again_at_the_lowest_id_not_in_
     ids_now = 1;
     a = commit_text(s, "a\r\n", 3, 3, &env); /* in the journal */
     ids_now = 2;
-    b = commit_text(s, big, 40000, 4096, &env); /* a file */
+    b = commit_text(s, big, 300000, 65536, &env); /* a file */
     ids_now = (int64_t)SPOOL_ID_MAX;
     top = commit_text(s, "t\r\n", 3, 3, &env);
     cr_assert_str_eq(a.msg->id, "0000000000001");
@@ -131,18 +131,18 @@ static void ids_untouched(const char *name)
 static void ids_clash(const spool_io_t *io)
 {
     spool_envelope_t env = envelope(1);
-    char *big = message_text(40000, 2);
+    char *big = message_text(300000, 2);
     spool_t *s = ids_open_at_d1(true, io);
     commit_result_t r;
 
     put_file("18C3F2A9B47D1", "precious\n", 9);
-    r = commit_text(s, big, 40000, 4096, &env);
+    r = commit_text(s, big, 300000, 65536, &env);
     cr_assert_eq(r.status, SPOOL_EEXIST, "the commit fails before any 250: %s",
                  spool_strerror(r.status));
     ids_untouched("18C3F2A9B47D1");
     cr_assert_str_eq(listing(), "18C3F2A9B47D1", "nothing else is left");
     /* The next commit takes the next id. */
-    r = commit_text(s, big, 40000, 4096, &env);
+    r = commit_text(s, big, 300000, 65536, &env);
     cr_assert_eq(r.status, 0);
     cr_assert_str_eq(r.msg->id, "18C3F2A9B47D2");
     spool_msg_free(r.msg);

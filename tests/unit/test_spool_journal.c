@@ -69,9 +69,85 @@ Test(spool, a_small_message_is_committed_through_the_journal_and_survives_restar
     free(text);
 }
 
+Test(spool, a_medium_message_goes_through_the_journal_with_its_body_in_memory)
+{
+    size_t len = 200000; /* under the journal's 256 KiB */
+    char *text = message_text(len, 11);
+    spool_envelope_t env = envelope(2);
+    spool_t *s = open_journal_spool(NULL);
+    commit_result_t r = commit_text(s, text, len, 7000, &env);
+    scan_result_t sr;
+    char *got;
+
+    cr_assert_eq(r.status, 0, "%s", spool_strerror(r.status));
+    cr_assert_str_eq(listing(), "journal", "no file of its own, no temporary file");
+    cr_assert_neq(r.msg->jseq, 0);
+    cr_assert_not_null(r.msg->body, "kept for the first delivery");
+    cr_assert(memcmp(r.msg->body, text, len) == 0);
+    got = read_range(r.msg->path, r.msg->body_offset, r.msg->body_length);
+    cr_assert(memcmp(got, text, len) == 0, "and durable where the message says");
+    free(got);
+    spool_msg_drop_body(r.msg);
+    cr_assert_null(r.msg->body);
+    spool_msg_free(r.msg);
+    close_spool(s);
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1);
+    assert_envelope(sr.msgs[0], &env);
+    got = read_range(sr.msgs[0]->path, sr.msgs[0]->body_offset, sr.msgs[0]->body_length);
+    cr_assert_eq(sr.msgs[0]->body_length, len);
+    cr_assert(memcmp(got, text, len) == 0);
+    free(got);
+    scan_free(&sr);
+    close_spool(s);
+    free(text);
+}
+
+/* Writers' buffers beyond their first 16 KiB share buffer_memory: past
+ * it a message that would fit the journal gets a file instead, whole. */
+Test(spool, writers_over_the_buffer_budget_get_files)
+{
+    spool_options_t opt = {.exec = spool_uv_executor(&loop), .buffer_memory = 128 * 1024};
+    size_t len = 100000;
+    char *text = message_text(len, 12);
+    spool_envelope_t env = envelope(1);
+    commit_result_t ra = {0}, rb = {0}, rc;
+    spool_writer_t *a, *b;
+    spool_t *s = NULL;
+    char *got;
+
+    cr_assert_eq(spool_open(sdir, &opt, &s), 0);
+    cr_assert_eq(spool_writer_open(s, &a), 0);
+    cr_assert_eq(spool_writer_open(s, &b), 0);
+    for (size_t off = 0; off < len; off += 5000)
+        cr_assert_eq(spool_writer_write(a, text + off, 5000), 0);
+    for (size_t off = 0; off < len; off += 5000)
+        cr_assert_eq(spool_writer_write(b, text + off, 5000), 0);
+    cr_assert_eq(spool_writer_commit(a, &env, on_commit, &ra), 0);
+    cr_assert_eq(spool_writer_commit(b, &env, on_commit, &rb), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(ra.status, 0);
+    cr_assert_eq(rb.status, 0);
+    cr_assert_neq(ra.msg->jseq, 0, "the first had the room: the journal");
+    cr_assert_eq(rb.msg->jseq, 0, "the second had none: a file");
+    got = read_range(rb.msg->path, rb.msg->body_offset, rb.msg->body_length);
+    cr_assert(memcmp(got, text, len) == 0);
+    free(got);
+    /* Once committed, the room is there again. */
+    rc = commit_text(s, text, len, 5000, &env);
+    cr_assert_eq(rc.status, 0);
+    cr_assert_neq(rc.msg->jseq, 0);
+    spool_msg_free(ra.msg);
+    spool_msg_free(rb.msg);
+    spool_msg_free(rc.msg);
+    close_spool(s);
+    free(text);
+}
+
 Test(spool, a_big_message_gets_its_own_file_beside_the_journal)
 {
-    size_t len = 100000;
+    size_t len = 300000; /* over the journal's 256 KiB */
     char *text = message_text(len, 8);
     spool_envelope_t env = envelope(1);
     spool_t *s = open_journal_spool(NULL);

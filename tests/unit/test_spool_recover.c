@@ -266,9 +266,9 @@ Test(spool, every_recovery_report_says_what_was_done)
 {
     static const char partial[] = "MXFSPL01B\0\0\0\0\0\0\0\x10partial";
     spool_envelope_t env = envelope(1);
-    char *big = message_text(40000, 4), *magicless, *longer;
+    char *big = message_text(300000, 4), *magicless, *longer;
     spool_t *s = open_journal_spool(NULL);
-    commit_result_t f = commit_text(s, big, 40000, 4096, &env);
+    commit_result_t f = commit_text(s, big, 300000, 65536, &env);
     size_t over = SPOOL__JMAGIC_LEN + 4 * 1024 * 1024 + 1;
     char corrupt[64];
     scan_result_t sr;

@@ -1,6 +1,7 @@
 /* Unit tests for util/: buffers, strings, parsing, addresses, hash table, log,
  * heap, stats registry, JSON. */
 #include <criterion/criterion.h>
+#include <sys/ioctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -562,6 +563,60 @@ Test(log, lines_are_whole_prefixed_and_sanitized)
              "mxfwd[%ld]: warning: client sent ??forged line\n",
              (long)getpid(), (long)getpid());
     cr_assert_str_eq(out, want);
+}
+
+/* Bytes waiting in the pipe's read end (none: 0). */
+static size_t log_pending(int fd)
+{
+    int n = 0;
+
+    cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
+    return (size_t)n;
+}
+
+Test(log, a_batch_waits_for_its_flush_an_error_or_a_full_buffer)
+{
+    int fds[2];
+    char out[LOG_BATCH_LINES * 64];
+    ssize_t n;
+
+    cr_assert_eq(pipe(fds), 0);
+    log_init("mxfwd", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+    log_set_fd(fds[1]);
+    log_batch_begin();
+    log_info("one");
+    log_warning("two");
+    cr_assert_eq(log_pending(fds[0]), 0, "held until the flush");
+    log_batch_flush();
+    n = read(fds[0], out, sizeof(out) - 1);
+    out[n > 0 ? n : 0] = '\0';
+    cr_assert(strstr(out, "]: one\n") != NULL && strstr(out, "]: warning: two\n") != NULL, "%s",
+              out);
+    cr_assert(strstr(out, "one") < strstr(out, "two"), "in order");
+    /* An error goes out at once, with what waited before it. */
+    log_info("three");
+    log_error("four");
+    n = read(fds[0], out, sizeof(out) - 1);
+    out[n > 0 ? n : 0] = '\0';
+    cr_assert(strstr(out, "]: three\n") != NULL && strstr(out, "]: error: four\n") != NULL, "%s",
+              out);
+    /* A full batch goes before it takes more. */
+    for (int i = 0; i <= LOG_BATCH_LINES; i++)
+        log_info("line %d", i);
+    cr_assert_gt(log_pending(fds[0]), 0);
+    log_batch_end();
+    n = read(fds[0], out, sizeof(out) - 1);
+    out[n > 0 ? n : 0] = '\0';
+    cr_assert(strstr(out, "]: line 0\n") != NULL, "%s", out);
+    char last[32];
+    snprintf(last, sizeof(last), "]: line %d\n", LOG_BATCH_LINES);
+    cr_assert(strstr(out, last) != NULL, "the last one, at the end: %s", out);
+    /* Batching over: lines go at once again. */
+    log_info("five");
+    cr_assert_gt(log_pending(fds[0]), 0);
+    log_set_fd(2);
+    close(fds[0]);
+    close(fds[1]);
 }
 
 /* ---- file ---- */

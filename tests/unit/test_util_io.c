@@ -206,6 +206,36 @@ Test(log, syslog_lines_are_datagrams_with_facility_mail, .init = make_dir, .fini
     close(fd);
 }
 
+Test(log, a_batch_goes_to_syslog_as_datagrams_in_one_call, .init = make_dir, .fini = remove_dir)
+{
+    char path[300], got[LOG_LINE_MAX + 256], want[128];
+    int fd = bound(SOCK_DGRAM, path, sizeof(path)), pri;
+    struct timeval tv = {0, 100 * 1000};
+
+    cr_assert_eq(log_set_syslog_path(path), 0);
+    log_init("mxfwd", LOG_TARGET_SYSLOG, LOG_LEVEL_INFO);
+    log_batch_begin();
+    log_info("first");
+    log_warning("second");
+    /* Nothing yet. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    cr_assert_lt(recv(fd, got, sizeof(got), 0), 0, "held until the flush");
+    tv.tv_sec = 5;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    log_batch_end();
+    receive(fd, got, sizeof(got));
+    snprintf(want, sizeof(want), "mxfwd[%ld]: first", (long)getpid());
+    cr_assert_str_eq(syslog_line(got, &pri), want);
+    cr_assert_eq(pri, 2 * 8 + 6);
+    receive(fd, got, sizeof(got));
+    snprintf(want, sizeof(want), "mxfwd[%ld]: warning: second", (long)getpid());
+    cr_assert_str_eq(syslog_line(got, &pri), want);
+    cr_assert_eq(pri, 2 * 8 + 4, "each datagram with its own priority");
+    log_init("mxfwd", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+    log_set_syslog_path(NULL);
+    close(fd);
+}
+
 static size_t nuls(const char *p, size_t n)
 {
     size_t count = 0;
