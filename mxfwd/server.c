@@ -81,12 +81,17 @@ static void server_report(void *ctx, const char *message)
     log_error("%s", message);
 }
 
-/* Tell the service manager (notify.h); a failure is worth one warning,
- * not one per reload. */
-static void server_notify(int rc)
+/* Tell the service manager (notify.h): state, or RELOADING=1 when it is
+ * NULL.  The log lines before it are written first, so that whoever hears
+ * of the new state finds them.  A failure is worth one warning, not one
+ * per reload. */
+static void server_notify(const char *state)
 {
     static bool warned;
+    int rc;
 
+    log_batch_flush();
+    rc = state != NULL ? notify_send(state) : notify_reloading();
     if (rc < 0 && !warned) {
         log_warning("cannot notify the service manager at NOTIFY_SOCKET: %s", strerror(-rc));
         warned = true;
@@ -100,7 +105,7 @@ static void server_reloaded(void *arg)
     server_t *srv = arg;
 
     if (!srv->stopping)
-        server_notify(notify_send("READY=1\nSTATUS=reloaded on SIGHUP; accepting mail"));
+        server_notify("READY=1\nSTATUS=reloaded on SIGHUP; accepting mail");
 }
 
 /* ---- the seams ------------------------------------------------------------------ */
@@ -451,7 +456,7 @@ static void server_stop(server_t *srv, int signum)
         return;
     }
     srv->stopping = true;
-    server_notify(notify_send("STOPPING=1\nSTATUS=stopping"));
+    server_notify("STOPPING=1\nSTATUS=stopping");
     log_info("stopping on %s: %u sessions open, shutdown_grace %llus", strsignal(signum),
              smtpd_sessions(srv->smtpd), (unsigned long long)srv->cfg->shutdown_grace);
     smtpd_stop(srv->smtpd);
@@ -465,7 +470,7 @@ static void server_signal_cb(uv_signal_t *h, int signum)
         if (srv->stopping)
             return;
         /* READY=1 follows once the files are reloaded (server_reloaded). */
-        server_notify(notify_reloading());
+        server_notify(NULL);
         reload_all(srv->reload);
         return;
     }
@@ -817,7 +822,7 @@ int server_main(const char *config_path, bool verbose)
         log_info("filtering with milter %s", srv->cfg->milters[i].text);
     log_info("mxfwd started: forward table %s (%zu aliases)%s", srv->cfg->forward_table,
              table_count(smtpd_table(srv->smtpd)), smtpd_has_tls(srv->smtpd) ? ", STARTTLS" : "");
-    server_notify(notify_send("READY=1\nSTATUS=accepting mail"));
+    server_notify("READY=1\nSTATUS=accepting mail");
     server_start_log_batches(srv);
 
     uv_run(&loop, UV_RUN_DEFAULT);
