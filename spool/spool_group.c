@@ -230,10 +230,13 @@ static void spool_group_write_image(spool_t *s, spool_item_t *it)
 }
 
 /*
- * Job 0, first: the before_ack hook, once, when a commit of the pass asked
- * for it.  A failure fails those commits: a journal one is failed in
- * spool__journal_append() (written, then marked failed, like a record
- * whose sync failed), a file's in stage two, before it is named.
+ * The before_ack hook, once, when a commit of the pass asked for it: in
+ * job 1, beside job 0's journal appends (their syncs overlap: the pass
+ * takes the longer of the two, not their sum), or first in job 0 when the
+ * pass has one job.  A failure fails those commits in stage two, once
+ * every job is done: a journal one's record is marked failed (written and
+ * synced all the same, like a record whose sync failed), a file is never
+ * named.
  */
 static void spool_group_before_ack(spool_pass_t *pass)
 {
@@ -254,10 +257,12 @@ static void spool_group_sync_work(void *ctx)
     spool_job_t *job = ctx;
     spool_t *s = job->pass->s;
 
-    if (job->index == 0) {
+    if (job->index == 0 && !job->pass->hook_apart)
         spool_group_before_ack(job->pass);
+    if (job->index == 1 && job->pass->hook_apart)
+        spool_group_before_ack(job->pass);
+    if (job->index == 0)
         spool__journal_append(job);
-    }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         if (it->kind == SPOOL_ITEM_COMMIT && it->fd < 0 && it->rec != NULL &&
             spool_group_job_owns(job, it))
@@ -435,6 +440,16 @@ static void spool_group_kick(spool_t *s, spool_lane_t *lane)
         pass->njobs = s->sync_jobs;
     if (pass->njobs == 0)
         pass->njobs = 1; /* the journal's appends, in job 0 */
+    /* A commit that needs the hook (an envelope store entry to make
+     * durable) has it run in a job of its own beside the appends. */
+    for (spool_item_t *it = pass->items; it != NULL && s->sync_jobs > 1; it = it->next) {
+        if (it->before_ack) {
+            pass->hook_apart = true;
+            if (pass->njobs < 2)
+                pass->njobs = 2;
+            break;
+        }
+    }
     pass->jobs_left = pass->njobs;
     atomic_init(&pass->workers_left, pass->njobs);
     for (unsigned i = 0; i < pass->njobs; i++) {

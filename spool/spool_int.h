@@ -195,7 +195,8 @@ struct spool_pass {
     spool_lane_t *lane;
     spool_item_t *items;
     unsigned njobs;
-    int before_ack_status;      /* job 0's run of the before_ack hook */
+    int before_ack_status;      /* the before_ack hook's run */
+    bool hook_apart;            /* the hook runs in job 1, beside job 0's appends */
     unsigned jobs_left;         /* loop thread: sync jobs not yet completed */
     atomic_uint workers_left;   /* executor threads: sync jobs still working */
     spool_job_t jobs[SPOOL_SYNC_JOBS_MAX];

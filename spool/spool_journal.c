@@ -323,11 +323,6 @@ void spool__journal_append(spool_job_t *job)
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
         if (it->kind == SPOOL_ITEM_JCOMMIT && it->seg != NULL && it->status != 0)
             spool_journal_fail_after(job->pass->items, it);
-    /* The before_ack hook failed (spool_group.c): its commits' records are
-     * whole and stay, marked failed below; the records after them too. */
-    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (it->kind == SPOOL_ITEM_JCOMMIT && it->before_ack && it->status == 0)
-            it->status = job->pass->before_ack_status;
     /* Best effort: the failed records marked so, durably, before the 451s
      * go out, so that a restart does not take a record whose bytes made
      * it all the same for a message. */
@@ -394,6 +389,21 @@ void spool__journal_move(spool_job_t *job, spool_item_t *it)
 void spool__journal_marks(spool_job_t *job)
 {
     spool_t *s = job->pass->s;
+
+    /* The before_ack hook failed (it may have run beside the appends, so
+     * only now is its word known): its commits' records are whole and
+     * stay, marked failed with the other marks, so that a restart does
+     * not take them (spool_group.c). */
+    for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        char failed = SPOOL__J_FAILED;
+
+        if (it->kind != SPOOL_ITEM_JCOMMIT || !it->before_ack || it->status != 0 ||
+            job->pass->before_ack_status == 0)
+            continue;
+        it->status = job->pass->before_ack_status;
+        if (it->jlanded)
+            (void)spool_journal_write(s, it, &failed, 1);
+    }
 
     /* A moved message's file is durable by now, whatever its record says
      * (a file wins over an M record at the scan), so a failed mark fails
