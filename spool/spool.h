@@ -177,8 +177,9 @@ typedef struct {
     bool files_only;                /* no commit journal: a file per message */
     /*
      * Something else that must be durable before a message's 250 (the
-     * SRS envelope store, docs/srs.md): run once by a commit pass, on its
-     * thread, before it writes its messages, when one of them asked for
+     * SRS envelope store, docs/srs.md): run once by a commit pass, on an
+     * executor thread beside the journal's appends (the pass acknowledges
+     * nothing before both are done), when one of its messages asked for
      * it (spool_envelope_t.before_ack).  0, or a negative code that fails
      * those commits (and only those) with it.  NULL: none.
      */
