@@ -602,6 +602,7 @@ static void server_open_queue(server_t *srv)
         log_fatal("%s: cannot read the spool: %s", cfg->spool_dir, spool_strerror(serr));
     if (queued > 0)
         log_info("spool %s: %zu messages queued", spool_dir(srv->spool), queued);
+    server_store_restore(srv->store, srv->queue);
     if ((rc = control_open(srv->loop, cfg->control_socket, srv->queue, srv->registry,
                            &srv->control)) < 0)
         log_fatal("%s: cannot open the control socket: %s", cfg->control_socket,

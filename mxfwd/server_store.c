@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "str.h"
 #include "xalloc.h"
 
 /* The spool's blocking work on libuv's thread pool. */
@@ -138,6 +139,43 @@ void server_store_spool_options(uv_loop_t *loop, srs_store_t *st, spool_options_
         return;
     sopts->before_ack = srs_store_sync;
     sopts->before_ack_arg = st;
+}
+
+static void server_store_restore_one(void *arg, const spool_msg_t *m,
+                                     const queue_rcpt_info_t *rcpts)
+{
+    void **ctx = arg;
+    const char *k = strstr(m->srs_sender, "=" SRS_KEY_MARKER "="), *at;
+    char key[SRS_KEY_SIZE];
+
+    (void)rcpts;
+    if (k == NULL || m->sender[0] == '\0')
+        return;
+    k += 2 + strlen(SRS_KEY_MARKER);
+    if ((at = strchr(k, '@')) == NULL || at - k != SRS_KEY_LEN)
+        return;
+    memcpy(key, k, SRS_KEY_LEN);
+    key[SRS_KEY_LEN] = '\0';
+    for (char *c = key; *c != '\0'; c++)
+        *c = str_upper_c(*c);
+    if (srs_store_put(ctx[0], key, m->sender, NULL, NULL) == SRS_STORE_AT_SYNC)
+        (*(size_t *)ctx[1])++;
+}
+
+size_t server_store_restore(srs_store_t *st, queue_t *queue)
+{
+    size_t n = 0;
+    void *ctx[2] = {st, &n};
+    int rc;
+
+    if (st == NULL || srs_store_kind(st) != SRS_STORE_EMBEDDED)
+        return 0;
+    queue_list(queue, server_store_restore_one, ctx);
+    if (n > 0 && (rc = srs_store_sync(st)) < 0)
+        log_warning("envelope store: the entries of %zu queued messages could not be made "
+                    "durable again: %s",
+                    n, srs_store_strerror(rc));
+    return n;
 }
 
 void server_store_close(srs_store_t *st, stats_t *registry)

@@ -6,6 +6,7 @@ srs_long_senders = embed and reject; the commands."""
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
 import subprocess
@@ -97,6 +98,26 @@ def the_entry_is_durable_before_the_250_and_survives_a_restart():
     m.start()
     send(m, "", [addr], BOUNCE)
     assert sink.wait(2)[1].rcpts == [SENDGRID]
+
+
+@test
+def a_queued_message_brings_its_lost_entry_back_at_start():
+    # The store's commit runs beside the journal's: a crash between them
+    # can leave a queued message whose key the store never got.  Here the
+    # file is removed while the message waits: at start the entry is put
+    # again from the message's envelope, and the bounce finds it.
+    sink = mxtest.Sink(replies={"user@dest.test": "451 4.3.0 later"})
+    m = forwarder(sink, {"retry_schedule": "1h"})
+    send(m, SES, ["alice@alias.test"])
+    m.wait_log(r"status=deferred")
+    addr = json.loads(m.run("queue", "--json").stdout)["messages"][0]["srs_sender"]
+    assert KEYED.match(addr), addr
+    m.stop()
+    os.remove(m.settings.get("envelope_store", os.path.join(m.dir, "envelopes")))
+    m.start()
+    send(m, "", [addr], BOUNCE)
+    bounce = [t for t in sink.wait(1) if t.mail_from == ""]
+    assert bounce and bounce[0].rcpts == [SES], sink.transactions
 
 
 @test
