@@ -178,7 +178,7 @@ void queue__drop_body(queue__msg_t *qm)
 {
     if (qm->m->body == NULL)
         return;
-    qm->q->body_bytes -= qm->m->body_length;
+    qm->q->body_bytes -= qm->m->body_held;
     spool_msg_drop_body(qm->m);
 }
 
@@ -225,10 +225,10 @@ static void queue_index(queue_t *q, spool_msg_t *m, bool new)
     }
     /* The body in memory spares the first delivery reading the file it
      * was just written to, as long as the bodies held stay bounded. */
-    if (m->body != NULL && m->body_length > q->body_max - q->body_bytes)
+    if (m->body != NULL && m->body_held > q->body_max - q->body_bytes)
         spool_msg_drop_body(m);
     else if (m->body != NULL)
-        q->body_bytes += m->body_length;
+        q->body_bytes += m->body_held;
     qm = xcalloc(1, sizeof(*qm));
     qm->q = q;
     qm->m = m;

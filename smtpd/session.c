@@ -255,13 +255,14 @@ static void session_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
  * a plain one reads on into its buffer as long as another read fits (the
  * bytes would wait in the kernel otherwise), since stopping and starting
  * the socket costs two or three epoll_ctl(2) calls in libuv, and a message
- * is held several times (the client's name, the sender checks, the
- * commit).  Input to TLS waits in the kernel: its records would pile up
- * in the TLS layer unbounded.
+ * is held several times (the sender checks, the commit).  Not before the
+ * greeting, nor while the DNS lists are asked (nothing is read from a
+ * client that may be refused, docs/smtp.md); input to TLS waits in the
+ * kernel too: its records would pile up in the TLS layer unbounded.
  */
 static bool session_read_while_held(const session_t *s)
 {
-    return s->tls == NULL && !s->peer_eof &&
+    return s->tls == NULL && !s->peer_eof && !s->greeting_due && !s->conn_hold &&
            buf_used(&s->in) <= s->smtpd->opts.max_line_length + 16384;
 }
 

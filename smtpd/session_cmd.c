@@ -348,6 +348,9 @@ static void session_cmd_rcpt_found(void *arg, int status, const char *sender)
     char *addr = s->rcpt_waiting;
 
     s->rcpt_waiting = NULL;
+    /* The accept may start a wait of its own (a filter's word on the
+     * recipient): the input stays held until that one ends too. */
+    s->waiting = false;
     if (!s->close_after && status == 0)
         session_cmd_accept_rcpt(s, addr, strlen(addr), &s->rcpt_waiting_dsn, &sender, 1,
                                 false);
@@ -359,7 +362,8 @@ static void session_cmd_rcpt_found(void *arg, int status, const char *sender)
     if (status < 0 && status != SRS_STORE_ENOTFOUND)
         log_warning("%s: envelope store: %s", s->peer, srs_store_strerror(status));
     free(addr);
-    session__resume(s);
+    if (!s->waiting)
+        session__resume(s);
 }
 
 /* A keyed SRS address, its hash and stamp good: the store says whom the

@@ -269,8 +269,10 @@ typedef struct spool_msg {
      * message from spool_scan() has none. */
     char *body;
     /* The allocation body points into (a journal record's), or NULL when
-     * body is one of its own; freed with it. */
+     * body is one of its own; freed with it.  body_held: the bytes the
+     * body keeps in memory (its record's, headers and trailer included). */
     void *body_mem;
+    size_t body_held;
     spool_rcpt_t *rcpts;
     size_t nrcpts;
     /* The spool's own: 0, or the journal segment holding the message,

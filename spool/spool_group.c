@@ -342,6 +342,7 @@ static void spool_group_pass_done(void *ctx)
                      * memory for the first delivery, is in it. */
                     it->msg->body = (char *)it->rec + SPOOL__JREC_HDR + SPOOL__BODY_OFFSET;
                     it->msg->body_mem = it->rec;
+                    it->msg->body_held = it->rec_len;
                     it->rec = NULL;
                 }
                 it->commit_cb(it->arg, 0, it->msg);

@@ -325,6 +325,7 @@ int spool_writer_commit(spool_writer_t *w, const spool_envelope_t *env, spool_co
     it->fd = w->fd;
     it->msg = spool_record_msg_new(spool__path(s->dir, w->id), w->id, arrival, w->size, env);
     it->msg->body = body;
+    it->msg->body_held = body != NULL ? w->size : 0;
     it->commit_cb = cb;
     it->arg = arg;
     it->before_ack = env->before_ack && s->before_ack != NULL;

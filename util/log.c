@@ -170,19 +170,26 @@ typedef struct {
 
 static __thread log_batch_t *log_batch;
 
+/* Writes to log_fd, one at a time: a batch (more than PIPE_BUF bytes, or
+ * a short write that goes on) must not interleave with another thread's
+ * line. */
+static pthread_mutex_t log_fd_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Write p[0..n) to log_fd, whole (a short write goes on). */
 static void log_write_all(const char *p, size_t n)
 {
+    pthread_mutex_lock(&log_fd_lock);
     while (n > 0) {
         ssize_t w = write(log_fd, p, n);
 
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return;
+            break;
         p += w;
         n -= (size_t)w;
     }
+    pthread_mutex_unlock(&log_fd_lock);
 }
 
 /* The batch's lines from the first to syslog, as one sendmmsg(2) (a
@@ -193,7 +200,7 @@ static unsigned log_syslog_send_batch(log_batch_t *b)
     struct iovec iov[LOG_BATCH_LINES];
     unsigned sent = 0;
 
-    if (b->rec == NULL && (b->rec = malloc(LOG_BATCH_LINES * sizeof(*b->rec))) == NULL)
+    if (b->rec == NULL)
         return 0;
     memset(mm, 0, sizeof(mm));
     for (unsigned i = 0; i < b->n; i++) {
@@ -250,8 +257,18 @@ void log_batch_flush(void)
 
 void log_batch_begin(void)
 {
+    if (log_batch != NULL)
+        return;
+    /* The syslog records' room too, made now: a flush allocates nothing
+     * (it may run when memory is out). */
+    log_batch = calloc(1, sizeof(*log_batch));
     if (log_batch == NULL)
-        log_batch = calloc(1, sizeof(*log_batch));
+        return;
+    log_batch->rec = malloc(LOG_BATCH_LINES * sizeof(*log_batch->rec));
+    if (log_batch->rec == NULL) {
+        free(log_batch);
+        log_batch = NULL;
+    }
 }
 
 void log_batch_end(void)
@@ -363,8 +380,7 @@ void log_vsvc(const char *service, log_level_t level, const char *fmt, va_list a
     if (log_target == LOG_TARGET_SYSLOG && log_syslog_send(level, line, (size_t)n - 1))
         return;
     /* One write per line keeps lines whole when several threads log. */
-    while (write(log_fd, line, (size_t)n) < 0 && errno == EINTR)
-        ;
+    log_write_all(line, (size_t)n);
 }
 
 void log_svc(const char *service, log_level_t level, const char *fmt, ...)

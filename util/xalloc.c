@@ -1,5 +1,7 @@
 #include "xalloc.h"
 
+#include "log.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,9 @@ static void xalloc_die(size_t size)
     char msg[96];
     int n = snprintf(msg, sizeof(msg), "mxfwd: fatal: out of memory (%zu bytes)\n", size);
 
+    /* The loop thread's waiting log lines first: they tell what led here
+     * (util/log.h; the flush allocates nothing). */
+    log_batch_flush();
     if (n > 0 && (size_t)n < sizeof(msg) && write(STDERR_FILENO, msg, (size_t)n) < 0) {
         /* Nothing more can be done. */
     }
