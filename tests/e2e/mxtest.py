@@ -517,12 +517,18 @@ class SpoolMessage:
     or while it has none its record in the commit journal."""
 
     def __init__(self, path, data=None):
-        if data is None and os.path.exists(path):
-            with open(path, "rb") as f:
-                data = f.read()
-        elif data is None:
-            data = journal_images(os.path.dirname(path)).get(os.path.basename(path))
-            assert data is not None, f"{path}: no such message in the spool"
+        # A journal message moves to a file of its own at its first state
+        # change (a deferral): between looking for the file and reading the
+        # journal it may have moved, so look twice.
+        for _ in range(2):
+            if data is not None:
+                break
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    data = f.read()
+            else:
+                data = journal_images(os.path.dirname(path)).get(os.path.basename(path))
+        assert data is not None, f"{path}: no such message in the spool"
         assert data[:8] == b"MXFSPL01", f"{path}: not a spool file"
         self.rcpts = []   # (destination, alias)
         self.updates = 0
