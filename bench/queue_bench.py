@@ -231,7 +231,10 @@ def postfix_memory(queue):
     """(sum of PSS, sum of RSS) of Postfix's processes, KiB."""
     pss = rss = 0
     for p in postfix_pids(queue):
-        r, s = sb.memory(p)
+        try:
+            r, s = sb.memory(p)
+        except OSError:
+            continue  # a process that ended between the listing and the read
         rss += r
         pss += s
     return pss, rss
