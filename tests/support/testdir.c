@@ -140,6 +140,25 @@ static int test_dir_rm(const char *path, const struct stat *st, int flag, struct
     return remove(path);
 }
 
+long long test_dir_bytes(const char *dir)
+{
+    char path[4096];
+    long long total = 0;
+    struct dirent *e;
+    struct stat st;
+    DIR *d = opendir(dir);
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            total += st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
 void test_dir_remove(const char *dir)
 {
     nftw(dir, test_dir_rm, 16, FTW_DEPTH | FTW_PHYS);

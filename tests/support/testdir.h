@@ -19,6 +19,9 @@ const char *test_dir_listing(const char *dir, char *out, size_t size);
  * read here independently of spool/.
  */
 const char *test_spool_listing(const char *dir, char *out, size_t size);
+/* The bytes of the files directly in dir (0 for a missing one): how a
+ * spool's journal segments grow. */
+long long test_dir_bytes(const char *dir);
 /* Remove dir and everything below it. */
 void test_dir_remove(const char *dir);
 

@@ -7,7 +7,6 @@
  * the spool, and what a restart over the same spool does.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -516,42 +515,23 @@ Test(queue, a_first_attempt_sends_from_memory_and_a_retry_from_the_file)
     cr_assert_str_eq(last_job_to("b@slow.test")->bytes, fake.rec[0].bytes);
 }
 
-/* Bytes in the spool's journal segments. */
-static off_t queue_journal_bytes(void)
-{
-    char path[sizeof(sdir) + 300];
-    off_t total = 0;
-    struct dirent *e;
-    struct stat st;
-    DIR *d;
-
-    snprintf(path, sizeof(path), "%s/journal", sdir);
-    if ((d = opendir(path)) == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        snprintf(path, sizeof(path), "%s/journal/%s", sdir, e->d_name);
-        if (e->d_name[0] != '.' && stat(path, &st) == 0)
-            total += st.st_size;
-    }
-    closedir(d);
-    return total;
-}
-
 Test(queue, bodies_in_memory_stay_within_their_budget)
 {
     static const spool_env_rcpt_t r[] = {{"b@held.test", NULL}};
     size_t base;
-    off_t before;
+    long long before;
+    char jdir[sizeof(sdir) + 16];
 
     /* What a body in memory holds: its journal record, as the journal
      * grows by it. */
+    snprintf(jdir, sizeof(jdir), "%s/journal", sdir);
     submit("someone@origin.test", r, 1);
-    before = queue_journal_bytes();
+    before = test_dir_bytes(jdir);
     submit("someone@origin.test", r, 1);
     settle();
     /* Room for one: the second message waits for the file. */
     close_all();
-    body_memory = (size_t)(queue_journal_bytes() - before);
+    body_memory = (size_t)(test_dir_bytes(jdir) - before);
     cr_assert_gt(body_memory, sizeof(body));
     open_all();
     base = fake.nrec;

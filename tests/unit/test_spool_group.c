@@ -6,7 +6,6 @@
  * stay in order across a pass's parallel jobs.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 
 #include "spool.h"
 #include "spool_fixture.h"
+#include "testdir.h"
 #include "str.h"
 
 TestSuite(spool, .init = setup, .fini = teardown, .timeout = 30);
@@ -442,27 +442,15 @@ Test(spool, before_ack_failing_keeps_a_big_message_unnamed)
 }
 
 /* Bytes in the journal's segments now. */
-static off_t journal_bytes(void)
+static long long journal_bytes(void)
 {
-    char path[sizeof(sdir) + 300];
-    off_t total = 0;
-    struct dirent *e;
-    struct stat st;
-    DIR *d;
+    char jdir[sizeof(sdir) + 16];
 
-    snprintf(path, sizeof(path), "%s/journal", sdir);
-    if ((d = opendir(path)) == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        snprintf(path, sizeof(path), "%s/journal/%s", sdir, e->d_name);
-        if (e->d_name[0] != '.' && stat(path, &st) == 0)
-            total += st.st_size;
-    }
-    closedir(d);
-    return total;
+    snprintf(jdir, sizeof(jdir), "%s/journal", sdir);
+    return test_dir_bytes(jdir);
 }
 
-static off_t journal_before;
+static long long journal_before;
 
 /* A hook that succeeds only once it has seen the pass's record written:
  * it must run beside the appends, not before them. */
