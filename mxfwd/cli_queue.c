@@ -262,6 +262,34 @@ typedef struct {
     bool unknown;
 } cli_queue_tally_t;
 
+/*
+ * The ids a command was given (args->argv), or those on standard input
+ * for a lone "-" (as postsuper reads them), sent as cli_queue_ids() does,
+ * under verb; done(v, t) gets each reply.  CLI_OK, or CLI_FAIL (a bad id
+ * said on stderr, or a request not answered).
+ */
+static int cli_queue_given_ids(const cli_args_t *args, const char *verb,
+                               void (*done)(const json_t *v, void *arg), cli_queue_tally_t *t)
+{
+    char **ids = args->argv;
+    size_t n = (size_t)args->argc;
+    bool from_stdin = n == 1 && strcmp(ids[0], "-") == 0;
+    int rc;
+
+    if (from_stdin && (ids = cli_queue_read_ids(verb, &n)) == NULL)
+        return CLI_FAIL;
+    for (size_t i = 0; !from_stdin && i < n; i++)
+        if (!cli_queue_id_ok(verb, ids[i]))
+            return CLI_FAIL;
+    rc = cli_queue_ids(args, verb, verb, ids, n, done, t);
+    if (from_stdin) {
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+    }
+    return rc;
+}
+
 static void cli_queue_flush_done(const json_t *v, void *arg)
 {
     cli_queue_tally_t *t = arg;
@@ -321,13 +349,10 @@ static void cli_queue_delete_done(const json_t *v, void *arg)
 int cli_delete(const cli_args_t *args)
 {
     cli_queue_tally_t t = {args, "delete", 0, 0, false};
-    char **ids = args->argv;
-    size_t n = (size_t)args->argc;
-    bool from_stdin = n == 1 && strcmp(ids[0], "-") == 0;
     int rc = CLI_OK;
     json_t *v;
 
-    if (n == 1 && strcmp(ids[0], "ALL") == 0) {
+    if (args->argc == 1 && strcmp(args->argv[0], "ALL") == 0) {
         if (cli_queue_ask(args, "delete", "delete ALL", &v) != CLI_OK)
             return CLI_FAIL;
         t.done = (size_t)json_get_num(v, "all", 0);
@@ -336,17 +361,7 @@ int cli_delete(const cli_args_t *args)
         if (!args->json)
             printf("%zu message%s deleted\n", t.done, t.done == 1 ? "" : "s");
     } else {
-        if (from_stdin && (ids = cli_queue_read_ids("delete", &n)) == NULL)
-            return CLI_FAIL;
-        for (size_t i = 0; !from_stdin && i < n; i++)
-            if (!cli_queue_id_ok("delete", ids[i]))
-                return CLI_FAIL;
-        rc = cli_queue_ids(args, "delete", "delete", ids, n, cli_queue_delete_done, &t);
-        if (from_stdin) {
-            for (size_t i = 0; i < n; i++)
-                free(ids[i]);
-            free(ids);
-        }
+        rc = cli_queue_given_ids(args, "delete", cli_queue_delete_done, &t);
     }
     if (!args->json && t.running > 0)
         printf("%u deliver%s in progress finish%s first\n", t.running,
@@ -540,22 +555,8 @@ static int cli_queue_hold(const cli_args_t *args, bool hold)
 {
     const char *verb = hold ? "hold" : "release";
     cli_queue_tally_t t = {args, verb, 0, 0, false};
-    char **ids = args->argv;
-    size_t n = (size_t)args->argc;
-    bool from_stdin = n == 1 && strcmp(ids[0], "-") == 0;
-    int rc;
+    int rc = cli_queue_given_ids(args, verb, cli_queue_hold_done, &t);
 
-    if (from_stdin && (ids = cli_queue_read_ids(verb, &n)) == NULL)
-        return CLI_FAIL;
-    for (size_t i = 0; !from_stdin && i < n; i++)
-        if (!cli_queue_id_ok(verb, ids[i]))
-            return CLI_FAIL;
-    rc = cli_queue_ids(args, verb, verb, ids, n, cli_queue_hold_done, &t);
-    if (from_stdin) {
-        for (size_t i = 0; i < n; i++)
-            free(ids[i]);
-        free(ids);
-    }
     if (rc == CLI_OK && !args->json)
         printf("%zu recipient%s %s\n", t.done, t.done == 1 ? "" : "s",
                hold ? "held" : "released");
