@@ -148,7 +148,9 @@ def memory(pid):
 def start_dns(tmp):
     """dnsmasq on loopback for mxfwd's DNS (dns_servers: nothing leaves
     loopback): 127.0.0.1 is mail.origin.test (PTR and A), origin.test
-    publishes an SPF record the load passes and a DMARC record, with a TTL
+    has it as its MX (a sender domain that takes mail: mxfwd's
+    reject_unknown_sender_domain asks), and publishes an SPF record the
+    load passes and a DMARC record, with a TTL
     of 300 s (dnsmasq's default for its own records is 0, which no real
     domain uses and which would make every message ask again); every other
     name is NXDOMAIN.  Returns its "127.0.0.1:port"."""
@@ -158,6 +160,7 @@ def start_dns(tmp):
                    "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
                    "--conf-file=/dev/null", "--pid-file=", "--local=/#/", "--log-facility=-",
                    "--local-ttl=300", "--host-record=mail.origin.test,127.0.0.1",
+                   "--mx-host=origin.test,mail.origin.test,10",
                    "--txt-record=origin.test,v=spf1 ip4:127.0.0.1 -all",
                    "--txt-record=_dmarc.origin.test,v=DMARC1; p=none"],
                   os.path.join(tmp, f"dnsmasq-{port}.log"))

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,16 +472,29 @@ static int route_literal(const char *domain, char *out, size_t size)
     return 0;
 }
 
+/*
+ * A lookup's seed for its shuffles.  Ordering, not secrecy: one
+ * getrandom(2) per process (the clock if it fails), then a SplitMix64
+ * sequence, so that a delivery costs no system call for it.
+ */
 static uint64_t route_seed(const route_config_t *cfg)
 {
-    uint64_t seed = 0;
+    static _Atomic uint64_t route_seed_state;
+    const uint64_t gamma = 0x9e3779b97f4a7c15u;
+    uint64_t z = atomic_load(&route_seed_state), seed = 0;
 
     if (cfg->rand != NULL)
         return cfg->rand(cfg->rand_arg);
-    /* Ordering, not secrecy: if getrandom() fails, the clock will do. */
-    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-        seed = uv_hrtime();
-    return seed;
+    if (z == 0) {
+        if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+            seed = uv_hrtime();
+        /* Whoever comes first seeds it; the others take its sequence. */
+        atomic_compare_exchange_strong(&route_seed_state, &z, seed | 1);
+    }
+    z = atomic_fetch_add(&route_seed_state, gamma) + gamma;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
 }
 
 int route_lookup(dns_resolver_t *r, const route_config_t *cfg, const char *domain, route_cb cb,

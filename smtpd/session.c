@@ -216,7 +216,15 @@ static void session_linger_cb(uv_timer_t *t)
     session_destroy(t->data);
 }
 
-void session__close(session_t *s)
+/*
+ * Send what is queued, then close.  Gracefully: shut our side down and
+ * read out the rest until the client's EOF or the linger.  After QUIT's
+ * 221 (quit), the client is done, so nothing it sends can be lost by
+ * closing, and a plain session whose reply left whole closes at once, as
+ * Postfix's smtpd does: a shutdown(2), a read and a loop turn fewer per
+ * session.  TLS waits for the client's close_notify either way.
+ */
+static void session_close(session_t *s, bool quit)
 {
     /* Never while waiting: the reply owed to the work in flight would come
      * after this one (session_force_stop() defers instead). */
@@ -227,6 +235,10 @@ void session__close(session_t *s)
     session__data_abort(s);
     s->state = SESSION_CLOSING;
     session__flush(s);
+    if (quit && s->tls == NULL && uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) == 0) {
+        session_destroy(s);
+        return;
+    }
     if (s->tls != NULL && tls_established(s->tls)) {
         tls_close(s->tls); /* close_notify, after the last reply */
         session__flush(s);
@@ -238,6 +250,16 @@ void session__close(session_t *s)
         return;
     }
     session_read_control(s);
+}
+
+void session__close(session_t *s)
+{
+    session_close(s, false);
+}
+
+void session__close_quit(session_t *s)
+{
+    session_close(s, true);
 }
 
 /* ---- reading --------------------------------------------------------------- */
@@ -726,7 +748,7 @@ void session_accept(smtpd_t *d, uv_stream_t *listener)
         session_destroy(s);
         return;
     }
-    uv_tcp_nodelay(&s->tcp, 1);
+    /* TCP_NODELAY: the listener's (smtpd_listen()). */
     if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) < 0)
         ss.ss_family = AF_UNSPEC;
     session_begin(s, (const struct sockaddr *)&ss);

@@ -565,7 +565,7 @@ static void session_cmd_proceed_quit(session_t *s, session_cmd_t *c)
 {
     (void)c;
     session__reply(s, REPLY_BYE);
-    session__close(s);
+    session__close_quit(s);
 }
 
 static void session_cmd_proceed_help(session_t *s, session_cmd_t *c)

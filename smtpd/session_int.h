@@ -231,6 +231,8 @@ bool session__idle(const session_t *s);
 /* session.c */
 /* Send what is queued, then close (gracefully, reading out the rest). */
 void session__close(session_t *s);
+/* The same after QUIT's 221: a plain session whose reply left closes at once. */
+void session__close_quit(session_t *s);
 /* Write the replies queued so far. */
 void session__flush(session_t *s);
 /* Hold the input for asynchronous work, and let it go again. */

@@ -289,6 +289,11 @@ int smtpd_listen(smtpd_t *d, const struct sockaddr *sa)
     l->data = d;
     d->handles++;
     r = uv_tcp_bind(l, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    /* Replies go out at once (no Nagle delay behind a pipelined batch's
+     * earlier reply); an accepted socket inherits the option from its
+     * listener, which saves a setsockopt(2) per session. */
+    if (r == 0)
+        r = uv_tcp_nodelay(l, 1);
     if (r == 0)
         r = uv_listen((uv_stream_t *)l, SMTPD_BACKLOG, smtpd_on_connection);
     return r;

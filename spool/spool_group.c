@@ -419,7 +419,7 @@ static void spool_group_kick(spool_t *s, spool_lane_t *lane)
     if (lane->in_flight || lane->pending == NULL)
         return;
     while (*link != NULL && n < s->max_batch) {
-        nfiles += (*link)->kind != SPOOL_ITEM_JCOMMIT;
+        nfiles += (*link)->kind != SPOOL_ITEM_JCOMMIT && !spool__remove_in_journal(*link);
         link = &(*link)->next;
         n++;
     }
@@ -458,9 +458,9 @@ static void spool_group_kick(spool_t *s, spool_lane_t *lane)
         pass->jobs[i].index = i;
     }
     /* By queue id, so that every append to one file is in one job; the
-     * journal's appends all in job 0. */
+     * journal's appends and in-journal removals' marks all in job 0. */
     for (spool_item_t *it = pass->items; it != NULL && pass->njobs > 1; it = it->next)
-        it->job = it->kind == SPOOL_ITEM_JCOMMIT
+        it->job = it->kind == SPOOL_ITEM_JCOMMIT || spool__remove_in_journal(it)
                       ? 0
                       : (unsigned)(htab_hash(it->id, SPOOL_ID_LEN) % pass->njobs);
     lane->in_flight = true;
@@ -470,7 +470,8 @@ static void spool_group_kick(spool_t *s, spool_lane_t *lane)
 
 void spool__enqueue(spool_t *s, spool_item_t *it)
 {
-    bool commit = it->kind == SPOOL_ITEM_COMMIT || it->kind == SPOOL_ITEM_JCOMMIT;
+    bool commit = it->kind == SPOOL_ITEM_COMMIT || it->kind == SPOOL_ITEM_JCOMMIT ||
+                  spool__remove_in_journal(it);
     spool_lane_t *lane = &s->lanes[commit ? SPOOL__LANE_COMMIT : SPOOL__LANE_STATE];
 
     *lane->pending_tail = it;

@@ -106,6 +106,7 @@ struct spool_item {
     int jstatus;       /* what the last flush says of them */
     bool jlanded;      /* journal commit: its record's bytes were written */
     bool fmarked;      /* move: its record says F, durably */
+    bool dmarked;      /* remove: its D went with the pass's appends */
     uint64_t seg_errors; /* seg's sync_errors when they began to be written */
     spool_commit_cb commit_cb;
     spool_done_cb done_cb;
@@ -131,7 +132,11 @@ typedef struct {
  * side, so a commit never waits for unlinks (slow where the file system
  * discards freed blocks) or appends.  Nothing orders one lane's work
  * after the other's: the queue learns of a message only from its commit
- * callback, and commits a DSN before it records the bounce.
+ * callback, and commits a DSN before it records the bounce.  A message
+ * that lives only in the journal has no state work before its removal
+ * (its first update moves it to a file), so that removal goes in the
+ * commit lane: its D mark is written beside the appends and shares their
+ * fdatasync (spool__remove_in_journal()).
  */
 enum { SPOOL__LANE_COMMIT, SPOOL__LANE_STATE, SPOOL__LANES };
 
@@ -296,7 +301,12 @@ void spool__seg_maybe_drop(spool_t *s, spool_seg_t *g);
 
 /* When a commit pass starts, on the loop thread: its records' places. */
 void spool__journal_place(spool_t *s, spool_item_t *items);
-/* Stage one, job 0: the pass's records written and synced. */
+/* Whether it is the removal of a message that lives only in the journal
+ * (nothing to unlink): it goes in the commit lane, its D mark with the
+ * appends. */
+bool spool__remove_in_journal(const spool_item_t *it);
+/* Stage one, job 0: the pass's records and in-journal removals' D marks
+ * written and synced. */
 void spool__journal_append(spool_job_t *job);
 /* Stage one: a journal message's first state record gives it a file. */
 void spool__journal_move(spool_job_t *job, spool_item_t *it);

@@ -277,13 +277,34 @@ static void spool_journal_fail_after(spool_item_t *items, const spool_item_t *fa
             o->status = -EIO;
 }
 
+bool spool__remove_in_journal(const spool_item_t *it)
+{
+    return it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && !it->has_file;
+}
+
+/* The D marks of the pass's in-journal removals, written for the next
+ * flush: nothing else of theirs is on disk, so they need not wait for
+ * stage two. */
+static void spool_journal_remove_marks(spool_t *s, spool_item_t *items)
+{
+    for (spool_item_t *it = items; it != NULL; it = it->next) {
+        char removed = SPOOL__J_REMOVED;
+
+        if (!spool__remove_in_journal(it) || it->status != 0)
+            continue;
+        it->status = spool_journal_write(s, it, &removed, 1);
+        it->dmarked = true;
+    }
+}
+
 /*
  * Stage one of a commit pass, in job 0: the new messages' records,
  * written where the loop thread placed them when the pass started (one
- * after the other, in commit order), then synced.  A new segment's directory entry is
- * made durable first.  A record whose sync failed is marked failed, so
- * that if its bytes reached the disk all the same a restart does not
- * take it for a message the client was told about.
+ * after the other, in commit order), then synced, and with them the D
+ * marks of the removals that ride in the commit lane.  A new segment's
+ * directory entry is made durable first.  A record whose sync failed is
+ * marked failed, so that if its bytes reached the disk all the same a
+ * restart does not take it for a message the client was told about.
  */
 void spool__journal_append(spool_job_t *job)
 {
@@ -292,6 +313,8 @@ void spool__journal_append(spool_job_t *job)
     int err;
 
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
+        if (spool__remove_in_journal(it))
+            any = true;
         if (it->kind != SPOOL_ITEM_JCOMMIT || it->seg == NULL)
             continue;
         any = true;
@@ -303,7 +326,7 @@ void spool__journal_append(spool_job_t *job)
         for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
             if (it->kind == SPOOL_ITEM_JCOMMIT && it->status == 0)
                 it->status = err;
-        return;
+        new_seg = false;
     }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         if (it->kind != SPOOL_ITEM_JCOMMIT || it->status != 0)
@@ -314,9 +337,11 @@ void spool__journal_append(spool_job_t *job)
         if (it->status != 0)
             spool_journal_fail_after(job->pass->items, it);
     }
+    spool_journal_remove_marks(s, job->pass->items);
     spool_journal_flush(job);
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if (it->kind == SPOOL_ITEM_JCOMMIT && it->jlanded && it->status == 0)
+        if ((it->kind == SPOOL_ITEM_JCOMMIT && it->jlanded && it->status == 0) ||
+            (it->dmarked && it->status == 0))
             it->status = it->jstatus;
     /* A record that failed may be torn, and the scan reads no further:
      * every later record of its segment fails too. */
@@ -415,14 +440,16 @@ void spool__journal_marks(spool_job_t *job)
 
         if (it->kind == SPOOL_ITEM_MOVE && it->status == 0)
             it->fmarked = spool_journal_write(s, it, &moved, 1) == 0;
-        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && it->status == 0)
+        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && !it->dmarked &&
+                 it->status == 0)
             it->status = spool_journal_write(s, it, &removed, 1);
     }
     spool_journal_flush(job);
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_MOVE && it->fmarked)
             it->fmarked = it->jstatus == 0;
-        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && it->status == 0)
+        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && !it->dmarked &&
+                 it->status == 0)
             it->status = it->jstatus;
     }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {

@@ -303,6 +303,75 @@ Test(spool, a_removed_journal_message_does_not_come_back)
     spool_msg_free(b.msg);
 }
 
+/* Start a commit of text (its pass runs when the loop does). */
+static void commit_start(spool_t *s, const char *text, const spool_envelope_t *env,
+                         commit_result_t *r)
+{
+    spool_writer_t *w;
+
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    cr_assert_eq(spool_writer_write(w, text, strlen(text)), 0);
+    cr_assert_eq(spool_writer_commit(w, env, on_commit, r), 0);
+}
+
+Test(spool, a_journal_removal_rides_with_a_commit_and_shares_its_sync)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_journal_spool(&hook_io);
+    commit_result_t a = commit_text(s, "a\r\n", 3, 3, &env), b = {0}, c = {0};
+    done_result_t removed = {0};
+    spool_stats_t before, after;
+    int syncs;
+
+    spool_get_stats(s, &before);
+    syncs = atomic_load(&hook.file_syncs);
+    /* While b's pass runs, a's delivery ends and c comes in: one pass
+     * for both, one fdatasync for a's mark and c's record. */
+    commit_start(s, "b\r\n", &env, &b);
+    cr_assert_eq(spool_remove(s, a.msg, on_done, &removed), 0);
+    commit_start(s, "c\r\n", &env, &c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(removed.called, 1);
+    cr_assert_eq(removed.status, 0);
+    cr_assert_eq(b.status, 0);
+    cr_assert_eq(c.status, 0);
+    cr_assert_eq(record_state(a.msg), 'D');
+    spool_get_stats(s, &after);
+    cr_assert_eq(after.passes - before.passes, 2, "b's pass, then a's removal with c");
+    cr_assert_eq(atomic_load(&hook.file_syncs) - syncs, 2, "a sync for each pass, none more");
+    close_spool(s);
+
+    scan_result_t sr;
+
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 2, "b and c, not a");
+    cr_assert_str_eq(sr.msgs[0]->id, b.msg->id);
+    cr_assert_str_eq(sr.msgs[1]->id, c.msg->id);
+    scan_free(&sr);
+    close_spool(s);
+    spool_msg_free(a.msg);
+    spool_msg_free(b.msg);
+    spool_msg_free(c.msg);
+}
+
+Test(spool, a_journal_removal_whose_sync_failed_says_so)
+{
+    spool_envelope_t env = envelope(1);
+    spool_t *s = open_journal_spool(&hook_io);
+    commit_result_t a = commit_text(s, "a\r\n", 3, 3, &env);
+    done_result_t removed = {0};
+
+    hook.fsync_errno = EIO;
+    hook.fsync_fail_dir = false; /* the segment's fdatasync */
+    cr_assert_eq(spool_remove(s, a.msg, on_done, &removed), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(removed.called, 1);
+    cr_assert_eq(removed.status, -EIO, "%s", spool_strerror(removed.status));
+    hook.fsync_errno = 0;
+    close_spool(s);
+    spool_msg_free(a.msg);
+}
+
 Test(spool, a_full_segment_with_nothing_queued_is_removed)
 {
     spool_envelope_t env = envelope(1);
