@@ -120,19 +120,33 @@ bool client__conn_commit(client_conn_t *conn)
 static void client_conn_write_cb(uv_write_t *req, int status);
 
 /* Write what is in the output, unless a write is in flight (its callback
- * writes the rest).  false when the connection failed. */
+ * writes the rest).  Straight to the socket when it takes it all, as it
+ * mostly does: then nothing is in flight when this returns (a uv_write()
+ * would call back on the next loop turn, and re-arm the socket's poll on
+ * the way, an epoll_ctl(2) per write).  What it does not take, or an
+ * error, goes through uv_write(), whose callback reports errors as
+ * always.  false when the connection failed. */
 bool client__conn_flush(client_conn_t *conn)
 {
+    size_t done = 0;
     buf_t tmp;
     uv_buf_t b;
     int rc;
 
     if (conn->writing || conn->closing || buf_used(&conn->out) == 0)
         return !conn->closing;
+    b = uv_buf_init((char *)buf_ptr(&conn->out), (unsigned)buf_used(&conn->out));
+    rc = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+    if (rc == (int)b.len) {
+        buf_reset(&conn->out);
+        return true;
+    }
+    if (rc > 0)
+        done = (size_t)rc;
     tmp = conn->wire;
     conn->wire = conn->out;
     conn->out = tmp;
-    b = uv_buf_init((char *)buf_ptr(&conn->wire), (unsigned)buf_used(&conn->wire));
+    b = uv_buf_init((char *)buf_ptr(&conn->wire) + done, (unsigned)(buf_used(&conn->wire) - done));
     rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &b, 1, client_conn_write_cb);
     if (rc < 0) {
         buf_reset(&conn->wire);
