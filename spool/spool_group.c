@@ -121,7 +121,8 @@ static void spool_group_fail_since(spool_t *s, spool_item_t *items, uint64_t err
 {
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         if (it->status != 0 || it->errors_seen == errors || it->kind == SPOOL_ITEM_JCOMMIT ||
-            it->kind == SPOOL_ITEM_DROP || (it->kind == SPOOL_ITEM_REMOVE && !it->unlinked) ||
+            it->kind == SPOOL_ITEM_DROP || it->kind == SPOOL_ITEM_PREPARE ||
+            (it->kind == SPOOL_ITEM_REMOVE && !it->unlinked) ||
             (it->kind == SPOOL_ITEM_UPDATE && s->sync == SPOOL_SYNC_FILES))
             continue;
         if (it->renamed)
@@ -273,6 +274,8 @@ static void spool_group_sync_work(void *ctx)
             spool_group_append(s, it);
         else if (it->kind == SPOOL_ITEM_MOVE && spool_group_job_owns(job, it))
             spool__journal_move(job, it);
+        else if (it->kind == SPOOL_ITEM_PREPARE && spool_group_job_owns(job, it))
+            spool__journal_prepare(job, it);
     }
     if (s->sync == SPOOL_SYNC_FILES)
         spool_group_fsync_files(job);
@@ -386,6 +389,9 @@ static void spool_group_pass_done(void *ctx)
                 spool__seg_release_ids(s, g);
             spool__seg_free(s, g);
             g = NULL;
+            break;
+        case SPOOL_ITEM_PREPARE:
+            spool__journal_prepared(s, it);
             break;
         }
         if (g != NULL) {

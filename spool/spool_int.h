@@ -53,6 +53,7 @@ typedef struct spool_seg {
     uint64_t size;              /* where the next record goes */
     bool full;                  /* takes no more records (size, a failure, a scan) */
     bool dir_synced;            /* its directory entry is durable */
+    bool prefilled;             /* written through to its full size at its making */
     bool dropping;              /* its removal is queued */
     unsigned live;              /* records not yet removed (M or F on disk) */
     unsigned refs;              /* items of passes that use it */
@@ -79,6 +80,7 @@ typedef enum {
     SPOOL_ITEM_REMOVE,  /* unlink a message file, fsync the directory; mark it
                          * removed in the journal */
     SPOOL_ITEM_DROP,    /* unlink a journal segment nothing is queued in */
+    SPOOL_ITEM_PREPARE, /* make the next journal segment, written through */
 } spool_item_kind_t;
 
 /*
@@ -107,6 +109,8 @@ struct spool_item {
     bool jlanded;      /* journal commit: its record's bytes were written */
     bool fmarked;      /* move: its record says F, durably */
     bool dmarked;      /* remove: its D went with the pass's appends */
+    uint64_t seq;      /* prepare: the new segment's number */
+    int jfd;           /* prepare: its descriptor, once made */
     uint64_t seg_errors; /* seg's sync_errors when they began to be written */
     spool_commit_cb commit_cb;
     spool_done_cb done_cb;
@@ -164,6 +168,8 @@ struct spool {
     bool files_only;
     spool_seg_t *segs;         /* loop thread */
     spool_seg_t *jcur;         /* takes new records; NULL: make one */
+    spool_seg_t *jnext;        /* made ahead, to follow jcur; or NULL */
+    bool jpreparing;           /* a prepare item is queued */
     uint64_t jseq;             /* the last segment number used */
     htab_t *moving;            /* journal message id -> SPOOL__MOVING or SPOOL__MOVED */
 
@@ -301,6 +307,10 @@ void spool__seg_maybe_drop(spool_t *s, spool_seg_t *g);
 
 /* When a commit pass starts, on the loop thread: its records' places. */
 void spool__journal_place(spool_t *s, spool_item_t *items);
+/* A prepare item's work, in its pass (a job of the state lane). */
+void spool__journal_prepare(spool_job_t *job, spool_item_t *it);
+/* Its pass is done, on the loop thread: the segment is next, or gone. */
+void spool__journal_prepared(spool_t *s, spool_item_t *it);
 /* Whether it is the removal of a message that lives only in the journal
  * (nothing to unlink): it goes in the commit lane, its D mark with the
  * appends. */

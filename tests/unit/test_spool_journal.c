@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -226,12 +227,14 @@ Test(spool, a_moved_message_relocated_to_its_file_lets_its_full_segment_go)
     spool_msg_relocate(s, m); /* again: nothing to do */
     cr_assert_str_eq(m->path, want);
 
-    /* Fill the rest of the segment, each message removed at once: when it
-     * is full nothing holds it, though m is still queued. */
-    while (strcmp(segments(), "0000000000000001") == 0) {
+    /* Fill the rest of the segment, each message removed at once, until
+     * one goes to the next: when it is full nothing holds it, though m is
+     * still queued. */
+    for (bool next = false; !next;) {
         commit_result_t c = commit_text(s, text, 15000, 15000, &env);
 
         cr_assert_eq(c.status, 0);
+        next = c.msg->jseq != 1;
         remove_one(s, c.msg);
         spool_msg_free(c.msg);
         cr_assert_lt(++n, 1000);
@@ -381,13 +384,14 @@ Test(spool, a_full_segment_with_nothing_queued_is_removed)
     int n = 0;
 
     /* Fill the first segment (4 MiB) and start the second. */
-    while (strcmp(segments(), "0000000000000001") == 0 || n == 0) {
+    for (bool next = false; !next;) {
         commit_result_t r = commit_text(s, text, 15000, 15000, &env);
 
         cr_assert_eq(r.status, 0);
+        next = r.msg->jseq != 1;
         if (first == NULL)
             first = r.msg;
-        else if (r.msg->jseq == 1)
+        else if (!next)
             remove_one(s, r.msg), spool_msg_free(r.msg);
         else
             spool_msg_free(r.msg);
@@ -525,4 +529,136 @@ Test(spool, a_small_message_that_gets_no_segment_gets_a_file)
     scan_free(&sr);
     spool_msg_free(r.msg);
     close_spool(s);
+}
+
+/* The size of journal segment seq, or -1. */
+static long segment_size(unsigned seq)
+{
+    char path[400];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/journal/%016X", sdir, seq);
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+Test(spool, the_next_segment_is_made_ahead_at_full_size_and_takes_records_in_place)
+{
+    spool_envelope_t env = envelope(1);
+    char *text = message_text(15000, 11);
+    spool_t *s = open_journal_spool(NULL);
+    spool_msg_t *last = NULL;
+    commit_result_t r;
+    scan_result_t sr;
+    int n = 0;
+
+    /* Half the first segment: the second is made, 4 MiB from the start. */
+    while (segment_size(2) < 0) {
+        r = commit_text(s, text, 15000, 15000, &env);
+        cr_assert_eq(r.status, 0);
+        cr_assert_eq(r.msg->jseq, 1);
+        remove_one(s, r.msg);
+        spool_msg_free(r.msg);
+        cr_assert_lt(++n, 200);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(segment_size(2), 4L * 1024 * 1024);
+    cr_assert_gt(n, 100, "not before the first is half full");
+    cr_assert_str_eq(held(), "", "zeros are no records to a reader");
+
+    /* Its records go in place: its size never changes. */
+    while (last == NULL || last->jseq == 1) {
+        if (last != NULL) {
+            remove_one(s, last);
+            spool_msg_free(last);
+        }
+        r = commit_text(s, text, 15000, 15000, &env);
+        cr_assert_eq(r.status, 0);
+        last = r.msg;
+        cr_assert_lt(++n, 1000);
+    }
+    cr_assert_eq(last->jseq, 2);
+    cr_assert_eq(segment_size(2), 4L * 1024 * 1024);
+    r = commit_text(s, "after\r\n", 7, 7, &env);
+    cr_assert_eq(r.msg->jseq, 2);
+    cr_assert_eq(segment_size(2), 4L * 1024 * 1024);
+    close_spool(s);
+
+    /* The scan reads its records and stops at the zeros, without a word;
+     * the first segment, with nothing queued, goes. */
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 2);
+    cr_assert_str_eq(sr.msgs[0]->id, last->id);
+    cr_assert_str_eq(sr.msgs[1]->id, r.msg->id);
+    cr_assert_eq(sr.nproblems, 0, "%s", sr.problems[0]);
+    scan_free(&sr);
+    close_spool(s);
+    cr_assert_eq(segment_size(1), -1);
+    spool_msg_free(last);
+    spool_msg_free(r.msg);
+    free(text);
+}
+
+Test(spool, a_segment_made_ahead_and_never_used_goes_at_the_next_start)
+{
+    spool_envelope_t env = envelope(1);
+    char *text = message_text(15000, 12);
+    spool_t *s = open_journal_spool(NULL);
+    scan_result_t sr;
+    commit_result_t r = {0};
+    int n = 0;
+
+    while (segment_size(2) < 0) {
+        if (r.msg != NULL) {
+            remove_one(s, r.msg);
+            spool_msg_free(r.msg);
+        }
+        r = commit_text(s, text, 15000, 15000, &env);
+        cr_assert_eq(r.status, 0);
+        cr_assert_lt(++n, 200);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    close_spool(s);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 1, "the first segment's message still queued");
+    cr_assert_str_eq(sr.msgs[0]->id, r.msg->id);
+    cr_assert_eq(sr.nproblems, 0, "%s", sr.problems[0]);
+    scan_free(&sr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(segment_size(2), -1, "empty: removed");
+    close_spool(s);
+    spool_msg_free(r.msg);
+    free(text);
+}
+
+Test(spool, a_segment_that_cannot_be_made_ahead_leaves_nothing_and_records_go_on)
+{
+    spool_envelope_t env = envelope(1);
+    char *text = message_text(15000, 13);
+    spool_t *s = open_journal_spool(&hook_io);
+    commit_result_t r;
+    int n = 0;
+
+    /* The first segment is made; then no more magic can be written. */
+    r = commit_text(s, text, 15000, 15000, &env);
+    cr_assert_eq(r.msg->jseq, 1);
+    spool_msg_free(r.msg);
+    hook.fail_segments = true;
+    for (bool next = false; !next;) {
+        r = commit_text(s, text, 15000, 15000, &env);
+        cr_assert_eq(r.status, 0, "%s", spool_strerror(r.status));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        cr_assert_eq(segment_size(2), -1, "a failed making leaves no file");
+        next = r.msg->jseq != 1;
+        spool_msg_free(r.msg);
+        cr_assert_lt(++n, 1000);
+    }
+    /* The first is full and no segment can be made: a file of its own. */
+    cr_assert_eq(segment_size(3), -1);
+    hook.fail_segments = false;
+    r = commit_text(s, "again\r\n", 7, 7, &env);
+    cr_assert_eq(r.status, 0);
+    cr_assert_neq(r.msg->jseq, 0, "a segment made as before, once it can be");
+    spool_msg_free(r.msg);
+    close_spool(s);
+    free(text);
 }
