@@ -248,6 +248,7 @@ def bench(args, tmp, tmp_postfix):
           f"one message per connection, through the forwarder to smtp-sink, {args.runs} runs")
     print(f"{'run':>3} " + " ".join(f"{c + ' msg/s':>20}" for c in cols) +
           "".join(f" {s + '/' + pf_name:>27}" for s in servers if pf) +
+          "".join(f" {s + ' accept/s':>20}" for s in servers) +
           "".join(f" {s + ' cpu ms/msg':>23}" for s in servers) +
           "".join(f" {'rspamd cpu ms/msg (' + n + ')':>36}" for n in filtered))
     rows = []
@@ -280,6 +281,7 @@ def bench(args, tmp, tmp_postfix):
 def row_text(label, row, cols, servers, pf, filtered):
     return (f"{label:>3} " + " ".join(f"{row[c]:>20.0f}" for c in cols) +
             "".join(f" {row[s + '_ratio']:>27.1f}" for s in servers if pf) +
+            "".join(f" {row[s + '_accept']:>20.0f}" for s in servers) +
             "".join(f" {row[s + '_cpu']:>23.3f}" for s in servers) +
             "".join(f" {row[n + '_rspamd']:>36.3f}" for n in filtered))
 

@@ -43,7 +43,7 @@ def forward_medians(out):
     med = next((line for line in out.splitlines() if line.startswith("med ")), None)
     if head is None or med is None:
         return {}
-    names = re.findall(r"(\S+(?: cpu ms/msg| msg/s|/\S+))", head[4:])
+    names = re.findall(r"(\S+(?: cpu ms/msg| msg/s| accept/s|/\S+))", head[4:])
     values = med.split()[1:]
     return dict(zip(names, (float(v) for v in values)))
 
