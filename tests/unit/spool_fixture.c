@@ -127,6 +127,15 @@ void on_done(void *arg, int status)
     r->status = status;
 }
 
+void commit_start(spool_t *s, const char *text, const spool_envelope_t *env, commit_result_t *r)
+{
+    spool_writer_t *w;
+
+    cr_assert_eq(spool_writer_open(s, &w), 0);
+    cr_assert_eq(spool_writer_write(w, text, strlen(text)), 0);
+    cr_assert_eq(spool_writer_commit(w, env, on_commit, r), 0);
+}
+
 /* Write text in chunks of the given size, commit, run the loop. */
 commit_result_t commit_text(spool_t *s, const char *text, size_t len, size_t chunk,
                                    const spool_envelope_t *env)

@@ -76,6 +76,9 @@ typedef struct {
 
 void on_done(void *arg, int status);
 
+/* Write the string text and commit it with env into *r, without running
+ * the loop (its pass runs when the loop does). */
+void commit_start(spool_t *s, const char *text, const spool_envelope_t *env, commit_result_t *r);
 /* Write text in chunks of the given size, commit, run the loop. */
 commit_result_t commit_text(spool_t *s, const char *text, size_t len, size_t chunk,
                             const spool_envelope_t *env);

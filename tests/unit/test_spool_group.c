@@ -360,17 +360,6 @@ static int before_ack(void *arg)
     return before_ack_status;
 }
 
-/* Commit text with env, without running the loop. */
-static void commit_only(spool_t *s, const char *text, const spool_envelope_t *env,
-                        commit_result_t *r)
-{
-    spool_writer_t *w;
-
-    cr_assert_eq(spool_writer_open(s, &w), 0);
-    cr_assert_eq(spool_writer_write(w, text, strlen(text)), 0);
-    cr_assert_eq(spool_writer_commit(w, env, on_commit, r), 0);
-}
-
 /* The hook runs once for a pass that has a commit asking for it, before
  * the 250s; a failure fails those commits only, and a restart does not
  * take their journal records for messages. */
@@ -386,10 +375,10 @@ Test(spool, before_ack_fails_only_the_commits_that_asked_for_it)
     asks.before_ack = true;
     cr_assert_eq(spool_open(sdir, &opt, &s), 0);
     /* a alone in the first pass; b and c share the second. */
-    commit_only(s, "From: a\r\n\r\nA\r\n", &plain, &a);
+    commit_start(s, "From: a\r\n\r\nA\r\n", &plain, &a);
     before_ack_status = -EIO;
-    commit_only(s, "From: b\r\n\r\nB\r\n", &asks, &b);
-    commit_only(s, "From: c\r\n\r\nC\r\n", &plain, &c);
+    commit_start(s, "From: b\r\n\r\nB\r\n", &asks, &b);
+    commit_start(s, "From: c\r\n\r\nC\r\n", &plain, &c);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(before_ack_calls, 1, "only the pass with b ran the hook");
     cr_assert_eq(a.status, 0);
@@ -401,7 +390,7 @@ Test(spool, before_ack_fails_only_the_commits_that_asked_for_it)
     spool_msg_free(c.msg);
     /* The hook works again: a commit that asks goes through. */
     before_ack_status = 0;
-    commit_only(s, "From: d\r\n\r\nD\r\n", &asks, &d);
+    commit_start(s, "From: d\r\n\r\nD\r\n", &asks, &d);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(d.status, 0);
     cr_assert_eq(before_ack_calls, 2);
@@ -429,7 +418,7 @@ Test(spool, before_ack_failing_keeps_a_big_message_unnamed)
     asks.before_ack = true;
     before_ack_status = -ENOSPC;
     cr_assert_eq(spool_open(sdir, &opt, &s), 0);
-    commit_only(s, text, &asks, &r);
+    commit_start(s, text, &asks, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(r.status, -ENOSPC);
     cr_assert_str_eq(listing(), "journal", "no message file: %s", listing());
@@ -477,12 +466,12 @@ Test(spool, before_ack_runs_beside_the_journal_appends)
     asks.before_ack = true;
     cr_assert_eq(spool_open(sdir, &opt, &s), 0);
     /* The segment made first, so that the record is what it grows by. */
-    commit_only(s, "From: x\r\n\r\nX\r\n", &plain, &r);
+    commit_start(s, "From: x\r\n\r\nX\r\n", &plain, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
     spool_msg_free(r.msg);
     journal_before = journal_bytes();
     memset(&r, 0, sizeof(r));
-    commit_only(s, "From: a\r\n\r\nA\r\n", &asks, &r);
+    commit_start(s, "From: a\r\n\r\nA\r\n", &asks, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(r.status, 0, "the hook saw the record: %s", spool_strerror(r.status));
     cr_assert_neq(r.msg->jseq, 0);
