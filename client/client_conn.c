@@ -139,6 +139,8 @@ bool client__conn_flush(client_conn_t *conn)
     rc = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
     if (rc == (int)b.len) {
         buf_reset(&conn->out);
+        if (conn->state == CONN_BODY)
+            client__conn_timer(conn, conn->c->t.block); /* the body moves */
         return true;
     }
     if (rc > 0)

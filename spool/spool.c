@@ -38,6 +38,11 @@ static int spool_sys_fsync(int fd)
     return fsync(fd);
 }
 
+static int spool_sys_fdatasync(int fd)
+{
+    return fdatasync(fd);
+}
+
 static int spool_sys_syncfs(int fd)
 {
     return syncfs(fd);
@@ -119,13 +124,18 @@ int spool_open(const char *dir, const spool_options_t *opt, spool_t **out)
     }
     s->io.pwrite = opt->io && opt->io->pwrite ? opt->io->pwrite : spool_sys_pwrite;
     s->io.fsync = opt->io && opt->io->fsync ? opt->io->fsync : spool_sys_fsync;
+    s->io.fdatasync = opt->io && opt->io->fdatasync ? opt->io->fdatasync
+                      : opt->io && opt->io->fsync       ? opt->io->fsync
+                                                        : spool_sys_fdatasync;
     s->io.syncfs = opt->io && opt->io->syncfs ? opt->io->syncfs : spool_sys_syncfs;
     s->io.renameat2 =
         opt->io && opt->io->renameat2 ? opt->io->renameat2 : spool_sys_renameat2;
     s->sync = opt->sync;
     pthread_mutex_init(&s->sync_mu, NULL);
+    pthread_mutex_init(&s->jdir_sync_mu, NULL);
     pthread_mutex_init(&s->rename_mu, NULL);
     atomic_init(&s->sync_errors, 0);
+    atomic_init(&s->jdir_sync_errors, 0);
     s->exec = opt->exec;
     s->before_ack = opt->before_ack;
     s->before_ack_arg = opt->before_ack_arg;
@@ -168,6 +178,7 @@ int spool_close(spool_t *s)
             return SPOOL_EBUSY;
     close(s->dirfd); /* releases the flock */
     pthread_mutex_destroy(&s->sync_mu);
+    pthread_mutex_destroy(&s->jdir_sync_mu);
     pthread_mutex_destroy(&s->rename_mu);
     free(s->dir);
     spool_free(s);

@@ -137,6 +137,9 @@ typedef struct {
 typedef struct {
     ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
     int (*fsync)(int fd);
+    /* Journal segments' syncs.  NULL: the hook's fsync if it has one (so
+     * that a test failing fsyncs fails these too), else fdatasync(2). */
+    int (*fdatasync)(int fd);
     int (*syncfs)(int fd); /* called with the spool directory */
     /* Every rename into a message's name, always with RENAME_NOREPLACE
      * (EINVAL: the spool checks the name under its own lock instead). */

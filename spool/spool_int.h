@@ -33,6 +33,8 @@
 #define SPOOL__JSEQ_MAX (UINT64_C(1) << 60)
 /* A segment takes no more appends once this long. */
 #define SPOOL__JSEG_MAX (4u * 1024 * 1024)
+/* The file system's room below which no segment is made ahead. */
+#define SPOOL__PREPARE_ROOM (4 * (uint64_t)SPOOL__JSEG_MAX)
 /* A writer keeps a message in memory, for the journal, up to this many
  * bytes of its image (the header and the body: messages up to 256 KiB);
  * the largest image the journal takes, trailer included, is a little
@@ -54,6 +56,7 @@ typedef struct spool_seg {
     bool full;                  /* takes no more records (size, a failure, a scan) */
     bool dir_synced;            /* its directory entry is durable */
     bool prefilled;             /* written through to its full size at its making */
+    uint64_t dir_errors;        /* jdir_sync_errors when it was created */
     bool dropping;              /* its removal is queued */
     unsigned live;              /* records not yet removed (M or F on disk) */
     unsigned refs;              /* items of passes that use it */
@@ -170,6 +173,12 @@ struct spool {
     spool_seg_t *jcur;         /* takes new records; NULL: make one */
     spool_seg_t *jnext;        /* made ahead, to follow jcur; or NULL */
     bool jpreparing;           /* a prepare item is queued */
+    uint64_t jprep_failed;     /* the current segment's number when making one failed */
+    /* Syncs of the journal's directory, one at a time, and the count of
+     * those that failed, as for the spool directory's (both lanes make
+     * segments: spool__journal_dir_sync()). */
+    pthread_mutex_t jdir_sync_mu;
+    atomic_uint_fast64_t jdir_sync_errors;
     uint64_t jseq;             /* the last segment number used */
     htab_t *moving;            /* journal message id -> SPOOL__MOVING or SPOOL__MOVED */
 
@@ -307,6 +316,10 @@ void spool__seg_maybe_drop(spool_t *s, spool_seg_t *g);
 
 /* When a commit pass starts, on the loop thread: its records' places. */
 void spool__journal_place(spool_t *s, spool_item_t *items);
+/* fsync the journal's directory: 0, its error, or -EIO when a sync of it
+ * failed since since (a jdir_sync_errors count): the kernel may have
+ * reported that entry's error to the other one. */
+int spool__journal_dir_sync(spool_job_t *job, uint64_t since);
 /* A prepare item's work, in its pass (a job of the state lane). */
 void spool__journal_prepare(spool_job_t *job, spool_item_t *it);
 /* Its pass is done, on the loop thread: the segment is next, or gone. */

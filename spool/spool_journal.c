@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "file.h"
@@ -149,6 +150,7 @@ static spool_seg_t *spool_journal_seg(spool_t *s, size_t need)
     }
     g = spool__seg_add(s, s->jseq, fd);
     g->size = SPOOL__JMAGIC_LEN;
+    g->dir_errors = atomic_load(&s->jdir_sync_errors);
     s->jcur = g;
     return g;
 }
@@ -171,6 +173,22 @@ void spool__seg_maybe_drop(spool_t *s, spool_seg_t *g)
     it = spool__item_new(s, SPOOL_ITEM_DROP, "");
     spool__item_use(it, g);
     spool__enqueue(s, it);
+}
+
+/* ---- The journal's directory ---- */
+
+int spool__journal_dir_sync(spool_job_t *job, uint64_t since)
+{
+    spool_t *s = job->pass->s;
+    uint64_t errors;
+    int err;
+
+    pthread_mutex_lock(&s->jdir_sync_mu);
+    if ((err = spool__job_sync(job, s->io.fsync, s->jdirfd)) != 0)
+        atomic_fetch_add(&s->jdir_sync_errors, 1);
+    errors = atomic_load(&s->jdir_sync_errors);
+    pthread_mutex_unlock(&s->jdir_sync_mu);
+    return err != 0 ? err : errors != since ? -EIO : 0;
 }
 
 /* ---- Segments made ahead ---- */
@@ -197,7 +215,8 @@ static void spool_journal_prepare_next(spool_t *s)
     spool_item_t *it;
 
     if (s->jnext != NULL || s->jpreparing || s->jcur == NULL ||
-        s->jcur->size < SPOOL__JSEG_MAX / 2 || s->jseq >= SPOOL__JSEQ_MAX)
+        s->jcur->size < SPOOL__JSEG_MAX / 2 || s->jseq >= SPOOL__JSEQ_MAX ||
+        s->jprep_failed == s->jcur->seq)
         return;
     s->jpreparing = true;
     it = spool__item_new(s, SPOOL_ITEM_PREPARE, "");
@@ -210,9 +229,17 @@ void spool__journal_prepare(spool_job_t *job, spool_item_t *it)
 {
     static const char zeros[64 * 1024];
     spool_t *s = job->pass->s;
+    uint64_t since = atomic_load(&s->jdir_sync_errors), off;
     char name[SPOOL__JSEQ_LEN + 1];
-    uint64_t off;
+    struct statvfs fs;
 
+    /* Never the last of the file system's room: the zeros would take it
+     * from commits and state records for as long as they are written. */
+    if (fstatvfs(s->jdirfd, &fs) == 0 &&
+        (uint64_t)fs.f_bavail * fs.f_frsize < SPOOL__PREPARE_ROOM) {
+        it->status = -ENOSPC;
+        return;
+    }
     spool__seg_name(it->seq, name);
     it->jfd = openat(s->jdirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (it->jfd < 0) {
@@ -226,9 +253,9 @@ void spool__journal_prepare(spool_job_t *job, spool_item_t *it)
         it->status = spool__pwrite_all(&s->io, it->jfd, zeros, n, off);
     }
     if (it->status == 0)
-        it->status = spool__job_sync(job, s->io.fsync, it->jfd);
+        it->status = spool__job_sync(job, s->io.fdatasync, it->jfd);
     if (it->status == 0)
-        it->status = spool__job_sync(job, s->io.fsync, s->jdirfd);
+        it->status = spool__journal_dir_sync(job, since);
     if (it->status != 0) {
         close(it->jfd);
         it->jfd = -1;
@@ -241,6 +268,10 @@ void spool__journal_prepared(spool_t *s, spool_item_t *it)
     spool_seg_t *g;
 
     s->jpreparing = false;
+    /* One try while the current segment lasts: a disk too full for it
+     * is not asked again at every pass. */
+    if (it->status != 0 && s->jcur != NULL)
+        s->jprep_failed = s->jcur->seq;
     if (it->jfd < 0)
         return;
     if (it->status != 0) {
@@ -312,7 +343,7 @@ static int spool_journal_seg_sync(spool_job_t *job, spool_seg_t *g, uint64_t *er
     int err;
 
     pthread_mutex_lock(&g->sync_mu);
-    if ((err = spool__job_sync(job, job->pass->s->io.fsync, g->fd)) != 0)
+    if ((err = spool__job_sync(job, job->pass->s->io.fdatasync, g->fd)) != 0)
         atomic_fetch_add(&g->sync_errors, 1);
     *errors = atomic_load(&g->sync_errors);
     pthread_mutex_unlock(&g->sync_mu);
@@ -408,6 +439,7 @@ void spool__journal_append(spool_job_t *job)
 {
     spool_t *s = job->pass->s;
     bool any = false, new_seg = false;
+    uint64_t since = UINT64_MAX;
     int err;
 
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
@@ -416,11 +448,15 @@ void spool__journal_append(spool_job_t *job)
         if (it->kind != SPOOL_ITEM_JCOMMIT || it->seg == NULL)
             continue;
         any = true;
-        new_seg |= !it->seg->dir_synced;
+        if (!it->seg->dir_synced) {
+            new_seg = true;
+            if (it->seg->dir_errors < since)
+                since = it->seg->dir_errors;
+        }
     }
     if (!any)
         return;
-    if (new_seg && (err = spool__job_sync(job, s->io.fsync, s->jdirfd)) != 0) {
+    if (new_seg && (err = spool__journal_dir_sync(job, since)) != 0) {
         for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
             if (it->kind == SPOOL_ITEM_JCOMMIT && it->status == 0)
                 it->status = err;

@@ -344,6 +344,11 @@ static bool spool_scan_keep_record(spool_scan_t *sc, spool_seg_t *g, size_t pos,
  * cannot be read as it says is kept for the admin
  * (spool_scan_keep_record()), and reading goes on.  0, or -errno.
  */
+static bool spool_scan_all_zero(const unsigned char *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
 static int spool_scan_segment(spool_scan_t *sc, const char *name, uint64_t seq)
 {
     spool_t *s = sc->s;
@@ -385,8 +390,14 @@ static int spool_scan_segment(spool_scan_t *sc, const char *name, uint64_t seq)
     g->full = true;
     g->dir_synced = true;
     g->size = size;
-    /* A segment made just before a crash may not even have its magic. */
-    if (size >= SPOOL__JMAGIC_LEN && memcmp(data, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN) != 0) {
+    /* A segment made just before a crash may not even have its magic;
+     * one made ahead may have its size and none of its bytes (a file
+     * system that writes the size first): all zeros, never used. */
+    if (size >= SPOOL__JMAGIC_LEN && memcmp(data, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN) != 0 &&
+        spool_scan_all_zero(data, size)) {
+        pos = size;
+    } else if (size >= SPOOL__JMAGIC_LEN &&
+               memcmp(data, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN) != 0) {
         spool_scan_left(sc, label, SPOOL_EJOURNAL, "not a journal segment (bad magic)");
         live++; /* kept for the admin */
         pos = size;

@@ -60,7 +60,7 @@ static int io_fsync(int fd)
     return fsync(fd);
 }
 
-static const spool_io_t failing_io = {io_pwrite, io_fsync};
+static const spool_io_t failing_io = {.pwrite = io_pwrite, .fsync = io_fsync};
 
 static int64_t test_clock(void *arg)
 {

@@ -237,6 +237,8 @@ ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
         while (atomic_load(&hook.hold_appends))
             usleep(1000);
     }
+    if (n == 8 && memcmp(buf, "MXFJNL01", 8) == 0)
+        atomic_fetch_add(&hook.segment_tries, 1);
     if (hook.fail_segments && n == 8 && memcmp(buf, "MXFJNL01", 8) == 0) {
         errno = ENOSPC;
         return -1;
@@ -311,7 +313,8 @@ int hook_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *
     return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
 }
 
-const spool_io_t hook_io = {hook_pwrite, hook_fsync, hook_syncfs, hook_renameat2};
+const spool_io_t hook_io = {
+    .pwrite = hook_pwrite, .fsync = hook_fsync, .syncfs = hook_syncfs, .renameat2 = hook_renameat2};
 
 spool_t *open_clock_spool(int64_t *now, bool files_only, const spool_io_t *io)
 {

@@ -133,6 +133,7 @@ typedef struct {
     atomic_int fsync_fail_times; /* with fsync_fail_counted: fail this many, then pass */
     bool fail_marks; /* fail 1-byte writes (the journal's state marks) with EIO */
     bool fail_segments; /* fail writing a journal segment's magic with ENOSPC */
+    atomic_int segment_tries; /* writes of a journal segment's magic, failed or not */
     bool fsync_fail_counted;
     bool rename_einval;      /* renameat2 answers EINVAL, as some file systems do */
     char rename_fail[64];    /* renames to names starting so fail with rename_errno */

@@ -647,8 +647,11 @@ Test(spool, a_segment_that_cannot_be_made_ahead_leaves_nothing_and_records_go_on
         spool_msg_free(r.msg);
         cr_assert_lt(++n, 1000);
     }
-    /* The first is full and no segment can be made: a file of its own. */
+    /* The first is full and no segment can be made: a file of its own.
+     * Making one ahead was tried once for the first segment, not at every
+     * pass after it was half full; then the fallback, for the last. */
     cr_assert_eq(segment_size(3), -1);
+    cr_assert_eq(atomic_load(&hook.segment_tries), 1 + 1 + 1, "the first's, one ahead, the fallback");
     hook.fail_segments = false;
     r = commit_text(s, "again\r\n", 7, 7, &env);
     cr_assert_eq(r.status, 0);
@@ -656,4 +659,25 @@ Test(spool, a_segment_that_cannot_be_made_ahead_leaves_nothing_and_records_go_on
     spool_msg_free(r.msg);
     close_spool(s);
     free(text);
+}
+
+Test(spool, a_segment_made_ahead_whose_bytes_never_reached_the_disk_goes_quietly)
+{
+    size_t size = 4 * 1024 * 1024;
+    char *zeros = calloc(1, size);
+    scan_result_t sr;
+    spool_t *s;
+
+    /* Its size made durable before its magic and zeros (a crash while it
+     * was made, on a file system that writes the size first). */
+    close_spool(open_journal_spool(NULL));
+    put_file("journal/0000000000000007", zeros, size);
+    s = restart_journal(&sr);
+    cr_assert_eq(sr.nmsgs, 0);
+    cr_assert_eq(sr.nproblems, 0, "%s", sr.problems[0]);
+    scan_free(&sr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(segment_size(7), -1, "nothing queued in it: removed");
+    close_spool(s);
+    free(zeros);
 }
