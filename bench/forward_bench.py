@@ -33,7 +33,10 @@ for every server, MAIL, RCPT and DATA pipelined), so each long sender is
 a new entry in the store: its worst case.  Both forwarders fsync each message before
 their 250.  The servers take turns, --runs times each; printed per run and
 as medians: each one's end-to-end rate, their ratio, the accept rate (how
-long smtp-source took), and mxfwd's CPU time per message.
+long smtp-source took), mxfwd's CPU time per message, and the load
+generator's CPU time per message against each server (gen: on a small
+machine it competes with the forwarder and the sink for the processors,
+and can be what bounds the rate).
 
 The servers, their setup and the machine-wide details (a top-level
 directory for each, why, Postfix without chroot, PostSRSd from Debian) are
@@ -44,6 +47,7 @@ import argparse
 import itertools
 import os
 import re
+import resource
 import shutil
 import statistics
 import socket
@@ -182,12 +186,22 @@ def unique_source(port, args, log, long_sender):
     return took, not errors
 
 
+def generator_ticks():
+    """CPU seconds of the load generator so far: smtp-source is a child
+    reaped when it ends, the Python one runs in this process (whose own
+    waiting meanwhile is next to nothing)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def one_run(name, port, args, sink_log, queue_empty, cpu_pid, filter_pid=None):
     """Send, then wait for the sink to have every message; the figures."""
     before = sink_count(sink_log)
     cpu0 = sb.cpu_ticks(cpu_pid) if cpu_pid else 0
     filter0 = tree_ticks(filter_pid) if filter_pid else 0
     start = time.monotonic()
+    gen0 = generator_ticks()
     if args.unique_senders:
         took, ok = unique_source(port, args,
                                  os.path.join(os.path.dirname(sink_log), "unique-source.log"),
@@ -196,6 +210,7 @@ def one_run(name, port, args, sink_log, queue_empty, cpu_pid, filter_pid=None):
         took, ok = sb.source(port, args,
                              os.path.join(os.path.dirname(sink_log), "smtp-source.log"),
                              LONG_SENDER if name == "mxfwd-long" else "sender@origin.test")
+    gen1 = generator_ticks()
     deadline = time.monotonic() + 600
     while sink_count(sink_log) - before < args.messages and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -212,6 +227,7 @@ def one_run(name, port, args, sink_log, queue_empty, cpu_pid, filter_pid=None):
     return {
         name: got / (end - start) if ok else float("nan"),
         name + "_accept": args.messages / took if ok else float("nan"),
+        name + "_gen": (gen1 - gen0) * 1000 / args.messages,
         name + "_cpu": (cpu1 - cpu0) / sb.HZ * 1000 / args.messages,
         name + "_rspamd": (filter1 - filter0) / sb.HZ * 1000 / args.messages,
     }
@@ -250,6 +266,7 @@ def bench(args, tmp, tmp_postfix):
           "".join(f" {s + '/' + pf_name:>27}" for s in servers if pf) +
           "".join(f" {s + ' accept/s':>20}" for s in servers) +
           "".join(f" {s + ' cpu ms/msg':>23}" for s in servers) +
+          "".join(f" {c + ' gen ms/msg':>23}" for c in cols) +
           "".join(f" {'rspamd cpu ms/msg (' + n + ')':>36}" for n in filtered))
     rows = []
     for run in range(1, args.runs + 1):
@@ -283,6 +300,7 @@ def row_text(label, row, cols, servers, pf, filtered):
             "".join(f" {row[s + '_ratio']:>27.1f}" for s in servers if pf) +
             "".join(f" {row[s + '_accept']:>20.0f}" for s in servers) +
             "".join(f" {row[s + '_cpu']:>23.3f}" for s in servers) +
+            "".join(f" {row[c + '_gen']:>23.3f}" for c in cols) +
             "".join(f" {row[n + '_rspamd']:>36.3f}" for n in filtered))
 
 
