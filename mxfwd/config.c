@@ -504,6 +504,11 @@ static void config_finish(void *parser)
                      "max_connections_per_ip (%u) is larger than max_connections (%u)",
                      cfg->max_connections_per_ip, cfg->max_connections);
     }
+    /* The default per domain fits whatever max_deliveries says; only a
+     * value given larger is an error. */
+    if (config_line_of(p, "max_deliveries_per_domain") == 0 &&
+        cfg->max_deliveries_per_domain > cfg->max_deliveries)
+        cfg->max_deliveries_per_domain = cfg->max_deliveries;
     if (cfg->max_deliveries_per_domain > cfg->max_deliveries) {
         config_error(p, config_line_of(p, "max_deliveries_per_domain"),
                      "max_deliveries_per_domain (%u) is larger than max_deliveries (%u)",

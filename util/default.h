@@ -56,7 +56,8 @@
 #define DEFAULT_MAX_QUEUE_LIFETIME (5 * 86400) /* max_queue_lifetime */
 #define DEFAULT_DELAY_WARNING_TIME (4 * 3600)  /* delay_warning_time */
 #define DEFAULT_MAX_DELIVERIES 100             /* max_deliveries: at once, in all */
-#define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 10   /* max_deliveries_per_domain */
+#define DEFAULT_MAX_DELIVERIES_PER_DOMAIN 20   /* max_deliveries_per_domain, as Postfix's
+                                                * default_destination_concurrency_limit */
 /* Bodies of fresh messages kept in memory for their first delivery
  * attempt, in all (bytes); beyond it they are read from the spool. */
 #define DEFAULT_QUEUE_BODY_MEMORY (32 << 20)

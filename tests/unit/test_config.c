@@ -233,6 +233,23 @@ Test(config, cross_key_checks_name_the_line)
     cr_assert(collect_has(&d, "t.conf:5: ", "larger than max_connections"));
 }
 
+Test(config, the_default_per_domain_fits_a_smaller_max_deliveries)
+{
+    collect_t d = {0};
+    config_t *cfg = parse_ok("max_deliveries = 5\n");
+
+    cr_assert_eq(DEFAULT_MAX_DELIVERIES_PER_DOMAIN, 20, "Postfix's destination limit");
+    cr_assert_eq(cfg->max_deliveries_per_domain, 5);
+    config_free(cfg);
+    cfg = parse_ok("max_deliveries = 50\n");
+    cr_assert_eq(cfg->max_deliveries_per_domain, 20);
+    config_free(cfg);
+    /* Given larger, it is an error, on its line. */
+    parse_bad("max_deliveries = 5\nmax_deliveries_per_domain = 20\n", &d);
+    cr_assert_eq(d.n, 1);
+    cr_assert(collect_has(&d, "t.conf:2: ", "larger than max_deliveries"));
+}
+
 Test(config, duplicate_listen_and_route)
 {
     collect_t d = {0};
