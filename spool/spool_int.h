@@ -55,7 +55,6 @@ typedef struct spool_seg {
     uint64_t size;              /* where the next record goes */
     bool full;                  /* takes no more records (size, a failure, a scan) */
     bool dir_synced;            /* its directory entry is durable */
-    bool prefilled;             /* written through to its full size at its making */
     uint64_t dir_errors;        /* jdir_sync_errors when it was created */
     bool dropping;              /* its removal is queued */
     unsigned live;              /* records not yet removed (M or F on disk) */

@@ -285,7 +285,6 @@ void spool__journal_prepared(spool_t *s, spool_item_t *it)
     g = spool__seg_add(s, it->seq, it->jfd);
     g->size = SPOOL__JMAGIC_LEN;
     g->dir_synced = true;
-    g->prefilled = true;
     if (s->jnext == NULL) {
         s->jnext = g;
         return;
