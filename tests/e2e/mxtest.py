@@ -495,8 +495,11 @@ def journal_images(directory, states=(b"M",)):
     except FileNotFoundError:
         return images
     for name in segments:
-        with open(os.path.join(jdir, name), "rb") as f:
-            data = f.read()
+        try:
+            with open(os.path.join(jdir, name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue  # a segment with nothing queued, removed since the listing
         if data[:8] != b"MXFJNL01":
             continue
         pos = 8
