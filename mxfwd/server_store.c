@@ -8,7 +8,6 @@
 
 #include "log.h"
 #include "options.h"
-#include "str.h"
 #include "xalloc.h"
 
 /* The spool's blocking work on libuv's thread pool. */
@@ -145,19 +144,12 @@ static void server_store_restore_one(void *arg, const spool_msg_t *m,
                                      const queue_rcpt_info_t *rcpts)
 {
     void **ctx = arg;
-    const char *k = strstr(m->srs_sender, "=" SRS_KEY_MARKER "="), *at;
     char key[SRS_KEY_SIZE];
 
     (void)rcpts;
-    if (k == NULL || m->sender[0] == '\0')
+    if (m->sender[0] == '\0' ||
+        srs_address_key(m->srs_sender, strlen(m->srs_sender), key) != SRS_KEYED)
         return;
-    k += 2 + strlen(SRS_KEY_MARKER);
-    if ((at = strchr(k, '@')) == NULL || at - k != SRS_KEY_LEN)
-        return;
-    memcpy(key, k, SRS_KEY_LEN);
-    key[SRS_KEY_LEN] = '\0';
-    for (char *c = key; *c != '\0'; c++)
-        *c = str_upper_c(*c);
     if (srs_store_put(ctx[0], key, m->sender, NULL, NULL) == SRS_STORE_AT_SYNC)
         (*(size_t *)ctx[1])++;
 }

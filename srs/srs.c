@@ -503,6 +503,23 @@ static int srs_reverse_srs0(const srs_t *srs, srs_field_t rest, time_t now, srs_
     return 0;
 }
 
+int srs_address_key(const char *s, size_t len, char key[SRS_KEY_SIZE])
+{
+    const char *at = memchr(s, '@', len);
+    srs_out_t o = {.p = key, .size = SRS_KEY_SIZE};
+    srs_field_t rest, h, st, host;
+
+    key[0] = '\0';
+    if (at == NULL || !srs_tagged(s, (size_t)(at - s), "SRS0"))
+        return SRS_ENOTSRS;
+    rest = (srs_field_t){s + 5, (size_t)(at - s) - 5};
+    if (!srs_next_field(&rest, &h) || !srs_next_field(&rest, &st) ||
+        !srs_next_field(&rest, &host) || host.len != strlen(SRS_KEY_MARKER) ||
+        memcmp(host.p, SRS_KEY_MARKER, host.len) != 0)
+        return SRS_ENOTSRS;
+    return srs_reverse_key(rest, &o) == SRS_KEYED ? SRS_KEYED : SRS_ENOTSRS;
+}
+
 /* SRS1=HASH=host=rest: SRS0rest@host, when the hash holds.  SRS1 has no
  * stamp of its own; the first forwarder checks the one inside. */
 static int srs_reverse_srs1(const srs_t *srs, srs_field_t rest, srs_out_t *o)

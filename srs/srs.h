@@ -126,6 +126,14 @@ int srs_key(const srs_t *srs, const char *s, size_t len, char key[SRS_KEY_SIZE])
 int srs_reverse(const srs_t *srs, const char *s, size_t len, time_t now, char *dst, size_t size,
                 unsigned *age);
 
+/*
+ * The key a keyed SRS0 address s[0..len) names, upper case, into key,
+ * without checking its hash or stamp: for addresses this forwarder wrote
+ * itself (its queued messages').  SRS_KEYED, or SRS_ENOTSRS for any other
+ * address.
+ */
+int srs_address_key(const char *s, size_t len, char key[SRS_KEY_SIZE]);
+
 /* Whether domain[0..len) is our srs_domain (ASCII case-insensitive). */
 bool srs_is_own_domain(const srs_t *srs, const char *domain, size_t len);
 const char *srs_domain(const srs_t *srs);

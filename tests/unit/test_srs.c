@@ -657,6 +657,35 @@ Test(srs_long, the_keyed_address_both_ways)
     srs_free(srs);
 }
 
+Test(srs_long, the_key_of_an_address_read_without_its_hash)
+{
+    srs_t *srs = make("fwd.test", "a-secret-of-sixteen-bytes", NULL);
+    char out[SRS_ADDR_SIZE], key[SRS_KEY_SIZE], got[SRS_KEY_SIZE], lower[SRS_ADDR_SIZE];
+
+    cr_assert_eq(fwd_long(srs, SRS_LONG_STORE, SES, T0, out, key), SRS_KEYED);
+    cr_assert_eq(srs_address_key(out, strlen(out), got), SRS_KEYED);
+    cr_assert_str_eq(got, key);
+    for (size_t i = 0; out[i]; i++)
+        lower[i] = (char)(out[i] >= 'A' && out[i] <= 'Z' ? out[i] + 32 : out[i]);
+    lower[strlen(out)] = '\0';
+    cr_assert_eq(srs_address_key(lower, strlen(lower), got), SRS_KEYED);
+    cr_assert_str_eq(got, key, "upper case whatever the address's");
+    /* Long ago or tampered with: still the key it names (the spool's own
+     * addresses are not checked again). */
+    out[5] = out[5] == 'A' ? 'B' : 'A';
+    cr_assert_eq(srs_address_key(out, strlen(out), got), SRS_KEYED);
+    /* Anything else is no key. */
+    const char *others[] = {fwd(srs, "x@y.test", T0), "x@y.test", "SRS0=abcd=2W=-=short@fwd.test",
+                            "SRS1=abcd=first.example==HHHH=TT=-=KEY@fwd.test",
+                            "SRS0=abcd=2W=example.com=user@fwd.test"};
+    for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++) {
+        cr_assert_eq(srs_address_key(others[i], strlen(others[i]), got), SRS_ENOTSRS, "%s",
+                     others[i]);
+        cr_assert_str_eq(got, "");
+    }
+    srs_free(srs);
+}
+
 Test(srs_long, embed_and_reject)
 {
     srs_t *srs = make("fwd.test", "a-secret-of-sixteen-bytes", NULL);
