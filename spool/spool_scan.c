@@ -334,6 +334,12 @@ static bool spool_scan_keep_record(spool_scan_t *sc, spool_seg_t *g, size_t pos,
     return spool__pwrite_all(&s->io, g->fd, &failed, 1, pos) == 0 && s->io.fsync(g->fd) == 0;
 }
 
+/* Whether p[0..n) is all zero bytes. */
+static bool spool_scan_all_zero(const unsigned char *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
 /*
  * Read one segment: every record still queued becomes a message, unless
  * the message has a file of its own (names: the spool directory's), which
@@ -344,11 +350,6 @@ static bool spool_scan_keep_record(spool_scan_t *sc, spool_seg_t *g, size_t pos,
  * cannot be read as it says is kept for the admin
  * (spool_scan_keep_record()), and reading goes on.  0, or -errno.
  */
-static bool spool_scan_all_zero(const unsigned char *p, size_t n)
-{
-    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 static int spool_scan_segment(spool_scan_t *sc, const char *name, uint64_t seq)
 {
     spool_t *s = sc->s;
