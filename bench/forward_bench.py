@@ -3,7 +3,7 @@
 
     bench/forward_bench.py [--runs 3] [--messages 5000] [--sessions 20]
                            [--size 4096] [--no-postfix] [--signing] [--long-senders]
-                           [--milter]
+                           [--milter] [--pipelining]
 
 Prints figures; asserts nothing (it is not a test).
 
@@ -11,7 +11,9 @@ Postfix's smtp-source sends --messages messages of --size bytes over
 --sessions concurrent sessions (one message per connection) to the
 forwarder, which rewrites the sender with SRS and delivers every message to
 Postfix's smtp-sink through a route (mxfwd: `route = * 127.0.0.1:PORT`;
-Postfix: a transport map entry).  The rate is messages per second from the
+Postfix: a transport map entry).  With --pipelining, bench/smtp_pipeline
+sends instead of smtp-source, for every server: the same load, pipelined as
+mail servers send it (bench/smtpd_bench.py).  The rate is messages per second from the
 first connection to the moment the sink has received the last message; the
 forwarder's queue is empty then.  With --signing, a second mxfwd takes
 its turn in every run with a signing key (RSA-2048: a DKIM-Signature and an
