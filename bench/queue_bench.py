@@ -122,7 +122,8 @@ def wait_quiet(pids, seconds=1.0, timeout=300):
 
 
 def load(port, args, tmp):
-    a = argparse.Namespace(sessions=args.sessions, messages=args.queue, size=args.size)
+    a = argparse.Namespace(sessions=args.sessions, messages=args.queue, size=args.size,
+                           pipelining=False)
     took, ok = sb.source(port, a, os.path.join(tmp, "smtp-source.log"))
     if not ok:
         print("  smtp-source failed: the figures below are for fewer messages")

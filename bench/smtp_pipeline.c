@@ -74,6 +74,7 @@ static int epfd, failures;
 static unsigned started, finished, messages = 1000;
 static const char *from = "sender@origin.test", *to = "user@alias.test";
 static char *envelope, *body, date[64];
+static pid_t pid;
 static size_t envelope_len, body_len;
 static const char ehlo[] = "EHLO smtp-pipeline.test\r\n";
 
@@ -103,8 +104,8 @@ static void make_envelope(void)
     envelope_len = (size_t)n;
 }
 
-/* The body, the end-of-data dot and QUIT: lines of 78 X's, `size` bytes
- * (at least one line), as smtp-source -l makes them. */
+/* The body, the end-of-data dot and QUIT: lines of 78 X's, as many as
+ * fit in `size` bytes (at least one), as smtp-source -l makes them. */
 static void make_body(size_t size)
 {
     static const char tail[] = ".\r\nQUIT\r\n";
@@ -121,13 +122,22 @@ static void make_body(size_t size)
     memcpy(body + lines * 80, tail, sizeof(tail) - 1);
 }
 
+/* The Date of every message: the start, in UTC. */
+static void make_date(void)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&t, &tm));
+}
+
 /* c's header: From, To, Date and a Message-Id of its own, as smtp-source's. */
 static void make_header(conn_t *c)
 {
     int n = snprintf(c->header, sizeof(c->header),
                      "From: <%s>\r\nTo: <%s>\r\nDate: %s\r\n"
                      "Message-Id: <%u.%ld@smtp-pipeline.test>\r\n\r\n",
-                     from, to, date, c->message, (long)getpid());
+                     from, to, date, c->message, (long)pid);
 
     if (n < 0 || (size_t)n >= sizeof(c->header)) {
         fprintf(stderr, "smtp_pipeline: the addresses are too long\n");
@@ -328,12 +338,8 @@ int main(int argc, char **argv)
     parse_address(argv[optind]);
     make_envelope();
     make_body(size);
-    {
-        time_t t = time(NULL);
-        struct tm tm;
-
-        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&t, &tm));
-    }
+    make_date();
+    pid = getpid();
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die("epoll_create1");

@@ -1,9 +1,13 @@
 """Many clients at once: 1,000 concurrent sessions on one mxfwd; clients
-that reconnect at once under the per-address limit."""
+that reconnect at once under the per-address limit; the benchmarks'
+pipelining load generator, 20 sessions at once, every message forwarded."""
 
+import os
+import re
 import resource
 import selectors
 import socket
+import subprocess
 import threading
 import time
 
@@ -11,6 +15,9 @@ import mxtest
 from mxtest import test
 
 N = 1000
+# bench/smtp_pipeline, built beside mxfwd (bench/meson.build).
+SMTP_PIPELINE = os.environ.get("SMTP_PIPELINE", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(mxtest.MXFWD))), "bench", "smtp_pipeline"))
 
 
 def raise_fd_limit(want):
@@ -127,6 +134,36 @@ def the_per_address_limit_still_refuses_the_one_too_many():
     c.close()
     for h in held[1:]:
         h.close()
+
+
+@test
+def the_pipelining_load_generator_gets_every_message_forwarded_whole():
+    # The benchmarks' load as mail servers send it (MAIL, RCPT and DATA
+    # together, QUIT behind the message's dot), 20 sessions at once: every
+    # one of 300 messages reaches the next hop once, SRS-rewritten, with
+    # its bytes after the headers mxfwd prepends unchanged.
+    sink = mxtest.Sink()
+    dns = mxtest.Dnsmasq([])
+    m = mxtest.Mxfwd(forwards="user@alias.test user@dest.test\n",
+                     config={"dns_servers": dns.server, "outbound_tls": "off",
+                             "route": f"dest.test 127.0.0.1:{sink.port}"})
+    r = subprocess.run([SMTP_PIPELINE, "-s", "20", "-m", "300", "-l", "3000", "-w", "60",
+                        "-f", "sender@origin.test", "-t", "user@alias.test",
+                        f"127.0.0.1:{m.port}"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("smtp_pipeline: 300 messages in "), \
+        r.stdout + r.stderr
+    txs = sink.wait(300)
+    numbers = []
+    for t in txs:
+        assert t.mail_from == mxtest.srs0("sender", "origin.test") and \
+            t.rcpts == ["user@dest.test"], t
+        own = re.search(rb"\r\nFrom: <sender@origin.test>\r\nTo: <user@alias.test>\r\n"
+                        rb"Date: [^\r]+\r\nMessage-Id: <(\d+)\.\d+@smtp-pipeline\.test>\r\n\r\n"
+                        rb"((?:X{78}\r\n){37})\Z", t.data)
+        assert own, t.data[:600]
+        numbers.append(int(own.group(1)))
+    assert sorted(numbers) == list(range(300))
+    m.wait_log(r"disconnect from .* commands=5 errors=0 messages=1")
 
 
 if __name__ == "__main__":
