@@ -317,8 +317,9 @@ def main():
                     help="also an mxfwd whose sender is too long for plain SRS (envelope store)")
     ap.add_argument("--unique-senders", action="store_true",
                     help="every message from a sender of its own (a Python load generator "
-                         "instead of smtp-source, for every server): with --long-senders, a new "
-                         "envelope store entry per message")
+                         "instead of smtp-source, for every server; it pipelines, whatever "
+                         "--pipelining says): with --long-senders, a new envelope store entry "
+                         "per message")
     args = ap.parse_args()
     tmp, tmp_postfix = sb.prepare("mxfwd-fwdbench")
     try:

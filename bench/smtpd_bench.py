@@ -74,8 +74,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MXFWD = os.environ.get("MXFWD", os.path.join(ROOT, "build", "mxfwd", "mxfwd"))
 # The pipelining load generator (--pipelining), built beside the mxfwd measured.
-SMTP_PIPELINE = os.environ.get(
-    "SMTP_PIPELINE", os.path.join(os.path.dirname(os.path.dirname(MXFWD)), "bench", "smtp_pipeline"))
+SMTP_PIPELINE = os.environ.get("SMTP_PIPELINE", os.path.join(
+    os.path.dirname(os.path.dirname(MXFWD)), "bench", "smtp_pipeline"))
 SECRET = "bench-secret-0123456789abcdef"
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -309,6 +309,8 @@ def postfix_queue_empty(queue):
 def source(port, args, log, sender="sender@origin.test"):
     """Send the load: smtp-source, or with --pipelining bench/smtp_pipeline,
     which takes the same options.  (seconds, all went well)."""
+    if args.pipelining and not os.access(SMTP_PIPELINE, os.X_OK):
+        sys.exit(f"{SMTP_PIPELINE}: not built (it is built with mxfwd; or set SMTP_PIPELINE)")
     argv = [SMTP_PIPELINE if args.pipelining else "smtp-source",
             "-s", str(args.sessions), "-m", str(args.messages), "-l",
             str(args.size), "-f", sender, "-t", "user@alias.test",
@@ -319,7 +321,8 @@ def source(port, args, log, sender="sender@origin.test"):
     with open(log, "a") as f:
         f.write(r.stdout + r.stderr)
     if r.returncode != 0 or r.stderr.strip():
-        print(f"  smtp-source to port {port}: exit {r.returncode}: {r.stderr.strip()[:300]}")
+        print(f"  {os.path.basename(argv[0])} to port {port}: exit {r.returncode}: "
+              f"{r.stderr.strip()[:300]}")
     return took, r.returncode == 0 and not r.stderr.strip()
 
 
@@ -457,8 +460,6 @@ def prepare(prefix):
     directories, mxfwd's and Postfix's: (tmp, tmp_postfix)."""
     if not os.access(MXFWD, os.X_OK):
         sys.exit(f"{MXFWD}: not built (ninja -C build)")
-    if not os.access(SMTP_PIPELINE, os.X_OK):
-        sys.exit(f"{SMTP_PIPELINE}: not built (it is built with mxfwd; or set SMTP_PIPELINE)")
     for tool in ("smtp-source", "smtp-sink"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit(f"{tool} missing: scripts/install-deps bench")

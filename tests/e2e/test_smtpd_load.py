@@ -150,20 +150,24 @@ def the_pipelining_load_generator_gets_every_message_forwarded_whole():
     r = subprocess.run([SMTP_PIPELINE, "-s", "20", "-m", "300", "-l", "3000", "-w", "60",
                         "-f", "sender@origin.test", "-t", "user@alias.test",
                         f"127.0.0.1:{m.port}"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.startswith("smtp_pipeline: 300 messages in "), \
+    assert r.returncode == 0 and r.stdout.startswith("smtp_pipeline: 300 messages sent in "), \
         r.stdout + r.stderr
-    txs = sink.wait(300)
+    txs = list(sink.wait(300, timeout=60))
     numbers = []
     for t in txs:
         assert t.mail_from == mxtest.srs0("sender", "origin.test") and \
             t.rcpts == ["user@dest.test"], t
         own = re.search(rb"\r\nFrom: <sender@origin.test>\r\nTo: <user@alias.test>\r\n"
                         rb"Date: [^\r]+\r\nMessage-Id: <(\d+)\.\d+@smtp-pipeline\.test>\r\n\r\n"
-                        rb"((?:X{78}\r\n){37})\Z", t.data)
+                        rb"(?:X{78}\r\n){37}X{38}\r\n\Z", t.data)
         assert own, t.data[:600]
         numbers.append(int(own.group(1)))
+    # Each once: 300 transactions, one for each message.
     assert sorted(numbers) == list(range(300))
-    m.wait_log(r"disconnect from .* commands=5 errors=0 messages=1")
+    # And every session ended as it should: five commands, one message.
+    mxtest.wait_until(lambda: len(re.findall(r"disconnect from .* commands=5 errors=0 messages=1 ",
+                                             m.log())) == 300,
+                      timeout=30, what="300 sessions of one message each to end")
 
 
 if __name__ == "__main__":
