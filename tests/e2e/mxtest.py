@@ -643,9 +643,24 @@ smtputf8_enable = yes
         subprocess.run(["postconf", "-c", self.cfg, "-F", "*/*/chroot = n"], check=True)
         self.proc = Process(["postfix", "-c", self.cfg, "start-fg"],
                             log_path=os.path.join(d, "postfix.log"))
+        on_cleanup(self.stop)
         wait_until(lambda: not self.proc.running() or _port_open(self.port),
                    what="postfix to listen")
         assert self.proc.running(), self.log()
+
+    def stop(self):
+        """Stop the master and its services.  start-fg leaves the master a
+        child of postfix-script's shell, which a signal to the shell would
+        orphan: `postfix stop` signals the master by the PID in its private
+        queue directory, and the shell ends with it."""
+        if self.proc.running():
+            subprocess.run(["postfix", "-c", self.cfg, "stop"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=TIMEOUT)
+            try:
+                self.proc.wait()
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc.stop()
 
     def log(self):
         try:
