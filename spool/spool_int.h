@@ -110,7 +110,6 @@ struct spool_item {
     int jstatus;       /* what the last flush says of them */
     bool jlanded;      /* journal commit: its record's bytes were written */
     bool fmarked;      /* move: its record says F, durably */
-    bool dmarked;      /* remove: its D went with the pass's appends */
     uint64_t seq;      /* prepare: the new segment's number */
     int jfd;           /* prepare: its descriptor, once made */
     uint64_t seg_errors; /* seg's sync_errors when they began to be written */

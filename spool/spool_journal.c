@@ -268,30 +268,19 @@ void spool__journal_prepared(spool_t *s, spool_item_t *it)
     spool_seg_t *g;
 
     s->jpreparing = false;
-    /* One try while the current segment lasts: a disk too full for it
-     * is not asked again at every pass. */
-    if (it->status != 0 && s->jcur != NULL)
-        s->jprep_failed = s->jcur->seq;
-    if (it->jfd < 0)
-        return;
+    /* Its file is gone already (spool__journal_prepare()).  One try
+     * while the current segment lasts: a disk too full for it is not
+     * asked again at every pass. */
     if (it->status != 0) {
-        char name[SPOOL__JSEQ_LEN + 1];
-
-        spool__seg_name(it->seq, name);
-        close(it->jfd);
-        unlinkat(s->jdirfd, name, 0);
+        if (s->jcur != NULL)
+            s->jprep_failed = s->jcur->seq;
         return;
     }
+    /* One is made at a time (jpreparing), and only while none is next. */
     g = spool__seg_add(s, it->seq, it->jfd);
     g->size = SPOOL__JMAGIC_LEN;
     g->dir_synced = true;
-    if (s->jnext == NULL) {
-        s->jnext = g;
-        return;
-    }
-    /* Not expected (one is made at a time); it goes as an empty one. */
-    g->full = true;
-    spool__seg_maybe_drop(s, g);
+    s->jnext = g;
 }
 
 /* ---- Placing records ---- */
@@ -418,10 +407,8 @@ static void spool_journal_remove_marks(spool_t *s, spool_item_t *items)
     for (spool_item_t *it = items; it != NULL; it = it->next) {
         char removed = SPOOL__J_REMOVED;
 
-        if (!spool__remove_in_journal(it) || it->status != 0)
-            continue;
-        it->status = spool_journal_write(s, it, &removed, 1);
-        it->dmarked = true;
+        if (spool__remove_in_journal(it) && it->status == 0)
+            it->status = spool_journal_write(s, it, &removed, 1);
     }
 }
 
@@ -473,8 +460,8 @@ void spool__journal_append(spool_job_t *job)
     spool_journal_remove_marks(s, job->pass->items);
     spool_journal_flush(job);
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next)
-        if ((it->kind == SPOOL_ITEM_JCOMMIT && it->jlanded && it->status == 0) ||
-            (it->dmarked && it->status == 0))
+        if (((it->kind == SPOOL_ITEM_JCOMMIT && it->jlanded) || spool__remove_in_journal(it)) &&
+            it->status == 0)
             it->status = it->jstatus;
     /* A record that failed may be torn, and the scan reads no further:
      * every later record of its segment fails too. */
@@ -573,16 +560,16 @@ void spool__journal_marks(spool_job_t *job)
 
         if (it->kind == SPOOL_ITEM_MOVE && it->status == 0)
             it->fmarked = spool_journal_write(s, it, &moved, 1) == 0;
-        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && !it->dmarked &&
-                 it->status == 0)
+        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL &&
+                 !spool__remove_in_journal(it) && it->status == 0)
             it->status = spool_journal_write(s, it, &removed, 1);
     }
     spool_journal_flush(job);
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {
         if (it->kind == SPOOL_ITEM_MOVE && it->fmarked)
             it->fmarked = it->jstatus == 0;
-        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL && !it->dmarked &&
-                 it->status == 0)
+        else if (it->kind == SPOOL_ITEM_REMOVE && it->seg != NULL &&
+                 !spool__remove_in_journal(it) && it->status == 0)
             it->status = it->jstatus;
     }
     for (spool_item_t *it = job->pass->items; it != NULL; it = it->next) {

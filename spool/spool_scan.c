@@ -394,13 +394,11 @@ static int spool_scan_segment(spool_scan_t *sc, const char *name, uint64_t seq)
     /* A segment made just before a crash may not even have its magic;
      * one made ahead may have its size and none of its bytes (a file
      * system that writes the size first): all zeros, never used. */
-    if (size >= SPOOL__JMAGIC_LEN && memcmp(data, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN) != 0 &&
-        spool_scan_all_zero(data, size)) {
-        pos = size;
-    } else if (size >= SPOOL__JMAGIC_LEN &&
-               memcmp(data, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN) != 0) {
-        spool_scan_left(sc, label, SPOOL_EJOURNAL, "not a journal segment (bad magic)");
-        live++; /* kept for the admin */
+    if (size >= SPOOL__JMAGIC_LEN && memcmp(data, SPOOL__JMAGIC, SPOOL__JMAGIC_LEN) != 0) {
+        if (!spool_scan_all_zero(data, size)) {
+            spool_scan_left(sc, label, SPOOL_EJOURNAL, "not a journal segment (bad magic)");
+            live++; /* kept for the admin */
+        }
         pos = size;
     }
     while (pos + SPOOL__JREC_HDR <= size) {
