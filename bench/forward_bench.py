@@ -30,9 +30,9 @@ messages go out with a keyed address and the sender is kept in the embedded
 envelope store (docs/srs.md, "Long senders"); smtp-source sends one sender,
 so after the first message the store writes nothing new and this measures
 the keyed path's steady cost; with --unique-senders every message comes
-from a sender of its own (a Python load generator replaces smtp-source
-for every server, MAIL, RCPT and DATA pipelined), so each long sender is
-a new entry in the store: its worst case.  Both forwarders fsync each message before
+from a sender of its own (bench/smtp_pipeline -u replaces smtp-source for
+every server, as --pipelining does), so each long sender is a new entry
+in the store: its worst case.  Both forwarders fsync each message before
 their 250.  The servers take turns, --runs times each; printed per run and
 as medians: each one's end-to-end rate, their ratio, the accept rate (how
 long smtp-source took), mxfwd's CPU time per message, and the load
@@ -46,16 +46,13 @@ bench/smtpd_bench.py's, which this script imports: see its docstring.
 """
 
 import argparse
-import itertools
 import os
 import re
 import resource
 import shutil
 import statistics
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -122,79 +119,11 @@ def tree_ticks(pid):
 LONG_SENDER = "0100018c5f8e9a2b-3c4d5e6f-7a8b-4c9d-0e1f-2a3b4c5d6e7f-000000@origin.test"
 
 
-def unique_sender(i, long_sender):
-    """Message i's sender: a new one for every message (--unique-senders)."""
-    if long_sender:
-        return f"0100018c5f8e9a2b-3c4d5e6f-7a8b-4c9d-0e1f-{i:012x}-000000@origin.test"
-    return f"sender{i}@origin.test"
-
-
-def read_reply(f):
-    """One SMTP reply from the file f: its code."""
-    while True:
-        line = f.readline()
-        if len(line) < 4:
-            raise OSError(f"connection closed or short reply {line!r}")
-        if line[3:4] != b"-":
-            return int(line[:3])
-
-
-def unique_source(port, args, log, long_sender):
-    """As smtp-source -s SESSIONS -m MESSAGES -l SIZE (one message per
-    connection, to user@alias.test), but every message from a sender of
-    its own, so that a long one is a new envelope store entry each time.
-    MAIL, RCPT and DATA go pipelined after the EHLO reply (RFC 2920): two
-    round trips and the body per message keep this generator, which is
-    Python, ahead of the forwarder.  (seconds, all went well)."""
-    line = b"X" * 78 + b"\r\n"
-    body = (b"From: <bench@origin.test>\r\nTo: <user@alias.test>\r\nSubject: bench\r\n\r\n" +
-            line * max(1, args.size // len(line)))
-    counter = itertools.count()
-    errors = []
-
-    def worker():
-        while not errors:
-            i = next(counter)
-            if i >= args.messages:
-                return
-            sender = unique_sender(i, long_sender)
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
-                    f = s.makefile("rb")
-                    codes = [read_reply(f)]
-                    s.sendall(b"EHLO bench.test\r\n")
-                    codes.append(read_reply(f))
-                    s.sendall(f"MAIL FROM:<{sender}>\r\nRCPT TO:<user@alias.test>\r\n"
-                              "DATA\r\n".encode())
-                    codes += [read_reply(f) for _ in range(3)]
-                    s.sendall(body + b".\r\nQUIT\r\n")
-                    codes += [read_reply(f), read_reply(f)]
-                    if codes != [220, 250, 250, 250, 354, 250, 221]:
-                        errors.append(f"message {i} from <{sender}>: replies {codes}")
-            except OSError as e:
-                errors.append(f"message {i} from <{sender}>: {e}")
-
-    start_t = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(args.sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.monotonic() - start_t
-    with open(log, "a") as f:
-        f.write("".join(e + "\n" for e in errors))
-    if errors:
-        print(f"  unique senders to port {port}: {len(errors)} failed, first: {errors[0][:300]}")
-    return took, not errors
-
-
 def generator_ticks():
-    """CPU seconds of the load generator so far: smtp-source is a child
-    reaped when it ends, the Python one runs in this process (whose own
-    waiting meanwhile is next to nothing)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
+    """CPU seconds of the load generator so far: a child, reaped when it
+    ends (the servers are reaped only after the runs)."""
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return kids.ru_utime + kids.ru_stime
 
 
 def one_run(name, port, args, sink_log, queue_empty, cpu_pid, filter_pid=None):
@@ -204,14 +133,9 @@ def one_run(name, port, args, sink_log, queue_empty, cpu_pid, filter_pid=None):
     filter0 = tree_ticks(filter_pid) if filter_pid else 0
     start = time.monotonic()
     gen0 = generator_ticks()
-    if args.unique_senders:
-        took, ok = unique_source(port, args,
-                                 os.path.join(os.path.dirname(sink_log), "unique-source.log"),
-                                 name == "mxfwd-long")
-    else:
-        took, ok = sb.source(port, args,
-                             os.path.join(os.path.dirname(sink_log), "smtp-source.log"),
-                             LONG_SENDER if name == "mxfwd-long" else "sender@origin.test")
+    took, ok = sb.source(port, args, os.path.join(os.path.dirname(sink_log), "source.log"),
+                         LONG_SENDER if name == "mxfwd-long" else "sender@origin.test",
+                         unique=args.unique_senders)
     gen1 = generator_ticks()
     deadline = time.monotonic() + 600
     while sink_count(sink_log) - before < args.messages and time.monotonic() < deadline:
@@ -316,10 +240,9 @@ def main():
     ap.add_argument("--long-senders", action="store_true",
                     help="also an mxfwd whose sender is too long for plain SRS (envelope store)")
     ap.add_argument("--unique-senders", action="store_true",
-                    help="every message from a sender of its own (a Python load generator "
-                         "instead of smtp-source, for every server; it pipelines, whatever "
-                         "--pipelining says): with --long-senders, a new envelope store entry "
-                         "per message")
+                    help="every message from a sender of its own (bench/smtp_pipeline -u "
+                         "instead of smtp-source, for every server; implies --pipelining): "
+                         "with --long-senders, a new envelope store entry per message")
     args = ap.parse_args()
     tmp, tmp_postfix = sb.prepare("mxfwd-fwdbench")
     try:

@@ -3,7 +3,7 @@
  * ESMTP with PIPELINING (RFC 2920), one message per connection.
  *
  *     smtp_pipeline [-s SESSIONS] [-m MESSAGES] [-l SIZE] [-f FROM] [-t TO]
- *                   [-w SECONDS] HOST:PORT
+ *                   [-u] [-w SECONDS] HOST:PORT
  *
  * Keeps SESSIONS connections (default 20) going until MESSAGES messages
  * (default 1000), each a header and a body of SIZE bytes (default 4096)
@@ -21,7 +21,8 @@
  * each a read and a write at both ends, which on a small machine makes
  * the generator cost as much CPU as the server it measures.  One thread,
  * epoll, nonblocking sockets: little besides the system calls the
- * protocol needs.
+ * protocol needs.  With -u every message comes from a sender of its own:
+ * FROM's local part and "-" and the message's number in 12 hex digits.
  *
  * Prints the messages sent, the seconds taken, and how many failed or
  * were left unfinished.  Any reply not the one expected, a refused
@@ -65,6 +66,8 @@ typedef struct conn {
     bool pipelining;       /* seen in the EHLO reply */
     struct iovec out[2];   /* what is left to send of this step */
     int nout;
+    char envelope[1024];   /* MAIL, RCPT and DATA of its message */
+    size_t envelope_len;
     char header[1024];     /* of its message */
     size_t header_len;
     char in[REPLY_MAX];    /* a reply's lines read so far */
@@ -75,9 +78,10 @@ static struct sockaddr_in server;
 static int epfd;
 static unsigned started, finished, sent, messages = 1000;
 static const char *from = "sender@origin.test", *to = "user@alias.test";
-static char *envelope, *body, date[64];
+static bool unique;
+static char *body, date[64];
 static pid_t pid;
-static size_t envelope_len, body_len;
+static size_t body_len;
 static const char ehlo[] = "EHLO smtp-pipeline.test\r\n";
 
 static void die(const char *what)
@@ -94,16 +98,28 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* MAIL, RCPT and DATA, sent together. */
-static void make_envelope(void)
+static void too_long(void)
 {
-    int n = snprintf(NULL, 0, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, to);
+    fprintf(stderr, "smtp_pipeline: the addresses are too long\n");
+    exit(2);
+}
 
-    envelope = malloc((size_t)n + 1);
-    if (envelope == NULL)
-        die("malloc");
-    snprintf(envelope, (size_t)n + 1, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, to);
-    envelope_len = (size_t)n;
+/* c's MAIL, RCPT and DATA, sent together; with -u its own sender. */
+static void make_envelope(conn_t *c)
+{
+    const char *at = strrchr(from, '@');
+    int n;
+
+    if (unique && at != NULL)
+        n = snprintf(c->envelope, sizeof(c->envelope),
+                     "MAIL FROM:<%.*s-%012x%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", (int)(at - from),
+                     from, c->message, at, to);
+    else
+        n = snprintf(c->envelope, sizeof(c->envelope),
+                     "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, to);
+    if (n < 0 || (size_t)n >= sizeof(c->envelope))
+        too_long();
+    c->envelope_len = (size_t)n;
 }
 
 /* The body, the end-of-data dot and QUIT: `size` bytes (at least one
@@ -148,10 +164,8 @@ static void make_header(conn_t *c)
                      "Message-Id: <%u.%ld@smtp-pipeline.test>\r\n\r\n",
                      from, to, date, c->message, (long)pid);
 
-    if (n < 0 || (size_t)n >= sizeof(c->header)) {
-        fprintf(stderr, "smtp_pipeline: the addresses are too long\n");
-        exit(2);
-    }
+    if (n < 0 || (size_t)n >= sizeof(c->header))
+        too_long();
     c->header_len = (size_t)n;
 }
 
@@ -234,7 +248,8 @@ static void conn_next_step(conn_t *c)
         conn_out(c, ehlo, sizeof(ehlo) - 1);
         break;
     case STEP_ENVELOPE:
-        conn_out(c, envelope, envelope_len);
+        make_envelope(c);
+        conn_out(c, c->envelope, c->envelope_len);
         break;
     case STEP_CONTENT:
         make_header(c);
@@ -334,13 +349,14 @@ int main(int argc, char **argv)
     static conn_t conns[SESSIONS_MAX];
     int opt;
 
-    while ((opt = getopt(argc, argv, "s:m:l:f:t:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:m:l:f:t:uw:")) != -1) {
         switch (opt) {
         case 's': sessions = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'm': messages = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'l': size = strtoul(optarg, NULL, 10); break;
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
+        case 'u': unique = true; break;
         case 'w': wait = strtod(optarg, NULL); break;
         default: goto usage;
         }
@@ -348,7 +364,6 @@ int main(int argc, char **argv)
     if (optind != argc - 1 || sessions == 0 || sessions > SESSIONS_MAX)
         goto usage;
     parse_address(argv[optind]);
-    make_envelope();
     make_body(size);
     make_date();
     pid = getpid();
@@ -391,6 +406,6 @@ int main(int argc, char **argv)
 
 usage:
     fprintf(stderr, "usage: smtp_pipeline [-s SESSIONS] [-m MESSAGES] [-l SIZE] [-f FROM] "
-                    "[-t TO] [-w SECONDS] HOST:PORT\n");
+                    "[-t TO] [-u] [-w SECONDS] HOST:PORT\n");
     return 2;
 }

@@ -306,14 +306,16 @@ def postfix_queue_empty(queue):
 
 # ---- measurements ----------------------------------------------------------------
 
-def source(port, args, log, sender="sender@origin.test"):
+def source(port, args, log, sender="sender@origin.test", unique=False):
     """Send the load: smtp-source, or with --pipelining bench/smtp_pipeline,
-    which takes the same options.  (seconds, all went well)."""
-    if args.pipelining and not os.access(SMTP_PIPELINE, os.X_OK):
+    which takes the same options; unique: every message from a sender of
+    its own (smtp_pipeline -u).  (seconds, all went well)."""
+    pipelining = args.pipelining or unique
+    if pipelining and not os.access(SMTP_PIPELINE, os.X_OK):
         sys.exit(f"{SMTP_PIPELINE}: not built (it is built with mxfwd; or set SMTP_PIPELINE)")
-    argv = [SMTP_PIPELINE if args.pipelining else "smtp-source",
+    argv = [SMTP_PIPELINE if pipelining else "smtp-source",
             "-s", str(args.sessions), "-m", str(args.messages), "-l",
-            str(args.size), "-f", sender, "-t", "user@alias.test",
+            str(args.size), "-f", sender, "-t", "user@alias.test"] + (["-u"] if unique else []) + [
             f"127.0.0.1:{port}"]
     start_t = time.monotonic()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
